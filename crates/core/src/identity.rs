@@ -1,0 +1,427 @@
+//! Institutions, users and their duties.
+
+use crate::error::{parse_text, ValidationError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! id_type {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("Identifier of ", $what, ".")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(InstitutionId, "an institution");
+id_type!(UserId, "a user");
+id_type!(ApiTokenId, "an API token");
+
+/// What an institution is, which decides the duties its staff may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum InstitutionKind {
+    /// The national agency that operates the hub itself.
+    HubOperator,
+    HealthAuthority,
+    Police,
+    Telco,
+    CardCompany,
+    TransitOperator,
+    Ministry,
+    LocalGovernment,
+    PublicInstitution,
+    UsingAgency,
+}
+
+impl InstitutionKind {
+    pub const ALL: [InstitutionKind; 10] = [
+        Self::HubOperator,
+        Self::HealthAuthority,
+        Self::Police,
+        Self::Telco,
+        Self::CardCompany,
+        Self::TransitOperator,
+        Self::Ministry,
+        Self::LocalGovernment,
+        Self::PublicInstitution,
+        Self::UsingAgency,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HubOperator => "hub_operator",
+            Self::HealthAuthority => "health_authority",
+            Self::Police => "police",
+            Self::Telco => "telco",
+            Self::CardCompany => "card_company",
+            Self::TransitOperator => "transit_operator",
+            Self::Ministry => "ministry",
+            Self::LocalGovernment => "local_government",
+            Self::PublicInstitution => "public_institution",
+            Self::UsingAgency => "using_agency",
+        }
+    }
+}
+
+impl FromStr for InstitutionKind {
+    type Err = ValidationError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "kind",
+                    format!(
+                        "unknown institution kind; expected one of {}",
+                        Self::ALL.map(|k| k.as_str()).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl fmt::Display for InstitutionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A display name of an institution or a person: 1–200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+        parse_text(field, raw, 200).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A login name: 3–64 characters of `a-z 0-9 . _ -`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let value = raw.trim().to_ascii_lowercase();
+        let ok_len = (3..=64).contains(&value.len());
+        let ok_first = value.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        let ok_chars = value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+        if ok_len && ok_first && ok_chars {
+            Ok(Self(value))
+        } else {
+            Err(ValidationError::new(
+                "username",
+                "must be 3-64 characters of a-z, 0-9, '.', '_', '-' starting with a letter",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password as typed, before hashing. Never printed: `Debug` hides it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_LEN: usize = 12;
+    pub const MAX_LEN: usize = 256;
+
+    /// A new password must be long; a password offered at login is only
+    /// bounded (see [`Password::offered`]).
+    pub fn parse_new(raw: &str) -> Result<Self, ValidationError> {
+        let len = raw.chars().count();
+        if len < Self::MIN_LEN || len > Self::MAX_LEN {
+            return Err(ValidationError::new(
+                "password",
+                format!(
+                    "must be {}-{} characters",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn offered(raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() || raw.len() > 4 * Self::MAX_LEN {
+            return Err(ValidationError::new("password", "must not be empty or huge"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A region of jurisdiction, e.g. `seoul` or `daegu`: 1–64 characters of
+/// `a-z 0-9 -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let value = raw.trim().to_ascii_lowercase();
+        if !value.is_empty()
+            && value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            Ok(Self(value))
+        } else {
+            Err(ValidationError::new(
+                "region",
+                "must be 1-64 characters of a-z, 0-9 and '-'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a user's job allows, without its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DutyKind {
+    Investigator,
+    Approver,
+    PoliceLocationOfficer,
+    SecurityAuditor,
+    MydataOperator,
+    SupportAgent,
+    Analyst,
+    Administrator,
+}
+
+impl DutyKind {
+    pub const ALL: [DutyKind; 8] = [
+        Self::Investigator,
+        Self::Approver,
+        Self::PoliceLocationOfficer,
+        Self::SecurityAuditor,
+        Self::MydataOperator,
+        Self::SupportAgent,
+        Self::Analyst,
+        Self::Administrator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Investigator => "investigator",
+            Self::Approver => "approver",
+            Self::PoliceLocationOfficer => "police_location_officer",
+            Self::SecurityAuditor => "security_auditor",
+            Self::MydataOperator => "mydata_operator",
+            Self::SupportAgent => "support_agent",
+            Self::Analyst => "analyst",
+            Self::Administrator => "administrator",
+        }
+    }
+
+    /// Whether the duty can see personal data, and so needs a second factor.
+    ///
+    /// Analysts see only privacy-safe aggregates; every other duty sees
+    /// people: cases, citizens, officials, or the audit trail about them.
+    pub fn sees_personal_data(self) -> bool {
+        !matches!(self, Self::Analyst)
+    }
+
+    /// The institution kinds whose staff may hold this duty.
+    pub fn allowed_at(self, kind: InstitutionKind) -> bool {
+        use InstitutionKind as K;
+        match self {
+            Self::Investigator => matches!(kind, K::HealthAuthority | K::LocalGovernment),
+            Self::Approver => matches!(kind, K::HealthAuthority),
+            Self::PoliceLocationOfficer => matches!(kind, K::Police),
+            Self::SecurityAuditor => matches!(kind, K::HubOperator | K::HealthAuthority | K::Ministry),
+            Self::MydataOperator => !matches!(kind, K::HubOperator | K::Police),
+            Self::SupportAgent => matches!(kind, K::HubOperator),
+            Self::Analyst | Self::Administrator => true,
+        }
+    }
+}
+
+impl FromStr for DutyKind {
+    type Err = ValidationError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "duty",
+                    format!(
+                        "unknown duty; expected one of {}",
+                        Self::ALL.map(|k| k.as_str()).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl fmt::Display for DutyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A duty with its scope: an investigator always has a region, no other
+/// duty has one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Duty {
+    pub kind: DutyKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+}
+
+impl Duty {
+    pub fn new(kind: DutyKind, region: Option<Region>) -> Result<Self, ValidationError> {
+        match (kind, &region) {
+            (DutyKind::Investigator, None) => Err(ValidationError::new(
+                "duty",
+                "an investigator needs a region (investigator:REGION)",
+            )),
+            (DutyKind::Investigator, Some(_)) | (_, None) => Ok(Self { kind, region }),
+            (_, Some(_)) => Err(ValidationError::new(
+                "duty",
+                format!("{kind} takes no region"),
+            )),
+        }
+    }
+
+    /// Parses `investigator:seoul`, `approver`, ….
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let (kind, region) = match raw.split_once(':') {
+            Some((k, r)) => (k.parse()?, Some(Region::parse(r)?)),
+            None => (raw.parse()?, None),
+        };
+        Self::new(kind, region)
+    }
+
+    pub fn check_institution(&self, kind: InstitutionKind) -> Result<(), ValidationError> {
+        if self.kind.allowed_at(kind) {
+            Ok(())
+        } else {
+            Err(ValidationError::new(
+                "duty",
+                format!("{} cannot be held at a {} institution", self.kind, kind),
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Duty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.region {
+            Some(region) => write!(f, "{}:{}", self.kind, region),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duties_parse_with_their_scope() {
+        let d = Duty::parse("investigator:seoul").unwrap();
+        assert_eq!(d.region.unwrap().as_str(), "seoul");
+        assert!(Duty::parse("investigator").is_err());
+        assert!(Duty::parse("approver:seoul").is_err());
+        assert!(Duty::parse("janitor").is_err());
+        assert_eq!(Duty::parse("police-location-officer").unwrap().kind, DutyKind::PoliceLocationOfficer);
+    }
+
+    #[test]
+    fn duties_belong_to_institution_kinds() {
+        let police = Duty::parse("police_location_officer").unwrap();
+        assert!(police.check_institution(InstitutionKind::Police).is_ok());
+        assert!(police.check_institution(InstitutionKind::Telco).is_err());
+    }
+
+    #[test]
+    fn usernames_are_normalised() {
+        assert_eq!(Username::parse(" Kim.Inv ").unwrap().as_str(), "kim.inv");
+        assert!(Username::parse("1abc").is_err());
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("a b c").is_err());
+    }
+
+    #[test]
+    fn passwords_are_long_and_hidden() {
+        assert!(Password::parse_new("short").is_err());
+        let p = Password::parse_new("correct horse battery").unwrap();
+        assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in InstitutionKind::ALL {
+            assert_eq!(k.as_str().parse::<InstitutionKind>().unwrap(), k);
+        }
+        for k in DutyKind::ALL {
+            assert_eq!(k.as_str().parse::<DutyKind>().unwrap(), k);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The one place that decides who may do what.
+//!
+//! A decision depends on three things only: the principal's duties, the
+//! principal's institution, and the principal's assignment (an
+//! investigator's region, or the cases assigned to her). Routes never decide
+//! access themselves: they name an [`Action`] and ask [`decide`].
+//!
+//! `routes.tsv` beside this file is the route table: every HTTP route and,
+//! for each duty, whether it is allowed. A test in `civic-api` walks every
+//! route with a user of every duty and checks the server against it.
+
+use crate::identity::{DutyKind, InstitutionId, InstitutionKind, Region, UserId};
+use crate::identity::Duty;
+use std::fmt;
+
+/// The route table, kept beside the policy (see the module documentation).
+pub const ROUTE_TABLE: &str = include_str!("policy/routes.tsv");
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Password only: enough for duties that never see personal data, and
+    /// for enrolling a second factor.
+    Password,
+    /// Password and a TOTP code.
+    PasswordAndTotp,
+    /// A machine client's API token: a 256-bit secret issued by an
+    /// administrator who had signed in with a second factor.
+    ApiToken,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: UserId,
+    pub username: String,
+    pub institution: InstitutionId,
+    pub institution_kind: InstitutionKind,
+    pub duties: Vec<Duty>,
+    pub auth: AuthMethod,
+}
+
+impl Principal {
+    pub fn has(&self, kind: DutyKind) -> bool {
+        self.duties.iter().any(|d| d.kind == kind)
+    }
+
+    /// Whether any of the principal's duties can see personal data.
+    pub fn needs_second_factor(&self) -> bool {
+        self.duties.iter().any(|d| d.kind.sees_personal_data())
+    }
+
+    pub fn has_strong_auth(&self) -> bool {
+        !matches!(self.auth, AuthMethod::Password)
+    }
+
+    fn is_platform_admin(&self) -> bool {
+        self.has(DutyKind::Administrator) && self.institution_kind == InstitutionKind::HubOperator
+    }
+
+    fn administers(&self, institution: InstitutionId) -> bool {
+        self.is_platform_admin()
+            || (self.has(DutyKind::Administrator) && self.institution == institution)
+    }
+}
+
+/// Something a principal wants to do, with the attributes of its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// See one's own account, sign out.
+    ViewOwnAccount,
+    /// Enrol or confirm one's own second factor.
+    EnrolSecondFactor,
+    /// List institutions (not personal data).
+    ListInstitutions,
+    CreateInstitution,
+    /// List the users of an institution (officials' personal data).
+    ListUsers { institution: InstitutionId },
+    /// Create a user, change duties, reset a second factor, unlock.
+    ManageUser { institution: InstitutionId },
+    /// Issue, list or revoke API tokens of an institution's machine clients.
+    ManageApiTokens { institution: InstitutionId },
+    /// Search and read the audit ledger.
+    SearchAudit,
+    /// Fetch inclusion proofs of audit records.
+    ReadAuditProof,
+    /// Read a case: investigators of its region or assigned to it, and
+    /// approvers of the health authority deciding on it.
+    ReadCase { region: &'a Region, assigned_to: &'a [UserId] },
+}
+
+/// A refusal, with a reason that can be shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: &'static str,
+    /// True when the refusal is only for lack of a second factor.
+    pub needs_second_factor: bool,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason)
+    }
+}
+
+/// Permission, naming the duty under which it was given (for the audit
+/// record), or `None` for what every signed-in user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    pub duty: Option<DutyKind>,
+}
+
+const fn deny(reason: &'static str) -> Result<Permit, Denial> {
+    Err(Denial {
+        reason,
+        needs_second_factor: false,
+    })
+}
+
+const fn permit(duty: Option<DutyKind>) -> Result<Permit, Denial> {
+    Ok(Permit { duty })
+}
+
+/// Decides whether `who` may do `action`.
+pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
+    use DutyKind as D;
+
+    // Without the second factor a user whose duties see personal data may
+    // only look at her own account and enrol the factor.
+    let partial = who.needs_second_factor() && !who.has_strong_auth();
+    if partial && !matches!(action, Action::ViewOwnAccount | Action::EnrolSecondFactor) {
+        return Err(Denial {
+            reason: "a second factor (TOTP) is required for your duties",
+            needs_second_factor: true,
+        });
+    }
+
+    match action {
+        Action::ViewOwnAccount | Action::EnrolSecondFactor | Action::ReadAuditProof => permit(None),
+        Action::ListInstitutions => {
+            if who.duties.is_empty() {
+                deny("you hold no duty")
+            } else {
+                permit(None)
+            }
+        }
+        Action::CreateInstitution => {
+            if who.is_platform_admin() {
+                permit(Some(D::Administrator))
+            } else {
+                deny("only administrators of the hub operator create institutions")
+            }
+        }
+        Action::ListUsers { institution }
+        | Action::ManageUser { institution }
+        | Action::ManageApiTokens { institution } => {
+            if who.administers(institution) {
+                permit(Some(D::Administrator))
+            } else {
+                deny("only administrators of this institution manage its users and tokens")
+            }
+        }
+        Action::SearchAudit => {
+            if who.has(D::SecurityAuditor) {
+                permit(Some(D::SecurityAuditor))
+            } else {
+                deny("only security auditors search the audit ledger")
+            }
+        }
+        Action::ReadCase { region, assigned_to } => {
+            let in_region = who
+                .duties
+                .iter()
+                .any(|d| d.kind == D::Investigator && d.region.as_ref() == Some(region));
+            if who.has(D::Investigator) && (in_region || assigned_to.contains(&who.user)) {
+                permit(Some(D::Investigator))
+            } else if who.has(D::Approver) && who.institution_kind == InstitutionKind::HealthAuthority {
+                permit(Some(D::Approver))
+            } else {
+                deny("the case is neither in your region nor assigned to you")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(kind: InstitutionKind, duties: &[&str], auth: AuthMethod) -> Principal {
+        Principal {
+            user: UserId(7),
+            username: "someone".into(),
+            institution: InstitutionId(1),
+            institution_kind: kind,
+            duties: duties.iter().map(|d| Duty::parse(d).unwrap()).collect(),
+            auth,
+        }
+    }
+
+    #[test]
+    fn investigators_see_cases_of_their_region_or_assignment() {
+        let seoul = Region::parse("seoul").unwrap();
+        let daegu = Region::parse("daegu").unwrap();
+        let inv = principal(
+            InstitutionKind::HealthAuthority,
+            &["investigator:seoul"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert!(decide(&inv, Action::ReadCase { region: &seoul, assigned_to: &[] }).is_ok());
+        assert!(decide(&inv, Action::ReadCase { region: &daegu, assigned_to: &[] }).is_err());
+        assert!(decide(&inv, Action::ReadCase { region: &daegu, assigned_to: &[UserId(7)] }).is_ok());
+        let analyst = principal(InstitutionKind::HealthAuthority, &["analyst"], AuthMethod::Password);
+        assert!(decide(&analyst, Action::ReadCase { region: &seoul, assigned_to: &[UserId(7)] }).is_err());
+    }
+
+    #[test]
+    fn personal_data_needs_a_second_factor() {
+        let auditor = principal(InstitutionKind::HubOperator, &["security_auditor"], AuthMethod::Password);
+        let denial = decide(&auditor, Action::SearchAudit).unwrap_err();
+        assert!(denial.needs_second_factor);
+        assert!(decide(&auditor, Action::EnrolSecondFactor).is_ok());
+        let auditor = Principal { auth: AuthMethod::PasswordAndTotp, ..auditor };
+        assert_eq!(decide(&auditor, Action::SearchAudit).unwrap().duty, Some(DutyKind::SecurityAuditor));
+        // An analyst sees no personal data: a password is enough.
+        let analyst = principal(InstitutionKind::Ministry, &["analyst"], AuthMethod::Password);
+        assert!(decide(&analyst, Action::ListInstitutions).is_ok());
+    }
+
+    #[test]
+    fn administrators_manage_only_their_institution_unless_hub_operator() {
+        let admin = principal(InstitutionKind::Telco, &["administrator"], AuthMethod::PasswordAndTotp);
+        assert!(decide(&admin, Action::ManageUser { institution: InstitutionId(1) }).is_ok());
+        assert!(decide(&admin, Action::ManageUser { institution: InstitutionId(2) }).is_err());
+        assert!(decide(&admin, Action::CreateInstitution).is_err());
+        let root = principal(InstitutionKind::HubOperator, &["administrator"], AuthMethod::PasswordAndTotp);
+        assert!(decide(&root, Action::ManageUser { institution: InstitutionId(2) }).is_ok());
+        assert!(decide(&root, Action::CreateInstitution).is_ok());
+    }
+}
