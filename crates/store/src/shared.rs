@@ -1,0 +1,780 @@
+//! The SQL both backends share, written once.
+//!
+//! `impl_backend!(Store, Db)` implements every storage trait for a backend
+//! struct that has a `pool: sqlx::Pool<Db>` field and a
+//! `begin_ledger(&self) -> Result<(Tx, Frontier)>` method, which opens a
+//! transaction holding the ledger lock (that is where the backends differ).
+//! Both backends accept `$1`-style parameters, so the SQL text is the same.
+
+macro_rules! impl_backend {
+    ($store:ident, $db:ty) => {
+        use $crate::*;
+        use civic_core::audit::{AuditEntry, AuditQuery, AuditRecord, Outcome};
+        use civic_core::identity::{ApiTokenId, Duty, DutyKind, InstitutionId, Region, UserId};
+        use civic_core::time::Timestamp;
+        use civic_ledger::{record_leaf_hash, Frontier, Hash, NodeId, SignedTreeHead};
+        use futures_util::stream::{BoxStream, StreamExt};
+        use sqlx::Row;
+        use $crate::shared::sqlx_value::Value;
+        use std::collections::HashMap;
+
+        type Tx = sqlx::Transaction<'static, $db>;
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        const USER_COLUMNS: &str = "id, institution_id, username, display_name, password_hash, \
+            totp_secret, totp_enabled, totp_last_step, failed_logins, locked_until, created_at";
+        const RECORD_COLUMNS: &str = "seq, at, actor_id, actor_name, institution_id, duty, action, \
+            resource, subject, purpose, legal_basis, grant_id, outcome, reason, client_addr, request_id";
+
+        fn corrupt(what: impl std::fmt::Display) -> StoreError {
+            StoreError::Corrupt(what.to_string())
+        }
+
+        fn ts(micros: i64) -> Timestamp {
+            Timestamp::from_micros(micros)
+        }
+
+        fn institution_from(row: &DbRow) -> Result<Institution> {
+            let kind: String = row.try_get("kind")?;
+            Ok(Institution {
+                id: InstitutionId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                kind: kind.parse().map_err(corrupt)?,
+                created_at: ts(row.try_get("created_at")?),
+            })
+        }
+
+        fn user_from(row: &DbRow, duties: Vec<Duty>) -> Result<User> {
+            Ok(User {
+                id: UserId(row.try_get("id")?),
+                institution: InstitutionId(row.try_get("institution_id")?),
+                username: row.try_get("username")?,
+                display_name: row.try_get("display_name")?,
+                password_hash: row.try_get("password_hash")?,
+                totp_secret_sealed: row.try_get("totp_secret")?,
+                totp_enabled: row.try_get("totp_enabled")?,
+                totp_last_step: row.try_get("totp_last_step")?,
+                failed_logins: row.try_get("failed_logins")?,
+                locked_until: row.try_get::<Option<i64>, _>("locked_until")?.map(ts),
+                duties,
+                created_at: ts(row.try_get("created_at")?),
+            })
+        }
+
+        fn duty_from(row: &DbRow) -> Result<(i64, Duty)> {
+            let kind: String = row.try_get("duty")?;
+            let region: String = row.try_get("region")?;
+            let kind: DutyKind = kind.parse().map_err(corrupt)?;
+            let region = if region.is_empty() { None } else { Some(Region::parse(&region).map_err(corrupt)?) };
+            Ok((row.try_get("user_id")?, Duty::new(kind, region).map_err(corrupt)?))
+        }
+
+        fn token_from(row: &DbRow) -> Result<ApiToken> {
+            Ok(ApiToken {
+                id: ApiTokenId(row.try_get("id")?),
+                user: UserId(row.try_get("user_id")?),
+                institution: InstitutionId(row.try_get("institution_id")?),
+                name: row.try_get("name")?,
+                token_hash: row.try_get("token_hash")?,
+                created_at: ts(row.try_get("created_at")?),
+                expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
+                revoked: row.try_get("revoked")?,
+            })
+        }
+
+        fn record_from(row: &DbRow) -> Result<AuditRecord> {
+            let duty: Option<String> = row.try_get("duty")?;
+            let outcome: String = row.try_get("outcome")?;
+            let seq: i64 = row.try_get("seq")?;
+            Ok(AuditRecord {
+                seq: u64::try_from(seq).map_err(corrupt)?,
+                entry: AuditEntry {
+                    at: ts(row.try_get("at")?),
+                    actor: row.try_get::<Option<i64>, _>("actor_id")?.map(UserId),
+                    actor_name: row.try_get("actor_name")?,
+                    institution: row.try_get::<Option<i64>, _>("institution_id")?.map(InstitutionId),
+                    duty: duty.map(|d| d.parse()).transpose().map_err(corrupt)?,
+                    action: row.try_get("action")?,
+                    resource: row.try_get("resource")?,
+                    subject: row.try_get("subject")?,
+                    purpose: row.try_get("purpose")?,
+                    legal_basis: row.try_get("legal_basis")?,
+                    grant_id: row.try_get("grant_id")?,
+                    outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt(format!("outcome {outcome:?}")))?,
+                    reason: row.try_get("reason")?,
+                    client_addr: row.try_get("client_addr")?,
+                    request_id: row.try_get("request_id")?,
+                },
+            })
+        }
+
+        fn head_from(row: &DbRow) -> Result<SignedTreeHead> {
+            let size: i64 = row.try_get("tree_size")?;
+            Ok(SignedTreeHead {
+                tree_size: u64::try_from(size).map_err(corrupt)?,
+                root_hash: row.try_get("root_hash")?,
+                timestamp: row.try_get("signed_at")?,
+                key_id: row.try_get("key_id")?,
+                signature: row.try_get("signature")?,
+            })
+        }
+
+        fn frontier_from(bytes: &[u8]) -> Result<Frontier> {
+            Frontier::from_bytes(bytes).ok_or_else(|| corrupt("the ledger head is malformed"))
+        }
+
+        impl $store {
+            /// Appends `entry` inside `tx`, which must hold the ledger lock.
+            async fn append_in(tx: &mut Tx, frontier: &mut Frontier, entry: AuditEntry) -> Result<AuditRecord> {
+                let record = AuditRecord { seq: frontier.size(), entry };
+                let created = frontier.push(record_leaf_hash(&record));
+                let e = &record.entry;
+                sqlx::query(&format!(
+                    "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                ))
+                .bind(record.seq as i64)
+                .bind(e.at.micros())
+                .bind(e.actor.map(|a| a.0))
+                .bind(e.actor_name.as_deref())
+                .bind(e.institution.map(|i| i.0))
+                .bind(e.duty.map(|d| d.as_str()))
+                .bind(e.action.as_str())
+                .bind(e.resource.as_str())
+                .bind(e.subject.as_deref())
+                .bind(e.purpose.as_deref())
+                .bind(e.legal_basis.as_deref())
+                .bind(e.grant_id.as_deref())
+                .bind(e.outcome.as_str())
+                .bind(e.reason.as_deref())
+                .bind(e.client_addr.as_deref())
+                .bind(e.request_id.as_deref())
+                .execute(&mut **tx)
+                .await?;
+                for (id, hash) in created {
+                    sqlx::query("INSERT INTO audit_nodes (seq, level, hash) VALUES ($1, $2, $3)")
+                        .bind(id.completed_by() as i64)
+                        .bind(i64::from(id.level))
+                        .bind(hash.to_vec())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query("UPDATE audit_head SET frontier = $1 WHERE id = 1")
+                    .bind(frontier.to_bytes())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(record)
+            }
+
+            async fn duties_where(&self, tx: &mut Tx, filter: &str, id: i64) -> Result<HashMap<i64, Vec<Duty>>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT d.user_id, d.duty, d.region FROM user_duties d JOIN users u ON u.id = d.user_id \
+                     WHERE {filter} ORDER BY d.duty, d.region"
+                ))
+                .bind(id)
+                .fetch_all(&mut **tx)
+                .await?;
+                let mut map: HashMap<i64, Vec<Duty>> = HashMap::new();
+                for row in &rows {
+                    let (user, duty) = duty_from(row)?;
+                    map.entry(user).or_default().push(duty);
+                }
+                Ok(map)
+            }
+
+            async fn write_duties(tx: &mut Tx, user: i64, duties: &[Duty]) -> Result<()> {
+                sqlx::query("DELETE FROM user_duties WHERE user_id = $1").bind(user).execute(&mut **tx).await?;
+                for duty in duties {
+                    sqlx::query("INSERT INTO user_duties (user_id, duty, region) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                        .bind(user)
+                        .bind(duty.kind.as_str())
+                        .bind(duty.region.as_ref().map(|r| r.as_str()).unwrap_or(""))
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn load_user(&self, tx: &mut Tx, filter: &str, value: Value) -> Result<Option<User>> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {filter}");
+                let query = sqlx::query(&sql);
+                let query = match &value {
+                    Value::Int(v) => query.bind(*v),
+                    Value::Text(v) => query.bind(v.clone()),
+                };
+                let Some(row) = query.fetch_optional(&mut **tx).await? else {
+                    return Ok(None);
+                };
+                let id: i64 = row.try_get("id")?;
+                let duties = self.duties_where(tx, "d.user_id = $1", id).await?.remove(&id).unwrap_or_default();
+                Ok(Some(user_from(&row, duties)?))
+            }
+
+            /// Updates one user row inside an audited transaction; fails
+            /// with `NotFound` (and writes nothing) if there is no such user.
+            async fn update_user(&self, sql: &str, user: UserId, bind: Option<Value>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let query = sqlx::query(sql).bind(user.0);
+                let query = match bind {
+                    Some(Value::Int(v)) => query.bind(v),
+                    Some(Value::Text(v)) => query.bind(v),
+                    None => query,
+                };
+                let done = query.execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn check_user_exists(tx: &mut Tx, user: UserId) -> Result<()> {
+                let found = sqlx::query("SELECT id FROM users WHERE id = $1").bind(user.0).fetch_optional(&mut **tx).await?;
+                found.map(|_| ()).ok_or_else(|| StoreError::NotFound(format!("user {user}")))
+            }
+        }
+
+        impl InstitutionStore for $store {
+            async fn create_institution(&self, new: NewInstitution, audit: AuditEntry) -> Result<Institution> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let now = Timestamp::now();
+                let row = sqlx::query("INSERT INTO institutions (name, kind, created_at) VALUES ($1, $2, $3) RETURNING id, name, kind, created_at")
+                    .bind(new.name.as_str())
+                    .bind(new.kind.as_str())
+                    .bind(now.micros())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| map_unique(e, || format!("institution {:?}", new.name.as_str())))?;
+                let institution = institution_from(&row)?;
+                let mut audit = audit;
+                audit.resource = format!("institution:{}", institution.id);
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(institution)
+            }
+
+            async fn institution(&self, id: InstitutionId) -> Result<Option<Institution>> {
+                let row = sqlx::query("SELECT id, name, kind, created_at FROM institutions WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(institution_from).transpose()
+            }
+
+            async fn institutions(&self) -> Result<Vec<Institution>> {
+                let rows = sqlx::query("SELECT id, name, kind, created_at FROM institutions ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(institution_from).collect()
+            }
+        }
+
+        impl UserStore for $store {
+            async fn create_user(&self, new: NewUser, audit: AuditEntry) -> Result<User> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let exists = sqlx::query("SELECT id FROM institutions WHERE id = $1")
+                    .bind(new.institution.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound(format!("institution {}", new.institution)));
+                }
+                let row = sqlx::query(
+                    "INSERT INTO users (institution_id, username, display_name, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(new.institution.0)
+                .bind(new.username.as_str())
+                .bind(new.display_name.as_str())
+                .bind(new.password_hash.as_str())
+                .bind(Timestamp::now().micros())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || format!("user {:?}", new.username.as_str())))?;
+                let id: i64 = row.try_get("id")?;
+                Self::write_duties(&mut tx, id, &new.duties).await?;
+                let user = self
+                    .load_user(&mut tx, "id = $1", Value::Int(id))
+                    .await?
+                    .ok_or_else(|| corrupt("a user vanished while being created"))?;
+                let mut audit = audit;
+                audit.resource = format!("user:{id}");
+                audit.subject = Some(format!("user:{id}"));
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+                let mut tx = self.pool.begin().await?;
+                let user = self.load_user(&mut tx, "username = $1", Value::Text(username.to_owned())).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn user(&self, id: UserId) -> Result<Option<User>> {
+                let mut tx = self.pool.begin().await?;
+                let user = self.load_user(&mut tx, "id = $1", Value::Int(id.0)).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn read_user(&self, id: UserId, audit: AuditEntry) -> Result<Option<User>> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let user = self.load_user(&mut tx, "id = $1", Value::Int(id.0)).await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn users_of(&self, institution: InstitutionId, audit: AuditEntry) -> Result<Vec<User>> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE institution_id = $1 ORDER BY id"))
+                    .bind(institution.0)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut duties = self.duties_where(&mut tx, "u.institution_id = $1", institution.0).await?;
+                let users = rows
+                    .iter()
+                    .map(|row| {
+                        let id: i64 = row.try_get("id")?;
+                        user_from(row, duties.remove(&id).unwrap_or_default())
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(users)
+            }
+
+            async fn set_duties(&self, user: UserId, duties: Vec<Duty>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                Self::check_user_exists(&mut tx, user).await?;
+                Self::write_duties(&mut tx, user.0, &duties).await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_password_hash(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {
+                self.update_user("UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL WHERE id = $1",
+                    user, Some(Value::Text(hash)), audit).await
+            }
+
+            async fn set_totp_pending(&self, user: UserId, secret_sealed: Vec<u8>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let done = sqlx::query("UPDATE users SET totp_secret = $2, totp_enabled = FALSE WHERE id = $1 AND totp_enabled = FALSE")
+                    .bind(user.0)
+                    .bind(secret_sealed)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("a confirmed second factor of user {user}")));
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn enable_totp(&self, user: UserId, step: i64, session: Option<String>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let done = sqlx::query("UPDATE users SET totp_enabled = TRUE, totp_last_step = $2 WHERE id = $1 AND totp_secret IS NOT NULL")
+                    .bind(user.0)
+                    .bind(step)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("a pending second factor of user {user}")));
+                }
+                if let Some(token_hash) = session {
+                    sqlx::query("UPDATE sessions SET second_factor = TRUE WHERE token_hash = $1 AND user_id = $2")
+                        .bind(token_hash)
+                        .bind(user.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn reset_totp(&self, user: UserId, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let done = sqlx::query("UPDATE users SET totp_secret = NULL, totp_enabled = FALSE, totp_last_step = NULL WHERE id = $1")
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                // Sessions opened with the old factor end with it.
+                sqlx::query("UPDATE sessions SET revoked = TRUE WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn unlock(&self, user: UserId, audit: AuditEntry) -> Result<()> {
+                self.update_user("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user, None, audit).await
+            }
+
+            async fn login_failed(&self, user: Option<UserId>, lock_until: Option<Timestamp>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                if let Some(user) = user {
+                    sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($2, locked_until) WHERE id = $1")
+                        .bind(user.0)
+                        .bind(lock_until.map(|t| t.micros()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn login_succeeded(&self, session: NewSession, totp_step: Option<i64>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                // The step is accepted only if it is newer than the last one
+                // used: a code seen once can never sign in again.
+                let done = sqlx::query(
+                    "UPDATE users SET failed_logins = 0, locked_until = NULL, \
+                     totp_last_step = COALESCE($2, totp_last_step) \
+                     WHERE id = $1 AND ($2 IS NULL OR totp_last_step IS NULL OR totp_last_step < $2)",
+                )
+                .bind(session.user.0)
+                .bind(totp_step)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict("a sign-in with this one-time code".into()));
+                }
+                sqlx::query(
+                    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen, second_factor, revoked) \
+                     VALUES ($1, $2, $3, $4, $3, $5, FALSE)",
+                )
+                .bind(session.token_hash.as_str())
+                .bind(session.user.0)
+                .bind(session.created_at.micros())
+                .bind(session.expires_at.micros())
+                .bind(session.second_factor)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        impl SessionStore for $store {
+            async fn session(&self, token_hash: &str) -> Result<Option<Session>> {
+                let row = sqlx::query(
+                    "SELECT token_hash, user_id, created_at, expires_at, last_seen, second_factor, revoked \
+                     FROM sessions WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(Session {
+                    token_hash: row.try_get("token_hash")?,
+                    user: UserId(row.try_get("user_id")?),
+                    created_at: ts(row.try_get("created_at")?),
+                    expires_at: ts(row.try_get("expires_at")?),
+                    last_seen: ts(row.try_get("last_seen")?),
+                    second_factor: row.try_get("second_factor")?,
+                    revoked: row.try_get("revoked")?,
+                }))
+            }
+
+            async fn touch_session(&self, token_hash: &str, at: Timestamp) -> Result<()> {
+                sqlx::query("UPDATE sessions SET last_seen = $2 WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .bind(at.micros())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_session(&self, token_hash: &str, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                sqlx::query("UPDATE sessions SET revoked = TRUE WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        const TOKEN_SELECT: &str = "SELECT t.id, t.user_id, u.institution_id, t.name, t.token_hash, t.created_at, \
+            t.expires_at, t.revoked FROM api_tokens t JOIN users u ON u.id = t.user_id";
+
+        impl ApiTokenStore for $store {
+            async fn create_api_token(&self, new: NewApiToken, audit: AuditEntry) -> Result<ApiToken> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                Self::check_user_exists(&mut tx, new.user).await?;
+                let row = sqlx::query(
+                    "INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at, revoked) \
+                     VALUES ($1, $2, $3, $4, $5, FALSE) RETURNING id",
+                )
+                .bind(new.user.0)
+                .bind(new.name.as_str())
+                .bind(new.token_hash.as_str())
+                .bind(new.created_at.micros())
+                .bind(new.expires_at.map(|t| t.micros()))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || "an API token with this secret".into()))?;
+                let id: i64 = row.try_get("id")?;
+                let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&mut *tx).await?;
+                let token = token_from(&row)?;
+                let mut audit = audit;
+                audit.resource = format!("api_token:{id}");
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(token)
+            }
+
+            async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+                let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.token_hash = $1"))
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(token_from).transpose()
+            }
+
+            async fn api_token(&self, id: ApiTokenId) -> Result<Option<ApiToken>> {
+                let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.id = $1")).bind(id.0).fetch_optional(&self.pool).await?;
+                row.as_ref().map(token_from).transpose()
+            }
+
+            async fn api_tokens_of(&self, institution: InstitutionId) -> Result<Vec<ApiToken>> {
+                let rows = sqlx::query(&format!("{TOKEN_SELECT} WHERE u.institution_id = $1 ORDER BY t.id"))
+                    .bind(institution.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(token_from).collect()
+            }
+
+            async fn revoke_api_token(&self, id: ApiTokenId, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let done = sqlx::query("UPDATE api_tokens SET revoked = TRUE WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("API token {id}")));
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        impl AuditStore for $store {
+            async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let record = Self::append_in(&mut tx, &mut frontier, entry).await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn ledger_head(&self) -> Result<Frontier> {
+                let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+                frontier_from(&row.try_get::<Vec<u8>, _>("frontier")?)
+            }
+
+            async fn ledger_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>> {
+                let mut found: HashMap<(i64, i64), Hash> = HashMap::new();
+                // Bounded batches keep the statement's parameter count small.
+                for batch in ids.chunks(200) {
+                    let clauses: Vec<String> = (0..batch.len())
+                        .map(|i| format!("(seq = ${} AND level = ${})", 2 * i + 1, 2 * i + 2))
+                        .collect();
+                    let sql = format!("SELECT seq, level, hash FROM audit_nodes WHERE {}", clauses.join(" OR "));
+                    let mut query = sqlx::query(&sql);
+                    for id in batch {
+                        query = query.bind(id.completed_by() as i64).bind(i64::from(id.level));
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        let hash: Vec<u8> = row.try_get("hash")?;
+                        let hash: Hash = hash.try_into().map_err(|_| corrupt("a ledger node is not 32 bytes"))?;
+                        found.insert((row.try_get("seq")?, row.try_get("level")?), hash);
+                    }
+                }
+                ids.iter()
+                    .map(|id| {
+                        found
+                            .get(&(id.completed_by() as i64, i64::from(id.level)))
+                            .copied()
+                            .ok_or_else(|| corrupt(format!("ledger node {}/{} is missing", id.level, id.index)))
+                    })
+                    .collect()
+            }
+
+            async fn audit_record(&self, seq: u64, audit: AuditEntry) -> Result<Option<AuditRecord>> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE seq = $1"))
+                    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let record = row.as_ref().map(record_from).transpose()?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn search_audit(&self, query: AuditQuery, audit: AuditEntry) -> Result<Vec<AuditRecord>> {
+                enum Arg {
+                    Int(i64),
+                    Text(String),
+                }
+                let mut conditions: Vec<String> = Vec::new();
+                let mut args: Vec<Arg> = Vec::new();
+                let mut add = |column: &str, op: &str, arg: Arg| {
+                    args.push(arg);
+                    conditions.push(format!("{column} {op} ${}", args.len()));
+                };
+                if let Some(actor) = query.actor {
+                    add("actor_id", "=", Arg::Int(actor.0));
+                }
+                if let Some(name) = query.actor_name {
+                    add("actor_name", "=", Arg::Text(name));
+                }
+                if let Some(subject) = query.subject {
+                    add("subject", "=", Arg::Text(subject));
+                }
+                if let Some(resource) = query.resource {
+                    add("resource", "=", Arg::Text(resource));
+                }
+                if let Some(action) = query.action {
+                    add("action", "=", Arg::Text(action));
+                }
+                if let Some(from) = query.from {
+                    add("at", ">=", Arg::Int(from.micros()));
+                }
+                if let Some(until) = query.until {
+                    add("at", "<=", Arg::Int(until.micros()));
+                }
+                if let Some(before) = query.before_seq {
+                    add("seq", "<", Arg::Int(i64::try_from(before).unwrap_or(i64::MAX)));
+                }
+                let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+                let limit = query.limit.clamp(1, AuditQuery::MAX_LIMIT);
+                let sql = format!("SELECT {RECORD_COLUMNS} FROM audit_records {filter} ORDER BY seq DESC LIMIT {limit}");
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let mut q = sqlx::query(&sql);
+                for arg in args {
+                    q = match arg {
+                        Arg::Int(v) => q.bind(v),
+                        Arg::Text(v) => q.bind(v),
+                    };
+                }
+                let rows = q.fetch_all(&mut *tx).await?;
+                let records = rows.iter().map(record_from).collect::<Result<Vec<_>>>()?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(records)
+            }
+
+            async fn save_tree_head(&self, head: &SignedTreeHead) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_tree_heads (tree_size, root_hash, signed_at, key_id, signature) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
+                )
+                .bind(head.tree_size as i64)
+                .bind(head.root_hash.as_str())
+                .bind(head.timestamp)
+                .bind(head.key_id.as_str())
+                .bind(head.signature.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>> {
+                let row = sqlx::query("SELECT * FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(head_from).transpose()
+            }
+
+            async fn tree_head(&self, size: u64) -> Result<Option<SignedTreeHead>> {
+                let row = sqlx::query("SELECT * FROM audit_tree_heads WHERE tree_size = $1")
+                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(head_from).transpose()
+            }
+
+            async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>> {
+                let rows = sqlx::query("SELECT * FROM audit_tree_heads ORDER BY tree_size").fetch_all(&self.pool).await?;
+                rows.iter().map(head_from).collect()
+            }
+
+            fn stream_audit_records(&self) -> BoxStream<'_, Result<AuditRecord>> {
+                sqlx::query(
+                    "SELECT seq, at, actor_id, actor_name, institution_id, duty, action, resource, subject, \
+                     purpose, legal_basis, grant_id, outcome, reason, client_addr, request_id \
+                     FROM audit_records ORDER BY seq",
+                )
+                    .fetch(&self.pool)
+                    .map(|row| record_from(&row?))
+                    .boxed()
+            }
+
+            fn stream_ledger_nodes(&self) -> BoxStream<'_, Result<(u64, u32, Vec<u8>)>> {
+                sqlx::query("SELECT seq, level, hash FROM audit_nodes ORDER BY seq, level")
+                    .fetch(&self.pool)
+                    .map(|row| {
+                        let row = row?;
+                        let seq: i64 = row.try_get("seq")?;
+                        let level: i64 = row.try_get("level")?;
+                        Ok((
+                            u64::try_from(seq).map_err(corrupt)?,
+                            u32::try_from(level).map_err(corrupt)?,
+                            row.try_get("hash")?,
+                        ))
+                    })
+                    .boxed()
+            }
+
+            async fn count_audit_records(&self) -> Result<u64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_records").fetch_one(&self.pool).await?;
+                let n: i64 = row.try_get("n")?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+        }
+
+        impl MetaStore for $store {
+            async fn meta(&self, key: &str) -> Result<Option<String>> {
+                let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.try_get("value")).transpose()?)
+            }
+
+            async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+                sqlx::query("INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_backend;
+
+/// A single bind value of either type, for the few queries that choose
+/// their filter at run time.
+pub(crate) mod sqlx_value {
+    pub enum Value {
+        Int(i64),
+        Text(String),
+    }
+}

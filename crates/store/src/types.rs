@@ -1,0 +1,91 @@
+//! The records storage reads and writes.
+
+use civic_core::identity::{ApiTokenId, Duty, InstitutionId, InstitutionKind, Name, UserId, Username};
+use civic_core::time::Timestamp;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Institution {
+    pub id: InstitutionId,
+    pub name: String,
+    pub kind: InstitutionKind,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstitution {
+    pub name: Name,
+    pub kind: InstitutionKind,
+}
+
+/// A user as stored. Holds secrets (the password hash, the sealed TOTP
+/// secret): never serialise it as is; the API has its own view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub institution: InstitutionId,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    /// The TOTP secret, sealed with the hub's secret key.
+    pub totp_secret_sealed: Option<Vec<u8>>,
+    pub totp_enabled: bool,
+    /// The last TOTP time step accepted, so that no code is used twice.
+    pub totp_last_step: Option<i64>,
+    pub failed_logins: i64,
+    pub locked_until: Option<Timestamp>,
+    pub duties: Vec<Duty>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub institution: InstitutionId,
+    pub username: Username,
+    pub display_name: Name,
+    pub password_hash: String,
+    pub duties: Vec<Duty>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the bearer token, hex: the token itself is never stored.
+    pub token_hash: String,
+    pub user: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub last_seen: Timestamp,
+    pub second_factor: bool,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub user: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub second_factor: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: ApiTokenId,
+    pub user: UserId,
+    pub institution: InstitutionId,
+    pub name: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub user: UserId,
+    pub name: Name,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
