@@ -1,0 +1,317 @@
+//! Sign-in, sessions, second factor and API tokens of machine clients.
+//!
+//! A session or API token is a 256-bit bearer secret; only its SHA-256 is
+//! stored. A user whose duties see personal data must sign in with a TOTP
+//! code; until she has enrolled one, her session may only enrol it.
+//! Consecutive failures lock the account for a while. Every attempt, good
+//! or bad, is audited in the same transaction as its effect.
+
+use crate::secrets::{self, token_hash};
+use crate::{Actor, ClientInfo, Ctx, Hub, HubError, Result};
+use civic_core::audit::Outcome;
+use civic_core::identity::{Password, Username};
+use civic_core::policy::{Action, AuthMethod, Principal};
+use civic_core::time::Timestamp;
+use civic_store::{ApiTokenStore, AuditStore, InstitutionStore, NewSession, SessionStore, StoreError, User, UserStore};
+
+pub const SESSION_PREFIX: &str = "cdh_s_";
+pub const API_TOKEN_PREFIX: &str = "cdh_t_";
+
+/// A successful sign-in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The bearer token: shown once, never stored.
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub principal: Principal,
+    /// True when the user must enrol a second factor before doing anything
+    /// else.
+    pub must_enrol_second_factor: bool,
+}
+
+/// A new, unconfirmed second factor.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    pub secret_base32: String,
+    pub otpauth_uri: String,
+}
+
+impl Hub {
+    fn unix_now() -> i64 {
+        Timestamp::now().micros().div_euclid(1_000_000)
+    }
+
+    async fn principal_of(&self, user: &User, auth: AuthMethod) -> Result<Principal> {
+        let institution = self
+            .store
+            .institution(user.institution)
+            .await?
+            .ok_or_else(|| HubError::Store(StoreError::Corrupt(format!("user {} has no institution", user.id))))?;
+        Ok(Principal {
+            user: user.id,
+            username: user.username.clone(),
+            institution: user.institution,
+            institution_kind: institution.kind,
+            duties: user.duties.clone(),
+            auth,
+        })
+    }
+
+    /// Signs in with a password and, where the account has one, a TOTP code.
+    pub async fn login(&self, username: &str, password: &str, code: Option<&str>, client: &ClientInfo) -> Result<SignedIn> {
+        let username = Username::parse(username)?;
+        let password = Password::offered(password)?;
+        let now = Timestamp::now();
+        let mut entry = Ctx { actor: Actor::LocalOperator(String::new()), client: client.clone() }.entry(
+            "auth.login",
+            "session",
+            Outcome::Failed,
+        );
+        entry.actor_name = Some(username.as_str().to_owned());
+
+        let Some(user) = self.store.user_by_username(username.as_str()).await? else {
+            secrets::verify_nothing(&password);
+            self.store.login_failed(None, None, entry.reason("unknown user")).await?;
+            return Err(HubError::InvalidCredentials);
+        };
+        entry.actor = Some(user.id);
+        entry.institution = Some(user.institution);
+        entry.subject = Some(format!("user:{}", user.id));
+
+        if let Some(until) = user.locked_until.filter(|&u| u > now) {
+            self.store.login_failed(None, None, entry.reason("account locked")).await?;
+            return Err(HubError::Locked { until });
+        }
+        // A failure counts towards the lock-out; the last one locks.
+        let fail = |reason: &'static str, error: HubError| {
+            let lock = (user.failed_logins + 1 >= self.config.lockout_threshold)
+                .then(|| now.plus_seconds(self.config.lockout_minutes * 60));
+            let entry = entry.clone().reason(reason);
+            async move {
+                self.store.login_failed(Some(user.id), lock, entry).await?;
+                Err(match lock {
+                    Some(until) => HubError::Locked { until },
+                    None => error,
+                })
+            }
+        };
+        if !secrets::verify_password(&user.password_hash, &password) {
+            return fail("wrong password", HubError::InvalidCredentials).await;
+        }
+        let step = if user.totp_enabled {
+            let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+                return fail("one-time code missing", HubError::SecondFactorRequired).await;
+            };
+            let secret = self.totp_secret(&user)?;
+            match secrets::totp_matches(&secret, code, Self::unix_now()) {
+                Some(step) => Some(step),
+                None => return fail("wrong one-time code", HubError::InvalidCredentials).await,
+            }
+        } else {
+            None
+        };
+
+        let auth = if step.is_some() { AuthMethod::PasswordAndTotp } else { AuthMethod::Password };
+        let principal = self.principal_of(&user, auth).await?;
+        let token = secrets::new_token(SESSION_PREFIX);
+        let expires_at = now.plus_seconds(self.config.session_ttl_minutes * 60);
+        let session = NewSession {
+            token_hash: token_hash(&token),
+            user: user.id,
+            created_at: now,
+            expires_at,
+            second_factor: step.is_some(),
+        };
+        let mut ok = entry.clone();
+        ok.outcome = Outcome::Allowed;
+        ok.reason = None;
+        match self.store.login_succeeded(session, step, ok).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return fail("one-time code used twice", HubError::InvalidCredentials).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(SignedIn {
+            token,
+            expires_at,
+            must_enrol_second_factor: principal.needs_second_factor() && !principal.has_strong_auth(),
+            principal,
+        })
+    }
+
+    fn totp_secret(&self, user: &User) -> Result<Vec<u8>> {
+        let sealed = user
+            .totp_secret_sealed
+            .as_deref()
+            .ok_or(HubError::Unauthenticated("no second factor is enrolled"))?;
+        self.keys()
+            .open(&format!("totp:{}", user.id), sealed)
+            .ok_or_else(|| HubError::Store(StoreError::Corrupt(format!("the second factor of user {} does not open", user.id))))
+    }
+
+    /// Resolves a bearer token (session or API token) to the caller.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Actor> {
+        const UNKNOWN: HubError = HubError::Unauthenticated("the token is unknown, expired or revoked");
+        let now = Timestamp::now();
+        let hash = token_hash(bearer.trim());
+        if bearer.starts_with(API_TOKEN_PREFIX) {
+            let token = self.store.api_token_by_hash(&hash).await?.ok_or(UNKNOWN)?;
+            if token.revoked || token.expires_at.is_some_and(|e| e <= now) {
+                return Err(UNKNOWN);
+            }
+            let user = self.store.user(token.user).await?.ok_or(UNKNOWN)?;
+            let principal = self.principal_of(&user, AuthMethod::ApiToken).await?;
+            return Ok(Actor::User { principal, session: None });
+        }
+        let session = self.store.session(&hash).await?.ok_or(UNKNOWN)?;
+        let idle_limit = session.last_seen.plus_seconds(self.config.session_idle_minutes * 60);
+        if session.revoked || session.expires_at <= now || idle_limit <= now {
+            return Err(UNKNOWN);
+        }
+        let user = self.store.user(session.user).await?.ok_or(UNKNOWN)?;
+        // A second factor reset after sign-in ends what it protected.
+        if session.second_factor && !user.totp_enabled {
+            return Err(UNKNOWN);
+        }
+        // Record activity at most once a minute: fewer writes, same idle rule.
+        if now.micros() - session.last_seen.micros() > 60_000_000 {
+            self.store.touch_session(&hash, now).await?;
+        }
+        let auth = if session.second_factor { AuthMethod::PasswordAndTotp } else { AuthMethod::Password };
+        let principal = self.principal_of(&user, auth).await?;
+        Ok(Actor::User { principal, session: Some(hash) })
+    }
+
+    pub async fn logout(&self, ctx: &Ctx) -> Result<()> {
+        let entry = self.authorize(ctx, Action::ViewOwnAccount, "auth.logout", "session").await?;
+        if let Actor::User { session: Some(hash), .. } = &ctx.actor {
+            self.store.revoke_session(hash, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts enrolment of a second factor: a new secret to put in an
+    /// authenticator app, confirmed by [`Hub::confirm_totp`].
+    pub async fn enrol_totp(&self, ctx: &Ctx) -> Result<TotpEnrolment> {
+        let principal = ctx.principal().ok_or(HubError::BadRequest("only users enrol a second factor".into()))?;
+        let entry = self
+            .authorize(ctx, Action::EnrolSecondFactor, "auth.totp.enrol", &format!("user:{}", principal.user))
+            .await?;
+        let secret = secrets::new_totp_secret();
+        let sealed = self.keys().seal(&format!("totp:{}", principal.user), &secret);
+        self.store.set_totp_pending(principal.user, sealed, entry).await.map_err(|e| match e {
+            StoreError::Conflict(_) => HubError::Conflict("a confirmed second factor (ask an administrator to reset it)".into()),
+            other => other.into(),
+        })?;
+        Ok(TotpEnrolment {
+            secret_base32: secrets::base32(&secret),
+            otpauth_uri: secrets::otpauth_uri(&principal.username, &secret),
+        })
+    }
+
+    /// Confirms enrolment with a first code; the current session then
+    /// counts as signed in with two factors.
+    pub async fn confirm_totp(&self, ctx: &Ctx, code: &str) -> Result<()> {
+        let (principal, session) = match &ctx.actor {
+            Actor::User { principal, session } => (principal, session.clone()),
+            Actor::LocalOperator(_) => return Err(HubError::BadRequest("only users confirm a second factor".into())),
+        };
+        let resource = format!("user:{}", principal.user);
+        let entry = self.authorize(ctx, Action::EnrolSecondFactor, "auth.totp.confirm", &resource).await?;
+        let user = self.store.user(principal.user).await?.ok_or_else(|| HubError::NotFound(resource.clone()))?;
+        if user.totp_enabled {
+            return Err(HubError::Conflict("a confirmed second factor".into()));
+        }
+        let secret = self.totp_secret(&user).map_err(|_| HubError::BadRequest("start enrolment first".into()))?;
+        let Some(step) = secrets::totp_matches(&secret, code, Self::unix_now()) else {
+            self.store
+                .append_audit(ctx.entry("auth.totp.confirm", &resource, Outcome::Failed).reason("wrong one-time code"))
+                .await?;
+            return Err(HubError::InvalidCredentials);
+        };
+        self.store.enable_totp(user.id, step, session, entry).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, HubKeys};
+    use civic_core::identity::{Duty, InstitutionKind, Name};
+    use civic_store::{NewInstitution, NewUser};
+
+    async fn hub_with_user(duty: &str) -> (Hub, civic_store::testing::TestDb) {
+        let db = civic_store::testing::sqlite().await;
+        let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config { lockout_threshold: 3, ..Config::default() });
+        let ctx = Ctx::local_operator();
+        let inst = hub
+            .store
+            .create_institution(
+                NewInstitution { name: Name::parse("name", "KDCA").unwrap(), kind: InstitutionKind::HealthAuthority },
+                ctx.entry("admin.institution.create", "institution", Outcome::Allowed),
+            )
+            .await
+            .unwrap();
+        hub.store
+            .create_user(
+                NewUser {
+                    institution: inst.id,
+                    username: Username::parse("kim").unwrap(),
+                    display_name: Name::parse("display_name", "Kim").unwrap(),
+                    password_hash: secrets::hash_password(&Password::parse_new("correct horse battery").unwrap()),
+                    duties: vec![Duty::parse(duty).unwrap()],
+                },
+                ctx.entry("admin.user.create", "user", Outcome::Allowed),
+            )
+            .await
+            .unwrap();
+        (hub, db)
+    }
+
+    #[tokio::test]
+    async fn enrolment_then_two_factor_sign_in_and_no_replay() {
+        let (hub, _db) = hub_with_user("approver").await;
+        let client = ClientInfo::default();
+        let first = hub.login("kim", "correct horse battery", None, &client).await.unwrap();
+        assert!(first.must_enrol_second_factor);
+        let actor = hub.authenticate(&first.token).await.unwrap();
+        let ctx = Ctx { actor, client: client.clone() };
+        let enrolment = hub.enrol_totp(&ctx).await.unwrap();
+        let secret = secrets::from_base32(&enrolment.secret_base32).unwrap();
+        let now = Hub::unix_now();
+        let valid: Vec<String> = [-30, 0, 30].iter().map(|d| secrets::totp_code(&secret, now + d)).collect();
+        let wrong = ["000000", "111111", "222222", "333333"].into_iter().find(|c| !valid.iter().any(|v| v == c)).unwrap();
+        assert!(matches!(hub.confirm_totp(&ctx, wrong).await, Err(HubError::InvalidCredentials)));
+        // Use the code of the previous step for confirmation so that the
+        // current one is still fresh for the sign-in below.
+        hub.confirm_totp(&ctx, &secrets::totp_code(&secret, now - 30)).await.unwrap();
+        let Actor::User { principal, .. } = hub.authenticate(&first.token).await.unwrap() else { panic!() };
+        assert_eq!(principal.auth, AuthMethod::PasswordAndTotp);
+
+        assert!(matches!(
+            hub.login("kim", "correct horse battery", None, &client).await,
+            Err(HubError::SecondFactorRequired)
+        ));
+        let code = secrets::totp_code(&secret, now);
+        let second = hub.login("kim", "correct horse battery", Some(&code), &client).await.unwrap();
+        assert!(!second.must_enrol_second_factor);
+        // The same code again is refused.
+        assert!(hub.login("kim", "correct horse battery", Some(&code), &client).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_lock_the_account() {
+        let (hub, _db) = hub_with_user("analyst").await;
+        let client = ClientInfo::default();
+        for _ in 0..2 {
+            assert!(matches!(hub.login("kim", "wrong password!", None, &client).await, Err(HubError::InvalidCredentials)));
+        }
+        assert!(matches!(hub.login("kim", "wrong password!", None, &client).await, Err(HubError::Locked { .. })));
+        // Even the right password is refused while locked.
+        assert!(matches!(hub.login("kim", "correct horse battery", None, &client).await, Err(HubError::Locked { .. })));
+        assert!(matches!(hub.login("nobody", "whatever", None, &client).await, Err(HubError::InvalidCredentials)));
+        assert!(matches!(hub.authenticate("cdh_s_nonsense").await, Err(HubError::Unauthenticated(_))));
+    }
+}

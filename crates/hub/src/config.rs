@@ -1,0 +1,167 @@
+//! Configuration: a TOML file, overridden by `CIVIC_*` environment
+//! variables (`CIVIC_ADDR`, `CIVIC_DATABASE_URL`, … — the key in capitals).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP API listens.
+    pub addr: String,
+    /// Keys and the embedded database live here.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// PEM certificate chain and key: with both, the API serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// A session ends this long after sign-in, …
+    pub session_ttl_minutes: i64,
+    /// … or after this long without a request.
+    pub session_idle_minutes: i64,
+    /// Consecutive failed sign-ins that lock an account, and for how long.
+    pub lockout_threshold: i64,
+    pub lockout_minutes: i64,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How often a new tree head is signed when the ledger has grown.
+    pub tree_head_interval_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./civic-data"),
+            database_url: None,
+            tls_cert: None,
+            tls_key: None,
+            log_format: LogFormat::Text,
+            session_ttl_minutes: 8 * 60,
+            session_idle_minutes: 30,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            max_body_bytes: 1024 * 1024,
+            tree_head_interval_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `file` (if given), then applies `CIVIC_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+                text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid(format!("{}: {}", path.display(), e.message())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("CIVIC_") else { continue };
+            let key = key.to_ascii_lowercase();
+            if !Self::KEYS.contains(&key.as_str()) {
+                continue; // other tools' CIVIC_* variables (e.g. CIVIC_TEST_POSTGRES_URL)
+            }
+            let value = match value.parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => toml::Value::String(value),
+            };
+            table.insert(key, value);
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    const KEYS: [&'static str; 12] = [
+        "addr",
+        "data_dir",
+        "database_url",
+        "tls_cert",
+        "tls_key",
+        "log_format",
+        "session_ttl_minutes",
+        "session_idle_minutes",
+        "lockout_threshold",
+        "lockout_minutes",
+        "max_body_bytes",
+        "tree_head_interval_seconds",
+    ];
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("session_ttl_minutes", self.session_ttl_minutes),
+            ("session_idle_minutes", self.session_idle_minutes),
+            ("lockout_threshold", self.lockout_threshold),
+            ("lockout_minutes", self.lockout_minutes),
+        ];
+        for (name, value) in positive {
+            if value <= 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid("tls_cert and tls_key go together".into()));
+        }
+        if self.addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!("addr {:?} is not HOST:PORT", self.addr)));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("civic.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civic.toml");
+        std::fs::write(&file, "addr = \"127.0.0.1:9000\"\nsession_idle_minutes = 10\n").unwrap();
+        let env = [("CIVIC_SESSION_IDLE_MINUTES".to_owned(), "5".to_owned()), ("HOME".into(), "/root".into())];
+        let c = Config::load(Some(&file), env).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:9000");
+        assert_eq!(c.session_idle_minutes, 5);
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        assert!(Config::load(None, env("CIVIC_ADDR", "nowhere")).is_err());
+        assert!(Config::load(None, env("CIVIC_LOCKOUT_THRESHOLD", "0")).is_err());
+        assert!(Config::load(None, env("CIVIC_LOG_FORMAT", "xml")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("civic.toml");
+        std::fs::write(&file, "colour = \"blue\"\n").unwrap();
+        assert!(Config::load(Some(&file), []).is_err());
+    }
+}

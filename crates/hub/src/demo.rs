@@ -1,0 +1,122 @@
+//! The demo's seed: institutions of every kind and one user per duty,
+//! each with a password and (where the duty sees personal data) an
+//! enrolled second factor, printed for whoever runs the demo.
+
+use crate::admin::UserRequest;
+use crate::secrets;
+use crate::{Ctx, Hub, Result};
+use civic_core::identity::InstitutionId;
+use civic_store::{MetaStore, UserStore};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// One demo login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoLogin {
+    pub username: String,
+    pub duty: String,
+    pub institution: String,
+    pub password: String,
+    /// Base32 TOTP secret, for an authenticator app or `civic totp-code`.
+    pub totp_secret: Option<String>,
+}
+
+const INSTITUTIONS: &[(&str, &str)] = &[
+    ("National Information Society Agency", "hub_operator"),
+    ("Korea Disease Control and Prevention Agency", "health_authority"),
+    ("Seoul Metropolitan Police Agency", "police"),
+    ("Ministry of the Interior and Safety", "ministry"),
+    ("SK Telecom", "telco"),
+    ("KT", "telco"),
+    ("LG Uplus", "telco"),
+    ("Shinhan Card", "card_company"),
+    ("KB Kookmin Card", "card_company"),
+    ("Samsung Card", "card_company"),
+    ("Seoul Metro", "transit_operator"),
+    ("Seoul Metropolitan Government", "local_government"),
+    ("National Health Insurance Service", "public_institution"),
+    ("Korea Employment Information Service", "using_agency"),
+];
+
+/// (username, duty, institution index)
+const USERS: &[(&str, &str, usize)] = &[
+    ("admin", "administrator", 0),
+    ("auditor", "security_auditor", 0),
+    ("support", "support_agent", 0),
+    ("investigator.seoul", "investigator:seoul", 1),
+    ("investigator.daegu", "investigator:daegu", 1),
+    ("approver", "approver", 1),
+    ("analyst", "analyst", 1),
+    ("police", "police_location_officer", 2),
+    ("mydata", "mydata_operator", 3),
+];
+
+fn random_password() -> String {
+    const WORDS: &[&str] = &[
+        "harbor", "maple", "lantern", "river", "cobalt", "meadow", "granite", "willow", "ember", "summit", "copper", "orchid",
+    ];
+    let mut rng = rand::rngs::OsRng;
+    let words: Vec<&str> = (0..3).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect();
+    format!("{}-{}", words.join("-"), rng.gen_range(1000..10000))
+}
+
+impl Hub {
+    /// Seeds the demo once; returns the logins (new, or as first seeded,
+    /// from `demo-credentials.json` in the data directory).
+    pub async fn seed_demo(&self) -> Result<Vec<DemoLogin>> {
+        let file = self.config.data_dir.join("demo-credentials.json");
+        if self.store.meta("demo.seeded").await?.is_some() {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Ok(logins) = serde_json::from_str(&text) {
+                    return Ok(logins);
+                }
+            }
+            return Ok(Vec::new());
+        }
+        let ctx = Ctx::local_operator();
+        let mut ids: Vec<InstitutionId> = Vec::new();
+        for (name, kind) in INSTITUTIONS {
+            ids.push(self.create_institution(&ctx, name, kind).await?.id);
+        }
+        let mut logins = Vec::new();
+        for (username, duty, inst) in USERS {
+            let password = random_password();
+            let user = self
+                .create_user(
+                    &ctx,
+                    ids[*inst],
+                    UserRequest {
+                        username: (*username).into(),
+                        display_name: format!("Demo {username}"),
+                        password: password.clone(),
+                        duties: vec![(*duty).into()],
+                    },
+                )
+                .await?;
+            let needs_totp = user.duties.iter().any(|d| d.kind.sees_personal_data());
+            let totp_secret = if needs_totp {
+                let secret = secrets::new_totp_secret();
+                let sealed = self.keys().seal(&format!("totp:{}", user.id), &secret);
+                let entry = ctx.entry("auth.totp.enrol", &format!("user:{}", user.id), civic_core::audit::Outcome::Allowed);
+                self.store.set_totp_pending(user.id, sealed, entry.clone()).await?;
+                // Step 0: any real code is newer.
+                self.store.enable_totp(user.id, 0, None, entry).await?;
+                Some(secrets::base32(&secret))
+            } else {
+                None
+            };
+            logins.push(DemoLogin {
+                username: (*username).into(),
+                duty: (*duty).into(),
+                institution: INSTITUTIONS[*inst].0.into(),
+                password,
+                totp_secret,
+            });
+        }
+        let json = serde_json::to_string_pretty(&logins).expect("logins serialise");
+        crate::keys::write_private(&file, &json)
+            .map_err(|e| crate::HubError::BadRequest(format!("cannot write {}: {e}", file.display())))?;
+        self.store.set_meta("demo.seeded", "1").await?;
+        Ok(logins)
+    }
+}

@@ -1,0 +1,134 @@
+//! The hub's own keys, kept as files in the data directory (mode 0600):
+//! `hub-signing.key` (Ed25519: tree heads, later grants) and
+//! `hub-sealing.key` (XChaCha20-Poly1305: secrets at rest such as TOTP
+//! seeds). The database never holds either.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rand::RngCore;
+use std::path::Path;
+
+pub struct HubKeys {
+    signing: SigningKey,
+    sealing: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot use key file {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("key file {0} is malformed")]
+    Malformed(String),
+}
+
+fn read_or_create(path: &Path) -> Result<[u8; 32], KeyError> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => data_encoding::HEXLOWER_PERMISSIVE
+            .decode(text.trim().as_bytes())
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or(KeyError::Malformed(shown)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(shown.clone(), e))?;
+            }
+            write_private(path, &data_encoding::HEXLOWER.encode(&key)).map_err(|e| KeyError::Io(shown, e))?;
+            Ok(key)
+        }
+        Err(e) => Err(KeyError::Io(shown, e)),
+    }
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+impl HubKeys {
+    /// Loads the keys from `dir`, creating any that do not exist yet.
+    pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+        Ok(Self {
+            signing: SigningKey::from_bytes(&read_or_create(&dir.join("hub-signing.key"))?),
+            sealing: read_or_create(&dir.join("hub-sealing.key"))?,
+        })
+    }
+
+    /// The public half of the signing key in `dir`, if the key exists.
+    pub fn public_key_in(dir: &Path) -> Result<Option<VerifyingKey>, KeyError> {
+        let path = dir.join("hub-signing.key");
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(SigningKey::from_bytes(&read_or_create(&path)?).verifying_key()))
+    }
+
+    /// Throw-away keys (tests).
+    pub fn ephemeral() -> Self {
+        let mut sealing = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut sealing);
+        Self {
+            signing: SigningKey::generate(&mut rand::rngs::OsRng),
+            sealing,
+        }
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    /// Encrypts `plain`, bound to `context` (e.g. `totp:12`): a sealed
+    /// value copied to another row does not open.
+    pub fn seal(&self, context: &str, plain: &[u8]) -> Vec<u8> {
+        let cipher = XChaCha20Poly1305::new((&self.sealing).into());
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: context.as_bytes() })
+            .expect("XChaCha20-Poly1305 encryption does not fail");
+        [nonce.as_slice(), &sealed].concat()
+    }
+
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 24 {
+            return None;
+        }
+        let cipher = XChaCha20Poly1305::new((&self.sealing).into());
+        cipher
+            .decrypt(XNonce::from_slice(&sealed[..24]), Payload { msg: &sealed[24..], aad: context.as_bytes() })
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_persist_and_sealed_values_open_only_in_their_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = HubKeys::load_or_create(dir.path()).unwrap();
+        let b = HubKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.signing_key().to_bytes(), b.signing_key().to_bytes());
+        let sealed = a.seal("totp:1", b"secret");
+        assert_eq!(b.open("totp:1", &sealed).as_deref(), Some(&b"secret"[..]));
+        assert_eq!(b.open("totp:2", &sealed), None);
+        assert_eq!(
+            HubKeys::public_key_in(dir.path()).unwrap(),
+            Some(a.signing_key().verifying_key())
+        );
+    }
+}
