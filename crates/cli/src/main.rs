@@ -1,1 +1,494 @@
-fn main() {}
+//! `civic`: the one binary of Civic Data Hub. It parses arguments and calls
+//! the hub; errors end as one line on stderr and a non-zero exit.
+
+mod output;
+
+use anyhow::{anyhow, bail, Context, Result};
+use civic_core::identity::{ApiTokenId, InstitutionId, UserId};
+use civic_hub::admin::UserRequest;
+use civic_hub::config::LogFormat;
+use civic_hub::ledger::verify_ledger;
+use civic_hub::{Config, Ctx, Hub, HubKeys};
+use civic_store::{MetaStore, Store};
+use clap::{Args, Parser, Subcommand};
+use output::Format;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "civic", version, about = "Civic Data Hub: lawful, fast and verifiable exchange of data between institutions")]
+struct Cli {
+    /// Log as JSON lines (default: human-readable text).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform on this machine: the hub on SQLite, seeded with
+    /// demo institutions and users whose logins are printed.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        #[arg(long, default_value = "./civic-data")]
+        data_dir: PathBuf,
+    },
+    /// Run the hub from a configuration file (and CIVIC_* variables).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create or upgrade the database schema.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The audit ledger.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Institutions, users, duties, second factors and API tokens.
+    Admin {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the current one-time code of a TOTP secret (for the demo).
+    TotpCode {
+        /// Base32 secret, as printed by `civic demo`.
+        secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the whole ledger and check every signed tree head; exits
+    /// non-zero naming the first bad record.
+    Verify {
+        /// Data directory (database and the hub's key).
+        #[arg(long, default_value = "./civic-data")]
+        data_dir: PathBuf,
+        /// A database other than the data directory's SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Hex Ed25519 public key of the hub (default: from the data directory's key).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// Configuration file of the hub to administer.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Output format (default: table on a terminal, JSON otherwise).
+    #[arg(long, global = true, value_enum)]
+    format: Option<Format>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    Institution {
+        #[command(subcommand)]
+        command: InstitutionCommand,
+    },
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstitutionCommand {
+    /// Register an institution.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// hub_operator, health_authority, police, telco, card_company,
+        /// transit_operator, ministry, local_government, public_institution, using_agency
+        #[arg(long)]
+        kind: String,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        institution: i64,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        /// Repeatable: investigator:REGION, approver, police_location_officer,
+        /// security_auditor, mydata_operator, support_agent, analyst, administrator
+        #[arg(long = "duty")]
+        duties: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        institution: i64,
+    },
+    /// Replace a user's duties.
+    Duties {
+        #[arg(long)]
+        user: i64,
+        #[arg(long = "duty")]
+        duties: Vec<String>,
+    },
+    /// Remove a user's second factor; she enrols a new one at next sign-in.
+    ResetTotp {
+        #[arg(long)]
+        user: i64,
+    },
+    /// Lift a lock-out after repeated failed sign-ins.
+    Unlock {
+        #[arg(long)]
+        user: i64,
+    },
+    /// Set a new password, read from standard input.
+    SetPassword {
+        #[arg(long)]
+        user: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue an API token for a machine-client user; the secret is printed once.
+    Issue {
+        #[arg(long)]
+        user: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        valid_days: Option<i64>,
+    },
+    List {
+        #[arg(long)]
+        institution: i64,
+    },
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CIVIC_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    Ok(Config::load(path, env_vars())?)
+}
+
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("give the password on standard input, e.g. `echo '…' | civic admin user create …`");
+    }
+    Ok(password)
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {}", one_line(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let log_override = cli.log_format.map(|f| match f {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    });
+    match cli.command {
+        Command::Demo { addr, data_dir } => {
+            let mut config = load_config(None)?;
+            config.addr = addr.to_string();
+            config.data_dir = data_dir;
+            config.database_url = None;
+            init_logging(log_override.unwrap_or(config.log_format));
+            demo(config).await
+        }
+        Command::Serve { config } => {
+            let config = load_config(config.as_deref())?;
+            init_logging(log_override.unwrap_or(config.log_format));
+            serve(config).await
+        }
+        Command::Migrate { config } => {
+            let config = load_config(config.as_deref())?;
+            let store = Store::connect(&config.database_url()).await?;
+            store.migrate().await?;
+            println!("migrated {} database", store.backend());
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { data_dir, database_url, public_key } } => {
+            audit_verify(&data_dir, database_url, public_key).await
+        }
+        Command::Admin { target, command } => {
+            let config = load_config(target.config.as_deref())?;
+            let hub = Hub::open(config).await?;
+            admin(&hub, Format::resolve(target.format), command).await
+        }
+        Command::TotpCode { secret } => {
+            let secret = civic_hub::secrets::from_base32(&secret).ok_or_else(|| anyhow!("the secret is not base32"))?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            println!("{}", civic_hub::secrets::totp_code(&secret, now));
+            Ok(())
+        }
+    }
+}
+
+async fn start(hub: Hub, config: &Config) -> Result<civic_api::Running> {
+    let addr: SocketAddr = config.addr.parse().context("addr")?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(civic_api::tls_config(cert, key).map_err(|e| anyhow!(e))?),
+        _ => None,
+    };
+    civic_api::serve(hub, addr, tls).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn until_stopped(running: civic_api::Running) -> Result<()> {
+    let handle = running.handle();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping");
+        handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    running.wait().await?;
+    Ok(())
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let hub = Hub::open(config.clone()).await?;
+    let running = start(hub.clone(), &config).await?;
+    tracing::info!(url = %running.url(), backend = hub.store.backend(), "hub serving");
+    until_stopped(running).await
+}
+
+async fn demo(config: Config) -> Result<()> {
+    let hub = Hub::open(config.clone()).await?;
+    let logins = hub.seed_demo().await?;
+    let running = start(hub.clone(), &config).await?;
+    let url = running.url();
+    println!();
+    println!("Civic Data Hub demo is running at {url}");
+    println!("  data: {} (SQLite)   API: {url}/api/v1   OpenAPI: {url}/api/openapi.json", config.data_dir.display());
+    println!();
+    let rows: Vec<Vec<String>> = logins
+        .iter()
+        .map(|l| {
+            vec![
+                l.username.clone(),
+                l.password.clone(),
+                l.duty.clone(),
+                l.institution.clone(),
+                l.totp_secret.clone().unwrap_or_else(|| "(none: no personal data)".into()),
+            ]
+        })
+        .collect();
+    output::print(Format::Table, &["username", "password", "duty", "institution", "TOTP secret"], &rows, serde_json::Value::Null);
+    println!();
+    println!("Sign in: curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\");
+    println!("           -d '{{\"username\":\"auditor\",\"password\":\"…\",\"totp\":\"'$(civic totp-code SECRET)'\"}}'");
+    println!("Logins are kept in {}; stop with Ctrl-C.", config.data_dir.join("demo-credentials.json").display());
+    until_stopped(running).await
+}
+
+async fn audit_verify(data_dir: &Path, database_url: Option<String>, public_key: Option<String>) -> Result<()> {
+    let db_path = data_dir.join("civic.db");
+    let url = match database_url {
+        Some(url) => url,
+        None => {
+            if !db_path.exists() {
+                bail!("no database at {} (give --data-dir or --database-url)", db_path.display());
+            }
+            format!("sqlite://{}", db_path.display())
+        }
+    };
+    let store = Store::connect(&url).await?;
+    let (key, source) = match public_key {
+        Some(hex) => (Some(parse_key(&hex)?), "--public-key"),
+        None => match HubKeys::public_key_in(data_dir)? {
+            Some(key) => (Some(key), "the data directory's key"),
+            None => match store.meta(civic_hub::ledger::PUBLIC_KEY_META).await? {
+                Some(hex) => {
+                    eprintln!("warning: using the public key stored in the database itself; give --public-key for independent evidence");
+                    (Some(parse_key(&hex)?), "the database")
+                }
+                None => (None, "nowhere"),
+            },
+        },
+    };
+    let total = civic_store::AuditStore::count_audit_records(&store).await?;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("verifying {bar:40} {pos}/{len} records ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = verify_ledger(&store, key.as_ref(), |n| {
+        if n % 1024 == 0 {
+            bar.set_position(n)
+        }
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = result?;
+    println!(
+        "ledger verified: {} records, root {}, {} signed tree heads checked with {} ({}){}",
+        report.records,
+        civic_ledger::to_hex(&report.root),
+        report.tree_heads,
+        source,
+        report.key_id.as_deref().unwrap_or("no key"),
+        if report.unsigned_tail > 0 {
+            format!("; the newest {} records are not yet under a signed tree head", report.unsigned_tail)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn parse_key(hex: &str) -> Result<ed25519_dalek::VerifyingKey> {
+    let bytes: [u8; 32] = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.trim().as_bytes())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("the public key must be 64 hex digits"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| anyhow!("the public key is not a valid Ed25519 key"))
+}
+
+async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
+    let ctx = Ctx::local_operator();
+    match command {
+        AdminCommand::Institution { command } => match command {
+            InstitutionCommand::Create { name, kind } => {
+                let i = hub.create_institution(&ctx, &name, &kind).await?;
+                println!("created institution {} ({}, {})", i.id, i.name, i.kind);
+            }
+            InstitutionCommand::List => {
+                let list = hub.list_institutions(&ctx).await?;
+                let rows = list.iter().map(|i| vec![i.id.to_string(), i.name.clone(), i.kind.to_string()]).collect::<Vec<_>>();
+                output::print(format, &["id", "name", "kind"], &rows, serde_json::to_value(&list)?);
+            }
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::Create { institution, username, display_name, duties } => {
+                let password = read_password()?;
+                let u = hub
+                    .create_user(&ctx, InstitutionId(institution), UserRequest { username, display_name, password, duties })
+                    .await?;
+                println!("created user {} ({})", u.id, u.username);
+            }
+            UserCommand::List { institution } => {
+                let users = hub.list_users(&ctx, InstitutionId(institution)).await?;
+                let rows = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.id.to_string(),
+                            u.username.clone(),
+                            u.display_name.clone(),
+                            u.duties.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" "),
+                            u.totp_enabled.to_string(),
+                            u.locked_until.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                let json = serde_json::Value::Array(
+                    users
+                        .iter()
+                        .map(|u| {
+                            serde_json::json!({"id": u.id, "username": u.username, "display_name": u.display_name,
+                                "duties": u.duties, "second_factor_enrolled": u.totp_enabled,
+                                "locked_until": u.locked_until.map(|t| t.to_rfc3339())})
+                        })
+                        .collect(),
+                );
+                output::print(format, &["id", "username", "display name", "duties", "TOTP", "locked until"], &rows, json);
+            }
+            UserCommand::Duties { user, duties } => {
+                let u = hub.set_duties(&ctx, UserId(user), &duties).await?;
+                println!("user {} now holds: {}", u.username, u.duties.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+            }
+            UserCommand::ResetTotp { user } => {
+                hub.reset_second_factor(&ctx, UserId(user)).await?;
+                println!("second factor of user {user} removed; their sessions are ended");
+            }
+            UserCommand::Unlock { user } => {
+                hub.unlock_user(&ctx, UserId(user)).await?;
+                println!("user {user} unlocked");
+            }
+            UserCommand::SetPassword { user } => {
+                let password = read_password()?;
+                hub.set_password(&ctx, UserId(user), &password).await?;
+                println!("password of user {user} changed");
+            }
+        },
+        AdminCommand::Token { command } => match command {
+            TokenCommand::Issue { user, name, valid_days } => {
+                let issued = hub.issue_api_token(&ctx, UserId(user), &name, valid_days).await?;
+                println!("{}", issued.secret);
+                eprintln!("API token {} issued; the secret above is shown only once", issued.token.id);
+            }
+            TokenCommand::List { institution } => {
+                let tokens = hub.list_api_tokens(&ctx, InstitutionId(institution)).await?;
+                let rows = tokens
+                    .iter()
+                    .map(|t| vec![t.id.to_string(), t.user.to_string(), t.name.clone(), t.revoked.to_string()])
+                    .collect::<Vec<_>>();
+                output::print(format, &["id", "user", "name", "revoked"], &rows, serde_json::to_value(&tokens)?);
+            }
+            TokenCommand::Revoke { id } => {
+                hub.revoke_api_token(&ctx, ApiTokenId(id)).await?;
+                println!("API token {id} revoked");
+            }
+        },
+    }
+    Ok(())
+}

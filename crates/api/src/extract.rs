@@ -1,0 +1,106 @@
+//! Extractors that turn malformed input into problem responses, and the
+//! caller's identity.
+
+use crate::problem::ApiError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use civic_hub::{ClientInfo, Ctx};
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+
+/// JSON body; a bad one is a 400/413/415/422 problem.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let kind = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+                    StatusCode::UNPROCESSABLE_ENTITY => "validation",
+                    _ => "bad-request",
+                };
+                Err(ApiError::new(status, kind, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// Query string; a bad one is a 400 problem.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// Path parameters; a bad one is a 400 problem.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// The request id the middleware gave this request.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+pub fn client_info(parts: &Parts) -> ClientInfo {
+    ClientInfo {
+        addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+/// Where a request came from (for routes that need no sign-in).
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_info(parts)))
+    }
+}
+
+/// A signed-in caller: `Authorization: Bearer <session or API token>`.
+pub struct Caller(pub Ctx);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first: send Authorization: Bearer <token>")
+            })?;
+        let actor = state.hub.authenticate(bearer).await?;
+        Ok(Self(Ctx { actor, client: client_info(parts) }))
+    }
+}

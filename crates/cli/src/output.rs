@@ -1,0 +1,61 @@
+//! Table (default on a terminal), JSON and CSV output.
+
+use std::io::IsTerminal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// Table on a terminal, JSON when piped.
+    pub fn resolve(choice: Option<Format>) -> Format {
+        choice.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
+    }
+}
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// Prints rows under `headers`; `json` is the same data for `--format json`.
+pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde_json::Value) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default()),
+        Format::Csv => {
+            println!("{}", headers.join(","));
+            for row in rows {
+                println!("{}", row.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","));
+            }
+        }
+        Format::Table => {
+            let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+            for row in rows {
+                for (i, v) in row.iter().enumerate() {
+                    widths[i] = widths[i].max(v.chars().count());
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            println!("{}", line(headers.to_vec()));
+            println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            for row in rows {
+                println!("{}", line(row.iter().map(String::as_str).collect()));
+            }
+        }
+    }
+}
