@@ -472,7 +472,10 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
         },
         AdminCommand::Token { command } => match command {
             TokenCommand::Issue { user, name, valid_days } => {
-                let issued = hub.issue_api_token(&ctx, UserId(user), &name, valid_days).await?;
+                let owner = civic_store::UserStore::user(&hub.store, UserId(user))
+                    .await?
+                    .ok_or_else(|| anyhow!("user {user} was not found"))?;
+                let issued = hub.issue_api_token(&ctx, owner.institution, UserId(user), &name, valid_days).await?;
                 println!("{}", issued.secret);
                 eprintln!("API token {} issued; the secret above is shown only once", issued.token.id);
             }

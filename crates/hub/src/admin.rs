@@ -123,18 +123,27 @@ impl Hub {
         Ok(self.store.set_password_hash(user, secrets::hash_password(&password), entry.subject(resource)).await?)
     }
 
-    /// Issues an API token for a machine-client user of the institution.
-    pub async fn issue_api_token(&self, ctx: &Ctx, user: UserId, name: &str, valid_days: Option<i64>) -> Result<IssuedToken> {
+    /// Issues an API token for a machine-client user of `institution`.
+    pub async fn issue_api_token(
+        &self,
+        ctx: &Ctx,
+        institution: InstitutionId,
+        user: UserId,
+        name: &str,
+        valid_days: Option<i64>,
+    ) -> Result<IssuedToken> {
+        let entry = self
+            .authorize(ctx, Action::ManageApiTokens { institution }, "admin.token.create", "api_token")
+            .await?;
         let name = Name::parse("name", name)?;
         if let Some(days) = valid_days {
             if !(1..=3650).contains(&days) {
                 return Err(civic_core::ValidationError::new("valid_days", "must be 1-3650").into());
             }
         }
-        let target = self.target_user(user).await?;
-        let entry = self
-            .authorize(ctx, Action::ManageApiTokens { institution: target.institution }, "admin.token.create", "api_token")
-            .await?;
+        if self.store.user(user).await?.map(|u| u.institution) != Some(institution) {
+            return Err(civic_core::ValidationError::new("user_id", "no such user in this institution").into());
+        }
         let secret = secrets::new_token(crate::auth::API_TOKEN_PREFIX);
         let now = Timestamp::now();
         let token = self

@@ -228,7 +228,9 @@ impl Hub {
             self.store
                 .append_audit(ctx.entry("auth.totp.confirm", &resource, Outcome::Failed).reason("wrong one-time code"))
                 .await?;
-            return Err(HubError::InvalidCredentials);
+            // Signed in already: a wrong code here is bad input, not a
+            // failed authentication.
+            return Err(civic_core::ValidationError::new("code", "does not match the new secret; check the authenticator's clock").into());
         };
         self.store.enable_totp(user.id, step, session, entry).await?;
         Ok(())
@@ -283,7 +285,7 @@ mod tests {
         let now = Hub::unix_now();
         let valid: Vec<String> = [-30, 0, 30].iter().map(|d| secrets::totp_code(&secret, now + d)).collect();
         let wrong = ["000000", "111111", "222222", "333333"].into_iter().find(|c| !valid.iter().any(|v| v == c)).unwrap();
-        assert!(matches!(hub.confirm_totp(&ctx, wrong).await, Err(HubError::InvalidCredentials)));
+        assert!(matches!(hub.confirm_totp(&ctx, wrong).await, Err(HubError::Invalid(_))));
         // Use the code of the previous step for confirmation so that the
         // current one is still fresh for the sign-in below.
         hub.confirm_totp(&ctx, &secrets::totp_code(&secret, now - 30)).await.unwrap();
