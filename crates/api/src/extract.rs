@@ -67,7 +67,10 @@ pub struct RequestId(pub String);
 
 pub fn client_info(parts: &Parts) -> ClientInfo {
     ClientInfo {
-        addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        addr: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
     }
 }
@@ -89,18 +92,31 @@ pub struct Caller(pub Ctx);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first: send Authorization: Bearer <token>")
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "sign in first: send Authorization: Bearer <token>",
+                )
             })?;
         let actor = state.hub.authenticate(bearer).await?;
-        Ok(Self(Ctx { actor, client: client_info(parts) }))
+        Ok(Self(Ctx {
+            actor,
+            client: client_info(parts),
+        }))
     }
 }

@@ -34,7 +34,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind, detail: detail.into(), second_factor_required: None }
+        Self {
+            status,
+            kind,
+            detail: detail.into(),
+            second_factor_required: None,
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -54,13 +59,18 @@ impl From<HubError> for ApiError {
             HubError::Invalid(_) => Self::new(S::UNPROCESSABLE_ENTITY, "validation", detail),
             HubError::BadRequest(_) => Self::new(S::BAD_REQUEST, "bad-request", detail),
             HubError::Unauthenticated(_) => Self::new(S::UNAUTHORIZED, "unauthenticated", detail),
-            HubError::InvalidCredentials => Self::new(S::UNAUTHORIZED, "invalid-credentials", detail),
+            HubError::InvalidCredentials => {
+                Self::new(S::UNAUTHORIZED, "invalid-credentials", detail)
+            }
             HubError::SecondFactorRequired => Self {
                 second_factor_required: Some(true),
                 ..Self::new(S::UNAUTHORIZED, "second-factor-required", detail)
             },
             HubError::Locked { .. } => Self::new(S::LOCKED, "account-locked", detail),
-            HubError::Forbidden { needs_second_factor, .. } => Self {
+            HubError::Forbidden {
+                needs_second_factor,
+                ..
+            } => Self {
                 second_factor_required: needs_second_factor.then_some(true),
                 ..Self::new(S::FORBIDDEN, "forbidden", detail)
             },
@@ -71,7 +81,11 @@ impl From<HubError> for ApiError {
                 // errors name tables and constraints); the caller gets a
                 // request id to quote.
                 tracing::error!(error = %inner, "storage failed");
-                Self::new(S::INTERNAL_SERVER_ERROR, "internal", "the request failed inside the hub; quote the request id to the operator")
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the request failed inside the hub; quote the request id to the operator",
+                )
             }
         }
     }
@@ -89,13 +103,15 @@ impl IntoResponse for ApiError {
             request_id: None, // filled in by the request-id middleware
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"civic\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"civic\""),
+            );
         }
         response
     }

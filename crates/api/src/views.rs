@@ -19,7 +19,12 @@ pub struct InstitutionView {
 
 impl From<Institution> for InstitutionView {
     fn from(i: Institution) -> Self {
-        Self { id: i.id, name: i.name, kind: i.kind, created_at: i.created_at.to_rfc3339() }
+        Self {
+            id: i.id,
+            name: i.name,
+            kind: i.kind,
+            created_at: i.created_at.to_rfc3339(),
+        }
     }
 }
 

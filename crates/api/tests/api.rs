@@ -22,9 +22,24 @@ struct TestApp {
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn spawn_app(db: TestDb) -> TestApp {
-    let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config { max_body_bytes: 64 * 1024, ..Config::default() });
-    let running = civic_api::serve(hub.clone(), "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
-    TestApp { url: running.url(), client: reqwest::Client::new(), hub, running: Some(running), _db: db }
+    let hub = Hub::new(
+        db.store.clone(),
+        HubKeys::ephemeral(),
+        Config {
+            max_body_bytes: 64 * 1024,
+            ..Config::default()
+        },
+    );
+    let running = civic_api::serve(hub.clone(), "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    TestApp {
+        url: running.url(),
+        client: reqwest::Client::new(),
+        hub,
+        running: Some(running),
+        _db: db,
+    }
 }
 
 fn institution_kind_for(duty: DutyKind) -> &'static str {
@@ -32,7 +47,9 @@ fn institution_kind_for(duty: DutyKind) -> &'static str {
         DutyKind::Investigator | DutyKind::Approver | DutyKind::Analyst => "health_authority",
         DutyKind::PoliceLocationOfficer => "police",
         DutyKind::MydataOperator => "ministry",
-        DutyKind::SecurityAuditor | DutyKind::SupportAgent | DutyKind::Administrator => "hub_operator",
+        DutyKind::SecurityAuditor | DutyKind::SupportAgent | DutyKind::Administrator => {
+            "hub_operator"
+        }
     }
 }
 
@@ -43,11 +60,21 @@ impl TestApp {
         if let Some(i) = existing.iter().find(|i| i.kind.as_str() == kind) {
             return i.id;
         }
-        self.hub.create_institution(&ctx, &format!("A {kind}"), kind).await.unwrap().id
+        self.hub
+            .create_institution(&ctx, &format!("A {kind}"), kind)
+            .await
+            .unwrap()
+            .id
     }
 
     /// Creates a user; with `totp`, enrols a second factor and returns its secret.
-    async fn user(&self, username: &str, duty: &str, kind: &str, totp: bool) -> (civic_store::User, Option<Vec<u8>>) {
+    async fn user(
+        &self,
+        username: &str,
+        duty: &str,
+        kind: &str,
+        totp: bool,
+    ) -> (civic_store::User, Option<Vec<u8>>) {
         let ctx = Ctx::local_operator();
         let inst = self.institution(kind).await;
         let user = self
@@ -55,7 +82,12 @@ impl TestApp {
             .create_user(
                 &ctx,
                 inst,
-                UserRequest { username: username.into(), display_name: "Test".into(), password: PASSWORD.into(), duties: vec![duty.into()] },
+                UserRequest {
+                    username: username.into(),
+                    display_name: "Test".into(),
+                    password: PASSWORD.into(),
+                    duties: vec![duty.into()],
+                },
             )
             .await
             .unwrap();
@@ -65,21 +97,37 @@ impl TestApp {
         let secret = secrets::new_totp_secret();
         let sealed = self.hub.keys().seal(&format!("totp:{}", user.id), &secret);
         let entry = ctx.entry("auth.totp.enrol", "user", Outcome::Allowed);
-        self.hub.store.set_totp_pending(user.id, sealed, entry.clone()).await.unwrap();
-        self.hub.store.enable_totp(user.id, 0, None, entry).await.unwrap();
+        self.hub
+            .store
+            .set_totp_pending(user.id, sealed, entry.clone())
+            .await
+            .unwrap();
+        self.hub
+            .store
+            .enable_totp(user.id, 0, None, entry)
+            .await
+            .unwrap();
         (user, Some(secret.to_vec()))
     }
 
     async fn login(&self, username: &str, secret: Option<&[u8]>) -> reqwest::Response {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let body = json!({"username": username, "password": PASSWORD, "totp": secret.map(|s| secrets::totp_code(s, now))});
-        self.client.post(format!("{}/api/v1/auth/login", self.url)).json(&body).send().await.unwrap()
+        self.client
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn token(&self, username: &str, secret: Option<&[u8]>) -> String {
         let r = self.login(username, secret).await;
         assert_eq!(r.status(), StatusCode::OK);
-        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
@@ -105,7 +153,13 @@ impl Drop for TestApp {
 
 async fn assert_problem(r: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(r.status(), status, "{:?}", r.url().path());
-    let ct = r.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(ct.starts_with("application/problem+json"), "{ct}");
     assert!(r.headers().contains_key("x-request-id"));
     let body: Value = r.json().await.unwrap();
@@ -121,7 +175,8 @@ fn table() -> Vec<(String, String, Option<Vec<bool>>)> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
-            let duties = (cols[2] == "session").then(|| cols[3..].iter().map(|c| *c == "allow").collect::<Vec<_>>());
+            let duties = (cols[2] == "session")
+                .then(|| cols[3..].iter().map(|c| *c == "allow").collect::<Vec<_>>());
             if let Some(d) = &duties {
                 assert_eq!(d.len(), DutyKind::ALL.len(), "{l}");
             }
@@ -141,23 +196,51 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
             served.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let listed: BTreeSet<_> = table.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
+    let listed: BTreeSet<_> = table
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
     assert_eq!(served, listed, "routes and the policy table differ");
 
     // One user of every duty, signed in with two factors (analysts need none).
     let mut tokens = HashMap::new();
     let mut institutions = HashMap::new();
     for duty in DutyKind::ALL {
-        let spec = if duty == DutyKind::Investigator { "investigator:seoul".to_owned() } else { duty.as_str().to_owned() };
+        let spec = if duty == DutyKind::Investigator {
+            "investigator:seoul".to_owned()
+        } else {
+            duty.as_str().to_owned()
+        };
         let kind = institution_kind_for(duty);
-        let (user, secret) = app.user(&format!("u-{}", duty.as_str().replace('_', "-")), &spec, kind, duty.sees_personal_data()).await;
+        let (user, secret) = app
+            .user(
+                &format!("u-{}", duty.as_str().replace('_', "-")),
+                &spec,
+                kind,
+                duty.sees_personal_data(),
+            )
+            .await;
         tokens.insert(duty, app.token(&user.username, secret.as_deref()).await);
         institutions.insert(duty, user.institution);
     }
     // Targets inside each caller's own institution.
-    let (target, _) = app.user("target-user", "analyst", "hub_operator", false).await;
-    let (machine, _) = app.user("machine-client", "analyst", "hub_operator", false).await;
-    let issued = app.hub.issue_api_token(&Ctx::local_operator(), machine.institution, machine.id, "uplink", None).await.unwrap();
+    let (target, _) = app
+        .user("target-user", "analyst", "hub_operator", false)
+        .await;
+    let (machine, _) = app
+        .user("machine-client", "analyst", "hub_operator", false)
+        .await;
+    let issued = app
+        .hub
+        .issue_api_token(
+            &Ctx::local_operator(),
+            machine.institution,
+            machine.id,
+            "uplink",
+            None,
+        )
+        .await
+        .unwrap();
 
     // Logout last: it ends the session.
     let mut rows: Vec<_> = table.iter().collect();
@@ -170,7 +253,10 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
             let concrete = path
                 .replace("/institutions/{id}", &format!("/institutions/{inst}"))
                 .replace("/users/{id}", &format!("/users/{}", target.id))
-                .replace("/api-tokens/{id}", &format!("/api-tokens/{}", issued.token.id))
+                .replace(
+                    "/api-tokens/{id}",
+                    &format!("/api-tokens/{}", issued.token.id),
+                )
                 .replace("{seq}", "0");
             let query = match path.as_str() {
                 "/api/v1/audit/inclusion" => "?seq=0",
@@ -178,12 +264,16 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 _ => "",
             };
             let body = match (method.as_str(), path.as_str()) {
-                ("POST", "/api/v1/institutions") => json!({"name": format!("Institution {n}"), "kind": "ministry"}),
+                ("POST", "/api/v1/institutions") => {
+                    json!({"name": format!("Institution {n}"), "kind": "ministry"})
+                }
                 ("POST", "/api/v1/institutions/{id}/users") => {
                     json!({"username": format!("new-{n}"), "display_name": "New", "password": PASSWORD, "duties": ["analyst"]})
                 }
                 ("PUT", _) => json!({"duties": ["analyst"]}),
-                ("POST", "/api/v1/institutions/{id}/api-tokens") => json!({"user_id": machine.id.0, "name": "t"}),
+                ("POST", "/api/v1/institutions/{id}/api-tokens") => {
+                    json!({"user_id": machine.id.0, "name": "t"})
+                }
                 ("POST", "/api/v1/auth/totp/confirm") => json!({"code": "123456"}),
                 ("POST", "/api/v1/auth/login") => json!({"username": "nobody", "password": "x"}),
                 _ => Value::Null,
@@ -197,21 +287,34 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
             let status = rb.send().await.unwrap().status();
             match duties {
                 None => assert!(
-                    status != StatusCode::FORBIDDEN && (status != StatusCode::UNAUTHORIZED || path.ends_with("/login")),
+                    status != StatusCode::FORBIDDEN
+                        && (status != StatusCode::UNAUTHORIZED || path.ends_with("/login")),
                     "{method} {path} is public but answered {status}"
                 ),
                 Some(allowed) if allowed[i] => assert!(
                     status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
                     "{method} {path} must allow {duty:?} but answered {status}"
                 ),
-                Some(_) => assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} must deny {duty:?}"),
+                Some(_) => assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} must deny {duty:?}"
+                ),
             }
         }
     }
     // Without a token, every session route asks for one.
     for (method, path, duties) in &table {
         if duties.is_some() {
-            let r = app.request(Method::from_bytes(method.as_bytes()).unwrap(), &path.replace("{id}", "1").replace("{seq}", "0"), None).send().await.unwrap();
+            let r = app
+                .request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    &path.replace("{id}", "1").replace("{seq}", "0"),
+                    None,
+                )
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
         }
     }
@@ -226,12 +329,26 @@ async fn sign_in_enrols_and_uses_a_second_factor(db: TestDb) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"]["must_enrol_second_factor"], true);
     let token = body["token"].as_str().unwrap().to_owned();
-    let denied = app.request(Method::GET, "/api/v1/institutions", Some(&token)).send().await.unwrap();
+    let denied = app
+        .request(Method::GET, "/api/v1/institutions", Some(&token))
+        .send()
+        .await
+        .unwrap();
     let problem = assert_problem(denied, StatusCode::FORBIDDEN).await;
     assert_eq!(problem["second_factor_required"], true);
 
-    let enrol: Value = app.request(Method::POST, "/api/v1/auth/totp/enrol", Some(&token)).send().await.unwrap().json().await.unwrap();
-    assert!(enrol["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    let enrol: Value = app
+        .request(Method::POST, "/api/v1/auth/totp/enrol", Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(enrol["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
     let secret = secrets::from_base32(enrol["secret"].as_str().unwrap()).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let r = app
@@ -241,22 +358,58 @@ async fn sign_in_enrols_and_uses_a_second_factor(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let me: Value = app.request(Method::GET, "/api/v1/me", Some(&token)).send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .request(Method::GET, "/api/v1/me", Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["authenticated_with"], "password_and_totp");
-    assert_eq!(app.request(Method::GET, "/api/v1/institutions", Some(&token)).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/institutions", Some(&token))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 
     // Next sign-in needs the code.
     let problem = assert_problem(app.login("kim", None).await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(problem["second_factor_required"], true);
     let token2 = app.token("kim", Some(&secret)).await;
-    assert_eq!(app.request(Method::POST, "/api/v1/auth/logout", Some(&token2)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_problem(app.request(Method::GET, "/api/v1/me", Some(&token2)).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        app.request(Method::POST, "/api/v1/auth/logout", Some(&token2))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        app.request(Method::GET, "/api/v1/me", Some(&token2))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 
     // Every attempt is in the ledger.
-    let records: Vec<_> = futures_util::TryStreamExt::try_collect::<Vec<_>>(app.hub.store.stream_audit_records()).await.unwrap();
-    let logins = records.iter().filter(|r| r.entry.action == "auth.login").count();
+    let records: Vec<_> =
+        futures_util::TryStreamExt::try_collect::<Vec<_>>(app.hub.store.stream_audit_records())
+            .await
+            .unwrap();
+    let logins = records
+        .iter()
+        .filter(|r| r.entry.action == "auth.login")
+        .count();
     assert_eq!(logins, 3);
-    assert!(records.iter().any(|r| r.entry.action == "auth.login" && r.entry.outcome == Outcome::Failed));
+    assert!(records
+        .iter()
+        .any(|r| r.entry.action == "auth.login" && r.entry.outcome == Outcome::Failed));
     assert!(records.iter().any(|r| r.entry.action == "auth.logout"));
 }
 
@@ -264,41 +417,133 @@ async fn repeated_failures_lock_the_account_and_an_administrator_unlocks(db: Tes
     let app = spawn_app(db).await;
     let (user, _) = app.user("lee", "analyst", "ministry", false).await;
     for _ in 0..4 {
-        let r = app.client.post(format!("{}/api/v1/auth/login", app.url)).json(&json!({"username": "lee", "password": "wrong password"})).send().await.unwrap();
+        let r = app
+            .client
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&json!({"username": "lee", "password": "wrong password"}))
+            .send()
+            .await
+            .unwrap();
         assert_problem(r, StatusCode::UNAUTHORIZED).await;
     }
-    let r = app.client.post(format!("{}/api/v1/auth/login", app.url)).json(&json!({"username": "lee", "password": "wrong password"})).send().await.unwrap();
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&json!({"username": "lee", "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, StatusCode::LOCKED).await;
     assert_problem(app.login("lee", None).await, StatusCode::LOCKED).await;
-    app.hub.unlock_user(&Ctx::local_operator(), user.id).await.unwrap();
+    app.hub
+        .unlock_user(&Ctx::local_operator(), user.id)
+        .await
+        .unwrap();
     assert_eq!(app.login("lee", None).await.status(), StatusCode::OK);
 }
 
 async fn bad_input_gets_a_problem_and_changes_nothing(db: TestDb) {
     let app = spawn_app(db).await;
-    let (admin, secret) = app.user("root", "administrator", "hub_operator", true).await;
+    let (admin, secret) = app
+        .user("root", "administrator", "hub_operator", true)
+        .await;
     let token = app.token("root", secret.as_deref()).await;
-    let (auditor, secret) = app.user("aud", "security_auditor", "hub_operator", true).await;
+    let (auditor, secret) = app
+        .user("aud", "security_auditor", "hub_operator", true)
+        .await;
     let auditor_token = app.token(&auditor.username, secret.as_deref()).await;
     let before = app.ledger_size().await;
     let inst = admin.institution;
     let post = |path: &str| app.request(Method::POST, path, Some(&token));
 
     // Malformed JSON.
-    assert_problem(post("/api/v1/institutions").header("content-type", "application/json").body("{\"name\":").send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .header("content-type", "application/json")
+            .body("{\"name\":")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     // Not JSON at all.
-    assert_problem(post("/api/v1/institutions").body("name=x").send().await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .body("name=x")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
     // Oversized.
     let huge = json!({"name": "x".repeat(100 * 1024), "kind": "ministry"});
-    assert_problem(post("/api/v1/institutions").json(&huge).send().await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&huge)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
     // Unknown field, wrong type, missing field.
-    assert_problem(post("/api/v1/institutions").json(&json!({"name": "A", "kind": "ministry", "x": 1})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(post("/api/v1/institutions").json(&json!({"name": 5, "kind": "ministry"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(post("/api/v1/institutions").json(&json!({"kind": "ministry"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&json!({"name": "A", "kind": "ministry", "x": 1}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&json!({"name": 5, "kind": "ministry"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&json!({"kind": "ministry"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     // Values out of the domain.
-    assert_problem(post("/api/v1/institutions").json(&json!({"name": "A", "kind": "bakery"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(post("/api/v1/institutions").json(&json!({"name": "  ", "kind": "ministry"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(post("/api/v1/institutions").json(&json!({"name": "a\u{7}b", "kind": "ministry"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&json!({"name": "A", "kind": "bakery"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&json!({"name": "  ", "kind": "ministry"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_problem(
+        post("/api/v1/institutions")
+            .json(&json!({"name": "a\u{7}b", "kind": "ministry"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     let users = format!("/api/v1/institutions/{inst}/users");
     for body in [
         json!({"username": "1bad", "display_name": "X", "password": PASSWORD}),
@@ -308,38 +553,162 @@ async fn bad_input_gets_a_problem_and_changes_nothing(db: TestDb) {
         // A police duty at the hub operator.
         json!({"username": "good", "display_name": "X", "password": PASSWORD, "duties": ["police_location_officer"]}),
     ] {
-        assert_problem(post(&users).json(&body).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_problem(
+            post(&users).json(&body).send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     // A duplicate.
-    assert_problem(post(&users).json(&json!({"username": "root", "display_name": "X", "password": PASSWORD})).send().await.unwrap(), StatusCode::CONFLICT).await;
+    assert_problem(
+        post(&users)
+            .json(&json!({"username": "root", "display_name": "X", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CONFLICT,
+    )
+    .await;
     // Bad path and query parameters.
-    assert_problem(app.request(Method::PUT, "/api/v1/users/abc/duties", Some(&token)).json(&json!({"duties": []})).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
-    assert_problem(app.request(Method::PUT, "/api/v1/users/999999/duties", Some(&token)).json(&json!({"duties": []})).send().await.unwrap(), StatusCode::NOT_FOUND).await;
-    let search = |q: &str| app.request(Method::GET, &format!("/api/v1/audit/records?{q}"), Some(&auditor_token));
-    assert_problem(search("limit=5000").send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(search("limit=-1").send().await.unwrap(), StatusCode::BAD_REQUEST).await;
-    assert_problem(search("from=yesterday").send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(search("colour=blue").send().await.unwrap(), StatusCode::BAD_REQUEST).await;
-    assert_problem(app.request(Method::GET, "/api/v1/audit/consistency?first=5&second=1", None).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_problem(
+        app.request(Method::PUT, "/api/v1/users/abc/duties", Some(&token))
+            .json(&json!({"duties": []}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_problem(
+        app.request(Method::PUT, "/api/v1/users/999999/duties", Some(&token))
+            .json(&json!({"duties": []}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let search = |q: &str| {
+        app.request(
+            Method::GET,
+            &format!("/api/v1/audit/records?{q}"),
+            Some(&auditor_token),
+        )
+    };
+    assert_problem(
+        search("limit=5000").send().await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_problem(
+        search("limit=-1").send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_problem(
+        search("from=yesterday").send().await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_problem(
+        search("colour=blue").send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_problem(
+        app.request(
+            Method::GET,
+            "/api/v1/audit/consistency?first=5&second=1",
+            None,
+        )
+        .send()
+        .await
+        .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     // Unknown routes and methods, missing or bad credentials.
-    assert_problem(app.request(Method::GET, "/api/v1/nothing", None).send().await.unwrap(), StatusCode::NOT_FOUND).await;
-    assert_problem(app.request(Method::DELETE, "/api/v1/institutions", Some(&token)).send().await.unwrap(), StatusCode::METHOD_NOT_ALLOWED).await;
-    assert_problem(app.request(Method::GET, "/api/v1/me", Some("cdh_s_forged")).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
-    assert_problem(app.request(Method::GET, "/api/v1/me", None).header("authorization", "Basic abc").send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
-    assert_problem(app.client.post(format!("{}/api/v1/auth/login", app.url)).json(&json!({"username": "", "password": "x"})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_problem(
+        app.request(Method::GET, "/api/v1/nothing", None)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_problem(
+        app.request(Method::DELETE, "/api/v1/institutions", Some(&token))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    assert_problem(
+        app.request(Method::GET, "/api/v1/me", Some("cdh_s_forged"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_problem(
+        app.request(Method::GET, "/api/v1/me", None)
+            .header("authorization", "Basic abc")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_problem(
+        app.client
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&json!({"username": "", "password": "x"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
     // Nothing changed, and the server still serves.
     assert_eq!(app.ledger_size().await, before);
-    assert_eq!(app.hub.list_institutions(&Ctx::local_operator()).await.unwrap().len(), 1);
-    assert_eq!(app.request(Method::GET, "/healthz", None).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(app.request(Method::GET, "/readyz", None).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.hub
+            .list_institutions(&Ctx::local_operator())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.request(Method::GET, "/readyz", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 }
 
 async fn administrators_are_confined_to_their_institution_and_denials_are_audited(db: TestDb) {
     let app = spawn_app(db).await;
-    let (telco_admin, secret) = app.user("telco-admin", "administrator", "telco", true).await;
+    let (telco_admin, secret) = app
+        .user("telco-admin", "administrator", "telco", true)
+        .await;
     let token = app.token(&telco_admin.username, secret.as_deref()).await;
-    let (other, _) = app.user("ministry-user", "analyst", "ministry", false).await;
+    let (other, _) = app
+        .user("ministry-user", "analyst", "ministry", false)
+        .await;
     let ok = app
         .request(Method::POST, &format!("/api/v1/institutions/{}/users", telco_admin.institution), Some(&token))
         .json(&json!({"username": "node-operator", "display_name": "Node", "password": PASSWORD, "duties": ["mydata_operator"]}))
@@ -348,24 +717,50 @@ async fn administrators_are_confined_to_their_institution_and_denials_are_audite
         .unwrap();
     assert_eq!(ok.status(), StatusCode::CREATED);
     let before = app.ledger_size().await;
-    let denied = app.request(Method::PUT, &format!("/api/v1/users/{}/duties", other.id), Some(&token)).json(&json!({"duties": ["administrator"]})).send().await.unwrap();
+    let denied = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/users/{}/duties", other.id),
+            Some(&token),
+        )
+        .json(&json!({"duties": ["administrator"]}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(denied, StatusCode::FORBIDDEN).await;
-    assert_eq!(app.hub.store.user(other.id).await.unwrap().unwrap().duties, other.duties);
+    assert_eq!(
+        app.hub.store.user(other.id).await.unwrap().unwrap().duties,
+        other.duties
+    );
     // The refusal itself is on the ledger.
     assert_eq!(app.ledger_size().await, before + 1);
-    let records: Vec<_> = futures_util::TryStreamExt::try_collect::<Vec<_>>(app.hub.store.stream_audit_records()).await.unwrap();
+    let records: Vec<_> =
+        futures_util::TryStreamExt::try_collect::<Vec<_>>(app.hub.store.stream_audit_records())
+            .await
+            .unwrap();
     let last = records.last().unwrap();
-    assert_eq!((last.entry.action.as_str(), last.entry.outcome), ("admin.user.duties", Outcome::Denied));
+    assert_eq!(
+        (last.entry.action.as_str(), last.entry.outcome),
+        ("admin.user.duties", Outcome::Denied)
+    );
     assert_eq!(last.entry.actor, Some(telco_admin.id));
 }
 
 async fn api_tokens_authenticate_machine_clients_until_revoked(db: TestDb) {
     let app = spawn_app(db).await;
-    let (admin, secret) = app.user("root", "administrator", "hub_operator", true).await;
+    let (admin, secret) = app
+        .user("root", "administrator", "hub_operator", true)
+        .await;
     let token = app.token("root", secret.as_deref()).await;
-    let (bot, _) = app.user("auditor-bot", "security_auditor", "hub_operator", false).await;
+    let (bot, _) = app
+        .user("auditor-bot", "security_auditor", "hub_operator", false)
+        .await;
     let issued: Value = app
-        .request(Method::POST, &format!("/api/v1/institutions/{}/api-tokens", admin.institution), Some(&token))
+        .request(
+            Method::POST,
+            &format!("/api/v1/institutions/{}/api-tokens", admin.institution),
+            Some(&token),
+        )
         .json(&json!({"user_id": bot.id.0, "name": "SIEM export", "valid_days": 30}))
         .send()
         .await
@@ -375,49 +770,174 @@ async fn api_tokens_authenticate_machine_clients_until_revoked(db: TestDb) {
         .unwrap();
     let secret = issued["secret"].as_str().unwrap();
     assert!(secret.starts_with("cdh_t_"));
-    let r = app.request(Method::GET, "/api/v1/audit/records?limit=5", Some(secret)).send().await.unwrap();
+    let r = app
+        .request(Method::GET, "/api/v1/audit/records?limit=5", Some(secret))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let listed: Value = app.request(Method::GET, &format!("/api/v1/institutions/{}/api-tokens", admin.institution), Some(&token)).send().await.unwrap().json().await.unwrap();
-    assert!(listed.to_string().find("cdh_t_").is_none(), "secrets are never listed");
+    let listed: Value = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/institutions/{}/api-tokens", admin.institution),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed.to_string().find("cdh_t_").is_none(),
+        "secrets are never listed"
+    );
     let id = issued["token"]["id"].as_i64().unwrap();
-    assert_eq!(app.request(Method::DELETE, &format!("/api/v1/api-tokens/{id}"), Some(&token)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_problem(app.request(Method::GET, "/api/v1/audit/records", Some(secret)).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        app.request(
+            Method::DELETE,
+            &format!("/api/v1/api-tokens/{id}"),
+            Some(&token)
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        app.request(Method::GET, "/api/v1/audit/records", Some(secret))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 async fn tree_heads_and_proofs_verify_against_the_public_key(db: TestDb) {
     let app = spawn_app(db).await;
-    let (auditor, secret) = app.user("aud", "security_auditor", "hub_operator", true).await;
+    let (auditor, secret) = app
+        .user("aud", "security_auditor", "hub_operator", true)
+        .await;
     let token = app.token(&auditor.username, secret.as_deref()).await;
-    let first: Value = app.request(Method::GET, "/api/v1/audit/tree-head", None).send().await.unwrap().json().await.unwrap();
+    let first: Value = app
+        .request(Method::GET, "/api/v1/audit/tree-head", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for i in 0..5 {
-        app.hub.create_institution(&Ctx::local_operator(), &format!("I{i}"), "ministry").await.unwrap();
+        app.hub
+            .create_institution(&Ctx::local_operator(), &format!("I{i}"), "ministry")
+            .await
+            .unwrap();
     }
-    let second: Value = app.request(Method::GET, "/api/v1/audit/tree-head", None).send().await.unwrap().json().await.unwrap();
+    let second: Value = app
+        .request(Method::GET, "/api/v1/audit/tree-head", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let key_hex = second["public_key"].as_str().unwrap();
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&data_encoding::HEXLOWER.decode(key_hex.as_bytes()).unwrap().try_into().unwrap()).unwrap();
-    let head1: civic_ledger::SignedTreeHead = serde_json::from_value(first["tree_head"].clone()).unwrap();
-    let head2: civic_ledger::SignedTreeHead = serde_json::from_value(second["tree_head"].clone()).unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(
+        &data_encoding::HEXLOWER
+            .decode(key_hex.as_bytes())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+    .unwrap();
+    let head1: civic_ledger::SignedTreeHead =
+        serde_json::from_value(first["tree_head"].clone()).unwrap();
+    let head2: civic_ledger::SignedTreeHead =
+        serde_json::from_value(second["tree_head"].clone()).unwrap();
     let root1 = head1.verify(&key).unwrap();
     let root2 = head2.verify(&key).unwrap();
     assert!(head2.tree_size > head1.tree_size);
 
     let c: Value = app
-        .request(Method::GET, &format!("/api/v1/audit/consistency?first={}&second={}", head1.tree_size, head2.tree_size), None)
-        .send().await.unwrap().json().await.unwrap();
-    let proof: Vec<_> = c["proof"].as_array().unwrap().iter().map(|h| civic_ledger::from_hex(h.as_str().unwrap()).unwrap()).collect();
-    civic_ledger::verify_consistency(head1.tree_size, head2.tree_size, &root1, &root2, &proof).unwrap();
+        .request(
+            Method::GET,
+            &format!(
+                "/api/v1/audit/consistency?first={}&second={}",
+                head1.tree_size, head2.tree_size
+            ),
+            None,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let proof: Vec<_> = c["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| civic_ledger::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    civic_ledger::verify_consistency(head1.tree_size, head2.tree_size, &root1, &root2, &proof)
+        .unwrap();
 
     let seq = head2.tree_size - 2;
-    let p: Value = app.request(Method::GET, &format!("/api/v1/audit/inclusion?seq={seq}&tree_size={}", head2.tree_size), Some(&token)).send().await.unwrap().json().await.unwrap();
-    let record: civic_core::audit::AuditRecord = app.request(Method::GET, &format!("/api/v1/audit/records/{seq}"), Some(&token)).send().await.unwrap().json().await.unwrap();
+    let p: Value = app
+        .request(
+            Method::GET,
+            &format!(
+                "/api/v1/audit/inclusion?seq={seq}&tree_size={}",
+                head2.tree_size
+            ),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let record: civic_core::audit::AuditRecord = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/audit/records/{seq}"),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let leaf = civic_ledger::record_leaf_hash(&record);
-    assert_eq!(civic_ledger::to_hex(&leaf), p["leaf_hash"].as_str().unwrap());
-    let proof: Vec<_> = p["proof"].as_array().unwrap().iter().map(|h| civic_ledger::from_hex(h.as_str().unwrap()).unwrap()).collect();
+    assert_eq!(
+        civic_ledger::to_hex(&leaf),
+        p["leaf_hash"].as_str().unwrap()
+    );
+    let proof: Vec<_> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| civic_ledger::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
     civic_ledger::verify_inclusion(&leaf, seq, head2.tree_size, &proof, &root2).unwrap();
 
-    let metrics = app.request(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("civic_http_requests_total{method=\"GET\",route=\"/api/v1/audit/tree-head\",status=\"200\"} 2"));
-    assert!(!metrics.contains(&format!("/api/v1/audit/records/{seq}")), "metrics carry route templates, not paths");
+    assert!(
+        !metrics.contains(&format!("/api/v1/audit/records/{seq}")),
+        "metrics carry route templates, not paths"
+    );
 }
 
 civic_store::backend_tests!(
@@ -443,27 +963,37 @@ async fn the_api_serves_https_when_configured() {
     use std::sync::Arc;
     let db = civic_store::testing::sqlite().await;
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
     let tls = civic_api::tls_config(&cert_path, &key_path).unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
-    let running = civic_api::serve(hub, "127.0.0.1:0".parse().unwrap(), Some(tls)).await.unwrap();
+    let running = civic_api::serve(hub, "127.0.0.1:0".parse().unwrap(), Some(tls))
+        .await
+        .unwrap();
     assert!(running.url().starts_with("https://"));
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
-    let mut tls = connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+    let mut tls = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut response = String::new();
     tls.read_to_string(&mut response).await.ok();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

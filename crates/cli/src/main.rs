@@ -16,7 +16,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "civic", version, about = "Civic Data Hub: lawful, fast and verifiable exchange of data between institutions")]
+#[command(
+    name = "civic",
+    version,
+    about = "Civic Data Hub: lawful, fast and verifiable exchange of data between institutions"
+)]
 struct Cli {
     /// Log as JSON lines (default: human-readable text).
     #[arg(long, global = true, value_enum)]
@@ -193,8 +197,11 @@ enum TokenCommand {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CIVIC_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("CIVIC_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -211,7 +218,9 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 
 fn read_password() -> Result<String> {
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
         bail!("give the password on standard input, e.g. `echo '…' | civic admin user create …`");
@@ -266,16 +275,22 @@ async fn run(cli: Cli) -> Result<()> {
             println!("migrated {} database", store.backend());
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { data_dir, database_url, public_key } } => {
-            audit_verify(&data_dir, database_url, public_key).await
-        }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    data_dir,
+                    database_url,
+                    public_key,
+                },
+        } => audit_verify(&data_dir, database_url, public_key).await,
         Command::Admin { target, command } => {
             let config = load_config(target.config.as_deref())?;
             let hub = Hub::open(config).await?;
             admin(&hub, Format::resolve(target.format), command).await
         }
         Command::TotpCode { secret } => {
-            let secret = civic_hub::secrets::from_base32(&secret).ok_or_else(|| anyhow!("the secret is not base32"))?;
+            let secret = civic_hub::secrets::from_base32(&secret)
+                .ok_or_else(|| anyhow!("the secret is not base32"))?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             println!("{}", civic_hub::secrets::totp_code(&secret, now));
             Ok(())
@@ -289,7 +304,9 @@ async fn start(hub: Hub, config: &Config) -> Result<civic_api::Running> {
         (Some(cert), Some(key)) => Some(civic_api::tls_config(cert, key).map_err(|e| anyhow!(e))?),
         _ => None,
     };
-    civic_api::serve(hub, addr, tls).await.with_context(|| format!("cannot listen on {addr}"))
+    civic_api::serve(hub, addr, tls)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 async fn until_stopped(running: civic_api::Running) -> Result<()> {
@@ -317,7 +334,10 @@ async fn demo(config: Config) -> Result<()> {
     let url = running.url();
     println!();
     println!("Civic Data Hub demo is running at {url}");
-    println!("  data: {} (SQLite)   API: {url}/api/v1   OpenAPI: {url}/api/openapi.json", config.data_dir.display());
+    println!(
+        "  data: {} (SQLite)   API: {url}/api/v1   OpenAPI: {url}/api/openapi.json",
+        config.data_dir.display()
+    );
     println!();
     let rows: Vec<Vec<String>> = logins
         .iter()
@@ -327,25 +347,42 @@ async fn demo(config: Config) -> Result<()> {
                 l.password.clone(),
                 l.duty.clone(),
                 l.institution.clone(),
-                l.totp_secret.clone().unwrap_or_else(|| "(none: no personal data)".into()),
+                l.totp_secret
+                    .clone()
+                    .unwrap_or_else(|| "(none: no personal data)".into()),
             ]
         })
         .collect();
-    output::print(Format::Table, &["username", "password", "duty", "institution", "TOTP secret"], &rows, serde_json::Value::Null);
+    output::print(
+        Format::Table,
+        &["username", "password", "duty", "institution", "TOTP secret"],
+        &rows,
+        serde_json::Value::Null,
+    );
     println!();
     println!("Sign in: curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\");
     println!("           -d '{{\"username\":\"auditor\",\"password\":\"…\",\"totp\":\"'$(civic totp-code SECRET)'\"}}'");
-    println!("Logins are kept in {}; stop with Ctrl-C.", config.data_dir.join("demo-credentials.json").display());
+    println!(
+        "Logins are kept in {}; stop with Ctrl-C.",
+        config.data_dir.join("demo-credentials.json").display()
+    );
     until_stopped(running).await
 }
 
-async fn audit_verify(data_dir: &Path, database_url: Option<String>, public_key: Option<String>) -> Result<()> {
+async fn audit_verify(
+    data_dir: &Path,
+    database_url: Option<String>,
+    public_key: Option<String>,
+) -> Result<()> {
     let db_path = data_dir.join("civic.db");
     let url = match database_url {
         Some(url) => url,
         None => {
             if !db_path.exists() {
-                bail!("no database at {} (give --data-dir or --database-url)", db_path.display());
+                bail!(
+                    "no database at {} (give --data-dir or --database-url)",
+                    db_path.display()
+                );
             }
             format!("sqlite://{}", db_path.display())
         }
@@ -386,7 +423,10 @@ async fn audit_verify(data_dir: &Path, database_url: Option<String>, public_key:
         source,
         report.key_id.as_deref().unwrap_or("no key"),
         if report.unsigned_tail > 0 {
-            format!("; the newest {} records are not yet under a signed tree head", report.unsigned_tail)
+            format!(
+                "; the newest {} records are not yet under a signed tree head",
+                report.unsigned_tail
+            )
         } else {
             String::new()
         }
@@ -400,7 +440,8 @@ fn parse_key(hex: &str) -> Result<ed25519_dalek::VerifyingKey> {
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| anyhow!("the public key must be 64 hex digits"))?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| anyhow!("the public key is not a valid Ed25519 key"))
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| anyhow!("the public key is not a valid Ed25519 key"))
 }
 
 async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
@@ -413,15 +454,37 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
             }
             InstitutionCommand::List => {
                 let list = hub.list_institutions(&ctx).await?;
-                let rows = list.iter().map(|i| vec![i.id.to_string(), i.name.clone(), i.kind.to_string()]).collect::<Vec<_>>();
-                output::print(format, &["id", "name", "kind"], &rows, serde_json::to_value(&list)?);
+                let rows = list
+                    .iter()
+                    .map(|i| vec![i.id.to_string(), i.name.clone(), i.kind.to_string()])
+                    .collect::<Vec<_>>();
+                output::print(
+                    format,
+                    &["id", "name", "kind"],
+                    &rows,
+                    serde_json::to_value(&list)?,
+                );
             }
         },
         AdminCommand::User { command } => match command {
-            UserCommand::Create { institution, username, display_name, duties } => {
+            UserCommand::Create {
+                institution,
+                username,
+                display_name,
+                duties,
+            } => {
                 let password = read_password()?;
                 let u = hub
-                    .create_user(&ctx, InstitutionId(institution), UserRequest { username, display_name, password, duties })
+                    .create_user(
+                        &ctx,
+                        InstitutionId(institution),
+                        UserRequest {
+                            username,
+                            display_name,
+                            password,
+                            duties,
+                        },
+                    )
                     .await?;
                 println!("created user {} ({})", u.id, u.username);
             }
@@ -434,7 +497,11 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                             u.id.to_string(),
                             u.username.clone(),
                             u.display_name.clone(),
-                            u.duties.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" "),
+                            u.duties
+                                .iter()
+                                .map(|d| d.to_string())
+                                .collect::<Vec<_>>()
+                                .join(" "),
                             u.totp_enabled.to_string(),
                             u.locked_until.map(|t| t.to_rfc3339()).unwrap_or_default(),
                         ]
@@ -450,11 +517,31 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                         })
                         .collect(),
                 );
-                output::print(format, &["id", "username", "display name", "duties", "TOTP", "locked until"], &rows, json);
+                output::print(
+                    format,
+                    &[
+                        "id",
+                        "username",
+                        "display name",
+                        "duties",
+                        "TOTP",
+                        "locked until",
+                    ],
+                    &rows,
+                    json,
+                );
             }
             UserCommand::Duties { user, duties } => {
                 let u = hub.set_duties(&ctx, UserId(user), &duties).await?;
-                println!("user {} now holds: {}", u.username, u.duties.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "user {} now holds: {}",
+                    u.username,
+                    u.duties
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             UserCommand::ResetTotp { user } => {
                 hub.reset_second_factor(&ctx, UserId(user)).await?;
@@ -471,21 +558,44 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
             }
         },
         AdminCommand::Token { command } => match command {
-            TokenCommand::Issue { user, name, valid_days } => {
+            TokenCommand::Issue {
+                user,
+                name,
+                valid_days,
+            } => {
                 let owner = civic_store::UserStore::user(&hub.store, UserId(user))
                     .await?
                     .ok_or_else(|| anyhow!("user {user} was not found"))?;
-                let issued = hub.issue_api_token(&ctx, owner.institution, UserId(user), &name, valid_days).await?;
+                let issued = hub
+                    .issue_api_token(&ctx, owner.institution, UserId(user), &name, valid_days)
+                    .await?;
                 println!("{}", issued.secret);
-                eprintln!("API token {} issued; the secret above is shown only once", issued.token.id);
+                eprintln!(
+                    "API token {} issued; the secret above is shown only once",
+                    issued.token.id
+                );
             }
             TokenCommand::List { institution } => {
-                let tokens = hub.list_api_tokens(&ctx, InstitutionId(institution)).await?;
+                let tokens = hub
+                    .list_api_tokens(&ctx, InstitutionId(institution))
+                    .await?;
                 let rows = tokens
                     .iter()
-                    .map(|t| vec![t.id.to_string(), t.user.to_string(), t.name.clone(), t.revoked.to_string()])
+                    .map(|t| {
+                        vec![
+                            t.id.to_string(),
+                            t.user.to_string(),
+                            t.name.clone(),
+                            t.revoked.to_string(),
+                        ]
+                    })
                     .collect::<Vec<_>>();
-                output::print(format, &["id", "user", "name", "revoked"], &rows, serde_json::to_value(&tokens)?);
+                output::print(
+                    format,
+                    &["id", "user", "name", "revoked"],
+                    &rows,
+                    serde_json::to_value(&tokens)?,
+                );
             }
             TokenCommand::Revoke { id } => {
                 hub.revoke_api_token(&ctx, ApiTokenId(id)).await?;

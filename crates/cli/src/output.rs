@@ -12,7 +12,11 @@ pub enum Format {
 impl Format {
     /// Table on a terminal, JSON when piped.
     pub fn resolve(choice: Option<Format>) -> Format {
-        choice.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
+        choice.unwrap_or(if std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        })
     }
 }
 
@@ -27,11 +31,20 @@ fn csv_field(v: &str) -> String {
 /// Prints rows under `headers`; `json` is the same data for `--format json`.
 pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde_json::Value) {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        ),
         Format::Csv => {
             println!("{}", headers.join(","));
             for row in rows {
-                println!("{}", row.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","));
+                println!(
+                    "{}",
+                    row.iter()
+                        .map(|v| csv_field(v))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
             }
         }
         Format::Table => {
@@ -52,7 +65,14 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde
                     .to_owned()
             };
             println!("{}", line(headers.to_vec()));
-            println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            println!(
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
             for row in rows {
                 println!("{}", line(row.iter().map(String::as_str).collect()));
             }

@@ -8,7 +8,9 @@ use std::str::FromStr;
 macro_rules! id_type {
     ($name:ident, $what:literal) => {
         #[doc = concat!("Identifier of ", $what, ".")]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(pub i64);
@@ -168,14 +170,10 @@ impl Password {
     /// bounded (see [`Password::offered`]).
     pub fn parse_new(raw: &str) -> Result<Self, ValidationError> {
         let len = raw.chars().count();
-        if len < Self::MIN_LEN || len > Self::MAX_LEN {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err(ValidationError::new(
                 "password",
-                format!(
-                    "must be {}-{} characters",
-                    Self::MIN_LEN,
-                    Self::MAX_LEN
-                ),
+                format!("must be {}-{} characters", Self::MIN_LEN, Self::MAX_LEN),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -183,7 +181,10 @@ impl Password {
 
     pub fn offered(raw: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() || raw.len() > 4 * Self::MAX_LEN {
-            return Err(ValidationError::new("password", "must not be empty or huge"));
+            return Err(ValidationError::new(
+                "password",
+                "must not be empty or huge",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -290,7 +291,9 @@ impl DutyKind {
             Self::Investigator => matches!(kind, K::HealthAuthority | K::LocalGovernment),
             Self::Approver => matches!(kind, K::HealthAuthority),
             Self::PoliceLocationOfficer => matches!(kind, K::Police),
-            Self::SecurityAuditor => matches!(kind, K::HubOperator | K::HealthAuthority | K::Ministry),
+            Self::SecurityAuditor => {
+                matches!(kind, K::HubOperator | K::HealthAuthority | K::Ministry)
+            }
             Self::MydataOperator => !matches!(kind, K::HubOperator | K::Police),
             Self::SupportAgent => matches!(kind, K::HubOperator),
             Self::Analyst | Self::Administrator => true,
@@ -390,7 +393,10 @@ mod tests {
         assert!(Duty::parse("investigator").is_err());
         assert!(Duty::parse("approver:seoul").is_err());
         assert!(Duty::parse("janitor").is_err());
-        assert_eq!(Duty::parse("police-location-officer").unwrap().kind, DutyKind::PoliceLocationOfficer);
+        assert_eq!(
+            Duty::parse("police-location-officer").unwrap().kind,
+            DutyKind::PoliceLocationOfficer
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! for each duty, whether it is allowed. A test in `civic-api` walks every
 //! route with a user of every duty and checks the server against it.
 
-use crate::identity::{DutyKind, InstitutionId, InstitutionKind, Region, UserId};
 use crate::identity::Duty;
+use crate::identity::{DutyKind, InstitutionId, InstitutionKind, Region, UserId};
 use std::fmt;
 
 /// The route table, kept beside the policy (see the module documentation).
@@ -75,18 +75,27 @@ pub enum Action<'a> {
     ListInstitutions,
     CreateInstitution,
     /// List the users of an institution (officials' personal data).
-    ListUsers { institution: InstitutionId },
+    ListUsers {
+        institution: InstitutionId,
+    },
     /// Create a user, change duties, reset a second factor, unlock.
-    ManageUser { institution: InstitutionId },
+    ManageUser {
+        institution: InstitutionId,
+    },
     /// Issue, list or revoke API tokens of an institution's machine clients.
-    ManageApiTokens { institution: InstitutionId },
+    ManageApiTokens {
+        institution: InstitutionId,
+    },
     /// Search and read the audit ledger.
     SearchAudit,
     /// Fetch inclusion proofs of audit records.
     ReadAuditProof,
     /// Read a case: investigators of its region or assigned to it, and
     /// approvers of the health authority deciding on it.
-    ReadCase { region: &'a Region, assigned_to: &'a [UserId] },
+    ReadCase {
+        region: &'a Region,
+        assigned_to: &'a [UserId],
+    },
 }
 
 /// A refusal, with a reason that can be shown to the user.
@@ -167,14 +176,19 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 deny("only security auditors search the audit ledger")
             }
         }
-        Action::ReadCase { region, assigned_to } => {
+        Action::ReadCase {
+            region,
+            assigned_to,
+        } => {
             let in_region = who
                 .duties
                 .iter()
                 .any(|d| d.kind == D::Investigator && d.region.as_ref() == Some(region));
             if who.has(D::Investigator) && (in_region || assigned_to.contains(&who.user)) {
                 permit(Some(D::Investigator))
-            } else if who.has(D::Approver) && who.institution_kind == InstitutionKind::HealthAuthority {
+            } else if who.has(D::Approver)
+                && who.institution_kind == InstitutionKind::HealthAuthority
+            {
                 permit(Some(D::Approver))
             } else {
                 deny("the case is neither in your region nor assigned to you")
@@ -207,34 +221,106 @@ mod tests {
             &["investigator:seoul"],
             AuthMethod::PasswordAndTotp,
         );
-        assert!(decide(&inv, Action::ReadCase { region: &seoul, assigned_to: &[] }).is_ok());
-        assert!(decide(&inv, Action::ReadCase { region: &daegu, assigned_to: &[] }).is_err());
-        assert!(decide(&inv, Action::ReadCase { region: &daegu, assigned_to: &[UserId(7)] }).is_ok());
-        let analyst = principal(InstitutionKind::HealthAuthority, &["analyst"], AuthMethod::Password);
-        assert!(decide(&analyst, Action::ReadCase { region: &seoul, assigned_to: &[UserId(7)] }).is_err());
+        assert!(decide(
+            &inv,
+            Action::ReadCase {
+                region: &seoul,
+                assigned_to: &[]
+            }
+        )
+        .is_ok());
+        assert!(decide(
+            &inv,
+            Action::ReadCase {
+                region: &daegu,
+                assigned_to: &[]
+            }
+        )
+        .is_err());
+        assert!(decide(
+            &inv,
+            Action::ReadCase {
+                region: &daegu,
+                assigned_to: &[UserId(7)]
+            }
+        )
+        .is_ok());
+        let analyst = principal(
+            InstitutionKind::HealthAuthority,
+            &["analyst"],
+            AuthMethod::Password,
+        );
+        assert!(decide(
+            &analyst,
+            Action::ReadCase {
+                region: &seoul,
+                assigned_to: &[UserId(7)]
+            }
+        )
+        .is_err());
     }
 
     #[test]
     fn personal_data_needs_a_second_factor() {
-        let auditor = principal(InstitutionKind::HubOperator, &["security_auditor"], AuthMethod::Password);
+        let auditor = principal(
+            InstitutionKind::HubOperator,
+            &["security_auditor"],
+            AuthMethod::Password,
+        );
         let denial = decide(&auditor, Action::SearchAudit).unwrap_err();
         assert!(denial.needs_second_factor);
         assert!(decide(&auditor, Action::EnrolSecondFactor).is_ok());
-        let auditor = Principal { auth: AuthMethod::PasswordAndTotp, ..auditor };
-        assert_eq!(decide(&auditor, Action::SearchAudit).unwrap().duty, Some(DutyKind::SecurityAuditor));
+        let auditor = Principal {
+            auth: AuthMethod::PasswordAndTotp,
+            ..auditor
+        };
+        assert_eq!(
+            decide(&auditor, Action::SearchAudit).unwrap().duty,
+            Some(DutyKind::SecurityAuditor)
+        );
         // An analyst sees no personal data: a password is enough.
-        let analyst = principal(InstitutionKind::Ministry, &["analyst"], AuthMethod::Password);
+        let analyst = principal(
+            InstitutionKind::Ministry,
+            &["analyst"],
+            AuthMethod::Password,
+        );
         assert!(decide(&analyst, Action::ListInstitutions).is_ok());
     }
 
     #[test]
     fn administrators_manage_only_their_institution_unless_hub_operator() {
-        let admin = principal(InstitutionKind::Telco, &["administrator"], AuthMethod::PasswordAndTotp);
-        assert!(decide(&admin, Action::ManageUser { institution: InstitutionId(1) }).is_ok());
-        assert!(decide(&admin, Action::ManageUser { institution: InstitutionId(2) }).is_err());
+        let admin = principal(
+            InstitutionKind::Telco,
+            &["administrator"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert!(decide(
+            &admin,
+            Action::ManageUser {
+                institution: InstitutionId(1)
+            }
+        )
+        .is_ok());
+        assert!(decide(
+            &admin,
+            Action::ManageUser {
+                institution: InstitutionId(2)
+            }
+        )
+        .is_err());
         assert!(decide(&admin, Action::CreateInstitution).is_err());
-        let root = principal(InstitutionKind::HubOperator, &["administrator"], AuthMethod::PasswordAndTotp);
-        assert!(decide(&root, Action::ManageUser { institution: InstitutionId(2) }).is_ok());
+        let root = principal(
+            InstitutionKind::HubOperator,
+            &["administrator"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert!(decide(
+            &root,
+            Action::ManageUser {
+                institution: InstitutionId(2)
+            }
+        )
+        .is_ok());
         assert!(decide(&root, Action::CreateInstitution).is_ok());
     }
 }

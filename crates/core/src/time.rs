@@ -35,7 +35,10 @@ impl Timestamp {
             &::time::format_description::well_known::Rfc3339,
         )
         .map_err(|_| {
-            crate::ValidationError::new("time", "must be an RFC 3339 date-time such as 2020-03-03T19:00:00Z")
+            crate::ValidationError::new(
+                "time",
+                "must be an RFC 3339 date-time such as 2020-03-03T19:00:00Z",
+            )
         })?;
         Ok(Self((parsed.unix_timestamp_nanos() / 1_000) as i64))
     }

@@ -3,11 +3,14 @@
 
 use crate::secrets::{self, token_hash};
 use crate::{Ctx, Hub, HubError, Result};
-use civic_core::identity::{ApiTokenId, Duty, InstitutionId, InstitutionKind, Name, Password, UserId, Username};
+use civic_core::identity::{
+    ApiTokenId, Duty, InstitutionId, InstitutionKind, Name, Password, UserId, Username,
+};
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_store::{
-    ApiToken, ApiTokenStore, Institution, InstitutionStore, NewApiToken, NewInstitution, NewUser, User, UserStore,
+    ApiToken, ApiTokenStore, Institution, InstitutionStore, NewApiToken, NewInstitution, NewUser,
+    User, UserStore,
 };
 
 /// A new user as asked for, before validation.
@@ -27,29 +30,59 @@ pub struct IssuedToken {
 }
 
 impl Hub {
-    pub async fn create_institution(&self, ctx: &Ctx, name: &str, kind: &str) -> Result<Institution> {
-        let new = NewInstitution { name: Name::parse("name", name)?, kind: kind.parse()? };
-        let entry = self.authorize(ctx, Action::CreateInstitution, "admin.institution.create", "institution").await?;
+    pub async fn create_institution(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        kind: &str,
+    ) -> Result<Institution> {
+        let new = NewInstitution {
+            name: Name::parse("name", name)?,
+            kind: kind.parse()?,
+        };
+        let entry = self
+            .authorize(
+                ctx,
+                Action::CreateInstitution,
+                "admin.institution.create",
+                "institution",
+            )
+            .await?;
         Ok(self.store.create_institution(new, entry).await?)
     }
 
     pub async fn list_institutions(&self, ctx: &Ctx) -> Result<Vec<Institution>> {
         // Institutions are not personal data: only a refusal is audited.
-        self.authorize(ctx, Action::ListInstitutions, "admin.institution.list", "institution").await?;
+        self.authorize(
+            ctx,
+            Action::ListInstitutions,
+            "admin.institution.list",
+            "institution",
+        )
+        .await?;
         Ok(self.store.institutions().await?)
     }
 
     async fn institution_of(&self, id: InstitutionId) -> Result<Institution> {
-        self.store.institution(id).await?.ok_or_else(|| HubError::NotFound(format!("institution {id}")))
+        self.store
+            .institution(id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("institution {id}")))
     }
 
     /// Looks a user up to decide on it; who may see it is decided after.
     async fn target_user(&self, id: UserId) -> Result<User> {
-        self.store.user(id).await?.ok_or_else(|| HubError::NotFound(format!("user {id}")))
+        self.store
+            .user(id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("user {id}")))
     }
 
     fn parse_duties(raw: &[String], kind: InstitutionKind) -> Result<Vec<Duty>> {
-        let mut duties = raw.iter().map(|d| Duty::parse(d)).collect::<Result<Vec<_>, _>>()?;
+        let mut duties = raw
+            .iter()
+            .map(|d| Duty::parse(d))
+            .collect::<Result<Vec<_>, _>>()?;
         for duty in &duties {
             duty.check_institution(kind)?;
         }
@@ -58,23 +91,51 @@ impl Hub {
         Ok(duties)
     }
 
-    pub async fn create_user(&self, ctx: &Ctx, institution: InstitutionId, request: UserRequest) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        ctx: &Ctx,
+        institution: InstitutionId,
+        request: UserRequest,
+    ) -> Result<User> {
         let mut entry = self
-            .authorize(ctx, Action::ManageUser { institution }, "admin.user.create", "user")
+            .authorize(
+                ctx,
+                Action::ManageUser { institution },
+                "admin.user.create",
+                "user",
+            )
             .await?;
         let inst = self.institution_of(institution).await?;
         let username = Username::parse(&request.username)?;
         let display_name = Name::parse("display_name", &request.display_name)?;
         let password = Password::parse_new(&request.password)?;
         let duties = Self::parse_duties(&request.duties, inst.kind)?;
-        entry.reason = Some(format!("duties: {}", duties.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")));
-        let new = NewUser { institution, username, display_name, password_hash: secrets::hash_password(&password), duties };
+        entry.reason = Some(format!(
+            "duties: {}",
+            duties
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        let new = NewUser {
+            institution,
+            username,
+            display_name,
+            password_hash: secrets::hash_password(&password),
+            duties,
+        };
         Ok(self.store.create_user(new, entry).await?)
     }
 
     pub async fn list_users(&self, ctx: &Ctx, institution: InstitutionId) -> Result<Vec<User>> {
         let entry = self
-            .authorize(ctx, Action::ListUsers { institution }, "admin.user.list", &format!("institution:{institution}/users"))
+            .authorize(
+                ctx,
+                Action::ListUsers { institution },
+                "admin.user.list",
+                &format!("institution:{institution}/users"),
+            )
             .await?;
         self.institution_of(institution).await?;
         Ok(self.store.users_of(institution, entry).await?)
@@ -85,12 +146,24 @@ impl Hub {
         let inst = self.institution_of(target.institution).await?;
         let resource = format!("user:{user}");
         let entry = self
-            .authorize(ctx, Action::ManageUser { institution: target.institution }, "admin.user.duties", &resource)
+            .authorize(
+                ctx,
+                Action::ManageUser {
+                    institution: target.institution,
+                },
+                "admin.user.duties",
+                &resource,
+            )
             .await?;
         let duties = Self::parse_duties(duties, inst.kind)?;
-        let entry = entry
-            .subject(resource.clone())
-            .reason(format!("duties: {}", duties.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")));
+        let entry = entry.subject(resource.clone()).reason(format!(
+            "duties: {}",
+            duties
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
         self.store.set_duties(user, duties, entry).await?;
         self.target_user(user).await
     }
@@ -99,7 +172,14 @@ impl Hub {
         let target = self.target_user(user).await?;
         let resource = format!("user:{user}");
         let entry = self
-            .authorize(ctx, Action::ManageUser { institution: target.institution }, "admin.user.totp_reset", &resource)
+            .authorize(
+                ctx,
+                Action::ManageUser {
+                    institution: target.institution,
+                },
+                "admin.user.totp_reset",
+                &resource,
+            )
             .await?;
         Ok(self.store.reset_totp(user, entry.subject(resource)).await?)
     }
@@ -108,7 +188,14 @@ impl Hub {
         let target = self.target_user(user).await?;
         let resource = format!("user:{user}");
         let entry = self
-            .authorize(ctx, Action::ManageUser { institution: target.institution }, "admin.user.unlock", &resource)
+            .authorize(
+                ctx,
+                Action::ManageUser {
+                    institution: target.institution,
+                },
+                "admin.user.unlock",
+                &resource,
+            )
             .await?;
         Ok(self.store.unlock(user, entry.subject(resource)).await?)
     }
@@ -118,9 +205,23 @@ impl Hub {
         let target = self.target_user(user).await?;
         let resource = format!("user:{user}");
         let entry = self
-            .authorize(ctx, Action::ManageUser { institution: target.institution }, "admin.user.password", &resource)
+            .authorize(
+                ctx,
+                Action::ManageUser {
+                    institution: target.institution,
+                },
+                "admin.user.password",
+                &resource,
+            )
             .await?;
-        Ok(self.store.set_password_hash(user, secrets::hash_password(&password), entry.subject(resource)).await?)
+        Ok(self
+            .store
+            .set_password_hash(
+                user,
+                secrets::hash_password(&password),
+                entry.subject(resource),
+            )
+            .await?)
     }
 
     /// Issues an API token for a machine-client user of `institution`.
@@ -133,16 +234,27 @@ impl Hub {
         valid_days: Option<i64>,
     ) -> Result<IssuedToken> {
         let entry = self
-            .authorize(ctx, Action::ManageApiTokens { institution }, "admin.token.create", "api_token")
+            .authorize(
+                ctx,
+                Action::ManageApiTokens { institution },
+                "admin.token.create",
+                "api_token",
+            )
             .await?;
         let name = Name::parse("name", name)?;
         if let Some(days) = valid_days {
             if !(1..=3650).contains(&days) {
-                return Err(civic_core::ValidationError::new("valid_days", "must be 1-3650").into());
+                return Err(
+                    civic_core::ValidationError::new("valid_days", "must be 1-3650").into(),
+                );
             }
         }
         if self.store.user(user).await?.map(|u| u.institution) != Some(institution) {
-            return Err(civic_core::ValidationError::new("user_id", "no such user in this institution").into());
+            return Err(civic_core::ValidationError::new(
+                "user_id",
+                "no such user in this institution",
+            )
+            .into());
         }
         let secret = secrets::new_token(crate::auth::API_TOKEN_PREFIX);
         let now = Timestamp::now();
@@ -162,20 +274,35 @@ impl Hub {
         Ok(IssuedToken { token, secret })
     }
 
-    pub async fn list_api_tokens(&self, ctx: &Ctx, institution: InstitutionId) -> Result<Vec<ApiToken>> {
+    pub async fn list_api_tokens(
+        &self,
+        ctx: &Ctx,
+        institution: InstitutionId,
+    ) -> Result<Vec<ApiToken>> {
         // Token metadata holds no secret: only a refusal is audited.
-        self.authorize(ctx, Action::ManageApiTokens { institution }, "admin.token.list", &format!("institution:{institution}/api_tokens"))
-            .await?;
+        self.authorize(
+            ctx,
+            Action::ManageApiTokens { institution },
+            "admin.token.list",
+            &format!("institution:{institution}/api_tokens"),
+        )
+        .await?;
         self.institution_of(institution).await?;
         Ok(self.store.api_tokens_of(institution).await?)
     }
 
     pub async fn revoke_api_token(&self, ctx: &Ctx, id: ApiTokenId) -> Result<()> {
-        let token = self.store.api_token(id).await?.ok_or_else(|| HubError::NotFound(format!("API token {id}")))?;
+        let token = self
+            .store
+            .api_token(id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("API token {id}")))?;
         let entry = self
             .authorize(
                 ctx,
-                Action::ManageApiTokens { institution: token.institution },
+                Action::ManageApiTokens {
+                    institution: token.institution,
+                },
                 "admin.token.revoke",
                 &format!("api_token:{id}"),
             )

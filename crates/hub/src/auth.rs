@@ -12,7 +12,10 @@ use civic_core::audit::Outcome;
 use civic_core::identity::{Password, Username};
 use civic_core::policy::{Action, AuthMethod, Principal};
 use civic_core::time::Timestamp;
-use civic_store::{ApiTokenStore, AuditStore, InstitutionStore, NewSession, SessionStore, StoreError, User, UserStore};
+use civic_store::{
+    ApiTokenStore, AuditStore, InstitutionStore, NewSession, SessionStore, StoreError, User,
+    UserStore,
+};
 
 pub const SESSION_PREFIX: &str = "cdh_s_";
 pub const API_TOKEN_PREFIX: &str = "cdh_t_";
@@ -46,7 +49,12 @@ impl Hub {
             .store
             .institution(user.institution)
             .await?
-            .ok_or_else(|| HubError::Store(StoreError::Corrupt(format!("user {} has no institution", user.id))))?;
+            .ok_or_else(|| {
+                HubError::Store(StoreError::Corrupt(format!(
+                    "user {} has no institution",
+                    user.id
+                )))
+            })?;
         Ok(Principal {
             user: user.id,
             username: user.username.clone(),
@@ -58,20 +66,28 @@ impl Hub {
     }
 
     /// Signs in with a password and, where the account has one, a TOTP code.
-    pub async fn login(&self, username: &str, password: &str, code: Option<&str>, client: &ClientInfo) -> Result<SignedIn> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn> {
         let username = Username::parse(username)?;
         let password = Password::offered(password)?;
         let now = Timestamp::now();
-        let mut entry = Ctx { actor: Actor::LocalOperator(String::new()), client: client.clone() }.entry(
-            "auth.login",
-            "session",
-            Outcome::Failed,
-        );
+        let mut entry = Ctx {
+            actor: Actor::LocalOperator(String::new()),
+            client: client.clone(),
+        }
+        .entry("auth.login", "session", Outcome::Failed);
         entry.actor_name = Some(username.as_str().to_owned());
 
         let Some(user) = self.store.user_by_username(username.as_str()).await? else {
             secrets::verify_nothing(&password);
-            self.store.login_failed(None, None, entry.reason("unknown user")).await?;
+            self.store
+                .login_failed(None, None, entry.reason("unknown user"))
+                .await?;
             return Err(HubError::InvalidCredentials);
         };
         entry.actor = Some(user.id);
@@ -79,7 +95,9 @@ impl Hub {
         entry.subject = Some(format!("user:{}", user.id));
 
         if let Some(until) = user.locked_until.filter(|&u| u > now) {
-            self.store.login_failed(None, None, entry.reason("account locked")).await?;
+            self.store
+                .login_failed(None, None, entry.reason("account locked"))
+                .await?;
             return Err(HubError::Locked { until });
         }
         // A failure counts towards the lock-out; the last one locks.
@@ -111,7 +129,11 @@ impl Hub {
             None
         };
 
-        let auth = if step.is_some() { AuthMethod::PasswordAndTotp } else { AuthMethod::Password };
+        let auth = if step.is_some() {
+            AuthMethod::PasswordAndTotp
+        } else {
+            AuthMethod::Password
+        };
         let principal = self.principal_of(&user, auth).await?;
         let token = secrets::new_token(SESSION_PREFIX);
         let expires_at = now.plus_seconds(self.config.session_ttl_minutes * 60);
@@ -135,7 +157,8 @@ impl Hub {
         Ok(SignedIn {
             token,
             expires_at,
-            must_enrol_second_factor: principal.needs_second_factor() && !principal.has_strong_auth(),
+            must_enrol_second_factor: principal.needs_second_factor()
+                && !principal.has_strong_auth(),
             principal,
         })
     }
@@ -147,12 +170,18 @@ impl Hub {
             .ok_or(HubError::Unauthenticated("no second factor is enrolled"))?;
         self.keys()
             .open(&format!("totp:{}", user.id), sealed)
-            .ok_or_else(|| HubError::Store(StoreError::Corrupt(format!("the second factor of user {} does not open", user.id))))
+            .ok_or_else(|| {
+                HubError::Store(StoreError::Corrupt(format!(
+                    "the second factor of user {} does not open",
+                    user.id
+                )))
+            })
     }
 
     /// Resolves a bearer token (session or API token) to the caller.
     pub async fn authenticate(&self, bearer: &str) -> Result<Actor> {
-        const UNKNOWN: HubError = HubError::Unauthenticated("the token is unknown, expired or revoked");
+        const UNKNOWN: HubError =
+            HubError::Unauthenticated("the token is unknown, expired or revoked");
         let now = Timestamp::now();
         let hash = token_hash(bearer.trim());
         if bearer.starts_with(API_TOKEN_PREFIX) {
@@ -162,10 +191,15 @@ impl Hub {
             }
             let user = self.store.user(token.user).await?.ok_or(UNKNOWN)?;
             let principal = self.principal_of(&user, AuthMethod::ApiToken).await?;
-            return Ok(Actor::User { principal, session: None });
+            return Ok(Actor::User {
+                principal,
+                session: None,
+            });
         }
         let session = self.store.session(&hash).await?.ok_or(UNKNOWN)?;
-        let idle_limit = session.last_seen.plus_seconds(self.config.session_idle_minutes * 60);
+        let idle_limit = session
+            .last_seen
+            .plus_seconds(self.config.session_idle_minutes * 60);
         if session.revoked || session.expires_at <= now || idle_limit <= now {
             return Err(UNKNOWN);
         }
@@ -178,14 +212,27 @@ impl Hub {
         if now.micros() - session.last_seen.micros() > 60_000_000 {
             self.store.touch_session(&hash, now).await?;
         }
-        let auth = if session.second_factor { AuthMethod::PasswordAndTotp } else { AuthMethod::Password };
+        let auth = if session.second_factor {
+            AuthMethod::PasswordAndTotp
+        } else {
+            AuthMethod::Password
+        };
         let principal = self.principal_of(&user, auth).await?;
-        Ok(Actor::User { principal, session: Some(hash) })
+        Ok(Actor::User {
+            principal,
+            session: Some(hash),
+        })
     }
 
     pub async fn logout(&self, ctx: &Ctx) -> Result<()> {
-        let entry = self.authorize(ctx, Action::ViewOwnAccount, "auth.logout", "session").await?;
-        if let Actor::User { session: Some(hash), .. } = &ctx.actor {
+        let entry = self
+            .authorize(ctx, Action::ViewOwnAccount, "auth.logout", "session")
+            .await?;
+        if let Actor::User {
+            session: Some(hash),
+            ..
+        } = &ctx.actor
+        {
             self.store.revoke_session(hash, entry).await?;
         }
         Ok(())
@@ -194,16 +241,30 @@ impl Hub {
     /// Starts enrolment of a second factor: a new secret to put in an
     /// authenticator app, confirmed by [`Hub::confirm_totp`].
     pub async fn enrol_totp(&self, ctx: &Ctx) -> Result<TotpEnrolment> {
-        let principal = ctx.principal().ok_or(HubError::BadRequest("only users enrol a second factor".into()))?;
+        let principal = ctx.principal().ok_or(HubError::BadRequest(
+            "only users enrol a second factor".into(),
+        ))?;
         let entry = self
-            .authorize(ctx, Action::EnrolSecondFactor, "auth.totp.enrol", &format!("user:{}", principal.user))
+            .authorize(
+                ctx,
+                Action::EnrolSecondFactor,
+                "auth.totp.enrol",
+                &format!("user:{}", principal.user),
+            )
             .await?;
         let secret = secrets::new_totp_secret();
-        let sealed = self.keys().seal(&format!("totp:{}", principal.user), &secret);
-        self.store.set_totp_pending(principal.user, sealed, entry).await.map_err(|e| match e {
-            StoreError::Conflict(_) => HubError::Conflict("a confirmed second factor (ask an administrator to reset it)".into()),
-            other => other.into(),
-        })?;
+        let sealed = self
+            .keys()
+            .seal(&format!("totp:{}", principal.user), &secret);
+        self.store
+            .set_totp_pending(principal.user, sealed, entry)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => HubError::Conflict(
+                    "a confirmed second factor (ask an administrator to reset it)".into(),
+                ),
+                other => other.into(),
+            })?;
         Ok(TotpEnrolment {
             secret_base32: secrets::base32(&secret),
             otpauth_uri: secrets::otpauth_uri(&principal.username, &secret),
@@ -215,24 +276,50 @@ impl Hub {
     pub async fn confirm_totp(&self, ctx: &Ctx, code: &str) -> Result<()> {
         let (principal, session) = match &ctx.actor {
             Actor::User { principal, session } => (principal, session.clone()),
-            Actor::LocalOperator(_) => return Err(HubError::BadRequest("only users confirm a second factor".into())),
+            Actor::LocalOperator(_) => {
+                return Err(HubError::BadRequest(
+                    "only users confirm a second factor".into(),
+                ))
+            }
         };
         let resource = format!("user:{}", principal.user);
-        let entry = self.authorize(ctx, Action::EnrolSecondFactor, "auth.totp.confirm", &resource).await?;
-        let user = self.store.user(principal.user).await?.ok_or_else(|| HubError::NotFound(resource.clone()))?;
+        let entry = self
+            .authorize(
+                ctx,
+                Action::EnrolSecondFactor,
+                "auth.totp.confirm",
+                &resource,
+            )
+            .await?;
+        let user = self
+            .store
+            .user(principal.user)
+            .await?
+            .ok_or_else(|| HubError::NotFound(resource.clone()))?;
         if user.totp_enabled {
             return Err(HubError::Conflict("a confirmed second factor".into()));
         }
-        let secret = self.totp_secret(&user).map_err(|_| HubError::BadRequest("start enrolment first".into()))?;
+        let secret = self
+            .totp_secret(&user)
+            .map_err(|_| HubError::BadRequest("start enrolment first".into()))?;
         let Some(step) = secrets::totp_matches(&secret, code, Self::unix_now()) else {
             self.store
-                .append_audit(ctx.entry("auth.totp.confirm", &resource, Outcome::Failed).reason("wrong one-time code"))
+                .append_audit(
+                    ctx.entry("auth.totp.confirm", &resource, Outcome::Failed)
+                        .reason("wrong one-time code"),
+                )
                 .await?;
             // Signed in already: a wrong code here is bad input, not a
             // failed authentication.
-            return Err(civic_core::ValidationError::new("code", "does not match the new secret; check the authenticator's clock").into());
+            return Err(civic_core::ValidationError::new(
+                "code",
+                "does not match the new secret; check the authenticator's clock",
+            )
+            .into());
         };
-        self.store.enable_totp(user.id, step, session, entry).await?;
+        self.store
+            .enable_totp(user.id, step, session, entry)
+            .await?;
         Ok(())
     }
 }
@@ -246,12 +333,22 @@ mod tests {
 
     async fn hub_with_user(duty: &str) -> (Hub, civic_store::testing::TestDb) {
         let db = civic_store::testing::sqlite().await;
-        let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config { lockout_threshold: 3, ..Config::default() });
+        let hub = Hub::new(
+            db.store.clone(),
+            HubKeys::ephemeral(),
+            Config {
+                lockout_threshold: 3,
+                ..Config::default()
+            },
+        );
         let ctx = Ctx::local_operator();
         let inst = hub
             .store
             .create_institution(
-                NewInstitution { name: Name::parse("name", "KDCA").unwrap(), kind: InstitutionKind::HealthAuthority },
+                NewInstitution {
+                    name: Name::parse("name", "KDCA").unwrap(),
+                    kind: InstitutionKind::HealthAuthority,
+                },
                 ctx.entry("admin.institution.create", "institution", Outcome::Allowed),
             )
             .await
@@ -262,7 +359,9 @@ mod tests {
                     institution: inst.id,
                     username: Username::parse("kim").unwrap(),
                     display_name: Name::parse("display_name", "Kim").unwrap(),
-                    password_hash: secrets::hash_password(&Password::parse_new("correct horse battery").unwrap()),
+                    password_hash: secrets::hash_password(
+                        &Password::parse_new("correct horse battery").unwrap(),
+                    ),
                     duties: vec![Duty::parse(duty).unwrap()],
                 },
                 ctx.entry("admin.user.create", "user", Outcome::Allowed),
@@ -276,31 +375,57 @@ mod tests {
     async fn enrolment_then_two_factor_sign_in_and_no_replay() {
         let (hub, _db) = hub_with_user("approver").await;
         let client = ClientInfo::default();
-        let first = hub.login("kim", "correct horse battery", None, &client).await.unwrap();
+        let first = hub
+            .login("kim", "correct horse battery", None, &client)
+            .await
+            .unwrap();
         assert!(first.must_enrol_second_factor);
         let actor = hub.authenticate(&first.token).await.unwrap();
-        let ctx = Ctx { actor, client: client.clone() };
+        let ctx = Ctx {
+            actor,
+            client: client.clone(),
+        };
         let enrolment = hub.enrol_totp(&ctx).await.unwrap();
         let secret = secrets::from_base32(&enrolment.secret_base32).unwrap();
         let now = Hub::unix_now();
-        let valid: Vec<String> = [-30, 0, 30].iter().map(|d| secrets::totp_code(&secret, now + d)).collect();
-        let wrong = ["000000", "111111", "222222", "333333"].into_iter().find(|c| !valid.iter().any(|v| v == c)).unwrap();
-        assert!(matches!(hub.confirm_totp(&ctx, wrong).await, Err(HubError::Invalid(_))));
+        let valid: Vec<String> = [-30, 0, 30]
+            .iter()
+            .map(|d| secrets::totp_code(&secret, now + d))
+            .collect();
+        let wrong = ["000000", "111111", "222222", "333333"]
+            .into_iter()
+            .find(|c| !valid.iter().any(|v| v == c))
+            .unwrap();
+        assert!(matches!(
+            hub.confirm_totp(&ctx, wrong).await,
+            Err(HubError::Invalid(_))
+        ));
         // Use the code of the previous step for confirmation so that the
         // current one is still fresh for the sign-in below.
-        hub.confirm_totp(&ctx, &secrets::totp_code(&secret, now - 30)).await.unwrap();
-        let Actor::User { principal, .. } = hub.authenticate(&first.token).await.unwrap() else { panic!() };
+        hub.confirm_totp(&ctx, &secrets::totp_code(&secret, now - 30))
+            .await
+            .unwrap();
+        let Actor::User { principal, .. } = hub.authenticate(&first.token).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(principal.auth, AuthMethod::PasswordAndTotp);
 
         assert!(matches!(
-            hub.login("kim", "correct horse battery", None, &client).await,
+            hub.login("kim", "correct horse battery", None, &client)
+                .await,
             Err(HubError::SecondFactorRequired)
         ));
         let code = secrets::totp_code(&secret, now);
-        let second = hub.login("kim", "correct horse battery", Some(&code), &client).await.unwrap();
+        let second = hub
+            .login("kim", "correct horse battery", Some(&code), &client)
+            .await
+            .unwrap();
         assert!(!second.must_enrol_second_factor);
         // The same code again is refused.
-        assert!(hub.login("kim", "correct horse battery", Some(&code), &client).await.is_err());
+        assert!(hub
+            .login("kim", "correct horse battery", Some(&code), &client)
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -308,12 +433,28 @@ mod tests {
         let (hub, _db) = hub_with_user("analyst").await;
         let client = ClientInfo::default();
         for _ in 0..2 {
-            assert!(matches!(hub.login("kim", "wrong password!", None, &client).await, Err(HubError::InvalidCredentials)));
+            assert!(matches!(
+                hub.login("kim", "wrong password!", None, &client).await,
+                Err(HubError::InvalidCredentials)
+            ));
         }
-        assert!(matches!(hub.login("kim", "wrong password!", None, &client).await, Err(HubError::Locked { .. })));
+        assert!(matches!(
+            hub.login("kim", "wrong password!", None, &client).await,
+            Err(HubError::Locked { .. })
+        ));
         // Even the right password is refused while locked.
-        assert!(matches!(hub.login("kim", "correct horse battery", None, &client).await, Err(HubError::Locked { .. })));
-        assert!(matches!(hub.login("nobody", "whatever", None, &client).await, Err(HubError::InvalidCredentials)));
-        assert!(matches!(hub.authenticate("cdh_s_nonsense").await, Err(HubError::Unauthenticated(_))));
+        assert!(matches!(
+            hub.login("kim", "correct horse battery", None, &client)
+                .await,
+            Err(HubError::Locked { .. })
+        ));
+        assert!(matches!(
+            hub.login("nobody", "whatever", None, &client).await,
+            Err(HubError::InvalidCredentials)
+        ));
+        assert!(matches!(
+            hub.authenticate("cdh_s_nonsense").await,
+            Err(HubError::Unauthenticated(_))
+        ));
     }
 }

@@ -67,16 +67,24 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads `file` (if given), then applies `CIVIC_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut table: toml::Table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
-                text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid(format!("{}: {}", path.display(), e.message())))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+                text.parse().map_err(|e: toml::de::Error| {
+                    ConfigError::Invalid(format!("{}: {}", path.display(), e.message()))
+                })?
             }
             None => toml::Table::new(),
         };
         for (name, value) in env {
-            let Some(key) = name.strip_prefix("CIVIC_") else { continue };
+            let Some(key) = name.strip_prefix("CIVIC_") else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
             if !Self::KEYS.contains(&key.as_str()) {
                 continue; // other tools' CIVIC_* variables (e.g. CIVIC_TEST_POSTGRES_URL)
@@ -122,10 +130,15 @@ impl Config {
             }
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(ConfigError::Invalid("tls_cert and tls_key go together".into()));
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together".into(),
+            ));
         }
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid(format!("addr {:?} is not HOST:PORT", self.addr)));
+            return Err(ConfigError::Invalid(format!(
+                "addr {:?} is not HOST:PORT",
+                self.addr
+            )));
         }
         Ok(())
     }
@@ -145,8 +158,15 @@ mod tests {
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("civic.toml");
-        std::fs::write(&file, "addr = \"127.0.0.1:9000\"\nsession_idle_minutes = 10\n").unwrap();
-        let env = [("CIVIC_SESSION_IDLE_MINUTES".to_owned(), "5".to_owned()), ("HOME".into(), "/root".into())];
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:9000\"\nsession_idle_minutes = 10\n",
+        )
+        .unwrap();
+        let env = [
+            ("CIVIC_SESSION_IDLE_MINUTES".to_owned(), "5".to_owned()),
+            ("HOME".into(), "/root".into()),
+        ];
         let c = Config::load(Some(&file), env).unwrap();
         assert_eq!(c.addr, "127.0.0.1:9000");
         assert_eq!(c.session_idle_minutes, 5);

@@ -23,7 +23,10 @@ pub struct DemoLogin {
 
 const INSTITUTIONS: &[(&str, &str)] = &[
     ("National Information Society Agency", "hub_operator"),
-    ("Korea Disease Control and Prevention Agency", "health_authority"),
+    (
+        "Korea Disease Control and Prevention Agency",
+        "health_authority",
+    ),
     ("Seoul Metropolitan Police Agency", "police"),
     ("Ministry of the Interior and Safety", "ministry"),
     ("SK Telecom", "telco"),
@@ -53,10 +56,13 @@ const USERS: &[(&str, &str, usize)] = &[
 
 fn random_password() -> String {
     const WORDS: &[&str] = &[
-        "harbor", "maple", "lantern", "river", "cobalt", "meadow", "granite", "willow", "ember", "summit", "copper", "orchid",
+        "harbor", "maple", "lantern", "river", "cobalt", "meadow", "granite", "willow", "ember",
+        "summit", "copper", "orchid",
     ];
     let mut rng = rand::rngs::OsRng;
-    let words: Vec<&str> = (0..3).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect();
+    let words: Vec<&str> = (0..3)
+        .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+        .collect();
     format!("{}-{}", words.join("-"), rng.gen_range(1000..10000))
 }
 
@@ -97,8 +103,14 @@ impl Hub {
             let totp_secret = if needs_totp {
                 let secret = secrets::new_totp_secret();
                 let sealed = self.keys().seal(&format!("totp:{}", user.id), &secret);
-                let entry = ctx.entry("auth.totp.enrol", &format!("user:{}", user.id), civic_core::audit::Outcome::Allowed);
-                self.store.set_totp_pending(user.id, sealed, entry.clone()).await?;
+                let entry = ctx.entry(
+                    "auth.totp.enrol",
+                    &format!("user:{}", user.id),
+                    civic_core::audit::Outcome::Allowed,
+                );
+                self.store
+                    .set_totp_pending(user.id, sealed, entry.clone())
+                    .await?;
                 // Step 0: any real code is newer.
                 self.store.enable_totp(user.id, 0, None, entry).await?;
                 Some(secrets::base32(&secret))
@@ -114,8 +126,9 @@ impl Hub {
             });
         }
         let json = serde_json::to_string_pretty(&logins).expect("logins serialise");
-        crate::keys::write_private(&file, &json)
-            .map_err(|e| crate::HubError::BadRequest(format!("cannot write {}: {e}", file.display())))?;
+        crate::keys::write_private(&file, &json).map_err(|e| {
+            crate::HubError::BadRequest(format!("cannot write {}: {e}", file.display()))
+        })?;
         self.store.set_meta("demo.seeded", "1").await?;
         Ok(logins)
     }

@@ -36,7 +36,8 @@ fn read_or_create(path: &Path) -> Result<[u8; 32], KeyError> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(shown.clone(), e))?;
             }
-            write_private(path, &data_encoding::HEXLOWER.encode(&key)).map_err(|e| KeyError::Io(shown, e))?;
+            write_private(path, &data_encoding::HEXLOWER.encode(&key))
+                .map_err(|e| KeyError::Io(shown, e))?;
             Ok(key)
         }
         Err(e) => Err(KeyError::Io(shown, e)),
@@ -73,7 +74,9 @@ impl HubKeys {
         if !path.exists() {
             return Ok(None);
         }
-        Ok(Some(SigningKey::from_bytes(&read_or_create(&path)?).verifying_key()))
+        Ok(Some(
+            SigningKey::from_bytes(&read_or_create(&path)?).verifying_key(),
+        ))
     }
 
     /// Throw-away keys (tests).
@@ -97,7 +100,13 @@ impl HubKeys {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: context.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: context.as_bytes(),
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption does not fail");
         [nonce.as_slice(), &sealed].concat()
     }
@@ -108,7 +117,13 @@ impl HubKeys {
         }
         let cipher = XChaCha20Poly1305::new((&self.sealing).into());
         cipher
-            .decrypt(XNonce::from_slice(&sealed[..24]), Payload { msg: &sealed[24..], aad: context.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(&sealed[..24]),
+                Payload {
+                    msg: &sealed[24..],
+                    aad: context.as_bytes(),
+                },
+            )
             .ok()
     }
 }

@@ -6,7 +6,8 @@ use civic_core::audit::{AuditQuery, AuditRecord};
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_ledger::{
-    consistency_plan, fold_range, inclusion_plan, key_id, record_leaf_hash, to_hex, Frontier, Hash, NodeId, SignedTreeHead,
+    consistency_plan, fold_range, inclusion_plan, key_id, record_leaf_hash, to_hex, Frontier, Hash,
+    NodeId, SignedTreeHead,
 };
 use civic_store::{AuditStore, MetaStore, Store, StoreError};
 use ed25519_dalek::VerifyingKey;
@@ -36,7 +37,8 @@ impl Hub {
     /// Records the public key beside the data, for verifiers that have no
     /// copy of their own (a copy from the key file is better evidence).
     pub async fn publish_public_key(&self) -> Result<(), StoreError> {
-        let key = data_encoding::HEXLOWER.encode(self.keys().signing_key().verifying_key().as_bytes());
+        let key =
+            data_encoding::HEXLOWER.encode(self.keys().signing_key().verifying_key().as_bytes());
         if self.store.meta(PUBLIC_KEY_META).await?.as_deref() != Some(key.as_str()) {
             self.store.set_meta(PUBLIC_KEY_META, &key).await?;
         }
@@ -80,8 +82,19 @@ impl Hub {
 
     /// Proves that record `seq` is in the tree of `tree_size` records
     /// (default: the newest signed tree head).
-    pub async fn inclusion_proof(&self, ctx: &Ctx, seq: u64, tree_size: Option<u64>) -> Result<InclusionProof> {
-        self.authorize(ctx, Action::ReadAuditProof, "audit.proof", &format!("audit:{seq}")).await?;
+    pub async fn inclusion_proof(
+        &self,
+        ctx: &Ctx,
+        seq: u64,
+        tree_size: Option<u64>,
+    ) -> Result<InclusionProof> {
+        self.authorize(
+            ctx,
+            Action::ReadAuditProof,
+            "audit.proof",
+            &format!("audit:{seq}"),
+        )
+        .await?;
         let (tree_size, tree_head) = match tree_size {
             Some(size) => (size, self.store.tree_head(size).await?),
             None => {
@@ -95,9 +108,22 @@ impl Hub {
                 "record {seq} is not in a tree of {tree_size} records (the ledger has {current})"
             )));
         }
-        let plan = inclusion_plan(seq, tree_size).ok_or_else(|| HubError::BadRequest("no such proof".into()))?;
-        let leaf = self.store.ledger_nodes(&[NodeId { level: 0, index: seq }]).await?;
-        Ok(InclusionProof { seq, tree_size, leaf_hash: to_hex(&leaf[0]), proof: self.resolve(plan).await?, tree_head })
+        let plan = inclusion_plan(seq, tree_size)
+            .ok_or_else(|| HubError::BadRequest("no such proof".into()))?;
+        let leaf = self
+            .store
+            .ledger_nodes(&[NodeId {
+                level: 0,
+                index: seq,
+            }])
+            .await?;
+        Ok(InclusionProof {
+            seq,
+            tree_size,
+            leaf_hash: to_hex(&leaf[0]),
+            proof: self.resolve(plan).await?,
+            tree_head,
+        })
     }
 
     /// Proves that the tree of `first` records is a prefix of the tree of
@@ -109,20 +135,37 @@ impl Hub {
                 "need first <= second <= {current} (the ledger's size), got {first} and {second}"
             )));
         }
-        let plan = consistency_plan(first, second).ok_or_else(|| HubError::BadRequest("no such proof".into()))?;
-        Ok(ConsistencyProof { first, second, proof: self.resolve(plan).await? })
+        let plan = consistency_plan(first, second)
+            .ok_or_else(|| HubError::BadRequest("no such proof".into()))?;
+        Ok(ConsistencyProof {
+            first,
+            second,
+            proof: self.resolve(plan).await?,
+        })
     }
 
     /// A security auditor's search; the search itself is audited.
     pub async fn search_audit(&self, ctx: &Ctx, query: AuditQuery) -> Result<Vec<AuditRecord>> {
-        let mut entry = self.authorize(ctx, Action::SearchAudit, "audit.search", "audit").await?;
+        let mut entry = self
+            .authorize(ctx, Action::SearchAudit, "audit.search", "audit")
+            .await?;
         entry.subject = query.subject.clone();
         Ok(self.store.search_audit(query, entry).await?)
     }
 
     pub async fn audit_record(&self, ctx: &Ctx, seq: u64) -> Result<AuditRecord> {
-        let entry = self.authorize(ctx, Action::SearchAudit, "audit.read", &format!("audit:{seq}")).await?;
-        self.store.audit_record(seq, entry).await?.ok_or_else(|| HubError::NotFound(format!("audit record {seq}")))
+        let entry = self
+            .authorize(
+                ctx,
+                Action::SearchAudit,
+                "audit.read",
+                &format!("audit:{seq}"),
+            )
+            .await?;
+        self.store
+            .audit_record(seq, entry)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("audit record {seq}")))
     }
 }
 
@@ -175,7 +218,10 @@ pub async fn verify_ledger(
     heads.sort_by_key(|h| h.tree_size);
     if let Some(key) = trusted_key {
         for h in &heads {
-            h.verify(key).map_err(|e| VerifyError::TreeHeadSignature { size: h.tree_size, reason: e.to_string() })?;
+            h.verify(key).map_err(|e| VerifyError::TreeHeadSignature {
+                size: h.tree_size,
+                reason: e.to_string(),
+            })?;
         }
     }
     let mut pending_heads = heads.iter().peekable();
@@ -194,10 +240,16 @@ pub async fn verify_ledger(
         let record = record?;
         let expected = frontier.size();
         if record.seq != expected {
-            return Err(VerifyError::Missing { seq: expected, found: record.seq });
+            return Err(VerifyError::Missing {
+                seq: expected,
+                found: record.seq,
+            });
         }
         if record.seq >= head.size() {
-            return Err(VerifyError::Inserted { seq: record.seq, head: head.size() });
+            return Err(VerifyError::Inserted {
+                seq: record.seq,
+                head: head.size(),
+            });
         }
         for (id, hash) in frontier.push(record_leaf_hash(&record)) {
             let stored = nodes.next().await.transpose()?;
@@ -206,11 +258,18 @@ pub async fn verify_ledger(
                 return Err(if id.level == 0 {
                     VerifyError::Changed { seq: record.seq }
                 } else {
-                    VerifyError::NodeChanged { seq: record.seq, level: id.level, index: id.index }
+                    VerifyError::NodeChanged {
+                        seq: record.seq,
+                        level: id.level,
+                        index: id.index,
+                    }
                 });
             }
         }
-        while let Some(h) = pending_heads.peek().filter(|h| h.tree_size == frontier.size()) {
+        while let Some(h) = pending_heads
+            .peek()
+            .filter(|h| h.tree_size == frontier.size())
+        {
             if h.root().ok() != Some(frontier.root()) {
                 return Err(VerifyError::TreeHeadMismatch { size: h.tree_size });
             }
@@ -219,10 +278,16 @@ pub async fn verify_ledger(
         progress(frontier.size());
     }
     if let Some(h) = pending_heads.next() {
-        return Err(VerifyError::TreeHeadBeyond { size: h.tree_size, records: frontier.size() });
+        return Err(VerifyError::TreeHeadBeyond {
+            size: h.tree_size,
+            records: frontier.size(),
+        });
     }
     if head.size() > frontier.size() {
-        return Err(VerifyError::Missing { seq: frontier.size(), found: frontier.size() });
+        return Err(VerifyError::Missing {
+            seq: frontier.size(),
+            found: frontier.size(),
+        });
     }
     if let Some((seq, level, _)) = nodes.next().await.transpose()? {
         return Err(VerifyError::ExtraNode { seq, level });

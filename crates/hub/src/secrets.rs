@@ -27,7 +27,9 @@ pub fn hash_password(password: &Password) -> String {
 
 pub fn verify_password(hash: &str, password: &Password) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -36,7 +38,8 @@ pub fn verify_password(hash: &str, password: &Password) -> bool {
 /// takes as long to refuse as a wrong password.
 pub fn verify_nothing(password: &Password) {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let hash = DUMMY.get_or_init(|| hash_password(&Password::offered("no such user").expect("valid")));
+    let hash =
+        DUMMY.get_or_init(|| hash_password(&Password::offered("no such user").expect("valid")));
     let _ = verify_password(hash, password);
 }
 
@@ -56,7 +59,12 @@ pub fn hotp(secret: &[u8], counter: u64, digits: u32) -> u32 {
     mac.update(&counter.to_be_bytes());
     let digest = mac.finalize().into_bytes();
     let offset = (digest[19] & 0x0f) as usize;
-    let binary = u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
+    let binary = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
     binary % 10u32.pow(digits)
 }
 
@@ -89,8 +97,14 @@ pub fn base32(secret: &[u8]) -> String {
 }
 
 pub fn from_base32(text: &str) -> Option<Vec<u8>> {
-    let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
-    data_encoding::BASE32_NOPAD.decode(cleaned.trim_end_matches('=').as_bytes()).ok()
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    data_encoding::BASE32_NOPAD
+        .decode(cleaned.trim_end_matches('=').as_bytes())
+        .ok()
 }
 
 /// The `otpauth://` URI authenticator apps read from a QR code.
@@ -105,7 +119,12 @@ pub fn otpauth_uri(account: &str, secret: &[u8]) -> String {
 pub fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("{prefix}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
+    format!(
+        "{prefix}{}",
+        data_encoding::BASE32_NOPAD
+            .encode(&bytes)
+            .to_ascii_lowercase()
+    )
 }
 
 pub fn token_hash(token: &str) -> String {

@@ -10,7 +10,9 @@ async fn ledger(db: &TestDb) -> Hub {
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
     let ctx = Ctx::local_operator();
     for i in 0..12 {
-        hub.create_institution(&ctx, &format!("Institution {i}"), "ministry").await.unwrap();
+        hub.create_institution(&ctx, &format!("Institution {i}"), "ministry")
+            .await
+            .unwrap();
     }
     hub.tree_head().await.unwrap();
     hub
@@ -30,23 +32,32 @@ async fn unprotect(db: &TestDb) {
 
 async fn verify(hub: &Hub) -> Result<u64, VerifyError> {
     let key = hub.keys().signing_key().verifying_key();
-    verify_ledger(&hub.store, Some(&key), |_| {}).await.map(|r| r.records)
+    verify_ledger(&hub.store, Some(&key), |_| {})
+        .await
+        .map(|r| r.records)
 }
 
 async fn an_untouched_ledger_verifies(db: TestDb) {
     let hub = ledger(&db).await;
     assert_eq!(verify(&hub).await.unwrap(), 12);
     // Growth after the signed head is fine, and reported as unsigned.
-    hub.create_institution(&Ctx::local_operator(), "Late", "ministry").await.unwrap();
+    hub.create_institution(&Ctx::local_operator(), "Late", "ministry")
+        .await
+        .unwrap();
     let key = hub.keys().signing_key().verifying_key();
     let report = verify_ledger(&hub.store, Some(&key), |_| {}).await.unwrap();
-    assert_eq!((report.records, report.unsigned_tail, report.tree_heads), (13, 1, 1));
+    assert_eq!(
+        (report.records, report.unsigned_tail, report.tree_heads),
+        (13, 1, 1)
+    );
 }
 
 async fn an_edited_record_is_named(db: TestDb) {
     let hub = ledger(&db).await;
     unprotect(&db).await;
-    db.execute_raw("UPDATE audit_records SET actor_name = 'someone else' WHERE seq = 5").await.unwrap();
+    db.execute_raw("UPDATE audit_records SET actor_name = 'someone else' WHERE seq = 5")
+        .await
+        .unwrap();
     let err = verify(&hub).await.unwrap_err();
     assert!(matches!(err, VerifyError::Changed { seq: 5 }), "{err}");
     assert!(err.to_string().contains("record 5"));
@@ -55,7 +66,9 @@ async fn an_edited_record_is_named(db: TestDb) {
 async fn a_removed_record_is_named(db: TestDb) {
     let hub = ledger(&db).await;
     unprotect(&db).await;
-    db.execute_raw("DELETE FROM audit_records WHERE seq = 7").await.unwrap();
+    db.execute_raw("DELETE FROM audit_records WHERE seq = 7")
+        .await
+        .unwrap();
     let err = verify(&hub).await.unwrap_err();
     assert!(matches!(err, VerifyError::Missing { seq: 7, .. }), "{err}");
 }
@@ -63,7 +76,9 @@ async fn a_removed_record_is_named(db: TestDb) {
 async fn a_record_removed_from_the_end_is_named(db: TestDb) {
     let hub = ledger(&db).await;
     unprotect(&db).await;
-    db.execute_raw("DELETE FROM audit_records WHERE seq = 11").await.unwrap();
+    db.execute_raw("DELETE FROM audit_records WHERE seq = 11")
+        .await
+        .unwrap();
     let err = verify(&hub).await.unwrap_err();
     assert!(err.to_string().contains("11"), "{err}");
 }
@@ -76,7 +91,10 @@ async fn an_inserted_record_is_named(db: TestDb) {
     .await
     .unwrap();
     let err = verify(&hub).await.unwrap_err();
-    assert!(matches!(err, VerifyError::Inserted { seq: 12, .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::Inserted { seq: 12, .. }),
+        "{err}"
+    );
 }
 
 async fn reordered_records_are_named(db: TestDb) {
@@ -98,28 +116,52 @@ async fn rewritten_history_is_caught_by_the_signed_tree_head(db: TestDb) {
     // only the signature, which needs the hub's key, gives it away.
     let hub = ledger(&db).await;
     unprotect(&db).await;
-    db.execute_raw("UPDATE audit_records SET outcome = 'denied' WHERE seq = 2").await.unwrap();
+    db.execute_raw("UPDATE audit_records SET outcome = 'denied' WHERE seq = 2")
+        .await
+        .unwrap();
     let forged = Hub::new(db.reopen().await, HubKeys::ephemeral(), Config::default());
     // Rebuild nodes and head from the edited records.
     db.execute_raw("DELETE FROM audit_nodes").await.unwrap();
-    use futures_util::TryStreamExt;
     use civic_store::AuditStore;
-    let records: Vec<_> = forged.store.stream_audit_records().try_collect().await.unwrap();
+    use futures_util::TryStreamExt;
+    let records: Vec<_> = forged
+        .store
+        .stream_audit_records()
+        .try_collect()
+        .await
+        .unwrap();
     let mut frontier = civic_ledger::Frontier::default();
     let mut sql = String::new();
     for r in &records {
         for (id, h) in frontier.push(civic_ledger::record_leaf_hash(r)) {
             let hex = civic_ledger::to_hex(&h);
-            let literal = if db.schema.is_some() { format!("'\\x{hex}'::bytea") } else { format!("X'{hex}'") };
-            sql.push_str(&format!("INSERT INTO audit_nodes (seq, level, hash) VALUES ({}, {}, {literal});", id.completed_by(), id.level));
+            let literal = if db.schema.is_some() {
+                format!("'\\x{hex}'::bytea")
+            } else {
+                format!("X'{hex}'")
+            };
+            sql.push_str(&format!(
+                "INSERT INTO audit_nodes (seq, level, hash) VALUES ({}, {}, {literal});",
+                id.completed_by(),
+                id.level
+            ));
         }
     }
     let head_hex = data_encoding::HEXLOWER.encode(&frontier.to_bytes());
-    let head_literal = if db.schema.is_some() { format!("'\\x{head_hex}'::bytea") } else { format!("X'{head_hex}'") };
-    sql.push_str(&format!("UPDATE audit_head SET frontier = {head_literal} WHERE id = 1;"));
+    let head_literal = if db.schema.is_some() {
+        format!("'\\x{head_hex}'::bytea")
+    } else {
+        format!("X'{head_hex}'")
+    };
+    sql.push_str(&format!(
+        "UPDATE audit_head SET frontier = {head_literal} WHERE id = 1;"
+    ));
     db.execute_raw(&sql).await.unwrap();
     let err = verify(&hub).await.unwrap_err();
-    assert!(matches!(err, VerifyError::TreeHeadMismatch { size: 12 }), "{err}");
+    assert!(
+        matches!(err, VerifyError::TreeHeadMismatch { size: 12 }),
+        "{err}"
+    );
 }
 
 civic_store::backend_tests!(

@@ -59,7 +59,10 @@ mod tests {
             entry: AuditEntry::new("auth.login", "user:1", Outcome::Allowed),
         };
         let base = record_leaf_hash(&record);
-        let moved = AuditRecord { seq: 4, ..record.clone() };
+        let moved = AuditRecord {
+            seq: 4,
+            ..record.clone()
+        };
         assert_ne!(record_leaf_hash(&moved), base);
         let mut changed = record.clone();
         changed.entry.outcome = Outcome::Failed;

@@ -70,7 +70,7 @@ pub fn range_nodes(start: u64, end: u64) -> Vec<NodeId> {
         // Grow while the subtree stays aligned and inside the range.
         while level < 63 {
             let size = 1u64 << (level + 1);
-            if at % size != 0 || at + size > end {
+            if !at.is_multiple_of(size) || at + size > end {
                 break;
             }
             level += 1;
@@ -147,7 +147,7 @@ impl Frontier {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < 8 || (bytes.len() - 8) % 32 != 0 {
+        if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(32) {
             return None;
         }
         let size = u64::from_be_bytes(bytes[..8].try_into().ok()?);
@@ -360,7 +360,12 @@ mod tests {
         }
 
         fn root_at(&self, size: u64) -> Hash {
-            fold_range(&range_nodes(0, size).iter().map(|id| self.nodes[id]).collect::<Vec<_>>())
+            fold_range(
+                &range_nodes(0, size)
+                    .iter()
+                    .map(|id| self.nodes[id])
+                    .collect::<Vec<_>>(),
+            )
         }
     }
 

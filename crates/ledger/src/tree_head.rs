@@ -113,9 +113,15 @@ mod tests {
 
         let mut bigger = head.clone();
         bigger.tree_size = 11;
-        assert_eq!(bigger.verify(&signer.verifying_key()), Err(TreeHeadError::BadSignature));
+        assert_eq!(
+            bigger.verify(&signer.verifying_key()),
+            Err(TreeHeadError::BadSignature)
+        );
 
         let other = HubSigner::new(SigningKey::generate(&mut rand::rngs::OsRng));
-        assert!(matches!(head.verify(&other.verifying_key()), Err(TreeHeadError::WrongKey(_))));
+        assert!(matches!(
+            head.verify(&other.verifying_key()),
+            Err(TreeHeadError::WrongKey(_))
+        ));
     }
 }

@@ -134,12 +134,20 @@ impl PostgresStore {
     /// Connects with every table in `schema`, creating the schema if needed:
     /// how tests get a fresh database of their own.
     pub async fn connect_in_schema(url: &str, schema: &str) -> crate::Result<Self> {
-        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return Err(crate::StoreError::BadUrl(format!("schema {schema:?}")));
         }
         let options = PgConnectOptions::from_str(url)?;
-        let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).execute(&admin).await?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .execute(&admin)
+            .await?;
         admin.close().await;
         Self::with_options(options.options([("search_path", schema)])).await
     }
@@ -161,7 +169,9 @@ impl PostgresStore {
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin().await?;
         // Two hubs starting at once must not both migrate.
-        sqlx::query("SELECT pg_advisory_xact_lock(7410203)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7410203)")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
             .execute(&mut *tx)
             .await?;
@@ -184,10 +194,17 @@ impl PostgresStore {
     }
 
     /// Opens a transaction holding the ledger lock and reads the head.
-    async fn begin_ledger(&self) -> crate::Result<(sqlx::Transaction<'static, sqlx::Postgres>, civic_ledger::Frontier)> {
+    async fn begin_ledger(
+        &self,
+    ) -> crate::Result<(
+        sqlx::Transaction<'static, sqlx::Postgres>,
+        civic_ledger::Frontier,
+    )> {
         use sqlx::Row;
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
+        let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
         let frontier = civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
             .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))?;
         Ok((tx, frontier))

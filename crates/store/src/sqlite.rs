@@ -124,7 +124,8 @@ impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
     pub async fn open(path: &Path) -> crate::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -134,7 +135,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -167,10 +171,17 @@ impl SqliteStore {
     }
 
     /// Opens a write transaction holding the ledger lock and reads the head.
-    async fn begin_ledger(&self) -> crate::Result<(sqlx::Transaction<'static, sqlx::Sqlite>, civic_ledger::Frontier)> {
+    async fn begin_ledger(
+        &self,
+    ) -> crate::Result<(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        civic_ledger::Frontier,
+    )> {
         use sqlx::Row;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1").fetch_one(&mut *tx).await?;
+        let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
         let frontier = civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
             .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))?;
         Ok((tx, frontier))

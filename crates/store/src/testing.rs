@@ -44,7 +44,9 @@ impl TestDb {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(&self.url).await?;
                 let schema = self.schema.as_deref().unwrap_or("public");
-                sqlx::raw_sql(&format!("SET search_path TO {schema}; {sql}")).execute(&mut conn).await?;
+                sqlx::raw_sql(&format!("SET search_path TO {schema}; {sql}"))
+                    .execute(&mut conn)
+                    .await?;
                 conn.close().await
             }
         }
@@ -54,7 +56,9 @@ impl TestDb {
     pub async fn reopen(&self) -> Store {
         match &self.schema {
             Some(schema) => Store::Postgres(
-                PostgresStore::connect_in_schema(&self.url, schema).await.expect("reopen postgres"),
+                PostgresStore::connect_in_schema(&self.url, schema)
+                    .await
+                    .expect("reopen postgres"),
             ),
             None => Store::connect(&self.url).await.expect("reopen sqlite"),
         }
@@ -63,16 +67,22 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(schema) = self.schema.take() else { return };
+        let Some(schema) = self.schema.take() else {
+            return;
+        };
         let url = self.url.clone();
         // Drop the schema from a thread of its own: Drop cannot await.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut conn).await;
+                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                            .execute(&mut conn)
+                            .await;
                         let _ = conn.close().await;
                     }
                 });

@@ -1,6 +1,8 @@
 //! The records storage reads and writes.
 
-use civic_core::identity::{ApiTokenId, Duty, InstitutionId, InstitutionKind, Name, UserId, Username};
+use civic_core::identity::{
+    ApiTokenId, Duty, InstitutionId, InstitutionKind, Name, UserId, Username,
+};
 use civic_core::time::Timestamp;
 use serde::Serialize;
 

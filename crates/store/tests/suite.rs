@@ -3,7 +3,9 @@
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{Duty, InstitutionKind, Name, UserId, Username};
 use civic_core::time::Timestamp;
-use civic_ledger::{fold_range, inclusion_plan, range_nodes, record_leaf_hash, verify_inclusion, Frontier};
+use civic_ledger::{
+    fold_range, inclusion_plan, range_nodes, record_leaf_hash, verify_inclusion, Frontier,
+};
 use civic_store::testing::TestDb;
 use civic_store::*;
 use futures_util::TryStreamExt;
@@ -43,7 +45,12 @@ async fn user(store: &Store, institution: &Institution, username: &str, duties: 
 
 async fn institutions_are_created_listed_and_unique(db: TestDb) {
     let s = &db.store;
-    let kdca = institution(s, "Disease Control Agency", InstitutionKind::HealthAuthority).await;
+    let kdca = institution(
+        s,
+        "Disease Control Agency",
+        InstitutionKind::HealthAuthority,
+    )
+    .await;
     institution(s, "Seoul Police", InstitutionKind::Police).await;
     assert_eq!(s.institution(kdca.id).await.unwrap(), Some(kdca.clone()));
     assert_eq!(s.institutions().await.unwrap().len(), 2);
@@ -71,9 +78,13 @@ async fn users_keep_their_duties(db: TestDb) {
     assert_eq!(s.user_by_username("kim").await.unwrap().unwrap().id, kim.id);
     assert!(s.user_by_username("nobody").await.unwrap().is_none());
 
-    s.set_duties(kim.id, vec![Duty::parse("investigator:daegu").unwrap()], audit("admin.user.duties"))
-        .await
-        .unwrap();
+    s.set_duties(
+        kim.id,
+        vec![Duty::parse("investigator:daegu").unwrap()],
+        audit("admin.user.duties"),
+    )
+    .await
+    .unwrap();
     let kim = s.user(kim.id).await.unwrap().unwrap();
     assert_eq!(kim.duties, vec![Duty::parse("investigator:daegu").unwrap()]);
 
@@ -93,7 +104,9 @@ async fn users_keep_their_duties(db: TestDb) {
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
-    let missing = s.set_duties(UserId(999), vec![], audit("admin.user.duties")).await;
+    let missing = s
+        .set_duties(UserId(999), vec![], audit("admin.user.duties"))
+        .await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
 
@@ -102,22 +115,31 @@ async fn sign_in_state_locks_and_refuses_replayed_codes(db: TestDb) {
     let kdca = institution(s, "KDCA", InstitutionKind::HealthAuthority).await;
     let kim = user(s, &kdca, "kim", &["approver"]).await;
     let until = Timestamp::now().plus_seconds(900);
-    s.login_failed(Some(kim.id), None, audit("auth.login")).await.unwrap();
-    s.login_failed(Some(kim.id), Some(until), audit("auth.login")).await.unwrap();
+    s.login_failed(Some(kim.id), None, audit("auth.login"))
+        .await
+        .unwrap();
+    s.login_failed(Some(kim.id), Some(until), audit("auth.login"))
+        .await
+        .unwrap();
     let locked = s.user(kim.id).await.unwrap().unwrap();
     assert_eq!(locked.failed_logins, 2);
     assert_eq!(locked.locked_until, Some(until));
     s.unlock(kim.id, audit("admin.user.unlock")).await.unwrap();
     assert_eq!(s.user(kim.id).await.unwrap().unwrap().locked_until, None);
 
-    s.set_totp_pending(kim.id, vec![1, 2, 3], audit("auth.totp.enrol")).await.unwrap();
-    s.enable_totp(kim.id, 100, None, audit("auth.totp.confirm")).await.unwrap();
+    s.set_totp_pending(kim.id, vec![1, 2, 3], audit("auth.totp.enrol"))
+        .await
+        .unwrap();
+    s.enable_totp(kim.id, 100, None, audit("auth.totp.confirm"))
+        .await
+        .unwrap();
     let kim = s.user(kim.id).await.unwrap().unwrap();
     assert!(kim.totp_enabled);
     assert_eq!(kim.totp_secret_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
     // A confirmed factor cannot be overwritten by a new enrolment.
     assert!(matches!(
-        s.set_totp_pending(kim.id, vec![9], audit("auth.totp.enrol")).await,
+        s.set_totp_pending(kim.id, vec![9], audit("auth.totp.enrol"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -128,10 +150,13 @@ async fn sign_in_state_locks_and_refuses_replayed_codes(db: TestDb) {
         expires_at: Timestamp::now().plus_seconds(3600),
         second_factor: true,
     };
-    s.login_succeeded(session("a"), Some(101), audit("auth.login")).await.unwrap();
+    s.login_succeeded(session("a"), Some(101), audit("auth.login"))
+        .await
+        .unwrap();
     // The same step again, or an older one, is a replay.
     assert!(matches!(
-        s.login_succeeded(session("b"), Some(101), audit("auth.login")).await,
+        s.login_succeeded(session("b"), Some(101), audit("auth.login"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(s.session("b").await.unwrap().is_none());
@@ -140,7 +165,9 @@ async fn sign_in_state_locks_and_refuses_replayed_codes(db: TestDb) {
     s.revoke_session("a", audit("auth.logout")).await.unwrap();
     assert!(s.session("a").await.unwrap().unwrap().revoked);
 
-    s.reset_totp(kim.id, audit("admin.user.totp_reset")).await.unwrap();
+    s.reset_totp(kim.id, audit("admin.user.totp_reset"))
+        .await
+        .unwrap();
     let kim = s.user(kim.id).await.unwrap().unwrap();
     assert!(!kim.totp_enabled && kim.totp_secret_sealed.is_none());
 }
@@ -163,9 +190,14 @@ async fn api_tokens_are_found_by_hash_and_revoked(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(token.institution, telco.id);
-    assert_eq!(s.api_token_by_hash("h1").await.unwrap(), Some(token.clone()));
+    assert_eq!(
+        s.api_token_by_hash("h1").await.unwrap(),
+        Some(token.clone())
+    );
     assert_eq!(s.api_tokens_of(telco.id).await.unwrap().len(), 1);
-    s.revoke_api_token(token.id, audit("admin.token.revoke")).await.unwrap();
+    s.revoke_api_token(token.id, audit("admin.token.revoke"))
+        .await
+        .unwrap();
     assert!(s.api_token(token.id).await.unwrap().unwrap().revoked);
 }
 
@@ -210,11 +242,17 @@ async fn audit_search_filters_and_is_itself_audited(db: TestDb) {
     e.subject = Some("case:7".into());
     e.resource = "case:7".into();
     s.append_audit(e).await.unwrap();
-    s.append_audit(AuditEntry::new("auth.login", "user:4", Outcome::Failed)).await.unwrap();
+    s.append_audit(AuditEntry::new("auth.login", "user:4", Outcome::Failed))
+        .await
+        .unwrap();
 
     let by_subject = s
         .search_audit(
-            AuditQuery { subject: Some("case:1042".into()), limit: 10, ..Default::default() },
+            AuditQuery {
+                subject: Some("case:1042".into()),
+                limit: 10,
+                ..Default::default()
+            },
             audit("audit.search"),
         )
         .await
@@ -222,14 +260,25 @@ async fn audit_search_filters_and_is_itself_audited(db: TestDb) {
     assert_eq!(by_subject.len(), 1);
     assert_eq!(by_subject[0].entry.resource, "case:1042");
     let by_actor = s
-        .search_audit(AuditQuery { actor: Some(UserId(3)), limit: 10, ..Default::default() }, audit("audit.search"))
+        .search_audit(
+            AuditQuery {
+                actor: Some(UserId(3)),
+                limit: 10,
+                ..Default::default()
+            },
+            audit("audit.search"),
+        )
         .await
         .unwrap();
     assert_eq!(by_actor.len(), 2);
     assert!(by_actor[0].seq > by_actor[1].seq, "newest first");
     let future = s
         .search_audit(
-            AuditQuery { from: Some(Timestamp::now().plus_seconds(60)), limit: 10, ..Default::default() },
+            AuditQuery {
+                from: Some(Timestamp::now().plus_seconds(60)),
+                limit: 10,
+                ..Default::default()
+            },
             audit("audit.search"),
         )
         .await
@@ -242,8 +291,14 @@ async fn audit_search_filters_and_is_itself_audited(db: TestDb) {
 async fn the_ledger_refuses_updates_and_deletes(db: TestDb) {
     let s = &db.store;
     s.append_audit(audit("auth.login")).await.unwrap();
-    assert!(db.execute_raw("UPDATE audit_records SET outcome = 'denied' WHERE seq = 0").await.is_err());
-    assert!(db.execute_raw("DELETE FROM audit_records WHERE seq = 0").await.is_err());
+    assert!(db
+        .execute_raw("UPDATE audit_records SET outcome = 'denied' WHERE seq = 0")
+        .await
+        .is_err());
+    assert!(db
+        .execute_raw("DELETE FROM audit_records WHERE seq = 0")
+        .await
+        .is_err());
     assert!(db.execute_raw("DELETE FROM audit_nodes").await.is_err());
     assert_eq!(s.count_audit_records().await.unwrap(), 1);
 }
@@ -253,7 +308,13 @@ async fn concurrent_appends_keep_the_ledger_gapless(db: TestDb) {
     for i in 0..40 {
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
-            store.append_audit(AuditEntry::new("test.concurrent", format!("r:{i}"), Outcome::Allowed)).await
+            store
+                .append_audit(AuditEntry::new(
+                    "test.concurrent",
+                    format!("r:{i}"),
+                    Outcome::Allowed,
+                ))
+                .await
         }));
     }
     for t in tasks {
@@ -274,7 +335,10 @@ async fn migrations_are_idempotent_and_meta_round_trips(db: TestDb) {
     db.reopen().await.migrate().await.unwrap();
     db.store.set_meta("hub.public_key", "abc").await.unwrap();
     db.store.set_meta("hub.public_key", "def").await.unwrap();
-    assert_eq!(db.store.meta("hub.public_key").await.unwrap().as_deref(), Some("def"));
+    assert_eq!(
+        db.store.meta("hub.public_key").await.unwrap().as_deref(),
+        Some("def")
+    );
     assert_eq!(db.store.meta("missing").await.unwrap(), None);
     db.store.ping().await.unwrap();
 }

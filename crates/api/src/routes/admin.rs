@@ -11,7 +11,10 @@ use civic_hub::admin::UserRequest;
 /// Lists institutions.
 #[utoipa::path(get, path = "/api/v1/institutions", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = [InstitutionView]), (status = 403, body = Problem)))]
-pub async fn list_institutions(State(state): State<AppState>, Caller(ctx): Caller) -> ApiResult<Json<Vec<InstitutionView>>> {
+pub async fn list_institutions(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<Json<Vec<InstitutionView>>> {
     let list = state.hub.list_institutions(&ctx).await?;
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }
@@ -25,7 +28,10 @@ pub async fn create_institution(
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<NewInstitutionRequest>,
 ) -> ApiResult<(StatusCode, Json<InstitutionView>)> {
-    let created = state.hub.create_institution(&ctx, &req.name, &req.kind).await?;
+    let created = state
+        .hub
+        .create_institution(&ctx, &req.name, &req.kind)
+        .await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -33,7 +39,11 @@ pub async fn create_institution(
 #[utoipa::path(get, path = "/api/v1/institutions/{id}/users", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "institution id")),
     responses((status = 200, body = [UserView]), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn list_users(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Vec<UserView>>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<UserView>>> {
     let users = state.hub.list_users(&ctx, InstitutionId(id)).await?;
     Ok(Json(users.into_iter().map(Into::into).collect()))
 }
@@ -48,8 +58,16 @@ pub async fn create_user(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<NewUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    let request = UserRequest { username: req.username, display_name: req.display_name, password: req.password, duties: req.duties };
-    let user = state.hub.create_user(&ctx, InstitutionId(id), request).await?;
+    let request = UserRequest {
+        username: req.username,
+        display_name: req.display_name,
+        password: req.password,
+        duties: req.duties,
+    };
+    let user = state
+        .hub
+        .create_user(&ctx, InstitutionId(id), request)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -72,7 +90,11 @@ pub async fn set_duties(
 #[utoipa::path(post, path = "/api/v1/users/{id}/totp-reset", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "user id")),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn reset_totp(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+pub async fn reset_totp(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
     state.hub.reset_second_factor(&ctx, UserId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -81,7 +103,11 @@ pub async fn reset_totp(State(state): State<AppState>, Caller(ctx): Caller, ApiP
 #[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "user id")),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn unlock(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+pub async fn unlock(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
     state.hub.unlock_user(&ctx, UserId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -90,7 +116,11 @@ pub async fn unlock(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(
 #[utoipa::path(get, path = "/api/v1/institutions/{id}/api-tokens", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "institution id")),
     responses((status = 200, body = [ApiTokenView]), (status = 403, body = Problem)))]
-pub async fn list_tokens(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Vec<ApiTokenView>>> {
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ApiTokenView>>> {
     let tokens = state.hub.list_api_tokens(&ctx, InstitutionId(id)).await?;
     Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
@@ -105,15 +135,34 @@ pub async fn issue_token(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<NewApiTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenView>)> {
-    let issued = state.hub.issue_api_token(&ctx, InstitutionId(id), UserId(req.user_id), &req.name, req.valid_days).await?;
-    Ok((StatusCode::CREATED, Json(IssuedTokenView { token: issued.token.into(), secret: issued.secret })))
+    let issued = state
+        .hub
+        .issue_api_token(
+            &ctx,
+            InstitutionId(id),
+            UserId(req.user_id),
+            &req.name,
+            req.valid_days,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedTokenView {
+            token: issued.token.into(),
+            secret: issued.secret,
+        }),
+    ))
 }
 
 /// Revokes an API token.
 #[utoipa::path(delete, path = "/api/v1/api-tokens/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "API token id")),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn revoke_token(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
     state.hub.revoke_api_token(&ctx, ApiTokenId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

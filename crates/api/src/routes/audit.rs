@@ -24,17 +24,31 @@ fn instant(field: &'static str, value: Option<String>) -> ApiResult<Option<Times
     value
         .map(|v| Timestamp::parse_rfc3339(&v))
         .transpose()
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", format!("{field}: {}", e.message)))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                format!("{field}: {}", e.message),
+            )
+        })
 }
 
 /// Searches the audit ledger (security auditors), newest first.
 #[utoipa::path(get, path = "/api/v1/audit/records", tag = "audit", security(("bearer" = [])),
     params(AuditSearchParams),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn search(State(state): State<AppState>, Caller(ctx): Caller, ApiQuery(p): ApiQuery<AuditSearchParams>) -> ApiResult<Json<AuditPage>> {
+pub async fn search(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiQuery(p): ApiQuery<AuditSearchParams>,
+) -> ApiResult<Json<AuditPage>> {
     let limit = p.limit.unwrap_or(100);
     if !(1..=AuditQuery::MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "limit: must be 1-1000"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "limit: must be 1-1000",
+        ));
     }
     let query = AuditQuery {
         actor: p.actor.map(UserId),
@@ -48,15 +62,24 @@ pub async fn search(State(state): State<AppState>, Caller(ctx): Caller, ApiQuery
         limit,
     };
     let records = state.hub.search_audit(&ctx, query).await?;
-    let next_before = (records.len() == limit as usize).then(|| records.last().map(|r| r.seq)).flatten();
-    Ok(Json(AuditPage { records, next_before }))
+    let next_before = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(AuditPage {
+        records,
+        next_before,
+    }))
 }
 
 /// One audit record.
 #[utoipa::path(get, path = "/api/v1/audit/records/{seq}", tag = "audit", security(("bearer" = [])),
     params(("seq" = u64, Path, description = "sequence number")),
     responses((status = 200, body = AuditRecord), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn record(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(seq): ApiPath<u64>) -> ApiResult<Json<AuditRecord>> {
+pub async fn record(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(seq): ApiPath<u64>,
+) -> ApiResult<Json<AuditRecord>> {
     Ok(Json(state.hub.audit_record(&ctx, seq).await?))
 }
 
@@ -64,7 +87,11 @@ pub async fn record(State(state): State<AppState>, Caller(ctx): Caller, ApiPath(
 #[utoipa::path(get, path = "/api/v1/audit/inclusion", tag = "audit", security(("bearer" = [])),
     params(InclusionParams),
     responses((status = 200, body = InclusionProofView), (status = 400, body = Problem)))]
-pub async fn inclusion(State(state): State<AppState>, Caller(ctx): Caller, ApiQuery(p): ApiQuery<InclusionParams>) -> ApiResult<Json<InclusionProofView>> {
+pub async fn inclusion(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiQuery(p): ApiQuery<InclusionParams>,
+) -> ApiResult<Json<InclusionProofView>> {
     let proof = state.hub.inclusion_proof(&ctx, p.seq, p.tree_size).await?;
     Ok(Json(InclusionProofView {
         seq: proof.seq,
@@ -79,13 +106,23 @@ pub async fn inclusion(State(state): State<AppState>, Caller(ctx): Caller, ApiQu
 #[utoipa::path(get, path = "/api/v1/audit/tree-head", tag = "audit", responses((status = 200, body = TreeHeadView)))]
 pub async fn tree_head(State(state): State<AppState>) -> ApiResult<Json<TreeHeadView>> {
     let tree_head = state.hub.tree_head().await?;
-    Ok(Json(TreeHeadView { tree_head, public_key: state.hub.public_key_hex() }))
+    Ok(Json(TreeHeadView {
+        tree_head,
+        public_key: state.hub.public_key_hex(),
+    }))
 }
 
 /// Consistency proof between two tree sizes.
 #[utoipa::path(get, path = "/api/v1/audit/consistency", tag = "audit", params(ConsistencyParams),
     responses((status = 200, body = ConsistencyProofView), (status = 400, body = Problem)))]
-pub async fn consistency(State(state): State<AppState>, ApiQuery(p): ApiQuery<ConsistencyParams>) -> ApiResult<Json<ConsistencyProofView>> {
+pub async fn consistency(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<ConsistencyParams>,
+) -> ApiResult<Json<ConsistencyProofView>> {
     let proof = state.hub.consistency_proof(p.first, p.second).await?;
-    Ok(Json(ConsistencyProofView { first: proof.first, second: proof.second, proof: proof.proof }))
+    Ok(Json(ConsistencyProofView {
+        first: proof.first,
+        second: proof.second,
+        proof: proof.proof,
+    }))
 }

@@ -13,8 +13,15 @@ use civic_hub::Actor;
         (status = 401, description = "wrong credentials, or a code is required", body = Problem),
         (status = 423, description = "locked after repeated failures", body = Problem),
         (status = 422, body = Problem)))]
-pub async fn login(State(state): State<AppState>, Client(client): Client, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<LoginResponse>> {
-    let signed_in = state.hub.login(&req.username, &req.password, req.totp.as_deref(), &client).await?;
+pub async fn login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let signed_in = state
+        .hub
+        .login(&req.username, &req.password, req.totp.as_deref(), &client)
+        .await?;
     Ok(Json(LoginResponse {
         token: signed_in.token,
         token_type: "Bearer".into(),
@@ -44,15 +51,25 @@ pub async fn me(Caller(ctx): Caller) -> ApiResult<Json<MeView>> {
 /// Starts enrolment of a TOTP second factor.
 #[utoipa::path(post, path = "/api/v1/auth/totp/enrol", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = TotpEnrolmentView), (status = 409, body = Problem)))]
-pub async fn totp_enrol(State(state): State<AppState>, Caller(ctx): Caller) -> ApiResult<Json<TotpEnrolmentView>> {
+pub async fn totp_enrol(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<Json<TotpEnrolmentView>> {
     let e = state.hub.enrol_totp(&ctx).await?;
-    Ok(Json(TotpEnrolmentView { secret: e.secret_base32, otpauth_uri: e.otpauth_uri }))
+    Ok(Json(TotpEnrolmentView {
+        secret: e.secret_base32,
+        otpauth_uri: e.otpauth_uri,
+    }))
 }
 
 /// Confirms enrolment with a first code; the session then has two factors.
 #[utoipa::path(post, path = "/api/v1/auth/totp/confirm", tag = "auth", security(("bearer" = [])),
     request_body = TotpConfirmRequest, responses((status = 204), (status = 401, body = Problem)))]
-pub async fn totp_confirm(State(state): State<AppState>, Caller(ctx): Caller, ApiJson(req): ApiJson<TotpConfirmRequest>) -> ApiResult<StatusCode> {
+pub async fn totp_confirm(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiJson(req): ApiJson<TotpConfirmRequest>,
+) -> ApiResult<StatusCode> {
     state.hub.confirm_totp(&ctx, &req.code).await?;
     Ok(StatusCode::NO_CONTENT)
 }

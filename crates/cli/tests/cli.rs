@@ -1,0 +1,282 @@
+//! The `civic` binary as an operator runs it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn civic(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_civic"));
+    cmd.args(args)
+        .env_remove("CIVIC_DATABASE_URL")
+        .env_remove("CIVIC_DATA_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("civic runs");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails with exactly one line on stderr.
+fn fails_in_one_line(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn seed(dir: &Path, env: &[(&str, &str)]) {
+    let data = dir.to_str().unwrap();
+    let mut env = env.to_vec();
+    env.push(("CIVIC_DATA_DIR", data));
+    ok(&civic(&["migrate"], &env, None));
+    ok(&civic(
+        &[
+            "admin",
+            "institution",
+            "create",
+            "--name",
+            "KDCA",
+            "--kind",
+            "health_authority",
+        ],
+        &env,
+        None,
+    ));
+    let out = ok(&civic(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--institution",
+            "1",
+            "--username",
+            "kim",
+            "--display-name",
+            "Kim",
+            "--duty",
+            "investigator:seoul",
+        ],
+        &env,
+        Some("correct horse battery staple\n"),
+    ));
+    assert!(out.contains("created user 1"));
+    let listed = ok(&civic(
+        &[
+            "admin",
+            "user",
+            "list",
+            "--institution",
+            "1",
+            "--format",
+            "csv",
+        ],
+        &env,
+        None,
+    ));
+    assert!(
+        listed.starts_with("id,username,display name,duties"),
+        "{listed}"
+    );
+    assert!(listed.contains("investigator:seoul"));
+}
+
+#[test]
+fn admin_commands_and_bad_input_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [("CIVIC_DATA_DIR", data.as_str())];
+    seed(dir.path(), &[]);
+    // Bad input: one line, non-zero exit, nothing changed.
+    let err = fails_in_one_line(&civic(
+        &[
+            "admin",
+            "institution",
+            "create",
+            "--name",
+            "X",
+            "--kind",
+            "bakery",
+        ],
+        &env,
+        None,
+    ));
+    assert!(err.contains("unknown institution kind"), "{err}");
+    fails_in_one_line(&civic(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--institution",
+            "1",
+            "--username",
+            "lee",
+            "--display-name",
+            "Lee",
+            "--duty",
+            "police_location_officer",
+        ],
+        &env,
+        Some("correct horse battery staple\n"),
+    ));
+    fails_in_one_line(&civic(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--institution",
+            "1",
+            "--username",
+            "lee",
+            "--display-name",
+            "Lee",
+        ],
+        &env,
+        Some("short\n"),
+    ));
+    fails_in_one_line(&civic(
+        &["admin", "user", "unlock", "--user", "99"],
+        &env,
+        None,
+    ));
+    fails_in_one_line(&civic(
+        &["serve"],
+        &[("CIVIC_ADDR", "not-an-address")],
+        None,
+    ));
+    let listed = ok(&civic(
+        &["admin", "institution", "list", "--format", "json"],
+        &env,
+        None,
+    ));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let users = ok(&civic(
+        &[
+            "admin",
+            "user",
+            "list",
+            "--institution",
+            "1",
+            "--format",
+            "json",
+        ],
+        &env,
+        None,
+    ));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&users)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Tokens: the secret is printed once.
+    let secret = ok(&civic(
+        &["admin", "token", "issue", "--user", "1", "--name", "uplink"],
+        &env,
+        None,
+    ));
+    assert!(secret.trim().starts_with("cdh_t_"));
+    // The ledger verifies.
+    let verified = ok(&civic(&["audit", "verify", "--data-dir", &data], &[], None));
+    assert!(verified.contains("ledger verified"), "{verified}");
+}
+
+#[test]
+fn audit_verify_names_an_edited_record_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    seed(dir.path(), &[]);
+    ok(&civic(&["audit", "verify", "--data-dir", &data], &[], None));
+    let db = dir.path().join("civic.db");
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('DROP TRIGGER audit_records_no_update'); \
+             c.execute(\"UPDATE audit_records SET actor_name='nobody' WHERE seq=1\"); c.commit()",
+        )
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = fails_in_one_line(&civic(&["audit", "verify", "--data-dir", &data], &[], None));
+    assert!(err.contains("record 1 was changed"), "{err}");
+}
+
+#[tokio::test]
+async fn audit_verify_names_an_edited_record_on_postgres() {
+    let Some(db) = civic_store::testing::postgres().await else {
+        return;
+    };
+    let schema = db.schema.clone().unwrap();
+    let url = format!("{}?options=-csearch_path%3D{schema}", db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [("CIVIC_DATABASE_URL", url.as_str())];
+    seed(dir.path(), &env);
+    ok(&civic(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            &data,
+            "--database-url",
+            &url,
+        ],
+        &[],
+        None,
+    ));
+    db.execute_raw("DROP TRIGGER audit_records_append_only ON audit_records; UPDATE audit_records SET outcome = 'denied' WHERE seq = 2")
+        .await
+        .unwrap();
+    let err = fails_in_one_line(&civic(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            &data,
+            "--database-url",
+            &url,
+        ],
+        &[],
+        None,
+    ));
+    assert!(err.contains("record 2 was changed"), "{err}");
+}
+
+#[test]
+fn the_cli_explains_itself() {
+    let help = ok(&civic(&["--help"], &[], None));
+    for sub in ["demo", "serve", "migrate", "audit", "admin"] {
+        assert!(help.contains(sub), "{help}");
+    }
+    let out = civic(
+        &["audit", "verify", "--data-dir", "/nonexistent/dir"],
+        &[],
+        None,
+    );
+    fails_in_one_line(&out);
+}
