@@ -3,6 +3,7 @@
 
 use crate::secrets::{self, token_hash};
 use crate::{Ctx, Hub, HubError, Result};
+use civic_core::audit::AuditEntry;
 use civic_core::identity::{
     ApiTokenId, Duty, InstitutionId, InstitutionKind, Name, Password, UserId, Username,
 };
@@ -141,87 +142,56 @@ impl Hub {
         Ok(self.store.users_of(institution, entry).await?)
     }
 
-    pub async fn set_duties(&self, ctx: &Ctx, user: UserId, duties: &[String]) -> Result<User> {
+    /// Authorizes a change to `user`'s account by an administrator of her
+    /// institution; returns her and the audit entry naming her as subject.
+    async fn authorize_user_change(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        audit_action: &str,
+    ) -> Result<(User, AuditEntry)> {
         let target = self.target_user(user).await?;
-        let inst = self.institution_of(target.institution).await?;
         let resource = format!("user:{user}");
-        let entry = self
-            .authorize(
-                ctx,
-                Action::ManageUser {
-                    institution: target.institution,
-                },
-                "admin.user.duties",
-                &resource,
-            )
+        let action = Action::ManageUser {
+            institution: target.institution,
+        };
+        let entry = self.authorize(ctx, action, audit_action, &resource).await?;
+        Ok((target, entry.subject(resource)))
+    }
+
+    pub async fn set_duties(&self, ctx: &Ctx, user: UserId, duties: &[String]) -> Result<User> {
+        let (target, entry) = self
+            .authorize_user_change(ctx, user, "admin.user.duties")
             .await?;
+        let inst = self.institution_of(target.institution).await?;
         let duties = Self::parse_duties(duties, inst.kind)?;
-        let entry = entry.subject(resource.clone()).reason(format!(
-            "duties: {}",
-            duties
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
+        let listed: Vec<String> = duties.iter().map(|d| d.to_string()).collect();
+        let entry = entry.reason(format!("duties: {}", listed.join(",")));
         self.store.set_duties(user, duties, entry).await?;
         self.target_user(user).await
     }
 
     pub async fn reset_second_factor(&self, ctx: &Ctx, user: UserId) -> Result<()> {
-        let target = self.target_user(user).await?;
-        let resource = format!("user:{user}");
-        let entry = self
-            .authorize(
-                ctx,
-                Action::ManageUser {
-                    institution: target.institution,
-                },
-                "admin.user.totp_reset",
-                &resource,
-            )
+        let (_, entry) = self
+            .authorize_user_change(ctx, user, "admin.user.totp_reset")
             .await?;
-        Ok(self.store.reset_totp(user, entry.subject(resource)).await?)
+        Ok(self.store.reset_totp(user, entry).await?)
     }
 
     pub async fn unlock_user(&self, ctx: &Ctx, user: UserId) -> Result<()> {
-        let target = self.target_user(user).await?;
-        let resource = format!("user:{user}");
-        let entry = self
-            .authorize(
-                ctx,
-                Action::ManageUser {
-                    institution: target.institution,
-                },
-                "admin.user.unlock",
-                &resource,
-            )
+        let (_, entry) = self
+            .authorize_user_change(ctx, user, "admin.user.unlock")
             .await?;
-        Ok(self.store.unlock(user, entry.subject(resource)).await?)
+        Ok(self.store.unlock(user, entry).await?)
     }
 
     pub async fn set_password(&self, ctx: &Ctx, user: UserId, password: &str) -> Result<()> {
         let password = Password::parse_new(password)?;
-        let target = self.target_user(user).await?;
-        let resource = format!("user:{user}");
-        let entry = self
-            .authorize(
-                ctx,
-                Action::ManageUser {
-                    institution: target.institution,
-                },
-                "admin.user.password",
-                &resource,
-            )
+        let (_, entry) = self
+            .authorize_user_change(ctx, user, "admin.user.password")
             .await?;
-        Ok(self
-            .store
-            .set_password_hash(
-                user,
-                secrets::hash_password(&password),
-                entry.subject(resource),
-            )
-            .await?)
+        let hash = secrets::hash_password(&password);
+        Ok(self.store.set_password_hash(user, hash, entry).await?)
     }
 
     /// Issues an API token for a machine-client user of `institution`.

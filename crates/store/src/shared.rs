@@ -124,6 +124,29 @@ macro_rules! impl_backend {
         }
 
         impl $store {
+            /// Applies the migrations not yet recorded, inside `tx` (which
+            /// the backend has made exclusive).
+            async fn apply_migrations(tx: &mut Tx, migrations: &[(i64, &str)]) -> Result<()> {
+                sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                    .execute(&mut **tx)
+                    .await?;
+                for (version, sql) in migrations {
+                    let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                        .bind(version)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    if done.is_none() {
+                        sqlx::raw_sql(sql).execute(&mut **tx).await?;
+                        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                            .bind(version)
+                            .bind(Timestamp::now().micros())
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+
             /// Appends `entry` inside `tx`, which must hold the ledger lock.
             async fn append_in(tx: &mut Tx, frontier: &mut Frontier, entry: AuditEntry) -> Result<AuditRecord> {
                 let record = AuditRecord { seq: frontier.size(), entry };

@@ -149,23 +149,7 @@ impl SqliteStore {
 
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .execute(&mut *tx)
-            .await?;
-        for (version, sql) in MIGRATIONS {
-            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if done.is_none() {
-                sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                    .bind(version)
-                    .bind(civic_core::time::Timestamp::now().micros())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        Self::apply_migrations(&mut tx, MIGRATIONS).await?;
         tx.commit().await?;
         Ok(())
     }
