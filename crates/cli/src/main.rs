@@ -309,22 +309,41 @@ async fn start(hub: Hub, config: &Config) -> Result<civic_api::Running> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-async fn until_stopped(running: civic_api::Running) -> Result<()> {
+/// Serves until Ctrl-C or SIGTERM, then lets requests finish and signs a
+/// final tree head, so that a stopped ledger is wholly under a signature.
+async fn until_stopped(hub: &Hub, running: civic_api::Running) -> Result<()> {
     let handle = running.handle();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         tracing::info!("stopping");
         handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     running.wait().await?;
+    let head = hub.tree_head().await?;
+    tracing::info!(tree_size = head.tree_size, "final tree head signed");
     Ok(())
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn serve(config: Config) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
     let running = start(hub.clone(), &config).await?;
     tracing::info!(url = %running.url(), backend = hub.store.backend(), "hub serving");
-    until_stopped(running).await
+    until_stopped(&hub, running).await
 }
 
 async fn demo(config: Config) -> Result<()> {
@@ -366,7 +385,7 @@ async fn demo(config: Config) -> Result<()> {
         "Logins are kept in {}; stop with Ctrl-C.",
         config.data_dir.join("demo-credentials.json").display()
     );
-    until_stopped(running).await
+    until_stopped(&hub, running).await
 }
 
 async fn audit_verify(
@@ -416,10 +435,11 @@ async fn audit_verify(
     bar.finish_and_clear();
     let report = result?;
     println!(
-        "ledger verified: {} records, root {}, {} signed tree heads checked with {} ({}){}",
+        "ledger verified: {} records, root {}, {} signed tree head{} checked with {} ({}){}",
         report.records,
         civic_ledger::to_hex(&report.root),
         report.tree_heads,
+        if report.tree_heads == 1 { "" } else { "s" },
         source,
         report.key_id.as_deref().unwrap_or("no key"),
         if report.unsigned_tail > 0 {

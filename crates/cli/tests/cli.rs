@@ -280,3 +280,158 @@ fn the_cli_explains_itself() {
     );
     fails_in_one_line(&out);
 }
+
+/// Kills the child if the test ends early.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[tokio::test]
+async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_civic"))
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .env_remove("CIVIC_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut demo = Running(child);
+    let stdout = demo.0.stdout.take().unwrap();
+    let mut printed = String::new();
+    let mut url = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.split("running at ").nth(1) {
+            url = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("Logins are kept in") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("the demo printed no address:\n{printed}"));
+
+    let logins: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("demo-credentials.json")).unwrap())
+            .unwrap();
+    let logins = logins.as_array().unwrap();
+    assert_eq!(logins.len(), 9, "one login per duty");
+    for login in logins {
+        assert!(
+            printed.contains(login["password"].as_str().unwrap()),
+            "every login is printed"
+        );
+    }
+    let auditor = logins.iter().find(|l| l["username"] == "auditor").unwrap();
+    let password = auditor["password"].as_str().unwrap();
+    let secret = civic_hub::secrets::from_base32(auditor["totp_secret"].as_str().unwrap()).unwrap();
+
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let doc: serde_json::Value = client
+        .get(format!("{url}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let code =
+        civic_hub::secrets::totp_code(&secret, time::OffsetDateTime::now_utc().unix_timestamp());
+    let login: serde_json::Value = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "auditor", "password": password, "totp": code}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    assert_eq!(login["user"]["authenticated_with"], "password_and_totp");
+    let search = client
+        .get(format!("{url}/api/v1/audit/records?actor_name=auditor"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 200);
+    // A failed sign-in, whose password must not be logged either.
+    let wrong = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "my-secret-guess-1234"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    // SIGTERM: a graceful stop that signs a final tree head.
+    let pid = demo.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = demo.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut logs = String::new();
+    demo.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    for line in logs.lines() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(parsed["level"].is_string());
+    }
+    assert!(logs.contains("final tree head signed"));
+    // (The six-digit code is looked for as a value: its digits alone may
+    // occur by chance inside a timestamp.)
+    let quoted_code = format!("\"{code}\"");
+    for secret in [
+        password,
+        token.as_str(),
+        quoted_code.as_str(),
+        "my-secret-guess-1234",
+        auditor["totp_secret"].as_str().unwrap(),
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+
+    let verified = ok(&civic(
+        &["audit", "verify", "--data-dir", data.to_str().unwrap()],
+        &[],
+        None,
+    ));
+    assert!(
+        verified.contains("ledger verified") && !verified.contains("not yet"),
+        "{verified}"
+    );
+}
