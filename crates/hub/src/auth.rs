@@ -332,15 +332,16 @@ mod tests {
     use civic_store::{NewInstitution, NewUser};
 
     async fn hub_with_user(duty: &str) -> (Hub, civic_store::testing::TestDb) {
+        let config = Config {
+            lockout_threshold: 3,
+            ..Config::default()
+        };
+        hub_with_config(duty, config).await
+    }
+
+    async fn hub_with_config(duty: &str, config: Config) -> (Hub, civic_store::testing::TestDb) {
         let db = civic_store::testing::sqlite().await;
-        let hub = Hub::new(
-            db.store.clone(),
-            HubKeys::ephemeral(),
-            Config {
-                lockout_threshold: 3,
-                ..Config::default()
-            },
-        );
+        let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
         let ctx = Ctx::local_operator();
         let inst = hub
             .store
@@ -454,6 +455,79 @@ mod tests {
         ));
         assert!(matches!(
             hub.authenticate("cdh_s_nonsense").await,
+            Err(HubError::Unauthenticated(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn sessions_end_after_their_lifetime_or_when_idle() {
+        let client = ClientInfo::default();
+        let (hub, _db) = hub_with_config(
+            "analyst",
+            Config {
+                session_ttl_minutes: 0,
+                ..Config::default()
+            },
+        )
+        .await;
+        let signed_in = hub
+            .login("kim", "correct horse battery", None, &client)
+            .await
+            .unwrap();
+        assert!(matches!(
+            hub.authenticate(&signed_in.token).await,
+            Err(HubError::Unauthenticated(_))
+        ));
+
+        let (hub, _db) = hub_with_config(
+            "analyst",
+            Config {
+                session_idle_minutes: 0,
+                ..Config::default()
+            },
+        )
+        .await;
+        let signed_in = hub
+            .login("kim", "correct horse battery", None, &client)
+            .await
+            .unwrap();
+        assert!(matches!(
+            hub.authenticate(&signed_in.token).await,
+            Err(HubError::Unauthenticated(_))
+        ));
+
+        let (hub, _db) = hub_with_user("analyst").await;
+        let signed_in = hub
+            .login("kim", "correct horse battery", None, &client)
+            .await
+            .unwrap();
+        assert!(hub.authenticate(&signed_in.token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_reset_second_factor_ends_the_sessions_it_protected() {
+        let (hub, _db) = hub_with_user("approver").await;
+        let client = ClientInfo::default();
+        let first = hub
+            .login("kim", "correct horse battery", None, &client)
+            .await
+            .unwrap();
+        let ctx = Ctx {
+            actor: hub.authenticate(&first.token).await.unwrap(),
+            client: client.clone(),
+        };
+        let enrolment = hub.enrol_totp(&ctx).await.unwrap();
+        let secret = secrets::from_base32(&enrolment.secret_base32).unwrap();
+        hub.confirm_totp(&ctx, &secrets::totp_code(&secret, Hub::unix_now()))
+            .await
+            .unwrap();
+        assert!(hub.authenticate(&first.token).await.is_ok());
+        let user = hub.store.user_by_username("kim").await.unwrap().unwrap();
+        hub.reset_second_factor(&Ctx::local_operator(), user.id)
+            .await
+            .unwrap();
+        assert!(matches!(
+            hub.authenticate(&first.token).await,
             Err(HubError::Unauthenticated(_))
         ));
     }
