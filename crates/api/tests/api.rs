@@ -1003,3 +1003,11 @@ async fn the_api_serves_https_when_configured() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     running.shutdown().await.unwrap();
 }
+
+/// The API document under review: a change to a route, a schema or a
+/// status shows up as a diff of `snapshots/api__openapi.snap`.
+#[test]
+fn the_openapi_document_is_reviewed() {
+    let doc = serde_json::to_value(civic_api::openapi_document()).unwrap();
+    insta::assert_json_snapshot!("openapi", doc);
+}

@@ -431,3 +431,38 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Parsers never panic, and what they accept prints back to itself.
+        #[test]
+        fn duties_round_trip_through_display(raw in "\\PC{0,40}") {
+            if let Ok(duty) = Duty::parse(&raw) {
+                prop_assert_eq!(Duty::parse(&duty.to_string()).unwrap(), duty);
+            }
+        }
+
+        #[test]
+        fn usernames_and_regions_are_normal_forms(raw in "\\PC{0,80}") {
+            if let Ok(u) = Username::parse(&raw) {
+                prop_assert_eq!(Username::parse(u.as_str()).unwrap(), u.clone());
+                prop_assert!(u.as_str().len() <= 64);
+            }
+            if let Ok(r) = Region::parse(&raw) {
+                prop_assert_eq!(Region::parse(r.as_str()).unwrap(), r);
+            }
+        }
+
+        #[test]
+        fn names_never_carry_control_characters(raw in "\\PC{0,300}|[\\x00-\\x1f]{1,5}") {
+            if let Ok(n) = Name::parse("name", &raw) {
+                prop_assert!(!n.as_str().chars().any(char::is_control));
+                prop_assert!(n.as_str().chars().count() <= 200);
+            }
+        }
+    }
+}
