@@ -162,6 +162,7 @@ async fn assert_problem(r: reqwest::Response, status: StatusCode) -> Value {
         .to_owned();
     assert!(ct.starts_with("application/problem+json"), "{ct}");
     assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], status.as_u16());
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));

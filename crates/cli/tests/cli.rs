@@ -435,3 +435,21 @@ async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() 
         "{verified}"
     );
 }
+
+#[test]
+fn a_database_is_refused_with_another_hubs_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    seed(dir.path(), &[]);
+    // The same database, but keys from an empty directory.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("civic.db").display());
+    let env = [
+        ("CIVIC_DATA_DIR", elsewhere.path().to_str().unwrap()),
+        ("CIVIC_DATABASE_URL", url.as_str()),
+    ];
+    let err = fails_in_one_line(&civic(&["admin", "institution", "list"], &env, None));
+    assert!(err.contains("signed by the hub key"), "{err}");
+    // And the ledger still verifies with the right key.
+    ok(&civic(&["audit", "verify", "--data-dir", &data], &[], None));
+}

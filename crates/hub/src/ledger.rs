@@ -36,13 +36,20 @@ pub struct ConsistencyProof {
 impl Hub {
     /// Records the public key beside the data, for verifiers that have no
     /// copy of their own (a copy from the key file is better evidence).
-    pub async fn publish_public_key(&self) -> Result<(), StoreError> {
-        let key =
-            data_encoding::HEXLOWER.encode(self.keys().signing_key().verifying_key().as_bytes());
-        if self.store.meta(PUBLIC_KEY_META).await?.as_deref() != Some(key.as_str()) {
-            self.store.set_meta(PUBLIC_KEY_META, &key).await?;
+    ///
+    /// A ledger has one signing key: a database whose tree heads were signed
+    /// by another key is refused, rather than silently signed by a new one
+    /// (as would happen if the hub ran with the wrong data directory).
+    pub async fn publish_public_key(&self) -> Result<(), crate::OpenError> {
+        let key = self.public_key_hex();
+        match self.store.meta(PUBLIC_KEY_META).await? {
+            Some(recorded) if recorded == key => Ok(()),
+            Some(recorded) => Err(crate::OpenError::KeyMismatch {
+                recorded,
+                data_dir: self.config.data_dir.display().to_string(),
+            }),
+            None => Ok(self.store.set_meta(PUBLIC_KEY_META, &key).await?),
         }
-        Ok(())
     }
 
     pub fn public_key_hex(&self) -> String {
