@@ -118,7 +118,11 @@ pub async fn postgres() -> Option<TestDb> {
         COUNTER.fetch_add(1, Ordering::Relaxed),
         rand::random::<u32>()
     );
-    match PostgresStore::connect_in_schema(&url, &schema).await {
+    let reachable = match reachable(&url) {
+        Ok(()) => PostgresStore::connect_in_schema(&url, &schema).await,
+        Err(e) => Err(e),
+    };
+    match reachable {
         Ok(pg) => {
             let store = Store::Postgres(pg);
             store.migrate().await.expect("migrate postgres");
@@ -133,12 +137,40 @@ pub async fn postgres() -> Option<TestDb> {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("PostgreSQL is unreachable at {url} and CI=true: {e}");
             }
-            eprintln!(
+            // Straight to stderr: the test harness swallows `eprintln!`.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!! SKIPPED on PostgreSQL: cannot reach {url} ({e}).\n!!! Set CIVIC_TEST_POSTGRES_URL or start PostgreSQL; with CI=true this fails.\n"
             );
             None
         }
     }
+}
+
+/// Fails fast when nothing listens where the URL points, instead of
+/// waiting out the pool's connection timeout.
+fn reachable(url: &str) -> crate::Result<()> {
+    use std::net::ToSocketAddrs;
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+    let host = options.get_host();
+    if host.starts_with('/') {
+        return Ok(()); // a Unix socket: let the driver try
+    }
+    let addrs = (host, options.get_port())
+        .to_socket_addrs()
+        .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
+    let mut last = None;
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(crate::StoreError::Database(sqlx::Error::Io(
+        last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")),
+    )))
 }
 
 /// One test per backend from each `async fn name(db: TestDb)` in scope.
