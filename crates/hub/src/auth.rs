@@ -13,8 +13,8 @@ use civic_core::identity::{Password, Username};
 use civic_core::policy::{Action, AuthMethod, Principal};
 use civic_core::time::Timestamp;
 use civic_store::{
-    ApiTokenStore, AuditStore, InstitutionStore, NewSession, SessionStore, StoreError, User,
-    UserStore,
+    ApiTokenStore, AuditStore, InstitutionStore, Lockout, NewSession, SessionStore, StoreError,
+    User, UserStore,
 };
 
 pub const SESSION_PREFIX: &str = "cdh_s_";
@@ -86,7 +86,7 @@ impl Hub {
         let Some(user) = self.store.user_by_username(username.as_str()).await? else {
             secrets::verify_nothing(&password);
             self.store
-                .login_failed(None, None, entry.reason("unknown user"))
+                .login_failed(None, entry.reason("unknown user"))
                 .await?;
             return Err(HubError::InvalidCredentials);
         };
@@ -96,18 +96,24 @@ impl Hub {
 
         if let Some(until) = user.locked_until.filter(|&u| u > now) {
             self.store
-                .login_failed(None, None, entry.reason("account locked"))
+                .login_failed(None, entry.reason("account locked"))
                 .await?;
             return Err(HubError::Locked { until });
         }
-        // A failure counts towards the lock-out; the last one locks.
+        // A failure counts towards the lock-out; storage decides, under the
+        // ledger lock, whether this one locks the account.
         let fail = |reason: &'static str, error: HubError| {
-            let lock = (user.failed_logins + 1 >= self.config.lockout_threshold)
-                .then(|| now.plus_seconds(self.config.lockout_minutes * 60));
+            let lockout = Lockout {
+                threshold: self.config.lockout_threshold,
+                until: now.plus_seconds(self.config.lockout_minutes * 60),
+            };
             let entry = entry.clone().reason(reason);
             async move {
-                self.store.login_failed(Some(user.id), lock, entry).await?;
-                Err(match lock {
+                let locked = self
+                    .store
+                    .login_failed(Some((user.id, lockout)), entry)
+                    .await?;
+                Err(match locked.filter(|&until| until > now) {
                     Some(until) => HubError::Locked { until },
                     None => error,
                 })
@@ -150,6 +156,14 @@ impl Hub {
         match self.store.login_succeeded(session, step, ok).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
+                // Locked by a parallel failure since we looked, or a replay.
+                let now_locked = self.store.user(user.id).await?.and_then(|u| u.locked_until);
+                if let Some(until) = now_locked.filter(|&u| u > now) {
+                    self.store
+                        .login_failed(None, entry.clone().reason("account locked"))
+                        .await?;
+                    return Err(HubError::Locked { until });
+                }
                 return fail("one-time code used twice", HubError::InvalidCredentials).await;
             }
             Err(e) => return Err(e.into()),
@@ -529,6 +543,35 @@ mod tests {
         assert!(matches!(
             hub.authenticate(&first.token).await,
             Err(HubError::Unauthenticated(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_guesses_cannot_outrun_the_lock_out() {
+        let (hub, _db) = hub_with_user("analyst").await;
+        let mut guesses = Vec::new();
+        for i in 0..12 {
+            let hub = hub.clone();
+            guesses.push(tokio::spawn(async move {
+                hub.login(
+                    "kim",
+                    &format!("wrong guess {i}"),
+                    None,
+                    &ClientInfo::default(),
+                )
+                .await
+            }));
+        }
+        for g in guesses {
+            assert!(g.await.unwrap().is_err());
+        }
+        let user = hub.store.user_by_username("kim").await.unwrap().unwrap();
+        // Guesses made after the lock are refused without counting.
+        assert!(user.failed_logins >= 3, "{}", user.failed_logins);
+        assert!(matches!(
+            hub.login("kim", "correct horse battery", None, &ClientInfo::default())
+                .await,
+            Err(HubError::Locked { .. })
         ));
     }
 }

@@ -444,35 +444,49 @@ macro_rules! impl_backend {
                 self.update_user("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user, None, audit).await
             }
 
-            async fn login_failed(&self, user: Option<UserId>, lock_until: Option<Timestamp>, audit: AuditEntry) -> Result<()> {
+            async fn login_failed(&self, user: Option<(UserId, Lockout)>, audit: AuditEntry) -> Result<Option<Timestamp>> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                if let Some(user) = user {
-                    sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($2, locked_until) WHERE id = $1")
-                        .bind(user.0)
-                        .bind(lock_until.map(|t| t.micros()))
-                        .execute(&mut *tx)
-                        .await?;
+                let mut locked_until = None;
+                if let Some((user, lockout)) = user {
+                    // Counted and decided in one statement under the ledger
+                    // lock: parallel guesses cannot all see the old count.
+                    let row = sqlx::query(
+                        "UPDATE users SET failed_logins = failed_logins + 1, \
+                         locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
+                         WHERE id = $1 RETURNING locked_until",
+                    )
+                    .bind(user.0)
+                    .bind(lockout.threshold)
+                    .bind(lockout.until.micros())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = row {
+                        locked_until = row.try_get::<Option<i64>, _>("locked_until")?.map(ts);
+                    }
                 }
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(locked_until)
             }
 
             async fn login_succeeded(&self, session: NewSession, totp_step: Option<i64>, audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 // The step is accepted only if it is newer than the last one
-                // used: a code seen once can never sign in again.
+                // used: a code seen once can never sign in again. An account
+                // locked meanwhile (by a parallel failure) stays locked.
                 let done = sqlx::query(
                     "UPDATE users SET failed_logins = 0, locked_until = NULL, \
                      totp_last_step = COALESCE($2, totp_last_step) \
-                     WHERE id = $1 AND ($2 IS NULL OR totp_last_step IS NULL OR totp_last_step < $2)",
+                     WHERE id = $1 AND ($2 IS NULL OR totp_last_step IS NULL OR totp_last_step < $2) \
+                     AND (locked_until IS NULL OR locked_until <= $3)",
                 )
                 .bind(session.user.0)
                 .bind(totp_step)
+                .bind(session.created_at.micros())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict("a sign-in with this one-time code".into()));
+                    return Err(StoreError::Conflict("a sign-in with this one-time code, or a lock".into()));
                 }
                 sqlx::query(
                     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen, second_factor, revoked) \

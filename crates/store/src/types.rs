@@ -91,3 +91,12 @@ pub struct NewApiToken {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
 }
+
+/// When failed sign-ins lock an account.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    /// Consecutive failures that lock it.
+    pub threshold: i64,
+    /// Until when, if this failure locks it.
+    pub until: Timestamp,
+}

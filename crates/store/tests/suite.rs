@@ -115,15 +115,37 @@ async fn sign_in_state_locks_and_refuses_replayed_codes(db: TestDb) {
     let kdca = institution(s, "KDCA", InstitutionKind::HealthAuthority).await;
     let kim = user(s, &kdca, "kim", &["approver"]).await;
     let until = Timestamp::now().plus_seconds(900);
-    s.login_failed(Some(kim.id), None, audit("auth.login"))
-        .await
-        .unwrap();
-    s.login_failed(Some(kim.id), Some(until), audit("auth.login"))
-        .await
-        .unwrap();
+    let lockout = Lockout {
+        threshold: 2,
+        until,
+    };
+    assert_eq!(
+        s.login_failed(Some((kim.id, lockout)), audit("auth.login"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.login_failed(Some((kim.id, lockout)), audit("auth.login"))
+            .await
+            .unwrap(),
+        Some(until)
+    );
     let locked = s.user(kim.id).await.unwrap().unwrap();
     assert_eq!(locked.failed_logins, 2);
     assert_eq!(locked.locked_until, Some(until));
+    // A success cannot slip past a lock taken meanwhile.
+    let early = NewSession {
+        token_hash: "early".into(),
+        user: kim.id,
+        created_at: Timestamp::now(),
+        expires_at: Timestamp::now().plus_seconds(3600),
+        second_factor: false,
+    };
+    assert!(matches!(
+        s.login_succeeded(early, None, audit("auth.login")).await,
+        Err(StoreError::Conflict(_))
+    ));
     s.unlock(kim.id, audit("admin.user.unlock")).await.unwrap();
     assert_eq!(s.user(kim.id).await.unwrap().unwrap().locked_until, None);
 
