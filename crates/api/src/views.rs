@@ -35,6 +35,7 @@ pub struct UserView {
     pub username: String,
     pub display_name: String,
     pub duties: Vec<Duty>,
+    pub machine_client: bool,
     pub second_factor_enrolled: bool,
     pub locked_until: Option<String>,
     pub created_at: String,
@@ -48,6 +49,7 @@ impl From<User> for UserView {
             username: u.username,
             display_name: u.display_name,
             duties: u.duties,
+            machine_client: u.machine_client,
             second_factor_enrolled: u.totp_enabled,
             locked_until: u.locked_until.map(|t| t.to_rfc3339()),
             created_at: u.created_at.to_rfc3339(),
@@ -88,7 +90,7 @@ impl From<&Principal> for MeView {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -97,7 +99,7 @@ pub struct LoginRequest {
     pub totp: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// Bearer token for `Authorization: Bearer …`.
     pub token: String,
@@ -106,7 +108,7 @@ pub struct LoginResponse {
     pub user: MeView,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TotpEnrolmentView {
     /// Base32 secret, for typing into an authenticator app.
     pub secret: String,
@@ -127,13 +129,17 @@ pub struct NewInstitutionRequest {
     pub kind: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
     pub username: String,
     pub display_name: String,
-    /// At least 12 characters.
-    pub password: String,
+    /// At least 12 characters; none for a machine client.
+    pub password: Option<String>,
+    /// A machine client (a node, an agency's system) signs in only with API
+    /// tokens; default false.
+    #[serde(default)]
+    pub machine_client: bool,
     /// e.g. `investigator:seoul`, `approver`.
     #[serde(default)]
     pub duties: Vec<String>,
@@ -151,7 +157,7 @@ pub struct NewApiTokenRequest {
     /// The machine-client user the token acts as.
     pub user_id: i64,
     pub name: String,
-    /// Days until it expires (1–3650); none: until revoked.
+    /// Days until it expires (1–3650; default 90).
     pub valid_days: Option<i64>,
 }
 
@@ -180,7 +186,7 @@ impl From<ApiToken> for ApiTokenView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct IssuedTokenView {
     pub token: ApiTokenView,
     /// The secret: shown this once, never again.

@@ -85,8 +85,9 @@ impl TestApp {
                 UserRequest {
                     username: username.into(),
                     display_name: "Test".into(),
-                    password: PASSWORD.into(),
+                    password: Some(PASSWORD.into()),
                     duties: vec![duty.into()],
+                    machine_client: false,
                 },
             )
             .await
@@ -108,6 +109,22 @@ impl TestApp {
             .await
             .unwrap();
         (user, Some(secret.to_vec()))
+    }
+
+    /// A machine-client account (API tokens only).
+    async fn machine(&self, username: &str, duty: &str, kind: &str) -> civic_store::User {
+        let inst = self.institution(kind).await;
+        let request = UserRequest {
+            username: username.into(),
+            display_name: "Machine".into(),
+            password: None,
+            duties: vec![duty.into()],
+            machine_client: true,
+        };
+        self.hub
+            .create_user(&Ctx::local_operator(), inst, request)
+            .await
+            .unwrap()
     }
 
     async fn login(&self, username: &str, secret: Option<&[u8]>) -> reqwest::Response {
@@ -228,8 +245,8 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
     let (target, _) = app
         .user("target-user", "analyst", "hub_operator", false)
         .await;
-    let (machine, _) = app
-        .user("machine-client", "analyst", "hub_operator", false)
+    let machine = app
+        .machine("machine-client", "analyst", "hub_operator")
         .await;
     let issued = app
         .hub
@@ -560,16 +577,16 @@ async fn bad_input_gets_a_problem_and_changes_nothing(db: TestDb) {
         )
         .await;
     }
-    // A duplicate.
     assert_problem(
         post(&users)
-            .json(&json!({"username": "root", "display_name": "X", "password": PASSWORD}))
+            .json(&json!({"username": "nopass", "display_name": "X"}))
             .send()
             .await
             .unwrap(),
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
+    assert_problem(post(&users).json(&json!({"username": "bot", "display_name": "X", "password": PASSWORD, "machine_client": true})).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
     // Bad path and query parameters.
     assert_problem(
         app.request(Method::PUT, "/api/v1/users/abc/duties", Some(&token))
@@ -699,6 +716,18 @@ async fn bad_input_gets_a_problem_and_changes_nothing(db: TestDb) {
             .status(),
         StatusCode::OK
     );
+    // A duplicate is refused by storage: nothing changes, but the attempt
+    // is on the ledger.
+    assert_problem(
+        post(&users)
+            .json(&json!({"username": "root", "display_name": "X", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(app.ledger_size().await, before + 1);
 }
 
 async fn administrators_are_confined_to_their_institution_and_denials_are_audited(db: TestDb) {
@@ -745,6 +774,83 @@ async fn administrators_are_confined_to_their_institution_and_denials_are_audite
         ("admin.user.duties", Outcome::Denied)
     );
     assert_eq!(last.entry.actor, Some(telco_admin.id));
+
+    // No one changes her own duties; only the hub operator makes administrators.
+    let own = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/users/{}/duties", telco_admin.id),
+            Some(&token),
+        )
+        .json(&json!({"duties": ["mydata_operator"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(own, StatusCode::FORBIDDEN).await;
+    let national = app
+        .request(Method::POST, &format!("/api/v1/institutions/{}/users", telco_admin.institution), Some(&token))
+        .json(&json!({"username": "spy", "display_name": "Spy", "password": PASSWORD, "duties": ["administrator"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(national, StatusCode::FORBIDDEN).await;
+    // A user of another institution and one that does not exist get the
+    // same answer.
+    let missing = app
+        .request(Method::POST, "/api/v1/users/999999/unlock", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(missing, StatusCode::FORBIDDEN).await;
+    let elsewhere = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/users/{}/unlock", other.id),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(elsewhere, StatusCode::FORBIDDEN).await;
+
+    // An auditor of a ministry sees only her ministry's records.
+    let (ministry_auditor, secret) = app
+        .user("ministry-auditor", "security_auditor", "ministry", true)
+        .await;
+    let auditor_token = app
+        .token(&ministry_auditor.username, secret.as_deref())
+        .await;
+    let page: Value = app
+        .request(
+            Method::GET,
+            "/api/v1/audit/records?limit=1000",
+            Some(&auditor_token),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let records = page["records"].as_array().unwrap();
+    assert!(!records.is_empty());
+    assert!(
+        records
+            .iter()
+            .all(|r| r["institution"] == json!(ministry_auditor.institution.0)),
+        "{page}"
+    );
+    let telco_seq = last.seq;
+    let hidden = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/audit/records/{telco_seq}"),
+            Some(&auditor_token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(hidden, StatusCode::NOT_FOUND).await;
 }
 
 async fn api_tokens_authenticate_machine_clients_until_revoked(db: TestDb) {
@@ -753,9 +859,27 @@ async fn api_tokens_authenticate_machine_clients_until_revoked(db: TestDb) {
         .user("root", "administrator", "hub_operator", true)
         .await;
     let token = app.token("root", secret.as_deref()).await;
-    let (bot, _) = app
-        .user("auditor-bot", "security_auditor", "hub_operator", false)
+    let bot = app
+        .machine("auditor-bot", "security_auditor", "hub_operator")
         .await;
+    // People get no tokens: they sign in with a second factor.
+    let refused = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/institutions/{}/api-tokens", admin.institution),
+            Some(&token),
+        )
+        .json(&json!({"user_id": admin.id.0, "name": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // And machine clients cannot sign in with a password.
+    assert_problem(
+        app.login("auditor-bot", None).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let issued: Value = app
         .request(
             Method::POST,

@@ -133,7 +133,7 @@ enum InstitutionCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a user; the password is read from standard input.
+    /// Create a user; a person's password is read from standard input.
     Create {
         #[arg(long)]
         institution: i64,
@@ -145,6 +145,10 @@ enum UserCommand {
         /// security_auditor, mydata_operator, support_agent, analyst, administrator
         #[arg(long = "duty")]
         duties: Vec<String>,
+        /// A machine client (a node, an agency's system): no password, it
+        /// signs in with API tokens only.
+        #[arg(long)]
+        machine_client: bool,
     },
     List {
         #[arg(long)]
@@ -492,8 +496,13 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                 username,
                 display_name,
                 duties,
+                machine_client,
             } => {
-                let password = read_password()?;
+                let password = if machine_client {
+                    None
+                } else {
+                    Some(read_password()?)
+                };
                 let u = hub
                     .create_user(
                         &ctx,
@@ -503,6 +512,7 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                             display_name,
                             password,
                             duties,
+                            machine_client,
                         },
                     )
                     .await?;

@@ -192,9 +192,33 @@ fn admin_commands_and_bad_input_on_sqlite() {
             .len(),
         1
     );
-    // Tokens: the secret is printed once.
-    let secret = ok(&civic(
+    // Tokens: only for machine clients; the secret is printed once.
+    fails_in_one_line(&civic(
         &["admin", "token", "issue", "--user", "1", "--name", "uplink"],
+        &env,
+        None,
+    ));
+    let created = ok(&civic(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--institution",
+            "1",
+            "--username",
+            "kdca-node",
+            "--display-name",
+            "Node",
+            "--machine-client",
+            "--duty",
+            "analyst",
+        ],
+        &env,
+        None,
+    ));
+    assert!(created.contains("created user 2"), "{created}");
+    let secret = ok(&civic(
+        &["admin", "token", "issue", "--user", "2", "--name", "uplink"],
         &env,
         None,
     ));

@@ -132,6 +132,8 @@ pub struct AuditRecord {
 /// What a security auditor may search the ledger by. Every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// Records of this institution's staff only.
+    pub institution: Option<InstitutionId>,
     pub actor: Option<UserId>,
     pub actor_name: Option<String>,
     pub subject: Option<String>,

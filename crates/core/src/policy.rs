@@ -78,9 +78,17 @@ pub enum Action<'a> {
     ListUsers {
         institution: InstitutionId,
     },
-    /// Create a user, change duties, reset a second factor, unlock.
+    /// Reset a second factor, unlock, set a password of a user of the
+    /// institution.
     ManageUser {
         institution: InstitutionId,
+    },
+    /// Give a user of the institution these duties (creating her, or
+    /// replacing her duties); `own_account` when she is the caller.
+    GrantDuties {
+        institution: InstitutionId,
+        duties: &'a [Duty],
+        own_account: bool,
     },
     /// Issue, list or revoke API tokens of an institution's machine clients.
     ManageApiTokens {
@@ -117,6 +125,10 @@ impl fmt::Display for Denial {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permit {
     pub duty: Option<DutyKind>,
+    /// When set, the permission covers only what concerns this institution
+    /// (a security auditor outside the hub operator sees only the records
+    /// of her own institution's staff).
+    pub only_institution: Option<InstitutionId>,
 }
 
 const fn deny(reason: &'static str) -> Result<Permit, Denial> {
@@ -127,7 +139,10 @@ const fn deny(reason: &'static str) -> Result<Permit, Denial> {
 }
 
 const fn permit(duty: Option<DutyKind>) -> Result<Permit, Denial> {
-    Ok(Permit { duty })
+    Ok(Permit {
+        duty,
+        only_institution: None,
+    })
 }
 
 /// Decides whether `who` may do `action`.
@@ -153,6 +168,17 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 permit(None)
             }
         }
+        // Administration is done by a person signed in with a second
+        // factor, never by a machine client's token.
+        Action::CreateInstitution
+        | Action::ListUsers { .. }
+        | Action::ManageUser { .. }
+        | Action::GrantDuties { .. }
+        | Action::ManageApiTokens { .. }
+            if who.auth != AuthMethod::PasswordAndTotp =>
+        {
+            deny("administration needs a person signed in with a second factor")
+        }
         Action::CreateInstitution => {
             if who.is_platform_admin() {
                 permit(Some(D::Administrator))
@@ -169,11 +195,34 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 deny("only administrators of this institution manage its users and tokens")
             }
         }
+        Action::GrantDuties {
+            institution,
+            duties,
+            own_account,
+        } => {
+            let powerful = duties
+                .iter()
+                .any(|d| matches!(d.kind, D::Administrator | D::SecurityAuditor));
+            if !who.administers(institution) {
+                deny("only administrators of this institution manage its users and tokens")
+            } else if own_account {
+                deny("no one changes her own duties")
+            } else if powerful && !who.is_platform_admin() {
+                deny("only administrators of the hub operator grant the administrator or security auditor duty")
+            } else {
+                permit(Some(D::Administrator))
+            }
+        }
         Action::SearchAudit => {
-            if who.has(D::SecurityAuditor) {
+            if !who.has(D::SecurityAuditor) {
+                deny("only security auditors search the audit ledger")
+            } else if who.institution_kind == InstitutionKind::HubOperator {
                 permit(Some(D::SecurityAuditor))
             } else {
-                deny("only security auditors search the audit ledger")
+                Ok(Permit {
+                    duty: Some(D::SecurityAuditor),
+                    only_institution: Some(who.institution),
+                })
             }
         }
         Action::ReadCase {
@@ -285,6 +334,76 @@ mod tests {
             AuthMethod::Password,
         );
         assert!(decide(&analyst, Action::ListInstitutions).is_ok());
+    }
+
+    #[test]
+    fn duties_are_granted_within_limits() {
+        let admin = principal(
+            InstitutionKind::HealthAuthority,
+            &["administrator"],
+            AuthMethod::PasswordAndTotp,
+        );
+        let inv = [Duty::parse("investigator:seoul").unwrap()];
+        let auditor = [Duty::parse("security_auditor").unwrap()];
+        let grant = |duties, own_account| Action::GrantDuties {
+            institution: InstitutionId(1),
+            duties,
+            own_account,
+        };
+        assert!(decide(&admin, grant(&inv, false)).is_ok());
+        assert!(
+            decide(&admin, grant(&inv, true)).is_err(),
+            "not her own duties"
+        );
+        assert!(
+            decide(&admin, grant(&auditor, false)).is_err(),
+            "not a national auditor"
+        );
+        let root = principal(
+            InstitutionKind::HubOperator,
+            &["administrator"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert!(decide(&root, grant(&auditor, false)).is_ok());
+        // Not with a machine client's token.
+        let token = Principal {
+            auth: AuthMethod::ApiToken,
+            ..root
+        };
+        assert!(decide(&token, grant(&inv, false)).is_err());
+        assert!(decide(
+            &token,
+            Action::ManageApiTokens {
+                institution: InstitutionId(1)
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn auditors_outside_the_hub_operator_see_their_institution_only() {
+        let ministry = principal(
+            InstitutionKind::Ministry,
+            &["security_auditor"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert_eq!(
+            decide(&ministry, Action::SearchAudit)
+                .unwrap()
+                .only_institution,
+            Some(InstitutionId(1))
+        );
+        let national = principal(
+            InstitutionKind::HubOperator,
+            &["security_auditor"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert_eq!(
+            decide(&national, Action::SearchAudit)
+                .unwrap()
+                .only_institution,
+            None
+        );
     }
 
     #[test]

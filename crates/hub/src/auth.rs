@@ -119,6 +119,14 @@ impl Hub {
                 })
             }
         };
+        if user.machine_client {
+            secrets::verify_nothing(&password);
+            return fail(
+                "a machine client signs in with API tokens only",
+                HubError::InvalidCredentials,
+            )
+            .await;
+        }
         if !secrets::verify_password(&user.password_hash, &password) {
             return fail("wrong password", HubError::InvalidCredentials).await;
         }
@@ -377,6 +385,7 @@ mod tests {
                     password_hash: secrets::hash_password(
                         &Password::parse_new("correct horse battery").unwrap(),
                     ),
+                    machine_client: false,
                     duties: vec![Duty::parse(duty).unwrap()],
                 },
                 ctx.entry("admin.user.create", "user", Outcome::Allowed),

@@ -94,8 +94,9 @@ impl Hub {
                     UserRequest {
                         username: (*username).into(),
                         display_name: format!("Demo {username}"),
-                        password: password.clone(),
+                        password: Some(password.clone()),
                         duties: vec![(*duty).into()],
+                        machine_client: false,
                     },
                 )
                 .await?;

@@ -151,27 +151,35 @@ impl Hub {
         })
     }
 
-    /// A security auditor's search; the search itself is audited.
-    pub async fn search_audit(&self, ctx: &Ctx, query: AuditQuery) -> Result<Vec<AuditRecord>> {
-        let mut entry = self
-            .authorize(ctx, Action::SearchAudit, "audit.search", "audit")
+    /// A security auditor's search; the search itself is audited. An
+    /// auditor outside the hub operator sees her institution's records only.
+    pub async fn search_audit(&self, ctx: &Ctx, mut query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        let (permit, mut entry) = self
+            .authorize_with_permit(ctx, Action::SearchAudit, "audit.search", "audit")
             .await?;
+        if let Some(only) = permit.only_institution {
+            query.institution = Some(only);
+        }
         entry.subject = query.subject.clone();
         Ok(self.store.search_audit(query, entry).await?)
     }
 
     pub async fn audit_record(&self, ctx: &Ctx, seq: u64) -> Result<AuditRecord> {
-        let entry = self
-            .authorize(
+        let (permit, entry) = self
+            .authorize_with_permit(
                 ctx,
                 Action::SearchAudit,
                 "audit.read",
                 &format!("audit:{seq}"),
             )
             .await?;
-        self.store
-            .audit_record(seq, entry)
-            .await?
+        let record = self.store.audit_record(seq, entry).await?;
+        record
+            .filter(|r| {
+                permit
+                    .only_institution
+                    .is_none_or(|only| r.entry.institution == Some(only))
+            })
             .ok_or_else(|| HubError::NotFound(format!("audit record {seq}")))
     }
 }

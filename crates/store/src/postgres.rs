@@ -26,6 +26,7 @@ CREATE TABLE users (
     username TEXT NOT NULL UNIQUE,
     display_name TEXT NOT NULL,
     password_hash TEXT NOT NULL,
+    machine_client BOOLEAN NOT NULL DEFAULT FALSE,
     totp_secret BYTEA,
     totp_enabled BOOLEAN NOT NULL DEFAULT FALSE,
     totp_last_step BIGINT,
@@ -116,6 +117,10 @@ CREATE TRIGGER audit_nodes_append_only BEFORE UPDATE OR DELETE ON audit_nodes
 CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
     FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
 CREATE TRIGGER audit_nodes_no_truncate BEFORE TRUNCATE ON audit_nodes
+    FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
+CREATE TRIGGER audit_tree_heads_append_only BEFORE UPDATE OR DELETE ON audit_tree_heads
+    FOR EACH ROW EXECUTE FUNCTION civic_append_only();
+CREATE TRIGGER audit_tree_heads_no_truncate BEFORE TRUNCATE ON audit_tree_heads
     FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
 "#,
 )];

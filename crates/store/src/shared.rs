@@ -22,7 +22,7 @@ macro_rules! impl_backend {
         type DbRow = <$db as sqlx::Database>::Row;
 
         const USER_COLUMNS: &str = "id, institution_id, username, display_name, password_hash, \
-            totp_secret, totp_enabled, totp_last_step, failed_logins, locked_until, created_at";
+            machine_client, totp_secret, totp_enabled, totp_last_step, failed_logins, locked_until, created_at";
         const RECORD_COLUMNS: &str = "seq, at, actor_id, actor_name, institution_id, duty, action, \
             resource, subject, purpose, legal_basis, grant_id, outcome, reason, client_addr, request_id";
 
@@ -51,6 +51,7 @@ macro_rules! impl_backend {
                 username: row.try_get("username")?,
                 display_name: row.try_get("display_name")?,
                 password_hash: row.try_get("password_hash")?,
+                machine_client: row.try_get("machine_client")?,
                 totp_secret_sealed: row.try_get("totp_secret")?,
                 totp_enabled: row.try_get("totp_enabled")?,
                 totp_last_step: row.try_get("totp_last_step")?,
@@ -235,15 +236,9 @@ macro_rules! impl_backend {
 
             /// Updates one user row inside an audited transaction; fails
             /// with `NotFound` (and writes nothing) if there is no such user.
-            async fn update_user(&self, sql: &str, user: UserId, bind: Option<Value>, audit: AuditEntry) -> Result<()> {
+            async fn update_user(&self, sql: &str, user: UserId, audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let query = sqlx::query(sql).bind(user.0);
-                let query = match bind {
-                    Some(Value::Int(v)) => query.bind(v),
-                    Some(Value::Text(v)) => query.bind(v),
-                    None => query,
-                };
-                let done = query.execute(&mut *tx).await?;
+                let done = sqlx::query(sql).bind(user.0).execute(&mut *tx).await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("user {user}")));
                 }
@@ -304,13 +299,14 @@ macro_rules! impl_backend {
                     return Err(StoreError::NotFound(format!("institution {}", new.institution)));
                 }
                 let row = sqlx::query(
-                    "INSERT INTO users (institution_id, username, display_name, password_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "INSERT INTO users (institution_id, username, display_name, password_hash, machine_client, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
                 .bind(new.institution.0)
                 .bind(new.username.as_str())
                 .bind(new.display_name.as_str())
                 .bind(new.password_hash.as_str())
+                .bind(new.machine_client)
                 .bind(Timestamp::now().micros())
                 .fetch_one(&mut *tx)
                 .await
@@ -380,8 +376,23 @@ macro_rules! impl_backend {
             }
 
             async fn set_password_hash(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {
-                self.update_user("UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL WHERE id = $1",
-                    user, Some(Value::Text(hash)), audit).await
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let done = sqlx::query("UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL WHERE id = $1")
+                    .bind(user.0)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                // Sessions opened with the old password end with it.
+                sqlx::query("UPDATE sessions SET revoked = TRUE WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn set_totp_pending(&self, user: UserId, secret_sealed: Vec<u8>, audit: AuditEntry) -> Result<()> {
@@ -401,7 +412,8 @@ macro_rules! impl_backend {
 
             async fn enable_totp(&self, user: UserId, step: i64, session: Option<String>, audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let done = sqlx::query("UPDATE users SET totp_enabled = TRUE, totp_last_step = $2 WHERE id = $1 AND totp_secret IS NOT NULL")
+                let done = sqlx::query("UPDATE users SET totp_enabled = TRUE, totp_last_step = $2 \
+                     WHERE id = $1 AND totp_secret IS NOT NULL AND totp_enabled = FALSE")
                     .bind(user.0)
                     .bind(step)
                     .execute(&mut *tx)
@@ -441,7 +453,7 @@ macro_rules! impl_backend {
             }
 
             async fn unlock(&self, user: UserId, audit: AuditEntry) -> Result<()> {
-                self.update_user("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user, None, audit).await
+                self.update_user("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user, audit).await
             }
 
             async fn login_failed(&self, user: Option<(UserId, Lockout)>, audit: AuditEntry) -> Result<Option<Timestamp>> {
@@ -681,6 +693,9 @@ macro_rules! impl_backend {
                 }
                 if let Some(name) = query.actor_name {
                     add("actor_name", "=", Arg::Text(name));
+                }
+                if let Some(institution) = query.institution {
+                    add("institution_id", "=", Arg::Int(institution.0));
                 }
                 if let Some(subject) = query.subject {
                     add("subject", "=", Arg::Text(subject));

@@ -26,6 +26,7 @@ CREATE TABLE users (
     username TEXT NOT NULL UNIQUE,
     display_name TEXT NOT NULL,
     password_hash TEXT NOT NULL,
+    machine_client BOOLEAN NOT NULL DEFAULT FALSE,
     totp_secret BLOB,
     totp_enabled BOOLEAN NOT NULL DEFAULT FALSE,
     totp_last_step BIGINT,
@@ -111,6 +112,10 @@ CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records
 CREATE TRIGGER audit_nodes_no_update BEFORE UPDATE ON audit_nodes
     BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 CREATE TRIGGER audit_nodes_no_delete BEFORE DELETE ON audit_nodes
+    BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+CREATE TRIGGER audit_tree_heads_no_update BEFORE UPDATE ON audit_tree_heads
+    BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+CREATE TRIGGER audit_tree_heads_no_delete BEFORE DELETE ON audit_tree_heads
     BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 "#,
 )];

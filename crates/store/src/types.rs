@@ -29,6 +29,8 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub password_hash: String,
+    /// A machine client signs in only with API tokens, never a password.
+    pub machine_client: bool,
     /// The TOTP secret, sealed with the hub's secret key.
     pub totp_secret_sealed: Option<Vec<u8>>,
     pub totp_enabled: bool,
@@ -46,6 +48,7 @@ pub struct NewUser {
     pub username: Username,
     pub display_name: Name,
     pub password_hash: String,
+    pub machine_client: bool,
     pub duties: Vec<Duty>,
 }
 

@@ -62,6 +62,7 @@ pub async fn create_user(
         username: req.username,
         display_name: req.display_name,
         password: req.password,
+        machine_client: req.machine_client,
         duties: req.duties,
     };
     let user = state

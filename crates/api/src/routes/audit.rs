@@ -9,15 +9,19 @@ use civic_core::audit::{AuditQuery, AuditRecord};
 use civic_core::identity::UserId;
 use civic_core::time::Timestamp;
 
+/// A search term: 1-200 characters, no control characters (a NUL would
+/// not even fit in a PostgreSQL text column).
 fn bounded(field: &'static str, value: Option<String>) -> ApiResult<Option<String>> {
-    match value {
-        Some(v) if v.is_empty() || v.len() > 200 => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            format!("{field}: must be 1-200 characters"),
-        )),
-        other => Ok(other),
-    }
+    value
+        .map(|v| civic_core::error::parse_text(field, &v, 200))
+        .transpose()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                e.to_string(),
+            )
+        })
 }
 
 fn instant(field: &'static str, value: Option<String>) -> ApiResult<Option<Timestamp>> {
@@ -51,6 +55,7 @@ pub async fn search(
         ));
     }
     let query = AuditQuery {
+        institution: None,
         actor: p.actor.map(UserId),
         actor_name: bounded("actor_name", p.actor_name)?,
         subject: bounded("subject", p.subject)?,
