@@ -416,10 +416,11 @@ async fn sign_in_enrols_and_uses_a_second_factor(db: TestDb) {
     .await;
 
     // Every attempt is in the ledger.
-    let records: Vec<_> =
-        futures_util::TryStreamExt::try_collect::<Vec<_>>(app.hub.store.stream_audit_records())
-            .await
-            .unwrap();
+    let records: Vec<_> = futures_util::TryStreamExt::try_collect::<Vec<_>>(
+        app.hub.store.stream_audit_records(u64::MAX),
+    )
+    .await
+    .unwrap();
     let logins = records
         .iter()
         .filter(|r| r.entry.action == "auth.login")
@@ -764,10 +765,11 @@ async fn administrators_are_confined_to_their_institution_and_denials_are_audite
     );
     // The refusal itself is on the ledger.
     assert_eq!(app.ledger_size().await, before + 1);
-    let records: Vec<_> =
-        futures_util::TryStreamExt::try_collect::<Vec<_>>(app.hub.store.stream_audit_records())
-            .await
-            .unwrap();
+    let records: Vec<_> = futures_util::TryStreamExt::try_collect::<Vec<_>>(
+        app.hub.store.stream_audit_records(u64::MAX),
+    )
+    .await
+    .unwrap();
     let last = records.last().unwrap();
     assert_eq!(
         (last.entry.action.as_str(), last.entry.outcome),

@@ -88,6 +88,16 @@ enum AuditCommand {
         /// Hex Ed25519 public key of the hub (default: from the data directory's key).
         #[arg(long)]
         public_key: Option<String>,
+        /// Use the public key recorded in the database itself when no other
+        /// is at hand: weaker evidence, since whoever can change the
+        /// database can change that key.
+        #[arg(long)]
+        trust_database_key: bool,
+        /// A tree head kept outside the database (the JSON of
+        /// /api/v1/audit/tree-head); repeatable. Catches records cut from
+        /// the end even if the stored tree heads were removed too.
+        #[arg(long = "tree-head")]
+        tree_heads: Vec<PathBuf>,
     },
 }
 
@@ -285,8 +295,19 @@ async fn run(cli: Cli) -> Result<()> {
                     data_dir,
                     database_url,
                     public_key,
+                    trust_database_key,
+                    tree_heads,
                 },
-        } => audit_verify(&data_dir, database_url, public_key).await,
+        } => {
+            audit_verify(
+                &data_dir,
+                database_url,
+                public_key,
+                trust_database_key,
+                &tree_heads,
+            )
+            .await
+        }
         Command::Admin { target, command } => {
             let config = load_config(target.config.as_deref())?;
             let hub = Hub::open(config).await?;
@@ -396,6 +417,8 @@ async fn audit_verify(
     data_dir: &Path,
     database_url: Option<String>,
     public_key: Option<String>,
+    trust_database_key: bool,
+    tree_head_files: &[PathBuf],
 ) -> Result<()> {
     let db_path = data_dir.join("civic.db");
     let url = match database_url {
@@ -410,18 +433,26 @@ async fn audit_verify(
             format!("sqlite://{}", db_path.display())
         }
     };
+    let mut witnesses = Vec::new();
+    for file in tree_head_files {
+        witnesses.push(read_tree_head(file)?);
+    }
     let store = Store::connect(&url).await?;
     let (key, source) = match public_key {
-        Some(hex) => (Some(parse_key(&hex)?), "--public-key"),
+        Some(hex) => (parse_key(&hex)?, "--public-key"),
         None => match HubKeys::public_key_in(data_dir)? {
-            Some(key) => (Some(key), "the data directory's key"),
-            None => match store.meta(civic_hub::ledger::PUBLIC_KEY_META).await? {
-                Some(hex) => {
-                    eprintln!("warning: using the public key stored in the database itself; give --public-key for independent evidence");
-                    (Some(parse_key(&hex)?), "the database")
-                }
-                None => (None, "nowhere"),
-            },
+            Some(key) => (key, "the data directory's key"),
+            None if trust_database_key => {
+                let hex = store
+                    .meta(civic_hub::ledger::PUBLIC_KEY_META)
+                    .await?
+                    .ok_or_else(|| anyhow!("the database records no public key"))?;
+                eprintln!("warning: checking signatures with the key recorded in the database itself; --public-key gives independent evidence");
+                (parse_key(&hex)?, "the database's own record")
+            }
+            None => bail!(
+                "no trusted public key: give --public-key HEX, or a --data-dir holding the hub's key (--trust-database-key uses the database's own record, which proves less)"
+            ),
         },
     };
     let total = civic_store::AuditStore::count_audit_records(&store).await?;
@@ -430,7 +461,7 @@ async fn audit_verify(
         indicatif::ProgressStyle::with_template("verifying {bar:40} {pos}/{len} records ({eta})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let result = verify_ledger(&store, key.as_ref(), |n| {
+    let result = verify_ledger(&store, &key, &witnesses, |n| {
         if n % 1024 == 0 {
             bar.set_position(n)
         }
@@ -445,7 +476,7 @@ async fn audit_verify(
         report.tree_heads,
         if report.tree_heads == 1 { "" } else { "s" },
         source,
-        report.key_id.as_deref().unwrap_or("no key"),
+        report.key_id,
         if report.unsigned_tail > 0 {
             format!(
                 "; the newest {} records are not yet under a signed tree head",
@@ -456,6 +487,16 @@ async fn audit_verify(
         }
     );
     Ok(())
+}
+
+/// A tree head as saved from `/api/v1/audit/tree-head`, or bare.
+fn read_tree_head(path: &Path) -> Result<civic_ledger::SignedTreeHead> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let head = value.get("tree_head").cloned().unwrap_or(value);
+    serde_json::from_value(head).with_context(|| format!("{} holds no tree head", path.display()))
 }
 
 fn parse_key(hex: &str) -> Result<ed25519_dalek::VerifyingKey> {

@@ -477,3 +477,72 @@ fn a_database_is_refused_with_another_hubs_key() {
     // And the ledger still verifies with the right key.
     ok(&civic(&["audit", "verify", "--data-dir", &data], &[], None));
 }
+
+#[test]
+fn audit_verify_needs_a_trusted_key_and_honours_witnesses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    seed(dir.path(), &[]);
+    let url = format!("sqlite://{}", dir.path().join("civic.db").display());
+    // Without a key file, no silent fallback to the database's own key.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let err = fails_in_one_line(&civic(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            elsewhere.path().to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        &[],
+        None,
+    ));
+    assert!(err.contains("no trusted public key"), "{err}");
+    let out = civic(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            elsewhere.path().to_str().unwrap(),
+            "--database-url",
+            &url,
+            "--trust-database-key",
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
+
+    // A witness signed by another key is refused.
+    let forged = r#"{"tree_head":{"tree_size":1,"root_hash":"00","timestamp":0,"key_id":"x","signature":"AA=="},"public_key":"00"}"#;
+    let witness = dir.path().join("witness.json");
+    std::fs::write(&witness, forged).unwrap();
+    let err = fails_in_one_line(&civic(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            &data,
+            "--tree-head",
+            witness.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    assert!(err.contains("tree head"), "{err}");
+    std::fs::write(&witness, "not json").unwrap();
+    fails_in_one_line(&civic(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            &data,
+            "--tree-head",
+            witness.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+}

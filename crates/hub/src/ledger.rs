@@ -201,7 +201,7 @@ pub enum VerifyError {
     TreeHeadMismatch { size: u64 },
     #[error("the tree head for {size} records is not validly signed: {reason}")]
     TreeHeadSignature { size: u64, reason: String },
-    #[error("the tree head for {size} records is beyond the {records} records stored: records were removed")]
+    #[error("a tree head was signed for {size} records but the ledger holds {records}: records were removed from its end")]
     TreeHeadBeyond { size: u64, records: u64 },
     #[error("the ledger head's root does not match the records")]
     HeadRootMismatch,
@@ -214,30 +214,46 @@ pub enum VerifyError {
 pub struct VerifyReport {
     pub records: u64,
     pub root: Hash,
+    /// Signed tree heads checked: stored ones and witnesses.
     pub tree_heads: usize,
     /// Records appended after the newest signed tree head.
     pub unsigned_tail: u64,
-    pub key_id: Option<String>,
+    pub key_id: String,
 }
 
-/// Recomputes the whole ledger from the records: every leaf, every stored
-/// node, the head, and every signed tree head (signatures checked with
-/// `trusted_key`, if given). Returns the first problem found.
+/// Recomputes the ledger from its records and checks every stored leaf and
+/// node, the head, every signed tree head in the database and every
+/// `witness` (tree heads kept outside it, e.g. fetched earlier from
+/// `/api/v1/audit/tree-head`), all signatures with `trusted_key`. Returns
+/// the first problem found.
+///
+/// It may run against a live hub: tree heads are read first and the head
+/// after them, and the prefix the head covers is verified; records appended
+/// meanwhile are left for the next run.
 pub async fn verify_ledger(
     store: &Store,
-    trusted_key: Option<&VerifyingKey>,
+    trusted_key: &VerifyingKey,
+    witnesses: &[SignedTreeHead],
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport, VerifyError> {
-    let head = store.ledger_head().await?;
     let mut heads = store.tree_heads().await?;
+    heads.extend_from_slice(witnesses);
     heads.sort_by_key(|h| h.tree_size);
-    if let Some(key) = trusted_key {
-        for h in &heads {
-            h.verify(key).map_err(|e| VerifyError::TreeHeadSignature {
+    for h in &heads {
+        h.verify(trusted_key)
+            .map_err(|e| VerifyError::TreeHeadSignature {
                 size: h.tree_size,
                 reason: e.to_string(),
             })?;
-        }
+    }
+    let head = store.ledger_head().await?;
+    let size = head.size();
+    // Every tree head was signed over a ledger at most this long.
+    if let Some(h) = heads.iter().find(|h| h.tree_size > size) {
+        return Err(VerifyError::TreeHeadBeyond {
+            size: h.tree_size,
+            records: size,
+        });
     }
     let mut pending_heads = heads.iter().peekable();
     // A tree head of the empty tree is checked at once.
@@ -249,8 +265,8 @@ pub async fn verify_ledger(
     }
 
     let mut frontier = Frontier::default();
-    let mut records = store.stream_audit_records();
-    let mut nodes = store.stream_ledger_nodes();
+    let mut records = store.stream_audit_records(size);
+    let mut nodes = store.stream_ledger_nodes(size);
     while let Some(record) = records.next().await {
         let record = record?;
         let expected = frontier.size();
@@ -258,12 +274,6 @@ pub async fn verify_ledger(
             return Err(VerifyError::Missing {
                 seq: expected,
                 found: record.seq,
-            });
-        }
-        if record.seq >= head.size() {
-            return Err(VerifyError::Inserted {
-                seq: record.seq,
-                head: head.size(),
             });
         }
         for (id, hash) in frontier.push(record_leaf_hash(&record)) {
@@ -292,13 +302,7 @@ pub async fn verify_ledger(
         }
         progress(frontier.size());
     }
-    if let Some(h) = pending_heads.next() {
-        return Err(VerifyError::TreeHeadBeyond {
-            size: h.tree_size,
-            records: frontier.size(),
-        });
-    }
-    if head.size() > frontier.size() {
+    if frontier.size() < size {
         return Err(VerifyError::Missing {
             seq: frontier.size(),
             found: frontier.size(),
@@ -310,12 +314,22 @@ pub async fn verify_ledger(
     if head.root() != frontier.root() {
         return Err(VerifyError::HeadRootMismatch);
     }
+    // Records the head does not cover, beyond what a hub appended since:
+    // counted first, so an honest append can only make the head larger.
+    let stored = store.count_audit_records().await?;
+    let now = store.ledger_head().await?.size();
+    if stored > now {
+        return Err(VerifyError::Inserted {
+            seq: now,
+            head: now,
+        });
+    }
     let signed = heads.last().map(|h| h.tree_size).unwrap_or(0);
     Ok(VerifyReport {
-        records: frontier.size(),
+        records: size,
         root: frontier.root(),
         tree_heads: heads.len(),
-        unsigned_tail: frontier.size() - signed,
-        key_id: trusted_key.map(key_id),
+        unsigned_tail: size - signed,
+        key_id: key_id(trusted_key),
     })
 }

@@ -32,7 +32,7 @@ async fn unprotect(db: &TestDb) {
 
 async fn verify(hub: &Hub) -> Result<u64, VerifyError> {
     let key = hub.keys().signing_key().verifying_key();
-    verify_ledger(&hub.store, Some(&key), |_| {})
+    verify_ledger(&hub.store, &key, &[], |_| {})
         .await
         .map(|r| r.records)
 }
@@ -45,7 +45,7 @@ async fn an_untouched_ledger_verifies(db: TestDb) {
         .await
         .unwrap();
     let key = hub.keys().signing_key().verifying_key();
-    let report = verify_ledger(&hub.store, Some(&key), |_| {}).await.unwrap();
+    let report = verify_ledger(&hub.store, &key, &[], |_| {}).await.unwrap();
     assert_eq!(
         (report.records, report.unsigned_tail, report.tree_heads),
         (13, 1, 1)
@@ -126,7 +126,7 @@ async fn rewritten_history_is_caught_by_the_signed_tree_head(db: TestDb) {
     use futures_util::TryStreamExt;
     let records: Vec<_> = forged
         .store
-        .stream_audit_records()
+        .stream_audit_records(u64::MAX)
         .try_collect()
         .await
         .unwrap();
@@ -164,7 +164,106 @@ async fn rewritten_history_is_caught_by_the_signed_tree_head(db: TestDb) {
     );
 }
 
+async fn a_truncated_ledger_is_caught_by_its_tree_heads_and_by_witnesses(db: TestDb) {
+    // The attacker cuts the last records, rewrites the head to match, and
+    // would delete the signed heads too: the database refuses that, and a
+    // tree head kept outside the database catches it anyway.
+    let hub = ledger(&db).await;
+    let witness = hub.tree_head().await.unwrap();
+    assert_eq!(witness.tree_size, 12);
+    unprotect(&db).await;
+    let mut frontier = civic_ledger::Frontier::default();
+    use civic_store::AuditStore;
+    use futures_util::TryStreamExt;
+    let records: Vec<_> = hub
+        .store
+        .stream_audit_records(9)
+        .try_collect()
+        .await
+        .unwrap();
+    for r in &records {
+        frontier.push(civic_ledger::record_leaf_hash(r));
+    }
+    let head_hex = data_encoding::HEXLOWER.encode(&frontier.to_bytes());
+    let literal = if db.schema.is_some() {
+        format!("'\\x{head_hex}'::bytea")
+    } else {
+        format!("X'{head_hex}'")
+    };
+    db.execute_raw(&format!(
+        "DELETE FROM audit_records WHERE seq >= 9; DELETE FROM audit_nodes WHERE seq >= 9; \
+         UPDATE audit_head SET frontier = {literal} WHERE id = 1;"
+    ))
+    .await
+    .unwrap();
+    assert!(
+        db.execute_raw("DELETE FROM audit_tree_heads")
+            .await
+            .is_err(),
+        "tree heads are append-only"
+    );
+    let err = verify(&hub).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::TreeHeadBeyond {
+                size: 12,
+                records: 9
+            }
+        ),
+        "{err}"
+    );
+
+    // Even with the stored heads gone, the witness remembers.
+    let drop_heads = if db.schema.is_some() {
+        "DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads; DELETE FROM audit_tree_heads;"
+    } else {
+        "DROP TRIGGER audit_tree_heads_no_delete; DELETE FROM audit_tree_heads;"
+    };
+    db.execute_raw(drop_heads).await.unwrap();
+    let key = hub.keys().signing_key().verifying_key();
+    assert!(
+        verify_ledger(&hub.store, &key, &[], |_| {}).await.is_ok(),
+        "without a witness the cut is invisible"
+    );
+    let err = verify_ledger(&hub.store, &key, &[witness], |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::TreeHeadBeyond {
+                size: 12,
+                records: 9
+            }
+        ),
+        "{err}"
+    );
+}
+
+async fn a_witness_from_another_key_is_refused(db: TestDb) {
+    let hub = ledger(&db).await;
+    let real = hub.tree_head().await.unwrap();
+    let stranger =
+        civic_ledger::HubSigner::new(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng));
+    let forged = stranger.sign(
+        real.tree_size,
+        &real.root().unwrap(),
+        civic_core::time::Timestamp::now(),
+    );
+    let key = hub.keys().signing_key().verifying_key();
+    let err = verify_ledger(&hub.store, &key, &[forged], |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::TreeHeadSignature { .. }),
+        "{err}"
+    );
+}
+
 civic_store::backend_tests!(
+    a_truncated_ledger_is_caught_by_its_tree_heads_and_by_witnesses,
+    a_witness_from_another_key_is_refused,
     an_untouched_ledger_verifies,
     an_edited_record_is_named,
     a_removed_record_is_named,

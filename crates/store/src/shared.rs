@@ -768,19 +768,21 @@ macro_rules! impl_backend {
                 rows.iter().map(head_from).collect()
             }
 
-            fn stream_audit_records(&self) -> BoxStream<'_, Result<AuditRecord>> {
+            fn stream_audit_records(&self, below: u64) -> BoxStream<'_, Result<AuditRecord>> {
                 sqlx::query(
                     "SELECT seq, at, actor_id, actor_name, institution_id, duty, action, resource, subject, \
                      purpose, legal_basis, grant_id, outcome, reason, client_addr, request_id \
-                     FROM audit_records ORDER BY seq",
+                     FROM audit_records WHERE seq < $1 ORDER BY seq",
                 )
+                    .bind(i64::try_from(below).unwrap_or(i64::MAX))
                     .fetch(&self.pool)
                     .map(|row| record_from(&row?))
                     .boxed()
             }
 
-            fn stream_ledger_nodes(&self) -> BoxStream<'_, Result<(u64, u32, Vec<u8>)>> {
-                sqlx::query("SELECT seq, level, hash FROM audit_nodes ORDER BY seq, level")
+            fn stream_ledger_nodes(&self, below: u64) -> BoxStream<'_, Result<(u64, u32, Vec<u8>)>> {
+                sqlx::query("SELECT seq, level, hash FROM audit_nodes WHERE seq < $1 ORDER BY seq, level")
+                    .bind(i64::try_from(below).unwrap_or(i64::MAX))
                     .fetch(&self.pool)
                     .map(|row| {
                         let row = row?;
