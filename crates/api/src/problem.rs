@@ -62,10 +62,9 @@ impl From<HubError> for ApiError {
             HubError::InvalidCredentials => {
                 Self::new(S::UNAUTHORIZED, "invalid-credentials", detail)
             }
-            HubError::SecondFactorRequired => Self {
-                second_factor_required: Some(true),
-                ..Self::new(S::UNAUTHORIZED, "second-factor-required", detail)
-            },
+            HubError::TooManyRequests => {
+                Self::new(S::TOO_MANY_REQUESTS, "too-many-requests", detail)
+            }
             HubError::Locked { .. } => Self::new(S::LOCKED, "account-locked", detail),
             HubError::Forbidden {
                 needs_second_factor,
@@ -107,6 +106,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -394,9 +394,13 @@ async fn sign_in_enrols_and_uses_a_second_factor(db: TestDb) {
         StatusCode::OK
     );
 
-    // Next sign-in needs the code.
+    // Next sign-in needs the code; without it the answer is the same as
+    // for a wrong password, so it confirms nothing to a guesser.
     let problem = assert_problem(app.login("kim", None).await, StatusCode::UNAUTHORIZED).await;
-    assert_eq!(problem["second_factor_required"], true);
+    assert_eq!(
+        problem["type"],
+        "https://civic-data-hub.example/problems/invalid-credentials"
+    );
     let token2 = app.token("kim", Some(&secret)).await;
     assert_eq!(
         app.request(Method::POST, "/api/v1/auth/logout", Some(&token2))
@@ -1067,7 +1071,53 @@ async fn tree_heads_and_proofs_verify_against_the_public_key(db: TestDb) {
     );
 }
 
+async fn sign_in_attempts_are_throttled_per_address_and_unknown_names_pseudonymised(db: TestDb) {
+    let app = spawn_app(db).await;
+    let typed = "harbor-summit-harbor-2890"; // a password typed as a username
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        let r = app
+            .client
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&json!({"username": typed, "password": "whatever"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers()["retry-after"], "60");
+            assert_problem(r, StatusCode::TOO_MANY_REQUESTS).await;
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.len(),
+        31,
+        "the 31st attempt in a minute is refused"
+    );
+    assert!(statuses[..30]
+        .iter()
+        .all(|s| *s == StatusCode::UNAUTHORIZED));
+    let records: Vec<_> = futures_util::TryStreamExt::try_collect::<Vec<_>>(
+        app.hub.store.stream_audit_records(u64::MAX),
+    )
+    .await
+    .unwrap();
+    assert_eq!(records.len(), 30);
+    let names: BTreeSet<_> = records
+        .iter()
+        .map(|r| r.entry.actor_name.clone().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1, "one pseudonym for one name");
+    let name = names.into_iter().next().unwrap();
+    assert!(
+        name.starts_with("unknown:") && !name.contains(typed),
+        "{name}"
+    );
+}
+
 civic_store::backend_tests!(
+    sign_in_attempts_are_throttled_per_address_and_unknown_names_pseudonymised,
     every_route_by_every_duty_matches_the_policy_table,
     sign_in_enrols_and_uses_a_second_factor,
     repeated_failures_lock_the_account_and_an_administrator_unlocks,

@@ -164,7 +164,7 @@ impl Hub {
         let username = Username::parse(&request.username)?;
         let display_name = Name::parse("display_name", &request.display_name)?;
         let password_hash = match (request.machine_client, request.password.as_deref()) {
-            (false, Some(raw)) => secrets::hash_password(&Password::parse_new(raw)?),
+            (false, Some(raw)) => secrets::hash_password_async(Password::parse_new(raw)?).await,
             (false, None) => {
                 return Err(ValidationError::new("password", "a person needs a password").into())
             }
@@ -282,7 +282,7 @@ impl Hub {
             )
             .into());
         }
-        let hash = secrets::hash_password(&password);
+        let hash = secrets::hash_password_async(password).await;
         let result = self
             .store
             .set_password_hash(user, hash, entry.clone())

@@ -32,6 +32,31 @@ pub struct SignedIn {
     pub must_enrol_second_factor: bool,
 }
 
+/// Sign-in attempts per client address in the current minute.
+#[derive(Default)]
+pub struct Throttle {
+    windows: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
+}
+
+impl Throttle {
+    /// Counts an attempt from `client`; false when it is over `per_minute`.
+    pub fn admit(&self, client: &str, per_minute: u32) -> bool {
+        let now = std::time::Instant::now();
+        let minute = std::time::Duration::from_secs(60);
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < minute);
+        }
+        let (start, count) = windows.entry(client.to_owned()).or_insert((now, 0));
+        if now.duration_since(*start) >= minute {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= per_minute
+    }
+}
+
 /// A new, unconfirmed second factor.
 #[derive(Debug, Clone)]
 pub struct TotpEnrolment {
@@ -75,26 +100,40 @@ impl Hub {
     ) -> Result<SignedIn> {
         let username = Username::parse(username)?;
         let password = Password::offered(password)?;
+        if !self.login_throttle.admit(
+            client.addr.as_deref().unwrap_or("unknown"),
+            self.config.login_attempts_per_minute,
+        ) {
+            return Err(HubError::TooManyRequests);
+        }
         let now = Timestamp::now();
         let mut entry = Ctx {
             actor: Actor::LocalOperator(String::new()),
             client: client.clone(),
         }
         .entry("auth.login", "session", Outcome::Failed);
-        entry.actor_name = Some(username.as_str().to_owned());
 
         let Some(user) = self.store.user_by_username(username.as_str()).await? else {
-            secrets::verify_nothing(&password);
+            secrets::verify_nothing_async(password).await;
+            // What was typed may be a password in the wrong field: the
+            // ledger keeps only a pseudonym of it, enough to see one name
+            // tried many times.
+            entry.actor_name = Some(format!(
+                "unknown:{}",
+                self.keys().pseudonym(username.as_str())
+            ));
             self.store
                 .login_failed(None, entry.reason("unknown user"))
                 .await?;
             return Err(HubError::InvalidCredentials);
         };
+        entry.actor_name = Some(user.username.clone());
         entry.actor = Some(user.id);
         entry.institution = Some(user.institution);
         entry.subject = Some(format!("user:{}", user.id));
 
         if let Some(until) = user.locked_until.filter(|&u| u > now) {
+            secrets::verify_nothing_async(password).await;
             self.store
                 .login_failed(None, entry.reason("account locked"))
                 .await?;
@@ -120,19 +159,21 @@ impl Hub {
             }
         };
         if user.machine_client {
-            secrets::verify_nothing(&password);
+            secrets::verify_nothing_async(password).await;
             return fail(
                 "a machine client signs in with API tokens only",
                 HubError::InvalidCredentials,
             )
             .await;
         }
-        if !secrets::verify_password(&user.password_hash, &password) {
+        if !secrets::verify_password_async(user.password_hash.clone(), password).await {
             return fail("wrong password", HubError::InvalidCredentials).await;
         }
         let step = if user.totp_enabled {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
-                return fail("one-time code missing", HubError::SecondFactorRequired).await;
+                // The same answer as a wrong code: a distinct one would
+                // confirm the password to whoever guessed it.
+                return fail("one-time code missing", HubError::InvalidCredentials).await;
             };
             let secret = self.totp_secret(&user)?;
             match secrets::totp_matches(&secret, code, Self::unix_now()) {
@@ -246,7 +287,14 @@ impl Hub {
         })
     }
 
+    /// Ends the caller's session. An API token is not a session: an
+    /// administrator revokes it.
     pub async fn logout(&self, ctx: &Ctx) -> Result<()> {
+        if matches!(&ctx.actor, Actor::User { session: None, .. }) {
+            return Err(HubError::BadRequest(
+                "an API token is not signed out: an administrator revokes it".into(),
+            ));
+        }
         let entry = self
             .authorize(ctx, Action::ViewOwnAccount, "auth.logout", "session")
             .await?;
@@ -437,7 +485,7 @@ mod tests {
         assert!(matches!(
             hub.login("kim", "correct horse battery", None, &client)
                 .await,
-            Err(HubError::SecondFactorRequired)
+            Err(HubError::InvalidCredentials)
         ));
         let code = secrets::totp_code(&secret, now);
         let second = hub

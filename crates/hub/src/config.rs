@@ -32,6 +32,8 @@ pub struct Config {
     /// Consecutive failed sign-ins that lock an account, and for how long.
     pub lockout_threshold: i64,
     pub lockout_minutes: i64,
+    /// Sign-in attempts accepted from one client address per minute.
+    pub login_attempts_per_minute: u32,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// How often a new tree head is signed when the ledger has grown.
@@ -51,6 +53,7 @@ impl Default for Config {
             session_idle_minutes: 30,
             lockout_threshold: 5,
             lockout_minutes: 15,
+            login_attempts_per_minute: 30,
             max_body_bytes: 1024 * 1024,
             tree_head_interval_seconds: 60,
         }
@@ -102,7 +105,7 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 12] = [
+    const KEYS: [&'static str; 13] = [
         "addr",
         "data_dir",
         "database_url",
@@ -113,6 +116,7 @@ impl Config {
         "session_idle_minutes",
         "lockout_threshold",
         "lockout_minutes",
+        "login_attempts_per_minute",
         "max_body_bytes",
         "tree_head_interval_seconds",
     ];

@@ -111,6 +111,19 @@ impl HubKeys {
         [nonce.as_slice(), &sealed].concat()
     }
 
+    /// A stable pseudonym of `value` (HMAC-SHA-256 under the sealing key,
+    /// 64 bits in hex): the same input always gives the same pseudonym, and
+    /// nothing gives the input back. Used where a value may be a secret
+    /// typed in the wrong field, such as an unknown username.
+    pub fn pseudonym(&self, value: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.sealing)
+            .expect("HMAC takes any key length");
+        mac.update(b"pseudonym:");
+        mac.update(value.as_bytes());
+        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()[..8])
+    }
+
     pub fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < 24 {
             return None;

@@ -34,6 +34,42 @@ pub fn verify_password(hash: &str, password: &Password) -> bool {
     }
 }
 
+/// At most one Argon2 computation per core at a time, each on a blocking
+/// thread: a burst of sign-ins neither stalls the async workers nor takes
+/// 19 MiB per attempt without bound.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+async fn on_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let _permit = argon2_permits()
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("Argon2 does not panic")
+}
+
+/// [`hash_password`] off the async threads.
+pub async fn hash_password_async(password: Password) -> String {
+    on_blocking_thread(move || hash_password(&password)).await
+}
+
+/// [`verify_password`] off the async threads.
+pub async fn verify_password_async(hash: String, password: Password) -> bool {
+    on_blocking_thread(move || verify_password(&hash, &password)).await
+}
+
+/// [`verify_nothing`] off the async threads.
+pub async fn verify_nothing_async(password: Password) {
+    on_blocking_thread(move || verify_nothing(&password)).await
+}
+
 /// Spends the time of a real verification, so that an unknown username
 /// takes as long to refuse as a wrong password.
 pub fn verify_nothing(password: &Password) {
