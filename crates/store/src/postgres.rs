@@ -181,22 +181,22 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(())
     }
+    /// Opens a transaction (READ COMMITTED).
+    async fn begin_tx(&self) -> crate::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
 
-    /// Opens a transaction holding the ledger lock and reads the head.
-    async fn begin_ledger(
-        &self,
-    ) -> crate::Result<(
-        sqlx::Transaction<'static, sqlx::Postgres>,
-        civic_ledger::Frontier,
-    )> {
+    /// Locks the ledger head row until commit: appends are serialised,
+    /// sequence numbers gapless.
+    async fn lock_ledger(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> crate::Result<civic_ledger::Frontier> {
         use sqlx::Row;
-        let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
-        let frontier = civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
-            .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))?;
-        Ok((tx, frontier))
+        civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
+            .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))
     }
 }
 

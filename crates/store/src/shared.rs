@@ -125,6 +125,14 @@ macro_rules! impl_backend {
         }
 
         impl $store {
+            /// Opens a transaction holding the ledger lock, for actions that
+            /// write: the lock comes first, so writers never deadlock.
+            async fn begin_ledger(&self) -> Result<(Tx, Frontier)> {
+                let mut tx = self.begin_tx().await?;
+                let frontier = Self::lock_ledger(&mut tx).await?;
+                Ok((tx, frontier))
+            }
+
             /// Applies the migrations not yet recorded, inside `tx` (which
             /// the backend has made exclusive).
             async fn apply_migrations(tx: &mut Tx, migrations: &[(i64, &str)]) -> Result<()> {
@@ -340,15 +348,19 @@ macro_rules! impl_backend {
             }
 
             async fn read_user(&self, id: UserId, audit: AuditEntry) -> Result<Option<User>> {
-                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                // Reads run before the ledger lock is taken (to append), in
+                // the same transaction: the audit is as atomic, the lock
+                // held shorter.
+                let mut tx = self.begin_tx().await?;
                 let user = self.load_user(&mut tx, "id = $1", Value::Int(id.0)).await?;
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(user)
             }
 
             async fn users_of(&self, institution: InstitutionId, audit: AuditEntry) -> Result<Vec<User>> {
-                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let mut tx = self.begin_tx().await?;
                 let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE institution_id = $1 ORDER BY id"))
                     .bind(institution.0)
                     .fetch_all(&mut *tx)
@@ -361,6 +373,7 @@ macro_rules! impl_backend {
                         user_from(row, duties.remove(&id).unwrap_or_default())
                     })
                     .collect::<Result<Vec<_>>>()?;
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(users)
@@ -666,12 +679,13 @@ macro_rules! impl_backend {
             }
 
             async fn audit_record(&self, seq: u64, audit: AuditEntry) -> Result<Option<AuditRecord>> {
-                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let mut tx = self.begin_tx().await?;
                 let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE seq = $1"))
                     .bind(i64::try_from(seq).unwrap_or(i64::MAX))
                     .fetch_optional(&mut *tx)
                     .await?;
                 let record = row.as_ref().map(record_from).transpose()?;
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(record)
@@ -718,7 +732,7 @@ macro_rules! impl_backend {
                 let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
                 let limit = query.limit.clamp(1, AuditQuery::MAX_LIMIT);
                 let sql = format!("SELECT {RECORD_COLUMNS} FROM audit_records {filter} ORDER BY seq DESC LIMIT {limit}");
-                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let mut tx = self.begin_tx().await?;
                 let mut q = sqlx::query(&sql);
                 for arg in args {
                     q = match arg {
@@ -728,6 +742,7 @@ macro_rules! impl_backend {
                 }
                 let rows = q.fetch_all(&mut *tx).await?;
                 let records = rows.iter().map(record_from).collect::<Result<Vec<_>>>()?;
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(records)

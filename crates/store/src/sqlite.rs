@@ -158,22 +158,22 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+    /// Opens a write transaction: `BEGIN IMMEDIATE` takes SQLite's write
+    /// lock at once, so no two writers deadlock upgrading a read lock.
+    async fn begin_tx(&self) -> crate::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 
-    /// Opens a write transaction holding the ledger lock and reads the head.
-    async fn begin_ledger(
-        &self,
-    ) -> crate::Result<(
-        sqlx::Transaction<'static, sqlx::Sqlite>,
-        civic_ledger::Frontier,
-    )> {
+    /// Reads the ledger head; the transaction already holds the write lock.
+    async fn lock_ledger(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    ) -> crate::Result<civic_ledger::Frontier> {
         use sqlx::Row;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
-        let frontier = civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
-            .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))?;
-        Ok((tx, frontier))
+        civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
+            .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))
     }
 }
 
