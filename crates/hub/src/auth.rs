@@ -21,7 +21,7 @@ pub const SESSION_PREFIX: &str = "cdh_s_";
 pub const API_TOKEN_PREFIX: &str = "cdh_t_";
 
 /// A successful sign-in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignedIn {
     /// The bearer token: shown once, never stored.
     pub token: String,
@@ -58,10 +58,26 @@ impl Throttle {
 }
 
 /// A new, unconfirmed second factor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TotpEnrolment {
     pub secret_base32: String,
     pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("principal", &self.principal)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment(***)")
+    }
 }
 
 impl Hub {
