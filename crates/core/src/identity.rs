@@ -75,23 +75,32 @@ impl InstitutionKind {
     }
 }
 
+/// Finds the value named `raw` (`-` read as `_`) among `all`.
+fn parse_named<T: Copy>(
+    field: &'static str,
+    what: &str,
+    raw: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ValidationError> {
+    let raw = raw.trim().replace('-', "_");
+    all.iter()
+        .copied()
+        .find(|k| name(*k) == raw)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|k| name(*k)).collect();
+            ValidationError::new(
+                field,
+                format!("unknown {what}; expected one of {}", names.join(", ")),
+            )
+        })
+}
+
 impl FromStr for InstitutionKind {
     type Err = ValidationError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let raw = raw.trim().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == raw)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "kind",
-                    format!(
-                        "unknown institution kind; expected one of {}",
-                        Self::ALL.map(|k| k.as_str()).join(", ")
-                    ),
-                )
-            })
+        parse_named("kind", "institution kind", raw, &Self::ALL, Self::as_str)
     }
 }
 
@@ -305,19 +314,7 @@ impl FromStr for DutyKind {
     type Err = ValidationError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let raw = raw.trim().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == raw)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "duty",
-                    format!(
-                        "unknown duty; expected one of {}",
-                        Self::ALL.map(|k| k.as_str()).join(", ")
-                    ),
-                )
-            })
+        parse_named("duty", "duty", raw, &Self::ALL, Self::as_str)
     }
 }
 

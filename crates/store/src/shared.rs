@@ -255,6 +255,15 @@ macro_rules! impl_backend {
                 Ok(())
             }
 
+            /// Sessions opened with a credential end when it changes.
+            async fn end_sessions_of(tx: &mut Tx, user: UserId) -> Result<()> {
+                sqlx::query("UPDATE sessions SET revoked = TRUE WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn check_user_exists(tx: &mut Tx, user: UserId) -> Result<()> {
                 let found = sqlx::query("SELECT id FROM users WHERE id = $1").bind(user.0).fetch_optional(&mut **tx).await?;
                 found.map(|_| ()).ok_or_else(|| StoreError::NotFound(format!("user {user}")))
@@ -398,11 +407,7 @@ macro_rules! impl_backend {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("user {user}")));
                 }
-                // Sessions opened with the old password end with it.
-                sqlx::query("UPDATE sessions SET revoked = TRUE WHERE user_id = $1")
-                    .bind(user.0)
-                    .execute(&mut *tx)
-                    .await?;
+                Self::end_sessions_of(&mut tx, user).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(())
@@ -455,11 +460,7 @@ macro_rules! impl_backend {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("user {user}")));
                 }
-                // Sessions opened with the old factor end with it.
-                sqlx::query("UPDATE sessions SET revoked = TRUE WHERE user_id = $1")
-                    .bind(user.0)
-                    .execute(&mut *tx)
-                    .await?;
+                Self::end_sessions_of(&mut tx, user).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(())
