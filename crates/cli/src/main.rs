@@ -67,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The synthetic city and outbreak: generate data with ground truth,
+    /// score what the platform found against it.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
     /// Print the current one-time code of a TOTP secret (for the demo).
     TotpCode {
         /// Base32 secret, as printed by `civic demo`.
@@ -98,6 +104,35 @@ enum AuditCommand {
         /// the end even if the stored tree heads were removed too.
         #[arg(long = "tree-head")]
         tree_heads: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Write towers, pings, merchants, card transactions, stops, taps,
+    /// venues and the ground truth (people, visits, infections, cases,
+    /// interviews, clusters) into a directory.
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// First day (local time, KST).
+        #[arg(long, default_value = "2020-03-01")]
+        start: String,
+        /// lat0,lon0,lat1,lon1 (default: Seoul).
+        #[arg(long)]
+        bbox: Option<String>,
+        /// A TOML scenario overriding the defaults (see crates/sim/README.md).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Worker threads (default: all cores); the output does not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -313,6 +348,7 @@ async fn run(cli: Cli) -> Result<()> {
             let hub = Hub::open(config).await?;
             admin(&hub, Format::resolve(target.format), command).await
         }
+        Command::Sim { command } => sim(command),
         Command::TotpCode { secret } => {
             let secret = civic_hub::secrets::from_base32(&secret)
                 .ok_or_else(|| anyhow!("the secret is not base32"))?;
@@ -487,6 +523,95 @@ async fn audit_verify(
         }
     );
     Ok(())
+}
+
+fn sim(command: SimCommand) -> Result<()> {
+    match command {
+        SimCommand::Generate {
+            people,
+            days,
+            seed,
+            out,
+            start,
+            bbox,
+            scenario,
+            threads,
+        } => {
+            if !(1..=10_000_000).contains(&people) {
+                bail!("--people must be 1-10000000");
+            }
+            if !(1..=366).contains(&days) {
+                bail!("--days must be 1-366");
+            }
+            let start = time::Date::parse(
+                &start,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map_err(|_| anyhow!("--start {start:?} is not a date like 2020-03-01"))?;
+            let bbox = match bbox {
+                Some(raw) => civic_sim::BBox::parse(&raw).map_err(|e| anyhow!(e))?,
+                None => civic_sim::BBox::SEOUL,
+            };
+            let scenario = match scenario {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    civic_sim::Scenario::from_toml(&text).map_err(|e| anyhow!(e))?
+                }
+                None => civic_sim::Scenario::default(),
+            };
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
+            let params = civic_sim::Params {
+                people,
+                days,
+                seed,
+                start,
+                bbox,
+                scenario,
+                threads,
+            };
+            let bar = progress_bar(
+                days as u64,
+                "simulating {bar:40} day {pos}/{len} ({elapsed}, {eta} left)",
+            );
+            let started = std::time::Instant::now();
+            let summary =
+                civic_sim::generate(&params, &out, &mut |day, _| bar.set_position(day as u64))
+                    .with_context(|| format!("writing into {}", out.display()))?;
+            bar.finish_and_clear();
+            println!(
+                "{} people, {} days: {} pings, {} card transactions, {} taps, {} visits; {} infections, {} cases in {} clusters; {:.1} s -> {}",
+                summary.people,
+                summary.days,
+                summary.pings,
+                summary.transactions,
+                summary.taps,
+                summary.visits,
+                summary.infections,
+                summary.cases,
+                summary.clusters,
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A progress bar on a terminal; nothing when output is piped.
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// A tree head as saved from `/api/v1/audit/tree-head`, or bare.
