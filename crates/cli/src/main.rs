@@ -134,6 +134,25 @@ enum SimCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Compare what the platform found (contacts.csv, clusters.csv,
+    /// sources.csv in --found) with the truth of a generated city: precision
+    /// and recall of contacts, adjusted Rand index of clusters, accuracy of
+    /// sources.
+    Score {
+        /// The directory `civic sim generate` wrote.
+        #[arg(long)]
+        truth: PathBuf,
+        #[arg(long)]
+        found: PathBuf,
+        /// A contact overlaps a case at a place for at least this long.
+        #[arg(long, default_value_t = 10)]
+        min_overlap_minutes: i64,
+        /// Contacts are looked for from this many days before symptom onset.
+        #[arg(long, default_value_t = 2)]
+        lookback_days: i64,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
 }
 
 #[derive(Args)]
@@ -597,7 +616,75 @@ fn sim(command: SimCommand) -> Result<()> {
             );
             Ok(())
         }
+        SimCommand::Score {
+            truth,
+            found,
+            min_overlap_minutes,
+            lookback_days,
+            format,
+        } => sim_score(
+            &truth,
+            &found,
+            civic_sim::score::Rules {
+                min_overlap_minutes,
+                lookback_days,
+            },
+            Format::resolve(format),
+        ),
     }
+}
+
+fn sim_score(
+    truth: &Path,
+    found: &Path,
+    rules: civic_sim::score::Rules,
+    format: Format,
+) -> Result<()> {
+    if !(0..=24 * 60).contains(&rules.min_overlap_minutes)
+        || !(0..=30).contains(&rules.lookback_days)
+    {
+        bail!("--min-overlap-minutes must be 0-1440 and --lookback-days 0-30");
+    }
+    let scores = civic_sim::score::score(truth, found, rules)?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let f = |v: f64| format!("{v:.3}");
+    if let Some(c) = &scores.contacts {
+        rows.push(vec![
+            "contacts precision".into(),
+            f(c.precision),
+            format!("{} of {} found are true", c.true_positives, c.found),
+        ]);
+        rows.push(vec![
+            "contacts recall".into(),
+            f(c.recall),
+            format!("{} of {} true contacts found", c.true_positives, c.truth),
+        ]);
+        rows.push(vec!["contacts F1".into(), f(c.f1), String::new()]);
+    }
+    if let Some(c) = &scores.clusters {
+        rows.push(vec![
+            "clusters adjusted Rand index".into(),
+            f(c.adjusted_rand_index),
+            format!(
+                "{} cases; {} clusters found, {} true",
+                c.cases, c.found_clusters, c.truth_clusters
+            ),
+        ]);
+    }
+    if let Some(s) = &scores.sources {
+        rows.push(vec![
+            "source accuracy".into(),
+            f(s.accuracy),
+            format!("{} of {} claimed sources right", s.correct, s.claims),
+        ]);
+    }
+    output::print(
+        format,
+        &["measure", "value", "detail"],
+        &rows,
+        serde_json::to_value(&scores)?,
+    );
+    Ok(())
 }
 
 /// A progress bar on a terminal; nothing when output is piped.

@@ -12,6 +12,7 @@ pub mod geo;
 pub mod out;
 pub mod rng;
 pub mod scenario;
+pub mod score;
 pub mod world;
 
 pub use geo::BBox;
