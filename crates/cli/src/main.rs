@@ -44,6 +44,13 @@ enum Command {
         addr: SocketAddr,
         #[arg(long, default_value = "./civic-data")]
         data_dir: PathBuf,
+        /// People in the demo's synthetic city (generated once, into
+        /// DATA_DIR/city; bigger takes longer: 100000 takes ~15 s).
+        #[arg(long, default_value_t = 2_000)]
+        sim_people: usize,
+        /// Days the demo's synthetic city is simulated for.
+        #[arg(long, default_value_t = 14)]
+        sim_days: u32,
     },
     /// Run the hub from a configuration file (and CIVIC_* variables).
     Serve {
@@ -323,13 +330,18 @@ async fn run(cli: Cli) -> Result<()> {
         LogFormatArg::Json => LogFormat::Json,
     });
     match cli.command {
-        Command::Demo { addr, data_dir } => {
+        Command::Demo {
+            addr,
+            data_dir,
+            sim_people,
+            sim_days,
+        } => {
             let mut config = load_config(None)?;
             config.addr = addr.to_string();
             config.data_dir = data_dir;
             config.database_url = None;
             init_logging(log_override.unwrap_or(config.log_format));
-            demo(config).await
+            demo(config, sim_people, sim_days).await
         }
         Command::Serve { config } => {
             let config = load_config(config.as_deref())?;
@@ -426,9 +438,52 @@ async fn serve(config: Config) -> Result<()> {
     until_stopped(&hub, running).await
 }
 
-async fn demo(config: Config) -> Result<()> {
+/// The demo's synthetic city, generated once into `DATA_DIR/city` (again
+/// only if asked for another size).
+async fn demo_city(data_dir: &Path, people: usize, days: u32) -> Result<civic_sim::Summary> {
+    if !(1..=10_000_000).contains(&people) || !(1..=366).contains(&days) {
+        bail!("--sim-people must be 1-10000000 and --sim-days 1-366");
+    }
+    let dir = data_dir.join("city");
+    if let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) {
+        if let Ok(summary) = serde_json::from_str::<serde_json::Value>(&text) {
+            if summary["people"] == people as u64 && summary["days"] == days {
+                return Ok(civic_sim::Summary {
+                    people: people as u64,
+                    days,
+                    pings: summary["pings"].as_u64().unwrap_or(0),
+                    cases: summary["cases"].as_u64().unwrap_or(0),
+                    ..civic_sim::Summary::default()
+                });
+            }
+        }
+    }
+    let params = civic_sim::Params {
+        people,
+        days,
+        seed: 1,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    tracing::info!(people, days, dir = %dir.display(), "generating the demo's synthetic city");
+    let bar = progress_bar(days as u64, "simulating {bar:40} day {pos}/{len}");
+    let summary = tokio::task::spawn_blocking(move || {
+        civic_sim::generate(&params, &dir, &mut |day, _| bar.set_position(day as u64)).map(|s| {
+            bar.finish_and_clear();
+            s
+        })
+    })
+    .await
+    .context("the simulator stopped")??;
+    Ok(summary)
+}
+
+async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
     let logins = hub.seed_demo().await?;
+    let city = demo_city(&config.data_dir, sim_people, sim_days).await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();
     println!();
@@ -436,6 +491,14 @@ async fn demo(config: Config) -> Result<()> {
     println!(
         "  data: {} (SQLite)   API: {url}/api/v1   OpenAPI: {url}/api/openapi.json",
         config.data_dir.display()
+    );
+    println!(
+        "  synthetic city: {} people over {} days, {} pings, {} confirmed cases in {}",
+        city.people,
+        city.days,
+        city.pings,
+        city.cases,
+        config.data_dir.join("city").display()
     );
     println!();
     let rows: Vec<Vec<String>> = logins

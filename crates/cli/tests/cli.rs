@@ -552,15 +552,35 @@ fn sim_generates_scores_and_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("city");
     let o = out.to_str().unwrap();
-    let printed = ok(&civic(&["sim", "generate", "--people", "800", "--days", "3", "--seed", "4", "--out", o], &[], None));
+    let printed = ok(&civic(
+        &[
+            "sim", "generate", "--people", "800", "--days", "3", "--seed", "4", "--out", o,
+        ],
+        &[],
+        None,
+    ));
     assert!(printed.contains("800 people, 3 days"), "{printed}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert!(summary["pings"].as_u64().unwrap() > 0);
 
     let found = dir.path().join("found");
     std::fs::create_dir(&found).unwrap();
     std::fs::copy(out.join("clusters.csv"), found.join("clusters.csv")).unwrap();
-    let scored = ok(&civic(&["sim", "score", "--truth", o, "--found", found.to_str().unwrap(), "--format", "json"], &[], None));
+    let scored = ok(&civic(
+        &[
+            "sim",
+            "score",
+            "--truth",
+            o,
+            "--found",
+            found.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+        None,
+    ));
     let scored: serde_json::Value = serde_json::from_str(&scored).unwrap();
     assert_eq!(scored["clusters"]["adjusted_rand_index"], 1.0);
 
@@ -575,6 +595,17 @@ fn sim_generates_scores_and_refuses_bad_input() {
     }
     let scenario = dir.path().join("bad.toml");
     std::fs::write(&scenario, "handover_noise = 7\n").unwrap();
-    let err = fails_in_one_line(&civic(&["sim", "generate", "--out", o, "--scenario", scenario.to_str().unwrap()], &[], None));
+    let err = fails_in_one_line(&civic(
+        &[
+            "sim",
+            "generate",
+            "--out",
+            o,
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
     assert!(err.contains("handover_noise"), "{err}");
 }

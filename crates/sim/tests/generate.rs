@@ -108,7 +108,10 @@ fn every_file_is_in_its_exchange_format_with_plausible_counts() {
     assert!((0.35..0.45).contains(&skt), "{skt}");
     // Skewed card market: the largest issuer far ahead of the smallest.
     assert!(rows(d, "transactions-shinhan.csv") > 5 * rows(d, "transactions-post.csv").max(1));
-    assert!(s.taps > 0 && s.taps.is_multiple_of(2), "taps come in and out");
+    assert!(
+        s.taps > 0 && s.taps.is_multiple_of(2),
+        "taps come in and out"
+    );
     assert!(s.visits >= 4000 * 8);
     assert!(s.infections >= 4 && s.cases >= 1 && s.cases <= s.infections);
     assert_eq!(rows(d, "cases.csv") as u64, s.cases);
