@@ -470,10 +470,8 @@ async fn demo_city(data_dir: &Path, people: usize, days: u32) -> Result<civic_si
     tracing::info!(people, days, dir = %dir.display(), "generating the demo's synthetic city");
     let bar = progress_bar(days as u64, "simulating {bar:40} day {pos}/{len}");
     let summary = tokio::task::spawn_blocking(move || {
-        civic_sim::generate(&params, &dir, &mut |day, _| bar.set_position(day as u64)).map(|s| {
-            bar.finish_and_clear();
-            s
-        })
+        civic_sim::generate(&params, &dir, &mut |day, _| bar.set_position(day as u64))
+            .inspect(|_| bar.finish_and_clear())
     })
     .await
     .context("the simulator stopped")??;
