@@ -1,0 +1,679 @@
+//! The ping store: a telco node's location pings, laid out for the
+//! exposure question.
+//!
+//! Layout (`DATA_DIR/pings/`):
+//! - `manifest.json` — towers, the subscriber dictionary's file, and the
+//!   segments; replaced atomically (write, fsync, rename), so a reader sees
+//!   a whole import or none of it.
+//! - `subscribers-G.bin` — subscriber ids (`u64`), in dictionary order:
+//!   pings store a 4-byte index instead of the 8-byte id.
+//! - `seg-G-DAY.bin` — immutable segments, one per UTC day per import, each
+//!   sorted by (tower, time): a 32-byte header, a directory giving each
+//!   tower's first row, then the times (`u32` Unix seconds) and the
+//!   subscriber indices (`u32`) as two columns. 8 bytes a ping against ~30
+//!   in CSV; memory-mapped, so resident memory is only what queries touch.
+//!
+//! An exposure window (towers within a radius of a point, or a tower set,
+//! and a time interval) reads, in each segment the interval overlaps, each
+//! selected tower's run and binary-searches it for the interval: the cost
+//! is the pings that answer, not the pings stored.
+
+use crate::csv::{fields, parse_f64, parse_u64, CsvError, Lines};
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+const MAGIC: &[u8; 8] = b"CIVPNG01";
+const HEADER: usize = 32;
+const DAY: i64 = 86_400;
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    #[error("{0}: {1}")]
+    Io(String, io::Error),
+    #[error("the store at {0} is damaged: {1}")]
+    Damaged(String, String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |e| StoreError::Io(path.display().to_string(), e)
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Tower {
+    pub cell_id: u64,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SegmentMeta {
+    file: String,
+    day_start: i64,
+    pings: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    generation: u64,
+    towers: Vec<Tower>,
+    subscribers_file: Option<String>,
+    subscribers: u64,
+    segments: Vec<SegmentMeta>,
+}
+
+struct Segment {
+    day_start: i64,
+    towers: usize,
+    count: usize,
+    map: Mmap,
+}
+
+impl Segment {
+    fn u32_at(&self, offset: usize) -> u32 {
+        u32::from_le_bytes(self.map[offset..offset + 4].try_into().expect("4 bytes"))
+    }
+
+    fn dir(&self, tower: usize) -> usize {
+        self.u32_at(HEADER + tower * 4) as usize
+    }
+
+    fn ts_base(&self) -> usize {
+        HEADER + (self.towers + 1) * 4
+    }
+
+    fn ts(&self, row: usize) -> u32 {
+        self.u32_at(self.ts_base() + row * 4)
+    }
+
+    fn sub(&self, row: usize) -> u32 {
+        self.u32_at(self.ts_base() + self.count * 4 + row * 4)
+    }
+
+    /// The rows of `tower` with `t0 <= ts <= t1`.
+    fn rows(&self, tower: usize, t0: u32, t1: u32) -> std::ops::Range<usize> {
+        if tower >= self.towers {
+            return 0..0;
+        }
+        let (mut lo, mut hi) = (self.dir(tower), self.dir(tower + 1));
+        let end = hi;
+        // First row with ts >= t0.
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.ts(mid) < t0 {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let start = lo;
+        let mut hi = end;
+        // First row with ts > t1.
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.ts(mid) <= t1 {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        start..lo
+    }
+}
+
+/// Which towers an exposure window covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TowerSelection {
+    /// Towers within `radius_m` (great-circle) of a point.
+    Near { lat: f64, lon: f64, radius_m: f64 },
+    /// These cells.
+    Cells(Vec<u64>),
+}
+
+/// An exposure window: towers and a closed time interval (Unix seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposureQuery {
+    pub towers: TowerSelection,
+    pub t_start: i64,
+    pub t_end: i64,
+}
+
+/// A subscriber present in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExposureAnswer {
+    pub subscriber: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub pings: u32,
+}
+
+/// What an import added.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub towers_added: u64,
+    pub pings: u64,
+    pub subscribers_added: u64,
+    pub segments: u64,
+}
+
+pub struct PingStore {
+    dir: PathBuf,
+    manifest: Manifest,
+    segments: Vec<Segment>,
+    subscribers: Vec<u64>,
+}
+
+/// Great-circle distance in metres (haversine), as design.md specifies.
+pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let h = ((p2 - p1) / 2.0).sin().powi(2)
+        + p1.cos() * p2.cos() * ((lon2 - lon1).to_radians() / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+impl PingStore {
+    /// Opens the store in `data_dir` (creating an empty one), and removes
+    /// what an interrupted import left behind.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let dir = data_dir.join("pings");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let manifest_path = dir.join("manifest.json");
+        let manifest: Manifest = match fs::read(&manifest_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                StoreError::Damaged(dir.display().to_string(), format!("manifest.json: {e}"))
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Manifest {
+                version: 1,
+                ..Manifest::default()
+            },
+            Err(e) => return Err(StoreError::Io(manifest_path.display().to_string(), e)),
+        };
+        // Files no manifest names are leftovers of an interrupted import.
+        let mut known: Vec<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        known.extend(manifest.subscribers_file.as_deref());
+        known.push("manifest.json");
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name.as_str()) {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for meta in &manifest.segments {
+            segments.push(Self::map_segment(&dir.join(&meta.file))?);
+        }
+        let subscribers = match &manifest.subscribers_file {
+            Some(f) => {
+                let path = dir.join(f);
+                let mut bytes = Vec::new();
+                File::open(&path)
+                    .and_then(|mut file| file.read_to_end(&mut bytes))
+                    .map_err(io_err(&path))?;
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        if subscribers.len() as u64 != manifest.subscribers {
+            return Err(StoreError::Damaged(
+                dir.display().to_string(),
+                "the subscriber dictionary is short".into(),
+            ));
+        }
+        Ok(Self {
+            dir,
+            manifest,
+            segments,
+            subscribers,
+        })
+    }
+
+    fn map_segment(path: &Path) -> Result<Segment, StoreError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        // SAFETY: segments are written once, fsynced and renamed into place
+        // before the manifest names them, and never modified afterwards;
+        // the mapping is read-only.
+        let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
+        let damaged = |why: &str| StoreError::Damaged(path.display().to_string(), why.to_owned());
+        if map.len() < HEADER || &map[..8] != MAGIC {
+            return Err(damaged("not a ping segment"));
+        }
+        let day_start = i64::from_le_bytes(map[8..16].try_into().expect("8 bytes"));
+        let count = u64::from_le_bytes(map[16..24].try_into().expect("8 bytes")) as usize;
+        let towers = u32::from_le_bytes(map[24..28].try_into().expect("4 bytes")) as usize;
+        if map.len() != HEADER + (towers + 1) * 4 + count * 8 {
+            return Err(damaged("its length does not match its header"));
+        }
+        Ok(Segment {
+            day_start,
+            towers,
+            count,
+            map,
+        })
+    }
+
+    pub fn towers(&self) -> &[Tower] {
+        &self.manifest.towers
+    }
+
+    pub fn ping_count(&self) -> u64 {
+        self.manifest.segments.iter().map(|s| s.pings).sum()
+    }
+
+    pub fn subscriber_count(&self) -> u64 {
+        self.manifest.subscribers
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Imports towers (added to those known) and pings, atomically: either
+    /// every file is in the store afterwards, or nothing changed.
+    pub fn import(
+        &mut self,
+        towers: Option<&Path>,
+        pings: &[&Path],
+        progress: Arc<AtomicU64>,
+    ) -> Result<ImportReport, StoreError> {
+        let mut report = ImportReport::default();
+        let mut all_towers = self.manifest.towers.clone();
+        let mut cell_index: HashMap<u64, u32> = all_towers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.cell_id, i as u32))
+            .collect();
+        if let Some(path) = towers {
+            let mut lines = Lines::open(path, &["cell_id", "lat", "lon"], progress.clone())?;
+            while lines.advance()? {
+                let mut f = fields(lines.current());
+                let (cell, lat, lon) = (
+                    f.next().and_then(parse_u64),
+                    f.next().and_then(parse_f64),
+                    f.next().and_then(parse_f64),
+                );
+                let (Some(cell), Some(lat), Some(lon)) = (cell, lat, lon) else {
+                    return Err(lines
+                        .bad("expected cell_id (an unsigned integer), lat and lon (degrees)")
+                        .into());
+                };
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    return Err(lines
+                        .bad("lat must be within ±90 and lon within ±180 degrees")
+                        .into());
+                }
+                match cell_index.get(&cell) {
+                    Some(&i)
+                        if (all_towers[i as usize].lat - lat).abs() > 1e-9
+                            || (all_towers[i as usize].lon - lon).abs() > 1e-9 =>
+                    {
+                        return Err(lines
+                            .bad(&format!("cell {cell} is already known at another place"))
+                            .into());
+                    }
+                    Some(_) => {}
+                    None => {
+                        cell_index.insert(cell, all_towers.len() as u32);
+                        all_towers.push(Tower {
+                            cell_id: cell,
+                            lat,
+                            lon,
+                        });
+                        report.towers_added += 1;
+                    }
+                }
+            }
+        }
+        let generation = self.manifest.generation + 1;
+        let staging = self.dir.join(format!("staging-{generation}"));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        let result = self.stage(
+            &staging,
+            generation,
+            &all_towers,
+            &cell_index,
+            pings,
+            progress,
+            &mut report,
+        );
+        match result {
+            Ok((new_segments, new_subscribers)) => {
+                self.commit(
+                    &staging,
+                    generation,
+                    all_towers,
+                    new_segments,
+                    new_subscribers,
+                )?;
+                Ok(report)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                Err(e)
+            }
+        }
+    }
+
+    /// Parses the pings into per-day spill files, then sorts each day into
+    /// a segment; everything in `staging`.
+    #[allow(clippy::too_many_arguments)]
+    fn stage(
+        &self,
+        staging: &Path,
+        generation: u64,
+        towers: &[Tower],
+        cell_index: &HashMap<u64, u32>,
+        pings: &[&Path],
+        progress: Arc<AtomicU64>,
+        report: &mut ImportReport,
+    ) -> Result<(Vec<SegmentMeta>, Vec<u64>), StoreError> {
+        let mut subscribers = self.subscribers.clone();
+        let mut sub_index: HashMap<u64, u32> = subscribers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s, i as u32))
+            .collect();
+        let mut spills: HashMap<i64, BufWriter<File>> = HashMap::new();
+        for path in pings {
+            let mut lines =
+                Lines::open(path, &["subscriber_id", "ts", "cell_id"], progress.clone())?;
+            while lines.advance()? {
+                let mut f = fields(lines.current());
+                let (sub, ts, cell) = (
+                    f.next().and_then(parse_u64),
+                    f.next().and_then(parse_u64),
+                    f.next().and_then(parse_u64),
+                );
+                let (Some(sub), Some(ts), Some(cell)) = (sub, ts, cell) else {
+                    return Err(lines.bad("expected subscriber_id, ts (Unix seconds) and cell_id, all unsigned integers").into());
+                };
+                if ts > u32::MAX as u64 {
+                    return Err(lines.bad("ts is past the year 2106").into());
+                }
+                let Some(&tower) = cell_index.get(&cell) else {
+                    return Err(lines
+                        .bad(&format!(
+                            "cell {cell} is not a known tower: import its towers.csv first"
+                        ))
+                        .into());
+                };
+                let next = subscribers.len() as u32;
+                let s = *sub_index.entry(sub).or_insert_with(|| {
+                    subscribers.push(sub);
+                    next
+                });
+                let day = ts as i64 - (ts as i64).rem_euclid(DAY);
+                let spill = match spills.get_mut(&day) {
+                    Some(w) => w,
+                    None => {
+                        let path = staging.join(format!("spill-{day}"));
+                        let file = File::create(&path).map_err(io_err(&path))?;
+                        spills
+                            .entry(day)
+                            .or_insert(BufWriter::with_capacity(1 << 18, file))
+                    }
+                };
+                let mut record = [0u8; 12];
+                record[..4].copy_from_slice(&tower.to_le_bytes());
+                record[4..8].copy_from_slice(&(ts as u32).to_le_bytes());
+                record[8..].copy_from_slice(&s.to_le_bytes());
+                spill.write_all(&record).map_err(io_err(staging))?;
+                report.pings += 1;
+            }
+        }
+        report.subscribers_added = (subscribers.len() - self.subscribers.len()) as u64;
+        let mut days: Vec<i64> = spills.keys().copied().collect();
+        days.sort_unstable();
+        let mut metas = Vec::new();
+        for day in days {
+            let spill_path = staging.join(format!("spill-{day}"));
+            let writer = spills.remove(&day).expect("a spill per day");
+            drop(
+                writer.into_inner().map_err(|e| {
+                    StoreError::Io(spill_path.display().to_string(), e.into_error())
+                })?,
+            );
+            let bytes = fs::read(&spill_path).map_err(io_err(&spill_path))?;
+            let mut rows: Vec<u64> = Vec::with_capacity(bytes.len() / 12);
+            let mut subs_of: Vec<u32> = Vec::with_capacity(bytes.len() / 12);
+            for r in bytes.chunks_exact(12) {
+                let tower = u32::from_le_bytes(r[..4].try_into().expect("4"));
+                let ts = u32::from_le_bytes(r[4..8].try_into().expect("4"));
+                rows.push(((tower as u64) << 32) | ts as u64);
+                subs_of.push(u32::from_le_bytes(r[8..].try_into().expect("4")));
+            }
+            drop(bytes);
+            fs::remove_file(&spill_path).map_err(io_err(&spill_path))?;
+            // Sort by (tower, ts, subscriber) through a permutation.
+            let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| (rows[i as usize], subs_of[i as usize]));
+            let file = format!("seg-{generation}-{day}.bin");
+            let path = staging.join(&file);
+            let mut w =
+                BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io_err(&path))?);
+            let mut header = [0u8; HEADER];
+            header[..8].copy_from_slice(MAGIC);
+            header[8..16].copy_from_slice(&day.to_le_bytes());
+            header[16..24].copy_from_slice(&(rows.len() as u64).to_le_bytes());
+            header[24..28].copy_from_slice(&(towers.len() as u32).to_le_bytes());
+            w.write_all(&header).map_err(io_err(&path))?;
+            // Directory: the first row of each tower, and the end.
+            let mut at = 0usize;
+            for tower in 0..=towers.len() as u64 {
+                while at < order.len() && (rows[order[at] as usize] >> 32) < tower {
+                    at += 1;
+                }
+                w.write_all(&(at as u32).to_le_bytes())
+                    .map_err(io_err(&path))?;
+            }
+            for &i in &order {
+                w.write_all(&(rows[i as usize] as u32).to_le_bytes())
+                    .map_err(io_err(&path))?;
+            }
+            for &i in &order {
+                w.write_all(&subs_of[i as usize].to_le_bytes())
+                    .map_err(io_err(&path))?;
+            }
+            let file_handle = w
+                .into_inner()
+                .map_err(|e| StoreError::Io(path.display().to_string(), e.into_error()))?;
+            file_handle.sync_all().map_err(io_err(&path))?;
+            metas.push(SegmentMeta {
+                file,
+                day_start: day,
+                pings: rows.len() as u64,
+            });
+            report.segments += 1;
+        }
+        Ok((metas, subscribers))
+    }
+
+    fn commit(
+        &mut self,
+        staging: &Path,
+        generation: u64,
+        towers: Vec<Tower>,
+        new_segments: Vec<SegmentMeta>,
+        subscribers: Vec<u64>,
+    ) -> Result<(), StoreError> {
+        let subs_file = format!("subscribers-{generation}.bin");
+        let subs_path = staging.join(&subs_file);
+        let mut w = BufWriter::new(File::create(&subs_path).map_err(io_err(&subs_path))?);
+        for s in &subscribers {
+            w.write_all(&s.to_le_bytes()).map_err(io_err(&subs_path))?;
+        }
+        w.into_inner()
+            .map_err(|e| StoreError::Io(subs_path.display().to_string(), e.into_error()))?
+            .sync_all()
+            .map_err(io_err(&subs_path))?;
+        // Move the new files next to the manifest, then switch the manifest.
+        for name in new_segments
+            .iter()
+            .map(|s| s.file.clone())
+            .chain([subs_file.clone()])
+        {
+            fs::rename(staging.join(&name), self.dir.join(&name)).map_err(io_err(&self.dir))?;
+        }
+        sync_dir(&self.dir)?;
+        let mut manifest = self.manifest.clone();
+        manifest.generation = generation;
+        manifest.towers = towers;
+        let old_subs = manifest.subscribers_file.replace(subs_file);
+        manifest.subscribers = subscribers.len() as u64;
+        manifest.segments.extend(new_segments.iter().cloned());
+        let tmp = self.dir.join("manifest.json.tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+        )
+        .map_err(io_err(&tmp))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&tmp))?;
+        fs::rename(&tmp, self.dir.join("manifest.json")).map_err(io_err(&self.dir))?;
+        sync_dir(&self.dir)?;
+        let _ = fs::remove_dir_all(staging);
+        if let Some(old) = old_subs {
+            let _ = fs::remove_file(self.dir.join(old));
+        }
+        for meta in &new_segments {
+            self.segments
+                .push(Self::map_segment(&self.dir.join(&meta.file))?);
+        }
+        self.manifest = manifest;
+        self.subscribers = subscribers;
+        Ok(())
+    }
+
+    /// Indices of the towers a selection covers.
+    pub fn select_towers(&self, selection: &TowerSelection) -> Vec<usize> {
+        let towers = &self.manifest.towers;
+        match selection {
+            TowerSelection::Near { lat, lon, radius_m } => towers
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| distance_m(*lat, *lon, t.lat, t.lon) <= *radius_m)
+                .map(|(i, _)| i)
+                .collect(),
+            TowerSelection::Cells(cells) => towers
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| cells.contains(&t.cell_id))
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// The subscribers present in an exposure window, by subscriber id,
+    /// with when they were first and last seen there and how often.
+    pub fn exposure(&self, query: &ExposureQuery) -> Vec<ExposureAnswer> {
+        let mut hits = self.hits(query);
+        hits.sort_unstable();
+        let mut answers: Vec<ExposureAnswer> = Vec::new();
+        for (sub, ts) in hits {
+            let id = self.subscribers[sub as usize];
+            match answers.last_mut() {
+                Some(a) if a.subscriber == id => {
+                    a.last_seen = ts as i64;
+                    a.pings += 1;
+                }
+                _ => answers.push(ExposureAnswer {
+                    subscriber: id,
+                    first_seen: ts as i64,
+                    last_seen: ts as i64,
+                    pings: 1,
+                }),
+            }
+        }
+        answers.sort_unstable_by_key(|a| a.subscriber);
+        answers
+    }
+
+    /// How many distinct subscribers an exposure window holds.
+    pub fn exposure_count(&self, query: &ExposureQuery) -> usize {
+        let mut subs: Vec<u32> = self.hits(query).into_iter().map(|(s, _)| s).collect();
+        subs.sort_unstable();
+        subs.dedup();
+        subs.len()
+    }
+
+    /// Every (subscriber index, ts) in the window.
+    fn hits(&self, query: &ExposureQuery) -> Vec<(u32, u32)> {
+        let mut hits = Vec::new();
+        if query.t_end < query.t_start || query.t_end < 0 {
+            return hits;
+        }
+        let t0 = query.t_start.clamp(0, u32::MAX as i64) as u32;
+        let t1 = query.t_end.clamp(0, u32::MAX as i64) as u32;
+        let towers = self.select_towers(&query.towers);
+        for seg in &self.segments {
+            if seg.day_start + DAY <= query.t_start || seg.day_start > query.t_end {
+                continue;
+            }
+            for &tower in &towers {
+                for row in seg.rows(tower, t0, t1) {
+                    hits.push((seg.sub(row), seg.ts(row)));
+                }
+            }
+        }
+        hits
+    }
+
+    /// One subscriber's own pings in a time window, in time order, as
+    /// `(ts, cell_id)` (a route request).
+    pub fn route(&self, subscriber: u64, t_start: i64, t_end: i64) -> Vec<(i64, u64)> {
+        let Some(index) = self.subscribers.iter().position(|s| *s == subscriber) else {
+            return Vec::new();
+        };
+        let index = index as u32;
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            if seg.day_start + DAY <= t_start || seg.day_start > t_end {
+                continue;
+            }
+            for tower in 0..seg.towers {
+                for row in seg.dir(tower)..seg.dir(tower + 1) {
+                    if seg.sub(row) == index {
+                        let ts = seg.ts(row) as i64;
+                        if (t_start..=t_end).contains(&ts) {
+                            out.push((ts, self.manifest.towers[tower].cell_id));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+}

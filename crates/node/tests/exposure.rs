@@ -1,0 +1,241 @@
+//! The ping store against brute force on generated data.
+
+use civic_node::pings::{distance_m, ExposureQuery, PingStore, TowerSelection};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+fn city(dir: &Path) {
+    let params = civic_sim::Params {
+        people: 2500,
+        days: 3,
+        seed: 21,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: 2,
+    };
+    civic_sim::generate(&params, dir, &mut |_, _| {}).unwrap();
+}
+
+fn read_rows(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+fn progress() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(0))
+}
+
+#[test]
+fn exposure_answers_equal_brute_force_and_survive_reopening() {
+    let data = tempfile::tempdir().unwrap();
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    let (towers, skt, kt) = (
+        sim.path().join("towers.csv"),
+        sim.path().join("pings-skt.csv"),
+        sim.path().join("pings-kt.csv"),
+    );
+    let mut store = PingStore::open(data.path()).unwrap();
+    let report = store
+        .import(Some(&towers), &[&skt, &kt], progress())
+        .unwrap();
+
+    let tower_rows: Vec<(u64, f64, f64)> = read_rows(&towers)
+        .iter()
+        .map(|r| {
+            (
+                r[0].parse().unwrap(),
+                r[1].parse().unwrap(),
+                r[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut pings: Vec<(u64, i64, u64)> = Vec::new();
+    for f in [&skt, &kt] {
+        pings.extend(read_rows(f).iter().map(|r| {
+            (
+                r[0].parse::<u64>().unwrap(),
+                r[1].parse::<i64>().unwrap(),
+                r[2].parse::<u64>().unwrap(),
+            )
+        }));
+    }
+    assert_eq!(report.pings, pings.len() as u64);
+    assert_eq!(store.ping_count(), pings.len() as u64);
+
+    let start = pings.iter().map(|p| p.1).min().unwrap();
+    let end = pings.iter().map(|p| p.1).max().unwrap();
+    let mut queries = Vec::new();
+    for i in 0..60u64 {
+        let t = &tower_rows[(i as usize * 37) % tower_rows.len()];
+        let radius = 200.0 + (i % 7) as f64 * 400.0;
+        let t0 = start + ((end - start) as u64 * (i % 11) / 11) as i64;
+        let len = 1800 + (i as i64 % 9) * 3600;
+        queries.push(ExposureQuery {
+            towers: TowerSelection::Near {
+                lat: t.1 + 0.001,
+                lon: t.2 - 0.001,
+                radius_m: radius,
+            },
+            t_start: t0,
+            t_end: t0 + len,
+        });
+    }
+    queries.push(ExposureQuery {
+        towers: TowerSelection::Cells(vec![tower_rows[5].0, tower_rows[6].0]),
+        t_start: start,
+        t_end: end,
+    });
+    queries.push(ExposureQuery {
+        towers: TowerSelection::Near {
+            lat: 0.0,
+            lon: 0.0,
+            radius_m: 1000.0,
+        },
+        t_start: start,
+        t_end: end,
+    });
+
+    let brute = |q: &ExposureQuery| -> BTreeMap<u64, (i64, i64, u32)> {
+        let cells: BTreeSet<u64> = tower_rows
+            .iter()
+            .filter(|t| match &q.towers {
+                TowerSelection::Near { lat, lon, radius_m } => {
+                    distance_m(*lat, *lon, t.1, t.2) <= *radius_m
+                }
+                TowerSelection::Cells(c) => c.contains(&t.0),
+            })
+            .map(|t| t.0)
+            .collect();
+        let mut out: BTreeMap<u64, (i64, i64, u32)> = BTreeMap::new();
+        for &(s, ts, cell) in &pings {
+            if cells.contains(&cell) && q.t_start <= ts && ts <= q.t_end {
+                let e = out.entry(s).or_insert((ts, ts, 0));
+                e.0 = e.0.min(ts);
+                e.1 = e.1.max(ts);
+                e.2 += 1;
+            }
+        }
+        out
+    };
+    let mut nonempty = 0;
+    for q in &queries {
+        let want = brute(q);
+        let got: BTreeMap<u64, (i64, i64, u32)> = store
+            .exposure(q)
+            .into_iter()
+            .map(|a| (a.subscriber, (a.first_seen, a.last_seen, a.pings)))
+            .collect();
+        assert_eq!(got, want, "{q:?}");
+        assert_eq!(store.exposure_count(q), want.len());
+        nonempty += usize::from(!want.is_empty());
+    }
+    assert!(nonempty > 40, "the queries must find people: {nonempty}");
+
+    // Reopened from disk: the same answers; a route is a subscriber's own pings.
+    let store = PingStore::open(data.path()).unwrap();
+    for q in queries.iter().take(10) {
+        assert_eq!(store.exposure_count(q), brute(q).len());
+    }
+    let someone = pings[pings.len() / 2].0;
+    let mut want: Vec<(i64, u64)> = pings
+        .iter()
+        .filter(|p| p.0 == someone && p.1 <= start + 86_400)
+        .map(|p| (p.1, p.2))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(store.route(someone, start, start + 86_400), want);
+}
+
+#[test]
+fn an_import_with_a_bad_row_changes_nothing_and_names_the_line() {
+    let data = tempfile::tempdir().unwrap();
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    let towers = sim.path().join("towers.csv");
+    let mut store = PingStore::open(data.path()).unwrap();
+    store
+        .import(
+            Some(&towers),
+            &[&sim.path().join("pings-lguplus.csv")],
+            progress(),
+        )
+        .unwrap();
+    let before = store.ping_count();
+
+    let good = std::fs::read_to_string(sim.path().join("pings-kt.csv")).unwrap();
+    let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
+    let bad_file = sim.path().join("bad.csv");
+    lines[57] = "123,not-a-time,100001".into();
+    std::fs::write(&bad_file, lines.join("\n")).unwrap();
+    let err = store
+        .import(
+            None,
+            &[&sim.path().join("pings-skt.csv"), &bad_file],
+            progress(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("line 58"), "{err}");
+    lines[57] = "123,1583020800,999".into();
+    std::fs::write(&bad_file, lines.join("\n")).unwrap();
+    let err = store.import(None, &[&bad_file], progress()).unwrap_err();
+    assert!(
+        err.to_string().contains("cell 999 is not a known tower"),
+        "{err}"
+    );
+    std::fs::write(&bad_file, "subscriber,ts,cell\n1,2,3\n").unwrap();
+    assert!(store
+        .import(None, &[&bad_file], progress())
+        .unwrap_err()
+        .to_string()
+        .contains("header"));
+
+    // Nothing of the failed imports is kept, in memory or on disk.
+    assert_eq!(store.ping_count(), before);
+    let reopened = PingStore::open(data.path()).unwrap();
+    assert_eq!(reopened.ping_count(), before);
+    let names: Vec<String> = std::fs::read_dir(data.path().join("pings"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with("staging")), "{names:?}");
+}
+
+#[test]
+fn gzipped_files_import_like_plain_ones() {
+    use std::io::Write;
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    let plain = sim.path().join("pings-kt.csv");
+    let gz = sim.path().join("pings-kt.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let towers = sim.path().join("towers.csv");
+    let mut sa = PingStore::open(a.path()).unwrap();
+    let mut sb = PingStore::open(b.path()).unwrap();
+    sa.import(Some(&towers), &[&plain], progress()).unwrap();
+    sb.import(Some(&towers), &[&gz], progress()).unwrap();
+    assert_eq!(sa.ping_count(), sb.ping_count());
+    let q = ExposureQuery {
+        towers: TowerSelection::Near {
+            lat: 37.56,
+            lon: 126.98,
+            radius_m: 3000.0,
+        },
+        t_start: 0,
+        t_end: i64::from(u32::MAX),
+    };
+    assert_eq!(sa.exposure(&q), sb.exposure(&q));
+}
