@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// An institution node's own data: import, and local exposure batches.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// Print the current one-time code of a TOTP secret (for the demo).
     TotpCode {
         /// Base32 secret, as printed by `civic demo`.
@@ -111,6 +116,37 @@ enum AuditCommand {
         /// the end even if the stored tree heads were removed too.
         #[arg(long = "tree-head")]
         tree_heads: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Import towers and pings (CSV or .csv.gz) into a node's store, all
+    /// or nothing; works without a running hub.
+    Import {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// towers.csv: cell_id,lat,lon
+        #[arg(long)]
+        towers: Option<PathBuf>,
+        /// pings.csv: subscriber_id,ts,cell_id (repeatable)
+        #[arg(long = "pings")]
+        pings: Vec<PathBuf>,
+    },
+    /// Answer a batch of exposure windows (query_id,lat,lon,radius_m,t_start,t_end)
+    /// from the local store: query_id,count (or with --ids query_id,subscriber_id)
+    /// on standard output.
+    Exposure {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        queries: PathBuf,
+        /// List the subscribers instead of counting them.
+        #[arg(long)]
+        ids: bool,
+        /// Also write each window's latency (query_id,micros) to this file.
+        #[arg(long)]
+        latencies: Option<PathBuf>,
     },
 }
 
@@ -380,6 +416,7 @@ async fn run(cli: Cli) -> Result<()> {
             admin(&hub, Format::resolve(target.format), command).await
         }
         Command::Sim { command } => sim(command),
+        Command::Node { command } => node(command),
         Command::TotpCode { secret } => {
             let secret = civic_hub::secrets::from_base32(&secret)
                 .ok_or_else(|| anyhow!("the secret is not base32"))?;
@@ -603,6 +640,167 @@ async fn audit_verify(
         }
     );
     Ok(())
+}
+
+fn node(command: NodeCommand) -> Result<()> {
+    use civic_node::pings::{ExposureQuery, TowerSelection};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    match command {
+        NodeCommand::Import {
+            data_dir,
+            towers,
+            pings,
+        } => {
+            if towers.is_none() && pings.is_empty() {
+                bail!("nothing to import: give --towers and/or --pings");
+            }
+            let mut store = civic_node::PingStore::open(&data_dir)?;
+            let total: u64 = towers
+                .iter()
+                .chain(&pings)
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            let read = Arc::new(AtomicU64::new(0));
+            let bar = progress_bar(
+                total,
+                "importing {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            );
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let watcher = {
+                let (bar, read) = (bar.clone(), read.clone());
+                std::thread::spawn(move || {
+                    while done_rx
+                        .recv_timeout(std::time::Duration::from_millis(200))
+                        .is_err()
+                    {
+                        bar.set_position(read.load(Ordering::Relaxed));
+                    }
+                })
+            };
+            let started = std::time::Instant::now();
+            let ping_paths: Vec<&Path> = pings.iter().map(PathBuf::as_path).collect();
+            let result = store.import(towers.as_deref(), &ping_paths, read);
+            let _ = done_tx.send(());
+            let _ = watcher.join();
+            bar.finish_and_clear();
+            let report = result?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "imported {} pings ({:.2} M/s), {} new subscribers, {} new towers into {} segments in {:.1} s; the store holds {} pings, {} on disk",
+                report.pings,
+                report.pings as f64 / secs.max(1e-9) / 1e6,
+                report.subscribers_added,
+                report.towers_added,
+                report.segments,
+                secs,
+                store.ping_count(),
+                human_bytes(store.size_on_disk())
+            );
+            Ok(())
+        }
+        NodeCommand::Exposure {
+            data_dir,
+            queries,
+            ids,
+            latencies,
+        } => {
+            let store = civic_node::PingStore::open(&data_dir)?;
+            if store.ping_count() == 0 {
+                bail!(
+                    "no pings in {}: run `civic node import` first",
+                    data_dir.display()
+                );
+            }
+            let mut lines = civic_node::csv::Lines::open(
+                &queries,
+                &["query_id", "lat", "lon", "radius_m", "t_start", "t_end"],
+                Arc::new(AtomicU64::new(0)),
+            )?;
+            let mut batch = Vec::new();
+            while lines.advance()? {
+                let f: Vec<&[u8]> = civic_node::csv::fields(lines.current()).collect();
+                let parsed = (|| {
+                    let id = civic_node::csv::parse_u64(f.first()?)?;
+                    let lat = civic_node::csv::parse_f64(f.get(1)?)
+                        .filter(|v| (-90.0..=90.0).contains(v))?;
+                    let lon = civic_node::csv::parse_f64(f.get(2)?)
+                        .filter(|v| (-180.0..=180.0).contains(v))?;
+                    let radius = civic_node::csv::parse_f64(f.get(3)?)
+                        .filter(|v| (0.0..=100_000.0).contains(v))?;
+                    let t0 = civic_node::csv::parse_u64(f.get(4)?)? as i64;
+                    let t1 = civic_node::csv::parse_u64(f.get(5)?)? as i64;
+                    (t0 <= t1).then_some((
+                        id,
+                        ExposureQuery {
+                            towers: TowerSelection::Near {
+                                lat,
+                                lon,
+                                radius_m: radius,
+                            },
+                            t_start: t0,
+                            t_end: t1,
+                        },
+                    ))
+                })();
+                match parsed {
+                    Some(q) => batch.push(q),
+                    None => bail!(lines.bad("expected query_id, lat, lon (degrees), radius_m (0-100000), t_start <= t_end (Unix seconds)")),
+                }
+            }
+            let started = std::time::Instant::now();
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            use std::io::Write;
+            if ids {
+                writeln!(out, "query_id,subscriber_id")?;
+            } else {
+                writeln!(out, "query_id,count")?;
+            }
+            let mut timings = Vec::with_capacity(batch.len());
+            for (id, q) in &batch {
+                let t = std::time::Instant::now();
+                if ids {
+                    let answers = store.exposure(q);
+                    timings.push((id, t.elapsed()));
+                    for a in answers {
+                        writeln!(out, "{id},{}", a.subscriber)?;
+                    }
+                } else {
+                    let count = store.exposure_count(q);
+                    timings.push((id, t.elapsed()));
+                    writeln!(out, "{id},{count}")?;
+                }
+            }
+            out.flush()?;
+            if let Some(path) = latencies {
+                let text: String = std::iter::once("query_id,micros\n".to_owned())
+                    .chain(
+                        timings
+                            .iter()
+                            .map(|(id, d)| format!("{id},{:.1}\n", d.as_secs_f64() * 1e6)),
+                    )
+                    .collect();
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            eprintln!(
+                "{} exposure windows answered in {:.1} ms",
+                batch.len(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            Ok(())
+        }
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n => format!("{n} B"),
+    }
 }
 
 fn sim(command: SimCommand) -> Result<()> {
