@@ -121,17 +121,29 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum NodeCommand {
-    /// Import towers and pings (CSV or .csv.gz) into a node's store, all
-    /// or nothing; works without a running hub.
+    /// Import a node's data (CSV or .csv.gz) into its stores, each all or
+    /// nothing; works without a running hub.
     Import {
         #[arg(long)]
         data_dir: PathBuf,
-        /// towers.csv: cell_id,lat,lon
+        /// A telco's towers.csv: cell_id,lat,lon
         #[arg(long)]
         towers: Option<PathBuf>,
-        /// pings.csv: subscriber_id,ts,cell_id (repeatable)
+        /// A telco's pings: subscriber_id,ts,cell_id (repeatable)
         #[arg(long = "pings")]
         pings: Vec<PathBuf>,
+        /// A card company's merchants.csv: merchant_id,lat,lon,…
+        #[arg(long)]
+        merchants: Option<PathBuf>,
+        /// A card company's transactions: card_id,ts,merchant_id,… (repeatable)
+        #[arg(long = "transactions")]
+        transactions: Vec<PathBuf>,
+        /// A transit operator's stops.csv: stop_id,lat,lon,…
+        #[arg(long)]
+        stops: Option<PathBuf>,
+        /// A transit operator's taps: card_id,ts,stop_id,… (repeatable)
+        #[arg(long = "taps")]
+        taps: Vec<PathBuf>,
     },
     /// Answer a batch of exposure windows (query_id,lat,lon,radius_m,t_start,t_end)
     /// from the local store: query_id,count (or with --ids query_id,subscriber_id)
@@ -147,6 +159,10 @@ enum NodeCommand {
         /// Also write each window's latency (query_id,micros) to this file.
         #[arg(long)]
         latencies: Option<PathBuf>,
+        /// Which store answers: pings (towers), transactions (merchants) or
+        /// taps (subway stations); the answer's ids are subscribers or cards.
+        #[arg(long, default_value = "pings")]
+        kind: String,
     },
 }
 
@@ -643,7 +659,7 @@ async fn audit_verify(
 }
 
 fn node(command: NodeCommand) -> Result<()> {
-    use civic_node::pings::{ExposureQuery, TowerSelection};
+    use civic_node::{EventStore, ExposureQuery, Kind, TowerSelection};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     match command {
@@ -651,53 +667,71 @@ fn node(command: NodeCommand) -> Result<()> {
             data_dir,
             towers,
             pings,
+            merchants,
+            transactions,
+            stops,
+            taps,
         } => {
-            if towers.is_none() && pings.is_empty() {
-                bail!("nothing to import: give --towers and/or --pings");
-            }
-            let mut store = civic_node::PingStore::open(&data_dir)?;
-            let total: u64 = towers
+            let work = [
+                (Kind::Pings, towers, pings),
+                (Kind::Transactions, merchants, transactions),
+                (Kind::Taps, stops, taps),
+            ];
+            if work
                 .iter()
-                .chain(&pings)
-                .filter_map(|p| std::fs::metadata(p).ok())
-                .map(|m| m.len())
-                .sum();
-            let read = Arc::new(AtomicU64::new(0));
-            let bar = progress_bar(
-                total,
-                "importing {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-            );
-            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-            let watcher = {
-                let (bar, read) = (bar.clone(), read.clone());
-                std::thread::spawn(move || {
-                    while done_rx
-                        .recv_timeout(std::time::Duration::from_millis(200))
-                        .is_err()
-                    {
-                        bar.set_position(read.load(Ordering::Relaxed));
-                    }
-                })
-            };
-            let started = std::time::Instant::now();
-            let ping_paths: Vec<&Path> = pings.iter().map(PathBuf::as_path).collect();
-            let result = store.import(towers.as_deref(), &ping_paths, read);
-            let _ = done_tx.send(());
-            let _ = watcher.join();
-            bar.finish_and_clear();
-            let report = result?;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "imported {} pings ({:.2} M/s), {} new subscribers, {} new towers into {} segments in {:.1} s; the store holds {} pings, {} on disk",
-                report.pings,
-                report.pings as f64 / secs.max(1e-9) / 1e6,
-                report.subscribers_added,
-                report.towers_added,
-                report.segments,
-                secs,
-                store.ping_count(),
-                human_bytes(store.size_on_disk())
-            );
+                .all(|(_, places, events)| places.is_none() && events.is_empty())
+            {
+                bail!("nothing to import: give --towers/--pings, --merchants/--transactions or --stops/--taps");
+            }
+            for (kind, places, events) in work {
+                if places.is_none() && events.is_empty() {
+                    continue;
+                }
+                let mut store = EventStore::open(&data_dir, kind)?;
+                let total: u64 = places
+                    .iter()
+                    .chain(&events)
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum();
+                let read = Arc::new(AtomicU64::new(0));
+                let bar = progress_bar(
+                    total,
+                    "importing {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+                );
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+                let watcher = {
+                    let (bar, read) = (bar.clone(), read.clone());
+                    std::thread::spawn(move || {
+                        while done_rx
+                            .recv_timeout(std::time::Duration::from_millis(200))
+                            .is_err()
+                        {
+                            bar.set_position(read.load(Ordering::Relaxed));
+                        }
+                    })
+                };
+                let started = std::time::Instant::now();
+                let paths: Vec<&Path> = events.iter().map(PathBuf::as_path).collect();
+                let result = store.import(places.as_deref(), &paths, read);
+                let _ = done_tx.send(());
+                let _ = watcher.join();
+                bar.finish_and_clear();
+                let report = result?;
+                let secs = started.elapsed().as_secs_f64();
+                println!(
+                    "{}: imported {} rows ({:.2} M/s), {} new holders, {} new places into {} segments in {:.1} s; the store holds {} rows, {} on disk",
+                    kind.dir_name(),
+                    report.pings,
+                    report.pings as f64 / secs.max(1e-9) / 1e6,
+                    report.subscribers_added,
+                    report.towers_added,
+                    report.segments,
+                    secs,
+                    store.ping_count(),
+                    human_bytes(store.size_on_disk())
+                );
+            }
             Ok(())
         }
         NodeCommand::Exposure {
@@ -705,11 +739,15 @@ fn node(command: NodeCommand) -> Result<()> {
             queries,
             ids,
             latencies,
+            kind,
         } => {
-            let store = civic_node::PingStore::open(&data_dir)?;
+            let kind = Kind::parse(&kind)
+                .ok_or_else(|| anyhow!("--kind must be pings, transactions or taps"))?;
+            let store = EventStore::open(&data_dir, kind)?;
             if store.ping_count() == 0 {
                 bail!(
-                    "no pings in {}: run `civic node import` first",
+                    "no {} in {}: run `civic node import` first",
+                    kind.dir_name(),
                     data_dir.display()
                 );
             }
@@ -754,7 +792,12 @@ fn node(command: NodeCommand) -> Result<()> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             use std::io::Write;
             if ids {
-                writeln!(out, "query_id,subscriber_id")?;
+                let holder = if kind == Kind::Pings {
+                    "subscriber_id"
+                } else {
+                    "card_id"
+                };
+                writeln!(out, "query_id,{holder}")?;
             } else {
                 writeln!(out, "query_id,count")?;
             }

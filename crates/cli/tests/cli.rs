@@ -609,3 +609,129 @@ fn sim_generates_scores_and_refuses_bad_input() {
     ));
     assert!(err.contains("handover_noise"), "{err}");
 }
+
+#[test]
+fn node_import_and_exposure_as_an_operator_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("city");
+    let node = dir.path().join("node");
+    let (c, n) = (city.to_str().unwrap(), node.to_str().unwrap());
+    ok(&civic(
+        &[
+            "sim", "generate", "--people", "1500", "--days", "2", "--seed", "8", "--out", c,
+        ],
+        &[],
+        None,
+    ));
+    let towers = city.join("towers.csv");
+    let pings = city.join("pings-skt.csv");
+    // Bad input first: nothing to import, a missing file, an empty store.
+    fails_in_one_line(&civic(&["node", "import", "--data-dir", n], &[], None));
+    fails_in_one_line(&civic(
+        &[
+            "node",
+            "import",
+            "--data-dir",
+            n,
+            "--pings",
+            "/nonexistent.csv",
+        ],
+        &[],
+        None,
+    ));
+    let queries = dir.path().join("queries.csv");
+    std::fs::write(
+        &queries,
+        "query_id,lat,lon,radius_m,t_start,t_end\n1,37.56,126.98,2000,1583020800,1583107199\n",
+    )
+    .unwrap();
+    fails_in_one_line(&civic(
+        &[
+            "node",
+            "exposure",
+            "--data-dir",
+            n,
+            "--queries",
+            queries.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+
+    let imported = ok(&civic(
+        &[
+            "node",
+            "import",
+            "--data-dir",
+            n,
+            "--towers",
+            towers.to_str().unwrap(),
+            "--pings",
+            pings.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    assert!(imported.contains("imported"), "{imported}");
+    let counts = ok(&civic(
+        &[
+            "node",
+            "exposure",
+            "--data-dir",
+            n,
+            "--queries",
+            queries.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    let ids = ok(&civic(
+        &[
+            "node",
+            "exposure",
+            "--data-dir",
+            n,
+            "--queries",
+            queries.to_str().unwrap(),
+            "--ids",
+        ],
+        &[],
+        None,
+    ));
+    let mut lines = counts.lines();
+    assert_eq!(lines.next(), Some("query_id,count"));
+    let count: usize = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(count > 0);
+    assert_eq!(ids.lines().next(), Some("query_id,subscriber_id"));
+    assert_eq!(
+        ids.lines().count() - 1,
+        count,
+        "--ids lists as many subscribers as the count"
+    );
+
+    std::fs::write(
+        &queries,
+        "query_id,lat,lon,radius_m,t_start,t_end\n1,37.56,126.98,2000,1583107199,1583020800\n",
+    )
+    .unwrap();
+    let err = fails_in_one_line(&civic(
+        &[
+            "node",
+            "exposure",
+            "--data-dir",
+            n,
+            "--queries",
+            queries.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    assert!(err.contains("line 2"), "{err}");
+}

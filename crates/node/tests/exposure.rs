@@ -1,6 +1,6 @@
 //! The ping store against brute force on generated data.
 
-use civic_node::pings::{distance_m, ExposureQuery, PingStore, TowerSelection};
+use civic_node::events::{distance_m, EventStore, ExposureQuery, Kind, TowerSelection};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -42,7 +42,7 @@ fn exposure_answers_equal_brute_force_and_survive_reopening() {
         sim.path().join("pings-skt.csv"),
         sim.path().join("pings-kt.csv"),
     );
-    let mut store = PingStore::open(data.path()).unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
     let report = store
         .import(Some(&towers), &[&skt, &kt], progress())
         .unwrap();
@@ -140,7 +140,7 @@ fn exposure_answers_equal_brute_force_and_survive_reopening() {
     assert!(nonempty > 40, "the queries must find people: {nonempty}");
 
     // Reopened from disk: the same answers; a route is a subscriber's own pings.
-    let store = PingStore::open(data.path()).unwrap();
+    let store = EventStore::pings(data.path()).unwrap();
     for q in queries.iter().take(10) {
         assert_eq!(store.exposure_count(q), brute(q).len());
     }
@@ -160,7 +160,7 @@ fn an_import_with_a_bad_row_changes_nothing_and_names_the_line() {
     let sim = tempfile::tempdir().unwrap();
     city(sim.path());
     let towers = sim.path().join("towers.csv");
-    let mut store = PingStore::open(data.path()).unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
     store
         .import(
             Some(&towers),
@@ -199,7 +199,7 @@ fn an_import_with_a_bad_row_changes_nothing_and_names_the_line() {
 
     // Nothing of the failed imports is kept, in memory or on disk.
     assert_eq!(store.ping_count(), before);
-    let reopened = PingStore::open(data.path()).unwrap();
+    let reopened = EventStore::pings(data.path()).unwrap();
     assert_eq!(reopened.ping_count(), before);
     let names: Vec<String> = std::fs::read_dir(data.path().join("pings"))
         .unwrap()
@@ -223,8 +223,8 @@ fn gzipped_files_import_like_plain_ones() {
     enc.finish().unwrap();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let towers = sim.path().join("towers.csv");
-    let mut sa = PingStore::open(a.path()).unwrap();
-    let mut sb = PingStore::open(b.path()).unwrap();
+    let mut sa = EventStore::pings(a.path()).unwrap();
+    let mut sb = EventStore::pings(b.path()).unwrap();
     sa.import(Some(&towers), &[&plain], progress()).unwrap();
     sb.import(Some(&towers), &[&gz], progress()).unwrap();
     assert_eq!(sa.ping_count(), sb.ping_count());
@@ -238,4 +238,61 @@ fn gzipped_files_import_like_plain_ones() {
         t_end: i64::from(u32::MAX),
     };
     assert_eq!(sa.exposure(&q), sb.exposure(&q));
+}
+
+/// The card and transit stores answer the same question by merchant and by
+/// station, exactly as brute force does.
+#[test]
+fn card_and_transit_stores_answer_by_merchant_and_station() {
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    for (kind, places_file, event_prefix) in [(Kind::Transactions, "merchants.csv", "transactions-"), (Kind::Taps, "stops.csv", "taps")] {
+        let data = tempfile::tempdir().unwrap();
+        let places = sim.path().join(places_file);
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(sim.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(event_prefix))
+            .collect();
+        files.sort();
+        let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let mut store = EventStore::open(data.path(), kind).unwrap();
+        store.import(Some(&places), &refs, progress()).unwrap();
+
+        let place_rows: Vec<(u64, f64, f64)> =
+            read_rows(&places).iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap(), r[2].parse().unwrap())).collect();
+        let mut events: Vec<(u64, i64, u64)> = Vec::new();
+        for f in &files {
+            events.extend(read_rows(f).iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap(), r[2].parse().unwrap())));
+        }
+        assert_eq!(store.ping_count(), events.len() as u64);
+        let (start, end) = (events.iter().map(|e| e.1).min().unwrap(), events.iter().map(|e| e.1).max().unwrap());
+        let mut nonempty = 0;
+        for i in 0..30usize {
+            let p = place_rows[(i * 13) % place_rows.len()];
+            let t0 = start + (end - start) * i as i64 / 30;
+            let q = ExposureQuery {
+                towers: TowerSelection::Near { lat: p.1, lon: p.2, radius_m: 300.0 + 200.0 * (i % 5) as f64 },
+                t_start: t0,
+                t_end: t0 + 6 * 3600,
+            };
+            let near: BTreeSet<u64> = place_rows
+                .iter()
+                .filter(|r| distance_m(p.1, p.2, r.1, r.2) <= 300.0 + 200.0 * (i % 5) as f64)
+                .map(|r| r.0)
+                .collect();
+            let want: BTreeSet<u64> = events.iter().filter(|e| near.contains(&e.2) && q.t_start <= e.1 && e.1 <= q.t_end).map(|e| e.0).collect();
+            let got: BTreeSet<u64> = store.exposure(&q).into_iter().map(|a| a.subscriber).collect();
+            assert_eq!(got, want, "{kind:?} {q:?}");
+            assert_eq!(store.exposure_count(&q), want.len());
+            nonempty += usize::from(!want.is_empty());
+        }
+        assert!(nonempty > 5, "{kind:?}: the windows must find cards ({nonempty})");
+        // A transaction at an unknown merchant is refused with its line.
+        let bad = sim.path().join("bad-events.csv");
+        let header = kind.events_header().join(",");
+        std::fs::write(&bad, format!("{header}\n1,1583020800,42\n")).unwrap();
+        let err = store.import(None, &[&bad], progress()).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("not a known"), "{err}");
+    }
 }

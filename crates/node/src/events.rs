@@ -1,7 +1,11 @@
-//! The ping store: a telco node's location pings, laid out for the
-//! exposure question.
+//! A node's event store, laid out for the exposure question: a telco's
+//! location pings (tower, time, subscriber), a card company's transactions
+//! (merchant, time, card), a transit operator's taps (station, time, card).
+//! All three are events of a holder at a place at a time, and the question
+//! is the same: who was at these places between these times?
 //!
-//! Layout (`DATA_DIR/pings/`):
+//! Layout (`DATA_DIR/pings/`, `transactions/`, `taps/`), described here for
+//! pings:
 //! - `manifest.json` — towers, the subscriber dictionary's file, and the
 //!   segments; replaced atomically (write, fsync, rename), so a reader sees
 //!   a whole import or none of it.
@@ -165,7 +169,76 @@ pub struct ImportReport {
     pub segments: u64,
 }
 
-pub struct PingStore {
+/// What a store holds: its files' formats and words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pings,
+    Transactions,
+    Taps,
+}
+
+impl Kind {
+    pub fn parse(raw: &str) -> Option<Kind> {
+        match raw {
+            "pings" => Some(Kind::Pings),
+            "transactions" => Some(Kind::Transactions),
+            "taps" => Some(Kind::Taps),
+            _ => None,
+        }
+    }
+
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Kind::Pings => "pings",
+            Kind::Transactions => "transactions",
+            Kind::Taps => "taps",
+        }
+    }
+
+    /// The first columns of the places file.
+    pub fn places_header(self) -> [&'static str; 3] {
+        match self {
+            Kind::Pings => ["cell_id", "lat", "lon"],
+            Kind::Transactions => ["merchant_id", "lat", "lon"],
+            Kind::Taps => ["stop_id", "lat", "lon"],
+        }
+    }
+
+    /// The first columns of the events file: holder, time, place.
+    pub fn events_header(self) -> [&'static str; 3] {
+        match self {
+            Kind::Pings => ["subscriber_id", "ts", "cell_id"],
+            Kind::Transactions | Kind::Taps => ["card_id", "ts", self.places_header()[0]],
+        }
+    }
+
+    fn place_noun(self) -> &'static str {
+        match self {
+            Kind::Pings => "tower",
+            Kind::Transactions => "merchant",
+            Kind::Taps => "stop",
+        }
+    }
+
+    fn places_file(self) -> &'static str {
+        match self {
+            Kind::Pings => "towers.csv",
+            Kind::Transactions => "merchants.csv",
+            Kind::Taps => "stops.csv",
+        }
+    }
+
+    fn place_word(self) -> &'static str {
+        match self {
+            Kind::Pings => "cell",
+            Kind::Transactions => "merchant",
+            Kind::Taps => "stop",
+        }
+    }
+}
+
+pub struct EventStore {
+    kind: Kind,
     dir: PathBuf,
     manifest: Manifest,
     segments: Vec<Segment>,
@@ -186,11 +259,16 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_err(dir))
 }
 
-impl PingStore {
-    /// Opens the store in `data_dir` (creating an empty one), and removes
-    /// what an interrupted import left behind.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let dir = data_dir.join("pings");
+impl EventStore {
+    /// Opens the telco store (pings) in `data_dir`.
+    pub fn pings(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open(data_dir, Kind::Pings)
+    }
+
+    /// Opens the store of `kind` in `data_dir` (creating an empty one), and
+    /// removes what an interrupted import left behind.
+    pub fn open(data_dir: &Path, kind: Kind) -> Result<Self, StoreError> {
+        let dir = data_dir.join(kind.dir_name());
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let manifest_path = dir.join("manifest.json");
         let manifest: Manifest = match fs::read(&manifest_path) {
@@ -244,6 +322,7 @@ impl PingStore {
             ));
         }
         Ok(Self {
+            kind,
             dir,
             manifest,
             segments,
@@ -314,7 +393,7 @@ impl PingStore {
             .map(|(i, t)| (t.cell_id, i as u32))
             .collect();
         if let Some(path) = towers {
-            let mut lines = Lines::open(path, &["cell_id", "lat", "lon"], progress.clone())?;
+            let mut lines = Lines::open(path, &self.kind.places_header(), progress.clone())?;
             while lines.advance()? {
                 let mut f = fields(lines.current());
                 let (cell, lat, lon) = (
@@ -324,7 +403,10 @@ impl PingStore {
                 );
                 let (Some(cell), Some(lat), Some(lon)) = (cell, lat, lon) else {
                     return Err(lines
-                        .bad("expected cell_id (an unsigned integer), lat and lon (degrees)")
+                        .bad(&format!(
+                            "expected {} (an unsigned integer), lat and lon (degrees)",
+                            self.kind.places_header()[0]
+                        ))
                         .into());
                 };
                 if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
@@ -338,7 +420,10 @@ impl PingStore {
                             || (all_towers[i as usize].lon - lon).abs() > 1e-9 =>
                     {
                         return Err(lines
-                            .bad(&format!("cell {cell} is already known at another place"))
+                            .bad(&format!(
+                                "{} {cell} is already known at another place",
+                                self.kind.place_word()
+                            ))
                             .into());
                     }
                     Some(_) => {}
@@ -406,8 +491,8 @@ impl PingStore {
             .collect();
         let mut spills: HashMap<i64, BufWriter<File>> = HashMap::new();
         for path in pings {
-            let mut lines =
-                Lines::open(path, &["subscriber_id", "ts", "cell_id"], progress.clone())?;
+            let header = self.kind.events_header();
+            let mut lines = Lines::open(path, &header, progress.clone())?;
             while lines.advance()? {
                 let mut f = fields(lines.current());
                 let (sub, ts, cell) = (
@@ -416,7 +501,12 @@ impl PingStore {
                     f.next().and_then(parse_u64),
                 );
                 let (Some(sub), Some(ts), Some(cell)) = (sub, ts, cell) else {
-                    return Err(lines.bad("expected subscriber_id, ts (Unix seconds) and cell_id, all unsigned integers").into());
+                    return Err(lines
+                        .bad(&format!(
+                            "expected {}, ts (Unix seconds) and {}, all unsigned integers",
+                            header[0], header[2]
+                        ))
+                        .into());
                 };
                 if ts > u32::MAX as u64 {
                     return Err(lines.bad("ts is past the year 2106").into());
@@ -424,7 +514,10 @@ impl PingStore {
                 let Some(&tower) = cell_index.get(&cell) else {
                     return Err(lines
                         .bad(&format!(
-                            "cell {cell} is not a known tower: import its towers.csv first"
+                            "{} {cell} is not a known {}: import its {} first",
+                            self.kind.place_word(),
+                            self.kind.place_noun(),
+                            self.kind.places_file()
                         ))
                         .into());
                 };
@@ -620,19 +713,47 @@ impl PingStore {
         answers
     }
 
-    /// How many distinct subscribers an exposure window holds.
+    /// How many distinct subscribers an exposure window holds: counted in
+    /// a scratch bitset over the dictionary, in time proportional to the
+    /// hits (no sort).
     pub fn exposure_count(&self, query: &ExposureQuery) -> usize {
-        let mut subs: Vec<u32> = self.hits(query).into_iter().map(|(s, _)| s).collect();
-        subs.sort_unstable();
-        subs.dedup();
-        subs.len()
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        SCRATCH.with(|scratch| {
+            let (bits, touched) = &mut *scratch.borrow_mut();
+            let words = self.subscribers.len().div_ceil(64);
+            if bits.len() < words {
+                bits.resize(words, 0);
+            }
+            touched.clear();
+            self.for_each_hit(query, |sub, _| {
+                let (w, bit) = ((sub >> 6) as usize, 1u64 << (sub & 63));
+                if bits[w] == 0 {
+                    touched.push(w as u32);
+                }
+                bits[w] |= bit;
+            });
+            let mut count = 0;
+            for &w in touched.iter() {
+                count += bits[w as usize].count_ones() as usize;
+                bits[w as usize] = 0;
+            }
+            count
+        })
     }
 
     /// Every (subscriber index, ts) in the window.
     fn hits(&self, query: &ExposureQuery) -> Vec<(u32, u32)> {
         let mut hits = Vec::new();
+        self.for_each_hit(query, |sub, ts| hits.push((sub, ts)));
+        hits
+    }
+
+    /// Calls `f(subscriber index, ts)` for every ping in the window.
+    fn for_each_hit(&self, query: &ExposureQuery, mut f: impl FnMut(u32, u32)) {
         if query.t_end < query.t_start || query.t_end < 0 {
-            return hits;
+            return;
         }
         let t0 = query.t_start.clamp(0, u32::MAX as i64) as u32;
         let t1 = query.t_end.clamp(0, u32::MAX as i64) as u32;
@@ -643,11 +764,10 @@ impl PingStore {
             }
             for &tower in &towers {
                 for row in seg.rows(tower, t0, t1) {
-                    hits.push((seg.sub(row), seg.ts(row)));
+                    f(seg.sub(row), seg.ts(row));
                 }
             }
         }
-        hits
     }
 
     /// One subscriber's own pings in a time window, in time order, as
