@@ -253,6 +253,29 @@ pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * h.sqrt().asin()
 }
 
+/// Indices of the places within `radius_m` (great-circle) of a point.
+///
+/// A box in degrees that holds the whole circle (with room to spare) rules
+/// most places out with two comparisons; the distance decides for the rest.
+pub fn within(places: &[Tower], lat: f64, lon: f64, radius_m: f64) -> Vec<usize> {
+    let dlat = (radius_m / EARTH_RADIUS_M).to_degrees() * 1.01 + 1e-9;
+    let cos = (lat.abs() + dlat).min(89.999).to_radians().cos();
+    let dlon = if cos > 1e-6 { dlat / cos } else { 360.0 };
+    places
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            let near_lon = dlon >= 180.0 || {
+                let d = (t.lon - lon).abs();
+                d.min(360.0 - d) <= dlon
+            };
+            (t.lat - lat).abs() <= dlat && near_lon
+        })
+        .filter(|(_, t)| distance_m(lat, lon, t.lat, t.lon) <= radius_m)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -673,12 +696,7 @@ impl EventStore {
     pub fn select_towers(&self, selection: &TowerSelection) -> Vec<usize> {
         let towers = &self.manifest.towers;
         match selection {
-            TowerSelection::Near { lat, lon, radius_m } => towers
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| distance_m(*lat, *lon, t.lat, t.lon) <= *radius_m)
-                .map(|(i, _)| i)
-                .collect(),
+            TowerSelection::Near { lat, lon, radius_m } => within(towers, *lat, *lon, *radius_m),
             TowerSelection::Cells(cells) => towers
                 .iter()
                 .enumerate()
@@ -795,5 +813,56 @@ impl EventStore {
         }
         out.sort_unstable();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_box_never_drops_a_place_within_the_radius() {
+        // A deterministic spray of places and circles, poles and the
+        // antimeridian included.
+        let mut x: u64 = 0x1234_5678;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for round in 0..200 {
+            let (lat, lon) = match round % 4 {
+                0 => (89.0 + next(), next() * 360.0 - 180.0),
+                1 => (next() * 10.0 - 5.0, 179.5 + next() * 0.5),
+                _ => (next() * 170.0 - 85.0, next() * 360.0 - 180.0),
+            };
+            let radius = 10.0 + next() * 200_000.0;
+            let places: Vec<Tower> = (0..300)
+                .map(|i| {
+                    let (dlat, dlon) = ((next() - 0.5) * 6.0, (next() - 0.5) * 12.0);
+                    let plon = lon + dlon;
+                    let plon = if plon > 180.0 {
+                        plon - 360.0
+                    } else if plon < -180.0 {
+                        plon + 360.0
+                    } else {
+                        plon
+                    };
+                    Tower {
+                        cell_id: i,
+                        lat: (lat + dlat).clamp(-90.0, 90.0),
+                        lon: plon,
+                    }
+                })
+                .collect();
+            let naive: Vec<usize> = places
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| distance_m(lat, lon, t.lat, t.lon) <= radius)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(within(&places, lat, lon, radius), naive, "round {round}");
+        }
     }
 }

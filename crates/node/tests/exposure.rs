@@ -246,33 +246,63 @@ fn gzipped_files_import_like_plain_ones() {
 fn card_and_transit_stores_answer_by_merchant_and_station() {
     let sim = tempfile::tempdir().unwrap();
     city(sim.path());
-    for (kind, places_file, event_prefix) in [(Kind::Transactions, "merchants.csv", "transactions-"), (Kind::Taps, "stops.csv", "taps")] {
+    for (kind, places_file, event_prefix) in [
+        (Kind::Transactions, "merchants.csv", "transactions-"),
+        (Kind::Taps, "stops.csv", "taps"),
+    ] {
         let data = tempfile::tempdir().unwrap();
         let places = sim.path().join(places_file);
         let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(sim.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(event_prefix))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(event_prefix)
+            })
             .collect();
         files.sort();
         let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
         let mut store = EventStore::open(data.path(), kind).unwrap();
         store.import(Some(&places), &refs, progress()).unwrap();
 
-        let place_rows: Vec<(u64, f64, f64)> =
-            read_rows(&places).iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap(), r[2].parse().unwrap())).collect();
+        let place_rows: Vec<(u64, f64, f64)> = read_rows(&places)
+            .iter()
+            .map(|r| {
+                (
+                    r[0].parse().unwrap(),
+                    r[1].parse().unwrap(),
+                    r[2].parse().unwrap(),
+                )
+            })
+            .collect();
         let mut events: Vec<(u64, i64, u64)> = Vec::new();
         for f in &files {
-            events.extend(read_rows(f).iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap(), r[2].parse().unwrap())));
+            events.extend(read_rows(f).iter().map(|r| {
+                (
+                    r[0].parse().unwrap(),
+                    r[1].parse().unwrap(),
+                    r[2].parse().unwrap(),
+                )
+            }));
         }
         assert_eq!(store.ping_count(), events.len() as u64);
-        let (start, end) = (events.iter().map(|e| e.1).min().unwrap(), events.iter().map(|e| e.1).max().unwrap());
+        let (start, end) = (
+            events.iter().map(|e| e.1).min().unwrap(),
+            events.iter().map(|e| e.1).max().unwrap(),
+        );
         let mut nonempty = 0;
         for i in 0..30usize {
             let p = place_rows[(i * 13) % place_rows.len()];
             let t0 = start + (end - start) * i as i64 / 30;
             let q = ExposureQuery {
-                towers: TowerSelection::Near { lat: p.1, lon: p.2, radius_m: 300.0 + 200.0 * (i % 5) as f64 },
+                towers: TowerSelection::Near {
+                    lat: p.1,
+                    lon: p.2,
+                    radius_m: 300.0 + 200.0 * (i % 5) as f64,
+                },
                 t_start: t0,
                 t_end: t0 + 6 * 3600,
             };
@@ -281,18 +311,35 @@ fn card_and_transit_stores_answer_by_merchant_and_station() {
                 .filter(|r| distance_m(p.1, p.2, r.1, r.2) <= 300.0 + 200.0 * (i % 5) as f64)
                 .map(|r| r.0)
                 .collect();
-            let want: BTreeSet<u64> = events.iter().filter(|e| near.contains(&e.2) && q.t_start <= e.1 && e.1 <= q.t_end).map(|e| e.0).collect();
-            let got: BTreeSet<u64> = store.exposure(&q).into_iter().map(|a| a.subscriber).collect();
+            let want: BTreeSet<u64> = events
+                .iter()
+                .filter(|e| near.contains(&e.2) && q.t_start <= e.1 && e.1 <= q.t_end)
+                .map(|e| e.0)
+                .collect();
+            let got: BTreeSet<u64> = store
+                .exposure(&q)
+                .into_iter()
+                .map(|a| a.subscriber)
+                .collect();
             assert_eq!(got, want, "{kind:?} {q:?}");
             assert_eq!(store.exposure_count(&q), want.len());
             nonempty += usize::from(!want.is_empty());
         }
-        assert!(nonempty > 5, "{kind:?}: the windows must find cards ({nonempty})");
+        assert!(
+            nonempty > 5,
+            "{kind:?}: the windows must find cards ({nonempty})"
+        );
         // A transaction at an unknown merchant is refused with its line.
         let bad = sim.path().join("bad-events.csv");
         let header = kind.events_header().join(",");
         std::fs::write(&bad, format!("{header}\n1,1583020800,42\n")).unwrap();
-        let err = store.import(None, &[&bad], progress()).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("not a known"), "{err}");
+        let err = store
+            .import(None, &[&bad], progress())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("not a known"),
+            "{err}"
+        );
     }
 }
