@@ -33,6 +33,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"CIVPNG01";
+/// Spill files kept open at once while importing (one per day).
+const MAX_OPEN_SPILLS: usize = 64;
 const HEADER: usize = 32;
 const DAY: i64 = 86_400;
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -45,6 +47,8 @@ pub enum StoreError {
     Io(String, io::Error),
     #[error("the store at {0} is damaged: {1}")]
     Damaged(String, String),
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -293,33 +297,65 @@ impl EventStore {
     pub fn open(data_dir: &Path, kind: Kind) -> Result<Self, StoreError> {
         let dir = data_dir.join(kind.dir_name());
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock = Self::lock_file(&dir)?;
+        // Leftovers of an interrupted import are removed only when no
+        // import is running (it holds the lock exclusively).
+        if lock.try_lock().is_ok() {
+            let manifest = Self::read_manifest(&dir)?;
+            let mut known: Vec<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+            known.extend(manifest.subscribers_file.as_deref());
+            for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ours = name.starts_with("staging-")
+                    || name.starts_with("seg-")
+                    || name.starts_with("subscribers-")
+                    || name == "manifest.json.tmp";
+                if ours && !known.contains(&name.as_str()) {
+                    let path = entry.path();
+                    let _ = if path.is_dir() {
+                        fs::remove_dir_all(&path)
+                    } else {
+                        fs::remove_file(&path)
+                    };
+                }
+            }
+            let _ = lock.unlock();
+        }
+        // A shared lock while loading: an import cannot switch the
+        // manifest and remove the old dictionary under our feet.
+        lock.lock_shared().map_err(io_err(&dir))?;
+        let store = Self::load(kind, dir);
+        let _ = lock.unlock();
+        store
+    }
+
+    fn lock_file(dir: &Path) -> Result<File, StoreError> {
+        let path = dir.join("lock");
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))
+    }
+
+    fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
         let manifest_path = dir.join("manifest.json");
-        let manifest: Manifest = match fs::read(&manifest_path) {
+        match fs::read(&manifest_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 StoreError::Damaged(dir.display().to_string(), format!("manifest.json: {e}"))
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Manifest {
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest {
                 version: 1,
                 ..Manifest::default()
-            },
-            Err(e) => return Err(StoreError::Io(manifest_path.display().to_string(), e)),
-        };
-        // Files no manifest names are leftovers of an interrupted import.
-        let mut known: Vec<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
-        known.extend(manifest.subscribers_file.as_deref());
-        known.push("manifest.json");
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name.as_str()) {
-                let path = entry.path();
-                let _ = if path.is_dir() {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                };
-            }
+            }),
+            Err(e) => Err(StoreError::Io(manifest_path.display().to_string(), e)),
         }
+    }
+
+    fn load(kind: Kind, dir: PathBuf) -> Result<Self, StoreError> {
+        let manifest = Self::read_manifest(&dir)?;
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for meta in &manifest.segments {
             segments.push(Self::map_segment(&dir.join(&meta.file))?);
@@ -369,6 +405,16 @@ impl EventStore {
         if map.len() != HEADER + (towers + 1) * 4 + count * 8 {
             return Err(damaged("its length does not match its header"));
         }
+        let dir_at = |t: usize| {
+            u32::from_le_bytes(
+                map[HEADER + t * 4..HEADER + t * 4 + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            ) as usize
+        };
+        if (0..towers).any(|t| dir_at(t) > dir_at(t + 1)) || dir_at(towers) != count {
+            return Err(damaged("its place directory is not in order"));
+        }
         Ok(Segment {
             day_start,
             towers,
@@ -408,6 +454,11 @@ impl EventStore {
         pings: &[&Path],
         progress: Arc<AtomicU64>,
     ) -> Result<ImportReport, StoreError> {
+        // One import at a time, and on the store as it is now (another
+        // process may have imported since this one opened it).
+        let lock = Self::lock_file(&self.dir)?;
+        lock.lock().map_err(io_err(&self.dir))?;
+        *self = Self::load(self.kind, self.dir.clone())?;
         let mut report = ImportReport::default();
         let mut all_towers = self.manifest.towers.clone();
         let mut cell_index: HashMap<u64, u32> = all_towers
@@ -513,6 +564,7 @@ impl EventStore {
             .map(|(i, s)| (*s, i as u32))
             .collect();
         let mut spills: HashMap<i64, BufWriter<File>> = HashMap::new();
+        let mut spill_days: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
         for path in pings {
             let header = self.kind.events_header();
             let mut lines = Lines::open(path, &header, progress.clone())?;
@@ -550,14 +602,25 @@ impl EventStore {
                     next
                 });
                 let day = ts as i64 - (ts as i64).rem_euclid(DAY);
+                if !spills.contains_key(&day) && spills.len() >= MAX_OPEN_SPILLS {
+                    // Keep few files open: flush them all, reopen on demand.
+                    for (_, mut w) in spills.drain() {
+                        w.flush().map_err(io_err(staging))?;
+                    }
+                }
                 let spill = match spills.get_mut(&day) {
                     Some(w) => w,
                     None => {
                         let path = staging.join(format!("spill-{day}"));
-                        let file = File::create(&path).map_err(io_err(&path))?;
+                        let file = fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .map_err(io_err(&path))?;
+                        spill_days.insert(day);
                         spills
                             .entry(day)
-                            .or_insert(BufWriter::with_capacity(1 << 18, file))
+                            .or_insert(BufWriter::with_capacity(1 << 16, file))
                     }
                 };
                 let mut record = [0u8; 12];
@@ -569,18 +632,19 @@ impl EventStore {
             }
         }
         report.subscribers_added = (subscribers.len() - self.subscribers.len()) as u64;
-        let mut days: Vec<i64> = spills.keys().copied().collect();
-        days.sort_unstable();
+        for (_, mut w) in spills.drain() {
+            w.flush().map_err(io_err(staging))?;
+        }
         let mut metas = Vec::new();
-        for day in days {
+        for day in spill_days {
             let spill_path = staging.join(format!("spill-{day}"));
-            let writer = spills.remove(&day).expect("a spill per day");
-            drop(
-                writer.into_inner().map_err(|e| {
-                    StoreError::Io(spill_path.display().to_string(), e.into_error())
-                })?,
-            );
             let bytes = fs::read(&spill_path).map_err(io_err(&spill_path))?;
+            if bytes.len() / 12 > u32::MAX as usize {
+                return Err(StoreError::TooLarge(format!(
+                    "{} events on one day in one import; import the day in parts",
+                    bytes.len() / 12
+                )));
+            }
             let mut rows: Vec<u64> = Vec::with_capacity(bytes.len() / 12);
             let mut subs_of: Vec<u32> = Vec::with_capacity(bytes.len() / 12);
             for r in bytes.chunks_exact(12) {
@@ -662,6 +726,12 @@ impl EventStore {
             fs::rename(staging.join(&name), self.dir.join(&name)).map_err(io_err(&self.dir))?;
         }
         sync_dir(&self.dir)?;
+        // Check the new segments before the manifest names them: after the
+        // switch nothing may fail.
+        let mut mapped = Vec::with_capacity(new_segments.len());
+        for meta in &new_segments {
+            mapped.push(Self::map_segment(&self.dir.join(&meta.file))?);
+        }
         let mut manifest = self.manifest.clone();
         manifest.generation = generation;
         manifest.towers = towers;
@@ -677,16 +747,14 @@ impl EventStore {
         File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(io_err(&tmp))?;
+        // The commit point: from here on the import has happened.
         fs::rename(&tmp, self.dir.join("manifest.json")).map_err(io_err(&self.dir))?;
-        sync_dir(&self.dir)?;
+        let _ = sync_dir(&self.dir);
         let _ = fs::remove_dir_all(staging);
         if let Some(old) = old_subs {
             let _ = fs::remove_file(self.dir.join(old));
         }
-        for meta in &new_segments {
-            self.segments
-                .push(Self::map_segment(&self.dir.join(&meta.file))?);
-        }
+        self.segments.extend(mapped);
         self.manifest = manifest;
         self.subscribers = subscribers;
         Ok(())
@@ -713,7 +781,9 @@ impl EventStore {
         hits.sort_unstable();
         let mut answers: Vec<ExposureAnswer> = Vec::new();
         for (sub, ts) in hits {
-            let id = self.subscribers[sub as usize];
+            let Some(&id) = self.subscribers.get(sub as usize) else {
+                continue; // a damaged segment: an index past the dictionary
+            };
             match answers.last_mut() {
                 Some(a) if a.subscriber == id => {
                     a.last_seen = ts as i64;
