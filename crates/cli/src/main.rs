@@ -511,6 +511,8 @@ async fn demo_city(data_dir: &Path, people: usize, days: u32) -> Result<civic_si
             }
         }
     }
+    // A run cut short leaves truncated files: no summary until it is whole.
+    let _ = std::fs::remove_file(dir.join("summary.json"));
     let params = civic_sim::Params {
         people,
         days,

@@ -348,34 +348,61 @@ fn card_and_transit_stores_answer_by_merchant_and_station() {
 fn imports_take_turns_and_an_open_never_removes_a_running_import() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    std::fs::write(dir.join("towers.csv"), "cell_id,lat,lon\n1,37.5,127.0\n2,37.6,127.1\n").unwrap();
+    std::fs::write(
+        dir.join("towers.csv"),
+        "cell_id,lat,lon\n1,37.5,127.0\n2,37.6,127.1\n",
+    )
+    .unwrap();
     // More days than the importer keeps files open for.
     let mut pings = String::from("subscriber_id,ts,cell_id\n");
     for day in 0..100u64 {
-        pings.push_str(&format!("{},{},{}\n", day % 7, 1_583_020_800 + day * 86_400 + 3600, 1 + day % 2));
+        pings.push_str(&format!(
+            "{},{},{}\n",
+            day % 7,
+            1_583_020_800 + day * 86_400 + 3600,
+            1 + day % 2
+        ));
     }
     std::fs::write(dir.join("a.csv"), &pings).unwrap();
-    std::fs::write(dir.join("b.csv"), "subscriber_id,ts,cell_id\n99,1583020900,1\n").unwrap();
+    std::fs::write(
+        dir.join("b.csv"),
+        "subscriber_id,ts,cell_id\n99,1583020900,1\n",
+    )
+    .unwrap();
 
     let mut first = EventStore::pings(dir).unwrap();
     let mut second = EventStore::pings(dir).unwrap();
-    first.import(Some(&dir.join("towers.csv")), &[&dir.join("a.csv")], progress()).unwrap();
+    first
+        .import(
+            Some(&dir.join("towers.csv")),
+            &[&dir.join("a.csv")],
+            progress(),
+        )
+        .unwrap();
     // The second handle opened before the first import: its import must
     // build on it, not over it.
-    second.import(None, &[&dir.join("b.csv")], progress()).unwrap();
+    second
+        .import(None, &[&dir.join("b.csv")], progress())
+        .unwrap();
     assert_eq!(EventStore::pings(dir).unwrap().ping_count(), 101);
 
     // While an import holds the lock, opening leaves its files alone.
     let staging = dir.join("pings").join("staging-77");
     std::fs::create_dir_all(&staging).unwrap();
-    let lock = std::fs::OpenOptions::new().write(true).open(dir.join("pings").join("lock")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("pings").join("lock"))
+        .unwrap();
     lock.lock().unwrap();
     let reader = std::thread::spawn({
         let dir = dir.to_path_buf();
         move || EventStore::pings(&dir).map(|s| s.ping_count())
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(staging.exists(), "a running import's staging survives an open");
+    assert!(
+        staging.exists(),
+        "a running import's staging survives an open"
+    );
     lock.unlock().unwrap();
     assert_eq!(reader.join().unwrap().unwrap(), 101);
     EventStore::pings(dir).unwrap();

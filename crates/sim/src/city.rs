@@ -210,20 +210,33 @@ impl Nearby {
         )
     }
 
-    /// A random venue within about `ring` km, or any if none is there.
+    /// A random venue within about `ring` km, or any if none is there:
+    /// a draw over the cells weighted by their venues, without copying them.
     fn pick(&self, p: Point, ring: usize, rng: &mut Rng) -> u32 {
         let (r, c) = self.cell(p);
-        let mut candidates: Vec<u32> = Vec::new();
-        for rr in r.saturating_sub(ring)..=(r + ring).min(self.rows - 1) {
-            for cc in c.saturating_sub(ring)..=(c + ring).min(self.cols - 1) {
-                candidates.extend_from_slice(&self.cells[rr * self.cols + cc]);
+        let (rows, cols) = (
+            r.saturating_sub(ring)..=(r + ring).min(self.rows - 1),
+            c.saturating_sub(ring)..=(c + ring).min(self.cols - 1),
+        );
+        let total: usize = rows
+            .clone()
+            .flat_map(|rr| cols.clone().map(move |cc| (rr, cc)))
+            .map(|(rr, cc)| self.cells[rr * self.cols + cc].len())
+            .sum();
+        if total == 0 {
+            return self.all[rng.index(self.all.len())];
+        }
+        let mut k = rng.index(total);
+        for rr in rows {
+            for cc in cols.clone() {
+                let cell = &self.cells[rr * self.cols + cc];
+                if k < cell.len() {
+                    return cell[k];
+                }
+                k -= cell.len();
             }
         }
-        if candidates.is_empty() {
-            self.all[rng.index(self.all.len())]
-        } else {
-            candidates[rng.index(candidates.len())]
-        }
+        unreachable!("k is below the total")
     }
 
     fn nearest(&self, p: Point, venues: &[Venue], rng: &mut Rng) -> u32 {
@@ -512,8 +525,9 @@ impl City {
                     + permute40(i as u64 * 4 + k as u64, seed ^ 0xCA4D);
                 p.cards.push((company, id));
             }
+            // Prepaid cards: prefix 99, which no card company has (1-22).
             p.transit_card = p.cards.first().map_or(
-                90_000_000_000_000 + permute40(i as u64, seed ^ 0x7A9),
+                990_000_000_000_000 + permute40(i as u64, seed ^ 0x7A9),
                 |c| c.1,
             );
             p.uses_transit = rng.chance(scenario.transit_share);

@@ -211,33 +211,52 @@ fn cases(truth: &Path, rules: Rules) -> Result<BTreeMap<u64, Case>, ScoreError> 
     Ok(out)
 }
 
-/// The truth contacts: `(case_id, person_id)` pairs.
+/// Streams `visits.csv` as `(person, venue, arrival, departure)`.
+fn for_each_visit(truth: &Path, mut f: impl FnMut(u64, u64, i64, i64)) -> Result<(), ScoreError> {
+    use std::io::BufRead;
+    let path = truth.join("visits.csv");
+    let name = path.display().to_string();
+    let file = std::fs::File::open(&path).map_err(|e| ScoreError::Io(name.clone(), e))?;
+    let mut lines = std::io::BufReader::with_capacity(1 << 20, file).lines();
+    match lines.next() {
+        Some(Ok(h)) if h.trim() == "person_id,venue_id,arrival,departure" => {}
+        _ => {
+            return Err(ScoreError::Bad {
+                file: name,
+                message: "expected the header person_id,venue_id,arrival,departure".into(),
+            })
+        }
+    }
+    for (n, line) in lines.enumerate() {
+        let line = line.map_err(|e| ScoreError::Io(name.clone(), e))?;
+        let mut it = line.split(',').map(|v| v.trim().parse::<i64>());
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(Ok(p)), Some(Ok(v)), Some(Ok(a)), Some(Ok(d))) if p >= 0 && v >= 0 => {
+                f(p as u64, v as u64, a, d)
+            }
+            _ => {
+                return Err(ScoreError::Bad {
+                    file: name,
+                    message: format!("line {}: expected four integers", n + 2),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The truth contacts: `(case_id, person_id)` pairs. Streams the visits
+/// twice (the cases' stays, then everyone's), holding only the former.
 pub fn truth_contacts(truth: &Path, rules: Rules) -> Result<BTreeSet<(u64, u64)>, ScoreError> {
     let cases = cases(truth, rules)?;
-    let visits = Table::required(truth, "visits.csv")?;
-    let (p, v, a, d) = (
-        visits.column("person_id")?,
-        visits.column("venue_id")?,
-        visits.column("arrival")?,
-        visits.column("departure")?,
-    );
     let by_person: HashMap<u64, Vec<(u64, &Case)>> =
         cases.iter().fold(HashMap::new(), |mut m, (id, c)| {
             m.entry(c.person).or_default().push((*id, c));
             m
         });
-    let mut parsed = Vec::with_capacity(visits.rows.len());
-    for r in 0..visits.rows.len() {
-        parsed.push((
-            visits.u64(r, p)?,
-            visits.u64(r, v)?,
-            visits.u64(r, a)? as i64,
-            visits.u64(r, d)? as i64,
-        ));
-    }
     // The cases' stays within their windows, by venue.
     let mut exposures: HashMap<u64, Vec<(u64, u64, i64, i64)>> = HashMap::new();
-    for &(person, venue, from, to) in &parsed {
+    for_each_visit(truth, |person, venue, from, to| {
         for (case, c) in by_person.get(&person).map(Vec::as_slice).unwrap_or(&[]) {
             let (f, t) = (from.max(c.from), to.min(c.until));
             if f < t {
@@ -247,16 +266,16 @@ pub fn truth_contacts(truth: &Path, rules: Rules) -> Result<BTreeSet<(u64, u64)>
                     .push((*case, person, f, t));
             }
         }
-    }
+    })?;
     let min = rules.min_overlap_minutes * 60;
     let mut contacts = BTreeSet::new();
-    for &(person, venue, from, to) in &parsed {
+    for_each_visit(truth, |person, venue, from, to| {
         for &(case, case_person, f, t) in exposures.get(&venue).map(Vec::as_slice).unwrap_or(&[]) {
             if person != case_person && to.min(t) - from.max(f) >= min {
                 contacts.insert((case, person));
             }
         }
-    }
+    })?;
     Ok(contacts)
 }
 

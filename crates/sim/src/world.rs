@@ -96,6 +96,9 @@ struct Health {
     onset: i64,
     /// Local day index of confirmation (may be past the horizon).
     confirmed_day: i64,
+    /// The interview asks from here: local midnight two days before the
+    /// day of onset (the scorer's truth contacts use the same window).
+    interview_from: i64,
 }
 
 impl Health {
@@ -313,17 +316,23 @@ fn route(city: &City, p: &Person, plan: &[(u32, i32, i32)], segs: &mut Vec<Seg>)
     let mut since = 0i32;
     let mut until = 0i32;
     let mut scratch = Vec::with_capacity(4);
+    let mut duration = |a: u32, b: u32| {
+        scratch.clear();
+        trip(city, p, a, b, 0, &mut scratch)
+    };
     for &(venue, start, end) in plan {
         if venue == here {
             until = until.max(end);
             continue;
         }
-        scratch.clear();
-        let probe = trip(city, p, here, venue, 0, &mut scratch);
-        let leave = until.max(start - probe).max(since + 300);
-        let arrive = leave + probe;
-        let stay_end = end.max(arrive + 600);
-        if stay_end > END - 1_800 {
+        let there = duration(here, venue);
+        let back = duration(venue, p.home);
+        let leave = until.max(start - there).max(since + 300);
+        let arrive = leave + there;
+        // Everyone is home by midnight: a stay is cut short to allow the
+        // trip back, and dropped if less than ten minutes would remain.
+        let latest = END - 1 - back;
+        if arrive + 600 > latest {
             continue;
         }
         segs.push(Seg::Stay(Stay {
@@ -335,7 +344,7 @@ fn route(city: &City, p: &Person, plan: &[(u32, i32, i32)], segs: &mut Vec<Seg>)
         debug_assert_eq!(reached, arrive);
         here = venue;
         since = arrive;
-        until = stay_end;
+        until = end.max(arrive + 600).min(latest);
     }
     if here != p.home {
         let leave = until.max(since + 300);
@@ -344,13 +353,11 @@ fn route(city: &City, p: &Person, plan: &[(u32, i32, i32)], segs: &mut Vec<Seg>)
             from: since,
             to: leave,
         }));
-        let arrive = trip(city, p, here, p.home, leave, segs).min(END - 1);
-        if let Some(Seg::Move(m)) = segs.last_mut() {
-            m.t1 = m.t1.min(END - 1);
-        }
+        let arrive = trip(city, p, here, p.home, leave, segs);
+        debug_assert!(arrive < END);
         segs.push(Seg::Stay(Stay {
             venue: p.home,
-            from: arrive,
+            from: arrive.min(END - 1),
             to: END,
         }));
     } else {
@@ -826,6 +833,7 @@ fn course(
         recovered_at: onset + 8 * DAY,
         onset,
         confirmed_day: onset_day + delay,
+        interview_from: start_ts + (onset_day - 2) * DAY,
     }
 }
 
@@ -844,32 +852,29 @@ fn seed_outbreak(
         .iter()
         .filter_map(|k| VenueKind::parse(k))
     {
-        let regulars = |v: u32| -> Vec<usize> {
-            city.people
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| {
-                    (p.work == Some(v) || p.church == Some(v) || p.club == Some(v))
-                        && health[*i].infected_at.is_none()
-                })
-                .filter(|(_, p)| p.occupation != Occupation::Child)
-                .map(|(i, _)| i)
-                .collect()
-        };
-        let busiest = city
-            .venues
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.kind == kind)
-            .map(|(i, _)| (regulars(i as u32).len(), std::cmp::Reverse(i)))
-            .max();
-        let Some((count, std::cmp::Reverse(venue))) = busiest else {
-            continue;
-        };
-        if count == 0 {
-            continue;
+        // Regulars per venue of this kind, in one pass over the people.
+        let mut regulars: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, p) in city.people.iter().enumerate() {
+            if p.occupation == Occupation::Child || health[i].infected_at.is_some() {
+                continue;
+            }
+            let mut places = [p.work, p.church, p.club];
+            places.sort_unstable();
+            let mut last = None;
+            for v in places.into_iter().flatten() {
+                if city.venues[v as usize].kind == kind && last != Some(v) {
+                    regulars.entry(v).or_default().push(i);
+                    last = Some(v);
+                }
+            }
         }
-        let candidates = regulars(venue as u32);
+        // The busiest (ties: the lowest venue index).
+        let Some((&venue, candidates)) = regulars
+            .iter()
+            .max_by_key(|(v, people)| (people.len(), std::cmp::Reverse(**v)))
+        else {
+            continue;
+        };
         let index = candidates[rng.index(candidates.len())];
         let infected_at = start_ts - 3 * DAY + rng.range(0, DAY);
         let mut h = course(scenario, seed, index, infected_at, start_ts);
@@ -882,6 +887,7 @@ fn seed_outbreak(
         h.confirmed_day = h
             .confirmed_day
             .max((h.onset - start_ts).div_euclid(DAY) + 1);
+        h.interview_from = start_ts + ((h.onset - start_ts).div_euclid(DAY) - 2) * DAY;
         h.venue = venue as u32;
         health[index] = h;
     }
@@ -898,27 +904,40 @@ fn transmit(
     day_start: i64,
     seed: u64,
 ) {
-    // Every stay today, by venue; only venues an infectious person visited.
+    // Where infectious people were today, and the stays the interviews of
+    // infected people will ask about.
+    let stay_of = |seg: &Seg| match seg {
+        Seg::Stay(s) => Some((s.venue, day_start + s.from as i64, day_start + s.to as i64)),
+        Seg::Move(_) => None,
+    };
+    let day_end = day_start + DAY;
     let mut hot = std::collections::BTreeSet::new();
-    let mut stays: Vec<(u32, u32, i64, i64)> = Vec::new();
     for (person, h) in health.iter().enumerate() {
-        for seg in plans.of(person) {
-            if let Seg::Stay(s) = seg {
-                let (from, to) = (day_start + s.from as i64, day_start + s.to as i64);
-                stays.push((s.venue, person as u32, from, to));
-                if h.infected_at.is_some() {
-                    history
-                        .entry(person as u32)
-                        .or_default()
-                        .push((s.venue, from, to));
-                    if h.infectious_during(from, to).is_some() {
-                        hot.insert(s.venue);
-                    }
-                }
+        if h.infected_at.is_none() {
+            continue;
+        }
+        let asked_until = day_start - day * DAY + (h.confirmed_day + 1) * DAY;
+        for (venue, from, to) in plans.of(person).iter().filter_map(stay_of) {
+            if h.infectious_during(from, to).is_some() {
+                hot.insert(venue);
+            }
+            if to > h.interview_from && from < asked_until {
+                history
+                    .entry(person as u32)
+                    .or_default()
+                    .push((venue, from, to));
             }
         }
     }
-    stays.retain(|s| hot.contains(&s.0));
+    // Every stay at those venues, by venue.
+    let mut stays: Vec<(u32, u32, i64, i64)> = Vec::new();
+    for person in 0..health.len() {
+        for (venue, from, to) in plans.of(person).iter().filter_map(stay_of) {
+            if hot.contains(&venue) {
+                stays.push((venue, person as u32, from, to));
+            }
+        }
+    }
     stays.sort_unstable();
     let mut infections: BTreeMap<u32, (i64, u32, u32)> = BTreeMap::new();
     for group in stays.chunk_by(|a, b| a.0 == b.0) {
@@ -966,6 +985,12 @@ fn transmit(
         let mut h = course(scenario, seed, person as usize, at, start_ts);
         h.infector = Some(infector);
         h.venue = venue;
+        // The rest of the day of infection may already be in the window.
+        for (v, from, to) in plans.of(person as usize).iter().filter_map(stay_of) {
+            if to > at.max(h.interview_from) && from < day_end {
+                history.entry(person).or_default().push((v, from, to));
+            }
+        }
         health[person as usize] = h;
     }
 }
@@ -1042,9 +1067,9 @@ fn write_truth(
         "interviews.csv",
         "case_id,date,lat,lon,start_time,end_time,place",
     )?;
-    for &(day, onset, i) in &confirmed {
+    for &(day, _, i) in &confirmed {
         let mut rng = Rng::new(params.seed, &[8, i as u64]);
-        let from = onset - 2 * DAY;
+        let from = health[i].interview_from;
         let until = start_ts + (day + 1) * DAY;
         let shift = scenario.interview_shift_minutes as i64 * 60;
         for &(venue, a, b) in history.get(&(i as u32)).map(Vec::as_slice).unwrap_or(&[]) {
