@@ -888,7 +888,7 @@ fn seed_outbreak(
             .confirmed_day
             .max((h.onset - start_ts).div_euclid(DAY) + 1);
         h.interview_from = start_ts + ((h.onset - start_ts).div_euclid(DAY) - 2) * DAY;
-        h.venue = venue as u32;
+        h.venue = venue;
         health[index] = h;
     }
 }
