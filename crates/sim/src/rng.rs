@@ -1,8 +1,9 @@
 //! A small, fast, portable PRNG (xoshiro256++ seeded by SplitMix64).
 //!
-//! The simulator's output must be byte-identical for the same seed on any
-//! machine and with any version of any crate, so it carries its own
-//! generator instead of depending on one whose algorithm may change.
+//! The simulator's output must be byte-identical for the same seed, with
+//! any version of any crate, so it carries its own generator instead of
+//! depending on one whose algorithm may change. (Across platforms, the
+//! maths library's `sin`, `exp`… may still differ in the last bit.)
 
 /// SplitMix64's finaliser: a bijection on `u64` that mixes well.
 pub fn mix64(mut z: u64) -> u64 {
