@@ -125,14 +125,25 @@ fn every_file_is_in_its_exchange_format_with_plausible_counts() {
     assert!(kinds.chunks(2).all(|p| p == ["in", "out"]));
     // Clubs have their Friday and Saturday nights (2020-03-06 and 07).
     let venues = std::fs::read_to_string(d.join("venues.csv")).unwrap();
-    let clubs: std::collections::HashSet<&str> =
-        venues.lines().skip(1).filter(|l| l.split(',').nth(1) == Some("club")).map(|l| l.split(',').next().unwrap()).collect();
+    let clubs: std::collections::HashSet<&str> = venues
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("club"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     let visits = std::fs::read_to_string(d.join("visits.csv")).unwrap();
-    let club_visits = visits.lines().skip(1).filter(|l| clubs.contains(l.split(',').nth(1).unwrap())).count();
+    let club_visits = visits
+        .lines()
+        .skip(1)
+        .filter(|l| clubs.contains(l.split(',').nth(1).unwrap()))
+        .count();
     assert!(club_visits > 10, "club visits: {club_visits}");
     // Everyone is home by midnight: no tap after the last simulated day.
     let last = civic_sim::world::local_midnight(time::macros::date!(2020 - 03 - 01)) + 8 * 86_400;
-    assert!(taps.lines().skip(1).all(|l| l.split(',').nth(1).unwrap().parse::<i64>().unwrap() < last));
+    assert!(taps
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(1).unwrap().parse::<i64>().unwrap() < last));
     // Pings fall within the simulated fortnight's days.
     let start = civic_sim::world::local_midnight(time::macros::date!(2020 - 03 - 01));
     let pings = std::fs::read_to_string(d.join("pings-kt.csv")).unwrap();
