@@ -1,0 +1,577 @@
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a node may be asked to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Item {
+    /// A telco's pings: exposure windows and routes.
+    LocationPings,
+    /// A card company's transactions.
+    CardTransactions,
+    /// A transit operator's taps.
+    TransitTaps,
+}
+
+impl Item {
+    /// Location data needs the police's endorsement besides the health
+    /// authority's.
+    pub fn is_location(self) -> bool {
+        matches!(self, Item::LocationPings)
+    }
+}
+
+/// A place and time an exposure question asks about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExposureWindow {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+    pub t_start: i64,
+    pub t_end: i64,
+}
+
+/// What the grant lets the requester ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Question {
+    /// Who was in these windows (contact tracing).
+    Exposure { windows: Vec<ExposureWindow> },
+    /// These data subjects' own records (a case's route).
+    Subjects { ids: Vec<u64> },
+}
+
+/// A permission to ask one holder one question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grant_id: String,
+    /// The requesting institution (e.g. the health authority).
+    pub requester: String,
+    /// The holding institution, i.e. the node that may answer.
+    pub holder: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub case_id: Option<String>,
+    pub consent_id: Option<String>,
+    pub items: Vec<Item>,
+    pub question: Question,
+    /// The period the data may come from (Unix seconds, inclusive).
+    pub data_from: i64,
+    pub data_until: i64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl Grant {
+    /// The bytes every endorsement signs: a domain tag and the grant as
+    /// JSON, its fields in declaration order.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = b"civic-grant-v1\n".to_vec();
+        out.extend(serde_json::to_vec(self).expect("a grant serialises"));
+        out
+    }
+
+    pub fn digest(&self) -> String {
+        data_encoding::HEXLOWER.encode(&Sha256::digest(self.signing_bytes()))
+    }
+}
+
+/// Who endorses a grant, in which capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The hub, which checked the whole procedure.
+    Hub,
+    /// An approver of the health authority.
+    HealthApprover,
+    /// A police location officer.
+    PoliceLocationOfficer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endorsement {
+    pub role: Role,
+    /// Who signed (a user or the hub), for the record.
+    pub signer: String,
+    pub key_id: String,
+    /// Base64 Ed25519 signature over [`Grant::signing_bytes`].
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedGrant {
+    pub grant: Grant,
+    pub endorsements: Vec<Endorsement>,
+}
+
+/// Hex of the first 8 bytes of SHA-256 of a public key.
+pub fn key_id(key: &VerifyingKey) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+impl SignedGrant {
+    pub fn new(grant: Grant) -> Self {
+        Self {
+            grant,
+            endorsements: Vec::new(),
+        }
+    }
+
+    /// Adds `signer`'s endorsement in `role`.
+    pub fn endorse(mut self, role: Role, signer: &str, key: &SigningKey) -> Self {
+        let signature = key.sign(&self.grant.signing_bytes());
+        self.endorsements.push(Endorsement {
+            role,
+            signer: signer.to_owned(),
+            key_id: key_id(&key.verifying_key()),
+            signature: data_encoding::BASE64.encode(&signature.to_bytes()),
+        });
+        self
+    }
+}
+
+/// Why a node refuses a request. Each says what is wrong, never more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the grant carries no endorsement by the hub")]
+    NotEndorsedByHub,
+    #[error("the grant lacks the endorsement of a {0:?}, which {1} requires")]
+    MissingEndorsement(Role, &'static str),
+    #[error("an endorsement by key {0} is not from a key this node trusts in that role")]
+    UntrustedKey(String),
+    #[error("the endorsement by key {0} does not verify: the grant was changed or forged")]
+    BadSignature(String),
+    #[error("the grant is for {0}, not for this node")]
+    WrongHolder(String),
+    #[error("the grant expired")]
+    Expired,
+    #[error("the grant is not valid yet")]
+    NotYetValid,
+    #[error("this node gives no {0:?} for the purpose {1:?}")]
+    OutOfScope(Item, String),
+    #[error("the grant is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the question reaches outside the grant's data period")]
+    OutsideDataPeriod,
+    #[error("the data period is longer than this node's limit of {0} days")]
+    PeriodTooLong(i64),
+    #[error("the grant was already used by request {0}")]
+    Replayed(String),
+}
+
+/// A node's own rules: who it is, which items it gives for which purpose,
+/// the longest data period it accepts.
+#[derive(Debug, Clone)]
+pub struct NodePolicy {
+    pub holder: String,
+    pub gives: BTreeMap<String, BTreeSet<Item>>,
+    pub max_period_days: i64,
+}
+
+/// A key the node trusts, and in which role.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    pub key: VerifyingKey,
+    pub role: Role,
+}
+
+/// What a node admitted: the grant, and whether this is a retry of a
+/// request already answered (then the node returns the same answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub grant: Grant,
+    pub retry: bool,
+}
+
+/// The node's gate: its policy, the keys it trusts, and the grants already
+/// used (grant id → the request that used it).
+#[derive(Debug, Clone)]
+pub struct NodeGate {
+    pub policy: NodePolicy,
+    trusted: BTreeMap<String, TrustedKey>,
+    used: BTreeMap<String, String>,
+}
+
+impl NodeGate {
+    pub fn new(policy: NodePolicy, keys: impl IntoIterator<Item = TrustedKey>) -> Self {
+        let trusted = keys.into_iter().map(|k| (key_id(&k.key), k)).collect();
+        Self {
+            policy,
+            trusted,
+            used: BTreeMap::new(),
+        }
+    }
+
+    /// Grants already used, for keeping durably.
+    pub fn used(&self) -> &BTreeMap<String, String> {
+        &self.used
+    }
+
+    pub fn restore_used(&mut self, used: BTreeMap<String, String>) {
+        self.used = used;
+    }
+
+    /// Checks a grant for `request_id` at time `now`; on success records
+    /// the grant as used by that request.
+    pub fn admit(
+        &mut self,
+        signed: &SignedGrant,
+        request_id: &str,
+        now: i64,
+    ) -> Result<Admitted, Refusal> {
+        let g = &signed.grant;
+        // Signatures first: nothing else of an unverified grant is read.
+        let message = g.signing_bytes();
+        let mut roles = BTreeSet::new();
+        for e in &signed.endorsements {
+            let trusted = self
+                .trusted
+                .get(&e.key_id)
+                .filter(|t| t.role == e.role)
+                .ok_or_else(|| Refusal::UntrustedKey(e.key_id.clone()))?;
+            let bytes: [u8; 64] = data_encoding::BASE64
+                .decode(e.signature.as_bytes())
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| Refusal::BadSignature(e.key_id.clone()))?;
+            trusted
+                .key
+                .verify(&message, &Signature::from_bytes(&bytes))
+                .map_err(|_| Refusal::BadSignature(e.key_id.clone()))?;
+            roles.insert(e.role);
+        }
+        if !roles.contains(&Role::Hub) {
+            return Err(Refusal::NotEndorsedByHub);
+        }
+        if g.items.is_empty() {
+            return Err(Refusal::Malformed("it names no item"));
+        }
+        if g.items.iter().all(|i| !i.is_location())
+            && !roles.contains(&Role::HealthApprover)
+            && g.consent_id.is_none()
+        {
+            return Err(Refusal::MissingEndorsement(
+                Role::HealthApprover,
+                "data without the subject's consent",
+            ));
+        }
+        if g.items.iter().any(|i| i.is_location()) {
+            if !roles.contains(&Role::HealthApprover) {
+                return Err(Refusal::MissingEndorsement(
+                    Role::HealthApprover,
+                    "location data",
+                ));
+            }
+            if !roles.contains(&Role::PoliceLocationOfficer) {
+                return Err(Refusal::MissingEndorsement(
+                    Role::PoliceLocationOfficer,
+                    "location data",
+                ));
+            }
+        }
+        if g.holder != self.policy.holder {
+            return Err(Refusal::WrongHolder(g.holder.clone()));
+        }
+        if now >= g.expires_at {
+            return Err(Refusal::Expired);
+        }
+        if now < g.issued_at {
+            return Err(Refusal::NotYetValid);
+        }
+        let gives = self.policy.gives.get(&g.purpose);
+        if let Some(item) = g
+            .items
+            .iter()
+            .find(|i| !gives.is_some_and(|set| set.contains(i)))
+        {
+            return Err(Refusal::OutOfScope(*item, g.purpose.clone()));
+        }
+        if g.data_until < g.data_from {
+            return Err(Refusal::Malformed("its data period ends before it starts"));
+        }
+        if g.data_until - g.data_from > self.policy.max_period_days * 86_400 {
+            return Err(Refusal::PeriodTooLong(self.policy.max_period_days));
+        }
+        match &g.question {
+            Question::Exposure { windows } => {
+                if windows.is_empty() {
+                    return Err(Refusal::Malformed("it asks about no window"));
+                }
+                if windows.iter().any(|w| {
+                    w.t_start < g.data_from || w.t_end > g.data_until || w.t_end < w.t_start
+                }) {
+                    return Err(Refusal::OutsideDataPeriod);
+                }
+                if windows.iter().any(|w| {
+                    !(0.0..=50_000.0).contains(&w.radius_m)
+                        || !w.lat.is_finite()
+                        || !w.lon.is_finite()
+                }) {
+                    return Err(Refusal::Malformed(
+                        "a window's place is not a point and a radius of at most 50 km",
+                    ));
+                }
+            }
+            Question::Subjects { ids } => {
+                if ids.is_empty() {
+                    return Err(Refusal::Malformed("it names no data subject"));
+                }
+            }
+        }
+        match self.used.get(&g.grant_id) {
+            Some(first) if first == request_id => Ok(Admitted {
+                grant: g.clone(),
+                retry: true,
+            }),
+            Some(first) => Err(Refusal::Replayed(first.clone())),
+            None => {
+                self.used.insert(g.grant_id.clone(), request_id.to_owned());
+                Ok(Admitted {
+                    grant: g.clone(),
+                    retry: false,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct World {
+        hub: SigningKey,
+        approver: SigningKey,
+        police: SigningKey,
+        gate: NodeGate,
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::generate(&mut rand::rngs::OsRng)
+    }
+
+    fn world() -> World {
+        let (hub, approver, police) = (key(), key(), key());
+        let policy = NodePolicy {
+            holder: "SK Telecom".into(),
+            gives: BTreeMap::from([(
+                "epidemic investigation".into(),
+                BTreeSet::from([Item::LocationPings]),
+            )]),
+            max_period_days: 21,
+        };
+        let gate = NodeGate::new(
+            policy,
+            [
+                TrustedKey {
+                    key: hub.verifying_key(),
+                    role: Role::Hub,
+                },
+                TrustedKey {
+                    key: approver.verifying_key(),
+                    role: Role::HealthApprover,
+                },
+                TrustedKey {
+                    key: police.verifying_key(),
+                    role: Role::PoliceLocationOfficer,
+                },
+            ],
+        );
+        World {
+            hub,
+            approver,
+            police,
+            gate,
+        }
+    }
+
+    const NOW: i64 = 1_583_500_000;
+
+    fn grant() -> Grant {
+        Grant {
+            grant_id: "g-1".into(),
+            requester: "Korea Disease Control and Prevention Agency".into(),
+            holder: "SK Telecom".into(),
+            purpose: "epidemic investigation".into(),
+            legal_basis: "Infectious Disease Control and Prevention Act, art. 76-2".into(),
+            case_id: Some("1042".into()),
+            consent_id: None,
+            items: vec![Item::LocationPings],
+            question: Question::Exposure {
+                windows: vec![ExposureWindow {
+                    lat: 37.56,
+                    lon: 126.98,
+                    radius_m: 500.0,
+                    t_start: NOW - 86_400,
+                    t_end: NOW - 80_000,
+                }],
+            },
+            data_from: NOW - 14 * 86_400,
+            data_until: NOW,
+            issued_at: NOW - 60,
+            expires_at: NOW + 86_400,
+        }
+    }
+
+    fn endorsed(w: &World, g: Grant) -> SignedGrant {
+        SignedGrant::new(g)
+            .endorse(Role::Hub, "hub", &w.hub)
+            .endorse(Role::HealthApprover, "approver", &w.approver)
+            .endorse(Role::PoliceLocationOfficer, "police", &w.police)
+    }
+
+    #[test]
+    fn a_fully_endorsed_grant_is_admitted_once_and_its_retry_recognised() {
+        let mut w = world();
+        let signed = endorsed(&w, grant());
+        // As it travels: JSON, floats included, must verify on arrival.
+        let signed: SignedGrant =
+            serde_json::from_str(&serde_json::to_string(&signed).unwrap()).unwrap();
+        assert!(!w.gate.admit(&signed, "r-1", NOW).unwrap().retry);
+        assert!(
+            w.gate.admit(&signed, "r-1", NOW).unwrap().retry,
+            "the same request again is a retry"
+        );
+        assert_eq!(
+            w.gate.admit(&signed, "r-2", NOW),
+            Err(Refusal::Replayed("r-1".into()))
+        );
+    }
+
+    #[test]
+    fn unsigned_and_under_endorsed_grants_are_refused() {
+        let mut w = world();
+        assert_eq!(
+            w.gate.admit(&SignedGrant::new(grant()), "r", NOW),
+            Err(Refusal::NotEndorsedByHub)
+        );
+        let hub_only = SignedGrant::new(grant()).endorse(Role::Hub, "hub", &w.hub);
+        assert_eq!(
+            w.gate.admit(&hub_only, "r", NOW),
+            Err(Refusal::MissingEndorsement(
+                Role::HealthApprover,
+                "location data"
+            ))
+        );
+        let no_police = hub_only
+            .clone()
+            .endorse(Role::HealthApprover, "approver", &w.approver);
+        assert_eq!(
+            w.gate.admit(&no_police, "r", NOW),
+            Err(Refusal::MissingEndorsement(
+                Role::PoliceLocationOfficer,
+                "location data"
+            ))
+        );
+        // The approver's key cannot stand in for the police's.
+        let impostor = no_police.endorse(Role::PoliceLocationOfficer, "approver", &w.approver);
+        assert!(matches!(
+            w.gate.admit(&impostor, "r", NOW),
+            Err(Refusal::UntrustedKey(_))
+        ));
+        // A stranger's key is not trusted in any role.
+        let stranger = SignedGrant::new(grant()).endorse(Role::Hub, "someone", &key());
+        assert!(matches!(
+            w.gate.admit(&stranger, "r", NOW),
+            Err(Refusal::UntrustedKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_grant_changed_after_signing_is_refused() {
+        let mut w = world();
+        let mut signed = endorsed(&w, grant());
+        signed.grant.data_from -= 30 * 86_400; // widen the period afterwards
+        assert!(matches!(
+            w.gate.admit(&signed, "r", NOW),
+            Err(Refusal::BadSignature(_))
+        ));
+        let mut signed = endorsed(&w, grant());
+        signed.endorsements[1].signature = signed.endorsements[0].signature.clone();
+        assert!(matches!(
+            w.gate.admit(&signed, "r", NOW),
+            Err(Refusal::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn expired_premature_misaddressed_and_out_of_scope_grants_are_refused() {
+        let mut w = world();
+        let signed = endorsed(&w, grant());
+        assert_eq!(
+            w.gate.admit(&signed, "r", NOW + 2 * 86_400),
+            Err(Refusal::Expired)
+        );
+        assert_eq!(
+            w.gate.admit(&signed, "r", NOW - 3600),
+            Err(Refusal::NotYetValid)
+        );
+        let to_kt = endorsed(
+            &w,
+            Grant {
+                holder: "KT".into(),
+                ..grant()
+            },
+        );
+        assert_eq!(
+            w.gate.admit(&to_kt, "r", NOW),
+            Err(Refusal::WrongHolder("KT".into()))
+        );
+        let marketing = endorsed(
+            &w,
+            Grant {
+                purpose: "marketing".into(),
+                ..grant()
+            },
+        );
+        assert_eq!(
+            w.gate.admit(&marketing, "r", NOW),
+            Err(Refusal::OutOfScope(Item::LocationPings, "marketing".into()))
+        );
+        let cards = endorsed(
+            &w,
+            Grant {
+                items: vec![Item::CardTransactions],
+                ..grant()
+            },
+        );
+        assert!(matches!(
+            w.gate.admit(&cards, "r", NOW),
+            Err(Refusal::OutOfScope(Item::CardTransactions, _))
+        ));
+        let long = endorsed(
+            &w,
+            Grant {
+                data_from: NOW - 60 * 86_400,
+                ..grant()
+            },
+        );
+        assert_eq!(
+            w.gate.admit(&long, "r", NOW),
+            Err(Refusal::PeriodTooLong(21))
+        );
+        let outside = endorsed(
+            &w,
+            Grant {
+                question: Question::Exposure {
+                    windows: vec![ExposureWindow {
+                        lat: 37.5,
+                        lon: 127.0,
+                        radius_m: 500.0,
+                        t_start: NOW - 20 * 86_400,
+                        t_end: NOW,
+                    }],
+                },
+                ..grant()
+            },
+        );
+        assert_eq!(
+            w.gate.admit(&outside, "r", NOW),
+            Err(Refusal::OutsideDataPeriod)
+        );
+        // None of the refusals used the grant up.
+        assert!(w.gate.used().is_empty());
+    }
+}
