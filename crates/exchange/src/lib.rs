@@ -23,6 +23,7 @@
 mod envelope;
 mod grant;
 pub mod log;
+pub mod trust;
 
 pub use envelope::{Envelope, EnvelopeError};
 pub use grant::*;
