@@ -121,6 +121,12 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum NodeCommand {
+    /// Serve the node's data to the hub, over mutual TLS, to granted
+    /// requests only (see node.toml in the README).
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Import a node's data (CSV or .csv.gz) into its stores, each all or
     /// nothing; works without a running hub.
     Import {
@@ -432,6 +438,21 @@ async fn run(cli: Cli) -> Result<()> {
             admin(&hub, Format::resolve(target.format), command).await
         }
         Command::Sim { command } => sim(command),
+        Command::Node {
+            command: NodeCommand::Serve { config },
+        } => {
+            init_logging(log_override.unwrap_or(LogFormat::Text));
+            let config = civic_node_server::NodeConfig::load(&config)?;
+            let running = civic_node_server::serve(config).await?;
+            tracing::info!(addr = %running.addr, "node serving the hub over mutual TLS");
+            let handle = running.handle();
+            tokio::spawn(async move {
+                stop_signal().await;
+                handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            running.wait().await?;
+            Ok(())
+        }
         Command::Node { command } => node(command),
         Command::TotpCode { secret } => {
             let secret = civic_hub::secrets::from_base32(&secret)
@@ -665,6 +686,7 @@ fn node(command: NodeCommand) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     match command {
+        NodeCommand::Serve { .. } => bail!("`civic node serve` is handled by the async runtime"),
         NodeCommand::Import {
             data_dir,
             towers,

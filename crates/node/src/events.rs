@@ -156,7 +156,7 @@ pub struct ExposureQuery {
 }
 
 /// A subscriber present in a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExposureAnswer {
     pub subscriber: u64,
     pub first_seen: i64,

@@ -1,0 +1,487 @@
+//! `civic node serve`: an institution node answering the hub's granted
+//! requests over mutual TLS.
+//!
+//! A request is `POST /node/v1/requests` with `{"envelope": …, "body": "…"}`.
+//! The node answers only if every check passes, in this order: the TLS
+//! client certificate is the hub's (issued by the CA the node trusts, with
+//! the hub's name); the envelope is signed by the hub's key, recent, and
+//! matches the body; the grant in it passes the node's own gate (its
+//! endorsements, holder, validity, purpose, items, period, first use).
+//! The answer to the grant's question comes from the node's store, signed
+//! in an envelope of its own. Everything the node admits is kept on disk
+//! before it answers: the grants used, each answer by request id, and the
+//! hash-chained message log. A retry of a request — after a lost
+//! connection or a restart — gets the same answer; a grant reused for
+//! another request is refused.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use civic_exchange::{
+    Direction, Envelope, Item, MessageLog, NodeGate, NodePolicy, Question, Role, TrustedKey,
+};
+use civic_node::{EventStore, ExposureQuery, Kind, TowerSelection};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// `node.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's name, as in its certificate.
+    pub name: String,
+    /// The holding institution grants must name.
+    pub holder: String,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    /// Which store answers: pings, transactions or taps.
+    pub kind: String,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// The hub's CA certificate.
+    pub tls_ca: PathBuf,
+    /// The name in the hub's certificate.
+    pub hub_name: String,
+    /// The hub's Ed25519 key (hex), which signs envelopes and endorses grants.
+    pub hub_key: String,
+    /// Other keys trusted to endorse: `{ role = "health_approver", key = "hex" }`.
+    #[serde(default)]
+    pub endorsers: Vec<EndorserConfig>,
+    /// Items given per purpose.
+    pub gives: BTreeMap<String, Vec<Item>>,
+    #[serde(default = "default_period")]
+    pub max_period_days: i64,
+    /// This node's Ed25519 signing key file (hex; created if missing).
+    pub signing_key: PathBuf,
+}
+
+fn default_period() -> i64 {
+    28
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndorserConfig {
+    pub role: Role,
+    pub key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] civic_node::StoreError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Trust(#[from] civic_exchange::trust::TrustError),
+}
+
+fn verifying_key(hex: &str, what: &str) -> Result<VerifyingKey, NodeError> {
+    let bytes: [u8; 32] = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.trim().as_bytes())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| NodeError::Config(format!("{what}: expected 64 hex digits")))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| NodeError::Config(format!("{what}: not an Ed25519 key")))
+}
+
+/// Reads this node's signing key, creating it on first start.
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NodeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes: [u8; 32] = data_encoding::HEXLOWER_PERMISSIVE
+                .decode(text.trim().as_bytes())
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| NodeError::Config(format!("{}: not a key", path.display())))?;
+            Ok(SigningKey::from_bytes(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            write_atomic(
+                path,
+                data_encoding::HEXLOWER.encode(key.as_bytes()).as_bytes(),
+            )?;
+            Ok(key)
+        }
+        Err(e) => Err(NodeError::Io(path.display().to_string(), e)),
+    }
+}
+
+/// Writes a file whole or not at all (write, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let io = |e| NodeError::Io(path.display().to_string(), e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The wire format of requests and answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub envelope: Envelope,
+    /// The body as the envelope's digest covers it.
+    pub body: String,
+}
+
+/// One window's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowAnswer {
+    pub window: usize,
+    pub holders: Vec<civic_node::ExposureAnswer>,
+}
+
+struct Node {
+    config: NodeConfig,
+    key: SigningKey,
+    hub_key: VerifyingKey,
+    store: EventStore,
+    gate: NodeGate,
+    log: MessageLog,
+}
+
+type Shared = Arc<Mutex<Node>>;
+
+/// The TLS peer's certificate name.
+#[derive(Clone, Debug)]
+struct Peer(Option<String>);
+
+fn refuse(status: StatusCode, reason: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "refused": reason.to_string() })),
+    )
+        .into_response()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Node {
+    fn dir(&self) -> PathBuf {
+        self.config.data_dir.join("exchange")
+    }
+
+    fn answer_path(&self, request_id: &str) -> PathBuf {
+        let safe: String = data_encoding::HEXLOWER.encode(request_id.as_bytes());
+        self.dir().join("answers").join(format!("{safe}.json"))
+    }
+
+    fn append_log(
+        &mut self,
+        direction: Direction,
+        request_id: &str,
+        message: &[u8],
+    ) -> Result<(), NodeError> {
+        let entry = self
+            .log
+            .append(now(), direction, request_id, &self.config.hub_name, message)
+            .clone();
+        let path = self.dir().join("messages.jsonl");
+        let io = |e| NodeError::Io(path.display().to_string(), e);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        f.write_all(&serde_json::to_vec(&entry).expect("an entry serialises"))
+            .map_err(io)?;
+        f.write_all(b"\n").map_err(io)?;
+        f.sync_all().map_err(io)
+    }
+
+    fn handle(&mut self, peer: Option<String>, raw: &[u8]) -> Response {
+        let Ok(message) = serde_json::from_slice::<Message>(raw) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "expected {\"envelope\": …, \"body\": \"…\"}",
+            );
+        };
+        if peer.as_deref() != Some(self.config.hub_name.as_str()) {
+            return refuse(StatusCode::FORBIDDEN, "only the hub may ask this node");
+        }
+        let envelope = &message.envelope;
+        if let Err(e) = envelope.open(&self.hub_key, message.body.as_bytes(), now()) {
+            return refuse(StatusCode::UNAUTHORIZED, e);
+        }
+        let Some(grant) = &envelope.grant else {
+            return refuse(StatusCode::FORBIDDEN, "the request carries no grant");
+        };
+        let request_id = envelope.request_id.clone();
+        if let Err(e) = self.append_log(Direction::Received, &request_id, raw) {
+            tracing::error!(error = %e, "message log");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node cannot log; try again",
+            );
+        }
+        let grant = grant.clone();
+        let (status, bytes) = self.answer(&grant, &request_id);
+        if let Err(e) = self.append_log(Direction::Sent, &request_id, &bytes) {
+            tracing::error!(error = %e, "message log");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node cannot log; try again",
+            );
+        }
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response()
+    }
+
+    /// The answer to an enveloped, logged request: the gate's refusal, the
+    /// answer given before (a retry), or a new answer kept on disk first.
+    fn answer(
+        &mut self,
+        grant: &civic_exchange::SignedGrant,
+        request_id: &str,
+    ) -> (StatusCode, Vec<u8>) {
+        let refusal = |status: StatusCode, reason: &dyn std::fmt::Display| {
+            (
+                status,
+                serde_json::to_vec(&serde_json::json!({ "refused": reason.to_string() }))
+                    .expect("json"),
+            )
+        };
+        let admitted = match self.gate.admit(grant, request_id, now()) {
+            Ok(a) => a,
+            Err(r) => return refusal(StatusCode::FORBIDDEN, &r),
+        };
+        let stored = self.answer_path(request_id);
+        if admitted.retry {
+            if let Ok(bytes) = std::fs::read(&stored) {
+                return (StatusCode::OK, bytes);
+            }
+        }
+        let Question::Exposure { windows } = &admitted.grant.question else {
+            return refusal(
+                StatusCode::NOT_IMPLEMENTED,
+                &"this node answers exposure questions",
+            );
+        };
+        let answers: Vec<WindowAnswer> = windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WindowAnswer {
+                window: i,
+                holders: self.store.exposure(&ExposureQuery {
+                    towers: TowerSelection::Near {
+                        lat: w.lat,
+                        lon: w.lon,
+                        radius_m: w.radius_m,
+                    },
+                    t_start: w.t_start,
+                    t_end: w.t_end,
+                }),
+            })
+            .collect();
+        let body = serde_json::to_string(&answers).expect("answers serialise");
+        let reply = Message {
+            envelope: Envelope::seal(request_id, &self.key, now(), body.as_bytes(), None),
+            body,
+        };
+        let bytes = serde_json::to_vec(&reply).expect("a message serialises");
+        // Kept before it is sent: the answer, then the grant's use.
+        let used = serde_json::to_vec(self.gate.used()).expect("used grants serialise");
+        let kept = write_atomic(&stored, &bytes)
+            .and_then(|()| write_atomic(&self.dir().join("used-grants.json"), &used));
+        if let Err(e) = kept {
+            tracing::error!(error = %e, "keeping an answer");
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &"the node cannot keep its answer; try again",
+            );
+        }
+        (StatusCode::OK, bytes)
+    }
+}
+
+async fn request(
+    State(node): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    body: axum::body::Bytes,
+) -> Response {
+    let node = node.clone();
+    // The store and the disk are blocking work.
+    tokio::task::spawn_blocking(move || {
+        node.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handle(peer.0, &body)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the node failed; try again",
+        )
+    })
+}
+
+/// Puts the TLS client's certificate name into each request.
+#[derive(Clone)]
+struct PeerAcceptor(axum_server::tls_rustls::RustlsAcceptor);
+
+impl<I, S> axum_server::accept::Accept<I, S> for PeerAcceptor
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = tokio_rustls::server::TlsStream<I>;
+    type Service = axum::middleware::AddExtension<S, Peer>;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::io::Result<(Self::Stream, Self::Service)>> + Send,
+        >,
+    >;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move {
+            let (stream, service) = inner.accept(stream, service).await?;
+            let name = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(civic_exchange::trust::peer_name);
+            Ok((stream, tower::Layer::layer(&Extension(Peer(name)), service)))
+        })
+    }
+}
+
+/// A running node.
+pub struct RunningNode {
+    pub addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningNode {
+    pub async fn shutdown(self) {
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        let _ = self.task.await;
+    }
+
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    pub fn handle(&self) -> axum_server::Handle {
+        self.handle.clone()
+    }
+}
+
+/// Starts the node: opens its store and its state, binds `config.addr`.
+pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let kind = Kind::parse(&config.kind)
+        .ok_or_else(|| NodeError::Config("kind must be pings, transactions or taps".into()))?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| NodeError::Io(p.display().to_string(), e))
+    };
+    let tls = civic_exchange::trust::server_config(
+        &read(&config.tls_cert)?,
+        &read(&config.tls_key)?,
+        &read(&config.tls_ca)?,
+    )?;
+    let hub_key = verifying_key(&config.hub_key, "hub_key")?;
+    let mut trusted = vec![TrustedKey {
+        key: hub_key,
+        role: Role::Hub,
+    }];
+    for e in &config.endorsers {
+        trusted.push(TrustedKey {
+            key: verifying_key(&e.key, "endorsers.key")?,
+            role: e.role,
+        });
+    }
+    let policy = NodePolicy {
+        holder: config.holder.clone(),
+        gives: config
+            .gives
+            .iter()
+            .map(|(p, items)| (p.clone(), items.iter().copied().collect::<BTreeSet<_>>()))
+            .collect(),
+        max_period_days: config.max_period_days,
+    };
+    let mut gate = NodeGate::new(policy, trusted);
+    let exchange = config.data_dir.join("exchange");
+    std::fs::create_dir_all(exchange.join("answers"))
+        .map_err(|e| NodeError::Io(exchange.display().to_string(), e))?;
+    if let Ok(bytes) = std::fs::read(exchange.join("used-grants.json")) {
+        let used = serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Config(format!("used-grants.json: {e}")))?;
+        gate.restore_used(used);
+    }
+    let entries = std::fs::read_to_string(exchange.join("messages.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NodeError::Config(format!("messages.jsonl: {e}")))?;
+    let key = load_or_create_key(&config.signing_key)?;
+    let store = EventStore::open(&config.data_dir, kind)?;
+    let addr: SocketAddr = config
+        .addr
+        .parse()
+        .map_err(|_| NodeError::Config(format!("addr {:?} is not HOST:PORT", config.addr)))?;
+    let node: Shared = Arc::new(Mutex::new(Node {
+        config,
+        key,
+        hub_key,
+        store,
+        gate,
+        log: MessageLog::from_entries(entries),
+    }));
+    let app = Router::new()
+        .route("/node/v1/requests", post(request))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(node);
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| NodeError::Io(addr.to_string(), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| NodeError::Io(addr.to_string(), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Io(addr.to_string(), e))?;
+    let handle = axum_server::Handle::new();
+    let acceptor = PeerAcceptor(axum_server::tls_rustls::RustlsAcceptor::new(
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+    ));
+    let server = axum_server::from_tcp(listener)
+        .acceptor(acceptor)
+        .handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    Ok(RunningNode { addr, handle, task })
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Io(path.display().to_string(), e))?;
+        toml::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {}", path.display(), e.message())))
+    }
+}
