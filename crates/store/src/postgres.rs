@@ -123,6 +123,26 @@ CREATE TRIGGER audit_tree_heads_append_only BEFORE UPDATE OR DELETE ON audit_tre
 CREATE TRIGGER audit_tree_heads_no_truncate BEFORE TRUNCATE ON audit_tree_heads
     FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
 "#,
+),
+(
+    2,
+    r#"
+CREATE TABLE node_enrolments (
+    token_hash TEXT PRIMARY KEY,
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    node_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE nodes (
+    name TEXT PRIMARY KEY,
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    signing_key TEXT NOT NULL,
+    certificate TEXT NOT NULL,
+    enrolled_at BIGINT NOT NULL
+);
+"#,
 )];
 
 #[derive(Clone, Debug)]

@@ -820,6 +820,85 @@ macro_rules! impl_backend {
             }
         }
 
+        impl NodeStore for $store {
+            async fn create_enrolment(&self, enrolment: NewEnrolment, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                sqlx::query(
+                    "INSERT INTO node_enrolments (token_hash, institution_id, node_name, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(enrolment.token_hash.as_str())
+                .bind(enrolment.institution.0)
+                .bind(enrolment.node_name.as_str())
+                .bind(enrolment.created_at.micros())
+                .bind(enrolment.expires_at.micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || "an enrolment token with this secret".into()))?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn enrol_node(&self, token_hash: &str, node: NewNode, audit: AuditEntry) -> Result<Node> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let row = sqlx::query(
+                    "UPDATE node_enrolments SET used_at = $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     RETURNING institution_id, node_name",
+                )
+                .bind(token_hash)
+                .bind(node.enrolled_at.micros())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Err(StoreError::NotFound("a valid enrolment token".into()));
+                };
+                let institution: i64 = row.try_get("institution_id")?;
+                let name: String = row.try_get("node_name")?;
+                sqlx::query(
+                    "INSERT INTO nodes (name, institution_id, signing_key, certificate, enrolled_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(name.as_str())
+                .bind(institution)
+                .bind(node.signing_key.as_str())
+                .bind(node.certificate.as_str())
+                .bind(node.enrolled_at.micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || format!("node {name:?}")))?;
+                let mut audit = audit;
+                audit.institution = Some(InstitutionId(institution));
+                audit.resource = format!("node:{name}");
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(Node {
+                    name,
+                    institution: InstitutionId(institution),
+                    signing_key: node.signing_key,
+                    certificate: node.certificate,
+                    enrolled_at: node.enrolled_at,
+                })
+            }
+
+            async fn nodes(&self) -> Result<Vec<Node>> {
+                let rows = sqlx::query("SELECT name, institution_id, signing_key, certificate, enrolled_at FROM nodes ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Node {
+                            name: r.try_get("name")?,
+                            institution: InstitutionId(r.try_get("institution_id")?),
+                            signing_key: r.try_get("signing_key")?,
+                            certificate: r.try_get("certificate")?,
+                            enrolled_at: ts(r.try_get("enrolled_at")?),
+                        })
+                    })
+                    .collect()
+            }
+        }
+
         impl MetaStore for $store {
             async fn meta(&self, key: &str) -> Result<Option<String>> {
                 let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;

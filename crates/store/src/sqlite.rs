@@ -118,6 +118,26 @@ CREATE TRIGGER audit_tree_heads_no_update BEFORE UPDATE ON audit_tree_heads
 CREATE TRIGGER audit_tree_heads_no_delete BEFORE DELETE ON audit_tree_heads
     BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 "#,
+),
+(
+    2,
+    r#"
+CREATE TABLE node_enrolments (
+    token_hash TEXT PRIMARY KEY,
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    node_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE nodes (
+    name TEXT PRIMARY KEY,
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    signing_key TEXT NOT NULL,
+    certificate TEXT NOT NULL,
+    enrolled_at BIGINT NOT NULL
+);
+"#,
 )];
 
 #[derive(Clone, Debug)]

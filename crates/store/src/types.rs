@@ -103,3 +103,33 @@ pub struct Lockout {
     /// Until when, if this failure locks it.
     pub until: Timestamp,
 }
+
+/// A one-time enrolment token for a node, before use.
+#[derive(Debug, Clone)]
+pub struct NewEnrolment {
+    pub token_hash: String,
+    pub institution: InstitutionId,
+    pub node_name: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    /// The Ed25519 key the node signs envelopes with (hex).
+    pub signing_key: String,
+    /// The certificate issued to it (PEM).
+    pub certificate: String,
+    pub enrolled_at: Timestamp,
+}
+
+/// An enrolled node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub institution: InstitutionId,
+    pub signing_key: String,
+    #[serde(skip)]
+    pub certificate: String,
+    pub enrolled_at: Timestamp,
+}

@@ -376,7 +376,36 @@ async fn migrations_are_idempotent_and_meta_round_trips(db: TestDb) {
     db.store.ping().await.unwrap();
 }
 
+async fn enrolment_tokens_are_used_once_and_only_in_time(db: TestDb) {
+    let s = &db.store;
+    let telco = institution(s, "SK Telecom", InstitutionKind::Telco).await;
+    let now = Timestamp::now();
+    let token = |hash: &str, name: &str, expires: Timestamp| NewEnrolment {
+        token_hash: hash.into(),
+        institution: telco.id,
+        node_name: name.into(),
+        created_at: now,
+        expires_at: expires,
+    };
+    let node = |key: &str| NewNode { signing_key: key.into(), certificate: "PEM".into(), enrolled_at: Timestamp::now() };
+    s.create_enrolment(token("t1", "node-skt", now.plus_seconds(3600)), audit("admin.node.token")).await.unwrap();
+    s.create_enrolment(token("t2", "node-skt", now.plus_seconds(3600)), audit("admin.node.token")).await.unwrap();
+    s.create_enrolment(token("old", "node-old", now.plus_seconds(-1)), audit("admin.node.token")).await.unwrap();
+
+    let enrolled = s.enrol_node("t1", node("aa"), audit("node.enrol")).await.unwrap();
+    assert_eq!((enrolled.name.as_str(), enrolled.institution), ("node-skt", telco.id));
+    assert!(matches!(s.enrol_node("t1", node("bb"), audit("node.enrol")).await, Err(StoreError::NotFound(_))), "used once");
+    assert!(matches!(s.enrol_node("old", node("bb"), audit("node.enrol")).await, Err(StoreError::NotFound(_))), "expired");
+    assert!(matches!(s.enrol_node("nope", node("bb"), audit("node.enrol")).await, Err(StoreError::NotFound(_))));
+    // A second token for a taken name fails, and is not used up by failing.
+    let before = s.ledger_head().await.unwrap().size();
+    assert!(matches!(s.enrol_node("t2", node("cc"), audit("node.enrol")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.ledger_head().await.unwrap().size(), before);
+    assert_eq!(s.nodes().await.unwrap().len(), 1);
+}
+
 civic_store::backend_tests!(
+    enrolment_tokens_are_used_once_and_only_in_time,
     institutions_are_created_listed_and_unique,
     users_keep_their_duties,
     sign_in_state_locks_and_refuses_replayed_codes,
