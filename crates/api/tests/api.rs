@@ -294,6 +294,12 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 }
                 ("POST", "/api/v1/auth/totp/confirm") => json!({"code": "123456"}),
                 ("POST", "/api/v1/auth/login") => json!({"username": "nobody", "password": "x"}),
+                ("POST", "/api/v1/institutions/{id}/node-tokens") => {
+                    json!({"name": format!("node-{n}")})
+                }
+                ("POST", "/api/v1/nodes/enrol") => {
+                    json!({"token": "cdh_e_none", "name": "node-x", "csr": "-", "signing_key": "00".repeat(32)})
+                }
                 _ => Value::Null,
             };
             let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -306,7 +312,9 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
             match duties {
                 None => assert!(
                     status != StatusCode::FORBIDDEN
-                        && (status != StatusCode::UNAUTHORIZED || path.ends_with("/login")),
+                        && (status != StatusCode::UNAUTHORIZED
+                            || path.ends_with("/login")
+                            || path.ends_with("/enrol")),
                     "{method} {path} is public but answered {status}"
                 ),
                 Some(allowed) if allowed[i] => assert!(
@@ -1116,7 +1124,121 @@ async fn sign_in_attempts_are_throttled_per_address_and_unknown_names_pseudonymi
     );
 }
 
+async fn a_node_enrols_once_with_its_token_and_then_talks_mutual_tls(db: TestDb) {
+    use civic_exchange::trust::{client_config, new_request, server_config};
+    use std::sync::Arc;
+    let app = spawn_app(db).await;
+    let (admin, secret) = app
+        .user("telco-admin", "administrator", "telco", true)
+        .await;
+    let token = app.token(&admin.username, secret.as_deref()).await;
+    let issued: Value = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/institutions/{}/node-tokens", admin.institution),
+            Some(&token),
+        )
+        .json(&json!({"name": "node-skt", "valid_hours": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let one_time = issued["token"].as_str().unwrap().to_owned();
+    assert!(one_time.starts_with("cdh_e_"));
+
+    let (node_key_pem, csr) = new_request("node-skt").unwrap();
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let body = |token: &str, name: &str| json!({"token": token, "name": name, "csr": csr, "signing_key": data_encoding::HEXLOWER.encode(signing.verifying_key().as_bytes())});
+    let enrol = |b: Value| {
+        app.client
+            .post(format!("{}/api/v1/nodes/enrol", app.url))
+            .json(&b)
+            .send()
+    };
+    // A token enrols only its node, and only once.
+    assert_problem(
+        enrol(body(&one_time, "node-kt")).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let r = enrol(body(&one_time, "node-skt")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let enrolled: Value = r.json().await.unwrap();
+    assert_eq!(enrolled["hub_name"], "hub.civic");
+    assert_eq!(
+        enrolled["hub_key"].as_str().unwrap(),
+        app.hub.public_key_hex()
+    );
+    assert_problem(
+        enrol(body(&one_time, "node-skt")).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_problem(
+        enrol(body("cdh_e_forged", "node-skt")).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let mut bad = body(&one_time, "node-skt");
+    bad["csr"] = json!("not a csr");
+    assert_problem(enrol(bad).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    // The attempts are on the ledger: the token, the enrolment, the refusals.
+    let records: Vec<_> = futures_util::TryStreamExt::try_collect::<Vec<_>>(
+        app.hub.store.stream_audit_records(u64::MAX),
+    )
+    .await
+    .unwrap();
+    assert!(records.iter().any(|r| r.entry.action == "admin.node.token"));
+    assert!(records
+        .iter()
+        .any(|r| r.entry.action == "node.enrol" && r.entry.outcome == Outcome::Allowed));
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.entry.action == "node.enrol" && r.entry.outcome == Outcome::Failed)
+            .count()
+            >= 2
+    );
+
+    // The certificate works: the hub (certified by its own CA) and the node
+    // complete a mutual-TLS handshake.
+    let (hub_key_pem, hub_csr) = new_request("hub.civic").unwrap();
+    let hub_cert = app
+        .hub
+        .keys()
+        .ca()
+        .sign_request(&hub_csr, "hub.civic")
+        .unwrap();
+    let ca = enrolled["ca"].as_str().unwrap();
+    let server = server_config(&hub_cert.cert_pem, &hub_key_pem, ca).unwrap();
+    let client =
+        client_config(enrolled["certificate"].as_str().unwrap(), &node_key_pem, ca).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(server))
+            .accept(tcp)
+            .await
+            .unwrap();
+        tls.get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(civic_exchange::trust::peer_name)
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect("hub.civic".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(accept.await.unwrap().as_deref(), Some("node-skt"));
+}
+
 civic_store::backend_tests!(
+    a_node_enrols_once_with_its_token_and_then_talks_mutual_tls,
     sign_in_attempts_are_throttled_per_address_and_unknown_names_pseudonymised,
     every_route_by_every_duty_matches_the_policy_table,
     sign_in_enrols_and_uses_a_second_factor,

@@ -94,6 +94,10 @@ pub enum Action<'a> {
     ManageApiTokens {
         institution: InstitutionId,
     },
+    /// Issue enrolment tokens for an institution's nodes.
+    ManageNodes {
+        institution: InstitutionId,
+    },
     /// Search and read the audit ledger.
     SearchAudit,
     /// Fetch inclusion proofs of audit records.
@@ -175,6 +179,7 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
         | Action::ManageUser { .. }
         | Action::GrantDuties { .. }
         | Action::ManageApiTokens { .. }
+        | Action::ManageNodes { .. }
             if who.auth != AuthMethod::PasswordAndTotp =>
         {
             deny("administration needs a person signed in with a second factor")
@@ -188,7 +193,8 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
         }
         Action::ListUsers { institution }
         | Action::ManageUser { institution }
-        | Action::ManageApiTokens { institution } => {
+        | Action::ManageApiTokens { institution }
+        | Action::ManageNodes { institution } => {
             if who.administers(institution) {
                 permit(Some(D::Administrator))
             } else {

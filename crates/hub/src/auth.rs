@@ -106,6 +106,15 @@ impl Hub {
         })
     }
 
+    /// Counts an attempt to authenticate (a sign-in, a node's enrolment)
+    /// from the client's address; false when it is over the limit.
+    pub(crate) fn admit_attempt(&self, client: &ClientInfo) -> bool {
+        self.login_throttle.admit(
+            client.addr.as_deref().unwrap_or("unknown"),
+            self.config.login_attempts_per_minute,
+        )
+    }
+
     /// Signs in with a password and, where the account has one, a TOTP code.
     pub async fn login(
         &self,
@@ -116,10 +125,7 @@ impl Hub {
     ) -> Result<SignedIn> {
         let username = Username::parse(username)?;
         let password = Password::offered(password)?;
-        if !self.login_throttle.admit(
-            client.addr.as_deref().unwrap_or("unknown"),
-            self.config.login_attempts_per_minute,
-        ) {
+        if !self.admit_attempt(client) {
             return Err(HubError::TooManyRequests);
         }
         let now = Timestamp::now();

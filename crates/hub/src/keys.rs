@@ -1,7 +1,8 @@
 //! The hub's own keys, kept as files in the data directory (mode 0600):
-//! `hub-signing.key` (Ed25519: tree heads, later grants) and
+//! `hub-signing.key` (Ed25519: tree heads, envelopes, grants),
 //! `hub-sealing.key` (XChaCha20-Poly1305: secrets at rest such as TOTP
-//! seeds). The database never holds either.
+//! seeds) and `hub-ca-key.pem` (the certificate authority of hub–node
+//! mutual TLS). The database never holds any of them.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -12,6 +13,7 @@ use std::path::Path;
 pub struct HubKeys {
     signing: SigningKey,
     sealing: [u8; 32],
+    ca_key_pem: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +64,23 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 impl HubKeys {
     /// Loads the keys from `dir`, creating any that do not exist yet.
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+        let ca_path = dir.join("hub-ca-key.pem");
+        let shown = ca_path.display().to_string();
+        let ca_key_pem = match std::fs::read_to_string(&ca_path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let pem = civic_exchange::trust::CertificateAuthority::generate()
+                    .map_err(|_| KeyError::Malformed(shown.clone()))?
+                    .key_pem();
+                write_private(&ca_path, &pem).map_err(|e| KeyError::Io(shown.clone(), e))?;
+                pem
+            }
+            Err(e) => return Err(KeyError::Io(shown, e)),
+        };
         Ok(Self {
             signing: SigningKey::from_bytes(&read_or_create(&dir.join("hub-signing.key"))?),
             sealing: read_or_create(&dir.join("hub-sealing.key"))?,
+            ca_key_pem,
         })
     }
 
@@ -86,7 +102,16 @@ impl HubKeys {
         Self {
             signing: SigningKey::generate(&mut rand::rngs::OsRng),
             sealing,
+            ca_key_pem: civic_exchange::trust::CertificateAuthority::generate()
+                .expect("a new CA key")
+                .key_pem(),
         }
+    }
+
+    /// The certificate authority of hub–node mutual TLS.
+    pub fn ca(&self) -> civic_exchange::trust::CertificateAuthority {
+        civic_exchange::trust::CertificateAuthority::from_key_pem(&self.ca_key_pem)
+            .expect("the CA key was checked when loaded")
     }
 
     pub fn signing_key(&self) -> &SigningKey {

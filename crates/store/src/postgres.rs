@@ -11,9 +11,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Migrations, in order; never edit one that has shipped: add another.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE institutions (
     id BIGSERIAL PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -123,10 +124,10 @@ CREATE TRIGGER audit_tree_heads_append_only BEFORE UPDATE OR DELETE ON audit_tre
 CREATE TRIGGER audit_tree_heads_no_truncate BEFORE TRUNCATE ON audit_tree_heads
     FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
 "#,
-),
-(
-    2,
-    r#"
+    ),
+    (
+        2,
+        r#"
 CREATE TABLE node_enrolments (
     token_hash TEXT PRIMARY KEY,
     institution_id BIGINT NOT NULL REFERENCES institutions(id),
@@ -143,7 +144,8 @@ CREATE TABLE nodes (
     enrolled_at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+];
 
 #[derive(Clone, Debug)]
 pub struct PostgresStore {

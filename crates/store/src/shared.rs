@@ -844,11 +844,12 @@ macro_rules! impl_backend {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let row = sqlx::query(
                     "UPDATE node_enrolments SET used_at = $2 \
-                     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND node_name = $3 \
                      RETURNING institution_id, node_name",
                 )
                 .bind(token_hash)
                 .bind(node.enrolled_at.micros())
+                .bind(node.name.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {

@@ -11,9 +11,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Migrations, in order; never edit one that has shipped: add another.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE institutions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -118,10 +119,10 @@ CREATE TRIGGER audit_tree_heads_no_update BEFORE UPDATE ON audit_tree_heads
 CREATE TRIGGER audit_tree_heads_no_delete BEFORE DELETE ON audit_tree_heads
     BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 "#,
-),
-(
-    2,
-    r#"
+    ),
+    (
+        2,
+        r#"
 CREATE TABLE node_enrolments (
     token_hash TEXT PRIMARY KEY,
     institution_id BIGINT NOT NULL REFERENCES institutions(id),
@@ -138,7 +139,8 @@ CREATE TABLE nodes (
     enrolled_at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+];
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {

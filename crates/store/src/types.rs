@@ -116,6 +116,8 @@ pub struct NewEnrolment {
 
 #[derive(Debug, Clone)]
 pub struct NewNode {
+    /// The name the node enrols under: the token's.
+    pub name: String,
     /// The Ed25519 key the node signs envelopes with (hex).
     pub signing_key: String,
     /// The certificate issued to it (PEM).

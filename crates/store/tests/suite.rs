@@ -387,19 +387,72 @@ async fn enrolment_tokens_are_used_once_and_only_in_time(db: TestDb) {
         created_at: now,
         expires_at: expires,
     };
-    let node = |key: &str| NewNode { signing_key: key.into(), certificate: "PEM".into(), enrolled_at: Timestamp::now() };
-    s.create_enrolment(token("t1", "node-skt", now.plus_seconds(3600)), audit("admin.node.token")).await.unwrap();
-    s.create_enrolment(token("t2", "node-skt", now.plus_seconds(3600)), audit("admin.node.token")).await.unwrap();
-    s.create_enrolment(token("old", "node-old", now.plus_seconds(-1)), audit("admin.node.token")).await.unwrap();
+    let node = |key: &str| NewNode {
+        name: "node-skt".into(),
+        signing_key: key.into(),
+        certificate: "PEM".into(),
+        enrolled_at: Timestamp::now(),
+    };
+    s.create_enrolment(
+        token("t1", "node-skt", now.plus_seconds(3600)),
+        audit("admin.node.token"),
+    )
+    .await
+    .unwrap();
+    s.create_enrolment(
+        token("t2", "node-skt", now.plus_seconds(3600)),
+        audit("admin.node.token"),
+    )
+    .await
+    .unwrap();
+    s.create_enrolment(
+        token("old", "node-old", now.plus_seconds(-1)),
+        audit("admin.node.token"),
+    )
+    .await
+    .unwrap();
 
-    let enrolled = s.enrol_node("t1", node("aa"), audit("node.enrol")).await.unwrap();
-    assert_eq!((enrolled.name.as_str(), enrolled.institution), ("node-skt", telco.id));
-    assert!(matches!(s.enrol_node("t1", node("bb"), audit("node.enrol")).await, Err(StoreError::NotFound(_))), "used once");
-    assert!(matches!(s.enrol_node("old", node("bb"), audit("node.enrol")).await, Err(StoreError::NotFound(_))), "expired");
-    assert!(matches!(s.enrol_node("nope", node("bb"), audit("node.enrol")).await, Err(StoreError::NotFound(_))));
+    let enrolled = s
+        .enrol_node("t1", node("aa"), audit("node.enrol"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (enrolled.name.as_str(), enrolled.institution),
+        ("node-skt", telco.id)
+    );
+    assert!(
+        matches!(
+            s.enrol_node("t1", node("bb"), audit("node.enrol")).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "used once"
+    );
+    assert!(
+        matches!(
+            s.enrol_node("old", node("bb"), audit("node.enrol")).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "expired"
+    );
+    assert!(matches!(
+        s.enrol_node("nope", node("bb"), audit("node.enrol")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A token enrols only the node it was issued for.
+    let other = NewNode {
+        name: "node-other".into(),
+        ..node("dd")
+    };
+    assert!(matches!(
+        s.enrol_node("t2", other, audit("node.enrol")).await,
+        Err(StoreError::NotFound(_))
+    ));
     // A second token for a taken name fails, and is not used up by failing.
     let before = s.ledger_head().await.unwrap().size();
-    assert!(matches!(s.enrol_node("t2", node("cc"), audit("node.enrol")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.enrol_node("t2", node("cc"), audit("node.enrol")).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.ledger_head().await.unwrap().size(), before);
     assert_eq!(s.nodes().await.unwrap().len(), 1);
 }

@@ -4,4 +4,5 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod nodes;
 pub mod system;
