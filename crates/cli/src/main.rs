@@ -121,6 +121,27 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum NodeCommand {
+    /// Enrol this node with the hub using a one-time token: writes its
+    /// keys (which never leave it), its certificate and a node.toml.
+    Enrol {
+        /// The hub's API, e.g. https://hub.example:8080
+        #[arg(long)]
+        hub: String,
+        #[arg(long)]
+        token: String,
+        /// The node's name, as the token was issued for.
+        #[arg(long)]
+        name: String,
+        /// Where the node keeps its keys, certificates, node.toml and data.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA certificate the hub's HTTPS certificate is issued by.
+        #[arg(long)]
+        hub_ca: Option<PathBuf>,
+        /// What the node will serve: pings, transactions or taps.
+        #[arg(long, default_value = "pings")]
+        kind: String,
+    },
     /// Serve the node's data to the hub, over mutual TLS, to granted
     /// requests only (see node.toml in the README).
     Serve {
@@ -243,6 +264,24 @@ enum AdminCommand {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    Node {
+        #[command(subcommand)]
+        command: AdminNodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminNodeCommand {
+    /// Issue a one-time enrolment token for a node of an institution.
+    Token {
+        #[arg(long)]
+        institution: i64,
+        #[arg(long)]
+        name: String,
+        /// Hours the token is valid (1-168).
+        #[arg(long, default_value_t = 24)]
+        valid_hours: i64,
     },
 }
 
@@ -438,6 +477,17 @@ async fn run(cli: Cli) -> Result<()> {
             admin(&hub, Format::resolve(target.format), command).await
         }
         Command::Sim { command } => sim(command),
+        Command::Node {
+            command:
+                NodeCommand::Enrol {
+                    hub,
+                    token,
+                    name,
+                    dir,
+                    hub_ca,
+                    kind,
+                },
+        } => node_enrol(&hub, &token, &name, &dir, hub_ca.as_deref(), &kind).await,
         Command::Node {
             command: NodeCommand::Serve { config },
         } => {
@@ -686,7 +736,9 @@ fn node(command: NodeCommand) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     match command {
-        NodeCommand::Serve { .. } => bail!("`civic node serve` is handled by the async runtime"),
+        NodeCommand::Serve { .. } | NodeCommand::Enrol { .. } => {
+            bail!("handled by the async runtime")
+        }
         NodeCommand::Import {
             data_dir,
             towers,
@@ -1166,6 +1218,20 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                 println!("password of user {user} changed");
             }
         },
+        AdminCommand::Node {
+            command:
+                AdminNodeCommand::Token {
+                    institution,
+                    name,
+                    valid_hours,
+                },
+        } => {
+            let (token, expires_at) = hub
+                .issue_enrolment_token(&ctx, InstitutionId(institution), &name, Some(valid_hours))
+                .await?;
+            println!("{token}");
+            eprintln!("enrolment token for node {name}, valid until {expires_at}; it works once");
+        }
         AdminCommand::Token { command } => match command {
             TokenCommand::Issue {
                 user,
@@ -1212,5 +1278,115 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
             }
         },
     }
+    Ok(())
+}
+
+/// Enrols a node: keys made here, a CSR and the public signing key sent
+/// with the token, the certificate and a node.toml written back.
+async fn node_enrol(
+    hub: &str,
+    token: &str,
+    name: &str,
+    dir: &Path,
+    hub_ca: Option<&Path>,
+    kind: &str,
+) -> Result<()> {
+    if civic_node::Kind::parse(kind).is_none() {
+        bail!("--kind must be pings, transactions or taps");
+    }
+    if dir.join("node.pem").exists() {
+        bail!(
+            "{} already holds an enrolled node (node.pem)",
+            dir.display()
+        );
+    }
+    let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    if hub.starts_with("https://") {
+        let ca_path = hub_ca.ok_or_else(|| {
+            anyhow!("give --hub-ca: the CA certificate the hub's HTTPS certificate is issued by")
+        })?;
+        let pem =
+            std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
+            .collect::<Result<_, _>>()
+            .context("reading --hub-ca")?;
+        if certs.is_empty() {
+            bail!("no certificate in {}", ca_path.display());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        client = client.use_preconfigured_tls(config);
+    } else if !(hub.starts_with("http://127.")
+        || hub.starts_with("http://localhost")
+        || hub.starts_with("http://[::1]"))
+    {
+        bail!("enrol over https: a token must not cross a network in the clear (plain http only on loopback)");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (tls_key, csr) = civic_exchange::trust::new_request(name)?;
+    let signing = civic_node_server::load_or_create_key(&dir.join("node-signing.key"))?;
+    let response = client
+        .build()?
+        .post(format!("{}/api/v1/nodes/enrol", hub.trim_end_matches('/')))
+        .json(&serde_json::json!({
+            "token": token,
+            "name": name,
+            "csr": csr,
+            "signing_key": data_encoding::HEXLOWER.encode(signing.verifying_key().as_bytes()),
+        }))
+        .send()
+        .await
+        .with_context(|| format!("reaching the hub at {hub}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("the hub's answer is not JSON")?;
+    if !status.is_success() {
+        bail!(
+            "the hub refused: {}",
+            body["detail"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let field = |k: &str| {
+        body[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the hub's answer lacks {k}"))
+    };
+    std::fs::write(dir.join("node.pem"), field("certificate")?)?;
+    std::fs::write(dir.join("ca.pem"), field("ca")?)?;
+    civic_hub::keys::write_private(&dir.join("node-key.pem"), &tls_key)?;
+    let path = |f: &str| dir.join(f).display().to_string();
+    let toml = format!(
+        "# Written by `civic node enrol`: add the endorsers' keys and what the node gives.\n\
+         name = {name:?}\nholder = {holder:?}\naddr = \"127.0.0.1:9443\"\ndata_dir = {data:?}\nkind = {kind:?}\n\
+         tls_cert = {cert:?}\ntls_key = {key:?}\ntls_ca = {ca:?}\nhub_name = {hub_name:?}\nhub_key = {hub_key:?}\n\
+         signing_key = {signing:?}\nmax_period_days = 28\n\
+         # endorsers = [{{ role = \"health_approver\", key = \"…\" }}, {{ role = \"police_location_officer\", key = \"…\" }}]\n\
+         endorsers = []\n\n[gives]\n# \"epidemic investigation\" = [\"location_pings\"]\n",
+        holder = field("institution")?,
+        data = dir.display().to_string(),
+        cert = path("node.pem"),
+        key = path("node-key.pem"),
+        ca = path("ca.pem"),
+        hub_name = field("hub_name")?,
+        hub_key = field("hub_key")?,
+        signing = path("node-signing.key"),
+    );
+    std::fs::write(dir.join("node.toml"), toml)?;
+    println!(
+        "enrolled {name} into {}; serve with `civic node serve --config {}`",
+        dir.display(),
+        path("node.toml")
+    );
     Ok(())
 }

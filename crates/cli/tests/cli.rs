@@ -735,3 +735,143 @@ fn node_import_and_exposure_as_an_operator_runs_them() {
     ));
     assert!(err.contains("line 2"), "{err}");
 }
+
+#[test]
+fn a_node_enrols_with_a_token_from_the_admin_cli() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let child = Command::new(env!("CARGO_BIN_EXE_civic"))
+        .args([
+            "demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sim-people",
+            "200",
+            "--sim-days",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Running(child);
+    let stdout = demo.0.stdout.take().unwrap();
+    let url = std::io::BufReader::new(stdout)
+        .lines()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.split("running at ").nth(1).map(|u| u.trim().to_owned()))
+        .expect("the demo prints its address");
+
+    let env = [("CIVIC_DATA_DIR", data.to_str().unwrap())];
+    // Institution 5 of the demo is SK Telecom.
+    let token = ok(&civic(
+        &[
+            "admin",
+            "node",
+            "token",
+            "--institution",
+            "5",
+            "--name",
+            "node-skt",
+        ],
+        &env,
+        None,
+    ));
+    let token = token.trim();
+    assert!(token.starts_with("cdh_e_"));
+    let node_dir = dir.path().join("node");
+    let n = node_dir.to_str().unwrap();
+    let out = ok(&civic(
+        &[
+            "node", "enrol", "--hub", &url, "--token", token, "--name", "node-skt", "--dir", n,
+        ],
+        &[],
+        None,
+    ));
+    assert!(out.contains("enrolled node-skt"), "{out}");
+    let config = civic_node_server::NodeConfig::load(&node_dir.join("node.toml")).unwrap();
+    assert_eq!(
+        (
+            config.name.as_str(),
+            config.holder.as_str(),
+            config.hub_name.as_str()
+        ),
+        ("node-skt", "SK Telecom", "hub.civic")
+    );
+    assert!(node_dir.join("node-key.pem").exists() && node_dir.join("ca.pem").exists());
+
+    // The token worked once; other mistakes are one line each.
+    let again = dir.path().join("again");
+    let err = fails_in_one_line(&civic(
+        &[
+            "node",
+            "enrol",
+            "--hub",
+            &url,
+            "--token",
+            token,
+            "--name",
+            "node-skt",
+            "--dir",
+            again.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    assert!(err.contains("the hub refused"), "{err}");
+    fails_in_one_line(&civic(
+        &[
+            "node", "enrol", "--hub", &url, "--token", token, "--name", "node-skt", "--dir", n,
+        ],
+        &[],
+        None,
+    ));
+    fails_in_one_line(&civic(
+        &[
+            "node",
+            "enrol",
+            "--hub",
+            "https://hub.example",
+            "--token",
+            token,
+            "--name",
+            "x-node",
+            "--dir",
+            again.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    fails_in_one_line(&civic(
+        &[
+            "node",
+            "enrol",
+            "--hub",
+            "http://hub.example",
+            "--token",
+            token,
+            "--name",
+            "x-node",
+            "--dir",
+            again.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    fails_in_one_line(&civic(
+        &[
+            "admin",
+            "node",
+            "token",
+            "--institution",
+            "5",
+            "--name",
+            "Bad Name",
+        ],
+        &env,
+        None,
+    ));
+}

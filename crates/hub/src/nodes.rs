@@ -21,6 +21,8 @@ pub const HUB_NODE_NAME: &str = "hub.civic";
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Enrolled {
     pub name: String,
+    /// The institution the node holds data for: grants must name it.
+    pub institution: String,
     pub certificate: String,
     pub ca: String,
     pub hub_name: String,
@@ -134,7 +136,13 @@ impl Hub {
             .enrol_node(&token_hash(token.trim()), node, entry.clone())
             .await
         {
-            Ok(_) => Ok(Enrolled {
+            Ok(node) => Ok(Enrolled {
+                institution: self
+                    .store
+                    .institution(node.institution)
+                    .await?
+                    .map(|i| i.name)
+                    .unwrap_or_default(),
                 name,
                 certificate: issued.cert_pem,
                 ca: issued.ca_pem,

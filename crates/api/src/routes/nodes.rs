@@ -39,6 +39,8 @@ pub struct EnrolRequest {
 #[derive(Serialize, ToSchema)]
 pub struct EnrolledView {
     pub name: String,
+    /// The institution the node holds data for: grants name it as holder.
+    pub institution: String,
     /// The node's certificate (PEM), from the hub's CA.
     pub certificate: String,
     /// The CA certificate (PEM): the node trusts the hub by it.
@@ -87,6 +89,7 @@ pub async fn enrol(
         .await?;
     Ok(Json(EnrolledView {
         name: e.name,
+        institution: e.institution,
         certificate: e.certificate,
         ca: e.ca,
         hub_name: e.hub_name,
