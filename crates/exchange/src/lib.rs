@@ -24,6 +24,7 @@ mod envelope;
 mod grant;
 pub mod log;
 pub mod trust;
+pub mod wire;
 
 pub use envelope::{Envelope, EnvelopeError};
 pub use grant::*;

@@ -24,7 +24,7 @@ use civic_exchange::{
 };
 use civic_node::{EventStore, ExposureQuery, Kind, TowerSelection};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -131,20 +131,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// The wire format of requests and answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Message {
-    pub envelope: Envelope,
-    /// The body as the envelope's digest covers it.
-    pub body: String,
-}
-
-/// One window's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WindowAnswer {
-    pub window: usize,
-    pub holders: Vec<civic_node::ExposureAnswer>,
-}
+pub use civic_exchange::wire::{Message, Seen, WindowAnswer};
 
 struct Node {
     config: NodeConfig,
@@ -285,15 +272,25 @@ impl Node {
             .enumerate()
             .map(|(i, w)| WindowAnswer {
                 window: i,
-                holders: self.store.exposure(&ExposureQuery {
-                    towers: TowerSelection::Near {
-                        lat: w.lat,
-                        lon: w.lon,
-                        radius_m: w.radius_m,
-                    },
-                    t_start: w.t_start,
-                    t_end: w.t_end,
-                }),
+                holders: self
+                    .store
+                    .exposure(&ExposureQuery {
+                        towers: TowerSelection::Near {
+                            lat: w.lat,
+                            lon: w.lon,
+                            radius_m: w.radius_m,
+                        },
+                        t_start: w.t_start,
+                        t_end: w.t_end,
+                    })
+                    .into_iter()
+                    .map(|a| Seen {
+                        holder: a.subscriber,
+                        first_seen: a.first_seen,
+                        last_seen: a.last_seen,
+                        events: a.pings,
+                    })
+                    .collect(),
             })
             .collect();
         let body = serde_json::to_string(&answers).expect("answers serialise");
@@ -455,7 +452,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         log: MessageLog::from_entries(entries),
     }));
     let app = Router::new()
-        .route("/node/v1/requests", post(request))
+        .route(civic_exchange::wire::REQUESTS_PATH, post(request))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(node);
     let listener =

@@ -256,7 +256,16 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
             t_end: w.t_end,
         });
         assert!(!want.is_empty());
-        assert_eq!(answers[i].holders, want, "window {i}");
+        let got: Vec<(u64, i64, i64, u32)> = answers[i]
+            .holders
+            .iter()
+            .map(|h| (h.holder, h.first_seen, h.last_seen, h.events))
+            .collect();
+        let want: Vec<(u64, i64, i64, u32)> = want
+            .iter()
+            .map(|a| (a.subscriber, a.first_seen, a.last_seen, a.pings))
+            .collect();
+        assert_eq!(got, want, "window {i}");
     }
 
     // The same request again: the same answer, byte for byte.
