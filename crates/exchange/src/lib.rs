@@ -29,3 +29,11 @@ pub mod wire;
 pub use envelope::{Envelope, EnvelopeError};
 pub use grant::*;
 pub use log::{Direction, LogEntry, LogError, LogHead, MessageLog};
+
+/// A small number derived from a request id and an attempt, for spreading
+/// retries without a random source.
+pub fn key_id_jitter(request_id: &str, attempt: u64) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{request_id}/{attempt}").as_bytes());
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}

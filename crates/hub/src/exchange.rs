@@ -1,0 +1,155 @@
+//! The hub's side of the exchange: asking a node a granted question.
+//!
+//! The hub proves itself to nodes with a certificate from its own CA
+//! (`hub.civic`), signs each request in an envelope, and verifies the
+//! node's signature on the answer with the key the node enrolled with. A
+//! request id is fixed for the life of a request: every retry re-seals the
+//! same request (a fresh timestamp, the same id, grant and body), which the
+//! node recognises, so a retry never has a second effect. Connection
+//! failures, timeouts and "try again" answers are retried with exponential
+//! backoff until the deadline: a node that is down makes the request wait
+//! and complete when it returns. A refusal is final.
+
+use crate::nodes::HUB_NODE_NAME;
+use crate::Hub;
+use civic_exchange::trust::{client_config, new_request};
+use civic_exchange::wire::{Message, WindowAnswer, REQUESTS_PATH};
+use civic_exchange::{Envelope, SignedGrant};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("the node refused: {0}")]
+    Refused(String),
+    #[error("the node did not answer within {0:?}: {1}")]
+    Unreachable(Duration, String),
+    #[error("the node's answer is not valid: {0}")]
+    BadAnswer(String),
+    #[error("cannot set up the hub's TLS identity: {0}")]
+    Setup(String),
+}
+
+/// A client for asking nodes.
+pub struct NodeClient {
+    http: reqwest::Client,
+    key: SigningKey,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Hub {
+    /// A client that presents the hub's certificate (issued by its CA) and
+    /// trusts only nodes certified by it.
+    pub fn node_client(&self) -> Result<NodeClient, ExchangeError> {
+        let setup = |e: &dyn std::fmt::Display| ExchangeError::Setup(e.to_string());
+        let ca = self.keys().ca();
+        let (key_pem, csr) = new_request(HUB_NODE_NAME).map_err(|e| setup(&e))?;
+        let issued = ca
+            .sign_request(&csr, HUB_NODE_NAME)
+            .map_err(|e| setup(&e))?;
+        let tls =
+            client_config(&issued.cert_pem, &key_pem, &issued.ca_pem).map_err(|e| setup(&e))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| setup(&e))?;
+        Ok(NodeClient {
+            http,
+            key: self.keys().signing_key().clone(),
+        })
+    }
+}
+
+impl NodeClient {
+    /// Asks the node at `url` (e.g. `https://node-skt.civic:9443`) the
+    /// question of `grant`, as request `request_id`, retrying until
+    /// `deadline` has passed.
+    pub async fn ask(
+        &self,
+        url: &str,
+        node_key: &VerifyingKey,
+        grant: &SignedGrant,
+        request_id: &str,
+        deadline: Duration,
+    ) -> Result<Vec<WindowAnswer>, ExchangeError> {
+        let started = Instant::now();
+        let body = "{}".to_owned();
+        let mut wait = Duration::from_millis(100);
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            let message = Message {
+                envelope: Envelope::seal(
+                    request_id,
+                    &self.key,
+                    now(),
+                    body.as_bytes(),
+                    Some(grant.clone()),
+                ),
+                body: body.clone(),
+            };
+            let outcome = self
+                .http
+                .post(format!("{}{REQUESTS_PATH}", url.trim_end_matches('/')))
+                .json(&message)
+                .send()
+                .await;
+            let retry_reason = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    let reply: Message = response
+                        .json()
+                        .await
+                        .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                    if reply.envelope.request_id != request_id {
+                        return Err(ExchangeError::BadAnswer(
+                            "the answer is for another request".into(),
+                        ));
+                    }
+                    // The node's answer is stored and may be replayed after
+                    // a retry: its age is not a reason to refuse it.
+                    reply
+                        .envelope
+                        .open(node_key, reply.body.as_bytes(), reply.envelope.timestamp)
+                        .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                    return serde_json::from_str(&reply.body)
+                        .map_err(|e| ExchangeError::BadAnswer(e.to_string()));
+                }
+                Ok(response)
+                    if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        || response.status().is_server_error() =>
+                {
+                    format!("the node answered {}", response.status())
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let reason = response
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["refused"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| status.to_string());
+                    return Err(ExchangeError::Refused(reason));
+                }
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() + wait > deadline {
+                return Err(ExchangeError::Unreachable(
+                    deadline,
+                    format!("{attempt} attempts; last: {retry_reason}"),
+                ));
+            }
+            // Jitter from the request id and attempt: spread, reproducible.
+            let jitter =
+                Duration::from_millis(civic_exchange::key_id_jitter(request_id, attempt) % 100);
+            tokio::time::sleep(wait + jitter).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The hub asks a node, over mutual TLS, with retries.
+
+use civic_exchange::trust::new_request;
+use civic_exchange::{ExposureWindow, Grant, Item, Question, Role, SignedGrant};
+use civic_hub::exchange::ExchangeError;
+use civic_hub::{Config, Hub, HubKeys};
+use civic_node::{EventStore, ExposureQuery, TowerSelection};
+use civic_node_server::{serve, EndorserConfig, NodeConfig};
+use ed25519_dalek::SigningKey;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
+    let db = civic_store::testing::sqlite().await;
+    let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
+
+    // A telco node's data, certificate and configuration.
+    let sim = tempfile::tempdir().unwrap();
+    let params = civic_sim::Params {
+        people: 1000,
+        days: 1,
+        seed: 9,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: 2,
+    };
+    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let mut store = EventStore::pings(d).unwrap();
+    store
+        .import(
+            Some(&sim.path().join("towers.csv")),
+            &[&sim.path().join("pings-kt.csv")],
+            Arc::new(Default::default()),
+        )
+        .unwrap();
+    let (node_key, csr) = new_request("node-kt.civic").unwrap();
+    let issued = hub.keys().ca().sign_request(&csr, "node-kt.civic").unwrap();
+    let (approver, police) = (
+        SigningKey::generate(&mut rand::rngs::OsRng),
+        SigningKey::generate(&mut rand::rngs::OsRng),
+    );
+    let hex = |k: &SigningKey| data_encoding::HEXLOWER.encode(k.verifying_key().as_bytes());
+    // A port of its own, free for now: the node is not up yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = NodeConfig {
+        name: "node-kt.civic".into(),
+        holder: "KT".into(),
+        addr: format!("127.0.0.1:{port}"),
+        data_dir: d.to_path_buf(),
+        kind: "pings".into(),
+        tls_cert: write(d, "node.pem", &issued.cert_pem),
+        tls_key: write(d, "node-key.pem", &node_key),
+        tls_ca: write(d, "ca.pem", &issued.ca_pem),
+        hub_name: "hub.civic".into(),
+        hub_key: hub.public_key_hex(),
+        endorsers: vec![
+            EndorserConfig {
+                role: Role::HealthApprover,
+                key: hex(&approver),
+            },
+            EndorserConfig {
+                role: Role::PoliceLocationOfficer,
+                key: hex(&police),
+            },
+        ],
+        gives: [(
+            "epidemic investigation".to_owned(),
+            vec![Item::LocationPings],
+        )]
+        .into_iter()
+        .collect(),
+        max_period_days: 28,
+        signing_key: d.join("node-signing.key"),
+    };
+    let node_signing = civic_node_server::load_or_create_key(&config.signing_key)
+        .unwrap()
+        .verifying_key();
+
+    let start = civic_sim::world::local_midnight(time::macros::date!(2020 - 03 - 01));
+    let window = ExposureWindow {
+        lat: 37.56,
+        lon: 126.98,
+        radius_m: 2000.0,
+        t_start: start + 8 * 3600,
+        t_end: start + 11 * 3600,
+    };
+    let grant = |id: &str| {
+        SignedGrant::new(Grant {
+            grant_id: id.into(),
+            requester: "Korea Disease Control and Prevention Agency".into(),
+            holder: "KT".into(),
+            purpose: "epidemic investigation".into(),
+            legal_basis: "Infectious Disease Control and Prevention Act, art. 76-2".into(),
+            case_id: Some("1001".into()),
+            consent_id: None,
+            items: vec![Item::LocationPings],
+            question: Question::Exposure {
+                windows: vec![window.clone()],
+            },
+            data_from: start,
+            data_until: start + 86_400,
+            issued_at: now() - 60,
+            expires_at: now() + 3600,
+        })
+        .endorse(Role::Hub, "hub", hub.keys().signing_key())
+        .endorse(Role::HealthApprover, "approver", &approver)
+        .endorse(Role::PoliceLocationOfficer, "police", &police)
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    let client = hub.node_client().unwrap();
+
+    // The node is down: the request waits, and completes when it is up.
+    let asking = {
+        let (url, g) = (url.clone(), grant("g-1"));
+        let client = hub.node_client().unwrap();
+        tokio::spawn(async move {
+            client
+                .ask(&url, &node_signing, &g, "req-1", Duration::from_secs(30))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let running = serve(config.clone()).await.unwrap();
+    let answers = asking.await.unwrap().unwrap();
+    let want = store.exposure(&ExposureQuery {
+        towers: TowerSelection::Near {
+            lat: window.lat,
+            lon: window.lon,
+            radius_m: window.radius_m,
+        },
+        t_start: window.t_start,
+        t_end: window.t_end,
+    });
+    assert!(!want.is_empty());
+    let got: Vec<u64> = answers[0].holders.iter().map(|h| h.holder).collect();
+    assert_eq!(got, want.iter().map(|a| a.subscriber).collect::<Vec<_>>());
+
+    // Asked again (a retry after a lost answer): the same, and no second effect.
+    let again = client
+        .ask(
+            &url,
+            &node_signing,
+            &grant("g-1"),
+            "req-1",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, answers);
+    let kept = std::fs::read_dir(d.join("exchange").join("answers"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 1, "one answer kept for one request");
+
+    // A refusal is final, at once.
+    let t = std::time::Instant::now();
+    let refused = client
+        .ask(
+            &url,
+            &node_signing,
+            &grant("g-1"),
+            "req-2",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(ExchangeError::Refused(why)) if why.contains("already used")),
+        "{refused:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    // An answer must be the node's: another key does not verify it.
+    let stranger = SigningKey::generate(&mut rand::rngs::OsRng).verifying_key();
+    let forged = client
+        .ask(
+            &url,
+            &stranger,
+            &grant("g-3"),
+            "req-3",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        matches!(forged, Err(ExchangeError::BadAnswer(_))),
+        "{forged:?}"
+    );
+
+    running.shutdown().await;
+    // A node that stays down: the deadline ends the wait.
+    let gone = client
+        .ask(
+            &url,
+            &node_signing,
+            &grant("g-4"),
+            "req-4",
+            Duration::from_secs(1),
+        )
+        .await;
+    assert!(
+        matches!(gone, Err(ExchangeError::Unreachable(..))),
+        "{gone:?}"
+    );
+}
