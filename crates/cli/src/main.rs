@@ -1,6 +1,7 @@
 //! `civic`: the one binary of Civic Data Hub. It parses arguments and calls
 //! the hub; errors end as one line on stderr and a non-zero exit.
 
+mod demo_nodes;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -608,6 +609,7 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
     let logins = hub.seed_demo().await?;
     let city = demo_city(&config.data_dir, sim_people, sim_days).await?;
+    let nodes = demo_nodes::start(&hub, &config.data_dir).await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();
     println!();
@@ -624,6 +626,19 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
         city.cases,
         config.data_dir.join("city").display()
     );
+    println!(
+        "  nodes (mutual TLS, certificates from the hub's CA; they answer granted requests only):"
+    );
+    for n in &nodes {
+        println!(
+            "    {:<18} {:<16} {:>10} {:<12} https://{}",
+            n.name,
+            n.institution,
+            n.events,
+            n.kind.dir_name(),
+            n.running.addr
+        );
+    }
     println!();
     let rows: Vec<Vec<String>> = logins
         .iter()

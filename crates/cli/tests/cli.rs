@@ -458,6 +458,46 @@ async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() 
         verified.contains("ledger verified") && !verified.contains("not yet"),
         "{verified}"
     );
+
+    // The nodes were enrolled, filled and served; a second start reuses
+    // them rather than enrolling again.
+    for node in [
+        "node-skt",
+        "node-kt",
+        "node-lguplus",
+        "node-shinhan",
+        "node-kb",
+        "node-samsung",
+        "node-seoul-metro",
+    ] {
+        assert!(printed.contains(node), "{node} is not listed:\n{printed}");
+        assert!(data.join("nodes").join(node).join("node.pem").exists());
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_civic"))
+        .args([
+            "demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut again = Running(child);
+    let lines: Vec<String> = std::io::BufReader::new(again.0.stdout.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap())
+        .take_while(|l| !l.starts_with("Logins are kept in"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("node-seoul-metro") && l.contains("https://127.0.0.1:")),
+        "{lines:?}"
+    );
+    let _ = again.0.kill();
 }
 
 #[test]

@@ -1,0 +1,167 @@
+//! The demo's institution nodes: the telcos, the card companies and the
+//! subway operator of the demo's institutions, each enrolled with the hub
+//! through the real token flow, filled from the demo's synthetic city,
+//! and serving over mutual TLS on loopback.
+
+use anyhow::{anyhow, Context, Result};
+use civic_hub::{ClientInfo, Ctx, Hub};
+use civic_node::{EventStore, Kind};
+use civic_node_server::{NodeConfig, RunningNode};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// (node name, institution, kind, the city's files: places, events)
+const NODES: &[(&str, &str, Kind, &str, &str)] = &[
+    (
+        "node-skt",
+        "SK Telecom",
+        Kind::Pings,
+        "towers.csv",
+        "pings-skt.csv",
+    ),
+    ("node-kt", "KT", Kind::Pings, "towers.csv", "pings-kt.csv"),
+    (
+        "node-lguplus",
+        "LG Uplus",
+        Kind::Pings,
+        "towers.csv",
+        "pings-lguplus.csv",
+    ),
+    (
+        "node-shinhan",
+        "Shinhan Card",
+        Kind::Transactions,
+        "merchants.csv",
+        "transactions-shinhan.csv",
+    ),
+    (
+        "node-kb",
+        "KB Kookmin Card",
+        Kind::Transactions,
+        "merchants.csv",
+        "transactions-kb.csv",
+    ),
+    (
+        "node-samsung",
+        "Samsung Card",
+        Kind::Transactions,
+        "merchants.csv",
+        "transactions-samsung.csv",
+    ),
+    (
+        "node-seoul-metro",
+        "Seoul Metro",
+        Kind::Taps,
+        "stops.csv",
+        "taps.csv",
+    ),
+];
+
+/// A demo node that is up.
+pub struct DemoNode {
+    pub name: &'static str,
+    pub institution: &'static str,
+    pub kind: Kind,
+    pub events: u64,
+    pub running: RunningNode,
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    kind.dir_name()
+}
+
+/// Enrols (first time), fills and starts every demo node.
+pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
+    let city = data_dir.join("city");
+    let institutions = hub.list_institutions(&Ctx::local_operator()).await?;
+    let mut nodes = Vec::new();
+    for &(name, institution, kind, places, events) in NODES {
+        let dir = data_dir.join("nodes").join(name);
+        let config_path = dir.join("node.toml");
+        if !config_path.exists() {
+            let inst = institutions
+                .iter()
+                .find(|i| i.name == institution)
+                .ok_or_else(|| anyhow!("the demo has no institution {institution:?}"))?;
+            enrol(hub, inst.id, name, institution, kind, &dir).await?;
+        }
+        let config = NodeConfig::load(&config_path)?;
+        // Fill the store once from the city.
+        let mut store = EventStore::open(&dir, kind)?;
+        if store.ping_count() == 0 {
+            let (places, events) = (city.join(places), city.join(events));
+            store
+                .import(Some(&places), &[&events], Arc::new(AtomicU64::new(0)))
+                .with_context(|| format!("filling {name} from {}", events.display()))?;
+        }
+        let count = store.ping_count();
+        drop(store);
+        let running = civic_node_server::serve(config)
+            .await
+            .with_context(|| format!("starting {name}"))?;
+        nodes.push(DemoNode {
+            name,
+            institution,
+            kind,
+            events: count,
+            running,
+        });
+    }
+    Ok(nodes)
+}
+
+async fn enrol(
+    hub: &Hub,
+    institution: civic_core::identity::InstitutionId,
+    name: &str,
+    holder: &str,
+    kind: Kind,
+    dir: &PathBuf,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (token, _) = hub
+        .issue_enrolment_token(&Ctx::local_operator(), institution, name, Some(1))
+        .await?;
+    let (tls_key, csr) = civic_exchange::trust::new_request(name)?;
+    let signing = civic_node_server::load_or_create_key(&dir.join("node-signing.key"))?;
+    let local = ClientInfo {
+        addr: Some("local".into()),
+        request_id: None,
+    };
+    let enrolled = hub
+        .enrol_node(
+            &token,
+            name,
+            &csr,
+            &data_encoding::HEXLOWER.encode(signing.verifying_key().as_bytes()),
+            &local,
+        )
+        .await?;
+    std::fs::write(dir.join("node.pem"), &enrolled.certificate)?;
+    std::fs::write(dir.join("ca.pem"), &enrolled.ca)?;
+    civic_hub::keys::write_private(&dir.join("node-key.pem"), &tls_key)?;
+    let path = |f: &str| dir.join(f).display().to_string();
+    let item = match kind {
+        Kind::Pings => "location_pings",
+        Kind::Transactions => "card_transactions",
+        Kind::Taps => "transit_taps",
+    };
+    let toml = format!(
+        "# A demo node, enrolled by `civic demo`. Approvers' keys come with the\n\
+         # approval flow (issue 6); until then no grant carries their endorsement.\n\
+         name = {name:?}\nholder = {holder:?}\naddr = \"127.0.0.1:0\"\ndata_dir = {data:?}\nkind = {kind:?}\n\
+         tls_cert = {cert:?}\ntls_key = {key:?}\ntls_ca = {ca:?}\nhub_name = {hub_name:?}\nhub_key = {hub_key:?}\n\
+         signing_key = {signing:?}\nmax_period_days = 28\nendorsers = []\n\n[gives]\n\"epidemic investigation\" = [{item:?}]\n",
+        data = dir.display().to_string(),
+        kind = kind_name(kind),
+        cert = path("node.pem"),
+        key = path("node-key.pem"),
+        ca = path("ca.pem"),
+        hub_name = enrolled.hub_name,
+        hub_key = enrolled.hub_key,
+        signing = path("node-signing.key"),
+    );
+    std::fs::write(dir.join("node.toml"), toml)?;
+    Ok(())
+}
