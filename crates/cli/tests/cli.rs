@@ -815,7 +815,7 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
             "--institution",
             "5",
             "--name",
-            "node-skt",
+            "node-extra",
         ],
         &env,
         None,
@@ -826,12 +826,21 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
     let n = node_dir.to_str().unwrap();
     let out = ok(&civic(
         &[
-            "node", "enrol", "--hub", &url, "--token", token, "--name", "node-skt", "--dir", n,
+            "node",
+            "enrol",
+            "--hub",
+            &url,
+            "--token",
+            token,
+            "--name",
+            "node-extra",
+            "--dir",
+            n,
         ],
         &[],
         None,
     ));
-    assert!(out.contains("enrolled node-skt"), "{out}");
+    assert!(out.contains("enrolled node-extra"), "{out}");
     let config = civic_node_server::NodeConfig::load(&node_dir.join("node.toml")).unwrap();
     assert_eq!(
         (
@@ -839,7 +848,7 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
             config.holder.as_str(),
             config.hub_name.as_str()
         ),
-        ("node-skt", "SK Telecom", "hub.civic")
+        ("node-extra", "SK Telecom", "hub.civic")
     );
     assert!(node_dir.join("node-key.pem").exists() && node_dir.join("ca.pem").exists());
 
@@ -854,7 +863,7 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
             "--token",
             token,
             "--name",
-            "node-skt",
+            "node-extra",
             "--dir",
             again.to_str().unwrap(),
         ],
@@ -864,7 +873,16 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
     assert!(err.contains("the hub refused"), "{err}");
     fails_in_one_line(&civic(
         &[
-            "node", "enrol", "--hub", &url, "--token", token, "--name", "node-skt", "--dir", n,
+            "node",
+            "enrol",
+            "--hub",
+            &url,
+            "--token",
+            token,
+            "--name",
+            "node-extra",
+            "--dir",
+            n,
         ],
         &[],
         None,
