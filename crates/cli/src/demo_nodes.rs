@@ -4,6 +4,7 @@
 //! and serving over mutual TLS on loopback.
 
 use anyhow::{anyhow, Context, Result};
+use civic_exchange::Item;
 use civic_hub::{ClientInfo, Ctx, Hub};
 use civic_node::{EventStore, Kind};
 use civic_node_server::{NodeConfig, RunningNode};
@@ -65,10 +66,6 @@ pub struct DemoNode {
     pub kind: Kind,
     pub events: u64,
     pub running: RunningNode,
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    kind.dir_name()
 }
 
 /// Enrols (first time), fills and starts every demo node.
@@ -138,30 +135,25 @@ async fn enrol(
             &local,
         )
         .await?;
-    std::fs::write(dir.join("node.pem"), &enrolled.certificate)?;
-    std::fs::write(dir.join("ca.pem"), &enrolled.ca)?;
-    civic_hub::keys::write_private(&dir.join("node-key.pem"), &tls_key)?;
-    let path = |f: &str| dir.join(f).display().to_string();
     let item = match kind {
-        Kind::Pings => "location_pings",
-        Kind::Transactions => "card_transactions",
-        Kind::Taps => "transit_taps",
+        Kind::Pings => Item::LocationPings,
+        Kind::Transactions => Item::CardTransactions,
+        Kind::Taps => Item::TransitTaps,
     };
-    let toml = format!(
-        "# A demo node, enrolled by `civic demo`. Approvers' keys come with the\n\
-         # approval flow (issue 6); until then no grant carries their endorsement.\n\
-         name = {name:?}\nholder = {holder:?}\naddr = \"127.0.0.1:0\"\ndata_dir = {data:?}\nkind = {kind:?}\n\
-         tls_cert = {cert:?}\ntls_key = {key:?}\ntls_ca = {ca:?}\nhub_name = {hub_name:?}\nhub_key = {hub_key:?}\n\
-         signing_key = {signing:?}\nmax_period_days = 28\nendorsers = []\n\n[gives]\n\"epidemic investigation\" = [{item:?}]\n",
-        data = dir.display().to_string(),
-        kind = kind_name(kind),
-        cert = path("node.pem"),
-        key = path("node-key.pem"),
-        ca = path("ca.pem"),
-        hub_name = enrolled.hub_name,
-        hub_key = enrolled.hub_key,
-        signing = path("node-signing.key"),
-    );
-    std::fs::write(dir.join("node.toml"), toml)?;
+    let enrolment = civic_node_server::Enrolment {
+        name,
+        holder,
+        kind,
+        addr: "127.0.0.1:0",
+        certificate: &enrolled.certificate,
+        ca: &enrolled.ca,
+        tls_key_pem: &tls_key,
+        hub_name: &enrolled.hub_name,
+        hub_key: &enrolled.hub_key,
+        gives: [("epidemic investigation".to_owned(), vec![item])]
+            .into_iter()
+            .collect(),
+    };
+    civic_node_server::write_enrolment(dir, &enrolment)?;
     Ok(())
 }

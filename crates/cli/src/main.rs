@@ -1377,31 +1377,31 @@ async fn node_enrol(
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("the hub's answer lacks {k}"))
     };
-    std::fs::write(dir.join("node.pem"), field("certificate")?)?;
-    std::fs::write(dir.join("ca.pem"), field("ca")?)?;
-    civic_hub::keys::write_private(&dir.join("node-key.pem"), &tls_key)?;
-    let path = |f: &str| dir.join(f).display().to_string();
-    let toml = format!(
-        "# Written by `civic node enrol`: add the endorsers' keys and what the node gives.\n\
-         name = {name:?}\nholder = {holder:?}\naddr = \"127.0.0.1:9443\"\ndata_dir = {data:?}\nkind = {kind:?}\n\
-         tls_cert = {cert:?}\ntls_key = {key:?}\ntls_ca = {ca:?}\nhub_name = {hub_name:?}\nhub_key = {hub_key:?}\n\
-         signing_key = {signing:?}\nmax_period_days = 28\n\
-         # endorsers = [{{ role = \"health_approver\", key = \"…\" }}, {{ role = \"police_location_officer\", key = \"…\" }}]\n\
-         endorsers = []\n\n[gives]\n# \"epidemic investigation\" = [\"location_pings\"]\n",
-        holder = field("institution")?,
-        data = dir.display().to_string(),
-        cert = path("node.pem"),
-        key = path("node-key.pem"),
-        ca = path("ca.pem"),
-        hub_name = field("hub_name")?,
-        hub_key = field("hub_key")?,
-        signing = path("node-signing.key"),
+    let (certificate, ca, holder, hub_name, hub_key) = (
+        field("certificate")?,
+        field("ca")?,
+        field("institution")?,
+        field("hub_name")?,
+        field("hub_key")?,
     );
-    std::fs::write(dir.join("node.toml"), toml)?;
+    let enrolment = civic_node_server::Enrolment {
+        name,
+        holder: &holder,
+        kind: civic_node::Kind::parse(kind)
+            .ok_or_else(|| anyhow!("--kind must be pings, transactions or taps"))?,
+        addr: "127.0.0.1:9443",
+        certificate: &certificate,
+        ca: &ca,
+        tls_key_pem: &tls_key,
+        hub_name: &hub_name,
+        hub_key: &hub_key,
+        gives: Default::default(),
+    };
+    let config = civic_node_server::write_enrolment(dir, &enrolment)?;
     println!(
         "enrolled {name} into {}; serve with `civic node serve --config {}`",
         dir.display(),
-        path("node.toml")
+        config.display()
     );
     Ok(())
 }

@@ -24,7 +24,7 @@ use civic_exchange::{
 };
 use civic_node::{EventStore, ExposureQuery, Kind, TowerSelection};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// `node.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This node's name, as in its certificate.
@@ -66,7 +66,7 @@ fn default_period() -> i64 {
     28
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndorserConfig {
     pub role: Role,
@@ -108,7 +108,12 @@ pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NodeError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            write_atomic(
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| NodeError::Io(dir.display().to_string(), e))?;
+            }
+            // A private key: readable by its owner only.
+            write_owner_only(
                 path,
                 data_encoding::HEXLOWER.encode(key.as_bytes()).as_bytes(),
             )?;
@@ -472,6 +477,82 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
     Ok(RunningNode { addr, handle, task })
+}
+
+/// What the hub returned to an enrolling node, and what the node chose.
+pub struct Enrolment<'a> {
+    pub name: &'a str,
+    pub holder: &'a str,
+    pub kind: Kind,
+    pub addr: &'a str,
+    pub certificate: &'a str,
+    pub ca: &'a str,
+    pub tls_key_pem: &'a str,
+    pub hub_name: &'a str,
+    pub hub_key: &'a str,
+    /// Items given per purpose (empty: the node gives nothing yet).
+    pub gives: BTreeMap<String, Vec<Item>>,
+}
+
+/// Writes an enrolled node's files into `dir` — its certificate, the CA,
+/// its TLS key (owner-only) and a `node.toml` — and returns the
+/// configuration's path. The node's signing key is already in `dir`.
+pub fn write_enrolment(dir: &Path, e: &Enrolment<'_>) -> Result<PathBuf, NodeError> {
+    let io = |p: &Path| {
+        let shown = p.display().to_string();
+        move |err| NodeError::Io(shown, err)
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let (cert, ca, key) = (
+        dir.join("node.pem"),
+        dir.join("ca.pem"),
+        dir.join("node-key.pem"),
+    );
+    std::fs::write(&cert, e.certificate).map_err(io(&cert))?;
+    std::fs::write(&ca, e.ca).map_err(io(&ca))?;
+    write_owner_only(&key, e.tls_key_pem.as_bytes())?;
+    let config = NodeConfig {
+        name: e.name.to_owned(),
+        holder: e.holder.to_owned(),
+        addr: e.addr.to_owned(),
+        data_dir: dir.to_path_buf(),
+        kind: e.kind.dir_name().to_owned(),
+        tls_cert: cert,
+        tls_key: key,
+        tls_ca: ca,
+        hub_name: e.hub_name.to_owned(),
+        hub_key: e.hub_key.to_owned(),
+        endorsers: Vec::new(),
+        gives: e.gives.clone(),
+        max_period_days: default_period(),
+        signing_key: dir.join("node-signing.key"),
+    };
+    let text = format!(
+        "# Written at enrolment. Add the endorsers' keys, e.g.\n\
+         # endorsers = [{{ role = \"health_approver\", key = \"…\" }}, {{ role = \"police_location_officer\", key = \"…\" }}]\n\
+         # and under [gives] the items the node gives per purpose.\n{}",
+        toml::to_string_pretty(&config).map_err(|err| NodeError::Config(err.to_string()))?
+    );
+    let path = dir.join("node.toml");
+    write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// Writes a file only its owner can read.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| NodeError::Io(path.display().to_string(), e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| NodeError::Io(path.display().to_string(), e))
 }
 
 impl NodeConfig {

@@ -240,6 +240,15 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
     let node_key = civic_node_server::load_or_create_key(&d.join("node-signing.key"))
         .unwrap()
         .verifying_key();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("node-signing.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the signing key is for its owner only");
+    }
     reply
         .envelope
         .open(&node_key, reply.body.as_bytes(), now())
