@@ -28,5 +28,21 @@ pub struct WindowAnswer {
     pub holders: Vec<Seen>,
 }
 
+/// One data subject's own records over the grant's period, in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteAnswer {
+    pub holder: u64,
+    /// `(ts, place id)`: tower, merchant or station.
+    pub events: Vec<(i64, u64)>,
+}
+
+/// A node's answer to a grant's question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "answers", rename_all = "snake_case")]
+pub enum Answer {
+    Exposure(Vec<WindowAnswer>),
+    Routes(Vec<RouteAnswer>),
+}
+
 /// The path nodes answer on.
 pub const REQUESTS_PATH: &str = "/node/v1/requests";

@@ -13,7 +13,7 @@
 use crate::nodes::HUB_NODE_NAME;
 use crate::Hub;
 use civic_exchange::trust::{client_config, new_request};
-use civic_exchange::wire::{Message, WindowAnswer, REQUESTS_PATH};
+use civic_exchange::wire::{Answer, Message, REQUESTS_PATH};
 use civic_exchange::{Envelope, SignedGrant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ impl NodeClient {
         grant: &SignedGrant,
         request_id: &str,
         deadline: Duration,
-    ) -> Result<Vec<WindowAnswer>, ExchangeError> {
+    ) -> Result<Answer, ExchangeError> {
         let started = Instant::now();
         let body = "{}".to_owned();
         let mut wait = Duration::from_millis(100);

@@ -143,7 +143,9 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let running = serve(config.clone()).await.unwrap();
-    let answers = asking.await.unwrap().unwrap();
+    let civic_exchange::wire::Answer::Exposure(answers) = asking.await.unwrap().unwrap() else {
+        panic!("an exposure question gets an exposure answer")
+    };
     let want = store.exposure(&ExposureQuery {
         towers: TowerSelection::Near {
             lat: window.lat,
@@ -168,7 +170,10 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
         )
         .await
         .unwrap();
-    assert_eq!(again, answers);
+    assert_eq!(
+        again,
+        civic_exchange::wire::Answer::Exposure(answers.clone())
+    );
     let kept = std::fs::read_dir(d.join("exchange").join("answers"))
         .unwrap()
         .count();

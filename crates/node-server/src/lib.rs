@@ -136,7 +136,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-pub use civic_exchange::wire::{Message, Seen, WindowAnswer};
+pub use civic_exchange::wire::{Answer, Message, RouteAnswer, Seen, WindowAnswer};
 
 struct Node {
     config: NodeConfig,
@@ -266,39 +266,47 @@ impl Node {
                 return (StatusCode::OK, bytes);
             }
         }
-        let Question::Exposure { windows } = &admitted.grant.question else {
-            return refusal(
-                StatusCode::NOT_IMPLEMENTED,
-                &"this node answers exposure questions",
-            );
-        };
-        let answers: Vec<WindowAnswer> = windows
-            .iter()
-            .enumerate()
-            .map(|(i, w)| WindowAnswer {
-                window: i,
-                holders: self
-                    .store
-                    .exposure(&ExposureQuery {
-                        towers: TowerSelection::Near {
-                            lat: w.lat,
-                            lon: w.lon,
-                            radius_m: w.radius_m,
-                        },
-                        t_start: w.t_start,
-                        t_end: w.t_end,
-                    })
-                    .into_iter()
-                    .map(|a| Seen {
-                        holder: a.subscriber,
-                        first_seen: a.first_seen,
-                        last_seen: a.last_seen,
-                        events: a.pings,
+        let grant = &admitted.grant;
+        let answer = match &grant.question {
+            Question::Exposure { windows } => Answer::Exposure(
+                windows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| WindowAnswer {
+                        window: i,
+                        holders: self
+                            .store
+                            .exposure(&ExposureQuery {
+                                towers: TowerSelection::Near {
+                                    lat: w.lat,
+                                    lon: w.lon,
+                                    radius_m: w.radius_m,
+                                },
+                                t_start: w.t_start,
+                                t_end: w.t_end,
+                            })
+                            .into_iter()
+                            .map(|a| Seen {
+                                holder: a.subscriber,
+                                first_seen: a.first_seen,
+                                last_seen: a.last_seen,
+                                events: a.pings,
+                            })
+                            .collect(),
                     })
                     .collect(),
-            })
-            .collect();
-        let body = serde_json::to_string(&answers).expect("answers serialise");
+            ),
+            // Each subject's own records, within the grant's period only.
+            Question::Subjects { ids } => Answer::Routes(
+                ids.iter()
+                    .map(|&holder| RouteAnswer {
+                        holder,
+                        events: self.store.route(holder, grant.data_from, grant.data_until),
+                    })
+                    .collect(),
+            ),
+        };
+        let body = serde_json::to_string(&answer).expect("answers serialise");
         let reply = Message {
             envelope: Envelope::seal(request_id, &self.key, now(), body.as_bytes(), None),
             body,

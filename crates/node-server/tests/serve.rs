@@ -3,7 +3,7 @@
 use civic_exchange::trust::{client_config, new_request, CertificateAuthority};
 use civic_exchange::{Envelope, ExposureWindow, Grant, Item, Question, Role, SignedGrant};
 use civic_node::{EventStore, ExposureQuery, TowerSelection};
-use civic_node_server::{serve, EndorserConfig, Message, NodeConfig, WindowAnswer};
+use civic_node_server::{serve, Answer, EndorserConfig, Message, NodeConfig};
 use ed25519_dalek::SigningKey;
 use std::path::Path;
 use std::sync::Arc;
@@ -253,7 +253,9 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         .envelope
         .open(&node_key, reply.body.as_bytes(), now())
         .unwrap();
-    let answers: Vec<WindowAnswer> = serde_json::from_str(&reply.body).unwrap();
+    let Answer::Exposure(answers) = serde_json::from_str(&reply.body).unwrap() else {
+        panic!("an exposure answer")
+    };
     for (i, w) in windows.iter().enumerate() {
         let want = store.exposure(&ExposureQuery {
             towers: TowerSelection::Near {
@@ -282,6 +284,38 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         .await
         .unwrap();
     assert_eq!((status, &again), (200, &answer));
+
+    // A route request: a case's own pings over the grant's period only.
+    let case = answers[0].holders[0].holder;
+    let route_grant = Grant {
+        question: Question::Subjects { ids: vec![case] },
+        data_from: start + 6 * 3600,
+        data_until: start + 30 * 3600,
+        ..grant("g-route", now() + 3600)
+    };
+    let (status, body) = post(
+        addr,
+        Some(&hub_tls),
+        &hub_tls.ca,
+        &message("req-route", &hub, Some(endorse(route_grant))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let reply: Message = serde_json::from_slice(&body).unwrap();
+    let Answer::Routes(routes) = serde_json::from_str(&reply.body).unwrap() else {
+        panic!("a route answer")
+    };
+    assert_eq!(routes.len(), 1);
+    assert_eq!(
+        routes[0].events,
+        store.route(case, start + 6 * 3600, start + 30 * 3600)
+    );
+    assert!(!routes[0].events.is_empty());
+    assert!(routes[0]
+        .events
+        .iter()
+        .all(|(ts, _)| (start + 6 * 3600..=start + 30 * 3600).contains(ts)));
 
     // Refusals, each with its reason.
     let refused =
