@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use civic_exchange::{
     Direction, Envelope, Item, MessageLog, NodeGate, NodePolicy, Question, Role, TrustedKey,
 };
@@ -153,10 +153,16 @@ type Shared = Arc<Mutex<Node>>;
 #[derive(Clone, Debug)]
 struct Peer(Option<String>);
 
+/// The body of a refusal: the reason, for the hub to show.
+fn refusal_body(reason: impl std::fmt::Display) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "refused": reason.to_string() })).expect("json")
+}
+
 fn refuse(status: StatusCode, reason: impl std::fmt::Display) -> Response {
     (
         status,
-        Json(serde_json::json!({ "refused": reason.to_string() })),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        refusal_body(reason),
     )
         .into_response()
 }
@@ -249,16 +255,9 @@ impl Node {
         grant: &civic_exchange::SignedGrant,
         request_id: &str,
     ) -> (StatusCode, Vec<u8>) {
-        let refusal = |status: StatusCode, reason: &dyn std::fmt::Display| {
-            (
-                status,
-                serde_json::to_vec(&serde_json::json!({ "refused": reason.to_string() }))
-                    .expect("json"),
-            )
-        };
         let admitted = match self.gate.admit(grant, request_id, now()) {
             Ok(a) => a,
-            Err(r) => return refusal(StatusCode::FORBIDDEN, &r),
+            Err(r) => return (StatusCode::FORBIDDEN, refusal_body(r)),
         };
         let stored = self.answer_path(request_id);
         if admitted.retry {
@@ -318,9 +317,9 @@ impl Node {
             .and_then(|()| write_atomic(&self.dir().join("used-grants.json"), &used));
         if let Err(e) = kept {
             tracing::error!(error = %e, "keeping an answer");
-            return refusal(
+            return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                &"the node cannot keep its answer; try again",
+                refusal_body("the node cannot keep its answer; try again"),
             );
         }
         (StatusCode::OK, bytes)
