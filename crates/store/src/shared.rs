@@ -135,7 +135,7 @@ macro_rules! impl_backend {
 
             /// Applies the migrations not yet recorded, inside `tx` (which
             /// the backend has made exclusive).
-            async fn apply_migrations(tx: &mut Tx, migrations: &[(i64, &str)]) -> Result<()> {
+            async fn apply_migrations(tx: &mut Tx, migrations: &[(i64, String)]) -> Result<()> {
                 sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
                     .execute(&mut **tx)
                     .await?;

@@ -1,0 +1,141 @@
+//! The schema, written once: the few words in which SQLite and PostgreSQL
+//! differ are the backends' [`Dialect`]s.
+
+/// What a backend says differently.
+pub(crate) struct Dialect {
+    /// An auto-numbered 64-bit primary key.
+    pub id: &'static str,
+    /// The integer type of the single ledger-head row's key.
+    pub head_id: &'static str,
+    /// Bytes.
+    pub bytes: &'static str,
+    /// The empty ledger's frontier (eight zero bytes) as a literal.
+    pub empty_frontier: &'static str,
+    /// Triggers that keep the audit tables append-only.
+    pub append_only: &'static str,
+}
+
+const V1: &str = r#"
+CREATE TABLE institutions (
+    id {ID},
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+    id {ID},
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    machine_client BOOLEAN NOT NULL DEFAULT FALSE,
+    totp_secret {BYTES},
+    totp_enabled BOOLEAN NOT NULL DEFAULT FALSE,
+    totp_last_step BIGINT,
+    failed_logins BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX users_institution ON users(institution_id);
+CREATE TABLE user_duties (
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    duty TEXT NOT NULL,
+    region TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (user_id, duty, region)
+);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    second_factor BOOLEAN NOT NULL,
+    revoked BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE api_tokens (
+    id {ID},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE audit_records (
+    seq BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    actor_id BIGINT,
+    actor_name TEXT,
+    institution_id BIGINT,
+    duty TEXT,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    subject TEXT,
+    purpose TEXT,
+    legal_basis TEXT,
+    grant_id TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    client_addr TEXT,
+    request_id TEXT
+);
+CREATE INDEX audit_by_actor ON audit_records(actor_id, seq);
+CREATE INDEX audit_by_actor_name ON audit_records(actor_name, seq);
+CREATE INDEX audit_by_subject ON audit_records(subject, seq);
+CREATE INDEX audit_by_resource ON audit_records(resource, seq);
+CREATE INDEX audit_by_time ON audit_records(at);
+CREATE TABLE audit_nodes (
+    seq BIGINT NOT NULL,
+    level BIGINT NOT NULL,
+    hash {BYTES} NOT NULL,
+    PRIMARY KEY (seq, level)
+);
+CREATE TABLE audit_head (
+    id {HEAD_ID} PRIMARY KEY CHECK (id = 1),
+    frontier {BYTES} NOT NULL
+);
+INSERT INTO audit_head (id, frontier) VALUES (1, {EMPTY_FRONTIER});
+CREATE TABLE audit_tree_heads (
+    tree_size BIGINT PRIMARY KEY,
+    root_hash TEXT NOT NULL,
+    signed_at BIGINT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TABLE hub_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+{APPEND_ONLY}"#;
+
+/// Nodes enrolling with one-time tokens.
+const V2: &str = r#"
+CREATE TABLE node_enrolments (
+    token_hash TEXT PRIMARY KEY,
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    node_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE nodes (
+    name TEXT PRIMARY KEY,
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    signing_key TEXT NOT NULL,
+    certificate TEXT NOT NULL,
+    enrolled_at BIGINT NOT NULL
+);
+"#;
+
+/// Every migration in order, in this dialect. Never edit one that has
+/// shipped: add another.
+pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
+    let v1 = V1
+        .replace("{ID}", d.id)
+        .replace("{HEAD_ID}", d.head_id)
+        .replace("{BYTES}", d.bytes)
+        .replace("{EMPTY_FRONTIER}", d.empty_frontier)
+        .replace("{APPEND_ONLY}", d.append_only);
+    vec![(1, v1), (2, V2.to_owned())]
+}
