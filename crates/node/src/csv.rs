@@ -66,8 +66,18 @@ impl Lines {
         } else {
             Box::new(BufReader::with_capacity(1 << 20, counted))
         };
+        Self::from_reader(&file, reader, expected)
+    }
+
+    /// Reads CSV from `reader` (`name` says where from, in errors) and
+    /// checks that its header is `expected`.
+    pub fn from_reader(
+        name: &str,
+        reader: Box<dyn BufRead>,
+        expected: &[&str],
+    ) -> Result<Self, CsvError> {
         let mut lines = Self {
-            file,
+            file: name.to_owned(),
             reader,
             buf: Vec::with_capacity(256),
             line: 0,

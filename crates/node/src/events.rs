@@ -6,16 +6,19 @@
 //!
 //! Layout (`DATA_DIR/pings/`, `transactions/`, `taps/`), described here for
 //! pings:
-//! - `manifest.json` — towers, the subscriber dictionary's file, and the
-//!   segments; replaced atomically (write, fsync, rename), so a reader sees
-//!   a whole import or none of it.
+//! - `manifest.json` — towers, the subscriber dictionary's file, the
+//!   segments and the last write-ahead-log batch they hold; replaced
+//!   atomically (write, fsync, rename), so a reader sees a whole import or
+//!   compaction or none of it.
 //! - `subscribers-G.bin` — subscriber ids (`u64`), in dictionary order:
-//!   pings store a 4-byte index instead of the 8-byte id.
+//!   segments store an index instead of the 8-byte id.
 //! - `seg-G-DAY.bin` — immutable segments, one per UTC day per import, each
-//!   sorted by (tower, time): a 32-byte header, a directory giving each
-//!   tower's first row, then the times (`u32` Unix seconds) and the
-//!   subscriber indices (`u32`) as two columns. 8 bytes a ping against ~30
-//!   in CSV; memory-mapped, so resident memory is only what queries touch.
+//!   sorted by (tower, time), with bit-packed columns (`segment.rs`):
+//!   about 4.3 bytes a ping at 100,000 subscribers against ~30 in CSV;
+//!   memory-mapped, so resident memory is only what queries touch.
+//! - `wal.log` — batches appended since the last compaction
+//!   (`wal.rs`), fsynced before they are acknowledged, replayed into
+//!   an in-memory tail at open and compacted into segments.
 //!
 //! An exposure window (towers within a radius of a point, or a tower set,
 //! and a time interval) reads, in each segment the interval overlaps, each
@@ -23,7 +26,8 @@
 //! is the pings that answer, not the pings stored.
 
 use crate::csv::{fields, parse_f64, parse_u64, CsvError, Lines};
-use memmap2::Mmap;
+use crate::segment::{self, Row, Segment, DAY};
+use crate::wal::{self, RawEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -32,11 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-const MAGIC: &[u8; 8] = b"CIVPNG01";
 /// Spill files kept open at once while importing (one per day).
 const MAX_OPEN_SPILLS: usize = 64;
-const HEADER: usize = 32;
-const DAY: i64 = 86_400;
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,65 +78,10 @@ struct Manifest {
     subscribers_file: Option<String>,
     subscribers: u64,
     segments: Vec<SegmentMeta>,
-}
-
-struct Segment {
-    day_start: i64,
-    towers: usize,
-    count: usize,
-    map: Mmap,
-}
-
-impl Segment {
-    fn u32_at(&self, offset: usize) -> u32 {
-        u32::from_le_bytes(self.map[offset..offset + 4].try_into().expect("4 bytes"))
-    }
-
-    fn dir(&self, tower: usize) -> usize {
-        self.u32_at(HEADER + tower * 4) as usize
-    }
-
-    fn ts_base(&self) -> usize {
-        HEADER + (self.towers + 1) * 4
-    }
-
-    fn ts(&self, row: usize) -> u32 {
-        self.u32_at(self.ts_base() + row * 4)
-    }
-
-    fn sub(&self, row: usize) -> u32 {
-        self.u32_at(self.ts_base() + self.count * 4 + row * 4)
-    }
-
-    /// The rows of `tower` with `t0 <= ts <= t1`.
-    fn rows(&self, tower: usize, t0: u32, t1: u32) -> std::ops::Range<usize> {
-        if tower >= self.towers {
-            return 0..0;
-        }
-        let (mut lo, mut hi) = (self.dir(tower), self.dir(tower + 1));
-        let end = hi;
-        // First row with ts >= t0.
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.ts(mid) < t0 {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let start = lo;
-        let mut hi = end;
-        // First row with ts > t1.
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.ts(mid) <= t1 {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        start..lo
-    }
+    /// The last write-ahead-log batch compacted into segments: later
+    /// batches are replayed into the tail at open.
+    #[serde(default)]
+    wal_compacted_seq: u64,
 }
 
 /// Which towers an exposure window covers.
@@ -241,12 +187,30 @@ impl Kind {
     }
 }
 
+/// What an append added.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppendReport {
+    /// Events in the batch, now durable.
+    pub appended: u64,
+    /// Events appended since the last compaction.
+    pub tail: u64,
+}
+
 pub struct EventStore {
     kind: Kind,
     dir: PathBuf,
     manifest: Manifest,
     segments: Vec<Segment>,
     subscribers: Vec<u64>,
+    /// Holder id → dictionary index, built on first need.
+    holder_index: Option<HashMap<u64, u32>>,
+    /// Events appended since the last compaction, by place index:
+    /// `(ts, holder index)`.
+    tail: HashMap<u32, Vec<(u32, u32)>>,
+    tail_events: u64,
+    /// The last batch in the write-ahead log, and the log's valid length.
+    wal_seq: u64,
+    wal_len: u64,
 }
 
 /// Great-circle distance in metres (haversine), as design.md specifies.
@@ -380,59 +344,98 @@ impl EventStore {
                 "the subscriber dictionary is short".into(),
             ));
         }
-        Ok(Self {
+        let mut store = Self {
             kind,
             dir,
-            manifest,
             segments,
             subscribers,
+            holder_index: None,
+            tail: HashMap::new(),
+            tail_events: 0,
+            wal_seq: manifest.wal_compacted_seq,
+            wal_len: 0,
+            manifest,
+        };
+        store.replay_wal()?;
+        Ok(store)
+    }
+
+    fn wal_path(&self) -> PathBuf {
+        self.dir.join("wal.log")
+    }
+
+    /// Replays the batches appended since the last compaction into the tail.
+    fn replay_wal(&mut self) -> Result<(), StoreError> {
+        let path = self.wal_path();
+        let (frames, valid_len) = wal::replay(&path)
+            .map_err(|e| StoreError::Damaged(path.display().to_string(), e.to_string()))?;
+        self.wal_len = valid_len;
+        let places: HashMap<u64, u32> = self.place_index();
+        for frame in frames {
+            if frame.seq <= self.manifest.wal_compacted_seq {
+                continue;
+            }
+            for (holder, ts, place) in frame.events {
+                let (Some(&place), Ok(ts)) = (places.get(&place), u32::try_from(ts)) else {
+                    return Err(StoreError::Damaged(
+                        path.display().to_string(),
+                        format!("batch {} names an unknown place or time", frame.seq),
+                    ));
+                };
+                self.push_tail(holder, ts, place);
+            }
+            self.wal_seq = self.wal_seq.max(frame.seq);
+        }
+        Ok(())
+    }
+
+    fn place_index(&self) -> HashMap<u64, u32> {
+        self.manifest
+            .towers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.cell_id, i as u32))
+            .collect()
+    }
+
+    /// The dictionary index of `holder`, adding it if new.
+    fn holder(&mut self, holder: u64) -> u32 {
+        let subscribers = &mut self.subscribers;
+        let index = self.holder_index.get_or_insert_with(|| {
+            subscribers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (*s, i as u32))
+                .collect()
+        });
+        let next = subscribers.len() as u32;
+        *index.entry(holder).or_insert_with(|| {
+            subscribers.push(holder);
+            next
         })
     }
 
+    fn push_tail(&mut self, holder: u64, ts: u32, place: u32) {
+        let holder = self.holder(holder);
+        self.tail.entry(place).or_default().push((ts, holder));
+        self.tail_events += 1;
+    }
+
     fn map_segment(path: &Path) -> Result<Segment, StoreError> {
-        let file = File::open(path).map_err(io_err(path))?;
-        // SAFETY: segments are written once, fsynced and renamed into place
-        // before the manifest names them, and never modified afterwards;
-        // the mapping is read-only.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
-        let damaged = |why: &str| StoreError::Damaged(path.display().to_string(), why.to_owned());
-        if map.len() < HEADER || &map[..8] != MAGIC {
-            return Err(damaged("not a ping segment"));
-        }
-        let day_start = i64::from_le_bytes(map[8..16].try_into().expect("8 bytes"));
-        let count = u64::from_le_bytes(map[16..24].try_into().expect("8 bytes")) as usize;
-        let towers = u32::from_le_bytes(map[24..28].try_into().expect("4 bytes")) as usize;
-        if map.len() != HEADER + (towers + 1) * 4 + count * 8 {
-            return Err(damaged("its length does not match its header"));
-        }
-        let dir_at = |t: usize| {
-            u32::from_le_bytes(
-                map[HEADER + t * 4..HEADER + t * 4 + 4]
-                    .try_into()
-                    .expect("4 bytes"),
-            ) as usize
-        };
-        if (0..towers).any(|t| dir_at(t) > dir_at(t + 1)) || dir_at(towers) != count {
-            return Err(damaged("its place directory is not in order"));
-        }
-        Ok(Segment {
-            day_start,
-            towers,
-            count,
-            map,
-        })
+        Segment::open(path).map_err(|why| StoreError::Damaged(path.display().to_string(), why))
     }
 
     pub fn towers(&self) -> &[Tower] {
         &self.manifest.towers
     }
 
+    /// Events held: in segments and appended since the last compaction.
     pub fn ping_count(&self) -> u64 {
-        self.manifest.segments.iter().map(|s| s.pings).sum()
+        self.manifest.segments.iter().map(|s| s.pings).sum::<u64>() + self.tail_events
     }
 
     pub fn subscriber_count(&self) -> u64 {
-        self.manifest.subscribers
+        self.subscribers.len() as u64
     }
 
     /// Bytes the store takes on disk.
@@ -534,6 +537,7 @@ impl EventStore {
                     all_towers,
                     new_segments,
                     new_subscribers,
+                    self.manifest.wal_compacted_seq,
                 )?;
                 Ok(report)
             }
@@ -566,36 +570,9 @@ impl EventStore {
         let mut spills: HashMap<i64, BufWriter<File>> = HashMap::new();
         let mut spill_days: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
         for path in pings {
-            let header = self.kind.events_header();
-            let mut lines = Lines::open(path, &header, progress.clone())?;
+            let mut lines = Lines::open(path, &self.kind.events_header(), progress.clone())?;
             while lines.advance()? {
-                let mut f = fields(lines.current());
-                let (sub, ts, cell) = (
-                    f.next().and_then(parse_u64),
-                    f.next().and_then(parse_u64),
-                    f.next().and_then(parse_u64),
-                );
-                let (Some(sub), Some(ts), Some(cell)) = (sub, ts, cell) else {
-                    return Err(lines
-                        .bad(&format!(
-                            "expected {}, ts (Unix seconds) and {}, all unsigned integers",
-                            header[0], header[2]
-                        ))
-                        .into());
-                };
-                if ts > u32::MAX as u64 {
-                    return Err(lines.bad("ts is past the year 2106").into());
-                }
-                let Some(&tower) = cell_index.get(&cell) else {
-                    return Err(lines
-                        .bad(&format!(
-                            "{} {cell} is not a known {}: import its {} first",
-                            self.kind.place_word(),
-                            self.kind.place_noun(),
-                            self.kind.places_file()
-                        ))
-                        .into());
-                };
+                let (sub, ts, tower) = self.parse_event(&lines, cell_index)?;
                 let next = subscribers.len() as u32;
                 let s = *sub_index.entry(sub).or_insert_with(|| {
                     subscribers.push(sub);
@@ -625,7 +602,7 @@ impl EventStore {
                 };
                 let mut record = [0u8; 12];
                 record[..4].copy_from_slice(&tower.to_le_bytes());
-                record[4..8].copy_from_slice(&(ts as u32).to_le_bytes());
+                record[4..8].copy_from_slice(&ts.to_le_bytes());
                 record[8..].copy_from_slice(&s.to_le_bytes());
                 spill.write_all(&record).map_err(io_err(staging))?;
                 report.pings += 1;
@@ -639,64 +616,205 @@ impl EventStore {
         for day in spill_days {
             let spill_path = staging.join(format!("spill-{day}"));
             let bytes = fs::read(&spill_path).map_err(io_err(&spill_path))?;
-            if bytes.len() / 12 > u32::MAX as usize {
-                return Err(StoreError::TooLarge(format!(
-                    "{} events on one day in one import; import the day in parts",
-                    bytes.len() / 12
-                )));
-            }
-            let mut rows: Vec<u64> = Vec::with_capacity(bytes.len() / 12);
-            let mut subs_of: Vec<u32> = Vec::with_capacity(bytes.len() / 12);
-            for r in bytes.chunks_exact(12) {
-                let tower = u32::from_le_bytes(r[..4].try_into().expect("4"));
-                let ts = u32::from_le_bytes(r[4..8].try_into().expect("4"));
-                rows.push(((tower as u64) << 32) | ts as u64);
-                subs_of.push(u32::from_le_bytes(r[8..].try_into().expect("4")));
-            }
+            let word = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+            let rows: Vec<Row> = bytes
+                .chunks_exact(12)
+                .map(|r| Row {
+                    place: word(&r[..4]),
+                    ts: word(&r[4..8]),
+                    holder: word(&r[8..]),
+                })
+                .collect();
             drop(bytes);
             fs::remove_file(&spill_path).map_err(io_err(&spill_path))?;
-            // Sort by (tower, ts, subscriber) through a permutation.
-            let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-            order.sort_unstable_by_key(|&i| (rows[i as usize], subs_of[i as usize]));
-            let file = format!("seg-{generation}-{day}.bin");
-            let path = staging.join(&file);
-            let mut w =
-                BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io_err(&path))?);
-            let mut header = [0u8; HEADER];
-            header[..8].copy_from_slice(MAGIC);
-            header[8..16].copy_from_slice(&day.to_le_bytes());
-            header[16..24].copy_from_slice(&(rows.len() as u64).to_le_bytes());
-            header[24..28].copy_from_slice(&(towers.len() as u32).to_le_bytes());
-            w.write_all(&header).map_err(io_err(&path))?;
-            // Directory: the first row of each tower, and the end.
-            let mut at = 0usize;
-            for tower in 0..=towers.len() as u64 {
-                while at < order.len() && (rows[order[at] as usize] >> 32) < tower {
-                    at += 1;
-                }
-                w.write_all(&(at as u32).to_le_bytes())
-                    .map_err(io_err(&path))?;
-            }
-            for &i in &order {
-                w.write_all(&(rows[i as usize] as u32).to_le_bytes())
-                    .map_err(io_err(&path))?;
-            }
-            for &i in &order {
-                w.write_all(&subs_of[i as usize].to_le_bytes())
-                    .map_err(io_err(&path))?;
-            }
-            let file_handle = w
-                .into_inner()
-                .map_err(|e| StoreError::Io(path.display().to_string(), e.into_error()))?;
-            file_handle.sync_all().map_err(io_err(&path))?;
-            metas.push(SegmentMeta {
-                file,
-                day_start: day,
-                pings: rows.len() as u64,
-            });
+            metas.push(Self::write_day(
+                staging,
+                generation,
+                day,
+                towers.len(),
+                rows,
+            )?);
             report.segments += 1;
         }
         Ok((metas, subscribers))
+    }
+
+    /// Reads one event line: holder id, time and place index.
+    fn parse_event(
+        &self,
+        lines: &Lines,
+        place_index: &HashMap<u64, u32>,
+    ) -> Result<(u64, u32, u32), StoreError> {
+        let header = self.kind.events_header();
+        let mut f = fields(lines.current());
+        let (sub, ts, cell) = (
+            f.next().and_then(parse_u64),
+            f.next().and_then(parse_u64),
+            f.next().and_then(parse_u64),
+        );
+        let (Some(sub), Some(ts), Some(cell)) = (sub, ts, cell) else {
+            return Err(lines
+                .bad(&format!(
+                    "expected {}, ts (Unix seconds) and {}, all unsigned integers",
+                    header[0], header[2]
+                ))
+                .into());
+        };
+        // A segment's day must start within u32 seconds too.
+        if ts > (u32::MAX as i64 - DAY) as u64 {
+            return Err(lines.bad("ts is past the year 2106").into());
+        }
+        let Some(&place) = place_index.get(&cell) else {
+            return Err(lines
+                .bad(&format!(
+                    "{} {cell} is not a known {}: import its {} first",
+                    self.kind.place_word(),
+                    self.kind.place_noun(),
+                    self.kind.places_file()
+                ))
+                .into());
+        };
+        Ok((sub, ts as u32, place))
+    }
+
+    /// Sorts one day's rows and writes them as a segment in `staging`.
+    fn write_day(
+        staging: &Path,
+        generation: u64,
+        day: i64,
+        places: usize,
+        mut rows: Vec<Row>,
+    ) -> Result<SegmentMeta, StoreError> {
+        if rows.len() > u32::MAX as usize {
+            return Err(StoreError::TooLarge(format!(
+                "{} events on one day in one import; import the day in parts",
+                rows.len()
+            )));
+        }
+        rows.sort_unstable();
+        let file = format!("seg-{generation}-{day}.bin");
+        let path = staging.join(&file);
+        segment::write(&path, day, places, &rows).map_err(io_err(&path))?;
+        Ok(SegmentMeta {
+            file,
+            day_start: day,
+            pings: rows.len() as u64,
+        })
+    }
+
+    /// Appends a batch of events in the kind's CSV format (header row
+    /// first; `source` names it in errors) durably: when this returns, the
+    /// batch is in the write-ahead log on disk and answers queries. A bad
+    /// row names its line, and nothing of the batch is kept.
+    pub fn append_csv(
+        &mut self,
+        source: &str,
+        csv: impl io::BufRead + 'static,
+    ) -> Result<AppendReport, StoreError> {
+        let mut lines = Lines::from_reader(source, Box::new(csv), &self.kind.events_header())?;
+        let places = self.place_index();
+        let mut events: Vec<RawEvent> = Vec::new();
+        while lines.advance()? {
+            let (holder, ts, place) = self.parse_event(&lines, &places)?;
+            events.push((
+                holder,
+                ts as u64,
+                self.manifest.towers[place as usize].cell_id,
+            ));
+        }
+        self.append(&events)
+    }
+
+    /// Appends events already checked against the store's places.
+    fn append(&mut self, events: &[RawEvent]) -> Result<AppendReport, StoreError> {
+        if events.is_empty() {
+            return Ok(AppendReport {
+                appended: 0,
+                tail: self.tail_events,
+            });
+        }
+        let lock = Self::lock_file(&self.dir)?;
+        lock.lock().map_err(io_err(&self.dir))?;
+        let path = self.wal_path();
+        // Another process compacted or imported since: start from disk.
+        let on_disk = fs::metadata(&path).map_or(0, |m| m.len());
+        let manifest_changed =
+            Self::read_manifest(&self.dir)?.generation != self.manifest.generation;
+        if on_disk < self.wal_len || manifest_changed {
+            *self = Self::load(self.kind, self.dir.clone())?;
+        }
+        let seq = self.wal_seq + 1;
+        self.wal_len = wal::append(&path, self.wal_len, seq, events).map_err(io_err(&path))?;
+        self.wal_seq = seq;
+        let places = self.place_index();
+        for &(holder, ts, place) in events {
+            self.push_tail(holder, ts as u32, places[&place]);
+        }
+        Ok(AppendReport {
+            appended: events.len() as u64,
+            tail: self.tail_events,
+        })
+    }
+
+    /// Events appended since the last compaction.
+    pub fn tail_len(&self) -> u64 {
+        self.tail_events
+    }
+
+    /// Turns the appended events into segments (one per day), commits them
+    /// in the manifest and empties the write-ahead log. Returns how many
+    /// events it moved.
+    pub fn compact(&mut self) -> Result<u64, StoreError> {
+        let lock = Self::lock_file(&self.dir)?;
+        lock.lock().map_err(io_err(&self.dir))?;
+        *self = Self::load(self.kind, self.dir.clone())?;
+        if self.tail_events == 0 {
+            return Ok(0);
+        }
+        let generation = self.manifest.generation + 1;
+        let staging = self.dir.join(format!("staging-{generation}"));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        let mut days: std::collections::BTreeMap<i64, Vec<Row>> = Default::default();
+        for (&place, events) in &self.tail {
+            for &(ts, holder) in events {
+                let day = ts as i64 - (ts as i64).rem_euclid(DAY);
+                days.entry(day).or_default().push(Row { place, ts, holder });
+            }
+        }
+        let staged = days
+            .into_iter()
+            .map(|(day, rows)| {
+                Self::write_day(&staging, generation, day, self.manifest.towers.len(), rows)
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let metas = match staged {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let moved = self.tail_events;
+        let towers = self.manifest.towers.clone();
+        let subscribers = self.subscribers.clone();
+        self.commit(
+            &staging,
+            generation,
+            towers,
+            metas,
+            subscribers,
+            self.wal_seq,
+        )?;
+        // Batches up to wal_seq are skipped from now on; emptying the log
+        // only saves their replay.
+        self.tail.clear();
+        self.tail_events = 0;
+        let path = self.wal_path();
+        if wal::truncate(&path).is_ok() {
+            self.wal_len = 0;
+        }
+        Ok(moved)
     }
 
     fn commit(
@@ -706,6 +824,7 @@ impl EventStore {
         towers: Vec<Tower>,
         new_segments: Vec<SegmentMeta>,
         subscribers: Vec<u64>,
+        wal_compacted_seq: u64,
     ) -> Result<(), StoreError> {
         let subs_file = format!("subscribers-{generation}.bin");
         let subs_path = staging.join(&subs_file);
@@ -738,6 +857,7 @@ impl EventStore {
         let old_subs = manifest.subscribers_file.replace(subs_file);
         manifest.subscribers = subscribers.len() as u64;
         manifest.segments.extend(new_segments.iter().cloned());
+        manifest.wal_compacted_seq = wal_compacted_seq;
         let tmp = self.dir.join("manifest.json.tmp");
         fs::write(
             &tmp,
@@ -757,6 +877,7 @@ impl EventStore {
         self.segments.extend(mapped);
         self.manifest = manifest;
         self.subscribers = subscribers;
+        self.holder_index = None;
         Ok(())
     }
 
@@ -852,7 +973,16 @@ impl EventStore {
             }
             for &tower in &towers {
                 for row in seg.rows(tower, t0, t1) {
-                    f(seg.sub(row), seg.ts(row));
+                    f(seg.holder(row), seg.ts(row));
+                }
+            }
+        }
+        if self.tail_events > 0 {
+            for tower in towers {
+                for &(ts, holder) in self.tail.get(&(tower as u32)).into_iter().flatten() {
+                    if (t0..=t1).contains(&ts) {
+                        f(holder, ts);
+                    }
                 }
             }
         }
@@ -870,14 +1000,21 @@ impl EventStore {
             if seg.day_start + DAY <= t_start || seg.day_start > t_end {
                 continue;
             }
-            for tower in 0..seg.towers {
+            for tower in 0..seg.places {
                 for row in seg.dir(tower)..seg.dir(tower + 1) {
-                    if seg.sub(row) == index {
+                    if seg.holder(row) == index {
                         let ts = seg.ts(row) as i64;
                         if (t_start..=t_end).contains(&ts) {
                             out.push((ts, self.manifest.towers[tower].cell_id));
                         }
                     }
+                }
+            }
+        }
+        for (&tower, events) in &self.tail {
+            for &(ts, holder) in events {
+                if holder == index && (t_start..=t_end).contains(&(ts as i64)) {
+                    out.push((ts as i64, self.manifest.towers[tower as usize].cell_id));
                 }
             }
         }

@@ -9,5 +9,9 @@
 
 pub mod csv;
 pub mod events;
+mod segment;
+mod wal;
 
-pub use events::{EventStore, ExposureAnswer, ExposureQuery, Kind, StoreError, TowerSelection};
+pub use events::{
+    AppendReport, EventStore, ExposureAnswer, ExposureQuery, Kind, StoreError, TowerSelection,
+};

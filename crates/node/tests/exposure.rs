@@ -408,3 +408,113 @@ fn imports_take_turns_and_an_open_never_removes_a_running_import() {
     EventStore::pings(dir).unwrap();
     assert!(!staging.exists(), "leftovers go when no import runs");
 }
+
+/// Some windows over the city, and each one's answers.
+fn answers(store: &EventStore, towers: &Path) -> Vec<Vec<civic_node::ExposureAnswer>> {
+    let tower_rows = read_rows(towers);
+    (0..40u64)
+        .map(|i| {
+            let t = &tower_rows[(i as usize * 53) % tower_rows.len()];
+            let t0 = 1_583_020_800 + (i as i64 % 3) * 86_400 + (i as i64 * 3_607) % 80_000;
+            store.exposure(&ExposureQuery {
+                towers: TowerSelection::Near {
+                    lat: t[1].parse().unwrap(),
+                    lon: t[2].parse().unwrap(),
+                    radius_m: 300.0 + (i % 5) as f64 * 500.0,
+                },
+                t_start: t0,
+                t_end: t0 + 7_200,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn appended_batches_answer_like_an_import_across_restarts_and_compaction() {
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    let towers = sim.path().join("towers.csv");
+    let pings = sim.path().join("pings-skt.csv");
+    let imported_dir = tempfile::tempdir().unwrap();
+    let mut imported = EventStore::pings(imported_dir.path()).unwrap();
+    imported
+        .import(Some(&towers), &[&pings], progress())
+        .unwrap();
+    let want = answers(&imported, &towers);
+    assert!(want.iter().filter(|a| !a.is_empty()).count() > 20);
+
+    let data = tempfile::tempdir().unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    store.import(Some(&towers), &[], progress()).unwrap();
+    let text = std::fs::read_to_string(&pings).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let rows: Vec<&str> = rows.lines().collect();
+    let batches: Vec<String> = rows
+        .chunks(rows.len() / 5 + 1)
+        .map(|c| format!("{header}\n{}\n", c.join("\n")))
+        .collect();
+    let batch = |s: &String| std::io::Cursor::new(s.clone().into_bytes());
+    for (i, b) in batches.iter().enumerate().take(3) {
+        store.append_csv(&format!("batch {i}"), batch(b)).unwrap();
+    }
+
+    // A bad row names its line; nothing of its batch is kept.
+    let count = store.ping_count();
+    let bad = format!("{header}\n{}\n{}\n1,1583020800,999999\n", rows[0], rows[1]);
+    let err = store.append_csv("bad batch", batch(&bad)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad batch, line 4: cell 999999 is not a known tower"),
+        "{err}"
+    );
+    assert_eq!(store.ping_count(), count);
+
+    // A restart replays the log; a torn last frame (never acknowledged) is
+    // cut before the next batch.
+    drop(store);
+    let wal = data.path().join("pings/wal.log");
+    let mut torn = std::fs::read(&wal).unwrap();
+    torn.extend_from_slice(b"CWAL\x09\x00\x00\x00torn");
+    std::fs::write(&wal, torn).unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    assert_eq!(store.ping_count(), count);
+    for (i, b) in batches.iter().enumerate().skip(3) {
+        store.append_csv(&format!("batch {i}"), batch(b)).unwrap();
+    }
+    assert_eq!(store.ping_count(), imported.ping_count());
+    assert_eq!(answers(&store, &towers), want);
+    let store = EventStore::pings(data.path()).unwrap();
+    assert_eq!(store.tail_len(), imported.ping_count());
+    assert_eq!(answers(&store, &towers), want);
+
+    // Compaction moves the tail into segments; a crash after its commit but
+    // before the log was emptied (the old log put back) doubles nothing.
+    let log_before = std::fs::read(&wal).unwrap();
+    let mut store = store;
+    assert_eq!(store.compact().unwrap(), imported.ping_count());
+    assert_eq!(store.tail_len(), 0);
+    assert_eq!(answers(&store, &towers), want);
+    std::fs::write(&wal, log_before).unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    assert_eq!(store.tail_len(), 0);
+    assert_eq!(store.ping_count(), imported.ping_count());
+    assert_eq!(answers(&store, &towers), want);
+    let someone: u64 = rows[rows.len() / 2]
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        store.route(someone, 0, i64::MAX),
+        imported.route(someone, 0, i64::MAX)
+    );
+
+    // After the compaction, appends go on where the log left off.
+    store.append_csv("again", batch(&batches[0])).unwrap();
+    let store = EventStore::pings(data.path()).unwrap();
+    assert_eq!(
+        store.ping_count(),
+        imported.ping_count() + batches[0].lines().count() as u64 - 1
+    );
+}
