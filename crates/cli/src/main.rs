@@ -149,6 +149,46 @@ enum NodeCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Issue a token with which the holder's own systems append events to
+    /// this node over HTTPS (node.toml's ingest_addr). It is printed once;
+    /// the node keeps only its digest.
+    IngestToken {
+        #[arg(long)]
+        config: PathBuf,
+        /// Which system the token is for, e.g. skt-billing-loader.
+        #[arg(long)]
+        name: String,
+    },
+    /// Append an events file (CSV or .csv.gz, in the node's format) to a
+    /// running node over HTTPS, in batches; each batch is acknowledged
+    /// only once it is on the node's disk.
+    Append {
+        /// The node's ingest address, e.g. https://127.0.0.1:9444
+        #[arg(long)]
+        url: String,
+        /// The CA certificate the node's certificate is issued by (ca.pem).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The token from `civic node ingest-token`.
+        #[arg(long, env = "CIVIC_INGEST_TOKEN", hide_env_values = true)]
+        token: String,
+        /// pings, transactions or taps, with the header row.
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        batch_rows: usize,
+        /// Rows of the file already appended (to resume after an error).
+        #[arg(long, default_value_t = 0)]
+        skip_rows: u64,
+    },
+    /// Move the events appended since the last compaction into segments
+    /// (a serving node also does this by itself as they accumulate).
+    Compact {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "pings")]
+        kind: String,
+    },
     /// Import a node's data (CSV or .csv.gz) into its stores, each all or
     /// nothing; works without a running hub.
     Import {
@@ -490,12 +530,26 @@ async fn run(cli: Cli) -> Result<()> {
                 },
         } => node_enrol(&hub, &token, &name, &dir, hub_ca.as_deref(), &kind).await,
         Command::Node {
+            command:
+                NodeCommand::Append {
+                    url,
+                    ca,
+                    token,
+                    events,
+                    batch_rows,
+                    skip_rows,
+                },
+        } => node_append(&url, &ca, &token, &events, batch_rows, skip_rows).await,
+        Command::Node {
             command: NodeCommand::Serve { config },
         } => {
             init_logging(log_override.unwrap_or(LogFormat::Text));
             let config = civic_node_server::NodeConfig::load(&config)?;
             let running = civic_node_server::serve(config).await?;
             tracing::info!(addr = %running.addr, "node serving the hub over mutual TLS");
+            if let Some(ingest) = running.ingest_addr {
+                tracing::info!(addr = %ingest, "node taking the holder's batches over HTTPS");
+            }
             let handle = running.handle();
             tokio::spawn(async move {
                 stop_signal().await;
@@ -751,8 +805,36 @@ fn node(command: NodeCommand) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     match command {
-        NodeCommand::Serve { .. } | NodeCommand::Enrol { .. } => {
+        NodeCommand::Serve { .. } | NodeCommand::Enrol { .. } | NodeCommand::Append { .. } => {
             bail!("handled by the async runtime")
+        }
+        NodeCommand::IngestToken { config, name } => {
+            let config = civic_node_server::NodeConfig::load(&config)?;
+            let token = civic_node_server::ingest::issue_token(&config.data_dir, &name)?;
+            println!("{token}");
+            match &config.ingest_addr {
+                Some(addr) => eprintln!(
+                    "ingest token for {name}: shown once; send it as Authorization: Bearer to https://{addr}{}",
+                    civic_node_server::ingest::EVENTS_PATH
+                ),
+                None => eprintln!(
+                    "ingest token for {name}: shown once; set ingest_addr in node.toml to open the ingest listener"
+                ),
+            }
+            Ok(())
+        }
+        NodeCommand::Compact { data_dir, kind } => {
+            let kind = Kind::parse(&kind)
+                .ok_or_else(|| anyhow!("--kind must be pings, transactions or taps"))?;
+            let mut store = EventStore::open(&data_dir, kind)?;
+            let moved = store.compact()?;
+            println!(
+                "{}: compacted {moved} appended rows into segments; the store holds {} rows, {} on disk",
+                kind.dir_name(),
+                store.ping_count(),
+                human_bytes(store.size_on_disk())
+            );
+            Ok(())
         }
         NodeCommand::Import {
             data_dir,
@@ -1080,6 +1162,160 @@ fn sim_score(
     Ok(())
 }
 
+/// A TLS client configuration that trusts only the CA certificate(s) in
+/// `ca_path`.
+fn trusting(ca_path: &Path) -> Result<rustls::ClientConfig> {
+    let pem = std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", ca_path.display()))?;
+    if certs.is_empty() {
+        bail!("no certificate in {}", ca_path.display());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert)?;
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// `civic node append`: sends an events file to a node's ingest listener
+/// in batches, each acknowledged only once the node has it on disk.
+async fn node_append(
+    url: &str,
+    ca: &Path,
+    token: &str,
+    events: &Path,
+    batch_rows: usize,
+    skip_rows: u64,
+) -> Result<()> {
+    use std::io::BufRead;
+    if batch_rows == 0 {
+        bail!("--batch-rows must be at least 1");
+    }
+    if !url.starts_with("https://") {
+        bail!("--url must be the node's https:// ingest address (node.toml's ingest_addr)");
+    }
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(trusting(ca)?)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(600))
+        .build()?;
+    let endpoint = format!(
+        "{}{}",
+        url.trim_end_matches('/'),
+        civic_node_server::ingest::EVENTS_PATH
+    );
+    let file =
+        std::fs::File::open(events).with_context(|| format!("reading {}", events.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = CountingReader {
+        inner: file,
+        read: read.clone(),
+    };
+    let mut lines: Box<dyn BufRead> = if events.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(counted),
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(counted))
+    };
+    let mut header = String::new();
+    lines
+        .read_line(&mut header)
+        .with_context(|| format!("reading {}", events.display()))?;
+    if header.trim().is_empty() {
+        bail!("{} is empty: expected a header row", events.display());
+    }
+    let bar = progress_bar(
+        size,
+        "appending {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    );
+    let (mut sent, mut skipped, mut line) = (0u64, 0u64, String::new());
+    loop {
+        let mut batch = header.clone();
+        let mut rows = 0usize;
+        while rows < batch_rows {
+            line.clear();
+            if lines.read_line(&mut line)? == 0 {
+                break;
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            if skipped < skip_rows {
+                skipped += 1;
+                continue;
+            }
+            batch.push_str(line.trim_end_matches(['\r', '\n']));
+            batch.push('\n');
+            rows += 1;
+        }
+        if rows == 0 {
+            break;
+        }
+        let response = client
+            .post(&endpoint)
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(batch)
+            .send()
+            .await;
+        let resume = skip_rows + sent;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                bar.abandon();
+                bail!(
+                    "the node did not answer ({e}); {sent} rows were appended; resume with --skip-rows {resume} (the last batch may have been kept: check the node before resuming)"
+                );
+            }
+        };
+        if !response.status().is_success() {
+            bar.abandon();
+            let status = response.status();
+            let detail = response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["detail"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| status.to_string());
+            bail!(
+                "the node refused the batch of rows {}–{}: {detail}; {sent} rows before it were appended (resume with --skip-rows {resume})",
+                resume + 1,
+                resume + rows as u64
+            );
+        }
+        sent += rows as u64;
+        bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    bar.finish_and_clear();
+    println!("appended {sent} rows to {url}");
+    Ok(())
+}
+
+struct CountingReader<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// A progress bar on a terminal; nothing when output is piped.
 fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
@@ -1320,25 +1556,7 @@ async fn node_enrol(
         let ca_path = hub_ca.ok_or_else(|| {
             anyhow!("give --hub-ca: the CA certificate the hub's HTTPS certificate is issued by")
         })?;
-        let pem =
-            std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
-        let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
-            .collect::<Result<_, _>>()
-            .context("reading --hub-ca")?;
-        if certs.is_empty() {
-            bail!("no certificate in {}", ca_path.display());
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certs {
-            roots.add(cert)?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        client = client.use_preconfigured_tls(config);
+        client = client.use_preconfigured_tls(trusting(ca_path)?);
     } else if !(hub.starts_with("http://127.")
         || hub.starts_with("http://localhost")
         || hub.starts_with("http://[::1]"))

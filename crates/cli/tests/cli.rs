@@ -799,11 +799,15 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
         .unwrap();
     let mut demo = Running(child);
     let stdout = demo.0.stdout.take().unwrap();
-    let url = std::io::BufReader::new(stdout)
-        .lines()
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
         .map(|l| l.unwrap())
         .find_map(|l| l.split("running at ").nth(1).map(|u| u.trim().to_owned()))
         .expect("the demo prints its address");
+    // Keep reading what the demo prints, so that it never writes to a
+    // closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
 
     let env = [("CIVIC_DATA_DIR", data.to_str().unwrap())];
     // Institution 5 of the demo is SK Telecom.
@@ -851,6 +855,105 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
         ("node-extra", "SK Telecom", "hub.civic")
     );
     assert!(node_dir.join("node-key.pem").exists() && node_dir.join("ca.pem").exists());
+
+    // The holder fills its node over HTTPS: towers imported, an ingest
+    // listener opened in node.toml, a token issued, pings appended.
+    let city = data.join("city");
+    ok(&civic(
+        &[
+            "node",
+            "import",
+            "--data-dir",
+            n,
+            "--towers",
+            city.join("towers.csv").to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (serve_port, ingest_port) = (free(), free());
+    let toml_path = node_dir.join("node.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("addr = ") {
+                format!(
+                    "addr = \"127.0.0.1:{serve_port}\"\ningest_addr = \"127.0.0.1:{ingest_port}\""
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&toml_path, text).unwrap();
+    let config_arg = toml_path.to_str().unwrap();
+    let ingest_token = ok(&civic(
+        &[
+            "node",
+            "ingest-token",
+            "--config",
+            config_arg,
+            "--name",
+            "skt-loader",
+        ],
+        &[],
+        None,
+    ));
+    let ingest_token = ingest_token.trim().to_owned();
+    let node = Running(
+        Command::new(env!("CARGO_BIN_EXE_civic"))
+            .args(["node", "serve", "--config", config_arg])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ingest_url = format!("https://127.0.0.1:{ingest_port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", ingest_port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pings = city.join("pings-skt.csv");
+    let rows = std::fs::read_to_string(&pings).unwrap().lines().count() - 1;
+    let append = |token: &str| {
+        civic(
+            &[
+                "node",
+                "append",
+                "--url",
+                &ingest_url,
+                "--ca",
+                node_dir.join("ca.pem").to_str().unwrap(),
+                "--events",
+                pings.to_str().unwrap(),
+                "--batch-rows",
+                "1000",
+            ],
+            &[("CIVIC_INGEST_TOKEN", token)],
+            None,
+        )
+    };
+    let err = fails_in_one_line(&append("civic-ingest-wrong"));
+    assert!(err.contains("not one this node issued"), "{err}");
+    let out = ok(&append(&ingest_token));
+    assert!(out.contains(&format!("appended {rows} rows")), "{out}");
+    drop(node);
+    let out = ok(&civic(&["node", "compact", "--data-dir", n], &[], None));
+    assert!(
+        out.contains(&format!("compacted {rows} appended rows")),
+        "{out}"
+    );
 
     // The token worked once; other mistakes are one line each.
     let again = dir.path().join("again");

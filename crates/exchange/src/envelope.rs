@@ -70,11 +70,22 @@ impl Envelope {
         body: &[u8],
         grant: Option<SignedGrant>,
     ) -> Self {
+        Self::seal_digest(request_id, key, timestamp, &digest(body), grant)
+    }
+
+    /// Seals a body known by its hex SHA-256 (one written as it streamed).
+    pub fn seal_digest(
+        request_id: &str,
+        key: &SigningKey,
+        timestamp: i64,
+        body_digest: &str,
+        grant: Option<SignedGrant>,
+    ) -> Self {
         let mut envelope = Self {
             request_id: request_id.to_owned(),
             sender: key_id(&key.verifying_key()),
             timestamp,
-            body_digest: digest(body),
+            body_digest: body_digest.to_owned(),
             grant,
             signature: String::new(),
         };
@@ -86,6 +97,17 @@ impl Envelope {
     /// Checks the envelope came from `sender`, unchanged, recently, with
     /// this `body`.
     pub fn open(&self, sender: &VerifyingKey, body: &[u8], now: i64) -> Result<(), EnvelopeError> {
+        self.open_digest(sender, &digest(body), now)
+    }
+
+    /// Like [`Envelope::open`], for a body that streamed past: its hex
+    /// SHA-256 instead of the body.
+    pub fn open_digest(
+        &self,
+        sender: &VerifyingKey,
+        body_digest: &str,
+        now: i64,
+    ) -> Result<(), EnvelopeError> {
         if self.sender != key_id(sender) {
             return Err(EnvelopeError::WrongSender(self.sender.clone()));
         }
@@ -101,7 +123,7 @@ impl Envelope {
         if skew > MAX_SKEW_SECONDS {
             return Err(EnvelopeError::Skewed(skew));
         }
-        if digest(body) != self.body_digest {
+        if body_digest != self.body_digest {
             return Err(EnvelopeError::BodyChanged);
         }
         Ok(())

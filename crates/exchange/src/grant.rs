@@ -441,6 +441,44 @@ mod tests {
     }
 
     #[test]
+    fn grants_with_any_coordinates_verify_after_travelling_as_json() {
+        // Signatures cover the grant's JSON as re-serialised on arrival: a
+        // float that did not read back to the same bits would break them.
+        let w = world();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let windows = (0..2000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let f = (x >> 11) as f64 / (1u64 << 53) as f64;
+                ExposureWindow {
+                    lat: 37.50 + (i % 10) as f64 * 0.01 + f * 1e-7,
+                    lon: 126.95 + f,
+                    radius_m: 3000.0 * f,
+                    t_start: NOW - 86_400,
+                    t_end: NOW - 80_000,
+                }
+            })
+            .collect();
+        let signed = endorsed(
+            &w,
+            Grant {
+                question: Question::Exposure { windows },
+                ..grant()
+            },
+        );
+        let travelled: SignedGrant =
+            serde_json::from_slice(&serde_json::to_vec(&signed).unwrap()).unwrap();
+        assert_eq!(
+            travelled.grant.signing_bytes(),
+            signed.grant.signing_bytes()
+        );
+        let mut gate = w.gate;
+        assert!(gate.admit(&travelled, "r-1", NOW).is_ok());
+    }
+
+    #[test]
     fn unsigned_and_under_endorsed_grants_are_refused() {
         let mut w = world();
         assert_eq!(

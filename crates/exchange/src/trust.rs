@@ -177,6 +177,20 @@ pub fn server_config(
 
 /// A TLS client that proves itself with its certificate and trusts only
 /// servers with a certificate from the CA.
+/// A server that shows its certificate but asks none of its clients (they
+/// prove themselves another way: the node's ingest endpoint takes a token).
+pub fn server_config_without_client_auth(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<rustls::ServerConfig, TrustError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(certs(cert_pem)?, key(key_pem)?)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 pub fn client_config(
     cert_pem: &str,
     key_pem: &str,

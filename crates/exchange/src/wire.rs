@@ -1,4 +1,13 @@
 //! What travels between hub and node over HTTP.
+//!
+//! A request is one JSON [`Message`]: the hub's envelope and its body. An
+//! answer streams, so that neither side holds a large one whole: its first
+//! line is the node's envelope (JSON), and every further line is an
+//! [`AnswerPart`] (newline-delimited JSON) — a window's holders or a
+//! subject's records, at most [`PART_LIMIT`] of them a line. The
+//! envelope's body digest covers every byte after the first line break,
+//! so the answer is confirmed once it has arrived whole
+//! ([`AnswerReader::finish`]); parts seen before are provisional.
 
 use crate::envelope::Envelope;
 use serde::{Deserialize, Serialize};
@@ -19,6 +28,21 @@ pub struct Seen {
     pub first_seen: i64,
     pub last_seen: i64,
     pub events: u32,
+    /// Seconds the holder was seen inside the window: from the first to
+    /// the last event there (0 for a single event).
+    pub overlap_s: i64,
+}
+
+impl Seen {
+    pub fn new(holder: u64, first_seen: i64, last_seen: i64, events: u32) -> Self {
+        Self {
+            holder,
+            first_seen,
+            last_seen,
+            events,
+            overlap_s: last_seen - first_seen,
+        }
+    }
 }
 
 /// The answer to one window of an exposure question.
@@ -46,3 +70,213 @@ pub enum Answer {
 
 /// The path nodes answer on.
 pub const REQUESTS_PATH: &str = "/node/v1/requests";
+
+/// Holders or records one line of a streamed answer carries at most.
+pub const PART_LIMIT: usize = 4096;
+
+/// One line of a streamed answer. A window or a subject with more than
+/// [`PART_LIMIT`] entries takes several consecutive lines; one with none
+/// takes one empty line, so every window and subject is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "part", rename_all = "snake_case")]
+pub enum AnswerPart {
+    Window {
+        window: usize,
+        holders: Vec<Seen>,
+    },
+    Route {
+        holder: u64,
+        events: Vec<(i64, u64)>,
+    },
+}
+
+impl Answer {
+    /// The answer as the lines it streams in.
+    pub fn parts(&self) -> Vec<AnswerPart> {
+        let mut out = Vec::new();
+        match self {
+            Answer::Exposure(windows) => {
+                for w in windows {
+                    let mut chunks = w.holders.chunks(PART_LIMIT).peekable();
+                    if chunks.peek().is_none() {
+                        out.push(AnswerPart::Window {
+                            window: w.window,
+                            holders: Vec::new(),
+                        });
+                    }
+                    out.extend(chunks.map(|c| AnswerPart::Window {
+                        window: w.window,
+                        holders: c.to_vec(),
+                    }));
+                }
+            }
+            Answer::Routes(routes) => {
+                for r in routes {
+                    let mut chunks = r.events.chunks(PART_LIMIT).peekable();
+                    if chunks.peek().is_none() {
+                        out.push(AnswerPart::Route {
+                            holder: r.holder,
+                            events: Vec::new(),
+                        });
+                    }
+                    out.extend(chunks.map(|c| AnswerPart::Route {
+                        holder: r.holder,
+                        events: c.to_vec(),
+                    }));
+                }
+            }
+        }
+        out
+    }
+
+    /// Gathers streamed parts back into an answer (consecutive parts of
+    /// one window or subject are joined).
+    pub fn from_parts(parts: impl IntoIterator<Item = AnswerPart>) -> Result<Answer, WireError> {
+        let mut windows: Vec<WindowAnswer> = Vec::new();
+        let mut routes: Vec<RouteAnswer> = Vec::new();
+        for part in parts {
+            match part {
+                AnswerPart::Window { window, holders } => match windows.last_mut() {
+                    Some(w) if w.window == window => w.holders.extend(holders),
+                    _ => windows.push(WindowAnswer { window, holders }),
+                },
+                AnswerPart::Route { holder, events } => match routes.last_mut() {
+                    Some(r) if r.holder == holder => r.events.extend(events),
+                    _ => routes.push(RouteAnswer { holder, events }),
+                },
+            }
+        }
+        match (windows.is_empty(), routes.is_empty()) {
+            (_, true) => Ok(Answer::Exposure(windows)),
+            (true, false) => Ok(Answer::Routes(routes)),
+            (false, false) => Err(WireError::Malformed(
+                "an answer mixes windows and routes".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("the answer is malformed: {0}")]
+    Malformed(String),
+    #[error("the answer ended before its envelope")]
+    NoEnvelope,
+}
+
+/// Reads a streamed answer as its bytes arrive: the envelope first, then
+/// one part a line, hashing the body for the envelope's digest.
+#[derive(Default)]
+pub struct AnswerReader {
+    envelope: Option<Envelope>,
+    pending: Vec<u8>,
+    hasher: sha2::Sha256,
+    parts: usize,
+}
+
+impl AnswerReader {
+    /// The node's envelope, once its line has arrived.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.envelope.as_ref()
+    }
+
+    /// Parts read so far.
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// Takes the next bytes; calls `on_part` for each whole line.
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        mut on_part: impl FnMut(AnswerPart),
+    ) -> Result<(), WireError> {
+        use sha2::Digest;
+        let mut rest = bytes;
+        if self.envelope.is_none() {
+            let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
+                self.pending.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.pending.extend_from_slice(&rest[..nl]);
+            let envelope = serde_json::from_slice(&self.pending)
+                .map_err(|e| WireError::Malformed(format!("envelope: {e}")))?;
+            self.envelope = Some(envelope);
+            self.pending.clear();
+            rest = &rest[nl + 1..];
+        }
+        self.hasher.update(rest);
+        for &b in rest {
+            if b == b'\n' {
+                let part = serde_json::from_slice(&self.pending)
+                    .map_err(|e| WireError::Malformed(format!("part {}: {e}", self.parts)))?;
+                self.parts += 1;
+                on_part(part);
+                self.pending.clear();
+            } else {
+                self.pending.push(b);
+            }
+        }
+        Ok(())
+    }
+
+    /// The envelope and the hex SHA-256 of the body, once it has ended.
+    pub fn finish(self) -> Result<(Envelope, String), WireError> {
+        use sha2::Digest;
+        let envelope = self.envelope.ok_or(WireError::NoEnvelope)?;
+        if !self.pending.is_empty() {
+            return Err(WireError::Malformed("the last part is cut".into()));
+        }
+        Ok((
+            envelope,
+            data_encoding::HEXLOWER.encode(&self.hasher.finalize()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_streams_in_parts_of_any_split_and_reassembles() {
+        let answer = Answer::Exposure(vec![
+            WindowAnswer {
+                window: 0,
+                holders: (0..PART_LIMIT as u64 * 2 + 3)
+                    .map(|h| Seen::new(h, 10, 70, 2))
+                    .collect(),
+            },
+            WindowAnswer {
+                window: 1,
+                holders: Vec::new(),
+            },
+        ]);
+        let parts = answer.parts();
+        assert_eq!(parts.len(), 4);
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let mut body = Vec::new();
+        for p in &parts {
+            body.extend(serde_json::to_vec(p).unwrap());
+            body.push(b'\n');
+        }
+        let envelope = Envelope::seal("r-1", &key, 100, &body, None);
+        let mut stream = serde_json::to_vec(&envelope).unwrap();
+        stream.push(b'\n');
+        stream.extend(&body);
+        for split in [1, 7, 100, stream.len()] {
+            let mut reader = AnswerReader::default();
+            let mut got = Vec::new();
+            for chunk in stream.chunks(split) {
+                reader.push(chunk, |p| got.push(p)).unwrap();
+            }
+            let (env, digest) = reader.finish().unwrap();
+            env.open_digest(&key.verifying_key(), &digest, 100).unwrap();
+            assert_eq!(Answer::from_parts(got).unwrap(), answer);
+        }
+        // A cut stream does not finish.
+        let mut reader = AnswerReader::default();
+        reader.push(&stream[..stream.len() - 5], |_| {}).unwrap();
+        assert!(reader.finish().is_err());
+    }
+}

@@ -13,7 +13,7 @@
 use crate::nodes::HUB_NODE_NAME;
 use crate::Hub;
 use civic_exchange::trust::{client_config, new_request};
-use civic_exchange::wire::{Answer, Message, REQUESTS_PATH};
+use civic_exchange::wire::{Answer, AnswerPart, AnswerReader, Message, REQUESTS_PATH};
 use civic_exchange::{Envelope, SignedGrant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::time::{Duration, Instant};
@@ -57,7 +57,9 @@ impl Hub {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            // A silent node counts as down; a long answer may take longer
+            // than any fixed total, so the limit is on silence.
+            .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| setup(&e))?;
         Ok(NodeClient {
@@ -70,7 +72,8 @@ impl Hub {
 impl NodeClient {
     /// Asks the node at `url` (e.g. `https://node-skt.civic:9443`) the
     /// question of `grant`, as request `request_id`, retrying until
-    /// `deadline` has passed.
+    /// `deadline` has passed, and returns the whole answer once it has
+    /// arrived and verified.
     pub async fn ask(
         &self,
         url: &str,
@@ -79,10 +82,36 @@ impl NodeClient {
         request_id: &str,
         deadline: Duration,
     ) -> Result<Answer, ExchangeError> {
+        let mut parts = Vec::new();
+        self.ask_streaming(url, node_key, grant, request_id, deadline, |p| {
+            parts.push(p)
+        })
+        .await?;
+        Answer::from_parts(parts).map_err(|e| ExchangeError::BadAnswer(e.to_string()))
+    }
+
+    /// Like [`NodeClient::ask`], handing each part of the answer to
+    /// `on_part` as it arrives. Parts are provisional until this returns
+    /// `Ok` (the node's signature covers the whole body); on an error the
+    /// caller discards them. A stream cut by a lost connection is asked
+    /// again, and the node's kept answer is the same byte for byte, so the
+    /// parts already handed over are skipped, never repeated.
+    pub async fn ask_streaming(
+        &self,
+        url: &str,
+        node_key: &VerifyingKey,
+        grant: &SignedGrant,
+        request_id: &str,
+        deadline: Duration,
+        mut on_part: impl FnMut(AnswerPart),
+    ) -> Result<(), ExchangeError> {
         let started = Instant::now();
         let body = "{}".to_owned();
         let mut wait = Duration::from_millis(100);
         let mut attempt: u64 = 0;
+        // Parts handed over, and the digest of the answer they came from.
+        let mut delivered = 0usize;
+        let mut first_digest: Option<String> = None;
         loop {
             attempt += 1;
             let message = Message {
@@ -102,24 +131,68 @@ impl NodeClient {
                 .send()
                 .await;
             let retry_reason = match outcome {
-                Ok(response) if response.status().is_success() => {
-                    let reply: Message = response
-                        .json()
-                        .await
-                        .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
-                    if reply.envelope.request_id != request_id {
-                        return Err(ExchangeError::BadAnswer(
-                            "the answer is for another request".into(),
-                        ));
+                Ok(mut response) if response.status().is_success() => {
+                    let mut reader = AnswerReader::default();
+                    let mut seen = 0usize;
+                    let mut bad: Option<ExchangeError> = None;
+                    let mut cut: Option<String> = None;
+                    loop {
+                        match response.chunk().await {
+                            Ok(Some(bytes)) => {
+                                let pushed = reader.push(&bytes, |part| {
+                                    seen += 1;
+                                    if seen > delivered {
+                                        delivered = seen;
+                                        on_part(part);
+                                    }
+                                });
+                                if let Err(e) = pushed {
+                                    bad = Some(ExchangeError::BadAnswer(e.to_string()));
+                                    break;
+                                }
+                                if let (Some(env), Some(first)) = (reader.envelope(), &first_digest)
+                                {
+                                    if &env.body_digest != first && delivered > 0 {
+                                        bad = Some(ExchangeError::BadAnswer(
+                                            "the node answered a retry differently".into(),
+                                        ));
+                                        break;
+                                    }
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                cut = Some(format!("the answer was cut: {e}"));
+                                break;
+                            }
+                        }
                     }
-                    // The node's answer is stored and may be replayed after
-                    // a retry: its age is not a reason to refuse it.
-                    reply
-                        .envelope
-                        .open(node_key, reply.body.as_bytes(), reply.envelope.timestamp)
-                        .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
-                    return serde_json::from_str(&reply.body)
-                        .map_err(|e| ExchangeError::BadAnswer(e.to_string()));
+                    if let Some(e) = bad {
+                        return Err(e);
+                    }
+                    // The answer the handed-over parts came from.
+                    if delivered == 0 || first_digest.is_none() {
+                        first_digest = reader.envelope().map(|e| e.body_digest.clone());
+                    }
+                    match cut {
+                        Some(reason) => reason,
+                        None => {
+                            let (envelope, digest) = reader
+                                .finish()
+                                .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                            if envelope.request_id != request_id {
+                                return Err(ExchangeError::BadAnswer(
+                                    "the answer is for another request".into(),
+                                ));
+                            }
+                            // The node's answer is kept and may be replayed
+                            // after a retry: its age is no reason to refuse it.
+                            envelope
+                                .open_digest(node_key, &digest, envelope.timestamp)
+                                .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                            return Ok(());
+                        }
+                    }
                 }
                 Ok(response)
                     if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE

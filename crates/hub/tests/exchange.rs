@@ -93,6 +93,7 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
         .collect(),
         max_period_days: 28,
         signing_key: d.join("node-signing.key"),
+        ingest_addr: None,
     };
     let node_signing = civic_node_server::load_or_create_key(&config.signing_key)
         .unwrap()
@@ -176,6 +177,13 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
     );
     let kept = std::fs::read_dir(d.join("exchange").join("answers"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "envelope")
+        })
         .count();
     assert_eq!(kept, 1, "one answer kept for one request");
 
@@ -212,6 +220,55 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
         "{forged:?}"
     );
 
+    // A large answer streams; a connection cut in the middle of it is
+    // asked again and the parts already handed over are not repeated.
+    let many: Vec<ExposureWindow> = (0..150)
+        .map(|i| ExposureWindow {
+            lat: 37.50 + (i % 10) as f64 * 0.01,
+            lon: 126.95 + (i / 10) as f64 * 0.01,
+            radius_m: 3000.0,
+            t_start: start + (i % 20) * 3600,
+            t_end: start + (i % 20) * 3600 + 4 * 3600,
+        })
+        .collect();
+    let big = {
+        let mut g = grant("g-5");
+        g.grant.question = Question::Exposure {
+            windows: many.clone(),
+        };
+        SignedGrant::new(g.grant)
+            .endorse(Role::Hub, "hub", hub.keys().signing_key())
+            .endorse(Role::HealthApprover, "approver", &approver)
+            .endorse(Role::PoliceLocationOfficer, "police", &police)
+    };
+    let whole = client
+        .ask(&url, &node_signing, &big, "req-5", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let body_len = std::fs::read_dir(d.join("exchange").join("answers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "body"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .max()
+        .unwrap();
+    assert!(body_len > 100_000, "a large answer: {body_len} bytes");
+    let proxy = CuttingProxy::start(running.addr, body_len as usize / 2).await;
+    let mut parts = Vec::new();
+    client
+        .ask_streaming(
+            &format!("https://{}", proxy.addr),
+            &node_signing,
+            &big,
+            "req-5",
+            Duration::from_secs(30),
+            |p| parts.push(p),
+        )
+        .await
+        .unwrap();
+    assert!(proxy.connections() >= 2, "the first connection was cut");
+    assert_eq!(parts, whole.parts(), "every part once, in order");
+
     running.shutdown().await;
     // A node that stays down: the deadline ends the wait.
     let gone = client
@@ -227,4 +284,60 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
         matches!(gone, Err(ExchangeError::Unreachable(..))),
         "{gone:?}"
     );
+}
+
+/// A TCP proxy in front of a node whose first connection is cut after
+/// `limit` bytes from the node: a network failure in mid-answer.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    async fn start(target: std::net::SocketAddr, limit: usize) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            // Bounded: a few connections, then the proxy stops by itself.
+            for _ in 0..8 {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let limit = if n == 0 { limit } else { usize::MAX };
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    let mut sent = 0usize;
+                    let mut buf = vec![0u8; 8192];
+                    while sent < limit {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n.min(limit - sent),
+                        };
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = cw.shutdown().await;
+                    up.abort();
+                });
+            }
+        });
+        Self { addr, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -14,6 +14,8 @@
 //! connection or a restart — gets the same answer; a grant reused for
 //! another request is refused.
 
+pub mod ingest;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -60,6 +62,11 @@ pub struct NodeConfig {
     pub max_period_days: i64,
     /// This node's Ed25519 signing key file (hex; created if missing).
     pub signing_key: PathBuf,
+    /// Where the holder's own systems append events over HTTPS with this
+    /// node's certificate and a token from `civic node ingest-token`
+    /// (`POST /node/v1/events`); unset, no appends over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_addr: Option<String>,
 }
 
 fn default_period() -> i64 {
@@ -136,7 +143,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-pub use civic_exchange::wire::{Answer, Message, RouteAnswer, Seen, WindowAnswer};
+pub use civic_exchange::wire::{
+    Answer, AnswerPart, AnswerReader, Message, RouteAnswer, Seen, WindowAnswer,
+};
+
+/// The content type of a streamed answer: an envelope line, then parts.
+pub const ANSWER_CONTENT_TYPE: &str = "application/x-ndjson";
 
 struct Node {
     config: NodeConfig,
@@ -178,9 +190,10 @@ impl Node {
         self.config.data_dir.join("exchange")
     }
 
-    fn answer_path(&self, request_id: &str) -> PathBuf {
+    /// Where an answer's `envelope` or `body` is kept.
+    fn answer_path(&self, request_id: &str, part: &str) -> PathBuf {
         let safe: String = data_encoding::HEXLOWER.encode(request_id.as_bytes());
-        self.dir().join("answers").join(format!("{safe}.json"))
+        self.dir().join("answers").join(format!("{safe}.{part}"))
     }
 
     fn append_log(
@@ -206,124 +219,202 @@ impl Node {
         f.sync_all().map_err(io)
     }
 
-    fn handle(&mut self, peer: Option<String>, raw: &[u8]) -> Response {
+    fn handle(&mut self, peer: Option<String>, raw: &[u8]) -> Handled {
         let Ok(message) = serde_json::from_slice::<Message>(raw) else {
-            return refuse(
+            return Handled::Now(refuse(
                 StatusCode::BAD_REQUEST,
                 "expected {\"envelope\": …, \"body\": \"…\"}",
-            );
+            ));
         };
         if peer.as_deref() != Some(self.config.hub_name.as_str()) {
-            return refuse(StatusCode::FORBIDDEN, "only the hub may ask this node");
+            return Handled::Now(refuse(
+                StatusCode::FORBIDDEN,
+                "only the hub may ask this node",
+            ));
         }
         let envelope = &message.envelope;
         if let Err(e) = envelope.open(&self.hub_key, message.body.as_bytes(), now()) {
-            return refuse(StatusCode::UNAUTHORIZED, e);
+            return Handled::Now(refuse(StatusCode::UNAUTHORIZED, e));
         }
         let Some(grant) = &envelope.grant else {
-            return refuse(StatusCode::FORBIDDEN, "the request carries no grant");
+            return Handled::Now(refuse(
+                StatusCode::FORBIDDEN,
+                "the request carries no grant",
+            ));
         };
         let request_id = envelope.request_id.clone();
         if let Err(e) = self.append_log(Direction::Received, &request_id, raw) {
             tracing::error!(error = %e, "message log");
-            return refuse(
+            return Handled::Now(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the node cannot log; try again",
-            );
+            ));
         }
         let grant = grant.clone();
-        let (status, bytes) = self.answer(&grant, &request_id);
-        if let Err(e) = self.append_log(Direction::Sent, &request_id, &bytes) {
+        let outcome = self.answer(&grant, &request_id);
+        // The envelope line is what the log keeps of an answer: it commits
+        // to the body by its digest.
+        let sent = match &outcome {
+            Outcome::Refused(_, bytes) | Outcome::Answer(bytes, _) => bytes.clone(),
+        };
+        if let Err(e) = self.append_log(Direction::Sent, &request_id, &sent) {
             tracing::error!(error = %e, "message log");
-            return refuse(
+            return Handled::Now(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the node cannot log; try again",
-            );
+            ));
         }
-        (
-            status,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            bytes,
-        )
-            .into_response()
+        match outcome {
+            Outcome::Refused(status, bytes) => Handled::Now(
+                (
+                    status,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    bytes,
+                )
+                    .into_response(),
+            ),
+            Outcome::Answer(line, body) => Handled::Stream(line, body),
+        }
     }
 
     /// The answer to an enveloped, logged request: the gate's refusal, the
     /// answer given before (a retry), or a new answer kept on disk first.
-    fn answer(
-        &mut self,
-        grant: &civic_exchange::SignedGrant,
-        request_id: &str,
-    ) -> (StatusCode, Vec<u8>) {
+    /// Returns the status and, for an answer, its envelope line (the body
+    /// is in [`Node::body_path`]).
+    fn answer(&mut self, grant: &civic_exchange::SignedGrant, request_id: &str) -> Outcome {
         let admitted = match self.gate.admit(grant, request_id, now()) {
             Ok(a) => a,
-            Err(r) => return (StatusCode::FORBIDDEN, refusal_body(r)),
+            Err(r) => return Outcome::Refused(StatusCode::FORBIDDEN, refusal_body(r)),
         };
-        let stored = self.answer_path(request_id);
+        let (envelope_path, body_path) = (
+            self.answer_path(request_id, "envelope"),
+            self.answer_path(request_id, "body"),
+        );
         if admitted.retry {
-            if let Ok(bytes) = std::fs::read(&stored) {
-                return (StatusCode::OK, bytes);
+            if let Ok(line) = std::fs::read(&envelope_path) {
+                return Outcome::Answer(line, body_path);
             }
         }
-        let grant = &admitted.grant;
-        let answer = match &grant.question {
-            Question::Exposure { windows } => Answer::Exposure(
-                windows
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| WindowAnswer {
-                        window: i,
-                        holders: self
-                            .store
-                            .exposure(&ExposureQuery {
-                                towers: TowerSelection::Near {
-                                    lat: w.lat,
-                                    lon: w.lon,
-                                    radius_m: w.radius_m,
-                                },
-                                t_start: w.t_start,
-                                t_end: w.t_end,
-                            })
-                            .into_iter()
-                            .map(|a| Seen {
-                                holder: a.subscriber,
-                                first_seen: a.first_seen,
-                                last_seen: a.last_seen,
-                                events: a.pings,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            ),
+        let kept = self
+            .write_body(&admitted.grant, &body_path)
+            .and_then(|digest| {
+                let envelope = Envelope::seal_digest(request_id, &self.key, now(), &digest, None);
+                let line = serde_json::to_vec(&envelope).expect("an envelope serialises");
+                // The envelope is the commit point of the answer; then the
+                // grant's use.
+                write_atomic(&envelope_path, &line)?;
+                let used = serde_json::to_vec(self.gate.used()).expect("used grants serialise");
+                write_atomic(&self.dir().join("used-grants.json"), &used)?;
+                Ok(line)
+            });
+        match kept {
+            Ok(line) => Outcome::Answer(line, body_path),
+            Err(e) => {
+                tracing::error!(error = %e, "keeping an answer");
+                Outcome::Refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    refusal_body("the node cannot keep its answer; try again"),
+                )
+            }
+        }
+    }
+
+    /// Writes the grant's answer as parts, one a line, and syncs it;
+    /// returns its hex SHA-256. One window or subject at a time is in
+    /// memory.
+    fn write_body(&self, grant: &civic_exchange::Grant, path: &Path) -> Result<String, NodeError> {
+        use sha2::Digest;
+        let io = |e| NodeError::Io(path.display().to_string(), e);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+        let mut hasher = sha2::Sha256::new();
+        let mut emit = |part: AnswerPart| -> Result<(), NodeError> {
+            let mut line = serde_json::to_vec(&part).expect("a part serialises");
+            line.push(b'\n');
+            hasher.update(&line);
+            out.write_all(&line).map_err(io)
+        };
+        match &grant.question {
+            Question::Exposure { windows } => {
+                for (i, w) in windows.iter().enumerate() {
+                    let holders: Vec<Seen> = self
+                        .store
+                        .exposure(&ExposureQuery {
+                            towers: TowerSelection::Near {
+                                lat: w.lat,
+                                lon: w.lon,
+                                radius_m: w.radius_m,
+                            },
+                            t_start: w.t_start,
+                            t_end: w.t_end,
+                        })
+                        .into_iter()
+                        .map(|a| Seen::new(a.subscriber, a.first_seen, a.last_seen, a.pings))
+                        .collect();
+                    for part in
+                        (Answer::Exposure(vec![WindowAnswer { window: i, holders }])).parts()
+                    {
+                        emit(part)?;
+                    }
+                }
+            }
             // Each subject's own records, within the grant's period only.
-            Question::Subjects { ids } => Answer::Routes(
-                ids.iter()
-                    .map(|&holder| RouteAnswer {
-                        holder,
-                        events: self.store.route(holder, grant.data_from, grant.data_until),
-                    })
-                    .collect(),
-            ),
-        };
-        let body = serde_json::to_string(&answer).expect("answers serialise");
-        let reply = Message {
-            envelope: Envelope::seal(request_id, &self.key, now(), body.as_bytes(), None),
-            body,
-        };
-        let bytes = serde_json::to_vec(&reply).expect("a message serialises");
-        // Kept before it is sent: the answer, then the grant's use.
-        let used = serde_json::to_vec(self.gate.used()).expect("used grants serialise");
-        let kept = write_atomic(&stored, &bytes)
-            .and_then(|()| write_atomic(&self.dir().join("used-grants.json"), &used));
-        if let Err(e) = kept {
-            tracing::error!(error = %e, "keeping an answer");
-            return (
+            Question::Subjects { ids } => {
+                for &holder in ids {
+                    let events = self.store.route(holder, grant.data_from, grant.data_until);
+                    for part in (Answer::Routes(vec![RouteAnswer { holder, events }])).parts() {
+                        emit(part)?;
+                    }
+                }
+            }
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| NodeError::Io(path.display().to_string(), e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        Ok(data_encoding::HEXLOWER.encode(&hasher.finalize()))
+    }
+}
+
+/// What the node sends back.
+enum Outcome {
+    Refused(StatusCode, Vec<u8>),
+    /// The envelope line and the file holding the body.
+    Answer(Vec<u8>, PathBuf),
+}
+
+/// Streams an answer: its envelope line, then its body from disk.
+async fn stream_answer(envelope: Vec<u8>, body: PathBuf) -> Response {
+    let file = match tokio::fs::File::open(&body).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "reading a kept answer");
+            return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
-                refusal_body("the node cannot keep its answer; try again"),
+                "the node cannot read its answer; try again",
             );
         }
-        (StatusCode::OK, bytes)
-    }
+    };
+    let mut head = envelope;
+    head.push(b'\n');
+    let head = futures_util::stream::once(async move { Ok(axum::body::Bytes::from(head)) });
+    let rest = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 16];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, ANSWER_CONTENT_TYPE)],
+        axum::body::Body::from_stream(futures_util::StreamExt::chain(head, rest)),
+    )
+        .into_response()
 }
 
 async fn request(
@@ -333,18 +424,27 @@ async fn request(
 ) -> Response {
     let node = node.clone();
     // The store and the disk are blocking work.
-    tokio::task::spawn_blocking(move || {
+    let handled = tokio::task::spawn_blocking(move || {
         node.lock()
             .unwrap_or_else(|e| e.into_inner())
             .handle(peer.0, &body)
     })
-    .await
-    .unwrap_or_else(|_| {
-        refuse(
+    .await;
+    match handled {
+        Ok(Handled::Now(response)) => response,
+        Ok(Handled::Stream(envelope, body)) => stream_answer(envelope, body).await,
+        Err(_) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the node failed; try again",
-        )
-    })
+        ),
+    }
+}
+
+/// A request's outcome, once the node has decided and logged it.
+enum Handled {
+    Now(Response),
+    /// An answer kept on disk, to stream: its envelope line and body file.
+    Stream(Vec<u8>, PathBuf),
 }
 
 /// Puts the TLS client's certificate name into each request.
@@ -382,8 +482,11 @@ where
 /// A running node.
 pub struct RunningNode {
     pub addr: SocketAddr,
+    /// The holders' ingest listener, if `ingest_addr` is set.
+    pub ingest_addr: Option<SocketAddr>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    ingest: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningNode {
@@ -391,10 +494,17 @@ impl RunningNode {
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         let _ = self.task.await;
+        if let Some(ingest) = self.ingest {
+            let _ = ingest.await;
+        }
     }
 
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.unwrap_or(Ok(()))
+        let served = self.task.await.unwrap_or(Ok(()));
+        if let Some(ingest) = self.ingest {
+            ingest.await.unwrap_or(Ok(()))?;
+        }
+        served
     }
 
     pub fn handle(&self) -> axum_server::Handle {
@@ -414,6 +524,19 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         &read(&config.tls_key)?,
         &read(&config.tls_ca)?,
     )?;
+    let ingest_listener = match &config.ingest_addr {
+        Some(raw) => {
+            let addr: SocketAddr = raw
+                .parse()
+                .map_err(|_| NodeError::Config(format!("ingest_addr {raw:?} is not HOST:PORT")))?;
+            let tls = civic_exchange::trust::server_config_without_client_auth(
+                &read(&config.tls_cert)?,
+                &read(&config.tls_key)?,
+            )?;
+            Some((addr, tls))
+        }
+        None => None,
+    };
     let hub_key = verifying_key(&config.hub_key, "hub_key")?;
     let mut trusted = vec![TrustedKey {
         key: hub_key,
@@ -463,19 +586,43 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         gate,
         log: MessageLog::from_entries(entries),
     }));
+    let ingest_app = Router::new()
+        .route(ingest::EVENTS_PATH, post(ingest::append))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            ingest::MAX_BATCH_BYTES,
+        ))
+        .with_state(node.clone());
     let app = Router::new()
         .route(civic_exchange::wire::REQUESTS_PATH, post(request))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(node);
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| NodeError::Io(addr.to_string(), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| NodeError::Io(addr.to_string(), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| NodeError::Io(addr.to_string(), e))?;
+    let bind = |addr: SocketAddr| -> Result<(std::net::TcpListener, SocketAddr), NodeError> {
+        let io = |e| NodeError::Io(addr.to_string(), e);
+        let listener = std::net::TcpListener::bind(addr).map_err(io)?;
+        listener.set_nonblocking(true).map_err(io)?;
+        let local = listener.local_addr().map_err(io)?;
+        Ok((listener, local))
+    };
+    let (listener, addr) = bind(addr)?;
     let handle = axum_server::Handle::new();
+    let (ingest, ingest_addr) = match ingest_listener {
+        Some((listener, tls)) => {
+            let (listener, local) = bind(listener)?;
+            let server = axum_server::from_tcp_rustls(
+                listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+            )
+            .handle(handle.clone());
+            (
+                Some(tokio::spawn(async move {
+                    server.serve(ingest_app.into_make_service()).await
+                })),
+                Some(local),
+            )
+        }
+        None => (None, None),
+    };
     let acceptor = PeerAcceptor(axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
     ));
@@ -483,7 +630,13 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .acceptor(acceptor)
         .handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
-    Ok(RunningNode { addr, handle, task })
+    Ok(RunningNode {
+        addr,
+        ingest_addr,
+        handle,
+        task,
+        ingest,
+    })
 }
 
 /// What the hub returned to an enrolling node, and what the node chose.
@@ -533,6 +686,7 @@ pub fn write_enrolment(dir: &Path, e: &Enrolment<'_>) -> Result<PathBuf, NodeErr
         gives: e.gives.clone(),
         max_period_days: default_period(),
         signing_key: dir.join("node-signing.key"),
+        ingest_addr: None,
     };
     let text = format!(
         "# Written at enrolment. Add the endorsers' keys, e.g.\n\

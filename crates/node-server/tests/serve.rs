@@ -3,11 +3,10 @@
 use civic_exchange::trust::{client_config, new_request, CertificateAuthority};
 use civic_exchange::{Envelope, ExposureWindow, Grant, Item, Question, Role, SignedGrant};
 use civic_node::{EventStore, ExposureQuery, TowerSelection};
-use civic_node_server::{serve, Answer, EndorserConfig, Message, NodeConfig};
+use civic_node_server::{serve, Answer, AnswerReader, EndorserConfig, Message, NodeConfig};
 use ed25519_dalek::SigningKey;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn key() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
@@ -33,13 +32,8 @@ fn enrol(ca: &CertificateAuthority, name: &str) -> Tls {
     }
 }
 
-/// Sends one HTTP/1.1 request over TLS; returns the status and the body.
-async fn post(
-    addr: std::net::SocketAddr,
-    tls: Option<&Tls>,
-    ca_pem: &str,
-    body: &[u8],
-) -> Result<(u16, Vec<u8>), String> {
+/// A client over TLS, presenting `tls`'s certificate if given.
+fn client(tls: Option<&Tls>, ca_pem: &str) -> reqwest::Client {
     let config = match tls {
         Some(t) => client_config(&t.cert, &t.key, ca_pem).unwrap(),
         None => {
@@ -47,45 +41,61 @@ async fn post(
             for c in rustls_pemfile_certs(ca_pem) {
                 roots.add(c).unwrap();
             }
-            rustls::ClientConfig::builder_with_provider(Arc::new(
+            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
-            .with_no_client_auth()
+            .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            config
         }
     };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .resolve(
+            "node-skt.civic",
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Sends one request to the node; returns the status and the body.
+async fn post(
+    addr: std::net::SocketAddr,
+    tls: Option<&Tls>,
+    ca_pem: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
+    let response = client(tls, ca_pem)
+        .post(format!(
+            "https://node-skt.civic:{}/node/v1/requests",
+            addr.port()
+        ))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
         .await
         .map_err(|e| e.to_string())?;
-    let mut stream = connector
-        .connect("node-skt.civic".try_into().unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST /node/v1/requests HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.write_all(body).await.map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no response")?;
-    let status: u16 = String::from_utf8_lossy(&response[9..12])
-        .parse()
-        .map_err(|_| "no status")?;
-    Ok((status, response[split + 4..].to_vec()))
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    Ok((status, bytes.to_vec()))
+}
+
+/// Reads a streamed answer whole: its envelope, checked against the
+/// node's key and the body's digest, and the answer.
+fn read_answer(bytes: &[u8], node_key: &ed25519_dalek::VerifyingKey) -> Answer {
+    let mut reader = AnswerReader::default();
+    let mut parts = Vec::new();
+    // In small pieces, as a network would deliver it.
+    for chunk in bytes.chunks(1000) {
+        reader.push(chunk, |p| parts.push(p)).unwrap();
+    }
+    let (envelope, digest) = reader.finish().unwrap();
+    envelope.open_digest(node_key, &digest, now()).unwrap();
+    Answer::from_parts(parts).unwrap()
 }
 
 fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
@@ -177,6 +187,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         .collect(),
         max_period_days: 28,
         signing_key: d.join("node-signing.key"),
+        ingest_addr: None,
     };
     let running = serve(config.clone()).await.unwrap();
     let addr = running.addr;
@@ -236,7 +247,6 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         .await
         .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
-    let reply: Message = serde_json::from_slice(&answer).unwrap();
     let node_key = civic_node_server::load_or_create_key(&d.join("node-signing.key"))
         .unwrap()
         .verifying_key();
@@ -249,11 +259,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
             .mode();
         assert_eq!(mode & 0o077, 0, "the signing key is for its owner only");
     }
-    reply
-        .envelope
-        .open(&node_key, reply.body.as_bytes(), now())
-        .unwrap();
-    let Answer::Exposure(answers) = serde_json::from_str(&reply.body).unwrap() else {
+    let Answer::Exposure(answers) = read_answer(&answer, &node_key) else {
         panic!("an exposure answer")
     };
     for (i, w) in windows.iter().enumerate() {
@@ -267,14 +273,17 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
             t_end: w.t_end,
         });
         assert!(!want.is_empty());
-        let got: Vec<(u64, i64, i64, u32)> = answers[i]
+        let got: Vec<(u64, i64, i64, u32, i64)> = answers[i]
             .holders
             .iter()
-            .map(|h| (h.holder, h.first_seen, h.last_seen, h.events))
+            .map(|h| (h.holder, h.first_seen, h.last_seen, h.events, h.overlap_s))
             .collect();
-        let want: Vec<(u64, i64, i64, u32)> = want
+        let want: Vec<(u64, i64, i64, u32, i64)> = want
             .iter()
-            .map(|a| (a.subscriber, a.first_seen, a.last_seen, a.pings))
+            .map(|a| {
+                let overlap = a.last_seen - a.first_seen;
+                (a.subscriber, a.first_seen, a.last_seen, a.pings, overlap)
+            })
             .collect();
         assert_eq!(got, want, "window {i}");
     }
@@ -302,8 +311,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
     .await
     .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let reply: Message = serde_json::from_slice(&body).unwrap();
-    let Answer::Routes(routes) = serde_json::from_str(&reply.body).unwrap() else {
+    let Answer::Routes(routes) = read_answer(&body, &node_key) else {
         panic!("a route answer")
     };
     assert_eq!(routes.len(), 1);
@@ -423,4 +431,200 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         .collect();
     assert!(entries.len() >= 10);
     civic_exchange::MessageLog::verify(&entries, &[], &node_key).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
+    let sim = tempfile::tempdir().unwrap();
+    let params = civic_sim::Params {
+        people: 800,
+        days: 1,
+        seed: 8,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: 2,
+    };
+    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
+    // The node knows its towers; its pings come over HTTP.
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    EventStore::pings(d)
+        .unwrap()
+        .import(
+            Some(&sim.path().join("towers.csv")),
+            &[],
+            Arc::new(Default::default()),
+        )
+        .unwrap();
+    let ca = CertificateAuthority::generate().unwrap();
+    let (hub_tls, node_tls) = (enrol(&ca, "hub.civic"), enrol(&ca, "node-skt.civic"));
+    let (hub, approver, police) = (key(), key(), key());
+    let config = NodeConfig {
+        name: "node-skt.civic".into(),
+        holder: "SK Telecom".into(),
+        addr: "127.0.0.1:0".into(),
+        data_dir: d.to_path_buf(),
+        kind: "pings".into(),
+        tls_cert: write(d, "node.pem", &node_tls.cert),
+        tls_key: write(d, "node-key.pem", &node_tls.key),
+        tls_ca: write(d, "ca.pem", &node_tls.ca),
+        hub_name: "hub.civic".into(),
+        hub_key: hex(&hub),
+        endorsers: vec![
+            EndorserConfig {
+                role: Role::HealthApprover,
+                key: hex(&approver),
+            },
+            EndorserConfig {
+                role: Role::PoliceLocationOfficer,
+                key: hex(&police),
+            },
+        ],
+        gives: [(
+            "epidemic investigation".to_owned(),
+            vec![Item::LocationPings],
+        )]
+        .into_iter()
+        .collect(),
+        max_period_days: 28,
+        signing_key: d.join("node-signing.key"),
+        ingest_addr: Some("127.0.0.1:0".into()),
+    };
+    let token = civic_node_server::ingest::issue_token(d, "skt-loader").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("ingest-tokens"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0);
+        assert!(!std::fs::read_to_string(d.join("ingest-tokens"))
+            .unwrap()
+            .contains(&token));
+    }
+    let running = serve(config.clone()).await.unwrap();
+    let ingest = running.ingest_addr.expect("an ingest listener");
+    // The holder's loader trusts the node's certificate; it has none itself.
+    let loader = client(None, &node_tls.ca);
+    let events_url = format!("https://node-skt.civic:{}/node/v1/events", ingest.port());
+    let send = |body: Vec<u8>, token: Option<&str>, gzip: bool| {
+        let mut request = loader.post(&events_url).body(body);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if gzip {
+            request = request.header("content-encoding", "gzip");
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let kind = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, kind, response.text().await.unwrap())
+        }
+    };
+    let pings = std::fs::read_to_string(sim.path().join("pings-skt.csv")).unwrap();
+    let (header, rows) = pings.split_once('\n').unwrap();
+    let rows: Vec<&str> = rows.lines().collect();
+    let (first, second) = rows.split_at(rows.len() / 2);
+    let batch = |rows: &[&str]| format!("{header}\n{}\n", rows.join("\n")).into_bytes();
+
+    let (status, _, _) = send(batch(first), None, false).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = send(batch(first), Some("civic-ingest-guess"), false).await;
+    assert_eq!(status, 401);
+    let mut bad = batch(&first[..3]);
+    bad.extend_from_slice(b"12,not-a-time,3\n");
+    let (status, kind, why) = send(bad, Some(&token), false).await;
+    assert_eq!(status, 400, "{why}");
+    assert_eq!(kind.as_deref(), Some("application/problem+json"));
+    assert!(why.contains("line 5"), "{why}");
+
+    let (status, _, report) = send(batch(first), Some(&token), false).await;
+    assert_eq!(status, 200, "{report}");
+    let gz = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&batch(second)).unwrap();
+        e.finish().unwrap()
+    };
+    let (status, _, report) = send(gz, Some(&token), true).await;
+    assert_eq!(status, 200, "{report}");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["tail"], rows.len() as u64);
+
+    // The hub's question is answered from the appended events, also after
+    // a restart (they are in the node's log on disk).
+    running.shutdown().await;
+    let running = serve(config).await.unwrap();
+    let start = civic_sim::world::local_midnight(time::macros::date!(2020 - 03 - 01));
+    let window = ExposureWindow {
+        lat: 37.55,
+        lon: 127.0,
+        radius_m: 3000.0,
+        t_start: start + 8 * 3600,
+        t_end: start + 12 * 3600,
+    };
+    let signed = SignedGrant::new(Grant {
+        grant_id: "g-appended".into(),
+        requester: "Korea Disease Control and Prevention Agency".into(),
+        holder: "SK Telecom".into(),
+        purpose: "epidemic investigation".into(),
+        legal_basis: "Infectious Disease Control and Prevention Act, art. 76-2".into(),
+        case_id: Some("1001".into()),
+        consent_id: None,
+        items: vec![Item::LocationPings],
+        question: Question::Exposure {
+            windows: vec![window.clone()],
+        },
+        data_from: start,
+        data_until: start + 86_400,
+        issued_at: now() - 60,
+        expires_at: now() + 3600,
+    })
+    .endorse(Role::Hub, "hub", &hub)
+    .endorse(Role::HealthApprover, "approver", &approver)
+    .endorse(Role::PoliceLocationOfficer, "police", &police);
+    let body = "{}".to_owned();
+    let message = serde_json::to_vec(&Message {
+        envelope: Envelope::seal("req-a", &hub, now(), body.as_bytes(), Some(signed)),
+        body,
+    })
+    .unwrap();
+    let (status, answer) = post(running.addr, Some(&hub_tls), &hub_tls.ca, &message)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let node_key = civic_node_server::load_or_create_key(&d.join("node-signing.key"))
+        .unwrap()
+        .verifying_key();
+    let Answer::Exposure(got) = read_answer(&answer, &node_key) else {
+        panic!("an exposure answer")
+    };
+    running.shutdown().await;
+    let imported = tempfile::tempdir().unwrap();
+    let mut reference = EventStore::pings(imported.path()).unwrap();
+    reference
+        .import(
+            Some(&sim.path().join("towers.csv")),
+            &[&sim.path().join("pings-skt.csv")],
+            Arc::new(Default::default()),
+        )
+        .unwrap();
+    let want = reference.exposure(&ExposureQuery {
+        towers: TowerSelection::Near {
+            lat: window.lat,
+            lon: window.lon,
+            radius_m: window.radius_m,
+        },
+        t_start: window.t_start,
+        t_end: window.t_end,
+    });
+    assert!(!want.is_empty());
+    let got: Vec<u64> = got[0].holders.iter().map(|h| h.holder).collect();
+    assert_eq!(got, want.iter().map(|a| a.subscriber).collect::<Vec<_>>());
 }
