@@ -797,6 +797,8 @@ async fn audit_verify(
             String::new()
         }
     );
+    let exchanged = civic_hub::ledger::verify_exchange_log(&store).await?;
+    println!("exchange log verified: {exchanged} entries in one unbroken chain");
     Ok(())
 }
 

@@ -28,7 +28,7 @@ pub mod wire;
 
 pub use envelope::{Envelope, EnvelopeError};
 pub use grant::*;
-pub use log::{Direction, LogEntry, LogError, LogHead, MessageLog};
+pub use log::{message_digest, Direction, LogEntry, LogError, LogHead, MessageLog};
 
 /// A small number derived from a request id and an attempt, for spreading
 /// retries without a random source.

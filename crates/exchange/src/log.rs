@@ -14,6 +14,23 @@ pub enum Direction {
     Received,
 }
 
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Direction> {
+        match raw {
+            "sent" => Some(Direction::Sent),
+            "received" => Some(Direction::Received),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub seq: u64,
@@ -27,6 +44,37 @@ pub struct LogEntry {
     /// Hex hash of the previous entry (64 zeros for the first).
     pub prev: String,
     pub hash: String,
+}
+
+/// Hex SHA-256 of a message as it travelled.
+pub fn message_digest(message: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(message))
+}
+
+impl LogEntry {
+    /// The entry that follows `prev` (none: the first of a log), for a log
+    /// kept elsewhere (the hub's, in its database).
+    pub fn next(
+        prev: Option<&LogEntry>,
+        at: i64,
+        direction: Direction,
+        request_id: &str,
+        peer: &str,
+        message_digest: String,
+    ) -> LogEntry {
+        let mut e = LogEntry {
+            seq: prev.map_or(0, |p| p.seq + 1),
+            at,
+            direction,
+            request_id: request_id.to_owned(),
+            peer: peer.to_owned(),
+            message_digest,
+            prev: prev.map_or_else(|| GENESIS.to_owned(), |p| p.hash.clone()),
+            hash: String::new(),
+        };
+        e.hash = entry_hash(&e);
+        e
+    }
 }
 
 #[derive(Serialize)]
@@ -124,20 +172,14 @@ impl MessageLog {
         peer: &str,
         message: &[u8],
     ) -> &LogEntry {
-        let mut e = LogEntry {
-            seq: self.entries.len() as u64,
+        let e = LogEntry::next(
+            self.entries.last(),
             at,
             direction,
-            request_id: request_id.to_owned(),
-            peer: peer.to_owned(),
-            message_digest: data_encoding::HEXLOWER.encode(&Sha256::digest(message)),
-            prev: self
-                .entries
-                .last()
-                .map_or_else(|| GENESIS.to_owned(), |l| l.hash.clone()),
-            hash: String::new(),
-        };
-        e.hash = entry_hash(&e);
+            request_id,
+            peer,
+            message_digest(message),
+        );
         self.entries.push(e);
         self.entries.last().expect("just pushed")
     }

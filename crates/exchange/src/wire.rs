@@ -71,6 +71,10 @@ pub enum Answer {
 /// The path nodes answer on.
 pub const REQUESTS_PATH: &str = "/node/v1/requests";
 
+/// Where a node gives the signed head of its message log, for the hub to
+/// keep as a witness.
+pub const LOG_HEAD_PATH: &str = "/node/v1/log-head";
+
 /// Holders or records one line of a streamed answer carries at most.
 pub const PART_LIMIT: usize = 4096;
 
@@ -169,6 +173,7 @@ pub enum WireError {
 #[derive(Default)]
 pub struct AnswerReader {
     envelope: Option<Envelope>,
+    envelope_line: Vec<u8>,
     pending: Vec<u8>,
     hasher: sha2::Sha256,
     parts: usize,
@@ -178,6 +183,12 @@ impl AnswerReader {
     /// The node's envelope, once its line has arrived.
     pub fn envelope(&self) -> Option<&Envelope> {
         self.envelope.as_ref()
+    }
+
+    /// The envelope's line as it travelled (what a message log keeps of an
+    /// answer: it commits to the body by its digest).
+    pub fn envelope_line(&self) -> &[u8] {
+        &self.envelope_line
     }
 
     /// Parts read so far.
@@ -202,7 +213,7 @@ impl AnswerReader {
             let envelope = serde_json::from_slice(&self.pending)
                 .map_err(|e| WireError::Malformed(format!("envelope: {e}")))?;
             self.envelope = Some(envelope);
-            self.pending.clear();
+            self.envelope_line = std::mem::take(&mut self.pending);
             rest = &rest[nl + 1..];
         }
         self.hasher.update(rest);

@@ -9,12 +9,21 @@
 //! failures, timeouts and "try again" answers are retried with exponential
 //! backoff until the deadline: a node that is down makes the request wait
 //! and complete when it returns. A refusal is final.
+//!
+//! The hub's side of the message log is in its database
+//! ([`civic_store::ExchangeLogStore`]): every attempt is logged as sent
+//! before it leaves, and every answer or refusal as received; after an
+//! answer the node's signed log head is fetched and kept as a witness of
+//! the node's log.
 
 use crate::nodes::HUB_NODE_NAME;
 use crate::Hub;
 use civic_exchange::trust::{client_config, new_request};
-use civic_exchange::wire::{Answer, AnswerPart, AnswerReader, Message, REQUESTS_PATH};
-use civic_exchange::{Envelope, SignedGrant};
+use civic_exchange::wire::{
+    Answer, AnswerPart, AnswerReader, Message, LOG_HEAD_PATH, REQUESTS_PATH,
+};
+use civic_exchange::{message_digest, Direction, Envelope, LogHead, SignedGrant};
+use civic_store::ExchangeLogStore;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::time::{Duration, Instant};
 
@@ -28,12 +37,15 @@ pub enum ExchangeError {
     BadAnswer(String),
     #[error("cannot set up the hub's TLS identity: {0}")]
     Setup(String),
+    #[error("cannot write the hub's message log: {0}")]
+    Log(#[from] civic_store::StoreError),
 }
 
 /// A client for asking nodes.
 pub struct NodeClient {
     http: reqwest::Client,
     key: SigningKey,
+    store: civic_store::Store,
 }
 
 fn now() -> i64 {
@@ -65,6 +77,7 @@ impl Hub {
         Ok(NodeClient {
             http,
             key: self.keys().signing_key().clone(),
+            store: self.store.clone(),
         })
     }
 }
@@ -106,6 +119,7 @@ impl NodeClient {
         mut on_part: impl FnMut(AnswerPart),
     ) -> Result<(), ExchangeError> {
         let started = Instant::now();
+        let peer = civic_exchange::key_id(node_key);
         let body = "{}".to_owned();
         let mut wait = Duration::from_millis(100);
         let mut attempt: u64 = 0;
@@ -124,10 +138,22 @@ impl NodeClient {
                 ),
                 body: body.clone(),
             };
+            let bytes = serde_json::to_vec(&message).expect("a message serialises");
+            // Logged before it leaves: nothing is sent that the log lacks.
+            self.store
+                .log_exchange(
+                    now(),
+                    Direction::Sent,
+                    request_id,
+                    &peer,
+                    message_digest(&bytes),
+                )
+                .await?;
             let outcome = self
                 .http
                 .post(format!("{}{REQUESTS_PATH}", url.trim_end_matches('/')))
-                .json(&message)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes)
                 .send()
                 .await;
             let retry_reason = match outcome {
@@ -177,6 +203,7 @@ impl NodeClient {
                     match cut {
                         Some(reason) => reason,
                         None => {
+                            let envelope_line = reader.envelope_line().to_vec();
                             let (envelope, digest) = reader
                                 .finish()
                                 .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
@@ -190,6 +217,16 @@ impl NodeClient {
                             envelope
                                 .open_digest(node_key, &digest, envelope.timestamp)
                                 .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                            self.store
+                                .log_exchange(
+                                    now(),
+                                    Direction::Received,
+                                    request_id,
+                                    &peer,
+                                    message_digest(&envelope_line),
+                                )
+                                .await?;
+                            self.witness(url, node_key).await;
                             return Ok(());
                         }
                     }
@@ -202,9 +239,17 @@ impl NodeClient {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let reason = response
-                        .json::<serde_json::Value>()
-                        .await
+                    let body = response.bytes().await.unwrap_or_default();
+                    self.store
+                        .log_exchange(
+                            now(),
+                            Direction::Received,
+                            request_id,
+                            &peer,
+                            message_digest(&body),
+                        )
+                        .await?;
+                    let reason = serde_json::from_slice::<serde_json::Value>(&body)
                         .ok()
                         .and_then(|v| v["refused"].as_str().map(str::to_owned))
                         .unwrap_or_else(|| status.to_string());
@@ -223,6 +268,43 @@ impl NodeClient {
                 Duration::from_millis(civic_exchange::key_id_jitter(request_id, attempt) % 100);
             tokio::time::sleep(wait + jitter).await;
             wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Fetches the node's signed log head and keeps it as a witness of
+    /// the node's log. Best effort: an answer already verified stands
+    /// without it, and the next answer brings a newer head.
+    async fn witness(&self, url: &str, node_key: &VerifyingKey) {
+        let fetched = async {
+            let head: LogHead = self
+                .http
+                .get(format!("{}{LOG_HEAD_PATH}", url.trim_end_matches('/')))
+                .send()
+                .await
+                .ok()?
+                .error_for_status()
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            head.verify(node_key).then_some(head)
+        }
+        .await;
+        match fetched {
+            Some(head) => {
+                let kept = self
+                    .store
+                    .keep_node_log_head(
+                        &civic_exchange::key_id(node_key),
+                        &head,
+                        civic_core::time::Timestamp::now(),
+                    )
+                    .await;
+                if let Err(e) = kept {
+                    tracing::warn!(error = %e, "keeping a node's log head");
+                }
+            }
+            None => tracing::warn!("a node gave no valid log head"),
         }
     }
 }

@@ -205,6 +205,8 @@ pub enum VerifyError {
     TreeHeadBeyond { size: u64, records: u64 },
     #[error("the ledger head's root does not match the records")]
     HeadRootMismatch,
+    #[error("exchange log entry {0} was changed, removed, inserted or reordered")]
+    ExchangeLog(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -332,4 +334,35 @@ pub async fn verify_ledger(
         unsigned_tail: size - signed,
         key_id: key_id(trusted_key),
     })
+}
+
+/// Checks the hub's exchange log is one unbroken hash chain; returns its
+/// length, or the first entry that was changed, removed, inserted or
+/// reordered. Reads it in pages.
+pub async fn verify_exchange_log(store: &Store) -> Result<u64, VerifyError> {
+    use civic_store::ExchangeLogStore;
+    const PAGE: u64 = 10_000;
+    let mut prev: Option<civic_exchange::LogEntry> = None;
+    let mut seen = 0u64;
+    loop {
+        let page = store.exchange_log(seen, PAGE).await?;
+        if page.is_empty() {
+            return Ok(seen);
+        }
+        for e in page {
+            let expected = civic_exchange::LogEntry::next(
+                prev.as_ref(),
+                e.at,
+                e.direction,
+                &e.request_id,
+                &e.peer,
+                e.message_digest.clone(),
+            );
+            if expected != e {
+                return Err(VerifyError::ExchangeLog(seen));
+            }
+            seen += 1;
+            prev = Some(e);
+        }
+    }
 }

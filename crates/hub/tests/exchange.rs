@@ -24,9 +24,9 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
-    let db = civic_store::testing::sqlite().await;
+civic_store::backend_tests!(the_hub_asks_a_node_and_waits_for_one_that_is_down);
+
+async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::testing::TestDb) {
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
 
     // A telco node's data, certificate and configuration.
@@ -283,6 +283,46 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down() {
     assert!(
         matches!(gone, Err(ExchangeError::Unreachable(..))),
         "{gone:?}"
+    );
+
+    // The hub's log: every attempt sent, every answer and refusal received,
+    // one unbroken chain in its database.
+    use civic_store::ExchangeLogStore;
+    let log = db.store.exchange_log(0, 10_000).await.unwrap();
+    civic_exchange::MessageLog::verify(&log, &[], &node_signing).unwrap();
+    let of = |id: &str, d: civic_exchange::Direction| {
+        log.iter()
+            .filter(|e| e.request_id == id && e.direction == d)
+            .count()
+    };
+    use civic_exchange::Direction::{Received, Sent};
+    assert!(of("req-1", Sent) >= 2, "attempts while the node was down");
+    assert_eq!(of("req-1", Received), 2, "the answer, and the retry's");
+    assert_eq!((of("req-2", Sent), of("req-2", Received)), (1, 1));
+    assert!(of("req-4", Sent) >= 1);
+    assert_eq!(
+        of("req-4", Received),
+        0,
+        "a node that stays down answers nothing"
+    );
+    // The node's signed log heads, kept by the hub, witness the node's log.
+    let heads = db
+        .store
+        .node_log_heads(&civic_exchange::key_id(&node_signing))
+        .await
+        .unwrap();
+    assert!(heads.len() >= 2);
+    let node_log: Vec<civic_exchange::LogEntry> =
+        std::fs::read_to_string(d.join("exchange").join("messages.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    civic_exchange::MessageLog::verify(&node_log, &heads, &node_signing).unwrap();
+    let cut = &node_log[..node_log.len() - 3];
+    assert!(
+        civic_exchange::MessageLog::verify(cut, &heads, &node_signing).is_err(),
+        "a node log cut after the fact shows against the hub's witnesses"
     );
 }
 

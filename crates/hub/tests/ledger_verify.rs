@@ -261,7 +261,40 @@ async fn a_witness_from_another_key_is_refused(db: TestDb) {
     );
 }
 
+async fn the_exchange_log_names_its_first_edited_or_removed_entry(db: TestDb) {
+    use civic_hub::ledger::verify_exchange_log;
+    use civic_store::ExchangeLogStore;
+    for i in 0..12 {
+        db.store
+            .log_exchange(
+                1_700_000_000 + i,
+                civic_exchange::Direction::Sent,
+                &format!("req-{i}"),
+                "abcd",
+                civic_exchange::message_digest(b"m"),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(verify_exchange_log(&db.store).await.unwrap(), 12);
+    db.execute_raw("UPDATE exchange_log SET at = at + 1 WHERE seq = 9")
+        .await
+        .unwrap();
+    assert!(matches!(
+        verify_exchange_log(&db.store).await,
+        Err(VerifyError::ExchangeLog(9))
+    ));
+    db.execute_raw("DELETE FROM exchange_log WHERE seq = 4")
+        .await
+        .unwrap();
+    assert!(matches!(
+        verify_exchange_log(&db.store).await,
+        Err(VerifyError::ExchangeLog(4))
+    ));
+}
+
 civic_store::backend_tests!(
+    the_exchange_log_names_its_first_edited_or_removed_entry,
     a_truncated_ledger_is_caught_by_its_tree_heads_and_by_witnesses,
     a_witness_from_another_key_is_refused,
     an_untouched_ledger_verifies,

@@ -440,6 +440,21 @@ async fn request(
     }
 }
 
+/// The signed head of the node's message log, for the hub only.
+async fn log_head(State(node): State<Shared>, Extension(peer): Extension<Peer>) -> Response {
+    let node = node.lock().unwrap_or_else(|e| e.into_inner());
+    if peer.0.as_deref() != Some(node.config.hub_name.as_str()) {
+        return refuse(StatusCode::FORBIDDEN, "only the hub may ask this node");
+    }
+    let head = node.log.head(&node.key);
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&head).expect("a head serialises"),
+    )
+        .into_response()
+}
+
 /// A request's outcome, once the node has decided and logged it.
 enum Handled {
     Now(Response),
@@ -595,6 +610,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .with_state(node.clone());
     let app = Router::new()
         .route(civic_exchange::wire::REQUESTS_PATH, post(request))
+        .route(civic_exchange::wire::LOG_HEAD_PATH, get(log_head))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(node);
     let bind = |addr: SocketAddr| -> Result<(std::net::TcpListener, SocketAddr), NodeError> {

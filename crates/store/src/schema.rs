@@ -128,6 +128,31 @@ CREATE TABLE nodes (
 );
 "#;
 
+/// The hub's log of what it sent to nodes and received from them: a hash
+/// chain (civic_exchange::log), and the nodes' signed log heads it keeps
+/// as witnesses of theirs.
+const V3: &str = r#"
+CREATE TABLE exchange_log (
+    seq BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    direction TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    message_digest TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX exchange_log_by_request ON exchange_log(request_id);
+CREATE TABLE exchange_witnesses (
+    node_key TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (node_key, size)
+);
+"#;
+
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
 pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
@@ -137,5 +162,5 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         .replace("{BYTES}", d.bytes)
         .replace("{EMPTY_FRONTIER}", d.empty_frontier)
         .replace("{APPEND_ONLY}", d.append_only);
-    vec![(1, v1), (2, V2.to_owned())]
+    vec![(1, v1), (2, V2.to_owned()), (3, V3.to_owned())]
 }

@@ -14,6 +14,7 @@ macro_rules! impl_backend {
         use civic_core::time::Timestamp;
         use civic_ledger::{record_leaf_hash, Frontier, Hash, NodeId, SignedTreeHead};
         use futures_util::stream::{BoxStream, StreamExt};
+        use civic_exchange::{Direction, LogEntry, LogHead};
         use sqlx::Row;
         use $crate::shared::sqlx_value::Value;
         use std::collections::HashMap;
@@ -894,6 +895,104 @@ macro_rules! impl_backend {
                             signing_key: r.try_get("signing_key")?,
                             certificate: r.try_get("certificate")?,
                             enrolled_at: ts(r.try_get("enrolled_at")?),
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        fn log_entry_from(row: &DbRow) -> Result<LogEntry> {
+            let direction: String = row.try_get("direction")?;
+            Ok(LogEntry {
+                seq: row.try_get::<i64, _>("seq")? as u64,
+                at: row.try_get("at")?,
+                direction: Direction::parse(&direction)
+                    .ok_or_else(|| corrupt(format!("exchange log direction {direction:?}")))?,
+                request_id: row.try_get("request_id")?,
+                peer: row.try_get("peer")?,
+                message_digest: row.try_get("message_digest")?,
+                prev: row.try_get("prev")?,
+                hash: row.try_get("hash")?,
+            })
+        }
+
+        const LOG_COLUMNS: &str = "seq, at, direction, request_id, peer, message_digest, prev, hash";
+
+        impl ExchangeLogStore for $store {
+            async fn log_exchange(
+                &self,
+                at: i64,
+                direction: Direction,
+                request_id: &str,
+                peer: &str,
+                message_digest: String,
+            ) -> Result<LogEntry> {
+                // The ledger lock serialises the chain's appends as well.
+                let (mut tx, _frontier) = self.begin_ledger().await?;
+                let last = sqlx::query(&format!(
+                    "SELECT {LOG_COLUMNS} FROM exchange_log ORDER BY seq DESC LIMIT 1"
+                ))
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| log_entry_from(&r))
+                .transpose()?;
+                let entry = LogEntry::next(last.as_ref(), at, direction, request_id, peer, message_digest);
+                sqlx::query(&format!(
+                    "INSERT INTO exchange_log ({LOG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .bind(entry.seq as i64)
+                .bind(entry.at)
+                .bind(entry.direction.as_str())
+                .bind(entry.request_id.as_str())
+                .bind(entry.peer.as_str())
+                .bind(entry.message_digest.as_str())
+                .bind(entry.prev.as_str())
+                .bind(entry.hash.as_str())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(entry)
+            }
+
+            async fn exchange_log(&self, from: u64, limit: u64) -> Result<Vec<LogEntry>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {LOG_COLUMNS} FROM exchange_log WHERE seq >= $1 ORDER BY seq LIMIT $2"
+                ))
+                .bind(from.min(i64::MAX as u64) as i64)
+                .bind(limit.min(i64::MAX as u64) as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(log_entry_from).collect()
+            }
+
+            async fn keep_node_log_head(&self, node_key: &str, head: &LogHead, at: Timestamp) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO exchange_witnesses (node_key, size, hash, signature, received_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node_key, size) DO NOTHING",
+                )
+                .bind(node_key)
+                .bind(head.size as i64)
+                .bind(head.hash.as_str())
+                .bind(head.signature.as_str())
+                .bind(at.micros())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn node_log_heads(&self, node_key: &str) -> Result<Vec<LogHead>> {
+                let rows = sqlx::query(
+                    "SELECT size, hash, signature FROM exchange_witnesses WHERE node_key = $1 ORDER BY size",
+                )
+                .bind(node_key)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(LogHead {
+                            size: r.try_get::<i64, _>("size")? as u64,
+                            hash: r.try_get("hash")?,
+                            signature: r.try_get("signature")?,
                         })
                     })
                     .collect()

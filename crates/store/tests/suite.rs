@@ -363,6 +363,64 @@ async fn concurrent_appends_keep_the_ledger_gapless(db: TestDb) {
     assert_eq!(f.root(), db.store.ledger_head().await.unwrap().root());
 }
 
+async fn the_exchange_log_is_a_gapless_chain_that_shows_every_edit(db: TestDb) {
+    use civic_exchange::{message_digest, Direction, MessageLog};
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let direction = if i % 2 == 0 {
+                Direction::Sent
+            } else {
+                Direction::Received
+            };
+            store
+                .log_exchange(
+                    1_600_000_000 + i,
+                    direction,
+                    &format!("req-{}", i / 2),
+                    "0123456789abcdef",
+                    message_digest(format!("message {i}").as_bytes()),
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let entries = db.store.exchange_log(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), 30);
+    assert_eq!(db.store.exchange_log(25, 100).await.unwrap(), entries[25..]);
+    // The hub signs heads of its log for nodes to keep as witnesses.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let head = MessageLog::from_entries(entries.clone()).head(&key);
+    MessageLog::verify(&entries, std::slice::from_ref(&head), &key.verifying_key()).unwrap();
+
+    // A node's heads are kept once per size.
+    let s = &db.store;
+    s.keep_node_log_head("node-key", &head, Timestamp::now())
+        .await
+        .unwrap();
+    s.keep_node_log_head("node-key", &head, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.node_log_heads("node-key").await.unwrap(),
+        vec![head.clone()]
+    );
+    assert!(s.node_log_heads("other").await.unwrap().is_empty());
+
+    // An entry edited in the database breaks the chain at that entry.
+    db.execute_raw("UPDATE exchange_log SET request_id = 'req-forged' WHERE seq = 7")
+        .await
+        .unwrap();
+    let edited = db.store.exchange_log(0, 1000).await.unwrap();
+    assert_eq!(
+        MessageLog::verify(&edited, &[], &key.verifying_key()),
+        Err(civic_exchange::LogError::Broken(7))
+    );
+}
+
 async fn migrations_are_idempotent_and_meta_round_trips(db: TestDb) {
     db.store.migrate().await.unwrap();
     db.reopen().await.migrate().await.unwrap();
@@ -468,4 +526,5 @@ civic_store::backend_tests!(
     the_ledger_refuses_updates_and_deletes,
     concurrent_appends_keep_the_ledger_gapless,
     migrations_are_idempotent_and_meta_round_trips,
+    the_exchange_log_is_a_gapless_chain_that_shows_every_edit,
 );
