@@ -90,6 +90,18 @@ pub enum Role {
     PoliceLocationOfficer,
 }
 
+impl Role {
+    /// The kind of institution (civic-core's `InstitutionKind`) whose
+    /// officials endorse in this role.
+    pub fn institution_kind(self) -> &'static str {
+        match self {
+            Role::Hub => "hub_operator",
+            Role::HealthApprover => "health_authority",
+            Role::PoliceLocationOfficer => "police",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endorsement {
     pub role: Role,
@@ -98,6 +110,126 @@ pub struct Endorsement {
     pub key_id: String,
     /// Base64 Ed25519 signature over [`Grant::signing_bytes`].
     pub signature: String,
+    /// The hub's certificate for the signer's key, when the node does not
+    /// know the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<EndorserCertificate>,
+}
+
+/// The hub's statement that `key` belongs to `signer`, an official of
+/// `institution` (of `institution_kind`) who endorses in `role`, between
+/// `not_before` and `not_after`. The hub issues one when an approver or
+/// police location officer first endorses, and records it in its audit
+/// ledger; a node accepts it in place of a key listed in its own
+/// configuration if its policy says so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndorserCertificate {
+    pub role: Role,
+    pub signer: String,
+    pub institution: String,
+    pub institution_kind: String,
+    /// Hex Ed25519 public key.
+    pub key: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// The hub's key id, and its base64 signature over the fields above.
+    pub issuer: String,
+    pub signature: String,
+}
+
+#[derive(Serialize)]
+struct CertificateBody<'a> {
+    role: Role,
+    signer: &'a str,
+    institution: &'a str,
+    institution_kind: &'a str,
+    key: &'a str,
+    not_before: i64,
+    not_after: i64,
+    issuer: &'a str,
+}
+
+impl EndorserCertificate {
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = b"civic-endorser-certificate-v1\n".to_vec();
+        out.extend(
+            serde_json::to_vec(&CertificateBody {
+                role: self.role,
+                signer: &self.signer,
+                institution: &self.institution,
+                institution_kind: &self.institution_kind,
+                key: &self.key,
+                not_before: self.not_before,
+                not_after: self.not_after,
+                issuer: &self.issuer,
+            })
+            .expect("a certificate serialises"),
+        );
+        out
+    }
+
+    /// The hub certifies `key` for `signer` in `role`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue(
+        hub: &SigningKey,
+        role: Role,
+        signer: &str,
+        institution: &str,
+        key: &VerifyingKey,
+        not_before: i64,
+        not_after: i64,
+    ) -> Self {
+        let mut cert = Self {
+            role,
+            signer: signer.to_owned(),
+            institution: institution.to_owned(),
+            institution_kind: role.institution_kind().to_owned(),
+            key: data_encoding::HEXLOWER.encode(key.as_bytes()),
+            not_before,
+            not_after,
+            issuer: key_id(&hub.verifying_key()),
+            signature: String::new(),
+        };
+        cert.signature = data_encoding::BASE64.encode(&hub.sign(&cert.signing_bytes()).to_bytes());
+        cert
+    }
+
+    /// The certified key, if the certificate is the `issuer`'s, for
+    /// `role`, of the matching institution kind and valid at `now`.
+    pub fn verify(
+        &self,
+        issuer: &VerifyingKey,
+        role: Role,
+        now: i64,
+    ) -> Result<VerifyingKey, Refusal> {
+        let bad = |why: &'static str| Refusal::BadCertificate(self.signer.clone(), why);
+        if self.issuer != key_id(issuer) {
+            return Err(bad("it is not issued by the hub"));
+        }
+        let signature: [u8; 64] = data_encoding::BASE64
+            .decode(self.signature.as_bytes())
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("its signature is malformed"))?;
+        issuer
+            .verify(&self.signing_bytes(), &Signature::from_bytes(&signature))
+            .map_err(|_| bad("its signature does not verify"))?;
+        if self.role != role || role == Role::Hub {
+            return Err(bad("it is for another role"));
+        }
+        if self.institution_kind != role.institution_kind() {
+            return Err(bad("its institution cannot endorse in that role"));
+        }
+        if now < self.not_before || now >= self.not_after {
+            return Err(bad("it is not valid now"));
+        }
+        let key: [u8; 32] = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(self.key.as_bytes())
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("its key is malformed"))?;
+        VerifyingKey::from_bytes(&key).map_err(|_| bad("its key is malformed"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,8 +259,19 @@ impl SignedGrant {
             signer: signer.to_owned(),
             key_id: key_id(&key.verifying_key()),
             signature: data_encoding::BASE64.encode(&signature.to_bytes()),
+            certificate: None,
         });
         self
+    }
+
+    /// Adds an endorsement by a key the hub certified.
+    pub fn endorse_certified(self, certificate: EndorserCertificate, key: &SigningKey) -> Self {
+        let (role, signer) = (certificate.role, certificate.signer.clone());
+        let mut endorsed = self.endorse(role, &signer, key);
+        if let Some(e) = endorsed.endorsements.last_mut() {
+            e.certificate = Some(certificate);
+        }
+        endorsed
     }
 }
 
@@ -159,15 +302,19 @@ pub enum Refusal {
     PeriodTooLong(i64),
     #[error("the grant was already used by request {0}")]
     Replayed(String),
+    #[error("the certificate of {0}'s key is refused: {1}")]
+    BadCertificate(String, &'static str),
 }
 
 /// A node's own rules: who it is, which items it gives for which purpose,
-/// the longest data period it accepts.
+/// the longest data period it accepts, and whether it takes endorsements
+/// by keys the hub certified (else only keys it lists itself).
 #[derive(Debug, Clone)]
 pub struct NodePolicy {
     pub holder: String,
     pub gives: BTreeMap<String, BTreeSet<Item>>,
     pub max_period_days: i64,
+    pub hub_certified_endorsers: bool,
 }
 
 /// A key the node trusts, and in which role.
@@ -213,6 +360,26 @@ impl NodeGate {
         self.used = used;
     }
 
+    /// The key of an endorsement the node does not know, from the hub's
+    /// certificate for it, if the node's policy takes such certificates.
+    fn certified_key(&self, e: &Endorsement, now: i64) -> Result<VerifyingKey, Refusal> {
+        let untrusted = || Refusal::UntrustedKey(e.key_id.clone());
+        let (Some(cert), true) = (&e.certificate, self.policy.hub_certified_endorsers) else {
+            return Err(untrusted());
+        };
+        let mut last = untrusted();
+        for hub in self.trusted.values().filter(|t| t.role == Role::Hub) {
+            match cert.verify(&hub.key, e.role, now) {
+                Ok(key) if key_id(&key) == e.key_id => return Ok(key),
+                Ok(_) => {
+                    last = Refusal::BadCertificate(cert.signer.clone(), "it is for another key")
+                }
+                Err(r) => last = r,
+            }
+        }
+        Err(last)
+    }
+
     /// Checks a grant for `request_id` at time `now`; on success records
     /// the grant as used by that request.
     pub fn admit(
@@ -226,19 +393,16 @@ impl NodeGate {
         let message = g.signing_bytes();
         let mut roles = BTreeSet::new();
         for e in &signed.endorsements {
-            let trusted = self
-                .trusted
-                .get(&e.key_id)
-                .filter(|t| t.role == e.role)
-                .ok_or_else(|| Refusal::UntrustedKey(e.key_id.clone()))?;
+            let key = match self.trusted.get(&e.key_id).filter(|t| t.role == e.role) {
+                Some(trusted) => trusted.key,
+                None => self.certified_key(e, now)?,
+            };
             let bytes: [u8; 64] = data_encoding::BASE64
                 .decode(e.signature.as_bytes())
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| Refusal::BadSignature(e.key_id.clone()))?;
-            trusted
-                .key
-                .verify(&message, &Signature::from_bytes(&bytes))
+            key.verify(&message, &Signature::from_bytes(&bytes))
                 .map_err(|_| Refusal::BadSignature(e.key_id.clone()))?;
             roles.insert(e.role);
         }
@@ -361,6 +525,7 @@ mod tests {
                 BTreeSet::from([Item::LocationPings]),
             )]),
             max_period_days: 21,
+            hub_certified_endorsers: true,
         };
         let gate = NodeGate::new(
             policy,
@@ -476,6 +641,85 @@ mod tests {
         );
         let mut gate = w.gate;
         assert!(gate.admit(&travelled, "r-1", NOW).is_ok());
+    }
+
+    #[test]
+    fn endorsements_by_hub_certified_keys_pass_only_as_certified() {
+        let w = world();
+        let (approver, officer) = (key(), key());
+        let cert = |role, k: &SigningKey, from: i64, until: i64| {
+            EndorserCertificate::issue(
+                &w.hub,
+                role,
+                "someone",
+                "an institution",
+                &k.verifying_key(),
+                from,
+                until,
+            )
+        };
+        let valid = |role, k: &SigningKey| cert(role, k, NOW - 60, NOW + 3600);
+        let hub_signed = || SignedGrant::new(grant()).endorse(Role::Hub, "hub", &w.hub);
+        let good = hub_signed()
+            .endorse_certified(valid(Role::HealthApprover, &approver), &approver)
+            .endorse_certified(valid(Role::PoliceLocationOfficer, &officer), &officer);
+        // As it travels.
+        let good: SignedGrant =
+            serde_json::from_slice(&serde_json::to_vec(&good).unwrap()).unwrap();
+        let mut gate = w.gate.clone();
+        assert!(gate.admit(&good, "r-1", NOW).is_ok());
+
+        // A node that takes only the keys it lists.
+        let mut strict = w.gate.clone();
+        strict.policy.hub_certified_endorsers = false;
+        assert!(matches!(
+            strict.admit(&good, "r-1", NOW),
+            Err(Refusal::UntrustedKey(_))
+        ));
+
+        let refused = |g: SignedGrant| w.gate.clone().admit(&g, "r-2", NOW);
+        // The approver's certificate does not make her a police officer.
+        let as_police = hub_signed()
+            .endorse_certified(valid(Role::HealthApprover, &approver), &approver)
+            .endorse_certified(valid(Role::HealthApprover, &officer), &officer);
+        assert!(matches!(
+            refused(as_police),
+            Err(Refusal::MissingEndorsement(Role::PoliceLocationOfficer, _))
+        ));
+        let mut relabelled = valid(Role::HealthApprover, &officer);
+        relabelled.role = Role::PoliceLocationOfficer;
+        let forged_role = hub_signed()
+            .endorse_certified(valid(Role::HealthApprover, &approver), &approver)
+            .endorse_certified(relabelled, &officer);
+        assert!(matches!(
+            refused(forged_role),
+            Err(Refusal::BadCertificate(_, "its signature does not verify"))
+        ));
+        // A certificate from anyone but the hub, out of date, or for another key.
+        let stranger = key();
+        let by_stranger = EndorserCertificate::issue(
+            &stranger,
+            Role::HealthApprover,
+            "x",
+            "y",
+            &approver.verifying_key(),
+            NOW - 60,
+            NOW + 60,
+        );
+        assert!(matches!(
+            refused(hub_signed().endorse_certified(by_stranger, &approver)),
+            Err(Refusal::BadCertificate(_, "it is not issued by the hub"))
+        ));
+        let expired = cert(Role::HealthApprover, &approver, NOW - 7200, NOW - 3600);
+        assert!(matches!(
+            refused(hub_signed().endorse_certified(expired, &approver)),
+            Err(Refusal::BadCertificate(_, "it is not valid now"))
+        ));
+        let other_key = valid(Role::HealthApprover, &officer);
+        assert!(matches!(
+            refused(hub_signed().endorse_certified(other_key, &approver)),
+            Err(Refusal::BadCertificate(_, "it is for another key"))
+        ));
     }
 
     #[test]

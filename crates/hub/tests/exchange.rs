@@ -92,6 +92,7 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::tes
         .into_iter()
         .collect(),
         max_period_days: 28,
+        hub_certified_endorsers: false,
         signing_key: d.join("node-signing.key"),
         ingest_addr: None,
     };

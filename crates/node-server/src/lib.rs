@@ -56,6 +56,11 @@ pub struct NodeConfig {
     /// Other keys trusted to endorse: `{ role = "health_approver", key = "hex" }`.
     #[serde(default)]
     pub endorsers: Vec<EndorserConfig>,
+    /// Whether an endorsement by a key the hub certified (for an official
+    /// of the institution kind the role demands) counts like one by a key
+    /// listed above. Set false to accept only the listed keys.
+    #[serde(default = "yes")]
+    pub hub_certified_endorsers: bool,
     /// Items given per purpose.
     pub gives: BTreeMap<String, Vec<Item>>,
     #[serde(default = "default_period")]
@@ -71,6 +76,10 @@ pub struct NodeConfig {
 
 fn default_period() -> i64 {
     28
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -571,6 +580,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
             .map(|(p, items)| (p.clone(), items.iter().copied().collect::<BTreeSet<_>>()))
             .collect(),
         max_period_days: config.max_period_days,
+        hub_certified_endorsers: config.hub_certified_endorsers,
     };
     let mut gate = NodeGate::new(policy, trusted);
     let exchange = config.data_dir.join("exchange");
@@ -699,6 +709,7 @@ pub fn write_enrolment(dir: &Path, e: &Enrolment<'_>) -> Result<PathBuf, NodeErr
         hub_name: e.hub_name.to_owned(),
         hub_key: e.hub_key.to_owned(),
         endorsers: Vec::new(),
+        hub_certified_endorsers: true,
         gives: e.gives.clone(),
         max_period_days: default_period(),
         signing_key: dir.join("node-signing.key"),

@@ -186,6 +186,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         .into_iter()
         .collect(),
         max_period_days: 28,
+        hub_certified_endorsers: false,
         signing_key: d.join("node-signing.key"),
         ingest_addr: None,
     };
@@ -488,6 +489,7 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
         .into_iter()
         .collect(),
         max_period_days: 28,
+        hub_certified_endorsers: false,
         signing_key: d.join("node-signing.key"),
         ingest_addr: Some("127.0.0.1:0".into()),
     };
