@@ -19,7 +19,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CIVIC = ROOT / "target" / "release" / "civic"
+CIVIC = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "civic"
 R = 6371008.8  # metres: the mean Earth radius, as PostGIS's sphere and the node use
 
 

@@ -10,7 +10,7 @@ out=${3:-$(mktemp -d)/city}
 cargo build --release --quiet
 rm -rf "$out"
 /usr/bin/time -f 'wall %e s, peak memory %M KiB' \
-    target/release/civic sim generate --people "$people" --days "$days" --seed 1 --out "$out"
+    "${CARGO_TARGET_DIR:-target}/release/civic" sim generate --people "$people" --days "$days" --seed 1 --out "$out"
 du -sh "$out" | awk '{print "written", $1}'
 python3 - "$out/summary.json" <<'PY'
 import json, sys

@@ -102,6 +102,12 @@ pub enum Action<'a> {
     SearchAudit,
     /// Fetch inclusion proofs of audit records.
     ReadAuditProof,
+    /// Endorse a grant for a node with one's own key, in the capacity of
+    /// `as_duty` (an approver of the health authority, a police location
+    /// officer).
+    EndorseGrant {
+        as_duty: DutyKind,
+    },
     /// Read a case: investigators of its region or assigned to it, and
     /// approvers of the health authority deciding on it.
     ReadCase {
@@ -183,6 +189,16 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
             if who.auth != AuthMethod::PasswordAndTotp =>
         {
             deny("administration needs a person signed in with a second factor")
+        }
+        Action::EndorseGrant { .. } if who.auth != AuthMethod::PasswordAndTotp => {
+            deny("an endorsement is given by a person signed in with a second factor")
+        }
+        Action::EndorseGrant { as_duty } => {
+            if matches!(as_duty, D::Approver | D::PoliceLocationOfficer) && who.has(as_duty) {
+                permit(Some(as_duty))
+            } else {
+                deny("only approvers of the health authority and police location officers endorse grants, each in her own duty")
+            }
         }
         Action::CreateInstitution => {
             if who.is_platform_admin() {

@@ -130,7 +130,7 @@ CREATE TABLE nodes (
 
 /// The hub's log of what it sent to nodes and received from them: a hash
 /// chain (civic_exchange::log), and the nodes' signed log heads it keeps
-/// as witnesses of theirs.
+/// as witnesses of theirs; the endorsers' keys (sealed) and certificates.
 const V3: &str = r#"
 CREATE TABLE exchange_log (
     seq BIGINT PRIMARY KEY,
@@ -143,6 +143,17 @@ CREATE TABLE exchange_log (
     hash TEXT NOT NULL
 );
 CREATE INDEX exchange_log_by_request ON exchange_log(request_id);
+CREATE TABLE endorser_keys (
+    id {ID},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    role TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    secret_sealed {BYTES} NOT NULL,
+    certificate TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX endorser_keys_by_user ON endorser_keys(user_id, role, expires_at);
 CREATE TABLE exchange_witnesses (
     node_key TEXT NOT NULL,
     size BIGINT NOT NULL,
@@ -162,5 +173,6 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         .replace("{BYTES}", d.bytes)
         .replace("{EMPTY_FRONTIER}", d.empty_frontier)
         .replace("{APPEND_ONLY}", d.append_only);
-    vec![(1, v1), (2, V2.to_owned()), (3, V3.to_owned())]
+    let v3 = V3.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
+    vec![(1, v1), (2, V2.to_owned()), (3, v3)]
 }

@@ -918,6 +918,52 @@ macro_rules! impl_backend {
 
         const LOG_COLUMNS: &str = "seq, at, direction, request_id, peer, message_digest, prev, hash";
 
+        impl EndorserKeyStore for $store {
+            async fn endorser_key(&self, user: UserId, role: &str, now: Timestamp) -> Result<Option<EndorserKey>> {
+                let row = sqlx::query(
+                    "SELECT public_key, secret_sealed, certificate, created_at, expires_at FROM endorser_keys \
+                     WHERE user_id = $1 AND role = $2 AND expires_at > $3 ORDER BY created_at DESC LIMIT 1",
+                )
+                .bind(user.0)
+                .bind(role)
+                .bind(now.micros())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(EndorserKey {
+                        user,
+                        role: role.to_owned(),
+                        public_key: r.try_get("public_key")?,
+                        secret_sealed: r.try_get("secret_sealed")?,
+                        certificate: r.try_get("certificate")?,
+                        created_at: ts(r.try_get("created_at")?),
+                        expires_at: ts(r.try_get("expires_at")?),
+                    })
+                })
+                .transpose()
+            }
+
+            async fn create_endorser_key(&self, key: EndorserKey, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                sqlx::query(
+                    "INSERT INTO endorser_keys (user_id, role, public_key, secret_sealed, certificate, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(key.user.0)
+                .bind(key.role.as_str())
+                .bind(key.public_key.as_str())
+                .bind(key.secret_sealed.as_slice())
+                .bind(key.certificate.as_str())
+                .bind(key.created_at.micros())
+                .bind(key.expires_at.micros())
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
         impl ExchangeLogStore for $store {
             async fn log_exchange(
                 &self,

@@ -135,3 +135,17 @@ pub struct Node {
     pub certificate: String,
     pub enrolled_at: Timestamp,
 }
+
+/// An endorser's signing key, sealed by the hub, with the hub's
+/// certificate for it (JSON).
+#[derive(Debug, Clone)]
+pub struct EndorserKey {
+    pub user: UserId,
+    /// `health_approver` or `police_location_officer`.
+    pub role: String,
+    pub public_key: String,
+    pub secret_sealed: Vec<u8>,
+    pub certificate: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
