@@ -174,7 +174,10 @@ enum NodeCommand {
         token: String,
         /// pings, transactions or taps, with the header row.
         #[arg(long)]
-        events: PathBuf,
+        events: Option<PathBuf>,
+        /// towers, merchants or stops to add first (all or nothing).
+        #[arg(long)]
+        places: Option<PathBuf>,
         #[arg(long, default_value_t = 200_000)]
         batch_rows: usize,
         /// Rows of the file already appended (to resume after an error).
@@ -536,10 +539,22 @@ async fn run(cli: Cli) -> Result<()> {
                     ca,
                     token,
                     events,
+                    places,
                     batch_rows,
                     skip_rows,
                 },
-        } => node_append(&url, &ca, &token, &events, batch_rows, skip_rows).await,
+        } => {
+            node_append(
+                &url,
+                &ca,
+                &token,
+                places.as_deref(),
+                events.as_deref(),
+                batch_rows,
+                skip_rows,
+            )
+            .await
+        }
         Command::Node {
             command: NodeCommand::Serve { config },
         } => {
@@ -1194,7 +1209,8 @@ async fn node_append(
     url: &str,
     ca: &Path,
     token: &str,
-    events: &Path,
+    places: Option<&Path>,
+    events: Option<&Path>,
     batch_rows: usize,
     skip_rows: u64,
 ) -> Result<()> {
@@ -1205,11 +1221,55 @@ async fn node_append(
     if !url.starts_with("https://") {
         bail!("--url must be the node's https:// ingest address (node.toml's ingest_addr)");
     }
+    if places.is_none() && events.is_none() {
+        bail!("nothing to send: give --places and/or --events");
+    }
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(trusting(ca)?)
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(600))
         .build()?;
+    let refused = |what: &str, detail: String| anyhow!("the node refused the {what}: {detail}");
+    let detail = |response: reqwest::Response| async move {
+        let status = response.status();
+        response
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| status.to_string())
+    };
+    if let Some(places) = places {
+        let body =
+            std::fs::read(places).with_context(|| format!("reading {}", places.display()))?;
+        let mut request = client
+            .post(format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                civic_node_server::ingest::PLACES_PATH
+            ))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(body);
+        if places.extension().is_some_and(|e| e == "gz") {
+            request = request.header("content-encoding", "gzip");
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("the node did not answer: {e}"))?;
+        if !response.status().is_success() {
+            return Err(refused("places", detail(response).await));
+        }
+        let report: serde_json::Value = response.json().await?;
+        println!(
+            "added {} places; the node knows {}",
+            report["added"], report["places"]
+        );
+    }
+    let Some(events) = events else {
+        return Ok(());
+    };
     let endpoint = format!(
         "{}{}",
         url.trim_end_matches('/'),
@@ -1283,13 +1343,7 @@ async fn node_append(
         };
         if !response.status().is_success() {
             bar.abandon();
-            let status = response.status();
-            let detail = response
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|v| v["detail"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| status.to_string());
+            let detail = detail(response).await;
             bail!(
                 "the node refused the batch of rows {}–{}: {detail}; {sent} rows before it were appended (resume with --skip-rows {resume})",
                 resume + 1,

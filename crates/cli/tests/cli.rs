@@ -856,21 +856,9 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
     );
     assert!(node_dir.join("node-key.pem").exists() && node_dir.join("ca.pem").exists());
 
-    // The holder fills its node over HTTPS: towers imported, an ingest
-    // listener opened in node.toml, a token issued, pings appended.
+    // The holder fills its node over HTTPS: an ingest listener opened in
+    // node.toml, a token issued, towers and pings sent while it serves.
     let city = data.join("city");
-    ok(&civic(
-        &[
-            "node",
-            "import",
-            "--data-dir",
-            n,
-            "--towers",
-            city.join("towers.csv").to_str().unwrap(),
-        ],
-        &[],
-        None,
-    ));
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -926,6 +914,7 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
     }
     let pings = city.join("pings-skt.csv");
     let rows = std::fs::read_to_string(&pings).unwrap().lines().count() - 1;
+    let towers = city.join("towers.csv");
     let append = |token: &str| {
         civic(
             &[
@@ -935,6 +924,8 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
                 &ingest_url,
                 "--ca",
                 node_dir.join("ca.pem").to_str().unwrap(),
+                "--places",
+                towers.to_str().unwrap(),
                 "--events",
                 pings.to_str().unwrap(),
                 "--batch-rows",
@@ -948,6 +939,7 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
     assert!(err.contains("not one this node issued"), "{err}");
     let out = ok(&append(&ingest_token));
     assert!(out.contains(&format!("appended {rows} rows")), "{out}");
+    assert!(out.contains("added "), "{out}");
     drop(node);
     let out = ok(&civic(&["node", "compact", "--data-dir", n], &[], None));
     assert!(

@@ -17,7 +17,7 @@
 //! Each side keeps a [`MessageLog`] of what it sent and received: a hash
 //! chain whose signed heads the other side keeps as witnesses.
 //!
-//! This crate does no I/O; the node's server (to come) keeps the
+//! This crate does no I/O; the node's server (civic-node-server) keeps the
 //! [`NodeGate`]'s state and the log durable.
 
 mod envelope;

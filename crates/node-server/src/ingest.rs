@@ -1,6 +1,7 @@
 //! The holder's own door into its node: `POST /node/v1/events` appends a
 //! batch of events (the kind's CSV, header first; `Content-Encoding: gzip`
-//! accepted) durably, over HTTPS with the node's certificate, for a bearer
+//! accepted) durably, and `POST /node/v1/places` adds places (towers,
+//! merchants, stops: all or nothing, like `civic node import`), over HTTPS with the node's certificate, for a bearer
 //! token issued by `civic node ingest-token`. Only SHA-256 digests of
 //! tokens are kept (`DATA_DIR/ingest-tokens`, owner-only), read at each
 //! request so that a new or removed token counts at once.
@@ -21,8 +22,10 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 
-/// The path holders append on.
+/// The path holders append events on.
 pub const EVENTS_PATH: &str = "/node/v1/events";
+/// The path holders add places (towers, merchants, stops) on.
+pub const PLACES_PATH: &str = "/node/v1/places";
 /// The largest batch accepted, in bytes as sent.
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
 /// Tail events that set off a compaction.
@@ -97,11 +100,13 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
         .into_response()
 }
 
-pub(crate) async fn append(
-    State(node): State<Shared>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+/// What a holder sent: whose token, whether gzip.
+struct Batch {
+    token: String,
+    gzip: bool,
+}
+
+fn batch(headers: &HeaderMap) -> Result<Batch, Box<Response>> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -116,30 +121,119 @@ pub(crate) async fn append(
         None | Some("identity") => false,
         Some("gzip") => true,
         Some(other) => {
-            return problem(
+            return Err(Box::new(problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported content encoding",
                 &format!("the batch is {other}-encoded; send it plain or gzip"),
-            )
+            )))
         }
+    };
+    Ok(Batch { token, gzip })
+}
+
+/// The name of the holder system whose token came with the batch, or the
+/// problem to answer.
+fn authenticate(data_dir: &Path, token: &str) -> Result<String, Box<Response>> {
+    if token.is_empty() {
+        return Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "send the holder's ingest token as Authorization: Bearer …",
+        )));
+    }
+    token_owner(data_dir, token).ok_or_else(|| {
+        Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "the ingest token is not one this node issued",
+        ))
+    })
+}
+
+pub(crate) async fn add_places(
+    State(node): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Batch { token, gzip } = match batch(&headers) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
+        let owner = authenticate(&node.config.data_dir, &token)?;
+        // The store imports places from a file, all or nothing.
+        let path = node.config.data_dir.join("exchange").join(if gzip {
+            "incoming-places.csv.gz"
+        } else {
+            "incoming-places.csv"
+        });
+        let shown = path.display().to_string();
+        std::fs::write(&path, &body).map_err(|e| {
+            tracing::error!(error = %e, "writing incoming places");
+            Box::new(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not kept",
+                "the node could not keep the places; nothing was kept; try again",
+            ))
+        })?;
+        let imported = node.store.import(
+            Some(&path),
+            &[],
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        );
+        let _ = std::fs::remove_file(&path);
+        let report = imported.map_err(|e| match e {
+            civic_node::StoreError::Csv(_) => Box::new(problem(
+                StatusCode::BAD_REQUEST,
+                "Bad places",
+                &e.to_string().replace(&shown, "the places"),
+            )),
+            other => {
+                tracing::error!(error = %other, "adding places");
+                Box::new(problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Not kept",
+                    "the node could not keep the places; nothing was kept; try again",
+                ))
+            }
+        })?;
+        tracing::info!(from = %owner, places = report.towers_added, "places added");
+        Ok::<_, Box<Response>>(serde_json::json!({
+            "added": report.towers_added,
+            "places": node.store.towers().len(),
+        }))
+    })
+    .await;
+    match done {
+        Ok(Ok(report)) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&report).expect("json"),
+        )
+            .into_response(),
+        Ok(Err(problem)) => *problem,
+        Err(_) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Failed",
+            "the node failed; nothing was acknowledged; try again",
+        ),
+    }
+}
+
+pub(crate) async fn append(
+    State(node): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Batch { token, gzip } = match batch(&headers) {
+        Ok(b) => b,
+        Err(r) => return *r,
     };
     let node = node.clone();
     let done = tokio::task::spawn_blocking(move || {
         let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
-        if token.is_empty() {
-            return Err(Box::new(problem(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "send the holder's ingest token as Authorization: Bearer …",
-            )));
-        }
-        let Some(owner) = token_owner(&node.config.data_dir, &token) else {
-            return Err(Box::new(problem(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "the ingest token is not one this node issued",
-            )));
-        };
+        let owner = authenticate(&node.config.data_dir, &token)?;
         let reader: Box<dyn std::io::BufRead> = if gzip {
             Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
                 std::io::Cursor::new(body),
@@ -171,7 +265,7 @@ pub(crate) async fn append(
                 tracing::error!(error = %e, "compaction");
             }
         }
-        Ok(report)
+        Ok::<_, Box<Response>>(report)
     })
     .await;
     match done {

@@ -304,6 +304,10 @@ impl Node {
                 return Outcome::Answer(line, body_path);
             }
         }
+        // Data another process imported since counts (one stat if none).
+        if let Err(e) = self.store.refresh() {
+            tracing::error!(error = %e, "reloading the store; answering from the one loaded");
+        }
         let kept = self
             .write_body(&admitted.grant, &body_path)
             .and_then(|digest| {
@@ -613,6 +617,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
     }));
     let ingest_app = Router::new()
         .route(ingest::EVENTS_PATH, post(ingest::append))
+        .route(ingest::PLACES_PATH, post(ingest::add_places))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(
             ingest::MAX_BATCH_BYTES,

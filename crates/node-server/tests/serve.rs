@@ -447,17 +447,9 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
         threads: 2,
     };
     civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
-    // The node knows its towers; its pings come over HTTP.
+    // The node starts empty; its towers and pings come while it serves.
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
-    EventStore::pings(d)
-        .unwrap()
-        .import(
-            Some(&sim.path().join("towers.csv")),
-            &[],
-            Arc::new(Default::default()),
-        )
-        .unwrap();
     let ca = CertificateAuthority::generate().unwrap();
     let (hub_tls, node_tls) = (enrol(&ca, "hub.civic"), enrol(&ca, "node-skt.civic"));
     let (hub, approver, police) = (key(), key(), key());
@@ -529,6 +521,47 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
             (status, kind, response.text().await.unwrap())
         }
     };
+    // Places over HTTP: a bad row refuses the whole file.
+    let places_url = format!("https://node-skt.civic:{}/node/v1/places", ingest.port());
+    let towers = std::fs::read_to_string(sim.path().join("towers.csv")).unwrap();
+    let (towers_header, tower_rows) = towers.split_once('\n').unwrap();
+    let tower_rows: Vec<&str> = tower_rows.lines().collect();
+    let response = loader
+        .post(&places_url)
+        .bearer_auth(&token)
+        .body(format!(
+            "{towers_header}\n{}\n1,north,east\n",
+            tower_rows[0]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let why = response.text().await.unwrap();
+    assert!(why.contains("the places, line 3"), "{why}");
+    let half = tower_rows.len() / 2;
+    let response = loader
+        .post(&places_url)
+        .bearer_auth(&token)
+        .body(format!(
+            "{towers_header}\n{}\n",
+            tower_rows[..half].join("\n")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // The rest arrive as an operator's import in another process would:
+    // the serving node takes them into account at its next batch.
+    EventStore::pings(d)
+        .unwrap()
+        .import(
+            Some(&sim.path().join("towers.csv")),
+            &[],
+            Arc::new(Default::default()),
+        )
+        .unwrap();
+
     let pings = std::fs::read_to_string(sim.path().join("pings-skt.csv")).unwrap();
     let (header, rows) = pings.split_once('\n').unwrap();
     let rows: Vec<&str> = rows.lines().collect();

@@ -211,6 +211,9 @@ pub struct EventStore {
     /// The last batch in the write-ahead log, and the log's valid length.
     wal_seq: u64,
     wal_len: u64,
+    /// The manifest file as loaded (modified time, length): another
+    /// process's import changes it.
+    manifest_stamp: Option<(std::time::SystemTime, u64)>,
 }
 
 /// Great-circle distance in metres (haversine), as design.md specifies.
@@ -344,6 +347,7 @@ impl EventStore {
                 "the subscriber dictionary is short".into(),
             ));
         }
+        let manifest_stamp = Self::manifest_stamp(&dir);
         let mut store = Self {
             kind,
             dir,
@@ -354,10 +358,29 @@ impl EventStore {
             tail_events: 0,
             wal_seq: manifest.wal_compacted_seq,
             wal_len: 0,
+            manifest_stamp,
             manifest,
         };
         store.replay_wal()?;
         Ok(store)
+    }
+
+    fn manifest_stamp(dir: &Path) -> Option<(std::time::SystemTime, u64)> {
+        let meta = fs::metadata(dir.join("manifest.json")).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// Reloads the store if another process (an import) changed it since
+    /// it was loaded; cheap when nothing changed (one `stat`). Returns
+    /// whether it reloaded.
+    pub fn refresh(&mut self) -> Result<bool, StoreError> {
+        if Self::manifest_stamp(&self.dir) == self.manifest_stamp {
+            return Ok(false);
+        }
+        let lock = Self::lock_file(&self.dir)?;
+        lock.lock_shared().map_err(io_err(&self.dir))?;
+        *self = Self::load(self.kind, self.dir.clone())?;
+        Ok(true)
     }
 
     fn wal_path(&self) -> PathBuf {
@@ -711,6 +734,8 @@ impl EventStore {
         source: &str,
         csv: impl io::BufRead + 'static,
     ) -> Result<AppendReport, StoreError> {
+        // Places imported by another process since count.
+        self.refresh()?;
         let mut lines = Lines::from_reader(source, Box::new(csv), &self.kind.events_header())?;
         let places = self.place_index();
         let mut events: Vec<RawEvent> = Vec::new();
@@ -878,6 +903,7 @@ impl EventStore {
         self.manifest = manifest;
         self.subscribers = subscribers;
         self.holder_index = None;
+        self.manifest_stamp = Self::manifest_stamp(&self.dir);
         Ok(())
     }
 
