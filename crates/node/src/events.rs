@@ -763,9 +763,7 @@ impl EventStore {
         let path = self.wal_path();
         // Another process compacted or imported since: start from disk.
         let on_disk = fs::metadata(&path).map_or(0, |m| m.len());
-        let manifest_changed =
-            Self::read_manifest(&self.dir)?.generation != self.manifest.generation;
-        if on_disk < self.wal_len || manifest_changed {
+        if on_disk < self.wal_len || Self::manifest_stamp(&self.dir) != self.manifest_stamp {
             *self = Self::load(self.kind, self.dir.clone())?;
         }
         let seq = self.wal_seq + 1;
