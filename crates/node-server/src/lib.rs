@@ -455,17 +455,26 @@ async fn request(
 
 /// The signed head of the node's message log, for the hub only.
 async fn log_head(State(node): State<Shared>, Extension(peer): Extension<Peer>) -> Response {
-    let node = node.lock().unwrap_or_else(|e| e.into_inner());
-    if peer.0.as_deref() != Some(node.config.hub_name.as_str()) {
-        return refuse(StatusCode::FORBIDDEN, "only the hub may ask this node");
+    // The node's lock may be held by a long answer or a compaction: wait
+    // for it off the async workers.
+    let head = tokio::task::spawn_blocking(move || {
+        let node = node.lock().unwrap_or_else(|e| e.into_inner());
+        (peer.0.as_deref() == Some(node.config.hub_name.as_str())).then(|| node.log.head(&node.key))
+    })
+    .await;
+    match head {
+        Ok(Some(head)) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&head).expect("a head serialises"),
+        )
+            .into_response(),
+        Ok(None) => refuse(StatusCode::FORBIDDEN, "only the hub may ask this node"),
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the node failed; try again",
+        ),
     }
-    let head = node.log.head(&node.key);
-    (
-        StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(&head).expect("a head serialises"),
-    )
-        .into_response()
 }
 
 /// A request's outcome, once the node has decided and logged it.
