@@ -1277,6 +1277,10 @@ async fn node_append(
     );
     let file =
         std::fs::File::open(events).with_context(|| format!("reading {}", events.display()))?;
+    let source_name = std::fs::canonicalize(events)
+        .unwrap_or_else(|_| events.to_path_buf())
+        .display()
+        .to_string();
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = CountingReader {
@@ -1324,20 +1328,45 @@ async fn node_append(
         if rows == 0 {
             break;
         }
-        let response = client
-            .post(&endpoint)
-            .bearer_auth(token)
-            .header("content-type", "text/csv")
-            .body(batch)
-            .send()
-            .await;
         let resume = skip_rows + sent;
+        // The batch's id, the same for every retry of it (and for the same
+        // rows of the same file sent again later): the node appends it once.
+        let id = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(source_name.as_bytes());
+            h.update(resume.to_le_bytes());
+            h.update(batch.as_bytes());
+            data_encoding::HEXLOWER.encode(&h.finalize()[..16])
+        };
+        let mut wait = std::time::Duration::from_secs(1);
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            let sent_now = client
+                .post(&endpoint)
+                .bearer_auth(token)
+                .header("content-type", "text/csv")
+                .header(civic_node_server::ingest::BATCH_ID_HEADER, id.as_str())
+                .body(batch.clone())
+                .send()
+                .await;
+            let retry = match &sent_now {
+                Ok(r) => r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                Err(_) => true,
+            };
+            if !retry || attempt >= 6 {
+                break sent_now;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        };
         let response = match response {
             Ok(r) => r,
             Err(e) => {
                 bar.abandon();
                 bail!(
-                    "the node did not answer ({e}); {sent} rows were appended; resume with --skip-rows {resume} (the last batch may have been kept: check the node before resuming)"
+                    "the node did not answer ({e}); {sent} rows were appended; run the same command with --skip-rows {resume} to go on (a batch the node kept is recognised, not doubled)"
                 );
             }
         };

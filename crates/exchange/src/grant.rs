@@ -168,13 +168,15 @@ impl EndorserCertificate {
         out
     }
 
-    /// The hub certifies `key` for `signer` in `role`.
+    /// The hub certifies `key` for `signer`, an official of `institution`
+    /// (of kind `institution_kind`), in `role`.
     #[allow(clippy::too_many_arguments)]
     pub fn issue(
         hub: &SigningKey,
         role: Role,
         signer: &str,
         institution: &str,
+        institution_kind: &str,
         key: &VerifyingKey,
         not_before: i64,
         not_after: i64,
@@ -183,7 +185,7 @@ impl EndorserCertificate {
             role,
             signer: signer.to_owned(),
             institution: institution.to_owned(),
-            institution_kind: role.institution_kind().to_owned(),
+            institution_kind: institution_kind.to_owned(),
             key: data_encoding::HEXLOWER.encode(key.as_bytes()),
             not_before,
             not_after,
@@ -653,6 +655,7 @@ mod tests {
                 role,
                 "someone",
                 "an institution",
+                role.institution_kind(),
                 &k.verifying_key(),
                 from,
                 until,
@@ -702,6 +705,7 @@ mod tests {
             Role::HealthApprover,
             "x",
             "y",
+            "health_authority",
             &approver.verifying_key(),
             NOW - 60,
             NOW + 60,
@@ -714,6 +718,27 @@ mod tests {
         assert!(matches!(
             refused(hub_signed().endorse_certified(expired, &approver)),
             Err(Refusal::BadCertificate(_, "it is not valid now"))
+        ));
+        // The hub certified an official of a telco as a police officer.
+        let telco = EndorserCertificate::issue(
+            &w.hub,
+            Role::PoliceLocationOfficer,
+            "x",
+            "SK Telecom",
+            "telco",
+            &officer.verifying_key(),
+            NOW - 60,
+            NOW + 60,
+        );
+        let from_a_telco = hub_signed()
+            .endorse_certified(valid(Role::HealthApprover, &approver), &approver)
+            .endorse_certified(telco, &officer);
+        assert!(matches!(
+            refused(from_a_telco),
+            Err(Refusal::BadCertificate(
+                _,
+                "its institution cannot endorse in that role"
+            ))
         ));
         let other_key = valid(Role::HealthApprover, &officer);
         assert!(matches!(

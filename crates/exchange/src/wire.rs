@@ -78,6 +78,10 @@ pub const LOG_HEAD_PATH: &str = "/node/v1/log-head";
 /// Holders or records one line of a streamed answer carries at most.
 pub const PART_LIMIT: usize = 4096;
 
+/// The longest line a reader accepts (a part of [`PART_LIMIT`] entries
+/// takes well under 1 MiB).
+pub const MAX_LINE_BYTES: usize = 8 << 20;
+
 /// One line of a streamed answer. A window or a subject with more than
 /// [`PART_LIMIT`] entries takes several consecutive lines; one with none
 /// takes one empty line, so every window and subject is named.
@@ -207,7 +211,7 @@ impl AnswerReader {
         if self.envelope.is_none() {
             let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
                 self.pending.extend_from_slice(rest);
-                return Ok(());
+                return self.check_line();
             };
             self.pending.extend_from_slice(&rest[..nl]);
             let envelope = serde_json::from_slice(&self.pending)
@@ -227,6 +231,16 @@ impl AnswerReader {
             } else {
                 self.pending.push(b);
             }
+        }
+        self.check_line()
+    }
+
+    fn check_line(&self) -> Result<(), WireError> {
+        if self.pending.len() > MAX_LINE_BYTES {
+            return Err(WireError::Malformed(format!(
+                "a line is longer than {} MiB",
+                MAX_LINE_BYTES >> 20
+            )));
         }
         Ok(())
     }

@@ -24,9 +24,12 @@ use civic_exchange::{EndorserCertificate, Role, SignedGrant};
 use civic_store::{AuditStore, EndorserKey, EndorserKeyStore, InstitutionStore};
 use ed25519_dalek::SigningKey;
 
-/// How long an endorser's key and certificate are used before a new one
-/// is made.
+/// How long an endorser's key and certificate are valid.
 pub const ENDORSER_KEY_DAYS: i64 = 90;
+/// A key is replaced once less than this is left of its validity, so that
+/// a grant endorsed with it still verifies at the node until the grant
+/// expires (grants live hours to days, never this long).
+pub const ENDORSER_KEY_RENEW_DAYS: i64 = 30;
 
 fn role_of(duty: DutyKind) -> Option<Role> {
     match duty {
@@ -54,22 +57,20 @@ impl Hub {
         signed: SignedGrant,
     ) -> Result<SignedGrant> {
         let grant = &signed.grant;
+        // The record names the grant's exact contents, not only its id.
+        let resource = format!("grant:{}/sha256:{}", grant.grant_id, grant.digest());
         let entry = self
             .authorize(
                 ctx,
                 Action::EndorseGrant { as_duty },
                 "exchange.grant.endorse",
-                &format!("grant:{}", grant.grant_id),
+                &resource,
             )
             .await?;
         let (Some(principal), Some(role)) = (ctx.principal(), role_of(as_duty)) else {
             // The local operator holds the keys but is nobody's approver.
             let denied = ctx
-                .entry(
-                    "exchange.grant.endorse",
-                    &format!("grant:{}", grant.grant_id),
-                    Outcome::Denied,
-                )
+                .entry("exchange.grant.endorse", &resource, Outcome::Denied)
                 .reason("only a signed-in approver or police location officer endorses");
             self.store.append_audit(denied).await?;
             return Err(HubError::Forbidden {
@@ -86,7 +87,11 @@ impl Hub {
         let context = format!("endorser-key:{}:{}", principal.user, role_name(role));
         let (key, certificate) = match self
             .store
-            .endorser_key(principal.user, role_name(role), now)
+            .endorser_key(
+                principal.user,
+                role_name(role),
+                now.plus_seconds(ENDORSER_KEY_RENEW_DAYS * 86_400),
+            )
             .await?
         {
             Some(kept) => {
@@ -120,6 +125,7 @@ impl Hub {
                     role,
                     &principal.username,
                     &institution.name,
+                    institution.kind.as_str(),
                     &key.verifying_key(),
                     now.micros() / 1_000_000 - 60,
                     expires_at.micros() / 1_000_000,

@@ -235,7 +235,18 @@ impl NodeClient {
                     if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
                         || response.status().is_server_error() =>
                 {
-                    format!("the node answered {}", response.status())
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap_or_default();
+                    self.store
+                        .log_exchange(
+                            now(),
+                            Direction::Received,
+                            request_id,
+                            &peer,
+                            message_digest(&body),
+                        )
+                        .await?;
+                    format!("the node answered {status}")
                 }
                 Ok(response) => {
                     let status = response.status();
@@ -300,8 +311,14 @@ impl NodeClient {
                         civic_core::time::Timestamp::now(),
                     )
                     .await;
-                if let Err(e) = kept {
-                    tracing::warn!(error = %e, "keeping a node's log head");
+                match kept {
+                    Err(civic_store::StoreError::Conflict(why)) => {
+                        // Evidence of a rewritten node log: loud, for the
+                        // operators and auditors.
+                        tracing::error!(node = %civic_exchange::key_id(node_key), %why, "a node's message log was rewritten");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "keeping a node's log head"),
+                    Ok(()) => {}
                 }
             }
             None => tracing::warn!("a node gave no valid log head"),

@@ -100,20 +100,50 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
         .into_response()
 }
 
-/// What a holder sent: whose token, whether gzip.
-struct Batch {
-    token: String,
-    gzip: bool,
+/// The ingest listener's state: the node, and where its tokens are (read
+/// without the node's lock, so that a stranger never waits for it).
+#[derive(Clone)]
+pub(crate) struct Ingest {
+    pub node: Shared,
+    pub data_dir: std::path::PathBuf,
 }
 
-fn batch(headers: &HeaderMap) -> Result<Batch, Box<Response>> {
+/// The most a gzip batch may unpack to.
+pub const MAX_UNPACKED_BYTES: u64 = 256 << 20;
+
+/// The header naming a batch, so that a batch sent again is recognised:
+/// 32 hex digits, chosen by the sender and kept for its retries.
+pub const BATCH_ID_HEADER: &str = "civic-batch-id";
+
+/// What came with a batch: whose token, whether gzip, its id.
+struct Batch {
+    owner: String,
+    gzip: bool,
+    id: Option<civic_node::BatchId>,
+}
+
+/// Checks the token and the headers before the body is read.
+fn admit(ingest: &Ingest, headers: &HeaderMap) -> Result<Batch, Box<Response>> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
+        .unwrap_or_default();
+    if token.is_empty() {
+        return Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "send the holder's ingest token as Authorization: Bearer …",
+        )));
+    }
+    let owner = token_owner(&ingest.data_dir, token).ok_or_else(|| {
+        Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "the ingest token is not one this node issued",
+        ))
+    })?;
     let gzip = match headers
         .get(axum::http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?"))
@@ -128,42 +158,162 @@ fn batch(headers: &HeaderMap) -> Result<Batch, Box<Response>> {
             )))
         }
     };
-    Ok(Batch { token, gzip })
+    let id = match headers.get(BATCH_ID_HEADER) {
+        None => None,
+        Some(v) => {
+            let id = v
+                .to_str()
+                .ok()
+                .and_then(|v| data_encoding::HEXLOWER_PERMISSIVE.decode(v.as_bytes()).ok())
+                .and_then(|v| civic_node::BatchId::try_from(v).ok())
+                .filter(|id| *id != [0; 16]);
+            Some(id.ok_or_else(|| {
+                Box::new(problem(
+                    StatusCode::BAD_REQUEST,
+                    "Bad batch id",
+                    &format!("{BATCH_ID_HEADER} must be 32 hex digits, not all zero"),
+                ))
+            })?)
+        }
+    };
+    Ok(Batch { owner, gzip, id })
 }
 
-/// The name of the holder system whose token came with the batch, or the
-/// problem to answer.
-fn authenticate(data_dir: &Path, token: &str) -> Result<String, Box<Response>> {
-    if token.is_empty() {
-        return Err(Box::new(problem(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "send the holder's ingest token as Authorization: Bearer …",
-        )));
+/// Reads and drops a refused request's body (at most [`MAX_BATCH_BYTES`]),
+/// so that the sender gets the answer rather than a broken connection,
+/// without ever holding it.
+async fn drain(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > MAX_BATCH_BYTES {
+            break;
+        }
     }
-    token_owner(data_dir, token).ok_or_else(|| {
-        Box::new(problem(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "the ingest token is not one this node issued",
-        ))
+}
+
+/// Reads the body, at most [`MAX_BATCH_BYTES`].
+async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, Box<Response>> {
+    axum::body::to_bytes(body, MAX_BATCH_BYTES)
+        .await
+        .map_err(|_| {
+            Box::new(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Batch too large",
+                &format!(
+                    "a batch is at most {} MiB as sent; send it in parts",
+                    MAX_BATCH_BYTES >> 20
+                ),
+            ))
+        })
+}
+
+/// A reader that fails once more than `left` bytes came through: a gzip
+/// batch that unpacks to more than it may is refused, not cut short.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "it unpacks to more than {} MiB; send it in parts",
+                    MAX_UNPACKED_BYTES >> 20
+                ),
+            )
+        })?;
+        Ok(n)
+    }
+}
+
+fn reader(body: axum::body::Bytes, gzip: bool) -> Box<dyn std::io::BufRead> {
+    if gzip {
+        Box::new(std::io::BufReader::new(Limited {
+            inner: flate2::read::MultiGzDecoder::new(std::io::Cursor::new(body)),
+            left: MAX_UNPACKED_BYTES,
+        }))
+    } else {
+        Box::new(std::io::Cursor::new(body))
+    }
+}
+
+/// The answer to a store error: the sender's fault (400), a passing state
+/// (503, try again), or the node's.
+fn store_problem(e: civic_node::StoreError, what: &str, shown: Option<&str>) -> Box<Response> {
+    Box::new(match e {
+        // The body is in memory: a read error is a bad gzip stream.
+        civic_node::StoreError::Csv(_) => {
+            let detail = e.to_string();
+            let detail = match shown {
+                Some(path) => detail.replace(path, &format!("the {what}")),
+                None => detail,
+            };
+            problem(StatusCode::BAD_REQUEST, &format!("Bad {what}"), &detail)
+        }
+        civic_node::StoreError::Busy(why) => {
+            let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "Busy", &why);
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            r
+        }
+        other => {
+            tracing::error!(error = %other, what, "ingest");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not kept",
+                &format!("the node could not keep the {what}; nothing of it was kept; try again"),
+            )
+        }
     })
 }
 
+fn json(value: &impl serde::Serialize) -> Response {
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(value).expect("json"),
+    )
+        .into_response()
+}
+
+fn failed() -> Response {
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Failed",
+        "the node failed; nothing was acknowledged; try again",
+    )
+}
+
 pub(crate) async fn add_places(
-    State(node): State<Shared>,
+    State(ingest): State<Ingest>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let Batch { token, gzip } = match batch(&headers) {
+    let batch = match admit(&ingest, &headers) {
+        Ok(b) => b,
+        Err(r) => {
+            drain(body).await;
+            return *r;
+        }
+    };
+    let body = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
+    let node = ingest.node.clone();
     let done = tokio::task::spawn_blocking(move || {
         let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
-        let owner = authenticate(&node.config.data_dir, &token)?;
         // The store imports places from a file, all or nothing.
-        let path = node.config.data_dir.join("exchange").join(if gzip {
+        let path = node.config.data_dir.join("exchange").join(if batch.gzip {
             "incoming-places.csv.gz"
         } else {
             "incoming-places.csv"
@@ -171,11 +321,7 @@ pub(crate) async fn add_places(
         let shown = path.display().to_string();
         std::fs::write(&path, &body).map_err(|e| {
             tracing::error!(error = %e, "writing incoming places");
-            Box::new(problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not kept",
-                "the node could not keep the places; nothing was kept; try again",
-            ))
+            store_problem(civic_node::StoreError::Io(shown.clone(), e), "places", None)
         })?;
         let imported = node.store.import(
             Some(&path),
@@ -183,22 +329,8 @@ pub(crate) async fn add_places(
             std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
         );
         let _ = std::fs::remove_file(&path);
-        let report = imported.map_err(|e| match e {
-            civic_node::StoreError::Csv(_) => Box::new(problem(
-                StatusCode::BAD_REQUEST,
-                "Bad places",
-                &e.to_string().replace(&shown, "the places"),
-            )),
-            other => {
-                tracing::error!(error = %other, "adding places");
-                Box::new(problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Not kept",
-                    "the node could not keep the places; nothing was kept; try again",
-                ))
-            }
-        })?;
-        tracing::info!(from = %owner, places = report.towers_added, "places added");
+        let report = imported.map_err(|e| store_problem(e, "places", Some(&shown)))?;
+        tracing::info!(from = %batch.owner, places = report.towers_added, "places added");
         Ok::<_, Box<Response>>(serde_json::json!({
             "added": report.towers_added,
             "places": node.store.towers().len(),
@@ -206,80 +338,59 @@ pub(crate) async fn add_places(
     })
     .await;
     match done {
-        Ok(Ok(report)) => (
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            serde_json::to_vec(&report).expect("json"),
-        )
-            .into_response(),
+        Ok(Ok(report)) => json(&report),
         Ok(Err(problem)) => *problem,
-        Err(_) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Failed",
-            "the node failed; nothing was acknowledged; try again",
-        ),
+        Err(_) => failed(),
     }
 }
 
 pub(crate) async fn append(
-    State(node): State<Shared>,
+    State(ingest): State<Ingest>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let Batch { token, gzip } = match batch(&headers) {
+    let batch = match admit(&ingest, &headers) {
+        Ok(b) => b,
+        Err(r) => {
+            drain(body).await;
+            return *r;
+        }
+    };
+    let body = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let node = node.clone();
+    let node = ingest.node.clone();
     let done = tokio::task::spawn_blocking(move || {
         let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
-        let owner = authenticate(&node.config.data_dir, &token)?;
-        let reader: Box<dyn std::io::BufRead> = if gzip {
-            Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
-                std::io::Cursor::new(body),
-            )))
-        } else {
-            Box::new(std::io::Cursor::new(body))
-        };
         let report = node
             .store
-            .append_csv("the batch", reader)
-            .map_err(|e| match e {
-                civic_node::StoreError::Csv(civic_node::csv::CsvError::Bad { .. }) => {
-                    problem(StatusCode::BAD_REQUEST, "Bad batch", &e.to_string())
-                }
-                other => {
-                    tracing::error!(error = %other, "appending a batch");
-                    problem(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Not kept",
-                        "the node could not keep the batch; nothing of it was kept; try again",
-                    )
-                }
-            })?;
-        tracing::info!(from = %owner, events = report.appended, "batch appended");
-        if report.tail >= COMPACT_AT {
-            if let Err(e) = node.store.compact() {
-                // The batch is durable in the log; compaction is tried again
-                // at the next batch.
-                tracing::error!(error = %e, "compaction");
-            }
-        }
+            .append_csv("the batch", reader(body, batch.gzip), batch.id)
+            .map_err(|e| store_problem(e, "batch", None))?;
+        tracing::info!(
+            from = %batch.owner,
+            events = report.appended,
+            duplicate = report.duplicate,
+            "batch appended"
+        );
         Ok::<_, Box<Response>>(report)
     })
     .await;
     match done {
-        Ok(Ok(report)) => (
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            serde_json::to_vec(&report).expect("json"),
-        )
-            .into_response(),
+        Ok(Ok(report)) => {
+            if report.tail >= COMPACT_AT {
+                // After the answer: the batch is durable in the log already.
+                let node = ingest.node.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = node.store.compact() {
+                        tracing::error!(error = %e, "compaction; tried again at the next batch");
+                    }
+                });
+            }
+            json(&report)
+        }
         Ok(Err(problem)) => *problem,
-        Err(_) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Failed",
-            "the node failed; nothing of the batch was acknowledged; try again",
-        ),
+        Err(_) => failed(),
     }
 }

@@ -616,6 +616,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .addr
         .parse()
         .map_err(|_| NodeError::Config(format!("addr {:?} is not HOST:PORT", config.addr)))?;
+    let ingest_data_dir = config.data_dir.clone();
     let node: Shared = Arc::new(Mutex::new(Node {
         config,
         key,
@@ -631,7 +632,10 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .layer(axum::extract::DefaultBodyLimit::max(
             ingest::MAX_BATCH_BYTES,
         ))
-        .with_state(node.clone());
+        .with_state(ingest::Ingest {
+            node: node.clone(),
+            data_dir: ingest_data_dir,
+        });
     let app = Router::new()
         .route(civic_exchange::wire::REQUESTS_PATH, post(request))
         .route(civic_exchange::wire::LOG_HEAD_PATH, get(log_head))

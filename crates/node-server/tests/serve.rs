@@ -592,6 +592,36 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["tail"], rows.len() as u64);
 
+    // A batch sent again under its id (its answer was lost) is recognised;
+    // a broken gzip stream and a malformed id are the sender's fault.
+    let with_id = |body: Vec<u8>, id: &str| {
+        let request = loader
+            .post(&events_url)
+            .bearer_auth(&token)
+            .header("civic-batch-id", id)
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let id = "00112233445566778899aabbccddeeff";
+    let one = batch(&first[..2]);
+    let (status, report) = with_id(one.clone(), id).await;
+    assert_eq!(status, 200, "{report}");
+    let (status, again) = with_id(one, id).await;
+    assert_eq!(status, 200, "{again}");
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (again["duplicate"].as_bool(), again["appended"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(again["tail"], rows.len() as u64 + 2);
+    let (status, why) = with_id(batch(&first[..1]), "not-hex").await;
+    assert_eq!(status, 400, "{why}");
+    let (status, _, why) = send(b"\x1f\x8b\x08\x00garbage".to_vec(), Some(&token), true).await;
+    assert_eq!(status, 400, "{why}");
+
     // The hub's question is answered from the appended events, also after
     // a restart (they are in the node's log on disk).
     running.shutdown().await;

@@ -27,7 +27,7 @@
 
 use crate::csv::{fields, parse_f64, parse_u64, CsvError, Lines};
 use crate::segment::{self, Row, Segment, DAY};
-use crate::wal::{self, RawEvent};
+use crate::wal::{self, BatchId, RawEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -50,6 +50,8 @@ pub enum StoreError {
     Damaged(String, String),
     #[error("too large: {0}")]
     TooLarge(String),
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -82,6 +84,9 @@ struct Manifest {
     /// batches are replayed into the tail at open.
     #[serde(default)]
     wal_compacted_seq: u64,
+    /// Ids (hex) of the latest compacted batches and their event counts.
+    #[serde(default)]
+    recent_batches: Vec<(String, u64)>,
 }
 
 /// Which towers an exposure window covers.
@@ -194,6 +199,16 @@ pub struct AppendReport {
     pub appended: u64,
     /// Events appended since the last compaction.
     pub tail: u64,
+    /// The batch had been appended before (same batch id): nothing new.
+    pub duplicate: bool,
+}
+
+/// Batch ids of compacted batches the manifest remembers, to recognise a
+/// batch sent again after its compaction.
+const RECENT_BATCHES: usize = 4096;
+
+fn hex_id(id: &BatchId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub struct EventStore {
@@ -208,6 +223,8 @@ pub struct EventStore {
     /// `(ts, holder index)`.
     tail: HashMap<u32, Vec<(u32, u32)>>,
     tail_events: u64,
+    /// Ids of the batches in the tail, with their event counts.
+    tail_batches: HashMap<BatchId, u64>,
     /// The last batch in the write-ahead log, and the log's valid length.
     wal_seq: u64,
     wal_len: u64,
@@ -356,6 +373,7 @@ impl EventStore {
             holder_index: None,
             tail: HashMap::new(),
             tail_events: 0,
+            tail_batches: HashMap::new(),
             wal_seq: manifest.wal_compacted_seq,
             wal_len: 0,
             manifest_stamp,
@@ -397,6 +415,10 @@ impl EventStore {
         for frame in frames {
             if frame.seq <= self.manifest.wal_compacted_seq {
                 continue;
+            }
+            if frame.batch != [0; 16] {
+                self.tail_batches
+                    .insert(frame.batch, frame.events.len() as u64);
             }
             for (holder, ts, place) in frame.events {
                 let (Some(&place), Ok(ts)) = (places.get(&place), u32::try_from(ts)) else {
@@ -728,14 +750,26 @@ impl EventStore {
     /// Appends a batch of events in the kind's CSV format (header row
     /// first; `source` names it in errors) durably: when this returns, the
     /// batch is in the write-ahead log on disk and answers queries. A bad
-    /// row names its line, and nothing of the batch is kept.
+    /// row names its line, and nothing of the batch is kept. A batch sent
+    /// again with the same `batch` id is recognised and not appended twice
+    /// (the report says `duplicate`). While an import runs in another
+    /// process the store is [`StoreError::Busy`]: nothing is kept, and the
+    /// sender tries again.
     pub fn append_csv(
         &mut self,
         source: &str,
         csv: impl io::BufRead + 'static,
+        batch: Option<BatchId>,
     ) -> Result<AppendReport, StoreError> {
         // Places imported by another process since count.
         self.refresh()?;
+        if let Some(done) = batch.and_then(|b| self.known_batch(&b)) {
+            return Ok(AppendReport {
+                appended: done,
+                tail: self.tail_events,
+                duplicate: true,
+            });
+        }
         let mut lines = Lines::from_reader(source, Box::new(csv), &self.kind.events_header())?;
         let places = self.place_index();
         let mut events: Vec<RawEvent> = Vec::new();
@@ -747,35 +781,81 @@ impl EventStore {
                 self.manifest.towers[place as usize].cell_id,
             ));
         }
-        self.append(&events)
+        self.append(&events, batch.unwrap_or([0; 16]))
+    }
+
+    /// How many events the batch `id` appended, if it is one of the recent
+    /// batches.
+    fn known_batch(&self, id: &BatchId) -> Option<u64> {
+        if *id == [0; 16] {
+            return None;
+        }
+        if let Some(&n) = self.tail_batches.get(id) {
+            return Some(n);
+        }
+        let hex = hex_id(id);
+        self.manifest
+            .recent_batches
+            .iter()
+            .find(|(b, _)| *b == hex)
+            .map(|(_, n)| *n)
     }
 
     /// Appends events already checked against the store's places.
-    fn append(&mut self, events: &[RawEvent]) -> Result<AppendReport, StoreError> {
+    fn append(&mut self, events: &[RawEvent], batch: BatchId) -> Result<AppendReport, StoreError> {
         if events.is_empty() {
             return Ok(AppendReport {
                 appended: 0,
                 tail: self.tail_events,
+                duplicate: false,
             });
         }
+        // An import holds the lock for its whole run: refuse rather than
+        // hold the sender (and the node's questions) for that long.
         let lock = Self::lock_file(&self.dir)?;
-        lock.lock().map_err(io_err(&self.dir))?;
-        let path = self.wal_path();
-        // Another process compacted or imported since: start from disk.
-        let on_disk = fs::metadata(&path).map_or(0, |m| m.len());
-        if on_disk < self.wal_len || Self::manifest_stamp(&self.dir) != self.manifest_stamp {
-            *self = Self::load(self.kind, self.dir.clone())?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Busy(
+                "an import is running on this store; send the batch again shortly".into(),
+            ));
         }
-        let seq = self.wal_seq + 1;
-        self.wal_len = wal::append(&path, self.wal_len, seq, events).map_err(io_err(&path))?;
-        self.wal_seq = seq;
+        let path = self.wal_path();
+        // Another process compacted, imported or appended since: start
+        // from disk.
+        let on_disk = fs::metadata(&path).map_or(0, |m| m.len());
+        if on_disk != self.wal_len || Self::manifest_stamp(&self.dir) != self.manifest_stamp {
+            *self = Self::load(self.kind, self.dir.clone())?;
+            if let Some(done) = self.known_batch(&batch) {
+                return Ok(AppendReport {
+                    appended: done,
+                    tail: self.tail_events,
+                    duplicate: true,
+                });
+            }
+        }
+        // Every place is checked before the batch is written: a frame on
+        // disk must replay.
         let places = self.place_index();
-        for &(holder, ts, place) in events {
-            self.push_tail(holder, ts as u32, places[&place]);
+        let indices = events
+            .iter()
+            .map(|e| places.get(&e.2).copied())
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| {
+                StoreError::Busy("the store's places changed; send the batch again".into())
+            })?;
+        let seq = self.wal_seq + 1;
+        self.wal_len =
+            wal::append(&path, self.wal_len, seq, batch, events).map_err(io_err(&path))?;
+        self.wal_seq = seq;
+        for (&(holder, ts, _), place) in events.iter().zip(indices) {
+            self.push_tail(holder, ts as u32, place);
+        }
+        if batch != [0; 16] {
+            self.tail_batches.insert(batch, events.len() as u64);
         }
         Ok(AppendReport {
             appended: events.len() as u64,
             tail: self.tail_events,
+            duplicate: false,
         })
     }
 
@@ -821,6 +901,11 @@ impl EventStore {
         let moved = self.tail_events;
         let towers = self.manifest.towers.clone();
         let subscribers = self.subscribers.clone();
+        let mut recent = std::mem::take(&mut self.manifest.recent_batches);
+        recent.extend(self.tail_batches.iter().map(|(id, n)| (hex_id(id), *n)));
+        let cut = recent.len().saturating_sub(RECENT_BATCHES);
+        recent.drain(..cut);
+        self.manifest.recent_batches = recent;
         self.commit(
             &staging,
             generation,
@@ -830,11 +915,12 @@ impl EventStore {
             self.wal_seq,
         )?;
         // Batches up to wal_seq are skipped from now on; emptying the log
-        // only saves their replay.
+        // only saves their replay, and only once the switch is durable.
         self.tail.clear();
         self.tail_events = 0;
+        self.tail_batches.clear();
         let path = self.wal_path();
-        if wal::truncate(&path).is_ok() {
+        if sync_dir(&self.dir).is_ok() && wal::truncate(&path).is_ok() {
             self.wal_len = 0;
         }
         Ok(moved)

@@ -12,6 +12,8 @@ pub mod events;
 mod segment;
 mod wal;
 
+pub use wal::BatchId;
+
 pub use events::{
     AppendReport, EventStore, ExposureAnswer, ExposureQuery, Kind, StoreError, TowerSelection,
 };

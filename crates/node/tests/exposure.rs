@@ -455,18 +455,30 @@ fn appended_batches_answer_like_an_import_across_restarts_and_compaction() {
         .collect();
     let batch = |s: &String| std::io::Cursor::new(s.clone().into_bytes());
     for (i, b) in batches.iter().enumerate().take(3) {
-        store.append_csv(&format!("batch {i}"), batch(b)).unwrap();
+        store
+            .append_csv(&format!("batch {i}"), batch(b), Some([i as u8 + 1; 16]))
+            .unwrap();
     }
 
     // A bad row names its line; nothing of its batch is kept.
     let count = store.ping_count();
     let bad = format!("{header}\n{}\n{}\n1,1583020800,999999\n", rows[0], rows[1]);
-    let err = store.append_csv("bad batch", batch(&bad)).unwrap_err();
+    let err = store
+        .append_csv("bad batch", batch(&bad), Some([99; 16]))
+        .unwrap_err();
     assert!(
         err.to_string()
             .starts_with("bad batch, line 4: cell 999999 is not a known tower"),
         "{err}"
     );
+    assert_eq!(store.ping_count(), count);
+
+    // A batch sent again (its answer was lost) is recognised, not doubled;
+    // the bad batch was never kept, so its id is free.
+    let again = store
+        .append_csv("batch 1 again", batch(&batches[1]), Some([2; 16]))
+        .unwrap();
+    assert!(again.duplicate);
     assert_eq!(store.ping_count(), count);
 
     // A restart replays the log; a torn last frame (never acknowledged) is
@@ -479,7 +491,9 @@ fn appended_batches_answer_like_an_import_across_restarts_and_compaction() {
     let mut store = EventStore::pings(data.path()).unwrap();
     assert_eq!(store.ping_count(), count);
     for (i, b) in batches.iter().enumerate().skip(3) {
-        store.append_csv(&format!("batch {i}"), batch(b)).unwrap();
+        store
+            .append_csv(&format!("batch {i}"), batch(b), Some([i as u8 + 1; 16]))
+            .unwrap();
     }
     assert_eq!(store.ping_count(), imported.ping_count());
     assert_eq!(answers(&store, &towers), want);
@@ -510,8 +524,15 @@ fn appended_batches_answer_like_an_import_across_restarts_and_compaction() {
         imported.route(someone, 0, i64::MAX)
     );
 
-    // After the compaction, appends go on where the log left off.
-    store.append_csv("again", batch(&batches[0])).unwrap();
+    // After the compaction (and a restart) a batch sent again is still
+    // recognised; appends go on where the log left off.
+    assert!(
+        store
+            .append_csv("batch 0 again", batch(&batches[0]), Some([1; 16]))
+            .unwrap()
+            .duplicate
+    );
+    store.append_csv("again", batch(&batches[0]), None).unwrap();
     let store = EventStore::pings(data.path()).unwrap();
     assert_eq!(
         store.ping_count(),

@@ -1012,6 +1012,22 @@ macro_rules! impl_backend {
             }
 
             async fn keep_node_log_head(&self, node_key: &str, head: &LogHead, at: Timestamp) -> Result<()> {
+                let kept = sqlx::query("SELECT hash FROM exchange_witnesses WHERE node_key = $1 AND size = $2")
+                    .bind(node_key)
+                    .bind(head.size as i64)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if let Some(row) = kept {
+                    let hash: String = row.try_get("hash")?;
+                    return if hash == head.hash {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Conflict(format!(
+                            "another head of node {node_key}'s log at size {}: its log was rewritten",
+                            head.size
+                        )))
+                    };
+                }
                 sqlx::query(
                     "INSERT INTO exchange_witnesses (node_key, size, hash, signature, received_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node_key, size) DO NOTHING",
