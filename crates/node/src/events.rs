@@ -203,6 +203,13 @@ pub struct AppendReport {
     pub duplicate: bool,
 }
 
+/// A compaction merges a day's new events with that day's segments of at
+/// most this many events, as long as the merged segment stays under
+/// [`MERGE_LIMIT`]: a day appended to all day long keeps a few segments,
+/// not one per compaction.
+const SMALL_SEGMENT: u64 = 4_000_000;
+const MERGE_LIMIT: u64 = 32_000_000;
+
 /// Batch ids of compacted batches the manifest remembers, to recognise a
 /// batch sent again after its compaction.
 const RECENT_BATCHES: usize = 4096;
@@ -581,6 +588,7 @@ impl EventStore {
                     generation,
                     all_towers,
                     new_segments,
+                    &[],
                     new_subscribers,
                     self.manifest.wal_compacted_seq,
                 )?;
@@ -859,6 +867,11 @@ impl EventStore {
         })
     }
 
+    /// Segments the store holds.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
     /// Events appended since the last compaction.
     pub fn tail_len(&self) -> u64 {
         self.tail_events
@@ -885,9 +898,22 @@ impl EventStore {
                 days.entry(day).or_default().push(Row { place, ts, holder });
             }
         }
+        // Small segments of the same days are merged in (their holder and
+        // place indices are those of today's dictionary and places: both
+        // only grow).
+        let mut replaced: Vec<String> = Vec::new();
         let staged = days
             .into_iter()
-            .map(|(day, rows)| {
+            .map(|(day, mut rows)| {
+                for (meta, seg) in self.manifest.segments.iter().zip(&self.segments) {
+                    if meta.day_start == day
+                        && meta.pings <= SMALL_SEGMENT
+                        && rows.len() as u64 + meta.pings <= MERGE_LIMIT
+                    {
+                        rows.extend(seg.all_rows());
+                        replaced.push(meta.file.clone());
+                    }
+                }
                 Self::write_day(&staging, generation, day, self.manifest.towers.len(), rows)
             })
             .collect::<Result<Vec<_>, _>>();
@@ -911,6 +937,7 @@ impl EventStore {
             generation,
             towers,
             metas,
+            &replaced,
             subscribers,
             self.wal_seq,
         )?;
@@ -932,6 +959,7 @@ impl EventStore {
         generation: u64,
         towers: Vec<Tower>,
         new_segments: Vec<SegmentMeta>,
+        replaced: &[String],
         subscribers: Vec<u64>,
         wal_compacted_seq: u64,
     ) -> Result<(), StoreError> {
@@ -965,6 +993,7 @@ impl EventStore {
         manifest.towers = towers;
         let old_subs = manifest.subscribers_file.replace(subs_file);
         manifest.subscribers = subscribers.len() as u64;
+        manifest.segments.retain(|m| !replaced.contains(&m.file));
         manifest.segments.extend(new_segments.iter().cloned());
         manifest.wal_compacted_seq = wal_compacted_seq;
         let tmp = self.dir.join("manifest.json.tmp");
@@ -978,12 +1007,27 @@ impl EventStore {
             .map_err(io_err(&tmp))?;
         // The commit point: from here on the import has happened.
         fs::rename(&tmp, self.dir.join("manifest.json")).map_err(io_err(&self.dir))?;
-        let _ = sync_dir(&self.dir);
+        // Until the switch is durable the old manifest may come back after
+        // a crash: keep what it names (the next open removes what no
+        // manifest names).
+        let durable = sync_dir(&self.dir).is_ok();
         let _ = fs::remove_dir_all(staging);
-        if let Some(old) = old_subs {
+        if let (Some(old), true) = (old_subs, durable) {
             let _ = fs::remove_file(self.dir.join(old));
         }
+        let kept: Vec<Segment> = std::mem::take(&mut self.segments)
+            .into_iter()
+            .zip(&self.manifest.segments)
+            .filter(|(_, meta)| !replaced.contains(&meta.file))
+            .map(|(seg, _)| seg)
+            .collect();
+        self.segments = kept;
         self.segments.extend(mapped);
+        // The merged segments are no longer named: remove them (a mapping
+        // still open elsewhere keeps its pages until it is dropped).
+        for file in replaced.iter().filter(|_| durable) {
+            let _ = fs::remove_file(self.dir.join(file));
+        }
         self.manifest = manifest;
         self.subscribers = subscribers;
         self.holder_index = None;

@@ -178,6 +178,17 @@ impl Segment {
         self.holder.get(&self.map, row)
     }
 
+    /// Every row, in the segment's order (for merging segments).
+    pub fn all_rows(&self) -> impl Iterator<Item = Row> + '_ {
+        (0..self.places).flat_map(move |place| {
+            (self.dir(place)..self.dir(place + 1)).map(move |row| Row {
+                place: place as u32,
+                ts: self.ts(row),
+                holder: self.holder(row),
+            })
+        })
+    }
+
     /// The rows of `place` with `t0 <= ts <= t1`.
     pub fn rows(&self, place: usize, t0: u32, t1: u32) -> std::ops::Range<usize> {
         if place >= self.places {

@@ -533,9 +533,48 @@ fn appended_batches_answer_like_an_import_across_restarts_and_compaction() {
             .duplicate
     );
     store.append_csv("again", batch(&batches[0]), None).unwrap();
+    // Compactions of small batches merge a day's segments instead of
+    // adding one a compaction.
+    let segments = store.segment_count();
+    store.compact().unwrap();
+    store
+        .append_csv("and again", batch(&batches[1]), None)
+        .unwrap();
+    store.compact().unwrap();
+    assert!(
+        store.segment_count() <= segments,
+        "{} > {segments}",
+        store.segment_count()
+    );
     let store = EventStore::pings(data.path()).unwrap();
     assert_eq!(
         store.ping_count(),
         imported.ping_count() + batches[0].lines().count() as u64 - 1
+            + batches[1].lines().count() as u64
+            - 1
     );
+    let files = std::fs::read_dir(data.path().join("pings"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("seg-")
+        })
+        .count();
+    assert_eq!(files, store.segment_count(), "merged segments are removed");
+    // The merged store answers like one that imported the same rows.
+    let extra: Vec<std::path::PathBuf> = [0, 1]
+        .iter()
+        .map(|&i| {
+            let p = sim.path().join(format!("extra-{i}.csv"));
+            std::fs::write(&p, &batches[i]).unwrap();
+            p
+        })
+        .collect();
+    let extra: Vec<&Path> = extra.iter().map(|p| p.as_path()).collect();
+    imported.import(None, &extra, progress()).unwrap();
+    assert_eq!(store.ping_count(), imported.ping_count());
+    assert_eq!(answers(&store, &towers), answers(&imported, &towers));
 }
