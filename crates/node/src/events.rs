@@ -953,6 +953,7 @@ impl EventStore {
         Ok(moved)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         staging: &Path,

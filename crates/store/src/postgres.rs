@@ -35,6 +35,15 @@ CREATE TRIGGER audit_tree_heads_append_only BEFORE UPDATE OR DELETE ON audit_tre
 CREATE TRIGGER audit_tree_heads_no_truncate BEFORE TRUNCATE ON audit_tree_heads
     FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
 "#,
+    exchange_append_only: r#"CREATE TRIGGER exchange_log_append_only BEFORE UPDATE OR DELETE ON exchange_log
+    FOR EACH ROW EXECUTE FUNCTION civic_append_only();
+CREATE TRIGGER exchange_log_no_truncate BEFORE TRUNCATE ON exchange_log
+    FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
+CREATE TRIGGER exchange_witnesses_append_only BEFORE UPDATE OR DELETE ON exchange_witnesses
+    FOR EACH ROW EXECUTE FUNCTION civic_append_only();
+CREATE TRIGGER exchange_witnesses_no_truncate BEFORE TRUNCATE ON exchange_witnesses
+    FOR EACH STATEMENT EXECUTE FUNCTION civic_append_only();
+"#,
 };
 
 #[derive(Clone, Debug)]

@@ -13,6 +13,8 @@ pub(crate) struct Dialect {
     pub empty_frontier: &'static str,
     /// Triggers that keep the audit tables append-only.
     pub append_only: &'static str,
+    /// Triggers that keep the exchange log and its witnesses append-only.
+    pub exchange_append_only: &'static str,
 }
 
 const V1: &str = r#"
@@ -162,7 +164,7 @@ CREATE TABLE exchange_witnesses (
     received_at BIGINT NOT NULL,
     PRIMARY KEY (node_key, size)
 );
-"#;
+{EXCHANGE_APPEND_ONLY}"#;
 
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
@@ -173,6 +175,9 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         .replace("{BYTES}", d.bytes)
         .replace("{EMPTY_FRONTIER}", d.empty_frontier)
         .replace("{APPEND_ONLY}", d.append_only);
-    let v3 = V3.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
+    let v3 = V3
+        .replace("{ID}", d.id)
+        .replace("{BYTES}", d.bytes)
+        .replace("{EXCHANGE_APPEND_ONLY}", d.exchange_append_only);
     vec![(1, v1), (2, V2.to_owned()), (3, v3)]
 }

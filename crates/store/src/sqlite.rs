@@ -30,6 +30,15 @@ CREATE TRIGGER audit_tree_heads_no_update BEFORE UPDATE ON audit_tree_heads
 CREATE TRIGGER audit_tree_heads_no_delete BEFORE DELETE ON audit_tree_heads
     BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 "#,
+    exchange_append_only: r#"CREATE TRIGGER exchange_log_no_update BEFORE UPDATE ON exchange_log
+    BEGIN SELECT RAISE(ABORT, 'the exchange log is append-only'); END;
+CREATE TRIGGER exchange_log_no_delete BEFORE DELETE ON exchange_log
+    BEGIN SELECT RAISE(ABORT, 'the exchange log is append-only'); END;
+CREATE TRIGGER exchange_witnesses_no_update BEFORE UPDATE ON exchange_witnesses
+    BEGIN SELECT RAISE(ABORT, 'the exchange log is append-only'); END;
+CREATE TRIGGER exchange_witnesses_no_delete BEFORE DELETE ON exchange_witnesses
+    BEGIN SELECT RAISE(ABORT, 'the exchange log is append-only'); END;
+"#,
 };
 
 #[derive(Clone, Debug)]

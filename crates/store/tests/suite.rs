@@ -410,7 +410,24 @@ async fn the_exchange_log_is_a_gapless_chain_that_shows_every_edit(db: TestDb) {
     );
     assert!(s.node_log_heads("other").await.unwrap().is_empty());
 
-    // An entry edited in the database breaks the chain at that entry.
+    // The log refuses edits; one made after dropping its triggers (as a
+    // database administrator could) breaks the chain at that entry.
+    assert!(db
+        .execute_raw("UPDATE exchange_log SET request_id = 'req-forged' WHERE seq = 7")
+        .await
+        .is_err());
+    assert!(db.execute_raw("DELETE FROM exchange_log").await.is_err());
+    assert!(db
+        .execute_raw("DELETE FROM exchange_witnesses")
+        .await
+        .is_err());
+    db.execute_raw(if db.schema.is_some() {
+        "DROP TRIGGER exchange_log_append_only ON exchange_log"
+    } else {
+        "DROP TRIGGER exchange_log_no_update"
+    })
+    .await
+    .unwrap();
     db.execute_raw("UPDATE exchange_log SET request_id = 'req-forged' WHERE seq = 7")
         .await
         .unwrap();
