@@ -217,15 +217,7 @@ impl NodeClient {
                             envelope
                                 .open_digest(node_key, &digest, envelope.timestamp)
                                 .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
-                            self.store
-                                .log_exchange(
-                                    now(),
-                                    Direction::Received,
-                                    request_id,
-                                    &peer,
-                                    message_digest(&envelope_line),
-                                )
-                                .await?;
+                            self.log_received(request_id, &peer, &envelope_line).await?;
                             self.witness(url, node_key).await;
                             return Ok(());
                         }
@@ -237,29 +229,13 @@ impl NodeClient {
                 {
                     let status = response.status();
                     let body = response.bytes().await.unwrap_or_default();
-                    self.store
-                        .log_exchange(
-                            now(),
-                            Direction::Received,
-                            request_id,
-                            &peer,
-                            message_digest(&body),
-                        )
-                        .await?;
+                    self.log_received(request_id, &peer, &body).await?;
                     format!("the node answered {status}")
                 }
                 Ok(response) => {
                     let status = response.status();
                     let body = response.bytes().await.unwrap_or_default();
-                    self.store
-                        .log_exchange(
-                            now(),
-                            Direction::Received,
-                            request_id,
-                            &peer,
-                            message_digest(&body),
-                        )
-                        .await?;
+                    self.log_received(request_id, &peer, &body).await?;
                     let reason = serde_json::from_slice::<serde_json::Value>(&body)
                         .ok()
                         .and_then(|v| v["refused"].as_str().map(str::to_owned))
@@ -280,6 +256,25 @@ impl NodeClient {
             tokio::time::sleep(wait + jitter).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Logs what came back from the node for `request_id`.
+    async fn log_received(
+        &self,
+        request_id: &str,
+        peer: &str,
+        message: &[u8],
+    ) -> Result<(), ExchangeError> {
+        self.store
+            .log_exchange(
+                now(),
+                Direction::Received,
+                request_id,
+                peer,
+                message_digest(message),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Fetches the node's signed log head and keeps it as a witness of

@@ -293,25 +293,51 @@ fn failed() -> Response {
     )
 }
 
+/// The batch's headers checked and its body read, or the answer to give.
+async fn receive(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(Batch, axum::body::Bytes), Response> {
+    let batch = match admit(ingest, headers) {
+        Ok(b) => b,
+        Err(r) => {
+            drain(body).await;
+            return Err(*r);
+        }
+    };
+    let body = read_body(body).await.map_err(|r| *r)?;
+    Ok((batch, body))
+}
+
+/// Runs `work` on the node off the async workers; its report as JSON.
+async fn on_node<T: serde::Serialize + Send + 'static>(
+    ingest: &Ingest,
+    work: impl FnOnce(&mut crate::Node) -> Result<T, Box<Response>> + Send + 'static,
+) -> Result<T, Response> {
+    let node = ingest.node.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
+        work(&mut node)
+    })
+    .await;
+    match done {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(problem)) => Err(*problem),
+        Err(_) => Err(failed()),
+    }
+}
+
 pub(crate) async fn add_places(
     State(ingest): State<Ingest>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let batch = match admit(&ingest, &headers) {
+    let (batch, body) = match receive(&ingest, &headers, body).await {
         Ok(b) => b,
-        Err(r) => {
-            drain(body).await;
-            return *r;
-        }
+        Err(r) => return r,
     };
-    let body = match read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let node = ingest.node.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
+    let done = on_node(&ingest, move |node| {
         // The store imports places from a file, all or nothing.
         let path = node.config.data_dir.join("exchange").join(if batch.gzip {
             "incoming-places.csv.gz"
@@ -320,7 +346,6 @@ pub(crate) async fn add_places(
         });
         let shown = path.display().to_string();
         std::fs::write(&path, &body).map_err(|e| {
-            tracing::error!(error = %e, "writing incoming places");
             store_problem(civic_node::StoreError::Io(shown.clone(), e), "places", None)
         })?;
         let imported = node.store.import(
@@ -331,16 +356,15 @@ pub(crate) async fn add_places(
         let _ = std::fs::remove_file(&path);
         let report = imported.map_err(|e| store_problem(e, "places", Some(&shown)))?;
         tracing::info!(from = %batch.owner, places = report.towers_added, "places added");
-        Ok::<_, Box<Response>>(serde_json::json!({
+        Ok(serde_json::json!({
             "added": report.towers_added,
             "places": node.store.towers().len(),
         }))
     })
     .await;
     match done {
-        Ok(Ok(report)) => json(&report),
-        Ok(Err(problem)) => *problem,
-        Err(_) => failed(),
+        Ok(report) => json(&report),
+        Err(r) => r,
     }
 }
 
@@ -349,20 +373,11 @@ pub(crate) async fn append(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let batch = match admit(&ingest, &headers) {
+    let (batch, body) = match receive(&ingest, &headers, body).await {
         Ok(b) => b,
-        Err(r) => {
-            drain(body).await;
-            return *r;
-        }
+        Err(r) => return r,
     };
-    let body = match read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let node = ingest.node.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
+    let done = on_node(&ingest, move |node| {
         let report = node
             .store
             .append_csv("the batch", reader(body, batch.gzip), batch.id)
@@ -373,11 +388,11 @@ pub(crate) async fn append(
             duplicate = report.duplicate,
             "batch appended"
         );
-        Ok::<_, Box<Response>>(report)
+        Ok(report)
     })
     .await;
     match done {
-        Ok(Ok(report)) => {
+        Ok(report) => {
             if report.tail >= COMPACT_AT {
                 // After the answer: the batch is durable in the log already.
                 let node = ingest.node.clone();
@@ -390,7 +405,6 @@ pub(crate) async fn append(
             }
             json(&report)
         }
-        Ok(Err(problem)) => *problem,
-        Err(_) => failed(),
+        Err(r) => r,
     }
 }

@@ -128,6 +128,49 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
+/// SK Telecom's node in `d`: trusting the hub's, the approver's and the
+/// police officer's keys, giving location pings for epidemic
+/// investigation.
+fn node_config(
+    d: &Path,
+    tls: &Tls,
+    [hub, approver, police]: [&SigningKey; 3],
+    ingest_addr: Option<String>,
+) -> NodeConfig {
+    NodeConfig {
+        name: "node-skt.civic".into(),
+        holder: "SK Telecom".into(),
+        addr: "127.0.0.1:0".into(),
+        data_dir: d.to_path_buf(),
+        kind: "pings".into(),
+        tls_cert: write(d, "node.pem", &tls.cert),
+        tls_key: write(d, "node-key.pem", &tls.key),
+        tls_ca: write(d, "ca.pem", &tls.ca),
+        hub_name: "hub.civic".into(),
+        hub_key: hex(hub),
+        endorsers: vec![
+            EndorserConfig {
+                role: Role::HealthApprover,
+                key: hex(approver),
+            },
+            EndorserConfig {
+                role: Role::PoliceLocationOfficer,
+                key: hex(police),
+            },
+        ],
+        gives: [(
+            "epidemic investigation".to_owned(),
+            vec![Item::LocationPings],
+        )]
+        .into_iter()
+        .collect(),
+        max_period_days: 28,
+        hub_certified_endorsers: false,
+        signing_key: d.join("node-signing.key"),
+        ingest_addr,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
     // The node's data: a small city's pings.
@@ -158,38 +201,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
     let (hub_tls, node_tls) = (enrol(&ca, "hub.civic"), enrol(&ca, "node-skt.civic"));
     let (hub, approver, police) = (key(), key(), key());
     let d = data.path();
-    let config = NodeConfig {
-        name: "node-skt.civic".into(),
-        holder: "SK Telecom".into(),
-        addr: "127.0.0.1:0".into(),
-        data_dir: d.to_path_buf(),
-        kind: "pings".into(),
-        tls_cert: write(d, "node.pem", &node_tls.cert),
-        tls_key: write(d, "node-key.pem", &node_tls.key),
-        tls_ca: write(d, "ca.pem", &node_tls.ca),
-        hub_name: "hub.civic".into(),
-        hub_key: hex(&hub),
-        endorsers: vec![
-            EndorserConfig {
-                role: Role::HealthApprover,
-                key: hex(&approver),
-            },
-            EndorserConfig {
-                role: Role::PoliceLocationOfficer,
-                key: hex(&police),
-            },
-        ],
-        gives: [(
-            "epidemic investigation".to_owned(),
-            vec![Item::LocationPings],
-        )]
-        .into_iter()
-        .collect(),
-        max_period_days: 28,
-        hub_certified_endorsers: false,
-        signing_key: d.join("node-signing.key"),
-        ingest_addr: None,
-    };
+    let config = node_config(d, &node_tls, [&hub, &approver, &police], None);
     let running = serve(config.clone()).await.unwrap();
     let addr = running.addr;
 
@@ -453,38 +465,12 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
     let ca = CertificateAuthority::generate().unwrap();
     let (hub_tls, node_tls) = (enrol(&ca, "hub.civic"), enrol(&ca, "node-skt.civic"));
     let (hub, approver, police) = (key(), key(), key());
-    let config = NodeConfig {
-        name: "node-skt.civic".into(),
-        holder: "SK Telecom".into(),
-        addr: "127.0.0.1:0".into(),
-        data_dir: d.to_path_buf(),
-        kind: "pings".into(),
-        tls_cert: write(d, "node.pem", &node_tls.cert),
-        tls_key: write(d, "node-key.pem", &node_tls.key),
-        tls_ca: write(d, "ca.pem", &node_tls.ca),
-        hub_name: "hub.civic".into(),
-        hub_key: hex(&hub),
-        endorsers: vec![
-            EndorserConfig {
-                role: Role::HealthApprover,
-                key: hex(&approver),
-            },
-            EndorserConfig {
-                role: Role::PoliceLocationOfficer,
-                key: hex(&police),
-            },
-        ],
-        gives: [(
-            "epidemic investigation".to_owned(),
-            vec![Item::LocationPings],
-        )]
-        .into_iter()
-        .collect(),
-        max_period_days: 28,
-        hub_certified_endorsers: false,
-        signing_key: d.join("node-signing.key"),
-        ingest_addr: Some("127.0.0.1:0".into()),
-    };
+    let config = node_config(
+        d,
+        &node_tls,
+        [&hub, &approver, &police],
+        Some("127.0.0.1:0".into()),
+    );
     let token = civic_node_server::ingest::issue_token(d, "skt-loader").unwrap();
     #[cfg(unix)]
     {
