@@ -10,7 +10,8 @@
 //!   segments and the last write-ahead-log batch they hold; replaced
 //!   atomically (write, fsync, rename), so a reader sees a whole import or
 //!   compaction or none of it.
-//! - `subscribers-G.bin` — subscriber ids (`u64`), in dictionary order:
+//! - `subscribers.bin` — subscriber ids (`u64`), in dictionary order, only
+//!   appended to (the manifest says how many count):
 //!   segments store an index instead of the 8-byte id.
 //! - `seg-G-DAY.bin` — immutable segments, one per UTC day per import, each
 //!   sorted by (tower, time), with bit-packed columns (`segment.rs`):
@@ -31,11 +32,13 @@ use crate::wal::{self, BatchId, RawEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+/// The holder dictionary's file.
+const DICTIONARY: &str = "subscribers.bin";
 /// Spill files kept open at once while importing (one per day).
 const MAX_OPEN_SPILLS: usize = 64;
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -365,12 +368,17 @@ impl EventStore {
             }
             None => Vec::new(),
         };
-        if subscribers.len() as u64 != manifest.subscribers {
+        // The dictionary only grows: ids past the manifest's count are a
+        // commit that did not happen, and are ignored (the next one cuts
+        // them).
+        let mut subscribers = subscribers;
+        if (subscribers.len() as u64) < manifest.subscribers {
             return Err(StoreError::Damaged(
                 dir.display().to_string(),
                 "the subscriber dictionary is short".into(),
             ));
         }
+        subscribers.truncate(manifest.subscribers as usize);
         let manifest_stamp = Self::manifest_stamp(&dir);
         let mut store = Self {
             kind,
@@ -964,22 +972,36 @@ impl EventStore {
         subscribers: Vec<u64>,
         wal_compacted_seq: u64,
     ) -> Result<(), StoreError> {
-        let subs_file = format!("subscribers-{generation}.bin");
-        let subs_path = staging.join(&subs_file);
-        let mut w = BufWriter::new(File::create(&subs_path).map_err(io_err(&subs_path))?);
-        for s in &subscribers {
-            w.write_all(&s.to_le_bytes()).map_err(io_err(&subs_path))?;
-        }
-        w.into_inner()
-            .map_err(|e| StoreError::Io(subs_path.display().to_string(), e.into_error()))?
-            .sync_all()
-            .map_err(io_err(&subs_path))?;
-        // Move the new files next to the manifest, then switch the manifest.
-        for name in new_segments
-            .iter()
-            .map(|s| s.file.clone())
-            .chain([subs_file.clone()])
+        // The dictionary is one file that only grows: the ids this commit
+        // adds are appended (after cutting what a failed commit left) and
+        // synced; the manifest's count is what readers take.
+        let dict_path = self.dir.join(DICTIONARY);
+        let (kept, old_subs) = match &self.manifest.subscribers_file {
+            Some(f) if f == DICTIONARY => (self.manifest.subscribers as usize, None),
+            // A store of an older version: its per-import file is copied once.
+            other => (0, other.clone()),
+        };
         {
+            let mut file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&dict_path)
+                .map_err(io_err(&dict_path))?;
+            file.set_len(kept as u64 * 8).map_err(io_err(&dict_path))?;
+            file.seek(io::SeekFrom::End(0))
+                .map_err(io_err(&dict_path))?;
+            let mut w = BufWriter::new(file);
+            for s in &subscribers[kept.min(subscribers.len())..] {
+                w.write_all(&s.to_le_bytes()).map_err(io_err(&dict_path))?;
+            }
+            w.into_inner()
+                .map_err(|e| StoreError::Io(dict_path.display().to_string(), e.into_error()))?
+                .sync_all()
+                .map_err(io_err(&dict_path))?;
+        }
+        // Move the new segments next to the manifest, then switch it.
+        for name in new_segments.iter().map(|s| s.file.clone()) {
             fs::rename(staging.join(&name), self.dir.join(&name)).map_err(io_err(&self.dir))?;
         }
         sync_dir(&self.dir)?;
@@ -992,7 +1014,7 @@ impl EventStore {
         let mut manifest = self.manifest.clone();
         manifest.generation = generation;
         manifest.towers = towers;
-        let old_subs = manifest.subscribers_file.replace(subs_file);
+        manifest.subscribers_file = Some(DICTIONARY.to_owned());
         manifest.subscribers = subscribers.len() as u64;
         manifest.segments.retain(|m| !replaced.contains(&m.file));
         manifest.segments.extend(new_segments.iter().cloned());

@@ -578,3 +578,61 @@ fn appended_batches_answer_like_an_import_across_restarts_and_compaction() {
     assert_eq!(store.ping_count(), imported.ping_count());
     assert_eq!(answers(&store, &towers), answers(&imported, &towers));
 }
+
+#[test]
+fn a_store_of_the_previous_layout_opens_and_moves_to_the_growing_dictionary() {
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    let towers = sim.path().join("towers.csv");
+    let data = tempfile::tempdir().unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    store
+        .import(
+            Some(&towers),
+            &[&sim.path().join("pings-kt.csv")],
+            progress(),
+        )
+        .unwrap();
+    let want = answers(&store, &towers);
+    drop(store);
+    // As the previous version left it: the dictionary in a file per import.
+    let dir = data.path().join("pings");
+    std::fs::rename(dir.join("subscribers.bin"), dir.join("subscribers-1.bin")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        manifest.replace("\"subscribers.bin\"", "\"subscribers-1.bin\""),
+    )
+    .unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    assert_eq!(answers(&store, &towers), want);
+    store
+        .import(None, &[&sim.path().join("pings-skt.csv")], progress())
+        .unwrap();
+    assert!(dir.join("subscribers.bin").exists());
+    assert!(!dir.join("subscribers-1.bin").exists());
+    // A dictionary with ids past the manifest's count (a commit that did
+    // not happen) opens with the count's.
+    let before = store.subscriber_count();
+    drop(store);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("subscribers.bin"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[7u8; 24]).unwrap();
+    drop(f);
+    let mut store = EventStore::pings(data.path()).unwrap();
+    assert_eq!(store.subscriber_count(), before);
+    store
+        .import(None, &[&sim.path().join("pings-lguplus.csv")], progress())
+        .unwrap();
+    let store = EventStore::pings(data.path()).unwrap();
+    let len = std::fs::metadata(dir.join("subscribers.bin"))
+        .unwrap()
+        .len();
+    assert_eq!(
+        len,
+        store.subscriber_count() * 8,
+        "the leftover ids were cut"
+    );
+}
