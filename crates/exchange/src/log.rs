@@ -121,6 +121,18 @@ impl LogHead {
         format!("civic-message-log-head-v1\n{size}\n{hash}").into_bytes()
     }
 
+    /// The head of a log whose last entry is `last` (kept elsewhere, like
+    /// the hub's in its database), signed with `key`.
+    pub fn of(last: &LogEntry, key: &SigningKey) -> LogHead {
+        let size = last.seq + 1;
+        LogHead {
+            size,
+            signature: data_encoding::BASE64
+                .encode(&key.sign(&Self::message(size, &last.hash)).to_bytes()),
+            hash: last.hash.clone(),
+        }
+    }
+
     pub fn verify(&self, key: &VerifyingKey) -> bool {
         data_encoding::BASE64
             .decode(self.signature.as_bytes())

@@ -18,6 +18,11 @@ pub struct Message {
     pub envelope: Envelope,
     /// The body as the envelope's digest covers it.
     pub body: String,
+    /// The sender's signed message-log head, for the other side to keep as
+    /// a witness of the sender's log (the hub sends its own with each
+    /// request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<crate::log::LogHead>,
 }
 
 /// A holder present in an exposure window.

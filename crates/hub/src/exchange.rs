@@ -128,6 +128,13 @@ impl NodeClient {
         let mut first_digest: Option<String> = None;
         loop {
             attempt += 1;
+            // The head of the hub's log so far, for the node to keep as a
+            // witness of it.
+            let log_head = self
+                .store
+                .latest_exchange()
+                .await?
+                .map(|last| LogHead::of(&last, &self.key));
             let message = Message {
                 envelope: Envelope::seal(
                     request_id,
@@ -137,6 +144,7 @@ impl NodeClient {
                     Some(grant.clone()),
                 ),
                 body: body.clone(),
+                log_head,
             };
             let bytes = serde_json::to_vec(&message).expect("a message serialises");
             // Logged before it leaves: nothing is sent that the log lacks.

@@ -320,6 +320,20 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::tes
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
     civic_exchange::MessageLog::verify(&node_log, &heads, &node_signing).unwrap();
+    // And the node kept heads of the hub's log, which witness it.
+    let hub_heads: Vec<civic_exchange::LogHead> =
+        std::fs::read_to_string(d.join("exchange").join("hub-heads.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert!(hub_heads.len() >= 5);
+    let hub_key = hub.keys().signing_key().verifying_key();
+    civic_exchange::MessageLog::verify(&log, &hub_heads, &hub_key).unwrap();
+    assert!(
+        civic_exchange::MessageLog::verify(&log[..3], &hub_heads, &hub_key).is_err(),
+        "a hub log cut after the fact shows against the node's witnesses"
+    );
     let cut = &node_log[..node_log.len() - 3];
     assert!(
         civic_exchange::MessageLog::verify(cut, &heads, &node_signing).is_err(),

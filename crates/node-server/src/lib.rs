@@ -205,6 +205,28 @@ impl Node {
         self.dir().join("answers").join(format!("{safe}.{part}"))
     }
 
+    /// Keeps a signed head of the hub's message log that came with its
+    /// request, as a witness of the hub's log (`exchange/hub-heads.jsonl`).
+    fn keep_hub_head(&self, head: &civic_exchange::LogHead) {
+        if !head.verify(&self.hub_key) {
+            tracing::warn!("a request carried a hub log head that does not verify");
+            return;
+        }
+        let path = self.dir().join("hub-heads.jsonl");
+        let kept = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                let mut line = serde_json::to_vec(head).expect("a head serialises");
+                line.push(b'\n');
+                f.write_all(&line)
+            });
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "keeping the hub's log head");
+        }
+    }
+
     fn append_log(
         &mut self,
         direction: Direction,
@@ -244,6 +266,9 @@ impl Node {
         let envelope = &message.envelope;
         if let Err(e) = envelope.open(&self.hub_key, message.body.as_bytes(), now()) {
             return Handled::Now(refuse(StatusCode::UNAUTHORIZED, e));
+        }
+        if let Some(head) = &message.log_head {
+            self.keep_hub_head(head);
         }
         let Some(grant) = &envelope.grant else {
             return Handled::Now(refuse(

@@ -251,6 +251,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
         serde_json::to_vec(&Message {
             envelope: Envelope::seal(request_id, signer, now(), body.as_bytes(), grant),
             body,
+            log_head: None,
         })
         .unwrap()
     };
@@ -644,6 +645,7 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
     let message = serde_json::to_vec(&Message {
         envelope: Envelope::seal("req-a", &hub, now(), body.as_bytes(), Some(signed)),
         body,
+        log_head: None,
     })
     .unwrap();
     let (status, answer) = post(running.addr, Some(&hub_tls), &hub_tls.ca, &message)

@@ -1011,6 +1011,16 @@ macro_rules! impl_backend {
                 rows.iter().map(log_entry_from).collect()
             }
 
+            async fn latest_exchange(&self) -> Result<Option<LogEntry>> {
+                sqlx::query(&format!(
+                    "SELECT {LOG_COLUMNS} FROM exchange_log ORDER BY seq DESC LIMIT 1"
+                ))
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| log_entry_from(&r))
+                .transpose()
+            }
+
             async fn keep_node_log_head(&self, node_key: &str, head: &LogHead, at: Timestamp) -> Result<()> {
                 let kept = sqlx::query("SELECT hash FROM exchange_witnesses WHERE node_key = $1 AND size = $2")
                     .bind(node_key)
