@@ -636,3 +636,36 @@ fn a_store_of_the_previous_layout_opens_and_moves_to_the_growing_dictionary() {
         "the leftover ids were cut"
     );
 }
+
+#[test]
+fn an_append_during_another_process_import_is_refused_and_keeps_nothing() {
+    let sim = tempfile::tempdir().unwrap();
+    city(sim.path());
+    let towers = sim.path().join("towers.csv");
+    let data = tempfile::tempdir().unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    store.import(Some(&towers), &[], progress()).unwrap();
+    let pings = std::fs::read_to_string(sim.path().join("pings-kt.csv")).unwrap();
+    let batch: String = pings.lines().take(50).map(|l| format!("{l}\n")).collect();
+    // An import in another process holds the store's lock for its run.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(data.path().join("pings/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let err = store
+        .append_csv(
+            "batch",
+            std::io::Cursor::new(batch.clone().into_bytes()),
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, civic_node::StoreError::Busy(_)), "{err}");
+    assert_eq!(store.ping_count(), 0);
+    lock.unlock().unwrap();
+    let report = store
+        .append_csv("batch", std::io::Cursor::new(batch.into_bytes()), None)
+        .unwrap();
+    assert_eq!((report.appended, store.ping_count()), (49, 49));
+    assert_eq!(EventStore::pings(data.path()).unwrap().ping_count(), 49);
+}
