@@ -103,43 +103,44 @@ pub enum AnswerPart {
     },
 }
 
+/// `items` in lines of at most [`PART_LIMIT`], one empty line for none.
+fn chunked<T>(items: Vec<T>, make: impl Fn(Vec<T>) -> AnswerPart) -> Vec<AnswerPart> {
+    if items.is_empty() {
+        return vec![make(items)];
+    }
+    let mut items = items.into_iter().peekable();
+    let mut out = Vec::new();
+    while items.peek().is_some() {
+        out.push(make(items.by_ref().take(PART_LIMIT).collect()));
+    }
+    out
+}
+
+impl AnswerPart {
+    /// The lines one window's holders stream in.
+    pub fn window(window: usize, holders: Vec<Seen>) -> Vec<AnswerPart> {
+        chunked(holders, |holders| AnswerPart::Window { window, holders })
+    }
+
+    /// The lines one subject's records stream in.
+    pub fn route(holder: u64, events: Vec<(i64, u64)>) -> Vec<AnswerPart> {
+        chunked(events, |events| AnswerPart::Route { holder, events })
+    }
+}
+
 impl Answer {
     /// The answer as the lines it streams in.
     pub fn parts(&self) -> Vec<AnswerPart> {
-        let mut out = Vec::new();
         match self {
-            Answer::Exposure(windows) => {
-                for w in windows {
-                    let mut chunks = w.holders.chunks(PART_LIMIT).peekable();
-                    if chunks.peek().is_none() {
-                        out.push(AnswerPart::Window {
-                            window: w.window,
-                            holders: Vec::new(),
-                        });
-                    }
-                    out.extend(chunks.map(|c| AnswerPart::Window {
-                        window: w.window,
-                        holders: c.to_vec(),
-                    }));
-                }
-            }
-            Answer::Routes(routes) => {
-                for r in routes {
-                    let mut chunks = r.events.chunks(PART_LIMIT).peekable();
-                    if chunks.peek().is_none() {
-                        out.push(AnswerPart::Route {
-                            holder: r.holder,
-                            events: Vec::new(),
-                        });
-                    }
-                    out.extend(chunks.map(|c| AnswerPart::Route {
-                        holder: r.holder,
-                        events: c.to_vec(),
-                    }));
-                }
-            }
+            Answer::Exposure(windows) => windows
+                .iter()
+                .flat_map(|w| AnswerPart::window(w.window, w.holders.clone()))
+                .collect(),
+            Answer::Routes(routes) => routes
+                .iter()
+                .flat_map(|r| AnswerPart::route(r.holder, r.events.clone()))
+                .collect(),
         }
-        out
     }
 
     /// Gathers streamed parts back into an answer (consecutive parts of

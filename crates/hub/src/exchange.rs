@@ -204,8 +204,9 @@ impl NodeClient {
                     if let Some(e) = bad {
                         return Err(e);
                     }
-                    // The answer the handed-over parts came from.
-                    if delivered == 0 || first_digest.is_none() {
+                    // The answer the handed-over parts came from (its envelope
+                    // came before any of them).
+                    if delivered == 0 {
                         first_digest = reader.envelope().map(|e| e.body_digest.clone());
                     }
                     match cut {
@@ -226,7 +227,7 @@ impl NodeClient {
                                 .open_digest(node_key, &digest, envelope.timestamp)
                                 .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
                             self.log_received(request_id, &peer, &envelope_line).await?;
-                            self.witness(url, node_key).await;
+                            self.witness(url, node_key, &peer).await;
                             return Ok(());
                         }
                     }
@@ -288,7 +289,7 @@ impl NodeClient {
     /// Fetches the node's signed log head and keeps it as a witness of
     /// the node's log. Best effort: an answer already verified stands
     /// without it, and the next answer brings a newer head.
-    async fn witness(&self, url: &str, node_key: &VerifyingKey) {
+    async fn witness(&self, url: &str, node_key: &VerifyingKey, peer: &str) {
         let fetched = async {
             let head: LogHead = self
                 .http
@@ -308,17 +309,13 @@ impl NodeClient {
             Some(head) => {
                 let kept = self
                     .store
-                    .keep_node_log_head(
-                        &civic_exchange::key_id(node_key),
-                        &head,
-                        civic_core::time::Timestamp::now(),
-                    )
+                    .keep_node_log_head(peer, &head, civic_core::time::Timestamp::now())
                     .await;
                 match kept {
                     Err(civic_store::StoreError::Conflict(why)) => {
                         // Evidence of a rewritten node log: loud, for the
                         // operators and auditors.
-                        tracing::error!(node = %civic_exchange::key_id(node_key), %why, "a node's message log was rewritten");
+                        tracing::error!(node = %peer, %why, "a node's message log was rewritten");
                     }
                     Err(e) => tracing::warn!(error = %e, "keeping a node's log head"),
                     Ok(()) => {}

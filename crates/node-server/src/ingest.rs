@@ -246,17 +246,14 @@ fn reader(body: axum::body::Bytes, gzip: bool) -> Box<dyn std::io::BufRead> {
 
 /// The answer to a store error: the sender's fault (400), a passing state
 /// (503, try again), or the node's.
-fn store_problem(e: civic_node::StoreError, what: &str, shown: Option<&str>) -> Box<Response> {
+fn store_problem(e: civic_node::StoreError, what: &str) -> Box<Response> {
     Box::new(match e {
         // The body is in memory: a read error is a bad gzip stream.
-        civic_node::StoreError::Csv(_) => {
-            let detail = e.to_string();
-            let detail = match shown {
-                Some(path) => detail.replace(path, &format!("the {what}")),
-                None => detail,
-            };
-            problem(StatusCode::BAD_REQUEST, &format!("Bad {what}"), &detail)
-        }
+        civic_node::StoreError::Csv(_) => problem(
+            StatusCode::BAD_REQUEST,
+            &format!("Bad {what}"),
+            &e.to_string(),
+        ),
         civic_node::StoreError::Busy(why) => {
             let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "Busy", &why);
             r.headers_mut().insert(
@@ -338,23 +335,10 @@ pub(crate) async fn add_places(
         Err(r) => return r,
     };
     let done = on_node(&ingest, move |node| {
-        // The store imports places from a file, all or nothing.
-        let path = node.config.data_dir.join("exchange").join(if batch.gzip {
-            "incoming-places.csv.gz"
-        } else {
-            "incoming-places.csv"
-        });
-        let shown = path.display().to_string();
-        std::fs::write(&path, &body).map_err(|e| {
-            store_problem(civic_node::StoreError::Io(shown.clone(), e), "places", None)
-        })?;
-        let imported = node.store.import(
-            Some(&path),
-            &[],
-            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        );
-        let _ = std::fs::remove_file(&path);
-        let report = imported.map_err(|e| store_problem(e, "places", Some(&shown)))?;
+        let report = node
+            .store
+            .add_places("the places", reader(body, batch.gzip))
+            .map_err(|e| store_problem(e, "places"))?;
         tracing::info!(from = %batch.owner, places = report.towers_added, "places added");
         Ok(serde_json::json!({
             "added": report.towers_added,
@@ -381,7 +365,7 @@ pub(crate) async fn append(
         let report = node
             .store
             .append_csv("the batch", reader(body, batch.gzip), batch.id)
-            .map_err(|e| store_problem(e, "batch", None))?;
+            .map_err(|e| store_problem(e, "batch"))?;
         tracing::info!(
             from = %batch.owner,
             events = report.appended,

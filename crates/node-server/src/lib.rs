@@ -313,8 +313,7 @@ impl Node {
 
     /// The answer to an enveloped, logged request: the gate's refusal, the
     /// answer given before (a retry), or a new answer kept on disk first.
-    /// Returns the status and, for an answer, its envelope line (the body
-    /// is in [`Node::body_path`]).
+    /// An answer is its envelope line and the file that holds its body.
     fn answer(&mut self, grant: &civic_exchange::SignedGrant, request_id: &str) -> Outcome {
         let admitted = match self.gate.admit(grant, request_id, now()) {
             Ok(a) => a,
@@ -388,9 +387,7 @@ impl Node {
                         .into_iter()
                         .map(|a| Seen::new(a.subscriber, a.first_seen, a.last_seen, a.pings))
                         .collect();
-                    for part in
-                        (Answer::Exposure(vec![WindowAnswer { window: i, holders }])).parts()
-                    {
+                    for part in AnswerPart::window(i, holders) {
                         emit(part)?;
                     }
                 }
@@ -399,7 +396,7 @@ impl Node {
             Question::Subjects { ids } => {
                 for &holder in ids {
                     let events = self.store.route(holder, grant.data_from, grant.data_until);
-                    for part in (Answer::Routes(vec![RouteAnswer { holder, events }])).parts() {
+                    for part in AnswerPart::route(holder, events) {
                         emit(part)?;
                     }
                 }

@@ -517,6 +517,30 @@ impl EventStore {
         pings: &[&Path],
         progress: Arc<AtomicU64>,
     ) -> Result<ImportReport, StoreError> {
+        let places = towers
+            .map(|path| Lines::open(path, &self.kind.places_header(), progress.clone()))
+            .transpose()?;
+        self.import_from(places, pings, progress)
+    }
+
+    /// Adds places (towers, merchants, stops) read from `csv` (header row
+    /// first; `source` names it in errors), all or nothing, like an import
+    /// of a places file.
+    pub fn add_places(
+        &mut self,
+        source: &str,
+        csv: impl io::BufRead + 'static,
+    ) -> Result<ImportReport, StoreError> {
+        let lines = Lines::from_reader(source, Box::new(csv), &self.kind.places_header())?;
+        self.import_from(Some(lines), &[], Arc::new(AtomicU64::new(0)))
+    }
+
+    fn import_from(
+        &mut self,
+        places: Option<Lines>,
+        pings: &[&Path],
+        progress: Arc<AtomicU64>,
+    ) -> Result<ImportReport, StoreError> {
         // One import at a time, and on the store as it is now (another
         // process may have imported since this one opened it).
         let lock = Self::lock_file(&self.dir)?;
@@ -524,13 +548,8 @@ impl EventStore {
         *self = Self::load(self.kind, self.dir.clone())?;
         let mut report = ImportReport::default();
         let mut all_towers = self.manifest.towers.clone();
-        let mut cell_index: HashMap<u64, u32> = all_towers
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.cell_id, i as u32))
-            .collect();
-        if let Some(path) = towers {
-            let mut lines = Lines::open(path, &self.kind.places_header(), progress.clone())?;
+        let mut cell_index = self.place_index();
+        if let Some(mut lines) = places {
             while lines.advance()? {
                 let mut f = fields(lines.current());
                 let (cell, lat, lon) = (
@@ -779,16 +798,13 @@ impl EventStore {
     ) -> Result<AppendReport, StoreError> {
         // Places imported by another process since count.
         self.refresh()?;
-        if let Some(done) = batch.and_then(|b| self.known_batch(&b)) {
-            return Ok(AppendReport {
-                appended: done,
-                tail: self.tail_events,
-                duplicate: true,
-            });
+        let batch = batch.unwrap_or([0; 16]);
+        if let Some(report) = self.already_appended(&batch) {
+            return Ok(report);
         }
         let mut lines = Lines::from_reader(source, Box::new(csv), &self.kind.events_header())?;
         let places = self.place_index();
-        let mut events: Vec<RawEvent> = Vec::new();
+        let (mut events, mut indices) = (Vec::<RawEvent>::new(), Vec::new());
         while lines.advance()? {
             let (holder, ts, place) = self.parse_event(&lines, &places)?;
             events.push((
@@ -796,8 +812,18 @@ impl EventStore {
                 ts as u64,
                 self.manifest.towers[place as usize].cell_id,
             ));
+            indices.push(place);
         }
-        self.append(&events, batch.unwrap_or([0; 16]))
+        self.append(&events, &indices, batch)
+    }
+
+    /// The report for batch `id`, if it was appended before.
+    fn already_appended(&self, id: &BatchId) -> Option<AppendReport> {
+        self.known_batch(id).map(|appended| AppendReport {
+            appended,
+            tail: self.tail_events,
+            duplicate: true,
+        })
     }
 
     /// How many events the batch `id` appended, if it is one of the recent
@@ -817,8 +843,14 @@ impl EventStore {
             .map(|(_, n)| *n)
     }
 
-    /// Appends events already checked against the store's places.
-    fn append(&mut self, events: &[RawEvent], batch: BatchId) -> Result<AppendReport, StoreError> {
+    /// Appends events already checked against the store's places
+    /// (`indices` are their places' indices).
+    fn append(
+        &mut self,
+        events: &[RawEvent],
+        indices: &[u32],
+        batch: BatchId,
+    ) -> Result<AppendReport, StoreError> {
         if events.is_empty() {
             return Ok(AppendReport {
                 appended: 0,
@@ -840,29 +872,27 @@ impl EventStore {
         let on_disk = fs::metadata(&path).map_or(0, |m| m.len());
         if on_disk != self.wal_len || Self::manifest_stamp(&self.dir) != self.manifest_stamp {
             *self = Self::load(self.kind, self.dir.clone())?;
-            if let Some(done) = self.known_batch(&batch) {
-                return Ok(AppendReport {
-                    appended: done,
-                    tail: self.tail_events,
-                    duplicate: true,
-                });
+            if let Some(report) = self.already_appended(&batch) {
+                return Ok(report);
+            }
+            // Places only grow, so the indices still hold; checked all the
+            // same, since a frame on disk must replay.
+            let towers = &self.manifest.towers;
+            if events
+                .iter()
+                .zip(indices)
+                .any(|(e, &i)| towers.get(i as usize).map(|t| t.cell_id) != Some(e.2))
+            {
+                return Err(StoreError::Busy(
+                    "the store's places changed; send the batch again".into(),
+                ));
             }
         }
-        // Every place is checked before the batch is written: a frame on
-        // disk must replay.
-        let places = self.place_index();
-        let indices = events
-            .iter()
-            .map(|e| places.get(&e.2).copied())
-            .collect::<Option<Vec<u32>>>()
-            .ok_or_else(|| {
-                StoreError::Busy("the store's places changed; send the batch again".into())
-            })?;
         let seq = self.wal_seq + 1;
         self.wal_len =
             wal::append(&path, self.wal_len, seq, batch, events).map_err(io_err(&path))?;
         self.wal_seq = seq;
-        for (&(holder, ts, _), place) in events.iter().zip(indices) {
+        for (&(holder, ts, _), &place) in events.iter().zip(indices) {
             self.push_tail(holder, ts as u32, place);
         }
         if batch != [0; 16] {
@@ -940,7 +970,7 @@ impl EventStore {
         let cut = recent.len().saturating_sub(RECENT_BATCHES);
         recent.drain(..cut);
         self.manifest.recent_batches = recent;
-        self.commit(
+        let durable = self.commit(
             &staging,
             generation,
             towers,
@@ -955,12 +985,15 @@ impl EventStore {
         self.tail_events = 0;
         self.tail_batches.clear();
         let path = self.wal_path();
-        if sync_dir(&self.dir).is_ok() && wal::truncate(&path).is_ok() {
+        if durable && wal::truncate(&path).is_ok() {
             self.wal_len = 0;
         }
         Ok(moved)
     }
 
+    /// Switches the manifest to the new segments (replacing `replaced`),
+    /// places, dictionary and compacted batch; returns whether the switch
+    /// is known durable (the directory synced after it).
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
@@ -971,7 +1004,7 @@ impl EventStore {
         replaced: &[String],
         subscribers: Vec<u64>,
         wal_compacted_seq: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         // The dictionary is one file that only grows: the ids this commit
         // adds are appended (after cutting what a failed commit left) and
         // synced; the manifest's count is what readers take.
@@ -1055,7 +1088,7 @@ impl EventStore {
         self.subscribers = subscribers;
         self.holder_index = None;
         self.manifest_stamp = Self::manifest_stamp(&self.dir);
-        Ok(())
+        Ok(durable)
     }
 
     /// Indices of the towers a selection covers.
