@@ -1283,9 +1283,9 @@ async fn node_append(
         .to_string();
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = CountingReader {
+    let counted = civic_node::csv::Counting {
         inner: file,
-        read: read.clone(),
+        counter: read.clone(),
     };
     let mut lines: Box<dyn BufRead> = if events.extension().is_some_and(|e| e == "gz") {
         Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
@@ -1385,20 +1385,6 @@ async fn node_append(
     bar.finish_and_clear();
     println!("appended {sent} rows to {url}");
     Ok(())
-}
-
-struct CountingReader<R> {
-    inner: R,
-    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl<R: std::io::Read> std::io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
-    }
 }
 
 /// A progress bar on a terminal; nothing when output is piped.

@@ -27,9 +27,11 @@ pub struct Lines {
     pub header: Vec<String>,
 }
 
-struct Counting<R> {
-    inner: R,
-    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// A reader that adds the bytes it reads to a shared counter (for
+/// progress bars).
+pub struct Counting<R> {
+    pub inner: R,
+    pub counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
