@@ -878,16 +878,17 @@ fn seed_outbreak(
         let index = candidates[rng.index(candidates.len())];
         let infected_at = start_ts - 3 * DAY + rng.range(0, DAY);
         let mut h = course(scenario, seed, index, infected_at, start_ts);
-        // Infectious from the start, symptoms only after the first week,
-        // so that every seed venue (a Sunday service, a weekend club night)
-        // meets its index case.
+        // Infectious from the start, as the model has it: from
+        // `presymptomatic_days` before onset. Detected as late as the
+        // scenario allows, so that every seed venue (a Sunday service, a
+        // weekend club night) meets its index case before it is isolated.
+        let presymptomatic = (scenario.presymptomatic_days * DAY as f64) as i64;
         h.infectious_from = start_ts - DAY / 2;
-        h.onset = h.onset.max(start_ts + 6 * DAY);
+        h.onset = h.infectious_from + presymptomatic;
         h.recovered_at = h.onset + 8 * DAY;
-        h.confirmed_day = h
-            .confirmed_day
-            .max((h.onset - start_ts).div_euclid(DAY) + 1);
-        h.interview_from = start_ts + ((h.onset - start_ts).div_euclid(DAY) - 2) * DAY;
+        let onset_day = (h.onset - start_ts).div_euclid(DAY);
+        h.confirmed_day = onset_day + scenario.detection_delay_days.1 as i64;
+        h.interview_from = start_ts + (onset_day - 2) * DAY;
         h.venue = venue;
         health[index] = h;
     }
@@ -1060,6 +1061,41 @@ fn write_truth(
         cases.row(row.end())?;
     }
     summary.cases = cases.finish()?;
+
+    // What the health authority knows of each case when it is confirmed:
+    // the case number, the jurisdiction, the dates, the phone's telco and
+    // subscriber, the cards, the transit card and the home address. It is
+    // what `civic eiss import-cases` registers; the platform never reads
+    // the truth files above.
+    let mut register = Csv::create(
+        out,
+        "case-register.csv",
+        "case_id,region,onset_date,confirmed_date,telco,subscriber_id,card_ids,transit_card_id,home_lat,home_lon",
+    )?;
+    for &(day, onset, i) in &confirmed {
+        let p = &city.people[i];
+        let home = &city.venues[p.home as usize];
+        row.clear()
+            .u64(case_of[&i])
+            .str(&format!("seoul-{}", district_name(home.district)))
+            .str(&date_of(onset))
+            .str(&(params.start + time::Duration::days(day)).to_string());
+        match p.phone {
+            Some((t, s)) => row.str(&scenario.telcos[t as usize].0).u64(s),
+            None => row.empty().empty(),
+        };
+        let cards: Vec<String> = p
+            .cards
+            .iter()
+            .map(|(c, id)| format!("{}:{id}", CARD_COMPANIES[*c as usize]))
+            .collect();
+        row.str(&cards.join(";"))
+            .u64(p.transit_card)
+            .deg(home.pos.lat)
+            .deg(home.pos.lon);
+        register.row(row.end())?;
+    }
+    register.finish()?;
 
     // Interviews: the places a case remembers, in the case-routes format.
     let mut interviews = Csv::create(

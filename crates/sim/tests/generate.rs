@@ -91,6 +91,10 @@ fn every_file_is_in_its_exchange_format_with_plausible_counts() {
         ),
         ("visits.csv", "person_id,venue_id,arrival,departure"),
         ("infections.csv", "infectee,infector,venue_id,time"),
+        (
+            "case-register.csv",
+            "case_id,region,onset_date,confirmed_date,telco,subscriber_id,card_ids,transit_card_id,home_lat,home_lon",
+        ),
     ] {
         assert_eq!(header(d, name), want, "{name}");
     }
@@ -115,6 +119,29 @@ fn every_file_is_in_its_exchange_format_with_plausible_counts() {
     assert!(s.visits >= 4000 * 8);
     assert!(s.infections >= 4 && s.cases >= 1 && s.cases <= s.infections);
     assert_eq!(rows(d, "cases.csv") as u64, s.cases);
+    assert_eq!(rows(d, "case-register.csv") as u64, s.cases);
+    // Index cases follow the model: infectious from two days before their
+    // onset, so a cluster's index has the earliest onset of its cases.
+    let infected: std::collections::HashSet<String> =
+        std::fs::read_to_string(d.join("infections.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').nth(1) == Some(""))
+            .map(|l| l.split(',').next().unwrap().to_owned())
+            .collect();
+    let cases = std::fs::read_to_string(d.join("cases.csv")).unwrap();
+    let first_onset = cases
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().to_owned())
+        .min();
+    for line in cases.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if infected.contains(f[1]) {
+            assert_eq!(Some(f[5].to_owned()), first_onset, "index case {line}");
+        }
+    }
     // Every subway tap is in, then out, at a known stop.
     let taps = std::fs::read_to_string(d.join("taps.csv")).unwrap();
     let kinds: Vec<&str> = taps
