@@ -41,6 +41,23 @@ pub enum Question {
     Exposure { windows: Vec<ExposureWindow> },
     /// These data subjects' own records (a case's route).
     Subjects { ids: Vec<u64> },
+    /// Who was in windows the request names in its body
+    /// ([`WindowsBody`]), at most `max_windows` of them, each a point and
+    /// a radius of at most `max_radius_m` and an interval of at most
+    /// `max_span_s` seconds within the grant's data period. Approvers
+    /// endorse this before the windows exist: they are derived from the
+    /// case's own route, which the same approval lets the hub collect.
+    Windows {
+        max_windows: u32,
+        max_radius_m: f64,
+        max_span_s: i64,
+    },
+}
+
+/// The body of a request under a [`Question::Windows`] grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowsBody {
+    pub windows: Vec<ExposureWindow>,
 }
 
 /// A permission to ask one holder one question.
@@ -306,6 +323,8 @@ pub enum Refusal {
     Replayed(String),
     #[error("the certificate of {0}'s key is refused: {1}")]
     BadCertificate(String, &'static str),
+    #[error("the request names more windows than the grant's {0}")]
+    TooManyWindows(u32),
 }
 
 /// A node's own rules: who it is, which items it gives for which purpose,
@@ -326,12 +345,15 @@ pub struct TrustedKey {
     pub role: Role,
 }
 
-/// What a node admitted: the grant, and whether this is a retry of a
-/// request already answered (then the node returns the same answer).
+/// What a node admitted: the grant, whether this is a retry of a request
+/// already answered (then the node returns the same answer), and the
+/// exposure windows to answer (the grant's, or the request's under a
+/// [`Question::Windows`] grant).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admitted {
     pub grant: Grant,
     pub retry: bool,
+    pub windows: Vec<ExposureWindow>,
 }
 
 /// The node's gate: its policy, the keys it trusts, and the grants already
@@ -389,6 +411,20 @@ impl NodeGate {
         signed: &SignedGrant,
         request_id: &str,
         now: i64,
+    ) -> Result<Admitted, Refusal> {
+        self.admit_request(signed, request_id, now, "")
+    }
+
+    /// [`NodeGate::admit`] for a request with its body: under a
+    /// [`Question::Windows`] grant the body names the windows
+    /// ([`WindowsBody`]), each checked against the grant's bounds before
+    /// the grant counts as used.
+    pub fn admit_request(
+        &mut self,
+        signed: &SignedGrant,
+        request_id: &str,
+        now: i64,
+        body: &str,
     ) -> Result<Admitted, Refusal> {
         let g = &signed.grant;
         // Signatures first: nothing else of an unverified grant is read.
@@ -460,36 +496,66 @@ impl NodeGate {
         if g.data_until - g.data_from > self.policy.max_period_days * 86_400 {
             return Err(Refusal::PeriodTooLong(self.policy.max_period_days));
         }
-        match &g.question {
+        let check = |windows: &[ExposureWindow], max_radius: f64| -> Result<(), Refusal> {
+            if windows.is_empty() {
+                return Err(Refusal::Malformed("it asks about no window"));
+            }
+            if windows
+                .iter()
+                .any(|w| w.t_start < g.data_from || w.t_end > g.data_until || w.t_end < w.t_start)
+            {
+                return Err(Refusal::OutsideDataPeriod);
+            }
+            if windows.iter().any(|w| {
+                !(0.0..=max_radius).contains(&w.radius_m)
+                    || !w.lat.is_finite()
+                    || !w.lon.is_finite()
+            }) {
+                return Err(Refusal::Malformed(
+                    "a window's place is not a point and a radius within the grant's bound",
+                ));
+            }
+            Ok(())
+        };
+        let windows = match &g.question {
             Question::Exposure { windows } => {
-                if windows.is_empty() {
-                    return Err(Refusal::Malformed("it asks about no window"));
-                }
-                if windows.iter().any(|w| {
-                    w.t_start < g.data_from || w.t_end > g.data_until || w.t_end < w.t_start
-                }) {
-                    return Err(Refusal::OutsideDataPeriod);
-                }
-                if windows.iter().any(|w| {
-                    !(0.0..=50_000.0).contains(&w.radius_m)
-                        || !w.lat.is_finite()
-                        || !w.lon.is_finite()
-                }) {
-                    return Err(Refusal::Malformed(
-                        "a window's place is not a point and a radius of at most 50 km",
-                    ));
-                }
+                check(windows, 50_000.0)?;
+                windows.clone()
             }
             Question::Subjects { ids } => {
                 if ids.is_empty() {
                     return Err(Refusal::Malformed("it names no data subject"));
                 }
+                Vec::new()
             }
-        }
+            Question::Windows {
+                max_windows,
+                max_radius_m,
+                max_span_s,
+            } => {
+                let body: WindowsBody = serde_json::from_str(body)
+                    .map_err(|_| Refusal::Malformed("the request names no windows"))?;
+                if body.windows.len() > *max_windows as usize {
+                    return Err(Refusal::TooManyWindows(*max_windows));
+                }
+                check(&body.windows, max_radius_m.min(50_000.0))?;
+                if body
+                    .windows
+                    .iter()
+                    .any(|w| w.t_end - w.t_start > *max_span_s)
+                {
+                    return Err(Refusal::Malformed(
+                        "a window is longer than the grant allows",
+                    ));
+                }
+                body.windows
+            }
+        };
         match self.used.get(&g.grant_id) {
             Some(first) if first == request_id => Ok(Admitted {
                 grant: g.clone(),
                 retry: true,
+                windows,
             }),
             Some(first) => Err(Refusal::Replayed(first.clone())),
             None => {
@@ -497,6 +563,7 @@ impl NodeGate {
                 Ok(Admitted {
                     grant: g.clone(),
                     retry: false,
+                    windows,
                 })
             }
         }

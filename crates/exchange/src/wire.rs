@@ -63,6 +63,46 @@ pub struct RouteAnswer {
     pub holder: u64,
     /// `(ts, place id)`: tower, merchant or station.
     pub events: Vec<(i64, u64)>,
+    /// Where the places of `events` are (towers, merchants and stations
+    /// are not personal data; the hub needs them to place the route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<PlaceInfo>,
+}
+
+/// A tower, merchant or station: its id, position and (merchants,
+/// stations) name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaceInfo {
+    pub id: u64,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Where the hub asks a node to delete what it answered for a purpose that
+/// has ended (an envelope signed by the hub; body [`PurgeRequest`]).
+pub const PURGE_PATH: &str = "/node/v1/purge";
+
+/// The hub's request to delete kept answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurgeRequest {
+    /// What ended, for the record (e.g. `response:3`).
+    pub purpose: String,
+    pub request_ids: Vec<String>,
+}
+
+/// The node's signed receipt of a purge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurgeReceipt {
+    pub purpose: String,
+    pub node: String,
+    /// Requests whose kept answer was deleted, with its size in bytes.
+    pub deleted: Vec<(String, u64)>,
+    /// Requests of which the node kept nothing (never asked, or purged
+    /// before).
+    pub absent: Vec<String>,
+    pub at: i64,
 }
 
 /// A node's answer to a grant's question.
@@ -101,6 +141,11 @@ pub enum AnswerPart {
         holder: u64,
         events: Vec<(i64, u64)>,
     },
+    /// The places of a subject's route, after its events.
+    RoutePlaces {
+        holder: u64,
+        places: Vec<PlaceInfo>,
+    },
 }
 
 /// `items` in lines of at most [`PART_LIMIT`], one empty line for none.
@@ -138,7 +183,16 @@ impl Answer {
                 .collect(),
             Answer::Routes(routes) => routes
                 .iter()
-                .flat_map(|r| AnswerPart::route(r.holder, r.events.clone()))
+                .flat_map(|r| {
+                    let mut parts = AnswerPart::route(r.holder, r.events.clone());
+                    if !r.places.is_empty() {
+                        parts.push(AnswerPart::RoutePlaces {
+                            holder: r.holder,
+                            places: r.places.clone(),
+                        });
+                    }
+                    parts
+                })
                 .collect(),
         }
     }
@@ -156,7 +210,19 @@ impl Answer {
                 },
                 AnswerPart::Route { holder, events } => match routes.last_mut() {
                     Some(r) if r.holder == holder => r.events.extend(events),
-                    _ => routes.push(RouteAnswer { holder, events }),
+                    _ => routes.push(RouteAnswer {
+                        holder,
+                        events,
+                        places: Vec::new(),
+                    }),
+                },
+                AnswerPart::RoutePlaces { holder, places } => match routes.last_mut() {
+                    Some(r) if r.holder == holder => r.places.extend(places),
+                    _ => routes.push(RouteAnswer {
+                        holder,
+                        events: Vec::new(),
+                        places,
+                    }),
                 },
             }
         }

@@ -153,7 +153,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 }
 
 pub use civic_exchange::wire::{
-    Answer, AnswerPart, AnswerReader, Message, RouteAnswer, Seen, WindowAnswer,
+    Answer, AnswerPart, AnswerReader, Message, PlaceInfo, PurgeReceipt, PurgeRequest, RouteAnswer,
+    Seen, WindowAnswer,
 };
 
 /// The content type of a streamed answer: an envelope line, then parts.
@@ -166,6 +167,10 @@ struct Node {
     store: EventStore,
     gate: NodeGate,
     log: MessageLog,
+    /// Requests whose kept answers were deleted at the hub's request
+    /// (`exchange/purged.json`): a retry of one is refused, not answered
+    /// again.
+    purged: BTreeSet<String>,
 }
 
 type Shared = Arc<Mutex<Node>>;
@@ -285,7 +290,7 @@ impl Node {
             ));
         }
         let grant = grant.clone();
-        let outcome = self.answer(&grant, &request_id);
+        let outcome = self.answer(&grant, &request_id, &message.body);
         // The envelope line is what the log keeps of an answer: it commits
         // to the body by its digest.
         let sent = match &outcome {
@@ -314,8 +319,19 @@ impl Node {
     /// The answer to an enveloped, logged request: the gate's refusal, the
     /// answer given before (a retry), or a new answer kept on disk first.
     /// An answer is its envelope line and the file that holds its body.
-    fn answer(&mut self, grant: &civic_exchange::SignedGrant, request_id: &str) -> Outcome {
-        let admitted = match self.gate.admit(grant, request_id, now()) {
+    fn answer(
+        &mut self,
+        grant: &civic_exchange::SignedGrant,
+        request_id: &str,
+        body: &str,
+    ) -> Outcome {
+        if self.purged.contains(request_id) {
+            return Outcome::Refused(
+                StatusCode::GONE,
+                refusal_body("the answer to this request was deleted when its purpose ended"),
+            );
+        }
+        let admitted = match self.gate.admit_request(grant, request_id, now(), body) {
             Ok(a) => a,
             Err(r) => return Outcome::Refused(StatusCode::FORBIDDEN, refusal_body(r)),
         };
@@ -332,18 +348,16 @@ impl Node {
         if let Err(e) = self.store.refresh() {
             tracing::error!(error = %e, "reloading the store; answering from the one loaded");
         }
-        let kept = self
-            .write_body(&admitted.grant, &body_path)
-            .and_then(|digest| {
-                let envelope = Envelope::seal_digest(request_id, &self.key, now(), &digest, None);
-                let line = serde_json::to_vec(&envelope).expect("an envelope serialises");
-                // The envelope is the commit point of the answer; then the
-                // grant's use.
-                write_atomic(&envelope_path, &line)?;
-                let used = serde_json::to_vec(self.gate.used()).expect("used grants serialise");
-                write_atomic(&self.dir().join("used-grants.json"), &used)?;
-                Ok(line)
-            });
+        let kept = self.write_body(&admitted, &body_path).and_then(|digest| {
+            let envelope = Envelope::seal_digest(request_id, &self.key, now(), &digest, None);
+            let line = serde_json::to_vec(&envelope).expect("an envelope serialises");
+            // The envelope is the commit point of the answer; then the
+            // grant's use.
+            write_atomic(&envelope_path, &line)?;
+            let used = serde_json::to_vec(self.gate.used()).expect("used grants serialise");
+            write_atomic(&self.dir().join("used-grants.json"), &used)?;
+            Ok(line)
+        });
         match kept {
             Ok(line) => Outcome::Answer(line, body_path),
             Err(e) => {
@@ -359,7 +373,12 @@ impl Node {
     /// Writes the grant's answer as parts, one a line, and syncs it;
     /// returns its hex SHA-256. One window or subject at a time is in
     /// memory.
-    fn write_body(&self, grant: &civic_exchange::Grant, path: &Path) -> Result<String, NodeError> {
+    fn write_body(
+        &self,
+        admitted: &civic_exchange::Admitted,
+        path: &Path,
+    ) -> Result<String, NodeError> {
+        let grant = &admitted.grant;
         use sha2::Digest;
         let io = |e| NodeError::Io(path.display().to_string(), e);
         let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
@@ -371,8 +390,8 @@ impl Node {
             out.write_all(&line).map_err(io)
         };
         match &grant.question {
-            Question::Exposure { windows } => {
-                for (i, w) in windows.iter().enumerate() {
+            Question::Exposure { .. } | Question::Windows { .. } => {
+                for (i, w) in admitted.windows.iter().enumerate() {
                     let holders: Vec<Seen> = self
                         .store
                         .exposure(&ExposureQuery {
@@ -396,8 +415,25 @@ impl Node {
             Question::Subjects { ids } => {
                 for &holder in ids {
                     let events = self.store.route(holder, grant.data_from, grant.data_until);
+                    let mut ids: Vec<u64> = events.iter().map(|e| e.1).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let places: Vec<PlaceInfo> = ids
+                        .into_iter()
+                        .filter_map(|id| {
+                            self.store.place(id).map(|(t, name)| PlaceInfo {
+                                id,
+                                lat: t.lat,
+                                lon: t.lon,
+                                name: name.map(str::to_owned),
+                            })
+                        })
+                        .collect();
                     for part in AnswerPart::route(holder, events) {
                         emit(part)?;
+                    }
+                    if !places.is_empty() {
+                        emit(AnswerPart::RoutePlaces { holder, places })?;
                     }
                 }
             }
@@ -408,6 +444,147 @@ impl Node {
         file.sync_all().map_err(io)?;
         Ok(data_encoding::HEXLOWER.encode(&hasher.finalize()))
     }
+}
+
+impl Node {
+    /// Deletes the kept answers of the requests a purge names, keeps their
+    /// ids so that none is answered again, and returns the signed receipt.
+    fn purge(&mut self, peer: Option<String>, raw: &[u8]) -> Response {
+        let Ok(message) = serde_json::from_slice::<Message>(raw) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "expected {\"envelope\": …, \"body\": \"…\"}",
+            );
+        };
+        if peer.as_deref() != Some(self.config.hub_name.as_str()) {
+            return refuse(StatusCode::FORBIDDEN, "only the hub may ask this node");
+        }
+        if let Err(e) = message
+            .envelope
+            .open(&self.hub_key, message.body.as_bytes(), now())
+        {
+            return refuse(StatusCode::UNAUTHORIZED, e);
+        }
+        let Ok(request) = serde_json::from_str::<PurgeRequest>(&message.body) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "expected {\"purpose\": …, \"request_ids\": […]}",
+            );
+        };
+        let request_id = message.envelope.request_id.clone();
+        if let Err(e) = self.append_log(Direction::Received, &request_id, raw) {
+            tracing::error!(error = %e, "message log");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node cannot log; try again",
+            );
+        }
+        // A retried purge gets the receipt the first one got.
+        let kept_receipt = self.answer_path(&request_id, "purge");
+        if let Ok(bytes) = std::fs::read(&kept_receipt) {
+            return (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                bytes,
+            )
+                .into_response();
+        }
+        let mut receipt = PurgeReceipt {
+            purpose: request.purpose.clone(),
+            node: self.config.name.clone(),
+            deleted: Vec::new(),
+            absent: Vec::new(),
+            at: now(),
+        };
+        for id in &request.request_ids {
+            let mut bytes = 0;
+            let mut found = false;
+            for part in ["body", "envelope"] {
+                let path = self.answer_path(id, part);
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    bytes += meta.len();
+                    found = true;
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::error!(error = %e, "deleting a kept answer");
+                        return refuse(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the node cannot delete; try again",
+                        );
+                    }
+                }
+            }
+            self.purged.insert(id.clone());
+            if found {
+                receipt.deleted.push((id.clone(), bytes));
+            } else {
+                receipt.absent.push(id.clone());
+            }
+        }
+        let purged = serde_json::to_vec(&self.purged).expect("ids serialise");
+        if let Err(e) = write_atomic(&self.dir().join("purged.json"), &purged)
+            .and_then(|()| sync_dir(&self.dir().join("answers")))
+        {
+            tracing::error!(error = %e, "keeping the purged requests");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node cannot keep its purge; try again",
+            );
+        }
+        let body = serde_json::to_string(&receipt).expect("a receipt serialises");
+        let reply = Message {
+            envelope: Envelope::seal(&request_id, &self.key, now(), body.as_bytes(), None),
+            body,
+            log_head: None,
+        };
+        let bytes = serde_json::to_vec(&reply).expect("a message serialises");
+        if let Err(e) = write_atomic(&kept_receipt, &bytes) {
+            tracing::error!(error = %e, "keeping a purge receipt");
+        }
+        if let Err(e) = self.append_log(Direction::Sent, &request_id, &bytes) {
+            tracing::error!(error = %e, "message log");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node cannot log; try again",
+            );
+        }
+        tracing::info!(
+            deleted = receipt.deleted.len(),
+            absent = receipt.absent.len(),
+            "purged answers at the hub's request"
+        );
+        (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response()
+    }
+}
+
+/// Syncs a directory, so that removals and renames in it are durable.
+fn sync_dir(dir: &Path) -> Result<(), NodeError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| NodeError::Io(dir.display().to_string(), e))
+}
+
+async fn purge(
+    State(node): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    body: axum::body::Bytes,
+) -> Response {
+    let handled = tokio::task::spawn_blocking(move || {
+        node.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .purge(peer.0, &body)
+    })
+    .await;
+    handled.unwrap_or_else(|_| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the node failed; try again",
+        )
+    })
 }
 
 /// What the node sends back.
@@ -626,6 +803,11 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
             .map_err(|e| NodeError::Config(format!("used-grants.json: {e}")))?;
         gate.restore_used(used);
     }
+    let purged: BTreeSet<String> = match std::fs::read(exchange.join("purged.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Config(format!("purged.json: {e}")))?,
+        Err(_) => BTreeSet::new(),
+    };
     let entries = std::fs::read_to_string(exchange.join("messages.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -646,6 +828,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         store,
         gate,
         log: MessageLog::from_entries(entries),
+        purged,
     }));
     let ingest_app = Router::new()
         .route(ingest::EVENTS_PATH, post(ingest::append))
@@ -661,6 +844,7 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let app = Router::new()
         .route(civic_exchange::wire::REQUESTS_PATH, post(request))
         .route(civic_exchange::wire::LOG_HEAD_PATH, get(log_head))
+        .route(civic_exchange::wire::PURGE_PATH, post(purge))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(node);
     let bind = |addr: SocketAddr| -> Result<(std::net::TcpListener, SocketAddr), NodeError> {

@@ -69,11 +69,18 @@ async fn post(
     ca_pem: &str,
     body: &[u8],
 ) -> Result<(u16, Vec<u8>), String> {
+    post_to(addr, "/node/v1/requests", tls, ca_pem, body).await
+}
+
+async fn post_to(
+    addr: std::net::SocketAddr,
+    path: &str,
+    tls: Option<&Tls>,
+    ca_pem: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
     let response = client(tls, ca_pem)
-        .post(format!(
-            "https://node-skt.civic:{}/node/v1/requests",
-            addr.port()
-        ))
+        .post(format!("https://node-skt.civic:{}{path}", addr.port()))
         .header("content-type", "application/json")
         .body(body.to_vec())
         .send()
@@ -680,4 +687,244 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
     assert!(!want.is_empty());
     let got: Vec<u64> = got[0].holders.iter().map(|h| h.holder).collect();
     assert_eq!(got, want.iter().map(|a| a.subscriber).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_named_by_the_request_places_of_routes_and_purges() {
+    let sim = tempfile::tempdir().unwrap();
+    let params = civic_sim::Params {
+        people: 800,
+        days: 1,
+        seed: 7,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: 2,
+    };
+    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = EventStore::pings(data.path()).unwrap();
+    store
+        .import(
+            Some(&sim.path().join("towers.csv")),
+            &[&sim.path().join("pings-skt.csv")],
+            Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        )
+        .unwrap();
+    let ca = CertificateAuthority::generate().unwrap();
+    let (hub_tls, node_tls) = (enrol(&ca, "hub.civic"), enrol(&ca, "node-skt.civic"));
+    let (hub, approver, police) = (key(), key(), key());
+    let d = data.path();
+    let running = serve(node_config(d, &node_tls, [&hub, &approver, &police], None))
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let node_key = civic_node_server::load_or_create_key(&d.join("node-signing.key"))
+        .unwrap()
+        .verifying_key();
+    let start = civic_sim::world::local_midnight(time::macros::date!(2020 - 03 - 01));
+    let grant = |id: &str, question: Question| {
+        SignedGrant::new(Grant {
+            grant_id: id.into(),
+            requester: "Korea Disease Control and Prevention Agency".into(),
+            holder: "SK Telecom".into(),
+            purpose: "epidemic investigation".into(),
+            legal_basis: "Infectious Disease Control and Prevention Act, art. 76-2".into(),
+            case_id: Some("1001".into()),
+            consent_id: None,
+            items: vec![Item::LocationPings],
+            question,
+            data_from: start,
+            data_until: start + 86_400,
+            issued_at: now() - 60,
+            expires_at: now() + 3600,
+        })
+        .endorse(Role::Hub, "hub", &hub)
+        .endorse(Role::HealthApprover, "approver", &approver)
+        .endorse(Role::PoliceLocationOfficer, "police", &police)
+    };
+    let send = |request_id: &str, body: String, g: Option<SignedGrant>| {
+        serde_json::to_vec(&Message {
+            envelope: Envelope::seal(request_id, &hub, now(), body.as_bytes(), g),
+            body,
+            log_head: None,
+        })
+        .unwrap()
+    };
+    let bounded = Question::Windows {
+        max_windows: 2,
+        max_radius_m: 2000.0,
+        max_span_s: 6 * 3600,
+    };
+    let window = |lat: f64, hours: i64| ExposureWindow {
+        lat,
+        lon: 126.98,
+        radius_m: 1500.0,
+        t_start: start + 9 * 3600,
+        t_end: start + (9 + hours) * 3600,
+    };
+    let body = |w: Vec<ExposureWindow>| {
+        serde_json::to_string(&civic_exchange::WindowsBody { windows: w }).unwrap()
+    };
+
+    // Windows beyond the grant's bounds are refused, and the grant stays unused.
+    for (windows, why) in [
+        (vec![window(37.56, 2); 3], "more windows"),
+        (vec![window(37.56, 7)], "longer"),
+    ] {
+        let (s, reason) = post(
+            addr,
+            Some(&hub_tls),
+            &hub_tls.ca,
+            &send(
+                "req-bad",
+                body(windows),
+                Some(grant("g-w", bounded.clone())),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 403);
+        assert!(
+            String::from_utf8_lossy(&reason).contains(why),
+            "{}",
+            String::from_utf8_lossy(&reason)
+        );
+    }
+    // Within them: answered as the store answers.
+    let asked = vec![window(37.56, 3), window(37.50, 2)];
+    let (s, answer) = post(
+        addr,
+        Some(&hub_tls),
+        &hub_tls.ca,
+        &send(
+            "req-w",
+            body(asked.clone()),
+            Some(grant("g-w", bounded.clone())),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&answer));
+    let Answer::Exposure(windows) = read_answer(&answer, &node_key) else {
+        panic!("an exposure answer")
+    };
+    for (i, w) in asked.iter().enumerate() {
+        let want = store.exposure(&ExposureQuery {
+            towers: TowerSelection::Near {
+                lat: w.lat,
+                lon: w.lon,
+                radius_m: w.radius_m,
+            },
+            t_start: w.t_start,
+            t_end: w.t_end,
+        });
+        assert_eq!(windows[i].holders.len(), want.len());
+    }
+
+    // A route comes with the places of its events.
+    let case = windows[0].holders[0].holder;
+    let (s, route) = post(
+        addr,
+        Some(&hub_tls),
+        &hub_tls.ca,
+        &send(
+            "req-r",
+            "{}".into(),
+            Some(grant("g-r", Question::Subjects { ids: vec![case] })),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    let Answer::Routes(routes) = read_answer(&route, &node_key) else {
+        panic!("a route answer")
+    };
+    let towers: std::collections::BTreeSet<u64> = routes[0].events.iter().map(|e| e.1).collect();
+    let placed: std::collections::BTreeSet<u64> = routes[0].places.iter().map(|p| p.id).collect();
+    assert_eq!(towers, placed);
+    let (t, _) = store.place(routes[0].places[0].id).unwrap();
+    assert_eq!(
+        (t.lat, t.lon),
+        (routes[0].places[0].lat, routes[0].places[0].lon)
+    );
+
+    // The purpose ends: the hub asks the node to delete both answers.
+    let purge = serde_json::to_string(&civic_node_server::PurgeRequest {
+        purpose: "response:1".into(),
+        request_ids: vec!["req-w".into(), "req-r".into(), "req-never".into()],
+    })
+    .unwrap();
+    let purge_message = send("purge-1", purge, None);
+    let (s, receipt) = post_to(
+        addr,
+        "/node/v1/purge",
+        Some(&hub_tls),
+        &hub_tls.ca,
+        &purge_message,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&receipt));
+    let reply: Message = serde_json::from_slice(&receipt).unwrap();
+    reply
+        .envelope
+        .open(&node_key, reply.body.as_bytes(), now())
+        .unwrap();
+    let r: civic_node_server::PurgeReceipt = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        r.deleted.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        ["req-w", "req-r"]
+    );
+    assert!(r.deleted.iter().all(|d| d.1 > 0));
+    assert_eq!(r.absent, vec!["req-never".to_owned()]);
+    let answers = std::fs::read_dir(d.join("exchange").join("answers"))
+        .unwrap()
+        .filter(|e| {
+            let name = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            name.ends_with(".body") || name.ends_with(".envelope")
+        })
+        .count();
+    assert_eq!(answers, 0, "no answer is kept");
+    // A retried purge gets the same receipt; a retried request is gone.
+    let (_, again) = post_to(
+        addr,
+        "/node/v1/purge",
+        Some(&hub_tls),
+        &hub_tls.ca,
+        &purge_message,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, receipt);
+    let (s, _) = post(
+        addr,
+        Some(&hub_tls),
+        &hub_tls.ca,
+        &send(
+            "req-r",
+            "{}".into(),
+            Some(grant("g-r", Question::Subjects { ids: vec![case] })),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 410);
+    // Only the hub purges.
+    let (s, _) = post_to(
+        addr,
+        "/node/v1/purge",
+        Some(&node_tls),
+        &node_tls.ca,
+        &purge_message,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 403);
+    running.shutdown().await;
 }

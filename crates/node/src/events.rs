@@ -90,6 +90,10 @@ struct Manifest {
     /// Ids (hex) of the latest compacted batches and their event counts.
     #[serde(default)]
     recent_batches: Vec<(String, u64)>,
+    /// Names of places whose file has a `name` column (merchants,
+    /// stations), by place id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    place_names: std::collections::BTreeMap<u64, String>,
 }
 
 /// Which towers an exposure window covers.
@@ -548,9 +552,20 @@ impl EventStore {
         *self = Self::load(self.kind, self.dir.clone())?;
         let mut report = ImportReport::default();
         let mut all_towers = self.manifest.towers.clone();
+        let mut names = self.manifest.place_names.clone();
         let mut cell_index = self.place_index();
         if let Some(mut lines) = places {
+            let name_column = lines.header.iter().position(|h| h == "name");
             while lines.advance()? {
+                if let Some(col) = name_column {
+                    let mut f = fields(lines.current());
+                    if let (Some(id), Some(name)) = (f.next().and_then(parse_u64), f.nth(col - 1)) {
+                        let name = String::from_utf8_lossy(name).trim().to_owned();
+                        if !name.is_empty() {
+                            names.insert(id, name);
+                        }
+                    }
+                }
                 let mut f = fields(lines.current());
                 let (cell, lat, lon) = (
                     f.next().and_then(parse_u64),
@@ -610,7 +625,9 @@ impl EventStore {
         );
         match result {
             Ok((new_segments, new_subscribers)) => {
-                self.commit(
+                // The manifest the commit writes carries the new names.
+                let before = std::mem::replace(&mut self.manifest.place_names, names);
+                let committed = self.commit(
                     &staging,
                     generation,
                     all_towers,
@@ -618,7 +635,11 @@ impl EventStore {
                     &[],
                     new_subscribers,
                     self.manifest.wal_compacted_seq,
-                )?;
+                );
+                if let Err(e) = committed {
+                    self.manifest.place_names = before;
+                    return Err(e);
+                }
                 Ok(report)
             }
             Err(e) => {
@@ -1089,6 +1110,15 @@ impl EventStore {
         self.holder_index = None;
         self.manifest_stamp = Self::manifest_stamp(&self.dir);
         Ok(durable)
+    }
+
+    /// A place (tower, merchant, station) by its id: position and name.
+    pub fn place(&self, id: u64) -> Option<(Tower, Option<&str>)> {
+        let tower = self.manifest.towers.iter().find(|t| t.cell_id == id)?;
+        Some((
+            *tower,
+            self.manifest.place_names.get(&id).map(String::as_str),
+        ))
     }
 
     /// Indices of the towers a selection covers.

@@ -1,0 +1,730 @@
+//! Clusters: cases linked through places they shared in time.
+//!
+//! Two cases are linked where they were at the same place at overlapping
+//! times for at least the response's minimum overlap: the same place for
+//! two places known precisely (a merchant, a place told, a home address)
+//! is within [`LinkRules::near_m`]; for two stays known only to their
+//! towers, the same main tower — weaker evidence, weighted by
+//! [`LinkRules::area_weight`].
+//!
+//! Linking every such pair and taking connected components merges a
+//! city's clusters into one (two chains meet at a school, a hospital, a
+//! busy church). So each case keeps only its **most likely infector**: the
+//! earlier case (by onset, then id) with the highest weight of evidence
+//! that it infected this one: hours together, while the other was
+//! infectious (from two days before its onset to eight after) and this one
+//! was incubating (weighted by the incubation's log-normal density at this
+//! one's onset). A case with no such link keeps its strongest link to an
+//! earlier case both of whom were incubating at the time (infected at the
+//! same event). Clusters are the connected components of these links; as
+//! every link points to an earlier case, each cluster is a tree, whose
+//! root — its earliest onset — is the likely source, and whose most
+//! frequent link place names it.
+//!
+//! [`ClusterIndex`] keeps the cases' places in a grid of cells by time, so
+//! a case that arrives (or gets more data) is linked by looking only at
+//! its cells, and only the cases it touches choose their infector again.
+
+use crate::geo::{cell, distance_m};
+use crate::DAY;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// Where and when a case was, for linking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    pub lat: f64,
+    pub lon: f64,
+    pub start: i64,
+    pub end: i64,
+    /// False for a date-level row of a published route: some time that
+    /// day.
+    pub timed: bool,
+    /// Known to a place rather than a tower's area.
+    pub precise: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+}
+
+/// What the index needs of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseInput {
+    pub case: i64,
+    /// Symptom onset (Unix seconds; local noon of the onset date).
+    pub onset: i64,
+    pub presences: Vec<Presence>,
+}
+
+/// How links are made and weighed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkRules {
+    /// Two precise places at most this far apart are one place.
+    pub near_m: f64,
+    /// Overlap that makes a link, in seconds.
+    pub min_overlap_s: i64,
+    /// Evidence from two tower areas counts this much of a precise place's.
+    pub area_weight: f64,
+    /// Infectious from this long before onset …
+    pub infectious_before_s: i64,
+    /// … to this long after.
+    pub infectious_after_s: i64,
+    /// Incubation: log-normal with this mean and standard deviation, days.
+    pub incubation_mean_days: f64,
+    pub incubation_sd_days: f64,
+}
+
+impl Default for LinkRules {
+    fn default() -> Self {
+        Self {
+            near_m: 60.0,
+            min_overlap_s: 600,
+            area_weight: 0.25,
+            infectious_before_s: 2 * DAY,
+            infectious_after_s: 8 * DAY,
+            incubation_mean_days: 5.2,
+            incubation_sd_days: 2.8,
+        }
+    }
+}
+
+impl LinkRules {
+    /// The incubation density (per day) at `days` after infection.
+    fn incubation(&self, days: f64) -> f64 {
+        if days < 1.0 {
+            return 0.0;
+        }
+        let (m, s) = (self.incubation_mean_days, self.incubation_sd_days);
+        let sigma2 = (1.0 + (s / m).powi(2)).ln();
+        let mu = m.ln() - sigma2 / 2.0;
+        let z = days.ln() - mu;
+        (-z * z / (2.0 * sigma2)).exp() / (days * (2.0 * std::f64::consts::PI * sigma2).sqrt())
+    }
+}
+
+/// Grid cells are this big; a precise place's neighbours are found in the
+/// 3 × 3 cells around it.
+const CELL_M: f64 = 150.0;
+/// A date-level row counts as this much time together on that day.
+const UNTIMED_OVERLAP_S: i64 = 3600;
+/// Evidence is weighed in slices of at most this long.
+const SLICE_S: i64 = 6 * 3600;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    case: u32,
+    presence: u32,
+    start: i64,
+    end: i64,
+}
+
+#[derive(Debug, Default)]
+struct Cell {
+    /// Sorted by start.
+    entries: Vec<Entry>,
+    /// The longest presence in the cell, to bound a search by start.
+    longest: i64,
+}
+
+/// How a case is linked to its infector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// The other was infectious while this one was incubating.
+    Infector,
+    /// Both were incubating: infected at the same event.
+    CoExposed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Parent {
+    case: i64,
+    score: f64,
+    kind: LinkKind,
+    /// The presence (of the child) that weighed most.
+    presence: u32,
+    at: i64,
+}
+
+#[derive(Debug)]
+struct Case {
+    id: i64,
+    onset: i64,
+    presences: Vec<Presence>,
+    parent: Option<Parent>,
+    live: bool,
+}
+
+/// A cluster: its cases, source, name and transmission tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// The source's case id.
+    pub id: i64,
+    /// The dominant place: where most links in the cluster were made.
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
+    /// The likely source: the earliest onset, the tree's root.
+    pub source: i64,
+    pub cases: Vec<i64>,
+    /// Each case but the source, with its likely infector.
+    pub tree: Vec<TreeEdge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeEdge {
+    pub case: i64,
+    pub infector: i64,
+    pub kind: LinkKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    /// When they were together (the middle of the strongest overlap).
+    pub at: i64,
+    pub score: f64,
+}
+
+/// The cases of a response, indexed by place and time.
+#[derive(Debug, Default)]
+pub struct ClusterIndex {
+    rules: LinkRules,
+    cases: Vec<Case>,
+    by_id: HashMap<i64, u32>,
+    precise: HashMap<(i32, i32), Cell>,
+    /// Tower areas, by their centre's cell.
+    areas: HashMap<(i32, i32), Cell>,
+}
+
+impl ClusterIndex {
+    pub fn new(rules: LinkRules) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cases.iter().filter(|c| c.live).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds the index of many cases at once (faster than one by one).
+    pub fn build(rules: LinkRules, cases: impl IntoIterator<Item = CaseInput>) -> Self {
+        let mut index = Self::new(rules);
+        for input in cases {
+            index.place_case(input, false);
+        }
+        for cell in index.precise.values_mut().chain(index.areas.values_mut()) {
+            cell.entries.sort_by_key(|e| e.start);
+        }
+        for i in 0..index.cases.len() {
+            index.choose_parent(i as u32);
+        }
+        index
+    }
+
+    /// Adds a case, or replaces what is known of it; the cases it touches
+    /// choose their infector again.
+    pub fn upsert(&mut self, input: CaseInput) {
+        let mut touched: HashSet<u32> = HashSet::new();
+        if let Some(&i) = self.by_id.get(&input.case) {
+            touched.extend(self.neighbours(i));
+            self.unplace(i);
+        }
+        let i = self.place_case(input, true);
+        touched.extend(self.neighbours(i));
+        self.choose_parent(i);
+        for t in touched {
+            if t != i {
+                self.choose_parent(t);
+            }
+        }
+    }
+
+    /// Forgets a case (its data was deleted).
+    pub fn remove(&mut self, case: i64) {
+        if let Some(&i) = self.by_id.get(&case) {
+            let touched = self.neighbours(i);
+            self.unplace(i);
+            self.cases[i as usize].live = false;
+            self.cases[i as usize].parent = None;
+            for t in touched {
+                if t != i {
+                    self.choose_parent(t);
+                }
+            }
+        }
+    }
+
+    fn place_case(&mut self, input: CaseInput, sorted: bool) -> u32 {
+        let i = match self.by_id.get(&input.case) {
+            Some(&i) => i,
+            None => {
+                let i = self.cases.len() as u32;
+                self.cases.push(Case {
+                    id: input.case,
+                    onset: input.onset,
+                    presences: Vec::new(),
+                    parent: None,
+                    live: true,
+                });
+                self.by_id.insert(input.case, i);
+                i
+            }
+        };
+        let case = &mut self.cases[i as usize];
+        case.onset = input.onset;
+        case.live = true;
+        case.presences = input.presences;
+        for (k, p) in case.presences.iter().enumerate() {
+            let entry = Entry {
+                case: i,
+                presence: k as u32,
+                start: p.start,
+                end: p.end,
+            };
+            let key = cell(p.lat, p.lon, CELL_M);
+            let grid = if p.precise {
+                &mut self.precise
+            } else {
+                &mut self.areas
+            };
+            let cell = grid.entry(key).or_default();
+            cell.longest = cell.longest.max(p.end - p.start);
+            if sorted {
+                let at = cell.entries.partition_point(|e| e.start <= p.start);
+                cell.entries.insert(at, entry);
+            } else {
+                cell.entries.push(entry);
+            }
+        }
+        i
+    }
+
+    fn unplace(&mut self, i: u32) {
+        let presences = std::mem::take(&mut self.cases[i as usize].presences);
+        for p in &presences {
+            let key = cell(p.lat, p.lon, CELL_M);
+            let grid = if p.precise {
+                &mut self.precise
+            } else {
+                &mut self.areas
+            };
+            if let Some(cell) = grid.get_mut(&key) {
+                cell.entries.retain(|e| e.case != i);
+            }
+        }
+    }
+
+    /// Calls `f(other case, my presence, other's presence, weight)` for
+    /// every presence of another case at the same place as one of case
+    /// `i`'s, overlapping in time.
+    fn for_each_meeting(&self, i: u32, mut f: impl FnMut(u32, &Presence, &Presence, f64)) {
+        let case = &self.cases[i as usize];
+        for p in &case.presences {
+            let (ci, cj) = cell(p.lat, p.lon, CELL_M);
+            let (grid, reach, weight) = if p.precise {
+                (&self.precise, 1, 1.0)
+            } else {
+                (&self.areas, 0, self.rules.area_weight)
+            };
+            for di in -reach..=reach {
+                for dj in -reach..=reach {
+                    let Some(cell) = grid.get(&(ci + di, cj + dj)) else {
+                        continue;
+                    };
+                    let from = cell
+                        .entries
+                        .partition_point(|e| e.start < p.start - cell.longest);
+                    for e in &cell.entries[from..] {
+                        if e.start > p.end {
+                            break;
+                        }
+                        if e.case == i || e.end < p.start {
+                            continue;
+                        }
+                        let other = &self.cases[e.case as usize];
+                        let q = &other.presences[e.presence as usize];
+                        let near = if p.precise {
+                            distance_m(p.lat, p.lon, q.lat, q.lon) <= self.rules.near_m
+                        } else {
+                            // The same main tower.
+                            distance_m(p.lat, p.lon, q.lat, q.lon) <= 1.0
+                        };
+                        if near {
+                            f(e.case, p, q, weight);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cases meeting case `i` somewhere.
+    fn neighbours(&self, i: u32) -> HashSet<u32> {
+        let mut out = HashSet::new();
+        self.for_each_meeting(i, |other, _, _, _| {
+            out.insert(other);
+        });
+        out
+    }
+
+    /// The time two presences overlap, as (start, end), if long enough.
+    fn overlap(&self, p: &Presence, q: &Presence) -> Option<(i64, i64)> {
+        if p.timed && q.timed {
+            let (s, e) = (p.start.max(q.start), p.end.min(q.end));
+            (e - s >= self.rules.min_overlap_s).then_some((s, e))
+        } else {
+            // Some time on a day both were there.
+            let (s, e) = (p.start.max(q.start), p.end.min(q.end));
+            (e >= s).then(|| {
+                let mid = s + (e - s) / 2;
+                (mid - UNTIMED_OVERLAP_S / 2, mid + UNTIMED_OVERLAP_S / 2)
+            })
+        }
+    }
+
+    /// Chooses case `i`'s most likely infector among earlier cases.
+    fn choose_parent(&mut self, i: u32) {
+        if !self.cases[i as usize].live {
+            return;
+        }
+        let me = &self.cases[i as usize];
+        let rules = self.rules;
+        let order = |c: &Case| (c.onset, c.id);
+        // other → (infector score, co-exposed score, best presence, at, best part)
+        let mut evidence: HashMap<u32, (f64, f64, u32, i64, f64)> = HashMap::new();
+        let my_presences = &me.presences;
+        self.for_each_meeting(i, |other, p, q, weight| {
+            let them = &self.cases[other as usize];
+            if order(them) >= order(me) || !them.live {
+                return;
+            }
+            let Some((s, e)) = self.overlap(p, q) else {
+                return;
+            };
+            let (mut infector, mut co) = (0.0, 0.0);
+            let mut t = s;
+            while t < e {
+                let step = (e - t).min(SLICE_S);
+                let mid = t + step / 2;
+                let hours = step as f64 / 3600.0;
+                let mine = rules.incubation((me.onset - mid) as f64 / DAY as f64);
+                if mid >= them.onset - rules.infectious_before_s
+                    && mid <= them.onset + rules.infectious_after_s
+                {
+                    infector += hours * weight * mine;
+                }
+                co += hours
+                    * weight
+                    * mine
+                    * rules.incubation((them.onset - mid) as f64 / DAY as f64);
+                t += step;
+            }
+            let presence = my_presences
+                .iter()
+                .position(|x| std::ptr::eq(x, p))
+                .unwrap_or(0) as u32;
+            let entry = evidence
+                .entry(other)
+                .or_insert((0.0, 0.0, presence, s, 0.0));
+            entry.0 += infector;
+            entry.1 += co;
+            let part = infector.max(co);
+            if part > entry.4 {
+                entry.2 = presence;
+                entry.3 = s + (e - s) / 2;
+                entry.4 = part;
+            }
+        });
+        let pick = |by: fn(&(f64, f64, u32, i64, f64)) -> f64, kind: LinkKind| {
+            evidence
+                .iter()
+                .filter(|(_, v)| by(v) > 0.0)
+                .max_by(|a, b| {
+                    by(a.1).total_cmp(&by(b.1)).then_with(|| {
+                        order(&self.cases[*b.0 as usize]).cmp(&order(&self.cases[*a.0 as usize]))
+                    })
+                })
+                .map(|(other, v)| Parent {
+                    case: self.cases[*other as usize].id,
+                    score: by(v),
+                    kind,
+                    presence: v.2,
+                    at: v.3,
+                })
+        };
+        let parent =
+            pick(|v| v.0, LinkKind::Infector).or_else(|| pick(|v| v.1, LinkKind::CoExposed));
+        self.cases[i as usize].parent = parent;
+    }
+
+    /// The likely infector of a case, if linked.
+    pub fn infector(&self, case: i64) -> Option<(i64, LinkKind)> {
+        let i = *self.by_id.get(&case)?;
+        self.cases[i as usize]
+            .parent
+            .as_ref()
+            .map(|p| (p.case, p.kind))
+    }
+
+    /// Every case's cluster: (case, cluster id = its source's case id).
+    pub fn assignments(&self) -> Vec<(i64, i64)> {
+        let n = self.cases.len();
+        let mut root: Vec<u32> = (0..n as u32).collect();
+        fn find(root: &mut [u32], mut x: u32) -> u32 {
+            while root[x as usize] != x {
+                root[x as usize] = root[root[x as usize] as usize];
+                x = root[x as usize];
+            }
+            x
+        }
+        for (i, c) in self.cases.iter().enumerate() {
+            if let (true, Some(p)) = (c.live, &c.parent) {
+                if let Some(&j) = self.by_id.get(&p.case) {
+                    let (a, b) = (find(&mut root, i as u32), find(&mut root, j));
+                    if a != b {
+                        root[a as usize] = b;
+                    }
+                }
+            }
+        }
+        // The cluster's id: its earliest case.
+        let mut source: HashMap<u32, u32> = HashMap::new();
+        for (i, c) in self.cases.iter().enumerate() {
+            if !c.live {
+                continue;
+            }
+            let r = find(&mut root, i as u32);
+            let s = source.entry(r).or_insert(i as u32);
+            let cur = &self.cases[*s as usize];
+            if (c.onset, c.id) < (cur.onset, cur.id) {
+                *s = i as u32;
+            }
+        }
+        let mut out: Vec<(i64, i64)> = self
+            .cases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.live)
+            .map(|(i, c)| {
+                let r = find(&mut root, i as u32);
+                (c.id, self.cases[source[&r] as usize].id)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The clusters of two or more cases, largest first.
+    pub fn clusters(&self) -> Vec<Cluster> {
+        let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (case, cluster) in self.assignments() {
+            members.entry(cluster).or_default().push(case);
+        }
+        let mut out = Vec::new();
+        for (source, cases) in members {
+            if cases.len() < 2 {
+                continue;
+            }
+            let mut tree = Vec::new();
+            // Where links were made: (name or rounded place) → count.
+            let mut places: HashMap<String, (u32, f64, f64)> = HashMap::new();
+            for &case in &cases {
+                let c = &self.cases[self.by_id[&case] as usize];
+                let Some(p) = &c.parent else { continue };
+                let presence = &c.presences[p.presence as usize];
+                let key = presence
+                    .place
+                    .clone()
+                    .filter(|n| n != "home")
+                    .unwrap_or_else(|| format!("near {:.4}, {:.4}", presence.lat, presence.lon));
+                let slot = places.entry(key).or_insert((0, presence.lat, presence.lon));
+                slot.0 += 1;
+                tree.push(TreeEdge {
+                    case,
+                    infector: p.case,
+                    kind: p.kind,
+                    place: presence.place.clone(),
+                    lat: presence.lat,
+                    lon: presence.lon,
+                    at: p.at,
+                    score: p.score,
+                });
+            }
+            let (name, (_, lat, lon)) = places
+                .into_iter()
+                .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then_with(|| b.0.cmp(&a.0)))
+                .unwrap_or_else(|| ("unnamed".into(), (0, 0.0, 0.0)));
+            let mut cases = cases;
+            cases.sort_unstable();
+            tree.sort_by_key(|e| e.case);
+            out.push(Cluster {
+                id: source,
+                name,
+                lat,
+                lon,
+                source,
+                cases,
+                tree,
+            });
+        }
+        out.sort_by(|a, b| b.cases.len().cmp(&a.cases.len()).then(a.id.cmp(&b.id)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3600;
+    /// 2020-03-01 00:00 UTC.
+    const T0: i64 = 1_583_020_800;
+
+    fn at(lat: f64, lon: f64, start: i64, hours: i64, place: &str) -> Presence {
+        Presence {
+            lat,
+            lon,
+            start,
+            end: start + hours * H,
+            timed: true,
+            precise: true,
+            place: Some(place.into()),
+        }
+    }
+
+    fn case(id: i64, onset_day: i64, presences: Vec<Presence>) -> CaseInput {
+        CaseInput {
+            case: id,
+            onset: T0 + onset_day * DAY + 12 * H,
+            presences,
+        }
+    }
+
+    const CHURCH: (f64, f64) = (37.50, 127.00);
+    const OFFICE: (f64, f64) = (37.55, 127.05);
+
+    /// A church on day 0 (the source, onset day 1, and three it
+    /// infected), an office where one of them infects a colleague later,
+    /// and a stranger at the office before anyone was infectious.
+    fn outbreak() -> Vec<CaseInput> {
+        let church = |d| at(CHURCH.0, CHURCH.1, T0 + 10 * H, d, "Church Songpa 36");
+        vec![
+            case(1, 1, vec![church(3)]),
+            case(
+                2,
+                5,
+                vec![
+                    church(2),
+                    at(OFFICE.0, OFFICE.1, T0 + 4 * DAY + 9 * H, 8, "Office 7"),
+                ],
+            ),
+            case(3, 6, vec![church(2)]),
+            case(4, 4, vec![church(3)]),
+            case(
+                5,
+                9,
+                vec![at(OFFICE.0, OFFICE.1, T0 + 4 * DAY + 9 * H, 8, "Office 7")],
+            ),
+            // At the office on day 0: nobody there was infectious yet.
+            case(
+                6,
+                3,
+                vec![at(OFFICE.0, OFFICE.1 + 0.0002, T0 + 9 * H, 8, "Office 7")],
+            ),
+        ]
+    }
+
+    #[test]
+    fn cases_link_to_their_likely_infector_and_clusters_are_trees() {
+        let index = ClusterIndex::build(LinkRules::default(), outbreak());
+        assert_eq!(index.infector(2), Some((1, LinkKind::Infector)));
+        assert_eq!(index.infector(5), Some((2, LinkKind::Infector)));
+        assert_eq!(index.infector(1), None, "the source has none");
+        assert_eq!(index.infector(6), None, "no one infectious met it");
+        let clusters = index.clusters();
+        assert_eq!(clusters.len(), 1);
+        let c = &clusters[0];
+        assert_eq!(c.source, 1);
+        assert_eq!(c.cases, vec![1, 2, 3, 4, 5]);
+        assert_eq!(c.name, "Church Songpa 36");
+        assert_eq!(c.tree.len(), 4);
+        let a = index.assignments();
+        assert!(a.contains(&(6, 6)) && a.contains(&(5, 1)));
+    }
+
+    #[test]
+    fn arriving_one_by_one_gives_what_building_at_once_gives() {
+        let all = ClusterIndex::build(LinkRules::default(), outbreak());
+        let mut inc = ClusterIndex::new(LinkRules::default());
+        for c in outbreak().into_iter().rev() {
+            inc.upsert(c);
+        }
+        assert_eq!(inc.assignments(), all.assignments());
+        assert_eq!(inc.clusters(), all.clusters());
+        // More data for a case, then its removal.
+        let mut more = outbreak().remove(5);
+        more.presences
+            .push(at(CHURCH.0, CHURCH.1, T0 + 10 * H, 2, "Church Songpa 36"));
+        inc.upsert(more);
+        assert_eq!(inc.clusters()[0].cases, vec![1, 2, 3, 4, 5, 6]);
+        inc.remove(2);
+        assert_eq!(inc.infector(5), None, "its only link is gone");
+        assert_eq!(inc.len(), 5);
+    }
+
+    #[test]
+    fn places_apart_or_times_apart_make_no_link() {
+        let index = ClusterIndex::build(
+            LinkRules::default(),
+            vec![
+                case(1, 1, vec![at(37.5, 127.0, T0, 3, "A")]),
+                // 100 m away.
+                case(2, 5, vec![at(37.5009, 127.0, T0, 3, "B")]),
+                // The same place, after the first left.
+                case(3, 5, vec![at(37.5, 127.0, T0 + 3 * H + 60, 3, "A")]),
+                // Five minutes together only.
+                case(4, 5, vec![at(37.5, 127.0, T0 - 3 * H + 300, 3, "A")]),
+            ],
+        );
+        assert!(index.clusters().is_empty());
+    }
+
+    #[test]
+    fn date_level_routes_link_on_the_same_day() {
+        let day = |d: i64, lat: f64| Presence {
+            lat,
+            lon: 127.0,
+            start: T0 + d * DAY - 9 * H,
+            end: T0 + (d + 1) * DAY - 9 * H - 1,
+            timed: false,
+            precise: true,
+            place: None,
+        };
+        let index = ClusterIndex::build(
+            LinkRules::default(),
+            vec![
+                case(1, 1, vec![day(0, 37.5)]),
+                case(2, 5, vec![day(0, 37.5)]),
+                case(3, 5, vec![day(1, 37.5)]),
+            ],
+        );
+        assert_eq!(index.infector(2), Some((1, LinkKind::Infector)));
+        assert_eq!(index.infector(3), None);
+        assert!(index.clusters()[0].name.starts_with("near 37.5000"));
+    }
+
+    #[test]
+    fn the_incubation_density_is_a_density() {
+        let r = LinkRules::default();
+        let total: f64 = (0..3000)
+            .map(|k| r.incubation(k as f64 / 100.0) / 100.0)
+            .sum();
+        // Mass below one day is cut.
+        assert!((0.95..1.0).contains(&total), "{total}");
+    }
+}
