@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod error;
 pub mod identity;
+pub mod investigation;
 pub mod policy;
 pub mod time;
 

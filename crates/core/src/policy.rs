@@ -114,6 +114,40 @@ pub enum Action<'a> {
         region: &'a Region,
         assigned_to: &'a [UserId],
     },
+    /// Work on a case — ask for its data, record its interview, follow up
+    /// its contacts: investigators of its region or assigned to it.
+    WorkCase {
+        region: &'a Region,
+        assigned_to: &'a [UserId],
+    },
+    /// Register cases of a region: its investigators (people, or the
+    /// health authority's systems with that duty).
+    RegisterCase {
+        region: &'a Region,
+    },
+    /// Open and close outbreak responses: administrators of the health
+    /// authority or of the hub operator.
+    ManageResponses,
+    /// See the responses (names, legal bases, rules: no personal data):
+    /// the duties of the investigation.
+    ListResponses,
+    /// See data requests waiting for a decision, and decide them, in the
+    /// capacity of `as_duty`.
+    DecideDataRequests {
+        as_duty: DutyKind,
+    },
+    /// See a response's clusters (cases by number, places, sources):
+    /// investigators of any region and approvers of the health authority.
+    ReadClusters,
+    /// Load routes published elsewhere into a response: investigators.
+    ImportRoutes,
+}
+
+/// Whether a duty's region covers a case's region: the same, or one of
+/// its parts (`seoul` covers `seoul-gangbuk`).
+pub fn region_covers(duty: &Region, case: &Region) -> bool {
+    let (d, c) = (duty.as_str(), case.as_str());
+    c == d || (c.len() > d.len() && c.starts_with(d) && c.as_bytes()[d.len()] == b'-')
 }
 
 /// A refusal, with a reason that can be shown to the user.
@@ -190,8 +224,96 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
         {
             deny("administration needs a person signed in with a second factor")
         }
-        Action::EndorseGrant { .. } if who.auth != AuthMethod::PasswordAndTotp => {
+        Action::EndorseGrant { .. } | Action::DecideDataRequests { .. }
+            if who.auth != AuthMethod::PasswordAndTotp =>
+        {
             deny("an endorsement is given by a person signed in with a second factor")
+        }
+        Action::ManageResponses if who.auth != AuthMethod::PasswordAndTotp => {
+            deny("administration needs a person signed in with a second factor")
+        }
+        Action::DecideDataRequests { as_duty } => {
+            let approver = as_duty == D::Approver
+                && who.has(D::Approver)
+                && who.institution_kind == InstitutionKind::HealthAuthority;
+            let police = as_duty == D::PoliceLocationOfficer
+                && who.has(D::PoliceLocationOfficer)
+                && who.institution_kind == InstitutionKind::Police;
+            if approver || police {
+                permit(Some(as_duty))
+            } else {
+                deny("only approvers of the health authority and police location officers decide data requests, each in her own duty")
+            }
+        }
+        Action::ManageResponses => {
+            if who.has(D::Administrator)
+                && matches!(
+                    who.institution_kind,
+                    InstitutionKind::HealthAuthority | InstitutionKind::HubOperator
+                )
+            {
+                permit(Some(D::Administrator))
+            } else {
+                deny("only administrators of the health authority or the hub operator open and close responses")
+            }
+        }
+        Action::ListResponses => {
+            let duty = [
+                D::Investigator,
+                D::Approver,
+                D::PoliceLocationOfficer,
+                D::SecurityAuditor,
+                D::Administrator,
+            ]
+            .into_iter()
+            .find(|d| who.has(*d));
+            match duty {
+                Some(d) => permit(Some(d)),
+                None => deny("only the duties of the investigation see its responses"),
+            }
+        }
+        Action::RegisterCase { region } => {
+            let covers = who.duties.iter().any(|d| {
+                d.kind == D::Investigator
+                    && d.region.as_ref().is_some_and(|r| region_covers(r, region))
+            });
+            if covers {
+                permit(Some(D::Investigator))
+            } else {
+                deny("only investigators of the case's region register it")
+            }
+        }
+        Action::WorkCase {
+            region,
+            assigned_to,
+        } => {
+            let covers = who.duties.iter().any(|d| {
+                d.kind == D::Investigator
+                    && d.region.as_ref().is_some_and(|r| region_covers(r, region))
+            });
+            if who.has(D::Investigator) && (covers || assigned_to.contains(&who.user)) {
+                permit(Some(D::Investigator))
+            } else {
+                deny("the case is neither in your region nor assigned to you")
+            }
+        }
+        Action::ReadClusters => {
+            if who.has(D::Investigator) {
+                permit(Some(D::Investigator))
+            } else if who.has(D::Approver)
+                && who.institution_kind == InstitutionKind::HealthAuthority
+            {
+                permit(Some(D::Approver))
+            } else {
+                deny("only investigators and approvers of the health authority see clusters")
+            }
+        }
+        Action::ImportRoutes => {
+            if who.has(D::Investigator) {
+                permit(Some(D::Investigator))
+            } else {
+                deny("only investigators load routes")
+            }
         }
         Action::EndorseGrant { as_duty } => {
             if matches!(as_duty, D::Approver | D::PoliceLocationOfficer) && who.has(as_duty) {
@@ -251,10 +373,10 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
             region,
             assigned_to,
         } => {
-            let in_region = who
-                .duties
-                .iter()
-                .any(|d| d.kind == D::Investigator && d.region.as_ref() == Some(region));
+            let in_region = who.duties.iter().any(|d| {
+                d.kind == D::Investigator
+                    && d.region.as_ref().is_some_and(|r| region_covers(r, region))
+            });
             if who.has(D::Investigator) && (in_region || assigned_to.contains(&who.user)) {
                 permit(Some(D::Investigator))
             } else if who.has(D::Approver)
@@ -329,6 +451,103 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn regions_cover_their_parts() {
+        let seoul = Region::parse("seoul").unwrap();
+        assert!(region_covers(&seoul, &Region::parse("seoul").unwrap()));
+        assert!(region_covers(
+            &seoul,
+            &Region::parse("seoul-gangbuk").unwrap()
+        ));
+        assert!(!region_covers(&seoul, &Region::parse("seoulx").unwrap()));
+        assert!(!region_covers(
+            &Region::parse("seoul-gangbuk").unwrap(),
+            &seoul
+        ));
+        let inv = principal(
+            InstitutionKind::HealthAuthority,
+            &["investigator:seoul"],
+            AuthMethod::PasswordAndTotp,
+        );
+        let gangbuk = Region::parse("seoul-gangbuk").unwrap();
+        assert!(decide(&inv, Action::RegisterCase { region: &gangbuk }).is_ok());
+        let work = |r| Action::WorkCase {
+            region: r,
+            assigned_to: &[],
+        };
+        assert!(decide(&inv, work(&gangbuk)).is_ok());
+        let daegu = Region::parse("daegu").unwrap();
+        assert!(decide(&inv, work(&daegu)).is_err());
+        // An approver reads a case but does not work on it.
+        let approver = principal(
+            InstitutionKind::HealthAuthority,
+            &["approver"],
+            AuthMethod::PasswordAndTotp,
+        );
+        assert!(decide(&approver, work(&gangbuk)).is_err());
+        assert!(decide(
+            &approver,
+            Action::ReadCase {
+                region: &gangbuk,
+                assigned_to: &[]
+            }
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn data_requests_are_decided_in_ones_own_duty_with_a_second_factor() {
+        let approver = principal(
+            InstitutionKind::HealthAuthority,
+            &["approver"],
+            AuthMethod::PasswordAndTotp,
+        );
+        let police = principal(
+            InstitutionKind::Police,
+            &["police_location_officer"],
+            AuthMethod::PasswordAndTotp,
+        );
+        let as_ = |d| Action::DecideDataRequests { as_duty: d };
+        assert!(decide(&approver, as_(DutyKind::Approver)).is_ok());
+        assert!(decide(&approver, as_(DutyKind::PoliceLocationOfficer)).is_err());
+        assert!(decide(&police, as_(DutyKind::PoliceLocationOfficer)).is_ok());
+        assert!(decide(&police, as_(DutyKind::Approver)).is_err());
+        // An approver's duty at a telco is no approval.
+        let elsewhere = Principal {
+            institution_kind: InstitutionKind::Telco,
+            ..approver.clone()
+        };
+        assert!(decide(&elsewhere, as_(DutyKind::Approver)).is_err());
+        let token = Principal {
+            auth: AuthMethod::ApiToken,
+            ..approver
+        };
+        assert!(decide(&token, as_(DutyKind::Approver)).is_err());
+    }
+
+    #[test]
+    fn responses_are_managed_by_health_and_hub_administrators() {
+        for (kind, ok) in [
+            (InstitutionKind::HealthAuthority, true),
+            (InstitutionKind::HubOperator, true),
+            (InstitutionKind::Telco, false),
+        ] {
+            let admin = principal(kind, &["administrator"], AuthMethod::PasswordAndTotp);
+            assert_eq!(
+                decide(&admin, Action::ManageResponses).is_ok(),
+                ok,
+                "{kind}"
+            );
+        }
+        let analyst = principal(
+            InstitutionKind::HealthAuthority,
+            &["analyst"],
+            AuthMethod::Password,
+        );
+        assert!(decide(&analyst, Action::ListResponses).is_err());
+        assert!(decide(&analyst, Action::ReadClusters).is_err());
     }
 
     #[test]

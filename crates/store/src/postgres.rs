@@ -122,3 +122,4 @@ impl PostgresStore {
 }
 
 impl_backend!(PostgresStore, sqlx::Postgres);
+crate::investigation::impl_investigation!(PostgresStore, sqlx::Postgres);

@@ -166,6 +166,125 @@ CREATE TABLE exchange_witnesses (
 );
 {EXCHANGE_APPEND_ONLY}"#;
 
+/// The epidemic investigation: responses and their data keys, cases,
+/// their sealed documents, data requests and decisions, collections and
+/// their answers, contacts, the outbox, deletion certificates; and where
+/// the hub reaches each node.
+const V4: &str = r#"
+CREATE TABLE responses (
+    id {ID},
+    name TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_by BIGINT,
+    opened_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+CREATE TABLE response_keys (
+    response_id BIGINT PRIMARY KEY REFERENCES responses(id),
+    key_sealed {BYTES} NOT NULL
+);
+CREATE TABLE cases (
+    id {ID},
+    response_id BIGINT NOT NULL REFERENCES responses(id),
+    number TEXT NOT NULL,
+    region TEXT NOT NULL,
+    status TEXT NOT NULL,
+    source_case_id BIGINT,
+    sealed {BYTES} NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (response_id, number)
+);
+CREATE INDEX cases_by_region ON cases(response_id, region);
+CREATE TABLE case_assignments (
+    case_id BIGINT NOT NULL REFERENCES cases(id),
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    PRIMARY KEY (case_id, user_id)
+);
+CREATE INDEX case_assignments_by_user ON case_assignments(user_id);
+CREATE TABLE case_documents (
+    case_id BIGINT NOT NULL REFERENCES cases(id),
+    kind TEXT NOT NULL,
+    sealed {BYTES} NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (case_id, kind)
+);
+CREATE TABLE data_requests (
+    id {ID},
+    case_id BIGINT NOT NULL REFERENCES cases(id),
+    items TEXT NOT NULL,
+    contacts BOOLEAN NOT NULL,
+    data_from BIGINT NOT NULL,
+    data_until BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    requested_by BIGINT NOT NULL REFERENCES users(id),
+    sealed {BYTES} NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX data_requests_by_case ON data_requests(case_id);
+CREATE INDEX data_requests_by_status ON data_requests(status);
+CREATE TABLE decisions (
+    request_id BIGINT NOT NULL REFERENCES data_requests(id),
+    duty TEXT NOT NULL,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    approve BOOLEAN NOT NULL,
+    sealed {BYTES} NOT NULL,
+    decided_at BIGINT NOT NULL,
+    PRIMARY KEY (request_id, duty)
+);
+CREATE TABLE collections (
+    id {ID},
+    request_id BIGINT NOT NULL REFERENCES data_requests(id),
+    case_id BIGINT NOT NULL REFERENCES cases(id),
+    node TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    exchange_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    detail TEXT,
+    sealed {BYTES} NOT NULL,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT
+);
+CREATE INDEX collections_by_case ON collections(case_id);
+CREATE INDEX collections_by_status ON collections(status);
+CREATE TABLE collected (
+    collection_id BIGINT PRIMARY KEY REFERENCES collections(id),
+    sealed {BYTES} NOT NULL
+);
+CREATE TABLE contacts (
+    id {ID},
+    case_id BIGINT NOT NULL REFERENCES cases(id),
+    tag TEXT NOT NULL,
+    status TEXT NOT NULL,
+    overlap_minutes BIGINT NOT NULL,
+    linked_case_id BIGINT,
+    sealed {BYTES} NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (case_id, tag)
+);
+CREATE TABLE outbox (
+    id {ID},
+    response_id BIGINT NOT NULL REFERENCES responses(id),
+    case_id BIGINT,
+    kind TEXT NOT NULL,
+    sealed {BYTES} NOT NULL,
+    created_at BIGINT NOT NULL,
+    sent_at BIGINT
+);
+CREATE INDEX outbox_by_response ON outbox(response_id, case_id);
+CREATE TABLE deletion_certificates (
+    id {ID},
+    response_id BIGINT NOT NULL REFERENCES responses(id),
+    body TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+ALTER TABLE nodes ADD COLUMN url TEXT;
+ALTER TABLE nodes ADD COLUMN kind TEXT;
+ALTER TABLE nodes ADD COLUMN code TEXT;
+"#;
+
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
 pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
@@ -179,5 +298,6 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         .replace("{ID}", d.id)
         .replace("{BYTES}", d.bytes)
         .replace("{EXCHANGE_APPEND_ONLY}", d.exchange_append_only);
-    vec![(1, v1), (2, V2.to_owned()), (3, v3)]
+    let v4 = V4.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
+    vec![(1, v1), (2, V2.to_owned()), (3, v3), (4, v4)]
 }

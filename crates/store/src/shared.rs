@@ -880,21 +880,31 @@ macro_rules! impl_backend {
                     signing_key: node.signing_key,
                     certificate: node.certificate,
                     enrolled_at: node.enrolled_at,
+                    route: None,
                 })
             }
 
             async fn nodes(&self) -> Result<Vec<Node>> {
-                let rows = sqlx::query("SELECT name, institution_id, signing_key, certificate, enrolled_at FROM nodes ORDER BY name")
-                    .fetch_all(&self.pool)
-                    .await?;
+                let rows = sqlx::query(
+                    "SELECT name, institution_id, signing_key, certificate, enrolled_at, url, kind, code FROM nodes ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
                 rows.iter()
                     .map(|r| {
+                        let url: Option<String> = r.try_get("url")?;
+                        let kind: Option<String> = r.try_get("kind")?;
+                        let code: Option<String> = r.try_get("code")?;
                         Ok(Node {
                             name: r.try_get("name")?,
                             institution: InstitutionId(r.try_get("institution_id")?),
                             signing_key: r.try_get("signing_key")?,
                             certificate: r.try_get("certificate")?,
                             enrolled_at: ts(r.try_get("enrolled_at")?),
+                            route: match (url, kind, code) {
+                                (Some(url), Some(kind), Some(code)) => Some(NodeRoute { url, kind, code }),
+                                _ => None,
+                            },
                         })
                     })
                     .collect()

@@ -60,6 +60,9 @@ impl SqliteStore {
             // FULL: a committed transaction survives a power cut.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted content is overwritten, so that a destroyed data key
+            // (crypto-shredding) is not left in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -99,3 +102,4 @@ impl SqliteStore {
 }
 
 impl_backend!(SqliteStore, sqlx::Sqlite);
+crate::investigation::impl_investigation!(SqliteStore, sqlx::Sqlite);
