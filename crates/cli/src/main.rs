@@ -1,7 +1,6 @@
 //! `civic`: the one binary of Civic Data Hub. It parses arguments and calls
 //! the hub; errors end as one line on stderr and a non-zero exit.
 
-mod demo_nodes;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -678,7 +677,7 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
     let logins = hub.seed_demo().await?;
     let city = demo_city(&config.data_dir, sim_people, sim_days).await?;
-    let nodes = demo_nodes::start(&hub, &config.data_dir).await?;
+    let nodes = civic_hub::demo_nodes::start(&hub, &config.data_dir).await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();
     println!();

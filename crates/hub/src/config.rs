@@ -38,6 +38,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How often a new tree head is signed when the ledger has grown.
     pub tree_head_interval_seconds: u64,
+    /// How long the hub keeps asking a node that does not answer before a
+    /// collection counts as failed.
+    pub collection_deadline_seconds: u64,
+    /// How long a grant stays valid after the approver endorses it: the
+    /// police decision and the collection must come within it.
+    pub grant_validity_hours: i64,
+    /// Questions to nodes in flight at once.
+    pub collection_concurrency: usize,
 }
 
 impl Default for Config {
@@ -56,6 +64,9 @@ impl Default for Config {
             login_attempts_per_minute: 30,
             max_body_bytes: 1024 * 1024,
             tree_head_interval_seconds: 60,
+            collection_deadline_seconds: 600,
+            grant_validity_hours: 72,
+            collection_concurrency: 16,
         }
     }
 }
@@ -105,7 +116,7 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 13] = [
+    const KEYS: [&'static str; 16] = [
         "addr",
         "data_dir",
         "database_url",
@@ -119,6 +130,9 @@ impl Config {
         "login_attempts_per_minute",
         "max_body_bytes",
         "tree_head_interval_seconds",
+        "collection_deadline_seconds",
+        "grant_validity_hours",
+        "collection_concurrency",
     ];
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -132,6 +146,16 @@ impl Config {
             if value <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
             }
+        }
+        if !(1..=24 * 28).contains(&self.grant_validity_hours) {
+            return Err(ConfigError::Invalid(
+                "grant_validity_hours must be 1-672".into(),
+            ));
+        }
+        if self.collection_concurrency == 0 || self.collection_deadline_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "collection_concurrency and collection_deadline_seconds must be positive".into(),
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(

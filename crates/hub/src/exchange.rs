@@ -20,7 +20,8 @@ use crate::nodes::HUB_NODE_NAME;
 use crate::Hub;
 use civic_exchange::trust::{client_config, new_request};
 use civic_exchange::wire::{
-    Answer, AnswerPart, AnswerReader, Message, LOG_HEAD_PATH, REQUESTS_PATH,
+    Answer, AnswerPart, AnswerReader, Message, PurgeReceipt, PurgeRequest, LOG_HEAD_PATH,
+    PURGE_PATH, REQUESTS_PATH,
 };
 use civic_exchange::{message_digest, Direction, Envelope, LogHead, SignedGrant};
 use civic_store::ExchangeLogStore;
@@ -116,11 +117,28 @@ impl NodeClient {
         grant: &SignedGrant,
         request_id: &str,
         deadline: Duration,
+        on_part: impl FnMut(AnswerPart),
+    ) -> Result<(), ExchangeError> {
+        self.ask_with_body(url, node_key, grant, request_id, "{}", deadline, on_part)
+            .await
+    }
+
+    /// [`NodeClient::ask_streaming`] with a request body (the windows of a
+    /// `Question::Windows` grant); every retry sends the same body.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn ask_with_body(
+        &self,
+        url: &str,
+        node_key: &VerifyingKey,
+        grant: &SignedGrant,
+        request_id: &str,
+        body: &str,
+        deadline: Duration,
         mut on_part: impl FnMut(AnswerPart),
     ) -> Result<(), ExchangeError> {
         let started = Instant::now();
         let peer = civic_exchange::key_id(node_key);
-        let body = "{}".to_owned();
+        let body = body.to_owned();
         let mut wait = Duration::from_millis(100);
         let mut attempt: u64 = 0;
         // Parts handed over, and the digest of the answer they came from.
@@ -263,6 +281,93 @@ impl NodeClient {
             let jitter =
                 Duration::from_millis(civic_exchange::key_id_jitter(request_id, attempt) % 100);
             tokio::time::sleep(wait + jitter).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Asks the node at `url` to delete the answers it kept for
+    /// `request.request_ids`, as request `request_id` (a retry gets the
+    /// first receipt), retrying until `deadline`; returns the node's
+    /// receipt, its signature verified.
+    pub async fn purge(
+        &self,
+        url: &str,
+        node_key: &VerifyingKey,
+        request: &PurgeRequest,
+        request_id: &str,
+        deadline: Duration,
+    ) -> Result<PurgeReceipt, ExchangeError> {
+        let started = Instant::now();
+        let peer = civic_exchange::key_id(node_key);
+        let body = serde_json::to_string(request).expect("a purge serialises");
+        let mut wait = Duration::from_millis(100);
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            let message = Message {
+                envelope: Envelope::seal(request_id, &self.key, now(), body.as_bytes(), None),
+                body: body.clone(),
+                log_head: None,
+            };
+            let bytes = serde_json::to_vec(&message).expect("a message serialises");
+            self.store
+                .log_exchange(
+                    now(),
+                    Direction::Sent,
+                    request_id,
+                    &peer,
+                    message_digest(&bytes),
+                )
+                .await?;
+            let outcome = self
+                .http
+                .post(format!("{}{PURGE_PATH}", url.trim_end_matches('/')))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes)
+                .send()
+                .await;
+            let retry_reason = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    let reply = response.bytes().await.unwrap_or_default();
+                    self.log_received(request_id, &peer, &reply).await?;
+                    if status.is_success() {
+                        let message: Message = serde_json::from_slice(&reply)
+                            .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                        message
+                            .envelope
+                            .open(
+                                node_key,
+                                message.body.as_bytes(),
+                                message.envelope.timestamp,
+                            )
+                            .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                        if message.envelope.request_id != request_id {
+                            return Err(ExchangeError::BadAnswer(
+                                "the receipt is for another request".into(),
+                            ));
+                        }
+                        return serde_json::from_str(&message.body)
+                            .map_err(|e| ExchangeError::BadAnswer(e.to_string()));
+                    }
+                    if !status.is_server_error() {
+                        let reason = serde_json::from_slice::<serde_json::Value>(&reply)
+                            .ok()
+                            .and_then(|v| v["refused"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| status.to_string());
+                        return Err(ExchangeError::Refused(reason));
+                    }
+                    format!("the node answered {status}")
+                }
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() + wait > deadline {
+                return Err(ExchangeError::Unreachable(
+                    deadline,
+                    format!("{attempt} attempts; last: {retry_reason}"),
+                ));
+            }
+            tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
     }

@@ -11,7 +11,9 @@ use civic_core::identity::InstitutionId;
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_core::ValidationError;
-use civic_store::{AuditStore, InstitutionStore, NewEnrolment, NewNode, NodeStore, StoreError};
+use civic_store::{
+    AuditStore, InstitutionStore, InvestigationStore, NewEnrolment, NewNode, NodeStore, StoreError,
+};
 
 pub const ENROLMENT_PREFIX: &str = "cdh_e_";
 /// The name in the certificate the hub presents to nodes.
@@ -159,5 +161,60 @@ impl Hub {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Hub {
+    /// Records where an enrolled node answers, what it holds (`pings`,
+    /// `transactions`, `taps`) and its holder code in case registers
+    /// (`skt`, `shinhan`): an administrator of the node's institution.
+    pub async fn register_node(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        url: &str,
+        kind: &str,
+        code: &str,
+    ) -> Result<()> {
+        let nodes = self.store.nodes().await?;
+        let institution = nodes
+            .iter()
+            .find(|n| n.name == name.trim())
+            .map(|n| n.institution)
+            .unwrap_or(InstitutionId(-1));
+        let entry = self
+            .authorize(
+                ctx,
+                Action::ManageNodes { institution },
+                "admin.node.register",
+                &format!("node:{}", name.trim()),
+            )
+            .await?;
+        let url = url.trim();
+        if !(url.starts_with("https://") && url.len() <= 300 && !url.contains(char::is_whitespace))
+        {
+            return Err(ValidationError::new("url", "must be an https:// URL").into());
+        }
+        if !matches!(kind, "pings" | "transactions" | "taps") {
+            return Err(ValidationError::new("kind", "must be pings, transactions or taps").into());
+        }
+        let code = civic_eiss::formats::holder_code(code).ok_or_else(|| {
+            ValidationError::new("code", "must be 1-32 characters of a-z, 0-9, '-', '_'")
+        })?;
+        if institution.0 < 0 {
+            return Err(HubError::NotFound(format!("node {name:?}")));
+        }
+        self.store
+            .set_node_route(
+                name.trim(),
+                civic_store::NodeRoute {
+                    url: url.trim_end_matches('/').to_owned(),
+                    kind: kind.to_owned(),
+                    code,
+                },
+                entry,
+            )
+            .await?;
+        Ok(())
     }
 }

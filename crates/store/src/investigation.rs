@@ -640,6 +640,32 @@ macro_rules! impl_investigation {
                 Ok(())
             }
 
+            async fn put_documents(&self, documents: Vec<(CaseId, CaseDocument, Vec<u8>)>, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let mut checked: Vec<i64> = Vec::new();
+                let now = Timestamp::now().micros();
+                for (case, kind, sealed) in &documents {
+                    let response = Self::response_of_case(&mut tx, case.0).await?;
+                    if !checked.contains(&response) {
+                        Self::check_open(&mut tx, response).await?;
+                        checked.push(response);
+                    }
+                    sqlx::query(
+                        "INSERT INTO case_documents (case_id, kind, sealed, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (case_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                    )
+                    .bind(case.0)
+                    .bind(kind.as_str())
+                    .bind(sealed.as_slice())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn documents(
                 &self,
                 response: ResponseId,
@@ -791,6 +817,7 @@ macro_rules! impl_investigation {
                 request: DataRequestId,
                 expected: RequestStatus,
                 next: RequestStatus,
+                sealed: Option<Vec<u8>>,
                 collections: Vec<NewCollection>,
                 outbox: Vec<NewOutboxMessage>,
                 audit: AuditEntry,
@@ -813,6 +840,13 @@ macro_rules! impl_investigation {
                     .bind(request.0)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(sealed) = sealed {
+                    sqlx::query("UPDATE data_requests SET sealed = $1 WHERE id = $2")
+                        .bind(sealed.as_slice())
+                        .bind(request.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let now = Timestamp::now().micros();
                 let mut out = Vec::with_capacity(collections.len());
                 for c in collections {
@@ -920,14 +954,16 @@ macro_rules! impl_investigation {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn answers(&self, case: CaseId, audit: AuditEntry) -> Result<Vec<(Collection, Vec<u8>)>> {
+            async fn answers(&self, case: CaseId, purpose: Option<CollectionPurpose>, audit: AuditEntry) -> Result<Vec<(Collection, Vec<u8>)>> {
                 let mut tx = self.begin_tx().await?;
                 let rows = sqlx::query(
                     "SELECT l.id, l.request_id, l.case_id, l.node, l.purpose, l.exchange_id, l.status, l.detail, \
                      l.created_at, l.finished_at, a.sealed AS answer FROM collections l \
-                     JOIN collected a ON a.collection_id = l.id WHERE l.case_id = $1 ORDER BY l.id",
+                     JOIN collected a ON a.collection_id = l.id WHERE l.case_id = $1 \
+                     AND ($2 = '' OR l.purpose = $2) ORDER BY l.id",
                 )
                 .bind(case.0)
+                .bind(purpose.map_or("", |p| p.as_str()))
                 .fetch_all(&mut *tx)
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());
@@ -1076,6 +1112,29 @@ macro_rules! impl_investigation {
                     .collect::<Result<Vec<_>>>()?;
                 Self::audit_reads(tx, audit).await?;
                 Ok(messages)
+            }
+
+            async fn investigator_loads(&self) -> Result<Vec<(UserId, Region, u64)>> {
+                let rows = sqlx::query(
+                    "SELECT d.user_id, d.region, COUNT(c.id) AS n FROM user_duties d \
+                     JOIN users u ON u.id = d.user_id AND u.machine_client = FALSE \
+                     LEFT JOIN case_assignments a ON a.user_id = d.user_id \
+                     LEFT JOIN cases c ON c.id = a.case_id AND c.status = 'open' \
+                     WHERE d.duty = 'investigator' GROUP BY d.user_id, d.region ORDER BY d.user_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let region: String = r.try_get("region")?;
+                        let n: i64 = r.try_get("n")?;
+                        Ok((
+                            UserId(r.try_get("user_id")?),
+                            Region::parse(&region).map_err(corrupt)?,
+                            u64::try_from(n).unwrap_or(0),
+                        ))
+                    })
+                    .collect()
             }
 
             async fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()> {

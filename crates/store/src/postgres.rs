@@ -92,6 +92,13 @@ impl PostgresStore {
         Ok(())
     }
 
+    pub async fn scrub(&self) -> crate::Result<()> {
+        sqlx::query("VACUUM FULL response_keys")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin().await?;
         // Two hubs starting at once must not both migrate.

@@ -76,6 +76,13 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn scrub(&self) -> crate::Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Self::apply_migrations(&mut tx, &migrations(&DIALECT)).await?;

@@ -692,6 +692,7 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
             request.id,
             RequestStatus::AwaitingPolice,
             RequestStatus::Collecting,
+            None,
             vec![NewCollection {
                 node: "node-skt".into(),
                 purpose: CollectionPurpose::Route,
@@ -733,7 +734,19 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
         .await,
         Err(StoreError::Conflict(_))
     ));
-    let answers = s.answers(cases[0].id, audit("a")).await.unwrap();
+    let answers = s.answers(cases[0].id, None, audit("a")).await.unwrap();
+    assert_eq!(
+        s.answers(cases[0].id, Some(CollectionPurpose::Route), audit("a"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s
+        .answers(cases[0].id, Some(CollectionPurpose::Contacts), audit("a"))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(answers[0].1, b"answer");
     assert_eq!(
         s.exchange_ids(response.id).await.unwrap(),

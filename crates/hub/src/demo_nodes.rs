@@ -3,29 +3,38 @@
 //! through the real token flow, filled from the demo's synthetic city,
 //! and serving over mutual TLS on loopback.
 
-use anyhow::{anyhow, Context, Result};
+use crate::{ClientInfo, Ctx, Hub};
 use civic_exchange::Item;
-use civic_hub::{ClientInfo, Ctx, Hub};
 use civic_node::{EventStore, Kind};
 use civic_node_server::{NodeConfig, RunningNode};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-/// (node name, institution, kind, the city's files: places, events)
-const NODES: &[(&str, &str, Kind, &str, &str)] = &[
+/// (node name, institution, kind, holder code, the city's files: places,
+/// events)
+const NODES: &[(&str, &str, Kind, &str, &str, &str)] = &[
     (
         "node-skt",
         "SK Telecom",
         Kind::Pings,
+        "skt",
         "towers.csv",
         "pings-skt.csv",
     ),
-    ("node-kt", "KT", Kind::Pings, "towers.csv", "pings-kt.csv"),
+    (
+        "node-kt",
+        "KT",
+        Kind::Pings,
+        "kt",
+        "towers.csv",
+        "pings-kt.csv",
+    ),
     (
         "node-lguplus",
         "LG Uplus",
         Kind::Pings,
+        "lguplus",
         "towers.csv",
         "pings-lguplus.csv",
     ),
@@ -33,6 +42,7 @@ const NODES: &[(&str, &str, Kind, &str, &str)] = &[
         "node-shinhan",
         "Shinhan Card",
         Kind::Transactions,
+        "shinhan",
         "merchants.csv",
         "transactions-shinhan.csv",
     ),
@@ -40,6 +50,7 @@ const NODES: &[(&str, &str, Kind, &str, &str)] = &[
         "node-kb",
         "KB Kookmin Card",
         Kind::Transactions,
+        "kb",
         "merchants.csv",
         "transactions-kb.csv",
     ),
@@ -47,6 +58,7 @@ const NODES: &[(&str, &str, Kind, &str, &str)] = &[
         "node-samsung",
         "Samsung Card",
         Kind::Transactions,
+        "samsung",
         "merchants.csv",
         "transactions-samsung.csv",
     ),
@@ -54,10 +66,30 @@ const NODES: &[(&str, &str, Kind, &str, &str)] = &[
         "node-seoul-metro",
         "Seoul Metro",
         Kind::Taps,
+        "seoul-metro",
         "stops.csv",
         "taps.csv",
     ),
 ];
+
+/// What can go wrong starting the demo's nodes.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoNodeError {
+    #[error("the demo has no institution {0:?}")]
+    NoInstitution(&'static str),
+    #[error(transparent)]
+    Hub(#[from] crate::HubError),
+    #[error(transparent)]
+    Node(#[from] civic_node_server::NodeError),
+    #[error("filling {0}: {1}")]
+    Fill(&'static str, civic_node::StoreError),
+    #[error(transparent)]
+    Trust(#[from] civic_exchange::trust::TrustError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T, E = DemoNodeError> = std::result::Result<T, E>;
 
 /// A demo node that is up.
 pub struct DemoNode {
@@ -68,35 +100,44 @@ pub struct DemoNode {
     pub running: RunningNode,
 }
 
-/// Enrols (first time), fills and starts every demo node.
+/// Enrols (first time), fills and starts every demo node of the
+/// institutions `data_dir`'s hub knows, from the city in `data_dir/city`,
+/// and registers where each answers.
 pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
     let city = data_dir.join("city");
-    let institutions = hub.list_institutions(&Ctx::local_operator()).await?;
+    let ctx = Ctx::local_operator();
+    let institutions = hub.list_institutions(&ctx).await?;
     let mut nodes = Vec::new();
-    for &(name, institution, kind, places, events) in NODES {
+    for &(name, institution, kind, code, places, events) in NODES {
         let dir = data_dir.join("nodes").join(name);
         let config_path = dir.join("node.toml");
         if !config_path.exists() {
             let inst = institutions
                 .iter()
                 .find(|i| i.name == institution)
-                .ok_or_else(|| anyhow!("the demo has no institution {institution:?}"))?;
+                .ok_or(DemoNodeError::NoInstitution(institution))?;
             enrol(hub, inst.id, name, institution, kind, &dir).await?;
         }
         let config = NodeConfig::load(&config_path)?;
         // Fill the store once from the city.
-        let mut store = EventStore::open(&dir, kind)?;
+        let mut store = EventStore::open(&dir, kind).map_err(|e| DemoNodeError::Fill(name, e))?;
         if store.ping_count() == 0 {
             let (places, events) = (city.join(places), city.join(events));
             store
                 .import(Some(&places), &[&events], Arc::new(AtomicU64::new(0)))
-                .with_context(|| format!("filling {name} from {}", events.display()))?;
+                .map_err(|e| DemoNodeError::Fill(name, e))?;
         }
         let count = store.ping_count();
         drop(store);
-        let running = civic_node_server::serve(config)
-            .await
-            .with_context(|| format!("starting {name}"))?;
+        let running = civic_node_server::serve(config).await?;
+        hub.register_node(
+            &ctx,
+            name,
+            &format!("https://127.0.0.1:{}", running.addr.port()),
+            kind.dir_name(),
+            code,
+        )
+        .await?;
         nodes.push(DemoNode {
             name,
             institution,

@@ -1,0 +1,457 @@
+//! Clusters of a response: kept in memory per response (built from the
+//! cases' sealed routes at first use, updated as each case's route
+//! changes), and routes published elsewhere loaded into it.
+
+use super::cases::{case_context, doc_context, CaseSecret};
+use super::collect::case_input;
+use super::{DataKey, PURPOSE};
+use crate::{Ctx, Hub, HubError, Result};
+use civic_core::identity::Region;
+use civic_core::investigation::{CaseId, ResponseId};
+use civic_core::policy::Action;
+use civic_eiss::clusters::{CaseInput, ClusterIndex, LinkRules};
+use civic_eiss::formats::Subject;
+use civic_eiss::route::{Timeline, ToldPlace};
+use civic_store::{CaseDocument, InvestigationStore, NewCase};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One row of `civic eiss clusters --format csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterRow {
+    pub case_id: String,
+    /// The cluster: its source case's number (the case's own if unlinked).
+    pub cluster_id: String,
+    /// The cluster's dominant place (empty if unlinked).
+    pub place: String,
+}
+
+/// A case in a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterCase {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: CaseId,
+    pub number: String,
+    pub onset: String,
+}
+
+/// A link of the transmission tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TreeLink {
+    pub case: String,
+    pub infector: String,
+    /// `infector` (the other was infectious) or `co_exposed`.
+    pub kind: String,
+    pub place: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    /// When they were together (RFC 3339).
+    pub at: String,
+}
+
+/// A cluster as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterView {
+    /// Its source case's id.
+    pub id: i64,
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub source: ClusterCase,
+    pub cases: Vec<ClusterCase>,
+    pub tree: Vec<TreeLink>,
+    /// Cases by onset date: (YYYY-MM-DD, count).
+    pub epidemic_curve: Vec<(String, u32)>,
+}
+
+/// What loading published routes did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoutesLoaded {
+    pub rows: usize,
+    pub cases_created: usize,
+    pub cases_updated: usize,
+}
+
+fn untimed_onset(rules: &civic_eiss::Rules, places: &[ToldPlace]) -> (time::Date, time::Date) {
+    // A published route runs from `lookback_days` before onset to
+    // confirmation: that is all it says of them.
+    let first = places.iter().map(|p| p.start).min().unwrap_or(0);
+    let last = places.iter().map(|p| p.end).max().unwrap_or(0);
+    let onset = rules.local_date(first) + time::Duration::days(i64::from(rules.lookback_days));
+    let confirmed = rules.local_date(last).max(onset);
+    (onset, confirmed)
+}
+
+impl Hub {
+    /// The response's cluster index, built from its cases at first use.
+    async fn cluster_index(
+        &self,
+        response: ResponseId,
+    ) -> Result<Arc<tokio::sync::Mutex<ClusterIndex>>> {
+        let mut all = self.eiss.clusters.lock().await;
+        if let Some(index) = all.get(&response) {
+            return Ok(index.clone());
+        }
+        let inputs = self.cluster_inputs(response).await?;
+        let index = Arc::new(tokio::sync::Mutex::new(ClusterIndex::build(
+            LinkRules::default(),
+            inputs,
+        )));
+        all.insert(response, index.clone());
+        Ok(index)
+    }
+
+    /// Every case's input to the index, from its sealed records.
+    pub(crate) async fn cluster_inputs(&self, response: ResponseId) -> Result<Vec<CaseInput>> {
+        let key = self.data_key(response).await?;
+        let (_, rules) = self.open_response_record(response).await?;
+        let cases = self
+            .store
+            .read_cases(
+                response,
+                &[],
+                self.system_entry("eiss.clusters.build", format!("response:{response}")),
+            )
+            .await?;
+        let read = |kind| {
+            self.store.documents(
+                response,
+                &[],
+                kind,
+                self.system_entry("eiss.clusters.build", format!("response:{response}")),
+            )
+        };
+        let timelines: HashMap<CaseId, Vec<u8>> =
+            read(CaseDocument::Timeline).await?.into_iter().collect();
+        let published: HashMap<CaseId, Vec<u8>> = read(CaseDocument::PublishedRoute)
+            .await?
+            .into_iter()
+            .collect();
+        let mut inputs = Vec::with_capacity(cases.len());
+        for c in &cases {
+            let secret: CaseSecret =
+                key.open_json(&case_context(response, &c.number), &c.sealed)?;
+            let timeline: Timeline = match timelines.get(&c.id) {
+                Some(s) => key.open_json(&doc_context(c.id, CaseDocument::Timeline), s)?,
+                None => Timeline::default(),
+            };
+            let routes: Vec<ToldPlace> = match published.get(&c.id) {
+                Some(s) => key.open_json(&doc_context(c.id, CaseDocument::PublishedRoute), s)?,
+                None => Vec::new(),
+            };
+            inputs.push(case_input(c.id, &secret, &timeline, &routes, &rules));
+        }
+        Ok(inputs)
+    }
+
+    pub(crate) async fn update_cluster(
+        &self,
+        response: ResponseId,
+        input: CaseInput,
+    ) -> Result<()> {
+        let index = self.cluster_index(response).await?;
+        let case = CaseId(input.case);
+        index.lock().await.upsert(input);
+        let cluster = self
+            .cluster_assignments(response)
+            .await?
+            .into_iter()
+            .find(|(c, _)| *c == case.0)
+            .map(|(_, k)| k);
+        self.publish(case, "cluster", serde_json::json!({ "cluster": cluster }));
+        Ok(())
+    }
+
+    /// (case, cluster) for every case linked to another.
+    pub(crate) async fn cluster_assignments(
+        &self,
+        response: ResponseId,
+    ) -> Result<Vec<(i64, i64)>> {
+        let index = self.cluster_index(response).await?;
+        let all = index.lock().await.assignments();
+        let mut size: HashMap<i64, usize> = HashMap::new();
+        for (_, k) in &all {
+            *size.entry(*k).or_default() += 1;
+        }
+        Ok(all.into_iter().filter(|(_, k)| size[k] > 1).collect())
+    }
+
+    pub(crate) async fn published_route(
+        &self,
+        key: &DataKey,
+        response: ResponseId,
+        case: CaseId,
+    ) -> Result<Vec<ToldPlace>> {
+        let docs = self
+            .store
+            .documents(
+                response,
+                &[case],
+                CaseDocument::PublishedRoute,
+                self.system_entry("eiss.route.read", format!("case:{case}")),
+            )
+            .await?;
+        match docs.first() {
+            Some((_, s)) => key.open_json(&doc_context(case, CaseDocument::PublishedRoute), s),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The response's clusters, largest first.
+    pub async fn clusters(&self, ctx: &Ctx, response: ResponseId) -> Result<Vec<ClusterView>> {
+        self.authorize(
+            ctx,
+            Action::ReadClusters,
+            "eiss.clusters.read",
+            &format!("response:{response}"),
+        )
+        .await?;
+        let key = self.data_key(response).await?;
+        let index = self.cluster_index(response).await?;
+        let clusters = index.lock().await.clusters();
+        let cases = self
+            .store
+            .read_cases(
+                response,
+                &[],
+                self.system_entry("eiss.clusters.read", format!("response:{response}")),
+            )
+            .await?;
+        let mut known: HashMap<i64, ClusterCase> = HashMap::new();
+        for c in &cases {
+            let secret: CaseSecret =
+                key.open_json(&case_context(response, &c.number), &c.sealed)?;
+            known.insert(
+                c.id.0,
+                ClusterCase {
+                    id: c.id,
+                    number: c.number.clone(),
+                    onset: secret.onset.to_string(),
+                },
+            );
+        }
+        let (_, rules) = self.open_response_record(response).await?;
+        let view = |id: i64| {
+            known.get(&id).cloned().unwrap_or(ClusterCase {
+                id: CaseId(id),
+                number: id.to_string(),
+                onset: String::new(),
+            })
+        };
+        Ok(clusters
+            .into_iter()
+            .map(|c| {
+                let mut curve: std::collections::BTreeMap<String, u32> = Default::default();
+                for case in &c.cases {
+                    *curve.entry(view(*case).onset).or_default() += 1;
+                }
+                ClusterView {
+                    id: c.id,
+                    name: c.name,
+                    lat: c.lat,
+                    lon: c.lon,
+                    source: view(c.source),
+                    cases: c.cases.iter().map(|k| view(*k)).collect(),
+                    tree: c
+                        .tree
+                        .iter()
+                        .map(|e| TreeLink {
+                            case: view(e.case).number,
+                            infector: view(e.infector).number,
+                            kind: match e.kind {
+                                civic_eiss::clusters::LinkKind::Infector => "infector".into(),
+                                civic_eiss::clusters::LinkKind::CoExposed => "co_exposed".into(),
+                            },
+                            place: e.place.clone(),
+                            lat: e.lat,
+                            lon: e.lon,
+                            at: format!("{} {}", rules.local_date(e.at), rules.local_hhmm(e.at)),
+                        })
+                        .collect(),
+                    epidemic_curve: curve.into_iter().collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// Every case with its cluster and the cluster's place (the CSV of
+    /// `civic eiss clusters`).
+    pub async fn cluster_rows(&self, ctx: &Ctx, response: ResponseId) -> Result<Vec<ClusterRow>> {
+        let clusters = self.clusters(ctx, response).await?;
+        let mut of: HashMap<String, (String, String)> = HashMap::new();
+        for c in &clusters {
+            for case in &c.cases {
+                of.insert(
+                    case.number.clone(),
+                    (c.source.number.clone(), c.name.clone()),
+                );
+            }
+        }
+        let mut rows: Vec<ClusterRow> = self
+            .store
+            .case_metas(response)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let (cluster, place) = of
+                    .get(&m.number)
+                    .cloned()
+                    .unwrap_or_else(|| (m.number.clone(), String::new()));
+                ClusterRow {
+                    case_id: m.number,
+                    cluster_id: cluster,
+                    place,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.case_id.cmp(&b.case_id));
+        Ok(rows)
+    }
+
+    /// Loads routes published elsewhere (the case-route format): a case
+    /// not yet known is created (in the caller's region, its onset taken
+    /// from the route), one known gets the route beside its own data.
+    pub async fn import_routes(
+        &self,
+        ctx: &Ctx,
+        response: ResponseId,
+        csv: &str,
+    ) -> Result<RoutesLoaded> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::ImportRoutes,
+                "eiss.routes.import",
+                &format!("response:{response}"),
+            )
+            .await?;
+        let (record, rules) = self.open_response_record(response).await?;
+        let rows = civic_eiss::formats::case_routes(csv, &rules)
+            .map_err(|e| HubError::BadRequest(format!("case routes: {e}")))?;
+        let n = rows.len();
+        let mut by_case: Vec<(String, Vec<ToldPlace>)> = Vec::new();
+        let mut slot: HashMap<String, usize> = HashMap::new();
+        for (number, place) in rows {
+            match slot.get(&number) {
+                Some(&i) => by_case[i].1.push(place),
+                None => {
+                    slot.insert(number.clone(), by_case.len());
+                    by_case.push((number, vec![place]));
+                }
+            }
+        }
+        let region = ctx
+            .principal()
+            .and_then(|p| p.duties.iter().find_map(|d| d.region.clone()))
+            .unwrap_or_else(|| Region::parse("imported").expect("a region"));
+        let key = self.data_key(response).await?;
+        let mut new = Vec::new();
+        let mut known = Vec::new();
+        for (number, places) in &by_case {
+            match self.store.case_by_number(response, number).await? {
+                Some(meta) => known.push((meta.id, places)),
+                None => {
+                    let (onset, confirmed) = untimed_onset(&rules, places);
+                    let secret = CaseSecret {
+                        subject: Subject::default(),
+                        onset,
+                        confirmed,
+                    };
+                    new.push(NewCase {
+                        response,
+                        sealed: key.seal_json(&case_context(response, number), &secret),
+                        number: number.clone(),
+                        region: region.clone(),
+                        source_case: None,
+                        assigned: Vec::new(),
+                    });
+                }
+            }
+        }
+        let entry = entry
+            .purpose(PURPOSE, &record.legal_basis)
+            .reason(format!("{n} route rows of {} cases", by_case.len()));
+        let mut secrets: HashMap<String, CaseSecret> = HashMap::new();
+        for c in &new {
+            secrets.insert(
+                c.number.clone(),
+                key.open_json(&case_context(response, &c.number), &c.sealed)?,
+            );
+        }
+        let created = if new.is_empty() {
+            Vec::new()
+        } else {
+            self.store.create_cases(new, entry.clone()).await?
+        };
+        let known_ids: Vec<CaseId> = known.iter().map(|(id, _)| *id).collect();
+        let mut timelines: HashMap<CaseId, Timeline> = HashMap::new();
+        if !known_ids.is_empty() {
+            for c in self
+                .store
+                .read_cases(response, &known_ids, entry.clone())
+                .await?
+            {
+                secrets.insert(
+                    c.number.clone(),
+                    key.open_json(&case_context(response, &c.number), &c.sealed)?,
+                );
+            }
+            for (id, sealed) in self
+                .store
+                .documents(response, &known_ids, CaseDocument::Timeline, entry.clone())
+                .await?
+            {
+                timelines.insert(
+                    id,
+                    key.open_json(&doc_context(id, CaseDocument::Timeline), &sealed)?,
+                );
+            }
+        }
+        let metas: HashMap<CaseId, String> = created
+            .iter()
+            .map(|c| (c.id, c.number.clone()))
+            .chain(
+                self.store
+                    .case_metas(response)
+                    .await?
+                    .into_iter()
+                    .filter(|m| known_ids.contains(&m.id))
+                    .map(|m| (m.id, m.number)),
+            )
+            .collect();
+        let mut documents = Vec::with_capacity(metas.len());
+        let mut inputs = Vec::with_capacity(metas.len());
+        for (id, number) in &metas {
+            let places = &by_case[slot[number]].1;
+            documents.push((
+                *id,
+                CaseDocument::PublishedRoute,
+                key.seal_json(&doc_context(*id, CaseDocument::PublishedRoute), places),
+            ));
+            let secret = secrets.get(number).expect("every case's secret was read");
+            let timeline = timelines.remove(id).unwrap_or_default();
+            inputs.push(case_input(*id, secret, &timeline, places, &rules));
+        }
+        self.store.put_documents(documents, entry).await?;
+        // An index already built takes the routes in; one not yet built
+        // will read them.
+        let built = self.eiss.clusters.lock().await.get(&response).cloned();
+        if let Some(index) = built {
+            let mut index = index.lock().await;
+            for input in inputs {
+                index.upsert(input);
+            }
+        }
+        Ok(RoutesLoaded {
+            rows: n,
+            cases_created: created.len(),
+            cases_updated: known.len(),
+        })
+    }
+}

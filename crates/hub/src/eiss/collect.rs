@@ -1,0 +1,743 @@
+//! Collection: each approved question is asked of its node, in parallel,
+//! with the hub's client (mutual TLS, retries with the same exchange id
+//! until the deadline). Answers are sealed and kept as they come; each
+//! one rebuilds the case's route and updates its live feed and cluster.
+//! Once every route answer is in, the route's exposure windows are asked
+//! of every telco and card company under the contacts' grants, and their
+//! answers become the case's contacts. A hub that restarts asks its
+//! pending questions again under the same ids: nodes answer them once.
+
+use super::cases::{doc_context, CaseSecret};
+use super::requests::{request_context, Planned, RequestSecret};
+use super::{json, DataKey, PURPOSE};
+use crate::exchange::{ExchangeError, NodeClient};
+use crate::{Hub, HubError, Result};
+use civic_core::investigation::{
+    CaseId, CollectionPurpose, CollectionStatus, DataRequestId, RequestStatus, ResponseId,
+};
+use civic_eiss::clusters::{CaseInput, Presence};
+use civic_eiss::contacts::{Audience, Sighting, Window};
+use civic_eiss::route::{CaseData, Event, SourceKind, TapKind, Timeline, ToldPlace};
+use civic_eiss::Rules;
+use civic_exchange::wire::Answer;
+use civic_exchange::{ExposureWindow, SignedGrant, WindowsBody};
+use civic_store::{
+    CaseDocument, Collection, InstitutionStore, InvestigationStore, NewCollection, NewContact,
+    Node, NodeStore, RequestFilter,
+};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What is sealed of a collection: the grant, the body sent with it and
+/// (for contacts) the windows it asks about, as the route gave them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CollectionSecret {
+    pub grant: SignedGrant,
+    pub body: String,
+    #[serde(default)]
+    pub windows: Vec<Window>,
+}
+
+pub(crate) fn collection_context(exchange_id: &str) -> String {
+    format!("collection:{exchange_id}")
+}
+
+fn answer_context(exchange_id: &str) -> String {
+    format!("answer:{exchange_id}")
+}
+
+/// A node's Ed25519 key, as enrolled.
+pub(crate) fn node_key(node: &Node) -> Result<VerifyingKey> {
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(node.signing_key.as_bytes())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| {
+            HubError::Store(civic_store::StoreError::Corrupt(format!(
+                "node {}'s key is malformed",
+                node.name
+            )))
+        })
+}
+
+impl Hub {
+    pub(crate) async fn collector_client(&self) -> Result<Arc<NodeClient>> {
+        self.eiss
+            .client
+            .get_or_try_init(|| async {
+                self.node_client()
+                    .map(Arc::new)
+                    .map_err(|e| HubError::BadRequest(e.to_string()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The lock that orders the updates of one case.
+    async fn case_lock(&self, case: CaseId) -> Arc<tokio::sync::Mutex<()>> {
+        self.eiss
+            .case_locks
+            .lock()
+            .await
+            .entry(case)
+            .or_default()
+            .clone()
+    }
+
+    /// Asks a collection's node in the background.
+    pub(crate) fn spawn_collection(&self, response: ResponseId, collection: Collection) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let (id, case, request, purpose) = (
+                collection.id,
+                collection.case,
+                collection.request,
+                collection.purpose,
+            );
+            if let Err(e) = hub.run_collection(response, collection).await {
+                tracing::error!(collection = id, error = %e, "a collection failed in the hub");
+            }
+            if let Err(e) = hub.after_collection(response, case, request, purpose).await {
+                tracing::error!(collection = id, error = %e, "updating a case after a collection");
+            }
+        });
+    }
+
+    async fn run_collection(&self, response: ResponseId, c: Collection) -> Result<()> {
+        let _permit = self
+            .eiss
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HubError::BadRequest("the collector stopped".into()))?;
+        let key = self.data_key(response).await?;
+        let resource = format!("collection:{}", c.id);
+        let entry = self
+            .system_entry("eiss.collect.read", resource.clone())
+            .subject(format!("case:{}", c.case));
+        let Some(full) = self.store.read_collection(c.id, entry).await? else {
+            return Ok(());
+        };
+        let secret: CollectionSecret =
+            key.open_json(&collection_context(&c.exchange_id), &full.sealed)?;
+        let nodes = self.store.nodes().await?;
+        let finish = |status, detail: Option<String>, answer: Option<Vec<u8>>| {
+            let mut entry = self
+                .system_entry("eiss.collect.answer", resource.clone())
+                .subject(format!("case:{}", c.case));
+            entry.grant_id = Some(secret.grant.grant.grant_id.clone());
+            entry.legal_basis = Some(secret.grant.grant.legal_basis.clone());
+            entry.reason = Some(format!("{} from {}: {status}", c.purpose, c.node));
+            self.store
+                .finish_collection(c.id, status, detail, answer, entry)
+        };
+        let Some((node, route)) = nodes
+            .iter()
+            .find(|n| n.name == c.node)
+            .and_then(|n| n.route.clone().map(|r| (n, r)))
+        else {
+            finish(
+                CollectionStatus::Failed,
+                Some("the node is not registered with an address".into()),
+                None,
+            )
+            .await?;
+            return Ok(());
+        };
+        let node_key = node_key(node)?;
+        let client = self.collector_client().await?;
+        let mut parts = Vec::new();
+        let asked = client
+            .ask_with_body(
+                &route.url,
+                &node_key,
+                &secret.grant,
+                &c.exchange_id,
+                &secret.body,
+                Duration::from_secs(self.config.collection_deadline_seconds),
+                |p| parts.push(p),
+            )
+            .await;
+        let outcome = match asked {
+            Ok(()) => match Answer::from_parts(parts) {
+                Ok(answer) => {
+                    let sealed = key.seal_json(&answer_context(&c.exchange_id), &answer);
+                    finish(CollectionStatus::Answered, None, Some(sealed)).await
+                }
+                Err(e) => finish(CollectionStatus::Failed, Some(e.to_string()), None).await,
+            },
+            Err(ExchangeError::Refused(why)) => {
+                finish(CollectionStatus::Refused, Some(why), None).await
+            }
+            Err(e) => finish(CollectionStatus::Failed, Some(e.to_string()), None).await,
+        };
+        match outcome {
+            // Finished by another run (a resumed hub): nothing to add.
+            Err(civic_store::StoreError::Conflict(_)) => {}
+            other => other?,
+        }
+        self.publish(
+            c.case,
+            "collection",
+            serde_json::json!({ "node": c.node, "purpose": c.purpose }),
+        );
+        Ok(())
+    }
+
+    /// After one of a request's collections ended: the case's route is
+    /// rebuilt, contacts computed, the contacts' phase started when the
+    /// route is complete, and the request marked collected when nothing is
+    /// pending.
+    pub(crate) async fn after_collection(
+        &self,
+        response: ResponseId,
+        case: CaseId,
+        request: DataRequestId,
+        purpose: CollectionPurpose,
+    ) -> Result<()> {
+        let lock = self.case_lock(case).await;
+        let _held = lock.lock().await;
+        // Whether this is the last collection to end: what is processed
+        // below then includes every answer (each ends before its own
+        // update runs, and the updates take turns).
+        let pending_before = self
+            .store
+            .collection_metas(Some(case), Some(CollectionStatus::Pending))
+            .await?
+            .into_iter()
+            .any(|c| c.request == request);
+        match purpose {
+            CollectionPurpose::Route => {
+                self.rebuild_case_locked(response, case).await?;
+            }
+            CollectionPurpose::Contacts => {
+                let key = self.data_key(response).await?;
+                let timeline = self.stored_timeline(&key, response, case).await?;
+                self.update_contacts(response, case, &timeline).await?;
+            }
+        }
+        let collections: Vec<Collection> = self
+            .store
+            .collection_metas(Some(case), None)
+            .await?
+            .into_iter()
+            .filter(|c| c.request == request)
+            .collect();
+        let pending = |p: CollectionPurpose| {
+            collections
+                .iter()
+                .any(|c| c.purpose == p && c.status == CollectionStatus::Pending)
+        };
+        let has_contacts = collections
+            .iter()
+            .any(|c| c.purpose == CollectionPurpose::Contacts);
+        if !pending(CollectionPurpose::Route) && !has_contacts {
+            // Every route answer is in now, also one that ended after this
+            // collection's rebuild read them: the windows come from all.
+            let timeline = self.rebuild_case_locked(response, case).await?;
+            let started = self
+                .start_contacts(response, case, request, &timeline)
+                .await?;
+            if started {
+                return Ok(());
+            }
+        }
+        if !pending_before {
+            self.store
+                .set_request_status(request, RequestStatus::Collecting, RequestStatus::Collected)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Asks every telco and card company about the route's exposure
+    /// windows, under the contacts' grants the request was approved with.
+    /// False when there is nothing to ask.
+    async fn start_contacts(
+        &self,
+        response: ResponseId,
+        case: CaseId,
+        request: DataRequestId,
+        timeline: &Timeline,
+    ) -> Result<bool> {
+        let key = self.data_key(response).await?;
+        let (record, rules) = self.open_response_record(response).await?;
+        let Some(full) = self
+            .store
+            .read_requests(
+                RequestFilter {
+                    case: Some(case),
+                    ..RequestFilter::default()
+                },
+                self.system_entry("eiss.request.read", format!("data_request:{request}")),
+            )
+            .await?
+            .into_iter()
+            .find(|r| r.id == request)
+        else {
+            return Ok(false);
+        };
+        let secret: RequestSecret = key.open_json(&request_context(case), &full.sealed)?;
+        let planned: Vec<&Planned> = secret
+            .grants
+            .iter()
+            .filter(|p| p.purpose == CollectionPurpose::Contacts)
+            .collect();
+        if planned.is_empty() {
+            return Ok(false);
+        }
+        let case_secret = self.case_secret_of(&key, response, case).await?;
+        let period = rules.contact_period(case_secret.onset, case_secret.confirmed);
+        let windows = civic_eiss::contacts::windows(timeline, &rules, period);
+        let nodes = self.store.nodes().await?;
+        let mut collections = Vec::new();
+        for p in planned {
+            let kind = nodes
+                .iter()
+                .find(|n| n.name == p.node)
+                .and_then(|n| n.route.as_ref())
+                .map(|r| r.kind.clone())
+                .unwrap_or_default();
+            let audience = match kind.as_str() {
+                "pings" => Audience::Telcos,
+                "transactions" => Audience::CardCompanies,
+                _ => continue,
+            };
+            let (from, until) = (p.grant.grant.data_from, p.grant.grant.data_until);
+            let mine: Vec<Window> = windows
+                .iter()
+                .filter(|w| w.audience == audience)
+                .map(|w| Window {
+                    t_start: w.t_start.max(from),
+                    t_end: w.t_end.min(until),
+                    ..w.clone()
+                })
+                .filter(|w| w.t_start <= w.t_end)
+                .take(civic_eiss::contacts::MAX_WINDOWS as usize)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let body = serde_json::to_string(&WindowsBody {
+                windows: mine
+                    .iter()
+                    .map(|w| ExposureWindow {
+                        lat: w.lat,
+                        lon: w.lon,
+                        radius_m: w.radius_m,
+                        t_start: w.t_start,
+                        t_end: w.t_end,
+                    })
+                    .collect(),
+            })
+            .expect("windows serialise");
+            let exchange_id = self.exchange_id(request, p.purpose, &p.node);
+            collections.push(NewCollection {
+                node: p.node.clone(),
+                purpose: p.purpose,
+                sealed: key.seal_json(
+                    &collection_context(&exchange_id),
+                    &CollectionSecret {
+                        grant: p.grant.clone(),
+                        body,
+                        windows: mine,
+                    },
+                ),
+                exchange_id,
+            });
+        }
+        if collections.is_empty() {
+            return Ok(false);
+        }
+        let mut entry = self
+            .system_entry("eiss.collect.contacts", format!("data_request:{request}"))
+            .subject(format!("case:{case}"))
+            .purpose(PURPOSE, &record.legal_basis);
+        entry.reason = Some(format!("{} exposure questions", collections.len()));
+        let added = self
+            .store
+            .add_collections(
+                request,
+                RequestStatus::Collecting,
+                RequestStatus::Collecting,
+                None,
+                collections,
+                Vec::new(),
+                entry,
+            )
+            .await?;
+        for c in added {
+            self.spawn_collection(response, c);
+        }
+        Ok(true)
+    }
+
+    pub(crate) async fn case_secret_of(
+        &self,
+        key: &DataKey,
+        response: ResponseId,
+        case: CaseId,
+    ) -> Result<CaseSecret> {
+        let record = self
+            .store
+            .read_cases(
+                response,
+                &[case],
+                self.system_entry("eiss.case.read", format!("case:{case}")),
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| HubError::NotFound(format!("case {case}")))?;
+        self.case_secret(key, &record)
+    }
+
+    /// Rebuilds a case's route from every answer and its interview.
+    pub(crate) async fn rebuild_case(&self, response: ResponseId, case: CaseId) -> Result<()> {
+        let lock = self.case_lock(case).await;
+        let _held = lock.lock().await;
+        let timeline = self.rebuild_case_locked(response, case).await?;
+        self.update_contacts(response, case, &timeline).await
+    }
+
+    async fn rebuild_case_locked(&self, response: ResponseId, case: CaseId) -> Result<Timeline> {
+        let key = self.data_key(response).await?;
+        let (_, rules) = self.open_response_record(response).await?;
+        let secret = self.case_secret_of(&key, response, case).await?;
+        let answers = self
+            .store
+            .answers(
+                case,
+                Some(CollectionPurpose::Route),
+                self.system_entry("eiss.collect.read", format!("case:{case}")),
+            )
+            .await?;
+        let nodes = self.store.nodes().await?;
+        let institutions = self.store.institutions().await?;
+        let mut events = Vec::new();
+        for (c, sealed) in &answers {
+            let answer: Answer = key.open_json(&answer_context(&c.exchange_id), sealed)?;
+            let node = nodes.iter().find(|n| n.name == c.node);
+            let holder = node
+                .and_then(|n| institutions.iter().find(|i| i.id == n.institution))
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| c.node.clone());
+            let kind = match node.and_then(|n| n.route.as_ref()).map(|r| r.kind.as_str()) {
+                Some("transactions") => SourceKind::Card,
+                Some("taps") => SourceKind::Transit,
+                _ => SourceKind::Pings,
+            };
+            if let Answer::Routes(routes) = answer {
+                for r in routes {
+                    events.extend(route_events(&r, kind, &holder));
+                }
+            }
+        }
+        let interview = self.interview_of(&key, response, case).await?;
+        let period = rules.contact_period(secret.onset, secret.confirmed);
+        let timeline = civic_eiss::route::reconstruct(
+            &CaseData {
+                events: &events,
+                interview: &interview,
+                home: secret.subject.home,
+                interview_period: (!interview.is_empty()).then_some(period),
+            },
+            &rules,
+        );
+        let previous = self.stored_timeline(&key, response, case).await?;
+        let entry = self
+            .system_entry("eiss.timeline.update", format!("case:{case}"))
+            .subject(format!("case:{case}"));
+        self.store
+            .put_document(
+                case,
+                CaseDocument::Timeline,
+                key.seal_json(&doc_context(case, CaseDocument::Timeline), &timeline),
+                entry,
+            )
+            .await?;
+        let new: Vec<_> = timeline
+            .stays
+            .iter()
+            .filter(|s| {
+                !previous.stays.iter().any(|p| {
+                    p.arrival == s.arrival
+                        && p.departure == s.departure
+                        && p.lat == s.lat
+                        && p.lon == s.lon
+                })
+            })
+            .collect();
+        if !new.is_empty() || previous.stays.len() != timeline.stays.len() {
+            self.publish(
+                case,
+                "stay_points",
+                serde_json::json!({ "new": json(&new), "total": timeline.stays.len() }),
+            );
+        }
+        let published = self.published_route(&key, response, case).await?;
+        let input = case_input(case, &secret, &timeline, &published, &rules);
+        self.update_cluster(response, input).await?;
+        Ok(timeline)
+    }
+
+    pub(crate) async fn stored_timeline(
+        &self,
+        key: &DataKey,
+        response: ResponseId,
+        case: CaseId,
+    ) -> Result<Timeline> {
+        let docs = self
+            .store
+            .documents(
+                response,
+                &[case],
+                CaseDocument::Timeline,
+                self.system_entry("eiss.timeline.read", format!("case:{case}")),
+            )
+            .await?;
+        match docs.first() {
+            Some((_, sealed)) => key.open_json(&doc_context(case, CaseDocument::Timeline), sealed),
+            None => Ok(Timeline::default()),
+        }
+    }
+
+    /// The contacts every answered exposure question gives.
+    async fn update_contacts(
+        &self,
+        response: ResponseId,
+        case: CaseId,
+        timeline: &Timeline,
+    ) -> Result<()> {
+        let key = self.data_key(response).await?;
+        let (_, rules) = self.open_response_record(response).await?;
+        let answered: Vec<Collection> = self
+            .store
+            .collection_metas(Some(case), Some(CollectionStatus::Answered))
+            .await?
+            .into_iter()
+            .filter(|c| c.purpose == CollectionPurpose::Contacts)
+            .collect();
+        if answered.is_empty() {
+            return Ok(());
+        }
+        let secret = self.case_secret_of(&key, response, case).await?;
+        let own: Vec<u64> = secret
+            .subject
+            .phones
+            .iter()
+            .map(|p| p.1)
+            .chain(secret.subject.cards.iter().map(|c| c.1))
+            .chain(secret.subject.transit_cards.iter().copied())
+            .collect();
+        let answers: HashMap<i64, Vec<u8>> = self
+            .store
+            .answers(
+                case,
+                Some(CollectionPurpose::Contacts),
+                self.system_entry("eiss.collect.read", format!("case:{case}")),
+            )
+            .await?
+            .into_iter()
+            .map(|(c, a)| (c.id, a))
+            .collect();
+        let nodes = self.store.nodes().await?;
+        let institutions = self.store.institutions().await?;
+        let mut new = Vec::new();
+        for c in &answered {
+            let Some(sealed_answer) = answers.get(&c.id) else {
+                continue;
+            };
+            let full = self
+                .store
+                .read_collection(
+                    c.id,
+                    self.system_entry("eiss.collect.read", format!("collection:{}", c.id)),
+                )
+                .await?
+                .ok_or_else(|| HubError::NotFound(format!("collection {}", c.id)))?;
+            let secret: CollectionSecret =
+                key.open_json(&collection_context(&c.exchange_id), &full.sealed)?;
+            let answer: Answer = key.open_json(&answer_context(&c.exchange_id), sealed_answer)?;
+            let holder = nodes
+                .iter()
+                .find(|n| n.name == c.node)
+                .and_then(|n| institutions.iter().find(|i| i.id == n.institution))
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| c.node.clone());
+            let Answer::Exposure(windows) = answer else {
+                continue;
+            };
+            let sightings = windows.iter().flat_map(|w| {
+                w.holders.iter().map(move |h| Sighting {
+                    window: w.window,
+                    id: h.holder,
+                    first_seen: h.first_seen,
+                    last_seen: h.last_seen,
+                    events: h.events,
+                })
+            });
+            for contact in civic_eiss::contacts::contacts(
+                &holder,
+                &secret.windows,
+                timeline,
+                sightings,
+                &own,
+                &rules,
+            ) {
+                let tag = key.tag(&format!("{}:{}", contact.holder, contact.id));
+                new.push(NewContact {
+                    overlap_minutes: i64::from(contact.overlap_minutes),
+                    sealed: key.seal_json(&super::contacts::contact_context(case, &tag), &contact),
+                    tag,
+                });
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let n = new.len();
+        let mut entry = self
+            .system_entry("eiss.contacts.update", format!("case:{case}"))
+            .subject(format!("case:{case}"));
+        entry.reason = Some(format!("{n} exposures"));
+        let added = self.store.put_contacts(case, new, entry).await?;
+        self.publish(
+            case,
+            "contacts",
+            serde_json::json!({ "new": added, "exposures": n }),
+        );
+        Ok(())
+    }
+
+    /// Asks again every question still pending (after a restart), under
+    /// the same exchange ids; starts requests approved but never sent.
+    pub async fn resume_collections(&self) -> Result<usize> {
+        let pending = self
+            .store
+            .collection_metas(None, Some(CollectionStatus::Pending))
+            .await?;
+        let n = pending.len();
+        for c in pending {
+            let Some(meta) = self.store.case_meta(c.case).await? else {
+                continue;
+            };
+            self.spawn_collection(meta.response, c);
+        }
+        let collecting = self
+            .store
+            .request_metas(RequestFilter {
+                statuses: vec![RequestStatus::Collecting],
+                ..RequestFilter::default()
+            })
+            .await?;
+        for r in collecting {
+            let any = self
+                .store
+                .collection_metas(Some(r.case), None)
+                .await?
+                .iter()
+                .any(|c| c.request == r.id);
+            if !any {
+                if let Err(e) = self.dispatch(r.id).await {
+                    tracing::warn!(request = r.id.0, error = %e, "starting an approved request");
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A route answer's records as events of the case.
+fn route_events(
+    r: &civic_exchange::wire::RouteAnswer,
+    kind: SourceKind,
+    holder: &str,
+) -> Vec<Event> {
+    let places: HashMap<u64, &civic_exchange::wire::PlaceInfo> =
+        r.places.iter().map(|p| (p.id, p)).collect();
+    let mut out = Vec::with_capacity(r.events.len());
+    let mut last_tap: Option<(i64, TapKind)> = None;
+    for &(ts, place) in &r.events {
+        let Some(p) = places.get(&place) else {
+            continue; // a place the node did not name: nowhere to put it
+        };
+        // Taps come in and out: alternate, unless hours apart.
+        let tap = (kind == SourceKind::Transit).then(|| match last_tap {
+            Some((t, TapKind::In)) if ts - t <= 3 * 3600 => TapKind::Out,
+            _ => TapKind::In,
+        });
+        if let Some(t) = tap {
+            last_tap = Some((ts, t));
+        }
+        out.push(Event {
+            ts,
+            lat: p.lat,
+            lon: p.lon,
+            place_id: place,
+            name: p.name.clone(),
+            kind,
+            holder: holder.to_owned(),
+            tap,
+        });
+    }
+    out
+}
+
+/// What the cluster index needs of a case: its onset and where it was —
+/// its stays, told places no data placed, routes published elsewhere.
+pub(crate) fn case_input(
+    case: CaseId,
+    secret: &CaseSecret,
+    timeline: &Timeline,
+    published: &[ToldPlace],
+    rules: &Rules,
+) -> CaseInput {
+    let mut presences = Vec::new();
+    for s in &timeline.stays {
+        let (lat, lon) = match (s.precise, s.area) {
+            (false, Some(a)) => (a.lat, a.lon),
+            _ => (s.lat, s.lon),
+        };
+        // A payment is an instant: around it.
+        let (start, end) = if s.departure - s.arrival < 600 {
+            (s.arrival - 900, s.departure + 900)
+        } else {
+            (s.arrival, s.departure)
+        };
+        presences.push(Presence {
+            lat,
+            lon,
+            start,
+            end,
+            timed: true,
+            precise: s.precise,
+            place: s.place.clone(),
+        });
+    }
+    for c in timeline.interview.iter().filter(|c| c.stay.is_none()) {
+        presences.push(told(&c.told));
+    }
+    presences.extend(published.iter().map(told));
+    CaseInput {
+        case: case.0,
+        onset: rules.midnight(secret.onset) + 12 * 3600,
+        presences,
+    }
+}
+
+fn told(t: &ToldPlace) -> Presence {
+    Presence {
+        lat: t.lat,
+        lon: t.lon,
+        start: t.start,
+        end: t.end,
+        timed: t.timed,
+        precise: true,
+        place: t.place.clone(),
+    }
+}

@@ -1,0 +1,408 @@
+//! Contacts: the people the holders found where a case was, followed up
+//! (to notify, notified, in quarantine, tested, negative, positive — a
+//! positive contact becomes a case linked to its source); notices go to
+//! the outbox, which the notification sender (an SMS gateway) reads.
+
+use super::cases::{case_context, CaseSecret};
+use super::PURPOSE;
+use crate::{Ctx, Hub, HubError, Result};
+use civic_core::identity::Region;
+use civic_core::investigation::{CaseId, ContactId, ContactStatus, ResponseId};
+use civic_core::policy::{decide, Action};
+use civic_core::ValidationError;
+use civic_eiss::contacts::Contact;
+use civic_eiss::formats::Subject;
+use civic_store::{ContactRecord, InvestigationStore, NewCase, NewOutboxMessage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+pub(crate) fn contact_context(case: CaseId, tag: &str) -> String {
+    format!("contact:{case}:{tag}")
+}
+
+pub(crate) fn outbox_context(response: ResponseId) -> String {
+    format!("outbox:{response}")
+}
+
+/// A message for someone: who, and what it says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Notice {
+    pub recipient: String,
+    pub text: String,
+}
+
+/// A contact as shown to the investigators of its case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactView {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: ContactId,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub case: CaseId,
+    pub case_number: String,
+    /// The telco or card company that knows the person, and its id for
+    /// him (a subscriber or card).
+    pub holder: String,
+    pub identifier: u64,
+    /// The case's stay where they met.
+    pub place: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    /// When the holder saw him there (RFC 3339).
+    pub first_seen: String,
+    pub last_seen: String,
+    pub overlap_minutes: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: ContactStatus,
+    /// The case he became, if he tested positive.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub linked_case: Option<CaseId>,
+}
+
+/// A notice as kept in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxView {
+    pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub case: Option<CaseId>,
+    /// `patient_notice` or `contact_notice`.
+    pub kind: String,
+    pub recipient: String,
+    pub text: String,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+/// A change of a contact's follow-up, as asked through the API.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactUpdate {
+    /// `to_notify`, `notified`, `in_quarantine`, `tested`, `negative`,
+    /// `positive`.
+    pub status: String,
+    /// For `positive`: the new case's number and dates (YYYY-MM-DD);
+    /// its region is the source case's unless given.
+    pub case_number: Option<String>,
+    pub onset_date: Option<String>,
+    pub confirmed_date: Option<String>,
+    pub region: Option<String>,
+}
+
+fn ts(unix: i64) -> String {
+    civic_core::time::Timestamp::from_micros(unix.saturating_mul(1_000_000)).to_rfc3339()
+}
+
+impl Hub {
+    fn contact_view(
+        &self,
+        key: &super::DataKey,
+        r: &ContactRecord,
+        number: &str,
+    ) -> Result<ContactView> {
+        let c: Contact = key.open_json(&contact_context(r.case, &r.tag), &r.sealed)?;
+        Ok(ContactView {
+            id: r.id,
+            case: r.case,
+            case_number: number.to_owned(),
+            holder: c.holder,
+            identifier: c.id,
+            place: c.place,
+            lat: c.lat,
+            lon: c.lon,
+            first_seen: ts(c.first_seen),
+            last_seen: ts(c.last_seen),
+            overlap_minutes: r.overlap_minutes,
+            status: r.status,
+            linked_case: r.linked_case,
+        })
+    }
+
+    /// A case's contacts.
+    pub async fn case_contacts(&self, ctx: &Ctx, case: CaseId) -> Result<Vec<ContactView>> {
+        let (meta, _, entry) = self.case_for(ctx, case, true, "eiss.contacts.read").await?;
+        let key = self.data_key(meta.response).await?;
+        let records = self
+            .store
+            .read_contacts(meta.response, Some(case), entry)
+            .await?;
+        records
+            .iter()
+            .map(|r| self.contact_view(&key, r, &meta.number))
+            .collect()
+    }
+
+    /// The contacts of every case of a response the caller works on.
+    pub async fn response_contacts(
+        &self,
+        ctx: &Ctx,
+        response: ResponseId,
+    ) -> Result<Vec<ContactView>> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::ReadClusters,
+                "eiss.contacts.read",
+                &format!("response:{response}"),
+            )
+            .await?;
+        let metas = self.store.case_metas(response).await?;
+        let mine: HashMap<CaseId, String> = metas
+            .iter()
+            .filter(|m| {
+                ctx.principal().is_none_or(|p| {
+                    decide(
+                        p,
+                        Action::WorkCase {
+                            region: &m.region,
+                            assigned_to: &m.assigned,
+                        },
+                    )
+                    .is_ok()
+                })
+            })
+            .map(|m| (m.id, m.number.clone()))
+            .collect();
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.data_key(response).await?;
+        let records = self.store.read_contacts(response, None, entry).await?;
+        records
+            .iter()
+            .filter_map(|r| mine.get(&r.case).map(|n| (r, n)))
+            .map(|(r, n)| self.contact_view(&key, r, n))
+            .collect()
+    }
+
+    /// Follows a contact up; a positive one becomes a case of its own,
+    /// linked to its source.
+    pub async fn update_contact(
+        &self,
+        ctx: &Ctx,
+        id: ContactId,
+        update: ContactUpdate,
+    ) -> Result<ContactView> {
+        let status = ContactStatus::parse(&update.status)?;
+        let meta = self
+            .store
+            .contact_meta(id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
+        let (case, _, entry) = self
+            .case_for(ctx, meta.case, true, "eiss.contact.update")
+            .await?;
+        let key = self.data_key(case.response).await?;
+        let full = self
+            .store
+            .read_contacts(
+                case.response,
+                Some(case.id),
+                self.system_entry("eiss.contacts.read", format!("case:{}", case.id)),
+            )
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
+        let contact: Contact =
+            key.open_json(&contact_context(full.case, &full.tag), &full.sealed)?;
+        let mut linked = None;
+        if status == ContactStatus::Positive && meta.linked_case.is_none() {
+            let number = update.case_number.as_deref().ok_or_else(|| {
+                ValidationError::new(
+                    "case_number",
+                    "a positive contact becomes a case: give its number",
+                )
+            })?;
+            let number = civic_eiss::formats::case_number(0, number.trim())
+                .map_err(|e| ValidationError::new("case_number", e.message))?;
+            let date = |raw: Option<&str>, field: &'static str| {
+                raw.and_then(|d| {
+                    time::Date::parse(
+                        d.trim(),
+                        time::macros::format_description!("[year]-[month]-[day]"),
+                    )
+                    .ok()
+                })
+                .ok_or_else(|| ValidationError::new(field, "must be a date YYYY-MM-DD"))
+            };
+            let onset = date(update.onset_date.as_deref(), "onset_date")?;
+            let confirmed = date(update.confirmed_date.as_deref(), "confirmed_date")?;
+            if confirmed < onset {
+                return Err(ValidationError::new("confirmed_date", "is before onset_date").into());
+            }
+            let region = match &update.region {
+                Some(r) => Region::parse(r)?,
+                None => case.region.clone(),
+            };
+            self.authorize(
+                ctx,
+                Action::RegisterCase { region: &region },
+                "eiss.case.register",
+                &format!("response:{}", case.response),
+            )
+            .await?;
+            // Who he is, as far as the holder that found him knows.
+            let code = self.holder_code(&contact.holder).await?;
+            let mut subject = Subject::default();
+            match code {
+                Some((code, kind)) if kind == "pings" => subject.phones.push((code, contact.id)),
+                Some((code, _)) => subject.cards.push((code, contact.id)),
+                None => {}
+            }
+            let secret = CaseSecret {
+                subject,
+                onset,
+                confirmed,
+            };
+            let created = self
+                .store
+                .create_cases(
+                    vec![NewCase {
+                        response: case.response,
+                        sealed: key.seal_json(&case_context(case.response, &number), &secret),
+                        number,
+                        region,
+                        source_case: Some(case.id),
+                        assigned: case.assigned.clone(),
+                    }],
+                    entry
+                        .clone()
+                        .reason(format!("positive contact {id} of case {}", case.id)),
+                )
+                .await?;
+            linked = created.first().map(|c| c.id);
+        }
+        let mut entry = entry;
+        entry.reason = Some(format!("contact {id}: {status}"));
+        let outbox = if status == ContactStatus::Notified && meta.status == ContactStatus::ToNotify
+        {
+            vec![
+                self.contact_notice(&key, case.response, case.id, &contact)
+                    .await?,
+            ]
+        } else {
+            Vec::new()
+        };
+        self.store
+            .set_contact_status(id, status, linked, outbox, entry)
+            .await?;
+        let record = ContactRecord {
+            status,
+            linked_case: linked.or(meta.linked_case),
+            ..full
+        };
+        self.contact_view(&key, &record, &case.number)
+    }
+
+    /// Notifies many contacts at once (each must be the caller's).
+    pub async fn notify_contacts(&self, ctx: &Ctx, ids: &[ContactId]) -> Result<usize> {
+        if ids.is_empty() || ids.len() > 10_000 {
+            return Err(ValidationError::new("contacts", "give 1-10000 contact ids").into());
+        }
+        let mut n = 0;
+        for &id in ids {
+            let meta = self
+                .store
+                .contact_meta(id)
+                .await?
+                .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
+            if meta.status != ContactStatus::ToNotify {
+                continue;
+            }
+            self.update_contact(
+                ctx,
+                id,
+                ContactUpdate {
+                    status: ContactStatus::Notified.as_str().into(),
+                    case_number: None,
+                    onset_date: None,
+                    confirmed_date: None,
+                    region: None,
+                },
+            )
+            .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn contact_notice(
+        &self,
+        key: &super::DataKey,
+        response: ResponseId,
+        case: CaseId,
+        c: &Contact,
+    ) -> Result<NewOutboxMessage> {
+        let (record, rules) = self.open_response_record(response).await?;
+        let when = format!(
+            "{} {}-{}",
+            rules.local_date(c.first_seen),
+            rules.local_hhmm(c.first_seen),
+            rules.local_hhmm(c.last_seen)
+        );
+        let place = c
+            .place
+            .clone()
+            .unwrap_or_else(|| format!("near {:.4}, {:.4}", c.lat, c.lon));
+        let text = format!(
+            "You may have been exposed to a confirmed case at {place} on {when}. Please stay home and \
+             contact your public health centre for a test. ({}, {PURPOSE})",
+            record.legal_basis
+        );
+        Ok(NewOutboxMessage {
+            response,
+            case: Some(case),
+            kind: "contact_notice".into(),
+            sealed: key.seal_json(
+                &outbox_context(response),
+                &Notice {
+                    recipient: format!("{} {}", c.holder, c.id),
+                    text,
+                },
+            ),
+        })
+    }
+
+    /// The code and kind of the node of a holding institution.
+    async fn holder_code(&self, holder: &str) -> Result<Option<(String, String)>> {
+        use civic_store::{InstitutionStore, NodeStore};
+        let institutions = self.store.institutions().await?;
+        let Some(inst) = institutions.iter().find(|i| i.name == holder) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.institution == inst.id)
+            .find_map(|n| n.route.map(|r| (r.code, r.kind))))
+    }
+
+    /// The notices sent about a case (the patient's, its contacts').
+    pub async fn case_notices(&self, ctx: &Ctx, case: CaseId) -> Result<Vec<OutboxView>> {
+        let (meta, _, entry) = self.case_for(ctx, case, true, "eiss.outbox.read").await?;
+        let key = self.data_key(meta.response).await?;
+        let messages = self
+            .store
+            .read_outbox(meta.response, Some(case), entry)
+            .await?;
+        messages
+            .iter()
+            .map(|m| {
+                let n: Notice = key.open_json(&outbox_context(m.response), &m.sealed)?;
+                Ok(OutboxView {
+                    id: m.id,
+                    case: m.case,
+                    kind: m.kind.clone(),
+                    recipient: n.recipient,
+                    text: n.text,
+                    created_at: m.created_at.to_rfc3339(),
+                    sent_at: m.sent_at.map(|t| t.to_rfc3339()),
+                })
+            })
+            .collect()
+    }
+}
