@@ -260,9 +260,33 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
         .await
         .unwrap();
 
-    // Logout last: it ends the session.
+    // A response and a case of Seoul, for the investigation's routes.
+    let operator = Ctx::local_operator();
+    let response = app
+        .hub
+        .open_response(&operator, "Walk", "IDCPA art. 76-2", None)
+        .await
+        .unwrap();
+    let case = app
+        .hub
+        .register_cases(
+            &operator,
+            response.id,
+            vec![civic_eiss::formats::RegisteredCase {
+                number: "walk-1".into(),
+                region: "seoul-gangbuk".into(),
+                onset: time::macros::date!(2020 - 03 - 01),
+                confirmed: time::macros::date!(2020 - 03 - 02),
+                subject: Default::default(),
+            }],
+        )
+        .await
+        .unwrap()[0]
+        .id;
+
+    // Closing the response and logging out last: they end what the others use.
     let mut rows: Vec<_> = table.iter().collect();
-    rows.sort_by_key(|(_, p, _)| p.ends_with("/logout"));
+    rows.sort_by_key(|(_, p, _)| (p.ends_with("/logout"), p.ends_with("/close")));
     let mut n = 0;
     for (method, path, duties) in rows {
         for (i, duty) in DutyKind::ALL.iter().enumerate() {
@@ -275,7 +299,12 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                     "/api-tokens/{id}",
                     &format!("/api-tokens/{}", issued.token.id),
                 )
-                .replace("{seq}", "0");
+                .replace("{seq}", "0")
+                .replace("/responses/{id}", &format!("/responses/{}", response.id))
+                .replace("/cases/{id}", &format!("/cases/{case}"))
+                .replace("/data-requests/{id}", "/data-requests/999999")
+                .replace("/contacts/{id}", "/contacts/999999")
+                .replace("/nodes/{name}", "/nodes/node-none");
             let query = match path.as_str() {
                 "/api/v1/audit/inclusion" => "?seq=0",
                 "/api/v1/audit/consistency" => "?first=0&second=1",
@@ -288,7 +317,7 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 ("POST", "/api/v1/institutions/{id}/users") => {
                     json!({"username": format!("new-{n}"), "display_name": "New", "password": PASSWORD, "duties": ["analyst"]})
                 }
-                ("PUT", _) => json!({"duties": ["analyst"]}),
+                ("PUT", "/api/v1/users/{id}/duties") => json!({"duties": ["analyst"]}),
                 ("POST", "/api/v1/institutions/{id}/api-tokens") => {
                     json!({"user_id": machine.id.0, "name": "t"})
                 }
@@ -300,6 +329,24 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 ("POST", "/api/v1/nodes/enrol") => {
                     json!({"token": "cdh_e_none", "name": "node-x", "csr": "-", "signing_key": "00".repeat(32)})
                 }
+                ("PUT", "/api/v1/nodes/{name}/route") => {
+                    json!({"url": "https://127.0.0.1:1", "kind": "pings", "code": "skt"})
+                }
+                ("POST", "/api/v1/responses") => {
+                    json!({"name": format!("Response {n}"), "legal_basis": "IDCPA art. 76-2"})
+                }
+                ("POST", "/api/v1/responses/{id}/cases") => {
+                    json!([{"number": format!("c-{n}"), "region": "seoul-gangbuk", "onset_date": "2020-03-01", "confirmed_date": "2020-03-02"}])
+                }
+                ("PUT", "/api/v1/cases/{id}/assignees") => json!({"users": []}),
+                ("PUT", "/api/v1/cases/{id}/interview") => json!([]),
+                ("POST", "/api/v1/cases/{id}/data-requests") => {
+                    json!({"items": ["transit_taps"], "reason": "the route-by-duty walk"})
+                }
+                ("POST", "/api/v1/data-requests/{id}/decision") => json!({"approve": true}),
+                ("PATCH", "/api/v1/contacts/{id}") => json!({"status": "notified"}),
+                ("POST", "/api/v1/contacts/notify") => json!({"contacts": [999999]}),
+                ("POST", "/api/v1/responses/{id}/close") => json!({}),
                 _ => Value::Null,
             };
             let method = Method::from_bytes(method.as_bytes()).unwrap();

@@ -1,6 +1,9 @@
 //! `civic`: the one binary of Civic Data Hub. It parses arguments and calls
 //! the hub; errors end as one line on stderr and a non-zero exit.
 
+mod bench;
+mod client;
+mod eiss;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -85,10 +88,86 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Sign in to a hub (password on standard input, or typed) and keep
+    /// the session for `civic eiss …` (in ~/.config/civic, owner-only).
+    Login {
+        #[command(flatten)]
+        hub: client::HubArgs,
+        #[arg(long)]
+        username: String,
+        /// The current code of your authenticator (duties that see
+        /// personal data need it).
+        #[arg(long)]
+        totp: Option<String>,
+    },
+    /// End the session kept by `civic login`.
+    Logout {
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// The epidemic investigation, through the hub's API as the person
+    /// signed in: responses, cases, requests and decisions, routes,
+    /// contacts, clusters, the end of a response.
+    Eiss {
+        #[command(flatten)]
+        hub: client::HubArgs,
+        #[arg(long, value_enum, global = true)]
+        format: Option<Format>,
+        #[command(subcommand)]
+        command: eiss::EissCommand,
+    },
+    /// Measured runs on a synthetic city (see bench/README.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print the current one-time code of a TOTP secret (for the demo).
     TotpCode {
         /// Base32 secret, as printed by `civic demo`.
         secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The epidemic investigation end to end: every confirmed case of a
+    /// city asked for, approved, collected from the nodes, its route,
+    /// contacts and cluster built; timed per case and scored against the
+    /// city's truth.
+    Eiss {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the city, the hub's database, the nodes and the results go.
+        #[arg(long, default_value = "./bench-data/eiss")]
+        dir: PathBuf,
+        /// A PostgreSQL database instead of SQLite in --dir.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Cases worked on at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Only the first N cases (by confirmation).
+        #[arg(long)]
+        max_cases: Option<usize>,
+        /// The response's rules as JSON (see `civic eiss open-response`).
+        #[arg(long)]
+        rules: Option<String>,
+    },
+    /// Capacity: many cases' routes (published elsewhere) in one response,
+    /// and the time to recompute its clusters.
+    Clusters {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        #[arg(long, default_value = "./bench-data/clusters")]
+        dir: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -279,9 +358,19 @@ enum SimCommand {
         /// Contacts are looked for from this many days before symptom onset.
         #[arg(long, default_value_t = 2)]
         lookback_days: i64,
+        /// The same place of a true contact: the same venue, or the same
+        /// tower's cell (people with a phone: what telcos can see).
+        #[arg(long, value_enum, default_value_t = ScoreLevel::Venue)]
+        level: ScoreLevel,
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScoreLevel {
+    Venue,
+    Tower,
 }
 
 #[derive(Args)]
@@ -438,7 +527,7 @@ fn read_password() -> Result<String> {
         .context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
-        bail!("give the password on standard input, e.g. `echo '…' | civic admin user create …`");
+        bail!("give the password on standard input, e.g. `echo '…' | civic login --username …`");
     }
     Ok(password)
 }
@@ -573,6 +662,50 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Node { command } => node(command),
+        Command::Login {
+            hub,
+            username,
+            totp,
+        } => client::login(&hub, &username, totp).await,
+        Command::Logout { hub } => client::logout(&hub).await,
+        Command::Eiss {
+            hub,
+            format,
+            command,
+        } => eiss::run(&hub, format, command).await,
+        Command::Bench { command } => {
+            init_logging(log_override.unwrap_or(LogFormat::Text));
+            match command {
+                BenchCommand::Eiss {
+                    people,
+                    days,
+                    seed,
+                    dir,
+                    database_url,
+                    parallel,
+                    max_cases,
+                    rules,
+                } => {
+                    bench::eiss(bench::EissArgs {
+                        people,
+                        days,
+                        seed,
+                        dir,
+                        database_url,
+                        parallel,
+                        max_cases,
+                        rules,
+                    })
+                    .await
+                }
+                BenchCommand::Clusters {
+                    people,
+                    cases,
+                    dir,
+                    database_url,
+                } => bench::clusters(&dir, people, cases, database_url).await,
+            }
+        }
         Command::TotpCode { secret } => {
             let secret = civic_hub::secrets::from_base32(&secret)
                 .ok_or_else(|| anyhow!("the secret is not base32"))?;
@@ -634,13 +767,22 @@ async fn serve(config: Config) -> Result<()> {
 /// The demo's synthetic city, generated once into `DATA_DIR/city` (again
 /// only if asked for another size).
 async fn demo_city(data_dir: &Path, people: usize, days: u32) -> Result<civic_sim::Summary> {
+    city(&data_dir.join("city"), people, days, 1).await
+}
+
+/// A synthetic city in `dir`, generated unless one of this size and seed
+/// is there whole.
+async fn city(dir: &Path, people: usize, days: u32, seed: u64) -> Result<civic_sim::Summary> {
     if !(1..=10_000_000).contains(&people) || !(1..=366).contains(&days) {
         bail!("--sim-people must be 1-10000000 and --sim-days 1-366");
     }
-    let dir = data_dir.join("city");
+    let dir = dir.to_path_buf();
     if let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) {
         if let Ok(summary) = serde_json::from_str::<serde_json::Value>(&text) {
-            if summary["people"] == people as u64 && summary["days"] == days {
+            if summary["people"] == people as u64
+                && summary["days"] == days
+                && summary["seed"] == seed
+            {
                 return Ok(civic_sim::Summary {
                     people: people as u64,
                     days,
@@ -656,7 +798,7 @@ async fn demo_city(data_dir: &Path, people: usize, days: u32) -> Result<civic_si
     let params = civic_sim::Params {
         people,
         days,
-        seed: 1,
+        seed,
         start: time::macros::date!(2020 - 03 - 01),
         bbox: civic_sim::BBox::SEOUL,
         scenario: civic_sim::Scenario::default(),
@@ -1112,6 +1254,7 @@ fn sim(command: SimCommand) -> Result<()> {
             found,
             min_overlap_minutes,
             lookback_days,
+            level,
             format,
         } => sim_score(
             &truth,
@@ -1119,6 +1262,10 @@ fn sim(command: SimCommand) -> Result<()> {
             civic_sim::score::Rules {
                 min_overlap_minutes,
                 lookback_days,
+                level: match level {
+                    ScoreLevel::Venue => civic_sim::score::Level::Venue,
+                    ScoreLevel::Tower => civic_sim::score::Level::Tower,
+                },
             },
             Format::resolve(format),
         ),

@@ -139,8 +139,10 @@ pub enum Action<'a> {
     /// See a response's clusters (cases by number, places, sources):
     /// investigators of any region and approvers of the health authority.
     ReadClusters,
-    /// Load routes published elsewhere into a response: investigators.
-    ImportRoutes,
+    /// An investigator's work on a response as a whole — load routes
+    /// published elsewhere or interviews, list and notify contacts: any
+    /// investigator (each case is then checked on its own).
+    Investigate,
 }
 
 /// Whether a duty's region covers a case's region: the same, or one of
@@ -308,11 +310,11 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 deny("only investigators and approvers of the health authority see clusters")
             }
         }
-        Action::ImportRoutes => {
+        Action::Investigate => {
             if who.has(D::Investigator) {
                 permit(Some(D::Investigator))
             } else {
-                deny("only investigators load routes")
+                deny("only investigators do this")
             }
         }
         Action::EndorseGrant { as_duty } => {

@@ -30,20 +30,29 @@ use crate::DAY;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-/// Where and when a case was, for linking.
+/// Where and when a case was, for linking: at a place known precisely
+/// (a merchant, a place told, a home address), in a tower's area (the
+/// main tower of the pings that placed it), or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Presence {
-    pub lat: f64,
-    pub lon: f64,
+    /// The place, if known precisely.
+    pub point: Option<(f64, f64)>,
+    /// The main tower of the pings that placed it, if any.
+    pub tower: Option<(f64, f64)>,
     pub start: i64,
     pub end: i64,
     /// False for a date-level row of a published route: some time that
     /// day.
     pub timed: bool,
-    /// Known to a place rather than a tower's area.
-    pub precise: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<String>,
+}
+
+impl Presence {
+    /// Where it is best known.
+    pub fn position(&self) -> (f64, f64) {
+        self.point.or(self.tower).unwrap_or((0.0, 0.0))
+    }
 }
 
 /// What the index needs of a case.
@@ -286,19 +295,16 @@ impl ClusterIndex {
                 start: p.start,
                 end: p.end,
             };
-            let key = cell(p.lat, p.lon, CELL_M);
-            let grid = if p.precise {
-                &mut self.precise
-            } else {
-                &mut self.areas
-            };
-            let cell = grid.entry(key).or_default();
-            cell.longest = cell.longest.max(p.end - p.start);
-            if sorted {
-                let at = cell.entries.partition_point(|e| e.start <= p.start);
-                cell.entries.insert(at, entry);
-            } else {
-                cell.entries.push(entry);
+            for (grid, at) in [(&mut self.precise, p.point), (&mut self.areas, p.tower)] {
+                let Some((lat, lon)) = at else { continue };
+                let cell = grid.entry(cell(lat, lon, CELL_M)).or_default();
+                cell.longest = cell.longest.max(p.end - p.start);
+                if sorted {
+                    let at = cell.entries.partition_point(|e| e.start <= p.start);
+                    cell.entries.insert(at, entry);
+                } else {
+                    cell.entries.push(entry);
+                }
             }
         }
         i
@@ -307,58 +313,66 @@ impl ClusterIndex {
     fn unplace(&mut self, i: u32) {
         let presences = std::mem::take(&mut self.cases[i as usize].presences);
         for p in &presences {
-            let key = cell(p.lat, p.lon, CELL_M);
-            let grid = if p.precise {
-                &mut self.precise
-            } else {
-                &mut self.areas
-            };
-            if let Some(cell) = grid.get_mut(&key) {
-                cell.entries.retain(|e| e.case != i);
+            for (grid, at) in [(&mut self.precise, p.point), (&mut self.areas, p.tower)] {
+                let Some((lat, lon)) = at else { continue };
+                if let Some(cell) = grid.get_mut(&cell(lat, lon, CELL_M)) {
+                    cell.entries.retain(|e| e.case != i);
+                }
             }
         }
     }
 
     /// Calls `f(other case, my presence, other's presence, weight)` for
     /// every presence of another case at the same place as one of case
-    /// `i`'s, overlapping in time.
+    /// `i`'s, overlapping in time: the same precise place (weight 1), or
+    /// failing that the same main tower (`area_weight`).
     fn for_each_meeting(&self, i: u32, mut f: impl FnMut(u32, &Presence, &Presence, f64)) {
         let case = &self.cases[i as usize];
+        let mut met: HashMap<(u32, u32), f64> = HashMap::new();
         for p in &case.presences {
-            let (ci, cj) = cell(p.lat, p.lon, CELL_M);
-            let (grid, reach, weight) = if p.precise {
-                (&self.precise, 1, 1.0)
-            } else {
-                (&self.areas, 0, self.rules.area_weight)
-            };
-            for di in -reach..=reach {
-                for dj in -reach..=reach {
-                    let Some(cell) = grid.get(&(ci + di, cj + dj)) else {
-                        continue;
-                    };
-                    let from = cell
-                        .entries
-                        .partition_point(|e| e.start < p.start - cell.longest);
-                    for e in &cell.entries[from..] {
-                        if e.start > p.end {
-                            break;
-                        }
-                        if e.case == i || e.end < p.start {
+            met.clear();
+            let searches = [
+                (&self.precise, p.point, true, 1.0, self.rules.near_m),
+                // The same main tower.
+                (&self.areas, p.tower, false, self.rules.area_weight, 1.0),
+            ];
+            for (grid, at, precise, weight, near) in searches {
+                let reach = i32::from(precise);
+                let Some((lat, lon)) = at else { continue };
+                let (ci, cj) = cell(lat, lon, CELL_M);
+                for di in -reach..=reach {
+                    for dj in -reach..=reach {
+                        let Some(cell) = grid.get(&(ci + di, cj + dj)) else {
                             continue;
-                        }
-                        let other = &self.cases[e.case as usize];
-                        let q = &other.presences[e.presence as usize];
-                        let near = if p.precise {
-                            distance_m(p.lat, p.lon, q.lat, q.lon) <= self.rules.near_m
-                        } else {
-                            // The same main tower.
-                            distance_m(p.lat, p.lon, q.lat, q.lon) <= 1.0
                         };
-                        if near {
-                            f(e.case, p, q, weight);
+                        let from = cell
+                            .entries
+                            .partition_point(|e| e.start < p.start - cell.longest);
+                        for e in &cell.entries[from..] {
+                            if e.start > p.end {
+                                break;
+                            }
+                            if e.case == i || e.end < p.start {
+                                continue;
+                            }
+                            let q = &self.cases[e.case as usize].presences[e.presence as usize];
+                            let theirs = if precise { q.point } else { q.tower };
+                            let Some((qlat, qlon)) = theirs else { continue };
+                            if distance_m(lat, lon, qlat, qlon) <= near {
+                                let w = met.entry((e.case, e.presence)).or_insert(0.0);
+                                *w = w.max(weight);
+                            }
                         }
                     }
                 }
+            }
+            for (&(other, presence), &weight) in &met {
+                f(
+                    other,
+                    p,
+                    &self.cases[other as usize].presences[presence as usize],
+                    weight,
+                );
             }
         }
     }
@@ -537,20 +551,21 @@ impl ClusterIndex {
                 let c = &self.cases[self.by_id[&case] as usize];
                 let Some(p) = &c.parent else { continue };
                 let presence = &c.presences[p.presence as usize];
+                let (lat, lon) = presence.position();
                 let key = presence
                     .place
                     .clone()
                     .filter(|n| n != "home")
-                    .unwrap_or_else(|| format!("near {:.4}, {:.4}", presence.lat, presence.lon));
-                let slot = places.entry(key).or_insert((0, presence.lat, presence.lon));
+                    .unwrap_or_else(|| format!("near {lat:.4}, {lon:.4}"));
+                let slot = places.entry(key).or_insert((0, lat, lon));
                 slot.0 += 1;
                 tree.push(TreeEdge {
                     case,
                     infector: p.case,
                     kind: p.kind,
                     place: presence.place.clone(),
-                    lat: presence.lat,
-                    lon: presence.lon,
+                    lat,
+                    lon,
                     at: p.at,
                     score: p.score,
                 });
@@ -587,12 +602,11 @@ mod tests {
 
     fn at(lat: f64, lon: f64, start: i64, hours: i64, place: &str) -> Presence {
         Presence {
-            lat,
-            lon,
+            point: Some((lat, lon)),
+            tower: None,
             start,
             end: start + hours * H,
             timed: true,
-            precise: true,
             place: Some(place.into()),
         }
     }
@@ -697,12 +711,11 @@ mod tests {
     #[test]
     fn date_level_routes_link_on_the_same_day() {
         let day = |d: i64, lat: f64| Presence {
-            lat,
-            lon: 127.0,
+            point: Some((lat, 127.0)),
+            tower: None,
             start: T0 + d * DAY - 9 * H,
             end: T0 + (d + 1) * DAY - 9 * H - 1,
             timed: false,
-            precise: true,
             place: None,
         };
         let index = ClusterIndex::build(

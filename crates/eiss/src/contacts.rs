@@ -1,17 +1,27 @@
-//! Exposure windows from a case's stays, and contacts from the holders'
+//! Exposure windows from a case's route, and contacts from the holders'
 //! answers.
 //!
-//! A telco is asked about every stay in the contact period: the towers
-//! within the contact radius of the stay, or (for a stay known only to
-//! its towers) every tower the stay used, during the stay padded by
-//! `exposure_padding_minutes` (pings are 10-30 minutes apart, so a person
-//! present the whole time may be seen only just before or after). A card
-//! company is asked about each payment the case made: the same merchant,
-//! during the stay it supports or within an hour of it.
+//! Telcos are asked about everywhere the case is known to have been in
+//! the contact period:
+//! - each stay: the towers it used (or those within the contact radius of
+//!   its place), during the stay padded by `exposure_padding_minutes`
+//!   (pings are 10-30 minutes apart, so a person present the whole time
+//!   may be seen only just before or after);
+//! - each ping outside a stay (a short visit, a passage): its tower, padded
+//!   the same way;
+//! - each place the case told that no data shows (a case without a phone
+//!   has only these): the towers that may serve it ([`TOLD_REACH_M`]),
+//!   during the told times with their slack;
+//! - home, for the nights of days no ping shows (a case without a phone):
+//!   the household and who else was there.
+//!
+//! Card companies are asked about each payment the case made and each
+//! place he told: the same merchant, during the stay it belongs to or an
+//! hour either side.
 
-use crate::geo::distance_m;
 use crate::route::{SourceKind, StayPoint, Timeline};
 use crate::rules::Rules;
+use crate::DAY;
 use serde::{Deserialize, Serialize};
 
 /// Which holders a window is for.
@@ -27,13 +37,20 @@ pub enum Audience {
 /// A place and time to ask holders about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
-    /// The stay it comes from.
-    pub stay: u32,
+    /// The stay it comes from, if it comes from one.
+    pub stay: Option<u32>,
     pub lat: f64,
     pub lon: f64,
     pub radius_m: f64,
+    /// What is asked: the case's presence, padded.
     pub t_start: i64,
     pub t_end: i64,
+    /// The case's presence itself.
+    pub present_from: i64,
+    pub present_until: i64,
+    /// The place's name, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
     pub audience: Audience,
 }
 
@@ -42,66 +59,148 @@ pub const MAX_WINDOW_RADIUS_M: f64 = 3_000.0;
 /// Longest window asked for, in seconds (a grant's bound).
 pub const MAX_WINDOW_SPAN_S: i64 = 36 * 3600;
 /// Most windows one request asks about (a grant's bound).
-pub const MAX_WINDOWS: u32 = 2_000;
-/// A payment's window without a stay around it.
+pub const MAX_WINDOWS: u32 = 4_000;
+/// A payment's window without a stay around it, either side.
 const PAYMENT_WINDOW_S: i64 = 3600;
+/// The towers that may serve a told place or a home: a tower covers
+/// places up to about this far (half the diagonal of a 1 km grid).
+pub const TOLD_REACH_M: f64 = 750.0;
+/// Told times are approximate.
+const TOLD_SLACK_S: i64 = 30 * 60;
+/// A merchant is at the place told within this distance.
+const MERCHANT_REACH_M: f64 = 60.0;
+/// Nights at home: from this hour to the next day's `NIGHT_END`, local.
+const NIGHT_START_H: i64 = 20;
+const NIGHT_END_H: i64 = 8;
 
-/// The windows of a case's timeline within its contact period.
+/// The windows of a case's route within its contact period.
 pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Window> {
     let pad = i64::from(rules.exposure_padding_minutes) * 60;
     let mut out = Vec::new();
+    let mut push = |w: Window| {
+        let (t_start, t_end) = (w.t_start.max(period.0), w.t_end.min(period.1));
+        if t_start <= t_end {
+            out.push(Window {
+                t_start,
+                t_end: t_end.min(t_start + MAX_WINDOW_SPAN_S),
+                ..w
+            });
+        }
+    };
     for s in &timeline.stays {
         if s.departure < period.0 || s.arrival > period.1 {
             continue;
         }
-        let paid = s.sources.iter().any(|x| x.kind == SourceKind::Card);
-        let (t_start, t_end) = clip(s, pad, period);
-        // Telcos: the towers the stay used, or those near its place.
-        let (lat, lon, spread) = match s.area {
-            Some(a) => (a.lat, a.lon, a.radius_m),
-            None => (s.lat, s.lon, s.radius_m),
-        };
-        out.push(Window {
-            stay: s.id,
-            lat,
-            lon,
-            radius_m: rules
-                .contact_radius_m
-                .max(spread + 1.0)
-                .min(MAX_WINDOW_RADIUS_M),
-            t_start,
-            t_end,
-            audience: Audience::Telcos,
-        });
-        if paid {
+        telco_window(s, rules, pad, &mut push);
+        if s.sources.iter().any(|x| x.kind == SourceKind::Card) {
             let (t_start, t_end) = if s.minutes > 0 {
-                (t_start, t_end)
+                (s.arrival - pad, s.departure + pad)
             } else {
-                (
-                    (s.arrival - PAYMENT_WINDOW_S).max(period.0),
-                    (s.departure + PAYMENT_WINDOW_S).min(period.1),
-                )
+                (s.arrival - PAYMENT_WINDOW_S, s.departure + PAYMENT_WINDOW_S)
             };
-            out.push(Window {
-                stay: s.id,
+            push(Window {
+                stay: Some(s.id),
                 lat: s.lat,
                 lon: s.lon,
                 // The merchant itself.
                 radius_m: 1.0,
                 t_start,
                 t_end,
+                present_from: s.arrival,
+                present_until: s.departure,
+                place: s.place.clone(),
                 audience: Audience::CardCompanies,
+            });
+        }
+    }
+    for p in &timeline.passes {
+        push(Window {
+            stay: None,
+            lat: p.lat,
+            lon: p.lon,
+            radius_m: rules.contact_radius_m.min(MAX_WINDOW_RADIUS_M),
+            t_start: p.ts - pad,
+            t_end: p.ts + pad,
+            present_from: p.ts,
+            present_until: p.ts,
+            place: None,
+            audience: Audience::Telcos,
+        });
+    }
+    for c in timeline.interview.iter().filter(|c| c.stay.is_none()) {
+        let t = &c.told;
+        let slack = if t.timed { TOLD_SLACK_S } else { 0 };
+        for (audience, radius_m) in [
+            (Audience::Telcos, TOLD_REACH_M.max(rules.contact_radius_m)),
+            (Audience::CardCompanies, MERCHANT_REACH_M),
+        ] {
+            push(Window {
+                stay: None,
+                lat: t.lat,
+                lon: t.lon,
+                radius_m: radius_m.min(MAX_WINDOW_RADIUS_M),
+                t_start: t.start - slack,
+                t_end: t.end + slack,
+                present_from: t.start,
+                present_until: t.end,
+                place: t.place.clone(),
+                audience,
+            });
+        }
+    }
+    if let Some((lat, lon)) = timeline.home {
+        // Nights of the days no ping placed the case anywhere.
+        let offset = i64::from(rules.utc_offset_minutes) * 60;
+        let first_day = (period.0 + offset).div_euclid(DAY);
+        let last_day = (period.1 + offset).div_euclid(DAY);
+        for day in first_day..=last_day {
+            let (from, until) = (day * DAY - offset, (day + 1) * DAY - offset);
+            let pinged = timeline
+                .stays
+                .iter()
+                .any(|s| s.area.is_some() && s.departure >= from && s.arrival < until)
+                || timeline.passes.iter().any(|p| p.ts >= from && p.ts < until);
+            if pinged {
+                continue;
+            }
+            let night = (from + NIGHT_START_H * 3600, until + NIGHT_END_H * 3600);
+            push(Window {
+                stay: None,
+                lat,
+                lon,
+                radius_m: TOLD_REACH_M.max(rules.contact_radius_m),
+                t_start: night.0,
+                t_end: night.1,
+                present_from: night.0,
+                present_until: night.1,
+                place: Some("home".into()),
+                audience: Audience::Telcos,
             });
         }
     }
     out
 }
 
-/// The stay's interval, padded, within the period and the longest span.
-fn clip(s: &StayPoint, pad: i64, period: (i64, i64)) -> (i64, i64) {
-    let start = (s.arrival - pad).max(period.0);
-    let end = (s.departure + pad).min(period.1).max(start);
-    (start, end.min(start + MAX_WINDOW_SPAN_S))
+/// A stay's telco window: the towers it used, or those near its place.
+fn telco_window(s: &StayPoint, rules: &Rules, pad: i64, push: &mut impl FnMut(Window)) {
+    let (lat, lon, radius) = match s.area {
+        Some(a) => (a.lat, a.lon, rules.contact_radius_m.max(a.radius_m + 1.0)),
+        // A place known without pings (a payment): the towers that may
+        // serve it.
+        None => (s.lat, s.lon, TOLD_REACH_M.max(rules.contact_radius_m)),
+    };
+    push(Window {
+        stay: Some(s.id),
+        lat,
+        lon,
+        radius_m: radius.min(MAX_WINDOW_RADIUS_M),
+        t_start: s.arrival - pad,
+        t_end: s.departure + pad,
+        present_from: s.arrival,
+        present_until: s.departure,
+        place: s.place.clone(),
+        audience: Audience::Telcos,
+    });
 }
 
 /// One holder seen in one window: a holder's answer row.
@@ -122,8 +221,9 @@ pub struct Contact {
     pub holder: String,
     /// The subscriber or card id at that holder.
     pub id: u64,
-    /// The case's stay where the exposure was (the longest one).
-    pub stay: u32,
+    /// The case's stay where the exposure was (the longest one), if it was
+    /// at a stay.
+    pub stay: Option<u32>,
     pub place: Option<String>,
     pub lat: f64,
     pub lon: f64,
@@ -136,13 +236,12 @@ pub struct Contact {
 /// Contacts from one holder's answers to `windows`: one per person (the
 /// exposure with the longest overlap), the case's own ids left out.
 ///
-/// The time together is the stay's interval intersected with the time the
+/// The time together is the case's presence intersected with the time the
 /// person was seen there, widened by half the padding on each side (a
 /// person seen once was there around that ping).
 pub fn contacts(
     holder: &str,
     windows: &[Window],
-    timeline: &Timeline,
     sightings: impl IntoIterator<Item = Sighting>,
     own_ids: &[u64],
     rules: &Rules,
@@ -156,22 +255,20 @@ pub fn contacts(
         let Some(w) = windows.get(s.window) else {
             continue;
         };
-        let Some(stay) = timeline.stays.iter().find(|x| x.id == w.stay) else {
-            continue;
-        };
         let seen = (s.first_seen - half_pad, s.last_seen + half_pad);
-        let together = (
-            stay.arrival.max(seen.0),
-            stay.departure.max(stay.arrival + 60).min(seen.1),
+        let present = (
+            w.present_from - half_pad,
+            w.present_until.max(w.present_from + 60) + half_pad,
         );
+        let together = (present.0.max(seen.0), present.1.min(seen.1));
         let overlap_minutes = ((together.1 - together.0).max(0) / 60) as u32;
         let c = Contact {
             holder: holder.to_owned(),
             id: s.id,
-            stay: stay.id,
-            place: stay.place.clone(),
-            lat: stay.lat,
-            lon: stay.lon,
+            stay: w.stay,
+            place: w.place.clone(),
+            lat: w.lat,
+            lon: w.lon,
             first_seen: s.first_seen,
             last_seen: s.last_seen,
             overlap_minutes,
@@ -188,16 +285,10 @@ pub fn contacts(
     out
 }
 
-/// Whether a window near a place could concern that stay (for tests and
-/// the contacts' place): within the window's radius.
-pub fn covers(w: &Window, lat: f64, lon: f64) -> bool {
-    distance_m(w.lat, w.lon, lat, lon) <= w.radius_m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{InterviewStatus, Support};
+    use crate::route::{Area, InterviewStatus, Pass, Support, ToldCheck, ToldPlace};
 
     fn stay(id: u32, arrival: i64, departure: i64, kind: SourceKind, precise: bool) -> StayPoint {
         StayPoint {
@@ -216,7 +307,7 @@ mod tests {
                 records: 1,
             }],
             interview: InterviewStatus::NotAsked,
-            area: (!precise).then_some(crate::route::Area {
+            area: (kind == SourceKind::Pings).then_some(Area {
                 lat: 37.5,
                 lon: 127.0,
                 radius_m: 400.0,
@@ -225,26 +316,88 @@ mod tests {
     }
 
     #[test]
-    fn stays_in_the_period_give_windows_for_their_holders() {
+    fn everything_the_route_shows_in_the_period_gives_windows() {
+        let told = ToldPlace {
+            lat: 37.6,
+            lon: 127.1,
+            start: 20_000,
+            end: 23_600,
+            timed: true,
+            place: Some("Cafe 9".into()),
+        };
         let t = Timeline {
             stays: vec![
                 stay(0, 1_000, 5_000, SourceKind::Pings, false),
                 stay(1, 10_000, 10_000, SourceKind::Card, true),
                 stay(2, 900_000, 990_000, SourceKind::Pings, false),
             ],
+            passes: vec![Pass {
+                ts: 30_000,
+                lat: 37.55,
+                lon: 127.05,
+                holder: "h".into(),
+            }],
+            interview: vec![ToldCheck {
+                row: 0,
+                told,
+                stay: None,
+                unsupported: true,
+            }],
             ..Timeline::default()
         };
         let r = Rules::default();
         let w = windows(&t, &r, (0, 100_000));
-        assert_eq!(w.len(), 3, "{w:#?}");
+        let kinds: Vec<(Option<u32>, &Audience)> =
+            w.iter().map(|w| (w.stay, &w.audience)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Some(0), &Audience::Telcos),
+                (Some(1), &Audience::Telcos),
+                (Some(1), &Audience::CardCompanies),
+                (None, &Audience::Telcos),
+                (None, &Audience::Telcos),
+                (None, &Audience::CardCompanies),
+            ]
+        );
         // The tower stay covers its towers, padded in time.
         assert_eq!(w[0].radius_m, 401.0);
         assert_eq!((w[0].t_start, w[0].t_end), (100, 5_900));
-        // A payment: telcos around the merchant, and the merchant itself.
-        assert_eq!(w[1].audience, Audience::Telcos);
-        assert_eq!(w[2].audience, Audience::CardCompanies);
+        // A payment alone: the towers near the merchant, and the merchant.
+        assert_eq!(w[1].radius_m, TOLD_REACH_M);
         assert_eq!((w[2].t_start, w[2].t_end), (6_400, 13_600));
-        assert!(covers(&w[2], 37.5, 127.0));
+        // A passage: its tower, padded.
+        assert_eq!(
+            (w[3].t_start, w[3].t_end, w[3].radius_m),
+            (29_100, 30_900, 100.0)
+        );
+        // A told place: with its slack.
+        assert_eq!((w[4].t_start, w[4].t_end), (18_200, 25_400));
+    }
+
+    #[test]
+    fn a_case_without_a_phone_is_looked_for_at_home_at_night() {
+        let r = Rules::default();
+        let day = 1_583_020_800 - 9 * 3600; // 2020-03-01 00:00 KST
+        let t = Timeline {
+            home: Some((37.5, 127.0)),
+            stays: vec![stay(
+                0,
+                day + 10 * 3600,
+                day + 12 * 3600,
+                SourceKind::Pings,
+                false,
+            )],
+            ..Timeline::default()
+        };
+        let w = windows(&t, &r, (day, day + 3 * DAY - 1));
+        let homes: Vec<i64> = w
+            .iter()
+            .filter(|w| w.place.as_deref() == Some("home"))
+            .map(|w| (w.t_start - day) / 3600)
+            .collect();
+        // Not the first day (pinged), but the second and third.
+        assert_eq!(homes, vec![24 + 20, 48 + 20]);
     }
 
     #[test]
@@ -288,13 +441,16 @@ mod tests {
                 events: 4,
             },
         ];
-        let c = contacts("SK Telecom", &w, &t, sightings, &[99], &r);
+        let c = contacts("SK Telecom", &w, sightings, &[99], &r);
         assert_eq!(c.len(), 2, "the case's own id is no contact");
         let seven = c.iter().find(|c| c.id == 7).unwrap();
-        assert_eq!(seven.stay, 1);
-        assert_eq!(seven.overlap_minutes, (12_000 + 450 - 7_200) as u32 / 60);
+        assert_eq!(seven.stay, Some(1));
+        assert_eq!(
+            seven.overlap_minutes,
+            (12_000 + 450 - (7_200 - 450)) as u32 / 60
+        );
         // Seen once: the padding around the ping.
-        let c0 = contacts("SK Telecom", &w, &t, [sightings[0]], &[], &r);
+        let c0 = contacts("SK Telecom", &w, [sightings[0]], &[], &r);
         assert_eq!(c0[0].overlap_minutes, 15);
     }
 }

@@ -148,12 +148,28 @@ pub struct ToldCheck {
     pub unsupported: bool,
 }
 
+/// A ping outside any stay: a short visit or a passage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pass {
+    pub ts: i64,
+    /// The tower's position.
+    pub lat: f64,
+    pub lon: f64,
+    pub holder: String,
+}
+
 /// A case's reconstructed route.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     pub stays: Vec<StayPoint>,
     pub trips: Vec<Trip>,
     pub interview: Vec<ToldCheck>,
+    /// Pings outside the stays.
+    #[serde(default)]
+    pub passes: Vec<Pass>,
+    /// The home address, if known.
+    #[serde(default)]
+    pub home: Option<(f64, f64)>,
 }
 
 impl Timeline {
@@ -200,7 +216,7 @@ pub fn reconstruct(data: &CaseData<'_>, rules: &Rules) -> Timeline {
         .filter(|e| e.kind == SourceKind::Pings)
         .collect();
     pings.sort_by_key(|e| (e.ts, e.place_id));
-    let mut stays = stays_from_pings(&pings, rules);
+    let (mut stays, passes) = stays_from_pings(&pings, rules);
 
     // Payments: support a stay nearby in time and place, else stand alone.
     let mut payments: Vec<&Event> = data
@@ -368,6 +384,8 @@ pub fn reconstruct(data: &CaseData<'_>, rules: &Rules) -> Timeline {
         stays,
         trips,
         interview: checks,
+        passes,
+        home: data.home,
     }
 }
 
@@ -397,8 +415,9 @@ fn add_support(sources: &mut Vec<Support>, kind: SourceKind, holder: &str) {
 /// within `stay_distance_m` of the run's first tower, lasting at least
 /// `stay_minutes`. A single ping elsewhere between two that return (a
 /// handover to a farther tower) does not break a run.
-fn stays_from_pings(pings: &[&Event], rules: &Rules) -> Vec<StayPoint> {
+fn stays_from_pings(pings: &[&Event], rules: &Rules) -> (Vec<StayPoint>, Vec<Pass>) {
     let mut out = Vec::new();
+    let mut in_stay = vec![false; pings.len()];
     let min = i64::from(rules.stay_minutes) * 60;
     let d = rules.stay_distance_m;
     let mut i = 0;
@@ -431,6 +450,9 @@ fn stays_from_pings(pings: &[&Event], rules: &Rules) -> Vec<StayPoint> {
         let first = pings[members[0]];
         let last = pings[*members.last().expect("a run has a ping")];
         if last.ts - first.ts >= min {
+            for &m in &members {
+                in_stay[m] = true;
+            }
             // Centre: the tower used most; radius: the farthest used.
             let mut counts: Vec<(u64, u32, f64, f64, &str)> = Vec::new();
             for &m in &members {
@@ -478,7 +500,18 @@ fn stays_from_pings(pings: &[&Event], rules: &Rules) -> Vec<StayPoint> {
             i += 1;
         }
     }
-    out
+    let passes = pings
+        .iter()
+        .zip(&in_stay)
+        .filter(|(_, stayed)| !**stayed)
+        .map(|(p, _)| Pass {
+            ts: p.ts,
+            lat: p.lat,
+            lon: p.lon,
+            holder: p.holder.clone(),
+        })
+        .collect();
+    (out, passes)
 }
 
 #[cfg(test)]
@@ -538,6 +571,8 @@ mod tests {
             &Rules::default(),
         );
         assert_eq!(t.stays.len(), 3, "{:#?}", t.stays);
+        assert_eq!(t.passes.len(), 1, "the ping while passing by");
+        assert_eq!(t.passes[0].ts, 12 * 3600 + 1800);
         let home = &t.stays[0];
         assert_eq!((home.arrival, home.departure), (0, 23 * 1200));
         assert!(home.radius_m > 400.0, "the handover tower widens it");

@@ -30,6 +30,19 @@ pub enum ScoreError {
 pub struct Rules {
     pub min_overlap_minutes: i64,
     pub lookback_days: i64,
+    /// What "the same place" is for a true contact.
+    pub level: Level,
+}
+
+/// The grain of true co-presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    /// The same venue (a person with or without a phone).
+    #[default]
+    Venue,
+    /// The same tower's cell: venues whose nearest tower is the same, and
+    /// people with a phone (what telecom location can see).
+    Tower,
 }
 
 impl Default for Rules {
@@ -37,8 +50,70 @@ impl Default for Rules {
         Self {
             min_overlap_minutes: 10,
             lookback_days: 2,
+            level: Level::Venue,
         }
     }
+}
+
+/// Each venue's place at `level`: itself, or its nearest tower.
+fn places(truth: &Path, level: Level) -> Result<Option<HashMap<u64, u64>>, ScoreError> {
+    if level == Level::Venue {
+        return Ok(None);
+    }
+    let towers = Table::required(truth, "towers.csv")?;
+    let (tc, tlat, tlon) = (
+        towers.column("cell_id")?,
+        towers.column("lat")?,
+        towers.column("lon")?,
+    );
+    let f = |t: &Table, r: usize, c: usize| -> Result<f64, ScoreError> {
+        t.rows[r][c].trim().parse().map_err(|_| ScoreError::Bad {
+            file: t.name.clone(),
+            message: format!("line {}: not a number", r + 2),
+        })
+    };
+    /// Towers by grid cell: (cell id, lat, lon).
+    type Towers = HashMap<(i64, i64), Vec<(u64, f64, f64)>>;
+    let mut cells: Towers = HashMap::new();
+    // A grid of ~2 km cells: a venue's nearest tower is in its own or a
+    // neighbouring cell (towers are at most ~1 km apart).
+    const G: f64 = 0.02;
+    for r in 0..towers.rows.len() {
+        let (lat, lon) = (f(&towers, r, tlat)?, f(&towers, r, tlon)?);
+        cells
+            .entry(((lat / G).floor() as i64, (lon / G).floor() as i64))
+            .or_default()
+            .push((towers.u64(r, tc)?, lat, lon));
+    }
+    let venues = Table::required(truth, "venues.csv")?;
+    let (vid, vlat, vlon) = (
+        venues.column("venue_id")?,
+        venues.column("lat")?,
+        venues.column("lon")?,
+    );
+    let mut out = HashMap::with_capacity(venues.rows.len());
+    for r in 0..venues.rows.len() {
+        let (lat, lon) = (f(&venues, r, vlat)?, f(&venues, r, vlon)?);
+        let (ci, cj) = ((lat / G).floor() as i64, (lon / G).floor() as i64);
+        let k = lat.to_radians().cos();
+        let mut best = (f64::MAX, u64::MAX);
+        for di in -1..=1 {
+            for dj in -1..=1 {
+                for &(id, tlat, tlon) in cells
+                    .get(&(ci + di, cj + dj))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
+                    let d = (tlat - lat).powi(2) + ((tlon - lon) * k).powi(2);
+                    if d < best.0 {
+                        best = (d, id);
+                    }
+                }
+            }
+        }
+        out.insert(venues.u64(r, vid)?, best.1);
+    }
+    Ok(Some(out))
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -249,6 +324,26 @@ fn for_each_visit(truth: &Path, mut f: impl FnMut(u64, u64, i64, i64)) -> Result
 /// twice (the cases' stays, then everyone's), holding only the former.
 pub fn truth_contacts(truth: &Path, rules: Rules) -> Result<BTreeSet<(u64, u64)>, ScoreError> {
     let cases = cases(truth, rules)?;
+    let place_of = places(truth, rules.level)?;
+    let place = |venue: u64| {
+        place_of
+            .as_ref()
+            .map_or(venue, |m| *m.get(&venue).unwrap_or(&venue))
+    };
+    let phones: Option<std::collections::HashSet<u64>> = match rules.level {
+        Level::Venue => None,
+        Level::Tower => {
+            let people = Table::required(truth, "people.csv")?;
+            let (pid, sub) = (people.column("person_id")?, people.column("subscriber_id")?);
+            let mut set = std::collections::HashSet::new();
+            for r in 0..people.rows.len() {
+                if !people.rows[r][sub].trim().is_empty() {
+                    set.insert(people.u64(r, pid)?);
+                }
+            }
+            Some(set)
+        }
+    };
     let by_person: HashMap<u64, Vec<(u64, &Case)>> =
         cases.iter().fold(HashMap::new(), |mut m, (id, c)| {
             m.entry(c.person).or_default().push((*id, c));
@@ -261,7 +356,7 @@ pub fn truth_contacts(truth: &Path, rules: Rules) -> Result<BTreeSet<(u64, u64)>
             let (f, t) = (from.max(c.from), to.min(c.until));
             if f < t {
                 exposures
-                    .entry(venue)
+                    .entry(place(venue))
                     .or_default()
                     .push((*case, person, f, t));
             }
@@ -270,7 +365,14 @@ pub fn truth_contacts(truth: &Path, rules: Rules) -> Result<BTreeSet<(u64, u64)>
     let min = rules.min_overlap_minutes * 60;
     let mut contacts = BTreeSet::new();
     for_each_visit(truth, |person, venue, from, to| {
-        for &(case, case_person, f, t) in exposures.get(&venue).map(Vec::as_slice).unwrap_or(&[]) {
+        if phones.as_ref().is_some_and(|p| !p.contains(&person)) {
+            return;
+        }
+        for &(case, case_person, f, t) in exposures
+            .get(&place(venue))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             if person != case_person && to.min(t) - from.max(f) >= min {
                 contacts.insert((case, person));
             }
@@ -354,44 +456,54 @@ pub fn score(truth: &Path, found: &Path, rules: Rules) -> Result<Scores, ScoreEr
             people.column("transit_card_id")?,
         );
         let case_col = t.column("case_id")?;
-        let (kind, col) = ["person_id", "subscriber_id", "card_id"]
+        // The identifier columns given: a row names the person by the
+        // first of them it fills.
+        let columns: Vec<(&str, usize)> = ["person_id", "subscriber_id", "card_id"]
             .iter()
-            .find_map(|k| t.column(k).ok().map(|c| (*k, c)))
-            .ok_or_else(|| ScoreError::Bad {
+            .filter_map(|k| t.column(k).ok().map(|c| (*k, c)))
+            .collect();
+        if columns.is_empty() {
+            return Err(ScoreError::Bad {
                 file: t.name.clone(),
                 message: "needs a person_id, subscriber_id or card_id column".into(),
-            })?;
-        let mut to_person: HashMap<u64, u64> = HashMap::new();
-        if kind != "person_id" {
-            for r in 0..people.rows.len() {
-                let person = people.u64(r, pid)?;
-                if kind == "subscriber_id" {
-                    if let Ok(s) = people.rows[r][sub].parse::<u64>() {
-                        to_person.insert(s, person);
-                    }
-                } else {
-                    for card in people.rows[r][cards]
-                        .split(';')
-                        .filter_map(|c| c.split(':').nth(1))
-                    {
-                        if let Ok(c) = card.parse::<u64>() {
-                            to_person.insert(c, person);
-                        }
-                    }
-                    if let Ok(c) = people.rows[r][transit].parse::<u64>() {
-                        to_person.insert(c, person);
-                    }
+            });
+        }
+        let mut by_subscriber: HashMap<u64, u64> = HashMap::new();
+        let mut by_card: HashMap<u64, u64> = HashMap::new();
+        for r in 0..people.rows.len() {
+            let person = people.u64(r, pid)?;
+            if let Ok(s) = people.rows[r][sub].parse::<u64>() {
+                by_subscriber.insert(s, person);
+            }
+            for card in people.rows[r][cards]
+                .split(';')
+                .filter_map(|c| c.split(':').nth(1))
+            {
+                if let Ok(c) = card.parse::<u64>() {
+                    by_card.insert(c, person);
                 }
+            }
+            if let Ok(c) = people.rows[r][transit].parse::<u64>() {
+                by_card.insert(c, person);
             }
         }
         let mut found_set = BTreeSet::new();
         for r in 0..t.rows.len() {
+            let Some(&(kind, col)) = columns
+                .iter()
+                .find(|(_, c)| !t.rows[r][*c].trim().is_empty())
+            else {
+                return Err(ScoreError::Bad {
+                    file: t.name.clone(),
+                    message: format!("line {}: no identifier", r + 2),
+                });
+            };
             let id = t.u64(r, col)?;
             // An identifier no person holds is a false positive of its own.
-            let person = if kind == "person_id" {
-                id
-            } else {
-                to_person.get(&id).copied().unwrap_or(u64::MAX - id)
+            let person = match kind {
+                "person_id" => id,
+                "subscriber_id" => by_subscriber.get(&id).copied().unwrap_or(u64::MAX - id),
+                _ => by_card.get(&id).copied().unwrap_or(u64::MAX - id),
             };
             found_set.insert((t.u64(r, case_col)?, person));
         }

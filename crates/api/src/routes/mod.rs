@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod eiss;
 pub mod nodes;
 pub mod system;

@@ -256,6 +256,14 @@ impl Hub {
         response: ResponseId,
         csv: &str,
     ) -> Result<Vec<CaseSummary>> {
+        // Any investigator may try; each case's region is checked below.
+        self.authorize(
+            ctx,
+            Action::Investigate,
+            "eiss.case.register",
+            &format!("response:{response}"),
+        )
+        .await?;
         let cases = civic_eiss::formats::case_register(csv)
             .map_err(|e| HubError::BadRequest(format!("case register: {e}")))?;
         self.register_cases(ctx, response, cases).await
@@ -518,6 +526,15 @@ impl Hub {
         }
     }
 
+    /// Opens a case's live feed: who may read the case may follow it; the
+    /// subscription is audited.
+    pub async fn follow_case(&self, ctx: &Ctx, id: CaseId) -> Result<()> {
+        use civic_store::AuditStore;
+        let (_, _, entry) = self.case_for(ctx, id, true, "eiss.case.follow").await?;
+        self.store.append_audit(entry).await?;
+        Ok(())
+    }
+
     /// Assigns a case to investigators (replacing who had it).
     pub async fn assign_case(&self, ctx: &Ctx, id: CaseId, users: Vec<UserId>) -> Result<()> {
         let (_, _, entry) = self.case_for(ctx, id, true, "eiss.case.assign").await?;
@@ -563,6 +580,13 @@ impl Hub {
         response: ResponseId,
         csv: &str,
     ) -> Result<usize> {
+        self.authorize(
+            ctx,
+            Action::Investigate,
+            "eiss.case.interview",
+            &format!("response:{response}"),
+        )
+        .await?;
         let (_, rules) = self.open_response_record(response).await?;
         let rows = civic_eiss::formats::case_routes(csv, &rules)
             .map_err(|e| HubError::BadRequest(format!("interviews: {e}")))?;
@@ -593,7 +617,7 @@ impl Hub {
 
     /// A case's reconstructed route.
     pub async fn timeline(&self, ctx: &Ctx, id: CaseId) -> Result<Timeline> {
-        let (meta, _, entry) = self.case_for(ctx, id, false, "eiss.case.timeline").await?;
+        let (meta, _, entry) = self.case_for(ctx, id, true, "eiss.case.timeline").await?;
         let key = self.data_key(meta.response).await?;
         let docs = self
             .store

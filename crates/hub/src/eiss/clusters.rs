@@ -107,8 +107,9 @@ impl Hub {
         Ok(index)
     }
 
-    /// Every case's input to the index, from its sealed records.
-    pub(crate) async fn cluster_inputs(&self, response: ResponseId) -> Result<Vec<CaseInput>> {
+    /// Every case's input to the cluster index, from its sealed records
+    /// (what a recomputation reads; public for benchmarks).
+    pub async fn cluster_inputs(&self, response: ResponseId) -> Result<Vec<CaseInput>> {
         let key = self.data_key(response).await?;
         let (_, rules) = self.open_response_record(response).await?;
         let cases = self
@@ -326,7 +327,7 @@ impl Hub {
         let entry = self
             .authorize(
                 ctx,
-                Action::ImportRoutes,
+                Action::Investigate,
                 "eiss.routes.import",
                 &format!("response:{response}"),
             )

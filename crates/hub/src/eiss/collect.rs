@@ -216,9 +216,7 @@ impl Hub {
                 self.rebuild_case_locked(response, case).await?;
             }
             CollectionPurpose::Contacts => {
-                let key = self.data_key(response).await?;
-                let timeline = self.stored_timeline(&key, response, case).await?;
-                self.update_contacts(response, case, &timeline).await?;
+                self.update_contacts(response, case).await?;
             }
         }
         let collections: Vec<Collection> = self
@@ -400,8 +398,8 @@ impl Hub {
     pub(crate) async fn rebuild_case(&self, response: ResponseId, case: CaseId) -> Result<()> {
         let lock = self.case_lock(case).await;
         let _held = lock.lock().await;
-        let timeline = self.rebuild_case_locked(response, case).await?;
-        self.update_contacts(response, case, &timeline).await
+        self.rebuild_case_locked(response, case).await?;
+        self.update_contacts(response, case).await
     }
 
     async fn rebuild_case_locked(&self, response: ResponseId, case: CaseId) -> Result<Timeline> {
@@ -507,12 +505,7 @@ impl Hub {
     }
 
     /// The contacts every answered exposure question gives.
-    async fn update_contacts(
-        &self,
-        response: ResponseId,
-        case: CaseId,
-        timeline: &Timeline,
-    ) -> Result<()> {
+    async fn update_contacts(&self, response: ResponseId, case: CaseId) -> Result<()> {
         let key = self.data_key(response).await?;
         let (_, rules) = self.open_response_record(response).await?;
         let answered: Vec<Collection> = self
@@ -581,14 +574,9 @@ impl Hub {
                     events: h.events,
                 })
             });
-            for contact in civic_eiss::contacts::contacts(
-                &holder,
-                &secret.windows,
-                timeline,
-                sightings,
-                &own,
-                &rules,
-            ) {
+            for contact in
+                civic_eiss::contacts::contacts(&holder, &secret.windows, sightings, &own, &rules)
+            {
                 let tag = key.tag(&format!("{}:{}", contact.holder, contact.id));
                 new.push(NewContact {
                     overlap_minutes: i64::from(contact.overlap_minutes),
@@ -699,10 +687,6 @@ pub(crate) fn case_input(
 ) -> CaseInput {
     let mut presences = Vec::new();
     for s in &timeline.stays {
-        let (lat, lon) = match (s.precise, s.area) {
-            (false, Some(a)) => (a.lat, a.lon),
-            _ => (s.lat, s.lon),
-        };
         // A payment is an instant: around it.
         let (start, end) = if s.departure - s.arrival < 600 {
             (s.arrival - 900, s.departure + 900)
@@ -710,12 +694,11 @@ pub(crate) fn case_input(
             (s.arrival, s.departure)
         };
         presences.push(Presence {
-            lat,
-            lon,
+            point: s.precise.then_some((s.lat, s.lon)),
+            tower: s.area.map(|a| (a.lat, a.lon)),
             start,
             end,
             timed: true,
-            precise: s.precise,
             place: s.place.clone(),
         });
     }
@@ -732,12 +715,11 @@ pub(crate) fn case_input(
 
 fn told(t: &ToldPlace) -> Presence {
     Presence {
-        lat: t.lat,
-        lon: t.lon,
+        point: Some((t.lat, t.lon)),
+        tower: None,
         start: t.start,
         end: t.end,
         timed: t.timed,
-        precise: true,
         place: t.place.clone(),
     }
 }

@@ -142,7 +142,7 @@ impl Hub {
         let entry = self
             .authorize(
                 ctx,
-                Action::ReadClusters,
+                Action::Investigate,
                 "eiss.contacts.read",
                 &format!("response:{response}"),
             )
@@ -184,6 +184,13 @@ impl Hub {
         id: ContactId,
         update: ContactUpdate,
     ) -> Result<ContactView> {
+        self.authorize(
+            ctx,
+            Action::Investigate,
+            "eiss.contact.update",
+            &format!("contact:{id}"),
+        )
+        .await?;
         let status = ContactStatus::parse(&update.status)?;
         let meta = self
             .store
@@ -298,6 +305,8 @@ impl Hub {
 
     /// Notifies many contacts at once (each must be the caller's).
     pub async fn notify_contacts(&self, ctx: &Ctx, ids: &[ContactId]) -> Result<usize> {
+        self.authorize(ctx, Action::Investigate, "eiss.contacts.notify", "contacts")
+            .await?;
         if ids.is_empty() || ids.len() > 10_000 {
             return Err(ValidationError::new("contacts", "give 1-10000 contact ids").into());
         }

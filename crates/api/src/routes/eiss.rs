@@ -1,0 +1,498 @@
+//! The epidemic investigation's routes: responses, cases, the due
+//! procedure, routes, contacts, clusters, the end of a response.
+
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use civic_core::identity::UserId;
+use civic_core::investigation::{CaseId, ContactId, DataRequestId, ResponseId};
+use civic_hub::eiss::{
+    CaseDetail, CaseFilter, CaseSummary, Certificate, ClusterRow, ClusterView, ContactUpdate,
+    ContactView, DataRequestInput, NewCaseRequest, OutboxView, RequestView, ResponseView,
+    RoutesLoaded,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OpenResponseRequest {
+    pub name: String,
+    pub legal_basis: String,
+    /// The response's rules (contact radius, minimum overlap, look-back…);
+    /// omitted rules take their defaults.
+    #[schema(value_type = Option<Object>)]
+    pub rules: Option<civic_eiss::Rules>,
+}
+
+/// Lists outbreak responses.
+#[utoipa::path(get, path = "/api/v1/responses", tag = "investigation", security(("bearer" = [])),
+    responses((status = 200, body = [ResponseView]), (status = 403, body = Problem)))]
+pub async fn list_responses(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<Json<Vec<ResponseView>>> {
+    Ok(Json(s.hub.list_responses(&ctx).await?))
+}
+
+/// Opens an outbreak response with its legal basis and rules
+/// (administrators of the health authority or the hub operator).
+#[utoipa::path(post, path = "/api/v1/responses", tag = "investigation", security(("bearer" = [])),
+    request_body = OpenResponseRequest,
+    responses((status = 201, body = ResponseView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn open_response(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiJson(req): ApiJson<OpenResponseRequest>,
+) -> ApiResult<(StatusCode, Json<ResponseView>)> {
+    let r = s
+        .hub
+        .open_response(&ctx, &req.name, &req.legal_basis, req.rules)
+        .await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// One response.
+#[utoipa::path(get, path = "/api/v1/responses/{id}", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")),
+    responses((status = 200, body = ResponseView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_response(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ResponseView>> {
+    Ok(Json(s.hub.get_response(&ctx, ResponseId(id)).await?))
+}
+
+/// Ends a response: the nodes delete what they answered for it, its data
+/// key and every record of it are destroyed, and a signed deletion
+/// certificate is kept in the audit ledger.
+#[utoipa::path(post, path = "/api/v1/responses/{id}/close", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")),
+    responses((status = 200, body = Certificate), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn close_response(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Certificate>> {
+    Ok(Json(s.hub.close_response(&ctx, ResponseId(id)).await?))
+}
+
+/// The deletion certificate of a closed response.
+#[utoipa::path(get, path = "/api/v1/responses/{id}/certificate", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")),
+    responses((status = 200, body = Certificate), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn certificate(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Certificate>> {
+    Ok(Json(
+        s.hub.deletion_certificate(&ctx, ResponseId(id)).await?,
+    ))
+}
+
+/// The response's cases the caller may read, filtered.
+#[utoipa::path(get, path = "/api/v1/responses/{id}/cases", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id"), CaseFilter),
+    responses((status = 200, body = [CaseSummary]), (status = 403, body = Problem)))]
+pub async fn list_cases(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(filter): ApiQuery<CaseFilter>,
+) -> ApiResult<Json<Vec<CaseSummary>>> {
+    Ok(Json(s.hub.list_cases(&ctx, ResponseId(id), filter).await?))
+}
+
+/// Registers cases (all or none), each assigned to an investigator of its
+/// region.
+#[utoipa::path(post, path = "/api/v1/responses/{id}/cases", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")), request_body = [NewCaseRequest],
+    responses((status = 201, body = [CaseSummary]), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn register_cases(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(cases): ApiJson<Vec<NewCaseRequest>>,
+) -> ApiResult<(StatusCode, Json<Vec<CaseSummary>>)> {
+    let parsed = cases
+        .into_iter()
+        .map(NewCaseRequest::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = s.hub.register_cases(&ctx, ResponseId(id), parsed).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Registers the cases of a case register (`text/csv`:
+/// `case_id,region,onset_date,confirmed_date[,telco,subscriber_id,card_ids,transit_card_id,home_lat,home_lon]`).
+#[utoipa::path(post, path = "/api/v1/responses/{id}/case-register", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")), request_body(content = String, content_type = "text/csv"),
+    responses((status = 201, body = [CaseSummary]), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn import_cases(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: String,
+) -> ApiResult<(StatusCode, Json<Vec<CaseSummary>>)> {
+    let created = s.hub.import_cases(&ctx, ResponseId(id), &body).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Count {
+    pub count: usize,
+}
+
+/// Records the interviews of the response's cases (`text/csv`, the
+/// case-route format: `case_id,date,lat,lon[,start_time,end_time,place]`).
+#[utoipa::path(post, path = "/api/v1/responses/{id}/interviews", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")), request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = Count), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn import_interviews(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: String,
+) -> ApiResult<Json<Count>> {
+    let count = s.hub.import_interviews(&ctx, ResponseId(id), &body).await?;
+    Ok(Json(Count { count }))
+}
+
+/// Loads routes published elsewhere (`text/csv`, the case-route format)
+/// for cluster detection.
+#[utoipa::path(post, path = "/api/v1/responses/{id}/routes", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")), request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = RoutesLoaded), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn import_routes(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: String,
+) -> ApiResult<Json<RoutesLoaded>> {
+    Ok(Json(
+        s.hub.import_routes(&ctx, ResponseId(id), &body).await?,
+    ))
+}
+
+/// The response's clusters, with sources, transmission trees and epidemic
+/// curves.
+#[utoipa::path(get, path = "/api/v1/responses/{id}/clusters", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")),
+    responses((status = 200, body = [ClusterView]), (status = 403, body = Problem)))]
+pub async fn clusters(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ClusterView>>> {
+    Ok(Json(s.hub.clusters(&ctx, ResponseId(id)).await?))
+}
+
+/// Every case with its cluster and the cluster's place.
+#[utoipa::path(get, path = "/api/v1/responses/{id}/clusters/assignments", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")),
+    responses((status = 200, body = [ClusterRow]), (status = 403, body = Problem)))]
+pub async fn cluster_rows(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ClusterRow>>> {
+    Ok(Json(s.hub.cluster_rows(&ctx, ResponseId(id)).await?))
+}
+
+/// The contacts of the response's cases the caller works on.
+#[utoipa::path(get, path = "/api/v1/responses/{id}/contacts", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "response id")),
+    responses((status = 200, body = [ContactView]), (status = 403, body = Problem)))]
+pub async fn response_contacts(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ContactView>>> {
+    Ok(Json(s.hub.response_contacts(&ctx, ResponseId(id)).await?))
+}
+
+/// One case: for its investigators with who it is, its interview, its
+/// requests and the collection per holder.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")),
+    responses((status = 200, body = CaseDetail), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_case(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CaseDetail>> {
+    Ok(Json(s.hub.get_case(&ctx, CaseId(id)).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AssignRequest {
+    #[schema(value_type = Vec<i64>)]
+    pub users: Vec<UserId>,
+}
+
+/// Assigns a case to investigators.
+#[utoipa::path(put, path = "/api/v1/cases/{id}/assignees", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")), request_body = AssignRequest,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn assign_case(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> ApiResult<StatusCode> {
+    s.hub.assign_case(&ctx, CaseId(id), req.users).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A place the case told (local date and `HH:MM`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ToldRow {
+    pub date: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub place: Option<String>,
+}
+
+/// Records (replaces) a case's interview; its route is checked against
+/// it again.
+#[utoipa::path(put, path = "/api/v1/cases/{id}/interview", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")), request_body = [ToldRow],
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn set_interview(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(rows): ApiJson<Vec<ToldRow>>,
+) -> ApiResult<StatusCode> {
+    // The rows as a case-route file of this case, parsed by the one parser.
+    let field = |v: &Option<String>| v.clone().unwrap_or_default().replace([',', '"', '\n'], " ");
+    let mut csv = String::from("case_id,date,lat,lon,start_time,end_time,place\n");
+    for r in &rows {
+        csv.push_str(&format!(
+            "x,{},{},{},{},{},{}\n",
+            r.date.replace(',', " "),
+            r.lat,
+            r.lon,
+            field(&r.start_time),
+            field(&r.end_time),
+            field(&r.place)
+        ));
+    }
+    let rules = civic_eiss::Rules::default();
+    let told = civic_eiss::formats::case_routes(&csv, &rules)
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "interview: row {}: {}",
+                e.line.saturating_sub(1),
+                e.message
+            ))
+        })?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    s.hub.set_interview(&ctx, CaseId(id), told).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A case's reconstructed route: stay points with the sources supporting
+/// each, trips, and the interview checked both ways.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/timeline", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn timeline(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<civic_eiss::route::Timeline>> {
+    Ok(Json(s.hub.timeline(&ctx, CaseId(id)).await?))
+}
+
+/// A case's contacts.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/contacts", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")),
+    responses((status = 200, body = [ContactView]), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn case_contacts(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ContactView>>> {
+    Ok(Json(s.hub.case_contacts(&ctx, CaseId(id)).await?))
+}
+
+/// The notices sent about a case: the patient's, its contacts'.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/notices", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")),
+    responses((status = 200, body = [OutboxView]), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn case_notices(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<OutboxView>>> {
+    Ok(Json(s.hub.case_notices(&ctx, CaseId(id)).await?))
+}
+
+/// A live feed of a case (server-sent events): `collection` as holders
+/// answer, `stay_points` as the route grows, `contacts`, `cluster`.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/feed", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 403, body = Problem)))]
+pub async fn feed(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    let case = CaseId(id);
+    // Who may read the case may follow it; the subscription is audited.
+    s.hub.follow_case(&ctx, case).await?;
+    let events = s.hub.case_events();
+    let stream = futures_util::stream::unfold(events, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.case == case => {
+                    let event = Event::default().event(e.kind).data(e.data.to_string());
+                    return Some((Ok(event), rx));
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed some: tell the client to reload the case.
+                    return Some((Ok(Event::default().event("reload").data("{}")), rx));
+                }
+                Err(_) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Asks for a case's data (investigators of its region or assigned),
+/// within the response's look-back.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/data-requests", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")), request_body = DataRequestInput,
+    responses((status = 201, body = RequestView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn request_data(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<DataRequestInput>,
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    let r = s.hub.request_data(&ctx, CaseId(id), req).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// A case's data requests and where each stands.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/data-requests", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "case id")),
+    responses((status = 200, body = [RequestView]), (status = 403, body = Problem)))]
+pub async fn case_requests(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    Ok(Json(s.hub.list_requests(&ctx, Some(CaseId(id))).await?))
+}
+
+/// The approvals inbox: requests awaiting the caller's decision (an
+/// approver's, or a police location officer's).
+#[utoipa::path(get, path = "/api/v1/data-requests", tag = "investigation", security(("bearer" = [])),
+    responses((status = 200, body = [RequestView]), (status = 403, body = Problem)))]
+pub async fn inbox(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    Ok(Json(s.hub.list_requests(&ctx, None).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DecisionRequest {
+    pub approve: bool,
+    /// Required to reject.
+    pub reason: Option<String>,
+}
+
+/// Decides a data request in the caller's duty; the last approval starts
+/// the collection.
+#[utoipa::path(post, path = "/api/v1/data-requests/{id}/decision", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "data request id")), request_body = DecisionRequest,
+    responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn decide(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<DecisionRequest>,
+) -> ApiResult<Json<RequestView>> {
+    let r = s
+        .hub
+        .decide_request(&ctx, DataRequestId(id), req.approve, req.reason.as_deref())
+        .await?;
+    Ok(Json(r))
+}
+
+/// Follows a contact up; `positive` makes it a case linked to its source.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "investigation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "contact id")), request_body = ContactUpdate,
+    responses((status = 200, body = ContactView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_contact(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ContactUpdate>,
+) -> ApiResult<Json<ContactView>> {
+    Ok(Json(s.hub.update_contact(&ctx, ContactId(id), req).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NotifyRequest {
+    #[schema(value_type = Vec<i64>)]
+    pub contacts: Vec<ContactId>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Notified {
+    pub notified: usize,
+}
+
+/// Notifies contacts (a notice each in the outbox).
+#[utoipa::path(post, path = "/api/v1/contacts/notify", tag = "investigation", security(("bearer" = [])),
+    request_body = NotifyRequest,
+    responses((status = 200, body = Notified), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn notify(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiJson(req): ApiJson<NotifyRequest>,
+) -> ApiResult<Json<Notified>> {
+    let notified = s.hub.notify_contacts(&ctx, &req.contacts).await?;
+    Ok(Json(Notified { notified }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NodeRouteRequest {
+    /// Where the node answers the hub, e.g. `https://10.0.0.5:9443`.
+    pub url: String,
+    /// `pings`, `transactions` or `taps`.
+    pub kind: String,
+    /// The holder's code in case registers (`skt`, `shinhan`).
+    pub code: String,
+}
+
+/// Records where an enrolled node answers and what it holds
+/// (administrators of its institution).
+#[utoipa::path(put, path = "/api/v1/nodes/{name}/route", tag = "nodes", security(("bearer" = [])),
+    params(("name" = String, Path, description = "node name")), request_body = NodeRouteRequest,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn register_node(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<NodeRouteRequest>,
+) -> ApiResult<StatusCode> {
+    s.hub
+        .register_node(&ctx, &name, &req.url, &req.kind, &req.code)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

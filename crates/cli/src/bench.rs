@@ -1,0 +1,522 @@
+//! `civic bench`: measured runs of the platform on a synthetic city.
+//!
+//! - `eiss`: the whole investigation — a city, the demo's nodes filled
+//!   from it, its confirmed cases registered with their interviews, every
+//!   case's data asked for and approved (by the demo's approver and police
+//!   officer, with their own keys: "pre-approved" only in that nobody waits
+//!   for them), collected, its route, contacts and cluster link built —
+//!   timed per case from the last approval, then scored against the truth.
+//! - `clusters`: capacity — a response of many cases (routes published
+//!   elsewhere, loaded through the hub), and the time to recompute its
+//!   clusters from storage and in memory.
+//!
+//! Runs are in-process (the hub's services, the nodes over mutual TLS on
+//! loopback), so what is timed is the platform, not a client.
+
+use anyhow::{anyhow, bail, Context, Result};
+use civic_core::investigation::{CaseId, RequestStatus};
+use civic_core::policy::{AuthMethod, Principal};
+use civic_hub::eiss::DataRequestInput;
+use civic_hub::{Actor, ClientInfo, Config, Ctx, Hub};
+use civic_store::{InstitutionStore, InvestigationStore, RequestFilter, UserStore};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A demo user, as if signed in with two factors (in-process only: who
+/// holds the hub holds its keys).
+async fn signed_in(hub: &Hub, username: &str) -> Result<Ctx> {
+    let user = hub
+        .store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| anyhow!("no demo user {username}"))?;
+    let inst = hub
+        .store
+        .institution(user.institution)
+        .await?
+        .ok_or_else(|| anyhow!("no institution of {username}"))?;
+    Ok(Ctx {
+        actor: Actor::User {
+            principal: Principal {
+                user: user.id,
+                username: user.username,
+                institution: user.institution,
+                institution_kind: inst.kind,
+                duties: user.duties,
+                auth: AuthMethod::PasswordAndTotp,
+            },
+            session: None,
+        },
+        client: ClientInfo::default(),
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub struct EissArgs {
+    pub people: usize,
+    pub days: u32,
+    pub seed: u64,
+    pub dir: std::path::PathBuf,
+    pub database_url: Option<String>,
+    pub parallel: usize,
+    pub max_cases: Option<usize>,
+    /// The response's rules (JSON), if not the defaults.
+    pub rules: Option<String>,
+}
+
+/// The whole investigation on a synthetic city, timed and scored.
+pub async fn eiss(args: EissArgs) -> Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.dir)?;
+    let summary = crate::city(&args.dir.join("city"), args.people, args.days, args.seed).await?;
+    println!(
+        "city: {} people, {} days, {} pings, {} cases ({:.1} s)",
+        summary.people,
+        summary.days,
+        summary.pings,
+        summary.cases,
+        started.elapsed().as_secs_f64()
+    );
+    let config = Config {
+        data_dir: args.dir.clone(),
+        database_url: args.database_url.clone(),
+        ..Config::default()
+    };
+    let hub = Hub::open(config).await?;
+    hub.seed_demo().await?;
+    let t = Instant::now();
+    let nodes = civic_hub::demo_nodes::start(&hub, &args.dir).await?;
+    println!(
+        "nodes: {} up ({} events) in {:.1} s",
+        nodes.len(),
+        nodes.iter().map(|n| n.events).sum::<u64>(),
+        t.elapsed().as_secs_f64()
+    );
+    let admin = signed_in(&hub, "admin").await?;
+    let inv = signed_in(&hub, "investigator.seoul").await?;
+    let approver = signed_in(&hub, "approver").await?;
+    let police = signed_in(&hub, "police").await?;
+    let rules: Option<civic_eiss::Rules> = args
+        .rules
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("--rules must be the JSON of a response's rules")?;
+    let response = hub
+        .open_response(
+            &admin,
+            &format!(
+                "Benchmark {}",
+                time::OffsetDateTime::now_utc().unix_timestamp()
+            ),
+            "Infectious Disease Control and Prevention Act, art. 76-2",
+            rules,
+        )
+        .await?;
+    let city = args.dir.join("city");
+    let register = std::fs::read_to_string(city.join("case-register.csv"))?;
+    let mut cases = hub.import_cases(&inv, response.id, &register).await?;
+    let interviews = std::fs::read_to_string(city.join("interviews.csv"))?;
+    hub.import_interviews(&inv, response.id, &interviews)
+        .await?;
+    // In the order they were confirmed, as they would arrive.
+    cases.sort_by(|a, b| (&a.confirmed, &a.number).cmp(&(&b.confirmed, &b.number)));
+    if let Some(n) = args.max_cases {
+        cases.truncate(n);
+    }
+    println!(
+        "response {}: {} cases registered with their interviews",
+        response.id,
+        cases.len()
+    );
+
+    // Each case: asked, approved twice, then timed until its route,
+    // contacts and cluster link are in.
+    let hub = Arc::new(hub);
+    let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
+    let bar = crate::progress_bar(cases.len() as u64, "cases {bar:40} {pos}/{len} {elapsed}");
+    let run_started = Instant::now();
+    let mut tasks = Vec::new();
+    for case in cases.clone() {
+        let (hub, inv, approver, police, limit, bar) = (
+            hub.clone(),
+            inv.clone(),
+            approver.clone(),
+            police.clone(),
+            limit.clone(),
+            bar.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await?;
+            let request = hub
+                .request_data(
+                    &inv,
+                    case.id,
+                    DataRequestInput {
+                        items: vec![
+                            "location_pings".into(),
+                            "card_transactions".into(),
+                            "transit_taps".into(),
+                        ],
+                        reason: "Confirmed case: route, contacts and source".into(),
+                        contacts: true,
+                        from: None,
+                        until: None,
+                    },
+                )
+                .await?;
+            hub.decide_request(&approver, request.id, true, None)
+                .await?;
+            let approved = Instant::now();
+            hub.decide_request(&police, request.id, true, None).await?;
+            loop {
+                let done = hub
+                    .store
+                    .request_metas(RequestFilter {
+                        case: Some(case.id),
+                        ..RequestFilter::default()
+                    })
+                    .await?
+                    .iter()
+                    .any(|r| r.id == request.id && r.status == RequestStatus::Collected);
+                if done {
+                    break;
+                }
+                if approved.elapsed() > Duration::from_secs(900) {
+                    bail!("case {} not collected after 15 minutes", case.number);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            bar.inc(1);
+            Ok::<_, anyhow::Error>((case.id, approved.elapsed().as_secs_f64()))
+        }));
+    }
+    let mut times: Vec<(CaseId, f64)> = Vec::new();
+    for t in tasks {
+        times.push(t.await??);
+    }
+    bar.finish_and_clear();
+    let all_cases = run_started.elapsed().as_secs_f64();
+    let mut secs: Vec<f64> = times.iter().map(|t| t.1).collect();
+    secs.sort_by(f64::total_cmp);
+
+    // Clusters recomputed from storage, and in memory alone.
+    let t = Instant::now();
+    let inputs = hub.cluster_inputs(response.id).await?;
+    let read = t.elapsed().as_secs_f64();
+    if std::env::var("CIVIC_BENCH_DUMP").is_ok() {
+        std::fs::write(
+            args.dir.join("cluster-inputs.json"),
+            serde_json::to_vec(&inputs)?,
+        )?;
+    }
+    let t = Instant::now();
+    let index = civic_eiss::clusters::ClusterIndex::build(Default::default(), inputs);
+    let _ = index.assignments();
+    let recompute = t.elapsed().as_secs_f64();
+
+    // What was found, in the scorer's files.
+    let found = args.dir.join("found");
+    std::fs::create_dir_all(&found)?;
+    let contacts = hub.response_contacts(&inv, response.id).await?;
+    let telcos: Vec<&str> = ["SK Telecom", "KT", "LG Uplus"].to_vec();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(found.join("contacts.csv"))?);
+    writeln!(out, "case_id,subscriber_id,card_id")?;
+    for c in &contacts {
+        if telcos.contains(&c.holder.as_str()) {
+            writeln!(out, "{},{},", c.case_number, c.identifier)?;
+        } else {
+            writeln!(out, "{},,{}", c.case_number, c.identifier)?;
+        }
+    }
+    out.flush()?;
+    let clusters = hub.clusters(&inv, response.id).await?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(found.join("clusters.csv"))?);
+    let mut sources = std::io::BufWriter::new(std::fs::File::create(found.join("sources.csv"))?);
+    writeln!(out, "case_id,cluster_id")?;
+    writeln!(sources, "cluster_id,source_case_id")?;
+    let mut in_cluster: HashMap<String, String> = HashMap::new();
+    for c in &clusters {
+        writeln!(sources, "{},{}", c.source.number, c.source.number)?;
+        for case in &c.cases {
+            in_cluster.insert(case.number.clone(), c.source.number.clone());
+        }
+    }
+    for c in &cases {
+        let k = in_cluster.get(&c.number).unwrap_or(&c.number);
+        writeln!(out, "{},{}", c.number, k)?;
+    }
+    out.flush()?;
+    sources.flush()?;
+    let score = |level| {
+        civic_sim::score::score(
+            &city,
+            &found,
+            civic_sim::score::Rules {
+                level,
+                ..civic_sim::score::Rules::default()
+            },
+        )
+    };
+    let venue = score(civic_sim::score::Level::Venue)?;
+    let tower = score(civic_sim::score::Level::Tower)?;
+    let f = |v: f64| format!("{v:.3}");
+    let (vc, tc) = (
+        venue.contacts.clone().context("contacts scored")?,
+        tower.contacts.clone().context("contacts scored")?,
+    );
+    let rows = vec![
+        vec![
+            "cases".into(),
+            cases.len().to_string(),
+            format!("{} clusters found", clusters.len()),
+        ],
+        vec![
+            "per case, approval to route + contacts + cluster: median".into(),
+            format!("{:.2} s", percentile(&secs, 50.0)),
+            format!("{} in parallel", args.parallel),
+        ],
+        vec![
+            "per case: p95".into(),
+            format!("{:.2} s", percentile(&secs, 95.0)),
+            format!("max {:.2} s", secs.last().copied().unwrap_or(0.0)),
+        ],
+        vec![
+            "all cases".into(),
+            format!("{all_cases:.1} s"),
+            String::new(),
+        ],
+        vec![
+            "clusters recomputed: read and decrypt".into(),
+            format!("{read:.3} s"),
+            String::new(),
+        ],
+        vec![
+            "clusters recomputed: link".into(),
+            format!("{recompute:.3} s"),
+            String::new(),
+        ],
+        vec![
+            "contact recall, tower level".into(),
+            f(tc.recall),
+            format!(
+                "{} of {} (people with a phone in the same tower's cell ≥ 10 min)",
+                tc.true_positives, tc.truth
+            ),
+        ],
+        vec![
+            "contact precision, tower level".into(),
+            f(tc.precision),
+            format!("{} found", tc.found),
+        ],
+        vec![
+            "contact recall, venue level".into(),
+            f(vc.recall),
+            format!(
+                "{} of {} (anyone at the same venue ≥ 10 min)",
+                vc.true_positives, vc.truth
+            ),
+        ],
+        vec![
+            "contact precision, venue level".into(),
+            f(vc.precision),
+            String::new(),
+        ],
+        vec![
+            "cluster adjusted Rand index".into(),
+            f(venue
+                .clusters
+                .as_ref()
+                .map_or(0.0, |c| c.adjusted_rand_index)),
+            String::new(),
+        ],
+        vec![
+            "source accuracy".into(),
+            f(venue.sources.as_ref().map_or(0.0, |s| s.accuracy)),
+            venue
+                .sources
+                .as_ref()
+                .map_or(String::new(), |s| format!("{} of {}", s.correct, s.claims)),
+        ],
+    ];
+    crate::output::print(
+        crate::output::Format::Table,
+        &["measure", "value", "detail"],
+        &rows,
+        serde_json::Value::Null,
+    );
+    let report = serde_json::json!({
+        "cases": cases.len(),
+        "parallel": args.parallel,
+        "per_case_seconds": { "median": percentile(&secs, 50.0), "p95": percentile(&secs, 95.0), "max": secs.last() },
+        "all_cases_seconds": all_cases,
+        "clusters_recompute_seconds": { "read": read, "link": recompute },
+        "venue": venue,
+        "tower": tower,
+    });
+    std::fs::write(
+        found.join("report.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    println!("found files and report.json in {}", found.display());
+    for n in nodes {
+        n.running.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Capacity: `cases` cases of routes published elsewhere (made from the
+/// city's true stays), loaded into one response, their clusters
+/// recomputed.
+pub async fn clusters(
+    dir: &Path,
+    people: usize,
+    cases: usize,
+    database_url: Option<String>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let city = dir.join("city");
+    let summary = crate::city(&city, people, 14, 1).await?;
+    println!("city: {} people, {} days", summary.people, summary.days);
+    // Routes: each of `cases` people, over the five days around an onset
+    // drawn for them, as the case-route format has it.
+    let t = Instant::now();
+    let routes = dir.join("routes.csv");
+    let rows = routes_from_visits(&city, cases, &routes)?;
+    println!(
+        "routes: {rows} rows of {cases} cases written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        database_url,
+        ..Config::default()
+    };
+    let hub = Hub::open(config).await?;
+    hub.seed_demo().await?;
+    let admin = signed_in(&hub, "admin").await?;
+    let inv = signed_in(&hub, "investigator.seoul").await?;
+    let response = hub
+        .open_response(
+            &admin,
+            &format!(
+                "Capacity {}",
+                time::OffsetDateTime::now_utc().unix_timestamp()
+            ),
+            "Infectious Disease Control and Prevention Act, art. 76-2",
+            None,
+        )
+        .await?;
+    let csv = std::fs::read_to_string(&routes)?;
+    let t = Instant::now();
+    let loaded = hub.import_routes(&inv, response.id, &csv).await?;
+    let load = t.elapsed().as_secs_f64();
+    drop(csv);
+    let t = Instant::now();
+    let inputs = hub.cluster_inputs(response.id).await?;
+    let read = t.elapsed().as_secs_f64();
+    let presences: usize = inputs.iter().map(|i| i.presences.len()).sum();
+    let t = Instant::now();
+    let index = civic_eiss::clusters::ClusterIndex::build(Default::default(), inputs);
+    let clusters = index.clusters();
+    let link = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let rows_out = hub.cluster_rows(&inv, response.id).await?;
+    let through_hub = t.elapsed().as_secs_f64();
+    println!(
+        "{} cases ({} route rows, {presences} places) loaded in {load:.1} s",
+        loaded.cases_created, loaded.rows
+    );
+    println!("clusters recomputed: read and decrypt {read:.2} s, link {link:.2} s; {} clusters of 2 or more", clusters.len());
+    println!("the hub's first cluster listing (index built from storage): {through_hub:.2} s for {} rows", rows_out.len());
+    Ok(())
+}
+
+/// Writes the case routes of the first `cases` people of a city: each one
+/// a case whose onset is drawn (deterministically) from the city's days,
+/// its stays outside home from two days before onset to three after, in
+/// the case-route format (local dates and times). Returns the rows.
+fn routes_from_visits(city: &Path, cases: usize, out: &Path) -> Result<usize> {
+    use std::io::BufRead;
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(city.join("summary.json"))?)?;
+    let start = time::Date::parse(
+        summary["start"].as_str().unwrap_or("2020-03-01"),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )?;
+    let days = summary["days"].as_i64().unwrap_or(14);
+    let rules = civic_eiss::Rules::default();
+    let mut venues: HashMap<u64, (String, String, String, bool)> = HashMap::new();
+    for line in std::io::BufReader::new(std::fs::File::open(city.join("venues.csv"))?)
+        .lines()
+        .skip(1)
+    {
+        let line = line?;
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() >= 5 {
+            venues.insert(
+                f[0].parse()?,
+                (
+                    f[2].to_owned(),
+                    f[3].to_owned(),
+                    f[4].to_owned(),
+                    f[1] == "home",
+                ),
+            );
+        }
+    }
+    let onset = |person: u64| -> i64 {
+        // A day from the fourth to the last but one, by a hash of the id.
+        let h = person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        rules.midnight(start) + (3 + (h as i64) % (days - 4).max(1)) * civic_eiss::DAY
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
+    writeln!(w, "case_id,date,lat,lon,start_time,end_time,place")?;
+    let mut rows = 0;
+    for line in std::io::BufReader::new(std::fs::File::open(city.join("visits.csv"))?)
+        .lines()
+        .skip(1)
+    {
+        let line = line?;
+        let mut f = line.split(',');
+        let (Some(p), Some(v), Some(a), Some(d)) = (f.next(), f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let person: u64 = p.parse()?;
+        if person as usize >= cases {
+            continue;
+        }
+        let (a, d): (i64, i64) = (a.parse()?, d.parse()?);
+        let o = onset(person);
+        if d < o - 2 * civic_eiss::DAY || a > o + 3 * civic_eiss::DAY {
+            continue;
+        }
+        let Some((lat, lon, name, home)) = venues.get(&v.parse()?) else {
+            continue;
+        };
+        if *home || d - a < 600 {
+            continue;
+        }
+        writeln!(
+            w,
+            "{},{},{lat},{lon},{},{},{name}",
+            100_000 + person,
+            rules.local_date(a),
+            rules.local_hhmm(a),
+            rules.local_hhmm(d)
+        )?;
+        rows += 1;
+    }
+    w.flush()?;
+    Ok(rows)
+}

@@ -1,0 +1,222 @@
+//! The hub's API as the `civic` command speaks it: `civic login` keeps a
+//! session for the hub it signed in to, and commands such as `civic eiss`
+//! act as that person, through the same API, policy and audit as the web
+//! application. A problem from the hub becomes one line and exit 1.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the hub is and who speaks to it.
+#[derive(clap::Args, Clone, Debug)]
+pub struct HubArgs {
+    /// The hub's address (default: the one signed in to, else
+    /// http://127.0.0.1:8080).
+    #[arg(long, env = "CIVIC_HUB", global = true)]
+    pub hub: Option<String>,
+    /// A session or API token (default: the session of `civic login`).
+    #[arg(long, env = "CIVIC_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// The CA certificate of an HTTPS hub not signed by a public CA.
+    #[arg(long, global = true)]
+    pub hub_ca: Option<PathBuf>,
+}
+
+/// A session kept by `civic login` (readable by its owner only).
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    hub: String,
+    username: String,
+    token: String,
+}
+
+fn session_path() -> PathBuf {
+    if let Ok(dir) = std::env::var("CIVIC_HOME") {
+        return PathBuf::from(dir).join("session.json");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    PathBuf::from(home).join(".config/civic/session.json")
+}
+
+fn saved() -> Option<Saved> {
+    serde_json::from_slice(&std::fs::read(session_path()).ok()?).ok()
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+fn http(ca: Option<&Path>) -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600));
+    let builder = match ca {
+        Some(ca) => builder.use_preconfigured_tls(crate::trusting(ca)?),
+        None => builder,
+    };
+    Ok(builder.build()?)
+}
+
+impl Client {
+    pub fn new(args: &HubArgs) -> Result<Self> {
+        let saved = saved();
+        let base = args
+            .hub
+            .clone()
+            .or_else(|| saved.as_ref().map(|s| s.hub.clone()))
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let token = args.token.clone().or_else(|| {
+            saved
+                .filter(|s| s.hub.trim_end_matches('/') == base.trim_end_matches('/'))
+                .map(|s| s.token)
+        });
+        Ok(Self {
+            http: http(args.hub_ca.as_deref())?,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let Some(token) = &self.token else {
+            bail!("not signed in: run `civic login --username NAME` (or give --token)");
+        };
+        let response = rb
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the hub at {}", self.base))?;
+        problem(response).await
+    }
+
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        Ok(self
+            .send(self.http.get(self.url(path)))
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        Ok(self
+            .send(self.http.post(self.url(path)).json(body))
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub async fn post_csv<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        csv: String,
+    ) -> Result<T> {
+        let rb = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .body(csv);
+        Ok(self.send(rb).await?.json().await?)
+    }
+
+    pub async fn patch<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        Ok(self
+            .send(self.http.patch(self.url(path)).json(body))
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub async fn put(&self, path: &str, body: &impl Serialize) -> Result<()> {
+        self.send(self.http.put(self.url(path)).json(body)).await?;
+        Ok(())
+    }
+}
+
+/// A problem+json answer as one line.
+async fn problem(response: reqwest::Response) -> Result<reqwest::Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let detail = body["detail"].as_str().unwrap_or("no detail");
+    let hint = if body["second_factor_required"] == true {
+        " (sign in again with a TOTP code: civic login --totp CODE)"
+    } else {
+        ""
+    };
+    Err(anyhow!(
+        "the hub answered {}: {detail}{hint}",
+        status.as_u16()
+    ))
+}
+
+/// `civic login`: signs in with a password (standard input, or a prompt)
+/// and a TOTP code, and keeps the session for the next commands.
+pub async fn login(args: &HubArgs, username: &str, totp: Option<String>) -> Result<()> {
+    let base = args
+        .hub
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+        .trim_end_matches('/')
+        .to_owned();
+    let password = crate::read_password()?;
+    let body = serde_json::json!({"username": username, "password": password, "totp": totp});
+    let response = http(args.hub_ca.as_deref())?
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the hub at {base}"))?;
+    let answer: serde_json::Value = problem(response).await?.json().await?;
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the hub gave no token"))?
+        .to_owned();
+    let path = session_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let saved = Saved {
+        hub: base.clone(),
+        username: username.to_owned(),
+        token,
+    };
+    civic_hub::keys::write_private(&path, &serde_json::to_string(&saved)?)
+        .with_context(|| format!("keeping the session in {}", path.display()))?;
+    let second = if answer["user"]["authenticated_with"] == "password_and_totp" {
+        "with a second factor"
+    } else {
+        "with a password only: duties that see personal data need `--totp CODE`"
+    };
+    println!(
+        "signed in to {base} as {username} ({second}); session kept in {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// `civic logout`: ends the session at the hub and forgets it.
+pub async fn logout(args: &HubArgs) -> Result<()> {
+    let client = Client::new(args)?;
+    if client.token.is_some() {
+        client
+            .send(client.http.post(client.url("/auth/logout")))
+            .await?;
+    }
+    let _ = std::fs::remove_file(session_path());
+    println!("signed out");
+    Ok(())
+}
