@@ -245,7 +245,11 @@ impl Hub {
                 return Ok(());
             }
         }
-        if !pending_before {
+        // Once there are exposure questions, only their updates finish the
+        // request: an update of a route answer may run while theirs wait
+        // for this case's lock, with nothing pending any more.
+        let may_finish = purpose == CollectionPurpose::Contacts || !has_contacts;
+        if !pending_before && may_finish {
             self.store
                 .set_request_status(request, RequestStatus::Collecting, RequestStatus::Collected)
                 .await?;
