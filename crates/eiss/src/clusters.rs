@@ -73,6 +73,10 @@ pub struct LinkRules {
     pub min_overlap_s: i64,
     /// Evidence from two tower areas counts this much of a precise place's.
     pub area_weight: f64,
+    /// Time together at home counts this much of time elsewhere: people
+    /// are not at home all the time a household shares, and crowded
+    /// places pass infections on faster than homes do.
+    pub home_weight: f64,
     /// Infectious from this long before onset …
     pub infectious_before_s: i64,
     /// … to this long after.
@@ -88,6 +92,7 @@ impl Default for LinkRules {
             near_m: 60.0,
             min_overlap_s: 600,
             area_weight: 0.25,
+            home_weight: 0.5,
             infectious_before_s: 2 * DAY,
             infectious_after_s: 8 * DAY,
             incubation_mean_days: 5.2,
@@ -113,6 +118,10 @@ impl LinkRules {
 /// Grid cells are this big; a precise place's neighbours are found in the
 /// 3 × 3 cells around it.
 const CELL_M: f64 = 150.0;
+/// Towers are looked up in cells this big.
+const TOWER_CELL_M: f64 = 1_000.0;
+/// A tower serves places up to about this far.
+const TOWER_REACH_M: f64 = 750.0;
 /// A date-level row counts as this much time together on that day.
 const UNTIMED_OVERLAP_S: i64 = 3600;
 /// Evidence is weighed in slices of at most this long.
@@ -202,6 +211,8 @@ pub struct ClusterIndex {
     precise: HashMap<(i32, i32), Cell>,
     /// Tower areas, by their centre's cell.
     areas: HashMap<(i32, i32), Cell>,
+    /// Towers the cases' presences named, by cell.
+    towers: HashMap<(i32, i32), Vec<(f64, f64)>>,
 }
 
 impl ClusterIndex {
@@ -223,6 +234,10 @@ impl ClusterIndex {
     /// Builds the index of many cases at once (faster than one by one).
     pub fn build(rules: LinkRules, cases: impl IntoIterator<Item = CaseInput>) -> Self {
         let mut index = Self::new(rules);
+        let cases: Vec<CaseInput> = cases.into_iter().collect();
+        for c in &cases {
+            index.learn_towers(c);
+        }
         for input in cases {
             index.place_case(input, false);
         }
@@ -238,6 +253,7 @@ impl ClusterIndex {
     /// Adds a case, or replaces what is known of it; the cases it touches
     /// choose their infector again.
     pub fn upsert(&mut self, input: CaseInput) {
+        self.learn_towers(&input);
         let mut touched: HashSet<u32> = HashSet::new();
         if let Some(&i) = self.by_id.get(&input.case) {
             touched.extend(self.neighbours(i));
@@ -268,7 +284,42 @@ impl ClusterIndex {
         }
     }
 
-    fn place_case(&mut self, input: CaseInput, sorted: bool) -> u32 {
+    /// Remembers the towers a case's presences name (towers are not
+    /// personal data: they are where the holders' antennas stand).
+    fn learn_towers(&mut self, input: &CaseInput) {
+        for (lat, lon) in input.presences.iter().filter_map(|p| p.tower) {
+            let list = self.towers.entry(cell(lat, lon, TOWER_CELL_M)).or_default();
+            if !list.iter().any(|t| distance_m(t.0, t.1, lat, lon) < 1.0) {
+                list.push((lat, lon));
+            }
+        }
+    }
+
+    /// The nearest known tower to a place, within [`TOWER_REACH_M`].
+    fn nearest_tower(&self, lat: f64, lon: f64) -> Option<(f64, f64)> {
+        let (ci, cj) = cell(lat, lon, TOWER_CELL_M);
+        let mut best: Option<((f64, f64), f64)> = None;
+        for di in -1..=1 {
+            for dj in -1..=1 {
+                for &t in self.towers.get(&(ci + di, cj + dj)).map(Vec::as_slice).unwrap_or(&[]) {
+                    let d = distance_m(lat, lon, t.0, t.1);
+                    if d <= TOWER_REACH_M && best.is_none_or(|b| d < b.1) {
+                        best = Some((t, d));
+                    }
+                }
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    fn place_case(&mut self, mut input: CaseInput, sorted: bool) -> u32 {
+        // A place known only precisely is also in the area of its nearest
+        // tower: there it meets those known only by their pings (weakly).
+        for p in input.presences.iter_mut().filter(|p| p.end - p.start <= DAY) {
+            if let (Some((lat, lon)), None) = (p.point, p.tower) {
+                p.tower = self.nearest_tower(lat, lon);
+            }
+        }
         let i = match self.by_id.get(&input.case) {
             Some(&i) => i,
             None => {
@@ -366,13 +417,15 @@ impl ClusterIndex {
                     }
                 }
             }
+            let home = p.place.as_deref() == Some("home");
             for (&(other, presence), &weight) in &met {
-                f(
-                    other,
-                    p,
-                    &self.cases[other as usize].presences[presence as usize],
-                    weight,
-                );
+                let q = &self.cases[other as usize].presences[presence as usize];
+                let weight = if home && q.place.as_deref() == Some("home") {
+                    weight * self.rules.home_weight
+                } else {
+                    weight
+                };
+                f(other, p, q, weight);
             }
         }
     }

@@ -345,7 +345,10 @@ mod tests {
             }],
             ..Timeline::default()
         };
-        let r = Rules::default();
+        let r = Rules {
+            exposure_padding_minutes: 15,
+            ..Rules::default()
+        };
         let w = windows(&t, &r, (0, 100_000));
         let kinds: Vec<(Option<u32>, &Audience)> =
             w.iter().map(|w| (w.stay, &w.audience)).collect();
@@ -377,7 +380,10 @@ mod tests {
 
     #[test]
     fn a_case_without_a_phone_is_looked_for_at_home_at_night() {
-        let r = Rules::default();
+        let r = Rules {
+            exposure_padding_minutes: 15,
+            ..Rules::default()
+        };
         let day = 1_583_020_800 - 9 * 3600; // 2020-03-01 00:00 KST
         let t = Timeline {
             home: Some((37.5, 127.0)),
@@ -409,7 +415,10 @@ mod tests {
             ],
             ..Timeline::default()
         };
-        let r = Rules::default();
+        let r = Rules {
+            exposure_padding_minutes: 15,
+            ..Rules::default()
+        };
         let w = windows(&t, &r, (0, 100_000));
         let sightings = [
             Sighting {

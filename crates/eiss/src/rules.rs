@@ -39,7 +39,7 @@ impl Default for Rules {
             source_lookback_days: 14,
             stay_distance_m: 200.0,
             stay_minutes: 10,
-            exposure_padding_minutes: 15,
+            exposure_padding_minutes: 30,
             utc_offset_minutes: 540,
         }
     }

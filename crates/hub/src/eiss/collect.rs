@@ -710,6 +710,19 @@ pub(crate) fn case_input(
         presences.push(told(&c.told));
     }
     presences.extend(published.iter().map(told));
+    // Home, all the while: the household is the first place people meet
+    // (also for a case no ping places there).
+    if let Some(home) = secret.subject.home {
+        let onset = rules.midnight(secret.onset);
+        presences.push(Presence {
+            point: Some(home),
+            tower: None,
+            start: onset - i64::from(rules.source_lookback_days) * civic_eiss::DAY,
+            end: rules.midnight(secret.confirmed) + 8 * civic_eiss::DAY,
+            timed: true,
+            place: Some("home".into()),
+        });
+    }
     CaseInput {
         case: case.0,
         onset: rules.midnight(secret.onset) + 12 * 3600,
