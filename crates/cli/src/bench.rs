@@ -442,10 +442,11 @@ pub async fn clusters(
     Ok(())
 }
 
-/// Writes the case routes of the first `cases` people of a city: each one
-/// a case whose onset is drawn (deterministically) from the city's days,
-/// its stays outside home from two days before onset to three after, in
-/// the case-route format (local dates and times). Returns the rows.
+/// Writes the case routes of `cases` people of a city (the first with a
+/// route at all): each one a case whose onset is drawn (deterministically)
+/// from the city's days, its stays outside home of ten minutes or more
+/// from two days before onset to three after, in the case-route format
+/// (local dates and times). Returns the rows.
 fn routes_from_visits(city: &Path, cases: usize, out: &Path) -> Result<usize> {
     use std::io::BufRead;
     let summary: serde_json::Value =
@@ -480,9 +481,8 @@ fn routes_from_visits(city: &Path, cases: usize, out: &Path) -> Result<usize> {
         let h = person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
         rules.midnight(start) + (3 + (h as i64) % (days - 4).max(1)) * civic_eiss::DAY
     };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
-    writeln!(w, "case_id,date,lat,lon,start_time,end_time,place")?;
-    let mut rows = 0;
+    // (person, venue, arrival, departure) of every stay a route publishes.
+    let mut stays: Vec<(u64, u64, i64, i64)> = Vec::new();
     for line in std::io::BufReader::new(std::fs::File::open(city.join("visits.csv"))?)
         .lines()
         .skip(1)
@@ -492,21 +492,33 @@ fn routes_from_visits(city: &Path, cases: usize, out: &Path) -> Result<usize> {
         let (Some(p), Some(v), Some(a), Some(d)) = (f.next(), f.next(), f.next(), f.next()) else {
             continue;
         };
-        let person: u64 = p.parse()?;
-        if person as usize >= cases {
-            continue;
-        }
+        let (person, venue): (u64, u64) = (p.parse()?, v.parse()?);
         let (a, d): (i64, i64) = (a.parse()?, d.parse()?);
         let o = onset(person);
-        if d < o - 2 * civic_eiss::DAY || a > o + 3 * civic_eiss::DAY {
+        if d < o - 2 * civic_eiss::DAY || a > o + 3 * civic_eiss::DAY || d - a < 600 {
             continue;
         }
-        let Some((lat, lon, name, home)) = venues.get(&v.parse()?) else {
-            continue;
-        };
-        if *home || d - a < 600 {
+        if venues.get(&venue).is_none_or(|v| v.3) {
             continue;
         }
+        stays.push((person, venue, a, d));
+    }
+    let people: std::collections::BTreeSet<u64> = stays.iter().map(|s| s.0).collect();
+    if people.len() < cases {
+        bail!(
+            "the city has only {} people with a route: use more --people",
+            people.len()
+        );
+    }
+    let chosen: std::collections::HashSet<u64> = people.into_iter().take(cases).collect();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
+    writeln!(w, "case_id,date,lat,lon,start_time,end_time,place")?;
+    let mut rows = 0;
+    for (person, venue, a, d) in stays {
+        if !chosen.contains(&person) {
+            continue;
+        }
+        let (lat, lon, name, _) = &venues[&venue];
         writeln!(
             w,
             "{},{},{lat},{lon},{},{},{name}",

@@ -118,6 +118,8 @@ impl LinkRules {
 /// Grid cells are this big; a precise place's neighbours are found in the
 /// 3 × 3 cells around it.
 const CELL_M: f64 = 150.0;
+/// Metres in a degree of latitude.
+const M_PER_DEG: f64 = 111_195.0;
 /// Towers are looked up in cells this big.
 const TOWER_CELL_M: f64 = 1_000.0;
 /// A tower serves places up to about this far.
@@ -244,8 +246,32 @@ impl ClusterIndex {
         for cell in index.precise.values_mut().chain(index.areas.values_mut()) {
             cell.entries.sort_by_key(|e| e.start);
         }
-        for i in 0..index.cases.len() {
-            index.choose_parent(i as u32);
+        // Each case's infector depends only on the index: the cases are
+        // shared among the cores.
+        let n = index.cases.len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(n.max(1));
+        let chunk = n.div_ceil(threads.max(1)).max(1);
+        let parents: Vec<Option<Parent>> = std::thread::scope(|scope| {
+            let index = &index;
+            let workers: Vec<_> = (0..n)
+                .step_by(chunk)
+                .map(|from| {
+                    scope.spawn(move || {
+                        (from..(from + chunk).min(n))
+                            .map(|i| index.parent_of(i as u32))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a worker does not panic"))
+                .collect()
+        });
+        for (case, parent) in index.cases.iter_mut().zip(parents) {
+            case.parent = parent;
         }
         index
     }
@@ -301,7 +327,12 @@ impl ClusterIndex {
         let mut best: Option<((f64, f64), f64)> = None;
         for di in -1..=1 {
             for dj in -1..=1 {
-                for &t in self.towers.get(&(ci + di, cj + dj)).map(Vec::as_slice).unwrap_or(&[]) {
+                for &t in self
+                    .towers
+                    .get(&(ci + di, cj + dj))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
                     let d = distance_m(lat, lon, t.0, t.1);
                     if d <= TOWER_REACH_M && best.is_none_or(|b| d < b.1) {
                         best = Some((t, d));
@@ -315,7 +346,11 @@ impl ClusterIndex {
     fn place_case(&mut self, mut input: CaseInput, sorted: bool) -> u32 {
         // A place known only precisely is also in the area of its nearest
         // tower: there it meets those known only by their pings (weakly).
-        for p in input.presences.iter_mut().filter(|p| p.end - p.start <= DAY) {
+        for p in input
+            .presences
+            .iter_mut()
+            .filter(|p| p.end - p.start <= DAY)
+        {
             if let (Some((lat, lon)), None) = (p.point, p.tower) {
                 p.tower = self.nearest_tower(lat, lon);
             }
@@ -373,14 +408,21 @@ impl ClusterIndex {
         }
     }
 
-    /// Calls `f(other case, my presence, other's presence, weight)` for
-    /// every presence of another case at the same place as one of case
-    /// `i`'s, overlapping in time: the same precise place (weight 1), or
-    /// failing that the same main tower (`area_weight`).
-    fn for_each_meeting(&self, i: u32, mut f: impl FnMut(u32, &Presence, &Presence, f64)) {
+    /// Calls `f(other case, my presence's index, my presence, other's
+    /// presence, weight)` for every presence of another case (an earlier
+    /// one only, if `earlier_only`) at the same place as one of case `i`'s,
+    /// overlapping in time: the same precise place (weight 1), or failing
+    /// that the same main tower (`area_weight`).
+    fn for_each_meeting(
+        &self,
+        i: u32,
+        earlier_only: bool,
+        mut f: impl FnMut(u32, u32, &Presence, &Presence, f64),
+    ) {
         let case = &self.cases[i as usize];
+        let me = (case.onset, case.id);
         let mut met: HashMap<(u32, u32), f64> = HashMap::new();
-        for p in &case.presences {
+        for (k, p) in case.presences.iter().enumerate() {
             met.clear();
             let searches = [
                 (&self.precise, p.point, true, 1.0, self.rules.near_m),
@@ -388,8 +430,9 @@ impl ClusterIndex {
                 (&self.areas, p.tower, false, self.rules.area_weight, 1.0),
             ];
             for (grid, at, precise, weight, near) in searches {
-                let reach = i32::from(precise);
                 let Some((lat, lon)) = at else { continue };
+                let cos_lat = lat.to_radians().cos();
+                let reach = i32::from(precise);
                 let (ci, cj) = cell(lat, lon, CELL_M);
                 for di in -reach..=reach {
                     for dj in -reach..=reach {
@@ -406,10 +449,18 @@ impl ClusterIndex {
                             if e.case == i || e.end < p.start {
                                 continue;
                             }
-                            let q = &self.cases[e.case as usize].presences[e.presence as usize];
+                            let other = &self.cases[e.case as usize];
+                            if earlier_only && (other.onset, other.id) >= me {
+                                continue;
+                            }
+                            let q = &other.presences[e.presence as usize];
                             let theirs = if precise { q.point } else { q.tower };
                             let Some((qlat, qlon)) = theirs else { continue };
-                            if distance_m(lat, lon, qlat, qlon) <= near {
+                            // Metres on a local plane: exact enough at
+                            // tens of metres, and cheap (no trigonometry).
+                            let dy = (qlat - lat) * M_PER_DEG;
+                            let dx = (qlon - lon) * M_PER_DEG * cos_lat;
+                            if dx * dx + dy * dy <= near * near {
                                 let w = met.entry((e.case, e.presence)).or_insert(0.0);
                                 *w = w.max(weight);
                             }
@@ -425,7 +476,7 @@ impl ClusterIndex {
                 } else {
                     weight
                 };
-                f(other, p, q, weight);
+                f(other, k as u32, p, q, weight);
             }
         }
     }
@@ -433,7 +484,7 @@ impl ClusterIndex {
     /// Cases meeting case `i` somewhere.
     fn neighbours(&self, i: u32) -> HashSet<u32> {
         let mut out = HashSet::new();
-        self.for_each_meeting(i, |other, _, _, _| {
+        self.for_each_meeting(i, false, |other, _, _, _, _| {
             out.insert(other);
         });
         out
@@ -456,18 +507,23 @@ impl ClusterIndex {
 
     /// Chooses case `i`'s most likely infector among earlier cases.
     fn choose_parent(&mut self, i: u32) {
-        if !self.cases[i as usize].live {
-            return;
-        }
+        let parent = self.parent_of(i);
+        self.cases[i as usize].parent = parent;
+    }
+
+    /// Case `i`'s most likely infector among earlier cases.
+    fn parent_of(&self, i: u32) -> Option<Parent> {
         let me = &self.cases[i as usize];
+        if !me.live {
+            return None;
+        }
         let rules = self.rules;
         let order = |c: &Case| (c.onset, c.id);
         // other → (infector score, co-exposed score, best presence, at, best part)
         let mut evidence: HashMap<u32, (f64, f64, u32, i64, f64)> = HashMap::new();
-        let my_presences = &me.presences;
-        self.for_each_meeting(i, |other, p, q, weight| {
+        self.for_each_meeting(i, true, |other, presence, p, q, weight| {
             let them = &self.cases[other as usize];
-            if order(them) >= order(me) || !them.live {
+            if !them.live {
                 return;
             }
             let Some((s, e)) = self.overlap(p, q) else {
@@ -480,21 +536,19 @@ impl ClusterIndex {
                 let mid = t + step / 2;
                 let hours = step as f64 / 3600.0;
                 let mine = rules.incubation((me.onset - mid) as f64 / DAY as f64);
-                if mid >= them.onset - rules.infectious_before_s
-                    && mid <= them.onset + rules.infectious_after_s
-                {
-                    infector += hours * weight * mine;
+                if mine > 0.0 {
+                    if mid >= them.onset - rules.infectious_before_s
+                        && mid <= them.onset + rules.infectious_after_s
+                    {
+                        infector += hours * weight * mine;
+                    }
+                    co += hours
+                        * weight
+                        * mine
+                        * rules.incubation((them.onset - mid) as f64 / DAY as f64);
                 }
-                co += hours
-                    * weight
-                    * mine
-                    * rules.incubation((them.onset - mid) as f64 / DAY as f64);
                 t += step;
             }
-            let presence = my_presences
-                .iter()
-                .position(|x| std::ptr::eq(x, p))
-                .unwrap_or(0) as u32;
             let entry = evidence
                 .entry(other)
                 .or_insert((0.0, 0.0, presence, s, 0.0));
@@ -524,9 +578,7 @@ impl ClusterIndex {
                     at: v.3,
                 })
         };
-        let parent =
-            pick(|v| v.0, LinkKind::Infector).or_else(|| pick(|v| v.1, LinkKind::CoExposed));
-        self.cases[i as usize].parent = parent;
+        pick(|v| v.0, LinkKind::Infector).or_else(|| pick(|v| v.1, LinkKind::CoExposed))
     }
 
     /// The likely infector of a case, if linked.
