@@ -759,6 +759,11 @@ async fn stop_signal() {
 
 async fn serve(config: Config) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
+    // Questions left pending by a stop are asked again, under their ids.
+    let pending = hub.resume_collections().await?;
+    if pending > 0 {
+        tracing::info!(pending, "asking the nodes again what they had not answered");
+    }
     let running = start(hub.clone(), &config).await?;
     tracing::info!(url = %running.url(), backend = hub.store.backend(), "hub serving");
     until_stopped(&hub, running).await
@@ -820,6 +825,10 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let logins = hub.seed_demo().await?;
     let city = demo_city(&config.data_dir, sim_people, sim_days).await?;
     let nodes = civic_hub::demo_nodes::start(&hub, &config.data_dir).await?;
+    let (response, cases) = hub
+        .seed_demo_response(&config.data_dir.join("city"))
+        .await?;
+    hub.resume_collections().await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();
     println!();
@@ -835,6 +844,10 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
         city.pings,
         city.cases,
         config.data_dir.join("city").display()
+    );
+    println!(
+        "  outbreak response {} \"{}\" ({}): {} cases registered with their interviews",
+        response.id, response.name, response.status, cases
     );
     println!(
         "  nodes (mutual TLS, certificates from the hub's CA; they answer granted requests only):"
@@ -871,6 +884,13 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
         serde_json::Value::Null,
     );
     println!();
+    println!(
+        "Investigate: civic login --hub {url} --username investigator.seoul --totp $(civic totp-code SECRET) <<< 'PASSWORD'"
+    );
+    println!(
+        "             civic eiss cases --response {}   (then request, decide as approver and police, timeline, contacts, clusters)",
+        response.id
+    );
     println!("Sign in: curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\");
     println!("           -d '{{\"username\":\"auditor\",\"password\":\"…\",\"totp\":\"'$(civic totp-code SECRET)'\"}}'");
     println!(

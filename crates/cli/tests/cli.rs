@@ -1028,3 +1028,247 @@ fn a_node_enrols_with_a_token_from_the_admin_cli() {
         None,
     ));
 }
+
+/// The investigation as its people run it from the command line, against
+/// the demo: an administrator opens a response, an investigator registers
+/// cases and asks for one's data, the approver and the police decide, the
+/// route and contacts come back, published routes are clustered, and the
+/// response is closed with its certificate; each step refuses the wrong
+/// duty.
+#[test]
+fn the_investigation_runs_through_the_cli_against_the_demo() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_civic"))
+        .args([
+            "demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sim-people",
+            "1500",
+            "--sim-days",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut demo = Running(child);
+    let stderr = demo.0.stderr.take().unwrap();
+    std::thread::spawn(move || std::io::BufReader::new(stderr).lines().for_each(drop));
+    let mut url = None;
+    let mut printed = String::new();
+    for line in std::io::BufReader::new(demo.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.split("running at ").nth(1) {
+            url = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("Logins are kept in") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no address:\n{printed}"));
+    assert!(printed.contains("outbreak response 1"), "{printed}");
+    let logins: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("demo-credentials.json")).unwrap())
+            .unwrap();
+    // Each person signs in once, with her own session directory.
+    let login = |user: &str| -> std::path::PathBuf {
+        let home = dir.path().join(user);
+        let l = logins
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["username"] == user)
+            .unwrap();
+        let secret = civic_hub::secrets::from_base32(l["totp_secret"].as_str().unwrap()).unwrap();
+        let code = civic_hub::secrets::totp_code(
+            &secret,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        );
+        let out = civic(
+            &["login", "--hub", &url, "--username", user, "--totp", &code],
+            &[("CIVIC_HOME", home.to_str().unwrap())],
+            Some(&format!("{}\n", l["password"].as_str().unwrap())),
+        );
+        assert!(ok(&out).contains("with a second factor"));
+        home
+    };
+    let as_ = |home: &std::path::Path, args: &[&str]| {
+        let mut all = vec!["eiss", "--format", "json"];
+        all.extend_from_slice(args);
+        civic(&all, &[("CIVIC_HOME", home.to_str().unwrap())], None)
+    };
+    let json = |out: &Output| -> serde_json::Value { serde_json::from_str(&ok(out)).unwrap() };
+    let admin = login("admin");
+    let inv = login("investigator.seoul");
+    let daegu = login("investigator.daegu");
+    let approver = login("approver");
+    let police = login("police");
+
+    let response = json(&as_(
+        &admin,
+        &[
+            "open-response",
+            "--name",
+            "COVID-19 test",
+            "--legal-basis",
+            "IDCPA art. 76-2",
+        ],
+    ));
+    let r = response[0]["id"].to_string();
+    let err = fails_in_one_line(&as_(
+        &inv,
+        &["open-response", "--name", "x", "--legal-basis", "y"],
+    ));
+    assert!(err.contains("403"), "{err}");
+    let register = data.join("city/case-register.csv");
+    let err = fails_in_one_line(&as_(
+        &daegu,
+        &["import-cases", "--response", &r, register.to_str().unwrap()],
+    ));
+    assert!(err.contains("403"), "{err}");
+    let cases = json(&as_(
+        &inv,
+        &["import-cases", "--response", &r, register.to_str().unwrap()],
+    ));
+    let interviews = data.join("city/interviews.csv");
+    ok(&as_(
+        &inv,
+        &[
+            "import-interviews",
+            "--response",
+            &r,
+            interviews.to_str().unwrap(),
+        ],
+    ));
+    // A case with a phone (the register's sixth column).
+    let text = std::fs::read_to_string(&register).unwrap();
+    let number = text
+        .lines()
+        .skip(1)
+        .find(|l| !l.split(',').nth(5).unwrap_or("").is_empty())
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let case = cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["number"] == number.as_str())
+        .unwrap()["id"]
+        .to_string();
+    fails_in_one_line(&as_(&daegu, &["case", &case]));
+    let detail = json(&as_(&inv, &["case", &case]));
+    assert!(detail["subject"]["phones"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty()));
+
+    // The due procedure, in order.
+    let request = json(&as_(
+        &inv,
+        &[
+            "request",
+            "--case",
+            &case,
+            "--reason",
+            "route and contacts of a confirmed case",
+        ],
+    ));
+    let id = request[0]["id"].to_string();
+    let err = fails_in_one_line(&as_(&police, &["decide", "--request", &id, "--approve"]));
+    assert!(err.contains("409"), "not the police's turn: {err}");
+    fails_in_one_line(&as_(&inv, &["decide", "--request", &id, "--approve"]));
+    let inbox = json(&as_(&approver, &["requests"]));
+    assert!(inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["id"].to_string() == id));
+    let err = fails_in_one_line(&as_(&approver, &["decide", "--request", &id, "--reject"]));
+    assert!(err.contains("reason"), "{err}");
+    ok(&as_(&approver, &["decide", "--request", &id, "--approve"]));
+    ok(&as_(&police, &["decide", "--request", &id, "--approve"]));
+    let started = std::time::Instant::now();
+    loop {
+        let requests = json(&as_(&inv, &["requests", "--case", &case]));
+        if requests[0]["status"] == "collected" {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "{requests}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let timeline = json(&as_(&inv, &["timeline", "--case", &case]));
+    assert!(!timeline["stays"].as_array().unwrap().is_empty());
+    let contacts = ok(&civic(
+        &["eiss", "--format", "csv", "contacts", "--case", &case],
+        &[("CIVIC_HOME", inv.to_str().unwrap())],
+        None,
+    ));
+    assert!(
+        contacts.starts_with("id,case,holder,identifier,"),
+        "{contacts}"
+    );
+    assert!(contacts.lines().count() > 1);
+    let notices = json(&as_(&inv, &["notices", "--case", &case]));
+    assert!(notices
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["kind"] == "patient_notice"));
+
+    // Routes published elsewhere, clustered.
+    let published = json(&as_(
+        &admin,
+        &[
+            "open-response",
+            "--name",
+            "Published routes",
+            "--legal-basis",
+            "IDCPA art. 34-2",
+        ],
+    ));
+    let p = published[0]["id"].to_string();
+    let out = civic(
+        &[
+            "eiss",
+            "import-routes",
+            "--response",
+            &p,
+            interviews.to_str().unwrap(),
+        ],
+        &[("CIVIC_HOME", inv.to_str().unwrap())],
+        None,
+    );
+    assert!(ok(&out).contains("cases created"));
+    let csv = ok(&civic(
+        &["eiss", "clusters", "--response", &p, "--format", "csv"],
+        &[("CIVIC_HOME", inv.to_str().unwrap())],
+        None,
+    ));
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("case_id,cluster_id,place"));
+    assert!(lines.count() > 3);
+
+    // The end, with its certificate.
+    fails_in_one_line(&as_(&inv, &["close-response", &r]));
+    let closed = ok(&civic(
+        &["eiss", "--format", "table", "close-response", &r],
+        &[("CIVIC_HOME", admin.to_str().unwrap())],
+        None,
+    ));
+    assert!(
+        closed.contains("deletion certificate") && closed.contains("confirmed"),
+        "{closed}"
+    );
+    assert!(!closed.contains("NOT CONFIRMED"), "{closed}");
+    fails_in_one_line(&as_(&inv, &["case", &case]));
+    let _ = demo.0.kill();
+}

@@ -134,3 +134,43 @@ impl Hub {
         Ok(logins)
     }
 }
+
+impl Hub {
+    /// The demo's outbreak response: opened once, with the synthetic
+    /// city's confirmed cases registered from its case register and their
+    /// interviews recorded (as the local operator, audited). Returns it
+    /// and its number of cases.
+    pub async fn seed_demo_response(
+        &self,
+        city: &std::path::Path,
+    ) -> Result<(crate::eiss::ResponseView, usize)> {
+        use civic_store::InvestigationStore;
+        let ctx = Ctx::local_operator();
+        if let Some(first) = self.list_responses(&ctx).await?.into_iter().next() {
+            let cases = self.store.case_metas(first.id).await?.len();
+            return Ok((first, cases));
+        }
+        let response = self
+            .open_response(
+                &ctx,
+                "COVID-19 Seoul (demo)",
+                "Infectious Disease Control and Prevention Act, art. 76-2",
+                None,
+            )
+            .await?;
+        let read = |name: &str| {
+            std::fs::read_to_string(city.join(name)).map_err(|e| {
+                crate::HubError::BadRequest(format!("cannot read the demo city's {name}: {e}"))
+            })
+        };
+        let register = read("case-register.csv")?;
+        // A city too small or too short may have no confirmed case.
+        if register.lines().skip(1).all(|l| l.trim().is_empty()) {
+            return Ok((response, 0));
+        }
+        let cases = self.import_cases(&ctx, response.id, &register).await?;
+        self.import_interviews(&ctx, response.id, &read("interviews.csv")?)
+            .await?;
+        Ok((response, cases.len()))
+    }
+}
