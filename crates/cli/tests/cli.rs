@@ -1191,7 +1191,7 @@ fn the_investigation_runs_through_the_cli_against_the_demo() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|q| q["id"].to_string() == id));
+        .any(|q| q["id"] == request[0]["id"]));
     let err = fails_in_one_line(&as_(&approver, &["decide", "--request", &id, "--reject"]));
     assert!(err.contains("reason"), "{err}");
     ok(&as_(&approver, &["decide", "--request", &id, "--approve"]));
