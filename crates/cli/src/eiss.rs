@@ -8,6 +8,11 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
+/// `println!` that ends quietly when the reader went away.
+macro_rules! out {
+    ($($t:tt)*) => { output::emit(&format!($($t)*)) };
+}
+
 #[derive(Subcommand)]
 pub enum EissCommand {
     /// List outbreak responses.
@@ -158,6 +163,7 @@ fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Array(items) => items.iter().map(s).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
 }
@@ -227,13 +233,13 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
             let v: Value = c
                 .post_csv(&format!("/responses/{response}/interviews"), read(&file)?)
                 .await?;
-            println!("interviews of {} cases recorded", s(&v["count"]));
+            out!("interviews of {} cases recorded", s(&v["count"]));
         }
         EissCommand::ImportRoutes { response, file } => {
             let v: Value = c
                 .post_csv(&format!("/responses/{response}/routes"), read(&file)?)
                 .await?;
-            println!(
+            out!(
                 "{} route rows loaded: {} cases created, {} updated",
                 s(&v["rows"]),
                 s(&v["cases_created"]),
@@ -286,34 +292,34 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
             let v: Value = c.get(&format!("/cases/{id}")).await?;
             if format == Format::Table {
                 let case = &v["case"];
-                println!(
+                out!(
                     "case {} (id {}), {} — {}",
                     s(&case["number"]),
                     s(&case["id"]),
                     s(&case["region"]),
                     s(&case["status"])
                 );
-                println!(
+                out!(
                     "onset {}, confirmed {}; cluster {}",
                     s(&case["onset"]),
                     s(&case["confirmed"]),
                     s(&case["cluster"])
                 );
                 if !v["subject"].is_null() {
-                    println!("subject: {}", v["subject"]);
+                    out!("subject: {}", v["subject"]);
                 }
-                println!(
+                out!(
                     "interview: {} places told",
                     v["interview"].as_array().map_or(0, Vec::len)
                 );
-                println!("requests:");
+                out!("requests:");
                 table(
                     format,
                     &["id", "items", "status", "requested"],
                     &["id", "items", "status", "requested_at"],
                     &v["requests"],
                 );
-                println!("collection:");
+                out!("collection:");
                 table(
                     format,
                     &["node", "purpose", "status", "detail"],
@@ -330,7 +336,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                 &json!({"users": users}),
             )
             .await?;
-            println!("case {case} assigned to {users:?}");
+            out!("case {case} assigned to {users:?}");
         }
         EissCommand::Request {
             case,
@@ -406,6 +412,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
         }
         EissCommand::Timeline { case } => {
             let v: Value = c.get(&format!("/cases/{case}/timeline")).await?;
+            let off = offset(&c, Some(case), None).await;
             let stays: Vec<Vec<String>> = v["stays"]
                 .as_array()
                 .cloned()
@@ -419,14 +426,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                         .iter()
                         .map(|x| format!("{}:{}", s(&x["kind"]), s(&x["holder"])))
                         .collect();
-                    let when = |k: &str| {
-                        st[k]
-                            .as_i64()
-                            .map(|t| {
-                                civic_core::time::Timestamp::from_micros(t * 1_000_000).to_rfc3339()
-                            })
-                            .unwrap_or_default()
-                    };
+                    let when = |k: &str| local(&st[k], off);
                     vec![
                         s(&st["id"]),
                         when("arrival"),
@@ -451,8 +451,8 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                 format,
                 &[
                     "stay",
-                    "arrival",
-                    "departure",
+                    "arrival (local)",
+                    "departure (local)",
                     "minutes",
                     "place",
                     "where",
@@ -466,7 +466,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                 let unsupported = v["interview"]
                     .as_array()
                     .map_or(0, |a| a.iter().filter(|c| c["unsupported"] == true).count());
-                println!(
+                out!(
                     "{} trips; {} told places no data supports",
                     v["trips"].as_array().map_or(0, Vec::len),
                     unsupported
@@ -479,7 +479,27 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                 (None, Some(r)) => c.get(&format!("/responses/{r}/contacts")).await?,
                 (None, None) => bail!("give --case or --response"),
             };
-            table(
+            let off = offset(&c, case, response).await;
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| {
+                    vec![
+                        s(&x["id"]),
+                        s(&x["case_number"]),
+                        s(&x["holder"]),
+                        s(&x["identifier"]),
+                        s(&x["place"]),
+                        local(&x["first_seen"], off),
+                        local(&x["last_seen"], off),
+                        s(&x["overlap_minutes"]),
+                        s(&x["status"]),
+                    ]
+                })
+                .collect();
+            output::print(
                 format,
                 &[
                     "id",
@@ -487,23 +507,13 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     "holder",
                     "identifier",
                     "place",
-                    "first seen",
-                    "last seen",
+                    "first seen (local)",
+                    "last seen (local)",
                     "overlap min",
                     "status",
                 ],
-                &[
-                    "id",
-                    "case_number",
-                    "holder",
-                    "identifier",
-                    "place",
-                    "first_seen",
-                    "last_seen",
-                    "overlap_minutes",
-                    "status",
-                ],
-                &v,
+                &rows,
+                v,
             );
         }
         EissCommand::Contact {
@@ -530,7 +540,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
             let v: Value = c
                 .post("/contacts/notify", &json!({"contacts": contacts}))
                 .await?;
-            println!("{} contacts notified", s(&v["notified"]));
+            out!("{} contacts notified", s(&v["notified"]));
         }
         EissCommand::Notices { case } => {
             let v: Value = c.get(&format!("/cases/{case}/notices")).await?;
@@ -566,27 +576,76 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
     Ok(())
 }
 
+/// The local offset (minutes east of UTC) of a case's or a response's
+/// rules, for showing times as investigators read them.
+async fn offset(c: &Client, case: Option<i64>, response: Option<i64>) -> i32 {
+    let response = match (case, response) {
+        (_, Some(r)) => Some(r),
+        (Some(case), None) => c
+            .get::<Value>(&format!("/cases/{case}"))
+            .await
+            .ok()
+            .and_then(|v| v["case"]["response"].as_i64()),
+        _ => None,
+    };
+    match response {
+        Some(r) => c
+            .get::<Value>(&format!("/responses/{r}"))
+            .await
+            .ok()
+            .and_then(|v| v["rules"]["utc_offset_minutes"].as_i64())
+            .unwrap_or(0) as i32,
+        None => 0,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` at `offset` minutes east of UTC, from Unix seconds
+/// or an RFC 3339 string.
+fn local(v: &Value, offset: i32) -> String {
+    let t = match v {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| time::OffsetDateTime::from_unix_timestamp(n).ok()),
+        Value::String(s) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        }
+        _ => None,
+    };
+    let Some(t) = t else { return s(v) };
+    let t = t.to_offset(
+        time::UtcOffset::from_whole_seconds(offset * 60).unwrap_or(time::UtcOffset::UTC),
+    );
+    format!(
+        "{}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
 fn certificate(format: Format, v: &Value) {
     if format != Format::Table {
         output::print(format, &[], &[], v.clone());
         return;
     }
     let b = &v["body"];
-    println!(
+    out!(
         "deletion certificate {} of response {} ({})",
         s(&v["id"]),
         s(&b["response"]),
         s(&b["name"])
     );
-    println!(
+    out!(
         "  closed by {} at {}; data key {} destroyed",
         s(&b["closed_by"]),
         s(&b["closed_at"]),
         s(&b["data_key_destroyed"])
     );
-    println!("  hub records deleted: {}", b["hub_records"]);
+    out!("  hub records deleted: {}", b["hub_records"]);
     for n in b["nodes"].as_array().cloned().unwrap_or_default() {
-        println!(
+        out!(
             "  node {}: {} — {} answers ({} bytes) deleted, {} absent",
             s(&n["node"]),
             if n["confirmed"] == true {
@@ -599,7 +658,7 @@ fn certificate(format: Format, v: &Value) {
             s(&n["absent"])
         );
     }
-    println!(
+    out!(
         "  signed by the hub's key {}: {}",
         s(&b["issuer"]),
         s(&v["signature"])

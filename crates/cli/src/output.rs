@@ -28,22 +28,30 @@ fn csv_field(v: &str) -> String {
     }
 }
 
+/// Prints a line on standard output; a reader that went away (`| head`)
+/// ends the command quietly, as it ends `ls`.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Prints rows under `headers`; `json` is the same data for `--format json`.
 pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde_json::Value) {
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        ),
+        Format::Json => emit(&serde_json::to_string_pretty(&json).unwrap_or_default()),
         Format::Csv => {
-            println!("{}", headers.join(","));
+            emit(&headers.join(","));
             for row in rows {
-                println!(
-                    "{}",
-                    row.iter()
+                emit(
+                    &row.iter()
                         .map(|v| csv_field(v))
                         .collect::<Vec<_>>()
-                        .join(",")
+                        .join(","),
                 );
             }
         }
@@ -64,17 +72,16 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde
                     .trim_end()
                     .to_owned()
             };
-            println!("{}", line(headers.to_vec()));
-            println!(
-                "{}",
-                widths
+            emit(&line(headers.to_vec()));
+            emit(
+                &widths
                     .iter()
                     .map(|w| "-".repeat(*w))
                     .collect::<Vec<_>>()
-                    .join("  ")
+                    .join("  "),
             );
             for row in rows {
-                println!("{}", line(row.iter().map(String::as_str).collect()));
+                emit(&line(row.iter().map(String::as_str).collect()));
             }
         }
     }

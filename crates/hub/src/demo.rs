@@ -136,8 +136,9 @@ impl Hub {
 }
 
 impl Hub {
-    /// The demo's outbreak response: opened once, with the synthetic
-    /// city's confirmed cases registered from its case register and their
+    /// The demo's outbreak response: the open one, or (first start, or
+    /// every earlier one closed) a new one with the synthetic city's
+    /// confirmed cases registered from its case register and their
     /// interviews recorded (as the local operator, audited). Returns it
     /// and its number of cases.
     pub async fn seed_demo_response(
@@ -146,9 +147,14 @@ impl Hub {
     ) -> Result<(crate::eiss::ResponseView, usize)> {
         use civic_store::InvestigationStore;
         let ctx = Ctx::local_operator();
-        if let Some(first) = self.list_responses(&ctx).await?.into_iter().next() {
-            let cases = self.store.case_metas(first.id).await?.len();
-            return Ok((first, cases));
+        let open = self
+            .list_responses(&ctx)
+            .await?
+            .into_iter()
+            .find(|r| r.status == civic_core::investigation::ResponseStatus::Open);
+        if let Some(open) = open {
+            let cases = self.store.case_metas(open.id).await?.len();
+            return Ok((open, cases));
         }
         let response = self
             .open_response(

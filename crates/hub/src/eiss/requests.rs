@@ -800,9 +800,12 @@ impl Hub {
                 DataItem::TransitTaps => "transit card taps",
             })
             .collect();
+        // Whose records of the patient were collected (not those asked
+        // only who else was where he was).
         let mut holders: Vec<&str> = secret
             .grants
             .iter()
+            .filter(|g| g.purpose == CollectionPurpose::Route)
             .map(|g| g.grant.grant.holder.as_str())
             .collect();
         holders.sort_unstable();
