@@ -415,6 +415,21 @@ enum AdminNodeCommand {
         #[arg(long, default_value_t = 24)]
         valid_hours: i64,
     },
+    /// Record where an enrolled node answers the hub, what it holds and
+    /// its holder code in case registers.
+    Route {
+        #[arg(long)]
+        name: String,
+        /// e.g. https://10.0.0.5:9443
+        #[arg(long)]
+        url: String,
+        /// pings, transactions or taps.
+        #[arg(long)]
+        kind: String,
+        /// The holder's code in case registers, e.g. skt or shinhan.
+        #[arg(long)]
+        code: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1719,6 +1734,18 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                 .await?;
             println!("{token}");
             eprintln!("enrolment token for node {name}, valid until {expires_at}; it works once");
+        }
+        AdminCommand::Node {
+            command:
+                AdminNodeCommand::Route {
+                    name,
+                    url,
+                    kind,
+                    code,
+                },
+        } => {
+            hub.register_node(&ctx, &name, &url, &kind, &code).await?;
+            println!("node {name} answers at {url} ({kind}, code {code})");
         }
         AdminCommand::Token { command } => match command {
             TokenCommand::Issue {
