@@ -1284,7 +1284,110 @@ async fn a_node_enrols_once_with_its_token_and_then_talks_mutual_tls(db: TestDb)
     assert_eq!(accept.await.unwrap().as_deref(), Some("node-skt"));
 }
 
+/// A case's live feed streams its changes as server-sent events, to those
+/// who work on it; a case registered as JSON, bad input refused whole.
+async fn a_case_feed_streams_its_changes_and_cases_are_registered_as_json(db: TestDb) {
+    let app = spawn_app(db).await;
+    let operator = Ctx::local_operator();
+    let response = app
+        .hub
+        .open_response(&operator, "Feed", "IDCPA art. 76-2", None)
+        .await
+        .unwrap();
+    let (_, secret) = app
+        .user("inv-seoul", "investigator:seoul", "health_authority", true)
+        .await;
+    let inv = app.token("inv-seoul", secret.as_deref()).await;
+    let (_, secret) = app.user("appr", "approver", "health_authority", true).await;
+    let appr = app.token("appr", secret.as_deref()).await;
+    let path = format!("/api/v1/responses/{}/cases", response.id);
+    // One bad case refuses the whole list, and nothing is kept.
+    let bad = app
+        .request(Method::POST, &path, Some(&inv))
+        .json(&json!([
+            {"number": "f-1", "region": "seoul-mapo", "onset_date": "2020-03-01", "confirmed_date": "2020-03-02"},
+            {"number": "f-2", "region": "seoul-mapo", "onset_date": "2020-03-05", "confirmed_date": "2020-03-02"}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let listed: Value = app
+        .request(Method::GET, &path, Some(&inv))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+    let created: Value = app
+        .request(Method::POST, &path, Some(&inv))
+        .json(&json!([{"number": "f-1", "region": "seoul-mapo", "onset_date": "2020-03-01", "confirmed_date": "2020-03-02",
+                        "subject": {"phones": [["skt", 12345678901u64]], "home": [37.55, 126.9]}}]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let case = created[0]["id"].as_i64().unwrap();
+    assert_eq!(created[0]["onset"], "2020-03-01");
+
+    let feed_path = format!("/api/v1/cases/{case}/feed");
+    let denied = app
+        .request(Method::GET, &feed_path, Some(&appr))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(denied, StatusCode::FORBIDDEN).await;
+    let mut feed = app
+        .request(Method::GET, &feed_path, Some(&inv))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), StatusCode::OK);
+    assert!(feed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    // Recording the interview rebuilds the route and the cluster: the
+    // feed says so.
+    let put = app
+        .request(Method::PUT, &format!("/api/v1/cases/{case}/interview"), Some(&inv))
+        .json(&json!([{"date": "2020-03-01", "lat": 37.55, "lon": 126.91, "start_time": "10:00", "end_time": "12:00", "place": "Cafe Mapo 1"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    let mut seen = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: cluster") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no cluster event: {seen:?}");
+    // A bad interview row is refused, naming the row.
+    let bad = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/cases/{case}/interview"),
+            Some(&inv),
+        )
+        .json(&json!([{"date": "2020-13-01", "lat": 37.55, "lon": 126.91}]))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(bad, StatusCode::BAD_REQUEST).await;
+    assert!(body["detail"].as_str().unwrap().contains("row 1"), "{body}");
+}
+
 civic_store::backend_tests!(
+    a_case_feed_streams_its_changes_and_cases_are_registered_as_json,
     a_node_enrols_once_with_its_token_and_then_talks_mutual_tls,
     sign_in_attempts_are_throttled_per_address_and_unknown_names_pseudonymised,
     every_route_by_every_duty_matches_the_policy_table,

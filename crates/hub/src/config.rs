@@ -46,6 +46,9 @@ pub struct Config {
     pub grant_validity_hours: i64,
     /// Questions to nodes in flight at once.
     pub collection_concurrency: usize,
+    /// An SMS gateway's HTTP API that takes notices as JSON
+    /// (`{"recipient", "text"}`); unset, notices stay in the outbox.
+    pub notice_webhook_url: Option<String>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             collection_deadline_seconds: 600,
             grant_validity_hours: 72,
             collection_concurrency: 16,
+            notice_webhook_url: None,
         }
     }
 }
@@ -116,7 +120,7 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 16] = [
+    const KEYS: [&'static str; 17] = [
         "addr",
         "data_dir",
         "database_url",
@@ -133,6 +137,7 @@ impl Config {
         "collection_deadline_seconds",
         "grant_validity_hours",
         "collection_concurrency",
+        "notice_webhook_url",
     ];
 
     fn check(&self) -> Result<(), ConfigError> {

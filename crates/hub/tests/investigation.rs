@@ -106,6 +106,53 @@ async fn database_bytes(db: &TestDb) -> Option<Vec<u8>> {
     }
 }
 
+/// A stand-in SMS gateway on loopback: takes each POSTed JSON notice.
+async fn gateway() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    let body = serde_json::from_slice(&buf[end + 4..end + 4 + length]).unwrap();
+                    kept.lock().unwrap().push(body);
+                    buf.drain(..end + 4 + length);
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    (url, received)
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -298,6 +345,8 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
         .is_empty());
     let inbox = hub.list_requests(&police, None).await.unwrap();
     assert_eq!(inbox.len(), 1);
+    // The case's live feed, from before the last approval.
+    let mut feed = hub.case_events();
     let decided = hub
         .decide_request(&police, request.id, true, None)
         .await
@@ -343,6 +392,23 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     );
     let timeline = hub.timeline(&inv, case.id).await.unwrap();
     assert!(timeline.stays.len() >= 3, "{} stays", timeline.stays.len());
+    // The feed told as they came: each holder's answer, new stay points,
+    // contacts, the cluster.
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut stays_seen = 0;
+    while let Ok(e) = feed.try_recv() {
+        if e.case == case.id {
+            kinds.insert(e.kind);
+            if e.kind == "stay_points" {
+                stays_seen += e.data["new"].as_array().map_or(0, Vec::len);
+            }
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        vec!["cluster", "collection", "contacts", "stay_points"]
+    );
+    assert!(stays_seen >= timeline.stays.len());
     assert!(timeline.stays.iter().any(|s| s
         .sources
         .iter()
@@ -372,6 +438,26 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
             .count(),
         2
     );
+    assert!(
+        notices.iter().all(|n| n.sent_at.is_none()),
+        "no sender yet: all in the outbox"
+    );
+    // An SMS gateway takes them from the outbox, once.
+    let (gateway, received) = gateway().await;
+    let sender = civic_hub::eiss::WebhookSender::new(&gateway);
+    assert_eq!(hub.deliver_notices(&sender).await.unwrap(), 3);
+    assert_eq!(hub.deliver_notices(&sender).await.unwrap(), 0);
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies
+        .iter()
+        .any(|b| b["text"].as_str().unwrap().contains("exposed")));
+    assert!(hub
+        .case_notices(&inv, case.id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.sent_at.is_some()));
     let positive = hub
         .update_contact(
             &inv,

@@ -1114,6 +1114,47 @@ macro_rules! impl_investigation {
                 Ok(messages)
             }
 
+            async fn unsent_outbox(&self, limit: u32, audit: AuditEntry) -> Result<Vec<OutboxMessage>> {
+                let mut tx = self.begin_tx().await?;
+                let rows = sqlx::query(
+                    "SELECT o.id, o.response_id, o.case_id, o.kind, o.sealed, o.created_at, o.sent_at FROM outbox o \
+                     JOIN responses r ON r.id = o.response_id \
+                     WHERE o.sent_at IS NULL AND r.status = 'open' ORDER BY o.id LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let messages = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(OutboxMessage {
+                            id: r.try_get("id")?,
+                            response: ResponseId(r.try_get("response_id")?),
+                            case: r.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
+                            kind: r.try_get("kind")?,
+                            sealed: r.try_get("sealed")?,
+                            created_at: ts(r.try_get("created_at")?),
+                            sent_at: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if messages.is_empty() {
+                    tx.commit().await?;
+                    return Ok(messages);
+                }
+                Self::audit_reads(tx, audit).await?;
+                Ok(messages)
+            }
+
+            async fn mark_sent(&self, id: i64, at: Timestamp) -> Result<()> {
+                sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL")
+                    .bind(at.micros())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn investigator_loads(&self) -> Result<Vec<(UserId, Region, u64)>> {
                 let rows = sqlx::query(
                     "SELECT d.user_id, d.region, COUNT(c.id) AS n FROM user_duties d \

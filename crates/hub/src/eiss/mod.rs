@@ -17,12 +17,14 @@ mod cases;
 mod clusters;
 mod collect;
 mod contacts;
+mod notify;
 mod requests;
 mod responses;
 
 pub use cases::{CaseDetail, CaseFilter, CaseSummary, CollectionView, NewCaseRequest};
 pub use clusters::{ClusterCase, ClusterRow, ClusterView, RoutesLoaded, TreeLink};
 pub use contacts::{ContactUpdate, ContactView, Notice, OutboxView};
+pub use notify::{NoticeSender, WebhookSender};
 pub use requests::{DataRequestInput, RequestView, StepView};
 pub use responses::{Certificate, CertificateBody, NodeDeletion, ResponseView};
 
