@@ -7,6 +7,25 @@
 //!
 //! This crate must never depend on storage, HTTP or the CLI.
 
+/// Declares an `i64` identifier type (serialised as the bare number).
+macro_rules! id_type {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("Identifier of ", $what, ".")]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod error;
 pub mod identity;

@@ -4,8 +4,6 @@
 //! seeds) and `hub-ca-key.pem` (the certificate authority of hub–node
 //! mutual TLS). The database never holds any of them.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::RngCore;
 use std::path::Path;
@@ -121,19 +119,7 @@ impl HubKeys {
     /// Encrypts `plain`, bound to `context` (e.g. `totp:12`): a sealed
     /// value copied to another row does not open.
     pub fn seal(&self, context: &str, plain: &[u8]) -> Vec<u8> {
-        let cipher = XChaCha20Poly1305::new((&self.sealing).into());
-        let mut nonce = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let sealed = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: context.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encryption does not fail");
-        [nonce.as_slice(), &sealed].concat()
+        crate::secrets::seal(&self.sealing, context, plain)
     }
 
     /// A stable pseudonym of `value` (HMAC-SHA-256 under the sealing key,
@@ -150,19 +136,7 @@ impl HubKeys {
     }
 
     pub fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < 24 {
-            return None;
-        }
-        let cipher = XChaCha20Poly1305::new((&self.sealing).into());
-        cipher
-            .decrypt(
-                XNonce::from_slice(&sealed[..24]),
-                Payload {
-                    msg: &sealed[24..],
-                    aad: context.as_bytes(),
-                },
-            )
-            .ok()
+        crate::secrets::open(&self.sealing, context, sealed)
     }
 }
 

@@ -167,6 +167,45 @@ pub fn token_hash(token: &str) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
 }
 
+/// Encrypts `plain` with XChaCha20-Poly1305 under `key`, bound to
+/// `context` (associated data: sealed bytes copied elsewhere do not open
+/// there); a random nonce leads.
+pub(crate) fn seal(key: &[u8; 32], context: &str, plain: &[u8]) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use rand::RngCore;
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let sealed = XChaCha20Poly1305::new(key.into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plain,
+                aad: context.as_bytes(),
+            },
+        )
+        .expect("XChaCha20-Poly1305 encryption does not fail");
+    [nonce.as_slice(), &sealed].concat()
+}
+
+/// Opens what [`seal`] made under `key` for `context`.
+pub(crate) fn open(key: &[u8; 32], context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    if sealed.len() < 24 {
+        return None;
+    }
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(
+            XNonce::from_slice(&sealed[..24]),
+            Payload {
+                msg: &sealed[24..],
+                aad: context.as_bytes(),
+            },
+        )
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,18 @@ macro_rules! impl_investigation {
             })
         }
 
+        fn outbox_from(r: &DbRow) -> Result<OutboxMessage> {
+            Ok(OutboxMessage {
+                id: r.try_get("id")?,
+                response: ResponseId(r.try_get("response_id")?),
+                case: r.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
+                kind: r.try_get("kind")?,
+                sealed: r.try_get("sealed")?,
+                created_at: ts(r.try_get("created_at")?),
+                sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(ts),
+            })
+        }
+
         fn certificate_from(row: &DbRow) -> Result<DeletionCertificate> {
             Ok(DeletionCertificate {
                 id: row.try_get("id")?,
@@ -231,6 +243,10 @@ macro_rules! impl_investigation {
                     if sealed { ", r.sealed" } else { "" }
                 );
                 let mut n = 0;
+                if filter.id.is_some() {
+                    n += 1;
+                    sql.push_str(&format!(" AND r.id = ${n}"));
+                }
                 if filter.case.is_some() {
                     n += 1;
                     sql.push_str(&format!(" AND r.case_id = ${n}"));
@@ -247,6 +263,9 @@ macro_rules! impl_investigation {
                 }
                 sql.push_str(" ORDER BY r.id");
                 let mut q = sqlx::query(&sql);
+                if let Some(id) = filter.id {
+                    q = q.bind(id.0);
+                }
                 if let Some(c) = filter.case {
                     q = q.bind(c.0);
                 }
@@ -1096,20 +1115,7 @@ macro_rules! impl_investigation {
                         .fetch_all(&mut *tx)
                         .await?,
                 };
-                let messages = rows
-                    .iter()
-                    .map(|r| {
-                        Ok(OutboxMessage {
-                            id: r.try_get("id")?,
-                            response: ResponseId(r.try_get("response_id")?),
-                            case: r.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
-                            kind: r.try_get("kind")?,
-                            sealed: r.try_get("sealed")?,
-                            created_at: ts(r.try_get("created_at")?),
-                            sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(ts),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let messages = rows.iter().map(outbox_from).collect::<Result<Vec<_>>>()?;
                 Self::audit_reads(tx, audit).await?;
                 Ok(messages)
             }
@@ -1124,20 +1130,7 @@ macro_rules! impl_investigation {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-                let messages = rows
-                    .iter()
-                    .map(|r| {
-                        Ok(OutboxMessage {
-                            id: r.try_get("id")?,
-                            response: ResponseId(r.try_get("response_id")?),
-                            case: r.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
-                            kind: r.try_get("kind")?,
-                            sealed: r.try_get("sealed")?,
-                            created_at: ts(r.try_get("created_at")?),
-                            sent_at: None,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let messages = rows.iter().map(outbox_from).collect::<Result<Vec<_>>>()?;
                 if messages.is_empty() {
                     tx.commit().await?;
                     return Ok(messages);

@@ -8,7 +8,7 @@
 //! pending questions again under the same ids: nodes answer them once.
 
 use super::cases::{doc_context, CaseSecret};
-use super::requests::{request_context, Planned, RequestSecret};
+use super::requests::Planned;
 use super::{json, DataKey, PURPOSE};
 use crate::exchange::{ExchangeError, NodeClient};
 use crate::{Hub, HubError, Result};
@@ -269,22 +269,8 @@ impl Hub {
     ) -> Result<bool> {
         let key = self.data_key(response).await?;
         let (record, rules) = self.open_response_record(response).await?;
-        let Some(full) = self
-            .store
-            .read_requests(
-                RequestFilter {
-                    case: Some(case),
-                    ..RequestFilter::default()
-                },
-                self.system_entry("eiss.request.read", format!("data_request:{request}")),
-            )
-            .await?
-            .into_iter()
-            .find(|r| r.id == request)
-        else {
-            return Ok(false);
-        };
-        let secret: RequestSecret = key.open_json(&request_context(case), &full.sealed)?;
+        let meta = self.request_meta(request).await?;
+        let secret = self.request_secret(&key, &meta).await?;
         let planned: Vec<&Planned> = secret
             .grants
             .iter()

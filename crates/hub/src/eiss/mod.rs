@@ -29,8 +29,6 @@ pub use requests::{DataRequestInput, RequestView, StepView};
 pub use responses::{Certificate, CertificateBody, NodeDeletion, ResponseView};
 
 use crate::{Hub, HubError, Result};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use civic_core::audit::{AuditEntry, Outcome};
 use civic_core::investigation::{CaseId, ResponseId};
 use civic_eiss::clusters::ClusterIndex;
@@ -62,34 +60,11 @@ impl DataKey {
     /// Encrypts `plain`, bound to `context`: sealed bytes moved to another
     /// row do not open.
     pub(crate) fn seal(&self, context: &str, plain: &[u8]) -> Vec<u8> {
-        let cipher = XChaCha20Poly1305::new((&self.0).into());
-        let mut nonce = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let sealed = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: context.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encryption does not fail");
-        [nonce.as_slice(), &sealed].concat()
+        crate::secrets::seal(&self.0, context, plain)
     }
 
     pub(crate) fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < 24 {
-            return None;
-        }
-        XChaCha20Poly1305::new((&self.0).into())
-            .decrypt(
-                XNonce::from_slice(&sealed[..24]),
-                Payload {
-                    msg: &sealed[24..],
-                    aad: context.as_bytes(),
-                },
-            )
-            .ok()
+        crate::secrets::open(&self.0, context, sealed)
     }
 
     pub(crate) fn seal_json(&self, context: &str, value: &impl Serialize) -> Vec<u8> {

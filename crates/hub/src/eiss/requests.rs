@@ -367,13 +367,7 @@ impl Hub {
                 needs_second_factor: false,
             });
         };
-        let request = self
-            .store
-            .request_metas(RequestFilter::default())
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| HubError::NotFound(format!("data request {id}")))?;
+        let request = self.request_meta(id).await?;
         let expected = match duty {
             DutyKind::PoliceLocationOfficer => RequestStatus::AwaitingPolice,
             _ => RequestStatus::AwaitingApprover,
@@ -397,21 +391,7 @@ impl Hub {
             .case_meta(request.case)
             .await?
             .ok_or_else(|| HubError::NotFound(format!("case {}", request.case)))?;
-        let full = self
-            .store
-            .read_requests(
-                RequestFilter {
-                    case: Some(request.case),
-                    ..RequestFilter::default()
-                },
-                self.system_entry("eiss.request.read", resource.clone()),
-            )
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| HubError::NotFound(format!("data request {id}")))?;
-        let mut secret: RequestSecret =
-            key.open_json(&request_context(request.case), &full.sealed)?;
+        let mut secret = self.request_secret(&key, &request).await?;
         let decision = Decision {
             duty,
             user: principal.user,
@@ -510,14 +490,41 @@ impl Hub {
         self.request_view(id).await
     }
 
-    async fn request_view(&self, id: DataRequestId) -> Result<RequestView> {
-        let r = self
-            .store
-            .request_metas(RequestFilter::default())
+    /// A data request without its sealed part.
+    pub(crate) async fn request_meta(&self, id: DataRequestId) -> Result<DataRequest> {
+        self.store
+            .request_metas(RequestFilter {
+                id: Some(id),
+                ..RequestFilter::default()
+            })
             .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| HubError::NotFound(format!("data request {id}")))?;
+            .pop()
+            .ok_or_else(|| HubError::NotFound(format!("data request {id}")))
+    }
+
+    /// A data request's sealed part, opened (the hub's own read).
+    pub(crate) async fn request_secret(
+        &self,
+        key: &DataKey,
+        request: &DataRequest,
+    ) -> Result<RequestSecret> {
+        let full = self
+            .store
+            .read_requests(
+                RequestFilter {
+                    id: Some(request.id),
+                    ..RequestFilter::default()
+                },
+                self.system_entry("eiss.request.read", format!("data_request:{}", request.id)),
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| HubError::NotFound(format!("data request {}", request.id)))?;
+        key.open_json(&request_context(request.case), &full.sealed)
+    }
+
+    async fn request_view(&self, id: DataRequestId) -> Result<RequestView> {
+        let r = self.request_meta(id).await?;
         let number = self
             .store
             .case_meta(r.case)
@@ -670,30 +677,10 @@ impl Hub {
     /// route collections are recorded with the patient's notice, and each
     /// is asked of its node.
     pub(crate) async fn dispatch(&self, id: DataRequestId) -> Result<()> {
-        let request = self
-            .store
-            .request_metas(RequestFilter::default())
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| HubError::NotFound(format!("data request {id}")))?;
+        let request = self.request_meta(id).await?;
         let key = self.data_key(request.response).await?;
         let resource = format!("data_request:{id}");
-        let full = self
-            .store
-            .read_requests(
-                RequestFilter {
-                    case: Some(request.case),
-                    ..RequestFilter::default()
-                },
-                self.system_entry("eiss.request.read", resource.clone()),
-            )
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| HubError::NotFound(format!("data request {id}")))?;
-        let mut secret: RequestSecret =
-            key.open_json(&request_context(request.case), &full.sealed)?;
+        let mut secret = self.request_secret(&key, &request).await?;
         // The hub's own endorsement comes last: it checked the procedure.
         let hub_key = self.keys().signing_key().clone();
         for p in secret.grants.iter_mut() {
