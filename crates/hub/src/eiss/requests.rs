@@ -439,17 +439,9 @@ impl Hub {
                 next = RequestStatus::Collecting;
             }
             _ => {
-                let record = self
-                    .store
-                    .read_cases(
-                        request.response,
-                        &[request.case],
-                        self.system_entry("eiss.case.read", format!("case:{}", request.case)),
-                    )
-                    .await?
-                    .pop()
-                    .ok_or_else(|| HubError::NotFound(format!("case {}", request.case)))?;
-                let case_secret = self.case_secret(&key, &record)?;
+                let case_secret = self
+                    .case_secret_of(&key, request.response, request.case)
+                    .await?;
                 let requester = self
                     .store
                     .institution(full_requester(&self.store, request.requested_by).await?)
