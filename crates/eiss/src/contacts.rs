@@ -234,7 +234,8 @@ pub struct Contact {
 }
 
 /// Contacts from one holder's answers to `windows`: one per person (the
-/// exposure with the longest overlap), the case's own ids left out.
+/// exposure with the longest overlap) together with the case for at least
+/// the response's minimum overlap, the case's own ids left out.
 ///
 /// The time together is the case's presence intersected with the time the
 /// person was seen there, widened by half the padding on each side (a
@@ -280,7 +281,11 @@ pub fn contacts(
             }
         }
     }
-    let mut out: Vec<Contact> = best.into_values().collect();
+    // Contacts under the response's rules: together long enough.
+    let mut out: Vec<Contact> = best
+        .into_values()
+        .filter(|c| c.overlap_minutes >= rules.min_overlap_minutes)
+        .collect();
     out.sort_by_key(|c| (c.stay, c.id));
     out
 }
@@ -461,5 +466,14 @@ mod tests {
         // Seen once: the padding around the ping.
         let c0 = contacts("SK Telecom", &w, [sightings[0]], &[], &r);
         assert_eq!(c0[0].overlap_minutes, 15);
+        // Seen only well before the case arrived: together too briefly.
+        let early = Sighting {
+            window: 1,
+            id: 5,
+            first_seen: 7_200 - 900,
+            last_seen: 7_200 - 900,
+            events: 1,
+        };
+        assert!(contacts("SK Telecom", &w, [early], &[], &r).is_empty());
     }
 }

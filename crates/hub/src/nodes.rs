@@ -204,6 +204,33 @@ impl Hub {
         if institution.0 < 0 {
             return Err(HubError::NotFound(format!("node {name:?}")));
         }
+        // A node holds what its institution holds: a telco pings, a card
+        // company transactions, a transit operator taps.
+        let kind_of = self
+            .store
+            .institution(institution)
+            .await?
+            .map(|i| i.kind)
+            .ok_or_else(|| HubError::NotFound(format!("institution {institution}")))?;
+        if node_kind(kind_of) != Some(kind) {
+            return Err(ValidationError::new(
+                "kind",
+                format!("a node of a {kind_of} institution cannot hold {kind}"),
+            )
+            .into());
+        }
+        // A holder code names one institution.
+        if let Some(other) = nodes.iter().find(|n| {
+            n.institution != institution
+                && n.route
+                    .as_ref()
+                    .is_some_and(|r| r.kind == kind && r.code == code)
+        }) {
+            return Err(HubError::Conflict(format!(
+                "holder code {code:?} of another institution's node {}",
+                other.name
+            )));
+        }
         self.store
             .set_node_route(
                 name.trim(),
@@ -216,5 +243,16 @@ impl Hub {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// What a node of an institution of this kind holds, if anything.
+pub fn node_kind(kind: civic_core::identity::InstitutionKind) -> Option<&'static str> {
+    use civic_core::identity::InstitutionKind as K;
+    match kind {
+        K::Telco => Some("pings"),
+        K::CardCompany => Some("transactions"),
+        K::TransitOperator => Some("taps"),
+        _ => None,
     }
 }

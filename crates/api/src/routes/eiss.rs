@@ -2,7 +2,7 @@
 //! procedure, routes, contacts, clusters, the end of a response.
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::problem::{ApiResult, Problem};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -284,19 +284,7 @@ pub async fn set_interview(
             field(&r.place)
         ));
     }
-    let rules = civic_eiss::Rules::default();
-    let told = civic_eiss::formats::case_routes(&csv, &rules)
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "interview: row {}: {}",
-                e.line.saturating_sub(1),
-                e.message
-            ))
-        })?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    s.hub.set_interview(&ctx, CaseId(id), told).await?;
+    s.hub.set_interview_csv(&ctx, CaseId(id), &csv).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

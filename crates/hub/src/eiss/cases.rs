@@ -572,6 +572,26 @@ impl Hub {
         self.rebuild_case(meta.response, id).await
     }
 
+    /// Records (replaces) a case's interview given as a case-route file
+    /// of its own rows (the `case_id` column is ignored), read in the
+    /// local time of the case's response.
+    pub async fn set_interview_csv(&self, ctx: &Ctx, id: CaseId, csv: &str) -> Result<()> {
+        let (meta, _, _) = self.case_for(ctx, id, true, "eiss.case.interview").await?;
+        let (_, rules) = self.open_response_record(meta.response).await?;
+        let told = civic_eiss::formats::case_routes(csv, &rules)
+            .map_err(|e| {
+                HubError::BadRequest(format!(
+                    "interview: row {}: {}",
+                    e.line.saturating_sub(1),
+                    e.message
+                ))
+            })?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        self.set_interview(ctx, id, told).await
+    }
+
     /// Records the interviews of many cases from a case-route file (by
     /// case number).
     pub async fn import_interviews(

@@ -378,6 +378,11 @@ impl Hub {
         let entry = entry
             .purpose(PURPOSE, &record.legal_basis)
             .reason(format!("{n} route rows of {} cases", by_case.len()));
+        let known_ids: Vec<CaseId> = known.iter().map(|(id, _)| *id).collect();
+        // A case already known gets the route only from one who works on it.
+        for id in &known_ids {
+            self.case_for(ctx, *id, true, "eiss.routes.import").await?;
+        }
         let mut secrets: HashMap<String, CaseSecret> = HashMap::new();
         for c in &new {
             secrets.insert(
@@ -390,7 +395,6 @@ impl Hub {
         } else {
             self.store.create_cases(new, entry.clone()).await?
         };
-        let known_ids: Vec<CaseId> = known.iter().map(|(id, _)| *id).collect();
         let mut timelines: HashMap<CaseId, Timeline> = HashMap::new();
         if !known_ids.is_empty() {
             for c in self

@@ -575,6 +575,14 @@ impl Hub {
                 });
             }
         }
+        // One row per person: two answers may name the same one (two
+        // requests of the case, two nodes of a holder).
+        new.sort_by(|a, b| {
+            a.tag
+                .cmp(&b.tag)
+                .then(b.overlap_minutes.cmp(&a.overlap_minutes))
+        });
+        new.dedup_by(|later, first| later.tag == first.tag);
         if new.is_empty() {
             return Ok(());
         }
@@ -614,16 +622,34 @@ impl Hub {
             })
             .await?;
         for r in collecting {
-            let any = self
+            let of_request: Vec<Collection> = self
                 .store
                 .collection_metas(Some(r.case), None)
                 .await?
+                .into_iter()
+                .filter(|c| c.request == r.id)
+                .collect();
+            let outcome = if of_request.is_empty() {
+                // Approved, never sent.
+                self.dispatch(r.id).await
+            } else if of_request
                 .iter()
-                .any(|c| c.request == r.id);
-            if !any {
-                if let Err(e) = self.dispatch(r.id).await {
-                    tracing::warn!(request = r.id.0, error = %e, "starting an approved request");
-                }
+                .all(|c| c.status != CollectionStatus::Pending)
+            {
+                // Every answer in, but the update after the last one did
+                // not run (a stop, an error): the contacts' phase or the
+                // end of the request is still to come.
+                self.after_collection(r.response, r.case, r.id, CollectionPurpose::Contacts)
+                    .await
+                    .and(
+                        self.after_collection(r.response, r.case, r.id, CollectionPurpose::Route)
+                            .await,
+                    )
+            } else {
+                Ok(())
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(request = r.id.0, error = %e, "taking up a request again");
             }
         }
         Ok(n)

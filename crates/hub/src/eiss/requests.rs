@@ -477,7 +477,11 @@ impl Hub {
             .decide_request(id, decision, expected, next, Some(sealed), entry)
             .await?;
         if next == RequestStatus::Collecting {
-            self.dispatch(id).await?;
+            // The decision stands; a dispatch that fails is taken up again
+            // when the hub starts (resume_collections).
+            if let Err(e) = self.dispatch(id).await {
+                tracing::error!(request = id.0, error = %e, "starting an approved request failed");
+            }
         }
         self.request_view(id).await
     }
@@ -548,7 +552,19 @@ impl Hub {
                 .map(|i| i.name.clone())
                 .unwrap_or_default()
         };
-        let routed: Vec<&Node> = nodes.iter().filter(|n| n.route.is_some()).collect();
+        // Only nodes of institutions that hold that kind of data.
+        let routed: Vec<&Node> = nodes
+            .iter()
+            .filter(|n| {
+                n.route.as_ref().is_some_and(|r| {
+                    institutions
+                        .iter()
+                        .find(|i| i.id == n.institution)
+                        .and_then(|i| crate::nodes::node_kind(i.kind))
+                        == Some(r.kind.as_str())
+                })
+            })
+            .collect();
         let of_kind = |kind: &str| -> Vec<&Node> {
             routed
                 .iter()
