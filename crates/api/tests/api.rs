@@ -1384,6 +1384,39 @@ async fn a_case_feed_streams_its_changes_and_cases_are_registered_as_json(db: Te
         .unwrap();
     let body = assert_problem(bad, StatusCode::BAD_REQUEST).await;
     assert!(body["detail"].as_str().unwrap().contains("row 1"), "{body}");
+
+    // Signing out ends the feed: the next change is not delivered.
+    let out = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(&inv))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success());
+    // 2020-03-01 13:00-14:00 KST.
+    app.hub
+        .set_interview(
+            &operator,
+            civic_core::investigation::CaseId(case),
+            vec![civic_eiss::route::ToldPlace {
+                lat: 37.56,
+                lon: 126.92,
+                start: 1_583_035_200,
+                end: 1_583_038_800,
+                timed: true,
+                place: Some("Cafe Mapo 2".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    let mut after = String::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            after.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed went on after sign-out");
+    assert!(!after.contains("event: cluster"), "{after:?}");
 }
 
 civic_store::backend_tests!(

@@ -54,12 +54,23 @@ pub struct Window {
     pub audience: Audience,
 }
 
-/// Widest window radius asked for (a grant's bound).
-pub const MAX_WINDOW_RADIUS_M: f64 = 3_000.0;
-/// Longest window asked for, in seconds (a grant's bound).
-pub const MAX_WINDOW_SPAN_S: i64 = 36 * 3600;
-/// Most windows one request asks about (a grant's bound).
+/// Widest window radius asked for (a grant's bound): a stay's towers
+/// (a few neighbours on a 1 km grid) or a told place's reach.
+pub const MAX_WINDOW_RADIUS_M: f64 = 2_000.0;
+/// Longest window asked for, in seconds (a grant's bound); a longer
+/// presence (a day at home) is asked about in pieces this long.
+pub const MAX_WINDOW_SPAN_S: i64 = 24 * 3600;
+/// Windows one request may ask about, per day of its data period (a
+/// grant's bound, with [`MAX_WINDOWS`]).
+pub const MAX_WINDOWS_PER_DAY: u32 = 150;
+/// Most windows one request asks about, however long its period.
 pub const MAX_WINDOWS: u32 = 4_000;
+
+/// The most windows a grant for `from..=until` lets the hub ask about.
+pub fn max_windows(from: i64, until: i64) -> u32 {
+    let days = ((until - from).max(0) / DAY + 1) as u32;
+    days.saturating_mul(MAX_WINDOWS_PER_DAY).min(MAX_WINDOWS)
+}
 /// A payment's window without a stay around it, either side.
 const PAYMENT_WINDOW_S: i64 = 3600;
 /// The towers that may serve a told place or a home: a tower covers
@@ -78,13 +89,16 @@ pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Wi
     let pad = i64::from(rules.exposure_padding_minutes) * 60;
     let mut out = Vec::new();
     let mut push = |w: Window| {
-        let (t_start, t_end) = (w.t_start.max(period.0), w.t_end.min(period.1));
-        if t_start <= t_end {
+        let (mut t_start, t_end) = (w.t_start.max(period.0), w.t_end.min(period.1));
+        // A long presence in pieces a grant allows.
+        while t_start <= t_end {
+            let piece_end = t_end.min(t_start + MAX_WINDOW_SPAN_S);
             out.push(Window {
                 t_start,
-                t_end: t_end.min(t_start + MAX_WINDOW_SPAN_S),
-                ..w
+                t_end: piece_end,
+                ..w.clone()
             });
+            t_start = piece_end + 1;
         }
     };
     for s in &timeline.stays {
@@ -381,6 +395,31 @@ mod tests {
         );
         // A told place: with its slack.
         assert_eq!((w[4].t_start, w[4].t_end), (18_200, 25_400));
+    }
+
+    #[test]
+    fn a_long_presence_is_asked_about_in_pieces_a_grant_allows() {
+        let r = Rules {
+            exposure_padding_minutes: 0,
+            ..Rules::default()
+        };
+        let t = Timeline {
+            stays: vec![stay(0, 0, 60 * 3600, SourceKind::Pings, false)],
+            ..Timeline::default()
+        };
+        let w = windows(&t, &r, (0, 10 * DAY));
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[0].t_start, 0);
+        assert_eq!(w[2].t_end, 60 * 3600);
+        for pair in w.windows(2) {
+            assert_eq!(pair[1].t_start, pair[0].t_end + 1);
+        }
+        assert!(w.iter().all(|w| w.t_end - w.t_start <= MAX_WINDOW_SPAN_S));
+        assert!(w.iter().all(|w| w.present_until == 60 * 3600));
+        // The grant's bound grows with its period, up to the ceiling.
+        assert_eq!(max_windows(0, DAY - 1), MAX_WINDOWS_PER_DAY);
+        assert_eq!(max_windows(0, 9 * DAY - 1), 9 * MAX_WINDOWS_PER_DAY);
+        assert_eq!(max_windows(0, 365 * DAY), MAX_WINDOWS);
     }
 
     #[test]

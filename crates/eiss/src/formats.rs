@@ -101,12 +101,43 @@ impl Table {
     }
 }
 
-fn date(line: usize, field: &str, raw: &str) -> Result<time::Date, FormatError> {
+/// A local calendar date, `YYYY-MM-DD`, in the years 2000–2100 (dates
+/// outside them are typing errors, and bounding them keeps every sum of
+/// days in range).
+pub fn parse_date(raw: &str) -> Option<time::Date> {
     time::Date::parse(
-        raw,
+        raw.trim(),
         time::macros::format_description!("[year]-[month]-[day]"),
     )
-    .map_err(|_| bad(line, format!("{field}: {raw:?} is not a date YYYY-MM-DD")))
+    .ok()
+    .filter(|d| (2000..=2100).contains(&d.year()))
+}
+
+/// The longest time from symptom onset to confirmation a case may have.
+pub const MAX_ONSET_TO_CONFIRMATION_DAYS: i64 = 60;
+
+/// Checks a case's dates: confirmed on or after onset, and at most
+/// [`MAX_ONSET_TO_CONFIRMATION_DAYS`] after it. The error names the
+/// confirmation date's problem.
+pub fn check_case_dates(onset: time::Date, confirmed: time::Date) -> Result<(), String> {
+    if confirmed < onset {
+        return Err("is before onset_date".into());
+    }
+    if (confirmed - onset).whole_days() > MAX_ONSET_TO_CONFIRMATION_DAYS {
+        return Err(format!(
+            "is more than {MAX_ONSET_TO_CONFIRMATION_DAYS} days after onset_date"
+        ));
+    }
+    Ok(())
+}
+
+fn date(line: usize, field: &str, raw: &str) -> Result<time::Date, FormatError> {
+    parse_date(raw).ok_or_else(|| {
+        bad(
+            line,
+            format!("{field}: {raw:?} is not a date YYYY-MM-DD (years 2000-2100)"),
+        )
+    })
 }
 
 fn degrees(line: usize, field: &str, raw: &str, limit: f64) -> Result<f64, FormatError> {
@@ -220,9 +251,7 @@ pub fn case_register(text: &str) -> Result<Vec<RegisteredCase>, FormatError> {
         let get = |c: Option<usize>| c.map(|c| f[c].as_str()).filter(|v| !v.is_empty());
         let onset = date(n, "onset_date", &f[2])?;
         let confirmed = date(n, "confirmed_date", &f[3])?;
-        if confirmed < onset {
-            return Err(bad(n, "confirmed_date is before onset_date"));
-        }
+        check_case_dates(onset, confirmed).map_err(|e| bad(n, format!("confirmed_date {e}")))?;
         let mut subject = Subject::default();
         match (get(telco), get(sub)) {
             (Some(t), Some(s)) => subject.phones.push((
@@ -351,6 +380,22 @@ mod tests {
             "case_id,region,onset_date,confirmed_date\n1 0,r,2020-03-01,2020-03-02\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn dates_are_bounded_and_a_case_is_confirmed_within_sixty_days() {
+        assert!(parse_date("2020-03-01").is_some());
+        assert!(parse_date("1999-12-31").is_none());
+        assert!(parse_date("9999-12-31").is_none());
+        assert!(parse_date("2020-02-30").is_none());
+        let d = |s| parse_date(s).unwrap();
+        assert!(check_case_dates(d("2020-03-01"), d("2020-03-01")).is_ok());
+        assert!(check_case_dates(d("2020-03-01"), d("2020-04-30")).is_ok());
+        assert!(check_case_dates(d("2020-03-01"), d("2020-05-01")).is_err());
+        assert!(check_case_dates(d("2020-03-02"), d("2020-03-01")).is_err());
+        let rules = Rules::default();
+        let far = case_routes("case_id,date,lat,lon\n1,9999-12-31,37.5,127\n", &rules);
+        assert_eq!(far.unwrap_err().line, 2);
     }
 
     #[test]

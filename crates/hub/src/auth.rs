@@ -265,6 +265,17 @@ impl Hub {
 
     /// Resolves a bearer token (session or API token) to the caller.
     pub async fn authenticate(&self, bearer: &str) -> Result<Actor> {
+        self.check_bearer(bearer, true).await
+    }
+
+    /// Whether a token still authenticates, without counting as activity
+    /// (a long-lived feed re-checks its caller with it, and must not keep
+    /// an idle session alive).
+    pub async fn still_authenticated(&self, bearer: &str) -> bool {
+        self.check_bearer(bearer, false).await.is_ok()
+    }
+
+    async fn check_bearer(&self, bearer: &str, touch: bool) -> Result<Actor> {
         const UNKNOWN: HubError =
             HubError::Unauthenticated("the token is unknown, expired or revoked");
         let now = Timestamp::now();
@@ -294,7 +305,7 @@ impl Hub {
             return Err(UNKNOWN);
         }
         // Record activity at most once a minute: fewer writes, same idle rule.
-        if now.micros() - session.last_seen.micros() > 60_000_000 {
+        if touch && now.micros() - session.last_seen.micros() > 60_000_000 {
             self.store.touch_session(&hash, now).await?;
         }
         let auth = if session.second_factor {

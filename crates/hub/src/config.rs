@@ -167,6 +167,9 @@ impl Config {
                 "tls_cert and tls_key go together".into(),
             ));
         }
+        if let Some(url) = &self.notice_webhook_url {
+            check_webhook_url(url)?;
+        }
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "addr {:?} is not HOST:PORT",
@@ -183,9 +186,50 @@ impl Config {
     }
 }
 
+/// The SMS gateway gets notices — personal data — only over TLS; plain
+/// HTTP only to this machine (a gateway's local relay, or a test).
+fn check_webhook_url(raw: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid(format!("notice_webhook_url: {why}"));
+    let url = reqwest::Url::parse(raw).map_err(|_| bad("is not a URL"))?;
+    let host = url.host_str().ok_or_else(|| bad("has no host"))?;
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(bad(
+            "must be https:// (plain http only to a loopback address)",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sms_gateway_is_reached_over_tls_or_on_this_machine() {
+        for ok in [
+            "https://sms.example.go.kr/v1/notices",
+            "http://127.0.0.1:9000/notices",
+            "http://localhost/n",
+            "http://[::1]:80/n",
+        ] {
+            assert!(check_webhook_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://sms.example.go.kr/",
+            "ftp://127.0.0.1/",
+            "notices",
+            "",
+        ] {
+            assert!(check_webhook_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn environment_overrides_the_file() {

@@ -288,7 +288,8 @@ impl NodeClient {
     /// Asks the node at `url` to delete the answers it kept for
     /// `request.request_ids`, as request `request_id` (a retry gets the
     /// first receipt), retrying until `deadline`; returns the node's
-    /// receipt, its signature verified.
+    /// receipt, its signature verified, and the signed message it came in
+    /// (JSON, for anyone with the node's key to verify again).
     pub async fn purge(
         &self,
         url: &str,
@@ -296,7 +297,7 @@ impl NodeClient {
         request: &PurgeRequest,
         request_id: &str,
         deadline: Duration,
-    ) -> Result<PurgeReceipt, ExchangeError> {
+    ) -> Result<(PurgeReceipt, String), ExchangeError> {
         let started = Instant::now();
         let peer = civic_exchange::key_id(node_key);
         let body = serde_json::to_string(request).expect("a purge serialises");
@@ -347,8 +348,9 @@ impl NodeClient {
                                 "the receipt is for another request".into(),
                             ));
                         }
-                        return serde_json::from_str(&message.body)
-                            .map_err(|e| ExchangeError::BadAnswer(e.to_string()));
+                        let receipt: PurgeReceipt = serde_json::from_str(&message.body)
+                            .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+                        return Ok((receipt, String::from_utf8_lossy(&reply).into_owned()));
                     }
                     if !status.is_server_error() {
                         let reason = serde_json::from_slice::<serde_json::Value>(&reply)

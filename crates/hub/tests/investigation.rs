@@ -10,7 +10,7 @@ use civic_core::policy::{AuthMethod, Principal};
 use civic_hub::eiss::{ContactUpdate, DataRequestInput};
 use civic_hub::{Actor, ClientInfo, Config, Ctx, Hub, HubError, HubKeys};
 use civic_store::testing::TestDb;
-use civic_store::{AuditStore, InstitutionStore, InvestigationStore, Store, UserStore};
+use civic_store::{AuditStore, InstitutionStore, InvestigationStore, NodeStore, Store, UserStore};
 use std::time::{Duration, Instant};
 
 civic_store::backend_tests!(the_investigation_runs_from_a_case_to_its_deletion);
@@ -515,6 +515,28 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
             .sum::<u64>()
             > 0
     );
+    // Each node's receipt is in the certificate, verifiable with its key.
+    let registered = hub.store.nodes().await.unwrap();
+    for deletion in &cert.body.nodes {
+        let node = registered.iter().find(|n| n.name == deletion.node).unwrap();
+        let key = ed25519_dalek::VerifyingKey::from_bytes(
+            &data_encoding::HEXLOWER
+                .decode(node.signing_key.as_bytes())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+        .unwrap();
+        let signed: civic_exchange::wire::Message =
+            serde_json::from_str(deletion.signed_receipt.as_deref().unwrap()).unwrap();
+        signed
+            .envelope
+            .open(&key, signed.body.as_bytes(), signed.envelope.timestamp)
+            .unwrap();
+        let receipt: civic_exchange::wire::PurgeReceipt =
+            serde_json::from_str(&signed.body).unwrap();
+        assert_eq!(receipt.deleted.len() as u64, deletion.answers_deleted);
+    }
     // No node keeps an answer of the response.
     for n in &nodes {
         let answers = dir

@@ -283,6 +283,34 @@ macro_rules! impl_investigation {
                 Self::with_decisions(tx, requests, sealed).await
             }
 
+            async fn insert_case(tx: &mut Tx, c: NewCase, now: i64) -> Result<CaseRecord> {
+                let row = sqlx::query(&format!(
+                    "INSERT INTO cases (response_id, number, region, status, source_case_id, sealed, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CASE_COLUMNS}"
+                ))
+                .bind(c.response.0)
+                .bind(c.number.as_str())
+                .bind(c.region.as_str())
+                .bind(CaseStatus::Open.as_str())
+                .bind(c.source_case.map(|s| s.0))
+                .bind(c.sealed.as_slice())
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(|e| map_unique(e, || format!("case {:?} in response {}", c.number, c.response)))?;
+                let mut record = case_from(&row, false)?;
+                for user in &c.assigned {
+                    sqlx::query("INSERT INTO case_assignments (case_id, user_id) VALUES ($1, $2)")
+                        .bind(record.id.0)
+                        .bind(user.0)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                record.assigned = c.assigned;
+                record.sealed = c.sealed;
+                Ok(record)
+            }
+
             async fn insert_outbox(tx: &mut Tx, messages: &[NewOutboxMessage], now: i64) -> Result<()> {
                 for m in messages {
                     sqlx::query(
@@ -511,31 +539,7 @@ macro_rules! impl_investigation {
                         Self::check_open(&mut tx, c.response.0).await?;
                         checked.push(c.response.0);
                     }
-                    let row = sqlx::query(&format!(
-                        "INSERT INTO cases (response_id, number, region, status, source_case_id, sealed, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CASE_COLUMNS}"
-                    ))
-                    .bind(c.response.0)
-                    .bind(c.number.as_str())
-                    .bind(c.region.as_str())
-                    .bind(CaseStatus::Open.as_str())
-                    .bind(c.source_case.map(|s| s.0))
-                    .bind(c.sealed.as_slice())
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| map_unique(e, || format!("case {:?} in response {}", c.number, c.response)))?;
-                    let mut record = case_from(&row, false)?;
-                    for user in &c.assigned {
-                        sqlx::query("INSERT INTO case_assignments (case_id, user_id) VALUES ($1, $2)")
-                            .bind(record.id.0)
-                            .bind(user.0)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    record.assigned = c.assigned;
-                    record.sealed = c.sealed;
-                    out.push(record);
+                    out.push(Self::insert_case(&mut tx, c, now).await?);
                 }
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
@@ -938,6 +942,14 @@ macro_rules! impl_investigation {
                 audit: AuditEntry,
             ) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let row = sqlx::query("SELECT case_id FROM collections WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))?;
+                let response = Self::response_of_case(&mut tx, row.try_get("case_id")?).await?;
+                // A closing or closed response takes no new data.
+                Self::check_open(&mut tx, response).await?;
                 let done = sqlx::query(
                     "UPDATE collections SET status = $1, detail = $2, finished_at = $3 WHERE id = $4 AND status = $5",
                 )
@@ -1073,10 +1085,10 @@ macro_rules! impl_investigation {
                 &self,
                 id: ContactId,
                 status: ContactStatus,
-                linked_case: Option<CaseId>,
+                new_case: Option<NewCase>,
                 outbox: Vec<NewOutboxMessage>,
                 audit: AuditEntry,
-            ) -> Result<()> {
+            ) -> Result<Option<CaseRecord>> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let row = sqlx::query("SELECT case_id FROM contacts WHERE id = $1")
                     .bind(id.0)
@@ -1086,6 +1098,11 @@ macro_rules! impl_investigation {
                 let response = Self::response_of_case(&mut tx, row.try_get("case_id")?).await?;
                 Self::check_open(&mut tx, response).await?;
                 let now = Timestamp::now().micros();
+                let created = match new_case {
+                    Some(c) => Some(Self::insert_case(&mut tx, NewCase { response: ResponseId(response), ..c }, now).await?),
+                    None => None,
+                };
+                let linked_case = created.as_ref().map(|c| c.id);
                 sqlx::query(
                     "UPDATE contacts SET status = $1, linked_case_id = COALESCE($2, linked_case_id), updated_at = $3 WHERE id = $4",
                 )
@@ -1098,7 +1115,7 @@ macro_rules! impl_investigation {
                 Self::insert_outbox(&mut tx, &outbox, now).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(created)
             }
 
             async fn read_outbox(&self, response: ResponseId, case: Option<CaseId>, audit: AuditEntry) -> Result<Vec<OutboxMessage>> {

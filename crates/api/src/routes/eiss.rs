@@ -333,30 +333,57 @@ pub async fn case_notices(
 pub async fn feed(
     State(s): State<AppState>,
     Caller(ctx): Caller,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
     let case = CaseId(id);
     // Who may read the case may follow it; the subscription is audited.
     s.hub.follow_case(&ctx, case).await?;
+    let bearer = crate::extract::bearer(&headers)
+        .unwrap_or_default()
+        .to_owned();
     let events = s.hub.case_events();
-    let stream = futures_util::stream::unfold(events, move |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) if e.case == case => {
-                    let event = Event::default().event(e.kind).data(e.data.to_string());
-                    return Some((Ok(event), rx));
+    let mut recheck = tokio::time::interval(FEED_RECHECK);
+    recheck.reset();
+    let hub = s.hub.clone();
+    let state = (events, recheck);
+    let stream = futures_util::stream::unfold(state, move |(mut rx, mut recheck)| {
+        let (hub, bearer) = (hub.clone(), bearer.clone());
+        async move {
+            loop {
+                tokio::select! {
+                    // A signed-out, revoked or expired session ends its
+                    // feeds: checked now and then, and before each event.
+                    _ = recheck.tick() => {
+                        if !hub.still_authenticated(&bearer).await {
+                            return None;
+                        }
+                    }
+                    got = rx.recv() => match got {
+                        Ok(e) if e.case == case => {
+                            if !hub.still_authenticated(&bearer).await {
+                                return None;
+                            }
+                            let event = Event::default().event(e.kind).data(e.data.to_string());
+                            return Some((Ok(event), (rx, recheck)));
+                        }
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Missed some: tell the client to reload the case.
+                            let event = Event::default().event("reload").data("{}");
+                            return Some((Ok(event), (rx, recheck)));
+                        }
+                        Err(_) => return None,
+                    }
                 }
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Missed some: tell the client to reload the case.
-                    return Some((Ok(Event::default().event("reload").data("{}")), rx));
-                }
-                Err(_) => return None,
             }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+/// How often a case feed checks that its caller is still signed in.
+const FEED_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Asks for a case's data (investigators of its region or assigned),
 /// within the response's look-back.

@@ -4,6 +4,7 @@
 use super::requests::RequestView;
 use super::PURPOSE;
 use crate::{Ctx, Hub, HubError, Result};
+use civic_core::audit::AuditEntry;
 use civic_core::identity::{Region, UserId};
 use civic_core::investigation::{
     CaseId, CaseStatus, CollectionPurpose, CollectionStatus, ResponseId,
@@ -104,18 +105,10 @@ pub struct NewCaseRequest {
 
 impl NewCaseRequest {
     pub fn parse(self) -> Result<RegisteredCase> {
-        let date = |field: &'static str, raw: &str| {
-            time::Date::parse(
-                raw.trim(),
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .map_err(|_| ValidationError::new(field, "must be a date YYYY-MM-DD"))
-        };
-        let onset = date("onset_date", &self.onset_date)?;
-        let confirmed = date("confirmed_date", &self.confirmed_date)?;
-        if confirmed < onset {
-            return Err(ValidationError::new("confirmed_date", "is before onset_date").into());
-        }
+        let onset = super::date_field("onset_date", &self.onset_date)?;
+        let confirmed = super::date_field("confirmed_date", &self.confirmed_date)?;
+        civic_eiss::formats::check_case_dates(onset, confirmed)
+            .map_err(|e| ValidationError::new("confirmed_date", e))?;
         let number = civic_eiss::formats::case_number(0, self.number.trim())
             .map_err(|e| ValidationError::new("number", e.message))?;
         for (code, _) in self.subject.phones.iter().chain(&self.subject.cards) {
@@ -411,14 +404,9 @@ impl Hub {
             .as_deref()
             .map(CaseStatus::parse)
             .transpose()?;
-        let date = |raw: &Option<String>, field: &'static str| -> Result<Option<time::Date>> {
+        let date = |raw: &Option<String>, field: &'static str| {
             raw.as_deref()
-                .map(|d| {
-                    time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
-                        .map_err(|_| {
-                            ValidationError::new(field, "must be a date YYYY-MM-DD").into()
-                        })
-                })
+                .map(|d| super::date_field(field, d))
                 .transpose()
         };
         let (from, until) = (
@@ -429,11 +417,7 @@ impl Hub {
         for c in &cases {
             let cluster = clusters.get(&c.id.0).copied();
             let s = self.summary(&key, c, cluster)?;
-            let secret_confirmed = time::Date::parse(
-                &s.confirmed,
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .ok();
+            let secret_confirmed = civic_eiss::formats::parse_date(&s.confirmed);
             let keep = region
                 .as_ref()
                 .is_none_or(|r| civic_core::policy::region_covers(r, &c.region))
@@ -456,6 +440,11 @@ impl Hub {
     pub async fn get_case(&self, ctx: &Ctx, id: CaseId) -> Result<CaseDetail> {
         let (meta, permit, entry) = self.case_for(ctx, id, false, "eiss.case.read").await?;
         let key = self.data_key(meta.response).await?;
+        let interview_entry = {
+            let mut e = entry.clone();
+            e.action = "eiss.case.interview.read".into();
+            e
+        };
         let record = self
             .store
             .read_cases(meta.response, &[id], entry)
@@ -472,7 +461,8 @@ impl Hub {
         let works = ctx.principal().is_none()
             || permit.duty == Some(civic_core::identity::DutyKind::Investigator);
         let interview = if works {
-            self.interview_of(&key, meta.response, id).await?
+            self.interview_of(&key, meta.response, id, interview_entry)
+                .await?
         } else {
             Vec::new()
         };
@@ -514,8 +504,8 @@ impl Hub {
         key: &super::DataKey,
         response: ResponseId,
         id: CaseId,
+        entry: AuditEntry,
     ) -> Result<Vec<ToldPlace>> {
-        let entry = self.system_entry("eiss.case.interview.read", format!("case:{id}"));
         let docs = self
             .store
             .documents(response, &[id], CaseDocument::Interview, entry)

@@ -83,7 +83,9 @@ fn untimed_onset(rules: &civic_eiss::Rules, places: &[ToldPlace]) -> (time::Date
     // confirmation: that is all it says of them.
     let first = places.iter().map(|p| p.start).min().unwrap_or(0);
     let last = places.iter().map(|p| p.end).max().unwrap_or(0);
-    let onset = rules.local_date(first) + time::Duration::days(i64::from(rules.lookback_days));
+    let onset = rules
+        .local_date(first)
+        .saturating_add(time::Duration::days(i64::from(rules.lookback_days)));
     let confirmed = rules.local_date(last).max(onset);
     (onset, confirmed)
 }
@@ -206,24 +208,18 @@ impl Hub {
 
     /// The response's clusters, largest first.
     pub async fn clusters(&self, ctx: &Ctx, response: ResponseId) -> Result<Vec<ClusterView>> {
-        self.authorize(
-            ctx,
-            Action::ReadClusters,
-            "eiss.clusters.read",
-            &format!("response:{response}"),
-        )
-        .await?;
+        let entry = self
+            .authorize(
+                ctx,
+                Action::ReadClusters,
+                "eiss.clusters.read",
+                &format!("response:{response}"),
+            )
+            .await?;
         let key = self.data_key(response).await?;
         let index = self.cluster_index(response).await?;
         let clusters = index.lock().await.clusters();
-        let cases = self
-            .store
-            .read_cases(
-                response,
-                &[],
-                self.system_entry("eiss.clusters.read", format!("response:{response}")),
-            )
-            .await?;
+        let cases = self.store.read_cases(response, &[], entry).await?;
         let mut known: HashMap<i64, ClusterCase> = HashMap::new();
         for c in &cases {
             let secret: CaseSecret =

@@ -20,7 +20,7 @@ use civic_eiss::contacts::{Audience, Sighting, Window};
 use civic_eiss::route::{CaseData, Event, SourceKind, TapKind, Timeline, ToldPlace};
 use civic_eiss::Rules;
 use civic_exchange::wire::Answer;
-use civic_exchange::{ExposureWindow, SignedGrant, WindowsBody};
+use civic_exchange::{ExposureWindow, Question, SignedGrant, WindowsBody};
 use civic_store::{
     CaseDocument, Collection, InstitutionStore, InvestigationStore, NewCollection, NewContact,
     Node, NodeStore, RequestFilter,
@@ -297,6 +297,10 @@ impl Hub {
                 _ => continue,
             };
             let (from, until) = (p.grant.grant.data_from, p.grant.grant.data_until);
+            let most = match p.grant.grant.question {
+                Question::Windows { max_windows, .. } => max_windows as usize,
+                _ => continue,
+            };
             let mine: Vec<Window> = windows
                 .iter()
                 .filter(|w| w.audience == audience)
@@ -306,11 +310,31 @@ impl Hub {
                     ..w.clone()
                 })
                 .filter(|w| w.t_start <= w.t_end)
-                .take(civic_eiss::contacts::MAX_WINDOWS as usize)
                 .collect();
             if mine.is_empty() {
                 continue;
             }
+            tracing::debug!(
+                request = request.0,
+                node = %p.node,
+                windows = mine.len(),
+                allowed = most,
+                widest_m = mine.iter().map(|w| w.radius_m).fold(0.0, f64::max),
+                "contact windows"
+            );
+            if mine.len() > most {
+                // More than the approver allowed: the first ones, in route
+                // order (stays first); the rest are left out, and the log
+                // says so for the data officer.
+                tracing::warn!(
+                    request = request.0,
+                    node = %p.node,
+                    windows = mine.len(),
+                    allowed = most,
+                    "a route needs more windows than its grant allows"
+                );
+            }
+            let mine: Vec<Window> = mine.into_iter().take(most).collect();
             let body = serde_json::to_string(&WindowsBody {
                 windows: mine
                     .iter()
@@ -425,7 +449,14 @@ impl Hub {
                 }
             }
         }
-        let interview = self.interview_of(&key, response, case).await?;
+        let interview = self
+            .interview_of(
+                &key,
+                response,
+                case,
+                self.system_entry("eiss.case.interview.read", format!("case:{case}")),
+            )
+            .await?;
         let period = rules.contact_period(secret.onset, secret.confirmed);
         let timeline = civic_eiss::route::reconstruct(
             &CaseData {

@@ -214,7 +214,7 @@ impl Hub {
             .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
         let contact: Contact =
             key.open_json(&contact_context(full.case, &full.tag), &full.sealed)?;
-        let mut linked = None;
+        let mut new_case = None;
         if status == ContactStatus::Positive && meta.linked_case.is_none() {
             let number = update.case_number.as_deref().ok_or_else(|| {
                 ValidationError::new(
@@ -225,20 +225,12 @@ impl Hub {
             let number = civic_eiss::formats::case_number(0, number.trim())
                 .map_err(|e| ValidationError::new("case_number", e.message))?;
             let date = |raw: Option<&str>, field: &'static str| {
-                raw.and_then(|d| {
-                    time::Date::parse(
-                        d.trim(),
-                        time::macros::format_description!("[year]-[month]-[day]"),
-                    )
-                    .ok()
-                })
-                .ok_or_else(|| ValidationError::new(field, "must be a date YYYY-MM-DD"))
+                super::date_field(field, raw.unwrap_or_default())
             };
             let onset = date(update.onset_date.as_deref(), "onset_date")?;
             let confirmed = date(update.confirmed_date.as_deref(), "confirmed_date")?;
-            if confirmed < onset {
-                return Err(ValidationError::new("confirmed_date", "is before onset_date").into());
-            }
+            civic_eiss::formats::check_case_dates(onset, confirmed)
+                .map_err(|e| ValidationError::new("confirmed_date", e))?;
             let region = match &update.region {
                 Some(r) => Region::parse(r)?,
                 None => case.region.clone(),
@@ -263,23 +255,14 @@ impl Hub {
                 onset,
                 confirmed,
             };
-            let created = self
-                .store
-                .create_cases(
-                    vec![NewCase {
-                        response: case.response,
-                        sealed: key.seal_json(&case_context(case.response, &number), &secret),
-                        number,
-                        region,
-                        source_case: Some(case.id),
-                        assigned: case.assigned.clone(),
-                    }],
-                    entry
-                        .clone()
-                        .reason(format!("positive contact {id} of case {}", case.id)),
-                )
-                .await?;
-            linked = created.first().map(|c| c.id);
+            new_case = Some(NewCase {
+                response: case.response,
+                sealed: key.seal_json(&case_context(case.response, &number), &secret),
+                number,
+                region,
+                source_case: Some(case.id),
+                assigned: case.assigned.clone(),
+            });
         }
         let mut entry = entry;
         entry.reason = Some(format!("contact {id}: {status}"));
@@ -292,34 +275,47 @@ impl Hub {
         } else {
             Vec::new()
         };
-        self.store
-            .set_contact_status(id, status, linked, outbox, entry)
+        let created = self
+            .store
+            .set_contact_status(id, status, new_case, outbox, entry)
             .await?;
         let record = ContactRecord {
             status,
-            linked_case: linked.or(meta.linked_case),
+            linked_case: created.map(|c| c.id).or(meta.linked_case),
             ..full
         };
         self.contact_view(&key, &record, &case.number)
     }
 
-    /// Notifies many contacts at once (each must be the caller's).
+    /// Notifies many contacts at once. Every id must be a contact of a
+    /// case the caller works on: all are checked before any is notified,
+    /// so a bad list changes nothing.
     pub async fn notify_contacts(&self, ctx: &Ctx, ids: &[ContactId]) -> Result<usize> {
         self.authorize(ctx, Action::Investigate, "eiss.contacts.notify", "contacts")
             .await?;
         if ids.is_empty() || ids.len() > 10_000 {
             return Err(ValidationError::new("contacts", "give 1-10000 contact ids").into());
         }
-        let mut n = 0;
-        for &id in ids {
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut due = Vec::new();
+        let mut cases_checked = std::collections::HashSet::new();
+        for &id in &unique {
             let meta = self
                 .store
                 .contact_meta(id)
                 .await?
                 .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
-            if meta.status != ContactStatus::ToNotify {
-                continue;
+            if cases_checked.insert(meta.case) {
+                self.case_for(ctx, meta.case, true, "eiss.contacts.notify")
+                    .await?;
             }
+            if meta.status == ContactStatus::ToNotify {
+                due.push(id);
+            }
+        }
+        for &id in &due {
             self.update_contact(
                 ctx,
                 id,
@@ -332,9 +328,8 @@ impl Hub {
                 },
             )
             .await?;
-            n += 1;
         }
-        Ok(n)
+        Ok(due.len())
     }
 
     async fn contact_notice(

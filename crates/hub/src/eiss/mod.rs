@@ -80,9 +80,14 @@ impl DataKey {
                 "a sealed record ({context}) does not open with its response's key"
             )))
         })?;
+        // serde's message may quote the record's content: only where and
+        // what kind of error it is.
         serde_json::from_slice(&plain).map_err(|e| {
             HubError::Store(StoreError::Corrupt(format!(
-                "a sealed record ({context}): {e}"
+                "a sealed record ({context}) is not what it should be ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
             )))
         })
     }
@@ -120,7 +125,9 @@ pub struct CaseEvent {
 /// The investigation's state on a hub: data keys of open responses, each
 /// response's cluster index, the live feed.
 pub struct EissState {
-    keys: Mutex<HashMap<ResponseId, Arc<DataKey>>>,
+    /// `None` for a response whose key this hub destroyed: a load that
+    /// raced the close cannot bring it back.
+    keys: Mutex<HashMap<ResponseId, Option<Arc<DataKey>>>>,
     clusters: tokio::sync::Mutex<HashMap<ResponseId, Arc<tokio::sync::Mutex<ClusterIndex>>>>,
     feed: tokio::sync::broadcast::Sender<CaseEvent>,
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -146,6 +153,11 @@ impl Hub {
     /// The data key of an open response (unsealed once, then kept in
     /// memory); `Conflict` once it has been destroyed.
     pub(crate) async fn data_key(&self, response: ResponseId) -> Result<Arc<DataKey>> {
+        let destroyed = || {
+            HubError::Conflict(format!(
+                "response {response} has ended: its data key was destroyed"
+            ))
+        };
         if let Some(k) = self
             .eiss
             .keys
@@ -153,13 +165,13 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .get(&response)
         {
-            return Ok(k.clone());
+            return k.clone().ok_or_else(destroyed);
         }
-        let sealed = self.store.response_key(response).await?.ok_or_else(|| {
-            HubError::Conflict(format!(
-                "response {response} has ended: its data key was destroyed"
-            ))
-        })?;
+        let sealed = self
+            .store
+            .response_key(response)
+            .await?
+            .ok_or_else(destroyed)?;
         let plain = self.keys().open(KEY_CONTEXT, &sealed).ok_or_else(|| {
             HubError::Store(StoreError::Corrupt(
                 "a response's data key does not open with this hub's sealing key".into(),
@@ -175,16 +187,19 @@ impl Hub {
             .keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(response, key.clone());
-        Ok(key)
+            .entry(response)
+            .or_insert(Some(key))
+            .clone()
+            .ok_or_else(destroyed)
     }
 
+    /// Drops a destroyed data key from memory, for good.
     pub(crate) fn forget_data_key(&self, response: ResponseId) {
         self.eiss
             .keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&response);
+            .insert(response, None);
     }
 
     /// Subscribes to the live feed of every case (the caller filters).
@@ -209,4 +224,14 @@ impl Hub {
 /// The JSON of a value, for feeds and views.
 pub(crate) fn json(value: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// A date field of a request: `YYYY-MM-DD`, years 2000–2100.
+pub(crate) fn date_field(
+    field: &'static str,
+    raw: &str,
+) -> std::result::Result<time::Date, civic_core::ValidationError> {
+    civic_eiss::formats::parse_date(raw).ok_or_else(|| {
+        civic_core::ValidationError::new(field, "must be a date YYYY-MM-DD (years 2000-2100)")
+    })
 }

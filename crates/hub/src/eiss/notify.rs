@@ -51,7 +51,8 @@ impl NoticeSender for WebhookSender {
                 .json(&serde_json::json!({ "recipient": recipient, "text": text }))
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
+                // Without the URL, which may carry the gateway's token.
+                .map_err(|e| e.without_url().to_string())?;
             if response.status().is_success() {
                 Ok(())
             } else {

@@ -16,7 +16,7 @@ use civic_core::investigation::{
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_core::ValidationError;
-use civic_eiss::contacts::{MAX_WINDOWS, MAX_WINDOW_RADIUS_M, MAX_WINDOW_SPAN_S};
+use civic_eiss::contacts::{max_windows, MAX_WINDOW_RADIUS_M, MAX_WINDOW_SPAN_S};
 use civic_exchange::{Grant, Item, Question, Role, SignedGrant};
 use civic_store::{
     DataRequest, Decision, InstitutionStore, InvestigationStore, NewCollection, NewDataRequest,
@@ -214,15 +214,9 @@ impl Hub {
             .ok_or_else(|| HubError::NotFound(format!("case {case}")))?;
         let secret = self.case_secret(&key, &record)?;
         let (bound_from, bound_until) = rules.data_period(secret.onset, secret.confirmed);
-        let day = |raw: &Option<String>, field: &'static str| -> Result<Option<time::Date>> {
+        let day = |raw: &Option<String>, field: &'static str| {
             raw.as_deref()
-                .map(|d| {
-                    time::Date::parse(
-                        d.trim(),
-                        time::macros::format_description!("[year]-[month]-[day]"),
-                    )
-                    .map_err(|_| ValidationError::new(field, "must be a date YYYY-MM-DD").into())
-                })
+                .map(|d| super::date_field(field, d))
                 .transpose()
         };
         let from = day(&input.from, "from")?.map_or(bound_from, |d| rules.midnight(d));
@@ -590,8 +584,9 @@ impl Hub {
             issued_at: now - 60,
             expires_at: now + validity,
         };
-        let windows = Question::Windows {
-            max_windows: MAX_WINDOWS,
+        // The approver's bound on what the hub may ask holders about.
+        let windows = |from: i64, until: i64| Question::Windows {
+            max_windows: max_windows(from, until),
             max_radius_m: MAX_WINDOW_RADIUS_M,
             max_span_s: MAX_WINDOW_SPAN_S,
         };
@@ -654,7 +649,7 @@ impl Hub {
                     plan(
                         node,
                         CollectionPurpose::Contacts,
-                        grant(node, wire_item, windows.clone(), from, until),
+                        grant(node, wire_item, windows(from, until), from, until),
                     );
                 }
             }

@@ -60,9 +60,13 @@ pub struct NodeDeletion {
     pub bytes_deleted: u64,
     /// Requests of which the node kept nothing.
     pub absent: u64,
-    /// The node's signature on its receipt (base64), or why it could not
-    /// be reached.
+    /// What the receipt says (when, by which key), or why there is none
+    /// or it does not cover every answer the node gave.
     pub receipt: String,
+    /// The node's signed receipt as it came (the exchange message, JSON:
+    /// envelope and body), verifiable with the node's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_receipt: Option<String>,
 }
 
 /// The content of a deletion certificate.
@@ -337,6 +341,7 @@ impl Hub {
                     bytes_deleted: 0,
                     absent: 0,
                     receipt: why,
+                    signed_receipt: None,
                 };
                 let Some((node, route)) = node.and_then(|n| n.route.clone().map(|r| (n, r))) else {
                     return failed("the node is not registered with an address".into());
@@ -358,18 +363,41 @@ impl Hub {
                     )
                     .await
                 {
-                    Ok(receipt) => NodeDeletion {
-                        node: name.clone(),
-                        confirmed: true,
-                        answers_deleted: receipt.deleted.len() as u64,
-                        bytes_deleted: receipt.deleted.iter().map(|d| d.1).sum(),
-                        absent: receipt.absent.len() as u64,
-                        receipt: format!(
-                            "signed receipt at {} by key {}",
-                            receipt.at,
-                            civic_exchange::key_id(&key)
-                        ),
-                    },
+                    Ok((receipt, signed)) => {
+                        // The receipt must account for every answer asked.
+                        let accounted: std::collections::HashSet<&str> = receipt
+                            .deleted
+                            .iter()
+                            .map(|(r, _)| r.as_str())
+                            .chain(receipt.absent.iter().map(String::as_str))
+                            .collect();
+                        let missing = request
+                            .request_ids
+                            .iter()
+                            .filter(|r| !accounted.contains(r.as_str()))
+                            .count();
+                        let covers = missing == 0 && receipt.purpose == request.purpose;
+                        NodeDeletion {
+                            node: name.clone(),
+                            confirmed: covers,
+                            answers_deleted: receipt.deleted.len() as u64,
+                            bytes_deleted: receipt.deleted.iter().map(|d| d.1).sum(),
+                            absent: receipt.absent.len() as u64,
+                            receipt: if covers {
+                                format!(
+                                    "signed receipt at {} by key {}",
+                                    receipt.at,
+                                    civic_exchange::key_id(&key)
+                                )
+                            } else {
+                                format!(
+                                    "the signed receipt leaves {missing} of {} answers unaccounted for",
+                                    request.request_ids.len()
+                                )
+                            },
+                            signed_receipt: Some(signed),
+                        }
+                    }
                     Err(e) => failed(e.to_string()),
                 }
             }));
