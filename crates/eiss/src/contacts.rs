@@ -182,7 +182,9 @@ pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Wi
                 stay: None,
                 lat,
                 lon,
-                radius_m: TOLD_REACH_M.max(rules.contact_radius_m),
+                radius_m: TOLD_REACH_M
+                    .max(rules.contact_radius_m)
+                    .min(MAX_WINDOW_RADIUS_M),
                 t_start: night.0,
                 t_end: night.1,
                 present_from: night.0,

@@ -49,8 +49,9 @@ impl Rules {
     /// Checks every bound; the message names the rule.
     pub fn check(&self) -> Result<(), String> {
         let bad = |what: &str, range: &str| Err(format!("{what} must be {range}"));
-        if !(1.0..=5_000.0).contains(&self.contact_radius_m) {
-            return bad("contact_radius_m", "1-5000");
+        // Within what a grant lets the hub ask holders about.
+        if !(1.0..=crate::contacts::MAX_WINDOW_RADIUS_M).contains(&self.contact_radius_m) {
+            return bad("contact_radius_m", "1-2000");
         }
         if !(1..=24 * 60).contains(&self.min_overlap_minutes) {
             return bad("min_overlap_minutes", "1-1440");

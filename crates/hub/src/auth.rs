@@ -268,14 +268,10 @@ impl Hub {
         self.check_bearer(bearer, true).await
     }
 
-    /// Whether a token still authenticates, without counting as activity
-    /// (a long-lived feed re-checks its caller with it, and must not keep
-    /// an idle session alive).
-    pub async fn still_authenticated(&self, bearer: &str) -> bool {
-        self.check_bearer(bearer, false).await.is_ok()
-    }
-
-    async fn check_bearer(&self, bearer: &str, touch: bool) -> Result<Actor> {
+    /// [`Hub::authenticate`]; with `touch` false the check does not count
+    /// as activity (a long-lived feed re-checks its caller, and must not
+    /// keep an idle session alive).
+    pub(crate) async fn check_bearer(&self, bearer: &str, touch: bool) -> Result<Actor> {
         const UNKNOWN: HubError =
             HubError::Unauthenticated("the token is unknown, expired or revoked");
         let now = Timestamp::now();

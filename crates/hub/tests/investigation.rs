@@ -427,8 +427,22 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     );
     assert!(notices[0].text.contains("Infectious Disease Control"));
 
-    // Follow-up: notify two, one tests positive and becomes a case.
+    // Follow-up: notify two, one tests positive and becomes a case. A list
+    // with one id that is not the caller's changes nothing.
     let ids: Vec<_> = contacts.iter().take(2).map(|c| c.id).collect();
+    let mut bad = ids.clone();
+    bad.push(civic_core::investigation::ContactId(i64::MAX));
+    assert!(matches!(
+        hub.notify_contacts(&inv, &bad).await,
+        Err(HubError::NotFound(_))
+    ));
+    forbidden(hub.notify_contacts(&daegu, &ids).await);
+    assert!(hub
+        .case_notices(&inv, case.id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.kind != "contact_notice"));
     assert_eq!(hub.notify_contacts(&inv, &ids).await.unwrap(), 2);
     let notices = hub.case_notices(&inv, case.id).await.unwrap();
     assert_eq!(

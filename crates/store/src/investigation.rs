@@ -1084,22 +1084,40 @@ macro_rules! impl_investigation {
             async fn set_contact_status(
                 &self,
                 id: ContactId,
+                expected: ContactStatus,
                 status: ContactStatus,
                 new_case: Option<NewCase>,
                 outbox: Vec<NewOutboxMessage>,
                 audit: AuditEntry,
             ) -> Result<Option<CaseRecord>> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let row = sqlx::query("SELECT case_id FROM contacts WHERE id = $1")
+                let row = sqlx::query("SELECT case_id, status, linked_case_id FROM contacts WHERE id = $1")
                     .bind(id.0)
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))?;
                 let response = Self::response_of_case(&mut tx, row.try_get("case_id")?).await?;
                 Self::check_open(&mut tx, response).await?;
+                // Under the ledger lock: a change made meanwhile is seen.
+                let current: String = row.try_get("status")?;
+                let linked: Option<i64> = row.try_get("linked_case_id")?;
+                if current != expected.as_str() {
+                    return Err(StoreError::Conflict(format!(
+                        "a change of contact {id} (it is {current} now)"
+                    )));
+                }
+                if new_case.is_some() && linked.is_some() {
+                    return Err(StoreError::Conflict(format!("a case of contact {id}")));
+                }
                 let now = Timestamp::now().micros();
                 let created = match new_case {
-                    Some(c) => Some(Self::insert_case(&mut tx, NewCase { response: ResponseId(response), ..c }, now).await?),
+                    Some(c) if c.response.0 == response => Some(Self::insert_case(&mut tx, c, now).await?),
+                    Some(c) => {
+                        return Err(StoreError::Conflict(format!(
+                            "contact {id} of response {response}: a case of response {}",
+                            c.response
+                        )))
+                    }
                     None => None,
                 };
                 let linked_case = created.as_ref().map(|c| c.id);

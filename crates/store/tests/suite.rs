@@ -693,12 +693,20 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
             RequestStatus::AwaitingPolice,
             RequestStatus::Collecting,
             None,
-            vec![NewCollection {
-                node: "node-skt".into(),
-                purpose: CollectionPurpose::Route,
-                exchange_id: "x-1".into(),
-                sealed: b"grant".to_vec(),
-            }],
+            vec![
+                NewCollection {
+                    node: "node-skt".into(),
+                    purpose: CollectionPurpose::Route,
+                    exchange_id: "x-1".into(),
+                    sealed: b"grant".to_vec(),
+                },
+                NewCollection {
+                    node: "node-kt".into(),
+                    purpose: CollectionPurpose::Contacts,
+                    exchange_id: "x-2".into(),
+                    sealed: b"grant".to_vec(),
+                },
+            ],
             vec![NewOutboxMessage {
                 response: response.id,
                 case: Some(cases[0].id),
@@ -713,7 +721,7 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
         .collection_metas(None, Some(CollectionStatus::Pending))
         .await
         .unwrap();
-    assert_eq!(pending.len(), 1);
+    assert_eq!(pending.len(), 2);
     s.finish_collection(
         added[0].id,
         CollectionStatus::Answered,
@@ -750,7 +758,10 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     assert_eq!(answers[0].1, b"answer");
     assert_eq!(
         s.exchange_ids(response.id).await.unwrap(),
-        vec![("node-skt".into(), "x-1".into())]
+        vec![
+            ("node-skt".into(), "x-1".into()),
+            ("node-kt".into(), "x-2".into())
+        ]
     );
 
     // Contacts: one per tag; the longer overlap wins; the status stays.
@@ -775,6 +786,7 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
         .unwrap();
     s.set_contact_status(
         first[0].id,
+        ContactStatus::ToNotify,
         ContactStatus::Notified,
         None,
         vec![],
@@ -782,6 +794,61 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     )
     .await
     .unwrap();
+    // A change from a status it no longer has is refused.
+    assert!(matches!(
+        s.set_contact_status(
+            first[0].id,
+            ContactStatus::ToNotify,
+            ContactStatus::Notified,
+            None,
+            vec![],
+            audit("c"),
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A positive contact becomes a case in the same transaction, once.
+    let linked = s
+        .set_contact_status(
+            first[1].id,
+            ContactStatus::ToNotify,
+            ContactStatus::Positive,
+            Some(NewCase {
+                source_case: Some(cases[0].id),
+                ..case("1003")
+            }),
+            vec![],
+            audit("c"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.source_case, Some(cases[0].id));
+    assert_eq!(
+        s.contact_meta(first[1].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .linked_case,
+        Some(linked.id)
+    );
+    assert!(matches!(
+        s.set_contact_status(
+            first[1].id,
+            ContactStatus::Positive,
+            ContactStatus::Positive,
+            Some(case("1004")),
+            vec![],
+            audit("c"),
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s
+        .case_by_number(response.id, "1004")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         s.put_contacts(
             cases[0].id,
@@ -831,15 +898,27 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
             .await,
         Err(StoreError::Conflict(_))
     ));
+    // An answer arriving now is not kept.
+    assert!(matches!(
+        s.finish_collection(
+            added[1].id,
+            CollectionStatus::Answered,
+            None,
+            Some(b"late".to_vec()),
+            audit("a")
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
     let counts = s.response_counts(response.id).await.unwrap();
     assert_eq!(
         counts,
         ResponseCounts {
-            cases: 2,
+            cases: 3,
             documents: 1,
             data_requests: 1,
             decisions: 1,
-            collections: 1,
+            collections: 2,
             answers: 1,
             contacts: 3,
             outbox: 1,

@@ -352,16 +352,17 @@ pub async fn feed(
         async move {
             loop {
                 tokio::select! {
-                    // A signed-out, revoked or expired session ends its
-                    // feeds: checked now and then, and before each event.
+                    // A signed-out, revoked or expired session, or a case
+                    // no longer the caller's, ends the feed: checked now
+                    // and then, and before each event.
                     _ = recheck.tick() => {
-                        if !hub.still_authenticated(&bearer).await {
+                        if !hub.may_still_follow(&bearer, case).await {
                             return None;
                         }
                     }
                     got = rx.recv() => match got {
                         Ok(e) if e.case == case => {
-                            if !hub.still_authenticated(&bearer).await {
+                            if !hub.may_still_follow(&bearer, case).await {
                                 return None;
                             }
                             let event = Event::default().event(e.kind).data(e.data.to_string());

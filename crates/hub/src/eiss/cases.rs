@@ -516,6 +516,27 @@ impl Hub {
         }
     }
 
+    /// Whether the holder of `bearer` may still follow case `id`: still
+    /// signed in, and the case still his to work on. For an open feed's
+    /// re-checks: no audit, and not counted as activity.
+    pub async fn may_still_follow(&self, bearer: &str, id: CaseId) -> bool {
+        let Ok(crate::Actor::User { principal, .. }) = self.check_bearer(bearer, false).await
+        else {
+            return false;
+        };
+        let Ok(Some(meta)) = self.store.case_meta(id).await else {
+            return false;
+        };
+        decide(
+            &principal,
+            Action::WorkCase {
+                region: &meta.region,
+                assigned_to: &meta.assigned,
+            },
+        )
+        .is_ok()
+    }
+
     /// Opens a case's live feed: who may read the case may follow it; the
     /// subscription is audited.
     pub async fn follow_case(&self, ctx: &Ctx, id: CaseId) -> Result<()> {

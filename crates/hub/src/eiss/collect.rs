@@ -98,8 +98,14 @@ impl Hub {
                 collection.request,
                 collection.purpose,
             );
-            if let Err(e) = hub.run_collection(response, collection).await {
-                tracing::error!(collection = id, error = %e, "a collection failed in the hub");
+            match hub.run_collection(response, collection).await {
+                Ok(true) => {}
+                // Finished by another run, or the response is closing:
+                // nothing new for the case.
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(collection = id, error = %e, "a collection failed in the hub");
+                }
             }
             if let Err(e) = hub.after_collection(response, case, request, purpose).await {
                 tracing::error!(collection = id, error = %e, "updating a case after a collection");
@@ -107,7 +113,9 @@ impl Hub {
         });
     }
 
-    async fn run_collection(&self, response: ResponseId, c: Collection) -> Result<()> {
+    /// Asks the node and keeps its answer; `false` if this run finished
+    /// nothing (another run had, or the response is closing).
+    async fn run_collection(&self, response: ResponseId, c: Collection) -> Result<bool> {
         let _permit = self
             .eiss
             .in_flight
@@ -121,7 +129,7 @@ impl Hub {
             .system_entry("eiss.collect.read", resource.clone())
             .subject(format!("case:{}", c.case));
         let Some(full) = self.store.read_collection(c.id, entry).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let secret: CollectionSecret =
             key.open_json(&collection_context(&c.exchange_id), &full.sealed)?;
@@ -147,7 +155,7 @@ impl Hub {
                 None,
             )
             .await?;
-            return Ok(());
+            return Ok(true);
         };
         let node_key = node_key(node)?;
         let client = self.collector_client().await?;
@@ -177,8 +185,9 @@ impl Hub {
             Err(e) => finish(CollectionStatus::Failed, Some(e.to_string()), None).await,
         };
         match outcome {
-            // Finished by another run (a resumed hub): nothing to add.
-            Err(civic_store::StoreError::Conflict(_)) => {}
+            // Finished by another run (a resumed hub), or the response is
+            // closing and takes no new data: the answer is dropped.
+            Err(civic_store::StoreError::Conflict(_)) => return Ok(false),
             other => other?,
         }
         self.publish(
@@ -186,7 +195,7 @@ impl Hub {
             "collection",
             serde_json::json!({ "node": c.node, "purpose": c.purpose }),
         );
-        Ok(())
+        Ok(true)
     }
 
     /// After one of a request's collections ended: the case's route is
@@ -645,6 +654,16 @@ impl Hub {
             };
             self.spawn_collection(meta.response, c);
         }
+        self.retry_stalled_requests(Duration::ZERO).await?;
+        Ok(n)
+    }
+
+    /// Takes up requests approved at least `min_age` ago that stalled: never
+    /// sent (a dispatch that failed), or every answer in but the update
+    /// after the last one not run. The hub calls it at start and now and
+    /// then, so a passing failure does not wait for a restart (by then its
+    /// grants may have expired). Returns how many it took up.
+    pub async fn retry_stalled_requests(&self, min_age: Duration) -> Result<usize> {
         let collecting = self
             .store
             .request_metas(RequestFilter {
@@ -652,7 +671,19 @@ impl Hub {
                 ..RequestFilter::default()
             })
             .await?;
+        let now = civic_core::time::Timestamp::now().micros();
+        let min_age = i64::try_from(min_age.as_micros()).unwrap_or(i64::MAX);
+        let mut taken = 0;
         for r in collecting {
+            let approved = r
+                .decisions
+                .iter()
+                .map(|d| d.decided_at.micros())
+                .max()
+                .unwrap_or(0);
+            if now - approved < min_age {
+                continue;
+            }
             let of_request: Vec<Collection> = self
                 .store
                 .collection_metas(Some(r.case), None)
@@ -662,6 +693,7 @@ impl Hub {
                 .collect();
             let outcome = if of_request.is_empty() {
                 // Approved, never sent.
+                taken += 1;
                 self.dispatch(r.id).await
             } else if of_request
                 .iter()
@@ -670,6 +702,7 @@ impl Hub {
                 // Every answer in, but the update after the last one did
                 // not run (a stop, an error): the contacts' phase or the
                 // end of the request is still to come.
+                taken += 1;
                 self.after_collection(r.response, r.case, r.id, CollectionPurpose::Contacts)
                     .await
                     .and(
@@ -683,7 +716,7 @@ impl Hub {
                 tracing::warn!(request = r.id.0, error = %e, "taking up a request again");
             }
         }
-        Ok(n)
+        Ok(taken)
     }
 }
 

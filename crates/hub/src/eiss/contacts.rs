@@ -265,7 +265,13 @@ impl Hub {
             });
         }
         let mut entry = entry;
-        entry.reason = Some(format!("contact {id}: {status}"));
+        entry.reason = Some(match &new_case {
+            Some(c) => format!(
+                "contact {id}: {status}; registered as case {} of source case {}",
+                c.number, case.id
+            ),
+            None => format!("contact {id}: {status}"),
+        });
         let outbox = if status == ContactStatus::Notified && meta.status == ContactStatus::ToNotify
         {
             vec![
@@ -277,7 +283,7 @@ impl Hub {
         };
         let created = self
             .store
-            .set_contact_status(id, status, new_case, outbox, entry)
+            .set_contact_status(id, meta.status, status, new_case, outbox, entry)
             .await?;
         let record = ContactRecord {
             status,
@@ -301,6 +307,7 @@ impl Hub {
         unique.dedup();
         let mut due = Vec::new();
         let mut cases_checked = std::collections::HashSet::new();
+        let mut responses_checked = std::collections::HashSet::new();
         for &id in &unique {
             let meta = self
                 .store
@@ -308,8 +315,12 @@ impl Hub {
                 .await?
                 .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
             if cases_checked.insert(meta.case) {
-                self.case_for(ctx, meta.case, true, "eiss.contacts.notify")
+                let (case, _, _) = self
+                    .case_for(ctx, meta.case, true, "eiss.contacts.notify")
                     .await?;
+                if responses_checked.insert(case.response) {
+                    self.open_response_record(case.response).await?;
+                }
             }
             if meta.status == ContactStatus::ToNotify {
                 due.push(id);

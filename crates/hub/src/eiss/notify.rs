@@ -32,6 +32,8 @@ impl WebhookSender {
             url: url.to_owned(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
+                // A redirect could lead the notices off TLS: none is followed.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
         }

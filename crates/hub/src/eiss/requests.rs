@@ -472,7 +472,7 @@ impl Hub {
             .await?;
         if next == RequestStatus::Collecting {
             // The decision stands; a dispatch that fails is taken up again
-            // when the hub starts (resume_collections).
+            // by the hub's periodic retry (retry_stalled_requests).
             if let Err(e) = self.dispatch(id).await {
                 tracing::error!(request = id.0, error = %e, "starting an approved request failed");
             }
