@@ -383,7 +383,8 @@ pub async fn feed(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// How often a case feed checks that its caller is still signed in.
+/// How often a case feed checks that its caller is still signed in and
+/// the case still hers.
 const FEED_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Asks for a case's data (investigators of its region or assigned),
