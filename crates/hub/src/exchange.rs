@@ -153,35 +153,17 @@ impl NodeClient {
                 .latest_exchange()
                 .await?
                 .map(|last| LogHead::of(&last, &self.key));
-            let message = Message {
-                envelope: Envelope::seal(
-                    request_id,
-                    &self.key,
-                    now(),
-                    body.as_bytes(),
-                    Some(grant.clone()),
-                ),
-                body: body.clone(),
-                log_head,
-            };
-            let bytes = serde_json::to_vec(&message).expect("a message serialises");
-            // Logged before it leaves: nothing is sent that the log lacks.
-            self.store
-                .log_exchange(
-                    now(),
-                    Direction::Sent,
+            let outcome = self
+                .post_logged(
+                    url,
+                    REQUESTS_PATH,
                     request_id,
                     &peer,
-                    message_digest(&bytes),
+                    &body,
+                    Some(grant.clone()),
+                    log_head,
                 )
                 .await?;
-            let outcome = self
-                .http
-                .post(format!("{}{REQUESTS_PATH}", url.trim_end_matches('/')))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes)
-                .send()
-                .await;
             let retry_reason = match outcome {
                 Ok(mut response) if response.status().is_success() => {
                     let mut reader = AnswerReader::default();
@@ -305,28 +287,9 @@ impl NodeClient {
         let mut attempt: u64 = 0;
         loop {
             attempt += 1;
-            let message = Message {
-                envelope: Envelope::seal(request_id, &self.key, now(), body.as_bytes(), None),
-                body: body.clone(),
-                log_head: None,
-            };
-            let bytes = serde_json::to_vec(&message).expect("a message serialises");
-            self.store
-                .log_exchange(
-                    now(),
-                    Direction::Sent,
-                    request_id,
-                    &peer,
-                    message_digest(&bytes),
-                )
-                .await?;
             let outcome = self
-                .http
-                .post(format!("{}{PURGE_PATH}", url.trim_end_matches('/')))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes)
-                .send()
-                .await;
+                .post_logged(url, PURGE_PATH, request_id, &peer, &body, None, None)
+                .await?;
             let retry_reason = match outcome {
                 Ok(response) => {
                     let status = response.status();
@@ -372,6 +335,44 @@ impl NodeClient {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Seals `body` as request `request_id` (with its grant, and the head
+    /// of the hub's log), logs it as sent — nothing leaves that the log
+    /// lacks — and posts it to `path` at the node's `url`.
+    #[allow(clippy::too_many_arguments)]
+    async fn post_logged(
+        &self,
+        url: &str,
+        path: &str,
+        request_id: &str,
+        peer: &str,
+        body: &str,
+        grant: Option<SignedGrant>,
+        log_head: Option<LogHead>,
+    ) -> Result<reqwest::Result<reqwest::Response>, ExchangeError> {
+        let message = Message {
+            envelope: Envelope::seal(request_id, &self.key, now(), body.as_bytes(), grant),
+            body: body.to_owned(),
+            log_head,
+        };
+        let bytes = serde_json::to_vec(&message).expect("a message serialises");
+        self.store
+            .log_exchange(
+                now(),
+                Direction::Sent,
+                request_id,
+                peer,
+                message_digest(&bytes),
+            )
+            .await?;
+        Ok(self
+            .http
+            .post(format!("{}{path}", url.trim_end_matches('/')))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes)
+            .send()
+            .await)
     }
 
     /// Logs what came back from the node for `request_id`.
