@@ -166,6 +166,14 @@ macro_rules! impl_investigation {
                 }
             }
 
+            /// The response of a case that takes new data (`Conflict` once it
+            /// is closing).
+            async fn case_open(tx: &mut Tx, case: i64) -> Result<i64> {
+                let response = Self::response_of_case(tx, case).await?;
+                Self::check_open(tx, response).await?;
+                Ok(response)
+            }
+
             async fn response_of_case(tx: &mut Tx, case: i64) -> Result<i64> {
                 let row = sqlx::query("SELECT response_id FROM cases WHERE id = $1")
                     .bind(case)
@@ -626,8 +634,7 @@ macro_rules! impl_investigation {
 
             async fn assign_case(&self, id: CaseId, users: Vec<UserId>, audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let response = Self::response_of_case(&mut tx, id.0).await?;
-                Self::check_open(&mut tx, response).await?;
+                Self::case_open(&mut tx, id.0).await?;
                 sqlx::query("DELETE FROM case_assignments WHERE case_id = $1")
                     .bind(id.0)
                     .execute(&mut *tx)
@@ -646,8 +653,7 @@ macro_rules! impl_investigation {
 
             async fn put_document(&self, case: CaseId, kind: CaseDocument, sealed: Vec<u8>, audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let response = Self::response_of_case(&mut tx, case.0).await?;
-                Self::check_open(&mut tx, response).await?;
+                Self::case_open(&mut tx, case.0).await?;
                 sqlx::query(
                     "INSERT INTO case_documents (case_id, kind, sealed, updated_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (case_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
@@ -730,8 +736,7 @@ macro_rules! impl_investigation {
 
             async fn create_data_request(&self, new: NewDataRequest, audit: AuditEntry) -> Result<DataRequest> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let response = Self::response_of_case(&mut tx, new.case.0).await?;
-                Self::check_open(&mut tx, response).await?;
+                let response = Self::case_open(&mut tx, new.case.0).await?;
                 let now = Timestamp::now().micros();
                 let row = sqlx::query(
                     "INSERT INTO data_requests (case_id, items, contacts, data_from, data_until, status, requested_by, sealed, created_at) \
@@ -798,8 +803,7 @@ macro_rules! impl_investigation {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("data request {id}")))?;
-                let response = Self::response_of_case(&mut tx, row.try_get("case_id")?).await?;
-                Self::check_open(&mut tx, response).await?;
+                Self::case_open(&mut tx, row.try_get("case_id")?).await?;
                 let moved = match &sealed {
                     Some(s) => sqlx::query("UPDATE data_requests SET status = $1, sealed = $2 WHERE id = $3 AND status = $4")
                         .bind(next.as_str())
@@ -856,8 +860,7 @@ macro_rules! impl_investigation {
                 if status != expected.as_str() {
                     return Err(StoreError::Conflict(format!("data request {request} is {status}, not {expected}")));
                 }
-                let response = Self::response_of_case(&mut tx, case).await?;
-                Self::check_open(&mut tx, response).await?;
+                Self::case_open(&mut tx, case).await?;
                 sqlx::query("UPDATE data_requests SET status = $1 WHERE id = $2")
                     .bind(next.as_str())
                     .bind(request.0)
@@ -947,9 +950,8 @@ macro_rules! impl_investigation {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))?;
-                let response = Self::response_of_case(&mut tx, row.try_get("case_id")?).await?;
                 // A closing or closed response takes no new data.
-                Self::check_open(&mut tx, response).await?;
+                Self::case_open(&mut tx, row.try_get("case_id")?).await?;
                 let done = sqlx::query(
                     "UPDATE collections SET status = $1, detail = $2, finished_at = $3 WHERE id = $4 AND status = $5",
                 )
@@ -1007,8 +1009,7 @@ macro_rules! impl_investigation {
 
             async fn put_contacts(&self, case: CaseId, contacts: Vec<NewContact>, audit: AuditEntry) -> Result<u64> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let response = Self::response_of_case(&mut tx, case.0).await?;
-                Self::check_open(&mut tx, response).await?;
+                Self::case_open(&mut tx, case.0).await?;
                 let before = {
                     let row = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE case_id = $1")
                         .bind(case.0)
@@ -1073,6 +1074,17 @@ macro_rules! impl_investigation {
                 Ok(contacts)
             }
 
+            async fn read_contact(&self, id: ContactId, audit: AuditEntry) -> Result<Option<ContactRecord>> {
+                let mut tx = self.begin_tx().await?;
+                let row = sqlx::query(&format!("SELECT {CONTACT_COLUMNS}, sealed FROM contacts WHERE id = $1"))
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let contact = row.as_ref().map(|r| contact_from(r, true)).transpose()?;
+                Self::audit_reads(tx, audit).await?;
+                Ok(contact)
+            }
+
             async fn contact_meta(&self, id: ContactId) -> Result<Option<ContactRecord>> {
                 let row = sqlx::query(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"))
                     .bind(id.0)
@@ -1096,8 +1108,7 @@ macro_rules! impl_investigation {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))?;
-                let response = Self::response_of_case(&mut tx, row.try_get("case_id")?).await?;
-                Self::check_open(&mut tx, response).await?;
+                let response = Self::case_open(&mut tx, row.try_get("case_id")?).await?;
                 // Under the ledger lock: a change made meanwhile is seen.
                 let current: String = row.try_get("status")?;
                 let linked: Option<i64> = row.try_get("linked_case_id")?;

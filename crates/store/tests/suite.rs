@@ -794,6 +794,20 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     )
     .await
     .unwrap();
+    let one = s
+        .read_contact(first[0].id, audit("c"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (one.status, one.sealed.as_slice()),
+        (ContactStatus::Notified, first[0].sealed.as_slice())
+    );
+    assert!(s
+        .read_contact(civic_core::investigation::ContactId(i64::MAX), audit("c"))
+        .await
+        .unwrap()
+        .is_none());
     // A change from a status it no longer has is refused.
     assert!(matches!(
         s.set_contact_status(

@@ -203,14 +203,12 @@ impl Hub {
         let key = self.data_key(case.response).await?;
         let full = self
             .store
-            .read_contacts(
-                case.response,
-                Some(case.id),
-                self.system_entry("eiss.contacts.read", format!("case:{}", case.id)),
+            .read_contact(
+                id,
+                self.system_entry("eiss.contact.read", format!("contact:{id}"))
+                    .subject(format!("case:{}", case.id)),
             )
             .await?
-            .into_iter()
-            .find(|c| c.id == id)
             .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
         let contact: Contact =
             key.open_json(&contact_context(full.case, &full.tag), &full.sealed)?;
