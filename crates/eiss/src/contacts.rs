@@ -96,6 +96,8 @@ pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Wi
             out.push(Window {
                 t_start,
                 t_end: piece_end,
+                // No wider than a grant allows.
+                radius_m: w.radius_m.min(MAX_WINDOW_RADIUS_M),
                 ..w.clone()
             });
             t_start = piece_end + 1;
@@ -132,7 +134,7 @@ pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Wi
             stay: None,
             lat: p.lat,
             lon: p.lon,
-            radius_m: rules.contact_radius_m.min(MAX_WINDOW_RADIUS_M),
+            radius_m: rules.contact_radius_m,
             t_start: p.ts - pad,
             t_end: p.ts + pad,
             present_from: p.ts,
@@ -152,7 +154,7 @@ pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Wi
                 stay: None,
                 lat: t.lat,
                 lon: t.lon,
-                radius_m: radius_m.min(MAX_WINDOW_RADIUS_M),
+                radius_m,
                 t_start: t.start - slack,
                 t_end: t.end + slack,
                 present_from: t.start,
@@ -182,9 +184,7 @@ pub fn windows(timeline: &Timeline, rules: &Rules, period: (i64, i64)) -> Vec<Wi
                 stay: None,
                 lat,
                 lon,
-                radius_m: TOLD_REACH_M
-                    .max(rules.contact_radius_m)
-                    .min(MAX_WINDOW_RADIUS_M),
+                radius_m: TOLD_REACH_M.max(rules.contact_radius_m),
                 t_start: night.0,
                 t_end: night.1,
                 present_from: night.0,
@@ -209,7 +209,7 @@ fn telco_window(s: &StayPoint, rules: &Rules, pad: i64, push: &mut impl FnMut(Wi
         stay: Some(s.id),
         lat,
         lon,
-        radius_m: radius.min(MAX_WINDOW_RADIUS_M),
+        radius_m: radius,
         t_start: s.arrival - pad,
         t_end: s.departure + pad,
         present_from: s.arrival,
@@ -405,12 +405,16 @@ mod tests {
             exposure_padding_minutes: 0,
             ..Rules::default()
         };
+        let mut long = stay(0, 0, 60 * 3600, SourceKind::Pings, false);
+        // Towers spread wider than a grant allows.
+        long.area.as_mut().unwrap().radius_m = 5_000.0;
         let t = Timeline {
-            stays: vec![stay(0, 0, 60 * 3600, SourceKind::Pings, false)],
+            stays: vec![long],
             ..Timeline::default()
         };
         let w = windows(&t, &r, (0, 10 * DAY));
         assert_eq!(w.len(), 3);
+        assert!(w.iter().all(|w| w.radius_m == MAX_WINDOW_RADIUS_M));
         assert_eq!(w[0].t_start, 0);
         assert_eq!(w[2].t_end, 60 * 3600);
         for pair in w.windows(2) {
