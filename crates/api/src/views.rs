@@ -114,6 +114,8 @@ pub struct TotpEnrolmentView {
     pub secret: String,
     /// `otpauth://` URI, for a QR code.
     pub otpauth_uri: String,
+    /// The URI as a QR code (SVG), for an authenticator app's camera.
+    pub qr_svg: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

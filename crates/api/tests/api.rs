@@ -17,16 +17,19 @@ struct TestApp {
     hub: Hub,
     running: Option<civic_api::Running>,
     _db: TestDb,
+    _data_dir: tempfile::TempDir,
 }
 
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn spawn_app(db: TestDb) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
     let hub = Hub::new(
         db.store.clone(),
         HubKeys::ephemeral(),
         Config {
             max_body_bytes: 64 * 1024,
+            data_dir: data_dir.path().to_owned(),
             ..Config::default()
         },
     );
@@ -39,6 +42,7 @@ async fn spawn_app(db: TestDb) -> TestApp {
         hub,
         running: Some(running),
         _db: db,
+        _data_dir: data_dir,
     }
 }
 
@@ -1419,7 +1423,311 @@ async fn a_case_feed_streams_its_changes_and_cases_are_registered_as_json(db: Te
     assert!(!after.contains("event: cluster"), "{after:?}");
 }
 
+async fn the_web_application_is_served_with_a_strict_policy(db: TestDb) {
+    let app = spawn_app(db).await;
+    let page = app.request(Method::GET, "/", None).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self';") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<script type="module" src="/app/app.js">"#),
+        "{html}"
+    );
+    for (path, mime) in [
+        ("/app/app.js", "text/javascript"),
+        ("/app/style.css", "text/css"),
+        ("/app/vendor/leaflet/leaflet.js", "text/javascript"),
+        ("/app/vendor/leaflet/images/layers.png", "image/png"),
+    ] {
+        let r = app.request(Method::GET, path, None).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(mime),
+            "{path}"
+        );
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    }
+    let missing = app
+        .request(Method::GET, "/app/../Cargo.toml", None)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(missing.status(), StatusCode::OK);
+    let missing = app
+        .request(Method::GET, "/app/secret.js", None)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(missing, StatusCode::NOT_FOUND).await;
+}
+
+async fn the_map_is_the_platforms_own_and_only_administrators_replace_it(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (_, admin_secret) = app
+        .user("geo-admin", "administrator", "hub_operator", true)
+        .await;
+    let admin = app.token("geo-admin", admin_secret.as_deref()).await;
+    let (_, inv_secret) = app
+        .user("geo-inv", "investigator:seoul", "health_authority", true)
+        .await;
+    let inv = app.token("geo-inv", inv_secret.as_deref()).await;
+    let (_, _) = app
+        .user("geo-analyst", "analyst", "health_authority", false)
+        .await;
+    let analyst = app.token("geo-analyst", None).await;
+
+    // Nothing uploaded yet: an empty map, and no tile server.
+    let empty: Value = app
+        .request(Method::GET, "/api/v1/geography", Some(&analyst))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["features"], json!([]));
+    assert_eq!(empty["tile_url"], Value::Null);
+
+    let map = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"region": "seoul-jongno", "name": "Jongno"},
+         "geometry": {"type": "Polygon", "coordinates": [[[126.96, 37.56], [127.01, 37.56], [127.01, 37.60], [126.96, 37.56]]]}},
+        {"type": "Feature", "properties": {"name": "City Hall"},
+         "geometry": {"type": "Point", "coordinates": [126.978, 37.566]}},
+    ]});
+    let denied = app
+        .request(Method::PUT, "/api/v1/geography", Some(&inv))
+        .json(&map)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(denied, StatusCode::FORBIDDEN).await;
+    let put = app
+        .request(Method::PUT, "/api/v1/geography", Some(&admin))
+        .json(&map)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(put.json::<Value>().await.unwrap()["features"], 2);
+
+    // A wrong upload is refused whole and changes nothing.
+    let before = app.ledger_size().await;
+    let bad = app
+        .request(Method::PUT, "/api/v1/geography", Some(&admin))
+        .json(&json!({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [500.0, 1.0]}}]}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(bad, StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("feature 0"),
+        "{problem}"
+    );
+    let not_json = app
+        .request(Method::PUT, "/api/v1/geography", Some(&admin))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, StatusCode::BAD_REQUEST).await;
+    assert_eq!(app.ledger_size().await, before);
+
+    let got: Value = app
+        .request(Method::GET, "/api/v1/geography", Some(&inv))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let layers: Vec<&str> = got["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(layers, ["region", "venue"]);
+    assert_eq!(got["features"][0]["properties"]["region"], "seoul-jongno");
+    let anonymous = app
+        .request(Method::GET, "/api/v1/geography", None)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(anonymous, StatusCode::UNAUTHORIZED).await;
+}
+
+async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (_, aud_secret) = app
+        .user("watcher", "security_auditor", "hub_operator", true)
+        .await;
+    let auditor = app.token("watcher", aud_secret.as_deref()).await;
+    let (_, a_secret) = app
+        .user("curious", "investigator:seoul", "health_authority", true)
+        .await;
+    let curious = app.token("curious", a_secret.as_deref()).await;
+    let (_, b_secret) = app
+        .user("dutiful", "investigator:seoul", "health_authority", true)
+        .await;
+    let dutiful = app.token("dutiful", b_secret.as_deref()).await;
+
+    // The second factor is enrolled by QR code: the enrolment carries one.
+    app.user("fresh", "analyst", "health_authority", false)
+        .await;
+    let fresh = app.token("fresh", None).await;
+    let enrol: Value = app
+        .request(Method::POST, "/api/v1/auth/totp/enrol", Some(&fresh))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        enrol["qr_svg"].as_str().unwrap().contains("<svg"),
+        "{enrol}"
+    );
+
+    let status: Value = app
+        .request(Method::GET, "/api/v1/audit/verification", Some(&auditor))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["last_verification"], Value::Null);
+    assert!(status["tree_head"]["tree_size"].as_u64().unwrap() > 0);
+    let check: Value = app
+        .request(Method::POST, "/api/v1/audit/verification", Some(&auditor))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["verified"], true, "{check}");
+    let status: Value = app
+        .request(Method::GET, "/api/v1/audit/verification", Some(&auditor))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["last_verification"]["verified"], true);
+    let denied = app
+        .request(Method::POST, "/api/v1/audit/verification", Some(&curious))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(denied, StatusCode::FORBIDDEN).await;
+
+    // One investigator reads twelve cases, the other one.
+    let operator = Ctx::local_operator();
+    let response = app
+        .hub
+        .open_response(&operator, "Patterns", "IDCPA art. 76-2", None)
+        .await
+        .unwrap();
+    let cases: Vec<_> = (0..12)
+        .map(|i| civic_eiss::formats::RegisteredCase {
+            number: format!("p-{i}"),
+            region: "seoul-jongno".into(),
+            onset: time::macros::date!(2020 - 03 - 01),
+            confirmed: time::macros::date!(2020 - 03 - 02),
+            subject: Default::default(),
+        })
+        .collect();
+    let cases = app
+        .hub
+        .register_cases(&operator, response.id, cases)
+        .await
+        .unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let token = if i == 0 { &dutiful } else { &curious };
+        let r = app
+            .request(
+                Method::GET,
+                &format!("/api/v1/cases/{}", case.id),
+                Some(token),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let read = |token: &str| {
+        app.request(
+            Method::GET,
+            &format!("/api/v1/cases/{}", cases[0].id),
+            Some(token),
+        )
+        .send()
+    };
+    assert_eq!(read(&curious).await.unwrap().status(), StatusCode::OK);
+    let patterns: Value = app
+        .request(Method::GET, "/api/v1/audit/access-patterns", Some(&auditor))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actors = patterns["actors"].as_array().unwrap();
+    let of = |name: &str| {
+        actors
+            .iter()
+            .find(|a| a["actor_name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(of("curious")["cases"], 12, "{patterns}");
+    assert_eq!(of("curious")["lookups"], 12);
+    assert_eq!(of("curious")["unusual"], true);
+    assert_eq!(of("dutiful")["cases"], 1);
+    assert_eq!(of("dutiful")["unusual"], false);
+    // An empty period, and a period that ends before it starts.
+    let old: Value = app
+        .request(
+            Method::GET,
+            "/api/v1/audit/access-patterns?from=2001-01-01T00:00:00Z&until=2001-01-02T00:00:00Z",
+            Some(&auditor),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["actors"], json!([]));
+    let backwards = app
+        .request(
+            Method::GET,
+            "/api/v1/audit/access-patterns?from=2001-01-02T00:00:00Z&until=2001-01-01T00:00:00Z",
+            Some(&auditor),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(backwards, StatusCode::BAD_REQUEST).await;
+}
+
 civic_store::backend_tests!(
+    the_web_application_is_served_with_a_strict_policy,
+    the_map_is_the_platforms_own_and_only_administrators_replace_it,
+    auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases,
     a_case_feed_streams_its_changes_and_cases_are_registered_as_json,
     a_node_enrols_once_with_its_token_and_then_talks_mutual_tls,
     sign_in_attempts_are_throttled_per_address_and_unknown_names_pseudonymised,

@@ -802,6 +802,8 @@ async fn city(dir: &Path, people: usize, days: u32, seed: u64) -> Result<civic_s
             if summary["people"] == people as u64
                 && summary["days"] == days
                 && summary["seed"] == seed
+                // Cities from before the map was written are made again.
+                && dir.join("geography.geojson").exists()
             {
                 return Ok(civic_sim::Summary {
                     people: people as u64,
@@ -840,6 +842,8 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let logins = hub.seed_demo().await?;
     let city = demo_city(&config.data_dir, sim_people, sim_days).await?;
     let nodes = civic_hub::demo_nodes::start(&hub, &config.data_dir).await?;
+    hub.seed_geography(&config.data_dir.join("city").join("geography.geojson"))
+        .await?;
     let (response, cases) = hub
         .seed_demo_response(&config.data_dir.join("city"))
         .await?;

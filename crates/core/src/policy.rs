@@ -98,6 +98,9 @@ pub enum Action<'a> {
     ManageNodes {
         institution: InstitutionId,
     },
+    /// Replace the map's geography (regions, places): the platform's
+    /// administrators.
+    ManageGeography,
     /// Search and read the audit ledger.
     SearchAudit,
     /// Fetch inclusion proofs of audit records.
@@ -222,6 +225,7 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
         | Action::GrantDuties { .. }
         | Action::ManageApiTokens { .. }
         | Action::ManageNodes { .. }
+        | Action::ManageGeography
             if who.auth != AuthMethod::PasswordAndTotp =>
         {
             deny("administration needs a person signed in with a second factor")
@@ -329,6 +333,13 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 permit(Some(D::Administrator))
             } else {
                 deny("only administrators of the hub operator create institutions")
+            }
+        }
+        Action::ManageGeography => {
+            if who.is_platform_admin() {
+                permit(Some(D::Administrator))
+            } else {
+                deny("only administrators of the hub operator change the map's geography")
             }
         }
         Action::ListUsers { institution }

@@ -49,6 +49,10 @@ pub struct Config {
     /// An SMS gateway's HTTP API that takes notices as JSON
     /// (`{"recipient", "text"}`); unset, notices stay in the outbox.
     pub notice_webhook_url: Option<String>,
+    /// An XYZ tile server for the web application's maps
+    /// (`https://…/{z}/{x}/{y}.png`); unset, maps draw the platform's own
+    /// geography alone, with nothing fetched from outside.
+    pub map_tile_url: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             grant_validity_hours: 72,
             collection_concurrency: 16,
             notice_webhook_url: None,
+            map_tile_url: None,
         }
     }
 }
@@ -120,7 +125,7 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 17] = [
+    const KEYS: [&'static str; 18] = [
         "addr",
         "data_dir",
         "database_url",
@@ -138,6 +143,7 @@ impl Config {
         "grant_validity_hours",
         "collection_concurrency",
         "notice_webhook_url",
+        "map_tile_url",
     ];
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -169,6 +175,16 @@ impl Config {
         }
         if let Some(url) = &self.notice_webhook_url {
             check_webhook_url(url)?;
+        }
+        if let Some(url) = &self.map_tile_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p))
+                && reqwest::Url::parse(&url.replace(['{', '}'], "")).is_ok();
+            if !ok {
+                return Err(ConfigError::Invalid(
+                    "map_tile_url must be an http(s) URL with {z}, {x} and {y}".into(),
+                ));
+            }
         }
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(

@@ -706,6 +706,59 @@ pub fn generate(
     Ok(summary)
 }
 
+/// `geography.geojson`: the city's map, with no one's home on it — its
+/// districts (as the regions cases are registered in), towers, subway stops
+/// and public places. The hub's web application draws it offline.
+fn write_geography(city: &City, out: &Path) -> io::Result<()> {
+    use serde_json::{json, Value};
+    let b = city.bbox;
+    let mut features: Vec<Value> = Vec::new();
+    for d in 0..25u8 {
+        let (row, col) = ((d / 5) as f64, (d % 5) as f64);
+        let (s, n) = (
+            b.south + (b.north - b.south) * row / 5.0,
+            b.south + (b.north - b.south) * (row + 1.0) / 5.0,
+        );
+        let (w, e) = (
+            b.west + (b.east - b.west) * col / 5.0,
+            b.west + (b.east - b.west) * (col + 1.0) / 5.0,
+        );
+        features.push(json!({
+            "type": "Feature",
+            "properties": {"layer": "region", "region": format!("seoul-{}", district_name(d)), "name": district_name(d)},
+            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+        }));
+    }
+    let point = |lat: f64, lon: f64| json!({"type": "Point", "coordinates": [lon, lat]});
+    for (i, t) in city.towers.iter().enumerate() {
+        features.push(json!({
+            "type": "Feature",
+            "properties": {"layer": "tower", "id": TOWER_ID_BASE + i as u64},
+            "geometry": point(t.lat, t.lon),
+        }));
+    }
+    for s in &city.stops {
+        features.push(json!({
+            "type": "Feature",
+            "properties": {"layer": "stop", "name": s.name},
+            "geometry": point(s.pos.lat, s.pos.lon),
+        }));
+    }
+    for v in &city.venues {
+        // Homes and offices are where particular people live and work.
+        if matches!(v.kind, VenueKind::Home | VenueKind::Office) {
+            continue;
+        }
+        features.push(json!({
+            "type": "Feature",
+            "properties": {"layer": "venue", "kind": v.kind.as_str(), "name": v.name},
+            "geometry": point(v.pos.lat, v.pos.lon),
+        }));
+    }
+    let doc = json!({"type": "FeatureCollection", "features": features});
+    std::fs::write(out.join("geography.geojson"), doc.to_string())
+}
+
 fn write_static(
     city: &City,
     scenario: &Scenario,
@@ -753,6 +806,7 @@ fn write_static(
         };
         venues.row(row.end())?;
     }
+    write_geography(city, out)?;
     let mut merchants = Csv::create(out, "merchants.csv", "merchant_id,lat,lon,category,name")?;
     for (m, &v) in city.merchants.iter().enumerate() {
         let v = &city.venues[v as usize];

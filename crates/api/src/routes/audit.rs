@@ -8,6 +8,7 @@ use axum::Json;
 use civic_core::audit::{AuditQuery, AuditRecord};
 use civic_core::identity::UserId;
 use civic_core::time::Timestamp;
+use civic_hub::oversight::{AccessPatterns, LedgerCheck, LedgerStatus};
 
 /// A search term: 1-200 characters, no control characters (a NUL would
 /// not even fit in a PostgreSQL text column).
@@ -130,4 +131,54 @@ pub async fn consistency(
         second: proof.second,
         proof: proof.proof,
     }))
+}
+
+/// The ledger's newest signed tree head and its last full verification
+/// (security auditors).
+#[utoipa::path(get, path = "/api/v1/audit/verification", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = LedgerStatus), (status = 403, body = Problem)))]
+pub async fn verification(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<Json<LedgerStatus>> {
+    Ok(Json(state.hub.ledger_status(&ctx).await?))
+}
+
+/// Verifies the whole ledger now with the hub's key, as `civic audit
+/// verify` does, and keeps the result (security auditors). A ledger that
+/// fails is reported in the body, with `verified: false`.
+#[utoipa::path(post, path = "/api/v1/audit/verification", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = LedgerCheck), (status = 403, body = Problem)))]
+pub async fn verify_now(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<Json<LedgerCheck>> {
+    Ok(Json(state.hub.verify_ledger_now(&ctx).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PatternParams {
+    /// Start of the period (RFC 3339); default: 7 days before `until`.
+    pub from: Option<String>,
+    /// End of the period (RFC 3339); default: now.
+    pub until: Option<String>,
+}
+
+/// Officials' look-ups of cases in a period, with those who look up far
+/// more cases than their peers flagged (security auditors).
+#[utoipa::path(get, path = "/api/v1/audit/access-patterns", tag = "audit", security(("bearer" = [])),
+    params(PatternParams),
+    responses((status = 200, body = AccessPatterns), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn access_patterns(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ApiQuery(p): ApiQuery<PatternParams>,
+) -> ApiResult<Json<AccessPatterns>> {
+    let until = instant("until", p.until)?.unwrap_or_else(Timestamp::now);
+    let from = match instant("from", p.from)? {
+        Some(from) => from,
+        None => Timestamp::from_micros(until.micros() - 7 * 86_400 * 1_000_000),
+    };
+    Ok(Json(state.hub.access_patterns(&ctx, from, until).await?))
 }

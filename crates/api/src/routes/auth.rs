@@ -56,9 +56,20 @@ pub async fn totp_enrol(
     Caller(ctx): Caller,
 ) -> ApiResult<Json<TotpEnrolmentView>> {
     let e = state.hub.enrol_totp(&ctx).await?;
+    let qr_svg = qrcode::QrCode::new(e.otpauth_uri.as_bytes())
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build()
+        })
+        .map_err(|_| {
+            crate::problem::ApiError::bad_request("the enrolment URI is too long for a QR code")
+        })?;
     Ok(Json(TotpEnrolmentView {
         secret: e.secret_base32,
         otpauth_uri: e.otpauth_uri,
+        qr_svg,
     }))
 }
 

@@ -5,5 +5,6 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod eiss;
+pub mod geography;
 pub mod nodes;
 pub mod system;

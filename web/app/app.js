@@ -1,0 +1,892 @@
+// Civic Data Hub's web application: one page, routed by the URL's hash,
+// on the hub's own /api/v1 with the session's bearer token.
+//
+// Every value from the API is put into the page as text (never as HTML),
+// so nothing a holder, an interview or a user typed can run as script.
+
+import { t, lang, setLang, LANGS } from './i18n.js';
+import { epidemicCurve, transmissionTree } from './charts.js';
+
+const $main = document.getElementById('main');
+const $bar = document.getElementById('bar');
+const $nav = document.getElementById('nav');
+const $notice = document.getElementById('notice');
+
+// ---------------------------------------------------------------- helpers
+
+/** Builds an element: h('a', {href, class, onclick}, 'text', child…). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked') el.checked = !!v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+let fieldSeq = 0;
+/** A labelled form field. */
+function field(label, input, hint) {
+  const id = input.id || `f${++fieldSeq}`;
+  input.id = id;
+  return h('div', { class: 'field' },
+    h('label', { for: id }, label), input,
+    hint ? h('small', { class: 'hint' }, hint) : null);
+}
+
+function show(...nodes) {
+  $main.replaceChildren(...nodes);
+}
+
+let saidAt = 0;
+function say(text, kind = 'info') {
+  saidAt = Date.now();
+  $notice.replaceChildren(h('p', { class: `msg ${kind}` }, text));
+  if (kind !== 'error') setTimeout(() => { if ($notice.textContent === text) $notice.replaceChildren(); }, 6000);
+}
+
+const zone = 'Asia/Seoul';
+function when(value) {
+  if (value === null || value === undefined || value === '') return '';
+  const d = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return new Intl.DateTimeFormat(lang() === 'ko' ? 'ko-KR' : 'en-GB', {
+    timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  }).format(d);
+}
+function clock(unix) {
+  return new Intl.DateTimeFormat(lang() === 'ko' ? 'ko-KR' : 'en-GB', {
+    timeZone: zone, month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  }).format(new Date(unix * 1000));
+}
+
+function badge(kind, text) { return h('span', { class: `badge ${kind}` }, text); }
+
+function table(caption, headers, rows, opts = {}) {
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption },
+    h('table', { class: opts.class || '' },
+      h('caption', { class: opts.showCaption ? '' : 'sr-only' }, caption),
+      h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', {}, rows.length ? rows : [h('tr', {}, h('td', { colspan: headers.length, class: 'empty' }, t('nothing')))])));
+}
+
+function downloadCsv(name, header, rows) {
+  const esc = (v) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  };
+  const text = [header, ...rows].map((r) => r.map(esc).join(',')).join('\n') + '\n';
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// ---------------------------------------------------------------- session and API
+
+const session = {
+  get token() { return sessionStorage.getItem('cdh.token'); },
+  get expires() { return sessionStorage.getItem('cdh.expires'); },
+  me: null,
+  institution: null,
+  responses: [],
+  response: null,
+  save(token, expires) { sessionStorage.setItem('cdh.token', token); sessionStorage.setItem('cdh.expires', expires); },
+  clear() { sessionStorage.removeItem('cdh.token'); sessionStorage.removeItem('cdh.expires'); this.me = null; },
+};
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (session.token) headers.authorization = `Bearer ${session.token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    if (res.status === 401 && path !== '/auth/login' && session.token) {
+      expire(t('session_ended'));
+    }
+    throw new ApiError(res.status, data);
+  }
+  return data;
+}
+
+/** Runs an action, showing its error rather than throwing. */
+async function attempt(fn, okText) {
+  try {
+    const r = await fn();
+    if (okText) say(okText, 'ok');
+    return r;
+  } catch (e) {
+    say(e.message, 'error');
+    return undefined;
+  }
+}
+
+let expiryTimer = null;
+function expire(text) {
+  session.clear();
+  clearInterval(expiryTimer);
+  $bar.hidden = true;
+  $nav.hidden = true;
+  location.hash = '#/login';
+  say(text, 'error');
+}
+
+const dutyOf = (me) => me?.duties?.map((d) => t(`duty_${d.kind}`) + (d.region ? ` (${d.region})` : '')).join(', ');
+const has = (kind) => !!session.me?.duties?.some((d) => d.kind === kind);
+
+function homeFor() {
+  if (session.me?.must_enrol_second_factor) return '#/account';
+  if (has('investigator')) return '#/cases';
+  if (has('approver') || has('police_location_officer')) return '#/inbox';
+  if (has('security_auditor')) return '#/audit';
+  if (has('administrator')) return '#/responses';
+  return '#/account';
+}
+
+async function loadSession() {
+  session.me = await api('GET', '/me');
+  const institutions = await api('GET', '/institutions').catch(() => []);
+  session.institution = institutions.find((i) => i.id === session.me.institution_id) || null;
+  session.responses = [];
+  if (has('investigator') || has('approver') || has('police_location_officer') || has('security_auditor') || has('administrator')) {
+    session.responses = await api('GET', '/responses').catch(() => []);
+  }
+  const chosen = Number(sessionStorage.getItem('cdh.response'));
+  session.response = session.responses.find((r) => r.id === chosen)
+    || session.responses.find((r) => r.status === 'open') || session.responses[0] || null;
+}
+
+function renderChrome() {
+  const me = session.me;
+  if (!me) { $bar.hidden = true; $nav.hidden = true; return; }
+  $bar.hidden = false;
+  $nav.hidden = false;
+  const until = h('span', { class: 'expiry', id: 'expiry' });
+  const tick = () => {
+    const left = Math.round((new Date(session.expires) - Date.now()) / 60000);
+    if (left <= 0) { expire(t('session_expired')); return; }
+    until.textContent = t('session_left', { minutes: left });
+  };
+  clearInterval(expiryTimer);
+  tick();
+  expiryTimer = setInterval(tick, 30000);
+  const langSelect = h('select', { id: 'lang', 'aria-label': t('language'), onchange: (e) => { setLang(e.target.value); renderChrome(); route(); } },
+    LANGS.map(([code, name]) => h('option', { value: code, selected: code === lang() }, name)));
+  $bar.replaceChildren(
+    h('span', { class: 'brand' }, 'Civic Data Hub'),
+    h('span', { class: 'who', id: 'who', 'aria-label': t('who_am_i') },
+      h('strong', {}, me.username), ' · ', dutyOf(me), ' · ', session.institution?.name || t(`kind_${me.institution_kind}`),
+      me.authenticated_with === 'password_and_totp' ? badge('ok', t('two_factors')) : badge('warn', t('one_factor'))),
+    until,
+    h('span', { class: 'spacer' }),
+    langSelect,
+    h('button', { type: 'button', id: 'logout', onclick: logout }, t('sign_out')));
+  const links = [];
+  if (has('investigator') || has('approver')) links.push(['#/cases', t('nav_cases')]);
+  if (has('approver') || has('police_location_officer')) links.push(['#/inbox', t('nav_inbox')]);
+  if (has('investigator')) links.push(['#/contacts', t('nav_contacts')]);
+  if (has('investigator') || has('approver')) links.push(['#/clusters', t('nav_clusters')]);
+  if (has('security_auditor')) links.push(['#/audit', t('nav_audit')]);
+  if (session.responses.length) links.push(['#/responses', t('nav_responses')]);
+  links.push(['#/account', t('nav_account')]);
+  const current = location.hash.split('/').slice(0, 2).join('/');
+  const responseSelect = session.responses.length
+    ? h('select', { id: 'response', 'aria-label': t('response'), onchange: (e) => {
+      sessionStorage.setItem('cdh.response', e.target.value);
+      session.response = session.responses.find((r) => r.id === Number(e.target.value));
+      route();
+    } }, session.responses.map((r) => h('option', { value: r.id, selected: r.id === session.response?.id },
+      `${r.name} (${t(`status_${r.status}`)})`)))
+    : null;
+  $nav.replaceChildren(
+    h('ul', {}, links.map(([href, text]) => h('li', {}, h('a', { href, 'aria-current': current === href ? 'page' : null }, text)))),
+    responseSelect ? h('div', { class: 'response-pick' }, h('label', { for: 'response' }, t('response')), responseSelect) : null);
+}
+
+async function logout() {
+  await api('POST', '/auth/logout').catch(() => {});
+  session.clear();
+  clearInterval(expiryTimer);
+  renderChrome();
+  location.hash = '#/login';
+  say(t('signed_out'), 'ok');
+}
+
+// ---------------------------------------------------------------- maps
+
+let geography = null;
+async function loadGeography() {
+  if (!geography) geography = await api('GET', '/geography').catch(() => ({ features: [] }));
+  return geography;
+}
+
+/** A map in `el` with the platform's own geography beneath. */
+async function makeMap(el, label) {
+  el.setAttribute('role', 'region');
+  el.setAttribute('aria-label', label);
+  const geo = await loadGeography();
+  if (!window.L) { el.textContent = t('map_unavailable'); return null; }
+  const map = L.map(el, { zoomSnap: 0.25, attributionControl: !!geo.tile_url, keyboard: true });
+  if (geo.tile_url) L.tileLayer(geo.tile_url, { maxZoom: 19 }).addTo(map);
+  const regions = geo.features.filter((f) => f.properties.layer === 'region');
+  const base = L.geoJSON({ type: 'FeatureCollection', features: regions }, {
+    style: { color: '#7a8ba0', weight: 1, fillColor: '#eef2f6', fillOpacity: 0.6 },
+    onEachFeature: (f, layer) => layer.bindTooltip(f.properties.name || f.properties.region || '', { sticky: true }),
+  }).addTo(map);
+  const towers = L.layerGroup(geo.features.filter((f) => f.properties.layer === 'tower').map((f) =>
+    L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { radius: 2, color: '#9aa7b4', weight: 1 })));
+  const venues = L.layerGroup(geo.features.filter((f) => ['venue', 'stop'].includes(f.properties.layer)).map((f) =>
+    L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { radius: 3, color: f.properties.layer === 'stop' ? '#3a6ea5' : '#8a6d3b', weight: 1 })
+      .bindTooltip(f.properties.name || f.properties.kind || '')));
+  L.control.layers(null, { [t('layer_towers')]: towers, [t('layer_places')]: venues }, { collapsed: true }).addTo(map);
+  if (regions.length) map.fitBounds(base.getBounds());
+  else map.setView([37.56, 126.98], 11);
+  return map;
+}
+
+// ---------------------------------------------------------------- pages
+
+/** After signing in: the page asked for (a deep link), else the duty's home. */
+function goAfterSignIn() {
+  const path = location.hash.split('?')[0];
+  const wanted = !['', '#', '#/', '#/login'].includes(path) && !session.me?.must_enrol_second_factor;
+  if (wanted) route();
+  else if (location.hash === homeFor()) route();
+  else location.hash = homeFor();
+}
+
+function loginPage(message) {
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true });
+  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const code = h('input', { name: 'totp', inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', maxlength: '6' });
+  const langSelect = h('select', { id: 'login-lang', onchange: (e) => { setLang(e.target.value); loginPage(); } },
+    LANGS.map(([c, n]) => h('option', { value: c, selected: c === lang() }, n)));
+  const form = h('form', { class: 'card narrow', id: 'login-form', onsubmit: async (e) => {
+    e.preventDefault();
+    const body = { username: user.value.trim(), password: pass.value };
+    if (code.value.trim()) body.totp = code.value.trim();
+    const r = await attempt(() => api('POST', '/auth/login', body));
+    if (!r) return;
+    session.save(r.token, r.expires_at);
+    await loadSession();
+    renderChrome();
+    goAfterSignIn();
+  } },
+  h('h1', {}, t('sign_in_title')),
+  message ? h('p', { class: 'msg error' }, message) : null,
+  field(t('username'), user),
+  field(t('password'), pass),
+  field(t('totp_code'), code, t('totp_hint')),
+  h('button', { type: 'submit', class: 'primary' }, t('sign_in')),
+  field(t('language'), langSelect));
+  show(form);
+  user.focus();
+}
+
+function accountPage() {
+  const me = session.me;
+  const area = h('div', { id: 'enrol-area' });
+  const startEnrol = async () => {
+    const e = await attempt(() => api('POST', '/auth/totp/enrol'));
+    if (!e) return;
+    const qr = h('div', { class: 'qr', role: 'img', 'aria-label': t('qr_label') });
+    // The hub's own SVG, drawn from the enrolment URI: no user text in it.
+    qr.innerHTML = e.qr_svg;
+    const code = h('input', { id: 'confirm-code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6', required: true });
+    area.replaceChildren(h('div', { class: 'card' },
+      h('h2', {}, t('enrol_scan')),
+      qr,
+      h('p', {}, t('enrol_or_type'), ' ', h('code', { id: 'totp-secret' }, e.secret)),
+      h('form', { onsubmit: async (ev) => {
+        ev.preventDefault();
+        const ok = await attempt(() => api('POST', '/auth/totp/confirm', { code: code.value.trim() }), t('enrolled'));
+        if (ok === undefined) return;
+        await loadSession();
+        renderChrome();
+        if (location.hash === homeFor()) accountPage();
+        else location.hash = homeFor();
+      } }, field(t('enrol_code'), code), h('button', { type: 'submit', class: 'primary' }, t('enrol_confirm')))));
+    code.focus();
+  };
+  show(h('section', { class: 'card' },
+    h('h1', {}, t('nav_account')),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('username')), h('dd', {}, me.username),
+      h('dt', {}, t('duties')), h('dd', {}, dutyOf(me)),
+      h('dt', {}, t('institution')), h('dd', {}, session.institution?.name || ''),
+      h('dt', {}, t('second_factor')), h('dd', {}, me.authenticated_with === 'password_and_totp' ? t('two_factors') : t('one_factor')),
+      h('dt', {}, t('session_until')), h('dd', {}, when(session.expires))),
+    me.must_enrol_second_factor ? h('p', { class: 'msg warn' }, t('must_enrol')) : null,
+    h('button', { type: 'button', id: 'enrol', onclick: startEnrol }, t('enrol_start'))), area);
+}
+
+function needResponse() {
+  if (session.response) return false;
+  show(h('section', { class: 'card' }, h('h1', {}, t('no_response'))));
+  return true;
+}
+
+async function casesPage(params) {
+  if (needResponse()) return;
+  const q = new URLSearchParams(params);
+  const regions = (await loadGeography()).features.filter((f) => f.properties.layer === 'region').map((f) => f.properties.region).filter(Boolean).sort();
+  const input = (name, attrs = {}) => h('input', { name, value: q.get(name) || '', ...attrs });
+  const region = h('select', { name: 'region' }, h('option', { value: '' }, t('any')),
+    regions.map((r) => h('option', { value: r, selected: q.get('region') === r }, r)));
+  const status = h('select', { name: 'status' }, h('option', { value: '' }, t('any')),
+    ['open', 'closed'].map((s) => h('option', { value: s, selected: q.get('status') === s }, t(`status_${s}`))));
+  const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => {
+    e.preventDefault();
+    const f = new URLSearchParams();
+    for (const el of form.elements) if (el.name && el.value) f.set(el.name, el.value);
+    location.hash = `#/cases?${f}`;
+  } },
+  field(t('search_number'), input('q', { type: 'search' })),
+  field(t('region'), region),
+  field(t('status'), status),
+  field(t('cluster'), input('cluster', { inputmode: 'numeric' })),
+  field(t('confirmed_from'), input('confirmed_from', { type: 'date' })),
+  field(t('confirmed_until'), input('confirmed_until', { type: 'date' })),
+  h('button', { type: 'submit' }, t('filter')));
+  const cases = await attempt(() => api('GET', `/responses/${session.response.id}/cases?${q}`)) || [];
+  const rows = cases.map((c) => h('tr', {},
+    h('td', {}, h('a', { href: `#/cases/${c.id}` }, c.number)),
+    h('td', {}, c.region), h('td', {}, c.onset), h('td', {}, c.confirmed),
+    h('td', {}, badge(c.status, t(`status_${c.status}`))),
+    h('td', {}, c.cluster ? h('a', { href: `#/clusters/${c.cluster}` }, `#${c.cluster}`) : ''),
+    h('td', {}, c.source_case ? h('a', { href: `#/cases/${c.source_case}` }, `#${c.source_case}`) : '')));
+  show(h('h1', {}, t('nav_cases'), ' ', h('small', {}, session.response.name)), form,
+    h('p', { class: 'count' }, t('n_cases', { n: cases.length })),
+    table(t('nav_cases'), [t('case'), t('region'), t('onset'), t('confirmed'), t('status'), t('cluster'), t('source_case')], rows));
+}
+
+/** Where a holder stands for the case: pending approval, requested, received. */
+function holderStatus(detail) {
+  const rows = [];
+  for (const r of detail.requests) {
+    if (r.status === 'awaiting_approver' || r.status === 'awaiting_police') {
+      rows.push([t('all_holders'), r.items.map((i) => t(`item_${i}`)).join(', '), badge('warn', t(`req_${r.status}`)), when(r.requested_at), '']);
+    } else if (r.status === 'rejected' || r.status === 'expired') {
+      rows.push([t('all_holders'), r.items.map((i) => t(`item_${i}`)).join(', '), badge('bad', t(`req_${r.status}`)), when(r.requested_at), '']);
+    }
+  }
+  for (const c of detail.collections) {
+    const kind = { pending: 'info', answered: 'ok', refused: 'bad', failed: 'bad' }[c.status];
+    rows.push([c.node, t(`purpose_${c.purpose}`), badge(kind, t(`coll_${c.status}`)), when(c.requested_at), c.finished_at ? when(c.finished_at) : (c.detail || '')]);
+  }
+  return table(t('collection_status'), [t('holder'), t('what'), t('status'), t('asked_at'), t('answered_at')],
+    rows.map((r) => h('tr', {}, r.map((x) => h('td', {}, x)))), { showCaption: true });
+}
+
+function requestForm(caseId, reload, asked) {
+  const items = ['location_pings', 'card_transactions', 'transit_taps'].map((i) =>
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'item', value: i, checked: true }), t(`item_${i}`)));
+  const reason = h('textarea', { name: 'reason', rows: '2', required: true, maxlength: '2000' });
+  const contacts = h('input', { type: 'checkbox', name: 'contacts', checked: true });
+  const from = h('input', { type: 'date', name: 'from' });
+  const until = h('input', { type: 'date', name: 'until' });
+  const form = h('form', { id: 'request-form', onsubmit: async (e) => {
+    e.preventDefault();
+    const chosen = [...form.querySelectorAll('input[name=item]:checked')].map((x) => x.value);
+    const body = { items: chosen, reason: reason.value, contacts: contacts.checked };
+    if (from.value) body.from = from.value;
+    if (until.value) body.until = until.value;
+    const r = await attempt(() => api('POST', `/cases/${caseId}/data-requests`, body), t('request_sent'));
+    if (r) { form.closest('details').open = false; reload(); }
+  } },
+  h('fieldset', {}, h('legend', {}, t('items')), items),
+  field(t('reason'), reason, t('reason_hint')),
+  h('div', { class: 'row' }, field(t('period_from'), from, t('period_hint')), field(t('period_until'), until)),
+  h('label', { class: 'check' }, contacts, t('ask_contacts')),
+  h('button', { type: 'submit', class: 'primary' }, t('send_request')));
+  // Open until the case has a request; then one click away.
+  return h('details', { class: 'card', id: 'request-box', open: !asked },
+    h('summary', {}, h('h2', { class: 'inline' }, t('request_data'))), form);
+}
+
+function sourcesText(sources) {
+  return sources.map((s) => `${t(`src_${s.kind}`)} · ${s.holder}${s.records ? ` (${s.records})` : ''}`).join('; ');
+}
+
+function interviewBadge(stay) {
+  const i = stay.interview;
+  if (i && typeof i === 'object' && 'told' in i) return badge('ok', t('iv_told', { row: i.told.row + 1 }));
+  if (i === 'not_told') return badge('warn', t('iv_not_told'));
+  return '';
+}
+
+let feedAbort = null;
+function stopFeed() { if (feedAbort) { feedAbort.abort(); feedAbort = null; } }
+
+/** Follows the case's server-sent events through fetch (which, unlike
+ *  EventSource, can send the bearer token). */
+async function follow(caseId, onEvent, indicator) {
+  stopFeed();
+  const ctrl = new AbortController();
+  feedAbort = ctrl;
+  try {
+    const res = await fetch(`/api/v1/cases/${caseId}/feed`, { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' }, signal: ctrl.signal });
+    if (!res.ok || !res.body) { indicator.textContent = t('live_off'); return; }
+    indicator.textContent = t('live_on');
+    indicator.className = 'badge ok';
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const ev = /^event: ?(.*)$/m.exec(block)?.[1];
+        if (ev) onEvent(ev);
+      }
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+  }
+  if (feedAbort === ctrl) { indicator.textContent = t('live_off'); indicator.className = 'badge'; }
+}
+
+async function casePage(id) {
+  const detail = await attempt(() => api('GET', `/cases/${id}`));
+  if (!detail) { show(h('p', {}, t('not_available'))); return; }
+  const c = detail.case;
+  const investigator = has('investigator');
+  const live = h('span', { class: 'badge', id: 'live', 'aria-live': 'polite' }, t('live_off'));
+  const statusArea = h('div', { id: 'holders' }, holderStatus(detail));
+  const timelineArea = h('div', { id: 'timeline' });
+  const mapEl = h('div', { class: 'map', id: 'case-map' });
+  const contactsArea = h('div', { id: 'case-contacts' });
+  const requestsArea = h('div', { id: 'requests' });
+  let map = null;
+  let routeLayer = null;
+
+  const drawRequests = (d) => requestsArea.replaceChildren(table(t('requests'),
+    [t('request'), t('items'), t('period'), t('status'), t('decisions')],
+    d.requests.map((r) => h('tr', {},
+      h('td', {}, `#${r.id}`), h('td', {}, r.items.map((i) => t(`item_${i}`)).join(', ')),
+      h('td', {}, `${when(r.data_from)} – ${when(r.data_until)}`),
+      h('td', {}, badge(r.status === 'collected' ? 'ok' : r.status.startsWith('awaiting') ? 'warn' : r.status === 'rejected' ? 'bad' : 'info', t(`req_${r.status}`))),
+      h('td', {}, r.decisions.map((s) => `${t(`duty_${s.duty}`)}: ${s.approve ? t('approved') : t('rejected')}${s.reason ? ` (${s.reason})` : ''}`).join('; ')))),
+    { showCaption: true }));
+
+  const drawTimeline = async () => {
+    if (!investigator) return;
+    const tl = await api('GET', `/cases/${id}/timeline`).catch(() => null);
+    if (!tl) { timelineArea.replaceChildren(h('p', {}, t('no_timeline'))); return; }
+    const events = [
+      ...tl.stays.map((s) => ({ at: s.arrival, stay: s })),
+      ...tl.trips.map((tr) => ({ at: tr.depart, trip: tr })),
+    ].sort((a, b) => a.at - b.at);
+    const rows = events.map((e) => {
+      if (e.trip) {
+        const tr = e.trip;
+        return h('tr', { class: 'trip' }, h('td', {}, clock(tr.depart)), h('td', {}, clock(tr.arrive)), h('td', {}, Math.round((tr.arrive - tr.depart) / 60)),
+          h('td', {}, `${tr.from} → ${tr.to}`), h('td', {}, `${t('src_transit')} · ${tr.holder}`), h('td', {}, ''));
+      }
+      const s = e.stay;
+      return h('tr', { class: s.interview === 'not_told' ? 'flag' : '' },
+        h('td', {}, clock(s.arrival)), h('td', {}, clock(s.departure)), h('td', {}, s.minutes),
+        h('td', {}, s.place === 'home' ? t('home') : (s.place || t('unnamed_place'))),
+        h('td', {}, sourcesText(s.sources)), h('td', {}, interviewBadge(s)));
+    });
+    const unsupported = tl.interview.filter((x) => x.unsupported);
+    timelineArea.replaceChildren(
+      h('p', { class: 'count' }, t('n_stays', { n: tl.stays.length, m: tl.stays.filter((s) => s.interview === 'not_told').length })),
+      table(t('timeline'), [t('arrival'), t('departure'), t('minutes'), t('place'), t('sources'), t('interview')], rows, { showCaption: true, class: 'timeline' }),
+      h('h3', {}, t('told_unsupported')),
+      unsupported.length
+        ? h('ul', { class: 'flags' }, unsupported.map((x) => h('li', {}, badge('warn', t('iv_unsupported')), ' ', `${x.told.place || ''} · ${clock(x.told.start)}–${clock(x.told.end)}`)))
+        : h('p', {}, t('nothing')));
+    if (map) {
+      if (routeLayer) routeLayer.remove();
+      routeLayer = L.layerGroup().addTo(map);
+      const pts = tl.stays.map((s) => [s.lat, s.lon]);
+      if (pts.length > 1) L.polyline(pts, { color: '#b03a2e', weight: 2, opacity: 0.7 }).addTo(routeLayer);
+      tl.stays.forEach((s, i) => L.circleMarker([s.lat, s.lon], { radius: 6, color: s.interview === 'not_told' ? '#d68910' : '#b03a2e', fillOpacity: 0.8 })
+        .bindPopup(`${i + 1}. ${s.place === 'home' ? t('home') : (s.place || t('unnamed_place'))} — ${clock(s.arrival)} (${s.minutes} ${t('minutes')})`)
+        .addTo(routeLayer));
+      unsupported.forEach((x) => L.circleMarker([x.told.lat, x.told.lon], { radius: 6, color: '#7d3c98', dashArray: '3' })
+        .bindPopup(`${t('iv_unsupported')}: ${x.told.place || ''}`).addTo(routeLayer));
+      if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.2));
+    }
+  };
+
+  const drawContacts = async () => {
+    if (!investigator) return;
+    const list = await api('GET', `/cases/${id}/contacts`).catch(() => []);
+    contactsArea.replaceChildren(h('p', { class: 'count' }, t('n_contacts', { n: list.length }), ' ', h('a', { href: `#/contacts?case=${id}` }, t('follow_up'))),
+      table(t('nav_contacts'), [t('holder'), t('place'), t('overlap'), t('status')], list.slice(0, 50).map((x) => h('tr', {},
+        h('td', {}, x.holder), h('td', {}, x.place || ''), h('td', {}, `${x.overlap_minutes} ${t('minutes')}`), h('td', {}, t(`ct_${x.status}`))))));
+  };
+
+  const reload = async () => {
+    const d = await api('GET', `/cases/${id}`).catch(() => null);
+    if (!d) return;
+    statusArea.replaceChildren(holderStatus(d));
+    drawRequests(d);
+    await drawTimeline();
+    await drawContacts();
+  };
+
+  drawRequests(detail);
+  show(
+    h('h1', {}, t('case'), ' ', c.number, ' ', live),
+    h('dl', { class: 'facts inline' },
+      h('dt', {}, t('region')), h('dd', {}, c.region),
+      h('dt', {}, t('onset')), h('dd', {}, c.onset),
+      h('dt', {}, t('confirmed')), h('dd', {}, c.confirmed),
+      h('dt', {}, t('status')), h('dd', {}, t(`status_${c.status}`)),
+      h('dt', {}, t('cluster')), h('dd', {}, c.cluster ? h('a', { href: `#/clusters/${c.cluster}` }, `#${c.cluster}`) : '—')),
+    investigator && c.status === 'open' ? requestForm(id, reload, detail.requests.length > 0) : null,
+    h('section', {}, h('h2', {}, t('requests')), requestsArea),
+    h('section', {}, h('h2', {}, t('collection_status')), statusArea),
+    investigator ? h('div', { class: 'split' },
+      h('section', {}, h('h2', {}, t('timeline')), timelineArea),
+      h('section', {}, h('h2', {}, t('route_map')), mapEl)) : null,
+    investigator ? h('section', {}, h('h2', {}, t('nav_contacts')), contactsArea) : null);
+  if (investigator) {
+    map = await makeMap(mapEl, t('route_map'));
+    await drawTimeline();
+    await drawContacts();
+    let pending = null;
+    follow(id, () => { clearTimeout(pending); pending = setTimeout(reload, 300); }, live);
+  }
+}
+
+async function inboxPage() {
+  const list = await attempt(() => api('GET', '/data-requests')) || [];
+  const duty = has('police_location_officer') ? 'police_location_officer' : 'approver';
+  const cards = list.map((r) => {
+    const reason = h('textarea', { rows: '2', maxlength: '2000', id: `reject-reason-${r.id}` });
+    const decide = async (approve) => {
+      if (!approve && !reason.value.trim()) { say(t('reason_required'), 'error'); reason.focus(); return; }
+      const body = approve ? { approve: true } : { approve: false, reason: reason.value.trim() };
+      const ok = await attempt(() => api('POST', `/data-requests/${r.id}/decision`, body), approve ? t('approved_msg') : t('rejected_msg'));
+      if (ok) inboxPage();
+    };
+    return h('article', { class: 'card request', 'aria-labelledby': `req-${r.id}` },
+      h('h2', { id: `req-${r.id}` }, t('request'), ` #${r.id} · `, t('case'), ` ${r.case_number}`),
+      h('dl', { class: 'facts' },
+        h('dt', {}, t('items')), h('dd', {}, r.items.map((i) => t(`item_${i}`)).join(', ')),
+        h('dt', {}, t('ask_contacts')), h('dd', {}, r.contacts ? t('yes') : t('no')),
+        h('dt', {}, t('period')), h('dd', {}, `${when(r.data_from)} – ${when(r.data_until)}`),
+        h('dt', {}, t('reason')), h('dd', {}, r.reason || ''),
+        h('dt', {}, t('asked_at')), h('dd', {}, when(r.requested_at)),
+        h('dt', {}, t('decisions')), h('dd', {}, r.decisions.length ? r.decisions.map((s) => `${t(`duty_${s.duty}`)}: ${s.approve ? t('approved') : t('rejected')}`).join('; ') : '—')),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'primary', onclick: () => decide(true) }, t('approve_as', { duty: t(`duty_${duty}`) })),
+        field(t('reject_reason'), reason),
+        h('button', { type: 'button', class: 'danger', onclick: () => decide(false) }, t('reject'))));
+  });
+  show(h('h1', {}, t('nav_inbox')), h('p', { class: 'hint' }, t('inbox_hint')),
+    cards.length ? h('div', { class: 'cards' }, cards) : h('p', { class: 'empty' }, t('inbox_empty')));
+}
+
+async function contactsPage(params) {
+  if (needResponse()) return;
+  const q = new URLSearchParams(params);
+  let list = await attempt(() => api('GET', `/responses/${session.response.id}/contacts`)) || [];
+  const caseFilter = q.get('case');
+  const statusFilter = q.get('status');
+  if (caseFilter) list = list.filter((x) => String(x.case) === caseFilter);
+  if (statusFilter) list = list.filter((x) => x.status === statusFilter);
+  const statuses = ['to_notify', 'notified', 'in_quarantine', 'tested', 'negative', 'positive'];
+  const boxes = new Map();
+  const rows = list.slice(0, 500).map((x) => {
+    const box = h('input', { type: 'checkbox', 'aria-label': t('select_contact', { id: x.id }) });
+    boxes.set(x.id, box);
+    const sel = h('select', { 'aria-label': t('status_of', { id: x.id }), onchange: async (e) => {
+      const body = { status: e.target.value };
+      if (body.status === 'positive') {
+        const number = prompt(t('positive_number'));
+        if (!number) { e.target.value = x.status; return; }
+        const today = new Date().toISOString().slice(0, 10);
+        Object.assign(body, { case_number: number, onset_date: today, confirmed_date: today });
+      }
+      const ok = await attempt(() => api('PATCH', `/contacts/${x.id}`, body), t('saved'));
+      if (ok) x.status = body.status; else e.target.value = x.status;
+    } }, statuses.map((s) => h('option', { value: s, selected: s === x.status }, t(`ct_${s}`))));
+    return h('tr', {}, h('td', {}, box), h('td', {}, h('a', { href: `#/cases/${x.case}` }, x.case_number)),
+      h('td', {}, x.holder), h('td', {}, x.place || ''), h('td', {}, when(x.first_seen)),
+      h('td', {}, x.overlap_minutes), h('td', {}, sel), h('td', {}, x.linked_case ? h('a', { href: `#/cases/${x.linked_case}` }, `#${x.linked_case}`) : ''));
+  });
+  const all = h('input', { type: 'checkbox', 'aria-label': t('select_all'), onchange: (e) => boxes.forEach((b) => { b.checked = e.target.checked; }) });
+  const notify = async () => {
+    const ids = [...boxes].filter(([, b]) => b.checked).map(([id]) => id);
+    if (!ids.length) { say(t('select_first'), 'error'); return; }
+    const r = await attempt(() => api('POST', '/contacts/notify', { contacts: ids }));
+    if (r) { say(t('notified_n', { n: r.notified }), 'ok'); contactsPage(params); }
+  };
+  const exportCsv = () => downloadCsv(`contacts-response-${session.response.id}.csv`,
+    ['contact_id', 'case', 'holder', 'identifier', 'place', 'lat', 'lon', 'first_seen', 'last_seen', 'overlap_minutes', 'status'],
+    list.map((x) => [x.id, x.case_number, x.holder, x.identifier, x.place || '', x.lat, x.lon, x.first_seen, x.last_seen, x.overlap_minutes, x.status]));
+  const statusSel = h('select', { name: 'status', onchange: (e) => {
+    const f = new URLSearchParams(q); if (e.target.value) f.set('status', e.target.value); else f.delete('status');
+    location.hash = `#/contacts?${f}`;
+  } }, h('option', { value: '' }, t('any')), statuses.map((s) => h('option', { value: s, selected: s === statusFilter }, t(`ct_${s}`))));
+  show(h('h1', {}, t('nav_contacts'), caseFilter ? h('small', {}, ` · ${t('case')} #${caseFilter}`) : ''),
+    h('div', { class: 'toolbar' }, field(t('status'), statusSel),
+      h('button', { type: 'button', id: 'notify', onclick: notify }, t('notify_selected')),
+      h('button', { type: 'button', id: 'export', onclick: exportCsv }, t('export_csv'))),
+    h('p', { class: 'count' }, t('n_contacts', { n: list.length }), list.length > 500 ? ` ${t('first_500')}` : ''),
+    table(t('nav_contacts'), [all, t('case'), t('holder'), t('place'), t('first_seen'), t('overlap'), t('status'), t('became_case')], rows));
+}
+
+async function clustersPage() {
+  if (needResponse()) return;
+  const list = await attempt(() => api('GET', `/responses/${session.response.id}/clusters`)) || [];
+  const mapEl = h('div', { class: 'map', id: 'cluster-map' });
+  const rows = list.map((c) => h('tr', {},
+    h('td', {}, h('a', { href: `#/clusters/${c.id}` }, c.name)), h('td', {}, c.cases.length),
+    h('td', {}, h('a', { href: `#/cases/${c.source.id}` }, c.source.number)), h('td', {}, c.source.onset)));
+  show(h('h1', {}, t('nav_clusters')),
+    h('div', { class: 'split' },
+      table(t('nav_clusters'), [t('cluster'), t('cases'), t('likely_source'), t('onset')], rows),
+      mapEl));
+  const map = await makeMap(mapEl, t('cluster_map'));
+  if (!map) return;
+  const pts = [];
+  for (const c of list) {
+    pts.push([c.lat, c.lon]);
+    L.circleMarker([c.lat, c.lon], { radius: 6 + Math.sqrt(c.cases.length) * 3, color: '#b03a2e', fillOpacity: 0.5 })
+      .bindPopup(`${c.name}: ${t('n_cases', { n: c.cases.length })}`)
+      .on('click', () => { location.hash = `#/clusters/${c.id}`; })
+      .addTo(map);
+  }
+  if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.3));
+}
+
+async function clusterPage(id) {
+  if (needResponse()) return;
+  const list = await attempt(() => api('GET', `/responses/${session.response.id}/clusters`)) || [];
+  const c = list.find((x) => String(x.id) === String(id));
+  if (!c) { show(h('p', {}, t('not_available'))); return; }
+  const mapEl = h('div', { class: 'map', id: 'cluster-detail-map' });
+  show(h('h1', {}, t('cluster'), ' ', c.name),
+    h('dl', { class: 'facts inline' },
+      h('dt', {}, t('likely_source')), h('dd', {}, h('a', { href: `#/cases/${c.source.id}` }, c.source.number), ` (${t('onset')} ${c.source.onset})`),
+      h('dt', {}, t('cases')), h('dd', {}, c.cases.length)),
+    h('div', { class: 'split' },
+      h('section', {}, h('h2', {}, t('transmission_tree')), transmissionTree(c, { label: t('transmission_tree'), source: t('likely_source') })),
+      h('section', {}, h('h2', {}, t('epidemic_curve')), epidemicCurve(c.epidemic_curve, { label: t('epidemic_curve'), cases: t('cases') }))),
+    h('section', {}, h('h2', {}, t('cluster_map')), mapEl),
+    h('section', {}, h('h2', {}, t('cases')), table(t('cases'), [t('case'), t('onset')],
+      c.cases.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/cases/${x.id}` }, x.number)), h('td', {}, x.onset))))),
+    h('section', {}, h('h2', {}, t('links')), table(t('links'), [t('case'), t('infected_by'), t('kind'), t('place'), t('when')],
+      c.tree.map((l) => h('tr', {}, h('td', {}, l.case), h('td', {}, l.infector), h('td', {}, t(`link_${l.kind}`)), h('td', {}, l.place || ''), h('td', {}, l.at))))));
+  const map = await makeMap(mapEl, t('cluster_map'));
+  if (!map) return;
+  const pts = [[c.lat, c.lon]];
+  L.circleMarker([c.lat, c.lon], { radius: 10, color: '#b03a2e' }).bindPopup(c.name).addTo(map);
+  for (const l of c.tree) {
+    pts.push([l.lat, l.lon]);
+    L.circleMarker([l.lat, l.lon], { radius: 5, color: '#1f618d' }).bindPopup(`${l.infector} → ${l.case}: ${l.place || ''}`).addTo(map);
+  }
+  map.fitBounds(L.latLngBounds(pts).pad(0.3));
+}
+
+async function auditPage(params) {
+  const q = new URLSearchParams(params);
+  const statusArea = h('div', { id: 'ledger-status' });
+  const patternsArea = h('div', { id: 'patterns' });
+  const drawStatus = async () => {
+    const s = await attempt(() => api('GET', '/audit/verification'));
+    if (!s) return;
+    const v = s.last_verification;
+    statusArea.replaceChildren(h('dl', { class: 'facts' },
+      h('dt', {}, t('tree_size')), h('dd', {}, s.tree_head.tree_size),
+      h('dt', {}, t('root_hash')), h('dd', {}, h('code', { class: 'wrap' }, s.tree_head.root_hash)),
+      h('dt', {}, t('signed_at')), h('dd', {}, when(s.tree_head.timestamp / 1e6)),
+      h('dt', {}, t('key')), h('dd', {}, h('code', {}, s.tree_head.key_id)),
+      h('dt', {}, t('last_verification')), h('dd', { id: 'verification-result' }, v
+        ? [badge(v.verified ? 'ok' : 'bad', v.verified ? t('verified') : t('not_verified')), ' ', when(v.checked_at), ' · ',
+          v.verified ? t('verified_detail', { records: v.records, heads: v.tree_heads }) : v.problem]
+        : t('never'))),
+    h('button', { type: 'button', id: 'verify', onclick: async () => {
+      const r = await attempt(() => api('POST', '/audit/verification'));
+      if (r) { say(r.verified ? t('verified') : t('not_verified'), r.verified ? 'ok' : 'error'); drawStatus(); }
+    } }, t('verify_now')));
+  };
+  const drawPatterns = async (days) => {
+    const from = new Date(Date.now() - days * 86400000).toISOString();
+    const p = await attempt(() => api('GET', `/audit/access-patterns?from=${encodeURIComponent(from)}`));
+    if (!p) return;
+    patternsArea.replaceChildren(h('p', { class: 'hint' }, t('patterns_hint', { median: p.median_cases })),
+      table(t('access_patterns'), [t('actor'), t('cases_looked_up'), t('lookups'), t('ratio'), t('flag')],
+        p.actors.map((a) => h('tr', { class: a.unusual ? 'flag' : '' },
+          h('td', {}, h('a', { href: `#/audit?actor_name=${encodeURIComponent(a.actor_name)}` }, a.actor_name)),
+          h('td', {}, a.cases), h('td', {}, a.lookups), h('td', {}, a.ratio_to_median ? `${a.ratio_to_median.toFixed(1)}×` : '—'),
+          h('td', {}, a.unusual ? badge('bad', t('unusual')) : '')))));
+  };
+  const input = (name, attrs = {}) => h('input', { name, value: q.get(name) || '', ...attrs });
+  const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => {
+    e.preventDefault();
+    const f = new URLSearchParams();
+    for (const el of form.elements) if (el.name && el.value) f.set(el.name, el.value);
+    location.hash = `#/audit?${f}`;
+  } },
+  field(t('actor'), input('actor_name')),
+  field(t('subject'), input('subject')),
+  field(t('action'), input('action', { placeholder: 'eiss.case.read' })),
+  field(t('resource'), input('resource', { placeholder: 'case:1' })),
+  field(t('from'), input('from', { type: 'datetime-local' })),
+  field(t('until'), input('until', { type: 'datetime-local' })),
+  h('button', { type: 'submit' }, t('search')));
+  const api_q = new URLSearchParams();
+  for (const [k, v] of q) {
+    if (['from', 'until'].includes(k)) api_q.set(k, new Date(v).toISOString());
+    else api_q.set(k, v);
+  }
+  api_q.set('limit', '100');
+  const page = await attempt(() => api('GET', `/audit/records?${api_q}`)) || { records: [] };
+  const rows = page.records.map((r) => h('tr', { class: r.outcome === 'allowed' ? '' : 'flag' },
+    h('td', {}, r.seq), h('td', {}, when(r.at / 1e6)), h('td', {}, r.actor_name || t('system')),
+    h('td', {}, r.duty ? t(`duty_${r.duty}`) : ''), h('td', {}, r.action), h('td', {}, r.resource),
+    h('td', {}, r.subject || ''), h('td', {}, t(`outcome_${r.outcome}`)), h('td', {}, r.reason || '')));
+  const older = page.next_before ? h('a', { href: `#/audit?${new URLSearchParams({ ...Object.fromEntries(q), before: page.next_before })}` }, t('older')) : null;
+  const days = h('select', { 'aria-label': t('period'), onchange: (e) => drawPatterns(Number(e.target.value)) },
+    [1, 7, 30, 90].map((d) => h('option', { value: d, selected: d === 7 }, t('last_days', { n: d }))));
+  show(h('h1', {}, t('nav_audit')),
+    h('section', { class: 'card' }, h('h2', {}, t('ledger_status')), statusArea),
+    h('section', { class: 'card' }, h('h2', {}, t('access_patterns')), days, patternsArea),
+    h('section', {}, h('h2', {}, t('ledger_search')), form,
+      table(t('ledger_search'), ['#', t('when'), t('actor'), t('duty'), t('action'), t('resource'), t('subject'), t('outcome'), t('why')], rows), older));
+  await drawStatus();
+  await drawPatterns(7);
+}
+
+function certificateView(cert) {
+  const b = cert.body;
+  return h('section', { class: 'card certificate', id: 'certificate', tabindex: '-1', 'aria-labelledby': 'cert-title' },
+    h('h2', { id: 'cert-title' }, t('certificate'), ` #${cert.id}`),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('response')), h('dd', {}, `${b.name} (#${b.response})`),
+      h('dt', {}, t('legal_basis')), h('dd', {}, b.legal_basis),
+      h('dt', {}, t('closed_by')), h('dd', {}, `${b.closed_by} · ${when(b.closed_at)}`),
+      h('dt', {}, t('key_destroyed')), h('dd', {}, h('code', {}, b.data_key_destroyed)),
+      h('dt', {}, t('hub_records')), h('dd', {}, Object.entries(b.hub_records || {}).map(([k, v]) => `${k}: ${v}`).join(', ')),
+      h('dt', {}, t('issuer')), h('dd', {}, h('code', {}, b.issuer)),
+      h('dt', {}, t('signature')), h('dd', {}, h('code', { class: 'wrap' }, cert.signature))),
+    table(t('node_deletions'), [t('holder'), t('confirmed_receipt'), t('answers_deleted'), t('bytes'), t('receipt')],
+      b.nodes.map((n) => h('tr', {}, h('td', {}, n.node), h('td', {}, n.confirmed ? badge('ok', t('yes')) : badge('bad', t('no'))),
+        h('td', {}, n.answers_deleted), h('td', {}, n.bytes_deleted), h('td', {}, n.receipt))), { showCaption: true }));
+}
+
+async function responsesPage(justClosed) {
+  const list = await attempt(() => api('GET', '/responses')) || [];
+  session.responses = list;
+  const admin = has('administrator');
+  const area = h('div', { id: 'response-action' });
+  const rows = list.map((r) => {
+    const actions = [];
+    if (r.status === 'closed') {
+      actions.push(h('button', { type: 'button', onclick: async () => {
+        const cert = await attempt(() => api('GET', `/responses/${r.id}/certificate`));
+        if (cert) area.replaceChildren(certificateView(cert));
+      } }, t('show_certificate')));
+    } else if (admin) {
+      actions.push(h('button', { type: 'button', class: 'danger', id: `close-${r.id}`, onclick: () => {
+        area.replaceChildren(h('div', { class: 'card warn', role: 'alertdialog', 'aria-labelledby': 'close-title' },
+          h('h2', { id: 'close-title' }, t('close_title', { name: r.name })),
+          h('p', {}, t('close_warning')),
+          h('button', { type: 'button', class: 'danger', id: 'confirm-close', onclick: async (e) => {
+            e.target.disabled = true;
+            e.target.textContent = t('closing');
+            const cert = await attempt(() => api('POST', `/responses/${r.id}/close`), t('closed_msg'));
+            if (cert) {
+              await loadSession();
+              renderChrome();
+              await responsesPage(cert);
+            } else { e.target.disabled = false; e.target.textContent = t('confirm_close'); }
+          } }, t('confirm_close')),
+          h('button', { type: 'button', onclick: () => area.replaceChildren() }, t('cancel'))));
+        document.getElementById('confirm-close').focus();
+      } }, t('close_response')));
+    }
+    return h('tr', {}, h('td', {}, r.id), h('td', {}, r.name), h('td', {}, r.legal_basis), h('td', {}, badge(r.status === 'open' ? 'ok' : '', t(`status_${r.status}`))),
+      h('td', {}, when(r.opened_at)), h('td', {}, when(r.closed_at)), h('td', {}, actions));
+  });
+  const name = h('input', { required: true, maxlength: '300' });
+  const basis = h('input', { required: true, maxlength: '300', value: 'Infectious Disease Control and Prevention Act, art. 76-2' });
+  const open = admin ? h('form', { class: 'card', onsubmit: async (e) => {
+    e.preventDefault();
+    const r = await attempt(() => api('POST', '/responses', { name: name.value, legal_basis: basis.value }), t('opened'));
+    if (r) { await loadSession(); renderChrome(); responsesPage(); }
+  } }, h('h2', {}, t('open_response')), field(t('name'), name), field(t('legal_basis'), basis), h('button', { type: 'submit' }, t('open'))) : null;
+  show(h('h1', {}, t('nav_responses')),
+    table(t('nav_responses'), ['#', t('name'), t('legal_basis'), t('status'), t('opened_at'), t('closed_at'), ''], rows),
+    area, open);
+  if (justClosed) {
+    area.replaceChildren(certificateView(justClosed));
+    document.getElementById('certificate').focus();
+  }
+}
+
+// ---------------------------------------------------------------- router
+
+const routes = [
+  [/^#\/cases\/(\d+)$/, (m) => casePage(m[1])],
+  [/^#\/cases$/, (m, q) => casesPage(q)],
+  [/^#\/inbox$/, () => inboxPage()],
+  [/^#\/contacts$/, (m, q) => contactsPage(q)],
+  [/^#\/clusters\/(\d+)$/, (m) => clusterPage(m[1])],
+  [/^#\/clusters$/, () => clustersPage()],
+  [/^#\/audit$/, (m, q) => auditPage(q)],
+  [/^#\/responses$/, () => responsesPage()],
+  [/^#\/account$/, () => accountPage()],
+];
+
+async function route() {
+  stopFeed();
+  // A message outlives the page it was about only if it was just said (an
+  // action that moved to another page).
+  if (Date.now() - saidAt > 1500) $notice.replaceChildren();
+  document.documentElement.lang = lang();
+  document.getElementById('skip-link').textContent = t('skip');
+  const [path, query = ''] = location.hash.split('?');
+  if (!session.token) {
+    $bar.hidden = true; $nav.hidden = true;
+    loginPage();
+    return;
+  }
+  if (!session.me) {
+    try { await loadSession(); } catch { return; }
+    renderChrome();
+  }
+  if (path === '#/login' || path === '' || path === '#/' || path === '#') { location.hash = homeFor(); return; }
+  for (const a of $nav.querySelectorAll('a')) a.setAttribute('aria-current', a.getAttribute('href') === path.split('/').slice(0, 2).join('/') ? 'page' : 'false');
+  const found = routes.find(([re]) => re.test(path));
+  if (!found) { show(h('p', {}, t('not_available'))); return; }
+  show(h('p', { class: 'loading' }, t('loading')));
+  await found[1](path.match(found[0]), query);
+  $main.focus({ preventScroll: true });
+}
+
+document.getElementById('skip-link').addEventListener('click', (e) => { e.preventDefault(); $main.focus(); });
+window.addEventListener('hashchange', route);
+// A module runs once the page is parsed (and after the deferred map library).
+route();

@@ -1,0 +1,143 @@
+// The application's words in Korean (the default) and English. Every key
+// is in both; a test checks it. The choice is kept in localStorage.
+
+export const LANGS = [['ko', '한국어'], ['en', 'English']];
+
+const ko = {
+  skip: '본문으로 건너뛰기', language: '언어', who_am_i: '사용자 정보', two_factors: '2단계 인증', one_factor: '비밀번호만',
+  session_left: '세션 {minutes}분 남음', session_until: '세션 만료', session_ended: '세션이 끝났습니다. 다시 로그인하세요.',
+  session_expired: '세션이 만료되었습니다. 다시 로그인하세요.', sign_out: '로그아웃', signed_out: '로그아웃했습니다.',
+  sign_in_title: 'Civic Data Hub 로그인', sign_in: '로그인', username: '사용자 이름', password: '비밀번호',
+  totp_code: '일회용 코드 (OTP)', totp_hint: '인증 앱의 6자리 코드 (2단계 인증을 등록한 경우)',
+  nav_cases: '확진자', nav_inbox: '승인 요청함', nav_contacts: '접촉자', nav_clusters: '집단발생', nav_audit: '감사',
+  nav_responses: '대응', nav_account: '내 계정', response: '대응', duties: '직무', duty: '직무', institution: '기관',
+  second_factor: '2단계 인증', must_enrol: '직무상 개인정보를 보므로 2단계 인증(TOTP)을 먼저 등록해야 합니다.',
+  enrol_start: '2단계 인증 등록', enrol_scan: '인증 앱으로 QR 코드를 스캔하세요', enrol_or_type: '또는 이 비밀키를 입력하세요:',
+  enrol_code: '앱에 표시된 6자리 코드', enrol_confirm: '등록 확인', enrolled: '2단계 인증이 등록되었습니다.', qr_label: 'TOTP 등록 QR 코드',
+  no_response: '열린 대응이 없습니다.', any: '전체', search_number: '확진자 번호 검색', region: '지역', status: '상태', cluster: '집단',
+  confirmed_from: '확진일 (부터)', confirmed_until: '확진일 (까지)', filter: '적용', n_cases: '확진자 {n}명', case: '확진자',
+  onset: '증상 발현', confirmed: '확진', source_case: '감염원 확진자', status_open: '진행 중', status_closed: '종료', status_closing: '종료 중',
+  all_holders: '모든 보유기관', holder: '보유기관', what: '내용', asked_at: '요청 시각', answered_at: '응답 시각',
+  collection_status: '보유기관별 수집 현황', purpose_route: '동선', purpose_contacts: '접촉자',
+  coll_pending: '요청됨', coll_answered: '수신 완료', coll_refused: '거부됨', coll_failed: '실패',
+  req_awaiting_approver: '승인 대기 (승인권자)', req_awaiting_police: '승인 대기 (경찰)', req_collecting: '수집 중', req_collected: '수집 완료',
+  req_rejected: '반려됨', req_expired: '만료됨',
+  item_location_pings: '통신 위치정보', item_card_transactions: '카드 결제내역', item_transit_taps: '교통카드 이용내역',
+  request_data: '자료 요청', items: '요청 항목', reason: '사유', reason_hint: '승인권자와 경찰이 읽고 결정합니다. 필요한 최소한으로 적으세요.',
+  period_from: '기간 (부터)', period_until: '기간 (까지)', period_hint: '비워 두면 대응의 조사 기간 (증상 발현 전부터 확진까지)',
+  ask_contacts: '접촉자 조회 포함', send_request: '요청 보내기', request_sent: '요청을 보냈습니다. 승인을 기다립니다.',
+  src_pings: '기지국', src_card: '카드', src_transit: '교통카드', src_interview: '역학조사 진술', src_published: '공개 동선',
+  iv_told: '진술 {row}번과 일치', iv_not_told: '진술에 없음', iv_unsupported: '자료로 확인 안 됨',
+  live_on: '실시간', live_off: '실시간 꺼짐', not_available: '볼 수 없거나 없는 항목입니다.', requests: '자료 요청', request: '요청',
+  period: '기간', decisions: '결정', approved: '승인', rejected: '반려', no_timeline: '아직 동선이 없습니다.',
+  arrival: '도착', departure: '출발', minutes: '분', place: '장소', sources: '근거 자료', interview: '역학조사',
+  home: '자택', unnamed_place: '이름 없는 장소', timeline: '동선 타임라인', told_unsupported: '진술했지만 자료로 확인되지 않은 장소',
+  n_stays: '체류 {n}곳 · 진술에 없는 곳 {m}곳', route_map: '동선 지도', n_contacts: '접촉자 {n}명', follow_up: '관리하기',
+  overlap: '겹친 시간 (분)', approve_as: '{duty}로서 승인', reject_reason: '반려 사유', reject: '반려',
+  reason_required: '반려하려면 사유를 적으세요.', approved_msg: '승인했습니다.', rejected_msg: '반려했습니다.',
+  inbox_hint: '결정에 필요한 최소한만 보여 줍니다. 환자의 신원은 보이지 않습니다.', inbox_empty: '결정을 기다리는 요청이 없습니다.',
+  yes: '예', no: '아니오', select_contact: '접촉자 {id} 선택', status_of: '접촉자 {id}의 상태',
+  positive_number: '새 확진자 번호', saved: '저장했습니다.', select_all: '모두 선택', select_first: '먼저 접촉자를 선택하세요.',
+  notified_n: '{n}명에게 알림을 보냈습니다.', notify_selected: '선택한 접촉자에게 알림', export_csv: 'CSV 내보내기',
+  first_500: '(처음 500명 표시; CSV에는 전체)', first_seen: '처음 확인', became_case: '확진자 전환',
+  ct_to_notify: '알림 필요', ct_notified: '알림 완료', ct_in_quarantine: '격리 중', ct_tested: '검사 완료', ct_negative: '음성', ct_positive: '양성',
+  cases: '확진자', likely_source: '추정 감염원', cluster_map: '집단발생 지도', transmission_tree: '전파 경로',
+  epidemic_curve: '유행 곡선 (증상 발현일별)', links: '전파 연결', infected_by: '감염시킨 확진자', kind: '종류', when: '시각',
+  link_infector: '감염 전파', link_co_exposed: '공동 노출',
+  tree_size: '기록 수', root_hash: '루트 해시', signed_at: '서명 시각', key: '서명 키', last_verification: '마지막 검증',
+  verified: '검증됨', not_verified: '검증 실패', verified_detail: '기록 {records}건, 서명된 트리 헤드 {heads}개 확인', never: '아직 없음',
+  verify_now: '지금 검증', patterns_hint: '기간 중 확진자를 조회한 직원별 건수. 동료 중앙값({median})의 3배를 넘고 10건 이상 많으면 표시합니다.',
+  access_patterns: '비정상 조회 탐지', actor: '행위자', cases_looked_up: '조회한 확진자 수', lookups: '조회 건수', ratio: '중앙값 대비', flag: '표시',
+  unusual: '비정상', subject: '대상', action: '행위', resource: '자원', from: '부터', until: '까지', search: '검색',
+  system: '시스템', outcome: '결과', why: '사유', outcome_allowed: '허용', outcome_denied: '거부', outcome_failed: '실패',
+  older: '이전 기록', last_days: '최근 {n}일', ledger_status: '감사 원장 상태', ledger_search: '감사 원장 검색',
+  certificate: '삭제 증명서', legal_basis: '법적 근거', closed_by: '종료자', key_destroyed: '파기된 데이터 키', hub_records: '허브에서 삭제한 기록',
+  issuer: '발급 키', signature: '서명', node_deletions: '보유기관별 삭제', confirmed_receipt: '서명된 영수증', answers_deleted: '삭제한 응답',
+  bytes: '바이트', receipt: '영수증', show_certificate: '삭제 증명서 보기', close_response: '대응 종료',
+  close_title: '"{name}" 대응을 종료합니다', close_warning: '모든 보유기관에 삭제를 요청하고, 이 대응의 데이터 키와 모든 기록을 파기합니다. 되돌릴 수 없습니다.',
+  confirm_close: '종료하고 모두 삭제', closing: '종료 중…', closed_msg: '대응을 종료했습니다. 삭제 증명서가 발급되었습니다.', cancel: '취소',
+  open_response: '새 대응 열기', name: '이름', open: '열기', opened: '대응을 열었습니다.', opened_at: '시작', closed_at: '종료',
+  loading: '불러오는 중…', nothing: '없음', map_unavailable: '지도를 불러오지 못했습니다.', layer_towers: '기지국', layer_places: '장소와 역',
+  duty_investigator: '역학조사관', duty_approver: '승인권자', duty_police_location_officer: '경찰 위치정보 담당', duty_security_auditor: '보안 감사관',
+  duty_mydata_operator: '마이데이터 운영자', duty_support_agent: '지원 담당자', duty_analyst: '분석가', duty_administrator: '관리자',
+  kind_hub_operator: '허브 운영기관', kind_health_authority: '보건당국', kind_police: '경찰', kind_telco: '통신사', kind_card_company: '카드사',
+  kind_transit_operator: '교통 운영기관', kind_ministry: '중앙부처', kind_local_government: '지방자치단체', kind_public_institution: '공공기관', kind_using_agency: '이용기관',
+};
+
+const en = {
+  skip: 'Skip to content', language: 'Language', who_am_i: 'Who am I', two_factors: 'two factors', one_factor: 'password only',
+  session_left: 'session: {minutes} min left', session_until: 'Session ends', session_ended: 'Your session has ended. Sign in again.',
+  session_expired: 'Your session expired. Sign in again.', sign_out: 'Sign out', signed_out: 'Signed out.',
+  sign_in_title: 'Sign in to Civic Data Hub', sign_in: 'Sign in', username: 'Username', password: 'Password',
+  totp_code: 'One-time code (TOTP)', totp_hint: 'The 6 digits of your authenticator app, if you enrolled one',
+  nav_cases: 'Cases', nav_inbox: 'Approvals', nav_contacts: 'Contacts', nav_clusters: 'Clusters', nav_audit: 'Audit',
+  nav_responses: 'Responses', nav_account: 'Account', response: 'Response', duties: 'Duties', duty: 'Duty', institution: 'Institution',
+  second_factor: 'Second factor', must_enrol: 'Your duties see personal data: enrol a second factor (TOTP) first.',
+  enrol_start: 'Enrol a second factor', enrol_scan: 'Scan the QR code with your authenticator app', enrol_or_type: 'or type this secret:',
+  enrol_code: 'The 6-digit code the app shows', enrol_confirm: 'Confirm', enrolled: 'Second factor enrolled.', qr_label: 'QR code for TOTP enrolment',
+  no_response: 'There is no open response.', any: 'Any', search_number: 'Search case number', region: 'Region', status: 'Status', cluster: 'Cluster',
+  confirmed_from: 'Confirmed from', confirmed_until: 'Confirmed until', filter: 'Filter', n_cases: '{n} cases', case: 'Case',
+  onset: 'Onset', confirmed: 'Confirmed', source_case: 'Source case', status_open: 'open', status_closed: 'closed', status_closing: 'closing',
+  all_holders: 'All holders', holder: 'Holder', what: 'What', asked_at: 'Asked', answered_at: 'Answered',
+  collection_status: 'Collection by holder', purpose_route: 'route', purpose_contacts: 'contacts',
+  coll_pending: 'requested', coll_answered: 'received', coll_refused: 'refused', coll_failed: 'failed',
+  req_awaiting_approver: 'pending approval (approver)', req_awaiting_police: 'pending approval (police)', req_collecting: 'collecting', req_collected: 'collected',
+  req_rejected: 'rejected', req_expired: 'expired',
+  item_location_pings: 'telecom location', item_card_transactions: 'card transactions', item_transit_taps: 'transit taps',
+  request_data: 'Request data', items: 'Items', reason: 'Reason', reason_hint: 'The approver and the police read it to decide. Ask for the minimum.',
+  period_from: 'Period from', period_until: 'Period until', period_hint: "Empty: the response's look-back (before onset to confirmation)",
+  ask_contacts: 'Also find contacts', send_request: 'Send request', request_sent: 'Request sent; it awaits approval.',
+  src_pings: 'towers', src_card: 'card', src_transit: 'transit card', src_interview: 'interview', src_published: 'published route',
+  iv_told: 'matches interview row {row}', iv_not_told: 'not in interview', iv_unsupported: 'no data supports it',
+  live_on: 'live', live_off: 'not live', not_available: 'Not there, or not yours to see.', requests: 'Data requests', request: 'Request',
+  period: 'Period', decisions: 'Decisions', approved: 'approved', rejected: 'rejected', no_timeline: 'No route yet.',
+  arrival: 'Arrival', departure: 'Departure', minutes: 'min', place: 'Place', sources: 'Supported by', interview: 'Interview',
+  home: 'home', unnamed_place: 'unnamed place', timeline: 'Timeline', told_unsupported: 'Places told that no data supports',
+  n_stays: '{n} stays · {m} not in the interview', route_map: 'Route map', n_contacts: '{n} contacts', follow_up: 'Follow up',
+  overlap: 'Overlap (min)', approve_as: 'Approve as {duty}', reject_reason: 'Reason to reject', reject: 'Reject',
+  reason_required: 'Give a reason to reject.', approved_msg: 'Approved.', rejected_msg: 'Rejected.',
+  inbox_hint: "Only what you need to decide; the patient's identity is not shown.", inbox_empty: 'No request awaits your decision.',
+  yes: 'yes', no: 'no', select_contact: 'Select contact {id}', status_of: 'Status of contact {id}',
+  positive_number: "The new case's number", saved: 'Saved.', select_all: 'Select all', select_first: 'Select contacts first.',
+  notified_n: '{n} contacts notified.', notify_selected: 'Notify selected', export_csv: 'Export CSV',
+  first_500: '(first 500 shown; the CSV has all)', first_seen: 'First seen', became_case: 'Became case',
+  ct_to_notify: 'to notify', ct_notified: 'notified', ct_in_quarantine: 'in quarantine', ct_tested: 'tested', ct_negative: 'negative', ct_positive: 'positive',
+  cases: 'Cases', likely_source: 'Likely source', cluster_map: 'Cluster map', transmission_tree: 'Transmission tree',
+  epidemic_curve: 'Epidemic curve (by onset)', links: 'Links', infected_by: 'Infected by', kind: 'Kind', when: 'When',
+  link_infector: 'transmission', link_co_exposed: 'co-exposed',
+  tree_size: 'Records', root_hash: 'Root hash', signed_at: 'Signed at', key: 'Signing key', last_verification: 'Last verification',
+  verified: 'verified', not_verified: 'does not verify', verified_detail: '{records} records, {heads} signed tree heads checked', never: 'never',
+  verify_now: 'Verify now', patterns_hint: 'Cases each official looked up in the period. Flagged: over 3× the peers’ median ({median}) and at least 10 more.',
+  access_patterns: 'Unusual access', actor: 'Actor', cases_looked_up: 'Cases looked up', lookups: 'Look-ups', ratio: 'vs median', flag: 'Flag',
+  unusual: 'unusual', subject: 'Subject', action: 'Action', resource: 'Resource', from: 'From', until: 'Until', search: 'Search',
+  system: 'system', outcome: 'Outcome', why: 'Why', outcome_allowed: 'allowed', outcome_denied: 'denied', outcome_failed: 'failed',
+  older: 'Older records', last_days: 'last {n} days', ledger_status: 'Ledger status', ledger_search: 'Search the ledger',
+  certificate: 'Deletion certificate', legal_basis: 'Legal basis', closed_by: 'Closed by', key_destroyed: 'Data key destroyed', hub_records: "Hub's records deleted",
+  issuer: 'Issuer key', signature: 'Signature', node_deletions: 'Deletion at each holder', confirmed_receipt: 'Signed receipt', answers_deleted: 'Answers deleted',
+  bytes: 'Bytes', receipt: 'Receipt', show_certificate: 'Show certificate', close_response: 'Close response',
+  close_title: 'Close the response "{name}"', close_warning: "Every holder is told to delete what it sent; the response's data key and every record of it are destroyed. This cannot be undone.",
+  confirm_close: 'Close and delete everything', closing: 'Closing…', closed_msg: 'Response closed; its deletion certificate is issued.', cancel: 'Cancel',
+  open_response: 'Open a response', name: 'Name', open: 'Open', opened: 'Response opened.', opened_at: 'Opened', closed_at: 'Closed',
+  loading: 'Loading…', nothing: 'None', map_unavailable: 'The map could not be loaded.', layer_towers: 'Towers', layer_places: 'Places and stations',
+  duty_investigator: 'investigator', duty_approver: 'approver', duty_police_location_officer: 'police location officer', duty_security_auditor: 'security auditor',
+  duty_mydata_operator: 'MyData operator', duty_support_agent: 'support agent', duty_analyst: 'analyst', duty_administrator: 'administrator',
+  kind_hub_operator: 'hub operator', kind_health_authority: 'health authority', kind_police: 'police', kind_telco: 'telco', kind_card_company: 'card company',
+  kind_transit_operator: 'transit operator', kind_ministry: 'ministry', kind_local_government: 'local government', kind_public_institution: 'public institution', kind_using_agency: 'using agency',
+};
+
+export const STRINGS = { ko, en };
+
+export function lang() {
+  const chosen = localStorage.getItem('cdh.lang');
+  return chosen in STRINGS ? chosen : 'ko';
+}
+
+export function setLang(code) {
+  if (code in STRINGS) localStorage.setItem('cdh.lang', code);
+}
+
+/** The word for `key` in the chosen language, with {name} filled in. */
+export function t(key, vars = {}) {
+  const text = STRINGS[lang()][key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
