@@ -338,7 +338,26 @@ function accountPage() {
       h('dt', {}, t('second_factor')), h('dd', {}, me.authenticated_with === 'password_and_totp' ? t('two_factors') : t('one_factor')),
       h('dt', {}, t('session_until')), h('dd', {}, when(session.expires))),
     me.must_enrol_second_factor ? h('p', { class: 'msg warn' }, t('must_enrol')) : null,
-    h('button', { type: 'button', id: 'enrol', onclick: startEnrol }, t('enrol_start'))), area);
+    h('button', { type: 'button', id: 'enrol', onclick: startEnrol }, t('enrol_start'))), area,
+    has('administrator') ? mapUpload() : null);
+}
+
+/** Administrators replace the map's geography with a GeoJSON file. */
+function mapUpload() {
+  const file = h('input', { type: 'file', id: 'geojson', accept: '.geojson,.json,application/geo+json,application/json', required: true });
+  return h('form', { class: 'card', id: 'map-upload', onsubmit: async (e) => {
+    e.preventDefault();
+    const chosen = file.files[0];
+    if (!chosen) return;
+    const res = await attempt(async () => {
+      const r = await fetch('/api/v1/geography', { method: 'PUT', headers: { authorization: `Bearer ${session.token}`, 'content-type': 'application/geo+json' }, body: await chosen.text() });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) throw new ApiError(r.status, body);
+      return body;
+    });
+    if (res) { geography = null; say(t('map_replaced', { n: res.features }), 'ok'); }
+  } }, h('h2', {}, t('map_title')), h('p', { class: 'hint' }, t('map_hint')),
+  field(t('map_file'), file), h('button', { type: 'submit' }, t('map_upload')));
 }
 
 function needResponse() {

@@ -129,6 +129,12 @@ try {
   log('the sign-in page is Korean by default and reachable by keyboard');
   const inv = await open('investigator');
   check(await page_text(inv, 'h1') === 'Civic Data Hub 로그인', 'Korean sign-in title');
+  check(await inv.evaluate(() => document.activeElement.name) === 'username', 'the username has the focus');
+  await inv.keyboard.press('Tab');
+  check(await inv.evaluate(() => document.activeElement.name) === 'password', 'Tab goes on to the password');
+  await inv.keyboard.press('Shift+Tab');
+  await inv.keyboard.press('Shift+Tab');
+  check(await inv.evaluate(() => document.activeElement.id) === 'skip-link', 'the skip link comes first');
   await labelled(inv, 'sign-in');
   await shot(inv, 'sign-in');
 
@@ -268,9 +274,18 @@ try {
   await ana.waitForSelector('#who .badge.ok');
 
   // ------------------------------------------------------------ end of the response
-  log('the administrator closes the response and sees its deletion certificate');
+  log('the administrator signs in');
   const adm = await open('admin');
   await signIn(adm, 'admin');
+  log('the administrator uploads a map as GeoJSON');
+  await adm.click('nav a[href="#/account"]');
+  await adm.setInputFiles('#geojson', { name: 'districts.geojson', mimeType: 'application/geo+json', buffer: Buffer.from(JSON.stringify({
+    type: 'FeatureCollection',
+    features: [{ type: 'Feature', properties: { name: 'Jongno', region: 'seoul-jongno' }, geometry: { type: 'Polygon', coordinates: [[[126.96, 37.56], [127.01, 37.56], [127.01, 37.6], [126.96, 37.56]]] } }],
+  })) });
+  await adm.click('#map-upload button[type=submit]');
+  await adm.waitForSelector('.msg.ok');
+  log('the administrator closes the response and sees its deletion certificate');
   await adm.click('nav a[href="#/responses"]');
   await adm.click('button[id^=close-]');
   await adm.click('#confirm-close');
