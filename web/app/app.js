@@ -235,6 +235,12 @@ async function logout() {
 
 // ---------------------------------------------------------------- maps
 
+/** Map labels as text: Leaflet would read a string as HTML, and place
+ *  names come from holders, interviews and uploads. */
+function plain(text) {
+  return h('span', {}, text);
+}
+
 let geography = null;
 async function loadGeography() {
   if (!geography) geography = await api('GET', '/geography').catch(() => ({ features: [] }));
@@ -252,13 +258,13 @@ async function makeMap(el, label) {
   const regions = geo.features.filter((f) => f.properties.layer === 'region');
   const base = L.geoJSON({ type: 'FeatureCollection', features: regions }, {
     style: { color: '#7a8ba0', weight: 1, fillColor: '#eef2f6', fillOpacity: 0.6 },
-    onEachFeature: (f, layer) => layer.bindTooltip(f.properties.name || f.properties.region || '', { sticky: true }),
+    onEachFeature: (f, layer) => layer.bindTooltip(plain(f.properties.name || f.properties.region || ''), { sticky: true }),
   }).addTo(map);
   const towers = L.layerGroup(geo.features.filter((f) => f.properties.layer === 'tower').map((f) =>
     L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { radius: 2, color: '#9aa7b4', weight: 1 })));
   const venues = L.layerGroup(geo.features.filter((f) => ['venue', 'stop'].includes(f.properties.layer)).map((f) =>
     L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { radius: 3, color: f.properties.layer === 'stop' ? '#3a6ea5' : '#8a6d3b', weight: 1 })
-      .bindTooltip(f.properties.name || f.properties.kind || '')));
+      .bindTooltip(plain(f.properties.name || f.properties.kind || ''))));
   L.control.layers(null, { [t('layer_towers')]: towers, [t('layer_places')]: venues }, { collapsed: true }).addTo(map);
   if (regions.length) map.fitBounds(base.getBounds());
   else map.setView([37.56, 126.98], 11);
@@ -546,10 +552,10 @@ async function casePage(id) {
       const pts = tl.stays.map((s) => [s.lat, s.lon]);
       if (pts.length > 1) L.polyline(pts, { color: '#b03a2e', weight: 2, opacity: 0.7 }).addTo(routeLayer);
       tl.stays.forEach((s, i) => L.circleMarker([s.lat, s.lon], { radius: 6, color: s.interview === 'not_told' ? '#d68910' : '#b03a2e', fillOpacity: 0.8 })
-        .bindPopup(`${i + 1}. ${s.place === 'home' ? t('home') : (s.place || t('unnamed_place'))} — ${clock(s.arrival)} (${s.minutes} ${t('minutes')})`)
+        .bindPopup(plain(`${i + 1}. ${s.place === 'home' ? t('home') : (s.place || t('unnamed_place'))} — ${clock(s.arrival)} (${s.minutes} ${t('minutes')})`))
         .addTo(routeLayer));
       unsupported.forEach((x) => L.circleMarker([x.told.lat, x.told.lon], { radius: 6, color: '#7d3c98', dashArray: '3' })
-        .bindPopup(`${t('iv_unsupported')}: ${x.told.place || ''}`).addTo(routeLayer));
+        .bindPopup(plain(`${t('iv_unsupported')}: ${x.told.place || ''}`)).addTo(routeLayer));
       if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.2));
     }
   };
@@ -692,7 +698,7 @@ async function clustersPage() {
   for (const c of list) {
     pts.push([c.lat, c.lon]);
     L.circleMarker([c.lat, c.lon], { radius: 6 + Math.sqrt(c.cases.length) * 3, color: '#b03a2e', fillOpacity: 0.5 })
-      .bindPopup(`${c.name}: ${t('n_cases', { n: c.cases.length })}`)
+      .bindPopup(plain(`${c.name}: ${t('n_cases', { n: c.cases.length })}`))
       .on('click', () => { location.hash = `#/clusters/${c.id}`; })
       .addTo(map);
   }
@@ -720,10 +726,10 @@ async function clusterPage(id) {
   const map = await makeMap(mapEl, t('cluster_map'));
   if (!map) return;
   const pts = [[c.lat, c.lon]];
-  L.circleMarker([c.lat, c.lon], { radius: 10, color: '#b03a2e' }).bindPopup(c.name).addTo(map);
+  L.circleMarker([c.lat, c.lon], { radius: 10, color: '#b03a2e' }).bindPopup(plain(c.name)).addTo(map);
   for (const l of c.tree) {
     pts.push([l.lat, l.lon]);
-    L.circleMarker([l.lat, l.lon], { radius: 5, color: '#1f618d' }).bindPopup(`${l.infector} → ${l.case}: ${l.place || ''}`).addTo(map);
+    L.circleMarker([l.lat, l.lon], { radius: 5, color: '#1f618d' }).bindPopup(plain(`${l.infector} → ${l.case}: ${l.place || ''}`)).addTo(map);
   }
   map.fitBounds(L.latLngBounds(pts).pad(0.3));
 }

@@ -1,4 +1,5 @@
-// Every word the application asks for exists in Korean and in English.
+// Static checks of the web application: every word it asks for exists in
+// Korean and in English, and values from the API enter the page as text.
 import { readFileSync } from 'node:fs';
 import { STRINGS } from '../app/i18n.js';
 
@@ -18,3 +19,14 @@ if (missing.length || ko !== en) {
   process.exit(1);
 }
 console.log(`i18n: ${used.size} words used, all in ${Object.keys(STRINGS).join(' and ')}`);
+
+// Values from the API enter the page as text: the one innerHTML is the
+// hub's own QR code, and Leaflet (which reads strings as HTML) gets text
+// nodes only.
+const html = [...app.matchAll(/\.innerHTML\s*=\s*([^;]+);/g)].map((m) => m[1].trim());
+const labels = [...app.matchAll(/\.bind(?:Popup|Tooltip)\((?!plain\()/g)];
+if (html.join() !== 'e.qr_svg' || labels.length) {
+  console.error(`HTML from strings: innerHTML = ${html.join(', ')}; ${labels.length} map labels not through plain()`);
+  process.exit(1);
+}
+console.log('app.js: API values enter the page as text only');
