@@ -462,7 +462,11 @@ function interviewBadge(stay) {
 }
 
 let feedAbort = null;
-function stopFeed() { if (feedAbort) { feedAbort.abort(); feedAbort = null; } }
+let feedPoll = null;
+function stopFeed() {
+  if (feedAbort) { feedAbort.abort(); feedAbort = null; }
+  clearInterval(feedPoll);
+}
 
 /** Follows the case's server-sent events through fetch (which, unlike
  *  EventSource, can send the bearer token). */
@@ -599,6 +603,12 @@ async function casePage(id) {
     await drawContacts();
     let pending = null;
     follow(id, () => { clearTimeout(pending); pending = setTimeout(reload, 300); }, live);
+    // Should the feed drop (a proxy, a network change), the page still
+    // catches up now and then while anything is under way.
+    feedPoll = setInterval(async () => {
+      const d = await api('GET', `/cases/${id}`).catch(() => null);
+      if (d && d.requests.some((r) => !['collected', 'rejected', 'expired'].includes(r.status))) reload();
+    }, 20000);
   }
 }
 
