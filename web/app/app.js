@@ -604,8 +604,10 @@ async function casePage(id) {
     let pending = null;
     follow(id, () => { clearTimeout(pending); pending = setTimeout(reload, 300); }, live);
     // Should the feed drop (a proxy, a network change), the page still
-    // catches up now and then while anything is under way.
+    // catches up now and then while anything is under way (each read is
+    // audited, so only while the feed is down).
     feedPoll = setInterval(async () => {
+      if (live.classList.contains('ok')) return;
       const d = await api('GET', `/cases/${id}`).catch(() => null);
       if (d && d.requests.some((r) => !['collected', 'rejected', 'expired'].includes(r.status))) reload();
     }, 20000);
