@@ -43,6 +43,17 @@ function field(label, input, hint) {
     hint ? h('small', { class: 'hint' }, hint) : null);
 }
 
+// Each visit to a page has a number; a page still loading when the user
+// moves on must not draw over the next one.
+let navSeq = 0;
+/** The render function of the page being visited now: it draws only while
+ *  that visit is current; `view.stale()` says when it no longer is. */
+function page() {
+  const seq = navSeq;
+  const view = (...nodes) => { if (seq === navSeq) $main.replaceChildren(...nodes); };
+  view.stale = () => seq !== navSeq;
+  return view;
+}
 function show(...nodes) {
   $main.replaceChildren(...nodes);
 }
@@ -50,11 +61,15 @@ function show(...nodes) {
 let saidAt = 0;
 function say(text, kind = 'info') {
   saidAt = Date.now();
-  $notice.replaceChildren(h('p', { class: `msg ${kind}` }, text));
+  $notice.replaceChildren(h('p', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : null }, text));
   if (kind !== 'error') setTimeout(() => { if ($notice.textContent === text) $notice.replaceChildren(); }, 6000);
 }
 
 const zone = 'Asia/Seoul';
+/** Today's date where the cases are (YYYY-MM-DD). */
+function seoulDate() {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(new Date());
+}
 function when(value) {
   if (value === null || value === undefined || value === '') return '';
   const d = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
@@ -81,10 +96,14 @@ function table(caption, headers, rows, opts = {}) {
 
 function downloadCsv(name, header, rows) {
   const esc = (v) => {
-    const s = v === null || v === undefined ? '' : String(v);
+    let s = v === null || v === undefined ? '' : String(v);
+    // A spreadsheet would run a cell that starts like a formula; names
+    // come from holders and interviews.
+    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
   };
-  const text = [header, ...rows].map((r) => r.map(esc).join(',')).join('\n') + '\n';
+  // The byte-order mark tells spreadsheets the file is UTF-8 (Korean names).
+  const text = '\uFEFF' + [header, ...rows].map((r) => r.map(esc).join(',')).join('\n') + '\n';
   const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
   const a = h('a', { href: url, download: name });
   document.body.append(a);
@@ -103,7 +122,13 @@ const session = {
   responses: [],
   response: null,
   save(token, expires) { sessionStorage.setItem('cdh.token', token); sessionStorage.setItem('cdh.expires', expires); },
-  clear() { sessionStorage.removeItem('cdh.token'); sessionStorage.removeItem('cdh.expires'); this.me = null; },
+  clear() {
+    for (const k of ['cdh.token', 'cdh.expires', 'cdh.response']) sessionStorage.removeItem(k);
+    this.me = null;
+    this.responses = [];
+    this.response = null;
+    geography = null;
+  },
 };
 
 class ApiError extends Error {
@@ -195,7 +220,7 @@ function renderChrome() {
     LANGS.map(([code, name]) => h('option', { value: code, selected: code === lang() }, name)));
   $bar.replaceChildren(
     h('span', { class: 'brand' }, 'Civic Data Hub'),
-    h('span', { class: 'who', id: 'who', 'aria-label': t('who_am_i') },
+    h('span', { class: 'who', id: 'who', title: t('who_am_i') },
       h('strong', {}, me.username), ' · ', dutyOf(me), ' · ', session.institution?.name || t(`kind_${me.institution_kind}`),
       me.authenticated_with === 'password_and_totp' ? badge('ok', t('two_factors')) : badge('warn', t('one_factor'))),
     until,
@@ -242,6 +267,13 @@ function plain(text) {
 }
 
 let geography = null;
+// The maps on the current page, removed when the user moves on (each holds
+// a listener on the window and the route's places).
+let maps = [];
+function removeMaps() {
+  for (const m of maps) m.remove();
+  maps = [];
+}
 async function loadGeography() {
   if (!geography) geography = await api('GET', '/geography').catch(() => ({ features: [] }));
   return geography;
@@ -253,16 +285,23 @@ async function makeMap(el, label) {
   el.setAttribute('aria-label', label);
   const geo = await loadGeography();
   if (!window.L) { el.textContent = t('map_unavailable'); return null; }
-  const map = L.map(el, { zoomSnap: 0.25, attributionControl: !!geo.tile_url, keyboard: true });
+  // No animations: a map removed mid-animation (the user moved on) would
+  // still run its callbacks.
+  const map = L.map(el, {
+    zoomSnap: 0.25, attributionControl: !!geo.tile_url, keyboard: true,
+    zoomAnimation: false, fadeAnimation: false, markerZoomAnimation: false,
+  });
+  maps.push(map);
   if (geo.tile_url) L.tileLayer(geo.tile_url, { maxZoom: 19 }).addTo(map);
-  const regions = geo.features.filter((f) => f.properties.layer === 'region');
+  const isPoint = (f) => f.geometry.type === 'Point';
+  const regions = geo.features.filter((f) => f.properties.layer === 'region' || !isPoint(f));
   const base = L.geoJSON({ type: 'FeatureCollection', features: regions }, {
     style: { color: '#7a8ba0', weight: 1, fillColor: '#eef2f6', fillOpacity: 0.6 },
     onEachFeature: (f, layer) => layer.bindTooltip(plain(f.properties.name || f.properties.region || ''), { sticky: true }),
   }).addTo(map);
-  const towers = L.layerGroup(geo.features.filter((f) => f.properties.layer === 'tower').map((f) =>
+  const towers = L.layerGroup(geo.features.filter((f) => isPoint(f) && f.properties.layer === 'tower').map((f) =>
     L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { radius: 2, color: '#9aa7b4', weight: 1 })));
-  const venues = L.layerGroup(geo.features.filter((f) => ['venue', 'stop'].includes(f.properties.layer)).map((f) =>
+  const venues = L.layerGroup(geo.features.filter((f) => isPoint(f) && f.properties.layer !== 'tower').map((f) =>
     L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], { radius: 3, color: f.properties.layer === 'stop' ? '#3a6ea5' : '#8a6d3b', weight: 1 })
       .bindTooltip(plain(f.properties.name || f.properties.kind || ''))));
   L.control.layers(null, { [t('layer_towers')]: towers, [t('layer_places')]: venues }, { collapsed: true }).addTo(map);
@@ -344,8 +383,9 @@ function accountPage() {
       h('dt', {}, t('second_factor')), h('dd', {}, me.authenticated_with === 'password_and_totp' ? t('two_factors') : t('one_factor')),
       h('dt', {}, t('session_until')), h('dd', {}, when(session.expires))),
     me.must_enrol_second_factor ? h('p', { class: 'msg warn' }, t('must_enrol')) : null,
-    h('button', { type: 'button', id: 'enrol', onclick: startEnrol }, t('enrol_start'))), area,
-    has('administrator') ? mapUpload() : null);
+    me.authenticated_with === 'password_and_totp' ? null
+      : h('button', { type: 'button', id: 'enrol', onclick: startEnrol }, t('enrol_start'))), area,
+    has('administrator') && me.institution_kind === 'hub_operator' ? mapUpload() : null);
 }
 
 /** Administrators replace the map's geography with a GeoJSON file. */
@@ -358,6 +398,7 @@ function mapUpload() {
     const res = await attempt(async () => {
       const r = await fetch('/api/v1/geography', { method: 'PUT', headers: { authorization: `Bearer ${session.token}`, 'content-type': 'application/geo+json' }, body: await chosen.text() });
       const body = await r.json().catch(() => ({}));
+      if (r.status === 401) expire(t('session_ended'));
       if (!r.ok) throw new ApiError(r.status, body);
       return body;
     });
@@ -373,6 +414,7 @@ function needResponse() {
 }
 
 async function casesPage(params) {
+  const view = page();
   if (needResponse()) return;
   const q = new URLSearchParams(params);
   const regions = (await loadGeography()).features.filter((f) => f.properties.layer === 'region').map((f) => f.properties.region).filter(Boolean).sort();
@@ -401,7 +443,7 @@ async function casesPage(params) {
     h('td', {}, badge(c.status, t(`status_${c.status}`))),
     h('td', {}, c.cluster ? h('a', { href: `#/clusters/${c.cluster}` }, `#${c.cluster}`) : ''),
     h('td', {}, c.source_case ? h('a', { href: `#/cases/${c.source_case}` }, `#${c.source_case}`) : '')));
-  show(h('h1', {}, t('nav_cases'), ' ', h('small', {}, session.response.name)), form,
+  view(h('h1', {}, t('nav_cases'), ' ', h('small', {}, session.response.name)), form,
     h('p', { class: 'count' }, t('n_cases', { n: cases.length })),
     table(t('nav_cases'), [t('case'), t('region'), t('onset'), t('confirmed'), t('status'), t('cluster'), t('source_case')], rows));
 }
@@ -447,7 +489,7 @@ function requestForm(caseId, reload, asked) {
   h('button', { type: 'submit', class: 'primary' }, t('send_request')));
   // Open until the case has a request; then one click away.
   return h('details', { class: 'card', id: 'request-box', open: !asked },
-    h('summary', {}, h('h2', { class: 'inline' }, t('request_data'))), form);
+    h('summary', { class: 'title' }, t('request_data')), form);
 }
 
 function sourcesText(sources) {
@@ -462,46 +504,61 @@ function interviewBadge(stay) {
 }
 
 let feedAbort = null;
-let feedPoll = null;
+let feedDebounce = null;
 function stopFeed() {
   if (feedAbort) { feedAbort.abort(); feedAbort = null; }
-  clearInterval(feedPoll);
+  clearTimeout(feedDebounce);
 }
 
 /** Follows the case's server-sent events through fetch (which, unlike
- *  EventSource, can send the bearer token). */
+ *  EventSource, can send the bearer token). A dropped feed is opened again
+ *  (after 2 s, then up to a minute apart), and the page catches up with
+ *  what it missed. */
 async function follow(caseId, onEvent, indicator) {
   stopFeed();
   const ctrl = new AbortController();
   feedAbort = ctrl;
-  try {
-    const res = await fetch(`/api/v1/cases/${caseId}/feed`, { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' }, signal: ctrl.signal });
-    if (!res.ok || !res.body) { indicator.textContent = t('live_off'); return; }
-    indicator.textContent = t('live_on');
-    indicator.className = 'badge ok';
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let cut;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const ev = /^event: ?(.*)$/m.exec(block)?.[1];
-        if (ev) onEvent(ev);
+  const off = () => { indicator.textContent = t('live_off'); indicator.className = 'badge'; };
+  let wait = 2000;
+  let first = true;
+  while (!ctrl.signal.aborted) {
+    try {
+      const res = await fetch(`/api/v1/cases/${caseId}/feed`, { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' }, signal: ctrl.signal });
+      if (res.status === 401) { expire(t('session_ended')); return; }
+      if (!res.ok || !res.body) { off(); return; }
+      indicator.textContent = t('live_on');
+      indicator.className = 'badge ok';
+      if (!first) onEvent('reload');
+      first = false;
+      wait = 2000;
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const ev = /^event: ?(.*)$/m.exec(block)?.[1];
+          if (ev) onEvent(ev);
+        }
       }
+    } catch (e) {
+      if (e.name === 'AbortError') return;
     }
-  } catch (e) {
-    if (e.name === 'AbortError') return;
+    if (ctrl.signal.aborted) return;
+    off();
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(wait * 2, 60000);
   }
-  if (feedAbort === ctrl) { indicator.textContent = t('live_off'); indicator.className = 'badge'; }
 }
 
 async function casePage(id) {
+  const view = page();
   const detail = await attempt(() => api('GET', `/cases/${id}`));
-  if (!detail) { show(h('p', {}, t('not_available'))); return; }
+  if (!detail) { view(h('p', {}, t('not_available'))); return; }
   const c = detail.case;
   const investigator = has('investigator');
   const live = h('span', { class: 'badge', id: 'live', 'aria-live': 'polite' }, t('live_off'));
@@ -534,7 +591,7 @@ async function casePage(id) {
       if (e.trip) {
         const tr = e.trip;
         return h('tr', { class: 'trip' }, h('td', {}, clock(tr.depart)), h('td', {}, clock(tr.arrive)), h('td', {}, Math.round((tr.arrive - tr.depart) / 60)),
-          h('td', {}, `${tr.from} → ${tr.to}`), h('td', {}, `${t('src_transit')} · ${tr.holder}`), h('td', {}, ''));
+          h('td', {}, `${tr.from || '?'} → ${tr.to || '?'}`), h('td', {}, `${t('src_transit')} · ${tr.holder}`), h('td', {}, ''));
       }
       const s = e.stay;
       return h('tr', { class: s.interview === 'not_told' ? 'flag' : '' },
@@ -550,7 +607,7 @@ async function casePage(id) {
       unsupported.length
         ? h('ul', { class: 'flags' }, unsupported.map((x) => h('li', {}, badge('warn', t('iv_unsupported')), ' ', `${x.told.place || ''} · ${clock(x.told.start)}–${clock(x.told.end)}`)))
         : h('p', {}, t('nothing')));
-    if (map) {
+    if (map && !view.stale()) {
       if (routeLayer) routeLayer.remove();
       routeLayer = L.layerGroup().addTo(map);
       const pts = tl.stays.map((s) => [s.lat, s.lon]);
@@ -582,7 +639,7 @@ async function casePage(id) {
   };
 
   drawRequests(detail);
-  show(
+  view(
     h('h1', {}, t('case'), ' ', c.number, ' ', live),
     h('dl', { class: 'facts inline' },
       h('dt', {}, t('region')), h('dd', {}, c.region),
@@ -598,23 +655,17 @@ async function casePage(id) {
       h('section', {}, h('h2', {}, t('route_map')), mapEl)) : null,
     investigator ? h('section', {}, h('h2', {}, t('nav_contacts')), contactsArea) : null);
   if (investigator) {
+    if (view.stale()) return;
     map = await makeMap(mapEl, t('route_map'));
+    if (view.stale()) return;
     await drawTimeline();
     await drawContacts();
-    let pending = null;
-    follow(id, () => { clearTimeout(pending); pending = setTimeout(reload, 300); }, live);
-    // Should the feed drop (a proxy, a network change), the page still
-    // catches up now and then while anything is under way (each read is
-    // audited, so only while the feed is down).
-    feedPoll = setInterval(async () => {
-      if (live.classList.contains('ok')) return;
-      const d = await api('GET', `/cases/${id}`).catch(() => null);
-      if (d && d.requests.some((r) => !['collected', 'rejected', 'expired'].includes(r.status))) reload();
-    }, 20000);
+    follow(id, () => { clearTimeout(feedDebounce); feedDebounce = setTimeout(reload, 300); }, live);
   }
 }
 
 async function inboxPage() {
+  const view = page();
   const list = await attempt(() => api('GET', '/data-requests')) || [];
   const duty = has('police_location_officer') ? 'police_location_officer' : 'approver';
   const cards = list.map((r) => {
@@ -639,11 +690,12 @@ async function inboxPage() {
         field(t('reject_reason'), reason),
         h('button', { type: 'button', class: 'danger', onclick: () => decide(false) }, t('reject'))));
   });
-  show(h('h1', {}, t('nav_inbox')), h('p', { class: 'hint' }, t('inbox_hint')),
+  view(h('h1', {}, t('nav_inbox')), h('p', { class: 'hint' }, t('inbox_hint')),
     cards.length ? h('div', { class: 'cards' }, cards) : h('p', { class: 'empty' }, t('inbox_empty')));
 }
 
 async function contactsPage(params) {
+  const view = page();
   if (needResponse()) return;
   const q = new URLSearchParams(params);
   let list = await attempt(() => api('GET', `/responses/${session.response.id}/contacts`)) || [];
@@ -656,27 +708,35 @@ async function contactsPage(params) {
   const rows = list.slice(0, 500).map((x) => {
     const box = h('input', { type: 'checkbox', 'aria-label': t('select_contact', { id: x.id }) });
     boxes.set(x.id, box);
-    const sel = h('select', { 'aria-label': t('status_of', { id: x.id }), onchange: async (e) => {
-      const body = { status: e.target.value };
+    // A status is saved by its button, not on change: arrow keys in a
+    // select must not send a status per option passed.
+    const today = seoulDate();
+    const number = h('input', { 'aria-label': t('positive_number_of', { id: x.id }), maxlength: '64', size: '8' });
+    const onset = h('input', { type: 'date', 'aria-label': t('onset'), value: today });
+    const confirmed = h('input', { type: 'date', 'aria-label': t('confirmed'), value: today });
+    const newCase = h('span', { class: 'new-case', hidden: true }, number, onset, confirmed);
+    const sel = h('select', { 'aria-label': t('status_of', { id: x.id }), onchange: (e) => { newCase.hidden = e.target.value !== 'positive'; } },
+      statuses.map((st) => h('option', { value: st, selected: st === x.status }, t(`ct_${st}`))));
+    const save = h('button', { type: 'button', class: 'small', 'aria-label': t('save_status_of', { id: x.id }), onclick: async () => {
+      const body = { status: sel.value };
+      if (body.status === x.status) return;
       if (body.status === 'positive') {
-        const number = prompt(t('positive_number'));
-        if (!number) { e.target.value = x.status; return; }
-        const today = new Date().toISOString().slice(0, 10);
-        Object.assign(body, { case_number: number, onset_date: today, confirmed_date: today });
+        if (!number.value.trim()) { say(t('positive_number'), 'error'); number.focus(); return; }
+        Object.assign(body, { case_number: number.value.trim(), onset_date: onset.value, confirmed_date: confirmed.value });
       }
       const ok = await attempt(() => api('PATCH', `/contacts/${x.id}`, body), t('saved'));
-      if (ok) x.status = body.status; else e.target.value = x.status;
-    } }, statuses.map((s) => h('option', { value: s, selected: s === x.status }, t(`ct_${s}`))));
+      if (ok) { x.status = body.status; newCase.hidden = true; } else sel.value = x.status;
+    } }, t('save'));
     return h('tr', {}, h('td', {}, box), h('td', {}, h('a', { href: `#/cases/${x.case}` }, x.case_number)),
       h('td', {}, x.holder), h('td', {}, x.place || ''), h('td', {}, when(x.first_seen)),
-      h('td', {}, x.overlap_minutes), h('td', {}, sel), h('td', {}, x.linked_case ? h('a', { href: `#/cases/${x.linked_case}` }, `#${x.linked_case}`) : ''));
+      h('td', {}, x.overlap_minutes), h('td', { class: 'status-cell' }, sel, ' ', save, newCase), h('td', {}, x.linked_case ? h('a', { href: `#/cases/${x.linked_case}` }, `#${x.linked_case}`) : ''));
   });
   const all = h('input', { type: 'checkbox', 'aria-label': t('select_all'), onchange: (e) => boxes.forEach((b) => { b.checked = e.target.checked; }) });
   const notify = async () => {
     const ids = [...boxes].filter(([, b]) => b.checked).map(([id]) => id);
     if (!ids.length) { say(t('select_first'), 'error'); return; }
     const r = await attempt(() => api('POST', '/contacts/notify', { contacts: ids }));
-    if (r) { say(t('notified_n', { n: r.notified }), 'ok'); contactsPage(params); }
+    if (r) { await contactsPage(params); say(t('notified_n', { n: r.notified }), 'ok'); }
   };
   const exportCsv = () => downloadCsv(`contacts-response-${session.response.id}.csv`,
     ['contact_id', 'case', 'holder', 'identifier', 'place', 'lat', 'lon', 'first_seen', 'last_seen', 'overlap_minutes', 'status'],
@@ -685,7 +745,7 @@ async function contactsPage(params) {
     const f = new URLSearchParams(q); if (e.target.value) f.set('status', e.target.value); else f.delete('status');
     location.hash = `#/contacts?${f}`;
   } }, h('option', { value: '' }, t('any')), statuses.map((s) => h('option', { value: s, selected: s === statusFilter }, t(`ct_${s}`))));
-  show(h('h1', {}, t('nav_contacts'), caseFilter ? h('small', {}, ` · ${t('case')} #${caseFilter}`) : ''),
+  view(h('h1', {}, t('nav_contacts'), caseFilter ? h('small', {}, ` · ${t('case')} #${caseFilter}`) : ''),
     h('div', { class: 'toolbar' }, field(t('status'), statusSel),
       h('button', { type: 'button', id: 'notify', onclick: notify }, t('notify_selected')),
       h('button', { type: 'button', id: 'export', onclick: exportCsv }, t('export_csv'))),
@@ -694,18 +754,20 @@ async function contactsPage(params) {
 }
 
 async function clustersPage() {
+  const view = page();
   if (needResponse()) return;
   const list = await attempt(() => api('GET', `/responses/${session.response.id}/clusters`)) || [];
   const mapEl = h('div', { class: 'map', id: 'cluster-map' });
   const rows = list.map((c) => h('tr', {},
     h('td', {}, h('a', { href: `#/clusters/${c.id}` }, c.name)), h('td', {}, c.cases.length),
     h('td', {}, h('a', { href: `#/cases/${c.source.id}` }, c.source.number)), h('td', {}, c.source.onset)));
-  show(h('h1', {}, t('nav_clusters')),
+  view(h('h1', {}, t('nav_clusters')),
     h('div', { class: 'split' },
       table(t('nav_clusters'), [t('cluster'), t('cases'), t('likely_source'), t('onset')], rows),
       mapEl));
+  if (view.stale()) return;
   const map = await makeMap(mapEl, t('cluster_map'));
-  if (!map) return;
+  if (!map || view.stale()) return;
   const pts = [];
   for (const c of list) {
     pts.push([c.lat, c.lon]);
@@ -718,12 +780,13 @@ async function clustersPage() {
 }
 
 async function clusterPage(id) {
+  const view = page();
   if (needResponse()) return;
   const list = await attempt(() => api('GET', `/responses/${session.response.id}/clusters`)) || [];
   const c = list.find((x) => String(x.id) === String(id));
-  if (!c) { show(h('p', {}, t('not_available'))); return; }
+  if (!c) { view(h('p', {}, t('not_available'))); return; }
   const mapEl = h('div', { class: 'map', id: 'cluster-detail-map' });
-  show(h('h1', {}, t('cluster'), ' ', c.name),
+  view(h('h1', {}, t('cluster'), ' ', c.name),
     h('dl', { class: 'facts inline' },
       h('dt', {}, t('likely_source')), h('dd', {}, h('a', { href: `#/cases/${c.source.id}` }, c.source.number), ` (${t('onset')} ${c.source.onset})`),
       h('dt', {}, t('cases')), h('dd', {}, c.cases.length)),
@@ -735,8 +798,9 @@ async function clusterPage(id) {
       c.cases.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/cases/${x.id}` }, x.number)), h('td', {}, x.onset))))),
     h('section', {}, h('h2', {}, t('links')), table(t('links'), [t('case'), t('infected_by'), t('kind'), t('place'), t('when')],
       c.tree.map((l) => h('tr', {}, h('td', {}, l.case), h('td', {}, l.infector), h('td', {}, t(`link_${l.kind}`)), h('td', {}, l.place || ''), h('td', {}, l.at))))));
+  if (view.stale()) return;
   const map = await makeMap(mapEl, t('cluster_map'));
-  if (!map) return;
+  if (!map || view.stale()) return;
   const pts = [[c.lat, c.lon]];
   L.circleMarker([c.lat, c.lon], { radius: 10, color: '#b03a2e' }).bindPopup(plain(c.name)).addTo(map);
   for (const l of c.tree) {
@@ -747,6 +811,7 @@ async function clusterPage(id) {
 }
 
 async function auditPage(params) {
+  const view = page();
   const q = new URLSearchParams(params);
   const statusArea = h('div', { id: 'ledger-status' });
   const patternsArea = h('div', { id: 'patterns' });
@@ -772,11 +837,12 @@ async function auditPage(params) {
     const from = new Date(Date.now() - days * 86400000).toISOString();
     const p = await attempt(() => api('GET', `/audit/access-patterns?from=${encodeURIComponent(from)}`));
     if (!p) return;
-    patternsArea.replaceChildren(h('p', { class: 'hint' }, t('patterns_hint', { median: p.median_cases })),
-      table(t('access_patterns'), [t('actor'), t('cases_looked_up'), t('lookups'), t('ratio'), t('flag')],
+    patternsArea.replaceChildren(h('p', { class: 'hint' }, t('patterns_hint')),
+      table(t('access_patterns'), [t('actor'), t('cases_looked_up'), t('lookups'), t('bulk_reads'), t('peer_median'), t('ratio'), t('flag')],
         p.actors.map((a) => h('tr', { class: a.unusual ? 'flag' : '' },
           h('td', {}, h('a', { href: `#/audit?actor_name=${encodeURIComponent(a.actor_name)}` }, a.actor_name)),
-          h('td', {}, a.cases), h('td', {}, a.lookups), h('td', {}, a.ratio_to_median ? `${a.ratio_to_median.toFixed(1)}×` : '—'),
+          h('td', {}, a.cases), h('td', {}, a.lookups), h('td', {}, a.bulk_reads), h('td', {}, a.peer_median),
+          h('td', {}, a.ratio_to_median ? `${a.ratio_to_median.toFixed(1)}×` : '—'),
           h('td', {}, a.unusual ? badge('bad', t('unusual')) : '')))));
   };
   const input = (name, attrs = {}) => h('input', { name, value: q.get(name) || '', ...attrs });
@@ -795,19 +861,23 @@ async function auditPage(params) {
   h('button', { type: 'submit' }, t('search')));
   const api_q = new URLSearchParams();
   for (const [k, v] of q) {
-    if (['from', 'until'].includes(k)) api_q.set(k, new Date(v).toISOString());
-    else api_q.set(k, v);
+    if (['from', 'until'].includes(k)) {
+      // datetime-local is local time here; the API takes RFC 3339.
+      const d = new Date(v);
+      if (Number.isNaN(d.getTime())) { say(t('bad_date', { value: v }), 'error'); continue; }
+      api_q.set(k, d.toISOString());
+    } else api_q.set(k, v);
   }
   api_q.set('limit', '100');
-  const page = await attempt(() => api('GET', `/audit/records?${api_q}`)) || { records: [] };
-  const rows = page.records.map((r) => h('tr', { class: r.outcome === 'allowed' ? '' : 'flag' },
+  const found = await attempt(() => api('GET', `/audit/records?${api_q}`)) || { records: [] };
+  const rows = found.records.map((r) => h('tr', { class: r.outcome === 'allowed' ? '' : 'flag' },
     h('td', {}, r.seq), h('td', {}, when(r.at / 1e6)), h('td', {}, r.actor_name || t('system')),
     h('td', {}, r.duty ? t(`duty_${r.duty}`) : ''), h('td', {}, r.action), h('td', {}, r.resource),
     h('td', {}, r.subject || ''), h('td', {}, t(`outcome_${r.outcome}`)), h('td', {}, r.reason || '')));
-  const older = page.next_before ? h('a', { href: `#/audit?${new URLSearchParams({ ...Object.fromEntries(q), before: page.next_before })}` }, t('older')) : null;
+  const older = found.next_before ? h('a', { href: `#/audit?${new URLSearchParams({ ...Object.fromEntries(q), before: found.next_before })}` }, t('older')) : null;
   const days = h('select', { 'aria-label': t('period'), onchange: (e) => drawPatterns(Number(e.target.value)) },
     [1, 7, 30, 90].map((d) => h('option', { value: d, selected: d === 7 }, t('last_days', { n: d }))));
-  show(h('h1', {}, t('nav_audit')),
+  view(h('h1', {}, t('nav_audit')),
     h('section', { class: 'card' }, h('h2', {}, t('ledger_status')), statusArea),
     h('section', { class: 'card' }, h('h2', {}, t('access_patterns')), days, patternsArea),
     h('section', {}, h('h2', {}, t('ledger_search')), form,
@@ -834,6 +904,7 @@ function certificateView(cert) {
 }
 
 async function responsesPage(justClosed) {
+  const view = page();
   const list = await attempt(() => api('GET', '/responses')) || [];
   session.responses = list;
   const admin = has('administrator');
@@ -846,10 +917,13 @@ async function responsesPage(justClosed) {
         if (cert) area.replaceChildren(certificateView(cert));
       } }, t('show_certificate')));
     } else if (admin) {
-      actions.push(h('button', { type: 'button', class: 'danger', id: `close-${r.id}`, onclick: () => {
-        area.replaceChildren(h('div', { class: 'card warn', role: 'alertdialog', 'aria-labelledby': 'close-title' },
+      actions.push(h('button', { type: 'button', class: 'danger', id: `close-${r.id}`, onclick: (opened) => {
+        const opener = opened.currentTarget;
+        const cancel = () => { area.replaceChildren(); opener.focus(); };
+        area.replaceChildren(h('div', { class: 'card warn', role: 'alertdialog', 'aria-labelledby': 'close-title', 'aria-describedby': 'close-warning',
+          onkeydown: (e) => { if (e.key === 'Escape') cancel(); } },
           h('h2', { id: 'close-title' }, t('close_title', { name: r.name })),
-          h('p', {}, t('close_warning')),
+          h('p', { id: 'close-warning' }, t('close_warning')),
           h('button', { type: 'button', class: 'danger', id: 'confirm-close', onclick: async (e) => {
             e.target.disabled = true;
             e.target.textContent = t('closing');
@@ -860,7 +934,7 @@ async function responsesPage(justClosed) {
               await responsesPage(cert);
             } else { e.target.disabled = false; e.target.textContent = t('confirm_close'); }
           } }, t('confirm_close')),
-          h('button', { type: 'button', onclick: () => area.replaceChildren() }, t('cancel'))));
+          h('button', { type: 'button', onclick: cancel }, t('cancel'))));
         document.getElementById('confirm-close').focus();
       } }, t('close_response')));
     }
@@ -874,7 +948,7 @@ async function responsesPage(justClosed) {
     const r = await attempt(() => api('POST', '/responses', { name: name.value, legal_basis: basis.value }), t('opened'));
     if (r) { await loadSession(); renderChrome(); responsesPage(); }
   } }, h('h2', {}, t('open_response')), field(t('name'), name), field(t('legal_basis'), basis), h('button', { type: 'submit' }, t('open'))) : null;
-  show(h('h1', {}, t('nav_responses')),
+  view(h('h1', {}, t('nav_responses')),
     table(t('nav_responses'), ['#', t('name'), t('legal_basis'), t('status'), t('opened_at'), t('closed_at'), ''], rows),
     area, open);
   if (justClosed) {
@@ -898,7 +972,9 @@ const routes = [
 ];
 
 async function route() {
+  navSeq += 1;
   stopFeed();
+  removeMaps();
   // A message outlives the page it was about only if it was just said (an
   // action that moved to another page).
   if (Date.now() - saidAt > 1500) $notice.replaceChildren();

@@ -216,8 +216,21 @@ try {
   await boxes.nth(0).check();
   await inv.click('#notify');
   await inv.waitForSelector('.msg.ok:has-text("notified")');
-  await inv.locator('table tbody tr td select').first().selectOption('in_quarantine');
-  await inv.waitForSelector('.msg.ok:has-text("Saved")');
+  const saveStatus = async (row, status, fill) => {
+    const tr = inv.locator('table tbody tr').nth(row);
+    await tr.locator('td select').selectOption(status);
+    if (fill) await fill(tr);
+    const [res] = await Promise.all([
+      inv.waitForResponse((r) => r.url().includes('/api/v1/contacts/') && r.request().method() === 'PATCH'),
+      tr.locator('td.status-cell button').click(),
+    ]);
+    check(res.status() === 200, `PATCH contact: ${res.status()}`);
+  };
+  await saveStatus(0, 'in_quarantine');
+  log('a contact who tests positive becomes a case linked to its source');
+  await saveStatus(1, 'positive', async (tr) => {
+    await tr.locator('.new-case input').first().fill('E2E-1');
+  });
   const [download] = await Promise.all([inv.waitForEvent('download'), inv.click('#export')]);
   const csvPath = join(dataDir, 'contacts.csv');
   await download.saveAs(csvPath);

@@ -1677,6 +1677,17 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
         .send()
     };
     assert_eq!(read(&curious).await.unwrap().status(), StatusCode::OK);
+    // A read of the whole response counts apart.
+    let list = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/responses/{}/cases", response.id),
+            Some(&curious),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
     let patterns: Value = app
         .request(Method::GET, "/api/v1/audit/access-patterns", Some(&auditor))
         .send()
@@ -1696,6 +1707,9 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
     assert_eq!(of("curious")["cases"], 12, "{patterns}");
     assert_eq!(of("curious")["lookups"], 12);
     assert_eq!(of("curious")["unusual"], true);
+    assert_eq!(of("curious")["bulk_reads"], 1);
+    assert_eq!(of("curious")["peer_median"], 1.0);
+    assert_eq!(of("dutiful")["bulk_reads"], 0);
     assert_eq!(of("dutiful")["cases"], 1);
     assert_eq!(of("dutiful")["unusual"], false);
     // An empty period, and a period that ends before it starts.

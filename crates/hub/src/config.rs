@@ -177,12 +177,18 @@ impl Config {
             check_webhook_url(url)?;
         }
         if let Some(url) = &self.map_tile_url {
+            // It becomes a source in the pages' Content-Security-Policy:
+            // one plain host, nothing a header or a policy would misread.
             let ok = (url.starts_with("https://") || url.starts_with("http://"))
                 && ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p))
+                && url
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b";,'\"".contains(&b))
+                && !url.contains("{s}")
                 && reqwest::Url::parse(&url.replace(['{', '}'], "")).is_ok();
             if !ok {
                 return Err(ConfigError::Invalid(
-                    "map_tile_url must be an http(s) URL with {z}, {x} and {y}".into(),
+                    "map_tile_url must be an http(s) URL on one host (no {s}) with {z}, {x} and {y}, in plain ASCII".into(),
                 ));
             }
         }
@@ -244,6 +250,27 @@ mod tests {
             "",
         ] {
             assert!(check_webhook_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_tile_server_is_one_plain_host_with_its_placeholders() {
+        let with = |url: &str| {
+            Config {
+                map_tile_url: Some(url.into()),
+                ..Config::default()
+            }
+            .check()
+        };
+        assert!(with("https://tiles.example.go.kr/{z}/{x}/{y}.png").is_ok());
+        for bad in [
+            "https://{s}.tiles.example.kr/{z}/{x}/{y}.png",
+            "https://tiles.example.kr/{z}/{x}.png",
+            "https://tiles.example.kr;script-src */{z}/{x}/{y}",
+            "https://타일.kr/{z}/{x}/{y}.png",
+            "ftp://tiles.example.kr/{z}/{x}/{y}",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
         }
     }
 

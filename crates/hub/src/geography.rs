@@ -5,6 +5,7 @@
 //! its synthetic city and replaceable by an administrator's upload.
 
 use crate::{Ctx, Hub, HubError, Result};
+use civic_core::audit::Outcome;
 use civic_core::policy::Action;
 use civic_store::AuditStore;
 use serde_json::{Map, Value};
@@ -35,16 +36,15 @@ impl Hub {
         let path = self.geography_file();
         let mut doc = match tokio::fs::read_to_string(&path).await {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                HubError::BadRequest(format!("{} is not GeoJSON: {e}", path.display()))
+                tracing::error!(error = %e, "the stored map is not JSON");
+                unreadable()
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 serde_json::json!({"type": "FeatureCollection", "features": []})
             }
             Err(e) => {
-                return Err(HubError::BadRequest(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
+                tracing::error!(error = %e, "the stored map cannot be read");
+                return Err(unreadable());
             }
         };
         doc["tile_url"] = self
@@ -55,9 +55,24 @@ impl Hub {
         Ok(doc)
     }
 
+    /// Whether the caller may replace the map (asked before an upload is
+    /// even read; a refusal is audited).
+    pub async fn may_replace_geography(&self, ctx: &Ctx) -> Result<()> {
+        self.authorize(
+            ctx,
+            Action::ManageGeography,
+            "geography.replace",
+            "geography",
+        )
+        .await
+        .map(drop)
+    }
+
     /// Replaces the geography (administrators of the hub operator); the
     /// upload is checked whole first and changes nothing if it is wrong.
-    /// Returns the number of features.
+    /// The replacement is audited before the file is swapped, and the swap
+    /// is atomic (a new file, synced, renamed). Returns the number of
+    /// features.
     pub async fn set_geography(&self, ctx: &Ctx, upload: &[u8]) -> Result<usize> {
         let entry = self
             .authorize(
@@ -71,8 +86,15 @@ impl Hub {
             .map_err(|e| HubError::BadRequest(format!("the map is not JSON: {e}")))?;
         let doc = check_geography(doc).map_err(HubError::BadRequest)?;
         let features = doc["features"].as_array().map_or(0, Vec::len);
-        self.write_geography(&doc).await?;
-        self.store.append_audit(entry).await?;
+        let _one_writer = WRITER.lock().await;
+        self.store.append_audit(entry.clone()).await?;
+        if let Err(e) = self.write_geography(&doc).await {
+            let mut failed = entry;
+            failed.outcome = Outcome::Failed;
+            failed.reason = Some("the map could not be written".into());
+            self.store.append_audit(failed).await?;
+            return Err(e);
+        }
         Ok(features)
     }
 
@@ -89,21 +111,57 @@ impl Hub {
             .map_err(|e| HubError::BadRequest(format!("{}: {e}", file.display())))?;
         let doc = check_geography(doc)
             .map_err(|e| HubError::BadRequest(format!("{}: {e}", file.display())))?;
+        let _one_writer = WRITER.lock().await;
         self.write_geography(&doc).await
     }
 
     async fn write_geography(&self, doc: &Value) -> Result<()> {
         let path = self.geography_file();
-        let tmp = path.with_extension("geojson.tmp");
-        let io = |e: std::io::Error| HubError::BadRequest(format!("cannot write the map: {e}"));
-        tokio::fs::write(&tmp, doc.to_string()).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io)
+        let tmp = path.with_extension(format!("geojson.{}.tmp", uuid_like()));
+        let text = doc.to_string();
+        let written = tokio::task::spawn_blocking({
+            let (tmp, path) = (tmp.clone(), path.clone());
+            move || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(text.as_bytes())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            }
+        })
+        .await
+        .map_err(|_| write_failed())?;
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::error!(error = %e, "the map could not be written");
+            write_failed()
+        })
     }
 }
 
+/// One writer of the map at a time.
+static WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rngs::OsRng.gen::<u64>())
+}
+
+fn write_failed() -> HubError {
+    HubError::Store(civic_store::StoreError::Corrupt(
+        "the map could not be written".into(),
+    ))
+}
+
+fn unreadable() -> HubError {
+    HubError::Store(civic_store::StoreError::Corrupt(
+        "the stored map cannot be read; an administrator can upload it again".into(),
+    ))
+}
+
 /// Checks a GeoJSON FeatureCollection and returns it with each feature's
-/// `layer` property set (`region` for areas, `venue` for points, unless
-/// given) and nothing but `type`, `geometry` and `properties` kept.
+/// `layer` property set (`region` for areas, `venue` for points, `line`
+/// for lines, unless given) and nothing but `type`, `geometry` and `properties` kept.
 pub fn check_geography(doc: Value) -> std::result::Result<Value, String> {
     if doc.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err("the map must be a GeoJSON FeatureCollection".into());
@@ -145,10 +203,10 @@ pub fn check_geography(doc: Value) -> std::result::Result<Value, String> {
             Some(_) => return Err(bad("has properties that are not an object")),
         };
         if !properties.get("layer").is_some_and(Value::is_string) {
-            let layer = if kind.ends_with("Polygon") {
-                "region"
-            } else {
-                "venue"
+            let layer = match kind {
+                "Polygon" | "MultiPolygon" => "region",
+                "Point" | "MultiPoint" => "venue",
+                _ => "line",
             };
             properties.insert("layer".into(), layer.into());
         }

@@ -5,7 +5,7 @@
 //! Both read only the ledger (names of actors and case numbers as
 //! resources, no personal data of patients) and are audited themselves.
 
-use crate::ledger::verify_ledger;
+use crate::ledger::{verify_ledger, VerifyError};
 use crate::{Ctx, Hub, HubError, Result};
 use civic_core::audit::Outcome;
 use civic_core::policy::Action;
@@ -56,7 +56,11 @@ pub struct AccessPattern {
     pub cases: u64,
     /// Look-ups in all (requests that read a case).
     pub lookups: u64,
-    /// `cases` over the peers' median.
+    /// Reads of a whole response: its case list, its contacts.
+    pub bulk_reads: u64,
+    /// The median of distinct cases read by the other officials.
+    pub peer_median: f64,
+    /// `cases` over `peer_median`.
     pub ratio_to_median: f64,
     /// Far more cases than peers: over three times the median and at least
     /// ten more.
@@ -69,7 +73,7 @@ pub struct AccessPattern {
 pub struct AccessPatterns {
     pub from: String,
     pub until: String,
-    /// The median of distinct cases per official.
+    /// The median of distinct cases per official, all of them.
     pub median_cases: f64,
     pub actors: Vec<AccessPattern>,
 }
@@ -98,9 +102,12 @@ impl Hub {
     /// the hub's own key; keeps and returns the result. A ledger that fails
     /// is a finding, not an error: the result says what is wrong.
     pub async fn verify_ledger_now(&self, ctx: &Ctx) -> Result<LedgerCheck> {
-        let mut entry = self
+        // The attempt is recorded before the scan: a check cut short (a
+        // timeout, a stop) still leaves its trace.
+        let entry = self
             .authorize(ctx, Action::SearchAudit, "audit.verify", "audit")
             .await?;
+        self.store.append_audit(entry.clone()).await?;
         let key = self.keys().signing_key().verifying_key();
         let check = match verify_ledger(&self.store, &key, &[], |_| {}).await {
             Ok(report) => LedgerCheck {
@@ -111,9 +118,14 @@ impl Hub {
                 unsigned_tail: report.unsigned_tail,
                 problem: None,
             },
+            // The database failing is not the ledger failing.
+            Err(VerifyError::Store(e)) => return Err(e.into()),
             Err(e) => {
-                entry.outcome = Outcome::Failed;
-                entry.reason = Some("the ledger does not verify".into());
+                let mut failed = entry;
+                failed.action = "audit.verify.failed".into();
+                failed.outcome = Outcome::Failed;
+                failed.reason = Some("the ledger does not verify".into());
+                self.store.append_audit(failed).await?;
                 LedgerCheck {
                     checked_at: Timestamp::now().to_rfc3339(),
                     verified: false,
@@ -126,13 +138,13 @@ impl Hub {
         };
         let json = serde_json::to_string(&check).expect("a check serialises");
         self.store.set_meta(LAST_CHECK_META, &json).await?;
-        self.store.append_audit(entry).await?;
         Ok(check)
     }
 
-    /// Each official's look-ups of cases (allowed actions on a `case:`
+    /// Each official's reads of cases (allowed reads of a `case:`
     /// resource) between `from` and `until`, flagged when far above the
-    /// median of those who looked any up.
+    /// median of the other officials who read any; reads of a whole
+    /// response (its case list, its contacts) are counted beside them.
     pub async fn access_patterns(
         &self,
         ctx: &Ctx,
@@ -146,43 +158,58 @@ impl Hub {
             .authorize_with_permit(ctx, Action::SearchAudit, "audit.patterns", "audit")
             .await?;
         let below = self.store.count_audit_records().await?;
-        // Per official: name, cases, and the requests that read them (one
-        // request may write several records of the same case).
-        let mut per_actor: BTreeMap<i64, (String, BTreeSet<String>, BTreeSet<String>)> =
-            BTreeMap::new();
+        #[derive(Default)]
+        struct Tally {
+            name: String,
+            cases: BTreeSet<String>,
+            // One request may write several records of the same case: a
+            // look-up is a request.
+            lookups: BTreeSet<String>,
+            bulk: BTreeSet<String>,
+        }
+        let mut per_actor: BTreeMap<i64, Tally> = BTreeMap::new();
         let mut records = self.store.stream_audit_records(below);
         while let Some(record) = records.next().await {
-            let e = record?.entry;
+            let record = record?;
+            let e = record.entry;
             let Some(actor) = e.actor else { continue };
+            let case = e.resource.starts_with("case:");
+            let response = e.resource.starts_with("response:");
             if e.outcome != Outcome::Allowed
                 || e.at < from
                 || e.at > until
-                || !e.resource.starts_with("case:")
+                || !is_read(&e.action)
+                || !(case || response)
                 || permit
                     .only_institution
                     .is_some_and(|only| e.institution != Some(only))
             {
                 continue;
             }
-            let slot = per_actor.entry(actor.0).or_insert_with(|| {
-                let name = e.actor_name.clone().unwrap_or_default();
-                (name, BTreeSet::new(), BTreeSet::new())
-            });
-            let lookup = e
+            let tally = per_actor.entry(actor.0).or_default();
+            if tally.name.is_empty() {
+                tally.name = e.actor_name.clone().unwrap_or_default();
+            }
+            let request = e
                 .request_id
                 .clone()
-                .unwrap_or_else(|| format!("record:{}", slot.2.len()));
-            slot.1.insert(e.resource);
-            slot.2.insert(lookup);
+                .unwrap_or_else(|| format!("record:{}", record.seq));
+            if case {
+                tally.cases.insert(e.resource);
+                tally.lookups.insert(request);
+            } else {
+                tally.bulk.insert(request);
+            }
         }
         drop(records);
-        let counts: Vec<u64> = per_actor.values().map(|v| v.1.len() as u64).collect();
+        per_actor.retain(|_, t| !t.cases.is_empty() || !t.bulk.is_empty());
+        let counts: Vec<u64> = per_actor.values().map(|t| t.cases.len() as u64).collect();
         let median_cases = median(counts.clone());
         let mut actors: Vec<AccessPattern> = per_actor
             .into_iter()
             .enumerate()
-            .map(|(i, (actor, (actor_name, cases, lookups)))| {
-                let cases = cases.len() as u64;
+            .map(|(i, (actor, tally))| {
+                let cases = tally.cases.len() as u64;
                 // Set against the others, not against a median it pulls up.
                 let peers: Vec<u64> = counts
                     .iter()
@@ -193,9 +220,11 @@ impl Hub {
                 let peer_median = median(peers.clone());
                 AccessPattern {
                     actor,
-                    actor_name,
+                    actor_name: tally.name,
                     cases,
-                    lookups: lookups.len() as u64,
+                    lookups: tally.lookups.len() as u64,
+                    bulk_reads: tally.bulk.len() as u64,
+                    peer_median,
                     ratio_to_median: if peer_median > 0.0 {
                         cases as f64 / peer_median
                     } else {
@@ -216,6 +245,13 @@ impl Hub {
     }
 }
 
+/// Whether an audited action read data (not wrote it).
+fn is_read(action: &str) -> bool {
+    action.ends_with(".read")
+        || action.ends_with(".list")
+        || matches!(action, "eiss.case.timeline" | "eiss.case.follow")
+}
+
 fn median(mut counts: Vec<u64>) -> f64 {
     counts.sort_unstable();
     match counts.len() {
@@ -233,7 +269,7 @@ fn is_unusual(cases: u64, peer_median: f64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_unusual, median};
+    use super::{is_read, is_unusual, median};
 
     #[test]
     fn only_far_more_than_peers_is_unusual() {
@@ -241,6 +277,25 @@ mod tests {
         assert!(is_unusual(12, 0.0), "peers who looked up nothing");
         assert!(!is_unusual(13, 4.0), "three times, but not ten more");
         assert!(!is_unusual(30, 15.0), "ten more, but not three times");
+    }
+
+    #[test]
+    fn only_reads_count() {
+        for read in [
+            "eiss.case.read",
+            "eiss.case.timeline",
+            "eiss.contacts.read",
+            "eiss.case.list",
+        ] {
+            assert!(is_read(read), "{read}");
+        }
+        for write in [
+            "eiss.case.assign",
+            "eiss.case.interview",
+            "eiss.request.create",
+        ] {
+            assert!(!is_read(write), "{write}");
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub async fn replace_geography(
     Caller(ctx): Caller,
     body: Body,
 ) -> ApiResult<Json<GeographyReplaced>> {
+    // Who may not replace the map is refused before the upload is read.
+    s.hub.may_replace_geography(&ctx).await?;
     // A map is larger than the API's usual body limit.
     let body = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
         .await
