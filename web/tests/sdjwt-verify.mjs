@@ -1,8 +1,11 @@
-// Verifies a Civic Data Hub credential with an independent SD-JWT VC
-// implementation (@sd-jwt/sd-jwt-vc, OpenWallet Foundation), including its
-// status list entry. Input: a JSON file {compact, jwk, status_token}.
-// Prints {"ok": true, "claims": {...}} or {"ok": false, "error": "..."}.
+// Verifies a Civic Data Hub package with independent implementations: the
+// JWE is opened with `jose` (panva) and the SD-JWT VC inside is verified
+// with @sd-jwt/sd-jwt-vc (OpenWallet Foundation), including its status
+// list entry. Input: a JSON file {compact | (jwe, agency_jwk), jwk,
+// status_token}. Prints {"ok": true, "claims": {...}} or {"ok": false,
+// "error": "..."}.
 import { SDJwtVcInstance } from '@sd-jwt/sd-jwt-vc';
+import { compactDecrypt, importJWK } from 'jose';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -19,8 +22,15 @@ const sdjwt = new SDJwtVcInstance({
   statusListFetcher: async () => input.status_token,
 });
 try {
-  const { payload } = await sdjwt.verify(input.compact);
-  const claims = await sdjwt.getClaims(input.compact);
+  let compact = input.compact;
+  if (input.jwe) {
+    const key = await importJWK(input.agency_jwk, 'ECDH-ES');
+    const { plaintext, protectedHeader } = await compactDecrypt(input.jwe, key);
+    if (protectedHeader.cty !== 'dc+sd-jwt') throw new Error(`unexpected content ${protectedHeader.cty}`);
+    compact = new TextDecoder().decode(plaintext);
+  }
+  const { payload } = await sdjwt.verify(compact);
+  const claims = await sdjwt.getClaims(compact);
   console.log(JSON.stringify({ ok: true, claims, iss: payload.iss }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: e.message }));

@@ -44,7 +44,12 @@ impl Jwk {
 
 /// RFC 7638: SHA-256 over the required members in lexical order.
 fn thumbprint(x: &str) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    okp_thumbprint("Ed25519", x)
+}
+
+/// The RFC 7638 thumbprint of an OKP key (RFC 8037) of curve `crv`.
+pub(crate) fn okp_thumbprint(crv: &str, x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{x}"}}"#);
     b64(&Sha256::digest(canonical.as_bytes()))
 }
 

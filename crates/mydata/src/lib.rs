@@ -11,10 +11,12 @@
 //! This crate must never log, store or send anything: it only builds and
 //! checks bytes.
 
+pub mod jwe;
 pub mod jwk;
 pub mod sdjwt;
 pub mod status;
 
+pub use jwe::{EncryptionJwk, JweError};
 pub use jwk::{Jwk, JwkSet};
 pub use sdjwt::{Issued, Issuer, Verified, VerifyError};
 pub use status::{StatusList, StatusListError};

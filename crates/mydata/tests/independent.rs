@@ -1,9 +1,10 @@
-//! The credentials verify with an independent SD-JWT VC implementation
-//! (`@sd-jwt/sd-jwt-vc` from the npm registry, installed in `web/` by
-//! `scripts/test`), and a revoked one fails there too. Without Node or the
+//! The packages open and verify with independent implementations from the
+//! npm registry (`jose` for the JWE, `@sd-jwt/sd-jwt-vc` for the SD-JWT
+//! VC; installed in `web/` by `scripts/test`), and a revoked credential
+//! fails there too. Without Node or the
 //! package the test says so and passes, except with `CI=true`.
 
-use civic_mydata::{Issuer, StatusList};
+use civic_mydata::{EncryptionJwk, Issuer, StatusList};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -79,6 +80,21 @@ fn a_package_verifies_with_an_independent_implementation_until_revoked() {
     assert_eq!(out["claims"]["income_bracket"], 4);
     assert_eq!(out["claims"]["name"], "홍길동");
     assert_eq!(out["iss"], "https://nhis.example.go.kr");
+
+    // Encrypted to the agency, it opens with jose and verifies as well.
+    let agency = x25519_dalek::StaticSecret::from([11u8; 32]);
+    let public = EncryptionJwk::x25519(&x25519_dalek::PublicKey::from(&agency));
+    let jwe = civic_mydata::jwe::encrypt(issued.compact.as_bytes(), &public, "dc+sd-jwt").unwrap();
+    let private = json!({
+        "kty": "OKP", "crv": "X25519", "x": public.x,
+        "d": data_encoding::BASE64URL_NOPAD.encode(agency.as_bytes()),
+    });
+    let out = verify_elsewhere(
+        &web,
+        json!({"jwe": jwe, "agency_jwk": private, "jwk": issuer.jwk(), "status_token": valid}),
+    );
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["claims"]["household_size"], 3);
 
     // The citizen withdraws his consent: the holder revokes the entry.
     list.revoke(42).unwrap();
