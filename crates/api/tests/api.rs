@@ -308,7 +308,8 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 .replace("/cases/{id}", &format!("/cases/{case}"))
                 .replace("/data-requests/{id}", "/data-requests/999999")
                 .replace("/contacts/{id}", "/contacts/999999")
-                .replace("/nodes/{name}", "/nodes/node-none");
+                .replace("/nodes/{name}", "/nodes/node-none")
+                .replace("/mydata/agreements/{id}", "/mydata/agreements/999999");
             let query = match path.as_str() {
                 "/api/v1/audit/inclusion" => "?seq=0",
                 "/api/v1/audit/consistency" => "?first=0&second=1",
@@ -329,6 +330,17 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 ("POST", "/api/v1/auth/login") => json!({"username": "nobody", "password": "x"}),
                 ("POST", "/api/v1/institutions/{id}/node-tokens") => {
                     json!({"name": format!("node-{n}")})
+                }
+                ("POST", "/api/v1/mydata/catalogue") => json!({
+                    "kind": "dataset", "code": format!("walk-{n}"), "title": "Walk", "description": "d",
+                    "legal_basis": "PIPA art. 35-2",
+                    "items": [{"name": "a", "type": "string", "description": "a", "sensitivity": "normal", "legal_basis": "b", "retention_days": 30}]
+                }),
+                ("POST", "/api/v1/mydata/agreements") => json!({
+                    "offer_id": 999999, "service": "s", "items": ["a"], "purpose": "p", "legal_basis": "b", "retention_days": 1
+                }),
+                ("POST", "/api/v1/mydata/agreements/{id}/notes") => {
+                    json!({"kind": "comment", "text": "hello"})
                 }
                 ("POST", "/api/v1/nodes/enrol") => {
                     json!({"token": "cdh_e_none", "name": "node-x", "csr": "-", "signing_key": "00".repeat(32)})
@@ -1738,7 +1750,219 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
     assert_problem(backwards, StatusCode::BAD_REQUEST).await;
 }
 
+async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (_, h) = app
+        .user("nhis-op", "mydata_operator", "public_institution", true)
+        .await;
+    let holder = app.token("nhis-op", h.as_deref()).await;
+    let (_, a) = app
+        .user("keis-op", "mydata_operator", "using_agency", true)
+        .await;
+    let agency = app.token("keis-op", a.as_deref()).await;
+    let (_, i) = app
+        .user("md-inv", "investigator:seoul", "health_authority", true)
+        .await;
+    let outsider = app.token("md-inv", i.as_deref()).await;
+    let post = |path: &str, token: &str, body: Value| {
+        app.request(Method::POST, path, Some(token))
+            .json(&body)
+            .send()
+    };
+
+    let offer = json!({
+        "kind": "dataset", "code": "income-bracket", "title": "Income bracket (소득 분위)",
+        "description": "The household's income bracket", "legal_basis": "NHI Act art. 96",
+        "items": [
+            {"name": "income_bracket", "type": "integer", "description": "1-10", "sensitivity": "sensitive", "legal_basis": "NHI Act", "retention_days": 180},
+            {"name": "premium_monthly", "type": "integer", "description": "KRW", "sensitivity": "sensitive", "legal_basis": "NHI Act", "retention_days": 90}
+        ]
+    });
+    let denied = post("/api/v1/mydata/catalogue", &agency, offer.clone())
+        .await
+        .unwrap();
+    assert_problem(denied, StatusCode::FORBIDDEN).await;
+    let published = post("/api/v1/mydata/catalogue", &holder, offer.clone())
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::CREATED);
+    let published: Value = published.json().await.unwrap();
+    let again = post("/api/v1/mydata/catalogue", &holder, offer)
+        .await
+        .unwrap();
+    assert_problem(again, StatusCode::CONFLICT).await;
+
+    // Anyone browses and searches the catalogue.
+    let found: Value = app
+        .request(Method::GET, "/api/v1/mydata/catalogue?q=INCOME", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["offers"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["offers"][0]["holder"]["name"], "A public_institution");
+    let none: Value = app
+        .request(Method::GET, "/api/v1/mydata/catalogue?q=vehicle", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["offers"], json!([]));
+
+    let application = |items: Value, retention: i64| {
+        json!({"offer_id": published["id"], "service": "Youth job subsidy", "items": items,
+               "purpose": "Check the applicant's household income", "legal_basis": "Employment Insurance Act art. 25",
+               "retention_days": retention})
+    };
+    // Items not offered, or kept longer than allowed, are refused.
+    for (items, retention) in [
+        (json!(["salary"]), 30),
+        (json!(["income_bracket", "premium_monthly"]), 120),
+    ] {
+        let bad = post(
+            "/api/v1/mydata/agreements",
+            &agency,
+            application(items, retention),
+        )
+        .await
+        .unwrap();
+        assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let applied = post(
+        "/api/v1/mydata/agreements",
+        &agency,
+        application(json!(["income_bracket"]), 90),
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied.status(), StatusCode::CREATED);
+    let applied: Value = applied.json().await.unwrap();
+    assert_eq!(applied["status"], "applied");
+    assert_eq!(applied["version"], 1);
+    let id = applied["id"].as_i64().unwrap();
+    let notes = format!("/api/v1/mydata/agreements/{id}/notes");
+
+    // Only the holder reviews; only the agency answers; outsiders see nothing.
+    let r = post(&notes, &agency, json!({"kind": "approve", "text": "fine"}))
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN).await;
+    let r = post(&notes, &outsider, json!({"kind": "comment", "text": "hi"}))
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN).await;
+    let r = post(
+        &notes,
+        &holder,
+        json!({"kind": "question", "text": "Why the premium too?"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "questioned");
+    let r = post(&notes, &holder, json!({"kind": "approve", "text": "ok"}))
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::CONFLICT).await;
+    let r = post(&notes, &holder, json!({"kind": "answer", "text": "me"}))
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN).await;
+    let r = post(
+        &notes,
+        &agency,
+        json!({"kind": "answer", "text": "We ask for the bracket only."}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "applied");
+    let r = post(
+        &notes,
+        &holder,
+        json!({"kind": "approve", "text": "Approved for the subsidy."}),
+    )
+    .await
+    .unwrap();
+    let approved: Value = r.json().await.unwrap();
+    assert_eq!(approved["status"], "approved");
+    let kinds: Vec<&str> = approved["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["apply", "question", "answer", "approve"]);
+
+    // A new version supersedes the approved one once it is approved.
+    let v2: Value = post(
+        "/api/v1/mydata/agreements",
+        &agency,
+        application(json!(["income_bracket"]), 60),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v2["version"], 2);
+    let v2_notes = format!("/api/v1/mydata/agreements/{}/notes", v2["id"]);
+    post(&v2_notes, &holder, json!({"kind": "approve", "text": "ok"}))
+        .await
+        .unwrap();
+    let v1: Value = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/mydata/agreements/{id}"),
+            Some(&agency),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v1["status"], "superseded");
+    let hidden = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/mydata/agreements/{id}"),
+            Some(&outsider),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(hidden, StatusCode::FORBIDDEN).await;
+    let list: Value = app
+        .request(Method::GET, "/api/v1/mydata/agreements", Some(&holder))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    // The catalogue counts the agreement in force.
+    let catalogue: Value = app
+        .request(Method::GET, "/api/v1/mydata/catalogue", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        catalogue["offers"][0]["demand"]["agreements"], 1,
+        "{catalogue}"
+    );
+    assert_eq!(catalogue["stats"]["by_agency"][0]["datasets"], 1);
+}
+
 civic_store::backend_tests!(
+    a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder,
     the_web_application_is_served_with_a_strict_policy,
     the_map_is_the_platforms_own_and_only_administrators_replace_it,
     auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases,

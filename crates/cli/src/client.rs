@@ -93,6 +93,17 @@ impl Client {
         problem(response).await
     }
 
+    /// A public route: no sign-in needed.
+    pub async fn get_public<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the hub at {}", self.base))?;
+        Ok(problem(response).await?.json().await?)
+    }
+
     pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
         Ok(self
             .send(self.http.get(self.url(path)))

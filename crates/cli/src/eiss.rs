@@ -168,7 +168,7 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
+pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
     let rows: Vec<Vec<String>> = items
         .as_array()
         .map(|a| {

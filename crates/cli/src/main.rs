@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod eiss;
+mod mydata;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -115,6 +116,16 @@ enum Command {
         format: Option<Format>,
         #[command(subcommand)]
         command: eiss::EissCommand,
+    },
+    /// Public MyData: the catalogue (public), publishing in it, and the
+    /// linkage consultation between holders and agencies.
+    Mydata {
+        #[command(flatten)]
+        hub: client::HubArgs,
+        #[arg(long, value_enum, global = true)]
+        format: Option<Format>,
+        #[command(subcommand)]
+        command: mydata::MydataCommand,
     },
     /// Measured runs on a synthetic city (see bench/README.md).
     Bench {
@@ -688,6 +699,11 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             command,
         } => eiss::run(&hub, format, command).await,
+        Command::Mydata {
+            hub,
+            format,
+            command,
+        } => mydata::run(&hub, format, command).await,
         Command::Bench { command } => {
             init_logging(log_override.unwrap_or(LogFormat::Text));
             match command {
@@ -844,6 +860,7 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let nodes = civic_hub::demo_nodes::start(&hub, &config.data_dir).await?;
     hub.seed_geography(&config.data_dir.join("city").join("geography.geojson"))
         .await?;
+    hub.seed_demo_catalogue().await?;
     let (response, cases) = hub
         .seed_demo_response(&config.data_dir.join("city"))
         .await?;
@@ -912,6 +929,9 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     );
     println!("Sign in: curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\");
     println!("           -d '{{\"username\":\"auditor\",\"password\":\"…\",\"totp\":\"'$(civic totp-code SECRET)'\"}}'");
+    println!(
+        "MyData: {url}/api/v1/mydata/catalogue (public); mydata.agency applies for an agreement, mydata.nhis reviews it"
+    );
     println!(
         "Logins are kept in {}; stop with Ctrl-C.",
         config.data_dir.join("demo-credentials.json").display()

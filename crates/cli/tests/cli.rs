@@ -355,7 +355,11 @@ async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() 
         serde_json::from_str(&std::fs::read_to_string(data.join("demo-credentials.json")).unwrap())
             .unwrap();
     let logins = logins.as_array().unwrap();
-    assert_eq!(logins.len(), 9, "one login per duty");
+    assert_eq!(
+        logins.len(),
+        11,
+        "one login per duty, and MyData's holder and agency"
+    );
     for login in logins {
         assert!(
             printed.contains(login["password"].as_str().unwrap()),

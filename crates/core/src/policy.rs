@@ -101,6 +101,20 @@ pub enum Action<'a> {
     /// Replace the map's geography (regions, places): the platform's
     /// administrators.
     ManageGeography,
+    /// Publish a provided document or dataset in the MyData catalogue, as
+    /// its holding institution: its MyData operators (of a ministry, a
+    /// public institution or a local government).
+    PublishMydataOffer,
+    /// Apply for, and discuss, a linkage agreement on a dataset, as the
+    /// using agency: its MyData operators.
+    ApplyMydataAgreement,
+    /// Review a linkage agreement — question, approve, reject — as the
+    /// holding institution: its MyData operators.
+    ReviewMydataAgreement {
+        holder: InstitutionId,
+    },
+    /// See the linkage agreements one's institution is party to.
+    ListMydataAgreements,
     /// Search and read the audit ledger.
     SearchAudit,
     /// Fetch inclusion proofs of audit records.
@@ -333,6 +347,33 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 permit(Some(D::Administrator))
             } else {
                 deny("only administrators of the hub operator create institutions")
+            }
+        }
+        Action::PublishMydataOffer => {
+            let holder = matches!(
+                who.institution_kind,
+                InstitutionKind::Ministry
+                    | InstitutionKind::PublicInstitution
+                    | InstitutionKind::LocalGovernment
+            );
+            if who.has(D::MydataOperator) && holder {
+                permit(Some(D::MydataOperator))
+            } else {
+                deny("only MyData operators of a ministry, a public institution or a local government publish what it holds")
+            }
+        }
+        Action::ApplyMydataAgreement | Action::ListMydataAgreements => {
+            if who.has(D::MydataOperator) {
+                permit(Some(D::MydataOperator))
+            } else {
+                deny("only MyData operators handle linkage agreements")
+            }
+        }
+        Action::ReviewMydataAgreement { holder } => {
+            if who.has(D::MydataOperator) && who.institution == holder {
+                permit(Some(D::MydataOperator))
+            } else {
+                deny("only MyData operators of the holding institution review its linkage agreements")
             }
         }
         Action::ManageGeography => {

@@ -360,7 +360,8 @@ impl Hub {
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => HubError::Conflict(
-                    "a confirmed second factor (ask an administrator to reset it)".into(),
+                    "a confirmed second factor already exists (ask an administrator to reset it)"
+                        .into(),
                 ),
                 other => other.into(),
             })?;
@@ -396,7 +397,9 @@ impl Hub {
             .await?
             .ok_or_else(|| HubError::NotFound(resource.clone()))?;
         if user.totp_enabled {
-            return Err(HubError::Conflict("a confirmed second factor".into()));
+            return Err(HubError::Conflict(
+                "a confirmed second factor already exists".into(),
+            ));
         }
         let secret = self
             .totp_secret(&user)

@@ -52,6 +52,9 @@ const USERS: &[(&str, &str, usize)] = &[
     ("analyst", "analyst", 1),
     ("police", "police_location_officer", 2),
     ("mydata", "mydata_operator", 3),
+    // MyData's holding institution and using agency.
+    ("mydata.nhis", "mydata_operator", 12),
+    ("mydata.agency", "mydata_operator", 13),
 ];
 
 fn random_password() -> String {

@@ -227,7 +227,7 @@ impl Hub {
                     .is_some_and(|r| r.kind == kind && r.code == code)
         }) {
             return Err(HubError::Conflict(format!(
-                "holder code {code:?} of another institution's node {}",
+                "holder code {code:?} already belongs to another institution's node {}",
                 other.name
             )));
         }

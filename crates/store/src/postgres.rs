@@ -130,3 +130,4 @@ impl PostgresStore {
 
 impl_backend!(PostgresStore, sqlx::Postgres);
 crate::investigation::impl_investigation!(PostgresStore, sqlx::Postgres);
+crate::mydata::impl_mydata!(PostgresStore, sqlx::Postgres);

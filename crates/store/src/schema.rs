@@ -285,6 +285,49 @@ ALTER TABLE nodes ADD COLUMN kind TEXT;
 ALTER TABLE nodes ADD COLUMN code TEXT;
 "#;
 
+/// Public MyData: the catalogue of what holding institutions offer, and
+/// the linkage agreements (versioned, with their history) that alone let
+/// transfers happen.
+const V5: &str = r#"
+CREATE TABLE mydata_offers (
+    id {ID},
+    holder_id BIGINT NOT NULL REFERENCES institutions(id),
+    kind TEXT NOT NULL,
+    code TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    items TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE mydata_agreements (
+    id {ID},
+    offer_id BIGINT NOT NULL REFERENCES mydata_offers(id),
+    agency_id BIGINT NOT NULL REFERENCES institutions(id),
+    service TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    items TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    retention_days BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    created_by BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    UNIQUE (offer_id, agency_id, service, version)
+);
+CREATE INDEX mydata_agreements_by_agency ON mydata_agreements(agency_id);
+CREATE TABLE mydata_agreement_notes (
+    id {ID},
+    agreement_id BIGINT NOT NULL REFERENCES mydata_agreements(id),
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX mydata_notes_by_agreement ON mydata_agreement_notes(agreement_id);
+"#;
+
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
 pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
@@ -299,5 +342,6 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         .replace("{BYTES}", d.bytes)
         .replace("{EXCHANGE_APPEND_ONLY}", d.exchange_append_only);
     let v4 = V4.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
-    vec![(1, v1), (2, V2.to_owned()), (3, v3), (4, v4)]
+    let v5 = V5.replace("{ID}", d.id);
+    vec![(1, v1), (2, V2.to_owned()), (3, v3), (4, v4), (5, v5)]
 }

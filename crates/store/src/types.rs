@@ -380,3 +380,80 @@ pub struct NodeRoute {
     /// The code of the holder in case registers (`skt`, `shinhan`).
     pub code: String,
 }
+
+/// A provided document or dataset in the MyData catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOffer {
+    pub holder: InstitutionId,
+    /// `document` or `dataset`.
+    pub kind: String,
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    pub legal_basis: String,
+    /// JSON array of the items.
+    pub items: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    pub id: i64,
+    pub holder: InstitutionId,
+    pub kind: String,
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    pub legal_basis: String,
+    pub items: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAgreement {
+    pub offer: i64,
+    pub agency: InstitutionId,
+    pub service: String,
+    /// JSON array of item names.
+    pub items: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention_days: i64,
+    pub created_by: UserId,
+}
+
+/// One version of a linkage agreement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    pub id: i64,
+    pub offer: i64,
+    pub agency: InstitutionId,
+    pub service: String,
+    pub version: i64,
+    pub items: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention_days: i64,
+    /// `applied`, `questioned`, `approved`, `rejected`, `superseded`.
+    pub status: String,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAgreementNote {
+    pub agreement: i64,
+    pub user: UserId,
+    /// `question`, `answer`, `approve`, `reject`.
+    pub kind: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgreementNote {
+    pub agreement: i64,
+    pub user: UserId,
+    pub kind: String,
+    pub text: String,
+    pub created_at: Timestamp,
+}

@@ -6,5 +6,6 @@ pub mod audit;
 pub mod auth;
 pub mod eiss;
 pub mod geography;
+pub mod mydata;
 pub mod nodes;
 pub mod system;

@@ -1,0 +1,1079 @@
+//! Public MyData on the hub, first part: the catalogue of provided
+//! documents and datasets that holding institutions publish (open to
+//! anyone, with demand statistics), and the linkage consultation — a using
+//! agency applies to use a dataset for a named service, the holder asks,
+//! approves or rejects; each application is a new version of the
+//! agreement, its history kept. An approved agreement is what will let
+//! transfers happen (the next part: consents, transfers, credentials).
+//!
+//! None of this is personal data: writes are audited in their
+//! transaction; reads are not.
+
+use crate::{Ctx, Hub, HubError, Result};
+use civic_core::error::parse_text;
+use civic_core::identity::InstitutionId;
+use civic_core::policy::Action;
+use civic_core::ValidationError;
+use civic_store::{
+    Agreement, InstitutionStore, MydataStore, NewAgreement, NewAgreementNote, NewOffer, Offer,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One item of a provided document or dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Item {
+    /// `[a-z0-9_]`, 1-64 characters, unique in its entry.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean`, `date` or `document`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: String,
+    /// `normal`, `sensitive` (health, disability, …) or `unique_id`.
+    pub sensitivity: String,
+    pub legal_basis: String,
+    /// How long the using agency may keep it (days).
+    pub retention_days: i64,
+}
+
+const ITEM_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "date", "document"];
+const SENSITIVITIES: [&str; 3] = ["normal", "sensitive", "unique_id"];
+
+/// A catalogue entry as published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewOfferRequest {
+    /// `document` (sent whole) or `dataset` (the citizen picks items).
+    pub kind: String,
+    /// `[a-z0-9-]`, 2-64 characters, unique in the catalogue.
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    pub legal_basis: String,
+    pub items: Vec<Item>,
+}
+
+/// Who holds an entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstitutionRef {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: InstitutionId,
+    pub name: String,
+}
+
+/// How much an entry is asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Demand {
+    /// Approved agreements in force (latest versions).
+    pub agreements: u64,
+    /// Distinct agencies with one.
+    pub agencies: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferView {
+    pub id: i64,
+    pub kind: String,
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    pub legal_basis: String,
+    pub holder: InstitutionRef,
+    pub items: Vec<Item>,
+    /// RFC 3339.
+    pub published_at: String,
+    pub demand: Demand,
+}
+
+/// The catalogue's figures, by year and by agency.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CatalogueStats {
+    pub by_year: Vec<YearStats>,
+    pub by_agency: Vec<AgencyStats>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct YearStats {
+    pub year: i32,
+    pub documents_published: u64,
+    pub datasets_published: u64,
+    pub agreements_approved: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgencyStats {
+    pub agency: InstitutionRef,
+    pub documents: u64,
+    pub datasets: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Catalogue {
+    pub offers: Vec<OfferView>,
+    pub stats: CatalogueStats,
+}
+
+/// An agency's application for a linkage agreement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementRequest {
+    pub offer_id: i64,
+    /// The agency's service the data is for (e.g. a subsidy application).
+    pub service: String,
+    /// The items asked for: all of a document's, or some of a dataset's.
+    pub items: Vec<String>,
+    pub purpose: String,
+    pub legal_basis: String,
+    /// How long the agency keeps what it receives (days); at most what
+    /// each item allows.
+    pub retention_days: i64,
+}
+
+/// A step of the consultation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementNoteRequest {
+    /// `question` or `approve` or `reject` (the holder), `answer` (the
+    /// agency), `comment` (either).
+    pub kind: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NoteView {
+    pub user: i64,
+    pub kind: String,
+    pub text: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementView {
+    pub id: i64,
+    pub offer_id: i64,
+    pub offer_code: String,
+    pub offer_title: String,
+    pub holder: InstitutionRef,
+    pub agency: InstitutionRef,
+    pub service: String,
+    pub version: i64,
+    pub items: Vec<String>,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention_days: i64,
+    /// `applied`, `questioned`, `approved`, `rejected`, `superseded`.
+    pub status: String,
+    pub applied_at: String,
+    pub decided_at: Option<String>,
+    pub history: Vec<NoteView>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> HubError {
+    HubError::Invalid(ValidationError::new(field, message))
+}
+
+fn check_name(field: &'static str, raw: &str, allowed: fn(u8) -> bool, max: usize) -> Result<()> {
+    if raw.len() < 2.min(max) || raw.len() > max || !raw.bytes().all(allowed) {
+        return Err(invalid(
+            field,
+            format!(
+                "must be 1-{max} characters of {}",
+                if allowed(b'-') {
+                    "a-z, 0-9 and -"
+                } else {
+                    "a-z, 0-9 and _"
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
+    if !matches!(req.kind.as_str(), "document" | "dataset") {
+        return Err(invalid("kind", "must be document or dataset"));
+    }
+    check_name(
+        "code",
+        &req.code,
+        |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-',
+        64,
+    )?;
+    let title = parse_text("title", &req.title, 200)?;
+    let description = parse_text("description", &req.description, 2000)?;
+    let legal_basis = parse_text("legal_basis", &req.legal_basis, 500)?;
+    if req.items.is_empty() || req.items.len() > 100 {
+        return Err(invalid("items", "must be 1-100 items"));
+    }
+    let mut names = BTreeSet::new();
+    let mut items = Vec::with_capacity(req.items.len());
+    for item in req.items {
+        check_name(
+            "items.name",
+            &item.name,
+            |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_',
+            64,
+        )?;
+        if !names.insert(item.name.clone()) {
+            return Err(invalid(
+                "items.name",
+                format!("{} is given twice", item.name),
+            ));
+        }
+        if !ITEM_TYPES.contains(&item.kind.as_str()) {
+            return Err(invalid(
+                "items.type",
+                format!("must be one of {}", ITEM_TYPES.join(", ")),
+            ));
+        }
+        if !SENSITIVITIES.contains(&item.sensitivity.as_str()) {
+            return Err(invalid(
+                "items.sensitivity",
+                format!("must be one of {}", SENSITIVITIES.join(", ")),
+            ));
+        }
+        if !(0..=3650).contains(&item.retention_days) {
+            return Err(invalid("items.retention_days", "must be 0-3650"));
+        }
+        items.push(Item {
+            description: parse_text("items.description", &item.description, 500)?,
+            legal_basis: parse_text("items.legal_basis", &item.legal_basis, 500)?,
+            ..item
+        });
+    }
+    Ok(NewOfferRequest {
+        title,
+        description,
+        legal_basis,
+        items,
+        ..req
+    })
+}
+
+fn items_of(offer: &Offer) -> Result<Vec<Item>> {
+    serde_json::from_str(&offer.items).map_err(|e| {
+        HubError::Store(civic_store::StoreError::Corrupt(format!(
+            "catalogue entry {}: {e}",
+            offer.id
+        )))
+    })
+}
+
+impl Hub {
+    async fn institution_ref(&self, id: InstitutionId) -> Result<InstitutionRef> {
+        let name = self
+            .store
+            .institution(id)
+            .await?
+            .map(|i| i.name)
+            .unwrap_or_default();
+        Ok(InstitutionRef { id, name })
+    }
+
+    /// Publishes a provided document or dataset of the caller's
+    /// institution.
+    pub async fn publish_offer(&self, ctx: &Ctx, req: NewOfferRequest) -> Result<OfferView> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::PublishMydataOffer,
+                "mydata.offer.publish",
+                "mydata-offer",
+            )
+            .await?;
+        let holder = ctx.principal().map(|p| p.institution).ok_or_else(|| {
+            HubError::BadRequest("an offer is published by a holding institution's operator".into())
+        })?;
+        let req = checked_offer(req)?;
+        let offer = self
+            .store
+            .create_offer(
+                NewOffer {
+                    holder,
+                    kind: req.kind,
+                    code: req.code,
+                    title: req.title,
+                    description: req.description,
+                    legal_basis: req.legal_basis,
+                    items: serde_json::to_string(&req.items).expect("items serialise"),
+                },
+                entry,
+            )
+            .await?;
+        self.offer_view(&offer, &Demand::default()).await
+    }
+
+    async fn offer_view(&self, offer: &Offer, demand: &Demand) -> Result<OfferView> {
+        Ok(OfferView {
+            id: offer.id,
+            kind: offer.kind.clone(),
+            code: offer.code.clone(),
+            title: offer.title.clone(),
+            description: offer.description.clone(),
+            legal_basis: offer.legal_basis.clone(),
+            holder: self.institution_ref(offer.holder).await?,
+            items: items_of(offer)?,
+            published_at: offer.created_at.to_rfc3339(),
+            demand: demand.clone(),
+        })
+    }
+
+    /// The public catalogue, searched by `q` (title, description, code,
+    /// item, holder), with its figures.
+    pub async fn catalogue(&self, q: Option<&str>) -> Result<Catalogue> {
+        let offers = self.store.offers().await?;
+        let agreements = self.store.agreements().await?;
+        let names: HashMap<InstitutionId, String> = self
+            .store
+            .institutions()
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i.name))
+            .collect();
+        let name = |id: InstitutionId| InstitutionRef {
+            id,
+            name: names.get(&id).cloned().unwrap_or_default(),
+        };
+        let approved: Vec<&Agreement> = agreements
+            .iter()
+            .filter(|a| a.status == "approved")
+            .collect();
+        let kind_of: HashMap<i64, &str> = offers.iter().map(|o| (o.id, o.kind.as_str())).collect();
+        let needle = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+        let mut views = Vec::new();
+        for offer in &offers {
+            let items = items_of(offer)?;
+            if let Some(n) = &needle {
+                let holder = names
+                    .get(&offer.holder)
+                    .map(|s| s.to_lowercase())
+                    .unwrap_or_default();
+                let hit = [&offer.title, &offer.description, &offer.code]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(n.as_str()))
+                    || holder.contains(n.as_str())
+                    || items.iter().any(|i| {
+                        i.name.contains(n.as_str())
+                            || i.description.to_lowercase().contains(n.as_str())
+                    });
+                if !hit {
+                    continue;
+                }
+            }
+            let mine: Vec<&&Agreement> = approved.iter().filter(|a| a.offer == offer.id).collect();
+            let demand = Demand {
+                agreements: mine.len() as u64,
+                agencies: mine.iter().map(|a| a.agency).collect::<BTreeSet<_>>().len() as u64,
+            };
+            views.push(OfferView {
+                id: offer.id,
+                kind: offer.kind.clone(),
+                code: offer.code.clone(),
+                title: offer.title.clone(),
+                description: offer.description.clone(),
+                legal_basis: offer.legal_basis.clone(),
+                holder: name(offer.holder),
+                items,
+                published_at: offer.created_at.to_rfc3339(),
+                demand,
+            });
+        }
+        let mut years: BTreeMap<i32, YearStats> = BTreeMap::new();
+        let year_of = |t: civic_core::time::Timestamp| {
+            time::OffsetDateTime::from_unix_timestamp(t.micros().div_euclid(1_000_000))
+                .map(|d| d.year())
+                .unwrap_or(1970)
+        };
+        for o in &offers {
+            let y = years.entry(year_of(o.created_at)).or_default();
+            if o.kind == "document" {
+                y.documents_published += 1;
+            } else {
+                y.datasets_published += 1;
+            }
+        }
+        let mut by_agency: BTreeMap<InstitutionId, (u64, u64)> = BTreeMap::new();
+        for a in &approved {
+            let at = a.decided_at.unwrap_or(a.created_at);
+            years.entry(year_of(at)).or_default().agreements_approved += 1;
+            let slot = by_agency.entry(a.agency).or_default();
+            if kind_of.get(&a.offer) == Some(&"document") {
+                slot.0 += 1;
+            } else {
+                slot.1 += 1;
+            }
+        }
+        let stats = CatalogueStats {
+            by_year: years
+                .into_iter()
+                .map(|(year, s)| YearStats { year, ..s })
+                .collect(),
+            by_agency: by_agency
+                .into_iter()
+                .map(|(id, (documents, datasets))| AgencyStats {
+                    agency: name(id),
+                    documents,
+                    datasets,
+                })
+                .collect(),
+        };
+        Ok(Catalogue {
+            offers: views,
+            stats,
+        })
+    }
+
+    /// A using agency applies for (a new version of) a linkage agreement.
+    pub async fn apply_agreement(&self, ctx: &Ctx, req: AgreementRequest) -> Result<AgreementView> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::ApplyMydataAgreement,
+                "mydata.agreement.apply",
+                "mydata-agreement",
+            )
+            .await?;
+        let principal = ctx.principal().ok_or_else(|| {
+            HubError::BadRequest("an agreement is applied for by an agency's operator".into())
+        })?;
+        let offer = self
+            .store
+            .offer(req.offer_id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", req.offer_id)))?;
+        if offer.holder == principal.institution {
+            return Err(invalid(
+                "offer_id",
+                "an institution does not apply for its own data",
+            ));
+        }
+        let items = items_of(&offer)?;
+        let service = parse_text("service", &req.service, 200)?;
+        let purpose = parse_text("purpose", &req.purpose, 2000)?;
+        let legal_basis = parse_text("legal_basis", &req.legal_basis, 500)?;
+        let asked: BTreeSet<&str> = req.items.iter().map(String::as_str).collect();
+        if asked.is_empty() || asked.len() != req.items.len() {
+            return Err(invalid("items", "must name each item once, at least one"));
+        }
+        for name in &asked {
+            if !items.iter().any(|i| i.name == *name) {
+                return Err(invalid(
+                    "items",
+                    format!("{} is not an item of {}", name, offer.code),
+                ));
+            }
+        }
+        if offer.kind == "document" && asked.len() != items.len() {
+            return Err(invalid(
+                "items",
+                "a provided document is sent whole: ask for all its items",
+            ));
+        }
+        let longest = items
+            .iter()
+            .filter(|i| asked.contains(i.name.as_str()))
+            .map(|i| i.retention_days)
+            .min()
+            .unwrap_or(0);
+        if !(0..=longest).contains(&req.retention_days) {
+            return Err(invalid(
+                "retention_days",
+                format!("must be 0-{longest}: the items asked for allow no more"),
+            ));
+        }
+        let agreement = self
+            .store
+            .apply_agreement(
+                NewAgreement {
+                    offer: offer.id,
+                    agency: principal.institution,
+                    service,
+                    items: serde_json::to_string(&req.items).expect("names serialise"),
+                    purpose,
+                    legal_basis,
+                    retention_days: req.retention_days,
+                    created_by: principal.user,
+                },
+                entry,
+            )
+            .await?;
+        self.agreement_view(&agreement).await
+    }
+
+    async fn agreement_view(&self, a: &Agreement) -> Result<AgreementView> {
+        let offer = self
+            .store
+            .offer(a.offer)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", a.offer)))?;
+        let history = self
+            .store
+            .agreement_notes(a.id)
+            .await?
+            .into_iter()
+            .map(|n| NoteView {
+                user: n.user.0,
+                kind: n.kind,
+                text: n.text,
+                at: n.created_at.to_rfc3339(),
+            })
+            .collect();
+        Ok(AgreementView {
+            id: a.id,
+            offer_id: offer.id,
+            offer_code: offer.code.clone(),
+            offer_title: offer.title.clone(),
+            holder: self.institution_ref(offer.holder).await?,
+            agency: self.institution_ref(a.agency).await?,
+            service: a.service.clone(),
+            version: a.version,
+            items: serde_json::from_str(&a.items).unwrap_or_default(),
+            purpose: a.purpose.clone(),
+            legal_basis: a.legal_basis.clone(),
+            retention_days: a.retention_days,
+            status: a.status.clone(),
+            applied_at: a.created_at.to_rfc3339(),
+            decided_at: a.decided_at.map(|t| t.to_rfc3339()),
+            history,
+        })
+    }
+
+    /// The agreements the caller's institution is party to, as holder or
+    /// as agency.
+    pub async fn list_agreements(&self, ctx: &Ctx) -> Result<Vec<AgreementView>> {
+        self.authorize(
+            ctx,
+            Action::ListMydataAgreements,
+            "mydata.agreement.list",
+            "mydata-agreement",
+        )
+        .await?;
+        let Some(me) = ctx.principal().map(|p| p.institution) else {
+            return Ok(Vec::new());
+        };
+        let holders: HashMap<i64, InstitutionId> = self
+            .store
+            .offers()
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o.holder))
+            .collect();
+        let mut out = Vec::new();
+        for a in self.store.agreements().await? {
+            if a.agency == me || holders.get(&a.offer) == Some(&me) {
+                out.push(self.agreement_view(&a).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One agreement, for the institutions party to it.
+    pub async fn get_agreement(&self, ctx: &Ctx, id: i64) -> Result<AgreementView> {
+        self.authorize(
+            ctx,
+            Action::ListMydataAgreements,
+            "mydata.agreement.read",
+            &format!("mydata-agreement:{id}"),
+        )
+        .await?;
+        let (agreement, holder) = self.agreement_and_holder(id).await?;
+        let me = ctx.principal().map(|p| p.institution);
+        if me.is_some() && me != Some(agreement.agency) && me != Some(holder) {
+            return Err(HubError::NotFound(format!("agreement {id}")));
+        }
+        self.agreement_view(&agreement).await
+    }
+
+    async fn agreement_and_holder(&self, id: i64) -> Result<(Agreement, InstitutionId)> {
+        let agreement = self
+            .store
+            .agreement(id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("agreement {id}")))?;
+        let holder = self
+            .store
+            .offer(agreement.offer)
+            .await?
+            .map(|o| o.holder)
+            .ok_or_else(|| HubError::NotFound(format!("agreement {id}")))?;
+        Ok((agreement, holder))
+    }
+
+    /// A step of the consultation: the holder questions, approves or
+    /// rejects (with a reason); the agency answers; either comments.
+    pub async fn note_agreement(
+        &self,
+        ctx: &Ctx,
+        id: i64,
+        req: AgreementNoteRequest,
+    ) -> Result<AgreementView> {
+        let resource = format!("mydata-agreement:{id}");
+        // Only operators go further (and learn whether it exists).
+        self.authorize(
+            ctx,
+            Action::ListMydataAgreements,
+            "mydata.agreement.read",
+            &resource,
+        )
+        .await?;
+        let (agreement, holder) = self.agreement_and_holder(id).await?;
+        let text = parse_text("text", &req.text, 2000)?;
+        let (action, status): (Action<'_>, Option<(&'static str, &'static str)>) =
+            match req.kind.as_str() {
+                "question" => (
+                    Action::ReviewMydataAgreement { holder },
+                    Some(("applied", "questioned")),
+                ),
+                "approve" => (
+                    Action::ReviewMydataAgreement { holder },
+                    Some(("applied", "approved")),
+                ),
+                "reject" => (
+                    Action::ReviewMydataAgreement { holder },
+                    Some((
+                        if agreement.status == "questioned" {
+                            "questioned"
+                        } else {
+                            "applied"
+                        },
+                        "rejected",
+                    )),
+                ),
+                "answer" => (
+                    Action::ApplyMydataAgreement,
+                    Some(("questioned", "applied")),
+                ),
+                "comment" => (Action::ListMydataAgreements, None),
+                _ => {
+                    return Err(invalid(
+                        "kind",
+                        "must be question, approve, reject, answer or comment",
+                    ))
+                }
+            };
+        let entry = self
+            .authorize(
+                ctx,
+                action,
+                &format!("mydata.agreement.{}", req.kind),
+                &resource,
+            )
+            .await?;
+        let principal = ctx
+            .principal()
+            .ok_or_else(|| HubError::BadRequest("a consultation step is an operator's".into()))?;
+        let party = principal.institution == agreement.agency || principal.institution == holder;
+        if !party {
+            return Err(HubError::NotFound(format!("agreement {id}")));
+        }
+        if req.kind == "answer" && principal.institution != agreement.agency {
+            return Err(HubError::Forbidden {
+                reason: "only the using agency answers the holder's questions",
+                needs_second_factor: false,
+            });
+        }
+        if let Some((from, _)) = status {
+            if agreement.status != from {
+                return Err(HubError::Conflict(format!(
+                    "agreement {id} is {}: it cannot take a {} now",
+                    agreement.status, req.kind
+                )));
+            }
+        }
+        let agreement = self
+            .store
+            .note_agreement(
+                NewAgreementNote {
+                    agreement: id,
+                    user: principal.user,
+                    kind: req.kind,
+                    text,
+                },
+                status,
+                entry,
+            )
+            .await?;
+        self.agreement_view(&agreement).await
+    }
+
+    /// The demo's catalogue: what its ministry, public institution and
+    /// city hold, published once (by the local operator, audited).
+    pub async fn seed_demo_catalogue(&self) -> Result<usize> {
+        if !self.store.offers().await?.is_empty() {
+            return Ok(0);
+        }
+        let institutions = self.store.institutions().await?;
+        let find = |kind: &str| {
+            institutions
+                .iter()
+                .find(|i| i.kind.as_str() == kind)
+                .map(|i| i.id)
+        };
+        let ctx = Ctx::local_operator();
+        let mut n = 0;
+        for (kind, entry) in demo_catalogue() {
+            let Some(holder) = find(kind) else { continue };
+            let entry = checked_offer(entry)?;
+            let audit = ctx.entry(
+                "mydata.offer.publish",
+                "mydata-offer",
+                civic_core::audit::Outcome::Allowed,
+            );
+            self.store
+                .create_offer(
+                    NewOffer {
+                        holder,
+                        kind: entry.kind,
+                        code: entry.code,
+                        title: entry.title,
+                        description: entry.description,
+                        legal_basis: entry.legal_basis,
+                        items: serde_json::to_string(&entry.items).expect("items serialise"),
+                    },
+                    audit,
+                )
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn item(
+    name: &str,
+    kind: &str,
+    description: &str,
+    sensitivity: &str,
+    legal_basis: &str,
+    retention_days: i64,
+) -> Item {
+    Item {
+        name: name.into(),
+        kind: kind.into(),
+        description: description.into(),
+        sensitivity: sensitivity.into(),
+        legal_basis: legal_basis.into(),
+        retention_days,
+    }
+}
+
+/// (holder's institution kind, entry)
+fn demo_catalogue() -> Vec<(&'static str, NewOfferRequest)> {
+    let pipa = "Personal Information Protection Act, art. 35-2 (right to transmission)";
+    let resident = "Resident Registration Act, art. 29";
+    let nhi = "National Health Insurance Act, art. 96";
+    vec![
+        (
+            "ministry",
+            NewOfferRequest {
+                kind: "document".into(),
+                code: "resident-registration-abstract".into(),
+                title: "Resident registration abstract (주민등록표 초본)".into(),
+                description:
+                    "The citizen's name, resident registration number and address history.".into(),
+                legal_basis: resident.into(),
+                items: vec![
+                    item("name", "string", "Name", "normal", resident, 90),
+                    item(
+                        "resident_number",
+                        "string",
+                        "Resident registration number",
+                        "unique_id",
+                        resident,
+                        90,
+                    ),
+                    item(
+                        "address_history",
+                        "string",
+                        "Addresses with the dates moved in",
+                        "normal",
+                        resident,
+                        90,
+                    ),
+                ],
+            },
+        ),
+        (
+            "ministry",
+            NewOfferRequest {
+                kind: "document".into(),
+                code: "family-relations-certificate".into(),
+                title: "Family relations certificate (가족관계증명서)".into(),
+                description: "The citizen's parents, spouse and children.".into(),
+                legal_basis: "Act on the Registration of Family Relationships, art. 15".into(),
+                items: vec![
+                    item("name", "string", "Name", "normal", pipa, 90),
+                    item(
+                        "family_members",
+                        "string",
+                        "Parents, spouse and children with their birth dates",
+                        "normal",
+                        pipa,
+                        90,
+                    ),
+                ],
+            },
+        ),
+        (
+            "ministry",
+            NewOfferRequest {
+                kind: "dataset".into(),
+                code: "household".into(),
+                title: "Household (세대 정보)".into(),
+                description: "Items of the citizen's household registration.".into(),
+                legal_basis: resident.into(),
+                items: vec![
+                    item(
+                        "household_size",
+                        "integer",
+                        "People in the household",
+                        "normal",
+                        resident,
+                        365,
+                    ),
+                    item(
+                        "head_of_household",
+                        "boolean",
+                        "Whether the citizen heads the household",
+                        "normal",
+                        resident,
+                        365,
+                    ),
+                    item(
+                        "moved_in_date",
+                        "date",
+                        "Date moved in at the current address",
+                        "normal",
+                        resident,
+                        365,
+                    ),
+                ],
+            },
+        ),
+        (
+            "public_institution",
+            NewOfferRequest {
+                kind: "dataset".into(),
+                code: "health-insurance-eligibility".into(),
+                title: "Health-insurance eligibility (건강보험 자격)".into(),
+                description: "The citizen's national health insurance status.".into(),
+                legal_basis: nhi.into(),
+                items: vec![
+                    item(
+                        "insured_type",
+                        "string",
+                        "Employee, self-employed or dependant",
+                        "normal",
+                        nhi,
+                        365,
+                    ),
+                    item(
+                        "acquired_date",
+                        "date",
+                        "Date the current eligibility began",
+                        "normal",
+                        nhi,
+                        365,
+                    ),
+                    item(
+                        "workplace",
+                        "string",
+                        "Employer of an employee-insured",
+                        "normal",
+                        nhi,
+                        180,
+                    ),
+                ],
+            },
+        ),
+        (
+            "public_institution",
+            NewOfferRequest {
+                kind: "dataset".into(),
+                code: "income-bracket".into(),
+                title: "Income bracket (소득 분위)".into(),
+                description:
+                    "The household's income bracket from insurance premiums, 1 (lowest) to 10."
+                        .into(),
+                legal_basis: nhi.into(),
+                items: vec![
+                    item(
+                        "income_bracket",
+                        "integer",
+                        "Income bracket, 1-10",
+                        "sensitive",
+                        nhi,
+                        180,
+                    ),
+                    item(
+                        "premium_monthly",
+                        "integer",
+                        "Monthly premium (KRW)",
+                        "sensitive",
+                        nhi,
+                        180,
+                    ),
+                ],
+            },
+        ),
+        (
+            "public_institution",
+            NewOfferRequest {
+                kind: "dataset".into(),
+                code: "disability-status".into(),
+                title: "Disability status (장애 정도)".into(),
+                description: "Whether the citizen has a registered disability and its degree."
+                    .into(),
+                legal_basis: "Act on Welfare of Persons with Disabilities, art. 32".into(),
+                items: vec![
+                    item(
+                        "registered",
+                        "boolean",
+                        "A registered disability",
+                        "sensitive",
+                        pipa,
+                        180,
+                    ),
+                    item(
+                        "degree",
+                        "string",
+                        "Severe or not severe",
+                        "sensitive",
+                        pipa,
+                        180,
+                    ),
+                ],
+            },
+        ),
+        (
+            "local_government",
+            NewOfferRequest {
+                kind: "dataset".into(),
+                code: "vehicle-registration".into(),
+                title: "Vehicle registration (자동차 등록)".into(),
+                description: "Vehicles registered to the citizen.".into(),
+                legal_basis: "Motor Vehicle Management Act, art. 7".into(),
+                items: vec![
+                    item(
+                        "vehicles",
+                        "integer",
+                        "Number of vehicles",
+                        "normal",
+                        pipa,
+                        365,
+                    ),
+                    item(
+                        "vehicle_value",
+                        "integer",
+                        "Assessed value of the vehicles (KRW)",
+                        "normal",
+                        pipa,
+                        365,
+                    ),
+                ],
+            },
+        ),
+        (
+            "local_government",
+            NewOfferRequest {
+                kind: "document".into(),
+                code: "business-registration".into(),
+                title: "Business registration certificate (사업자등록증명)".into(),
+                description: "The citizen's registered business.".into(),
+                legal_basis: "Value-Added Tax Act, art. 8".into(),
+                items: vec![
+                    item(
+                        "business_number",
+                        "string",
+                        "Business registration number",
+                        "unique_id",
+                        pipa,
+                        365,
+                    ),
+                    item("business_name", "string", "Trade name", "normal", pipa, 365),
+                    item(
+                        "opened_date",
+                        "date",
+                        "Date the business opened",
+                        "normal",
+                        pipa,
+                        365,
+                    ),
+                ],
+            },
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_catalogue_is_valid() {
+        for (_, entry) in demo_catalogue() {
+            checked_offer(entry).unwrap();
+        }
+    }
+
+    #[test]
+    fn wrong_entries_are_refused_with_their_field() {
+        let (_, good) = demo_catalogue().remove(0);
+        let cases: Vec<(NewOfferRequest, &str)> = vec![
+            (
+                NewOfferRequest {
+                    kind: "leaflet".into(),
+                    ..good.clone()
+                },
+                "kind",
+            ),
+            (
+                NewOfferRequest {
+                    code: "Bad Code".into(),
+                    ..good.clone()
+                },
+                "code",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![],
+                    ..good.clone()
+                },
+                "items",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![good.items[0].clone(), good.items[0].clone()],
+                    ..good.clone()
+                },
+                "items.name",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![Item {
+                        kind: "blob".into(),
+                        ..good.items[0].clone()
+                    }],
+                    ..good.clone()
+                },
+                "items.type",
+            ),
+        ];
+        for (entry, field) in cases {
+            match checked_offer(entry) {
+                Err(HubError::Invalid(e)) => assert_eq!(e.field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}

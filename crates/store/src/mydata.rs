@@ -1,0 +1,275 @@
+//! Public MyData's SQL, written once for both backends (expanded beside
+//! `impl_backend!`, whose helpers it uses). The catalogue and the
+//! agreements hold no personal data: institutions, documents, items and
+//! the officials who discuss them.
+
+/// What a MyData store does.
+pub trait MydataStore {
+    fn create_offer(
+        &self,
+        new: crate::NewOffer,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Offer>> + Send;
+    fn offers(&self) -> impl std::future::Future<Output = crate::Result<Vec<crate::Offer>>> + Send;
+    fn offer(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Option<crate::Offer>>> + Send;
+    /// A new version of the agreement on (offer, agency, service), applied.
+    fn apply_agreement(
+        &self,
+        new: crate::NewAgreement,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Agreement>> + Send;
+    fn agreements(
+        &self,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Agreement>>> + Send;
+    fn agreement(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Option<crate::Agreement>>> + Send;
+    /// Adds a note to an agreement's history and, with `status`, moves it
+    /// from one status to another (a conflict if it is not in `from`); an
+    /// approval supersedes the earlier approved version.
+    fn note_agreement(
+        &self,
+        note: crate::NewAgreementNote,
+        status: Option<(&'static str, &'static str)>,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Agreement>> + Send;
+    fn agreement_notes(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::AgreementNote>>> + Send;
+}
+
+macro_rules! impl_mydata {
+    ($store:ident, $db:ty) => {
+        const OFFER_COLUMNS: &str =
+            "id, holder_id, kind, code, title, description, legal_basis, items, created_at";
+        const AGREEMENT_COLUMNS: &str = "id, offer_id, agency_id, service, version, items, purpose, \
+            legal_basis, retention_days, status, created_by, created_at, decided_at";
+
+        fn offer_from(row: &DbRow) -> Result<Offer> {
+            Ok(Offer {
+                id: row.try_get("id")?,
+                holder: InstitutionId(row.try_get("holder_id")?),
+                kind: row.try_get("kind")?,
+                code: row.try_get("code")?,
+                title: row.try_get("title")?,
+                description: row.try_get("description")?,
+                legal_basis: row.try_get("legal_basis")?,
+                items: row.try_get("items")?,
+                created_at: ts(row.try_get("created_at")?),
+            })
+        }
+
+        fn agreement_from(row: &DbRow) -> Result<Agreement> {
+            Ok(Agreement {
+                id: row.try_get("id")?,
+                offer: row.try_get("offer_id")?,
+                agency: InstitutionId(row.try_get("agency_id")?),
+                service: row.try_get("service")?,
+                version: row.try_get("version")?,
+                items: row.try_get("items")?,
+                purpose: row.try_get("purpose")?,
+                legal_basis: row.try_get("legal_basis")?,
+                retention_days: row.try_get("retention_days")?,
+                status: row.try_get("status")?,
+                created_by: UserId(row.try_get("created_by")?),
+                created_at: ts(row.try_get("created_at")?),
+                decided_at: row.try_get::<Option<i64>, _>("decided_at")?.map(ts),
+            })
+        }
+
+        impl $crate::mydata::MydataStore for $store {
+            async fn create_offer(&self, new: NewOffer, audit: AuditEntry) -> Result<Offer> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let row = sqlx::query(&format!(
+                    "INSERT INTO mydata_offers (holder_id, kind, code, title, description, legal_basis, items, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {OFFER_COLUMNS}"
+                ))
+                .bind(new.holder.0)
+                .bind(&new.kind)
+                .bind(&new.code)
+                .bind(&new.title)
+                .bind(&new.description)
+                .bind(&new.legal_basis)
+                .bind(&new.items)
+                .bind(Timestamp::now().micros())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || format!("catalogue entry {:?}", new.code)))?;
+                let offer = offer_from(&row)?;
+                let mut audit = audit;
+                audit.resource = format!("mydata-offer:{}", offer.id);
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(offer)
+            }
+
+            async fn offers(&self) -> Result<Vec<Offer>> {
+                let rows = sqlx::query(&format!("SELECT {OFFER_COLUMNS} FROM mydata_offers ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(offer_from).collect()
+            }
+
+            async fn offer(&self, id: i64) -> Result<Option<Offer>> {
+                let row = sqlx::query(&format!("SELECT {OFFER_COLUMNS} FROM mydata_offers WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(offer_from).transpose()
+            }
+
+            async fn apply_agreement(&self, new: NewAgreement, audit: AuditEntry) -> Result<Agreement> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let now = Timestamp::now().micros();
+                // The ledger lock serialises writers, so the next version
+                // number cannot be taken twice.
+                let last: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(version) FROM mydata_agreements WHERE offer_id = $1 AND agency_id = $2 AND service = $3",
+                )
+                .bind(new.offer)
+                .bind(new.agency.0)
+                .bind(&new.service)
+                .fetch_one(&mut *tx)
+                .await?;
+                let row = sqlx::query(&format!(
+                    "INSERT INTO mydata_agreements (offer_id, agency_id, service, version, items, purpose, legal_basis, \
+                     retention_days, status, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'applied', $9, $10) RETURNING {AGREEMENT_COLUMNS}"
+                ))
+                .bind(new.offer)
+                .bind(new.agency.0)
+                .bind(&new.service)
+                .bind(last.unwrap_or(0) + 1)
+                .bind(&new.items)
+                .bind(&new.purpose)
+                .bind(&new.legal_basis)
+                .bind(new.retention_days)
+                .bind(new.created_by.0)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let agreement = agreement_from(&row)?;
+                sqlx::query(
+                    "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, 'apply', $3, $4)",
+                )
+                .bind(agreement.id)
+                .bind(new.created_by.0)
+                .bind(&new.purpose)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let mut audit = audit;
+                audit.resource = format!("mydata-agreement:{}", agreement.id);
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(agreement)
+            }
+
+            async fn agreements(&self) -> Result<Vec<Agreement>> {
+                let rows = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(agreement_from).collect()
+            }
+
+            async fn agreement(&self, id: i64) -> Result<Option<Agreement>> {
+                let row = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(agreement_from).transpose()
+            }
+
+            async fn note_agreement(
+                &self,
+                note: NewAgreementNote,
+                status: Option<(&'static str, &'static str)>,
+                audit: AuditEntry,
+            ) -> Result<Agreement> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let now = Timestamp::now().micros();
+                let row = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"))
+                    .bind(note.agreement)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("agreement {}", note.agreement)))?;
+                let before = agreement_from(&row)?;
+                if let Some((from, to)) = status {
+                    if before.status != from {
+                        return Err(StoreError::Conflict(format!(
+                            "agreement {} is {}, not {from}; it",
+                            before.id, before.status
+                        )));
+                    }
+                    let decided = matches!(to, "approved" | "rejected").then_some(now);
+                    sqlx::query("UPDATE mydata_agreements SET status = $1, decided_at = COALESCE($2, decided_at) WHERE id = $3")
+                        .bind(to)
+                        .bind(decided)
+                        .bind(before.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if to == "approved" {
+                        sqlx::query(
+                            "UPDATE mydata_agreements SET status = 'superseded' WHERE offer_id = $1 AND agency_id = $2 \
+                             AND service = $3 AND status = 'approved' AND id <> $4",
+                        )
+                        .bind(before.offer)
+                        .bind(before.agency.0)
+                        .bind(&before.service)
+                        .bind(before.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(before.id)
+                .bind(note.user.0)
+                .bind(&note.kind)
+                .bind(&note.text)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"))
+                    .bind(before.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let agreement = agreement_from(&row)?;
+                let mut audit = audit;
+                audit.resource = format!("mydata-agreement:{}", agreement.id);
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(agreement)
+            }
+
+            async fn agreement_notes(&self, id: i64) -> Result<Vec<AgreementNote>> {
+                let rows = sqlx::query(
+                    "SELECT agreement_id, user_id, kind, text, created_at FROM mydata_agreement_notes \
+                     WHERE agreement_id = $1 ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AgreementNote {
+                            agreement: row.try_get("agreement_id")?,
+                            user: UserId(row.try_get("user_id")?),
+                            kind: row.try_get("kind")?,
+                            text: row.try_get("text")?,
+                            created_at: ts(row.try_get("created_at")?),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_mydata;
