@@ -50,12 +50,17 @@ let navSeq = 0;
  *  that visit is current; `view.stale()` says when it no longer is. */
 function page() {
   const seq = navSeq;
-  const view = (...nodes) => { if (seq === navSeq) $main.replaceChildren(...nodes); };
+  const view = (...nodes) => { if (seq === navSeq) $main.replaceChildren(...present(nodes)); };
   view.stale = () => seq !== navSeq;
   return view;
 }
 function show(...nodes) {
-  $main.replaceChildren(...nodes);
+  $main.replaceChildren(...present(nodes));
+}
+/** What to put in the page: absent parts (null, false) are left out, not
+ *  written as text. */
+function present(nodes) {
+  return nodes.flat().filter((n) => n !== null && n !== undefined && n !== false);
 }
 
 let saidAt = 0;
@@ -186,6 +191,7 @@ function homeFor() {
   if (has('approver') || has('police_location_officer')) return '#/inbox';
   if (has('security_auditor')) return '#/audit';
   if (has('administrator')) return '#/responses';
+  if (has('mydata_operator')) return '#/agreements';
   return '#/account';
 }
 
@@ -233,6 +239,8 @@ function renderChrome() {
   if (has('investigator')) links.push(['#/contacts', t('nav_contacts')]);
   if (has('investigator') || has('approver')) links.push(['#/clusters', t('nav_clusters')]);
   if (has('security_auditor')) links.push(['#/audit', t('nav_audit')]);
+  links.push(['#/catalogue', t('nav_catalogue')]);
+  if (has('mydata_operator')) links.push(['#/agreements', t('nav_agreements')]);
   if (session.responses.length) links.push(['#/responses', t('nav_responses')]);
   links.push(['#/account', t('nav_account')]);
   const current = location.hash.split('/').slice(0, 2).join('/');
@@ -244,9 +252,9 @@ function renderChrome() {
     } }, session.responses.map((r) => h('option', { value: r.id, selected: r.id === session.response?.id },
       `${r.name} (${t(`status_${r.status}`)})`)))
     : null;
-  $nav.replaceChildren(
+  $nav.replaceChildren(...present([
     h('ul', {}, links.map(([href, text]) => h('li', {}, h('a', { href, 'aria-current': current === href ? 'page' : null }, text)))),
-    responseSelect ? h('div', { class: 'response-pick' }, h('label', { for: 'response' }, t('response')), responseSelect) : null);
+    responseSelect ? h('div', { class: 'response-pick' }, h('label', { for: 'response' }, t('response')), responseSelect) : null]));
 }
 
 async function logout() {
@@ -344,7 +352,8 @@ function loginPage(message) {
   field(t('password'), pass),
   field(t('totp_code'), code, t('totp_hint')),
   h('button', { type: 'submit', class: 'primary' }, t('sign_in')),
-  field(t('language'), langSelect));
+  field(t('language'), langSelect),
+  h('p', {}, h('a', { href: '#/catalogue', id: 'public-catalogue' }, t('browse_catalogue'))));
   show(form);
   user.focus();
 }
@@ -957,6 +966,116 @@ async function responsesPage(justClosed) {
   }
 }
 
+// ---------------------------------------------------------------- MyData
+
+/** The public catalogue: search, entries with their items and demand, and
+ *  the figures; an agency's operator applies from an entry. */
+async function cataloguePage(params) {
+  const view = page();
+  const q = new URLSearchParams(params).get('q') || '';
+  const res = await fetch(`/api/v1/mydata/catalogue${q ? `?q=${encodeURIComponent(q)}` : ''}`);
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) { say(data.detail || t('not_available'), 'error'); return; }
+  const search = h('input', { type: 'search', name: 'q', value: q });
+  const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => {
+    e.preventDefault();
+    location.hash = search.value.trim() ? `#/catalogue?q=${encodeURIComponent(search.value.trim())}` : '#/catalogue';
+  } }, field(t('catalogue_search'), search), h('button', { type: 'submit' }, t('search')));
+  const mine = session.me?.institution_id;
+  const canApply = has('mydata_operator');
+  const cards = data.offers.map((o) => h('article', { class: 'card offer', 'aria-labelledby': `offer-${o.id}` },
+    h('h2', { id: `offer-${o.id}` }, o.title, ' ', badge(o.kind === 'document' ? 'info' : 'ok', t(`offer_${o.kind}`))),
+    h('p', {}, o.description),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('holder')), h('dd', {}, o.holder.name),
+      h('dt', {}, t('legal_basis')), h('dd', {}, o.legal_basis),
+      h('dt', {}, t('code')), h('dd', {}, h('code', {}, o.code)),
+      h('dt', {}, t('demand')), h('dd', {}, t('demand_text', { agreements: o.demand.agreements, agencies: o.demand.agencies }))),
+    table(t('items'), [t('item'), t('type'), t('description'), t('sensitivity'), t('retention')],
+      o.items.map((i) => h('tr', {}, h('td', {}, h('code', {}, i.name)), h('td', {}, i.type), h('td', {}, i.description),
+        h('td', {}, badge(i.sensitivity === 'normal' ? '' : 'warn', t(`sens_${i.sensitivity}`))), h('td', {}, t('days', { n: i.retention_days }))))),
+    canApply && o.holder.id !== mine ? applyForm(o) : null));
+  const s = data.stats;
+  view(h('h1', {}, t('nav_catalogue')),
+    session.me ? null : h('p', {}, h('a', { href: '#/login' }, t('sign_in'))),
+    form,
+    h('p', { class: 'count' }, t('n_offers', { n: data.offers.length })),
+    h('div', { class: 'cards' }, cards),
+    h('h2', {}, t('figures')),
+    h('div', { class: 'split' },
+      table(t('by_year'), [t('year'), t('documents_published'), t('datasets_published'), t('agreements_approved')],
+        s.by_year.map((y) => h('tr', {}, h('td', {}, y.year), h('td', {}, y.documents_published), h('td', {}, y.datasets_published), h('td', {}, y.agreements_approved))), { showCaption: true }),
+      table(t('by_agency'), [t('agency'), t('documents'), t('datasets')],
+        s.by_agency.map((a) => h('tr', {}, h('td', {}, a.agency.name), h('td', {}, a.documents), h('td', {}, a.datasets))), { showCaption: true })));
+}
+
+function applyForm(o) {
+  const items = o.items.map((i) => h('label', { class: 'check' },
+    h('input', { type: 'checkbox', name: 'item', value: i.name, checked: true, disabled: o.kind === 'document' }), i.name));
+  const service = h('input', { name: 'service', required: true, maxlength: '200' });
+  const purpose = h('textarea', { name: 'purpose', rows: '2', required: true, maxlength: '2000' });
+  const basis = h('input', { name: 'legal_basis', required: true, maxlength: '500' });
+  const longest = Math.min(...o.items.map((i) => i.retention_days));
+  const retention = h('input', { name: 'retention_days', type: 'number', min: '0', max: String(longest), value: String(longest), required: true });
+  const form = h('form', { class: 'apply', onsubmit: async (e) => {
+    e.preventDefault();
+    const chosen = [...form.querySelectorAll('input[name=item]:checked')].map((x) => x.value);
+    const body = { offer_id: o.id, service: service.value, items: chosen, purpose: purpose.value, legal_basis: basis.value, retention_days: Number(retention.value) };
+    const r = await attempt(() => api('POST', '/mydata/agreements', body), t('applied_msg'));
+    if (r) location.hash = `#/agreements/${r.id}`;
+  } },
+  h('fieldset', {}, h('legend', {}, t('items')), items),
+  field(t('service'), service), field(t('purpose'), purpose), field(t('legal_basis'), basis),
+  field(t('retention_days'), retention, t('retention_hint', { n: longest })),
+  h('button', { type: 'submit', class: 'primary' }, t('apply')));
+  return h('details', { class: 'apply-box' }, h('summary', {}, t('apply_for', { title: o.title })), form);
+}
+
+const agreementKinds = { applied: 'warn', questioned: 'warn', approved: 'ok', rejected: 'bad', superseded: '' };
+
+async function agreementsPage() {
+  const view = page();
+  const list = await attempt(() => api('GET', '/mydata/agreements')) || [];
+  view(h('h1', {}, t('nav_agreements')), h('p', { class: 'hint' }, t('agreements_hint')),
+    table(t('nav_agreements'), ['#', t('entry'), t('holder'), t('agency'), t('service'), t('version'), t('items'), t('status')],
+      list.map((a) => h('tr', {}, h('td', {}, h('a', { href: `#/agreements/${a.id}` }, `#${a.id}`)), h('td', {}, a.offer_title),
+        h('td', {}, a.holder.name), h('td', {}, a.agency.name), h('td', {}, a.service), h('td', {}, a.version),
+        h('td', {}, a.items.join(', ')), h('td', {}, badge(agreementKinds[a.status] ?? '', t(`ag_${a.status}`)))))));
+}
+
+async function agreementPage(id) {
+  const view = page();
+  const a = await attempt(() => api('GET', `/mydata/agreements/${id}`));
+  if (!a) { view(h('p', {}, t('not_available'))); return; }
+  const holder = session.me?.institution_id === a.holder.id;
+  const text = h('textarea', { id: 'note-text', rows: '2', maxlength: '2000' });
+  const step = (kind) => h('button', { type: 'button', id: `note-${kind}`, class: kind === 'approve' ? 'primary' : kind === 'reject' ? 'danger' : '', onclick: async () => {
+    if (!text.value.trim()) { say(t('note_required'), 'error'); text.focus(); return; }
+    const r = await attempt(() => api('POST', `/mydata/agreements/${id}/notes`, { kind, text: text.value.trim() }), t('saved'));
+    if (r) agreementPage(id);
+  } }, t(`step_${kind}`));
+  const steps = holder
+    ? (['applied', 'questioned'].includes(a.status) ? [a.status === 'applied' ? 'question' : null, a.status === 'applied' ? 'approve' : null, 'reject', 'comment'] : ['comment'])
+    : (a.status === 'questioned' ? ['answer', 'comment'] : ['comment']);
+  view(h('h1', {}, t('agreement'), ` #${a.id} `, badge(agreementKinds[a.status] ?? '', t(`ag_${a.status}`))),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('entry')), h('dd', {}, `${a.offer_title} (${a.offer_code})`),
+      h('dt', {}, t('holder')), h('dd', {}, a.holder.name),
+      h('dt', {}, t('agency')), h('dd', {}, a.agency.name),
+      h('dt', {}, t('service')), h('dd', {}, a.service),
+      h('dt', {}, t('version')), h('dd', {}, a.version),
+      h('dt', {}, t('items')), h('dd', {}, a.items.join(', ')),
+      h('dt', {}, t('purpose')), h('dd', {}, a.purpose),
+      h('dt', {}, t('legal_basis')), h('dd', {}, a.legal_basis),
+      h('dt', {}, t('retention_days')), h('dd', {}, t('days', { n: a.retention_days })),
+      h('dt', {}, t('applied_at')), h('dd', {}, when(a.applied_at)),
+      h('dt', {}, t('decided_at')), h('dd', {}, when(a.decided_at) || '—')),
+    h('h2', {}, t('history')),
+    h('ol', { class: 'history' }, a.history.map((n) => h('li', {}, h('strong', {}, t(`note_${n.kind}`)), ` · ${when(n.at)} · `, n.text))),
+    h('section', { class: 'card' }, h('h2', {}, t('next_step')), field(t('note_text'), text),
+      h('div', { class: 'row' }, steps.filter(Boolean).map(step))));
+}
+
 // ---------------------------------------------------------------- router
 
 const routes = [
@@ -969,6 +1088,9 @@ const routes = [
   [/^#\/audit$/, (m, q) => auditPage(q)],
   [/^#\/responses$/, () => responsesPage()],
   [/^#\/account$/, () => accountPage()],
+  [/^#\/catalogue$/, (m, q) => cataloguePage(q)],
+  [/^#\/agreements\/(\d+)$/, (m) => agreementPage(m[1])],
+  [/^#\/agreements$/, () => agreementsPage()],
 ];
 
 async function route() {
@@ -983,6 +1105,8 @@ async function route() {
   const [path, query = ''] = location.hash.split('?');
   if (!session.token) {
     $bar.hidden = true; $nav.hidden = true;
+    // The catalogue is public: no sign-in to browse it.
+    if (path === '#/catalogue') { await cataloguePage(query); return; }
     loginPage();
     return;
   }

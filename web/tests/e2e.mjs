@@ -115,6 +115,16 @@ async function labelled(page, where) {
     .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' && el.textContent.trim())))
     .map((el) => el.outerHTML.slice(0, 80)));
   check(unlabelled.length === 0, `${where}: controls without a label: ${unlabelled.join(' | ')}`);
+  // Nothing absent is written out as text.
+  const stray = await page.evaluate(() => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const found = [];
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (['null', 'undefined', 'NaN', '[object Object]'].includes(n.textContent.trim())) found.push(n.parentElement?.outerHTML.slice(0, 80));
+    }
+    return found;
+  });
+  check(stray.length === 0, `${where}: absent values written as text: ${stray.join(' | ')}`);
 }
 
 async function shot(page, name, height) {
@@ -285,6 +295,41 @@ try {
   await ana.fill('#confirm-code', await totp(secret));
   await ana.click('#enrol-area button[type=submit]');
   await ana.waitForSelector('#who .badge.ok');
+
+  // ------------------------------------------------------------ MyData
+  log('anyone browses and searches the MyData catalogue without signing in');
+  const pub = await open('public');
+  await pub.click('#public-catalogue');
+  await pub.waitForSelector('article.offer');
+  check((await pub.locator('article.offer').count()) >= 8, 'the demo catalogue has its entries');
+  await pub.fill('input[name=q]', 'income');
+  await pub.click('form.filters button[type=submit]');
+  await pub.waitForFunction(() => document.querySelectorAll('article.offer').length === 1);
+  await labelled(pub, 'catalogue');
+  await shot(pub, 'catalogue');
+
+  log("an agency's MyData operator applies for a linkage agreement from the catalogue");
+  const agency = await open('mydata.agency');
+  await signIn(agency, 'mydata.agency');
+  await agency.click('nav a[href="#/catalogue"]');
+  const income = agency.locator('article.offer', { hasText: 'income-bracket' });
+  await income.locator('details.apply-box > summary').click();
+  await income.locator('input[name=service]').fill('Youth job subsidy');
+  await income.locator('textarea[name=purpose]').fill("Check the applicant's household income bracket");
+  await income.locator('input[name=legal_basis]').fill('Employment Insurance Act art. 25');
+  await income.locator('form.apply button[type=submit]').click();
+  await agency.waitForSelector('h1:has-text("#1")');
+
+  log("the holder's MyData operator approves it; the history is kept");
+  const holder = await open('mydata.nhis');
+  await signIn(holder, 'mydata.nhis');
+  await holder.waitForSelector('table tbody tr a');
+  await holder.click('table tbody tr a');
+  await holder.fill('#note-text', 'Approved for the youth job subsidy.');
+  await holder.click('#note-approve');
+  await holder.waitForSelector('ol.history li:nth-child(2)');
+  await labelled(holder, 'agreement');
+  await shot(holder, 'agreement');
 
   // ------------------------------------------------------------ end of the response
   log('the administrator signs in');
