@@ -309,7 +309,9 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 .replace("/data-requests/{id}", "/data-requests/999999")
                 .replace("/contacts/{id}", "/contacts/999999")
                 .replace("/nodes/{name}", "/nodes/node-none")
-                .replace("/mydata/agreements/{id}", "/mydata/agreements/999999");
+                .replace("/mydata/agreements/{id}", "/mydata/agreements/999999")
+                .replace("/support/tickets/{id}", "/support/tickets/999999")
+                .replace("/support/trainings/{id}", "/support/trainings/999999");
             let query = match path.as_str() {
                 "/api/v1/audit/inclusion" => "?seq=0",
                 "/api/v1/audit/consistency" => "?first=0&second=1",
@@ -341,6 +343,16 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 }),
                 ("POST", "/api/v1/mydata/agreements/{id}/notes") => {
                     json!({"kind": "comment", "text": "hello"})
+                }
+                ("POST", "/api/v1/support/tickets") => {
+                    json!({"kind": "error", "subject": "walk", "text": "the walk"})
+                }
+                ("POST", "/api/v1/support/tickets/{id}/replies") => json!({"text": "walk"}),
+                ("POST", "/api/v1/support/trainings") => {
+                    json!({"title": "Walk", "held_on": "2026-12-01", "place": "Sejong"})
+                }
+                ("POST", "/api/v1/support/trainings/{id}/attendees") => {
+                    json!({"institution_id": inst.0, "name": "Walker"})
                 }
                 ("POST", "/api/v1/nodes/enrol") => {
                     json!({"token": "cdh_e_none", "name": "node-x", "csr": "-", "signing_key": "00".repeat(32)})
@@ -1961,7 +1973,202 @@ async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder
     assert_eq!(catalogue["stats"]["by_agency"][0]["datasets"], 1);
 }
 
+async fn institutions_open_tickets_that_the_support_centre_answers_and_trains_them(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (_, a) = app
+        .user("helpdesk", "support_agent", "hub_operator", true)
+        .await;
+    let agent = app.token("helpdesk", a.as_deref()).await;
+    let (nhis, n) = app
+        .user("nhis-staff", "mydata_operator", "public_institution", true)
+        .await;
+    let staff = app.token("nhis-staff", n.as_deref()).await;
+    let (_, o) = app
+        .user("other-staff", "mydata_operator", "ministry", true)
+        .await;
+    let other = app.token("other-staff", o.as_deref()).await;
+    let post = |path: String, token: &str, body: Value| {
+        app.request(Method::POST, &path, Some(token))
+            .json(&body)
+            .send()
+    };
+
+    let bad = post(
+        "/api/v1/support/tickets".into(),
+        &staff,
+        json!({"kind": "gossip", "subject": "s", "text": "t"}),
+    )
+    .await
+    .unwrap();
+    assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let opened = post(
+        "/api/v1/support/tickets".into(),
+        &staff,
+        json!({"kind": "new_dataset", "subject": "Publish the long-term care grade", "text": "We would like to offer it as a dataset."}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(opened.status(), StatusCode::CREATED);
+    let ticket: Value = opened.json().await.unwrap();
+    assert_eq!(ticket["status"], "open");
+    let id = ticket["id"].as_i64().unwrap();
+
+    // Another institution does not see it; the agent does, and answers.
+    let hidden = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/support/tickets/{id}"),
+            Some(&other),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(hidden, StatusCode::NOT_FOUND).await;
+    let theirs: Value = app
+        .request(Method::GET, "/api/v1/support/tickets", Some(&other))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs, json!([]));
+    let answered: Value = post(
+        format!("/api/v1/support/tickets/{id}/replies"),
+        &agent,
+        json!({"text": "Send us its items; we review them in a week."}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answered["status"], "answered");
+    let reopened: Value = post(
+        format!("/api/v1/support/tickets/{id}/replies"),
+        &staff,
+        json!({"text": "Items attached."}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(reopened["status"], "open");
+    let closed: Value = post(
+        format!("/api/v1/support/tickets/{id}/replies"),
+        &agent,
+        json!({"close": true}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["messages"].as_array().unwrap().len(), 3);
+    let late = post(
+        format!("/api/v1/support/tickets/{id}/replies"),
+        &staff,
+        json!({"text": "One more thing"}),
+    )
+    .await
+    .unwrap();
+    assert_problem(late, StatusCode::CONFLICT).await;
+
+    // Trainings: agents schedule them and record attendees.
+    let denied = post(
+        "/api/v1/support/trainings".into(),
+        &staff,
+        json!({"title": "t", "held_on": "2026-12-10", "place": "p"}),
+    )
+    .await
+    .unwrap();
+    assert_problem(denied, StatusCode::FORBIDDEN).await;
+    let bad_date = post(
+        "/api/v1/support/trainings".into(),
+        &agent,
+        json!({"title": "t", "held_on": "10/12/2026", "place": "p"}),
+    )
+    .await
+    .unwrap();
+    assert_problem(bad_date, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let training: Value = post(
+        "/api/v1/support/trainings".into(),
+        &agent,
+        json!({"title": "Publishing datasets", "held_on": "2026-12-10", "place": "Sejong",
+               "materials": [{"title": "Slides", "url": "https://support.example.go.kr/slides.pdf"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let tid = training["id"].as_i64().unwrap();
+    let with: Value = post(
+        format!("/api/v1/support/trainings/{tid}/attendees"),
+        &agent,
+        json!({"institution_id": nhis.institution.0, "name": "Kim Minji"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(with["attendees"][0]["name"], "Kim Minji");
+    let twice = post(
+        format!("/api/v1/support/trainings/{tid}/attendees"),
+        &agent,
+        json!({"institution_id": nhis.institution.0, "name": "Kim Minji"}),
+    )
+    .await
+    .unwrap();
+    assert_problem(twice, StatusCode::CONFLICT).await;
+    let listed: Value = app
+        .request(Method::GET, "/api/v1/support/trainings", Some(&staff))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["materials"][0]["title"], "Slides");
+
+    // The institution's consulting history: its ticket and its training.
+    let history: Value = app
+        .request(
+            Method::GET,
+            &format!(
+                "/api/v1/support/institutions/{}/history",
+                nhis.institution.0
+            ),
+            Some(&agent),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["tickets"][0]["id"], id);
+    assert_eq!(history["trainings"][0]["id"], tid);
+    let denied = app
+        .request(
+            Method::GET,
+            &format!(
+                "/api/v1/support/institutions/{}/history",
+                nhis.institution.0
+            ),
+            Some(&staff),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(denied, StatusCode::FORBIDDEN).await;
+}
+
 civic_store::backend_tests!(
+    institutions_open_tickets_that_the_support_centre_answers_and_trains_them,
     a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder,
     the_web_application_is_served_with_a_strict_policy,
     the_map_is_the_platforms_own_and_only_administrators_replace_it,

@@ -115,6 +115,14 @@ pub enum Action<'a> {
     },
     /// See the linkage agreements one's institution is party to.
     ListMydataAgreements,
+    /// Open a support ticket for one's institution, and follow its own
+    /// tickets: any user with a duty, outside the hub operator.
+    OpenSupportTicket,
+    /// Handle every institution's tickets, run trainings and read each
+    /// institution's consulting history: the support centre's agents.
+    HandleSupport,
+    /// See the training sessions: any user with a duty.
+    ListTrainings,
     /// Search and read the audit ledger.
     SearchAudit,
     /// Fetch inclusion proofs of audit records.
@@ -374,6 +382,27 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 permit(Some(D::MydataOperator))
             } else {
                 deny("only MyData operators of the holding institution review its linkage agreements")
+            }
+        }
+        Action::OpenSupportTicket => {
+            if who.duties.is_empty() || who.institution_kind == InstitutionKind::HubOperator {
+                deny("tickets are opened by the staff of an institution the support centre serves")
+            } else {
+                permit(None)
+            }
+        }
+        Action::HandleSupport => {
+            if who.has(D::SupportAgent) {
+                permit(Some(D::SupportAgent))
+            } else {
+                deny("only the support centre's agents do this")
+            }
+        }
+        Action::ListTrainings => {
+            if who.duties.is_empty() {
+                deny("you hold no duty")
+            } else {
+                permit(None)
             }
         }
         Action::ManageGeography => {

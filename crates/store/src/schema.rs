@@ -328,6 +328,45 @@ CREATE TABLE mydata_agreement_notes (
 CREATE INDEX mydata_notes_by_agreement ON mydata_agreement_notes(agreement_id);
 "#;
 
+/// The MyData support centre: institutions' tickets and their messages,
+/// and training sessions with their attendees.
+const V6: &str = r#"
+CREATE TABLE support_tickets (
+    id {ID},
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    opened_by BIGINT NOT NULL REFERENCES users(id),
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX support_tickets_by_institution ON support_tickets(institution_id);
+CREATE TABLE support_messages (
+    id {ID},
+    ticket_id BIGINT NOT NULL REFERENCES support_tickets(id),
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    text TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX support_messages_by_ticket ON support_messages(ticket_id);
+CREATE TABLE training_sessions (
+    id {ID},
+    title TEXT NOT NULL,
+    held_on TEXT NOT NULL,
+    place TEXT NOT NULL,
+    materials TEXT NOT NULL,
+    created_by BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE training_attendees (
+    session_id BIGINT NOT NULL REFERENCES training_sessions(id),
+    institution_id BIGINT NOT NULL REFERENCES institutions(id),
+    name TEXT NOT NULL,
+    PRIMARY KEY (session_id, institution_id, name)
+);
+"#;
+
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
 pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
@@ -343,5 +382,13 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         .replace("{EXCHANGE_APPEND_ONLY}", d.exchange_append_only);
     let v4 = V4.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
     let v5 = V5.replace("{ID}", d.id);
-    vec![(1, v1), (2, V2.to_owned()), (3, v3), (4, v4), (5, v5)]
+    let v6 = V6.replace("{ID}", d.id);
+    vec![
+        (1, v1),
+        (2, V2.to_owned()),
+        (3, v3),
+        (4, v4),
+        (5, v5),
+        (6, v6),
+    ]
 }

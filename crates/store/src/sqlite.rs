@@ -111,3 +111,4 @@ impl SqliteStore {
 impl_backend!(SqliteStore, sqlx::Sqlite);
 crate::investigation::impl_investigation!(SqliteStore, sqlx::Sqlite);
 crate::mydata::impl_mydata!(SqliteStore, sqlx::Sqlite);
+crate::support::impl_support!(SqliteStore, sqlx::Sqlite);

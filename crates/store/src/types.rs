@@ -457,3 +457,42 @@ pub struct AgreementNote {
     pub text: String,
     pub created_at: Timestamp,
 }
+
+/// A support ticket an institution opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub id: i64,
+    pub institution: InstitutionId,
+    pub opened_by: UserId,
+    /// `new_dataset`, `linkage_problem`, `error`, `other`.
+    pub kind: String,
+    pub subject: String,
+    /// `open`, `answered`, `closed`.
+    pub status: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketMessage {
+    pub ticket: i64,
+    pub user: UserId,
+    pub text: String,
+    pub created_at: Timestamp,
+}
+
+/// A training session of the support centre.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Training {
+    pub id: i64,
+    pub title: String,
+    /// YYYY-MM-DD.
+    pub held_on: String,
+    pub place: String,
+    /// JSON array of {title, url}.
+    pub materials: String,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    /// (institution, attendee's name)
+    pub attendees: Vec<(InstitutionId, String)>,
+}

@@ -8,4 +8,5 @@ pub mod eiss;
 pub mod geography;
 pub mod mydata;
 pub mod nodes;
+pub mod support;
 pub mod system;

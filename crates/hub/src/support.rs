@@ -1,0 +1,453 @@
+//! Public MyData's support centre: institutions open tickets (a new
+//! dataset, a linkage problem, an error) and follow them; the support
+//! agents answer and close them, run training sessions with their
+//! attendees and materials, and read each institution's consulting
+//! history (its tickets and the trainings it attended).
+//!
+//! Tickets are about institutions' work, not about citizens: writes are
+//! audited in their transaction; reads are not.
+
+use crate::{Ctx, Hub, HubError, Result};
+use civic_core::error::parse_text;
+use civic_core::identity::InstitutionId;
+use civic_core::policy::Action;
+use civic_core::ValidationError;
+use civic_store::{InstitutionStore, SupportStore, Ticket, Training};
+use serde::{Deserialize, Serialize};
+
+pub const TICKET_KINDS: [&str; 4] = ["new_dataset", "linkage_problem", "error", "other"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewTicketRequest {
+    /// `new_dataset`, `linkage_problem`, `error` or `other`.
+    pub kind: String,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketUpdate {
+    /// A reply (optional when closing).
+    pub text: Option<String>,
+    /// `close` to close it; otherwise the reply answers it (an agent's) or
+    /// reopens it (the institution's).
+    #[serde(default)]
+    pub close: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageView {
+    pub user: i64,
+    pub text: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketView {
+    pub id: i64,
+    pub institution: crate::mydata::InstitutionRef,
+    pub opened_by: i64,
+    pub kind: String,
+    pub subject: String,
+    /// `open`, `answered`, `closed`.
+    pub status: String,
+    pub opened_at: String,
+    pub updated_at: String,
+    pub messages: Vec<MessageView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Material {
+    pub title: String,
+    /// Where it is kept (https, or a path on the hub).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewTrainingRequest {
+    pub title: String,
+    /// YYYY-MM-DD.
+    pub held_on: String,
+    pub place: String,
+    #[serde(default)]
+    pub materials: Vec<Material>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttendeeRequest {
+    pub institution_id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttendeeView {
+    pub institution: crate::mydata::InstitutionRef,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrainingView {
+    pub id: i64,
+    pub title: String,
+    pub held_on: String,
+    pub place: String,
+    pub materials: Vec<Material>,
+    pub attendees: Vec<AttendeeView>,
+}
+
+/// An institution's consulting history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsultingHistory {
+    pub institution: crate::mydata::InstitutionRef,
+    pub tickets: Vec<TicketView>,
+    pub trainings: Vec<TrainingView>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> HubError {
+    HubError::Invalid(ValidationError::new(field, message))
+}
+
+impl Hub {
+    async fn ticket_view(&self, t: &Ticket) -> Result<TicketView> {
+        let name = self
+            .store
+            .institution(t.institution)
+            .await?
+            .map(|i| i.name)
+            .unwrap_or_default();
+        let messages = self
+            .store
+            .ticket_messages(t.id)
+            .await?
+            .into_iter()
+            .map(|m| MessageView {
+                user: m.user.0,
+                text: m.text,
+                at: m.created_at.to_rfc3339(),
+            })
+            .collect();
+        Ok(TicketView {
+            id: t.id,
+            institution: crate::mydata::InstitutionRef {
+                id: t.institution,
+                name,
+            },
+            opened_by: t.opened_by.0,
+            kind: t.kind.clone(),
+            subject: t.subject.clone(),
+            status: t.status.clone(),
+            opened_at: t.created_at.to_rfc3339(),
+            updated_at: t.updated_at.to_rfc3339(),
+            messages,
+        })
+    }
+
+    async fn training_view(&self, t: Training) -> Result<TrainingView> {
+        let mut attendees = Vec::with_capacity(t.attendees.len());
+        for (institution, name) in t.attendees {
+            let iname = self
+                .store
+                .institution(institution)
+                .await?
+                .map(|i| i.name)
+                .unwrap_or_default();
+            attendees.push(AttendeeView {
+                institution: crate::mydata::InstitutionRef {
+                    id: institution,
+                    name: iname,
+                },
+                name,
+            });
+        }
+        Ok(TrainingView {
+            id: t.id,
+            title: t.title,
+            held_on: t.held_on,
+            place: t.place,
+            materials: serde_json::from_str(&t.materials).unwrap_or_default(),
+            attendees,
+        })
+    }
+
+    /// Opens a ticket for the caller's institution.
+    pub async fn open_ticket(&self, ctx: &Ctx, req: NewTicketRequest) -> Result<TicketView> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::OpenSupportTicket,
+                "support.ticket.open",
+                "support-ticket",
+            )
+            .await?;
+        let me = ctx.principal().ok_or_else(|| {
+            HubError::BadRequest("a ticket is opened by an institution's staff".into())
+        })?;
+        if !TICKET_KINDS.contains(&req.kind.as_str()) {
+            return Err(invalid(
+                "kind",
+                format!("must be one of {}", TICKET_KINDS.join(", ")),
+            ));
+        }
+        let subject = parse_text("subject", &req.subject, 200)?;
+        let text = civic_core::investigation::parse_reason(&req.text)
+            .map_err(|e| invalid("text", e.message))?;
+        let ticket = self
+            .store
+            .open_ticket(me.institution, me.user, &req.kind, &subject, &text, entry)
+            .await?;
+        self.ticket_view(&ticket).await
+    }
+
+    /// The tickets the caller may follow: her institution's, or all of
+    /// them for a support agent.
+    pub async fn list_tickets(&self, ctx: &Ctx) -> Result<Vec<TicketView>> {
+        let agent = self.may_handle_support(ctx);
+        if !agent {
+            self.authorize(
+                ctx,
+                Action::OpenSupportTicket,
+                "support.ticket.list",
+                "support-ticket",
+            )
+            .await?;
+        }
+        let me = ctx.principal().map(|p| p.institution);
+        let mut out = Vec::new();
+        for t in self.store.tickets().await? {
+            if agent || Some(t.institution) == me {
+                out.push(self.ticket_view(&t).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn may_handle_support(&self, ctx: &Ctx) -> bool {
+        ctx.principal()
+            .is_some_and(|p| civic_core::policy::decide(p, Action::HandleSupport).is_ok())
+    }
+
+    /// One ticket, for its institution's staff and the agents.
+    pub async fn get_ticket(&self, ctx: &Ctx, id: i64) -> Result<TicketView> {
+        let ticket = self.ticket_for(ctx, id, "support.ticket.read").await?.0;
+        self.ticket_view(&ticket).await
+    }
+
+    async fn ticket_for(
+        &self,
+        ctx: &Ctx,
+        id: i64,
+        audit_action: &str,
+    ) -> Result<(Ticket, bool, civic_core::audit::AuditEntry)> {
+        let resource = format!("support-ticket:{id}");
+        let agent = self.may_handle_support(ctx);
+        let entry = if agent {
+            self.authorize(ctx, Action::HandleSupport, audit_action, &resource)
+                .await?
+        } else {
+            self.authorize(ctx, Action::OpenSupportTicket, audit_action, &resource)
+                .await?
+        };
+        let ticket = self
+            .store
+            .ticket(id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("ticket {id}")))?;
+        if !agent && ctx.principal().map(|p| p.institution) != Some(ticket.institution) {
+            return Err(HubError::NotFound(format!("ticket {id}")));
+        }
+        Ok((ticket, agent, entry))
+    }
+
+    /// A reply, and the ticket's new status: an agent's reply answers it,
+    /// the institution's reopens it; either may close it.
+    pub async fn update_ticket(&self, ctx: &Ctx, id: i64, req: TicketUpdate) -> Result<TicketView> {
+        let (ticket, agent, entry) = self.ticket_for(ctx, id, "support.ticket.update").await?;
+        let me = ctx
+            .principal()
+            .ok_or_else(|| HubError::BadRequest("a ticket is updated by a person".into()))?;
+        if ticket.status == "closed" {
+            return Err(HubError::Conflict(format!(
+                "ticket {id} is closed: open a new one"
+            )));
+        }
+        let text = req
+            .text
+            .as_deref()
+            .map(civic_core::investigation::parse_reason)
+            .transpose()
+            .map_err(|e| invalid("text", e.message))?;
+        if text.is_none() && !req.close {
+            return Err(invalid("text", "a reply needs a text"));
+        }
+        let status = match (req.close, agent) {
+            (true, _) => "closed",
+            (false, true) => "answered",
+            (false, false) => "open",
+        };
+        let ticket = self
+            .store
+            .update_ticket(id, me.user, text.as_deref(), status, entry)
+            .await?;
+        self.ticket_view(&ticket).await
+    }
+
+    /// Schedules a training session (agents).
+    pub async fn create_training(
+        &self,
+        ctx: &Ctx,
+        req: NewTrainingRequest,
+    ) -> Result<TrainingView> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::HandleSupport,
+                "support.training.create",
+                "training",
+            )
+            .await?;
+        let me = ctx
+            .principal()
+            .ok_or_else(|| HubError::BadRequest("a training is scheduled by an agent".into()))?;
+        let title = parse_text("title", &req.title, 200)?;
+        let place = parse_text("place", &req.place, 200)?;
+        let day = time::Date::parse(
+            &req.held_on,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| invalid("held_on", "must be a date, YYYY-MM-DD"))?;
+        if req.materials.len() > 50 {
+            return Err(invalid("materials", "at most 50"));
+        }
+        let mut materials = Vec::with_capacity(req.materials.len());
+        for m in req.materials {
+            let url = parse_text("materials.url", &m.url, 500)?;
+            if !(url.starts_with("https://") || url.starts_with('/')) {
+                return Err(invalid(
+                    "materials.url",
+                    "must be an https URL or a path on the hub",
+                ));
+            }
+            materials.push(Material {
+                title: parse_text("materials.title", &m.title, 200)?,
+                url,
+            });
+        }
+        let training = self
+            .store
+            .create_training(
+                &title,
+                &day.to_string(),
+                &place,
+                &serde_json::to_string(&materials).expect("materials serialise"),
+                me.user,
+                entry,
+            )
+            .await?;
+        self.training_view(training).await
+    }
+
+    /// Records an institution's attendee of a session (agents).
+    pub async fn add_attendee(
+        &self,
+        ctx: &Ctx,
+        session: i64,
+        req: AttendeeRequest,
+    ) -> Result<TrainingView> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::HandleSupport,
+                "support.training.attendee",
+                &format!("training:{session}"),
+            )
+            .await?;
+        let name = parse_text("name", &req.name, 100)?;
+        let institution = InstitutionId(req.institution_id);
+        if self.store.institution(institution).await?.is_none() {
+            return Err(HubError::NotFound(format!(
+                "institution {}",
+                req.institution_id
+            )));
+        }
+        if !self
+            .store
+            .trainings()
+            .await?
+            .iter()
+            .any(|t| t.id == session)
+        {
+            return Err(HubError::NotFound(format!("training {session}")));
+        }
+        let training = self
+            .store
+            .add_attendee(session, institution, &name, entry)
+            .await?;
+        self.training_view(training).await
+    }
+
+    /// The training sessions (any user with a duty).
+    pub async fn list_trainings(&self, ctx: &Ctx) -> Result<Vec<TrainingView>> {
+        self.authorize(
+            ctx,
+            Action::ListTrainings,
+            "support.training.list",
+            "training",
+        )
+        .await?;
+        let mut out = Vec::new();
+        for t in self.store.trainings().await? {
+            out.push(self.training_view(t).await?);
+        }
+        Ok(out)
+    }
+
+    /// An institution's consulting history (agents).
+    pub async fn consulting_history(
+        &self,
+        ctx: &Ctx,
+        institution: InstitutionId,
+    ) -> Result<ConsultingHistory> {
+        self.authorize(
+            ctx,
+            Action::HandleSupport,
+            "support.history.read",
+            &format!("institution:{institution}"),
+        )
+        .await?;
+        let found = self
+            .store
+            .institution(institution)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("institution {institution}")))?;
+        let mut tickets = Vec::new();
+        for t in self.store.tickets().await? {
+            if t.institution == institution {
+                tickets.push(self.ticket_view(&t).await?);
+            }
+        }
+        let mut trainings = Vec::new();
+        for t in self.store.trainings().await? {
+            if t.attendees.iter().any(|(i, _)| *i == institution) {
+                trainings.push(self.training_view(t).await?);
+            }
+        }
+        Ok(ConsultingHistory {
+            institution: crate::mydata::InstitutionRef {
+                id: institution,
+                name: found.name,
+            },
+            tickets,
+            trainings,
+        })
+    }
+}

@@ -1,0 +1,287 @@
+//! The support centre's SQL, written once for both backends (expanded
+//! beside `impl_backend!`). Every write audits in its transaction.
+
+/// What a support store does.
+pub trait SupportStore {
+    /// Opens a ticket with its first message.
+    fn open_ticket(
+        &self,
+        institution: civic_core::identity::InstitutionId,
+        user: civic_core::identity::UserId,
+        kind: &str,
+        subject: &str,
+        text: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Ticket>> + Send;
+    fn tickets(
+        &self,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Ticket>>> + Send;
+    fn ticket(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Option<crate::Ticket>>> + Send;
+    fn ticket_messages(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TicketMessage>>> + Send;
+    /// Adds a message (if any) and sets the status.
+    fn update_ticket(
+        &self,
+        id: i64,
+        user: civic_core::identity::UserId,
+        text: Option<&str>,
+        status: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Ticket>> + Send;
+    fn create_training(
+        &self,
+        title: &str,
+        held_on: &str,
+        place: &str,
+        materials: &str,
+        user: civic_core::identity::UserId,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Training>> + Send;
+    fn add_attendee(
+        &self,
+        session: i64,
+        institution: civic_core::identity::InstitutionId,
+        name: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Training>> + Send;
+    fn trainings(
+        &self,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Training>>> + Send;
+}
+
+macro_rules! impl_support {
+    ($store:ident, $db:ty) => {
+        const TICKET_COLUMNS: &str =
+            "id, institution_id, opened_by, kind, subject, status, created_at, updated_at";
+
+        fn ticket_from(row: &DbRow) -> Result<Ticket> {
+            Ok(Ticket {
+                id: row.try_get("id")?,
+                institution: InstitutionId(row.try_get("institution_id")?),
+                opened_by: UserId(row.try_get("opened_by")?),
+                kind: row.try_get("kind")?,
+                subject: row.try_get("subject")?,
+                status: row.try_get("status")?,
+                created_at: ts(row.try_get("created_at")?),
+                updated_at: ts(row.try_get("updated_at")?),
+            })
+        }
+
+        impl $store {
+            async fn training_in(&self, id: i64) -> Result<Option<Training>> {
+                let Some(row) = sqlx::query(
+                    "SELECT id, title, held_on, place, materials, created_by, created_at FROM training_sessions WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let attendees = sqlx::query(
+                    "SELECT institution_id, name FROM training_attendees WHERE session_id = $1 ORDER BY institution_id, name",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((InstitutionId(r.try_get("institution_id")?), r.try_get("name")?)))
+                .collect::<Result<Vec<_>>>()?;
+                Ok(Some(Training {
+                    id: row.try_get("id")?,
+                    title: row.try_get("title")?,
+                    held_on: row.try_get("held_on")?,
+                    place: row.try_get("place")?,
+                    materials: row.try_get("materials")?,
+                    created_by: UserId(row.try_get("created_by")?),
+                    created_at: ts(row.try_get("created_at")?),
+                    attendees,
+                }))
+            }
+        }
+
+        impl $crate::support::SupportStore for $store {
+            async fn open_ticket(
+                &self,
+                institution: InstitutionId,
+                user: UserId,
+                kind: &str,
+                subject: &str,
+                text: &str,
+                audit: AuditEntry,
+            ) -> Result<Ticket> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let now = Timestamp::now().micros();
+                let row = sqlx::query(&format!(
+                    "INSERT INTO support_tickets (institution_id, opened_by, kind, subject, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING {TICKET_COLUMNS}"
+                ))
+                .bind(institution.0)
+                .bind(user.0)
+                .bind(kind)
+                .bind(subject)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let ticket = ticket_from(&row)?;
+                sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(ticket.id)
+                    .bind(user.0)
+                    .bind(text)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut audit = audit;
+                audit.resource = format!("support-ticket:{}", ticket.id);
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(ticket)
+            }
+
+            async fn tickets(&self) -> Result<Vec<Ticket>> {
+                let rows = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM support_tickets ORDER BY id DESC"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(ticket_from).collect()
+            }
+
+            async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {
+                let row = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(ticket_from).transpose()
+            }
+
+            async fn ticket_messages(&self, id: i64) -> Result<Vec<TicketMessage>> {
+                let rows = sqlx::query(
+                    "SELECT ticket_id, user_id, text, created_at FROM support_messages WHERE ticket_id = $1 ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(TicketMessage {
+                            ticket: r.try_get("ticket_id")?,
+                            user: UserId(r.try_get("user_id")?),
+                            text: r.try_get("text")?,
+                            created_at: ts(r.try_get("created_at")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn update_ticket(
+                &self,
+                id: i64,
+                user: UserId,
+                text: Option<&str>,
+                status: &str,
+                audit: AuditEntry,
+            ) -> Result<Ticket> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let now = Timestamp::now().micros();
+                let row = sqlx::query(&format!(
+                    "UPDATE support_tickets SET status = $1, updated_at = $2 WHERE id = $3 RETURNING {TICKET_COLUMNS}"
+                ))
+                .bind(status)
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
+                let ticket = ticket_from(&row)?;
+                if let Some(text) = text {
+                    sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(user.0)
+                        .bind(text)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut audit = audit;
+                audit.resource = format!("support-ticket:{id}");
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(ticket)
+            }
+
+            async fn create_training(
+                &self,
+                title: &str,
+                held_on: &str,
+                place: &str,
+                materials: &str,
+                user: UserId,
+                audit: AuditEntry,
+            ) -> Result<Training> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO training_sessions (title, held_on, place, materials, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(title)
+                .bind(held_on)
+                .bind(place)
+                .bind(materials)
+                .bind(user.0)
+                .bind(Timestamp::now().micros())
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut audit = audit;
+                audit.resource = format!("training:{id}");
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                self.training_in(id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("training {id}")))
+            }
+
+            async fn add_attendee(
+                &self,
+                session: i64,
+                institution: InstitutionId,
+                name: &str,
+                audit: AuditEntry,
+            ) -> Result<Training> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                sqlx::query("INSERT INTO training_attendees (session_id, institution_id, name) VALUES ($1, $2, $3)")
+                    .bind(session)
+                    .bind(institution.0)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_unique(e, || format!("attendee {name:?}")))?;
+                let mut audit = audit;
+                audit.resource = format!("training:{session}");
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                self.training_in(session)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("training {session}")))
+            }
+
+            async fn trainings(&self) -> Result<Vec<Training>> {
+                let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM training_sessions ORDER BY held_on DESC, id DESC")
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(t) = self.training_in(id).await? {
+                        out.push(t);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_support;
