@@ -192,6 +192,7 @@ function homeFor() {
   if (has('security_auditor')) return '#/audit';
   if (has('administrator')) return '#/responses';
   if (has('mydata_operator')) return '#/agreements';
+  if (has('support_agent')) return '#/support';
   return '#/account';
 }
 
@@ -241,6 +242,7 @@ function renderChrome() {
   if (has('security_auditor')) links.push(['#/audit', t('nav_audit')]);
   links.push(['#/catalogue', t('nav_catalogue')]);
   if (has('mydata_operator')) links.push(['#/agreements', t('nav_agreements')]);
+  if (has('support_agent') || session.me.institution_kind !== 'hub_operator') links.push(['#/support', t('nav_support')]);
   if (session.responses.length) links.push(['#/responses', t('nav_responses')]);
   links.push(['#/account', t('nav_account')]);
   const current = location.hash.split('/').slice(0, 2).join('/');
@@ -1076,6 +1078,94 @@ async function agreementPage(id) {
       h('div', { class: 'row' }, steps.filter(Boolean).map(step))));
 }
 
+// ---------------------------------------------------------------- support centre
+
+const ticketKinds = ['new_dataset', 'linkage_problem', 'error', 'other'];
+const ticketBadge = { open: 'warn', answered: 'info', closed: '' };
+
+/** Tickets (an institution's own, or all for agents), opening one, and the
+ *  training sessions; agents schedule sessions and record attendees. */
+async function supportPage() {
+  const view = page();
+  const agent = has('support_agent');
+  const tickets = await attempt(() => api('GET', '/support/tickets')) || [];
+  const trainings = await attempt(() => api('GET', '/support/trainings')) || [];
+  const institutions = agent ? await api('GET', '/institutions').catch(() => []) : [];
+  const kind = h('select', { name: 'kind' }, ticketKinds.map((k) => h('option', { value: k }, t(`tk_${k}`))));
+  const subject = h('input', { name: 'subject', required: true, maxlength: '200' });
+  const text = h('textarea', { name: 'text', rows: '3', required: true, maxlength: '2000' });
+  const open = agent ? null : h('form', { class: 'card', id: 'ticket-form', onsubmit: async (e) => {
+    e.preventDefault();
+    const r = await attempt(() => api('POST', '/support/tickets', { kind: kind.value, subject: subject.value, text: text.value }), t('ticket_opened'));
+    if (r) location.hash = `#/support/tickets/${r.id}`;
+  } }, h('h2', {}, t('open_ticket')), field(t('kind'), kind), field(t('ticket_subject'), subject), field(t('message'), text),
+  h('button', { type: 'submit', class: 'primary' }, t('open_ticket')));
+  const trainingRows = trainings.map((tr) => {
+    let inst;
+    let attendee;
+    const who = agent ? h('form', { class: 'row', onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { institution_id: Number(inst.value), name: attendee.value };
+      const r = await attempt(() => api('POST', `/support/trainings/${tr.id}/attendees`, body), t('saved'));
+      if (r) supportPage();
+    } }, field(t('institution'), (inst = h('select', { 'aria-label': t('institution') }, institutions.map((i) => h('option', { value: i.id }, i.name))))),
+    field(t('attendee'), (attendee = h('input', { required: true, maxlength: '100' }))), h('button', { type: 'submit' }, t('add_attendee'))) : null;
+    return h('article', { class: 'card' }, h('h3', {}, `${tr.held_on} · ${tr.title}`), h('p', {}, tr.place),
+      tr.materials.length ? h('ul', {}, tr.materials.map((m) => h('li', {}, h('a', { href: m.url, rel: 'noopener noreferrer' }, m.title)))) : null,
+      h('p', { class: 'count' }, t('n_attendees', { n: tr.attendees.length }), ': ', tr.attendees.map((a) => `${a.name} (${a.institution.name})`).join(', ')),
+      who);
+  });
+  const title = h('input', { required: true, maxlength: '200' });
+  const day = h('input', { type: 'date', required: true });
+  const place = h('input', { required: true, maxlength: '200' });
+  const schedule = agent ? h('form', { class: 'card', id: 'training-form', onsubmit: async (e) => {
+    e.preventDefault();
+    const r = await attempt(() => api('POST', '/support/trainings', { title: title.value, held_on: day.value, place: place.value }), t('saved'));
+    if (r) supportPage();
+  } }, h('h2', {}, t('schedule_training')), field(t('name'), title), field(t('held_on'), day), field(t('place'), place),
+  h('button', { type: 'submit' }, t('schedule_training'))) : null;
+  view(h('h1', {}, t('nav_support')),
+    table(t('tickets'), ['#', t('institution'), t('kind'), t('ticket_subject'), t('status'), t('updated')],
+      tickets.map((tk) => h('tr', {}, h('td', {}, h('a', { href: `#/support/tickets/${tk.id}` }, `#${tk.id}`)), h('td', {}, tk.institution.name),
+        h('td', {}, t(`tk_${tk.kind}`)), h('td', {}, tk.subject), h('td', {}, badge(ticketBadge[tk.status] ?? '', t(`ts_${tk.status}`))), h('td', {}, when(tk.updated_at)))),
+      { showCaption: true }),
+    open,
+    h('h2', {}, t('trainings')), schedule, h('div', { class: 'cards' }, trainingRows));
+}
+
+async function ticketPage(id) {
+  const view = page();
+  const tk = await attempt(() => api('GET', `/support/tickets/${id}`));
+  if (!tk) { view(h('p', {}, t('not_available'))); return; }
+  const text = h('textarea', { id: 'reply-text', rows: '3', maxlength: '2000' });
+  const send = (close) => async () => {
+    if (!close && !text.value.trim()) { say(t('note_required'), 'error'); text.focus(); return; }
+    const body = { text: text.value.trim() || null, close };
+    const r = await attempt(() => api('POST', `/support/tickets/${id}/replies`, body), t('saved'));
+    if (r) ticketPage(id);
+  };
+  let history = null;
+  if (has('support_agent')) {
+    const hist = await api('GET', `/support/institutions/${tk.institution.id}/history`).catch(() => null);
+    if (hist) {
+      history = h('section', { class: 'card' }, h('h2', {}, t('consulting_history', { name: hist.institution.name })),
+        h('ul', {}, hist.tickets.map((x) => h('li', {}, h('a', { href: `#/support/tickets/${x.id}` }, `#${x.id}`), ` ${x.subject} · ${t(`ts_${x.status}`)}`)),
+          hist.trainings.map((x) => h('li', {}, `${x.held_on} · ${x.title}`))));
+    }
+  }
+  view(h('h1', {}, t('ticket'), ` #${tk.id} `, badge(ticketBadge[tk.status] ?? '', t(`ts_${tk.status}`))),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('institution')), h('dd', {}, tk.institution.name),
+      h('dt', {}, t('kind')), h('dd', {}, t(`tk_${tk.kind}`)),
+      h('dt', {}, t('ticket_subject')), h('dd', {}, tk.subject),
+      h('dt', {}, t('opened_at')), h('dd', {}, when(tk.opened_at))),
+    h('ol', { class: 'history' }, tk.messages.map((m) => h('li', {}, `${when(m.at)} · `, m.text))),
+    tk.status === 'closed' ? null : h('section', { class: 'card' }, field(t('reply'), text),
+      h('div', { class: 'row' }, h('button', { type: 'button', id: 'send-reply', class: 'primary', onclick: send(false) }, t('reply')),
+        h('button', { type: 'button', id: 'close-ticket', onclick: send(true) }, t('close_ticket')))),
+    history);
+}
+
 // ---------------------------------------------------------------- router
 
 const routes = [
@@ -1091,6 +1181,8 @@ const routes = [
   [/^#\/catalogue$/, (m, q) => cataloguePage(q)],
   [/^#\/agreements\/(\d+)$/, (m) => agreementPage(m[1])],
   [/^#\/agreements$/, () => agreementsPage()],
+  [/^#\/support\/tickets\/(\d+)$/, (m) => ticketPage(m[1])],
+  [/^#\/support$/, () => supportPage()],
 ];
 
 async function route() {

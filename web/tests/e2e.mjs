@@ -331,6 +331,29 @@ try {
   await labelled(holder, 'agreement');
   await shot(holder, 'agreement');
 
+  log('the holder opens a support ticket; the support centre answers it and records a training');
+  await holder.click('nav a[href="#/support"]');
+  await holder.selectOption('#ticket-form select[name=kind]', 'new_dataset');
+  await holder.fill('#ticket-form input[name=subject]', 'Publish the long-term care grade');
+  await holder.fill('#ticket-form textarea[name=text]', 'We would like to offer it as a dataset.');
+  await holder.click('#ticket-form button[type=submit]');
+  await holder.waitForSelector('ol.history li');
+  const desk = await open('support');
+  await signIn(desk, 'support');
+  await desk.waitForSelector('table tbody tr a');
+  await desk.click('table tbody tr a');
+  await desk.fill('#reply-text', 'Send us its items; we review them within a week.');
+  await desk.click('#send-reply');
+  await desk.waitForSelector('ol.history li:nth-child(2)');
+  await desk.click('nav a[href="#/support"]');
+  await desk.fill('#training-form input[required]:not([type=date])', 'Publishing datasets');
+  await desk.fill('#training-form input[type=date]', '2026-12-10');
+  await desk.locator('#training-form input[required]').nth(2).fill('Sejong Government Complex');
+  await desk.click('#training-form button[type=submit]');
+  await desk.waitForSelector('article.card h3:has-text("Publishing datasets")');
+  await labelled(desk, 'support');
+  await shot(desk, 'support');
+
   // ------------------------------------------------------------ end of the response
   log('the administrator signs in');
   const adm = await open('admin');

@@ -30,3 +30,16 @@ if (html.join() !== 'e.qr_svg' || labels.length) {
   process.exit(1);
 }
 console.log('app.js: API values enter the page as text only');
+
+// A word given twice in one language would silently replace the first.
+const source = readFileSync(new URL('../app/i18n.js', import.meta.url), 'utf8');
+for (const block of source.split(/^const en = /m)) {
+  const body = block.slice(0, block.indexOf('};'));
+  const keys = [...body.matchAll(/(?:^|[{,]\s*)([a-z_0-9]+):/gm)].map((m) => m[1]);
+  const twice = keys.filter((k, i) => keys.indexOf(k) !== i);
+  if (twice.length) {
+    console.error(`i18n.js gives these words twice: ${[...new Set(twice)].join(', ')}`);
+    process.exit(1);
+  }
+}
+console.log('i18n.js: every word given once');
