@@ -1937,6 +1937,42 @@ async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder
         .await
         .unwrap();
     assert_eq!(v1["status"], "superseded");
+    // A newer application replaces one still under discussion, which can
+    // then no longer be approved over it.
+    let v3: Value = post(
+        "/api/v1/mydata/agreements",
+        &agency,
+        application(json!(["income_bracket"]), 30),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let v4: Value = post(
+        "/api/v1/mydata/agreements",
+        &agency,
+        application(json!(["income_bracket"]), 20),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v4["version"], 4);
+    let stale = post(
+        &format!("/api/v1/mydata/agreements/{}/notes", v3["id"]),
+        &holder,
+        json!({"kind": "approve", "text": "ok"}),
+    )
+    .await
+    .unwrap();
+    let problem = assert_problem(stale, StatusCode::CONFLICT).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("superseded") && !detail.contains("already exists"),
+        "{problem}"
+    );
     let hidden = app
         .request(
             Method::GET,
@@ -1955,7 +1991,7 @@ async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder
         .json()
         .await
         .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list.as_array().unwrap().len(), 4);
 
     // The catalogue counts the agreement in force.
     let catalogue: Value = app

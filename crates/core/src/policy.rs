@@ -252,10 +252,12 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
         {
             deny("administration needs a person signed in with a second factor")
         }
-        Action::EndorseGrant { .. } | Action::DecideDataRequests { .. }
+        Action::EndorseGrant { .. }
+        | Action::DecideDataRequests { .. }
+        | Action::ReviewMydataAgreement { .. }
             if who.auth != AuthMethod::PasswordAndTotp =>
         {
-            deny("an endorsement is given by a person signed in with a second factor")
+            deny("an endorsement or a review is given by a person signed in with a second factor")
         }
         Action::ManageResponses if who.auth != AuthMethod::PasswordAndTotp => {
             deny("administration needs a person signed in with a second factor")

@@ -183,7 +183,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> HubError {
 }
 
 fn check_name(field: &'static str, raw: &str, allowed: fn(u8) -> bool, max: usize) -> Result<()> {
-    if raw.len() < 2.min(max) || raw.len() > max || !raw.bytes().all(allowed) {
+    if raw.is_empty() || raw.len() > max || !raw.bytes().all(allowed) {
         return Err(invalid(
             field,
             format!(
@@ -209,6 +209,9 @@ fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
         |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-',
         64,
     )?;
+    if req.code.len() < 2 {
+        return Err(invalid("code", "must be 2-64 characters of a-z, 0-9 and -"));
+    }
     let title = parse_text("title", &req.title, 200)?;
     let description = parse_text("description", &req.description, 2000)?;
     let legal_basis = parse_text("legal_basis", &req.legal_basis, 500)?;
@@ -224,6 +227,12 @@ fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
             |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_',
             64,
         )?;
+        if civic_mydata::sdjwt::RESERVED.contains(&item.name.as_str()) {
+            return Err(invalid(
+                "items.name",
+                format!("{} is a name credentials reserve", item.name),
+            ));
+        }
         if !names.insert(item.name.clone()) {
             return Err(invalid(
                 "items.name",
@@ -661,6 +670,14 @@ impl Hub {
                     ))
                 }
             };
+        let principal = ctx
+            .principal()
+            .ok_or_else(|| HubError::BadRequest("a consultation step is an operator's".into()))?;
+        // Who is not party to it learns nothing of it.
+        let party = principal.institution == agreement.agency || principal.institution == holder;
+        if !party {
+            return Err(HubError::NotFound(format!("agreement {id}")));
+        }
         let entry = self
             .authorize(
                 ctx,
@@ -669,13 +686,6 @@ impl Hub {
                 &resource,
             )
             .await?;
-        let principal = ctx
-            .principal()
-            .ok_or_else(|| HubError::BadRequest("a consultation step is an operator's".into()))?;
-        let party = principal.institution == agreement.agency || principal.institution == holder;
-        if !party {
-            return Err(HubError::NotFound(format!("agreement {id}")));
-        }
         if req.kind == "answer" && principal.institution != agreement.agency {
             return Err(HubError::Forbidden {
                 reason: "only the using agency answers the holder's questions",
@@ -685,7 +695,7 @@ impl Hub {
         if let Some((from, _)) = status {
             if agreement.status != from {
                 return Err(HubError::Conflict(format!(
-                    "agreement {id} is {}: it cannot take a {} now",
+                    "agreement {id} is {}: the step {:?} does not apply to it now",
                     agreement.status, req.kind
                 )));
             }
@@ -1050,6 +1060,16 @@ mod tests {
                     ..good.clone()
                 },
                 "items",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![Item {
+                        name: "exp".into(),
+                        ..good.items[0].clone()
+                    }],
+                    ..good.clone()
+                },
+                "items.name",
             ),
             (
                 NewOfferRequest {

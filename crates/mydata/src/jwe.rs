@@ -39,8 +39,12 @@ impl EncryptionJwk {
         }
     }
 
+    /// The key, if this is an X25519 key whose `kid` is its thumbprint.
     pub fn public_key(&self) -> Option<PublicKey> {
-        if self.kty != "OKP" || self.crv != "X25519" {
+        if self.kty != "OKP"
+            || self.crv != "X25519"
+            || self.kid != okp_thumbprint("X25519", &self.x)
+        {
             return None;
         }
         let bytes: [u8; 32] = unb64(&self.x)?.try_into().ok()?;
@@ -108,7 +112,7 @@ pub fn encrypt(plaintext: &[u8], recipient: &EncryptionJwk, cty: &str) -> Result
 /// Opens a package with the agency's private key; returns what is inside
 /// and its `cty`.
 pub fn decrypt(jwe: &str, key: &StaticSecret) -> Result<(Vec<u8>, String), JweError> {
-    let parts: Vec<&str> = jwe.split('.').collect();
+    let parts: Vec<&str> = jwe.splitn(6, '.').collect();
     let [protected, encrypted_key, iv, ciphertext, tag] = parts[..] else {
         return Err(JweError::Malformed("a compact JWE has five parts"));
     };
@@ -118,9 +122,21 @@ pub fn decrypt(jwe: &str, key: &StaticSecret) -> Result<(Vec<u8>, String), JweEr
     let header: Value = unb64(protected)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(JweError::Malformed("the header is not base64url JSON"))?;
-    if header["alg"] != "ECDH-ES" || header["enc"] != "A256GCM" || header["epk"]["crv"] != "X25519"
+    if header["alg"] != "ECDH-ES"
+        || header["enc"] != "A256GCM"
+        || header["epk"]["kty"] != "OKP"
+        || header["epk"]["crv"] != "X25519"
     {
         return Err(JweError::Malformed("only ECDH-ES over X25519 with A256GCM"));
+    }
+    // Nothing this implementation does not understand, and no party info
+    // (its key derivation takes none).
+    for unsupported in ["crit", "zip", "apu", "apv"] {
+        if header.get(unsupported).is_some() {
+            return Err(JweError::Malformed(
+                "crit, zip, apu and apv are not supported",
+            ));
+        }
     }
     let epk: [u8; 32] = header["epk"]["x"]
         .as_str()

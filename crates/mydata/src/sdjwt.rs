@@ -9,7 +9,7 @@
 
 use crate::jwk::{Jwk, JwkSet};
 use crate::{b64, unb64};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 pub const TYP: &str = "dc+sd-jwt";
 
 /// Names a disclosure may not take: they would overwrite the structure.
-const RESERVED: [&str; 10] = [
+pub const RESERVED: [&str; 10] = [
     "_sd", "_sd_alg", "...", "iss", "iat", "exp", "nbf", "vct", "status", "cnf",
 ];
 
@@ -205,7 +205,7 @@ pub fn verify_jws(jws: &str, keys: &JwkSet, typ: &str) -> Result<(String, Value)
     let sig: [u8; 64] = unb64(s)
         .and_then(|b| b.try_into().ok())
         .ok_or(VerifyError::Malformed("the signature is not 64 bytes"))?;
-    key.verify(format!("{h}.{p}").as_bytes(), &Signature::from_bytes(&sig))
+    key.verify_strict(format!("{h}.{p}").as_bytes(), &Signature::from_bytes(&sig))
         .map_err(|_| VerifyError::Signature)?;
     let payload: Value = unb64(p)
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -216,6 +216,11 @@ pub fn verify_jws(jws: &str, keys: &JwkSet, typ: &str) -> Result<(String, Value)
 /// Verifies an SD-JWT VC against the holder's keys at time `now` (Unix
 /// seconds). The status list is checked apart ([`crate::StatusList`]).
 pub fn verify(compact: &str, keys: &JwkSet, now: i64) -> Result<Verified, VerifyError> {
+    // A credential of ours carries tens of items: a bound keeps hostile
+    // input from costing more than one.
+    if compact.len() > 1 << 20 || compact.matches('~').count() > 1_000 {
+        return Err(VerifyError::Malformed("longer than any credential"));
+    }
     let mut parts = compact.split('~');
     let jws = parts.next().unwrap_or_default();
     let mut rest: Vec<&str> = parts.collect();
@@ -229,15 +234,25 @@ pub fn verify(compact: &str, keys: &JwkSet, now: i64) -> Result<Verified, Verify
     let Value::Object(mut claims) = payload else {
         return Err(VerifyError::Malformed("the payload is not an object"));
     };
-    if claims.remove("_sd_alg").as_ref().and_then(Value::as_str) != Some("sha-256") {
-        return Err(VerifyError::Malformed("_sd_alg must be sha-256"));
+    // RFC 9901: sha-256 when absent.
+    match claims.remove("_sd_alg") {
+        None => {}
+        Some(Value::String(alg)) if alg == "sha-256" => {}
+        Some(_) => return Err(VerifyError::Malformed("_sd_alg must be sha-256")),
     }
     let digests: BTreeSet<String> = match claims.remove("_sd") {
-        Some(Value::Array(d)) => d
-            .into_iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or(VerifyError::Malformed("_sd holds a non-string"))?,
+        Some(Value::Array(d)) => {
+            let count = d.len();
+            let set: BTreeSet<String> = d
+                .into_iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or(VerifyError::Malformed("_sd holds a non-string"))?;
+            if set.len() != count {
+                return Err(VerifyError::Malformed("_sd holds a digest twice"));
+            }
+            set
+        }
         None => BTreeSet::new(),
         Some(_) => return Err(VerifyError::Malformed("_sd is not an array")),
     };

@@ -51,18 +51,18 @@ impl StatusList {
 
     /// Marks entry `idx` revoked (it never becomes valid again).
     pub fn revoke(&mut self, idx: u64) -> Result<(), StatusListError> {
-        let byte = self
-            .bytes
-            .get_mut((idx / 8) as usize)
+        let byte = usize::try_from(idx / 8)
+            .ok()
+            .and_then(|i| self.bytes.get_mut(i))
             .ok_or(StatusListError::OutOfRange(idx))?;
         *byte |= 1 << (idx % 8);
         Ok(())
     }
 
     pub fn is_revoked(&self, idx: u64) -> Result<bool, StatusListError> {
-        let byte = self
-            .bytes
-            .get((idx / 8) as usize)
+        let byte = usize::try_from(idx / 8)
+            .ok()
+            .and_then(|i| self.bytes.get(i))
             .ok_or(StatusListError::OutOfRange(idx))?;
         Ok(byte & (1 << (idx % 8)) != 0)
     }

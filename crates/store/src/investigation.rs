@@ -1114,18 +1114,18 @@ macro_rules! impl_investigation {
                 let linked: Option<i64> = row.try_get("linked_case_id")?;
                 if current != expected.as_str() {
                     return Err(StoreError::Conflict(format!(
-                        "a change of contact {id} (it is {current} now)"
+                        "contact {id} changed meanwhile: it is {current} now"
                     )));
                 }
                 if new_case.is_some() && linked.is_some() {
-                    return Err(StoreError::Conflict(format!("a case of contact {id}")));
+                    return Err(StoreError::Conflict(format!("contact {id} already became a case")));
                 }
                 let now = Timestamp::now().micros();
                 let created = match new_case {
                     Some(c) if c.response.0 == response => Some(Self::insert_case(&mut tx, c, now).await?),
                     Some(c) => {
                         return Err(StoreError::Conflict(format!(
-                            "contact {id} of response {response}: a case of response {}",
+                            "contact {id} belongs to response {response}, not to response {}",
                             c.response
                         )))
                     }

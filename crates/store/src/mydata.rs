@@ -30,7 +30,8 @@ pub trait MydataStore {
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Agreement>>> + Send;
     /// Adds a note to an agreement's history and, with `status`, moves it
     /// from one status to another (a conflict if it is not in `from`); an
-    /// approval supersedes the earlier approved version.
+    /// approval supersedes the earlier approved version. Applying for a new
+    /// version supersedes the earlier ones still under discussion.
     fn note_agreement(
         &self,
         note: crate::NewAgreementNote,
@@ -154,6 +155,19 @@ macro_rules! impl_mydata {
                 .fetch_one(&mut *tx)
                 .await?;
                 let agreement = agreement_from(&row)?;
+                // A new version replaces the earlier ones still under
+                // discussion; an approved one stays in force until this one
+                // is approved.
+                sqlx::query(
+                    "UPDATE mydata_agreements SET status = 'superseded' WHERE offer_id = $1 AND agency_id = $2 \
+                     AND service = $3 AND status IN ('applied', 'questioned') AND version < $4",
+                )
+                .bind(new.offer)
+                .bind(new.agency.0)
+                .bind(&new.service)
+                .bind(agreement.version)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, 'apply', $3, $4)",
                 )
@@ -202,7 +216,7 @@ macro_rules! impl_mydata {
                 if let Some((from, to)) = status {
                     if before.status != from {
                         return Err(StoreError::Conflict(format!(
-                            "agreement {} is {}, not {from}; it",
+                            "agreement {} is {}, not {from}",
                             before.id, before.status
                         )));
                     }
@@ -216,12 +230,12 @@ macro_rules! impl_mydata {
                     if to == "approved" {
                         sqlx::query(
                             "UPDATE mydata_agreements SET status = 'superseded' WHERE offer_id = $1 AND agency_id = $2 \
-                             AND service = $3 AND status = 'approved' AND id <> $4",
+                             AND service = $3 AND status = 'approved' AND version < $4",
                         )
                         .bind(before.offer)
                         .bind(before.agency.0)
                         .bind(&before.service)
-                        .bind(before.id)
+                        .bind(before.version)
                         .execute(&mut *tx)
                         .await?;
                     }

@@ -422,7 +422,7 @@ macro_rules! impl_backend {
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict(format!("a confirmed second factor of user {user}")));
+                    return Err(StoreError::Conflict(format!("a confirmed second factor of user {user} already exists")));
                 }
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
@@ -513,7 +513,7 @@ macro_rules! impl_backend {
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict("a sign-in with this one-time code, or a lock".into()));
+                    return Err(StoreError::Conflict("a sign-in with this one-time code, or a lock, already exists".into()));
                 }
                 sqlx::query(
                     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen, second_factor, revoked) \
