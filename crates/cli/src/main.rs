@@ -6,6 +6,7 @@ mod client;
 mod eiss;
 mod mydata;
 mod output;
+mod support;
 
 use anyhow::{anyhow, bail, Context, Result};
 use civic_core::identity::{ApiTokenId, InstitutionId, UserId};
@@ -126,6 +127,16 @@ enum Command {
         format: Option<Format>,
         #[command(subcommand)]
         command: mydata::MydataCommand,
+    },
+    /// The MyData support centre: tickets, trainings, institutions'
+    /// consulting history.
+    Support {
+        #[command(flatten)]
+        hub: client::HubArgs,
+        #[arg(long, value_enum, global = true)]
+        format: Option<Format>,
+        #[command(subcommand)]
+        command: support::SupportCommand,
     },
     /// Measured runs on a synthetic city (see bench/README.md).
     Bench {
@@ -704,6 +715,11 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             command,
         } => mydata::run(&hub, format, command).await,
+        Command::Support {
+            hub,
+            format,
+            command,
+        } => support::run(&hub, format, command).await,
         Command::Bench { command } => {
             init_logging(log_override.unwrap_or(LogFormat::Text));
             match command {

@@ -1274,5 +1274,105 @@ fn the_investigation_runs_through_the_cli_against_the_demo() {
     );
     assert!(!closed.contains("NOT CONFIRMED"), "{closed}");
     fails_in_one_line(&as_(&inv, &["case", &case]));
+
+    // MyData through the CLI: the public catalogue, an agreement applied
+    // for and approved, and a support ticket answered.
+    let cli = |home: Option<&std::path::Path>, args: &[&str]| {
+        let env: Vec<(&str, &str)> = home
+            .map(|h| vec![("CIVIC_HOME", h.to_str().unwrap())])
+            .unwrap_or_default();
+        civic(args, &env, None)
+    };
+    let catalogue = json(&cli(
+        Some(dir.path()),
+        &[
+            "mydata",
+            "--hub",
+            &url,
+            "--format",
+            "json",
+            "catalogue",
+            "--q",
+            "income",
+        ],
+    ));
+    assert_eq!(catalogue[0]["code"], "income-bracket", "{catalogue}");
+    let offer = catalogue[0]["id"].to_string();
+    let agency = login("mydata.agency");
+    let holder = login("mydata.nhis");
+    let applied = json(&cli(
+        Some(&agency),
+        &[
+            "mydata",
+            "--format",
+            "json",
+            "apply",
+            "--offer",
+            &offer,
+            "--service",
+            "Youth job subsidy",
+            "--items",
+            "income_bracket",
+            "--purpose",
+            "household income",
+            "--legal-basis",
+            "Employment Insurance Act art. 25",
+            "--retention-days",
+            "90",
+        ],
+    ));
+    let agreement = applied[0]["id"].to_string();
+    let err = fails_in_one_line(&cli(
+        Some(&agency),
+        &[
+            "mydata", "note", &agreement, "--kind", "approve", "--text", "mine",
+        ],
+    ));
+    assert!(err.contains("403"), "{err}");
+    let approved = json(&cli(
+        Some(&holder),
+        &[
+            "mydata", "--format", "json", "note", &agreement, "--kind", "approve", "--text", "ok",
+        ],
+    ));
+    assert_eq!(approved[0]["status"], "approved");
+    let ticket = json(&cli(
+        Some(&holder),
+        &[
+            "support",
+            "--format",
+            "json",
+            "open",
+            "--kind",
+            "error",
+            "--subject",
+            "Linkage",
+            "--text",
+            "The agency sees an error",
+        ],
+    ));
+    let id = ticket[0]["id"].to_string();
+    let support = login("support");
+    let answered = json(&cli(
+        Some(&support),
+        &[
+            "support", "--format", "json", "reply", &id, "--text", "Fixed",
+        ],
+    ));
+    assert_eq!(answered[0]["status"], "answered");
+    let err = fails_in_one_line(&cli(
+        Some(&holder),
+        &[
+            "support",
+            "schedule",
+            "--title",
+            "t",
+            "--date",
+            "2026-12-10",
+            "--place",
+            "p",
+        ],
+    ));
+    assert!(err.contains("403"), "{err}");
     let _ = demo.0.kill();
 }
