@@ -9,11 +9,10 @@
 //! None of this is personal data: writes are audited in their
 //! transaction; reads are not.
 
-use crate::{Ctx, Hub, HubError, Result};
+use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::error::parse_text;
 use civic_core::identity::InstitutionId;
 use civic_core::policy::Action;
-use civic_core::ValidationError;
 use civic_store::{
     Agreement, InstitutionStore, MydataStore, NewAgreement, NewAgreementNote, NewOffer, Offer,
 };
@@ -178,10 +177,6 @@ pub struct AgreementView {
     pub history: Vec<NoteView>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> HubError {
-    HubError::Invalid(ValidationError::new(field, message))
-}
-
 fn check_name(field: &'static str, raw: &str, allowed: fn(u8) -> bool, max: usize) -> Result<()> {
     if raw.is_empty() || raw.len() > max || !raw.bytes().all(allowed) {
         return Err(invalid(
@@ -269,6 +264,41 @@ fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
     })
 }
 
+impl NewOfferRequest {
+    /// The entry to store, once checked.
+    fn into_new_offer(self, holder: InstitutionId) -> NewOffer {
+        NewOffer {
+            holder,
+            items: serde_json::to_string(&self.items).expect("items serialise"),
+            kind: self.kind,
+            code: self.code,
+            title: self.title,
+            description: self.description,
+            legal_basis: self.legal_basis,
+        }
+    }
+}
+
+fn offer_view(
+    offer: &Offer,
+    holder: InstitutionRef,
+    items: Vec<Item>,
+    demand: Demand,
+) -> OfferView {
+    OfferView {
+        id: offer.id,
+        kind: offer.kind.clone(),
+        code: offer.code.clone(),
+        title: offer.title.clone(),
+        description: offer.description.clone(),
+        legal_basis: offer.legal_basis.clone(),
+        holder,
+        items,
+        published_at: offer.created_at.to_rfc3339(),
+        demand,
+    }
+}
+
 fn items_of(offer: &Offer) -> Result<Vec<Item>> {
     serde_json::from_str(&offer.items).map_err(|e| {
         HubError::Store(civic_store::StoreError::Corrupt(format!(
@@ -279,7 +309,7 @@ fn items_of(offer: &Offer) -> Result<Vec<Item>> {
 }
 
 impl Hub {
-    async fn institution_ref(&self, id: InstitutionId) -> Result<InstitutionRef> {
+    pub(crate) async fn institution_ref(&self, id: InstitutionId) -> Result<InstitutionRef> {
         let name = self
             .store
             .institution(id)
@@ -306,35 +336,14 @@ impl Hub {
         let req = checked_offer(req)?;
         let offer = self
             .store
-            .create_offer(
-                NewOffer {
-                    holder,
-                    kind: req.kind,
-                    code: req.code,
-                    title: req.title,
-                    description: req.description,
-                    legal_basis: req.legal_basis,
-                    items: serde_json::to_string(&req.items).expect("items serialise"),
-                },
-                entry,
-            )
+            .create_offer(req.into_new_offer(holder), entry)
             .await?;
-        self.offer_view(&offer, &Demand::default()).await
-    }
-
-    async fn offer_view(&self, offer: &Offer, demand: &Demand) -> Result<OfferView> {
-        Ok(OfferView {
-            id: offer.id,
-            kind: offer.kind.clone(),
-            code: offer.code.clone(),
-            title: offer.title.clone(),
-            description: offer.description.clone(),
-            legal_basis: offer.legal_basis.clone(),
-            holder: self.institution_ref(offer.holder).await?,
-            items: items_of(offer)?,
-            published_at: offer.created_at.to_rfc3339(),
-            demand: demand.clone(),
-        })
+        Ok(offer_view(
+            &offer,
+            self.institution_ref(offer.holder).await?,
+            items_of(&offer)?,
+            Demand::default(),
+        ))
     }
 
     /// The public catalogue, searched by `q` (title, description, code,
@@ -384,18 +393,7 @@ impl Hub {
                 agreements: mine.len() as u64,
                 agencies: mine.iter().map(|a| a.agency).collect::<BTreeSet<_>>().len() as u64,
             };
-            views.push(OfferView {
-                id: offer.id,
-                kind: offer.kind.clone(),
-                code: offer.code.clone(),
-                title: offer.title.clone(),
-                description: offer.description.clone(),
-                legal_basis: offer.legal_basis.clone(),
-                holder: name(offer.holder),
-                items,
-                published_at: offer.created_at.to_rfc3339(),
-                demand,
-            });
+            views.push(offer_view(offer, name(offer.holder), items, demand));
         }
         let mut years: BTreeMap<i32, YearStats> = BTreeMap::new();
         let year_of = |t: civic_core::time::Timestamp| {
@@ -740,18 +738,7 @@ impl Hub {
                 civic_core::audit::Outcome::Allowed,
             );
             self.store
-                .create_offer(
-                    NewOffer {
-                        holder,
-                        kind: entry.kind,
-                        code: entry.code,
-                        title: entry.title,
-                        description: entry.description,
-                        legal_basis: entry.legal_basis,
-                        items: serde_json::to_string(&entry.items).expect("items serialise"),
-                    },
-                    audit,
-                )
+                .create_offer(entry.into_new_offer(holder), audit)
                 .await?;
             n += 1;
         }

@@ -122,10 +122,7 @@ impl Hub {
         entry.client_addr = client.addr.clone();
         entry.request_id = client.request_id.clone();
         let issued = self.keys().ca().sign_request(csr_pem, &name).map_err(|e| {
-            HubError::Invalid(ValidationError::new(
-                "csr",
-                format!("not a certificate signing request: {e}"),
-            ))
+            crate::invalid("csr", format!("not a certificate signing request: {e}"))
         })?;
         let node = NewNode {
             name: name.clone(),

@@ -7,11 +7,10 @@
 //! Tickets are about institutions' work, not about citizens: writes are
 //! audited in their transaction; reads are not.
 
-use crate::{Ctx, Hub, HubError, Result};
+use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::error::parse_text;
 use civic_core::identity::InstitutionId;
 use civic_core::policy::Action;
-use civic_core::ValidationError;
 use civic_store::{InstitutionStore, SupportStore, Ticket, Training};
 use serde::{Deserialize, Serialize};
 
@@ -113,18 +112,9 @@ pub struct ConsultingHistory {
     pub trainings: Vec<TrainingView>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> HubError {
-    HubError::Invalid(ValidationError::new(field, message))
-}
-
 impl Hub {
     async fn ticket_view(&self, t: &Ticket) -> Result<TicketView> {
-        let name = self
-            .store
-            .institution(t.institution)
-            .await?
-            .map(|i| i.name)
-            .unwrap_or_default();
+        let institution = self.institution_ref(t.institution).await?;
         let messages = self
             .store
             .ticket_messages(t.id)
@@ -138,10 +128,7 @@ impl Hub {
             .collect();
         Ok(TicketView {
             id: t.id,
-            institution: crate::mydata::InstitutionRef {
-                id: t.institution,
-                name,
-            },
+            institution,
             opened_by: t.opened_by.0,
             kind: t.kind.clone(),
             subject: t.subject.clone(),
@@ -155,17 +142,8 @@ impl Hub {
     async fn training_view(&self, t: Training) -> Result<TrainingView> {
         let mut attendees = Vec::with_capacity(t.attendees.len());
         for (institution, name) in t.attendees {
-            let iname = self
-                .store
-                .institution(institution)
-                .await?
-                .map(|i| i.name)
-                .unwrap_or_default();
             attendees.push(AttendeeView {
-                institution: crate::mydata::InstitutionRef {
-                    id: institution,
-                    name: iname,
-                },
+                institution: self.institution_ref(institution).await?,
                 name,
             });
         }
