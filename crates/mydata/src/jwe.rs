@@ -3,54 +3,16 @@
 //! over X25519 (RFC 8037) and `enc` `A256GCM`. Only the agency's private
 //! key opens a package; the hub relays it without reading it.
 
-use crate::jwk::okp_thumbprint;
 use crate::{b64, unb64};
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
 
-/// An agency's public encryption key, as it publishes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EncryptionJwk {
-    pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub kid: String,
-    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
-    pub use_: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alg: Option<String>,
-}
-
-impl EncryptionJwk {
-    pub fn x25519(key: &PublicKey) -> Self {
-        let x = b64(key.as_bytes());
-        Self {
-            kid: okp_thumbprint("X25519", &x),
-            kty: "OKP".into(),
-            crv: "X25519".into(),
-            x,
-            use_: Some("enc".into()),
-            alg: Some("ECDH-ES".into()),
-        }
-    }
-
-    /// The key, if this is an X25519 key whose `kid` is its thumbprint.
-    pub fn public_key(&self) -> Option<PublicKey> {
-        if self.kty != "OKP"
-            || self.crv != "X25519"
-            || self.kid != okp_thumbprint("X25519", &self.x)
-        {
-            return None;
-        }
-        let bytes: [u8; 32] = unb64(&self.x)?.try_into().ok()?;
-        Some(PublicKey::from(bytes))
-    }
-}
+/// An agency's public encryption key, as it publishes it: an X25519 JWK.
+pub type EncryptionJwk = crate::jwk::Jwk;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JweError {

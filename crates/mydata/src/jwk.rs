@@ -1,12 +1,14 @@
-//! Ed25519 public keys as JWKs (RFC 8037), named by their RFC 7638
-//! thumbprint, and the key set a holder publishes.
+//! Public keys as OKP JWKs (RFC 8037) — Ed25519 to verify signatures,
+//! X25519 to encrypt to — named by their RFC 7638 thumbprint, and the key
+//! set a holder publishes.
 
 use crate::{b64, unb64};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// A public signing key.
+/// A public key: an institution's signing key (Ed25519) or an agency's
+/// encryption key (X25519).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
@@ -20,35 +22,49 @@ pub struct Jwk {
 }
 
 impl Jwk {
-    pub fn ed25519(key: &VerifyingKey) -> Self {
-        let x = b64(key.as_bytes());
+    fn okp(crv: &str, raw: &[u8], use_: &str, alg: &str) -> Self {
+        let x = b64(raw);
         Self {
-            kid: thumbprint(&x),
+            kid: okp_thumbprint(crv, &x),
             kty: "OKP".into(),
-            crv: "Ed25519".into(),
+            crv: crv.into(),
             x,
-            use_: Some("sig".into()),
-            alg: Some("EdDSA".into()),
+            use_: Some(use_.into()),
+            alg: Some(alg.into()),
         }
+    }
+
+    pub fn ed25519(key: &VerifyingKey) -> Self {
+        Self::okp("Ed25519", key.as_bytes(), "sig", "EdDSA")
+    }
+
+    pub fn x25519(key: &x25519_dalek::PublicKey) -> Self {
+        Self::okp("X25519", key.as_bytes(), "enc", "ECDH-ES")
+    }
+
+    /// The raw key, if this is an OKP key of curve `crv` whose `kid` is its
+    /// thumbprint.
+    fn raw(&self, crv: &str) -> Option<[u8; 32]> {
+        if self.kty != "OKP" || self.crv != crv || self.kid != okp_thumbprint(crv, &self.x) {
+            return None;
+        }
+        unb64(&self.x)?.try_into().ok()
     }
 
     /// The key, if this is an Ed25519 key whose `kid` is its thumbprint.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        if self.kty != "OKP" || self.crv != "Ed25519" || self.kid != thumbprint(&self.x) {
-            return None;
-        }
-        let bytes: [u8; 32] = unb64(&self.x)?.try_into().ok()?;
-        VerifyingKey::from_bytes(&bytes).ok()
+        VerifyingKey::from_bytes(&self.raw("Ed25519")?).ok()
+    }
+
+    /// The key, if this is an X25519 key whose `kid` is its thumbprint.
+    pub fn public_key(&self) -> Option<x25519_dalek::PublicKey> {
+        self.raw("X25519").map(x25519_dalek::PublicKey::from)
     }
 }
 
-/// RFC 7638: SHA-256 over the required members in lexical order.
-fn thumbprint(x: &str) -> String {
-    okp_thumbprint("Ed25519", x)
-}
-
-/// The RFC 7638 thumbprint of an OKP key (RFC 8037) of curve `crv`.
-pub(crate) fn okp_thumbprint(crv: &str, x: &str) -> String {
+/// The RFC 7638 thumbprint of an OKP key (RFC 8037) of curve `crv`:
+/// SHA-256 over the required members in lexical order.
+fn okp_thumbprint(crv: &str, x: &str) -> String {
     let canonical = format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{x}"}}"#);
     b64(&Sha256::digest(canonical.as_bytes()))
 }
@@ -97,7 +113,7 @@ mod tests {
     fn the_thumbprint_follows_rfc_7638_and_8037() {
         // RFC 8037 appendix A.3: the thumbprint of its Ed25519 example key.
         assert_eq!(
-            thumbprint("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"),
+            okp_thumbprint("Ed25519", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
     }
