@@ -81,12 +81,17 @@ impl Client {
         format!("{}/api/v1{path}", self.base)
     }
 
+    /// Sends as the person signed in.
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let Some(token) = &self.token else {
             bail!("not signed in: run `civic login --username NAME` (or give --token)");
         };
+        self.dispatch(rb.bearer_auth(token)).await
+    }
+
+    /// Sends; a problem becomes one line.
+    async fn dispatch(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = rb
-            .bearer_auth(token)
             .send()
             .await
             .with_context(|| format!("cannot reach the hub at {}", self.base))?;
@@ -95,13 +100,11 @@ impl Client {
 
     /// A public route: no sign-in needed.
     pub async fn get_public<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let response = self
-            .http
-            .get(self.url(path))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the hub at {}", self.base))?;
-        Ok(problem(response).await?.json().await?)
+        Ok(self
+            .dispatch(self.http.get(self.url(path)))
+            .await?
+            .json()
+            .await?)
     }
 
     pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {

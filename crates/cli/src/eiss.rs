@@ -159,13 +159,18 @@ fn read(file: &Path) -> Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         Value::Array(items) => items.iter().map(s).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
+}
+
+/// The items of a list answer, or a single answer as one item.
+pub(crate) fn items(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_else(|| vec![v.clone()])
 }
 
 pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {

@@ -3,7 +3,7 @@
 //! MyData operator's, signed in with `civic login`).
 
 use crate::client::{Client, HubArgs};
-use crate::eiss::table;
+use crate::eiss::{items, table};
 use crate::output::Format;
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -57,10 +57,7 @@ const AGREEMENT_HEADERS: [&str; 7] = [
 ];
 
 fn agreement_rows(v: &Value) -> Value {
-    let rows: Vec<Value> = v
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![v.clone()])
+    let rows: Vec<Value> = items(v)
         .into_iter()
         .map(|a| {
             json!({"id": a["id"], "entry": a["offer_code"], "agency": a["agency"]["name"], "service": a["service"],

@@ -2,7 +2,7 @@
 //! the person signed in (an institution's staff, or a support agent).
 
 use crate::client::{Client, HubArgs};
-use crate::eiss::table;
+use crate::eiss::{items, s, table};
 use crate::output::Format;
 use anyhow::Result;
 use clap::Subcommand;
@@ -57,10 +57,7 @@ pub enum SupportCommand {
 }
 
 fn tickets(format: Format, v: &Value) {
-    let rows: Vec<Value> = v
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![v.clone()])
+    let rows: Vec<Value> = items(v)
         .into_iter()
         .map(|t| {
             json!({"id": t["id"], "institution": t["institution"]["name"], "kind": t["kind"],
@@ -72,10 +69,7 @@ fn tickets(format: Format, v: &Value) {
 }
 
 fn trainings(format: Format, v: &Value) {
-    let rows: Vec<Value> = v
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![v.clone()])
+    let rows: Vec<Value> = items(v)
         .into_iter()
         .map(|t| {
             let who: Vec<Value> = t["attendees"]
@@ -90,12 +84,6 @@ fn trainings(format: Format, v: &Value) {
         .collect();
     let keys = ["id", "date", "title", "place", "attendees"];
     table(format, &keys, &keys, &Value::Array(rows));
-}
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| v.to_string())
 }
 
 pub async fn run(args: &HubArgs, format: Option<Format>, command: SupportCommand) -> Result<()> {
