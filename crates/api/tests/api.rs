@@ -159,6 +159,17 @@ impl TestApp {
         }
     }
 
+    /// A GET answered with JSON.
+    async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn ledger_size(&self) -> u64 {
         self.hub.store.ledger_head().await.unwrap().size()
     }
@@ -459,14 +470,7 @@ async fn sign_in_enrols_and_uses_a_second_factor(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let me: Value = app
-        .request(Method::GET, "/api/v1/me", Some(&token))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json("/api/v1/me", Some(&token)).await;
     assert_eq!(me["authenticated_with"], "password_and_totp");
     assert_eq!(
         app.request(Method::GET, "/api/v1/institutions", Some(&token))
@@ -910,17 +914,8 @@ async fn administrators_are_confined_to_their_institution_and_denials_are_audite
         .token(&ministry_auditor.username, secret.as_deref())
         .await;
     let page: Value = app
-        .request(
-            Method::GET,
-            "/api/v1/audit/records?limit=1000",
-            Some(&auditor_token),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit/records?limit=1000", Some(&auditor_token))
+        .await;
     let records = page["records"].as_array().unwrap();
     assert!(!records.is_empty());
     assert!(
@@ -991,17 +986,11 @@ async fn api_tokens_authenticate_machine_clients_until_revoked(db: TestDb) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let listed: Value = app
-        .request(
-            Method::GET,
+        .get_json(
             &format!("/api/v1/institutions/{}/api-tokens", admin.institution),
             Some(&token),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert!(
         listed.to_string().find("cdh_t_").is_none(),
         "secrets are never listed"
@@ -1035,28 +1024,14 @@ async fn tree_heads_and_proofs_verify_against_the_public_key(db: TestDb) {
         .user("aud", "security_auditor", "hub_operator", true)
         .await;
     let token = app.token(&auditor.username, secret.as_deref()).await;
-    let first: Value = app
-        .request(Method::GET, "/api/v1/audit/tree-head", None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.get_json("/api/v1/audit/tree-head", None).await;
     for i in 0..5 {
         app.hub
             .create_institution(&Ctx::local_operator(), &format!("I{i}"), "ministry")
             .await
             .unwrap();
     }
-    let second: Value = app
-        .request(Method::GET, "/api/v1/audit/tree-head", None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.get_json("/api/v1/audit/tree-head", None).await;
     let key_hex = second["public_key"].as_str().unwrap();
     let key = ed25519_dalek::VerifyingKey::from_bytes(
         &data_encoding::HEXLOWER
@@ -1075,20 +1050,14 @@ async fn tree_heads_and_proofs_verify_against_the_public_key(db: TestDb) {
     assert!(head2.tree_size > head1.tree_size);
 
     let c: Value = app
-        .request(
-            Method::GET,
+        .get_json(
             &format!(
                 "/api/v1/audit/consistency?first={}&second={}",
                 head1.tree_size, head2.tree_size
             ),
             None,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let proof: Vec<_> = c["proof"]
         .as_array()
         .unwrap()
@@ -1100,32 +1069,19 @@ async fn tree_heads_and_proofs_verify_against_the_public_key(db: TestDb) {
 
     let seq = head2.tree_size - 2;
     let p: Value = app
-        .request(
-            Method::GET,
+        .get_json(
             &format!(
                 "/api/v1/audit/inclusion?seq={seq}&tree_size={}",
                 head2.tree_size
             ),
             Some(&token),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let record: civic_core::audit::AuditRecord = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/audit/records/{seq}"),
-            Some(&token),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    let record: civic_core::audit::AuditRecord = serde_json::from_value(
+        app.get_json(&format!("/api/v1/audit/records/{seq}"), Some(&token))
+            .await,
+    )
+    .unwrap();
     let leaf = civic_ledger::record_leaf_hash(&record);
     assert_eq!(
         civic_ledger::to_hex(&leaf),
@@ -1340,14 +1296,7 @@ async fn a_case_feed_streams_its_changes_and_cases_are_registered_as_json(db: Te
         .await
         .unwrap();
     assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let listed: Value = app
-        .request(Method::GET, &path, Some(&inv))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_json(&path, Some(&inv)).await;
     assert_eq!(listed, json!([]));
     let created: Value = app
         .request(Method::POST, &path, Some(&inv))
@@ -1512,14 +1461,7 @@ async fn the_map_is_the_platforms_own_and_only_administrators_replace_it(db: Tes
     let analyst = app.token("geo-analyst", None).await;
 
     // Nothing uploaded yet: an empty map, and no tile server.
-    let empty: Value = app
-        .request(Method::GET, "/api/v1/geography", Some(&analyst))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let empty: Value = app.get_json("/api/v1/geography", Some(&analyst)).await;
     assert_eq!(empty["features"], json!([]));
     assert_eq!(empty["tile_url"], Value::Null);
 
@@ -1567,14 +1509,7 @@ async fn the_map_is_the_platforms_own_and_only_administrators_replace_it(db: Tes
     assert_problem(not_json, StatusCode::BAD_REQUEST).await;
     assert_eq!(app.ledger_size().await, before);
 
-    let got: Value = app
-        .request(Method::GET, "/api/v1/geography", Some(&inv))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json("/api/v1/geography", Some(&inv)).await;
     let layers: Vec<&str> = got["features"]
         .as_array()
         .unwrap()
@@ -1624,13 +1559,8 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
     );
 
     let status: Value = app
-        .request(Method::GET, "/api/v1/audit/verification", Some(&auditor))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit/verification", Some(&auditor))
+        .await;
     assert_eq!(status["last_verification"], Value::Null);
     assert!(status["tree_head"]["tree_size"].as_u64().unwrap() > 0);
     let check: Value = app
@@ -1643,13 +1573,8 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
         .unwrap();
     assert_eq!(check["verified"], true, "{check}");
     let status: Value = app
-        .request(Method::GET, "/api/v1/audit/verification", Some(&auditor))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit/verification", Some(&auditor))
+        .await;
     assert_eq!(status["last_verification"]["verified"], true);
     let denied = app
         .request(Method::POST, "/api/v1/audit/verification", Some(&curious))
@@ -1713,13 +1638,8 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
         .unwrap();
     assert_eq!(list.status(), StatusCode::OK);
     let patterns: Value = app
-        .request(Method::GET, "/api/v1/audit/access-patterns", Some(&auditor))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit/access-patterns", Some(&auditor))
+        .await;
     let actors = patterns["actors"].as_array().unwrap();
     let of = |name: &str| {
         actors
@@ -1738,17 +1658,11 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
     assert_eq!(of("dutiful")["unusual"], false);
     // An empty period, and a period that ends before it starts.
     let old: Value = app
-        .request(
-            Method::GET,
+        .get_json(
             "/api/v1/audit/access-patterns?from=2001-01-01T00:00:00Z&until=2001-01-02T00:00:00Z",
             Some(&auditor),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(old["actors"], json!([]));
     let backwards = app
         .request(
@@ -1806,23 +1720,13 @@ async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder
 
     // Anyone browses and searches the catalogue.
     let found: Value = app
-        .request(Method::GET, "/api/v1/mydata/catalogue?q=INCOME", None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/mydata/catalogue?q=INCOME", None)
+        .await;
     assert_eq!(found["offers"].as_array().unwrap().len(), 1, "{found}");
     assert_eq!(found["offers"][0]["holder"]["name"], "A public_institution");
     let none: Value = app
-        .request(Method::GET, "/api/v1/mydata/catalogue?q=vehicle", None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/mydata/catalogue?q=vehicle", None)
+        .await;
     assert_eq!(none["offers"], json!([]));
 
     let application = |items: Value, retention: i64| {
@@ -1925,17 +1829,8 @@ async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder
         .await
         .unwrap();
     let v1: Value = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/mydata/agreements/{id}"),
-            Some(&agency),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/mydata/agreements/{id}"), Some(&agency))
+        .await;
     assert_eq!(v1["status"], "superseded");
     // A newer application replaces one still under discussion, which can
     // then no longer be approved over it.
@@ -1984,24 +1879,12 @@ async fn a_linkage_agreement_is_applied_for_discussed_and_approved_by_its_holder
         .unwrap();
     assert_problem(hidden, StatusCode::FORBIDDEN).await;
     let list: Value = app
-        .request(Method::GET, "/api/v1/mydata/agreements", Some(&holder))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/mydata/agreements", Some(&holder))
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 4);
 
     // The catalogue counts the agreement in force.
-    let catalogue: Value = app
-        .request(Method::GET, "/api/v1/mydata/catalogue", None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let catalogue: Value = app.get_json("/api/v1/mydata/catalogue", None).await;
     assert_eq!(
         catalogue["offers"][0]["demand"]["agreements"], 1,
         "{catalogue}"
@@ -2060,14 +1943,7 @@ async fn institutions_open_tickets_that_the_support_centre_answers_and_trains_th
         .await
         .unwrap();
     assert_problem(hidden, StatusCode::NOT_FOUND).await;
-    let theirs: Value = app
-        .request(Method::GET, "/api/v1/support/tickets", Some(&other))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = app.get_json("/api/v1/support/tickets", Some(&other)).await;
     assert_eq!(theirs, json!([]));
     let answered: Value = post(
         format!("/api/v1/support/tickets/{id}/replies"),
@@ -2161,31 +2037,20 @@ async fn institutions_open_tickets_that_the_support_centre_answers_and_trains_th
     .unwrap();
     assert_problem(twice, StatusCode::CONFLICT).await;
     let listed: Value = app
-        .request(Method::GET, "/api/v1/support/trainings", Some(&staff))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/support/trainings", Some(&staff))
+        .await;
     assert_eq!(listed[0]["materials"][0]["title"], "Slides");
 
     // The institution's consulting history: its ticket and its training.
     let history: Value = app
-        .request(
-            Method::GET,
+        .get_json(
             &format!(
                 "/api/v1/support/institutions/{}/history",
                 nhis.institution.0
             ),
             Some(&agent),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(history["tickets"][0]["id"], id);
     assert_eq!(history["trainings"][0]["id"], tid);
     let denied = app
