@@ -357,13 +357,7 @@ impl Hub {
                 req.institution_id
             )));
         }
-        if !self
-            .store
-            .trainings()
-            .await?
-            .iter()
-            .any(|t| t.id == session)
-        {
+        if self.store.training(session).await?.is_none() {
             return Err(HubError::NotFound(format!("training {session}")));
         }
         let training = self

@@ -52,6 +52,10 @@ pub trait SupportStore {
     fn trainings(
         &self,
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Training>>> + Send;
+    fn training(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Option<crate::Training>>> + Send;
 }
 
 macro_rules! impl_support {
@@ -266,6 +270,10 @@ macro_rules! impl_support {
                 self.training_in(session)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("training {session}")))
+            }
+
+            async fn training(&self, id: i64) -> Result<Option<Training>> {
+                self.training_in(id).await
             }
 
             async fn trainings(&self) -> Result<Vec<Training>> {
