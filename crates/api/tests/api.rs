@@ -51,9 +51,10 @@ fn institution_kind_for(duty: DutyKind) -> &'static str {
         DutyKind::Investigator | DutyKind::Approver | DutyKind::Analyst => "health_authority",
         DutyKind::PoliceLocationOfficer => "police",
         DutyKind::MydataOperator => "ministry",
-        DutyKind::SecurityAuditor | DutyKind::SupportAgent | DutyKind::Administrator => {
-            "hub_operator"
-        }
+        DutyKind::SecurityAuditor
+        | DutyKind::SupportAgent
+        | DutyKind::Administrator
+        | DutyKind::Citizen => "hub_operator",
     }
 }
 
@@ -241,6 +242,8 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
     for duty in DutyKind::ALL {
         let spec = if duty == DutyKind::Investigator {
             "investigator:seoul".to_owned()
+        } else if duty == DutyKind::Citizen {
+            "citizen:1001".to_owned()
         } else {
             duty.as_str().to_owned()
         };
@@ -321,6 +324,8 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 .replace("/contacts/{id}", "/contacts/999999")
                 .replace("/nodes/{name}", "/nodes/node-none")
                 .replace("/mydata/agreements/{id}", "/mydata/agreements/999999")
+                .replace("/mydata/transfers/{id}", "/mydata/transfers/999999")
+                .replace("/issuers/{name}", "/issuers/node-none")
                 .replace("/support/tickets/{id}", "/support/tickets/999999")
                 .replace("/support/trainings/{id}", "/support/trainings/999999");
             let query = match path.as_str() {

@@ -871,12 +871,15 @@ async fn city(dir: &Path, people: usize, days: u32, seed: u64) -> Result<civic_s
 
 async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
-    let logins = hub.seed_demo().await?;
+    let mut logins = hub.seed_demo().await?;
     let city = demo_city(&config.data_dir, sim_people, sim_days).await?;
     let nodes = civic_hub::demo_nodes::start(&hub, &config.data_dir).await?;
     hub.seed_geography(&config.data_dir.join("city").join("geography.geojson"))
         .await?;
     hub.seed_demo_catalogue().await?;
+    if let Some(citizen) = hub.seed_demo_mydata(&config.data_dir.join("city")).await? {
+        logins.push(citizen);
+    }
     let (response, cases) = hub
         .seed_demo_response(&config.data_dir.join("city"))
         .await?;
@@ -907,11 +910,7 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     for n in &nodes {
         println!(
             "    {:<18} {:<16} {:>10} {:<12} https://{}",
-            n.name,
-            n.institution,
-            n.events,
-            n.kind.dir_name(),
-            n.running.addr
+            n.name, n.institution, n.events, n.kind, n.running.addr
         );
     }
     println!();
@@ -1846,8 +1845,8 @@ async fn node_enrol(
     hub_ca: Option<&Path>,
     kind: &str,
 ) -> Result<()> {
-    if civic_node::Kind::parse(kind).is_none() {
-        bail!("--kind must be pings, transactions or taps");
+    if civic_node::Kind::parse(kind).is_none() && kind != "records" {
+        bail!("--kind must be pings, transactions, taps or records");
     }
     if dir.join("node.pem").exists() {
         bail!(
@@ -1909,8 +1908,10 @@ async fn node_enrol(
     let enrolment = civic_node_server::Enrolment {
         name,
         holder: &holder,
-        kind: civic_node::Kind::parse(kind)
-            .ok_or_else(|| anyhow!("--kind must be pings, transactions or taps"))?,
+        kind,
+        // A records node's credentials name the hub's page of its keys.
+        issuer_url: (kind == "records")
+            .then(|| format!("{}/api/v1/mydata/issuers/{name}", hub.trim_end_matches('/'))),
         addr: "127.0.0.1:9443",
         certificate: &certificate,
         ca: &ca,

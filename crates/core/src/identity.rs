@@ -240,10 +240,13 @@ pub enum DutyKind {
     SupportAgent,
     Analyst,
     Administrator,
+    /// A citizen of Public MyData: sees and decides about his own data
+    /// only (`citizen:SUBJECT`).
+    Citizen,
 }
 
 impl DutyKind {
-    pub const ALL: [DutyKind; 8] = [
+    pub const ALL: [DutyKind; 9] = [
         Self::Investigator,
         Self::Approver,
         Self::PoliceLocationOfficer,
@@ -252,6 +255,7 @@ impl DutyKind {
         Self::SupportAgent,
         Self::Analyst,
         Self::Administrator,
+        Self::Citizen,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -264,6 +268,7 @@ impl DutyKind {
             Self::SupportAgent => "support_agent",
             Self::Analyst => "analyst",
             Self::Administrator => "administrator",
+            Self::Citizen => "citizen",
         }
     }
 
@@ -287,6 +292,8 @@ impl DutyKind {
             }
             Self::MydataOperator => !matches!(kind, K::HubOperator | K::Police),
             Self::SupportAgent => matches!(kind, K::HubOperator),
+            // Citizens' accounts are kept by the portal's operator.
+            Self::Citizen => matches!(kind, K::HubOperator),
             Self::Analyst | Self::Administrator => true,
         }
     }
@@ -314,6 +321,43 @@ pub struct Duty {
     pub kind: DutyKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// A citizen's own identifier, as the holding institutions know him.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+}
+
+/// A citizen as the holding institutions know him (in the demo, the
+/// synthetic population's person number).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Subject(String);
+
+impl Subject {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let value = raw.trim();
+        if !value.is_empty()
+            && value.len() <= 64
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "subject",
+                "must be 1-64 characters of A-Z, a-z, 0-9 and '-'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl Duty {
@@ -323,7 +367,15 @@ impl Duty {
                 "duty",
                 "an investigator needs a region (investigator:REGION)",
             )),
-            (DutyKind::Investigator, Some(_)) | (_, None) => Ok(Self { kind, region }),
+            (DutyKind::Citizen, _) => Err(ValidationError::new(
+                "duty",
+                "a citizen needs his subject (citizen:SUBJECT)",
+            )),
+            (DutyKind::Investigator, Some(_)) | (_, None) => Ok(Self {
+                kind,
+                region,
+                subject: None,
+            }),
             (_, Some(_)) => Err(ValidationError::new(
                 "duty",
                 format!("{kind} takes no region"),
@@ -332,7 +384,29 @@ impl Duty {
     }
 
     /// Parses `investigator:seoul`, `approver`, ….
+    /// A citizen's duty: to decide about his own data.
+    pub fn citizen(subject: Subject) -> Self {
+        Self {
+            kind: DutyKind::Citizen,
+            region: None,
+            subject: Some(subject),
+        }
+    }
+
+    /// What the duty is scoped to (a region or a subject), as text; empty
+    /// if unscoped.
+    pub fn scope(&self) -> &str {
+        match (&self.region, &self.subject) {
+            (Some(r), _) => r.as_str(),
+            (None, Some(s)) => s.as_str(),
+            (None, None) => "",
+        }
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if let Some(("citizen", subject)) = raw.trim().split_once(':') {
+            return Ok(Self::citizen(Subject::parse(subject)?));
+        }
         let (kind, region) = match raw.split_once(':') {
             Some((k, r)) => (k.parse()?, Some(Region::parse(r)?)),
             None => (raw.parse()?, None),
@@ -354,9 +428,9 @@ impl Duty {
 
 impl fmt::Display for Duty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.region {
-            Some(region) => write!(f, "{}:{}", self.kind, region),
-            None => write!(f, "{}", self.kind),
+        match self.scope() {
+            "" => write!(f, "{}", self.kind),
+            scope => write!(f, "{}:{}", self.kind, scope),
         }
     }
 }

@@ -115,6 +115,16 @@ pub enum Action<'a> {
     },
     /// See the linkage agreements one's institution is party to.
     ListMydataAgreements,
+    /// Public MyData's transfers as an institution: a using agency asks
+    /// citizens for items under its approved agreements, fetches what they
+    /// sent, confirms deletion and follows its events; a holding
+    /// institution sees what it issued. Its MyData operators (people, or
+    /// the agency's machine client with a token).
+    MydataTransfers,
+    /// A citizen's own data: the requests for it (consent, refuse), every
+    /// transfer and access, withdrawal, receipts and the portability
+    /// download. The citizen himself, signed in with a second factor.
+    MydataCitizen,
     /// Open a support ticket for one's institution, and follow its own
     /// tickets: any user with a duty, outside the hub operator.
     OpenSupportTicket,
@@ -400,8 +410,22 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 deny("only the support centre's agents do this")
             }
         }
+        Action::MydataTransfers => {
+            if who.has(D::MydataOperator) {
+                permit(Some(D::MydataOperator))
+            } else {
+                deny("only MyData operators of an agency or a holder handle transfers")
+            }
+        }
+        Action::MydataCitizen => {
+            if who.has(D::Citizen) && who.auth == AuthMethod::PasswordAndTotp {
+                permit(Some(D::Citizen))
+            } else {
+                deny("only the citizen himself, signed in with a second factor, sees and decides about his data")
+            }
+        }
         Action::ListTrainings => {
-            if who.duties.is_empty() {
+            if who.duties.is_empty() || who.has(D::Citizen) {
                 deny("you hold no duty")
             } else {
                 permit(None)

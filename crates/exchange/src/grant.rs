@@ -13,6 +13,9 @@ pub enum Item {
     CardTransactions,
     /// A transit operator's taps.
     TransitTaps,
+    /// A MyData holder's administrative records (documents and datasets),
+    /// given only under a citizen's consent.
+    AdministrativeRecords,
 }
 
 impl Item {
@@ -52,6 +55,36 @@ pub enum Question {
         max_radius_m: f64,
         max_span_s: i64,
     },
+    /// Issue one credential of a citizen's consented items of one
+    /// catalogue entry, encrypted to the using agency (Public MyData).
+    Credential(CredentialQuestion),
+    /// Mark credentials this holder issued under the grant's consent as
+    /// revoked in its status list (the citizen withdrew).
+    Revocation { status_indices: Vec<u64> },
+    /// Every record the holder keeps of one citizen, for the citizen
+    /// (the right to portability).
+    Portability { subject: String },
+}
+
+/// What a [`Question::Credential`] grant lets the hub ask a MyData holder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialQuestion {
+    /// The citizen, as the holders know him.
+    pub subject: String,
+    /// The catalogue entry's code (a provided document or a dataset).
+    pub entry: String,
+    /// Whether the entry is a whole provided document (then it is also
+    /// rendered as a signed HTML file).
+    pub document: bool,
+    /// The consented items, and nothing else.
+    pub items: Vec<String>,
+    /// The using agency, named in the credential.
+    pub recipient: String,
+    /// The agency's X25519 public key (an OKP JWK) the package is
+    /// encrypted to.
+    pub recipient_key: serde_json::Value,
+    /// When the credential expires (the retention the consent allows).
+    pub credential_expires_at: i64,
 }
 
 /// The body of a request under a [`Question::Windows`] grant.
@@ -549,6 +582,29 @@ impl NodeGate {
                     ));
                 }
                 body.windows
+            }
+            Question::Credential(q) => {
+                if q.subject.is_empty() || q.entry.is_empty() || q.items.is_empty() {
+                    return Err(Refusal::Malformed("it names no subject, entry or item"));
+                }
+                if g.consent_id.is_none() {
+                    return Err(Refusal::Malformed(
+                        "a credential needs the citizen's consent",
+                    ));
+                }
+                Vec::new()
+            }
+            Question::Revocation { status_indices } => {
+                if status_indices.is_empty() || g.consent_id.is_none() {
+                    return Err(Refusal::Malformed("it names no credential or no consent"));
+                }
+                Vec::new()
+            }
+            Question::Portability { subject } => {
+                if subject.is_empty() || g.consent_id.is_none() {
+                    return Err(Refusal::Malformed("it names no subject or no request"));
+                }
+                Vec::new()
             }
         };
         match self.used.get(&g.grant_id) {

@@ -116,6 +116,73 @@ pub enum Answer {
 /// The path nodes answer on.
 pub const REQUESTS_PATH: &str = "/node/v1/requests";
 
+/// Where a MyData holder issues a credential under a
+/// [`crate::Question::Credential`] grant: the reply is one signed
+/// [`Message`] whose body is an [`IssuedPackage`].
+pub const CREDENTIALS_PATH: &str = "/node/v1/mydata/credentials";
+
+/// Where a MyData holder revokes credentials under a
+/// [`crate::Question::Revocation`] grant; the reply's body is a
+/// [`StatusListReply`].
+pub const REVOCATIONS_PATH: &str = "/node/v1/mydata/revocations";
+
+/// Where a MyData holder gives a citizen's records under a
+/// [`crate::Question::Portability`] grant; the reply's body is a
+/// [`PortabilityReply`].
+pub const PORTABILITY_PATH: &str = "/node/v1/mydata/portability";
+
+/// Where a MyData holder gives its current signed status list (a
+/// [`StatusListReply`], not personal data: no grant needed).
+pub const STATUS_LIST_PATH: &str = "/node/v1/mydata/status-list";
+
+/// A credential as a holder issued it, encrypted to the using agency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedPackage {
+    /// The SD-JWT VC, as a compact JWE to the agency's key
+    /// (`cty` = `dc+sd-jwt`).
+    pub credential: String,
+    /// For a provided document: the rendered document and the holder's
+    /// signature over it (a JWE to the agency's key, `cty` = `json`).
+    pub document: Option<String>,
+    /// The credential's entry in the holder's status list.
+    pub status_index: u64,
+    pub status_uri: String,
+    /// The items it discloses.
+    pub items: Vec<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// How long a holder's signed status list is valid; the hub fetches a
+/// fresh one when the kept one is past half of it.
+pub const STATUS_LIST_TTL_SECONDS: i64 = 24 * 3600;
+
+/// A holder's signed status list (`statuslist+jwt`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusListReply {
+    pub uri: String,
+    pub token: String,
+}
+
+/// One record a MyData holder keeps of a citizen: a document or a
+/// dataset, its items and their values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HolderRecord {
+    pub subject: String,
+    /// The catalogue entry's code.
+    pub entry: String,
+    pub title: String,
+    pub items: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything a holder keeps of one citizen, and each record as an
+/// unencrypted SD-JWT VC for the citizen himself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortabilityReply {
+    pub records: Vec<HolderRecord>,
+    pub credentials: Vec<String>,
+}
+
 /// Where a node gives the signed head of its message log, for the hub to
 /// keep as a witness.
 pub const LOG_HEAD_PATH: &str = "/node/v1/log-head";

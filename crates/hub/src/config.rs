@@ -53,6 +53,10 @@ pub struct Config {
     /// (`https://…/{z}/{x}/{y}.png`); unset, maps draw the platform's own
     /// geography alone, with nothing fetched from outside.
     pub map_tile_url: Option<String>,
+    /// The hub's address as others reach it (`https://hub.example.gov`),
+    /// for the URLs it hands out: MyData issuers' keys and status lists.
+    /// Unset: `http://{addr}`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             collection_concurrency: 16,
             notice_webhook_url: None,
             map_tile_url: None,
+            public_url: None,
         }
     }
 }
@@ -125,7 +130,7 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 18] = [
+    const KEYS: [&'static str; 19] = [
         "addr",
         "data_dir",
         "database_url",
@@ -144,6 +149,7 @@ impl Config {
         "collection_concurrency",
         "notice_webhook_url",
         "map_tile_url",
+        "public_url",
     ];
 
     fn check(&self) -> Result<(), ConfigError> {

@@ -70,6 +70,60 @@ fn random_password() -> String {
 }
 
 impl Hub {
+    /// Creates a demo user with a random password and, if her duties see
+    /// personal data, an enabled TOTP secret.
+    pub(crate) async fn create_demo_login(
+        &self,
+        ctx: &Ctx,
+        institution: InstitutionId,
+        institution_name: &str,
+        username: &str,
+        duty: &str,
+        display_name: Option<&str>,
+    ) -> Result<DemoLogin> {
+        let password = random_password();
+        let user = self
+            .create_user(
+                ctx,
+                institution,
+                UserRequest {
+                    username: username.into(),
+                    display_name: display_name
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("Demo {username}")),
+                    password: Some(password.clone()),
+                    duties: vec![duty.into()],
+                    machine_client: false,
+                },
+            )
+            .await?;
+        let needs_totp = user.duties.iter().any(|d| d.kind.sees_personal_data());
+        let totp_secret = if needs_totp {
+            let secret = secrets::new_totp_secret();
+            let sealed = self.keys().seal(&format!("totp:{}", user.id), &secret);
+            let entry = ctx.entry(
+                "auth.totp.enrol",
+                &format!("user:{}", user.id),
+                civic_core::audit::Outcome::Allowed,
+            );
+            self.store
+                .set_totp_pending(user.id, sealed, entry.clone())
+                .await?;
+            // Step 0: any real code is newer.
+            self.store.enable_totp(user.id, 0, None, entry).await?;
+            Some(secrets::base32(&secret))
+        } else {
+            None
+        };
+        Ok(DemoLogin {
+            username: username.into(),
+            duty: duty.into(),
+            institution: institution_name.into(),
+            password,
+            totp_secret,
+        })
+    }
+
     /// Seeds the demo once; returns the logins (new, or as first seeded,
     /// from `demo-credentials.json` in the data directory).
     pub async fn seed_demo(&self) -> Result<Vec<DemoLogin>> {
@@ -89,45 +143,17 @@ impl Hub {
         }
         let mut logins = Vec::new();
         for (username, duty, inst) in USERS {
-            let password = random_password();
-            let user = self
-                .create_user(
+            logins.push(
+                self.create_demo_login(
                     &ctx,
                     ids[*inst],
-                    UserRequest {
-                        username: (*username).into(),
-                        display_name: format!("Demo {username}"),
-                        password: Some(password.clone()),
-                        duties: vec![(*duty).into()],
-                        machine_client: false,
-                    },
+                    INSTITUTIONS[*inst].0,
+                    username,
+                    duty,
+                    None,
                 )
-                .await?;
-            let needs_totp = user.duties.iter().any(|d| d.kind.sees_personal_data());
-            let totp_secret = if needs_totp {
-                let secret = secrets::new_totp_secret();
-                let sealed = self.keys().seal(&format!("totp:{}", user.id), &secret);
-                let entry = ctx.entry(
-                    "auth.totp.enrol",
-                    &format!("user:{}", user.id),
-                    civic_core::audit::Outcome::Allowed,
-                );
-                self.store
-                    .set_totp_pending(user.id, sealed, entry.clone())
-                    .await?;
-                // Step 0: any real code is newer.
-                self.store.enable_totp(user.id, 0, None, entry).await?;
-                Some(secrets::base32(&secret))
-            } else {
-                None
-            };
-            logins.push(DemoLogin {
-                username: (*username).into(),
-                duty: (*duty).into(),
-                institution: INSTITUTIONS[*inst].0.into(),
-                password,
-                totp_secret,
-            });
+                .await?,
+            );
         }
         let json = serde_json::to_string_pretty(&logins).expect("logins serialise");
         crate::keys::write_private(&file, &json).map_err(|e| {

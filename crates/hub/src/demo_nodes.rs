@@ -72,6 +72,26 @@ const NODES: &[(&str, &str, Kind, &str, &str, &str)] = &[
     ),
 ];
 
+/// The demo's MyData holders' nodes: (node name, institution, its kind in
+/// the demo's records).
+const RECORDS_NODES: &[(&str, &str, &str)] = &[
+    (
+        "node-mois",
+        "Ministry of the Interior and Safety",
+        "ministry",
+    ),
+    (
+        "node-nhis",
+        "National Health Insurance Service",
+        "public_institution",
+    ),
+    (
+        "node-seoul",
+        "Seoul Metropolitan Government",
+        "local_government",
+    ),
+];
+
 /// What can go wrong starting the demo's nodes.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoNodeError {
@@ -95,7 +115,9 @@ type Result<T, E = DemoNodeError> = std::result::Result<T, E>;
 pub struct DemoNode {
     pub name: &'static str,
     pub institution: &'static str,
-    pub kind: Kind,
+    /// pings, transactions, taps or records.
+    pub kind: &'static str,
+    /// Events held, or administrative records for a records node.
     pub events: u64,
     pub running: RunningNode,
 }
@@ -116,7 +138,7 @@ pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
                 .iter()
                 .find(|i| i.name == institution)
                 .ok_or(DemoNodeError::NoInstitution(institution))?;
-            enrol(hub, inst.id, name, institution, kind, &dir).await?;
+            enrol(hub, inst.id, name, institution, kind.dir_name(), &dir).await?;
         }
         let config = NodeConfig::load(&config_path)?;
         // Fill the store once from the city.
@@ -141,8 +163,43 @@ pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
         nodes.push(DemoNode {
             name,
             institution,
-            kind,
+            kind: kind.dir_name(),
             events: count,
+            running,
+        });
+    }
+    for &(name, institution, records_kind) in RECORDS_NODES {
+        let dir = data_dir.join("nodes").join(name);
+        let config_path = dir.join("node.toml");
+        if !config_path.exists() {
+            let inst = institutions
+                .iter()
+                .find(|i| i.name == institution)
+                .ok_or(DemoNodeError::NoInstitution(institution))?;
+            enrol(hub, inst.id, name, institution, "records", &dir).await?;
+        }
+        let records = dir.join(civic_node_server::mydata::RECORDS_FILE);
+        let count = if records.exists() {
+            civic_node_server::mydata::load_records(&records)
+                .map_err(|e| DemoNodeError::Io(std::io::Error::other(e)))?
+                .len()
+        } else {
+            crate::demo_records::write_records(&city.join("people.csv"), records_kind, &records)?
+        };
+        let running = civic_node_server::serve(NodeConfig::load(&config_path)?).await?;
+        hub.register_node(
+            &ctx,
+            name,
+            &format!("https://127.0.0.1:{}", running.addr.port()),
+            "records",
+            name,
+        )
+        .await?;
+        nodes.push(DemoNode {
+            name,
+            institution,
+            kind: "records",
+            events: count as u64,
             running,
         });
     }
@@ -154,7 +211,7 @@ async fn enrol(
     institution: civic_core::identity::InstitutionId,
     name: &str,
     holder: &str,
-    kind: Kind,
+    kind: &str,
     dir: &PathBuf,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -176,24 +233,27 @@ async fn enrol(
             &local,
         )
         .await?;
-    let item = match kind {
-        Kind::Pings => Item::LocationPings,
-        Kind::Transactions => Item::CardTransactions,
-        Kind::Taps => Item::TransitTaps,
+    let (purpose, item) = match kind {
+        "pings" => ("epidemic investigation", Item::LocationPings),
+        "transactions" => ("epidemic investigation", Item::CardTransactions),
+        "taps" => ("epidemic investigation", Item::TransitTaps),
+        _ => (
+            crate::transfers::MYDATA_PURPOSE,
+            Item::AdministrativeRecords,
+        ),
     };
     let enrolment = civic_node_server::Enrolment {
         name,
         holder,
         kind,
+        issuer_url: (kind == "records").then(|| hub.issuer_url(name)),
         addr: "127.0.0.1:0",
         certificate: &enrolled.certificate,
         ca: &enrolled.ca,
         tls_key_pem: &tls_key,
         hub_name: &enrolled.hub_name,
         hub_key: &enrolled.hub_key,
-        gives: [("epidemic investigation".to_owned(), vec![item])]
-            .into_iter()
-            .collect(),
+        gives: [(purpose.to_owned(), vec![item])].into_iter().collect(),
     };
     civic_node_server::write_enrolment(dir, &enrolment)?;
     Ok(())

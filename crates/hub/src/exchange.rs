@@ -280,15 +280,39 @@ impl NodeClient {
         request_id: &str,
         deadline: Duration,
     ) -> Result<(PurgeReceipt, String), ExchangeError> {
+        let body = serde_json::to_string(request).expect("a purge serialises");
+        let (message, raw) = self
+            .call(url, PURGE_PATH, node_key, &body, None, request_id, deadline)
+            .await?;
+        let receipt: PurgeReceipt = serde_json::from_str(&message.body)
+            .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
+        Ok((receipt, raw))
+    }
+
+    /// Posts one signed request (with `grant`, if any) to `path` and
+    /// returns the node's signed reply, its signature and request id
+    /// checked, and the reply as it came (for anyone with the node's key
+    /// to verify again). Retries as [`NodeClient::ask`] does, re-sealing
+    /// the same request id; a refusal is final.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call(
+        &self,
+        url: &str,
+        path: &str,
+        node_key: &VerifyingKey,
+        body: &str,
+        grant: Option<SignedGrant>,
+        request_id: &str,
+        deadline: Duration,
+    ) -> Result<(Message, String), ExchangeError> {
         let started = Instant::now();
         let peer = civic_exchange::key_id(node_key);
-        let body = serde_json::to_string(request).expect("a purge serialises");
         let mut wait = Duration::from_millis(100);
         let mut attempt: u64 = 0;
         loop {
             attempt += 1;
             let outcome = self
-                .post_logged(url, PURGE_PATH, request_id, &peer, &body, None, None)
+                .post_logged(url, path, request_id, &peer, body, grant.clone(), None)
                 .await?;
             let retry_reason = match outcome {
                 Ok(response) => {
@@ -308,12 +332,10 @@ impl NodeClient {
                             .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
                         if message.envelope.request_id != request_id {
                             return Err(ExchangeError::BadAnswer(
-                                "the receipt is for another request".into(),
+                                "the reply is for another request".into(),
                             ));
                         }
-                        let receipt: PurgeReceipt = serde_json::from_str(&message.body)
-                            .map_err(|e| ExchangeError::BadAnswer(e.to_string()))?;
-                        return Ok((receipt, String::from_utf8_lossy(&reply).into_owned()));
+                        return Ok((message, String::from_utf8_lossy(&reply).into_owned()));
                     }
                     if !status.is_server_error() {
                         let reason = serde_json::from_slice::<serde_json::Value>(&reply)
@@ -335,6 +357,28 @@ impl NodeClient {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// A GET of `path` at the node (what needs no grant, such as a status
+    /// list), parsed as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        path: &str,
+    ) -> Result<T, ExchangeError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", url.trim_end_matches('/')))
+            .send()
+            .await
+            .map_err(|e| ExchangeError::Unreachable(Duration::ZERO, e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(ExchangeError::Refused(response.status().to_string()));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| ExchangeError::BadAnswer(e.to_string()))
     }
 
     /// Seals `body` as request `request_id` (with its grant, and the head

@@ -62,6 +62,16 @@ pub struct InstitutionRef {
     pub name: String,
 }
 
+/// A catalogue entry, named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferRef {
+    pub id: i64,
+    pub kind: String,
+    pub code: String,
+    pub title: String,
+}
+
 /// How much an entry is asked for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -299,7 +309,7 @@ fn offer_view(
     }
 }
 
-fn items_of(offer: &Offer) -> Result<Vec<Item>> {
+pub(crate) fn items_of(offer: &Offer) -> Result<Vec<Item>> {
     serde_json::from_str(&offer.items).map_err(|e| {
         HubError::Store(civic_store::StoreError::Corrupt(format!(
             "catalogue entry {}: {e}",

@@ -192,8 +192,12 @@ impl Hub {
         {
             return Err(ValidationError::new("url", "must be an https:// URL").into());
         }
-        if !matches!(kind, "pings" | "transactions" | "taps") {
-            return Err(ValidationError::new("kind", "must be pings, transactions or taps").into());
+        if !matches!(kind, "pings" | "transactions" | "taps" | "records") {
+            return Err(ValidationError::new(
+                "kind",
+                "must be pings, transactions, taps or records",
+            )
+            .into());
         }
         let code = civic_eiss::formats::holder_code(code).ok_or_else(|| {
             ValidationError::new("code", "must be 1-32 characters of a-z, 0-9, '-', '_'")
@@ -202,7 +206,8 @@ impl Hub {
             return Err(HubError::NotFound(format!("node {name:?}")));
         }
         // A node holds what its institution holds: a telco pings, a card
-        // company transactions, a transit operator taps.
+        // company transactions, a transit operator taps, a MyData holder
+        // administrative records.
         let kind_of = self
             .store
             .institution(institution)
@@ -250,6 +255,8 @@ pub fn node_kind(kind: civic_core::identity::InstitutionKind) -> Option<&'static
         K::Telco => Some("pings"),
         K::CardCompany => Some("transactions"),
         K::TransitOperator => Some("taps"),
+        // MyData's holding institutions keep administrative records.
+        K::Ministry | K::PublicInstitution | K::LocalGovernment => Some("records"),
         _ => None,
     }
 }

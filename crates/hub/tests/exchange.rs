@@ -95,6 +95,7 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::tes
         hub_certified_endorsers: false,
         signing_key: d.join("node-signing.key"),
         ingest_addr: None,
+        issuer_url: None,
     };
     let node_signing = civic_node_server::load_or_create_key(&config.signing_key)
         .unwrap()

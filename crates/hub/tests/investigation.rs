@@ -181,7 +181,7 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     let nodes = civic_hub::demo_nodes::start(&hub, dir.path())
         .await
         .unwrap();
-    assert_eq!(nodes.len(), 7);
+    assert_eq!(nodes.len(), 10);
     let admin = as_user(&hub, "admin").await;
     let inv = as_user(&hub, "investigator.seoul").await;
     let daegu = as_user(&hub, "investigator.daegu").await;

@@ -15,6 +15,7 @@
 //! another request is refused.
 
 pub mod ingest;
+pub mod mydata;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,6 +73,11 @@ pub struct NodeConfig {
     /// (`POST /node/v1/events`); unset, no appends over HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest_addr: Option<String>,
+    /// For a MyData holder (`kind = "records"`): its credentials' issuer
+    /// identifier (`iss`), the URL where the hub publishes its keys; the
+    /// status list is at `{issuer_url}/status-list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_url: Option<String>,
 }
 
 fn default_period() -> i64 {
@@ -437,6 +443,11 @@ impl Node {
                     }
                 }
             }
+            // An event store keeps no administrative records: its policy
+            // gives no such item, so the gate refused these already.
+            Question::Credential(_)
+            | Question::Revocation { .. }
+            | Question::Portability { .. } => {}
         }
         let file = out
             .into_inner()
@@ -750,8 +761,12 @@ impl RunningNode {
 
 /// Starts the node: opens its store and its state, binds `config.addr`.
 pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
-    let kind = Kind::parse(&config.kind)
-        .ok_or_else(|| NodeError::Config("kind must be pings, transactions or taps".into()))?;
+    let kind = match config.kind.as_str() {
+        "records" => None,
+        other => Some(Kind::parse(other).ok_or_else(|| {
+            NodeError::Config("kind must be pings, transactions, taps or records".into())
+        })?),
+    };
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|e| NodeError::Io(p.display().to_string(), e))
     };
@@ -795,6 +810,46 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         hub_certified_endorsers: config.hub_certified_endorsers,
     };
     let mut gate = NodeGate::new(policy, trusted);
+    let addr: SocketAddr = config
+        .addr
+        .parse()
+        .map_err(|_| NodeError::Config(format!("addr {:?} is not HOST:PORT", config.addr)))?;
+    let Some(kind) = kind else {
+        let issuer_url = config.issuer_url.clone().ok_or_else(|| {
+            NodeError::Config(
+                "a records node needs issuer_url (where the hub publishes its keys)".into(),
+            )
+        })?;
+        let node = mydata::RecordsNode::open(mydata::Setup {
+            hub_name: config.hub_name.clone(),
+            hub_key,
+            key: load_or_create_key(&config.signing_key)?,
+            issuer_url,
+            gate,
+            data_dir: config.data_dir.clone(),
+        })?;
+        let app = Router::new()
+            .route(
+                civic_exchange::wire::CREDENTIALS_PATH,
+                post(mydata::credentials),
+            )
+            .route(
+                civic_exchange::wire::REVOCATIONS_PATH,
+                post(mydata::revocations),
+            )
+            .route(
+                civic_exchange::wire::PORTABILITY_PATH,
+                post(mydata::portability),
+            )
+            .route(
+                civic_exchange::wire::STATUS_LIST_PATH,
+                get(mydata::status_list),
+            )
+            .route(civic_exchange::wire::LOG_HEAD_PATH, get(mydata::log_head))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(Arc::new(node));
+        return serve_mutual_tls(addr, tls, app, None);
+    };
     let exchange = config.data_dir.join("exchange");
     std::fs::create_dir_all(exchange.join("answers"))
         .map_err(|e| NodeError::Io(exchange.display().to_string(), e))?;
@@ -816,10 +871,6 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .map_err(|e| NodeError::Config(format!("messages.jsonl: {e}")))?;
     let key = load_or_create_key(&config.signing_key)?;
     let store = EventStore::open(&config.data_dir, kind)?;
-    let addr: SocketAddr = config
-        .addr
-        .parse()
-        .map_err(|_| NodeError::Config(format!("addr {:?} is not HOST:PORT", config.addr)))?;
     let ingest_data_dir = config.data_dir.clone();
     let node: Shared = Arc::new(Mutex::new(Node {
         config,
@@ -847,17 +898,30 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .route(civic_exchange::wire::PURGE_PATH, post(purge))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(node);
-    let bind = |addr: SocketAddr| -> Result<(std::net::TcpListener, SocketAddr), NodeError> {
-        let io = |e| NodeError::Io(addr.to_string(), e);
-        let listener = std::net::TcpListener::bind(addr).map_err(io)?;
-        listener.set_nonblocking(true).map_err(io)?;
-        let local = listener.local_addr().map_err(io)?;
-        Ok((listener, local))
-    };
+    let ingest = ingest_listener.map(|(listener, tls)| (listener, tls, ingest_app));
+    serve_mutual_tls(addr, tls, app, ingest)
+}
+
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), NodeError> {
+    let io = |e| NodeError::Io(addr.to_string(), e);
+    let listener = std::net::TcpListener::bind(addr).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let local = listener.local_addr().map_err(io)?;
+    Ok((listener, local))
+}
+
+/// Binds `addr` and serves `app` to clients with a certificate of the
+/// hub's CA (and the holder's ingest listener beside it, if any).
+fn serve_mutual_tls(
+    addr: SocketAddr,
+    tls: rustls::ServerConfig,
+    app: Router,
+    ingest: Option<(SocketAddr, rustls::ServerConfig, Router)>,
+) -> Result<RunningNode, NodeError> {
     let (listener, addr) = bind(addr)?;
     let handle = axum_server::Handle::new();
-    let (ingest, ingest_addr) = match ingest_listener {
-        Some((listener, tls)) => {
+    let (ingest, ingest_addr) = match ingest {
+        Some((listener, tls, ingest_app)) => {
             let (listener, local) = bind(listener)?;
             let server = axum_server::from_tcp_rustls(
                 listener,
@@ -893,7 +957,10 @@ pub async fn serve(config: NodeConfig) -> Result<RunningNode, NodeError> {
 pub struct Enrolment<'a> {
     pub name: &'a str,
     pub holder: &'a str,
-    pub kind: Kind,
+    /// pings, transactions, taps or records.
+    pub kind: &'a str,
+    /// A records node's issuer identifier (see [`NodeConfig::issuer_url`]).
+    pub issuer_url: Option<String>,
     pub addr: &'a str,
     pub certificate: &'a str,
     pub ca: &'a str,
@@ -926,7 +993,7 @@ pub fn write_enrolment(dir: &Path, e: &Enrolment<'_>) -> Result<PathBuf, NodeErr
         holder: e.holder.to_owned(),
         addr: e.addr.to_owned(),
         data_dir: dir.to_path_buf(),
-        kind: e.kind.dir_name().to_owned(),
+        kind: e.kind.to_owned(),
         tls_cert: cert,
         tls_key: key,
         tls_ca: ca,
@@ -938,6 +1005,7 @@ pub fn write_enrolment(dir: &Path, e: &Enrolment<'_>) -> Result<PathBuf, NodeErr
         max_period_days: default_period(),
         signing_key: dir.join("node-signing.key"),
         ingest_addr: None,
+        issuer_url: e.issuer_url.clone(),
     };
     let text = format!(
         "# Written at enrolment. Add the endorsers' keys, e.g.\n\

@@ -175,6 +175,7 @@ fn node_config(
         hub_certified_endorsers: false,
         signing_key: d.join("node-signing.key"),
         ingest_addr,
+        issuer_url: None,
     }
 }
 

@@ -131,4 +131,5 @@ impl PostgresStore {
 impl_backend!(PostgresStore, sqlx::Postgres);
 crate::investigation::impl_investigation!(PostgresStore, sqlx::Postgres);
 crate::mydata::impl_mydata!(PostgresStore, sqlx::Postgres);
+crate::transfers::impl_transfers!(PostgresStore, sqlx::Postgres);
 crate::support::impl_support!(PostgresStore, sqlx::Postgres);

@@ -367,6 +367,68 @@ CREATE TABLE training_attendees (
 );
 "#;
 
+const V7: &str = r#"
+CREATE TABLE mydata_transfers (
+    id {ID},
+    agreement_id BIGINT NOT NULL REFERENCES mydata_agreements(id),
+    offer_id BIGINT NOT NULL REFERENCES mydata_offers(id),
+    agency_id BIGINT NOT NULL REFERENCES institutions(id),
+    holder_id BIGINT NOT NULL REFERENCES institutions(id),
+    subject TEXT NOT NULL,
+    items TEXT NOT NULL,
+    service TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    retention_days BIGINT NOT NULL,
+    recipient_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mode TEXT,
+    consent_until BIGINT,
+    interval_days BIGINT,
+    reason TEXT,
+    consent_key {BYTES},
+    created_by BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    withdrawn_at BIGINT,
+    revoked_at BIGINT,
+    deletion_confirmed_at BIGINT
+);
+CREATE INDEX mydata_transfers_by_subject ON mydata_transfers(subject);
+CREATE INDEX mydata_transfers_by_agency ON mydata_transfers(agency_id);
+CREATE TABLE mydata_deliveries (
+    id {ID},
+    transfer_id BIGINT NOT NULL REFERENCES mydata_transfers(id),
+    node TEXT NOT NULL,
+    status_index BIGINT NOT NULL,
+    status_uri TEXT NOT NULL,
+    package {BYTES},
+    delivered_at BIGINT NOT NULL,
+    fetched_at BIGINT
+);
+CREATE INDEX mydata_deliveries_by_transfer ON mydata_deliveries(transfer_id);
+CREATE TABLE mydata_events (
+    seq {ID},
+    agency_id BIGINT NOT NULL REFERENCES institutions(id),
+    transfer_id BIGINT NOT NULL REFERENCES mydata_transfers(id),
+    kind TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX mydata_events_by_agency ON mydata_events(agency_id, seq);
+CREATE TABLE mydata_webhooks (
+    agency_id BIGINT PRIMARY KEY REFERENCES institutions(id),
+    url TEXT NOT NULL,
+    secret {BYTES} NOT NULL,
+    delivered_seq BIGINT NOT NULL
+);
+CREATE TABLE mydata_status_lists (
+    node TEXT PRIMARY KEY,
+    uri TEXT NOT NULL,
+    token TEXT NOT NULL,
+    fetched_at BIGINT NOT NULL
+);
+"#;
+
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
 pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
@@ -383,6 +445,7 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
     let v4 = V4.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
     let v5 = V5.replace("{ID}", d.id);
     let v6 = V6.replace("{ID}", d.id);
+    let v7 = V7.replace("{ID}", d.id).replace("{BYTES}", d.bytes);
     vec![
         (1, v1),
         (2, V2.to_owned()),
@@ -390,5 +453,6 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         (4, v4),
         (5, v5),
         (6, v6),
+        (7, v7),
     ]
 }

@@ -10,7 +10,7 @@ macro_rules! impl_backend {
     ($store:ident, $db:ty) => {
         use $crate::*;
         use civic_core::audit::{AuditEntry, AuditQuery, AuditRecord, Outcome};
-        use civic_core::identity::{ApiTokenId, Duty, DutyKind, InstitutionId, Region, UserId};
+        use civic_core::identity::{ApiTokenId, Duty, InstitutionId, Region, UserId};
         use civic_core::time::Timestamp;
         use civic_ledger::{record_leaf_hash, Frontier, Hash, NodeId, SignedTreeHead};
         use futures_util::stream::{BoxStream, StreamExt};
@@ -66,9 +66,8 @@ macro_rules! impl_backend {
         fn duty_from(row: &DbRow) -> Result<(i64, Duty)> {
             let kind: String = row.try_get("duty")?;
             let region: String = row.try_get("region")?;
-            let kind: DutyKind = kind.parse().map_err(corrupt)?;
-            let region = if region.is_empty() { None } else { Some(Region::parse(&region).map_err(corrupt)?) };
-            Ok((row.try_get("user_id")?, Duty::new(kind, region).map_err(corrupt)?))
+            let duty = if region.is_empty() { Duty::parse(&kind) } else { Duty::parse(&format!("{kind}:{region}")) };
+            Ok((row.try_get("user_id")?, duty.map_err(corrupt)?))
         }
 
         fn token_from(row: &DbRow) -> Result<ApiToken> {
@@ -221,7 +220,7 @@ macro_rules! impl_backend {
                     sqlx::query("INSERT INTO user_duties (user_id, duty, region) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                         .bind(user)
                         .bind(duty.kind.as_str())
-                        .bind(duty.region.as_ref().map(|r| r.as_str()).unwrap_or(""))
+                        .bind(duty.scope())
                         .execute(&mut **tx)
                         .await?;
                 }

@@ -111,4 +111,5 @@ impl SqliteStore {
 impl_backend!(SqliteStore, sqlx::Sqlite);
 crate::investigation::impl_investigation!(SqliteStore, sqlx::Sqlite);
 crate::mydata::impl_mydata!(SqliteStore, sqlx::Sqlite);
+crate::transfers::impl_transfers!(SqliteStore, sqlx::Sqlite);
 crate::support::impl_support!(SqliteStore, sqlx::Sqlite);

@@ -496,3 +496,95 @@ pub struct Training {
     /// (institution, attendee's name)
     pub attendees: Vec<(InstitutionId, String)>,
 }
+
+/// A using agency's request for a citizen's items of a catalogue entry,
+/// under an approved agreement, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTransfer {
+    pub agreement: i64,
+    pub offer: i64,
+    pub agency: InstitutionId,
+    pub holder: InstitutionId,
+    /// The citizen, as the holders know him.
+    pub subject: String,
+    /// JSON array of item names.
+    pub items: String,
+    pub service: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention_days: i64,
+    /// The agency's X25519 public key (OKP JWK, JSON).
+    pub recipient_key: String,
+    pub created_by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    pub id: i64,
+    pub agreement: i64,
+    pub offer: i64,
+    pub agency: InstitutionId,
+    pub holder: InstitutionId,
+    pub subject: String,
+    pub items: String,
+    pub service: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention_days: i64,
+    pub recipient_key: String,
+    /// `awaiting_consent`, `refused`, `consented`, `delivered`, `failed`,
+    /// `withdrawn`.
+    pub state: String,
+    /// `once` or `periodic`, once consented.
+    pub mode: Option<String>,
+    /// Until when the consent lasts (periodic sending).
+    pub consent_until: Option<Timestamp>,
+    pub interval_days: Option<i64>,
+    pub reason: Option<String>,
+    /// The consent's data key, sealed by the hub; `None` once destroyed.
+    pub consent_key: Option<Vec<u8>>,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+    pub withdrawn_at: Option<Timestamp>,
+    /// When the holder marked its credentials revoked.
+    pub revoked_at: Option<Timestamp>,
+    pub deletion_confirmed_at: Option<Timestamp>,
+}
+
+/// One credential a holder issued under a transfer's consent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub transfer: i64,
+    pub node: String,
+    pub status_index: i64,
+    pub status_uri: String,
+    /// The package as the holder sent it, sealed under the consent's
+    /// data key; `None` once the key is destroyed.
+    pub package: Option<Vec<u8>>,
+    pub delivered_at: Timestamp,
+    pub fetched_at: Option<Timestamp>,
+}
+
+/// A change an agency is told of, by webhook or by polling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferEvent {
+    pub seq: i64,
+    pub agency: InstitutionId,
+    pub transfer: i64,
+    /// `transfer.consented`, `transfer.refused`, `transfer.delivered`,
+    /// `transfer.failed`, `consent.withdrawn`.
+    pub kind: String,
+    pub at: Timestamp,
+}
+
+/// Where an agency is told of events, and how far it was told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub agency: InstitutionId,
+    pub url: String,
+    /// The signing secret, sealed by the hub.
+    pub secret: Vec<u8>,
+    pub delivered_seq: i64,
+}

@@ -10,3 +10,4 @@ pub mod mydata;
 pub mod nodes;
 pub mod support;
 pub mod system;
+pub mod transfers;

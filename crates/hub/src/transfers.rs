@@ -1,0 +1,1571 @@
+//! Public MyData's transfers on the hub: a using agency asks a citizen for
+//! items of a catalogue entry under its approved agreement; the citizen,
+//! signed in with a second factor, consents (once, or periodically until a
+//! date) or refuses; on consent the hub issues a grant and the holder's
+//! node issues a signed credential of exactly those items, encrypted to
+//! the agency; the hub keeps the package sealed under the consent's data
+//! key until the citizen withdraws, when the key is destroyed, the holder
+//! revokes the credential in its status list and the agency is told to
+//! delete. The citizen sees every transfer and every access to his data,
+//! with consent receipts, and downloads everything the holders keep of
+//! him.
+//!
+//! Agencies are told of each change by polling their events or by a
+//! webhook (signed as the Standard Webhooks specification says:
+//! HMAC-SHA-256 over `id.timestamp.body`).
+//!
+//! A transfer's audit records carry a pseudonym of the citizen as their
+//! subject (never the identifier itself), so that his own view can find
+//! them.
+
+use crate::exchange::{ExchangeError, NodeClient};
+use crate::{invalid, Ctx, Hub, HubError, Result};
+use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
+use civic_core::identity::{DutyKind, InstitutionId, Subject};
+use civic_core::policy::Action;
+use civic_core::time::Timestamp;
+use civic_exchange::wire::{
+    IssuedPackage, PortabilityReply, StatusListReply, CREDENTIALS_PATH, PORTABILITY_PATH,
+    REVOCATIONS_PATH, STATUS_LIST_PATH,
+};
+use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
+use civic_store::{
+    AuditStore, Delivery, InstitutionStore, MydataStore, NewTransfer, NodeStore, Transfer,
+    TransferDecision, TransferFilter, TransferStore, Webhook,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The purpose every MyData grant names; holders' nodes give
+/// administrative records for it only.
+pub const MYDATA_PURPOSE: &str = "mydata transfer";
+
+/// How long a node may take to answer a MyData request.
+const NODE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The hub's MyData state: one client for the holders' nodes (its TLS
+/// connections are kept), and a bell for the webhook sender.
+#[derive(Default)]
+pub(crate) struct MydataState {
+    client: OnceLock<NodeClient>,
+    pub(crate) events: tokio::sync::Notify,
+}
+
+/// An agency's request for a citizen's items.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferRequest {
+    /// An approved agreement of the caller's agency.
+    pub agreement_id: i64,
+    /// The citizen, as the holders know him.
+    pub subject: String,
+    /// The items wanted: some or all of the agreement's.
+    pub items: Vec<String>,
+    /// The agency's X25519 public key (an OKP JWK) the package is
+    /// encrypted to.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub recipient_key: Value,
+}
+
+/// The citizen's consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsentRequest {
+    /// `once` (one sending) or `periodic` (the agency may ask again every
+    /// `interval_days` until `until`).
+    pub mode: String,
+    /// For `periodic`: the last day (YYYY-MM-DD, UTC) the consent lasts.
+    pub until: Option<String>,
+    pub interval_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefusalRequest {
+    pub reason: Option<String>,
+}
+
+/// One item of a transfer, as the citizen is shown it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferItem {
+    pub name: String,
+    pub description: String,
+    pub sensitivity: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    pub id: i64,
+    pub status_index: i64,
+    pub status_uri: String,
+    /// RFC 3339.
+    pub delivered_at: String,
+    pub fetched_at: Option<String>,
+    /// Whether the hub still keeps the package (false once shredded).
+    pub kept: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferView {
+    pub id: i64,
+    pub agreement_id: i64,
+    pub offer: crate::mydata::OfferRef,
+    pub agency: crate::mydata::InstitutionRef,
+    pub holder: crate::mydata::InstitutionRef,
+    pub subject: String,
+    pub items: Vec<TransferItem>,
+    pub service: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    /// How long the agency may keep what it receives (days).
+    pub retention_days: i64,
+    /// `awaiting_consent`, `refused`, `consented`, `delivered`, `failed`,
+    /// `withdrawn`.
+    pub state: String,
+    pub mode: Option<String>,
+    pub consent_until: Option<String>,
+    pub interval_days: Option<i64>,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub withdrawn_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub deletion_confirmed_at: Option<String>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// What the agency fetches: the holder's package and where to check it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageView {
+    pub transfer_id: i64,
+    /// The SD-JWT VC as a compact JWE to the agency's key.
+    pub credential: String,
+    /// For a provided document: the rendered document and the holder's
+    /// signature, as a compact JWE to the agency's key.
+    pub document: Option<String>,
+    pub status_index: i64,
+    pub status_uri: String,
+    /// Where the holder's keys are published (JWK set).
+    pub jwks_uri: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// An event an agency is told of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventView {
+    pub seq: i64,
+    /// `transfer.consented`, `transfer.refused`, `transfer.delivered`,
+    /// `transfer.failed`, `consent.withdrawn`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub transfer_id: i64,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookRequest {
+    /// `https://…`, or `http://` to a loopback address.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub url: String,
+    /// The signing secret (`whsec_…`), shown once.
+    pub secret: String,
+}
+
+/// A credential an agency asks the hub to check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyRequest {
+    /// The SD-JWT VC (decrypted from the package).
+    pub credential: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyView {
+    pub valid: bool,
+    /// Why not, if not.
+    pub error: Option<String>,
+    pub issuer: Option<String>,
+    pub revoked: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub claims: Value,
+}
+
+/// An access to the citizen's data, from the audit ledger.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccessView {
+    pub seq: u64,
+    pub at: String,
+    pub who: Option<String>,
+    pub institution: Option<String>,
+    pub action: String,
+    pub resource: String,
+    pub purpose: Option<String>,
+    pub outcome: String,
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339()
+}
+
+fn now_s() -> i64 {
+    Timestamp::now().micros().div_euclid(1_000_000)
+}
+
+fn exchange_error(e: ExchangeError) -> HubError {
+    match e {
+        ExchangeError::Refused(why) => HubError::Conflict(format!("the holder refused: {why}")),
+        other => HubError::BadRequest(format!("the holder's node: {other}")),
+    }
+}
+
+fn random_id(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("{prefix}-{}", data_encoding::HEXLOWER.encode(&b))
+}
+
+/// The sealing context of a transfer's consent key.
+fn key_context(id: i64) -> String {
+    format!("mydata-consent:{id}")
+}
+
+/// The sealing context of a delivery's package.
+fn package_context(transfer: i64) -> String {
+    format!("mydata-package:{transfer}")
+}
+
+impl Hub {
+    fn mydata_client(&self) -> Result<&NodeClient> {
+        if let Some(c) = self.mydata.client.get() {
+            return Ok(c);
+        }
+        let client = self
+            .node_client()
+            .map_err(|e| HubError::BadRequest(e.to_string()))?;
+        Ok(self.mydata.client.get_or_init(|| client))
+    }
+
+    /// The audit subject for a citizen: a pseudonym, never his identifier.
+    pub(crate) fn citizen_tag(&self, subject: &str) -> String {
+        format!(
+            "citizen:{}",
+            self.keys().pseudonym(&format!("subject:{subject}"))
+        )
+    }
+
+    /// The URL the hub publishes a records node's keys under (its
+    /// credentials' `iss`).
+    pub fn issuer_url(&self, node: &str) -> String {
+        format!(
+            "{}/api/v1/mydata/issuers/{node}",
+            self.public_url().trim_end_matches('/')
+        )
+    }
+
+    /// Where the hub is reached, for URLs it hands out.
+    pub fn public_url(&self) -> String {
+        self.config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.addr))
+    }
+
+    /// The holder's records node: (name, url, key).
+    async fn records_node(
+        &self,
+        holder: InstitutionId,
+    ) -> Result<(String, String, ed25519_dalek::VerifyingKey)> {
+        let node = self
+            .store
+            .nodes()
+            .await?
+            .into_iter()
+            .find(|n| {
+                n.institution == holder && n.route.as_ref().is_some_and(|r| r.kind == "records")
+            })
+            .ok_or_else(|| {
+                HubError::Conflict("the holding institution has no MyData node registered".into())
+            })?;
+        let key = crate::eiss::node_key(&node)?;
+        let url = node
+            .route
+            .as_ref()
+            .map(|r| r.url.clone())
+            .unwrap_or_default();
+        Ok((node.name, url, key))
+    }
+
+    /// The records node named `name`: (url, key).
+    async fn records_node_named(
+        &self,
+        name: &str,
+    ) -> Result<(String, ed25519_dalek::VerifyingKey)> {
+        let node = self
+            .store
+            .nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.name == name && n.route.as_ref().is_some_and(|r| r.kind == "records"))
+            .ok_or_else(|| HubError::NotFound(format!("issuer {name:?}")))?;
+        let key = crate::eiss::node_key(&node)?;
+        Ok((node.route.map(|r| r.url).unwrap_or_default(), key))
+    }
+
+    /// Appends a refusal after the policy allowed the action (what the
+    /// request asked for is not allowed), and returns the error.
+    async fn refuse(&self, mut entry: AuditEntry, reason: &'static str, err: HubError) -> HubError {
+        entry.outcome = Outcome::Denied;
+        entry.reason = Some(reason.to_owned());
+        if let Err(e) = self.store.append_audit(entry).await {
+            return e.into();
+        }
+        err
+    }
+
+    fn citizen_subject(ctx: &Ctx) -> Result<Subject> {
+        ctx.principal()
+            .and_then(|p| p.duties.iter().find(|d| d.kind == DutyKind::Citizen))
+            .and_then(|d| d.subject.clone())
+            .ok_or_else(|| HubError::BadRequest("only a citizen has his own data".into()))
+    }
+
+    async fn transfer_view(&self, t: &Transfer, deliveries: Vec<Delivery>) -> Result<TransferView> {
+        let offer = self
+            .store
+            .offer(t.offer)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
+        let described = crate::mydata::items_of(&offer)?;
+        let names: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
+        let items = names
+            .iter()
+            .map(|n| {
+                let d = described.iter().find(|i| &i.name == n);
+                TransferItem {
+                    name: n.clone(),
+                    description: d.map(|i| i.description.clone()).unwrap_or_default(),
+                    sensitivity: d.map(|i| i.sensitivity.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(TransferView {
+            id: t.id,
+            agreement_id: t.agreement,
+            offer: crate::mydata::OfferRef {
+                id: offer.id,
+                kind: offer.kind.clone(),
+                code: offer.code.clone(),
+                title: offer.title.clone(),
+            },
+            agency: self.institution_ref(t.agency).await?,
+            holder: self.institution_ref(t.holder).await?,
+            subject: t.subject.clone(),
+            items,
+            service: t.service.clone(),
+            purpose: t.purpose.clone(),
+            legal_basis: t.legal_basis.clone(),
+            retention_days: t.retention_days,
+            state: t.state.clone(),
+            mode: t.mode.clone(),
+            consent_until: t.consent_until.map(rfc3339),
+            interval_days: t.interval_days,
+            reason: t.reason.clone(),
+            created_at: rfc3339(t.created_at),
+            decided_at: t.decided_at.map(rfc3339),
+            withdrawn_at: t.withdrawn_at.map(rfc3339),
+            revoked_at: t.revoked_at.map(rfc3339),
+            deletion_confirmed_at: t.deletion_confirmed_at.map(rfc3339),
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| DeliveryView {
+                    id: d.id,
+                    status_index: d.status_index,
+                    status_uri: d.status_uri,
+                    delivered_at: rfc3339(d.delivered_at),
+                    fetched_at: d.fetched_at.map(rfc3339),
+                    kept: d.package.is_some(),
+                })
+                .collect(),
+        })
+    }
+
+    /// An agency asks a citizen for items under its approved agreement.
+    pub async fn request_transfer(&self, ctx: &Ctx, req: TransferRequest) -> Result<TransferView> {
+        let mut entry = self
+            .authorize(
+                ctx,
+                Action::MydataTransfers,
+                "mydata.transfer.request",
+                "mydata-transfer",
+            )
+            .await?;
+        let principal = ctx
+            .principal()
+            .ok_or_else(|| HubError::BadRequest("a transfer is asked for by an agency".into()))?;
+        let subject = Subject::parse(&req.subject)?;
+        entry.subject = Some(self.citizen_tag(subject.as_str()));
+        let agreement = self
+            .store
+            .agreement(req.agreement_id)
+            .await?
+            .filter(|a| a.agency == principal.institution)
+            .ok_or_else(|| HubError::NotFound(format!("agreement {}", req.agreement_id)))?;
+        if agreement.status != "approved" {
+            let err = HubError::Conflict(format!(
+                "agreement {} is {}, not approved: no transfer may use it",
+                agreement.id, agreement.status
+            ));
+            return Err(self
+                .refuse(entry, "the agreement is not approved", err)
+                .await);
+        }
+        let allowed: Vec<String> = serde_json::from_str(&agreement.items).unwrap_or_default();
+        let asked: BTreeSet<&str> = req.items.iter().map(String::as_str).collect();
+        if asked.is_empty() || asked.len() != req.items.len() {
+            return Err(invalid("items", "must name each item once, at least one"));
+        }
+        if let Some(outside) = asked.iter().find(|n| !allowed.iter().any(|a| a == *n)) {
+            let err = invalid(
+                "items",
+                format!("{outside} is not in agreement {}", agreement.id),
+            );
+            return Err(self
+                .refuse(entry, "an item outside the agreement", err)
+                .await);
+        }
+        let offer =
+            self.store.offer(agreement.offer).await?.ok_or_else(|| {
+                HubError::NotFound(format!("catalogue entry {}", agreement.offer))
+            })?;
+        if offer.kind == "document" && asked.len() != allowed.len() {
+            return Err(invalid(
+                "items",
+                "a provided document is sent whole: ask for all its items",
+            ));
+        }
+        let key: civic_mydata::Jwk = serde_json::from_value(req.recipient_key.clone())
+            .map_err(|_| invalid("recipient_key", "must be an OKP JWK"))?;
+        if key.crv != "X25519" || key.public_key().is_none() {
+            return Err(invalid(
+                "recipient_key",
+                "must be an X25519 public key (OKP JWK)",
+            ));
+        }
+        // The holder must be able to answer before the citizen is asked.
+        self.records_node(offer.holder).await?;
+        let transfer = self
+            .store
+            .create_transfer(
+                NewTransfer {
+                    agreement: agreement.id,
+                    offer: offer.id,
+                    agency: agreement.agency,
+                    holder: offer.holder,
+                    subject: subject.as_str().to_owned(),
+                    items: serde_json::to_string(&req.items).expect("names serialise"),
+                    service: agreement.service.clone(),
+                    purpose: agreement.purpose.clone(),
+                    legal_basis: agreement.legal_basis.clone(),
+                    retention_days: agreement.retention_days,
+                    recipient_key: serde_json::to_string(&key).expect("a JWK serialises"),
+                    created_by: principal.user,
+                },
+                entry,
+            )
+            .await?;
+        self.transfer_view(&transfer, Vec::new()).await
+    }
+
+    /// A transfer the caller may see: the citizen's own, or his
+    /// institution's (as agency or holder). Anything else is not found.
+    async fn visible_transfer(&self, ctx: &Ctx, id: i64, action: &str) -> Result<(Transfer, bool)> {
+        let citizen = ctx.principal().is_some_and(|p| p.has(DutyKind::Citizen));
+        let policy = if citizen {
+            Action::MydataCitizen
+        } else {
+            Action::MydataTransfers
+        };
+        let resource = format!("mydata-transfer:{id}");
+        let mut entry = self.authorize(ctx, policy, action, &resource).await?;
+        let transfer = self.store.transfer(id, entry.clone()).await?;
+        let Some(t) = transfer else {
+            return Err(HubError::NotFound(format!("transfer {id}")));
+        };
+        let mine = if citizen {
+            Self::citizen_subject(ctx)?.as_str() == t.subject
+        } else {
+            ctx.principal()
+                .is_some_and(|p| p.institution == t.agency || p.institution == t.holder)
+        };
+        if !mine {
+            entry.subject = None;
+            let err = HubError::NotFound(format!("transfer {id}"));
+            return Err(self.refuse(entry, "not a party to the transfer", err).await);
+        }
+        Ok((t, citizen))
+    }
+
+    /// One transfer, with its deliveries.
+    pub async fn transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+        let (t, _) = self
+            .visible_transfer(ctx, id, "mydata.transfer.read")
+            .await?;
+        let entry = ctx.entry(
+            "mydata.transfer.read",
+            &format!("mydata-transfer:{id}"),
+            Outcome::Allowed,
+        );
+        let deliveries = self
+            .store
+            .deliveries(id, false, self.tagged(entry, &t.subject))
+            .await?;
+        self.transfer_view(&t, deliveries).await
+    }
+
+    fn tagged(&self, mut entry: AuditEntry, subject: &str) -> AuditEntry {
+        entry.subject = Some(self.citizen_tag(subject));
+        entry
+    }
+
+    /// The caller's transfers: a citizen's own, an agency's or a holder's.
+    pub async fn transfers(&self, ctx: &Ctx) -> Result<Vec<TransferView>> {
+        let principal = ctx.principal().ok_or_else(|| {
+            HubError::BadRequest("transfers are listed for a signed-in user".into())
+        })?;
+        let (filter, entry) = if principal.has(DutyKind::Citizen) {
+            let entry = self
+                .authorize(
+                    ctx,
+                    Action::MydataCitizen,
+                    "mydata.transfer.list",
+                    "mydata-transfer",
+                )
+                .await?;
+            let subject = Self::citizen_subject(ctx)?;
+            let entry = self.tagged(entry, subject.as_str());
+            (TransferFilter::Subject(subject.as_str().to_owned()), entry)
+        } else {
+            let entry = self
+                .authorize(
+                    ctx,
+                    Action::MydataTransfers,
+                    "mydata.transfer.list",
+                    "mydata-transfer",
+                )
+                .await?;
+            let kind = principal.institution_kind;
+            if kind == civic_core::identity::InstitutionKind::UsingAgency {
+                (TransferFilter::Agency(principal.institution), entry)
+            } else {
+                (TransferFilter::Holder(principal.institution), entry)
+            }
+        };
+        let transfers = self.store.transfers_where(filter, entry).await?;
+        let mut out = Vec::with_capacity(transfers.len());
+        for t in &transfers {
+            out.push(self.transfer_view(t, Vec::new()).await?);
+        }
+        Ok(out)
+    }
+
+    /// The citizen consents; the holder issues at once. Returns the
+    /// transfer as it stands after the holder answered.
+    pub async fn consent_transfer(
+        &self,
+        ctx: &Ctx,
+        id: i64,
+        req: ConsentRequest,
+    ) -> Result<TransferView> {
+        let (t, citizen) = self
+            .visible_transfer(ctx, id, "mydata.transfer.consent")
+            .await?;
+        if !citizen {
+            return Err(HubError::Forbidden {
+                reason: "only the citizen himself consents",
+                needs_second_factor: false,
+            });
+        }
+        let (mode, until, interval) = match req.mode.as_str() {
+            "once" => ("once", None, None),
+            "periodic" => {
+                let raw = req
+                    .until
+                    .as_deref()
+                    .ok_or_else(|| invalid("until", "a periodic consent needs its last day"))?;
+                let day = time::Date::parse(
+                    raw,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .map_err(|_| invalid("until", "must be YYYY-MM-DD"))?;
+                let end = day.with_hms(23, 59, 59).expect("a valid time").assume_utc();
+                let end = Timestamp::from_micros(end.unix_timestamp() * 1_000_000);
+                let max = Timestamp::from_micros(
+                    (now_s() + t.retention_days.max(1) * 86_400) * 1_000_000,
+                );
+                if end.micros() <= Timestamp::now().micros() || end.micros() > max.micros() {
+                    return Err(invalid(
+                        "until",
+                        format!(
+                            "must be a day from today to {} days on (the agreement's retention)",
+                            t.retention_days
+                        ),
+                    ));
+                }
+                let every = req.interval_days.unwrap_or(30);
+                if !(1..=366).contains(&every) {
+                    return Err(invalid("interval_days", "must be 1-366"));
+                }
+                ("periodic", Some(end), Some(every))
+            }
+            _ => return Err(invalid("mode", "must be once or periodic")),
+        };
+        let key = {
+            use rand::RngCore;
+            let mut k = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut k);
+            k
+        };
+        let sealed_key = self.keys().seal(&key_context(id), &key);
+        let entry = self.tagged(
+            ctx.entry(
+                "mydata.transfer.consent",
+                &format!("mydata-transfer:{id}"),
+                Outcome::Allowed,
+            ),
+            &t.subject,
+        );
+        let t = self
+            .store
+            .decide_transfer(
+                id,
+                TransferDecision::Consent {
+                    mode,
+                    until,
+                    interval_days: interval,
+                    sealed_key,
+                },
+                entry,
+            )
+            .await?;
+        self.mydata.events.notify_one();
+        self.deliver(ctx, &t).await?;
+        self.transfer(ctx, id).await
+    }
+
+    /// The citizen refuses.
+    pub async fn refuse_transfer(
+        &self,
+        ctx: &Ctx,
+        id: i64,
+        req: RefusalRequest,
+    ) -> Result<TransferView> {
+        let (t, citizen) = self
+            .visible_transfer(ctx, id, "mydata.transfer.refuse")
+            .await?;
+        if !citizen {
+            return Err(HubError::Forbidden {
+                reason: "only the citizen himself refuses",
+                needs_second_factor: false,
+            });
+        }
+        let reason = req
+            .reason
+            .map(|r| civic_core::error::parse_text("reason", &r, 500))
+            .transpose()?;
+        let entry = self.tagged(
+            ctx.entry(
+                "mydata.transfer.refuse",
+                &format!("mydata-transfer:{id}"),
+                Outcome::Allowed,
+            ),
+            &t.subject,
+        );
+        let t = self
+            .store
+            .decide_transfer(id, TransferDecision::Refuse { reason }, entry)
+            .await?;
+        self.mydata.events.notify_one();
+        self.transfer_view(&t, Vec::new()).await
+    }
+
+    /// Asks the holder's node for a credential under the transfer's live
+    /// consent and keeps it sealed. A refusal by the holder fails the
+    /// transfer (the agency is told); a node that cannot be reached leaves
+    /// it consented, to be asked again.
+    async fn deliver(&self, ctx: &Ctx, t: &Transfer) -> Result<()> {
+        let Some(sealed_key) = &t.consent_key else {
+            return Err(HubError::Conflict(format!(
+                "transfer {}: the consent is not live",
+                t.id
+            )));
+        };
+        let key: [u8; 32] = self
+            .keys()
+            .open(&key_context(t.id), sealed_key)
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| {
+                HubError::Store(civic_store::StoreError::Corrupt(format!(
+                    "transfer {}: consent key",
+                    t.id
+                )))
+            })?;
+        let offer = self
+            .store
+            .offer(t.offer)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
+        let (node, url, node_key) = self.records_node(t.holder).await?;
+        let holder_name = self.institution_ref(t.holder).await?.name;
+        let agency_name = self.institution_ref(t.agency).await?.name;
+        let now = now_s();
+        let mut expires = now + t.retention_days.max(1) * 86_400;
+        if let Some(until) = t.consent_until {
+            expires = expires
+                .min(until.micros().div_euclid(1_000_000))
+                .max(now + 86_400);
+        }
+        let items: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
+        let grant = Grant {
+            grant_id: random_id("mydata"),
+            requester: agency_name.clone(),
+            holder: holder_name,
+            purpose: MYDATA_PURPOSE.into(),
+            legal_basis: t.legal_basis.clone(),
+            case_id: None,
+            consent_id: Some(format!("mydata-transfer:{}", t.id)),
+            items: vec![GrantItem::AdministrativeRecords],
+            question: Question::Credential(CredentialQuestion {
+                subject: t.subject.clone(),
+                entry: offer.code.clone(),
+                document: offer.kind == "document",
+                items,
+                recipient: agency_name,
+                recipient_key: serde_json::from_str(&t.recipient_key).unwrap_or(Value::Null),
+                credential_expires_at: expires,
+            }),
+            data_from: now,
+            data_until: now,
+            issued_at: now - 5,
+            expires_at: now + 300,
+        };
+        let signed = SignedGrant::new(grant).endorse(Role::Hub, "hub", self.keys().signing_key());
+        let request_id = random_id("req");
+        let answer = self
+            .mydata_client()?
+            .call(
+                &url,
+                CREDENTIALS_PATH,
+                &node_key,
+                "{}",
+                Some(signed.clone()),
+                &request_id,
+                NODE_DEADLINE,
+            )
+            .await;
+        let resource = format!("mydata-transfer:{}", t.id);
+        let mut entry = self.tagged(
+            ctx.entry("mydata.transfer.deliver", &resource, Outcome::Allowed),
+            &t.subject,
+        );
+        entry.purpose = Some(t.purpose.clone());
+        entry.legal_basis = Some(t.legal_basis.clone());
+        entry.grant_id = Some(signed.grant.grant_id.clone());
+        let (message, _) = match answer {
+            Ok(m) => m,
+            Err(ExchangeError::Refused(why)) => {
+                entry.outcome = Outcome::Failed;
+                entry.reason = Some("the holder refused".into());
+                self.store
+                    .fail_transfer(t.id, &format!("the holder refused: {why}"), entry)
+                    .await?;
+                self.mydata.events.notify_one();
+                return Ok(());
+            }
+            Err(e) => return Err(exchange_error(e)),
+        };
+        let package: IssuedPackage = serde_json::from_str(&message.body)
+            .map_err(|e| HubError::BadRequest(format!("the holder's package: {e}")))?;
+        let sealed = crate::secrets::seal(&key, &package_context(t.id), message.body.as_bytes());
+        self.store
+            .record_delivery(
+                t.id,
+                &node,
+                package.status_index as i64,
+                &package.status_uri,
+                sealed,
+                entry,
+            )
+            .await?;
+        self.mydata.events.notify_one();
+        Ok(())
+    }
+
+    /// Under a periodic consent, the agency asks for a fresh credential
+    /// (at most once an interval, until the consent ends).
+    pub async fn send_again(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+        let (t, citizen) = self
+            .visible_transfer(ctx, id, "mydata.transfer.resend")
+            .await?;
+        if citizen || ctx.principal().is_none_or(|p| p.institution != t.agency) {
+            return Err(HubError::NotFound(format!("transfer {id}")));
+        }
+        if t.mode.as_deref() != Some("periodic") || t.state != "delivered" {
+            return Err(HubError::Conflict(format!(
+                "transfer {id} is not a delivered periodic consent"
+            )));
+        }
+        if t.consent_until
+            .is_some_and(|u| u.micros() < Timestamp::now().micros())
+        {
+            return Err(HubError::Conflict(format!(
+                "transfer {id}: the consent has ended"
+            )));
+        }
+        let entry = ctx.entry(
+            "mydata.transfer.read",
+            &format!("mydata-transfer:{id}"),
+            Outcome::Allowed,
+        );
+        let last = self
+            .store
+            .deliveries(id, false, self.tagged(entry, &t.subject))
+            .await?;
+        let every = t.interval_days.unwrap_or(30) * 86_400 * 1_000_000;
+        if last
+            .last()
+            .is_some_and(|d| Timestamp::now().micros() - d.delivered_at.micros() < every)
+        {
+            return Err(HubError::Conflict(format!(
+                "transfer {id}: the next sending is due {} days after the last",
+                t.interval_days.unwrap_or(30)
+            )));
+        }
+        self.deliver(ctx, &t).await?;
+        self.transfer(ctx, id).await
+    }
+
+    /// The agency fetches its newest package (marked fetched).
+    pub async fn transfer_package(&self, ctx: &Ctx, id: i64) -> Result<PackageView> {
+        let (t, citizen) = self
+            .visible_transfer(ctx, id, "mydata.transfer.fetch")
+            .await?;
+        if citizen || ctx.principal().is_none_or(|p| p.institution != t.agency) {
+            return Err(HubError::NotFound(format!("package of transfer {id}")));
+        }
+        let Some(sealed_key) = &t.consent_key else {
+            return Err(HubError::Conflict(format!(
+                "transfer {id} is {}: no package is kept",
+                t.state
+            )));
+        };
+        let key: [u8; 32] = self
+            .keys()
+            .open(&key_context(t.id), sealed_key)
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| {
+                HubError::Store(civic_store::StoreError::Corrupt(format!(
+                    "transfer {id}: consent key"
+                )))
+            })?;
+        let mut entry = ctx.entry(
+            "mydata.transfer.fetch",
+            &format!("mydata-transfer:{id}"),
+            Outcome::Allowed,
+        );
+        entry.purpose = Some(t.purpose.clone());
+        let deliveries = self
+            .store
+            .deliveries(id, true, self.tagged(entry, &t.subject))
+            .await?;
+        let Some(d) = deliveries.iter().rev().find(|d| d.package.is_some()) else {
+            return Err(HubError::Conflict(format!(
+                "transfer {id} is {}: nothing delivered yet",
+                t.state
+            )));
+        };
+        let body = d
+            .package
+            .as_deref()
+            .and_then(|p| crate::secrets::open(&key, &package_context(id), p))
+            .ok_or_else(|| {
+                HubError::Store(civic_store::StoreError::Corrupt(format!(
+                    "transfer {id}: package"
+                )))
+            })?;
+        let package: IssuedPackage = serde_json::from_slice(&body)
+            .map_err(|e| HubError::Store(civic_store::StoreError::Corrupt(e.to_string())))?;
+        Ok(PackageView {
+            transfer_id: id,
+            credential: package.credential,
+            document: package.document,
+            status_index: d.status_index,
+            status_uri: package.status_uri,
+            jwks_uri: format!("{}/jwks", self.issuer_url(&d.node)),
+            issued_at: package.issued_at,
+            expires_at: package.expires_at,
+        })
+    }
+
+    /// The citizen withdraws his consent: the hub's copy is destroyed at
+    /// once (the consent's key and the packages, in one transaction), the
+    /// agency is told to delete, and the holder revokes the credentials
+    /// (now, or by the retry loop if its node is down).
+    pub async fn withdraw_transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+        let (t, citizen) = self
+            .visible_transfer(ctx, id, "mydata.transfer.withdraw")
+            .await?;
+        if !citizen {
+            return Err(HubError::Forbidden {
+                reason: "only the citizen himself withdraws his consent",
+                needs_second_factor: false,
+            });
+        }
+        let entry = self.tagged(
+            ctx.entry(
+                "mydata.transfer.withdraw",
+                &format!("mydata-transfer:{id}"),
+                Outcome::Allowed,
+            ),
+            &t.subject,
+        );
+        self.store.withdraw_transfer(id, entry).await?;
+        self.mydata.events.notify_one();
+        if let Err(e) = self.revoke_at_holder(id).await {
+            tracing::warn!(transfer = id, error = %e, "revocation left for the retry loop");
+        }
+        self.transfer(ctx, id).await
+    }
+
+    /// Asks the holder to revoke a withdrawn transfer's credentials, and
+    /// keeps its new signed status list.
+    pub async fn revoke_at_holder(&self, id: i64) -> Result<()> {
+        let op = Ctx::local_operator();
+        let entry = op.entry(
+            "mydata.transfer.revoke",
+            &format!("mydata-transfer:{id}"),
+            Outcome::Allowed,
+        );
+        let t = self
+            .store
+            .transfer(id, entry.clone())
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("transfer {id}")))?;
+        let deliveries = self
+            .store
+            .deliveries(id, false, self.tagged(entry.clone(), &t.subject))
+            .await?;
+        if deliveries.is_empty() {
+            self.store
+                .mark_revoked(id, self.tagged(entry, &t.subject))
+                .await?;
+            return Ok(());
+        }
+        let (node, url, node_key) = self.records_node(t.holder).await?;
+        let now = now_s();
+        let grant = Grant {
+            grant_id: random_id("mydata-revoke"),
+            requester: self.institution_ref(t.agency).await?.name,
+            holder: self.institution_ref(t.holder).await?.name,
+            purpose: MYDATA_PURPOSE.into(),
+            legal_basis: "the citizen's withdrawal of consent".into(),
+            case_id: None,
+            consent_id: Some(format!("mydata-transfer:{id}")),
+            items: vec![GrantItem::AdministrativeRecords],
+            question: Question::Revocation {
+                status_indices: deliveries.iter().map(|d| d.status_index as u64).collect(),
+            },
+            data_from: now,
+            data_until: now,
+            issued_at: now - 5,
+            expires_at: now + 300,
+        };
+        let signed = SignedGrant::new(grant).endorse(Role::Hub, "hub", self.keys().signing_key());
+        let (message, _) = self
+            .mydata_client()?
+            .call(
+                &url,
+                REVOCATIONS_PATH,
+                &node_key,
+                "{}",
+                Some(signed),
+                &random_id("req"),
+                NODE_DEADLINE,
+            )
+            .await
+            .map_err(exchange_error)?;
+        let list: StatusListReply = serde_json::from_str(&message.body)
+            .map_err(|e| HubError::BadRequest(format!("the holder's status list: {e}")))?;
+        self.store
+            .save_status_list(&node, &list.uri, &list.token)
+            .await?;
+        self.store
+            .mark_revoked(id, self.tagged(entry, &t.subject))
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes every withdrawn transfer the holders have not revoked yet.
+    pub async fn revoke_pending(&self) -> Result<usize> {
+        let mut n = 0;
+        for id in self.store.unrevoked().await? {
+            match self.revoke_at_holder(id).await {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(transfer = id, error = %e, "revocation still pending"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// The agency confirms it deleted what it received of a withdrawn
+    /// consent.
+    pub async fn confirm_transfer_deletion(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+        let (t, citizen) = self
+            .visible_transfer(ctx, id, "mydata.transfer.deletion")
+            .await?;
+        if citizen || ctx.principal().is_none_or(|p| p.institution != t.agency) {
+            return Err(HubError::NotFound(format!("transfer {id}")));
+        }
+        let entry = self.tagged(
+            ctx.entry(
+                "mydata.transfer.deletion",
+                &format!("mydata-transfer:{id}"),
+                Outcome::Allowed,
+            ),
+            &t.subject,
+        );
+        self.store.confirm_deletion(id, entry).await?;
+        self.transfer(ctx, id).await
+    }
+
+    /// The agency's events after `after` (polling).
+    pub async fn transfer_events(
+        &self,
+        ctx: &Ctx,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventView>> {
+        self.authorize(
+            ctx,
+            Action::MydataTransfers,
+            "mydata.events.read",
+            "mydata-events",
+        )
+        .await?;
+        let agency = ctx
+            .principal()
+            .map(|p| p.institution)
+            .ok_or_else(|| HubError::BadRequest("events are read by an agency".into()))?;
+        let events = self
+            .store
+            .events_after(agency, after.max(0), limit.clamp(1, 1000))
+            .await?;
+        Ok(events
+            .into_iter()
+            .map(|e| EventView {
+                seq: e.seq,
+                kind: e.kind,
+                transfer_id: e.transfer,
+                at: rfc3339(e.at),
+            })
+            .collect())
+    }
+
+    /// Subscribes the agency's webhook; returns the new signing secret.
+    pub async fn set_transfer_webhook(
+        &self,
+        ctx: &Ctx,
+        req: WebhookRequest,
+    ) -> Result<WebhookView> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::MydataTransfers,
+                "mydata.webhook.set",
+                "mydata-webhook",
+            )
+            .await?;
+        let agency = ctx
+            .principal()
+            .map(|p| p.institution)
+            .ok_or_else(|| HubError::BadRequest("a webhook is set by an agency".into()))?;
+        let url = req.url.trim();
+        let parsed = reqwest::Url::parse(url).map_err(|_| invalid("url", "is not a URL"))?;
+        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback)) {
+            return Err(invalid(
+                "url",
+                "must be https (plain http only to a loopback address)",
+            ));
+        }
+        let secret = {
+            use rand::RngCore;
+            let mut k = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut k);
+            k
+        };
+        let sealed = self
+            .keys()
+            .seal(&format!("mydata-webhook:{agency}"), &secret);
+        self.store
+            .set_webhook(
+                Webhook {
+                    agency,
+                    url: url.to_owned(),
+                    secret: sealed,
+                    delivered_seq: 0,
+                },
+                entry,
+            )
+            .await?;
+        self.mydata.events.notify_one();
+        Ok(WebhookView {
+            url: url.to_owned(),
+            secret: format!("whsec_{}", data_encoding::BASE64.encode(&secret)),
+        })
+    }
+
+    /// Sends every webhook its pending events, in order; a failed send is
+    /// tried again on the next round. Returns how many were delivered.
+    pub async fn push_webhooks(&self, http: &reqwest::Client) -> Result<usize> {
+        let mut sent = 0;
+        for hook in self.store.webhooks().await? {
+            let Some(secret) = self
+                .keys()
+                .open(&format!("mydata-webhook:{}", hook.agency), &hook.secret)
+            else {
+                continue;
+            };
+            let events = self
+                .store
+                .events_after(hook.agency, hook.delivered_seq, 100)
+                .await?;
+            for e in events {
+                let id = format!("evt_{}", e.seq);
+                let ts = now_s();
+                let body = json!({
+                    "type": e.kind,
+                    "timestamp": rfc3339(e.at),
+                    "data": {"seq": e.seq, "transfer_id": e.transfer},
+                })
+                .to_string();
+                let signature = webhook_signature(&secret, &id, ts, &body);
+                let ok = http
+                    .post(&hook.url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    break;
+                }
+                self.store.webhook_delivered(hook.agency, e.seq).await?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Runs the webhook sender and the revocation retry until the hub
+    /// stops: on every new event, and every few seconds.
+    pub fn spawn_mydata_workers(&self) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a plain HTTP client builds");
+            let mut round: u64 = 0;
+            loop {
+                tokio::select! {
+                    () = hub.mydata.events.notified() => {}
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                if let Err(e) = hub.push_webhooks(&http).await {
+                    tracing::warn!(error = %e, "webhooks");
+                }
+                round += 1;
+                if round.is_multiple_of(6) {
+                    if let Err(e) = hub.revoke_pending().await {
+                        tracing::warn!(error = %e, "revocations");
+                    }
+                }
+            }
+        })
+    }
+
+    /// A records node's public keys (JWK set), for verifiers.
+    pub async fn issuer_jwks(&self, node: &str) -> Result<civic_mydata::JwkSet> {
+        let (_, key) = self.records_node_named(node).await?;
+        Ok(civic_mydata::JwkSet {
+            keys: vec![civic_mydata::Jwk::ed25519(&key)],
+        })
+    }
+
+    /// A records node's signed status list, fetched again from the node
+    /// when the kept one is past half its life.
+    pub async fn issuer_status_list(&self, node: &str) -> Result<StatusListReply> {
+        let (url, _) = self.records_node_named(node).await?;
+        let kept = self.store.status_list(node).await?;
+        let fresh_for = civic_exchange::wire::STATUS_LIST_TTL_SECONDS / 2 * 1_000_000;
+        if let Some((uri, token, at)) = &kept {
+            if Timestamp::now().micros() - at.micros() < fresh_for {
+                return Ok(StatusListReply {
+                    uri: uri.clone(),
+                    token: token.clone(),
+                });
+            }
+        }
+        match self
+            .mydata_client()?
+            .get_json::<StatusListReply>(&url, STATUS_LIST_PATH)
+            .await
+        {
+            Ok(list) => {
+                self.store
+                    .save_status_list(node, &list.uri, &list.token)
+                    .await?;
+                Ok(list)
+            }
+            // An older list still within its life serves while the node
+            // is away.
+            Err(e) => kept
+                .map(|(uri, token, _)| StatusListReply { uri, token })
+                .ok_or_else(|| exchange_error(e)),
+        }
+    }
+
+    /// Checks a credential as an agency would: the issuer's key, the
+    /// signature, the expiry and its entry in the issuer's status list.
+    pub async fn verify_credential(&self, ctx: &Ctx, req: VerifyRequest) -> Result<VerifyView> {
+        self.authorize(
+            ctx,
+            Action::MydataTransfers,
+            "mydata.credential.verify",
+            "mydata-credential",
+        )
+        .await?;
+        let fail = |error: String| VerifyView {
+            valid: false,
+            error: Some(error),
+            issuer: None,
+            revoked: None,
+            claims: Value::Null,
+        };
+        // The issuer is named in the payload; its keys are the hub's to
+        // give, so the issuer is looked up, never fetched from the URL.
+        let payload = req
+            .credential
+            .split('~')
+            .next()
+            .and_then(|jws| jws.split('.').nth(1))
+            .and_then(|p| data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let Some(iss) = payload.as_ref().and_then(|p| p["iss"].as_str()) else {
+            return Ok(fail("not an SD-JWT VC with an issuer".into()));
+        };
+        // The hub's own address may differ from the one a credential was
+        // issued under (a demo on another port): the path names the
+        // holder, and its key decides.
+        let Some(node) = iss
+            .rsplit('/')
+            .next()
+            .filter(|n| iss.ends_with(&format!("/api/v1/mydata/issuers/{n}")))
+        else {
+            return Ok(fail(format!("{iss} is not an issuer of this hub")));
+        };
+        let keys = match self.issuer_jwks(node).await {
+            Ok(k) => k,
+            Err(_) => return Ok(fail(format!("{iss} is not an issuer of this hub"))),
+        };
+        let verified = match civic_mydata::sdjwt::verify(&req.credential, &keys, now_s()) {
+            Ok(v) => v,
+            Err(e) => return Ok(fail(e.to_string())),
+        };
+        let mut revoked = None;
+        if let Some((uri, idx)) = verified.status() {
+            let list = self.issuer_status_list(node).await?;
+            if list.uri != uri {
+                return Ok(fail("the status list is not the issuer's".into()));
+            }
+            match civic_mydata::status::is_revoked(&list.token, &keys, &uri, idx, now_s()) {
+                Ok(r) => revoked = Some(r),
+                Err(e) => return Ok(fail(e.to_string())),
+            }
+        }
+        let valid = revoked != Some(true);
+        Ok(VerifyView {
+            valid,
+            error: (!valid).then(|| "the credential was revoked".to_owned()),
+            issuer: Some(iss.to_owned()),
+            revoked,
+            claims: Value::Object(verified.claims),
+        })
+    }
+
+    /// Every access to the citizen's data recorded in the ledger, newest
+    /// first (his own included).
+    pub async fn my_accesses(&self, ctx: &Ctx) -> Result<Vec<AccessView>> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::MydataCitizen,
+                "mydata.accesses.read",
+                "mydata-accesses",
+            )
+            .await?;
+        let subject = Self::citizen_subject(ctx)?;
+        let tag = self.citizen_tag(subject.as_str());
+        let records = self
+            .store
+            .search_audit(
+                AuditQuery {
+                    subject: Some(tag.clone()),
+                    limit: AuditQuery::MAX_LIMIT,
+                    ..Default::default()
+                },
+                self.tagged(entry, subject.as_str()),
+            )
+            .await?;
+        let names: std::collections::HashMap<InstitutionId, String> = self
+            .store
+            .institutions()
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i.name))
+            .collect();
+        Ok(records
+            .into_iter()
+            .map(|r| AccessView {
+                seq: r.seq,
+                at: rfc3339(r.entry.at),
+                who: r.entry.actor_name.clone(),
+                institution: r.entry.institution.and_then(|i| names.get(&i).cloned()),
+                action: r.entry.action.clone(),
+                resource: r.entry.resource.clone(),
+                purpose: r.entry.purpose.clone(),
+                outcome: format!("{:?}", r.entry.outcome).to_lowercase(),
+            })
+            .collect())
+    }
+
+    /// A transfer's consent receipt, in the structure of ISO/IEC TS 27560
+    /// (consent record information structure).
+    pub async fn consent_receipt(&self, ctx: &Ctx, id: i64) -> Result<Value> {
+        let view = self.transfer(ctx, id).await?;
+        Ok(consent_record(&view, &self.public_url()))
+    }
+
+    /// Everything every holding institution keeps of the citizen, asked of
+    /// each holder's node under a portability grant.
+    pub async fn my_data(&self, ctx: &Ctx) -> Result<Value> {
+        let entry = self
+            .authorize(
+                ctx,
+                Action::MydataCitizen,
+                "mydata.portability.export",
+                "mydata-portability",
+            )
+            .await?;
+        let subject = Self::citizen_subject(ctx)?;
+        let mut holders = Vec::new();
+        let nodes: Vec<_> = self
+            .store
+            .nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.route.as_ref().is_some_and(|r| r.kind == "records"))
+            .collect();
+        for node in nodes {
+            let key = crate::eiss::node_key(&node)?;
+            let url = node
+                .route
+                .as_ref()
+                .map(|r| r.url.clone())
+                .unwrap_or_default();
+            let holder = self.institution_ref(node.institution).await?;
+            let now = now_s();
+            let grant = Grant {
+                grant_id: random_id("mydata-export"),
+                requester: "the citizen".into(),
+                holder: holder.name.clone(),
+                purpose: MYDATA_PURPOSE.into(),
+                legal_basis:
+                    "Personal Information Protection Act, art. 35-2 (right to transmission)".into(),
+                case_id: None,
+                consent_id: Some(format!("mydata-portability:{}", random_id("p"))),
+                items: vec![GrantItem::AdministrativeRecords],
+                question: Question::Portability {
+                    subject: subject.as_str().to_owned(),
+                },
+                data_from: now,
+                data_until: now,
+                issued_at: now - 5,
+                expires_at: now + 300,
+            };
+            let signed =
+                SignedGrant::new(grant).endorse(Role::Hub, "hub", self.keys().signing_key());
+            let (message, _) = self
+                .mydata_client()?
+                .call(
+                    &url,
+                    PORTABILITY_PATH,
+                    &key,
+                    "{}",
+                    Some(signed),
+                    &random_id("req"),
+                    NODE_DEADLINE,
+                )
+                .await
+                .map_err(exchange_error)?;
+            let reply: PortabilityReply = serde_json::from_str(&message.body)
+                .map_err(|e| HubError::BadRequest(format!("the holder's records: {e}")))?;
+            if !reply.records.is_empty() {
+                holders.push(json!({
+                    "institution": holder,
+                    "issuer": self.issuer_url(&node.name),
+                    "records": reply.records,
+                    "credentials": reply.credentials,
+                }));
+            }
+        }
+        // The download itself is an access to his data.
+        self.store
+            .append_audit(self.tagged(entry, subject.as_str()))
+            .await?;
+        Ok(json!({
+            "subject": subject.as_str(),
+            "exported_at": rfc3339(Timestamp::now()),
+            "holders": holders,
+        }))
+    }
+}
+
+/// The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA-256 of
+/// `{id}.{timestamp}.{body}` under the secret.
+pub fn webhook_signature(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!(
+        "v1,{}",
+        data_encoding::BASE64.encode(&mac.finalize().into_bytes())
+    )
+}
+
+/// The citizen's data as CSV: one row an item.
+pub fn portability_csv(export: &Value) -> String {
+    let mut out = String::from("\u{feff}holder,entry,title,item,value\r\n");
+    let cell = |s: &str| {
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    };
+    for h in export["holders"].as_array().into_iter().flatten() {
+        let holder = h["institution"]["name"].as_str().unwrap_or_default();
+        for r in h["records"].as_array().into_iter().flatten() {
+            for (name, value) in r["items"].as_object().into_iter().flatten() {
+                let value = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.push_str(&format!(
+                    "{},{},{},{},{}\r\n",
+                    cell(holder),
+                    cell(r["entry"].as_str().unwrap_or_default()),
+                    cell(r["title"].as_str().unwrap_or_default()),
+                    cell(name),
+                    cell(&value)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A consent record in the structure of ISO/IEC TS 27560:2023 (its
+/// information elements, in the JSON names the DPV community's guide to
+/// it uses).
+fn consent_record(t: &TransferView, hub: &str) -> Value {
+    let state = match t.state.as_str() {
+        "awaiting_consent" => "requested",
+        "refused" => "refused",
+        "withdrawn" => "withdrawn",
+        "failed" => "given",
+        _ => "given",
+    };
+    let mut events = vec![
+        json!({"event_time": t.created_at, "event_type": "requested", "event_by": t.agency.name}),
+    ];
+    if let Some(at) = &t.decided_at {
+        events.push(json!({
+            "event_time": at,
+            "event_type": if t.state == "refused" { "refused" } else { "given" },
+            "event_by": "data subject",
+        }));
+    }
+    if let Some(at) = &t.withdrawn_at {
+        events
+            .push(json!({"event_time": at, "event_type": "withdrawn", "event_by": "data subject"}));
+    }
+    json!({
+        "schema_version": "ISO/IEC TS 27560:2023",
+        "record_id": format!("urn:civic:consent:{}", t.id),
+        "pii_principal_id": t.subject,
+        "consent_status": state,
+        "notice": {
+            "notice_id": format!("{hub}/api/v1/mydata/transfers/{}", t.id),
+            "notice_text": format!(
+                "{} asks for {} ({}) from {} for the service {}: {}",
+                t.agency.name, t.offer.title, t.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+                t.holder.name, t.service, t.purpose
+            ),
+        },
+        "pii_controllers": [
+            {"name": t.agency.name, "role": "recipient"},
+            {"name": t.holder.name, "role": "source"},
+        ],
+        "purposes": [{
+            "purpose": t.purpose,
+            "service": t.service,
+            "lawful_basis": t.legal_basis,
+            "pii_categories": t.items.iter().map(|i| json!({"name": i.name, "description": i.description, "sensitivity": i.sensitivity})).collect::<Vec<_>>(),
+            "processing": ["transmission", "storage"],
+            "storage_duration_days": t.retention_days,
+        }],
+        "consent_type": "explicit",
+        "duration": {
+            "mode": t.mode,
+            "until": t.consent_until,
+            "interval_days": t.interval_days,
+        },
+        "jurisdiction": "KR",
+        "events": events,
+        "credentials": t.deliveries.iter().map(|d| json!({"status_list": d.status_uri, "index": d.status_index, "kept_by_hub": d.kept})).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,421 @@
+//! Public MyData's transfers end to end on the hub's services, with the
+//! demo's holders' nodes over mutual TLS: an agency asks, the citizen
+//! consents or refuses, the holder issues a credential of exactly the
+//! consented items, the agency opens and verifies it, the citizen
+//! withdraws (revoked, shredded, the agency told), and downloads what the
+//! holders keep of him. Each way an agency could get an item without a
+//! live agreement and a live consent is refused.
+
+use civic_core::policy::{AuthMethod, Principal};
+use civic_hub::transfers::{ConsentRequest, RefusalRequest, TransferRequest, VerifyRequest};
+use civic_hub::{Actor, ClientInfo, Config, Ctx, Hub, HubError, HubKeys};
+use civic_store::testing::TestDb;
+use civic_store::{InstitutionStore, UserStore};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+civic_store::backend_tests!(a_citizen_sends_his_items_and_takes_them_back);
+
+async fn as_user(hub: &Hub, username: &str) -> Ctx {
+    let user = hub.store.user_by_username(username).await.unwrap().unwrap();
+    let inst = hub
+        .store
+        .institution(user.institution)
+        .await
+        .unwrap()
+        .unwrap();
+    Ctx {
+        actor: Actor::User {
+            principal: Principal {
+                user: user.id,
+                username: user.username,
+                institution: user.institution,
+                institution_kind: inst.kind,
+                duties: user.duties,
+                auth: AuthMethod::PasswordAndTotp,
+            },
+            session: None,
+        },
+        client: ClientInfo::default(),
+    }
+}
+
+/// The holder's record of `subject` for `entry`, from its records file.
+fn record(dir: &Path, node: &str, subject: &str, entry: &str) -> Value {
+    let text = std::fs::read_to_string(dir.join("nodes").join(node).join("records.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["subject"] == subject && r["entry"] == entry)
+        .unwrap_or_else(|| panic!("no {entry} record of {subject}"))
+}
+
+fn open_package(secret: &StaticSecret, jwe: &str) -> (String, String) {
+    let (plain, cty) = civic_mydata::jwe::decrypt(jwe, secret).unwrap();
+    (String::from_utf8(plain).unwrap(), cty)
+}
+
+fn web_dir() -> Option<PathBuf> {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let ready = web.join("node_modules/@sd-jwt/sd-jwt-vc").exists()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !ready && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI needs node and web/node_modules (npm ci in web/) for the independent check");
+    }
+    ready.then_some(web)
+}
+
+async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let params = civic_sim::Params {
+        people: 400,
+        days: 2,
+        seed: 5,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: 2,
+    };
+    civic_sim::generate(&params, &dir.path().join("city"), &mut |_, _| {}).unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
+    hub.seed_demo().await.unwrap();
+    let _nodes = civic_hub::demo_nodes::start(&hub, dir.path())
+        .await
+        .unwrap();
+    hub.seed_demo_catalogue().await.unwrap();
+    let citizen_login = hub
+        .seed_demo_mydata(&dir.path().join("city"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(citizen_login.duty.starts_with("citizen:"));
+    let subject = citizen_login.duty.trim_start_matches("citizen:").to_owned();
+    let agency = as_user(&hub, "mydata.agency").await;
+    let citizen = as_user(&hub, "citizen").await;
+    let holder = as_user(&hub, "mydata.nhis").await;
+
+    // Another citizen, who must see nothing of this one.
+    let portal = hub
+        .store
+        .institutions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.kind == civic_core::identity::InstitutionKind::HubOperator)
+        .unwrap();
+    hub.create_user(
+        &Ctx::local_operator(),
+        portal.id,
+        civic_hub::admin::UserRequest {
+            username: "citizen.other".into(),
+            display_name: "Other".into(),
+            password: Some("a long enough password".into()),
+            duties: vec!["citizen:999999".into()],
+            machine_client: false,
+        },
+    )
+    .await
+    .unwrap();
+    let other = as_user(&hub, "citizen.other").await;
+
+    let secret = StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let agency_jwk = civic_mydata::Jwk::x25519(&PublicKey::from(&secret));
+    let key = serde_json::to_value(&agency_jwk).unwrap();
+    let agreements = hub.list_agreements(&agency).await.unwrap();
+    let find = |code: &str| {
+        agreements
+            .iter()
+            .find(|a| a.offer_code == code && a.status == "approved")
+            .unwrap()
+            .clone()
+    };
+    let income = find("income-bracket");
+    let abstract_ = find("resident-registration-abstract");
+    let ask = |agreement: i64, items: &[&str]| TransferRequest {
+        agreement_id: agreement,
+        subject: subject.clone(),
+        items: items.iter().map(|s| (*s).to_owned()).collect(),
+        recipient_key: key.clone(),
+    };
+
+    // Refused: an item outside the agreement; a citizen or a holder asking.
+    let r = hub
+        .request_transfer(
+            &agency,
+            ask(income.id, &["income_bracket", "premium_monthly"]),
+        )
+        .await;
+    assert!(matches!(r, Err(HubError::Invalid(_))), "{r:?}");
+    let r = hub
+        .request_transfer(&citizen, ask(income.id, &["income_bracket"]))
+        .await;
+    assert!(matches!(r, Err(HubError::Forbidden { .. })), "{r:?}");
+    let r = hub
+        .request_transfer(&holder, ask(income.id, &["income_bracket"]))
+        .await;
+    assert!(matches!(r, Err(HubError::NotFound(_))), "{r:?}");
+
+    // A request: the citizen sees who asks, which items, why, how long.
+    let t = hub
+        .request_transfer(&agency, ask(income.id, &["income_bracket"]))
+        .await
+        .unwrap();
+    assert_eq!(t.state, "awaiting_consent");
+    let mine = hub.transfers(&citizen).await.unwrap();
+    let shown = mine.iter().find(|x| x.id == t.id).unwrap();
+    assert_eq!(shown.agency.name, "Korea Employment Information Service");
+    assert_eq!(shown.items.len(), 1);
+    assert_eq!(shown.items[0].name, "income_bracket");
+    assert!(!shown.purpose.is_empty() && shown.retention_days == 90);
+    assert!(hub.transfers(&other).await.unwrap().is_empty());
+
+    // Nothing before consent; nobody else consents.
+    let r = hub.transfer_package(&agency, t.id).await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+    let once = || ConsentRequest {
+        mode: "once".into(),
+        until: None,
+        interval_days: None,
+    };
+    let r = hub.consent_transfer(&other, t.id, once()).await;
+    assert!(matches!(r, Err(HubError::NotFound(_))), "{r:?}");
+    let r = hub.consent_transfer(&agency, t.id, once()).await;
+    assert!(matches!(r, Err(HubError::Forbidden { .. })), "{r:?}");
+
+    // Consent: delivered at once.
+    let t = hub.consent_transfer(&citizen, t.id, once()).await.unwrap();
+    assert_eq!(t.state, "delivered", "{t:?}");
+    assert_eq!(t.deliveries.len(), 1);
+    let r = hub.consent_transfer(&citizen, t.id, once()).await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+
+    // The agency opens and verifies the package: exactly the consented item.
+    let package = hub.transfer_package(&agency, t.id).await.unwrap();
+    let (credential, cty) = open_package(&secret, &package.credential);
+    assert_eq!(cty, "dc+sd-jwt");
+    let keys = hub.issuer_jwks("node-nhis").await.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verified = civic_mydata::sdjwt::verify(&credential, &keys, now).unwrap();
+    let expected = record(dir.path(), "node-nhis", &subject, "income-bracket");
+    assert_eq!(verified.items, vec!["income_bracket".to_owned()]);
+    assert_eq!(
+        verified.claims["income_bracket"],
+        expected["items"]["income_bracket"]
+    );
+    assert!(verified.claims.get("premium_monthly").is_none());
+    assert_eq!(verified.claims["sub"], subject.as_str());
+    let check = hub
+        .verify_credential(
+            &agency,
+            VerifyRequest {
+                credential: credential.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(check.valid && check.revoked == Some(false), "{check:?}");
+    // A credential whose disclosure was swapped does not verify.
+    let forged = {
+        let mut parts: Vec<&str> = credential.split('~').collect();
+        let fake = data_encoding::BASE64URL_NOPAD.encode(
+            json!(["c2FsdA", "income_bracket", 1])
+                .to_string()
+                .as_bytes(),
+        );
+        parts[1] = &fake;
+        parts.join("~")
+    };
+    let bad = hub
+        .verify_credential(&agency, VerifyRequest { credential: forged })
+        .await
+        .unwrap();
+    assert!(!bad.valid);
+
+    // The same package verifies with an independent implementation.
+    if let Some(web) = web_dir() {
+        let list = hub.issuer_status_list("node-nhis").await.unwrap();
+        let input = json!({
+            "jwe": package.credential,
+            "agency_jwk": {"kty": "OKP", "crv": "X25519", "x": agency_jwk.x,
+                "d": data_encoding::BASE64URL_NOPAD.encode(secret.as_bytes())},
+            "jwk": keys.keys[0],
+            "status_token": list.token,
+        });
+        let file = dir.path().join("independent.json");
+        std::fs::write(&file, input.to_string()).unwrap();
+        let out = std::process::Command::new("node")
+            .arg(web.join("tests/sdjwt-verify.mjs"))
+            .arg(&file)
+            .current_dir(&web)
+            .output()
+            .unwrap();
+        let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out["ok"], true, "{out}");
+        assert_eq!(
+            out["claims"]["income_bracket"],
+            expected["items"]["income_bracket"]
+        );
+    }
+
+    // A provided document comes whole, rendered and signed too.
+    let items: Vec<&str> = abstract_.items.iter().map(String::as_str).collect();
+    let r = hub
+        .request_transfer(&agency, ask(abstract_.id, &items[..1]))
+        .await;
+    assert!(matches!(r, Err(HubError::Invalid(_))), "{r:?}");
+    let d = hub
+        .request_transfer(&agency, ask(abstract_.id, &items))
+        .await
+        .unwrap();
+    hub.consent_transfer(&citizen, d.id, once()).await.unwrap();
+    let doc_package = hub.transfer_package(&agency, d.id).await.unwrap();
+    let (doc, cty) = open_package(&secret, doc_package.document.as_deref().unwrap());
+    assert_eq!(cty, "json");
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    let name = record(
+        dir.path(),
+        "node-mois",
+        &subject,
+        "resident-registration-abstract",
+    )["items"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(doc["html"].as_str().unwrap().contains(&name));
+    let mois = hub.issuer_jwks("node-mois").await.unwrap();
+    let (_, signed) = civic_mydata::sdjwt::verify_jws(
+        doc["signature"].as_str().unwrap(),
+        &mois,
+        civic_node_server::mydata::DOCUMENT_SIGNATURE_TYP,
+    )
+    .unwrap();
+    assert_eq!(
+        signed["html_sha256"],
+        civic_mydata::sdjwt::digest(doc["html"].as_str().unwrap())
+    );
+
+    // Refused by the citizen: nothing is issued.
+    let refused = hub
+        .request_transfer(&agency, ask(income.id, &["income_bracket"]))
+        .await
+        .unwrap();
+    let refused = hub
+        .refuse_transfer(
+            &citizen,
+            refused.id,
+            RefusalRequest {
+                reason: Some("not now".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.state, "refused");
+    let r = hub.transfer_package(&agency, refused.id).await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+
+    // An agreement superseded after the request lets nothing through.
+    let pending = hub
+        .request_transfer(&agency, ask(income.id, &["income_bracket"]))
+        .await
+        .unwrap();
+    let newer = hub
+        .apply_agreement(
+            &agency,
+            civic_hub::mydata::AgreementRequest {
+                offer_id: income.offer_id,
+                service: income.service.clone(),
+                items: vec!["income_bracket".into(), "premium_monthly".into()],
+                purpose: income.purpose.clone(),
+                legal_basis: income.legal_basis.clone(),
+                retention_days: 30,
+            },
+        )
+        .await
+        .unwrap();
+    hub.note_agreement(
+        &holder,
+        newer.id,
+        civic_hub::mydata::AgreementNoteRequest {
+            kind: "approve".into(),
+            text: "ok".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let r = hub.consent_transfer(&citizen, pending.id, once()).await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+    let r = hub
+        .request_transfer(&agency, ask(income.id, &["income_bracket"]))
+        .await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+
+    // Withdrawal: revoked at the holder, shredded at the hub, the agency told.
+    let w = hub.withdraw_transfer(&citizen, t.id).await.unwrap();
+    assert_eq!(w.state, "withdrawn");
+    assert!(w.revoked_at.is_some(), "{w:?}");
+    assert!(w.deliveries.iter().all(|d| !d.kept));
+    let r = hub.transfer_package(&agency, t.id).await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+    let check = hub
+        .verify_credential(&agency, VerifyRequest { credential })
+        .await
+        .unwrap();
+    assert!(!check.valid && check.revoked == Some(true), "{check:?}");
+    let events = hub.transfer_events(&agency, 0, 100).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "consent.withdrawn" && e.transfer_id == t.id));
+    let deleted = hub.confirm_transfer_deletion(&agency, t.id).await.unwrap();
+    assert!(deleted.deletion_confirmed_at.is_some());
+    let r = hub.withdraw_transfer(&citizen, t.id).await;
+    assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
+
+    // A consent receipt in the ISO/IEC TS 27560 structure.
+    let receipt = hub.consent_receipt(&citizen, t.id).await.unwrap();
+    assert_eq!(receipt["consent_status"], "withdrawn");
+    assert_eq!(receipt["pii_principal_id"], subject.as_str());
+
+    // Portability: exactly his records, from every holder.
+    let export = hub.my_data(&citizen).await.unwrap();
+    let mut expected_records = 0;
+    for node in ["node-mois", "node-nhis", "node-seoul"] {
+        let text =
+            std::fs::read_to_string(dir.path().join("nodes").join(node).join("records.jsonl"))
+                .unwrap();
+        expected_records += text
+            .lines()
+            .filter(|l| serde_json::from_str::<Value>(l).unwrap()["subject"] == subject.as_str())
+            .count();
+    }
+    let got: Vec<&Value> = export["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["records"].as_array().unwrap())
+        .collect();
+    assert_eq!(got.len(), expected_records);
+    assert!(got.iter().all(|r| r["subject"] == subject.as_str()));
+    let csv = civic_hub::transfers::portability_csv(&export);
+    assert!(csv.contains(&name));
+    let other_export = hub.my_data(&other).await.unwrap();
+    assert!(other_export["holders"].as_array().unwrap().is_empty());
+
+    // Every access to his data, and none to another's.
+    let accesses = hub.my_accesses(&citizen).await.unwrap();
+    assert!(accesses
+        .iter()
+        .any(|a| a.action == "mydata.transfer.deliver"));
+    assert!(accesses.iter().any(|a| a.action == "mydata.transfer.fetch"
+        && a.institution.as_deref() == Some("Korea Employment Information Service")));
+    let theirs = hub.my_accesses(&other).await.unwrap();
+    assert!(theirs
+        .iter()
+        .all(|a| !a.resource.contains(&format!(":{}", t.id))));
+}

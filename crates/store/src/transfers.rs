@@ -1,0 +1,694 @@
+//! Public MyData's transfers, written once for both backends (expanded
+//! beside `impl_backend!`): a using agency's request for a citizen's items,
+//! the citizen's consent or refusal, the credentials the holder issued
+//! (sealed under the consent's data key), the withdrawal that destroys
+//! that key, and the events agencies are told of.
+//!
+//! Every method that reads or writes a transfer takes an audit entry and
+//! appends it in its transaction. A state change is checked against the
+//! state it must come from inside the transaction, so two racing changes
+//! cannot both happen.
+
+/// What a transfer store does.
+pub trait TransferStore {
+    /// A new request, awaiting the citizen's consent. A conflict unless the
+    /// agreement it names is approved (checked in the transaction).
+    fn create_transfer(
+        &self,
+        new: crate::NewTransfer,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    fn transfer(
+        &self,
+        id: i64,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<Option<crate::Transfer>>> + Send;
+    /// Transfers of one citizen (`subject`), of one agency or of one
+    /// holder, newest first.
+    fn transfers_where(
+        &self,
+        filter: crate::TransferFilter,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Transfer>>> + Send;
+    /// The citizen's answer: consent (with the consent's sealed data key)
+    /// or refusal. A conflict unless the transfer awaits consent and its
+    /// agreement is still approved.
+    fn decide_transfer(
+        &self,
+        id: i64,
+        decision: crate::TransferDecision,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    /// Keeps a credential the holder issued. A conflict unless the consent
+    /// is live (consented or delivered, its key not destroyed).
+    fn record_delivery(
+        &self,
+        id: i64,
+        node: &str,
+        status_index: i64,
+        status_uri: &str,
+        package: Vec<u8>,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Delivery>> + Send;
+    /// The holder could not issue: the transfer failed, with the reason.
+    fn fail_transfer(
+        &self,
+        id: i64,
+        reason: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    /// A transfer's credentials, oldest first; `fetched` marks them
+    /// fetched by the agency.
+    fn deliveries(
+        &self,
+        id: i64,
+        fetched: bool,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Delivery>>> + Send;
+    /// The citizen withdraws: the consent's key and every kept package are
+    /// destroyed in the transaction. A conflict unless consented or
+    /// delivered.
+    fn withdraw_transfer(
+        &self,
+        id: i64,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    /// The holder revoked the transfer's credentials.
+    fn mark_revoked(
+        &self,
+        id: i64,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    /// The agency confirms it deleted what it received. A conflict unless
+    /// withdrawn.
+    fn confirm_deletion(
+        &self,
+        id: i64,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    /// Withdrawn transfers whose holder has not yet revoked.
+    fn unrevoked(&self) -> impl std::future::Future<Output = crate::Result<Vec<i64>>> + Send;
+    /// An agency's events after `after`, at most `limit`.
+    fn events_after(
+        &self,
+        agency: civic_core::identity::InstitutionId,
+        after: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TransferEvent>>> + Send;
+    fn set_webhook(
+        &self,
+        hook: crate::Webhook,
+        audit: civic_core::audit::AuditEntry,
+    ) -> impl std::future::Future<Output = crate::Result<()>> + Send;
+    fn webhooks(
+        &self,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Webhook>>> + Send;
+    fn webhook_delivered(
+        &self,
+        agency: civic_core::identity::InstitutionId,
+        seq: i64,
+    ) -> impl std::future::Future<Output = crate::Result<()>> + Send;
+    fn save_status_list(
+        &self,
+        node: &str,
+        uri: &str,
+        token: &str,
+    ) -> impl std::future::Future<Output = crate::Result<()>> + Send;
+    /// A holder node's last signed status list: (uri, token, fetched at).
+    fn status_list(
+        &self,
+        node: &str,
+    ) -> impl std::future::Future<Output = crate::Result<Option<(String, String, crate::Timestamp)>>>
+           + Send;
+    /// Delivered transfers per (offer, agency, year of delivery).
+    fn transfer_counts(
+        &self,
+    ) -> impl std::future::Future<
+        Output = crate::Result<Vec<(i64, civic_core::identity::InstitutionId, i64, i64)>>,
+    > + Send;
+}
+
+/// Which transfers to list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferFilter {
+    Subject(String),
+    Agency(civic_core::identity::InstitutionId),
+    Holder(civic_core::identity::InstitutionId),
+}
+
+/// The citizen's answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferDecision {
+    Consent {
+        /// `once` or `periodic`.
+        mode: &'static str,
+        until: Option<crate::Timestamp>,
+        interval_days: Option<i64>,
+        sealed_key: Vec<u8>,
+    },
+    Refuse {
+        reason: Option<String>,
+    },
+}
+
+/// A value bound to a state change's assignments.
+#[doc(hidden)]
+pub enum Bind {
+    Int(i64),
+    Text(String),
+    OptText(Option<String>),
+}
+
+macro_rules! impl_transfers {
+    ($store:ident, $db:ty) => {
+        const TRANSFER_COLUMNS: &str = "id, agreement_id, offer_id, agency_id, holder_id, subject, items, service, \
+            purpose, legal_basis, retention_days, recipient_key, state, mode, consent_until, interval_days, reason, \
+            consent_key, created_by, created_at, decided_at, withdrawn_at, revoked_at, deletion_confirmed_at";
+        const DELIVERY_COLUMNS: &str =
+            "id, transfer_id, node, status_index, status_uri, package, delivered_at, fetched_at";
+
+        fn transfer_from(row: &DbRow) -> Result<Transfer> {
+            let opt_ts = |name: &str| -> Result<Option<Timestamp>> {
+                Ok(row.try_get::<Option<i64>, _>(name)?.map(ts))
+            };
+            Ok(Transfer {
+                id: row.try_get("id")?,
+                agreement: row.try_get("agreement_id")?,
+                offer: row.try_get("offer_id")?,
+                agency: InstitutionId(row.try_get("agency_id")?),
+                holder: InstitutionId(row.try_get("holder_id")?),
+                subject: row.try_get("subject")?,
+                items: row.try_get("items")?,
+                service: row.try_get("service")?,
+                purpose: row.try_get("purpose")?,
+                legal_basis: row.try_get("legal_basis")?,
+                retention_days: row.try_get("retention_days")?,
+                recipient_key: row.try_get("recipient_key")?,
+                state: row.try_get("state")?,
+                mode: row.try_get("mode")?,
+                consent_until: opt_ts("consent_until")?,
+                interval_days: row.try_get("interval_days")?,
+                reason: row.try_get("reason")?,
+                consent_key: row.try_get("consent_key")?,
+                created_by: UserId(row.try_get("created_by")?),
+                created_at: ts(row.try_get("created_at")?),
+                decided_at: opt_ts("decided_at")?,
+                withdrawn_at: opt_ts("withdrawn_at")?,
+                revoked_at: opt_ts("revoked_at")?,
+                deletion_confirmed_at: opt_ts("deletion_confirmed_at")?,
+            })
+        }
+
+        fn delivery_from(row: &DbRow) -> Result<Delivery> {
+            Ok(Delivery {
+                id: row.try_get("id")?,
+                transfer: row.try_get("transfer_id")?,
+                node: row.try_get("node")?,
+                status_index: row.try_get("status_index")?,
+                status_uri: row.try_get("status_uri")?,
+                package: row.try_get("package")?,
+                delivered_at: ts(row.try_get("delivered_at")?),
+                fetched_at: row.try_get::<Option<i64>, _>("fetched_at")?.map(ts),
+            })
+        }
+
+        impl $store {
+            async fn transfer_in(tx: &mut Tx, id: i64) -> Result<Transfer> {
+                let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("transfer {id}")))?;
+                transfer_from(&row)
+            }
+
+            async fn transfer_event(tx: &mut Tx, t: &Transfer, kind: &str, at: i64) -> Result<()> {
+                sqlx::query("INSERT INTO mydata_events (agency_id, transfer_id, kind, at) VALUES ($1, $2, $3, $4)")
+                    .bind(t.agency.0)
+                    .bind(t.id)
+                    .bind(kind)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn agreement_is_approved(tx: &mut Tx, agreement: i64) -> Result<()> {
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM mydata_agreements WHERE id = $1")
+                        .bind(agreement)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                match status.as_deref() {
+                    Some("approved") => Ok(()),
+                    Some(other) => Err(StoreError::Conflict(format!(
+                        "agreement {agreement} is {other}, not approved: no transfer may use it"
+                    ))),
+                    None => Err(StoreError::NotFound(format!("agreement {agreement}"))),
+                }
+            }
+
+            /// Moves a transfer from one of `from` to a new state with
+            /// `set` (SQL assignments after `state = $2`, binding $3…),
+            /// appends the event and the audit, and returns it.
+            #[allow(clippy::too_many_arguments)]
+            async fn move_transfer(
+                &self,
+                id: i64,
+                from: &[&str],
+                to: &str,
+                set: &str,
+                binds: Vec<$crate::transfers::Bind>,
+                event: Option<&str>,
+                audit: AuditEntry,
+            ) -> Result<Transfer> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let before = Self::transfer_in(&mut tx, id).await?;
+                if !from.contains(&before.state.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "transfer {id} is {}, not {}",
+                        before.state,
+                        from.join(" or ")
+                    )));
+                }
+                let sql = format!("UPDATE mydata_transfers SET state = $2{set} WHERE id = $1");
+                let mut q = sqlx::query(&sql).bind(id).bind(to);
+                for b in binds {
+                    q = match b {
+                        $crate::transfers::Bind::Int(v) => q.bind(v),
+                        $crate::transfers::Bind::Text(v) => q.bind(v),
+                        $crate::transfers::Bind::OptText(v) => q.bind(v),
+                    };
+                }
+                q.execute(&mut *tx).await?;
+                let after = Self::transfer_in(&mut tx, id).await?;
+                let now = Timestamp::now().micros();
+                if let Some(kind) = event {
+                    Self::transfer_event(&mut tx, &after, kind, now).await?;
+                }
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(after)
+            }
+        }
+
+        impl $crate::transfers::TransferStore for $store {
+            async fn create_transfer(&self, new: NewTransfer, audit: AuditEntry) -> Result<Transfer> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                Self::agreement_is_approved(&mut tx, new.agreement).await?;
+                let now = Timestamp::now().micros();
+                let row = sqlx::query(&format!(
+                    "INSERT INTO mydata_transfers (agreement_id, offer_id, agency_id, holder_id, subject, items, service, \
+                     purpose, legal_basis, retention_days, recipient_key, state, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'awaiting_consent', $12, $13) \
+                     RETURNING {TRANSFER_COLUMNS}"
+                ))
+                .bind(new.agreement)
+                .bind(new.offer)
+                .bind(new.agency.0)
+                .bind(new.holder.0)
+                .bind(&new.subject)
+                .bind(&new.items)
+                .bind(&new.service)
+                .bind(&new.purpose)
+                .bind(&new.legal_basis)
+                .bind(new.retention_days)
+                .bind(&new.recipient_key)
+                .bind(new.created_by.0)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let transfer = transfer_from(&row)?;
+                let mut audit = audit;
+                audit.resource = format!("mydata-transfer:{}", transfer.id);
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(transfer)
+            }
+
+            async fn transfer(&self, id: i64, audit: AuditEntry) -> Result<Option<Transfer>> {
+                let mut tx = self.begin_tx().await?;
+                let found = match Self::transfer_in(&mut tx, id).await {
+                    Ok(t) => Some(t),
+                    Err(StoreError::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(found)
+            }
+
+            async fn transfers_where(&self, filter: TransferFilter, audit: AuditEntry) -> Result<Vec<Transfer>> {
+                let mut tx = self.begin_tx().await?;
+                let base = format!("SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE");
+                let rows = match &filter {
+                    TransferFilter::Subject(s) => {
+                        sqlx::query(&format!("{base} subject = $1 ORDER BY id DESC LIMIT 1000"))
+                            .bind(s.clone())
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    TransferFilter::Agency(a) => {
+                        sqlx::query(&format!("{base} agency_id = $1 ORDER BY id DESC LIMIT 1000"))
+                            .bind(a.0)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    TransferFilter::Holder(h) => {
+                        sqlx::query(&format!("{base} holder_id = $1 ORDER BY id DESC LIMIT 1000"))
+                            .bind(h.0)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                };
+                let transfers = rows.iter().map(transfer_from).collect::<Result<Vec<_>>>()?;
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(transfers)
+            }
+
+            async fn decide_transfer(&self, id: i64, decision: TransferDecision, audit: AuditEntry) -> Result<Transfer> {
+                let now = Timestamp::now().micros();
+                match decision {
+                    TransferDecision::Consent { mode, until, interval_days, sealed_key } => {
+                        let (mut tx, mut frontier) = self.begin_ledger().await?;
+                        let before = Self::transfer_in(&mut tx, id).await?;
+                        if before.state != "awaiting_consent" {
+                            return Err(StoreError::Conflict(format!(
+                                "transfer {id} is {}, not awaiting consent",
+                                before.state
+                            )));
+                        }
+                        Self::agreement_is_approved(&mut tx, before.agreement).await?;
+                        sqlx::query(
+                            "UPDATE mydata_transfers SET state = 'consented', mode = $2, consent_until = $3, \
+                             interval_days = $4, consent_key = $5, decided_at = $6 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(mode)
+                        .bind(until.map(|t| t.micros()))
+                        .bind(interval_days)
+                        .bind(sealed_key)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        let after = Self::transfer_in(&mut tx, id).await?;
+                        Self::transfer_event(&mut tx, &after, "transfer.consented", now).await?;
+                        Self::append_in(&mut tx, &mut frontier, audit).await?;
+                        tx.commit().await?;
+                        Ok(after)
+                    }
+                    TransferDecision::Refuse { reason } => {
+                        self.move_transfer(
+                            id,
+                            &["awaiting_consent"],
+                            "refused",
+                            ", reason = $3, decided_at = $4",
+                            vec![$crate::transfers::Bind::OptText(reason), $crate::transfers::Bind::Int(now)],
+                            Some("transfer.refused"),
+                            audit,
+                        )
+                        .await
+                    }
+                }
+            }
+
+            async fn record_delivery(
+                &self,
+                id: i64,
+                node: &str,
+                status_index: i64,
+                status_uri: &str,
+                package: Vec<u8>,
+                audit: AuditEntry,
+            ) -> Result<Delivery> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let before = Self::transfer_in(&mut tx, id).await?;
+                if !matches!(before.state.as_str(), "consented" | "delivered") || before.consent_key.is_none() {
+                    return Err(StoreError::Conflict(format!(
+                        "transfer {id} is {}: its consent is not live",
+                        before.state
+                    )));
+                }
+                Self::agreement_is_approved(&mut tx, before.agreement).await?;
+                let now = Timestamp::now().micros();
+                let row = sqlx::query(&format!(
+                    "INSERT INTO mydata_deliveries (transfer_id, node, status_index, status_uri, package, delivered_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {DELIVERY_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(node)
+                .bind(status_index)
+                .bind(status_uri)
+                .bind(package)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE mydata_transfers SET state = 'delivered' WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::transfer_event(&mut tx, &before, "transfer.delivered", now).await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                delivery_from(&row)
+            }
+
+            async fn fail_transfer(&self, id: i64, reason: &str, audit: AuditEntry) -> Result<Transfer> {
+                self.move_transfer(
+                    id,
+                    &["consented"],
+                    "failed",
+                    ", reason = $3, consent_key = NULL",
+                    vec![$crate::transfers::Bind::Text(reason.to_owned())],
+                    Some("transfer.failed"),
+                    audit,
+                )
+                .await
+            }
+
+            async fn deliveries(&self, id: i64, fetched: bool, audit: AuditEntry) -> Result<Vec<Delivery>> {
+                let (mut tx, mut frontier) = if fetched {
+                    self.begin_ledger().await?
+                } else {
+                    let mut tx = self.begin_tx().await?;
+                    let rows = sqlx::query(&format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id = $1 ORDER BY id"
+                    ))
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let out = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
+                    let mut frontier = Self::lock_ledger(&mut tx).await?;
+                    Self::append_in(&mut tx, &mut frontier, audit).await?;
+                    tx.commit().await?;
+                    return Ok(out);
+                };
+                sqlx::query(
+                    "UPDATE mydata_deliveries SET fetched_at = $2 WHERE transfer_id = $1 AND fetched_at IS NULL AND package IS NOT NULL",
+                )
+                .bind(id)
+                .bind(Timestamp::now().micros())
+                .execute(&mut *tx)
+                .await?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id = $1 ORDER BY id"
+                ))
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let out = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn withdraw_transfer(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let before = Self::transfer_in(&mut tx, id).await?;
+                if !matches!(before.state.as_str(), "consented" | "delivered") {
+                    return Err(StoreError::Conflict(format!(
+                        "transfer {id} is {}: there is no live consent to withdraw",
+                        before.state
+                    )));
+                }
+                let now = Timestamp::now().micros();
+                // Crypto-shredding: the key and every package sealed
+                // under it go in the same transaction.
+                sqlx::query(
+                    "UPDATE mydata_transfers SET state = 'withdrawn', consent_key = NULL, withdrawn_at = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE mydata_deliveries SET package = NULL WHERE transfer_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let after = Self::transfer_in(&mut tx, id).await?;
+                Self::transfer_event(&mut tx, &after, "consent.withdrawn", now).await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(after)
+            }
+
+            async fn mark_revoked(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
+                self.move_transfer(
+                    id,
+                    &["withdrawn"],
+                    "withdrawn",
+                    ", revoked_at = $3",
+                    vec![$crate::transfers::Bind::Int(Timestamp::now().micros())],
+                    None,
+                    audit,
+                )
+                .await
+            }
+
+            async fn confirm_deletion(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
+                self.move_transfer(
+                    id,
+                    &["withdrawn"],
+                    "withdrawn",
+                    ", deletion_confirmed_at = COALESCE(deletion_confirmed_at, $3)",
+                    vec![$crate::transfers::Bind::Int(Timestamp::now().micros())],
+                    None,
+                    audit,
+                )
+                .await
+            }
+
+            async fn unrevoked(&self) -> Result<Vec<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM mydata_transfers WHERE state = 'withdrawn' AND revoked_at IS NULL ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn events_after(&self, agency: InstitutionId, after: i64, limit: i64) -> Result<Vec<TransferEvent>> {
+                let rows = sqlx::query(
+                    "SELECT seq, agency_id, transfer_id, kind, at FROM mydata_events \
+                     WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(agency.0)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(TransferEvent {
+                            seq: row.try_get("seq")?,
+                            agency: InstitutionId(row.try_get("agency_id")?),
+                            transfer: row.try_get("transfer_id")?,
+                            kind: row.try_get("kind")?,
+                            at: ts(row.try_get("at")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn set_webhook(&self, hook: Webhook, audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                // A new subscription starts from the events to come.
+                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM mydata_events WHERE agency_id = $1")
+                    .bind(hook.agency.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM mydata_webhooks WHERE agency_id = $1")
+                    .bind(hook.agency.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO mydata_webhooks (agency_id, url, secret, delivered_seq) VALUES ($1, $2, $3, $4)")
+                    .bind(hook.agency.0)
+                    .bind(&hook.url)
+                    .bind(&hook.secret)
+                    .bind(last.unwrap_or(0))
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn webhooks(&self) -> Result<Vec<Webhook>> {
+                let rows = sqlx::query("SELECT agency_id, url, secret, delivered_seq FROM mydata_webhooks ORDER BY agency_id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Webhook {
+                            agency: InstitutionId(row.try_get("agency_id")?),
+                            url: row.try_get("url")?,
+                            secret: row.try_get("secret")?,
+                            delivered_seq: row.try_get("delivered_seq")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn webhook_delivered(&self, agency: InstitutionId, seq: i64) -> Result<()> {
+                sqlx::query("UPDATE mydata_webhooks SET delivered_seq = $2 WHERE agency_id = $1 AND delivered_seq < $2")
+                    .bind(agency.0)
+                    .bind(seq)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn save_status_list(&self, node: &str, uri: &str, token: &str) -> Result<()> {
+                let mut tx = self.begin_tx().await?;
+                sqlx::query("DELETE FROM mydata_status_lists WHERE node = $1")
+                    .bind(node)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO mydata_status_lists (node, uri, token, fetched_at) VALUES ($1, $2, $3, $4)")
+                    .bind(node)
+                    .bind(uri)
+                    .bind(token)
+                    .bind(Timestamp::now().micros())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn status_list(&self, node: &str) -> Result<Option<(String, String, Timestamp)>> {
+                let row = sqlx::query("SELECT uri, token, fetched_at FROM mydata_status_lists WHERE node = $1")
+                    .bind(node)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| Ok((r.try_get("uri")?, r.try_get("token")?, ts(r.try_get("fetched_at")?))))
+                    .transpose()
+            }
+
+            async fn transfer_counts(&self) -> Result<Vec<(i64, InstitutionId, i64, i64)>> {
+                // Years are counted in the application (both backends'
+                // date functions differ); a row a delivered transfer.
+                let rows = sqlx::query(
+                    "SELECT t.offer_id, t.agency_id, MIN(d.delivered_at) AS first FROM mydata_transfers t \
+                     JOIN mydata_deliveries d ON d.transfer_id = t.id GROUP BY t.id, t.offer_id, t.agency_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut counts: std::collections::BTreeMap<(i64, i64, i64), i64> = Default::default();
+                for row in &rows {
+                    let year: i64 = ts(row.try_get("first")?).to_rfc3339()[..4].parse().unwrap_or(0);
+                    *counts
+                        .entry((row.try_get("offer_id")?, row.try_get("agency_id")?, year))
+                        .or_default() += 1;
+                }
+                Ok(counts
+                    .into_iter()
+                    .map(|((offer, agency, year), n)| (offer, InstitutionId(agency), year, n))
+                    .collect())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_transfers;
