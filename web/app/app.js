@@ -191,6 +191,7 @@ function homeFor() {
   if (has('approver') || has('police_location_officer')) return '#/inbox';
   if (has('security_auditor')) return '#/audit';
   if (has('administrator')) return '#/responses';
+  if (has('citizen')) return '#/mydata';
   if (has('mydata_operator')) return '#/agreements';
   if (has('support_agent')) return '#/support';
   return '#/account';
@@ -241,8 +242,10 @@ function renderChrome() {
   if (has('investigator') || has('approver')) links.push(['#/clusters', t('nav_clusters')]);
   if (has('security_auditor')) links.push(['#/audit', t('nav_audit')]);
   links.push(['#/catalogue', t('nav_catalogue')]);
+  if (has('citizen')) links.push(['#/mydata', t('nav_mydata')]);
   if (has('mydata_operator')) links.push(['#/agreements', t('nav_agreements')]);
-  if (has('support_agent') || session.me.institution_kind !== 'hub_operator') links.push(['#/support', t('nav_support')]);
+  if (has('mydata_operator')) links.push(['#/transfers', t('nav_transfers')]);
+  if (has('support_agent') || (session.me.institution_kind !== 'hub_operator' && !has('citizen'))) links.push(['#/support', t('nav_support')]);
   if (session.responses.length) links.push(['#/responses', t('nav_responses')]);
   links.push(['#/account', t('nav_account')]);
   const current = location.hash.split('/').slice(0, 2).join('/');
@@ -1166,6 +1169,185 @@ async function ticketPage(id) {
     history);
 }
 
+// ---------------------------------------------------------------- MyData transfers
+
+const transferBadge = { awaiting_consent: 'warn', refused: '', consented: 'info', delivered: 'ok', failed: 'bad', withdrawn: '' };
+const stateBadge = (st) => badge(transferBadge[st] ?? '', t(`st_${st}`));
+
+/** Downloads what a signed-in GET returns, as a file. */
+async function downloadAuthed(path, name) {
+  const res = await fetch(`/api/v1${path}`, { headers: { authorization: `Bearer ${session.token}` } });
+  if (!res.ok) {
+    const p = await res.json().catch(() => ({}));
+    throw new ApiError(res.status, p);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** One request awaiting the citizen: who asks, which items, why, for how
+ *  long; consent once or periodically, or refuse. */
+function pendingCard(x) {
+  const periodic = h('input', { type: 'checkbox', id: `periodic-${x.id}` });
+  const until = h('input', { type: 'date', id: `until-${x.id}` });
+  const every = h('input', { type: 'number', min: '1', max: '366', value: '30', id: `every-${x.id}` });
+  const reason = h('input', { maxlength: '500', id: `reason-${x.id}` });
+  const consent = async () => {
+    const body = periodic.checked ? { mode: 'periodic', until: until.value, interval_days: Number(every.value) } : { mode: 'once' };
+    const r = await attempt(() => api('POST', `/mydata/transfers/${x.id}/consent`, body), t('consented_msg'));
+    if (r) mydataPage();
+  };
+  const refuse = async () => {
+    const r = await attempt(() => api('POST', `/mydata/transfers/${x.id}/refusal`, { reason: reason.value.trim() || null }), t('refused_msg'));
+    if (r) mydataPage();
+  };
+  return h('article', { class: 'card', id: `pending-${x.id}` },
+    h('h3', {}, t('asks_for', { agency: x.agency.name, holder: x.holder.name, title: x.offer.title })),
+    h('ul', {}, x.items.map((i) => h('li', {}, h('strong', {}, i.name), ` — ${i.description} `,
+      badge(i.sensitivity === 'normal' ? '' : 'warn', t(`sensitivity_${i.sensitivity}`))))),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('for_service')), h('dd', {}, x.service),
+      h('dt', {}, t('purpose')), h('dd', {}, x.purpose),
+      h('dt', {}, t('legal_basis')), h('dd', {}, x.legal_basis),
+      h('dt', {}, t('kept_for')), h('dd', {}, t('days', { n: x.retention_days }))),
+    h('label', { class: 'check' }, periodic, t('consent_periodic')),
+    h('div', { class: 'row' }, field(t('consent_until'), until), field(t('consent_every'), every)),
+    h('div', { class: 'row' },
+      h('button', { type: 'button', class: 'primary', id: `consent-${x.id}`, onclick: consent }, t('give_consent')),
+      field(t('refusal_reason'), reason),
+      h('button', { type: 'button', class: 'danger', id: `refuse-${x.id}`, onclick: refuse }, t('refuse'))));
+}
+
+/** The citizen's own page: requests to decide, every transfer with its
+ *  receipt and withdrawal, every access, and the portability download. */
+async function mydataPage() {
+  const view = page();
+  const list = await attempt(() => api('GET', '/mydata/transfers')) || [];
+  const accesses = await attempt(() => api('GET', '/mydata/me/accesses')) || [];
+  const pending = list.filter((x) => x.state === 'awaiting_consent');
+  const receiptBox = h('pre', { class: 'receipt', id: 'receipt', hidden: true });
+  const showReceipt = async (id) => {
+    const r = await attempt(() => api('GET', `/mydata/transfers/${id}/receipt`));
+    if (r) { receiptBox.textContent = JSON.stringify(r, null, 2); receiptBox.hidden = false; receiptBox.scrollIntoView({ block: 'nearest' }); }
+  };
+  const withdraw = async (id) => {
+    if (!window.confirm(t('withdraw_confirm'))) return;
+    const r = await attempt(() => api('POST', `/mydata/transfers/${id}/withdrawal`), t('withdrawn_msg'));
+    if (r) mydataPage();
+  };
+  const rows = list.filter((x) => x.state !== 'awaiting_consent').map((x) => h('tr', { id: `transfer-${x.id}` },
+    h('td', {}, x.offer.title), h('td', {}, x.agency.name), h('td', {}, x.holder.name),
+    h('td', {}, x.items.map((i) => i.name).join(', ')), h('td', {}, stateBadge(x.state),
+      x.revoked_at ? [' ', badge('', t('revoked'))] : null),
+    h('td', {}, when(x.decided_at)),
+    h('td', {}, h('div', { class: 'row' },
+      h('button', { type: 'button', onclick: () => showReceipt(x.id) }, t('consent_receipt')),
+      ['consented', 'delivered'].includes(x.state) ? h('button', { type: 'button', class: 'danger', id: `withdraw-${x.id}`, onclick: () => withdraw(x.id) }, t('withdraw')) : null))));
+  const download = (format, name) => h('button', { type: 'button', id: `export-${format}`, onclick: () =>
+    attempt(() => downloadAuthed(`/mydata/me/export?format=${format}`, name), t('downloaded')) }, t(`download_${format}`));
+  view(h('h1', {}, t('nav_mydata')), h('p', { class: 'hint' }, t('mydata_hint')),
+    h('h2', {}, t('pending_requests')),
+    pending.length ? h('div', { class: 'cards' }, pending.map(pendingCard)) : h('p', {}, t('no_pending')),
+    h('h2', {}, t('my_transfers')),
+    table(t('my_transfers'), [t('entry'), t('agency'), t('holder'), t('items'), t('state'), t('decided'), ''], rows),
+    receiptBox,
+    h('section', { class: 'card' }, h('h2', {}, t('portability')), h('p', { class: 'hint' }, t('portability_hint')),
+      h('div', { class: 'row' }, download('json', 'my-data.json'), download('csv', 'my-data.csv'), download('vc', 'my-credentials.json'))),
+    h('h2', {}, t('my_accesses')),
+    table(t('my_accesses'), [t('when'), t('who'), t('institution'), t('what_done'), t('purpose'), t('result')],
+      accesses.slice(0, 200).map((a) => h('tr', {}, h('td', {}, when(a.at)), h('td', {}, a.who || t('system')), h('td', {}, a.institution || ''),
+        h('td', {}, a.action), h('td', {}, a.purpose || ''), h('td', {}, t(`outcome_${a.outcome}`))))));
+}
+
+/** An agency's (or a holder's) transfers; an agency asks for new ones and
+ *  sets its webhook. */
+async function transfersPage() {
+  const view = page();
+  const list = await attempt(() => api('GET', '/mydata/transfers')) || [];
+  const agency = session.me?.institution_kind === 'using_agency';
+  let form = null;
+  let hook = null;
+  let events = [];
+  if (agency) {
+    const agreements = (await attempt(() => api('GET', '/mydata/agreements')) || [])
+      .filter((a) => a.status === 'approved' && a.agency.id === session.me.institution_id);
+    events = await attempt(() => api('GET', '/mydata/events?after=0&limit=1000')) || [];
+    const choice = h('select', { id: 'transfer-agreement' }, agreements.map((a) => h('option', { value: a.id }, `#${a.id} ${a.offer_title} · ${a.service}`)));
+    const itemsBox = h('fieldset', { id: 'transfer-items' });
+    const fill = () => {
+      const a = agreements.find((x) => String(x.id) === choice.value);
+      itemsBox.replaceChildren(h('legend', {}, t('items')), ...(a ? a.items : []).map((n) => h('label', { class: 'check' },
+        h('input', { type: 'checkbox', name: 'item', value: n, checked: true }), n)));
+    };
+    choice.addEventListener('change', fill);
+    fill();
+    const subject = h('input', { id: 'transfer-subject', required: true, maxlength: '64' });
+    const key = h('textarea', { id: 'transfer-key', rows: '3', required: true });
+    form = agreements.length ? h('form', { class: 'card', id: 'transfer-form', onsubmit: async (e) => {
+      e.preventDefault();
+      let recipient;
+      try { recipient = JSON.parse(key.value); } catch { say(t('recipient_key_hint'), 'error'); key.focus(); return; }
+      const items = [...itemsBox.querySelectorAll('input[name=item]:checked')].map((x) => x.value);
+      const r = await attempt(() => api('POST', '/mydata/transfers', { agreement_id: Number(choice.value), subject: subject.value.trim(), items, recipient_key: recipient }), t('requested_msg'));
+      if (r) location.hash = `#/transfers/${r.id}`;
+    } }, h('h2', {}, t('new_transfer')), field(t('agreement'), choice), itemsBox, field(t('citizen_subject'), subject),
+    field(t('recipient_key'), key, t('recipient_key_hint')), h('button', { type: 'submit', class: 'primary' }, t('send_request_mydata')))
+      : h('p', {}, t('no_approved_agreement'));
+    const url = h('input', { id: 'webhook-url', type: 'url', required: true, placeholder: 'https://' });
+    const secret = h('pre', { id: 'webhook-secret', hidden: true });
+    hook = h('form', { class: 'card', onsubmit: async (e) => {
+      e.preventDefault();
+      const r = await attempt(() => api('PUT', '/mydata/webhook', { url: url.value.trim() }), t('saved'));
+      if (r) { secret.textContent = `${t('webhook_secret')}: ${r.secret}`; secret.hidden = false; }
+    } }, h('h2', {}, t('webhook')), field(t('webhook_url'), url), h('button', { type: 'submit' }, t('set_webhook')), secret);
+  }
+  view(h('h1', {}, t('nav_transfers')), h('p', { class: 'hint' }, t('transfers_hint')),
+    table(t('nav_transfers'), ['#', t('entry'), agency ? t('holder') : t('agency'), t('citizen_subject'), t('items'), t('state'), t('updated')],
+      list.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/transfers/${x.id}` }, `#${x.id}`)), h('td', {}, x.offer.title),
+        h('td', {}, agency ? x.holder.name : x.agency.name), h('td', {}, x.subject), h('td', {}, x.items.map((i) => i.name).join(', ')),
+        h('td', {}, stateBadge(x.state)), h('td', {}, when(x.withdrawn_at || x.decided_at || x.created_at))))),
+    form, hook,
+    agency ? [h('h2', {}, t('events')), table(t('events'), ['#', t('kind'), t('transfer'), t('when')],
+      events.slice(-50).reverse().map((e) => h('tr', {}, h('td', {}, e.seq), h('td', {}, e.type), h('td', {}, h('a', { href: `#/transfers/${e.transfer_id}` }, `#${e.transfer_id}`)), h('td', {}, when(e.at)))))] : null);
+}
+
+async function transferPage(id) {
+  const view = page();
+  const x = await attempt(() => api('GET', `/mydata/transfers/${id}`));
+  if (!x) { view(h('p', {}, t('not_available'))); return; }
+  const agency = session.me?.institution_id === x.agency.id;
+  const act = (path, ok) => async () => {
+    const r = await attempt(() => api('POST', `/mydata/transfers/${id}/${path}`), ok);
+    if (r) transferPage(id);
+  };
+  const buttons = agency ? h('div', { class: 'row' },
+    x.state === 'delivered' ? h('button', { type: 'button', class: 'primary', id: 'fetch-package', onclick: () =>
+      attempt(() => downloadAuthed(`/mydata/transfers/${id}/package`, `transfer-${id}-package.json`), t('downloaded')) }, t('fetch_package')) : null,
+    x.state === 'delivered' && x.mode === 'periodic' ? h('button', { type: 'button', onclick: act('resend', t('saved')) }, t('resend')) : null,
+    x.state === 'withdrawn' && !x.deletion_confirmed_at ? h('button', { type: 'button', class: 'danger', id: 'confirm-deletion', onclick: act('deletion', t('saved')) }, t('confirm_deletion')) : null) : null;
+  view(h('h1', {}, t('transfer'), ` #${x.id} `, stateBadge(x.state)),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('entry')), h('dd', {}, `${x.offer.title} (${x.offer.code})`),
+      h('dt', {}, t('agency')), h('dd', {}, x.agency.name),
+      h('dt', {}, t('holder')), h('dd', {}, x.holder.name),
+      h('dt', {}, t('citizen_subject')), h('dd', {}, x.subject),
+      h('dt', {}, t('items')), h('dd', {}, x.items.map((i) => i.name).join(', ')),
+      h('dt', {}, t('for_service')), h('dd', {}, x.service),
+      h('dt', {}, t('purpose')), h('dd', {}, x.purpose),
+      h('dt', {}, t('kept_for')), h('dd', {}, t('days', { n: x.retention_days })),
+      h('dt', {}, t('decided')), h('dd', {}, when(x.decided_at) || '—'),
+      x.withdrawn_at ? [h('dt', {}, t('st_withdrawn')), h('dd', {}, when(x.withdrawn_at))] : null,
+      x.deletion_confirmed_at ? [h('dt', {}, t('deletion_confirmed')), h('dd', {}, when(x.deletion_confirmed_at))] : null),
+    buttons,
+    table(t('deliveries'), [t('status_index'), t('delivered_at'), t('fetched_at'), t('kept')],
+      x.deliveries.map((d) => h('tr', {}, h('td', {}, d.status_index), h('td', {}, when(d.delivered_at)), h('td', {}, when(d.fetched_at)),
+        h('td', {}, d.kept ? '✓' : '—'))), { showCaption: true }));
+}
+
 // ---------------------------------------------------------------- router
 
 const routes = [
@@ -1183,6 +1365,9 @@ const routes = [
   [/^#\/agreements$/, () => agreementsPage()],
   [/^#\/support\/tickets\/(\d+)$/, (m) => ticketPage(m[1])],
   [/^#\/support$/, () => supportPage()],
+  [/^#\/mydata$/, () => mydataPage()],
+  [/^#\/transfers\/(\d+)$/, (m) => transferPage(m[1])],
+  [/^#\/transfers$/, () => transfersPage()],
 ];
 
 async function route() {

@@ -7,7 +7,9 @@
 // investigator watches the timeline and map fill live, follows up the
 // contacts and sees the clusters; the auditor verifies the ledger; the
 // analyst enrols a second factor by QR code; the administrator closes the
-// response and sees its deletion certificate. Any error in the browser's
+// response and sees its deletion certificate; an agency asks the demo
+// citizen for an item, he consents, the agency opens the package with its
+// own key, he withdraws and the agency confirms deletion. Any error in the browser's
 // console fails the test. Screenshots of the main pages go to
 // docs/screenshots/.
 //
@@ -15,7 +17,8 @@
 
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import { compactDecrypt } from 'jose';
 import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -318,18 +321,76 @@ try {
   await income.locator('textarea[name=purpose]').fill("Check the applicant's household income bracket");
   await income.locator('input[name=legal_basis]').fill('Employment Insurance Act art. 25');
   await income.locator('form.apply button[type=submit]').click();
-  await agency.waitForSelector('h1:has-text("#1")');
+  await agency.waitForFunction(() => /^#\/agreements\/\d+$/.test(location.hash));
+  await agency.waitForSelector('h1 .badge');
 
   log("the holder's MyData operator approves it; the history is kept");
   const holder = await open('mydata.nhis');
   await signIn(holder, 'mydata.nhis');
   await holder.waitForSelector('table tbody tr a');
-  await holder.click('table tbody tr a');
+  await holder.click('table tbody tr:has-text("Youth job subsidy") a');
   await holder.fill('#note-text', 'Approved for the youth job subsidy.');
   await holder.click('#note-approve');
   await holder.waitForSelector('ol.history li:nth-child(2)');
   await labelled(holder, 'agreement');
   await shot(holder, 'agreement');
+
+  log('the agency asks the demo citizen for his income bracket under its approved agreement');
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  const pub_jwk = publicKey.export({ format: 'jwk' });
+  const thumb = createHash('sha256').update(JSON.stringify({ crv: 'X25519', kty: 'OKP', x: pub_jwk.x })).digest('base64url');
+  const subject = logins.citizen.duty.replace('citizen:', '');
+  await agency.click('nav a[href="#/transfers"]');
+  await agency.waitForSelector('#transfer-form');
+  const incomeOption = await agency.locator('#transfer-agreement option', { hasText: 'Youth employment subsidy' }).first().getAttribute('value');
+  await agency.selectOption('#transfer-agreement', incomeOption);
+  await agency.fill('#transfer-subject', subject);
+  await agency.fill('#transfer-key', JSON.stringify({ ...pub_jwk, kid: thumb }));
+  await labelled(agency, 'transfers');
+  await agency.click('#transfer-form button[type=submit]');
+  await agency.waitForFunction(() => /^#\/transfers\/\d+$/.test(location.hash));
+  const transferId = (await agency.evaluate(() => location.hash)).split('/').pop();
+
+  log('the citizen signs in with his second factor, sees who asks for what and why, and consents');
+  const citizen = await open('citizen');
+  citizen.on('dialog', (d) => d.accept());
+  await signIn(citizen, 'citizen');
+  await citizen.waitForSelector(`#pending-${transferId}`);
+  const card = await page_text(citizen, `#pending-${transferId}`);
+  check(card.includes('Korea Employment Information Service') && card.includes('income_bracket'), 'the request shows the agency and the items');
+  await labelled(citizen, 'my data');
+  await shot(citizen, 'mydata-request');
+  await citizen.click(`#consent-${transferId}`);
+  await citizen.waitForSelector(`#transfer-${transferId} .badge.ok`);
+  await citizen.click(`#transfer-${transferId} button:not(.danger)`);
+  await citizen.waitForSelector('#receipt:not([hidden])');
+  check((await page_text(citizen, '#receipt')).includes('ISO/IEC TS 27560'), 'the receipt is a TS 27560 consent record');
+  const exported = citizen.waitForEvent('download');
+  await citizen.click('#export-csv');
+  const csvFile = await (await exported).path();
+  check(readFileSync(csvFile, 'utf8').includes('income_bracket'), 'the portability download holds his items');
+
+  log('the agency downloads the package and opens it with its own key');
+  await agency.reload();
+  await agency.waitForSelector('#fetch-package');
+  const fetched = agency.waitForEvent('download');
+  await agency.click('#fetch-package');
+  const pkg = JSON.parse(readFileSync(await (await fetched).path(), 'utf8'));
+  const { plaintext } = await compactDecrypt(pkg.credential, privateKey);
+  const disclosed = new TextDecoder().decode(plaintext).split('~').slice(1, -1)
+    .map((d) => JSON.parse(Buffer.from(d, 'base64url').toString()));
+  check(disclosed.length === 1 && disclosed[0][1] === 'income_bracket', 'the package discloses exactly the consented item');
+
+  log('the citizen withdraws; the agency confirms deletion');
+  await citizen.click(`#withdraw-${transferId}`);
+  await citizen.waitForSelector(`#transfer-${transferId}:not(:has(#withdraw-${transferId}))`);
+  await shot(citizen, 'mydata');
+  await agency.reload();
+  await agency.click('#confirm-deletion');
+  await agency.waitForSelector('dd:has-text(":")');
+  await agency.click('nav a[href="#/transfers"]');
+  await agency.waitForSelector('#transfer-form');
+  await shot(agency, 'transfers');
 
   log('the holder opens a support ticket; the support centre answers it and records a training');
   await holder.click('nav a[href="#/support"]');

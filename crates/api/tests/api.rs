@@ -391,6 +391,14 @@ async fn every_route_by_every_duty_matches_the_policy_table(db: TestDb) {
                 ("PATCH", "/api/v1/contacts/{id}") => json!({"status": "notified"}),
                 ("POST", "/api/v1/contacts/notify") => json!({"contacts": [999999]}),
                 ("POST", "/api/v1/responses/{id}/close") => json!({}),
+                ("POST", "/api/v1/mydata/transfers") => json!({
+                    "agreement_id": 999999, "subject": "1001", "items": ["x"],
+                    "recipient_key": {"kty": "OKP", "crv": "X25519", "x": "", "kid": ""}
+                }),
+                ("POST", "/api/v1/mydata/transfers/{id}/consent") => json!({"mode": "once"}),
+                ("POST", "/api/v1/mydata/transfers/{id}/refusal") => json!({}),
+                ("PUT", "/api/v1/mydata/webhook") => json!({"url": "https://agency.example/hook"}),
+                ("POST", "/api/v1/mydata/verify") => json!({"credential": "x"}),
                 _ => Value::Null,
             };
             let method = Method::from_bytes(method.as_bytes()).unwrap();

@@ -152,6 +152,33 @@ impl Client {
             .await?)
     }
 
+    /// A signed-in GET whose answer is text (CSV).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        Ok(self
+            .send(self.http.get(self.url(path)))
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// A GET of a full URL the hub handed out (a holder's keys, a status
+    /// list): public, as text.
+    pub async fn get_url(&self, url: &str) -> Result<String> {
+        Ok(self.dispatch(self.http.get(url)).await?.text().await?)
+    }
+
+    pub async fn put_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        Ok(self
+            .send(self.http.put(self.url(path)).json(body))
+            .await?
+            .json()
+            .await?)
+    }
+
     pub async fn put(&self, path: &str, body: &impl Serialize) -> Result<()> {
         self.send(self.http.put(self.url(path)).json(body)).await?;
         Ok(())

@@ -179,6 +179,22 @@ enum BenchCommand {
         #[arg(long)]
         rules: Option<String>,
     },
+    /// Public MyData's transfers: each timed from the citizen's consent to
+    /// the package verified at the agency, many at once.
+    Mydata {
+        #[arg(long, default_value_t = 2_000)]
+        people: usize,
+        #[arg(long, default_value_t = 5_000)]
+        transfers: usize,
+        /// Transfers in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value = "./bench-data/mydata")]
+        dir: PathBuf,
+        /// A PostgreSQL database instead of SQLite in --dir.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Capacity: many cases' routes (published elsewhere) in one response,
     /// and the time to recompute its clusters.
     Clusters {
@@ -751,6 +767,22 @@ async fn run(cli: Cli) -> Result<()> {
                     dir,
                     database_url,
                 } => bench::clusters(&dir, people, cases, database_url).await,
+                BenchCommand::Mydata {
+                    people,
+                    transfers,
+                    concurrency,
+                    dir,
+                    database_url,
+                } => {
+                    bench::mydata(bench::MydataArgs {
+                        people,
+                        transfers,
+                        concurrency,
+                        dir,
+                        database_url,
+                    })
+                    .await
+                }
             }
         }
         Command::TotpCode { secret } => {
@@ -1927,4 +1959,20 @@ async fn node_enrol(
         config.display()
     );
     Ok(())
+}
+
+/// Writes a file only its owner can read (keys, personal data).
+pub(crate) fn write_owner_only(path: &Path, text: &str) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

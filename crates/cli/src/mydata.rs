@@ -50,6 +50,128 @@ pub enum MydataCommand {
         #[arg(long)]
         text: String,
     },
+    /// Make an agency's X25519 key pair: the private key (a JWK, kept
+    /// owner-only) goes to FILE; the public key is printed, to send with
+    /// requests.
+    Keygen { file: PathBuf },
+    /// Ask a citizen for items under an approved agreement (an agency).
+    Request {
+        #[arg(long)]
+        agreement: i64,
+        /// The citizen, as the holders know him.
+        #[arg(long)]
+        subject: String,
+        /// Item names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        items: Vec<String>,
+        /// The agency's key file from `civic mydata keygen`.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Your transfers: a citizen's own, an agency's requests, a holder's
+    /// issued credentials.
+    Transfers,
+    /// One transfer.
+    Transfer { id: i64 },
+    /// Consent to a request (a citizen): once, or periodically until a day.
+    Consent {
+        id: i64,
+        /// The last day of a periodic consent (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// Days between sendings of a periodic consent.
+        #[arg(long)]
+        every: Option<i64>,
+    },
+    /// Refuse a request (a citizen).
+    Refuse {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Withdraw a consent (a citizen): the credential is revoked and the
+    /// agency told to delete.
+    Withdraw { id: i64 },
+    /// A transfer's consent receipt (ISO/IEC TS 27560 consent record).
+    Receipt { id: i64 },
+    /// Fetch a transfer's package (an agency), decrypt it with the key
+    /// file and verify it against the holder's published keys and status
+    /// list; prints the items.
+    Fetch {
+        id: i64,
+        #[arg(long)]
+        key: PathBuf,
+        /// Also write credential.sd-jwt (and document.html with
+        /// document.sig) into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Under a periodic consent, ask for a fresh credential (an agency).
+    Resend { id: i64 },
+    /// Confirm the agency deleted what it received of a withdrawn consent.
+    Deletion { id: i64 },
+    /// The agency's events (polling).
+    Events {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Subscribe the agency's webhook; prints the signing secret once.
+    Webhook { url: String },
+    /// Every access to your data (a citizen).
+    Accesses,
+    /// Download everything the holders keep of you (a citizen).
+    Export {
+        /// json, csv or vc.
+        #[arg(long = "as", default_value = "json")]
+        kind: String,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+const TRANSFER_HEADERS: [&str; 8] = [
+    "id", "entry", "agency", "holder", "subject", "items", "state", "updated",
+];
+
+fn transfer_rows(v: &Value) -> Value {
+    let rows: Vec<Value> = items(v)
+        .into_iter()
+        .map(|t| {
+            let names: Vec<Value> = t["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| i["name"].clone())
+                .collect();
+            let updated = [&t["withdrawn_at"], &t["decided_at"], &t["created_at"]]
+                .into_iter()
+                .find(|x| x.is_string())
+                .cloned()
+                .unwrap_or(Value::Null);
+            json!({"id": t["id"], "entry": t["offer"]["code"], "agency": t["agency"]["name"],
+                   "holder": t["holder"]["name"], "subject": t["subject"], "items": names,
+                   "state": t["state"], "updated": updated})
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+/// The agency's private key, from its key file.
+fn read_key(file: &PathBuf) -> Result<(x25519_dalek::StaticSecret, Value)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let jwk: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a JWK", file.display()))?;
+    let d: [u8; 32] = jwk["d"]
+        .as_str()
+        .and_then(|d| data_encoding::BASE64URL_NOPAD.decode(d.as_bytes()).ok())
+        .and_then(|d| d.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("{} has no X25519 private key (d)", file.display()))?;
+    let secret = x25519_dalek::StaticSecret::from(d);
+    let public = civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(&secret));
+    Ok((secret, serde_json::to_value(public)?))
 }
 
 const AGREEMENT_HEADERS: [&str; 7] = [
@@ -76,6 +198,14 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
             &AGREEMENT_HEADERS,
             &AGREEMENT_HEADERS,
             &agreement_rows(v),
+        );
+    };
+    let transfers = |v: &Value| {
+        table(
+            format,
+            &TRANSFER_HEADERS,
+            &TRANSFER_HEADERS,
+            &transfer_rows(v),
         );
     };
     match command {
@@ -148,8 +278,176 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
                 .await?;
             agreements(&v);
         }
+        MydataCommand::Keygen { file } => {
+            if file.exists() {
+                anyhow::bail!("{} exists: a key is never overwritten", file.display());
+            }
+            let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
+            let public = civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(&secret));
+            let mut private = serde_json::to_value(&public)?;
+            private["d"] = data_encoding::BASE64URL_NOPAD
+                .encode(secret.as_bytes())
+                .into();
+            crate::write_owner_only(&file, &serde_json::to_string_pretty(&private)?)?;
+            crate::output::emit(&serde_json::to_string_pretty(&public)?);
+        }
+        MydataCommand::Request {
+            agreement,
+            subject,
+            items,
+            key,
+        } => {
+            let (_, public) = read_key(&key)?;
+            let body = json!({"agreement_id": agreement, "subject": subject, "items": items, "recipient_key": public});
+            transfers(&c.post("/mydata/transfers", &body).await?);
+        }
+        MydataCommand::Transfers => transfers(&c.get("/mydata/transfers").await?),
+        MydataCommand::Transfer { id } => {
+            let v: Value = c.get(&format!("/mydata/transfers/{id}")).await?;
+            if format == Format::Json {
+                crate::output::emit(&serde_json::to_string_pretty(&v)?);
+            } else {
+                transfers(&v);
+                println!(
+                    "purpose: {}  (legal basis: {}; kept {} days)",
+                    s(&v["purpose"]),
+                    s(&v["legal_basis"]),
+                    v["retention_days"]
+                );
+                let keys = ["id", "status_index", "delivered_at", "fetched_at", "kept"];
+                table(format, &keys, &keys, &v["deliveries"]);
+            }
+        }
+        MydataCommand::Consent { id, until, every } => {
+            let body = match until {
+                Some(until) => json!({"mode": "periodic", "until": until, "interval_days": every}),
+                None => json!({"mode": "once"}),
+            };
+            transfers(
+                &c.post(&format!("/mydata/transfers/{id}/consent"), &body)
+                    .await?,
+            );
+        }
+        MydataCommand::Refuse { id, reason } => {
+            transfers(
+                &c.post(
+                    &format!("/mydata/transfers/{id}/refusal"),
+                    &json!({"reason": reason}),
+                )
+                .await?,
+            );
+        }
+        MydataCommand::Withdraw { id } => {
+            transfers(
+                &c.post(&format!("/mydata/transfers/{id}/withdrawal"), &json!({}))
+                    .await?,
+            );
+        }
+        MydataCommand::Resend { id } => {
+            transfers(
+                &c.post(&format!("/mydata/transfers/{id}/resend"), &json!({}))
+                    .await?,
+            );
+        }
+        MydataCommand::Deletion { id } => {
+            transfers(
+                &c.post(&format!("/mydata/transfers/{id}/deletion"), &json!({}))
+                    .await?,
+            );
+        }
+        MydataCommand::Receipt { id } => {
+            let v: Value = c.get(&format!("/mydata/transfers/{id}/receipt")).await?;
+            crate::output::emit(&serde_json::to_string_pretty(&v)?);
+        }
+        MydataCommand::Fetch { id, key, out } => {
+            let (secret, _) = read_key(&key)?;
+            let p: Value = c.get(&format!("/mydata/transfers/{id}/package")).await?;
+            let (plain, _) = civic_mydata::jwe::decrypt(s(&p["credential"]), &secret)
+                .map_err(|e| anyhow::anyhow!("the package does not open with this key: {e}"))?;
+            let credential = String::from_utf8(plain)?;
+            let keys: civic_mydata::JwkSet =
+                serde_json::from_str(&c.get_url(s(&p["jwks_uri"])).await?)
+                    .context("the holder's keys")?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let verified = civic_mydata::sdjwt::verify(&credential, &keys, now)
+                .map_err(|e| anyhow::anyhow!("the credential does not verify: {e}"))?;
+            if let Some((uri, idx)) = verified.status() {
+                // The hub names where the holder's list is now; it must be
+                // the list the credential names (the same path).
+                let path = |u: &str| u.split_once("/api/").map(|(_, p)| p.to_owned());
+                let at = s(&p["status_uri"]);
+                if path(at) != path(&uri) {
+                    anyhow::bail!("the hub's status list {at} is not the credential's ({uri})");
+                }
+                let token = c.get_url(at).await?;
+                if civic_mydata::status::is_revoked(token.trim(), &keys, &uri, idx, now)
+                    .map_err(|e| anyhow::anyhow!("the status list: {e}"))?
+                {
+                    anyhow::bail!("the credential was revoked: the citizen withdrew his consent");
+                }
+            }
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir)?;
+                crate::write_owner_only(&dir.join("credential.sd-jwt"), &credential)?;
+                if let Some(doc) = p["document"].as_str() {
+                    let (plain, _) = civic_mydata::jwe::decrypt(doc, &secret)
+                        .map_err(|e| anyhow::anyhow!("the document does not open: {e}"))?;
+                    let doc: Value = serde_json::from_slice(&plain)?;
+                    crate::write_owner_only(&dir.join("document.html"), s(&doc["html"]))?;
+                    crate::write_owner_only(&dir.join("document.sig"), s(&doc["signature"]))?;
+                }
+            }
+            let rows: Vec<Value> = verified
+                .items
+                .iter()
+                .map(|n| json!({"item": n, "value": verified.claims[n]}))
+                .collect();
+            eprintln!(
+                "verified: signed by {}, not revoked",
+                s(&verified.claims["iss"])
+            );
+            table(
+                format,
+                &["item", "value"],
+                &["item", "value"],
+                &Value::Array(rows),
+            );
+        }
+        MydataCommand::Events { after } => {
+            let v: Value = c.get(&format!("/mydata/events?after={after}")).await?;
+            let keys = ["seq", "type", "transfer_id", "at"];
+            table(format, &keys, &keys, &v);
+        }
+        MydataCommand::Webhook { url } => {
+            let v: Value = c.put_json("/mydata/webhook", &json!({"url": url})).await?;
+            crate::output::emit(&serde_json::to_string_pretty(&v)?);
+        }
+        MydataCommand::Accesses => {
+            let v: Value = c.get("/mydata/me/accesses").await?;
+            let keys = ["at", "who", "institution", "action", "purpose", "outcome"];
+            table(format, &keys, &keys, &v);
+        }
+        MydataCommand::Export { kind, out } => {
+            if !matches!(kind.as_str(), "json" | "csv" | "vc") {
+                anyhow::bail!("--as must be json, csv or vc");
+            }
+            let text = c
+                .get_text(&format!("/mydata/me/export?format={kind}"))
+                .await?;
+            match out {
+                Some(path) => {
+                    crate::write_owner_only(&path, &text)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => crate::output::emit(&text),
+            }
+        }
     }
     Ok(())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
 }
 
 fn urlencode(raw: &str) -> String {

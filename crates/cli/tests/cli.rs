@@ -357,8 +357,8 @@ async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() 
     let logins = logins.as_array().unwrap();
     assert_eq!(
         logins.len(),
-        11,
-        "one login per duty, and MyData's holder and agency"
+        12,
+        "one login per duty, MyData's holder and agency, and a citizen"
     );
     for login in logins {
         assert!(
@@ -1336,6 +1336,122 @@ fn the_investigation_runs_through_the_cli_against_the_demo() {
         ],
     ));
     assert_eq!(approved[0]["status"], "approved");
+
+    // A transfer: the agency asks, the citizen consents, the agency opens
+    // and verifies the package, the citizen withdraws, the credential is
+    // then refused as revoked.
+    let key = dir.path().join("agency-key.json");
+    let public = json(&cli(None, &["mydata", "keygen", key.to_str().unwrap()]));
+    assert_eq!(public["crv"], "X25519");
+    assert!(public.get("d").is_none(), "{public}");
+    fails_in_one_line(&cli(None, &["mydata", "keygen", key.to_str().unwrap()]));
+    let citizen_login = logins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["username"] == "citizen")
+        .unwrap()
+        .clone();
+    let subject = citizen_login["duty"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("citizen:")
+        .to_owned();
+    let err = fails_in_one_line(&cli(
+        Some(&agency),
+        &[
+            "mydata",
+            "request",
+            "--agreement",
+            &agreement,
+            "--subject",
+            &subject,
+            "--items",
+            "income_bracket,premium_monthly",
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("premium_monthly is not in agreement"), "{err}");
+    let asked = json(&cli(
+        Some(&agency),
+        &[
+            "mydata",
+            "--format",
+            "json",
+            "request",
+            "--agreement",
+            &agreement,
+            "--subject",
+            &subject,
+            "--items",
+            "income_bracket",
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(asked[0]["state"], "awaiting_consent");
+    let transfer = asked[0]["id"].to_string();
+    let citizen = login("citizen");
+    let mine = json(&cli(
+        Some(&citizen),
+        &["mydata", "--format", "json", "transfers"],
+    ));
+    assert_eq!(mine[0]["agency"], "Korea Employment Information Service");
+    let consented = json(&cli(
+        Some(&citizen),
+        &["mydata", "--format", "json", "consent", &transfer],
+    ));
+    assert_eq!(consented[0]["state"], "delivered", "{consented}");
+    let fetched = json(&cli(
+        Some(&agency),
+        &[
+            "mydata",
+            "--format",
+            "json",
+            "fetch",
+            &transfer,
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(fetched[0]["item"], "income_bracket", "{fetched}");
+    assert!(fetched[0]["value"].is_number(), "{fetched}");
+    let receipt = json(&cli(Some(&citizen), &["mydata", "receipt", &transfer]));
+    assert_eq!(receipt["consent_status"], "given");
+    let csv = ok(&cli(
+        Some(&citizen),
+        &["mydata", "export", "--as", "csv"],
+    ));
+    assert!(csv.contains("income_bracket"), "{csv}");
+    let withdrawn = json(&cli(
+        Some(&citizen),
+        &["mydata", "--format", "json", "withdraw", &transfer],
+    ));
+    assert_eq!(withdrawn[0]["state"], "withdrawn");
+    let err = fails_in_one_line(&cli(
+        Some(&agency),
+        &["mydata", "fetch", &transfer, "--key", key.to_str().unwrap()],
+    ));
+    assert!(err.contains("409"), "{err}");
+    let events = json(&cli(
+        Some(&agency),
+        &["mydata", "--format", "json", "events"],
+    ));
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "consent.withdrawn"),
+        "{events}"
+    );
+    let deleted = json(&cli(
+        Some(&agency),
+        &["mydata", "--format", "json", "deletion", &transfer],
+    ));
+    assert_eq!(deleted[0]["state"], "withdrawn");
+
     let ticket = json(&cli(
         Some(&holder),
         &[

@@ -280,12 +280,19 @@ impl Hub {
         )
     }
 
-    /// Where the hub is reached, for URLs it hands out.
+    /// Where the hub is reached, for URLs it hands out: the configured
+    /// `public_url`, else where the server bound, else `addr`.
     pub fn public_url(&self) -> String {
         self.config
             .public_url
             .clone()
+            .or_else(|| self.bound_url.get().cloned())
             .unwrap_or_else(|| format!("http://{}", self.config.addr))
+    }
+
+    /// Records where the server bound (port 0 picks one).
+    pub fn set_bound_url(&self, url: String) {
+        let _ = self.bound_url.set(url);
     }
 
     /// The holder's records node: (name, url, key).
@@ -917,7 +924,9 @@ impl Hub {
             credential: package.credential,
             document: package.document,
             status_index: d.status_index,
-            status_uri: package.status_uri,
+            // Where the list is now (the credential names where it was
+            // when issued; the path is the same).
+            status_uri: format!("{}/status-list", self.issuer_url(&d.node)),
             jwks_uri: format!("{}/jwks", self.issuer_url(&d.node)),
             issued_at: package.issued_at,
             expires_at: package.expires_at,
