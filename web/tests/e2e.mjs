@@ -356,8 +356,8 @@ try {
   citizen.on('dialog', (d) => d.accept());
   await signIn(citizen, 'citizen');
   await citizen.waitForSelector(`#pending-${transferId}`);
-  const card = await page_text(citizen, `#pending-${transferId}`);
-  check(card.includes('Korea Employment Information Service') && card.includes('income_bracket'), 'the request shows the agency and the items');
+  const pendingText = await page_text(citizen, `#pending-${transferId}`);
+  check(pendingText.includes("Korea Employment Information Service") && pendingText.includes("income_bracket"), 'the request shows the agency and the items');
   await labelled(citizen, 'my data');
   await shot(citizen, 'mydata-request');
   await citizen.click(`#consent-${transferId}`);
