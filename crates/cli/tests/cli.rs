@@ -1419,10 +1419,7 @@ fn the_investigation_runs_through_the_cli_against_the_demo() {
     assert!(fetched[0]["value"].is_number(), "{fetched}");
     let receipt = json(&cli(Some(&citizen), &["mydata", "receipt", &transfer]));
     assert_eq!(receipt["consent_status"], "given");
-    let csv = ok(&cli(
-        Some(&citizen),
-        &["mydata", "export", "--as", "csv"],
-    ));
+    let csv = ok(&cli(Some(&citizen), &["mydata", "export", "--as", "csv"]));
     assert!(csv.contains("income_bracket"), "{csv}");
     let withdrawn = json(&cli(
         Some(&citizen),

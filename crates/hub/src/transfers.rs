@@ -30,7 +30,7 @@ use civic_exchange::wire::{
 };
 use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
 use civic_store::{
-    AuditStore, Delivery, InstitutionStore, MydataStore, NewTransfer, NodeStore, Transfer,
+    AuditStore, Delivery, InstitutionStore, MydataStore, NewTransfer, NodeStore, Party, Transfer,
     TransferDecision, TransferFilter, TransferStore, Webhook,
 };
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,15 @@ const NODE_DEADLINE: Duration = Duration::from_secs(10);
 pub(crate) struct MydataState {
     client: OnceLock<NodeClient>,
     pub(crate) events: tokio::sync::Notify,
+}
+
+/// Whose step an action on a transfer is (the policy decides who that
+/// may be).
+#[derive(Debug, Clone, Copy)]
+enum By {
+    Citizen,
+    Agency,
+    Either,
 }
 
 /// An agency's request for a citizen's items.
@@ -487,6 +496,7 @@ impl Hub {
                     agency: agreement.agency,
                     holder: offer.holder,
                     subject: subject.as_str().to_owned(),
+                    subject_tag: self.citizen_tag(subject.as_str()),
                     items: serde_json::to_string(&req.items).expect("names serialise"),
                     service: agreement.service.clone(),
                     purpose: agreement.purpose.clone(),
@@ -501,48 +511,60 @@ impl Hub {
         self.transfer_view(&transfer, Vec::new()).await
     }
 
-    /// A transfer the caller may see: the citizen's own, or his
-    /// institution's (as agency or holder). Anything else is not found.
-    async fn visible_transfer(&self, ctx: &Ctx, id: i64, action: &str) -> Result<(Transfer, bool)> {
+    /// Who the caller is to a transfer, once the policy allows `action`
+    /// (the citizen's own decisions, an agency's steps, or a read by
+    /// either): the citizen himself, the agency, or an institution party
+    /// to it (agency or holder). Storage finds the transfer only for a
+    /// party to it.
+    async fn party(&self, ctx: &Ctx, id: i64, action: &str, by: By) -> Result<(Party, AuditEntry)> {
         let citizen = ctx.principal().is_some_and(|p| p.has(DutyKind::Citizen));
-        let policy = if citizen {
-            Action::MydataCitizen
-        } else {
-            Action::MydataTransfers
+        let policy = match by {
+            By::Citizen => Action::MydataCitizen,
+            By::Agency => Action::MydataTransfers,
+            By::Either if citizen => Action::MydataCitizen,
+            By::Either => Action::MydataTransfers,
         };
-        let resource = format!("mydata-transfer:{id}");
-        let mut entry = self.authorize(ctx, policy, action, &resource).await?;
-        let transfer = self.store.transfer(id, entry.clone()).await?;
-        let Some(t) = transfer else {
-            return Err(HubError::NotFound(format!("transfer {id}")));
+        let entry = self
+            .authorize(ctx, policy, action, &format!("mydata-transfer:{id}"))
+            .await?;
+        let institution = || {
+            ctx.principal().map(|p| p.institution).ok_or_else(|| {
+                HubError::BadRequest("a transfer is handled by a signed-in user".into())
+            })
         };
-        let mine = if citizen {
-            Self::citizen_subject(ctx)?.as_str() == t.subject
-        } else {
-            ctx.principal()
-                .is_some_and(|p| p.institution == t.agency || p.institution == t.holder)
+        let party = match (by, citizen) {
+            (By::Citizen, _) | (By::Either, true) => {
+                Party::Subject(Self::citizen_subject(ctx)?.as_str().to_owned())
+            }
+            (By::Agency, _) => Party::Agency(institution()?),
+            (By::Either, false) => Party::Institution(institution()?),
         };
-        if !mine {
-            entry.subject = None;
-            let err = HubError::NotFound(format!("transfer {id}"));
-            return Err(self.refuse(entry, "not a party to the transfer", err).await);
+        Ok((party, entry))
+    }
+
+    /// A storage refusal because the caller is no party to the transfer
+    /// (it is "not found") is itself recorded on the ledger.
+    async fn as_party<T>(&self, result: civic_store::Result<T>, entry: AuditEntry) -> Result<T> {
+        match result {
+            Err(civic_store::StoreError::NotFound(what)) => Err(self
+                .refuse(entry, "no party to the transfer", HubError::NotFound(what))
+                .await),
+            other => Ok(other?),
         }
-        Ok((t, citizen))
     }
 
     /// One transfer, with its deliveries.
     pub async fn transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
-        let (t, _) = self
-            .visible_transfer(ctx, id, "mydata.transfer.read")
+        let (party, entry) = self
+            .party(ctx, id, "mydata.transfer.read", By::Either)
             .await?;
-        let entry = ctx.entry(
-            "mydata.transfer.read",
-            &format!("mydata-transfer:{id}"),
-            Outcome::Allowed,
-        );
-        let deliveries = self
-            .store
-            .deliveries(id, false, self.tagged(entry, &t.subject))
+        let (t, deliveries) = self
+            .as_party(
+                self.store
+                    .deliveries(id, &party, false, entry.clone())
+                    .await,
+                entry,
+            )
             .await?;
         self.transfer_view(&t, deliveries).await
     }
@@ -601,15 +623,9 @@ impl Hub {
         id: i64,
         req: ConsentRequest,
     ) -> Result<TransferView> {
-        let (t, citizen) = self
-            .visible_transfer(ctx, id, "mydata.transfer.consent")
+        let (party, entry) = self
+            .party(ctx, id, "mydata.transfer.consent", By::Citizen)
             .await?;
-        if !citizen {
-            return Err(HubError::Forbidden {
-                reason: "only the citizen himself consents",
-                needs_second_factor: false,
-            });
-        }
         let (mode, until, interval) = match req.mode.as_str() {
             "once" => ("once", None, None),
             "periodic" => {
@@ -624,10 +640,18 @@ impl Hub {
                 .map_err(|_| invalid("until", "must be YYYY-MM-DD"))?;
                 let end = day.with_hms(23, 59, 59).expect("a valid time").assume_utc();
                 let end = Timestamp::from_micros(end.unix_timestamp() * 1_000_000);
-                let max = Timestamp::from_micros(
-                    (now_s() + t.retention_days.max(1) * 86_400) * 1_000_000,
-                );
-                if end.micros() <= Timestamp::now().micros() || end.micros() > max.micros() {
+                // How long the agreement lets the agency keep it bounds the
+                // consent (a read of the transfer, audited).
+                let (t, _) = self
+                    .as_party(
+                        self.store
+                            .deliveries(id, &party, false, entry.clone())
+                            .await,
+                        entry.clone(),
+                    )
+                    .await?;
+                let max = (now_s() + t.retention_days.max(1) * 86_400) * 1_000_000;
+                if end.micros() <= Timestamp::now().micros() || end.micros() > max {
                     return Err(invalid(
                         "until",
                         format!(
@@ -651,30 +675,24 @@ impl Hub {
             k
         };
         let sealed_key = self.keys().seal(&key_context(id), &key);
-        let entry = self.tagged(
-            ctx.entry(
-                "mydata.transfer.consent",
-                &format!("mydata-transfer:{id}"),
-                Outcome::Allowed,
-            ),
-            &t.subject,
-        );
-        let t = self
+        let decided = self
             .store
             .decide_transfer(
                 id,
+                &party,
                 TransferDecision::Consent {
                     mode,
                     until,
                     interval_days: interval,
                     sealed_key,
                 },
-                entry,
+                entry.clone(),
             )
-            .await?;
+            .await;
+        let t = self.as_party(decided, entry).await?;
         self.mydata.events.notify_one();
-        self.deliver(ctx, &t).await?;
-        self.transfer(ctx, id).await
+        let (t, deliveries) = self.deliver(ctx, t).await?;
+        self.transfer_view(&t, deliveries).await
     }
 
     /// The citizen refuses.
@@ -684,31 +702,23 @@ impl Hub {
         id: i64,
         req: RefusalRequest,
     ) -> Result<TransferView> {
-        let (t, citizen) = self
-            .visible_transfer(ctx, id, "mydata.transfer.refuse")
+        let (party, entry) = self
+            .party(ctx, id, "mydata.transfer.refuse", By::Citizen)
             .await?;
-        if !citizen {
-            return Err(HubError::Forbidden {
-                reason: "only the citizen himself refuses",
-                needs_second_factor: false,
-            });
-        }
         let reason = req
             .reason
             .map(|r| civic_core::error::parse_text("reason", &r, 500))
             .transpose()?;
-        let entry = self.tagged(
-            ctx.entry(
-                "mydata.transfer.refuse",
-                &format!("mydata-transfer:{id}"),
-                Outcome::Allowed,
-            ),
-            &t.subject,
-        );
-        let t = self
+        let decided = self
             .store
-            .decide_transfer(id, TransferDecision::Refuse { reason }, entry)
-            .await?;
+            .decide_transfer(
+                id,
+                &party,
+                TransferDecision::Refuse { reason },
+                entry.clone(),
+            )
+            .await;
+        let t = self.as_party(decided, entry).await?;
         self.mydata.events.notify_one();
         self.transfer_view(&t, Vec::new()).await
     }
@@ -717,7 +727,7 @@ impl Hub {
     /// consent and keeps it sealed. A refusal by the holder fails the
     /// transfer (the agency is told); a node that cannot be reached leaves
     /// it consented, to be asked again.
-    async fn deliver(&self, ctx: &Ctx, t: &Transfer) -> Result<()> {
+    async fn deliver(&self, ctx: &Ctx, t: Transfer) -> Result<(Transfer, Vec<Delivery>)> {
         let Some(sealed_key) = &t.consent_key else {
             return Err(HubError::Conflict(format!(
                 "transfer {}: the consent is not live",
@@ -788,10 +798,7 @@ impl Hub {
             )
             .await;
         let resource = format!("mydata-transfer:{}", t.id);
-        let mut entry = self.tagged(
-            ctx.entry("mydata.transfer.deliver", &resource, Outcome::Allowed),
-            &t.subject,
-        );
+        let mut entry = ctx.entry("mydata.transfer.deliver", &resource, Outcome::Allowed);
         entry.purpose = Some(t.purpose.clone());
         entry.legal_basis = Some(t.legal_basis.clone());
         entry.grant_id = Some(signed.grant.grant_id.clone());
@@ -800,18 +807,20 @@ impl Hub {
             Err(ExchangeError::Refused(why)) => {
                 entry.outcome = Outcome::Failed;
                 entry.reason = Some("the holder refused".into());
-                self.store
+                let failed = self
+                    .store
                     .fail_transfer(t.id, &format!("the holder refused: {why}"), entry)
                     .await?;
                 self.mydata.events.notify_one();
-                return Ok(());
+                return Ok((failed, Vec::new()));
             }
             Err(e) => return Err(exchange_error(e)),
         };
         let package: IssuedPackage = serde_json::from_str(&message.body)
             .map_err(|e| HubError::BadRequest(format!("the holder's package: {e}")))?;
         let sealed = crate::secrets::seal(&key, &package_context(t.id), message.body.as_bytes());
-        self.store
+        let (t, delivery) = self
+            .store
             .record_delivery(
                 t.id,
                 &node,
@@ -822,18 +831,23 @@ impl Hub {
             )
             .await?;
         self.mydata.events.notify_one();
-        Ok(())
+        Ok((t, vec![delivery]))
     }
 
     /// Under a periodic consent, the agency asks for a fresh credential
     /// (at most once an interval, until the consent ends).
     pub async fn send_again(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
-        let (t, citizen) = self
-            .visible_transfer(ctx, id, "mydata.transfer.resend")
+        let (party, entry) = self
+            .party(ctx, id, "mydata.transfer.resend", By::Agency)
             .await?;
-        if citizen || ctx.principal().is_none_or(|p| p.institution != t.agency) {
-            return Err(HubError::NotFound(format!("transfer {id}")));
-        }
+        let (t, last) = self
+            .as_party(
+                self.store
+                    .deliveries(id, &party, false, entry.clone())
+                    .await,
+                entry,
+            )
+            .await?;
         if t.mode.as_deref() != Some("periodic") || t.state != "delivered" {
             return Err(HubError::Conflict(format!(
                 "transfer {id} is not a delivered periodic consent"
@@ -846,15 +860,6 @@ impl Hub {
                 "transfer {id}: the consent has ended"
             )));
         }
-        let entry = ctx.entry(
-            "mydata.transfer.read",
-            &format!("mydata-transfer:{id}"),
-            Outcome::Allowed,
-        );
-        let last = self
-            .store
-            .deliveries(id, false, self.tagged(entry, &t.subject))
-            .await?;
         let every = t.interval_days.unwrap_or(30) * 86_400 * 1_000_000;
         if last
             .last()
@@ -865,18 +870,24 @@ impl Hub {
                 t.interval_days.unwrap_or(30)
             )));
         }
-        self.deliver(ctx, &t).await?;
-        self.transfer(ctx, id).await
+        let (t, mut fresh) = self.deliver(ctx, t).await?;
+        let mut all = last;
+        all.append(&mut fresh);
+        self.transfer_view(&t, all).await
     }
 
     /// The agency fetches its newest package (marked fetched).
     pub async fn transfer_package(&self, ctx: &Ctx, id: i64) -> Result<PackageView> {
-        let (t, citizen) = self
-            .visible_transfer(ctx, id, "mydata.transfer.fetch")
+        let (party, mut entry) = self
+            .party(ctx, id, "mydata.transfer.fetch", By::Agency)
             .await?;
-        if citizen || ctx.principal().is_none_or(|p| p.institution != t.agency) {
-            return Err(HubError::NotFound(format!("package of transfer {id}")));
-        }
+        entry.purpose = Some("the agency receives what the citizen consented to".into());
+        let (t, deliveries) = self
+            .as_party(
+                self.store.deliveries(id, &party, true, entry.clone()).await,
+                entry,
+            )
+            .await?;
         let Some(sealed_key) = &t.consent_key else {
             return Err(HubError::Conflict(format!(
                 "transfer {id} is {}: no package is kept",
@@ -892,16 +903,6 @@ impl Hub {
                     "transfer {id}: consent key"
                 )))
             })?;
-        let mut entry = ctx.entry(
-            "mydata.transfer.fetch",
-            &format!("mydata-transfer:{id}"),
-            Outcome::Allowed,
-        );
-        entry.purpose = Some(t.purpose.clone());
-        let deliveries = self
-            .store
-            .deliveries(id, true, self.tagged(entry, &t.subject))
-            .await?;
         let Some(d) = deliveries.iter().rev().find(|d| d.package.is_some()) else {
             return Err(HubError::Conflict(format!(
                 "transfer {id} is {}: nothing delivered yet",
@@ -938,24 +939,14 @@ impl Hub {
     /// agency is told to delete, and the holder revokes the credentials
     /// (now, or by the retry loop if its node is down).
     pub async fn withdraw_transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
-        let (t, citizen) = self
-            .visible_transfer(ctx, id, "mydata.transfer.withdraw")
+        let (party, entry) = self
+            .party(ctx, id, "mydata.transfer.withdraw", By::Citizen)
             .await?;
-        if !citizen {
-            return Err(HubError::Forbidden {
-                reason: "only the citizen himself withdraws his consent",
-                needs_second_factor: false,
-            });
-        }
-        let entry = self.tagged(
-            ctx.entry(
-                "mydata.transfer.withdraw",
-                &format!("mydata-transfer:{id}"),
-                Outcome::Allowed,
-            ),
-            &t.subject,
-        );
-        self.store.withdraw_transfer(id, entry).await?;
+        let withdrawn = self
+            .store
+            .withdraw_transfer(id, &party, entry.clone())
+            .await;
+        self.as_party(withdrawn, entry).await?;
         self.mydata.events.notify_one();
         if let Err(e) = self.revoke_at_holder(id).await {
             tracing::warn!(transfer = id, error = %e, "revocation left for the retry loop");
@@ -972,19 +963,12 @@ impl Hub {
             &format!("mydata-transfer:{id}"),
             Outcome::Allowed,
         );
-        let t = self
+        let (t, deliveries) = self
             .store
-            .transfer(id, entry.clone())
-            .await?
-            .ok_or_else(|| HubError::NotFound(format!("transfer {id}")))?;
-        let deliveries = self
-            .store
-            .deliveries(id, false, self.tagged(entry.clone(), &t.subject))
+            .deliveries(id, &Party::Hub, false, entry.clone())
             .await?;
         if deliveries.is_empty() {
-            self.store
-                .mark_revoked(id, self.tagged(entry, &t.subject))
-                .await?;
+            self.store.mark_revoked(id, entry).await?;
             return Ok(());
         }
         let (node, url, node_key) = self.records_node(t.holder).await?;
@@ -1025,9 +1009,7 @@ impl Hub {
         self.store
             .save_status_list(&node, &list.uri, &list.token)
             .await?;
-        self.store
-            .mark_revoked(id, self.tagged(entry, &t.subject))
-            .await?;
+        self.store.mark_revoked(id, entry).await?;
         Ok(())
     }
 
@@ -1046,21 +1028,11 @@ impl Hub {
     /// The agency confirms it deleted what it received of a withdrawn
     /// consent.
     pub async fn confirm_transfer_deletion(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
-        let (t, citizen) = self
-            .visible_transfer(ctx, id, "mydata.transfer.deletion")
+        let (party, entry) = self
+            .party(ctx, id, "mydata.transfer.deletion", By::Agency)
             .await?;
-        if citizen || ctx.principal().is_none_or(|p| p.institution != t.agency) {
-            return Err(HubError::NotFound(format!("transfer {id}")));
-        }
-        let entry = self.tagged(
-            ctx.entry(
-                "mydata.transfer.deletion",
-                &format!("mydata-transfer:{id}"),
-                Outcome::Allowed,
-            ),
-            &t.subject,
-        );
-        self.store.confirm_deletion(id, entry).await?;
+        let confirmed = self.store.confirm_deletion(id, &party, entry.clone()).await;
+        self.as_party(confirmed, entry).await?;
         self.transfer(ctx, id).await
     }
 

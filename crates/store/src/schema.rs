@@ -375,6 +375,7 @@ CREATE TABLE mydata_transfers (
     agency_id BIGINT NOT NULL REFERENCES institutions(id),
     holder_id BIGINT NOT NULL REFERENCES institutions(id),
     subject TEXT NOT NULL,
+    subject_tag TEXT NOT NULL,
     items TEXT NOT NULL,
     service TEXT NOT NULL,
     purpose TEXT NOT NULL,

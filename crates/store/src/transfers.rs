@@ -36,6 +36,7 @@ pub trait TransferStore {
     fn decide_transfer(
         &self,
         id: i64,
+        party: &crate::Party,
         decision: crate::TransferDecision,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
@@ -49,7 +50,7 @@ pub trait TransferStore {
         status_uri: &str,
         package: Vec<u8>,
         audit: civic_core::audit::AuditEntry,
-    ) -> impl std::future::Future<Output = crate::Result<crate::Delivery>> + Send;
+    ) -> impl std::future::Future<Output = crate::Result<(crate::Transfer, crate::Delivery)>> + Send;
     /// The holder could not issue: the transfer failed, with the reason.
     fn fail_transfer(
         &self,
@@ -57,20 +58,23 @@ pub trait TransferStore {
         reason: &str,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
-    /// A transfer's credentials, oldest first; `fetched` marks them
-    /// fetched by the agency.
+    /// A transfer, if `party` is party to it (else not found), with its
+    /// credentials oldest first; `fetched` marks them fetched by the
+    /// agency.
     fn deliveries(
         &self,
         id: i64,
+        party: &crate::Party,
         fetched: bool,
         audit: civic_core::audit::AuditEntry,
-    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Delivery>>> + Send;
+    ) -> impl std::future::Future<Output = crate::Result<(crate::Transfer, Vec<crate::Delivery>)>> + Send;
     /// The citizen withdraws: the consent's key and every kept package are
     /// destroyed in the transaction. A conflict unless consented or
     /// delivered.
     fn withdraw_transfer(
         &self,
         id: i64,
+        party: &crate::Party,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     /// The holder revoked the transfer's credentials.
@@ -84,6 +88,7 @@ pub trait TransferStore {
     fn confirm_deletion(
         &self,
         id: i64,
+        party: &crate::Party,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     /// Withdrawn transfers whose holder has not yet revoked.
@@ -128,6 +133,32 @@ pub trait TransferStore {
     > + Send;
 }
 
+/// Who asks about a transfer: only a party to it finds it (checked in
+/// the transaction that reads or changes it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Party {
+    /// The citizen it is about.
+    Subject(String),
+    /// The agency that asked.
+    Agency(civic_core::identity::InstitutionId),
+    /// The agency that asked or the holder that issues.
+    Institution(civic_core::identity::InstitutionId),
+    /// The hub itself (its retry loop).
+    Hub,
+}
+
+impl Party {
+    /// Whether this party may see `t`.
+    pub fn sees(&self, t: &crate::Transfer) -> bool {
+        match self {
+            Party::Subject(s) => &t.subject == s,
+            Party::Agency(a) => t.agency == *a,
+            Party::Institution(i) => t.agency == *i || t.holder == *i,
+            Party::Hub => true,
+        }
+    }
+}
+
 /// Which transfers to list.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransferFilter {
@@ -161,7 +192,7 @@ pub enum Bind {
 
 macro_rules! impl_transfers {
     ($store:ident, $db:ty) => {
-        const TRANSFER_COLUMNS: &str = "id, agreement_id, offer_id, agency_id, holder_id, subject, items, service, \
+        const TRANSFER_COLUMNS: &str = "id, agreement_id, offer_id, agency_id, holder_id, subject, subject_tag, items, service, \
             purpose, legal_basis, retention_days, recipient_key, state, mode, consent_until, interval_days, reason, \
             consent_key, created_by, created_at, decided_at, withdrawn_at, revoked_at, deletion_confirmed_at";
         const DELIVERY_COLUMNS: &str =
@@ -178,6 +209,7 @@ macro_rules! impl_transfers {
                 agency: InstitutionId(row.try_get("agency_id")?),
                 holder: InstitutionId(row.try_get("holder_id")?),
                 subject: row.try_get("subject")?,
+                subject_tag: row.try_get("subject_tag")?,
                 items: row.try_get("items")?,
                 service: row.try_get("service")?,
                 purpose: row.try_get("purpose")?,
@@ -213,6 +245,18 @@ macro_rules! impl_transfers {
         }
 
         impl $store {
+            /// The transfer, if `party` is party to it; its audit record
+            /// gets the citizen's pseudonym as subject.
+            async fn party_transfer(tx: &mut Tx, id: i64, party: &$crate::transfers::Party, audit: &mut AuditEntry) -> Result<Transfer> {
+                let t = Self::transfer_in(tx, id).await?;
+                if party.sees(&t) {
+                    audit.subject = Some(t.subject_tag.clone());
+                    Ok(t)
+                } else {
+                    Err(StoreError::NotFound(format!("transfer {id}")))
+                }
+            }
+
             async fn transfer_in(tx: &mut Tx, id: i64) -> Result<Transfer> {
                 let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id = $1"))
                     .bind(id)
@@ -255,15 +299,16 @@ macro_rules! impl_transfers {
             async fn move_transfer(
                 &self,
                 id: i64,
+                party: &$crate::transfers::Party,
                 from: &[&str],
                 to: &str,
                 set: &str,
                 binds: Vec<$crate::transfers::Bind>,
                 event: Option<&str>,
-                audit: AuditEntry,
+                mut audit: AuditEntry,
             ) -> Result<Transfer> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let before = Self::transfer_in(&mut tx, id).await?;
+                let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
                 if !from.contains(&before.state.as_str()) {
                     return Err(StoreError::Conflict(format!(
                         "transfer {id} is {}, not {}",
@@ -298,9 +343,9 @@ macro_rules! impl_transfers {
                 Self::agreement_is_approved(&mut tx, new.agreement).await?;
                 let now = Timestamp::now().micros();
                 let row = sqlx::query(&format!(
-                    "INSERT INTO mydata_transfers (agreement_id, offer_id, agency_id, holder_id, subject, items, service, \
+                    "INSERT INTO mydata_transfers (agreement_id, offer_id, agency_id, holder_id, subject, subject_tag, items, service, \
                      purpose, legal_basis, retention_days, recipient_key, state, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'awaiting_consent', $12, $13) \
+                     VALUES ($1, $2, $3, $4, $5, $14, $6, $7, $8, $9, $10, $11, 'awaiting_consent', $12, $13) \
                      RETURNING {TRANSFER_COLUMNS}"
                 ))
                 .bind(new.agreement)
@@ -316,20 +361,25 @@ macro_rules! impl_transfers {
                 .bind(&new.recipient_key)
                 .bind(new.created_by.0)
                 .bind(now)
+                .bind(&new.subject_tag)
                 .fetch_one(&mut *tx)
                 .await?;
                 let transfer = transfer_from(&row)?;
                 let mut audit = audit;
                 audit.resource = format!("mydata-transfer:{}", transfer.id);
+                audit.subject = Some(transfer.subject_tag.clone());
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(transfer)
             }
 
-            async fn transfer(&self, id: i64, audit: AuditEntry) -> Result<Option<Transfer>> {
+            async fn transfer(&self, id: i64, mut audit: AuditEntry) -> Result<Option<Transfer>> {
                 let mut tx = self.begin_tx().await?;
                 let found = match Self::transfer_in(&mut tx, id).await {
-                    Ok(t) => Some(t),
+                    Ok(t) => {
+                        audit.subject = Some(t.subject_tag.clone());
+                        Some(t)
+                    }
                     Err(StoreError::NotFound(_)) => None,
                     Err(e) => return Err(e),
                 };
@@ -369,12 +419,12 @@ macro_rules! impl_transfers {
                 Ok(transfers)
             }
 
-            async fn decide_transfer(&self, id: i64, decision: TransferDecision, audit: AuditEntry) -> Result<Transfer> {
+            async fn decide_transfer(&self, id: i64, party: &Party, decision: TransferDecision, mut audit: AuditEntry) -> Result<Transfer> {
                 let now = Timestamp::now().micros();
                 match decision {
                     TransferDecision::Consent { mode, until, interval_days, sealed_key } => {
                         let (mut tx, mut frontier) = self.begin_ledger().await?;
-                        let before = Self::transfer_in(&mut tx, id).await?;
+                        let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
                         if before.state != "awaiting_consent" {
                             return Err(StoreError::Conflict(format!(
                                 "transfer {id} is {}, not awaiting consent",
@@ -403,6 +453,7 @@ macro_rules! impl_transfers {
                     TransferDecision::Refuse { reason } => {
                         self.move_transfer(
                             id,
+                            party,
                             &["awaiting_consent"],
                             "refused",
                             ", reason = $3, decided_at = $4",
@@ -423,9 +474,10 @@ macro_rules! impl_transfers {
                 status_uri: &str,
                 package: Vec<u8>,
                 audit: AuditEntry,
-            ) -> Result<Delivery> {
+            ) -> Result<(Transfer, Delivery)> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let before = Self::transfer_in(&mut tx, id).await?;
+                let mut audit = audit;
+                let before = Self::party_transfer(&mut tx, id, &$crate::transfers::Party::Hub, &mut audit).await?;
                 if !matches!(before.state.as_str(), "consented" | "delivered") || before.consent_key.is_none() {
                     return Err(StoreError::Conflict(format!(
                         "transfer {id} is {}: its consent is not live",
@@ -453,12 +505,15 @@ macro_rules! impl_transfers {
                 Self::transfer_event(&mut tx, &before, "transfer.delivered", now).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
-                delivery_from(&row)
+                let mut after = before;
+                after.state = "delivered".into();
+                Ok((after, delivery_from(&row)?))
             }
 
             async fn fail_transfer(&self, id: i64, reason: &str, audit: AuditEntry) -> Result<Transfer> {
                 self.move_transfer(
                     id,
+                    &$crate::transfers::Party::Hub,
                     &["consented"],
                     "failed",
                     ", reason = $3, consent_key = NULL",
@@ -469,30 +524,25 @@ macro_rules! impl_transfers {
                 .await
             }
 
-            async fn deliveries(&self, id: i64, fetched: bool, audit: AuditEntry) -> Result<Vec<Delivery>> {
-                let (mut tx, mut frontier) = if fetched {
-                    self.begin_ledger().await?
+            async fn deliveries(&self, id: i64, party: &Party, fetched: bool, mut audit: AuditEntry) -> Result<(Transfer, Vec<Delivery>)> {
+                // A write (marking fetched) takes the ledger lock first; a
+                // read takes it only to append.
+                let (mut tx, locked) = if fetched {
+                    let (tx, frontier) = self.begin_ledger().await?;
+                    (tx, Some(frontier))
                 } else {
-                    let mut tx = self.begin_tx().await?;
-                    let rows = sqlx::query(&format!(
-                        "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id = $1 ORDER BY id"
-                    ))
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let out = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
-                    let mut frontier = Self::lock_ledger(&mut tx).await?;
-                    Self::append_in(&mut tx, &mut frontier, audit).await?;
-                    tx.commit().await?;
-                    return Ok(out);
+                    (self.begin_tx().await?, None)
                 };
-                sqlx::query(
-                    "UPDATE mydata_deliveries SET fetched_at = $2 WHERE transfer_id = $1 AND fetched_at IS NULL AND package IS NOT NULL",
-                )
-                .bind(id)
-                .bind(Timestamp::now().micros())
-                .execute(&mut *tx)
-                .await?;
+                let t = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
+                if fetched {
+                    sqlx::query(
+                        "UPDATE mydata_deliveries SET fetched_at = $2 WHERE transfer_id = $1 AND fetched_at IS NULL AND package IS NOT NULL",
+                    )
+                    .bind(id)
+                    .bind(Timestamp::now().micros())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let rows = sqlx::query(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id = $1 ORDER BY id"
                 ))
@@ -500,14 +550,18 @@ macro_rules! impl_transfers {
                 .fetch_all(&mut *tx)
                 .await?;
                 let out = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
+                let mut frontier = match locked {
+                    Some(frontier) => frontier,
+                    None => Self::lock_ledger(&mut tx).await?,
+                };
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
-                Ok(out)
+                Ok((t, out))
             }
 
-            async fn withdraw_transfer(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
+            async fn withdraw_transfer(&self, id: i64, party: &Party, mut audit: AuditEntry) -> Result<Transfer> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let before = Self::transfer_in(&mut tx, id).await?;
+                let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
                 if !matches!(before.state.as_str(), "consented" | "delivered") {
                     return Err(StoreError::Conflict(format!(
                         "transfer {id} is {}: there is no live consent to withdraw",
@@ -538,6 +592,7 @@ macro_rules! impl_transfers {
             async fn mark_revoked(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
                 self.move_transfer(
                     id,
+                    &$crate::transfers::Party::Hub,
                     &["withdrawn"],
                     "withdrawn",
                     ", revoked_at = $3",
@@ -548,9 +603,10 @@ macro_rules! impl_transfers {
                 .await
             }
 
-            async fn confirm_deletion(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
+            async fn confirm_deletion(&self, id: i64, party: &Party, audit: AuditEntry) -> Result<Transfer> {
                 self.move_transfer(
                     id,
+                    party,
                     &["withdrawn"],
                     "withdrawn",
                     ", deletion_confirmed_at = COALESCE(deletion_confirmed_at, $3)",

@@ -507,6 +507,9 @@ pub struct NewTransfer {
     pub holder: InstitutionId,
     /// The citizen, as the holders know him.
     pub subject: String,
+    /// The citizen's pseudonym, the subject of every audit record of the
+    /// transfer (the ledger never holds his identifier).
+    pub subject_tag: String,
     /// JSON array of item names.
     pub items: String,
     pub service: String,
@@ -526,6 +529,7 @@ pub struct Transfer {
     pub agency: InstitutionId,
     pub holder: InstitutionId,
     pub subject: String,
+    pub subject_tag: String,
     pub items: String,
     pub service: String,
     pub purpose: String,
