@@ -125,6 +125,25 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     .unwrap();
     let other = as_user(&hub, "citizen.other").await;
 
+    // The agency's webhook: a receiver on loopback keeps what it is sent.
+    let (hook_url, mut hooks) = webhook_receiver().await;
+    let hook = hub
+        .set_transfer_webhook(
+            &agency,
+            civic_hub::transfers::WebhookRequest { url: hook_url },
+        )
+        .await
+        .unwrap();
+    let r = hub
+        .set_transfer_webhook(
+            &agency,
+            civic_hub::transfers::WebhookRequest {
+                url: "http://agency.example/hook".into(),
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(HubError::Invalid(_))), "{r:?}");
+
     let secret = StaticSecret::random_from_rng(rand::rngs::OsRng);
     let agency_jwk = civic_mydata::Jwk::x25519(&PublicKey::from(&secret));
     let key = serde_json::to_value(&agency_jwk).unwrap();
@@ -372,6 +391,31 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     assert!(events
         .iter()
         .any(|e| e.kind == "consent.withdrawn" && e.transfer_id == t.id));
+    // The same events reach the webhook, in order, signed.
+    let sent = hub.push_webhooks(&reqwest::Client::new()).await.unwrap();
+    assert_eq!(sent, events.len());
+    let key = data_encoding::BASE64
+        .decode(hook.secret.trim_start_matches("whsec_").as_bytes())
+        .unwrap();
+    let mut seqs = Vec::new();
+    while let Ok((headers, body)) = hooks.try_recv() {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let ts: i64 = header("webhook-timestamp").parse().unwrap();
+        assert_eq!(
+            header("webhook-signature"),
+            civic_hub::transfers::webhook_signature(&key, &header("webhook-id"), ts, &body)
+        );
+        let event: Value = serde_json::from_str(&body).unwrap();
+        seqs.push(event["data"]["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, events.iter().map(|e| e.seq).collect::<Vec<_>>());
+    assert_eq!(hub.push_webhooks(&reqwest::Client::new()).await.unwrap(), 0);
     let deleted = hub.confirm_transfer_deletion(&agency, t.id).await.unwrap();
     assert!(deleted.deletion_confirmed_at.is_some());
     let r = hub.withdraw_transfer(&citizen, t.id).await;
@@ -418,4 +462,62 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     assert!(theirs
         .iter()
         .all(|a| !a.resource.contains(&format!(":{}", t.id))));
+}
+
+/// A webhook receiver on loopback: each request's headers and body.
+async fn webhook_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(Vec<(String, String)>, String)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let headers: Vec<(String, String)> = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .collect();
+                    let len: usize = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() < len {
+                        continue;
+                    }
+                    let _ = tx.send((headers, body[..len].to_owned()));
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, rx)
 }
