@@ -438,12 +438,15 @@ impl Hub {
             .ok_or_else(|| HubError::BadRequest("a transfer is asked for by an agency".into()))?;
         let subject = Subject::parse(&req.subject)?;
         entry.subject = Some(self.citizen_tag(subject.as_str()));
-        let agreement = self
+        let Some(agreement) = self
             .store
             .agreement(req.agreement_id)
             .await?
             .filter(|a| a.agency == principal.institution)
-            .ok_or_else(|| HubError::NotFound(format!("agreement {}", req.agreement_id)))?;
+        else {
+            let err = HubError::NotFound(format!("agreement {}", req.agreement_id));
+            return Err(self.refuse(entry, "no agreement of the agency", err).await);
+        };
         if agreement.status != "approved" {
             let err = HubError::Conflict(format!(
                 "agreement {} is {}, not approved: no transfer may use it",
@@ -691,8 +694,38 @@ impl Hub {
             .await;
         let t = self.as_party(decided, entry).await?;
         self.mydata.events.notify_one();
-        let (t, deliveries) = self.deliver(ctx, t).await?;
-        self.transfer_view(&t, deliveries).await
+        // The consent stands once recorded: if the holder's node cannot
+        // be reached now, the retry loop asks it again.
+        match self.deliver(ctx, t.clone()).await {
+            Ok((t, deliveries)) => self.transfer_view(&t, deliveries).await,
+            Err(e) => {
+                tracing::warn!(transfer = id, error = %e, "delivery left for the retry loop");
+                self.transfer_view(&t, Vec::new()).await
+            }
+        }
+    }
+
+    /// Asks the holders again for the transfers consented more than
+    /// `older_than` ago that they have not answered (their node was down);
+    /// returns how many were delivered.
+    pub async fn deliver_pending(&self, older_than: Duration) -> Result<usize> {
+        let mut n = 0;
+        let before =
+            Timestamp::from_micros(Timestamp::now().micros() - older_than.as_micros() as i64);
+        for id in self.store.undelivered(before).await? {
+            let op = Ctx::local_operator();
+            let entry = op.entry(
+                "mydata.transfer.read",
+                &format!("mydata-transfer:{id}"),
+                Outcome::Allowed,
+            );
+            let (t, _) = self.store.deliveries(id, &Party::Hub, false, entry).await?;
+            match self.deliver(&op, t).await {
+                Ok(_) => n += 1,
+                Err(e) => tracing::warn!(transfer = id, error = %e, "delivery still pending"),
+            }
+        }
+        Ok(n)
     }
 
     /// The citizen refuses.
@@ -971,7 +1004,9 @@ impl Hub {
             self.store.mark_revoked(id, entry).await?;
             return Ok(());
         }
-        let (node, url, node_key) = self.records_node(t.holder).await?;
+        // The node that issued them (the holder's, by name).
+        let node = deliveries[0].node.clone();
+        let (url, node_key) = self.records_node_named(&node).await?;
         let now = now_s();
         let grant = Grant {
             grant_id: random_id("mydata-revoke"),
@@ -983,7 +1018,12 @@ impl Hub {
             consent_id: Some(format!("mydata-transfer:{id}")),
             items: vec![GrantItem::AdministrativeRecords],
             question: Question::Revocation {
-                status_indices: deliveries.iter().map(|d| d.status_index as u64).collect(),
+                // A holder answers through one node; its indices.
+                status_indices: deliveries
+                    .iter()
+                    .filter(|d| d.node == node)
+                    .map(|d| d.status_index as u64)
+                    .collect(),
             },
             data_from: now,
             data_until: now,
@@ -1190,6 +1230,9 @@ impl Hub {
                 if round.is_multiple_of(6) {
                     if let Err(e) = hub.revoke_pending().await {
                         tracing::warn!(error = %e, "revocations");
+                    }
+                    if let Err(e) = hub.deliver_pending(Duration::from_secs(30)).await {
+                        tracing::warn!(error = %e, "deliveries");
                     }
                 }
             }

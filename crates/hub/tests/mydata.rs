@@ -86,7 +86,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
     hub.seed_demo().await.unwrap();
-    let _nodes = civic_hub::demo_nodes::start(&hub, dir.path())
+    let mut nodes = civic_hub::demo_nodes::start(&hub, dir.path())
         .await
         .unwrap();
     hub.seed_demo_catalogue().await.unwrap();
@@ -450,6 +450,48 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     assert!(csv.contains(&name));
     let other_export = hub.my_data(&other).await.unwrap();
     assert!(other_export["holders"].as_array().unwrap().is_empty());
+
+    // A consent given while the holder's node is down stands, and is
+    // delivered once the node is back.
+    let later = hub
+        .request_transfer(&agency, ask(find("household").id, &["household_size"]))
+        .await
+        .unwrap();
+    let mois = nodes.iter().position(|n| n.name == "node-mois").unwrap();
+    nodes.remove(mois).running.shutdown().await;
+    let waiting = hub
+        .consent_transfer(&citizen, later.id, once())
+        .await
+        .unwrap();
+    assert_eq!(waiting.state, "consented");
+    assert_eq!(
+        hub.deliver_pending(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+    let config =
+        civic_node_server::NodeConfig::load(&dir.path().join("nodes/node-mois/node.toml")).unwrap();
+    let back = civic_node_server::serve(config).await.unwrap();
+    hub.register_node(
+        &Ctx::local_operator(),
+        "node-mois",
+        &format!("https://127.0.0.1:{}", back.addr.port()),
+        "records",
+        "node-mois",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hub.deliver_pending(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        hub.transfer(&agency, later.id).await.unwrap().state,
+        "delivered"
+    );
 
     // Every access to his data, and none to another's.
     let accesses = hub.my_accesses(&citizen).await.unwrap();

@@ -93,6 +93,12 @@ pub trait TransferStore {
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     /// Withdrawn transfers whose holder has not yet revoked.
     fn unrevoked(&self) -> impl std::future::Future<Output = crate::Result<Vec<i64>>> + Send;
+    /// Consented transfers the holder has not answered yet (its node was
+    /// down), consented before `before`.
+    fn undelivered(
+        &self,
+        before: crate::Timestamp,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<i64>>> + Send;
     /// An agency's events after `after`, at most `limit`.
     fn events_after(
         &self,
@@ -615,6 +621,15 @@ macro_rules! impl_transfers {
                     audit,
                 )
                 .await
+            }
+
+            async fn undelivered(&self, before: Timestamp) -> Result<Vec<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM mydata_transfers WHERE state = 'consented' AND decided_at < $1 ORDER BY id LIMIT 1000",
+                )
+                .bind(before.micros())
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn unrevoked(&self) -> Result<Vec<i64>> {
