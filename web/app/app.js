@@ -995,7 +995,7 @@ async function cataloguePage(params) {
       h('dt', {}, t('holder')), h('dd', {}, o.holder.name),
       h('dt', {}, t('legal_basis')), h('dd', {}, o.legal_basis),
       h('dt', {}, t('code')), h('dd', {}, h('code', {}, o.code)),
-      h('dt', {}, t('demand')), h('dd', {}, t('demand_text', { agreements: o.demand.agreements, agencies: o.demand.agencies }))),
+      h('dt', {}, t('demand')), h('dd', {}, t('demand_text', { agreements: o.demand.agreements, agencies: o.demand.agencies }), ' · ', t('n_transfers', { n: o.demand.transfers }))),
     table(t('items'), [t('item'), t('type'), t('description'), t('sensitivity'), t('retention')],
       o.items.map((i) => h('tr', {}, h('td', {}, h('code', {}, i.name)), h('td', {}, i.type), h('td', {}, i.description),
         h('td', {}, badge(i.sensitivity === 'normal' ? '' : 'warn', t(`sens_${i.sensitivity}`))), h('td', {}, t('days', { n: i.retention_days }))))),
@@ -1008,10 +1008,11 @@ async function cataloguePage(params) {
     h('div', { class: 'cards' }, cards),
     h('h2', {}, t('figures')),
     h('div', { class: 'split' },
-      table(t('by_year'), [t('year'), t('documents_published'), t('datasets_published'), t('agreements_approved')],
-        s.by_year.map((y) => h('tr', {}, h('td', {}, y.year), h('td', {}, y.documents_published), h('td', {}, y.datasets_published), h('td', {}, y.agreements_approved))), { showCaption: true }),
-      table(t('by_agency'), [t('agency'), t('documents'), t('datasets')],
-        s.by_agency.map((a) => h('tr', {}, h('td', {}, a.agency.name), h('td', {}, a.documents), h('td', {}, a.datasets))), { showCaption: true })));
+      table(t('by_year'), [t('year'), t('documents_published'), t('datasets_published'), t('agreements_approved'), t('documents_used'), t('datasets_used')],
+        s.by_year.map((y) => h('tr', {}, h('td', {}, y.year), h('td', {}, y.documents_published), h('td', {}, y.datasets_published), h('td', {}, y.agreements_approved),
+          h('td', {}, y.documents_used), h('td', {}, y.datasets_used))), { showCaption: true }),
+      table(t('by_agency'), [t('agency'), t('documents'), t('datasets'), t('nav_transfers')],
+        s.by_agency.map((a) => h('tr', {}, h('td', {}, a.agency.name), h('td', {}, a.documents), h('td', {}, a.datasets), h('td', {}, a.transfers))), { showCaption: true })));
 }
 
 function applyForm(o) {

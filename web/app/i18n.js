@@ -100,6 +100,7 @@ const ko = {
   recipient_key_hint: 'civic mydata keygen 으로 만든 공개키. 개인키는 기관 밖으로 나가지 않습니다.', send_request_mydata: '요청 보내기', requested_msg: '요청을 보냈습니다. 시민의 동의를 기다립니다.',
   transfer: '전송', deliveries: '발급된 증명서', status_index: '상태목록 번호', delivered_at: '발급', fetched_at: '가져감', kept: '허브 보관',
   fetch_package: '패키지 내려받기', confirm_deletion: '삭제 확인', resend: '다시 받기', events: '이벤트', webhook: '웹훅', webhook_url: '웹훅 URL',
+  n_transfers: '전송 {n}건', documents_used: '전송된 문서', datasets_used: '전송된 데이터',
   set_webhook: '웹훅 등록', webhook_secret: '서명 비밀키 (한 번만 표시됩니다)', no_approved_agreement: '승인된 연계 협약이 없습니다.',
 };
 
@@ -200,6 +201,7 @@ const en = {
   recipient_key_hint: 'The public key from civic mydata keygen; the private key never leaves the agency.', send_request_mydata: 'Send request', requested_msg: "Request sent; it awaits the citizen's consent.",
   transfer: 'Transfer', deliveries: 'Credentials issued', status_index: 'Status index', delivered_at: 'Issued', fetched_at: 'Fetched', kept: 'Kept by the hub',
   fetch_package: 'Download package', confirm_deletion: 'Confirm deletion', resend: 'Send again', events: 'Events', webhook: 'Webhook', webhook_url: 'Webhook URL',
+  n_transfers: '{n} transfers', documents_used: 'Documents sent', datasets_used: 'Datasets sent',
   set_webhook: 'Set webhook', webhook_secret: 'Signing secret (shown once)', no_approved_agreement: 'No approved agreement.',
 };
 

@@ -15,6 +15,7 @@ use civic_core::identity::InstitutionId;
 use civic_core::policy::Action;
 use civic_store::{
     Agreement, InstitutionStore, MydataStore, NewAgreement, NewAgreementNote, NewOffer, Offer,
+    TransferStore,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -80,6 +81,8 @@ pub struct Demand {
     pub agreements: u64,
     /// Distinct agencies with one.
     pub agencies: u64,
+    /// Transfers delivered from it (credentials issued to agencies).
+    pub transfers: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,14 +116,20 @@ pub struct YearStats {
     pub documents_published: u64,
     pub datasets_published: u64,
     pub agreements_approved: u64,
+    /// Transfers of provided documents and of datasets delivered that year.
+    pub documents_used: u64,
+    pub datasets_used: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgencyStats {
     pub agency: InstitutionRef,
+    /// Agreements in force, on documents and on datasets.
     pub documents: u64,
     pub datasets: u64,
+    /// Transfers delivered to the agency.
+    pub transfers: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -361,6 +370,8 @@ impl Hub {
     pub async fn catalogue(&self, q: Option<&str>) -> Result<Catalogue> {
         let offers = self.store.offers().await?;
         let agreements = self.store.agreements().await?;
+        // (offer, agency, year, transfers delivered)
+        let counts = self.store.transfer_counts().await?;
         let names: HashMap<InstitutionId, String> = self
             .store
             .institutions()
@@ -402,6 +413,11 @@ impl Hub {
             let demand = Demand {
                 agreements: mine.len() as u64,
                 agencies: mine.iter().map(|a| a.agency).collect::<BTreeSet<_>>().len() as u64,
+                transfers: counts
+                    .iter()
+                    .filter(|(o, ..)| *o == offer.id)
+                    .map(|(.., n)| *n as u64)
+                    .sum(),
             };
             views.push(offer_view(offer, name(offer.holder), items, demand));
         }
@@ -419,7 +435,7 @@ impl Hub {
                 y.datasets_published += 1;
             }
         }
-        let mut by_agency: BTreeMap<InstitutionId, (u64, u64)> = BTreeMap::new();
+        let mut by_agency: BTreeMap<InstitutionId, (u64, u64, u64)> = BTreeMap::new();
         for a in &approved {
             let at = a.decided_at.unwrap_or(a.created_at);
             years.entry(year_of(at)).or_default().agreements_approved += 1;
@@ -430,6 +446,15 @@ impl Hub {
                 slot.1 += 1;
             }
         }
+        for &(offer, agency, year, n) in &counts {
+            let y = years.entry(year as i32).or_default();
+            if kind_of.get(&offer) == Some(&"document") {
+                y.documents_used += n as u64;
+            } else {
+                y.datasets_used += n as u64;
+            }
+            by_agency.entry(agency).or_default().2 += n as u64;
+        }
         let stats = CatalogueStats {
             by_year: years
                 .into_iter()
@@ -437,10 +462,11 @@ impl Hub {
                 .collect(),
             by_agency: by_agency
                 .into_iter()
-                .map(|(id, (documents, datasets))| AgencyStats {
+                .map(|(id, (documents, datasets, transfers))| AgencyStats {
                     agency: name(id),
                     documents,
                     datasets,
+                    transfers,
                 })
                 .collect(),
         };

@@ -493,6 +493,35 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         "delivered"
     );
 
+    // The public catalogue counts what was sent: entries, years, agencies.
+    let catalogue = hub.catalogue(None).await.unwrap();
+    let entry = |code: &str| {
+        catalogue
+            .offers
+            .iter()
+            .find(|o| o.code == code)
+            .unwrap()
+            .demand
+            .transfers
+    };
+    assert_eq!(entry("income-bracket"), 1);
+    assert_eq!(entry("resident-registration-abstract"), 1);
+    assert_eq!(entry("household"), 1);
+    let year = catalogue
+        .stats
+        .by_year
+        .iter()
+        .find(|y| y.datasets_used > 0)
+        .unwrap();
+    assert_eq!((year.documents_used, year.datasets_used), (1, 2));
+    let agency_row = catalogue
+        .stats
+        .by_agency
+        .iter()
+        .find(|a| a.agency.name == "Korea Employment Information Service")
+        .unwrap();
+    assert_eq!(agency_row.transfers, 3);
+
     // Every access to his data, and none to another's.
     let accesses = hub.my_accesses(&citizen).await.unwrap();
     assert!(accesses
