@@ -369,60 +369,75 @@ impl Hub {
             .offer(t.offer)
             .await?
             .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
-        let described = crate::mydata::items_of(&offer)?;
-        let names: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
-        let items = names
-            .iter()
-            .map(|n| {
-                let d = described.iter().find(|i| &i.name == n);
-                TransferItem {
-                    name: n.clone(),
-                    description: d.map(|i| i.description.clone()).unwrap_or_default(),
-                    sensitivity: d.map(|i| i.sensitivity.clone()).unwrap_or_default(),
-                }
-            })
-            .collect();
-        Ok(TransferView {
-            id: t.id,
-            agreement_id: t.agreement,
-            offer: crate::mydata::OfferRef {
-                id: offer.id,
-                kind: offer.kind.clone(),
-                code: offer.code.clone(),
-                title: offer.title.clone(),
-            },
-            agency: self.institution_ref(t.agency).await?,
-            holder: self.institution_ref(t.holder).await?,
-            subject: t.subject.clone(),
-            items,
-            service: t.service.clone(),
-            purpose: t.purpose.clone(),
-            legal_basis: t.legal_basis.clone(),
-            retention_days: t.retention_days,
-            state: t.state.clone(),
-            mode: t.mode.clone(),
-            consent_until: t.consent_until.map(rfc3339),
-            interval_days: t.interval_days,
-            reason: t.reason.clone(),
-            created_at: rfc3339(t.created_at),
-            decided_at: t.decided_at.map(rfc3339),
-            withdrawn_at: t.withdrawn_at.map(rfc3339),
-            revoked_at: t.revoked_at.map(rfc3339),
-            deletion_confirmed_at: t.deletion_confirmed_at.map(rfc3339),
-            deliveries: deliveries
-                .into_iter()
-                .map(|d| DeliveryView {
-                    id: d.id,
-                    status_index: d.status_index,
-                    status_uri: d.status_uri,
-                    delivered_at: rfc3339(d.delivered_at),
-                    fetched_at: d.fetched_at.map(rfc3339),
-                    kept: d.package.is_some(),
-                })
-                .collect(),
-        })
+        let agency = self.institution_ref(t.agency).await?;
+        let holder = self.institution_ref(t.holder).await?;
+        view_of(t, deliveries, &offer, agency, holder)
     }
+}
 
+/// A transfer as shown, from its entry and its parties.
+fn view_of(
+    t: &Transfer,
+    deliveries: Vec<Delivery>,
+    offer: &civic_store::Offer,
+    agency: crate::mydata::InstitutionRef,
+    holder: crate::mydata::InstitutionRef,
+) -> Result<TransferView> {
+    let described = crate::mydata::items_of(offer)?;
+    let names: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
+    let items = names
+        .iter()
+        .map(|n| {
+            let d = described.iter().find(|i| &i.name == n);
+            TransferItem {
+                name: n.clone(),
+                description: d.map(|i| i.description.clone()).unwrap_or_default(),
+                sensitivity: d.map(|i| i.sensitivity.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(TransferView {
+        id: t.id,
+        agreement_id: t.agreement,
+        offer: crate::mydata::OfferRef {
+            id: offer.id,
+            kind: offer.kind.clone(),
+            code: offer.code.clone(),
+            title: offer.title.clone(),
+        },
+        agency,
+        holder,
+        subject: t.subject.clone(),
+        items,
+        service: t.service.clone(),
+        purpose: t.purpose.clone(),
+        legal_basis: t.legal_basis.clone(),
+        retention_days: t.retention_days,
+        state: t.state.clone(),
+        mode: t.mode.clone(),
+        consent_until: t.consent_until.map(rfc3339),
+        interval_days: t.interval_days,
+        reason: t.reason.clone(),
+        created_at: rfc3339(t.created_at),
+        decided_at: t.decided_at.map(rfc3339),
+        withdrawn_at: t.withdrawn_at.map(rfc3339),
+        revoked_at: t.revoked_at.map(rfc3339),
+        deletion_confirmed_at: t.deletion_confirmed_at.map(rfc3339),
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| DeliveryView {
+                id: d.id,
+                status_index: d.status_index,
+                status_uri: d.status_uri,
+                delivered_at: rfc3339(d.delivered_at),
+                fetched_at: d.fetched_at.map(rfc3339),
+                kept: d.package.is_some(),
+            })
+            .collect(),
+    })
+}
+
+impl Hub {
     /// An agency asks a citizen for items under its approved agreement.
     pub async fn request_transfer(&self, ctx: &Ctx, req: TransferRequest) -> Result<TransferView> {
         let mut entry = self
@@ -611,11 +626,34 @@ impl Hub {
             }
         };
         let transfers = self.store.transfers_where(filter, entry).await?;
-        let mut out = Vec::with_capacity(transfers.len());
-        for t in &transfers {
-            out.push(self.transfer_view(t, Vec::new()).await?);
-        }
-        Ok(out)
+        // Entries and institutions once, not once a row.
+        let offers: std::collections::HashMap<i64, civic_store::Offer> = self
+            .store
+            .offers()
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        let names: std::collections::HashMap<InstitutionId, String> = self
+            .store
+            .institutions()
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i.name))
+            .collect();
+        let named = |id: InstitutionId| crate::mydata::InstitutionRef {
+            id,
+            name: names.get(&id).cloned().unwrap_or_default(),
+        };
+        transfers
+            .iter()
+            .map(|t| {
+                let offer = offers
+                    .get(&t.offer)
+                    .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
+                view_of(t, Vec::new(), offer, named(t.agency), named(t.holder))
+            })
+            .collect()
     }
 
     /// The citizen consents; the holder issues at once. Returns the
