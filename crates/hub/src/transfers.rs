@@ -760,6 +760,19 @@ impl Hub {
             let (t, _) = self.store.deliveries(id, &Party::Hub, false, entry).await?;
             match self.deliver(&op, t).await {
                 Ok(_) => n += 1,
+                // What can no longer be delivered (its agreement was
+                // superseded meanwhile) fails, and the agency is told;
+                // a node that is down is asked again next round.
+                Err(HubError::Conflict(why)) => {
+                    let mut entry = op.entry(
+                        "mydata.transfer.deliver",
+                        &format!("mydata-transfer:{id}"),
+                        Outcome::Failed,
+                    );
+                    entry.reason = Some("no longer deliverable".into());
+                    self.store.fail_transfer(id, &why, entry).await?;
+                    self.mydata.events.notify_one();
+                }
                 Err(e) => tracing::warn!(transfer = id, error = %e, "delivery still pending"),
             }
         }
