@@ -1963,16 +1963,6 @@ async fn node_enrol(
 
 /// Writes a file only its owner can read (keys, personal data).
 pub(crate) fn write_owner_only(path: &Path, text: &str) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::io::Write::write_all(&mut file, text.as_bytes())
+    civic_node_server::write_owner_only(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -251,6 +251,35 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}-{}", data_encoding::HEXLOWER.encode(&b))
 }
 
+/// A MyData grant for one holder: the hub's endorsement, the consent (or
+/// request) it rests on, five minutes to use it.
+fn mydata_grant(
+    keys: &crate::HubKeys,
+    requester: String,
+    holder: String,
+    legal_basis: String,
+    consent_id: String,
+    question: Question,
+) -> SignedGrant {
+    let now = now_s();
+    let grant = Grant {
+        grant_id: random_id("mydata"),
+        requester,
+        holder,
+        purpose: MYDATA_PURPOSE.into(),
+        legal_basis,
+        case_id: None,
+        consent_id: Some(consent_id),
+        items: vec![GrantItem::AdministrativeRecords],
+        question,
+        data_from: now,
+        data_until: now,
+        issued_at: now - 5,
+        expires_at: now + 300,
+    };
+    SignedGrant::new(grant).endorse(Role::Hub, "hub", keys.signing_key())
+}
+
 /// The sealing context of a transfer's consent key.
 fn key_context(id: i64) -> String {
     format!("mydata-consent:{id}")
@@ -571,18 +600,29 @@ impl Hub {
         }
     }
 
+    /// The transfer and its credentials, for a party to it taking `by`'s
+    /// step `action` (`fetched`: the agency takes the packages); anyone
+    /// else finds nothing, which is recorded as a refusal.
+    async fn found(
+        &self,
+        ctx: &Ctx,
+        id: i64,
+        action: &str,
+        by: By,
+        fetched: bool,
+    ) -> Result<(Transfer, Vec<Delivery>)> {
+        let (party, entry) = self.party(ctx, id, action, by).await?;
+        let read = self
+            .store
+            .deliveries(id, &party, fetched, entry.clone())
+            .await;
+        self.as_party(read, entry).await
+    }
+
     /// One transfer, with its deliveries.
     pub async fn transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
-        let (party, entry) = self
-            .party(ctx, id, "mydata.transfer.read", By::Either)
-            .await?;
         let (t, deliveries) = self
-            .as_party(
-                self.store
-                    .deliveries(id, &party, false, entry.clone())
-                    .await,
-                entry,
-            )
+            .found(ctx, id, "mydata.transfer.read", By::Either, false)
             .await?;
         self.transfer_view(&t, deliveries).await
     }
@@ -844,16 +884,13 @@ impl Hub {
                 .max(now + 86_400);
         }
         let items: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
-        let grant = Grant {
-            grant_id: random_id("mydata"),
-            requester: agency_name.clone(),
-            holder: holder_name,
-            purpose: MYDATA_PURPOSE.into(),
-            legal_basis: t.legal_basis.clone(),
-            case_id: None,
-            consent_id: Some(format!("mydata-transfer:{}", t.id)),
-            items: vec![GrantItem::AdministrativeRecords],
-            question: Question::Credential(CredentialQuestion {
+        let signed = mydata_grant(
+            self.keys(),
+            agency_name.clone(),
+            holder_name,
+            t.legal_basis.clone(),
+            format!("mydata-transfer:{}", t.id),
+            Question::Credential(CredentialQuestion {
                 subject: t.subject.clone(),
                 entry: offer.code.clone(),
                 document: offer.kind == "document",
@@ -862,12 +899,7 @@ impl Hub {
                 recipient_key: serde_json::from_str(&t.recipient_key).unwrap_or(Value::Null),
                 credential_expires_at: expires,
             }),
-            data_from: now,
-            data_until: now,
-            issued_at: now - 5,
-            expires_at: now + 300,
-        };
-        let signed = SignedGrant::new(grant).endorse(Role::Hub, "hub", self.keys().signing_key());
+        );
         let request_id = random_id("req");
         let answer = self
             .mydata_client()?
@@ -921,16 +953,8 @@ impl Hub {
     /// Under a periodic consent, the agency asks for a fresh credential
     /// (at most once an interval, until the consent ends).
     pub async fn send_again(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
-        let (party, entry) = self
-            .party(ctx, id, "mydata.transfer.resend", By::Agency)
-            .await?;
         let (t, last) = self
-            .as_party(
-                self.store
-                    .deliveries(id, &party, false, entry.clone())
-                    .await,
-                entry,
-            )
+            .found(ctx, id, "mydata.transfer.resend", By::Agency, false)
             .await?;
         if t.mode.as_deref() != Some("periodic") || t.state != "delivered" {
             return Err(HubError::Conflict(format!(
@@ -1058,17 +1082,13 @@ impl Hub {
         // The node that issued them (the holder's, by name).
         let node = deliveries[0].node.clone();
         let (url, node_key) = self.records_node_named(&node).await?;
-        let now = now_s();
-        let grant = Grant {
-            grant_id: random_id("mydata-revoke"),
-            requester: self.institution_ref(t.agency).await?.name,
-            holder: self.institution_ref(t.holder).await?.name,
-            purpose: MYDATA_PURPOSE.into(),
-            legal_basis: "the citizen's withdrawal of consent".into(),
-            case_id: None,
-            consent_id: Some(format!("mydata-transfer:{id}")),
-            items: vec![GrantItem::AdministrativeRecords],
-            question: Question::Revocation {
+        let signed = mydata_grant(
+            self.keys(),
+            self.institution_ref(t.agency).await?.name,
+            self.institution_ref(t.holder).await?.name,
+            "the citizen's withdrawal of consent".into(),
+            format!("mydata-transfer:{id}"),
+            Question::Revocation {
                 // A holder answers through one node; its indices.
                 status_indices: deliveries
                     .iter()
@@ -1076,12 +1096,7 @@ impl Hub {
                     .map(|d| d.status_index as u64)
                     .collect(),
             },
-            data_from: now,
-            data_until: now,
-            issued_at: now - 5,
-            expires_at: now + 300,
-        };
-        let signed = SignedGrant::new(grant).endorse(Role::Hub, "hub", self.keys().signing_key());
+        );
         let (message, _) = self
             .mydata_client()?
             .call(
@@ -1480,27 +1495,16 @@ impl Hub {
                 .map(|r| r.url.clone())
                 .unwrap_or_default();
             let holder = self.institution_ref(node.institution).await?;
-            let now = now_s();
-            let grant = Grant {
-                grant_id: random_id("mydata-export"),
-                requester: "the citizen".into(),
-                holder: holder.name.clone(),
-                purpose: MYDATA_PURPOSE.into(),
-                legal_basis:
-                    "Personal Information Protection Act, art. 35-2 (right to transmission)".into(),
-                case_id: None,
-                consent_id: Some(format!("mydata-portability:{}", random_id("p"))),
-                items: vec![GrantItem::AdministrativeRecords],
-                question: Question::Portability {
+            let signed = mydata_grant(
+                self.keys(),
+                "the citizen".into(),
+                holder.name.clone(),
+                "Personal Information Protection Act, art. 35-2 (right to transmission)".into(),
+                format!("mydata-portability:{}", random_id("p")),
+                Question::Portability {
                     subject: subject.as_str().to_owned(),
                 },
-                data_from: now,
-                data_until: now,
-                issued_at: now - 5,
-                expires_at: now + 300,
-            };
-            let signed =
-                SignedGrant::new(grant).endorse(Role::Hub, "hub", self.keys().signing_key());
+            );
             let (message, _) = self
                 .mydata_client()?
                 .call(

@@ -1018,8 +1018,8 @@ pub fn write_enrolment(dir: &Path, e: &Enrolment<'_>) -> Result<PathBuf, NodeErr
     Ok(path)
 }
 
-/// Writes a file only its owner can read.
-fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+/// Writes a file only its owner can read (keys, personal data), synced.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
