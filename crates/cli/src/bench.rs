@@ -15,10 +15,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use civic_core::investigation::{CaseId, RequestStatus};
-use civic_core::policy::{AuthMethod, Principal};
 use civic_hub::eiss::DataRequestInput;
-use civic_hub::{Actor, ClientInfo, Config, Ctx, Hub};
-use civic_store::{InstitutionStore, InvestigationStore, RequestFilter, UserStore};
+use civic_hub::{Actor, Config, Ctx, Hub};
+use civic_store::{InvestigationStore, RequestFilter};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -28,30 +27,7 @@ use std::time::{Duration, Instant};
 /// A demo user, as if signed in with two factors (in-process only: who
 /// holds the hub holds its keys).
 async fn signed_in(hub: &Hub, username: &str) -> Result<Ctx> {
-    let user = hub
-        .store
-        .user_by_username(username)
-        .await?
-        .ok_or_else(|| anyhow!("no demo user {username}"))?;
-    let inst = hub
-        .store
-        .institution(user.institution)
-        .await?
-        .ok_or_else(|| anyhow!("no institution of {username}"))?;
-    Ok(Ctx {
-        actor: Actor::User {
-            principal: Principal {
-                user: user.id,
-                username: user.username,
-                institution: user.institution,
-                institution_kind: inst.kind,
-                duties: user.duties,
-                auth: AuthMethod::PasswordAndTotp,
-            },
-            session: None,
-        },
-        client: ClientInfo::default(),
-    })
+    Ok(civic_hub::demo_nodes::signed_in(hub, username).await?)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -258,3 +258,33 @@ async fn enrol(
     civic_node_server::write_enrolment(dir, &enrolment)?;
     Ok(())
 }
+
+/// A demo user as if signed in with two factors, for in-process callers
+/// (benchmarks, tests): whoever holds the hub holds its keys anyway.
+pub async fn signed_in(hub: &Hub, username: &str) -> crate::Result<Ctx> {
+    use civic_store::{InstitutionStore, UserStore};
+    let user = hub
+        .store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| crate::HubError::NotFound(format!("demo user {username}")))?;
+    let institution = hub
+        .store
+        .institution(user.institution)
+        .await?
+        .ok_or_else(|| crate::HubError::NotFound(format!("institution of {username}")))?;
+    Ok(Ctx {
+        actor: crate::Actor::User {
+            principal: civic_core::policy::Principal {
+                user: user.id,
+                username: user.username,
+                institution: user.institution,
+                institution_kind: institution.kind,
+                duties: user.duties,
+                auth: civic_core::policy::AuthMethod::PasswordAndTotp,
+            },
+            session: None,
+        },
+        client: ClientInfo::default(),
+    })
+}

@@ -847,27 +847,30 @@ impl Hub {
         self.transfer_view(&t, Vec::new()).await
     }
 
-    /// Asks the holder's node for a credential under the transfer's live
-    /// consent and keeps it sealed. A refusal by the holder fails the
-    /// transfer (the agency is told); a node that cannot be reached leaves
-    /// it consented, to be asked again.
-    async fn deliver(&self, ctx: &Ctx, t: Transfer) -> Result<(Transfer, Vec<Delivery>)> {
-        let Some(sealed_key) = &t.consent_key else {
-            return Err(HubError::Conflict(format!(
-                "transfer {}: the consent is not live",
-                t.id
-            )));
-        };
-        let key: [u8; 32] = self
-            .keys()
-            .open(&key_context(t.id), sealed_key)
+    /// The consent's data key, opened; `gone` says why there is none (the
+    /// consent was refused, withdrawn or failed: the key is destroyed).
+    fn consent_key(&self, t: &Transfer, gone: impl FnOnce() -> String) -> Result<[u8; 32]> {
+        let sealed = t
+            .consent_key
+            .as_deref()
+            .ok_or_else(|| HubError::Conflict(gone()))?;
+        self.keys()
+            .open(&key_context(t.id), sealed)
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| {
                 HubError::Store(civic_store::StoreError::Corrupt(format!(
                     "transfer {}: consent key",
                     t.id
                 )))
-            })?;
+            })
+    }
+
+    /// Asks the holder's node for a credential under the transfer's live
+    /// consent and keeps it sealed. A refusal by the holder fails the
+    /// transfer (the agency is told); a node that cannot be reached leaves
+    /// it consented, to be asked again.
+    async fn deliver(&self, ctx: &Ctx, t: Transfer) -> Result<(Transfer, Vec<Delivery>)> {
+        let key = self.consent_key(&t, || format!("transfer {}: the consent is not live", t.id))?;
         let offer = self
             .store
             .offer(t.offer)
@@ -996,21 +999,9 @@ impl Hub {
                 entry,
             )
             .await?;
-        let Some(sealed_key) = &t.consent_key else {
-            return Err(HubError::Conflict(format!(
-                "transfer {id} is {}: no package is kept",
-                t.state
-            )));
-        };
-        let key: [u8; 32] = self
-            .keys()
-            .open(&key_context(t.id), sealed_key)
-            .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| {
-                HubError::Store(civic_store::StoreError::Corrupt(format!(
-                    "transfer {id}: consent key"
-                )))
-            })?;
+        let key = self.consent_key(&t, || {
+            format!("transfer {id} is {}: no package is kept", t.state)
+        })?;
         let Some(d) = deliveries.iter().rev().find(|d| d.package.is_some()) else {
             return Err(HubError::Conflict(format!(
                 "transfer {id} is {}: nothing delivered yet",

@@ -6,37 +6,18 @@
 //! personal value of it in the database files.
 
 use civic_core::investigation::{ContactStatus, RequestStatus};
-use civic_core::policy::{AuthMethod, Principal};
 use civic_hub::eiss::{ContactUpdate, DataRequestInput};
-use civic_hub::{Actor, ClientInfo, Config, Ctx, Hub, HubError, HubKeys};
+use civic_hub::{Config, Ctx, Hub, HubError, HubKeys};
 use civic_store::testing::TestDb;
-use civic_store::{AuditStore, InstitutionStore, InvestigationStore, NodeStore, Store, UserStore};
+use civic_store::{AuditStore, InvestigationStore, NodeStore, Store};
 use std::time::{Duration, Instant};
 
 civic_store::backend_tests!(the_investigation_runs_from_a_case_to_its_deletion);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
-    let user = hub.store.user_by_username(username).await.unwrap().unwrap();
-    let inst = hub
-        .store
-        .institution(user.institution)
+    civic_hub::demo_nodes::signed_in(hub, username)
         .await
         .unwrap()
-        .unwrap();
-    Ctx {
-        actor: Actor::User {
-            principal: Principal {
-                user: user.id,
-                username: user.username,
-                institution: user.institution,
-                institution_kind: inst.kind,
-                duties: user.duties,
-                auth: AuthMethod::PasswordAndTotp,
-            },
-            session: None,
-        },
-        client: ClientInfo::default(),
-    }
 }
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, HubError>) {

@@ -6,11 +6,10 @@
 //! holders keep of him. Each way an agency could get an item without a
 //! live agreement and a live consent is refused.
 
-use civic_core::policy::{AuthMethod, Principal};
 use civic_hub::transfers::{ConsentRequest, RefusalRequest, TransferRequest, VerifyRequest};
-use civic_hub::{Actor, ClientInfo, Config, Ctx, Hub, HubError, HubKeys};
+use civic_hub::{Config, Ctx, Hub, HubError, HubKeys};
 use civic_store::testing::TestDb;
-use civic_store::{InstitutionStore, UserStore};
+use civic_store::InstitutionStore;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -18,27 +17,9 @@ use x25519_dalek::{PublicKey, StaticSecret};
 civic_store::backend_tests!(a_citizen_sends_his_items_and_takes_them_back);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
-    let user = hub.store.user_by_username(username).await.unwrap().unwrap();
-    let inst = hub
-        .store
-        .institution(user.institution)
+    civic_hub::demo_nodes::signed_in(hub, username)
         .await
         .unwrap()
-        .unwrap();
-    Ctx {
-        actor: Actor::User {
-            principal: Principal {
-                user: user.id,
-                username: user.username,
-                institution: user.institution,
-                institution_kind: inst.kind,
-                duties: user.duties,
-                auth: AuthMethod::PasswordAndTotp,
-            },
-            session: None,
-        },
-        client: ClientInfo::default(),
-    }
 }
 
 /// The holder's record of `subject` for `entry`, from its records file.
