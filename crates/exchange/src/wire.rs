@@ -116,10 +116,37 @@ pub enum Answer {
 /// The path nodes answer on.
 pub const REQUESTS_PATH: &str = "/node/v1/requests";
 
-/// Where a MyData holder issues a credential under a
-/// [`crate::Question::Credential`] grant: the reply is one signed
-/// [`Message`] whose body is an [`IssuedPackage`].
+/// Where a MyData holder issues credentials: the request's body is a
+/// [`CredentialBatch`] (each grant a [`crate::Question::Credential`] for one
+/// consent, admitted by the holder's gate on its own), the reply one signed
+/// [`Message`] whose body is a [`CredentialReplies`], in the same order.
 pub const CREDENTIALS_PATH: &str = "/node/v1/mydata/credentials";
+
+/// At most this many grants in one [`CredentialBatch`].
+pub const MAX_CREDENTIAL_BATCH: usize = 1000;
+
+/// Credentials asked of a holder together (one round trip, one envelope,
+/// one write of the holder's logs for many consents).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialBatch {
+    pub grants: Vec<crate::SignedGrant>,
+}
+
+/// A holder's answer to a [`CredentialBatch`], one result a grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialReplies {
+    pub results: Vec<CredentialReply>,
+}
+
+/// What the holder did with one grant of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialReply {
+    Issued(IssuedPackage),
+    /// The gate refused the grant or the holder cannot issue (no such
+    /// record, no such item): the reason.
+    Refused(String),
+}
 
 /// Where a MyData holder revokes credentials under a
 /// [`crate::Question::Revocation`] grant; the reply's body is a

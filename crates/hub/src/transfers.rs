@@ -19,24 +19,27 @@
 //! them.
 
 use crate::exchange::{ExchangeError, NodeClient};
+use crate::group::Group;
 use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{DutyKind, InstitutionId, Subject};
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_exchange::wire::{
-    IssuedPackage, PortabilityReply, StatusListReply, CREDENTIALS_PATH, PORTABILITY_PATH,
-    REVOCATIONS_PATH, STATUS_LIST_PATH,
+    CredentialBatch, CredentialReplies, CredentialReply, IssuedPackage, PortabilityReply,
+    StatusListReply, CREDENTIALS_PATH, MAX_CREDENTIAL_BATCH, PORTABILITY_PATH, REVOCATIONS_PATH,
+    STATUS_LIST_PATH,
 };
 use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
 use civic_store::{
-    AuditStore, Delivery, InstitutionStore, MydataStore, NewTransfer, NodeStore, Party, Transfer,
-    TransferDecision, TransferFilter, TransferStore, Webhook,
+    AuditStore, DecisionOp, Delivery, DeliveryOp, FetchOp, InstitutionStore, MydataStore,
+    NewTransfer, NodeStore, Party, StoreError, Transfer, TransferDecision, TransferFilter,
+    TransferStore, Webhook,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The purpose every MyData grant names; holders' nodes give
@@ -47,11 +50,18 @@ pub const MYDATA_PURPOSE: &str = "mydata transfer";
 const NODE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The hub's MyData state: one client for the holders' nodes (its TLS
-/// connections are kept), and a bell for the webhook sender.
+/// connections are kept), a bell for the webhook sender, and the group
+/// commits of the transfer's steps (citizens' answers, deliveries,
+/// agencies' fetches): what arrives while one batch is written is written
+/// by the next, in one transaction, and deliveries in one round trip per
+/// holder.
 #[derive(Default)]
 pub(crate) struct MydataState {
     client: OnceLock<NodeClient>,
     pub(crate) events: tokio::sync::Notify,
+    decisions: Arc<Group<DecisionOp, civic_store::Result<Transfer>>>,
+    deliveries: Arc<Group<(Transfer, AuditEntry), Result<(Transfer, Vec<Delivery>)>>>,
+    fetches: Arc<Group<FetchOp, civic_store::Result<(Transfer, Vec<Delivery>)>>>,
 }
 
 /// Whose step an action on a transfer is (the policy decides who that
@@ -338,24 +348,7 @@ impl Hub {
         &self,
         holder: InstitutionId,
     ) -> Result<(String, String, ed25519_dalek::VerifyingKey)> {
-        let node = self
-            .store
-            .nodes()
-            .await?
-            .into_iter()
-            .find(|n| {
-                n.institution == holder && n.route.as_ref().is_some_and(|r| r.kind == "records")
-            })
-            .ok_or_else(|| {
-                HubError::Conflict("the holding institution has no MyData node registered".into())
-            })?;
-        let key = crate::eiss::node_key(&node)?;
-        let url = node
-            .route
-            .as_ref()
-            .map(|r| r.url.clone())
-            .unwrap_or_default();
-        Ok((node.name, url, key))
+        records_node_of(&self.store.nodes().await?, holder)
     }
 
     /// The records node named `name`: (url, key).
@@ -402,6 +395,26 @@ impl Hub {
         let holder = self.institution_ref(t.holder).await?;
         view_of(t, deliveries, &offer, agency, holder)
     }
+}
+
+/// The holder's records node among `nodes`: (name, url, key).
+fn records_node_of(
+    nodes: &[civic_store::Node],
+    holder: InstitutionId,
+) -> Result<(String, String, ed25519_dalek::VerifyingKey)> {
+    let node = nodes
+        .iter()
+        .find(|n| n.institution == holder && n.route.as_ref().is_some_and(|r| r.kind == "records"))
+        .ok_or_else(|| {
+            HubError::Conflict("the holding institution has no MyData node registered".into())
+        })?;
+    let key = crate::eiss::node_key(node)?;
+    let url = node
+        .route
+        .as_ref()
+        .map(|r| r.url.clone())
+        .unwrap_or_default();
+    Ok((node.name.clone(), url, key))
 }
 
 /// A transfer as shown, from its entry and its parties.
@@ -756,20 +769,13 @@ impl Hub {
             k
         };
         let sealed_key = self.keys().seal(&key_context(id), &key);
-        let decided = self
-            .store
-            .decide_transfer(
-                id,
-                &party,
-                TransferDecision::Consent {
-                    mode,
-                    until,
-                    interval_days: interval,
-                    sealed_key,
-                },
-                entry.clone(),
-            )
-            .await;
+        let decision = TransferDecision::Consent {
+            mode,
+            until,
+            interval_days: interval,
+            sealed_key,
+        };
+        let decided = self.decide(id, party, decision, entry.clone()).await;
         let t = self.as_party(decided, entry).await?;
         self.mydata.events.notify_one();
         // The consent stands once recorded: if the holder's node cannot
@@ -834,10 +840,9 @@ impl Hub {
             .map(|r| civic_core::error::parse_text("reason", &r, 500))
             .transpose()?;
         let decided = self
-            .store
-            .decide_transfer(
+            .decide(
                 id,
-                &party,
+                party,
                 TransferDecision::Refuse { reason },
                 entry.clone(),
             )
@@ -865,20 +870,177 @@ impl Hub {
             })
     }
 
+    /// A citizen's answer, written in a batch with whatever other answers
+    /// arrive meanwhile.
+    async fn decide(
+        &self,
+        id: i64,
+        party: Party,
+        decision: TransferDecision,
+        audit: AuditEntry,
+    ) -> civic_store::Result<Transfer> {
+        let store = self.store.clone();
+        let op = DecisionOp {
+            id,
+            party,
+            decision,
+            audit,
+        };
+        self.mydata
+            .decisions
+            .run(op, move |ops| {
+                let store = store.clone();
+                async move {
+                    let n = ops.len();
+                    StoreError::each(store.decide_transfers(ops).await, n)
+                }
+            })
+            .await
+            .unwrap_or_else(|| Err(StoreError::unanswered()))
+    }
+
     /// Asks the holder's node for a credential under the transfer's live
     /// consent and keeps it sealed. A refusal by the holder fails the
     /// transfer (the agency is told); a node that cannot be reached leaves
-    /// it consented, to be asked again.
+    /// it consented, to be asked again. Deliveries that arrive together
+    /// are asked of each holder in one request and kept in one
+    /// transaction.
     async fn deliver(&self, ctx: &Ctx, t: Transfer) -> Result<(Transfer, Vec<Delivery>)> {
-        let key = self.consent_key(&t, || format!("transfer {}: the consent is not live", t.id))?;
-        let offer = self
-            .store
-            .offer(t.offer)
-            .await?
-            .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
-        let (node, url, node_key) = self.records_node(t.holder).await?;
-        let holder_name = self.institution_ref(t.holder).await?.name;
-        let agency_name = self.institution_ref(t.agency).await?.name;
+        let resource = format!("mydata-transfer:{}", t.id);
+        let mut entry = ctx.entry("mydata.transfer.deliver", &resource, Outcome::Allowed);
+        entry.purpose = Some(t.purpose.clone());
+        entry.legal_basis = Some(t.legal_basis.clone());
+        let hub = self.clone();
+        self.mydata
+            .deliveries
+            .run((t, entry), move |batch| {
+                let hub = hub.clone();
+                async move { hub.deliver_batch(batch).await }
+            })
+            .await
+            .unwrap_or_else(|| Err(StoreError::unanswered().into()))
+    }
+
+    /// Delivers a batch: the catalogue and the nodes looked up once, one
+    /// request to each holder (at once), one transaction keeping every
+    /// credential issued.
+    async fn deliver_batch(
+        &self,
+        batch: Vec<(Transfer, AuditEntry)>,
+    ) -> Vec<Result<(Transfer, Vec<Delivery>)>> {
+        let mut out: Vec<Option<Result<(Transfer, Vec<Delivery>)>>> =
+            batch.iter().map(|_| None).collect();
+        let nodes = match self.store.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => return batch.iter().map(|_| Err(e.again().into())).collect(),
+        };
+        let mut offers = std::collections::HashMap::new();
+        let mut names = std::collections::HashMap::new();
+        // Each holder's node and what to ask it: (op, grant, consent key).
+        type Ask = (usize, SignedGrant, [u8; 32]);
+        type Node = (String, String, ed25519_dalek::VerifyingKey);
+        let mut asks: std::collections::BTreeMap<InstitutionId, (Node, Vec<Ask>)> =
+            std::collections::BTreeMap::new();
+        for (i, (t, _)) in batch.iter().enumerate() {
+            let prepared = async {
+                let key =
+                    self.consent_key(t, || format!("transfer {}: the consent is not live", t.id))?;
+                let node = records_node_of(&nodes, t.holder)?;
+                let grant = self.credential_grant(t, &mut offers, &mut names).await?;
+                Ok::<_, HubError>((node, grant, key))
+            };
+            match prepared.await {
+                Ok((node, grant, key)) => asks
+                    .entry(t.holder)
+                    .or_insert_with(|| (node, Vec::new()))
+                    .1
+                    .push((i, grant, key)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        let calls = asks.values().map(|((_, url, node_key), items)| {
+            let grants: Vec<SignedGrant> = items.iter().map(|(_, g, _)| g.clone()).collect();
+            self.ask_credentials(url, node_key, grants)
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let mut keep = Vec::new();
+        let mut kept_at = Vec::new();
+        for (((node, _, _), items), answer) in asks.into_values().zip(answers) {
+            let replies = match answer {
+                Ok(replies) => replies,
+                Err(e) => {
+                    let why = e.to_string();
+                    for (i, ..) in items {
+                        out[i] = Some(Err(HubError::BadRequest(why.clone())));
+                    }
+                    continue;
+                }
+            };
+            for ((i, grant, key), reply) in items.into_iter().zip(replies) {
+                let (t, entry) = &batch[i];
+                let mut entry = entry.clone();
+                entry.grant_id = Some(grant.grant.grant_id.clone());
+                match reply {
+                    CredentialReply::Issued(package) => {
+                        let body = serde_json::to_vec(&package).expect("a package serialises");
+                        let sealed = crate::secrets::seal(&key, &package_context(t.id), &body);
+                        keep.push(DeliveryOp {
+                            id: t.id,
+                            node: node.clone(),
+                            status_index: package.status_index as i64,
+                            status_uri: package.status_uri,
+                            package: sealed,
+                            audit: entry,
+                        });
+                        kept_at.push(i);
+                    }
+                    CredentialReply::Refused(why) => {
+                        entry.outcome = Outcome::Failed;
+                        entry.reason = Some("the holder refused".into());
+                        let failed = self
+                            .store
+                            .fail_transfer(t.id, &format!("the holder refused: {why}"), entry)
+                            .await;
+                        out[i] = Some(failed.map(|t| (t, Vec::new())).map_err(HubError::from));
+                    }
+                }
+            }
+        }
+        let n = keep.len();
+        for (i, kept) in kept_at.into_iter().zip(StoreError::each(
+            self.store.record_deliveries(keep).await,
+            n,
+        )) {
+            out[i] = Some(kept.map(|(t, d)| (t, vec![d])).map_err(HubError::from));
+        }
+        self.mydata.events.notify_one();
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::unanswered().into())))
+            .collect()
+    }
+
+    /// The grant for a credential under `t`'s consent (entries and
+    /// institutions looked up once a batch).
+    async fn credential_grant(
+        &self,
+        t: &Transfer,
+        offers: &mut std::collections::HashMap<i64, civic_store::Offer>,
+        names: &mut std::collections::HashMap<InstitutionId, String>,
+    ) -> Result<SignedGrant> {
+        if !offers.contains_key(&t.offer) {
+            let offer = self
+                .store
+                .offer(t.offer)
+                .await?
+                .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
+            offers.insert(t.offer, offer);
+        }
+        for id in [t.holder, t.agency] {
+            if !names.contains_key(&id) {
+                names.insert(id, self.institution_ref(id).await?.name);
+            }
+        }
+        let offer = &offers[&t.offer];
         let now = now_s();
         let mut expires = now + t.retention_days.max(1) * 86_400;
         if let Some(until) = t.consent_until {
@@ -887,10 +1049,11 @@ impl Hub {
                 .max(now + 86_400);
         }
         let items: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
-        let signed = mydata_grant(
+        let agency_name = names[&t.agency].clone();
+        Ok(mydata_grant(
             self.keys(),
             agency_name.clone(),
-            holder_name,
+            names[&t.holder].clone(),
             t.legal_basis.clone(),
             format!("mydata-transfer:{}", t.id),
             Question::Credential(CredentialQuestion {
@@ -902,55 +1065,46 @@ impl Hub {
                 recipient_key: serde_json::from_str(&t.recipient_key).unwrap_or(Value::Null),
                 credential_expires_at: expires,
             }),
-        );
-        let request_id = random_id("req");
-        let answer = self
-            .mydata_client()?
-            .call(
-                &url,
-                CREDENTIALS_PATH,
-                &node_key,
-                "{}",
-                Some(signed.clone()),
-                &request_id,
-                NODE_DEADLINE,
-            )
-            .await;
-        let resource = format!("mydata-transfer:{}", t.id);
-        let mut entry = ctx.entry("mydata.transfer.deliver", &resource, Outcome::Allowed);
-        entry.purpose = Some(t.purpose.clone());
-        entry.legal_basis = Some(t.legal_basis.clone());
-        entry.grant_id = Some(signed.grant.grant_id.clone());
-        let (message, _) = match answer {
-            Ok(m) => m,
-            Err(ExchangeError::Refused(why)) => {
-                entry.outcome = Outcome::Failed;
-                entry.reason = Some("the holder refused".into());
-                let failed = self
-                    .store
-                    .fail_transfer(t.id, &format!("the holder refused: {why}"), entry)
-                    .await?;
-                self.mydata.events.notify_one();
-                return Ok((failed, Vec::new()));
+        ))
+    }
+
+    /// Asks one holder's node for credentials under `grants` (in requests
+    /// of at most [`MAX_CREDENTIAL_BATCH`]); one reply a grant, in order.
+    async fn ask_credentials(
+        &self,
+        url: &str,
+        node_key: &ed25519_dalek::VerifyingKey,
+        grants: Vec<SignedGrant>,
+    ) -> Result<Vec<CredentialReply>> {
+        let mut replies = Vec::with_capacity(grants.len());
+        for chunk in grants.chunks(MAX_CREDENTIAL_BATCH) {
+            let body = serde_json::to_string(&CredentialBatch {
+                grants: chunk.to_vec(),
+            })
+            .expect("grants serialise");
+            let (message, _) = self
+                .mydata_client()?
+                .call(
+                    url,
+                    CREDENTIALS_PATH,
+                    node_key,
+                    &body,
+                    None,
+                    &random_id("req"),
+                    NODE_DEADLINE,
+                )
+                .await
+                .map_err(exchange_error)?;
+            let answered: CredentialReplies = serde_json::from_str(&message.body)
+                .map_err(|e| HubError::BadRequest(format!("the holder's answer: {e}")))?;
+            if answered.results.len() != chunk.len() {
+                return Err(HubError::BadRequest(
+                    "the holder's answer does not answer every grant".into(),
+                ));
             }
-            Err(e) => return Err(exchange_error(e)),
-        };
-        let package: IssuedPackage = serde_json::from_str(&message.body)
-            .map_err(|e| HubError::BadRequest(format!("the holder's package: {e}")))?;
-        let sealed = crate::secrets::seal(&key, &package_context(t.id), message.body.as_bytes());
-        let (t, delivery) = self
-            .store
-            .record_delivery(
-                t.id,
-                &node,
-                package.status_index as i64,
-                &package.status_uri,
-                sealed,
-                entry,
-            )
-            .await?;
-        self.mydata.events.notify_one();
-        Ok((t, vec![delivery]))
+            replies.extend(answered.results);
+        }
+        Ok(replies)
     }
 
     /// Under a periodic consent, the agency asks for a fresh credential
@@ -993,12 +1147,25 @@ impl Hub {
             .party(ctx, id, "mydata.transfer.fetch", By::Agency)
             .await?;
         entry.purpose = Some("the agency receives what the citizen consented to".into());
-        let (t, deliveries) = self
-            .as_party(
-                self.store.deliveries(id, &party, true, entry.clone()).await,
-                entry,
-            )
-            .await?;
+        let store = self.store.clone();
+        let op = FetchOp {
+            id,
+            party,
+            audit: entry.clone(),
+        };
+        let fetched = self
+            .mydata
+            .fetches
+            .run(op, move |ops| {
+                let store = store.clone();
+                async move {
+                    let n = ops.len();
+                    StoreError::each(store.fetch_packages(ops).await, n)
+                }
+            })
+            .await
+            .unwrap_or_else(|| Err(StoreError::unanswered()));
+        let (t, deliveries) = self.as_party(fetched, entry).await?;
         let key = self.consent_key(&t, || {
             format!("transfer {id} is {}: no package is kept", t.state)
         })?;

@@ -26,7 +26,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use civic_exchange::wire::{
-    HolderRecord, IssuedPackage, Message, PortabilityReply, StatusListReply,
+    CredentialBatch, CredentialReplies, CredentialReply, HolderRecord, IssuedPackage, Message,
+    PortabilityReply, StatusListReply, MAX_CREDENTIAL_BATCH,
 };
 use civic_exchange::{Direction, Envelope, MessageLog, NodeGate, Question};
 use civic_mydata::{Issuer, Jwk, StatusList};
@@ -331,17 +332,10 @@ impl RecordsNode {
     }
 
     /// Opens, checks and answers one enveloped request to `path`'s
-    /// handler, logging both ways; the reply is a signed message.
-    fn handle(
-        &self,
-        peer: Option<String>,
-        raw: &[u8],
-        answer: impl FnOnce(
-            &Self,
-            &civic_exchange::Admitted,
-            &str,
-        ) -> Result<(Value, StateLine), Refused>,
-    ) -> Response {
+    /// handler, logging both ways; the reply is a signed message. What
+    /// the answer did (its state lines) is on disk before the reply
+    /// leaves.
+    fn handle(&self, peer: Option<String>, raw: &[u8], answer: Answer) -> Response {
         let Ok(message) = serde_json::from_slice::<Message>(raw) else {
             return crate::refuse(
                 StatusCode::BAD_REQUEST,
@@ -355,33 +349,24 @@ impl RecordsNode {
         if let Err(e) = envelope.open(&self.hub_key, message.body.as_bytes(), now()) {
             return crate::refuse(StatusCode::UNAUTHORIZED, e);
         }
-        let Some(grant) = &envelope.grant else {
-            return crate::refuse(StatusCode::FORBIDDEN, "the request carries no grant");
-        };
         let request_id = envelope.request_id.clone();
         let received = self.log(Direction::Received, &request_id, raw);
-        let admitted = self
-            .gate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit_request(grant, &request_id, now(), &message.body);
-        let outcome = match admitted {
-            Ok(a) => answer(self, &a, &request_id),
-            Err(r) => Err(Refused(StatusCode::FORBIDDEN, r.to_string())),
-        };
-        let (status, reply, state_ticket) = match outcome {
-            Ok((body, line)) => {
+        let (status, reply, state_ticket) = match answer(self, &message, &request_id) {
+            Ok((body, lines)) => {
                 let body = body.to_string();
                 let reply = Message {
                     envelope: Envelope::seal(&request_id, &self.key, now(), body.as_bytes(), None),
                     body,
                     log_head: None,
                 };
-                let line = serde_json::to_vec(&line).expect("a state line serialises");
+                let ticket = lines.iter().fold(None, |_, line| {
+                    let line = serde_json::to_vec(line).expect("a state line serialises");
+                    Some(self.state.append(&line))
+                });
                 (
                     StatusCode::OK,
                     serde_json::to_vec(&reply).expect("a message serialises"),
-                    Some(self.state.append(&line)),
+                    ticket,
                 )
             }
             Err(Refused(status, reason)) => (status, refusal_body(reason), None),
@@ -406,11 +391,77 @@ impl RecordsNode {
             .into_response()
     }
 
+    /// The gate's verdict on `grant`, used by `request_id`.
+    fn admit(
+        &self,
+        grant: Option<&civic_exchange::SignedGrant>,
+        request_id: &str,
+        body: &str,
+    ) -> Result<civic_exchange::Admitted, Refused> {
+        let grant = grant.ok_or_else(|| Refused::forbidden("the request carries no grant"))?;
+        self.gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit_request(grant, request_id, now(), body)
+            .map_err(|r| Refused(StatusCode::FORBIDDEN, r.to_string()))
+    }
+
+    /// Issues a credential for each grant of a [`CredentialBatch`], each
+    /// admitted on its own (as request `REQUEST#i`, so that the same
+    /// batch sent again is a retry, not a replay); one refused grant does
+    /// not stop the others.
+    fn issue_all(&self, message: &Message, request_id: &str) -> Answered {
+        let batch: CredentialBatch = serde_json::from_str(&message.body).map_err(|_| {
+            Refused(
+                StatusCode::BAD_REQUEST,
+                "the body is not {\"grants\": […]}".into(),
+            )
+        })?;
+        if batch.grants.is_empty() || batch.grants.len() > MAX_CREDENTIAL_BATCH {
+            return Err(Refused(
+                StatusCode::BAD_REQUEST,
+                format!("a batch holds 1 to {MAX_CREDENTIAL_BATCH} grants"),
+            ));
+        }
+        let mut results = Vec::with_capacity(batch.grants.len());
+        let mut lines = Vec::with_capacity(batch.grants.len());
+        for (i, grant) in batch.grants.iter().enumerate() {
+            let id = format!("{request_id}#{i}");
+            match self
+                .admit(Some(grant), &id, "")
+                .and_then(|admitted| self.issue(&admitted, &id))
+            {
+                Ok((package, line)) => {
+                    results.push(CredentialReply::Issued(package));
+                    lines.push(line);
+                }
+                Err(Refused(_, reason)) => results.push(CredentialReply::Refused(reason)),
+            }
+        }
+        let replies = CredentialReplies { results };
+        Ok((
+            serde_json::to_value(replies).expect("replies serialise"),
+            lines,
+        ))
+    }
+
+    fn revoke_one(&self, message: &Message, request_id: &str) -> Answered {
+        let admitted = self.admit(message.envelope.grant.as_ref(), request_id, &message.body)?;
+        let (reply, line) = self.revoke(&admitted, request_id)?;
+        Ok((reply, vec![line]))
+    }
+
+    fn export_one(&self, message: &Message, request_id: &str) -> Answered {
+        let admitted = self.admit(message.envelope.grant.as_ref(), request_id, &message.body)?;
+        let (reply, line) = self.export(&admitted, request_id)?;
+        Ok((reply, vec![line]))
+    }
+
     fn issue(
         &self,
         admitted: &civic_exchange::Admitted,
         request_id: &str,
-    ) -> Result<(Value, StateLine), Refused> {
+    ) -> Result<(IssuedPackage, StateLine), Refused> {
         let g = &admitted.grant;
         let Question::Credential(q) = &g.question else {
             return Err(Refused::forbidden("this grant is not for a credential"));
@@ -501,7 +552,7 @@ impl RecordsNode {
             expires_at: q.credential_expires_at,
         };
         Ok((
-            serde_json::to_value(package).expect("a package serialises"),
+            package,
             StateLine::Issued {
                 grant: g.grant_id.clone(),
                 request: request_id.to_owned(),
@@ -634,8 +685,10 @@ fn render_document(record: &HolderRecord, items: &[(String, Value)], at: i64) ->
 
 /// How a request of one kind is answered: the reply's body and the line
 /// the node keeps of it.
-type Answer =
-    fn(&RecordsNode, &civic_exchange::Admitted, &str) -> Result<(Value, StateLine), Refused>;
+/// A reply's body and what the node did (its state lines).
+type Answered = Result<(Value, Vec<StateLine>), Refused>;
+
+type Answer = fn(&RecordsNode, &Message, &str) -> Answered;
 
 /// A refusal: its status and reason.
 pub(crate) struct Refused(StatusCode, String);
@@ -666,7 +719,7 @@ pub(crate) async fn credentials(
     Extension(peer): Extension<Peer>,
     body: axum::body::Bytes,
 ) -> Response {
-    blocking(node, peer, body, RecordsNode::issue).await
+    blocking(node, peer, body, RecordsNode::issue_all).await
 }
 
 pub(crate) async fn revocations(
@@ -674,7 +727,7 @@ pub(crate) async fn revocations(
     Extension(peer): Extension<Peer>,
     body: axum::body::Bytes,
 ) -> Response {
-    blocking(node, peer, body, RecordsNode::revoke).await
+    blocking(node, peer, body, RecordsNode::revoke_one).await
 }
 
 pub(crate) async fn portability(
@@ -682,7 +735,7 @@ pub(crate) async fn portability(
     Extension(peer): Extension<Peer>,
     body: axum::body::Bytes,
 ) -> Response {
-    blocking(node, peer, body, RecordsNode::export).await
+    blocking(node, peer, body, RecordsNode::export_one).await
 }
 
 pub(crate) async fn status_list(

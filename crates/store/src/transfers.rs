@@ -40,6 +40,14 @@ pub trait TransferStore {
         decision: crate::TransferDecision,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
+    /// Many citizens' answers in one transaction (a group commit): each
+    /// is judged alone, as [`TransferStore::decide_transfer`] would, and
+    /// gets its own result; what is refused writes nothing. The outer
+    /// error is the database's: then nothing of the batch is written.
+    fn decide_transfers(
+        &self,
+        ops: Vec<DecisionOp>,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Result<crate::Transfer>>>> + Send;
     /// Keeps a credential the holder issued. A conflict unless the consent
     /// is live (consented or delivered, its key not destroyed).
     fn record_delivery(
@@ -51,6 +59,14 @@ pub trait TransferStore {
         package: Vec<u8>,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<(crate::Transfer, crate::Delivery)>> + Send;
+    /// Many credentials in one transaction, each judged alone as
+    /// [`TransferStore::record_delivery`] would.
+    fn record_deliveries(
+        &self,
+        ops: Vec<DeliveryOp>,
+    ) -> impl std::future::Future<
+        Output = crate::Result<Vec<crate::Result<(crate::Transfer, crate::Delivery)>>>,
+    > + Send;
     /// The holder could not issue: the transfer failed, with the reason.
     fn fail_transfer(
         &self,
@@ -68,6 +84,14 @@ pub trait TransferStore {
         fetched: bool,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<(crate::Transfer, Vec<crate::Delivery>)>> + Send;
+    /// Many agencies' fetches in one transaction: for each, what
+    /// [`TransferStore::deliveries`] with `fetched` gives.
+    fn fetch_packages(
+        &self,
+        ops: Vec<FetchOp>,
+    ) -> impl std::future::Future<
+        Output = crate::Result<Vec<crate::Result<(crate::Transfer, Vec<crate::Delivery>)>>>,
+    > + Send;
     /// The citizen withdraws: the consent's key and every kept package are
     /// destroyed in the transaction. A conflict unless consented or
     /// delivered.
@@ -188,6 +212,35 @@ pub enum TransferDecision {
     },
 }
 
+/// A citizen's answer to one transfer, one of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionOp {
+    pub id: i64,
+    pub party: Party,
+    pub decision: TransferDecision,
+    pub audit: civic_core::audit::AuditEntry,
+}
+
+/// A credential the holder issued for one transfer, one of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryOp {
+    pub id: i64,
+    pub node: String,
+    pub status_index: i64,
+    pub status_uri: String,
+    /// Sealed under the consent's data key.
+    pub package: Vec<u8>,
+    pub audit: civic_core::audit::AuditEntry,
+}
+
+/// An agency's fetch of one transfer's packages, one of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchOp {
+    pub id: i64,
+    pub party: Party,
+    pub audit: civic_core::audit::AuditEntry,
+}
+
 /// A value bound to a state change's assignments.
 #[doc(hidden)]
 pub enum Bind {
@@ -250,6 +303,17 @@ macro_rules! impl_transfers {
             })
         }
 
+        /// Whether `agreement` (of `statuses`) lets transfers happen.
+        fn approved(statuses: &HashMap<i64, String>, agreement: i64) -> Result<()> {
+            match statuses.get(&agreement).map(String::as_str) {
+                Some("approved") => Ok(()),
+                Some(other) => Err(StoreError::Conflict(format!(
+                    "agreement {agreement} is {other}, not approved: no transfer may use it"
+                ))),
+                None => Err(StoreError::NotFound(format!("agreement {agreement}"))),
+            }
+        }
+
         impl $store {
             /// The transfer, if `party` is party to it; its audit record
             /// gets the citizen's pseudonym as subject.
@@ -283,19 +347,80 @@ macro_rules! impl_transfers {
                 Ok(())
             }
 
-            async fn agreement_is_approved(tx: &mut Tx, agreement: i64) -> Result<()> {
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM mydata_agreements WHERE id = $1")
-                        .bind(agreement)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                match status.as_deref() {
-                    Some("approved") => Ok(()),
-                    Some(other) => Err(StoreError::Conflict(format!(
-                        "agreement {agreement} is {other}, not approved: no transfer may use it"
-                    ))),
-                    None => Err(StoreError::NotFound(format!("agreement {agreement}"))),
+            /// The transfers with these ids (those that exist).
+            async fn transfers_by_id(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, Transfer>> {
+                let mut out = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id IN ("
+                    ));
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut **tx).await? {
+                        let t = transfer_from(&row)?;
+                        out.insert(t.id, t);
+                    }
                 }
+                Ok(out)
+            }
+
+            /// The deliveries of these transfers, oldest first.
+            async fn deliveries_of(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, Vec<Delivery>>> {
+                let mut out: HashMap<i64, Vec<Delivery>> = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id IN ("
+                    ));
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(") ORDER BY id");
+                    for row in qb.build().fetch_all(&mut **tx).await? {
+                        let d = delivery_from(&row)?;
+                        out.entry(d.transfer).or_default().push(d);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// The status of each of these agreements.
+            async fn agreement_statuses(tx: &mut Tx, ids: impl Iterator<Item = i64>) -> Result<HashMap<i64, String>> {
+                let ids: std::collections::BTreeSet<i64> = ids.collect();
+                let ids: Vec<i64> = ids.into_iter().collect();
+                let mut out = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, status FROM mydata_agreements WHERE id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut **tx).await? {
+                        out.insert(row.try_get::<i64, _>("id")?, row.try_get::<String, _>("status")?);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Appends events `(agency, transfer, kind)` at `at`, in order.
+            async fn transfer_events(tx: &mut Tx, events: &[(InstitutionId, i64, &'static str)], at: i64) -> Result<()> {
+                for chunk in events.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO mydata_events (agency_id, transfer_id, kind, at) ");
+                    qb.push_values(chunk, |mut b, (agency, transfer, kind)| {
+                        b.push_bind(agency.0).push_bind(*transfer).push_bind(*kind).push_bind(at);
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn agreement_is_approved(tx: &mut Tx, agreement: i64) -> Result<()> {
+                let statuses = Self::agreement_statuses(tx, std::iter::once(agreement)).await?;
+                approved(&statuses, agreement)
             }
 
             /// Moves a transfer from one of `from` to a new state with
@@ -425,51 +550,81 @@ macro_rules! impl_transfers {
                 Ok(transfers)
             }
 
-            async fn decide_transfer(&self, id: i64, party: &Party, decision: TransferDecision, mut audit: AuditEntry) -> Result<Transfer> {
-                let now = Timestamp::now().micros();
-                match decision {
-                    TransferDecision::Consent { mode, until, interval_days, sealed_key } => {
-                        let (mut tx, mut frontier) = self.begin_ledger().await?;
-                        let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
-                        if before.state != "awaiting_consent" {
-                            return Err(StoreError::Conflict(format!(
-                                "transfer {id} is {}, not awaiting consent",
-                                before.state
-                            )));
-                        }
-                        Self::agreement_is_approved(&mut tx, before.agreement).await?;
-                        sqlx::query(
-                            "UPDATE mydata_transfers SET state = 'consented', mode = $2, consent_until = $3, \
-                             interval_days = $4, consent_key = $5, decided_at = $6 WHERE id = $1",
-                        )
-                        .bind(id)
-                        .bind(mode)
-                        .bind(until.map(|t| t.micros()))
-                        .bind(interval_days)
-                        .bind(sealed_key)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                        let after = Self::transfer_in(&mut tx, id).await?;
-                        Self::transfer_event(&mut tx, &after, "transfer.consented", now).await?;
-                        Self::append_in(&mut tx, &mut frontier, audit).await?;
-                        tx.commit().await?;
-                        Ok(after)
-                    }
-                    TransferDecision::Refuse { reason } => {
-                        self.move_transfer(
-                            id,
-                            party,
-                            &["awaiting_consent"],
-                            "refused",
-                            ", reason = $3, decided_at = $4",
-                            vec![$crate::transfers::Bind::OptText(reason), $crate::transfers::Bind::Int(now)],
-                            Some("transfer.refused"),
-                            audit,
-                        )
-                        .await
-                    }
+            async fn decide_transfer(&self, id: i64, party: &Party, decision: TransferDecision, audit: AuditEntry) -> Result<Transfer> {
+                let op = $crate::transfers::DecisionOp { id, party: party.clone(), decision, audit };
+                self.decide_transfers(vec![op]).await?.pop().expect("one result per op")
+            }
+
+            async fn decide_transfers(&self, ops: Vec<$crate::transfers::DecisionOp>) -> Result<Vec<Result<Transfer>>> {
+                if ops.is_empty() {
+                    return Ok(Vec::new());
                 }
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
+                let mut found = Self::transfers_by_id(&mut tx, &ids).await?;
+                let statuses = Self::agreement_statuses(&mut tx, found.values().map(|t| t.agreement)).await?;
+                let now = Timestamp::now().micros();
+                let mut results = Vec::with_capacity(ops.len());
+                let mut events = Vec::new();
+                let mut audits = Vec::new();
+                for $crate::transfers::DecisionOp { id, party, decision, mut audit } in ops {
+                    let Some(t) = found.get_mut(&id).filter(|t| party.sees(t)) else {
+                        results.push(Err(StoreError::NotFound(format!("transfer {id}"))));
+                        continue;
+                    };
+                    if t.state != "awaiting_consent" {
+                        results.push(Err(StoreError::Conflict(format!(
+                            "transfer {id} is {}, not awaiting consent",
+                            t.state
+                        ))));
+                        continue;
+                    }
+                    match decision {
+                        TransferDecision::Consent { mode, until, interval_days, sealed_key } => {
+                            if let Err(e) = approved(&statuses, t.agreement) {
+                                results.push(Err(e));
+                                continue;
+                            }
+                            sqlx::query(
+                                "UPDATE mydata_transfers SET state = 'consented', mode = $2, consent_until = $3, \
+                                 interval_days = $4, consent_key = $5, decided_at = $6 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(mode)
+                            .bind(until.map(|t| t.micros()))
+                            .bind(interval_days)
+                            .bind(sealed_key.clone())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            t.state = "consented".into();
+                            t.mode = Some(mode.into());
+                            t.consent_until = until;
+                            t.interval_days = interval_days;
+                            t.consent_key = Some(sealed_key);
+                            events.push((t.agency, id, "transfer.consented"));
+                        }
+                        TransferDecision::Refuse { reason } => {
+                            sqlx::query("UPDATE mydata_transfers SET state = 'refused', reason = $2, decided_at = $3 WHERE id = $1")
+                                .bind(id)
+                                .bind(reason.clone())
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            t.state = "refused".into();
+                            t.reason = reason;
+                            events.push((t.agency, id, "transfer.refused"));
+                        }
+                    }
+                    t.decided_at = Some(ts(now));
+                    audit.subject = Some(t.subject_tag.clone());
+                    audits.push(audit);
+                    results.push(Ok(t.clone()));
+                }
+                Self::transfer_events(&mut tx, &events, now).await?;
+                Self::append_many_in(&mut tx, &mut frontier, audits).await?;
+                tx.commit().await?;
+                Ok(results)
             }
 
             async fn record_delivery(
@@ -481,39 +636,88 @@ macro_rules! impl_transfers {
                 package: Vec<u8>,
                 audit: AuditEntry,
             ) -> Result<(Transfer, Delivery)> {
-                let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let mut audit = audit;
-                let before = Self::party_transfer(&mut tx, id, &$crate::transfers::Party::Hub, &mut audit).await?;
-                if !matches!(before.state.as_str(), "consented" | "delivered") || before.consent_key.is_none() {
-                    return Err(StoreError::Conflict(format!(
-                        "transfer {id} is {}: its consent is not live",
-                        before.state
-                    )));
+                let op = $crate::transfers::DeliveryOp {
+                    id,
+                    node: node.to_owned(),
+                    status_index,
+                    status_uri: status_uri.to_owned(),
+                    package,
+                    audit,
+                };
+                self.record_deliveries(vec![op]).await?.pop().expect("one result per op")
+            }
+
+            async fn record_deliveries(&self, ops: Vec<$crate::transfers::DeliveryOp>) -> Result<Vec<Result<(Transfer, Delivery)>>> {
+                if ops.is_empty() {
+                    return Ok(Vec::new());
                 }
-                Self::agreement_is_approved(&mut tx, before.agreement).await?;
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
+                let mut found = Self::transfers_by_id(&mut tx, &ids).await?;
+                let statuses = Self::agreement_statuses(&mut tx, found.values().map(|t| t.agreement)).await?;
                 let now = Timestamp::now().micros();
-                let row = sqlx::query(&format!(
-                    "INSERT INTO mydata_deliveries (transfer_id, node, status_index, status_uri, package, delivered_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {DELIVERY_COLUMNS}"
-                ))
-                .bind(id)
-                .bind(node)
-                .bind(status_index)
-                .bind(status_uri)
-                .bind(package)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE mydata_transfers SET state = 'delivered' WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::transfer_event(&mut tx, &before, "transfer.delivered", now).await?;
-                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                let mut results: Vec<Option<Result<(Transfer, Delivery)>>> = Vec::with_capacity(ops.len());
+                let mut kept = Vec::new();
+                for (i, mut op) in ops.into_iter().enumerate() {
+                    let live = match found.get_mut(&op.id) {
+                        None => Err(StoreError::NotFound(format!("transfer {}", op.id))),
+                        Some(t) if !matches!(t.state.as_str(), "consented" | "delivered") || t.consent_key.is_none() => {
+                            Err(StoreError::Conflict(format!("transfer {} is {}: its consent is not live", op.id, t.state)))
+                        }
+                        Some(t) => approved(&statuses, t.agreement).map(|()| {
+                            op.audit.subject = Some(t.subject_tag.clone());
+                            t.state = "delivered".into();
+                        }),
+                    };
+                    match live {
+                        Ok(()) => {
+                            results.push(None);
+                            kept.push((i, op));
+                        }
+                        Err(e) => results.push(Some(Err(e))),
+                    }
+                }
+                let mut delivered: HashMap<(i64, String, i64), Delivery> = HashMap::new();
+                for chunk in kept.chunks(200) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO mydata_deliveries (transfer_id, node, status_index, status_uri, package, delivered_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (_, op)| {
+                        b.push_bind(op.id)
+                            .push_bind(op.node.clone())
+                            .push_bind(op.status_index)
+                            .push_bind(op.status_uri.clone())
+                            .push_bind(op.package.clone())
+                            .push_bind(now);
+                    });
+                    qb.push(format!(" RETURNING {DELIVERY_COLUMNS}"));
+                    for row in qb.build().fetch_all(&mut *tx).await? {
+                        let d = delivery_from(&row)?;
+                        delivered.insert((d.transfer, d.node.clone(), d.status_index), d);
+                    }
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_transfers SET state = 'delivered' WHERE id IN (");
+                    let mut list = qb.separated(", ");
+                    for (_, op) in chunk {
+                        list.push_bind(op.id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let mut events = Vec::with_capacity(kept.len());
+                let mut audits = Vec::with_capacity(kept.len());
+                for (i, op) in kept {
+                    let t = found.get(&op.id).expect("kept only what was found");
+                    let d = delivered
+                        .remove(&(op.id, op.node.clone(), op.status_index))
+                        .ok_or_else(|| corrupt(format!("transfer {}: the delivery was not kept", op.id)))?;
+                    events.push((t.agency, op.id, "transfer.delivered"));
+                    audits.push(op.audit);
+                    results[i] = Some(Ok((t.clone(), d)));
+                }
+                Self::transfer_events(&mut tx, &events, now).await?;
+                Self::append_many_in(&mut tx, &mut frontier, audits).await?;
                 tx.commit().await?;
-                let mut after = before;
-                after.state = "delivered".into();
-                Ok((after, delivery_from(&row)?))
+                Ok(results.into_iter().map(|r| r.expect("every op answered")).collect())
             }
 
             async fn fail_transfer(&self, id: i64, reason: &str, audit: AuditEntry) -> Result<Transfer> {
@@ -531,38 +735,69 @@ macro_rules! impl_transfers {
             }
 
             async fn deliveries(&self, id: i64, party: &Party, fetched: bool, mut audit: AuditEntry) -> Result<(Transfer, Vec<Delivery>)> {
-                // A write (marking fetched) takes the ledger lock first; a
-                // read takes it only to append.
-                let (mut tx, locked) = if fetched {
-                    let (tx, frontier) = self.begin_ledger().await?;
-                    (tx, Some(frontier))
-                } else {
-                    (self.begin_tx().await?, None)
-                };
-                let t = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
                 if fetched {
-                    sqlx::query(
-                        "UPDATE mydata_deliveries SET fetched_at = $2 WHERE transfer_id = $1 AND fetched_at IS NULL AND package IS NOT NULL",
-                    )
-                    .bind(id)
-                    .bind(Timestamp::now().micros())
-                    .execute(&mut *tx)
-                    .await?;
+                    let op = $crate::transfers::FetchOp { id, party: party.clone(), audit };
+                    return self.fetch_packages(vec![op]).await?.pop().expect("one result per op");
                 }
-                let rows = sqlx::query(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id = $1 ORDER BY id"
-                ))
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-                let out = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
-                let mut frontier = match locked {
-                    Some(frontier) => frontier,
-                    None => Self::lock_ledger(&mut tx).await?,
-                };
+                // A read takes the ledger lock only to append.
+                let mut tx = self.begin_tx().await?;
+                let t = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
+                let out = Self::deliveries_of(&mut tx, &[id]).await?.remove(&id).unwrap_or_default();
+                let mut frontier = Self::lock_ledger(&mut tx).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok((t, out))
+            }
+
+            async fn fetch_packages(&self, ops: Vec<$crate::transfers::FetchOp>) -> Result<Vec<Result<(Transfer, Vec<Delivery>)>>> {
+                if ops.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Marking fetched is a write: the ledger lock first.
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
+                let found = Self::transfers_by_id(&mut tx, &ids).await?;
+                let mut parties = Vec::with_capacity(ops.len());
+                let mut audits = Vec::new();
+                let mut seen = std::collections::BTreeSet::new();
+                for $crate::transfers::FetchOp { id, party, mut audit } in ops {
+                    match found.get(&id).filter(|t| party.sees(t)) {
+                        Some(t) => {
+                            audit.subject = Some(t.subject_tag.clone());
+                            audits.push(audit);
+                            seen.insert(id);
+                            parties.push(Some(id));
+                        }
+                        None => parties.push(None),
+                    }
+                }
+                let seen: Vec<i64> = seen.into_iter().collect();
+                let now = Timestamp::now().micros();
+                for chunk in seen.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_deliveries SET fetched_at = ");
+                    qb.push_bind(now);
+                    qb.push(" WHERE fetched_at IS NULL AND package IS NOT NULL AND transfer_id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let delivered = Self::deliveries_of(&mut tx, &seen).await?;
+                Self::append_many_in(&mut tx, &mut frontier, audits).await?;
+                tx.commit().await?;
+                Ok(ids
+                    .iter()
+                    .zip(parties)
+                    .map(|(id, party)| match party {
+                        Some(id) => Ok((
+                            found[&id].clone(),
+                            delivered.get(&id).cloned().unwrap_or_default(),
+                        )),
+                        None => Err(StoreError::NotFound(format!("transfer {id}"))),
+                    })
+                    .collect())
             }
 
             async fn withdraw_transfer(&self, id: i64, party: &Party, mut audit: AuditEntry) -> Result<Transfer> {
