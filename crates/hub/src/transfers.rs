@@ -60,7 +60,7 @@ pub(crate) struct MydataState {
     client: OnceLock<NodeClient>,
     pub(crate) events: tokio::sync::Notify,
     decisions: Arc<Group<DecisionOp, civic_store::Result<Transfer>>>,
-    deliveries: Arc<Group<(Transfer, AuditEntry), Result<(Transfer, Vec<Delivery>)>>>,
+    deliveries: Arc<Group<(Transfer, AuditEntry), Result<TransferView>>>,
     fetches: Arc<Group<FetchOp, civic_store::Result<(Transfer, Vec<Delivery>)>>>,
 }
 
@@ -465,18 +465,19 @@ fn view_of(
         withdrawn_at: t.withdrawn_at.map(rfc3339),
         revoked_at: t.revoked_at.map(rfc3339),
         deletion_confirmed_at: t.deletion_confirmed_at.map(rfc3339),
-        deliveries: deliveries
-            .into_iter()
-            .map(|d| DeliveryView {
-                id: d.id,
-                status_index: d.status_index,
-                status_uri: d.status_uri,
-                delivered_at: rfc3339(d.delivered_at),
-                fetched_at: d.fetched_at.map(rfc3339),
-                kept: d.package.is_some(),
-            })
-            .collect(),
+        deliveries: deliveries.into_iter().map(delivery_view).collect(),
     })
+}
+
+fn delivery_view(d: Delivery) -> DeliveryView {
+    DeliveryView {
+        id: d.id,
+        status_index: d.status_index,
+        status_uri: d.status_uri,
+        delivered_at: rfc3339(d.delivered_at),
+        fetched_at: d.fetched_at.map(rfc3339),
+        kept: d.package.is_some(),
+    }
 }
 
 impl Hub {
@@ -781,7 +782,7 @@ impl Hub {
         // The consent stands once recorded: if the holder's node cannot
         // be reached now, the retry loop asks it again.
         match self.deliver(ctx, t.clone()).await {
-            Ok((t, deliveries)) => self.transfer_view(&t, deliveries).await,
+            Ok(view) => Ok(view),
             Err(e) => {
                 tracing::warn!(transfer = id, error = %e, "delivery left for the retry loop");
                 self.transfer_view(&t, Vec::new()).await
@@ -793,34 +794,45 @@ impl Hub {
     /// `older_than` ago that they have not answered (their node was down);
     /// returns how many were delivered.
     pub async fn deliver_pending(&self, older_than: Duration) -> Result<usize> {
-        let mut n = 0;
         let before =
             Timestamp::from_micros(Timestamp::now().micros() - older_than.as_micros() as i64);
-        for id in self.store.undelivered(before).await? {
-            let op = Ctx::local_operator();
-            let entry = op.entry(
-                "mydata.transfer.read",
-                &format!("mydata-transfer:{id}"),
-                Outcome::Allowed,
-            );
-            let (t, _) = self.store.deliveries(id, &Party::Hub, false, entry).await?;
-            match self.deliver(&op, t).await {
-                Ok(_) => n += 1,
-                // What can no longer be delivered (its agreement was
-                // superseded meanwhile) fails, and the agency is told;
-                // a node that is down is asked again next round.
-                Err(HubError::Conflict(why)) => {
-                    let mut entry = op.entry(
-                        "mydata.transfer.deliver",
-                        &format!("mydata-transfer:{id}"),
-                        Outcome::Failed,
-                    );
-                    entry.reason = Some("no longer deliverable".into());
-                    self.store.fail_transfer(id, &why, entry).await?;
-                    self.mydata.events.notify_one();
+        let op = Ctx::local_operator();
+        // All at once: the deliveries go to each holder in batches.
+        let tries = self.store.undelivered(before).await?.into_iter().map(|id| {
+            let op = &op;
+            async move {
+                let entry = op.entry(
+                    "mydata.transfer.read",
+                    &format!("mydata-transfer:{id}"),
+                    Outcome::Allowed,
+                );
+                let (t, _) = self.store.deliveries(id, &Party::Hub, false, entry).await?;
+                match self.deliver(op, t).await {
+                    Ok(_) => Ok(true),
+                    // What can no longer be delivered (its agreement was
+                    // superseded meanwhile) fails, and the agency is told;
+                    // a node that is down is asked again next round.
+                    Err(HubError::Conflict(why)) => {
+                        let mut entry = op.entry(
+                            "mydata.transfer.deliver",
+                            &format!("mydata-transfer:{id}"),
+                            Outcome::Failed,
+                        );
+                        entry.reason = Some("no longer deliverable".into());
+                        self.store.fail_transfer(id, &why, entry).await?;
+                        self.mydata.events.notify_one();
+                        Ok(false)
+                    }
+                    Err(e) => {
+                        tracing::warn!(transfer = id, error = %e, "delivery still pending");
+                        Ok::<bool, HubError>(false)
+                    }
                 }
-                Err(e) => tracing::warn!(transfer = id, error = %e, "delivery still pending"),
             }
+        });
+        let mut n = 0;
+        for delivered in futures_util::future::join_all(tries).await {
+            n += usize::from(delivered?);
         }
         Ok(n)
     }
@@ -905,7 +917,7 @@ impl Hub {
     /// it consented, to be asked again. Deliveries that arrive together
     /// are asked of each holder in one request and kept in one
     /// transaction.
-    async fn deliver(&self, ctx: &Ctx, t: Transfer) -> Result<(Transfer, Vec<Delivery>)> {
+    async fn deliver(&self, ctx: &Ctx, t: Transfer) -> Result<TransferView> {
         let resource = format!("mydata-transfer:{}", t.id);
         let mut entry = ctx.entry("mydata.transfer.deliver", &resource, Outcome::Allowed);
         entry.purpose = Some(t.purpose.clone());
@@ -923,11 +935,8 @@ impl Hub {
 
     /// Delivers a batch: the catalogue and the nodes looked up once, one
     /// request to each holder (at once), one transaction keeping every
-    /// credential issued.
-    async fn deliver_batch(
-        &self,
-        batch: Vec<(Transfer, AuditEntry)>,
-    ) -> Vec<Result<(Transfer, Vec<Delivery>)>> {
+    /// credential issued; each transfer as it stands after.
+    async fn deliver_batch(&self, batch: Vec<(Transfer, AuditEntry)>) -> Vec<Result<TransferView>> {
         let mut out: Vec<Option<Result<(Transfer, Vec<Delivery>)>>> =
             batch.iter().map(|_| None).collect();
         let nodes = match self.store.nodes().await {
@@ -1014,8 +1023,18 @@ impl Hub {
             out[i] = Some(kept.map(|(t, d)| (t, vec![d])).map_err(HubError::from));
         }
         self.mydata.events.notify_one();
+        let named = |id: InstitutionId| crate::mydata::InstitutionRef {
+            id,
+            name: names.get(&id).cloned().unwrap_or_default(),
+        };
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(StoreError::unanswered().into())))
+            .map(|r| {
+                let (t, deliveries) = r.unwrap_or_else(|| Err(StoreError::unanswered().into()))?;
+                let offer = offers
+                    .get(&t.offer)
+                    .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
+                view_of(&t, deliveries, offer, named(t.agency), named(t.holder))
+            })
             .collect()
     }
 
@@ -1135,10 +1154,10 @@ impl Hub {
                 t.interval_days.unwrap_or(30)
             )));
         }
-        let (t, mut fresh) = self.deliver(ctx, t).await?;
-        let mut all = last;
-        all.append(&mut fresh);
-        self.transfer_view(&t, all).await
+        let mut view = self.deliver(ctx, t).await?;
+        let fresh = std::mem::take(&mut view.deliveries);
+        view.deliveries = last.into_iter().map(delivery_view).chain(fresh).collect();
+        Ok(view)
     }
 
     /// The agency fetches its newest package (marked fetched).

@@ -81,6 +81,9 @@ impl PostgresStore {
     async fn with_options(options: PgConnectOptions) -> crate::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
+            // No ping before each use (a round trip each time): a broken
+            // connection fails its statement, and the pool replaces it.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;

@@ -66,6 +66,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A file in this process: nothing to test before each use (a
+            // test is a round trip to the connection's thread).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self { pool })
