@@ -16,29 +16,34 @@ use tokio::sync::oneshot;
 pub(crate) struct Group<I, O> {
     queue: Mutex<Queue<I, O>>,
     max: usize,
+    writers: usize,
 }
 
 struct Queue<I, O> {
     waiting: Vec<(I, oneshot::Sender<O>)>,
-    /// A writer is running: it takes what is waiting when it is done.
-    writing: bool,
+    /// How many writers are running: each takes what is waiting when it
+    /// is done with its batch.
+    writing: usize,
 }
 
 impl<I, O> Default for Group<I, O> {
     fn default() -> Self {
-        Self::new(256)
+        Self::new(256, 1)
     }
 }
 
 impl<I, O> Group<I, O> {
-    /// A group writing at most `max` operations a batch.
-    pub(crate) fn new(max: usize) -> Self {
+    /// A group writing at most `max` operations a batch, with at most
+    /// `writers` batches in flight (more than one where a batch waits on
+    /// something else than the database, such as a holder's node).
+    pub(crate) fn new(max: usize, writers: usize) -> Self {
         Self {
             queue: Mutex::new(Queue {
                 waiting: Vec::new(),
-                writing: false,
+                writing: 0,
             }),
             max: max.max(1),
+            writers: writers.max(1),
         }
     }
 }
@@ -56,7 +61,9 @@ impl<I: Send + 'static, O: Send + 'static> Group<I, O> {
         let start = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             q.waiting.push((item, tx));
-            !std::mem::replace(&mut q.writing, true)
+            let start = q.writing < self.writers;
+            q.writing += usize::from(start);
+            start
         };
         if start {
             // A task of its own: a caller that goes away (a closed
@@ -77,7 +84,7 @@ impl<I: Send + 'static, O: Send + 'static> Group<I, O> {
             let batch: Vec<(I, oneshot::Sender<O>)> = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if q.waiting.is_empty() {
-                    q.writing = false;
+                    q.writing -= 1;
                     return;
                 }
                 let n = q.waiting.len().min(self.max);
@@ -101,7 +108,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_caller_gets_its_own_answer_and_late_callers_share_a_batch() {
-        let group: Arc<Group<u32, (u32, usize)>> = Arc::new(Group::new(64));
+        let group: Arc<Group<u32, (u32, usize)>> = Arc::new(Group::new(64, 2));
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for i in 0..200u32 {
@@ -135,7 +142,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_that_panics_answers_nothing_and_the_next_batch_runs() {
-        let group: Arc<Group<u32, u32>> = Arc::new(Group::new(8));
+        let group: Arc<Group<u32, u32>> = Arc::new(Group::new(8, 1));
         let write = |batch: Vec<u32>| async move {
             assert!(!batch.contains(&13), "unlucky");
             batch

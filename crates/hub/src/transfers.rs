@@ -55,13 +55,26 @@ const NODE_DEADLINE: Duration = Duration::from_secs(10);
 /// agencies' fetches): what arrives while one batch is written is written
 /// by the next, in one transaction, and deliveries in one round trip per
 /// holder.
-#[derive(Default)]
 pub(crate) struct MydataState {
     client: OnceLock<NodeClient>,
     pub(crate) events: tokio::sync::Notify,
     decisions: Arc<Group<DecisionOp, civic_store::Result<Transfer>>>,
     deliveries: Arc<Group<(Transfer, AuditEntry), Result<TransferView>>>,
     fetches: Arc<Group<FetchOp, civic_store::Result<(Transfer, Vec<Delivery>)>>>,
+}
+
+impl Default for MydataState {
+    fn default() -> Self {
+        Self {
+            client: OnceLock::new(),
+            events: tokio::sync::Notify::new(),
+            decisions: Arc::default(),
+            // Two batches in flight: one is kept while the holders work
+            // on the next.
+            deliveries: Arc::new(Group::new(256, 2)),
+            fetches: Arc::default(),
+        }
+    }
 }
 
 /// Whose step an action on a transfer is (the policy decides who that

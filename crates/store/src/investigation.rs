@@ -982,7 +982,7 @@ macro_rules! impl_investigation {
                     .bind(next.as_str())
                     .bind(id.0)
                     .bind(expected.as_str())
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -1189,7 +1189,7 @@ macro_rules! impl_investigation {
                 sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL")
                     .bind(at.micros())
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }

@@ -102,6 +102,11 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Where a write outside a transaction goes.
+    fn write_pool(&self) -> &sqlx::Pool<sqlx::Postgres> {
+        &self.pool
+    }
+
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin().await?;
         // Two hubs starting at once must not both migrate.

@@ -574,7 +574,7 @@ macro_rules! impl_backend {
                 sqlx::query("UPDATE sessions SET last_seen = $2 WHERE token_hash = $1")
                     .bind(token_hash)
                     .bind(at.micros())
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }
@@ -777,7 +777,7 @@ macro_rules! impl_backend {
                 .bind(head.timestamp)
                 .bind(head.key_id.as_str())
                 .bind(head.signature.as_str())
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
@@ -1074,7 +1074,7 @@ macro_rules! impl_backend {
                 .bind(head.hash.as_str())
                 .bind(head.signature.as_str())
                 .bind(at.micros())
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
@@ -1108,7 +1108,7 @@ macro_rules! impl_backend {
                 sqlx::query("INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
                     .bind(key)
                     .bind(value)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }

@@ -2,7 +2,11 @@
 //!
 //! SQLite has one writer at a time; an audited transaction starts with
 //! `BEGIN IMMEDIATE`, which takes the write lock at once, so two audited
-//! transactions never deadlock on upgrading a read lock.
+//! transactions never deadlock on upgrading a read lock. Write
+//! transactions go through a pool of one connection: writers wait their
+//! turn in its queue (woken when it is free) rather than in SQLite's busy
+//! handler (which sleeps and polls, milliseconds at a time); reads use the
+//! other pool and, in WAL mode, never wait for a writer.
 
 use crate::schema::{migrations, Dialect};
 use crate::shared::impl_backend;
@@ -44,6 +48,7 @@ CREATE TRIGGER exchange_witnesses_no_delete BEFORE DELETE ON exchange_witnesses
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -69,9 +74,15 @@ impl SqliteStore {
             // A file in this process: nothing to test before each use (a
             // test is a round trip to the connection's thread).
             .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     pub async fn ping(&self) -> crate::Result<()> {
@@ -86,6 +97,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Where a write outside a transaction goes.
+    fn write_pool(&self) -> &sqlx::Pool<sqlx::Sqlite> {
+        &self.writer
+    }
+
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Self::apply_migrations(&mut tx, &migrations(&DIALECT)).await?;
@@ -95,7 +111,7 @@ impl SqliteStore {
     /// Opens a write transaction: `BEGIN IMMEDIATE` takes SQLite's write
     /// lock at once, so no two writers deadlock upgrading a read lock.
     async fn begin_tx(&self) -> crate::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Reads the ledger head; the transaction already holds the write lock.

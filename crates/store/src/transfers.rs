@@ -567,6 +567,7 @@ macro_rules! impl_transfers {
                 let mut results = Vec::with_capacity(ops.len());
                 let mut events = Vec::new();
                 let mut audits = Vec::new();
+                let mut consents = Vec::new();
                 for $crate::transfers::DecisionOp { id, party, decision, mut audit } in ops {
                     let Some(t) = found.get_mut(&id).filter(|t| party.sees(t)) else {
                         results.push(Err(StoreError::NotFound(format!("transfer {id}"))));
@@ -585,18 +586,7 @@ macro_rules! impl_transfers {
                                 results.push(Err(e));
                                 continue;
                             }
-                            sqlx::query(
-                                "UPDATE mydata_transfers SET state = 'consented', mode = $2, consent_until = $3, \
-                                 interval_days = $4, consent_key = $5, decided_at = $6 WHERE id = $1",
-                            )
-                            .bind(id)
-                            .bind(mode)
-                            .bind(until.map(|t| t.micros()))
-                            .bind(interval_days)
-                            .bind(sealed_key.clone())
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
+                            consents.push((id, mode, until.map(|t| t.micros()), interval_days, sealed_key.clone()));
                             t.state = "consented".into();
                             t.mode = Some(mode.into());
                             t.consent_until = until;
@@ -620,6 +610,24 @@ macro_rules! impl_transfers {
                     audit.subject = Some(t.subject_tag.clone());
                     audits.push(audit);
                     results.push(Ok(t.clone()));
+                }
+                // Every consent of the batch in one statement.
+                for chunk in consents.chunks(100) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("WITH v (id, mode, until, every, sealed) AS (");
+                    qb.push_values(chunk, |mut b, (id, mode, until, every, sealed)| {
+                        b.push_bind(*id)
+                            .push_bind(*mode)
+                            .push_bind(*until)
+                            .push_bind(*every)
+                            .push_bind(sealed.clone());
+                    });
+                    qb.push(
+                        ") UPDATE mydata_transfers SET state = 'consented', mode = v.mode, consent_until = v.until, \
+                         interval_days = v.every, consent_key = v.sealed, decided_at = ",
+                    );
+                    qb.push_bind(now);
+                    qb.push(" FROM v WHERE mydata_transfers.id = v.id");
+                    qb.build().execute(&mut *tx).await?;
                 }
                 Self::transfer_events(&mut tx, &events, now).await?;
                 Self::append_many_in(&mut tx, &mut frontier, audits).await?;
@@ -941,7 +949,7 @@ macro_rules! impl_transfers {
                 sqlx::query("UPDATE mydata_webhooks SET delivered_seq = $2 WHERE agency_id = $1 AND delivered_seq < $2")
                     .bind(agency.0)
                     .bind(seq)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }
