@@ -514,6 +514,70 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     assert!(theirs
         .iter()
         .all(|a| !a.resource.contains(&format!(":{}", t.id))));
+
+    // Answers that arrive together are written together (one transaction
+    // a batch, one request a holder), and each is still judged alone: a
+    // second consent to the same transfer is refused, a non-party finds
+    // nothing, the rest are delivered, each with its own credential.
+    let household = find("household");
+    let mut many = Vec::new();
+    for _ in 0..12 {
+        many.push(
+            hub.request_transfer(&agency, ask(household.id, &["household_size"]))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let consents = many
+        .iter()
+        .map(|&id| hub.consent_transfer(&citizen, id, once()))
+        .chain([
+            hub.consent_transfer(&citizen, many[0], once()),
+            hub.consent_transfer(&other, many[1], once()),
+        ]);
+    let answers = futures_util::future::join_all(consents).await;
+    let stranger = &answers[13];
+    let delivered = answers[..13]
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|v| v.state == "delivered"))
+        .count();
+    assert_eq!(delivered, 12, "{answers:?}");
+    assert!(
+        answers[..13]
+            .iter()
+            .filter(|a| matches!(a, Err(HubError::Conflict(_))))
+            .count()
+            == 1,
+        "exactly one of the two consents to one transfer stands: {answers:?}"
+    );
+    assert!(
+        matches!(stranger, Err(HubError::NotFound(_))),
+        "{stranger:?}"
+    );
+    let fetched =
+        futures_util::future::join_all(many.iter().map(|&id| hub.transfer_package(&agency, id)))
+            .await;
+    let mut indices = std::collections::BTreeSet::new();
+    let keys = hub.issuer_jwks("node-mois").await.unwrap();
+    let expected = record(dir.path(), "node-mois", &subject, "household");
+    for (id, package) in many.iter().zip(fetched) {
+        let package = package.unwrap();
+        assert_eq!(package.transfer_id, *id);
+        let (sd_jwt, _) = open_package(&secret, &package.credential);
+        let verified = civic_mydata::sdjwt::verify(&sd_jwt, &keys, now).unwrap();
+        assert_eq!(verified.items, vec!["household_size".to_owned()]);
+        assert_eq!(
+            verified.claims["household_size"],
+            expected["items"]["household_size"]
+        );
+        indices.insert(package.status_index);
+    }
+    assert_eq!(indices.len(), 12, "each consent its own credential");
+    let key = hub.keys().signing_key().verifying_key();
+    civic_hub::ledger::verify_ledger(&hub.store, &key, &[], |_| {})
+        .await
+        .unwrap();
 }
 
 /// A webhook receiver on loopback: each request's headers and body.
