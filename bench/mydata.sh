@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 transfers=${1:-5000}
-concurrency=${2:-64}
+concurrency=${2:-128}
 pg=${3:-postgres://postgres@127.0.0.1}
 cargo build --release --quiet -p civic-cli
 civic="${CARGO_TARGET_DIR:-target}/release/civic"

@@ -187,7 +187,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5_000)]
         transfers: usize,
         /// Transfers in flight at once.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 128)]
         concurrency: usize,
         #[arg(long, default_value = "./bench-data/mydata")]
         dir: PathBuf,
