@@ -32,7 +32,7 @@ use civic_exchange::wire::{
 };
 use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
 use civic_store::{
-    AuditStore, DecisionOp, Delivery, DeliveryOp, FetchOp, InstitutionStore, MydataStore,
+    AuditStore, DecisionOp, Delivery, DeliveryOp, FetchOp, Fetched, InstitutionStore, MydataStore,
     NewTransfer, NodeStore, Party, StoreError, Transfer, TransferDecision, TransferFilter,
     TransferStore, Webhook,
 };
@@ -60,7 +60,7 @@ pub(crate) struct MydataState {
     pub(crate) events: tokio::sync::Notify,
     decisions: Arc<Group<DecisionOp, civic_store::Result<Transfer>>>,
     deliveries: Arc<Group<(Transfer, AuditEntry), Result<TransferView>>>,
-    fetches: Arc<Group<FetchOp, civic_store::Result<(Transfer, Vec<Delivery>)>>>,
+    fetches: Arc<Group<FetchOp, civic_store::Result<Fetched>>>,
 }
 
 impl Default for MydataState {
@@ -950,8 +950,7 @@ impl Hub {
     /// request to each holder (at once), one transaction keeping every
     /// credential issued; each transfer as it stands after.
     async fn deliver_batch(&self, batch: Vec<(Transfer, AuditEntry)>) -> Vec<Result<TransferView>> {
-        let mut out: Vec<Option<Result<(Transfer, Vec<Delivery>)>>> =
-            batch.iter().map(|_| None).collect();
+        let mut out: Vec<Option<Result<Fetched>>> = batch.iter().map(|_| None).collect();
         let nodes = match self.store.nodes().await {
             Ok(nodes) => nodes,
             Err(e) => return batch.iter().map(|_| Err(e.again().into())).collect(),
@@ -1059,17 +1058,15 @@ impl Hub {
         offers: &mut std::collections::HashMap<i64, civic_store::Offer>,
         names: &mut std::collections::HashMap<InstitutionId, String>,
     ) -> Result<SignedGrant> {
-        if !offers.contains_key(&t.offer) {
-            let offer = self
-                .store
-                .offer(t.offer)
-                .await?
-                .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
-            offers.insert(t.offer, offer);
+        if let std::collections::hash_map::Entry::Vacant(slot) = offers.entry(t.offer) {
+            let offer = self.store.offer(t.offer).await?;
+            slot.insert(
+                offer.ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?,
+            );
         }
         for id in [t.holder, t.agency] {
-            if !names.contains_key(&id) {
-                names.insert(id, self.institution_ref(id).await?.name);
+            if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+                slot.insert(self.institution_ref(id).await?.name);
             }
         }
         let offer = &offers[&t.offer];

@@ -89,9 +89,7 @@ pub trait TransferStore {
     fn fetch_packages(
         &self,
         ops: Vec<FetchOp>,
-    ) -> impl std::future::Future<
-        Output = crate::Result<Vec<crate::Result<(crate::Transfer, Vec<crate::Delivery>)>>>,
-    > + Send;
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Result<Fetched>>>> + Send;
     /// The citizen withdraws: the consent's key and every kept package are
     /// destroyed in the transaction. A conflict unless consented or
     /// delivered.
@@ -162,6 +160,9 @@ pub trait TransferStore {
         Output = crate::Result<Vec<(i64, civic_core::identity::InstitutionId, i64, i64)>>,
     > + Send;
 }
+
+/// A transfer and its credentials, oldest first.
+pub type Fetched = (crate::Transfer, Vec<crate::Delivery>);
 
 /// Who asks about a transfer: only a party to it finds it (checked in
 /// the transaction that reads or changes it).
