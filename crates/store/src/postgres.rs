@@ -122,6 +122,18 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// Serialises the exchange log's appends until commit (a lock of its
+    /// own, so that logging a message does not wait for the audit
+    /// ledger's appends, nor they for it).
+    async fn lock_exchange_log(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> crate::Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(7410204)")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// Locks the ledger head row until commit: appends are serialised,
     /// sequence numbers gapless.
     async fn lock_ledger(

@@ -1000,8 +1000,10 @@ macro_rules! impl_backend {
                 peer: &str,
                 message_digest: String,
             ) -> Result<LogEntry> {
-                // The ledger lock serialises the chain's appends as well.
-                let (mut tx, _frontier) = self.begin_ledger().await?;
+                // The chain's own lock serialises its appends (apart from
+                // the audit ledger's, which it does not touch).
+                let mut tx = self.begin_tx().await?;
+                Self::lock_exchange_log(&mut tx).await?;
                 let last = sqlx::query(&format!(
                     "SELECT {LOG_COLUMNS} FROM exchange_log ORDER BY seq DESC LIMIT 1"
                 ))

@@ -114,6 +114,14 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Serialises the exchange log's appends: the transaction already
+    /// holds SQLite's one write lock.
+    async fn lock_exchange_log(
+        _tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    ) -> crate::Result<()> {
+        Ok(())
+    }
+
     /// Reads the ledger head; the transaction already holds the write lock.
     async fn lock_ledger(
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,

@@ -348,12 +348,17 @@ macro_rules! impl_transfers {
                 Ok(())
             }
 
-            /// The transfers with these ids (those that exist).
-            async fn transfers_by_id(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, Transfer>> {
-                let mut out = HashMap::with_capacity(ids.len());
+            /// The transfers with these ids (those that exist), and the
+            /// status of each one's agreement (one query).
+            async fn transfers_by_id(tx: &mut Tx, ids: &[i64]) -> Result<(HashMap<i64, Transfer>, HashMap<i64, String>)> {
+                let columns: Vec<String> = TRANSFER_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
+                let mut found = HashMap::with_capacity(ids.len());
+                let mut statuses = HashMap::new();
                 for chunk in ids.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id IN ("
+                        "SELECT {}, a.status AS agreement_status FROM mydata_transfers t \
+                         JOIN mydata_agreements a ON a.id = t.agreement_id WHERE t.id IN (",
+                        columns.join(", ")
                     ));
                     let mut list = qb.separated(", ");
                     for id in chunk {
@@ -362,10 +367,11 @@ macro_rules! impl_transfers {
                     qb.push(")");
                     for row in qb.build().fetch_all(&mut **tx).await? {
                         let t = transfer_from(&row)?;
-                        out.insert(t.id, t);
+                        statuses.insert(t.agreement, row.try_get::<String, _>("agreement_status")?);
+                        found.insert(t.id, t);
                     }
                 }
-                Ok(out)
+                Ok((found, statuses))
             }
 
             /// The deliveries of these transfers, oldest first.
@@ -562,8 +568,7 @@ macro_rules! impl_transfers {
                 }
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
-                let mut found = Self::transfers_by_id(&mut tx, &ids).await?;
-                let statuses = Self::agreement_statuses(&mut tx, found.values().map(|t| t.agreement)).await?;
+                let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
                 let now = Timestamp::now().micros();
                 let mut results = Vec::with_capacity(ops.len());
                 let mut events = Vec::new();
@@ -662,8 +667,7 @@ macro_rules! impl_transfers {
                 }
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
-                let mut found = Self::transfers_by_id(&mut tx, &ids).await?;
-                let statuses = Self::agreement_statuses(&mut tx, found.values().map(|t| t.agreement)).await?;
+                let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
                 let now = Timestamp::now().micros();
                 let mut results: Vec<Option<Result<(Transfer, Delivery)>>> = Vec::with_capacity(ops.len());
                 let mut kept = Vec::new();
@@ -765,7 +769,7 @@ macro_rules! impl_transfers {
                 // Marking fetched is a write: the ledger lock first.
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
-                let found = Self::transfers_by_id(&mut tx, &ids).await?;
+                let (found, _) = Self::transfers_by_id(&mut tx, &ids).await?;
                 let mut parties = Vec::with_capacity(ops.len());
                 let mut audits = Vec::new();
                 let mut seen = std::collections::BTreeSet::new();
