@@ -904,20 +904,41 @@ impl Hub {
         decision: TransferDecision,
         audit: AuditEntry,
     ) -> civic_store::Result<Transfer> {
-        let store = self.store.clone();
         let op = DecisionOp {
             id,
             party,
             decision,
             audit,
         };
-        self.mydata
-            .decisions
+        self.in_batch(&self.mydata.decisions, op, |store, ops| async move {
+            store.decide_transfers(ops).await
+        })
+        .await
+    }
+
+    /// Runs `op` in `group`'s next batch, which `write` (a storage batch
+    /// method) writes in one transaction.
+    async fn in_batch<I, T, W, F>(
+        &self,
+        group: &Arc<Group<I, civic_store::Result<T>>>,
+        op: I,
+        write: W,
+    ) -> civic_store::Result<T>
+    where
+        I: Send + 'static,
+        T: Send + 'static,
+        W: Fn(civic_store::Store, Vec<I>) -> F + Copy + Send + Sync + 'static,
+        F: std::future::Future<Output = civic_store::Result<Vec<civic_store::Result<T>>>>
+            + Send
+            + 'static,
+    {
+        let store = self.store.clone();
+        group
             .run(op, move |ops| {
                 let store = store.clone();
                 async move {
                     let n = ops.len();
-                    StoreError::each(store.decide_transfers(ops).await, n)
+                    StoreError::each(write(store, ops).await, n)
                 }
             })
             .await
@@ -1176,24 +1197,16 @@ impl Hub {
             .party(ctx, id, "mydata.transfer.fetch", By::Agency)
             .await?;
         entry.purpose = Some("the agency receives what the citizen consented to".into());
-        let store = self.store.clone();
         let op = FetchOp {
             id,
             party,
             audit: entry.clone(),
         };
         let fetched = self
-            .mydata
-            .fetches
-            .run(op, move |ops| {
-                let store = store.clone();
-                async move {
-                    let n = ops.len();
-                    StoreError::each(store.fetch_packages(ops).await, n)
-                }
+            .in_batch(&self.mydata.fetches, op, |store, ops| async move {
+                store.fetch_packages(ops).await
             })
-            .await
-            .unwrap_or_else(|| Err(StoreError::unanswered()));
+            .await;
         let (t, deliveries) = self.as_party(fetched, entry).await?;
         let key = self.consent_key(&t, || {
             format!("transfer {id} is {}: no package is kept", t.state)

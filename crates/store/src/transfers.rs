@@ -304,6 +304,16 @@ macro_rules! impl_transfers {
             })
         }
 
+        /// Appends `($1, $2, …)` bound to `ids` (an `IN` list).
+        fn push_ids(qb: &mut sqlx::QueryBuilder<'_, $db>, ids: impl Iterator<Item = i64>) {
+            qb.push("(");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            qb.push(")");
+        }
+
         /// Whether `agreement` (of `statuses`) lets transfers happen.
         fn approved(statuses: &HashMap<i64, String>, agreement: i64) -> Result<()> {
             match statuses.get(&agreement).map(String::as_str) {
@@ -357,14 +367,10 @@ macro_rules! impl_transfers {
                 for chunk in ids.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                         "SELECT {}, a.status AS agreement_status FROM mydata_transfers t \
-                         JOIN mydata_agreements a ON a.id = t.agreement_id WHERE t.id IN (",
+                         JOIN mydata_agreements a ON a.id = t.agreement_id WHERE t.id IN ",
                         columns.join(", ")
                     ));
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
+                    push_ids(&mut qb, chunk.iter().copied());
                     for row in qb.build().fetch_all(&mut **tx).await? {
                         let t = transfer_from(&row)?;
                         statuses.insert(t.agreement, row.try_get::<String, _>("agreement_status")?);
@@ -379,13 +385,10 @@ macro_rules! impl_transfers {
                 let mut out: HashMap<i64, Vec<Delivery>> = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id IN ("
+                        "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id IN "
                     ));
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(") ORDER BY id");
+                    push_ids(&mut qb, chunk.iter().copied());
+                    qb.push(" ORDER BY id");
                     for row in qb.build().fetch_all(&mut **tx).await? {
                         let d = delivery_from(&row)?;
                         out.entry(d.transfer).or_default().push(d);
@@ -400,12 +403,8 @@ macro_rules! impl_transfers {
                 let ids: Vec<i64> = ids.into_iter().collect();
                 let mut out = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, status FROM mydata_agreements WHERE id IN (");
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, status FROM mydata_agreements WHERE id IN ");
+                    push_ids(&mut qb, chunk.iter().copied());
                     for row in qb.build().fetch_all(&mut **tx).await? {
                         out.insert(row.try_get::<i64, _>("id")?, row.try_get::<String, _>("status")?);
                     }
@@ -708,12 +707,8 @@ macro_rules! impl_transfers {
                         let d = delivery_from(&row)?;
                         delivered.insert((d.transfer, d.node.clone(), d.status_index), d);
                     }
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_transfers SET state = 'delivered' WHERE id IN (");
-                    let mut list = qb.separated(", ");
-                    for (_, op) in chunk {
-                        list.push_bind(op.id);
-                    }
-                    qb.push(")");
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_transfers SET state = 'delivered' WHERE id IN ");
+                    push_ids(&mut qb, chunk.iter().map(|(_, op)| op.id));
                     qb.build().execute(&mut *tx).await?;
                 }
                 let mut events = Vec::with_capacity(kept.len());
@@ -789,12 +784,8 @@ macro_rules! impl_transfers {
                 for chunk in seen.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_deliveries SET fetched_at = ");
                     qb.push_bind(now);
-                    qb.push(" WHERE fetched_at IS NULL AND package IS NOT NULL AND transfer_id IN (");
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
+                    qb.push(" WHERE fetched_at IS NULL AND package IS NOT NULL AND transfer_id IN ");
+                    push_ids(&mut qb, chunk.iter().copied());
                     qb.build().execute(&mut *tx).await?;
                 }
                 let delivered = Self::deliveries_of(&mut tx, &seen).await?;
