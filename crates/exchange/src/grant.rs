@@ -389,6 +389,11 @@ pub struct Admitted {
     pub windows: Vec<ExposureWindow>,
 }
 
+/// How long after its expiry a used grant is still remembered (margin for
+/// a clock set back): then it is forgotten, since an expired grant is
+/// refused as expired whoever used it.
+pub const FORGET_USED_AFTER_SECONDS: i64 = 3600;
+
 /// The node's gate: its policy, the keys it trusts, and the grants already
 /// used (grant id → the request that used it).
 #[derive(Debug, Clone)]
@@ -396,6 +401,11 @@ pub struct NodeGate {
     pub policy: NodePolicy,
     trusted: BTreeMap<String, TrustedKey>,
     used: BTreeMap<String, String>,
+    /// The used grants whose expiry is known, by expiry: forgotten
+    /// [`FORGET_USED_AFTER_SECONDS`] after it, so that the set of used
+    /// grants holds what could still be replayed, not every grant ever
+    /// used.
+    expiring: BTreeSet<(i64, String)>,
 }
 
 impl NodeGate {
@@ -405,6 +415,7 @@ impl NodeGate {
             policy,
             trusted,
             used: BTreeMap::new(),
+            expiring: BTreeSet::new(),
         }
     }
 
@@ -415,6 +426,29 @@ impl NodeGate {
 
     pub fn restore_used(&mut self, used: BTreeMap<String, String>) {
         self.used = used;
+    }
+
+    /// Restores one used grant whose expiry is known (what a node kept of
+    /// its own uses); one expired longer ago than the margin is not
+    /// remembered at all.
+    pub fn restore_use(&mut self, grant_id: String, request_id: String, expires_at: i64, now: i64) {
+        if expires_at >= now - FORGET_USED_AFTER_SECONDS {
+            self.expiring.insert((expires_at, grant_id.clone()));
+            self.used.insert(grant_id, request_id);
+        }
+    }
+
+    /// Forgets the used grants that expired more than the margin before
+    /// `now`.
+    fn forget_expired(&mut self, now: i64) {
+        while let Some((until, _)) = self.expiring.first() {
+            if *until >= now - FORGET_USED_AFTER_SECONDS {
+                break;
+            }
+            if let Some((_, id)) = self.expiring.pop_first() {
+                self.used.remove(&id);
+            }
+        }
     }
 
     /// The key of an endorsement the node does not know, from the hub's
@@ -615,6 +649,8 @@ impl NodeGate {
             }),
             Some(first) => Err(Refusal::Replayed(first.clone())),
             None => {
+                self.forget_expired(now);
+                self.expiring.insert((g.expires_at, g.grant_id.clone()));
                 self.used.insert(g.grant_id.clone(), request_id.to_owned());
                 Ok(Admitted {
                     grant: g.clone(),
@@ -1003,5 +1039,54 @@ mod tests {
         );
         // None of the refusals used the grant up.
         assert!(w.gate.used().is_empty());
+    }
+
+    #[test]
+    fn a_used_grant_is_forgotten_only_once_it_can_no_longer_be_replayed() {
+        let mut w = world();
+        let first = endorsed(&w, grant());
+        w.gate.admit(&first, "r-1", NOW).unwrap();
+        let expiry = grant().expires_at;
+        // Remembered until the margin after its expiry has passed (a
+        // replay after its expiry is refused as expired either way).
+        let later = expiry + FORGET_USED_AFTER_SECONDS - 1;
+        let second = endorsed(
+            &w,
+            Grant {
+                grant_id: "g-2".into(),
+                issued_at: later - 60,
+                expires_at: later + 600,
+                ..grant()
+            },
+        );
+        w.gate.admit(&second, "r-2", later).unwrap();
+        assert!(w.gate.used().contains_key("g-1"));
+        let much_later = expiry + FORGET_USED_AFTER_SECONDS + 1;
+        let third = endorsed(
+            &w,
+            Grant {
+                grant_id: "g-3".into(),
+                issued_at: much_later - 60,
+                expires_at: much_later + 600,
+                ..grant()
+            },
+        );
+        w.gate.admit(&third, "r-3", much_later).unwrap();
+        assert!(!w.gate.used().contains_key("g-1"), "forgotten");
+        assert!(w.gate.used().contains_key("g-2"));
+        assert_eq!(
+            w.gate.admit(&first, "r-9", much_later),
+            Err(Refusal::Expired)
+        );
+        // What a node restores: only what could still be replayed.
+        let mut gate = world().gate;
+        gate.restore_use(
+            "old".into(),
+            "r".into(),
+            NOW - FORGET_USED_AFTER_SECONDS - 1,
+            NOW,
+        );
+        gate.restore_use("live".into(), "r".into(), NOW + 60, NOW);
+        assert_eq!(gate.used().keys().collect::<Vec<_>>(), ["live"]);
     }
 }

@@ -149,18 +149,52 @@ enum StateLine {
         request: String,
         index: u64,
         at: i64,
+        /// The grant's expiry (absent in lines written before it was
+        /// kept): after it, the gate need not remember the grant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<i64>,
     },
     Revoked {
         grant: String,
         request: String,
         indices: Vec<u64>,
         at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<i64>,
     },
     Exported {
         grant: String,
         request: String,
         at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<i64>,
     },
+}
+
+impl StateLine {
+    /// The grant it used: (grant, request, expiry).
+    fn grant(&self) -> (&str, &str, Option<i64>) {
+        match self {
+            Self::Issued {
+                grant,
+                request,
+                expires,
+                ..
+            }
+            | Self::Revoked {
+                grant,
+                request,
+                expires,
+                ..
+            }
+            | Self::Exported {
+                grant,
+                request,
+                expires,
+                ..
+            } => (grant, request, *expires),
+        }
+    }
 }
 
 struct Status {
@@ -236,7 +270,6 @@ impl RecordsNode {
         // this node did before.
         let state_path = dir.join("state.jsonl");
         let mut gate = setup.gate;
-        let mut used = gate.used().clone();
         let mut status = Status {
             list: StatusList::new(STATUS_LIST_LEN),
             next: 0,
@@ -246,6 +279,7 @@ impl RecordsNode {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(io(&state_path)(e)),
         };
+        let started = now();
         for (i, line) in text.lines().enumerate() {
             // A torn last line was never acknowledged.
             let Ok(parsed) = serde_json::from_str::<StateLine>(line) else {
@@ -258,33 +292,27 @@ impl RecordsNode {
                     i + 1
                 )));
             };
+            // The grants that could still be replayed (all of them, for
+            // lines that do not say when theirs expired).
+            let (grant, request, expires) = parsed.grant();
+            gate.restore_use(
+                grant.to_owned(),
+                request.to_owned(),
+                expires.unwrap_or(i64::MAX),
+                started,
+            );
             match parsed {
-                StateLine::Issued {
-                    grant,
-                    request,
-                    index,
-                    ..
-                } => {
-                    used.insert(grant, request);
+                StateLine::Issued { index, .. } => {
                     status.next = status.next.max(index + 1);
                 }
-                StateLine::Revoked {
-                    grant,
-                    request,
-                    indices,
-                    ..
-                } => {
-                    used.insert(grant, request);
+                StateLine::Revoked { indices, .. } => {
                     for idx in indices {
                         let _ = status.list.revoke(idx);
                     }
                 }
-                StateLine::Exported { grant, request, .. } => {
-                    used.insert(grant, request);
-                }
+                StateLine::Exported { .. } => {}
             }
         }
-        gate.restore_used(used);
         let messages_path = exchange.join("messages.jsonl");
         let entries = std::fs::read_to_string(&messages_path)
             .unwrap_or_default()
@@ -558,6 +586,7 @@ impl RecordsNode {
                 request: request_id.to_owned(),
                 index,
                 at: issued_at,
+                expires: Some(g.expires_at),
             },
         ))
     }
@@ -587,6 +616,7 @@ impl RecordsNode {
                 request: request_id.to_owned(),
                 indices: status_indices.clone(),
                 at: now(),
+                expires: Some(g.expires_at),
             },
         ))
     }
@@ -645,6 +675,7 @@ impl RecordsNode {
                 grant: g.grant_id.clone(),
                 request: request_id.to_owned(),
                 at,
+                expires: Some(g.expires_at),
             },
         ))
     }
