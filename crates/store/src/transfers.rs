@@ -397,21 +397,6 @@ macro_rules! impl_transfers {
                 Ok(out)
             }
 
-            /// The status of each of these agreements.
-            async fn agreement_statuses(tx: &mut Tx, ids: impl Iterator<Item = i64>) -> Result<HashMap<i64, String>> {
-                let ids: std::collections::BTreeSet<i64> = ids.collect();
-                let ids: Vec<i64> = ids.into_iter().collect();
-                let mut out = HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, status FROM mydata_agreements WHERE id IN ");
-                    push_ids(&mut qb, chunk.iter().copied());
-                    for row in qb.build().fetch_all(&mut **tx).await? {
-                        out.insert(row.try_get::<i64, _>("id")?, row.try_get::<String, _>("status")?);
-                    }
-                }
-                Ok(out)
-            }
-
             /// Appends events `(agency, transfer, kind)` at `at`, in order.
             async fn transfer_events(tx: &mut Tx, events: &[(InstitutionId, i64, &'static str)], at: i64) -> Result<()> {
                 for chunk in events.chunks(500) {
@@ -425,8 +410,12 @@ macro_rules! impl_transfers {
             }
 
             async fn agreement_is_approved(tx: &mut Tx, agreement: i64) -> Result<()> {
-                let statuses = Self::agreement_statuses(tx, std::iter::once(agreement)).await?;
-                approved(&statuses, agreement)
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM mydata_agreements WHERE id = $1")
+                        .bind(agreement)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                approved(&status.map(|s| (agreement, s)).into_iter().collect(), agreement)
             }
 
             /// Moves a transfer from one of `from` to a new state with
