@@ -327,7 +327,32 @@ pub(crate) fn items_of(offer: &Offer) -> Result<Vec<Item>> {
     })
 }
 
+/// Every institution's name, read once for a listing or a batch.
+pub(crate) struct InstitutionNames(HashMap<InstitutionId, String>);
+
+impl InstitutionNames {
+    pub(crate) fn of(institutions: Vec<civic_store::Institution>) -> Self {
+        Self(institutions.into_iter().map(|i| (i.id, i.name)).collect())
+    }
+
+    pub(crate) fn name(&self, id: InstitutionId) -> Option<&str> {
+        self.0.get(&id).map(String::as_str)
+    }
+
+    /// The institution with its name (empty if unknown).
+    pub(crate) fn named(&self, id: InstitutionId) -> InstitutionRef {
+        InstitutionRef {
+            id,
+            name: self.name(id).unwrap_or_default().to_owned(),
+        }
+    }
+}
+
 impl Hub {
+    pub(crate) async fn institution_names(&self) -> Result<InstitutionNames> {
+        Ok(InstitutionNames::of(self.store.institutions().await?))
+    }
+
     pub(crate) async fn institution_ref(&self, id: InstitutionId) -> Result<InstitutionRef> {
         let name = self
             .store
@@ -372,17 +397,7 @@ impl Hub {
         let agreements = self.store.agreements().await?;
         // (offer, agency, year, transfers delivered)
         let counts = self.store.transfer_counts().await?;
-        let names: HashMap<InstitutionId, String> = self
-            .store
-            .institutions()
-            .await?
-            .into_iter()
-            .map(|i| (i.id, i.name))
-            .collect();
-        let name = |id: InstitutionId| InstitutionRef {
-            id,
-            name: names.get(&id).cloned().unwrap_or_default(),
-        };
+        let names = self.institution_names().await?;
         let approved: Vec<&Agreement> = agreements
             .iter()
             .filter(|a| a.status == "approved")
@@ -394,8 +409,8 @@ impl Hub {
             let items = items_of(offer)?;
             if let Some(n) = &needle {
                 let holder = names
-                    .get(&offer.holder)
-                    .map(|s| s.to_lowercase())
+                    .name(offer.holder)
+                    .map(str::to_lowercase)
                     .unwrap_or_default();
                 let hit = [&offer.title, &offer.description, &offer.code]
                     .iter()
@@ -419,7 +434,7 @@ impl Hub {
                     .map(|(.., n)| *n as u64)
                     .sum(),
             };
-            views.push(offer_view(offer, name(offer.holder), items, demand));
+            views.push(offer_view(offer, names.named(offer.holder), items, demand));
         }
         let mut years: BTreeMap<i32, YearStats> = BTreeMap::new();
         let year_of = |t: civic_core::time::Timestamp| {
@@ -463,7 +478,7 @@ impl Hub {
             by_agency: by_agency
                 .into_iter()
                 .map(|(id, (documents, datasets, transfers))| AgencyStats {
-                    agency: name(id),
+                    agency: names.named(id),
                     documents,
                     datasets,
                     transfers,

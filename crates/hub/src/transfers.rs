@@ -20,6 +20,7 @@
 
 use crate::exchange::{ExchangeError, NodeClient};
 use crate::group::Group;
+use crate::mydata::InstitutionNames;
 use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{DutyKind, InstitutionId, Subject};
@@ -701,24 +702,20 @@ impl Hub {
             .into_iter()
             .map(|o| (o.id, o))
             .collect();
-        let names: std::collections::HashMap<InstitutionId, String> = self
-            .store
-            .institutions()
-            .await?
-            .into_iter()
-            .map(|i| (i.id, i.name))
-            .collect();
-        let named = |id: InstitutionId| crate::mydata::InstitutionRef {
-            id,
-            name: names.get(&id).cloned().unwrap_or_default(),
-        };
+        let names = self.institution_names().await?;
         transfers
             .iter()
             .map(|t| {
                 let offer = offers
                     .get(&t.offer)
                     .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
-                view_of(t, Vec::new(), offer, named(t.agency), named(t.holder))
+                view_of(
+                    t,
+                    Vec::new(),
+                    offer,
+                    names.named(t.agency),
+                    names.named(t.holder),
+                )
             })
             .collect()
     }
@@ -972,12 +969,15 @@ impl Hub {
     /// credential issued; each transfer as it stands after.
     async fn deliver_batch(&self, batch: Vec<(Transfer, AuditEntry)>) -> Vec<Result<TransferView>> {
         let mut out: Vec<Option<Result<Fetched>>> = batch.iter().map(|_| None).collect();
-        let nodes = match self.store.nodes().await {
-            Ok(nodes) => nodes,
+        let looked_up = async {
+            let nodes = self.store.nodes().await?;
+            Ok::<_, StoreError>((nodes, self.store.institutions().await?))
+        };
+        let (nodes, names) = match looked_up.await {
+            Ok((nodes, institutions)) => (nodes, InstitutionNames::of(institutions)),
             Err(e) => return batch.iter().map(|_| Err(e.again().into())).collect(),
         };
         let mut offers = std::collections::HashMap::new();
-        let mut names = std::collections::HashMap::new();
         // Each holder's node and what to ask it: (op, grant, consent key).
         type Ask = (usize, SignedGrant, [u8; 32]);
         type Node = (String, String, ed25519_dalek::VerifyingKey);
@@ -988,7 +988,7 @@ impl Hub {
                 let key =
                     self.consent_key(t, || format!("transfer {}: the consent is not live", t.id))?;
                 let node = records_node_of(&nodes, t.holder)?;
-                let grant = self.credential_grant(t, &mut offers, &mut names).await?;
+                let grant = self.credential_grant(t, &mut offers, &names).await?;
                 Ok::<_, HubError>((node, grant, key))
             };
             match prepared.await {
@@ -1056,39 +1056,36 @@ impl Hub {
             out[i] = Some(kept.map(|(t, d)| (t, vec![d])).map_err(HubError::from));
         }
         self.mydata.events.notify_one();
-        let named = |id: InstitutionId| crate::mydata::InstitutionRef {
-            id,
-            name: names.get(&id).cloned().unwrap_or_default(),
-        };
         out.into_iter()
             .map(|r| {
                 let (t, deliveries) = r.unwrap_or_else(|| Err(StoreError::unanswered().into()))?;
                 let offer = offers
                     .get(&t.offer)
                     .ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?;
-                view_of(&t, deliveries, offer, named(t.agency), named(t.holder))
+                view_of(
+                    &t,
+                    deliveries,
+                    offer,
+                    names.named(t.agency),
+                    names.named(t.holder),
+                )
             })
             .collect()
     }
 
-    /// The grant for a credential under `t`'s consent (entries and
-    /// institutions looked up once a batch).
+    /// The grant for a credential under `t`'s consent (entries looked up
+    /// once a batch).
     async fn credential_grant(
         &self,
         t: &Transfer,
         offers: &mut std::collections::HashMap<i64, civic_store::Offer>,
-        names: &mut std::collections::HashMap<InstitutionId, String>,
+        names: &InstitutionNames,
     ) -> Result<SignedGrant> {
         if let std::collections::hash_map::Entry::Vacant(slot) = offers.entry(t.offer) {
             let offer = self.store.offer(t.offer).await?;
             slot.insert(
                 offer.ok_or_else(|| HubError::NotFound(format!("catalogue entry {}", t.offer)))?,
             );
-        }
-        for id in [t.holder, t.agency] {
-            if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
-                slot.insert(self.institution_ref(id).await?.name);
-            }
         }
         let offer = &offers[&t.offer];
         let now = now_s();
@@ -1099,11 +1096,11 @@ impl Hub {
                 .max(now + 86_400);
         }
         let items: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
-        let agency_name = names[&t.agency].clone();
+        let agency_name = names.named(t.agency).name;
         Ok(mydata_grant(
             self.keys(),
             agency_name.clone(),
-            names[&t.holder].clone(),
+            names.named(t.holder).name,
             t.legal_basis.clone(),
             format!("mydata-transfer:{}", t.id),
             Question::Credential(CredentialQuestion {
@@ -1638,20 +1635,17 @@ impl Hub {
                 self.tagged(entry, subject.as_str()),
             )
             .await?;
-        let names: std::collections::HashMap<InstitutionId, String> = self
-            .store
-            .institutions()
-            .await?
-            .into_iter()
-            .map(|i| (i.id, i.name))
-            .collect();
+        let names = self.institution_names().await?;
         Ok(records
             .into_iter()
             .map(|r| AccessView {
                 seq: r.seq,
                 at: rfc3339(r.entry.at),
                 who: r.entry.actor_name.clone(),
-                institution: r.entry.institution.and_then(|i| names.get(&i).cloned()),
+                institution: r
+                    .entry
+                    .institution
+                    .and_then(|i| names.name(i).map(str::to_owned)),
                 action: r.entry.action.clone(),
                 resource: r.entry.resource.clone(),
                 purpose: r.entry.purpose.clone(),
