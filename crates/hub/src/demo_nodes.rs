@@ -132,14 +132,8 @@ pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
     let mut nodes = Vec::new();
     for &(name, institution, kind, code, places, events) in NODES {
         let dir = data_dir.join("nodes").join(name);
-        let config_path = dir.join("node.toml");
-        if !config_path.exists() {
-            let inst = institutions
-                .iter()
-                .find(|i| i.name == institution)
-                .ok_or(DemoNodeError::NoInstitution(institution))?;
-            enrol(hub, inst.id, name, institution, kind.dir_name(), &dir).await?;
-        }
+        let config_path =
+            enrol_once(hub, &institutions, name, institution, kind.dir_name(), &dir).await?;
         let config = NodeConfig::load(&config_path)?;
         // Fill the store once from the city.
         let mut store = EventStore::open(&dir, kind).map_err(|e| DemoNodeError::Fill(name, e))?;
@@ -170,14 +164,8 @@ pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
     }
     for &(name, institution, records_kind) in RECORDS_NODES {
         let dir = data_dir.join("nodes").join(name);
-        let config_path = dir.join("node.toml");
-        if !config_path.exists() {
-            let inst = institutions
-                .iter()
-                .find(|i| i.name == institution)
-                .ok_or(DemoNodeError::NoInstitution(institution))?;
-            enrol(hub, inst.id, name, institution, "records", &dir).await?;
-        }
+        let config_path =
+            enrol_once(hub, &institutions, name, institution, "records", &dir).await?;
         let records = dir.join(civic_node_server::mydata::RECORDS_FILE);
         let count = if records.exists() {
             civic_node_server::mydata::load_records(&records)
@@ -204,6 +192,27 @@ pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
         });
     }
     Ok(nodes)
+}
+
+/// Enrols node `name` of `institution` into `dir`, unless it was enrolled
+/// there before; returns its configuration's path.
+async fn enrol_once(
+    hub: &Hub,
+    institutions: &[civic_store::Institution],
+    name: &str,
+    institution: &'static str,
+    kind: &str,
+    dir: &PathBuf,
+) -> Result<PathBuf> {
+    let config_path = dir.join("node.toml");
+    if !config_path.exists() {
+        let inst = institutions
+            .iter()
+            .find(|i| i.name == institution)
+            .ok_or(DemoNodeError::NoInstitution(institution))?;
+        enrol(hub, inst.id, name, institution, kind, dir).await?;
+    }
+    Ok(config_path)
 }
 
 async fn enrol(
