@@ -344,8 +344,14 @@ function loginPage(message) {
     e.preventDefault();
     const body = { username: user.value.trim(), password: pass.value };
     if (code.value.trim()) body.totp = code.value.trim();
+    // The device token of an earlier sign-in under this name from this
+    // browser: with it, strangers' failed guesses do not slow ours.
+    const deviceSlot = `cdh.device.${body.username.toLowerCase()}`;
+    const device = localStorage.getItem(deviceSlot);
+    if (device) body.device = device;
     const r = await attempt(() => api('POST', '/auth/login', body));
     if (!r) return;
+    if (r.device) localStorage.setItem(deviceSlot, r.device);
     session.save(r.token, r.expires_at);
     await loadSession();
     renderChrome();
@@ -772,9 +778,11 @@ async function clustersPage() {
   if (needResponse()) return;
   const list = await attempt(() => api('GET', `/responses/${session.response.id}/clusters`)) || [];
   const mapEl = h('div', { class: 'map', id: 'cluster-map' });
+  // A cluster shows only what the reader may see of its cases: its source
+  // may be a case she may not read, its place a route she may not see.
   const rows = list.map((c) => h('tr', {},
     h('td', {}, h('a', { href: `#/clusters/${c.id}` }, c.name)), h('td', {}, c.cases.length),
-    h('td', {}, h('a', { href: `#/cases/${c.source.id}` }, c.source.number)), h('td', {}, c.source.onset)));
+    h('td', {}, c.source ? h('a', { href: `#/cases/${c.source.id}` }, c.source.number) : '—'), h('td', {}, c.source ? c.source.onset : '—')));
   view(h('h1', {}, t('nav_clusters')),
     h('div', { class: 'split' },
       table(t('nav_clusters'), [t('cluster'), t('cases'), t('likely_source'), t('onset')], rows),
@@ -784,6 +792,7 @@ async function clustersPage() {
   if (!map || view.stale()) return;
   const pts = [];
   for (const c of list) {
+    if (c.lat == null || c.lon == null) continue;
     pts.push([c.lat, c.lon]);
     L.circleMarker([c.lat, c.lon], { radius: 6 + Math.sqrt(c.cases.length) * 3, color: '#b03a2e', fillOpacity: 0.5 })
       .bindPopup(plain(`${c.name}: ${t('n_cases', { n: c.cases.length })}`))
@@ -802,7 +811,7 @@ async function clusterPage(id) {
   const mapEl = h('div', { class: 'map', id: 'cluster-detail-map' });
   view(h('h1', {}, t('cluster'), ' ', c.name),
     h('dl', { class: 'facts inline' },
-      h('dt', {}, t('likely_source')), h('dd', {}, h('a', { href: `#/cases/${c.source.id}` }, c.source.number), ` (${t('onset')} ${c.source.onset})`),
+      h('dt', {}, t('likely_source')), h('dd', {}, c.source ? [h('a', { href: `#/cases/${c.source.id}` }, c.source.number), ` (${t('onset')} ${c.source.onset})`] : '—'),
       h('dt', {}, t('cases')), h('dd', {}, c.cases.length)),
     h('div', { class: 'split' },
       h('section', {}, h('h2', {}, t('transmission_tree')), transmissionTree(c, { label: t('transmission_tree'), source: t('likely_source') })),
@@ -815,13 +824,16 @@ async function clusterPage(id) {
   if (view.stale()) return;
   const map = await makeMap(mapEl, t('cluster_map'));
   if (!map || view.stale()) return;
-  const pts = [[c.lat, c.lon]];
-  L.circleMarker([c.lat, c.lon], { radius: 10, color: '#b03a2e' }).bindPopup(plain(c.name)).addTo(map);
+  const pts = [];
+  if (c.lat != null && c.lon != null) {
+    pts.push([c.lat, c.lon]);
+    L.circleMarker([c.lat, c.lon], { radius: 10, color: '#b03a2e' }).bindPopup(plain(c.name)).addTo(map);
+  }
   for (const l of c.tree) {
     pts.push([l.lat, l.lon]);
     L.circleMarker([l.lat, l.lon], { radius: 5, color: '#1f618d' }).bindPopup(plain(`${l.infector} → ${l.case}: ${l.place || ''}`)).addTo(map);
   }
-  map.fitBounds(L.latLngBounds(pts).pad(0.3));
+  if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.3));
 }
 
 async function auditPage(params) {

@@ -54,7 +54,9 @@ export function transmissionTree(cluster, words) {
     if (!children.has(p)) children.set(p, []);
     children.get(p).push(child);
   }
-  const root = cluster.source.number;
+  // The source is absent when the reader may not read it: every case she
+  // may read without a parent shown then starts a row of its own.
+  const root = cluster.source ? cluster.source.number : null;
   // Depth-first order gives each leaf its own column; parents sit over
   // the middle of their children.
   const pos = new Map();
@@ -69,8 +71,8 @@ export function transmissionTree(cluster, words) {
     const col = xs.length ? (Math.min(...xs) + Math.max(...xs)) / 2 : column++;
     pos.set(node, { col, depth });
   };
-  place(root, 0);
-  for (const c of cluster.cases) if (!pos.has(c.number)) place(c.number, 1);
+  if (root !== null) place(root, 0);
+  for (const c of cluster.cases) if (!pos.has(c.number)) place(c.number, root === null ? 0 : 1);
   const cols = Math.max(1, column);
   const depth = Math.max(0, ...[...pos.values()].map((p) => p.depth));
   const cw = 56;

@@ -30,6 +30,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub detail: String,
     pub second_factor_required: Option<bool>,
+    /// Seconds to wait before trying again (429).
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -39,6 +41,7 @@ impl ApiError {
             kind,
             detail: detail.into(),
             second_factor_required: None,
+            retry_after: None,
         }
     }
 
@@ -65,7 +68,10 @@ impl From<HubError> for ApiError {
             HubError::TooManyRequests => {
                 Self::new(S::TOO_MANY_REQUESTS, "too-many-requests", detail)
             }
-            HubError::Locked { .. } => Self::new(S::LOCKED, "account-locked", detail),
+            HubError::SignInWait { seconds } => Self {
+                retry_after: Some(seconds),
+                ..Self::new(S::TOO_MANY_REQUESTS, "sign-in-wait", detail)
+            },
             HubError::Forbidden {
                 needs_second_factor,
                 ..
@@ -107,9 +113,10 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if self.status == StatusCode::TOO_MANY_REQUESTS {
+            let seconds = self.retry_after.unwrap_or(60).max(1);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

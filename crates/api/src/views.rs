@@ -37,7 +37,6 @@ pub struct UserView {
     pub duties: Vec<Duty>,
     pub machine_client: bool,
     pub second_factor_enrolled: bool,
-    pub locked_until: Option<String>,
     pub created_at: String,
 }
 
@@ -51,7 +50,6 @@ impl From<User> for UserView {
             duties: u.duties,
             machine_client: u.machine_client,
             second_factor_enrolled: u.totp_enabled,
-            locked_until: u.locked_until.map(|t| t.to_rfc3339()),
             created_at: u.created_at.to_rfc3339(),
         }
     }
@@ -97,6 +95,10 @@ pub struct LoginRequest {
     pub password: String,
     /// The current 6-digit code of the user's authenticator, if enrolled.
     pub totp: Option<String>,
+    /// The device token an earlier sign-in from this client returned:
+    /// with it, failed sign-ins by others under this name do not slow
+    /// this client's.
+    pub device: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -106,6 +108,9 @@ pub struct LoginResponse {
     pub token_type: String,
     pub expires_at: String,
     pub user: MeView,
+    /// Keep it, and send it as `device` at the next sign-ins from this
+    /// client.
+    pub device: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -38,6 +38,28 @@ fn session_path() -> PathBuf {
     PathBuf::from(home).join(".config/civic/session.json")
 }
 
+/// The device tokens the hubs gave at sign-in, by hub and username: sent
+/// at the next sign-in, so that others' failed guesses under the name do
+/// not slow this machine's (readable by its owner only).
+fn devices_path() -> PathBuf {
+    session_path().with_file_name("devices.json")
+}
+
+fn device_slot(hub: &str, username: &str) -> String {
+    format!(
+        "{} {}",
+        hub.trim_end_matches('/'),
+        username.trim().to_lowercase()
+    )
+}
+
+fn saved_devices() -> std::collections::BTreeMap<String, String> {
+    std::fs::read(devices_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 fn saved() -> Option<Saved> {
     serde_json::from_slice(&std::fs::read(session_path()).ok()?).ok()
 }
@@ -214,7 +236,9 @@ pub async fn login(args: &HubArgs, username: &str, totp: Option<String>) -> Resu
         .trim_end_matches('/')
         .to_owned();
     let password = crate::read_password()?;
-    let body = serde_json::json!({"username": username, "password": password, "totp": totp});
+    let mut devices = saved_devices();
+    let slot = device_slot(&base, username);
+    let body = serde_json::json!({"username": username, "password": password, "totp": totp, "device": devices.get(&slot)});
     let response = http(args.hub_ca.as_deref())?
         .post(format!("{base}/api/v1/auth/login"))
         .json(&body)
@@ -237,6 +261,12 @@ pub async fn login(args: &HubArgs, username: &str, totp: Option<String>) -> Resu
     };
     civic_hub::keys::write_private(&path, &serde_json::to_string(&saved)?)
         .with_context(|| format!("keeping the session in {}", path.display()))?;
+    if let Some(device) = answer["device"].as_str() {
+        devices.insert(slot, device.to_owned());
+        let path = devices_path();
+        civic_hub::keys::write_private(&path, &serde_json::to_string(&devices)?)
+            .with_context(|| format!("keeping the device token in {}", path.display()))?;
+    }
     let second = if answer["user"]["authenticated_with"] == "password_and_totp" {
         "with a second factor"
     } else {

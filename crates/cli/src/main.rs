@@ -1738,7 +1738,6 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                                 .collect::<Vec<_>>()
                                 .join(" "),
                             u.totp_enabled.to_string(),
-                            u.locked_until.map(|t| t.to_rfc3339()).unwrap_or_default(),
                         ]
                     })
                     .collect::<Vec<_>>();
@@ -1747,21 +1746,13 @@ async fn admin(hub: &Hub, format: Format, command: AdminCommand) -> Result<()> {
                         .iter()
                         .map(|u| {
                             serde_json::json!({"id": u.id, "username": u.username, "display_name": u.display_name,
-                                "duties": u.duties, "second_factor_enrolled": u.totp_enabled,
-                                "locked_until": u.locked_until.map(|t| t.to_rfc3339())})
+                                "duties": u.duties, "second_factor_enrolled": u.totp_enabled})
                         })
                         .collect(),
                 );
                 output::print(
                     format,
-                    &[
-                        "id",
-                        "username",
-                        "display name",
-                        "duties",
-                        "TOTP",
-                        "locked until",
-                    ],
+                    &["id", "username", "display name", "duties", "TOTP"],
                     &rows,
                     json,
                 );

@@ -50,8 +50,11 @@ impl Principal {
         self.duties.iter().any(|d| d.kind.sees_personal_data())
     }
 
+    /// Whether the principal proved itself with two factors: a person's
+    /// password and TOTP code. A machine client's token is one secret, one
+    /// factor, however long (see [`machine_client_may`]).
     pub fn has_strong_auth(&self) -> bool {
-        !matches!(self.auth, AuthMethod::Password)
+        self.auth == AuthMethod::PasswordAndTotp
     }
 
     fn is_platform_admin(&self) -> bool {
@@ -84,11 +87,13 @@ pub enum Action<'a> {
         institution: InstitutionId,
     },
     /// Give a user of the institution these duties (creating her, or
-    /// replacing her duties); `own_account` when she is the caller.
+    /// replacing her duties); `own_account` when she is the caller,
+    /// `machine_client` when the account is a machine client's.
     GrantDuties {
         institution: InstitutionId,
         duties: &'a [Duty],
         own_account: bool,
+        machine_client: bool,
     },
     /// Issue, list or revoke API tokens of an institution's machine clients.
     ManageApiTokens {
@@ -155,8 +160,7 @@ pub enum Action<'a> {
         region: &'a Region,
         assigned_to: &'a [UserId],
     },
-    /// Register cases of a region: its investigators (people, or the
-    /// health authority's systems with that duty).
+    /// Register cases of a region: its investigators.
     RegisterCase {
         region: &'a Region,
     },
@@ -178,6 +182,38 @@ pub enum Action<'a> {
     /// published elsewhere or interviews, list and notify contacts: any
     /// investigator (each case is then checked on its own).
     Investigate,
+}
+
+/// Whether a machine client's API token may take `action`.
+///
+/// A token is one factor: a secret that a system holds, with no person
+/// present to give a second. So it never reaches a person's data (a case,
+/// a route, a citizen's choices, the ledger, officials' accounts), with one
+/// exception: the MyData transfers of its own agency. There the personal
+/// data is end to end: a citizen consented to send it to that agency, the
+/// agency named him in its own request, and every package is encrypted to
+/// the agency's own X25519 key, which the hub never holds — the token and
+/// that key are the system's two factors. Everything else a token may do
+/// shows no one's personal data.
+pub fn machine_client_may(action: &Action<'_>) -> bool {
+    matches!(
+        action,
+        Action::ViewOwnAccount
+            | Action::ListInstitutions
+            | Action::ReadAuditProof
+            | Action::PublishMydataOffer
+            | Action::ApplyMydataAgreement
+            | Action::ListMydataAgreements
+            | Action::MydataTransfers
+    )
+}
+
+/// Whether a machine client may hold a duty: only those whose work a
+/// token may do ([`machine_client_may`]). An administrator refusing to
+/// give an investigator's duty to a system is told so at once, rather than
+/// making an account whose every call is refused.
+pub fn machine_client_may_hold(kind: DutyKind) -> bool {
+    matches!(kind, DutyKind::MydataOperator | DutyKind::Analyst)
 }
 
 /// Whether a duty's region covers a case's region: the same, or one of
@@ -212,6 +248,11 @@ pub struct Permit {
     pub only_institution: Option<InstitutionId>,
 }
 
+/// Why a machine client may not hold a duty (also the administration's
+/// answer to the local operator, who bypasses the rest of the policy).
+pub const MACHINE_DUTIES: &str =
+    "a machine client may hold only mydata_operator or analyst: its token never reaches a person's data";
+
 const fn deny(reason: &'static str) -> Result<Permit, Denial> {
     Err(Denial {
         reason,
@@ -230,9 +271,21 @@ const fn permit(duty: Option<DutyKind>) -> Result<Permit, Denial> {
 pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
     use DutyKind as D;
 
+    // A machine client's token reaches no person's data, whatever duty its
+    // account holds (one made before this rule, or by hand in the
+    // database, included).
+    if who.auth == AuthMethod::ApiToken {
+        if !machine_client_may(&action) {
+            return deny("a machine client's token does not reach personal data: a person signed in with a second factor does this");
+        }
+        let stale = who.duties.iter().any(|d| !machine_client_may_hold(d.kind));
+        if stale && !matches!(action, Action::ViewOwnAccount) {
+            return deny("this machine client holds a duty no machine client may hold; an administrator must change its duties");
+        }
+    }
     // Without the second factor a user whose duties see personal data may
     // only look at her own account and enrol the factor.
-    let partial = who.needs_second_factor() && !who.has_strong_auth();
+    let partial = who.auth == AuthMethod::Password && who.needs_second_factor();
     if partial && !matches!(action, Action::ViewOwnAccount | Action::EnrolSecondFactor) {
         return Err(Denial {
             reason: "a second factor (TOTP) is required for your duties",
@@ -452,12 +505,15 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
             institution,
             duties,
             own_account,
+            machine_client,
         } => {
             let powerful = duties
                 .iter()
                 .any(|d| matches!(d.kind, D::Administrator | D::SecurityAuditor));
             if !who.administers(institution) {
                 deny("only administrators of this institution manage its users and tokens")
+            } else if machine_client && !duties.iter().all(|d| machine_client_may_hold(d.kind)) {
+                deny(MACHINE_DUTIES)
             } else if own_account {
                 deny("no one changes her own duties")
             } else if powerful && !who.is_platform_admin() {
@@ -687,6 +743,90 @@ mod tests {
     }
 
     #[test]
+    fn a_machine_clients_token_reaches_no_personal_data() {
+        let seoul = Region::parse("seoul").unwrap();
+        // An account that holds a person's duty, however it came to.
+        for (kind, duty) in [
+            (InstitutionKind::HealthAuthority, "investigator:seoul"),
+            (InstitutionKind::HubOperator, "security_auditor"),
+            (InstitutionKind::HealthAuthority, "approver"),
+            (InstitutionKind::HubOperator, "citizen:1001"),
+        ] {
+            let machine = principal(kind, &[duty], AuthMethod::ApiToken);
+            for action in [
+                Action::ReadCase {
+                    region: &seoul,
+                    assigned_to: &[UserId(7)],
+                },
+                Action::WorkCase {
+                    region: &seoul,
+                    assigned_to: &[UserId(7)],
+                },
+                Action::RegisterCase { region: &seoul },
+                Action::Investigate,
+                Action::ReadClusters,
+                Action::ListResponses,
+                Action::SearchAudit,
+                Action::MydataCitizen,
+                Action::EnrolSecondFactor,
+                Action::ListInstitutions,
+            ] {
+                assert!(decide(&machine, action).is_err(), "{duty} {action:?}");
+            }
+            let person = principal(kind, &[duty], AuthMethod::PasswordAndTotp);
+            assert!(decide(&person, Action::ListInstitutions).is_ok());
+        }
+        // An agency's system moves its own MyData transfers, and an
+        // analyst's reads what holds no one's data.
+        let agency = principal(
+            InstitutionKind::UsingAgency,
+            &["mydata_operator"],
+            AuthMethod::ApiToken,
+        );
+        assert!(decide(&agency, Action::MydataTransfers).is_ok());
+        assert!(decide(&agency, Action::ListMydataAgreements).is_ok());
+        assert!(decide(&agency, Action::OpenSupportTicket).is_err());
+        let analyst = principal(
+            InstitutionKind::Ministry,
+            &["analyst"],
+            AuthMethod::ApiToken,
+        );
+        assert!(decide(&analyst, Action::ListInstitutions).is_ok());
+        assert!(decide(&analyst, Action::ListTrainings).is_err());
+    }
+
+    #[test]
+    fn machine_clients_are_given_only_duties_a_token_may_use() {
+        let root = principal(
+            InstitutionKind::HubOperator,
+            &["administrator"],
+            AuthMethod::PasswordAndTotp,
+        );
+        fn grant(duties: &[Duty], machine_client: bool) -> Action<'_> {
+            Action::GrantDuties {
+                institution: InstitutionId(2),
+                duties,
+                own_account: false,
+                machine_client,
+            }
+        }
+        for duty in [
+            "investigator:seoul",
+            "security_auditor",
+            "approver",
+            "administrator",
+        ] {
+            let duties = [Duty::parse(duty).unwrap()];
+            assert!(decide(&root, grant(&duties, true)).is_err(), "{duty}");
+            assert!(decide(&root, grant(&duties, false)).is_ok(), "{duty}");
+        }
+        for duty in ["mydata_operator", "analyst"] {
+            let duties = [Duty::parse(duty).unwrap()];
+            assert!(decide(&root, grant(&duties, true)).is_ok(), "{duty}");
+        }
+    }
+
+    #[test]
     fn duties_are_granted_within_limits() {
         let admin = principal(
             InstitutionKind::HealthAuthority,
@@ -699,6 +839,7 @@ mod tests {
             institution: InstitutionId(1),
             duties,
             own_account,
+            machine_client: false,
         };
         assert!(decide(&admin, grant(&inv, false)).is_ok());
         assert!(

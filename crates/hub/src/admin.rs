@@ -10,7 +10,7 @@ use crate::secrets::{self, token_hash};
 use crate::{Ctx, Hub, HubError, Result};
 use civic_core::audit::{AuditEntry, Outcome};
 use civic_core::identity::{ApiTokenId, Duty, InstitutionId, Name, Password, UserId, Username};
-use civic_core::policy::Action;
+use civic_core::policy::{self, Action};
 use civic_core::time::Timestamp;
 use civic_core::ValidationError;
 use civic_store::{
@@ -136,9 +136,19 @@ impl Hub {
             .ok_or_else(|| HubError::NotFound(format!("institution {id}")))
     }
 
-    fn check_duties_fit(duties: &[Duty], institution: &Institution) -> Result<()> {
+    /// Whether `duties` fit the account: each one the institution's kind
+    /// may hold, and, for a machine client, each one a machine client may
+    /// hold (the policy's rule, checked here for the local operator too).
+    fn check_duties_fit(
+        duties: &[Duty],
+        institution: &Institution,
+        machine_client: bool,
+    ) -> Result<()> {
         for duty in duties {
             duty.check_institution(institution.kind)?;
+            if machine_client && !policy::machine_client_may_hold(duty.kind) {
+                return Err(ValidationError::new("duties", policy::MACHINE_DUTIES).into());
+            }
         }
         Ok(())
     }
@@ -154,13 +164,14 @@ impl Hub {
             institution,
             duties: &duties,
             own_account: false,
+            machine_client: request.machine_client,
         };
         let entry = self
             .authorize(ctx, action, "admin.user.create", "user")
             .await?
             .reason(listed(&duties));
         let inst = self.institution_of(institution).await?;
-        Self::check_duties_fit(&duties, &inst)?;
+        Self::check_duties_fit(&duties, &inst, request.machine_client)?;
         let username = Username::parse(&request.username)?;
         let display_name = Name::parse("display_name", &request.display_name)?;
         let password_hash = match (request.machine_client, request.password.as_deref()) {
@@ -237,6 +248,7 @@ impl Hub {
             institution,
             duties: &duties,
             own_account,
+            machine_client: target.as_ref().is_some_and(|t| t.machine_client),
         };
         let entry = self
             .authorize(ctx, action, "admin.user.duties", &resource)
@@ -244,9 +256,14 @@ impl Hub {
             .subject(resource.clone())
             .reason(listed(&duties));
         let target = target.ok_or_else(|| HubError::NotFound(resource))?;
-        Self::check_duties_fit(&duties, &self.institution_of(target.institution).await?)?;
+        Self::check_duties_fit(
+            &duties,
+            &self.institution_of(target.institution).await?,
+            target.machine_client,
+        )?;
         let result = self.store.set_duties(user, duties, entry.clone()).await;
         self.audited(entry, result).await?;
+        self.activity().changed();
         self.target(user)
             .await?
             .0
@@ -258,15 +275,20 @@ impl Hub {
             .authorize_user_change(ctx, user, "admin.user.totp_reset")
             .await?;
         let result = self.store.reset_totp(user, entry.clone()).await;
-        self.audited(entry, result).await
+        self.audited(entry, result).await?;
+        self.activity().changed();
+        Ok(())
     }
 
+    /// Ends the wait that failed sign-ins under a user's name imposed on
+    /// clients without her device token (her own, say, on a new machine).
     pub async fn unlock_user(&self, ctx: &Ctx, user: UserId) -> Result<()> {
-        let (_, entry) = self
+        let (target, entry) = self
             .authorize_user_change(ctx, user, "admin.user.unlock")
             .await?;
-        let result = self.store.unlock(user, entry.clone()).await;
-        self.audited(entry, result).await
+        let name = Username::parse(&target.username)?;
+        let keys = [self.name_key(&name)];
+        Ok(self.store.clear_sign_in_failures(&keys, entry).await?)
     }
 
     /// Sets a new password; the user's sessions end.
@@ -287,7 +309,9 @@ impl Hub {
             .store
             .set_password_hash(user, hash, entry.clone())
             .await;
-        self.audited(entry, result).await
+        self.audited(entry, result).await?;
+        self.activity().changed();
+        Ok(())
     }
 
     /// Issues an API token for a machine-client user of `institution`,
@@ -376,6 +400,8 @@ impl Hub {
             return Err(HubError::NotFound(format!("API token {id}")));
         }
         let result = self.store.revoke_api_token(id, entry.clone()).await;
-        self.audited(entry, result).await
+        self.audited(entry, result).await?;
+        self.activity().changed();
+        Ok(())
     }
 }

@@ -3,22 +3,28 @@
 //! A session or API token is a 256-bit bearer secret; only its SHA-256 is
 //! stored. A user whose duties see personal data must sign in with a TOTP
 //! code; until she has enrolled one, her session may only enrol it.
-//! Consecutive failures lock the account for a while. Every attempt, good
-//! or bad, is audited in the same transaction as its effect.
+//! Failures slow the next attempts under the same name and from the same
+//! address (never locking anyone out, never telling which names exist);
+//! a client's device token exempts it from the waits strangers cause.
+//! Every attempt, good or bad, is audited in the same transaction as its
+//! effect.
 
 use crate::secrets::{self, token_hash};
 use crate::{Actor, ClientInfo, Ctx, Hub, HubError, Result};
 use civic_core::audit::Outcome;
-use civic_core::identity::{Password, Username};
+use civic_core::identity::{Password, UserId, Username};
 use civic_core::policy::{Action, AuthMethod, Principal};
 use civic_core::time::Timestamp;
 use civic_store::{
-    ApiTokenStore, AuditStore, InstitutionStore, Lockout, NewSession, SessionStore, StoreError,
+    ApiTokenStore, AuditStore, Backoff, InstitutionStore, NewSession, SessionStore, StoreError,
     User, UserStore,
 };
 
 pub const SESSION_PREFIX: &str = "cdh_s_";
 pub const API_TOKEN_PREFIX: &str = "cdh_t_";
+pub const DEVICE_PREFIX: &str = "cdh_d_";
+/// How long a device token exempts its client from strangers' waits.
+const DEVICE_DAYS: i64 = 180;
 
 /// A successful sign-in.
 #[derive(Clone)]
@@ -26,6 +32,9 @@ pub struct SignedIn {
     /// The bearer token: shown once, never stored.
     pub token: String,
     pub expires_at: Timestamp,
+    /// A device token for the next sign-ins from this client (shown once,
+    /// kept by the client, never stored by the hub).
+    pub device: String,
     pub principal: Principal,
     /// True when the user must enrol a second factor before doing anything
     /// else.
@@ -57,6 +66,60 @@ impl Throttle {
     }
 }
 
+/// What this process knows of sessions beyond the database: when each was
+/// last used (the database's `last_seen` is written at most once a minute,
+/// so alone it would end an idle session up to a minute early), and a
+/// signal raised whenever access may have been taken away (a sign-out, a
+/// revoked token, changed duties or assignments), on which open feeds check
+/// their caller at once instead of at their next periodic check.
+pub struct Activity {
+    seen: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            seen: Default::default(),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl Activity {
+    /// When this process last saw the session used, if it did.
+    fn last_seen(&self, session: &str) -> Option<Timestamp> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(session).copied()
+    }
+
+    /// Records a use; forgets sessions idle longer than `idle` when the
+    /// map grows, so it holds the sessions in use, not every one ever.
+    fn touch(&self, session: &str, now: Timestamp, idle_seconds: i64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= 10_000 {
+            let horizon = now.plus_seconds(-idle_seconds);
+            seen.retain(|_, at| *at > horizon);
+        }
+        seen.insert(session.to_owned(), now);
+    }
+
+    fn forget(&self, session: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.remove(session);
+    }
+
+    /// Tells open feeds that someone's access may have ended.
+    pub fn changed(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes when access may have ended (see [`Activity::changed`]).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
 /// A new, unconfirmed second factor.
 #[derive(Clone)]
 pub struct TotpEnrolment {
@@ -68,6 +131,7 @@ impl std::fmt::Debug for SignedIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignedIn")
             .field("token", &"***")
+            .field("device", &"***")
             .field("expires_at", &self.expires_at)
             .field("principal", &self.principal)
             .finish()
@@ -115,12 +179,85 @@ impl Hub {
         )
     }
 
-    /// Signs in with a password and, where the account has one, a TOTP code.
+    /// The key under which failed sign-ins with this name are counted: a
+    /// keyed pseudonym, so that a name that exists and one that does not
+    /// are counted alike and the table names no one.
+    pub(crate) fn name_key(&self, username: &Username) -> String {
+        format!(
+            "name:{}",
+            self.keys().pseudonym(&format!("sign-in:{username}"))
+        )
+    }
+
+    fn address_key(&self, client: &ClientInfo) -> String {
+        let addr = client.addr.as_deref().unwrap_or("unknown");
+        format!(
+            "address:{}",
+            self.keys().pseudonym(&format!("sign-in:{addr}"))
+        )
+    }
+
+    /// A device token for `user`: proof that this client once signed in
+    /// as her, which exempts its later sign-ins from the waits strangers
+    /// cause under her name (after OWASP's device cookies). It opens
+    /// nothing by itself.
+    fn device_token(&self, user: UserId) -> String {
+        let nonce = secrets::new_token("");
+        let issued = Self::unix_now();
+        let body = format!("{}.{}.{}", user.0, &nonce[..22], issued);
+        let tag = self.keys().tag("device", &body);
+        format!(
+            "{DEVICE_PREFIX}{body}.{}",
+            data_encoding::BASE64URL_NOPAD.encode(&tag[..16])
+        )
+    }
+
+    /// The key of a valid device token of `user`, if `token` is one.
+    fn device_key(&self, token: &str, user: UserId) -> Option<String> {
+        let rest = token.trim().strip_prefix(DEVICE_PREFIX)?;
+        let (body, tag) = rest.rsplit_once('.')?;
+        let mut parts = body.split('.');
+        let (owner, nonce, issued) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || owner.parse::<i64>().ok()? != user.0 {
+            return None;
+        }
+        let expected = self.keys().tag("device", body);
+        let given = data_encoding::BASE64URL_NOPAD.decode(tag.as_bytes()).ok()?;
+        let fresh = Self::unix_now() - issued.parse::<i64>().ok()? < DEVICE_DAYS * 86_400;
+        (given.len() == 16 && secrets::constant_time_eq(&given, &expected[..16]) && fresh).then(
+            || {
+                format!(
+                    "device:{}",
+                    self.keys().pseudonym(&format!("device:{nonce}"))
+                )
+            },
+        )
+    }
+
+    fn backoff(&self, free: i64) -> Backoff {
+        Backoff {
+            free,
+            first_delay_seconds: self.config.sign_in_first_wait_seconds,
+            max_delay_seconds: self.config.sign_in_max_wait_minutes * 60,
+            forget_after_seconds: 86_400,
+        }
+    }
+
+    /// Signs in with a password and, where the account has one, a TOTP
+    /// code; `device` is a device token an earlier sign-in gave.
+    ///
+    /// Failures slow the next attempts rather than lock the account:
+    /// counted under the name tried and the client's address, each with a
+    /// growing wait once past its free failures, exactly alike for a name
+    /// that exists and one that does not. A client with a device token of
+    /// the account is judged under that device alone, so a stranger's
+    /// guesses never keep its owner out.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         code: Option<&str>,
+        device: Option<&str>,
         client: &ClientInfo,
     ) -> Result<SignedIn> {
         let username = Username::parse(username)?;
@@ -134,73 +271,91 @@ impl Hub {
             client: client.clone(),
         }
         .entry("auth.login", "session", Outcome::Failed);
-
-        let Some(user) = self.store.user_by_username(username.as_str()).await? else {
-            secrets::verify_nothing_async(password).await;
+        let user = self.store.user_by_username(username.as_str()).await?;
+        let device = match (&user, device) {
+            (Some(u), Some(token)) => self.device_key(token, u.id),
+            _ => None,
+        };
+        let (keys, clear) = match device {
+            Some(key) => (
+                vec![(key.clone(), self.backoff(self.config.sign_in_free_failures))],
+                key,
+            ),
+            None => {
+                let name = self.name_key(&username);
+                (
+                    vec![
+                        (
+                            name.clone(),
+                            self.backoff(self.config.sign_in_free_failures),
+                        ),
+                        (
+                            self.address_key(client),
+                            self.backoff(self.config.sign_in_free_failures_per_address),
+                        ),
+                    ],
+                    name,
+                )
+            }
+        };
+        let judged: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let wait = |until: Timestamp| HubError::SignInWait {
+            seconds: ((until.micros() - Timestamp::now().micros()) / 1_000_000).max(1),
+        };
+        match &user {
+            Some(user) => {
+                entry.actor_name = Some(user.username.clone());
+                entry.actor = Some(user.id);
+                entry.institution = Some(user.institution);
+                entry.subject = Some(format!("user:{}", user.id));
+            }
             // What was typed may be a password in the wrong field: the
             // ledger keeps only a pseudonym of it, enough to see one name
             // tried many times.
-            entry.actor_name = Some(format!(
-                "unknown:{}",
-                self.keys().pseudonym(username.as_str())
-            ));
-            self.store
-                .login_failed(None, entry.reason("unknown user"))
-                .await?;
-            return Err(HubError::InvalidCredentials);
-        };
-        entry.actor_name = Some(user.username.clone());
-        entry.actor = Some(user.id);
-        entry.institution = Some(user.institution);
-        entry.subject = Some(format!("user:{}", user.id));
-
-        if let Some(until) = user.locked_until.filter(|&u| u > now) {
-            secrets::verify_nothing_async(password).await;
-            self.store
-                .login_failed(None, entry.reason("account locked"))
-                .await?;
-            return Err(HubError::Locked { until });
-        }
-        // A failure counts towards the lock-out; storage decides, under the
-        // ledger lock, whether this one locks the account.
-        let fail = |reason: &'static str, error: HubError| {
-            let lockout = Lockout {
-                threshold: self.config.lockout_threshold,
-                until: now.plus_seconds(self.config.lockout_minutes * 60),
-            };
-            let entry = entry.clone().reason(reason);
-            async move {
-                let locked = self
-                    .store
-                    .login_failed(Some((user.id, lockout)), entry)
-                    .await?;
-                Err(match locked.filter(|&until| until > now) {
-                    Some(until) => HubError::Locked { until },
-                    None => error,
-                })
+            None => {
+                entry.actor_name = Some(format!(
+                    "unknown:{}",
+                    self.keys().pseudonym(username.as_str())
+                ))
             }
+        }
+        if let Some(until) = self.store.sign_in_wait(&judged, now).await? {
+            self.store
+                .append_audit(entry.reason("waiting after failed sign-ins"))
+                .await?;
+            return Err(wait(until));
+        }
+        // A failure is counted under every key, in the transaction that
+        // audits it; the answer is the same whatever the name.
+        let fail = |reason: &'static str| {
+            let entry = entry.clone().reason(reason);
+            let keys = &keys;
+            async move {
+                self.store.login_failed(keys, now, entry).await?;
+                Err(HubError::InvalidCredentials)
+            }
+        };
+        let Some(user) = user else {
+            secrets::verify_nothing_async(password).await;
+            return fail("unknown user").await;
         };
         if user.machine_client {
             secrets::verify_nothing_async(password).await;
-            return fail(
-                "a machine client signs in with API tokens only",
-                HubError::InvalidCredentials,
-            )
-            .await;
+            return fail("a machine client signs in with API tokens only").await;
         }
         if !secrets::verify_password_async(user.password_hash.clone(), password).await {
-            return fail("wrong password", HubError::InvalidCredentials).await;
+            return fail("wrong password").await;
         }
         let step = if user.totp_enabled {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 // The same answer as a wrong code: a distinct one would
                 // confirm the password to whoever guessed it.
-                return fail("one-time code missing", HubError::InvalidCredentials).await;
+                return fail("one-time code missing").await;
             };
             let secret = self.totp_secret(&user)?;
             match secrets::totp_matches(&secret, code, Self::unix_now()) {
                 Some(step) => Some(step),
-                None => return fail("wrong one-time code", HubError::InvalidCredentials).await,
+                None => return fail("wrong one-time code").await,
             }
         } else {
             None
@@ -224,24 +379,29 @@ impl Hub {
         let mut ok = entry.clone();
         ok.outcome = Outcome::Allowed;
         ok.reason = None;
-        match self.store.login_succeeded(session, step, ok).await {
+        match self
+            .store
+            .login_succeeded(session, step, &judged, &[clear], ok)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                // Locked by a parallel failure since we looked, or a replay.
-                let now_locked = self.store.user(user.id).await?.and_then(|u| u.locked_until);
-                if let Some(until) = now_locked.filter(|&u| u > now) {
+                // Made to wait by a parallel failure since we looked, or a
+                // replayed code.
+                if let Some(until) = self.store.sign_in_wait(&judged, now).await? {
                     self.store
-                        .login_failed(None, entry.clone().reason("account locked"))
+                        .append_audit(entry.reason("waiting after failed sign-ins"))
                         .await?;
-                    return Err(HubError::Locked { until });
+                    return Err(wait(until));
                 }
-                return fail("one-time code used twice", HubError::InvalidCredentials).await;
+                return fail("one-time code used twice").await;
             }
             Err(e) => return Err(e.into()),
         }
         Ok(SignedIn {
             token,
             expires_at,
+            device: self.device_token(user.id),
             must_enrol_second_factor: principal.needs_second_factor()
                 && !principal.has_strong_auth(),
             principal,
@@ -289,10 +449,18 @@ impl Hub {
             });
         }
         let session = self.store.session(&hash).await?.ok_or(UNKNOWN)?;
-        let idle_limit = session
-            .last_seen
-            .plus_seconds(self.config.session_idle_minutes * 60);
-        if session.revoked || session.expires_at <= now || idle_limit <= now {
+        // The database's last use is at most a minute old when another
+        // process served it; this process's own is exact.
+        let idle_seconds = self.config.session_idle_minutes * 60;
+        let last_seen = match self.activity.last_seen(&hash) {
+            Some(here) if here > session.last_seen => here,
+            _ => session.last_seen,
+        };
+        if session.revoked
+            || session.expires_at <= now
+            || last_seen.plus_seconds(idle_seconds) <= now
+        {
+            self.activity.forget(&hash);
             return Err(UNKNOWN);
         }
         let user = self.store.user(session.user).await?.ok_or(UNKNOWN)?;
@@ -300,9 +468,15 @@ impl Hub {
         if session.second_factor && !user.totp_enabled {
             return Err(UNKNOWN);
         }
-        // Record activity at most once a minute: fewer writes, same idle rule.
-        if touch && now.micros() - session.last_seen.micros() > 60_000_000 {
-            self.store.touch_session(&hash, now).await?;
+        // Activity is kept here at every request and written to the
+        // database at most once a minute (fewer writes; other processes
+        // then see it at most a minute late, so a session stays open at
+        // most a minute longer there, never shorter).
+        if touch {
+            self.activity.touch(&hash, now, idle_seconds);
+            if now.micros() - session.last_seen.micros() > 60_000_000 {
+                self.store.touch_session(&hash, now).await?;
+            }
         }
         let auth = if session.second_factor {
             AuthMethod::PasswordAndTotp
@@ -333,6 +507,8 @@ impl Hub {
         } = &ctx.actor
         {
             self.store.revoke_session(hash, entry).await?;
+            self.activity.forget(hash);
+            self.activity.changed();
         }
         Ok(())
     }
@@ -435,7 +611,8 @@ mod tests {
 
     async fn hub_with_user(duty: &str) -> (Hub, civic_store::testing::TestDb) {
         let config = Config {
-            lockout_threshold: 3,
+            sign_in_free_failures: 2,
+            sign_in_first_wait_seconds: 60,
             ..Config::default()
         };
         hub_with_config(duty, config).await
@@ -480,7 +657,7 @@ mod tests {
         let (hub, _db) = hub_with_user("approver").await;
         let client = ClientInfo::default();
         let first = hub
-            .login("kim", "correct horse battery", None, &client)
+            .login("kim", "correct horse battery", None, None, &client)
             .await
             .unwrap();
         assert!(first.must_enrol_second_factor);
@@ -515,47 +692,86 @@ mod tests {
         assert_eq!(principal.auth, AuthMethod::PasswordAndTotp);
 
         assert!(matches!(
-            hub.login("kim", "correct horse battery", None, &client)
+            hub.login("kim", "correct horse battery", None, None, &client)
                 .await,
             Err(HubError::InvalidCredentials)
         ));
         let code = secrets::totp_code(&secret, now);
         let second = hub
-            .login("kim", "correct horse battery", Some(&code), &client)
+            .login("kim", "correct horse battery", Some(&code), None, &client)
             .await
             .unwrap();
         assert!(!second.must_enrol_second_factor);
         // The same code again is refused.
         assert!(hub
-            .login("kim", "correct horse battery", Some(&code), &client)
+            .login("kim", "correct horse battery", Some(&code), None, &client)
             .await
             .is_err());
     }
 
     #[tokio::test]
-    async fn repeated_failures_lock_the_account() {
+    async fn failures_slow_strangers_alike_for_every_name_but_not_the_owners_device() {
         let (hub, _db) = hub_with_user("analyst").await;
-        let client = ClientInfo::default();
-        for _ in 0..2 {
-            assert!(matches!(
-                hub.login("kim", "wrong password!", None, &client).await,
-                Err(HubError::InvalidCredentials)
-            ));
+        let client = ClientInfo {
+            addr: Some("192.0.2.7".into()),
+            request_id: None,
+        };
+        let owner = hub
+            .login("kim", "correct horse battery", None, None, &client)
+            .await
+            .unwrap();
+        // A real name and an unknown one get the same answers: two free
+        // failures, then a wait, even for the right password.
+        for name in ["kim", "nobody"] {
+            let mut answers = Vec::new();
+            for _ in 0..3 {
+                answers.push(
+                    match hub
+                        .login(name, "wrong password!", None, None, &client)
+                        .await
+                    {
+                        Err(HubError::InvalidCredentials) => "invalid",
+                        Err(HubError::SignInWait { .. }) => "wait",
+                        other => panic!("{other:?}"),
+                    },
+                );
+            }
+            assert_eq!(answers, ["invalid", "invalid", "wait"], "{name}");
         }
         assert!(matches!(
-            hub.login("kim", "wrong password!", None, &client).await,
-            Err(HubError::Locked { .. })
+            hub.login("kim", "correct horse battery", None, None, &client).await,
+            Err(HubError::SignInWait { seconds }) if seconds > 1
         ));
-        // Even the right password is refused while locked.
-        assert!(matches!(
-            hub.login("kim", "correct horse battery", None, &client)
-                .await,
-            Err(HubError::Locked { .. })
-        ));
-        assert!(matches!(
-            hub.login("nobody", "whatever", None, &client).await,
-            Err(HubError::InvalidCredentials)
-        ));
+        // The owner's device is judged on its own: the strangers' guesses
+        // do not keep her out.
+        hub.login(
+            "kim",
+            "correct horse battery",
+            None,
+            Some(&owner.device),
+            &client,
+        )
+        .await
+        .unwrap();
+        // Another user's device token, or a forged one, counts for nothing.
+        let forged = format!("{}x", owner.device);
+        assert!(hub.device_key(&forged, owner.principal.user).is_none());
+        assert!(hub
+            .device_key(&owner.device, UserId(owner.principal.user.0 + 1))
+            .is_none());
+        // An administrator's unlock ends the wait under her name.
+        hub.unlock_user(&Ctx::local_operator(), owner.principal.user)
+            .await
+            .unwrap();
+        hub.login(
+            "kim",
+            "correct horse battery",
+            None,
+            None,
+            &ClientInfo::default(),
+        )
+        .await
+        .unwrap();
         assert!(matches!(
             hub.authenticate("cdh_s_nonsense").await,
             Err(HubError::Unauthenticated(_))
@@ -574,7 +790,7 @@ mod tests {
         )
         .await;
         let signed_in = hub
-            .login("kim", "correct horse battery", None, &client)
+            .login("kim", "correct horse battery", None, None, &client)
             .await
             .unwrap();
         assert!(matches!(
@@ -591,7 +807,7 @@ mod tests {
         )
         .await;
         let signed_in = hub
-            .login("kim", "correct horse battery", None, &client)
+            .login("kim", "correct horse battery", None, None, &client)
             .await
             .unwrap();
         assert!(matches!(
@@ -601,7 +817,7 @@ mod tests {
 
         let (hub, _db) = hub_with_user("analyst").await;
         let signed_in = hub
-            .login("kim", "correct horse battery", None, &client)
+            .login("kim", "correct horse battery", None, None, &client)
             .await
             .unwrap();
         assert!(hub.authenticate(&signed_in.token).await.is_ok());
@@ -612,7 +828,7 @@ mod tests {
         let (hub, _db) = hub_with_user("approver").await;
         let client = ClientInfo::default();
         let first = hub
-            .login("kim", "correct horse battery", None, &client)
+            .login("kim", "correct horse battery", None, None, &client)
             .await
             .unwrap();
         let ctx = Ctx {
@@ -636,7 +852,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn parallel_guesses_cannot_outrun_the_lock_out() {
+    async fn parallel_guesses_cannot_outrun_the_wait() {
         let (hub, _db) = hub_with_user("analyst").await;
         let mut guesses = Vec::new();
         for i in 0..12 {
@@ -646,6 +862,7 @@ mod tests {
                     "kim",
                     &format!("wrong guess {i}"),
                     None,
+                    None,
                     &ClientInfo::default(),
                 )
                 .await
@@ -654,13 +871,58 @@ mod tests {
         for g in guesses {
             assert!(g.await.unwrap().is_err());
         }
-        let user = hub.store.user_by_username("kim").await.unwrap().unwrap();
-        // Guesses made after the lock are refused without counting.
-        assert!(user.failed_logins >= 3, "{}", user.failed_logins);
+        // Every guess judged was counted: the name waits, and the right
+        // password is refused until it has.
         assert!(matches!(
-            hub.login("kim", "correct horse battery", None, &ClientInfo::default())
-                .await,
-            Err(HubError::Locked { .. })
+            hub.login(
+                "kim",
+                "correct horse battery",
+                None,
+                None,
+                &ClientInfo::default()
+            )
+            .await,
+            Err(HubError::SignInWait { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_session_in_use_is_not_idle_though_the_database_saw_it_a_minute_ago() {
+        let (hub, db) = hub_with_config(
+            "analyst",
+            Config {
+                session_idle_minutes: 1,
+                ..Config::default()
+            },
+        )
+        .await;
+        let client = ClientInfo::default();
+        let signed_in = hub
+            .login("kim", "correct horse battery", None, None, &client)
+            .await
+            .unwrap();
+        hub.authenticate(&signed_in.token).await.unwrap();
+        // Used just now, but last written 61 s ago (writes are at most a
+        // minute apart): the session is not idle.
+        let hash = token_hash(&signed_in.token);
+        let written = Timestamp::now().plus_seconds(-61);
+        hub.store.touch_session(&hash, written).await.unwrap();
+        hub.authenticate(&signed_in.token).await.unwrap();
+        // A process that never saw it use the session goes by the
+        // database: used less than a minute ago, not idle either.
+        let other = Hub::new(
+            db.store.clone(),
+            HubKeys::ephemeral(),
+            hub.config.as_ref().clone(),
+        );
+        other.authenticate(&signed_in.token).await.unwrap();
+        // Truly idle for longer than the limit: ended everywhere.
+        hub.store.touch_session(&hash, written).await.unwrap();
+        let other = Hub::new(
+            db.store.clone(),
+            HubKeys::ephemeral(),
+            hub.config.as_ref().clone(),
+        );
+        assert!(other.authenticate(&signed_in.token).await.is_err());
     }
 }

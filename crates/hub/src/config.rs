@@ -29,9 +29,16 @@ pub struct Config {
     pub session_ttl_minutes: i64,
     /// … or after this long without a request.
     pub session_idle_minutes: i64,
-    /// Consecutive failed sign-ins that lock an account, and for how long.
-    pub lockout_threshold: i64,
-    pub lockout_minutes: i64,
+    /// Failed sign-ins in a row under one name (or one device) after
+    /// which the next attempt waits `sign_in_first_wait_seconds`; each
+    /// further failure doubles the wait, up to `sign_in_max_wait_minutes`.
+    /// Nothing is ever locked, and a name that exists and one that does
+    /// not are treated alike.
+    pub sign_in_free_failures: i64,
+    /// The same for all names tried from one client address.
+    pub sign_in_free_failures_per_address: i64,
+    pub sign_in_first_wait_seconds: i64,
+    pub sign_in_max_wait_minutes: i64,
     /// Sign-in attempts accepted from one client address per minute.
     pub login_attempts_per_minute: u32,
     /// Largest request body accepted.
@@ -70,8 +77,10 @@ impl Default for Config {
             log_format: LogFormat::Text,
             session_ttl_minutes: 8 * 60,
             session_idle_minutes: 30,
-            lockout_threshold: 5,
-            lockout_minutes: 15,
+            sign_in_free_failures: 5,
+            sign_in_free_failures_per_address: 20,
+            sign_in_first_wait_seconds: 1,
+            sign_in_max_wait_minutes: 15,
             login_attempts_per_minute: 30,
             max_body_bytes: 1024 * 1024,
             tree_head_interval_seconds: 60,
@@ -130,7 +139,7 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 19] = [
+    const KEYS: [&'static str; 21] = [
         "addr",
         "data_dir",
         "database_url",
@@ -139,8 +148,10 @@ impl Config {
         "log_format",
         "session_ttl_minutes",
         "session_idle_minutes",
-        "lockout_threshold",
-        "lockout_minutes",
+        "sign_in_free_failures",
+        "sign_in_free_failures_per_address",
+        "sign_in_first_wait_seconds",
+        "sign_in_max_wait_minutes",
         "login_attempts_per_minute",
         "max_body_bytes",
         "tree_head_interval_seconds",
@@ -156,8 +167,16 @@ impl Config {
         let positive = [
             ("session_ttl_minutes", self.session_ttl_minutes),
             ("session_idle_minutes", self.session_idle_minutes),
-            ("lockout_threshold", self.lockout_threshold),
-            ("lockout_minutes", self.lockout_minutes),
+            ("sign_in_free_failures", self.sign_in_free_failures),
+            (
+                "sign_in_free_failures_per_address",
+                self.sign_in_free_failures_per_address,
+            ),
+            (
+                "sign_in_first_wait_seconds",
+                self.sign_in_first_wait_seconds,
+            ),
+            ("sign_in_max_wait_minutes", self.sign_in_max_wait_minutes),
         ];
         for (name, value) in positive {
             if value <= 0 {
@@ -303,7 +322,7 @@ mod tests {
     fn bad_configuration_is_refused() {
         let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
         assert!(Config::load(None, env("CIVIC_ADDR", "nowhere")).is_err());
-        assert!(Config::load(None, env("CIVIC_LOCKOUT_THRESHOLD", "0")).is_err());
+        assert!(Config::load(None, env("CIVIC_SIGN_IN_FREE_FAILURES", "0")).is_err());
         assert!(Config::load(None, env("CIVIC_LOG_FORMAT", "xml")).is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("civic.toml");

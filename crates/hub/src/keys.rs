@@ -135,6 +135,19 @@ impl HubKeys {
         data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()[..8])
     }
 
+    /// An HMAC-SHA-256 of `value` under the sealing key, for `context`:
+    /// proof that the hub itself made a value it gets back (a device
+    /// token), which only the hub can check.
+    pub fn tag(&self, context: &str, value: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.sealing)
+            .expect("HMAC takes any key length");
+        mac.update(context.as_bytes());
+        mac.update(b":");
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
         crate::secrets::open(&self.sealing, context, sealed)
     }

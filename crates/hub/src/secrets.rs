@@ -124,7 +124,7 @@ pub fn totp_matches(secret: &[u8], code: &str, unix_seconds: i64) -> Option<i64>
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

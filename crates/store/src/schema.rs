@@ -430,6 +430,21 @@ CREATE TABLE mydata_status_lists (
 );
 "#;
 
+/// Failed sign-ins by key (a keyed pseudonym of a typed name, of a client
+/// address or of a device), for the backoff that replaced the account
+/// lock-out: a name that exists and one that does not are counted alike,
+/// and nothing is locked, only slowed.
+const V8: &str = r#"
+CREATE TABLE sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    last_failure BIGINT NOT NULL,
+    not_before BIGINT NOT NULL
+);
+ALTER TABLE users DROP COLUMN failed_logins;
+ALTER TABLE users DROP COLUMN locked_until;
+"#;
+
 /// Every migration in order, in this dialect. Never edit one that has
 /// shipped: add another.
 pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
@@ -455,5 +470,6 @@ pub(crate) fn migrations(d: &Dialect) -> Vec<(i64, String)> {
         (5, v5),
         (6, v6),
         (7, v7),
+        (8, V8.to_owned()),
     ]
 }

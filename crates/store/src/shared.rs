@@ -23,7 +23,7 @@ macro_rules! impl_backend {
         type DbRow = <$db as sqlx::Database>::Row;
 
         const USER_COLUMNS: &str = "id, institution_id, username, display_name, password_hash, \
-            machine_client, totp_secret, totp_enabled, totp_last_step, failed_logins, locked_until, created_at";
+            machine_client, totp_secret, totp_enabled, totp_last_step, created_at";
         const RECORD_COLUMNS: &str = "seq, at, actor_id, actor_name, institution_id, duty, action, \
             resource, subject, purpose, legal_basis, grant_id, outcome, reason, client_addr, request_id";
 
@@ -56,8 +56,6 @@ macro_rules! impl_backend {
                 totp_secret_sealed: row.try_get("totp_secret")?,
                 totp_enabled: row.try_get("totp_enabled")?,
                 totp_last_step: row.try_get("totp_last_step")?,
-                failed_logins: row.try_get("failed_logins")?,
-                locked_until: row.try_get::<Option<i64>, _>("locked_until")?.map(ts),
                 duties,
                 created_at: ts(row.try_get("created_at")?),
             })
@@ -262,17 +260,6 @@ macro_rules! impl_backend {
 
             /// Updates one user row inside an audited transaction; fails
             /// with `NotFound` (and writes nothing) if there is no such user.
-            async fn update_user(&self, sql: &str, user: UserId, audit: AuditEntry) -> Result<()> {
-                let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let done = sqlx::query(sql).bind(user.0).execute(&mut *tx).await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("user {user}")));
-                }
-                Self::append_in(&mut tx, &mut frontier, audit).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
             /// Sessions opened with a credential end when it changes.
             async fn end_sessions_of(tx: &mut Tx, user: UserId) -> Result<()> {
                 sqlx::query("UPDATE sessions SET revoked = TRUE WHERE user_id = $1")
@@ -417,7 +404,7 @@ macro_rules! impl_backend {
 
             async fn set_password_hash(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let done = sqlx::query("UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL WHERE id = $1")
+                let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
                     .bind(user.0)
                     .bind(hash)
                     .execute(&mut *tx)
@@ -484,53 +471,95 @@ macro_rules! impl_backend {
                 Ok(())
             }
 
-            async fn unlock(&self, user: UserId, audit: AuditEntry) -> Result<()> {
-                self.update_user("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user, audit).await
+            async fn sign_in_wait(&self, keys: &[String], now: Timestamp) -> Result<Option<Timestamp>> {
+                let mut wait = None;
+                for key in keys {
+                    let row = sqlx::query("SELECT not_before FROM sign_in_failures WHERE key = $1")
+                        .bind(key.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if let Some(row) = row {
+                        let until: i64 = row.try_get("not_before")?;
+                        if until > now.micros() && wait.is_none_or(|w: Timestamp| w.micros() < until) {
+                            wait = Some(ts(until));
+                        }
+                    }
+                }
+                Ok(wait)
             }
 
-            async fn login_failed(&self, user: Option<(UserId, Lockout)>, audit: AuditEntry) -> Result<Option<Timestamp>> {
+            async fn login_failed(&self, keys: &[(String, Backoff)], at: Timestamp, audit: AuditEntry) -> Result<Option<Timestamp>> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let mut locked_until = None;
-                if let Some((user, lockout)) = user {
-                    // Counted and decided in one statement under the ledger
-                    // lock: parallel guesses cannot all see the old count.
-                    let row = sqlx::query(
-                        "UPDATE users SET failed_logins = failed_logins + 1, \
-                         locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
-                         WHERE id = $1 RETURNING locked_until",
+                let mut wait = None;
+                for (key, backoff) in keys {
+                    // Read and written under the ledger lock: no other
+                    // failure is counted in between.
+                    let row = sqlx::query("SELECT failures, last_failure FROM sign_in_failures WHERE key = $1")
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let before = match row {
+                        Some(row) => {
+                            let last: i64 = row.try_get("last_failure")?;
+                            let quiet = at.micros() - last > backoff.forget_after_seconds * 1_000_000;
+                            if quiet { 0 } else { row.try_get::<i64, _>("failures")? }
+                        }
+                        None => 0,
+                    };
+                    let failures = before + 1;
+                    let until = at.plus_seconds(backoff.delay_seconds(failures));
+                    sqlx::query(
+                        "INSERT INTO sign_in_failures (key, failures, last_failure, not_before) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+                         last_failure = excluded.last_failure, not_before = excluded.not_before",
                     )
-                    .bind(user.0)
-                    .bind(lockout.threshold)
-                    .bind(lockout.until.micros())
-                    .fetch_optional(&mut *tx)
+                    .bind(key.as_str())
+                    .bind(failures)
+                    .bind(at.micros())
+                    .bind(until.micros())
+                    .execute(&mut *tx)
                     .await?;
-                    if let Some(row) = row {
-                        locked_until = row.try_get::<Option<i64>, _>("locked_until")?.map(ts);
+                    if until > at && wait.is_none_or(|w| w < until) {
+                        wait = Some(until);
                     }
                 }
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
-                Ok(locked_until)
+                Ok(wait)
             }
 
-            async fn login_succeeded(&self, session: NewSession, totp_step: Option<i64>, audit: AuditEntry) -> Result<()> {
+            async fn login_succeeded(&self, session: NewSession, totp_step: Option<i64>, judged: &[String], clear: &[String], audit: AuditEntry) -> Result<()> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
+                // A wait set by a parallel failure since the attempt was
+                // judged holds: a guess in flight does not slip past it.
+                for key in judged {
+                    let waiting = sqlx::query("SELECT key FROM sign_in_failures WHERE key = $1 AND not_before > $2")
+                        .bind(key.as_str())
+                        .bind(session.created_at.micros())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if waiting.is_some() {
+                        return Err(StoreError::Conflict("sign-ins under this name or from this address must wait".into()));
+                    }
+                }
                 // The step is accepted only if it is newer than the last one
-                // used: a code seen once can never sign in again. An account
-                // locked meanwhile (by a parallel failure) stays locked.
+                // used: a code seen once can never sign in again.
                 let done = sqlx::query(
-                    "UPDATE users SET failed_logins = 0, locked_until = NULL, \
-                     totp_last_step = COALESCE($2, totp_last_step) \
-                     WHERE id = $1 AND ($2 IS NULL OR totp_last_step IS NULL OR totp_last_step < $2) \
-                     AND (locked_until IS NULL OR locked_until <= $3)",
+                    "UPDATE users SET totp_last_step = COALESCE($2, totp_last_step) \
+                     WHERE id = $1 AND ($2 IS NULL OR totp_last_step IS NULL OR totp_last_step < $2)",
                 )
                 .bind(session.user.0)
                 .bind(totp_step)
-                .bind(session.created_at.micros())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict("a sign-in with this one-time code, or a lock, already exists".into()));
+                    return Err(StoreError::Conflict("a sign-in with this one-time code already exists".into()));
+                }
+                for key in clear {
+                    sqlx::query("DELETE FROM sign_in_failures WHERE key = $1")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 sqlx::query(
                     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen, second_factor, revoked) \
@@ -543,6 +572,19 @@ macro_rules! impl_backend {
                 .bind(session.second_factor)
                 .execute(&mut *tx)
                 .await?;
+                Self::append_in(&mut tx, &mut frontier, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn clear_sign_in_failures(&self, keys: &[String], audit: AuditEntry) -> Result<()> {
+                let (mut tx, mut frontier) = self.begin_ledger().await?;
+                for key in keys {
+                    sqlx::query("DELETE FROM sign_in_failures WHERE key = $1")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(())

@@ -40,8 +40,6 @@ pub struct User {
     pub totp_enabled: bool,
     /// The last TOTP time step accepted, so that no code is used twice.
     pub totp_last_step: Option<i64>,
-    pub failed_logins: i64,
-    pub locked_until: Option<Timestamp>,
     pub duties: Vec<Duty>,
     pub created_at: Timestamp,
 }
@@ -99,13 +97,31 @@ pub struct NewApiToken {
     pub expires_at: Option<Timestamp>,
 }
 
-/// When failed sign-ins lock an account.
-#[derive(Debug, Clone, Copy)]
-pub struct Lockout {
-    /// Consecutive failures that lock it.
-    pub threshold: i64,
-    /// Until when, if this failure locks it.
-    pub until: Timestamp,
+/// How failed sign-ins counted under one key (a pseudonym of a name, of
+/// an address or of a device) slow the next attempt under it: after
+/// `free` failures in a row the next attempt waits `first_delay_seconds`,
+/// and each further failure doubles the wait, up to `max_delay_seconds`. A key with no failure for `forget_after_seconds`
+/// starts again. Nothing is ever locked: a wait ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub free: i64,
+    pub first_delay_seconds: i64,
+    pub max_delay_seconds: i64,
+    pub forget_after_seconds: i64,
+}
+
+impl Backoff {
+    /// The wait after the `failures`-th failure in a row.
+    pub fn delay_seconds(&self, failures: i64) -> i64 {
+        let over = failures - self.free;
+        if over < 0 {
+            0
+        } else {
+            self.first_delay_seconds
+                .saturating_mul(1i64 << over.min(40))
+                .min(self.max_delay_seconds)
+        }
+    }
 }
 
 /// A one-time enrolment token for a node, before use.

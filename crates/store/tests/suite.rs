@@ -112,44 +112,77 @@ async fn users_keep_their_duties(db: TestDb) {
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
 
-async fn sign_in_state_locks_and_refuses_replayed_codes(db: TestDb) {
+async fn sign_in_failures_make_the_next_attempt_wait_and_codes_are_not_replayed(db: TestDb) {
     let s = &db.store;
     let kdca = institution(s, "KDCA", InstitutionKind::HealthAuthority).await;
     let kim = user(s, &kdca, "kim", &["approver"]).await;
-    let until = Timestamp::now().plus_seconds(900);
-    let lockout = Lockout {
-        threshold: 2,
-        until,
+    let now = Timestamp::now();
+    let backoff = Backoff {
+        free: 2,
+        first_delay_seconds: 60,
+        max_delay_seconds: 900,
+        forget_after_seconds: 86_400,
     };
+    let keys = [
+        ("name:kim".to_owned(), backoff),
+        ("address:a".to_owned(), backoff),
+    ];
+    let judged = ["name:kim".to_owned(), "address:a".to_owned()];
+    // The first failure sets no wait; the `free`-th does, doubling after.
     assert_eq!(
-        s.login_failed(Some((kim.id, lockout)), audit("auth.login"))
+        s.login_failed(&keys, now, audit("auth.login"))
             .await
             .unwrap(),
         None
     );
+    assert_eq!(s.sign_in_wait(&judged, now).await.unwrap(), None);
+    let wait = s
+        .login_failed(&keys, now, audit("auth.login"))
+        .await
+        .unwrap();
+    assert_eq!(wait, Some(now.plus_seconds(60)));
+    let wait = s
+        .login_failed(&keys, now, audit("auth.login"))
+        .await
+        .unwrap();
+    assert_eq!(wait, Some(now.plus_seconds(120)));
     assert_eq!(
-        s.login_failed(Some((kim.id, lockout)), audit("auth.login"))
-            .await
-            .unwrap(),
-        Some(until)
+        s.sign_in_wait(&judged, now).await.unwrap(),
+        Some(now.plus_seconds(120))
     );
-    let locked = s.user(kim.id).await.unwrap().unwrap();
-    assert_eq!(locked.failed_logins, 2);
-    assert_eq!(locked.locked_until, Some(until));
-    // A success cannot slip past a lock taken meanwhile.
+    // Another key is not slowed.
+    assert_eq!(
+        s.sign_in_wait(&["name:lee".to_owned()], now).await.unwrap(),
+        None
+    );
+    // A success cannot slip past a wait set meanwhile.
     let early = NewSession {
         token_hash: "early".into(),
         user: kim.id,
-        created_at: Timestamp::now(),
-        expires_at: Timestamp::now().plus_seconds(3600),
+        created_at: now,
+        expires_at: now.plus_seconds(3600),
         second_factor: false,
     };
     assert!(matches!(
-        s.login_succeeded(early, None, audit("auth.login")).await,
+        s.login_succeeded(early, None, &judged, &judged[..1], audit("auth.login"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    s.unlock(kim.id, audit("admin.user.unlock")).await.unwrap();
-    assert_eq!(s.user(kim.id).await.unwrap().unwrap().locked_until, None);
+    // An administrator's unlock forgets the name's failures; the
+    // address's stay.
+    s.clear_sign_in_failures(&judged[..1], audit("admin.user.unlock"))
+        .await
+        .unwrap();
+    assert_eq!(s.sign_in_wait(&judged[..1], now).await.unwrap(), None);
+    assert!(s.sign_in_wait(&judged[1..], now).await.unwrap().is_some());
+    // Failures long past are forgotten.
+    let later = now.plus_seconds(86_401 + 900);
+    assert_eq!(
+        s.login_failed(&keys[1..], later, audit("auth.login"))
+            .await
+            .unwrap(),
+        None
+    );
 
     s.set_totp_pending(kim.id, vec![1, 2, 3], audit("auth.totp.enrol"))
         .await
@@ -174,12 +207,12 @@ async fn sign_in_state_locks_and_refuses_replayed_codes(db: TestDb) {
         expires_at: Timestamp::now().plus_seconds(3600),
         second_factor: true,
     };
-    s.login_succeeded(session("a"), Some(101), audit("auth.login"))
+    s.login_succeeded(session("a"), Some(101), &[], &[], audit("auth.login"))
         .await
         .unwrap();
     // The same step again, or an older one, is a replay.
     assert!(matches!(
-        s.login_succeeded(session("b"), Some(101), audit("auth.login"))
+        s.login_succeeded(session("b"), Some(101), &[], &[], audit("auth.login"))
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -1022,7 +1055,7 @@ civic_store::backend_tests!(
     enrolment_tokens_are_used_once_and_only_in_time,
     institutions_are_created_listed_and_unique,
     users_keep_their_duties,
-    sign_in_state_locks_and_refuses_replayed_codes,
+    sign_in_failures_make_the_next_attempt_wait_and_codes_are_not_replayed,
     api_tokens_are_found_by_hash_and_revoked,
     every_write_is_in_the_ledger_and_proofs_verify,
     audit_search_filters_and_is_itself_audited,

@@ -11,7 +11,7 @@ use civic_hub::Actor;
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 401, description = "wrong credentials, or a code is required", body = Problem),
-        (status = 423, description = "locked after repeated failures", body = Problem),
+        (status = 429, description = "too many failed sign-ins under this name or from this address: wait `Retry-After` seconds (or sign in with a device token)", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -20,13 +20,20 @@ pub async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let signed_in = state
         .hub
-        .login(&req.username, &req.password, req.totp.as_deref(), &client)
+        .login(
+            &req.username,
+            &req.password,
+            req.totp.as_deref(),
+            req.device.as_deref(),
+            &client,
+        )
         .await?;
     Ok(Json(LoginResponse {
         token: signed_in.token,
         token_type: "Bearer".into(),
         expires_at: signed_in.expires_at.to_rfc3339(),
         user: MeView::from(&signed_in.principal),
+        device: signed_in.device,
     }))
 }
 

@@ -345,16 +345,25 @@ pub async fn feed(
     let events = s.hub.case_events();
     let mut recheck = tokio::time::interval(FEED_RECHECK);
     recheck.reset();
+    let mut access = s.hub.activity().watch();
+    access.mark_unchanged();
     let hub = s.hub.clone();
-    let state = (events, recheck);
-    let stream = futures_util::stream::unfold(state, move |(mut rx, mut recheck)| {
+    let state = (events, recheck, access);
+    let stream = futures_util::stream::unfold(state, move |(mut rx, mut recheck, mut access)| {
         let (hub, bearer) = (hub.clone(), bearer.clone());
         async move {
             loop {
                 tokio::select! {
                     // A signed-out, revoked or expired session, or a case
-                    // no longer the caller's, ends the feed: checked now
-                    // and then, and before each event.
+                    // no longer the caller's, ends the feed: checked at
+                    // once when this process changes anyone's access,
+                    // now and then for changes elsewhere (expiry, idle,
+                    // another replica), and before each event.
+                    _ = access.changed() => {
+                        if !hub.may_still_follow(&bearer, case).await {
+                            return None;
+                        }
+                    }
                     _ = recheck.tick() => {
                         if !hub.may_still_follow(&bearer, case).await {
                             return None;
@@ -366,13 +375,13 @@ pub async fn feed(
                                 return None;
                             }
                             let event = Event::default().event(e.kind).data(e.data.to_string());
-                            return Some((Ok(event), (rx, recheck)));
+                            return Some((Ok(event), (rx, recheck, access)));
                         }
                         Ok(_) => continue,
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                             // Missed some: tell the client to reload the case.
                             let event = Event::default().event("reload").data("{}");
-                            return Some((Ok(event), (rx, recheck)));
+                            return Some((Ok(event), (rx, recheck, access)));
                         }
                         Err(_) => return None,
                     }

@@ -559,6 +559,8 @@ impl Hub {
             );
         }
         self.store.assign_case(id, users, entry).await?;
+        // Its feed may no longer be its former investigators'.
+        self.activity().changed();
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use super::{DataKey, PURPOSE};
 use crate::{Ctx, Hub, HubError, Result};
 use civic_core::identity::Region;
 use civic_core::investigation::{CaseId, ResponseId};
-use civic_core::policy::Action;
+use civic_core::policy::{decide, Action};
 use civic_eiss::clusters::{CaseInput, ClusterIndex, LinkRules};
 use civic_eiss::formats::Subject;
 use civic_eiss::route::{Timeline, ToldPlace};
@@ -59,10 +59,14 @@ pub struct TreeLink {
 pub struct ClusterView {
     /// Its source case's id.
     pub id: i64,
+    /// Its place (where most of the links shown were made), or "cluster
+    /// of" a case when no link is shown.
     pub name: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub source: ClusterCase,
+    /// The place's position; none when no link is shown.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// The likely source, unless it is a case the caller may not read.
+    pub source: Option<ClusterCase>,
     pub cases: Vec<ClusterCase>,
     pub tree: Vec<TreeLink>,
     /// Cases by onset date: (YYYY-MM-DD, count).
@@ -76,6 +80,33 @@ pub struct RoutesLoaded {
     pub rows: usize,
     pub cases_created: usize,
     pub cases_updated: usize,
+}
+
+/// How much of a case a caller may see in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sight {
+    /// Its number and onset: who may read the case.
+    Header,
+    /// Also where it was: who may work on it.
+    Route,
+}
+
+/// The commonest place of these links (named, or "near" its position;
+/// homes are named by position), as the cluster index names a cluster.
+fn dominant_place(edges: &[&civic_eiss::clusters::TreeEdge]) -> Option<(String, f64, f64)> {
+    let mut places: HashMap<String, (u32, f64, f64)> = HashMap::new();
+    for e in edges {
+        let key = e
+            .place
+            .clone()
+            .filter(|n| n != "home")
+            .unwrap_or_else(|| format!("near {:.4}, {:.4}", e.lat, e.lon));
+        places.entry(key).or_insert((0, e.lat, e.lon)).0 += 1;
+    }
+    places
+        .into_iter()
+        .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then_with(|| b.0.cmp(&a.0)))
+        .map(|(name, (_, lat, lon))| (name, lat, lon))
 }
 
 fn untimed_onset(rules: &civic_eiss::Rules, places: &[ToldPlace]) -> (time::Date, time::Date) {
@@ -206,7 +237,50 @@ impl Hub {
         }
     }
 
-    /// The response's clusters, largest first.
+    /// What the caller may see of each case of the response: its header
+    /// (who may read the case) or also its route (who may work on it).
+    /// The local operator sees everything.
+    async fn sight(&self, ctx: &Ctx, response: ResponseId) -> Result<HashMap<i64, Sight>> {
+        let metas = self.store.case_metas(response).await?;
+        let Some(principal) = ctx.principal() else {
+            return Ok(metas.iter().map(|m| (m.id.0, Sight::Route)).collect());
+        };
+        let mut sight = HashMap::new();
+        for m in &metas {
+            let (region, assigned_to) = (&m.region, m.assigned.as_slice());
+            if decide(
+                principal,
+                Action::WorkCase {
+                    region,
+                    assigned_to,
+                },
+            )
+            .is_ok()
+            {
+                sight.insert(m.id.0, Sight::Route);
+            } else if decide(
+                principal,
+                Action::ReadCase {
+                    region,
+                    assigned_to,
+                },
+            )
+            .is_ok()
+            {
+                sight.insert(m.id.0, Sight::Header);
+            }
+        }
+        Ok(sight)
+    }
+
+    /// The response's clusters, largest first, as far as the caller may
+    /// see them: the same rule as for each case alone. A case she may not
+    /// read is left out (a cluster with none she may read is not shown);
+    /// a link, with its place and time, is shown only when she may see the
+    /// routes of both its cases; the cluster's place is the commonest place
+    /// of the links shown (none when no link is). So an approver, who reads
+    /// a case but not its route, sees which cases are linked and when they
+    /// fell ill, not where they met.
     pub async fn clusters(&self, ctx: &Ctx, response: ResponseId) -> Result<Vec<ClusterView>> {
         let entry = self
             .authorize(
@@ -217,9 +291,21 @@ impl Hub {
             )
             .await?;
         let key = self.data_key(response).await?;
+        let sight = self.sight(ctx, response).await?;
         let index = self.cluster_index(response).await?;
         let clusters = index.lock().await.clusters();
-        let cases = self.store.read_cases(response, &[], entry).await?;
+        let shown: Vec<CaseId> = clusters
+            .iter()
+            .flat_map(|c| &c.cases)
+            .filter(|k| sight.contains_key(k))
+            .map(|k| CaseId(*k))
+            .collect();
+        if shown.is_empty() {
+            // An empty list reads every case: nothing to read instead.
+            return Ok(Vec::new());
+        }
+        let entry = entry.reason(format!("{} cases in clusters", shown.len()));
+        let cases = self.store.read_cases(response, &shown, entry).await?;
         let mut known: HashMap<i64, ClusterCase> = HashMap::new();
         for c in &cases {
             let secret: CaseSecret =
@@ -234,60 +320,82 @@ impl Hub {
             );
         }
         let (_, rules) = self.open_response_record(response).await?;
-        let view = |id: i64| {
-            known.get(&id).cloned().unwrap_or(ClusterCase {
-                id: CaseId(id),
-                number: id.to_string(),
-                onset: String::new(),
-            })
-        };
-        Ok(clusters
-            .into_iter()
-            .map(|c| {
-                let mut curve: std::collections::BTreeMap<String, u32> = Default::default();
-                for case in &c.cases {
-                    *curve.entry(view(*case).onset).or_default() += 1;
-                }
-                ClusterView {
-                    id: c.id,
-                    name: c.name,
-                    lat: c.lat,
-                    lon: c.lon,
-                    source: view(c.source),
-                    cases: c.cases.iter().map(|k| view(*k)).collect(),
-                    tree: c
-                        .tree
-                        .iter()
-                        .map(|e| TreeLink {
-                            case: view(e.case).number,
-                            infector: view(e.infector).number,
-                            kind: match e.kind {
-                                civic_eiss::clusters::LinkKind::Infector => "infector".into(),
-                                civic_eiss::clusters::LinkKind::CoExposed => "co_exposed".into(),
-                            },
-                            place: e.place.clone(),
-                            lat: e.lat,
-                            lon: e.lon,
-                            at: format!("{} {}", rules.local_date(e.at), rules.local_hhmm(e.at)),
-                        })
-                        .collect(),
-                    epidemic_curve: curve.into_iter().collect(),
-                }
-            })
-            .collect())
+        let route_of = |id: i64| sight.get(&id) == Some(&Sight::Route);
+        let mut out = Vec::new();
+        for c in clusters {
+            let cases: Vec<ClusterCase> = c
+                .cases
+                .iter()
+                .filter_map(|k| known.get(k).cloned())
+                .collect();
+            if cases.is_empty() {
+                continue;
+            }
+            let mut curve: std::collections::BTreeMap<String, u32> = Default::default();
+            for case in &cases {
+                *curve.entry(case.onset.clone()).or_default() += 1;
+            }
+            let edges: Vec<&civic_eiss::clusters::TreeEdge> = c
+                .tree
+                .iter()
+                .filter(|e| route_of(e.case) && route_of(e.infector))
+                .collect();
+            let place = dominant_place(&edges);
+            let tree = edges
+                .iter()
+                .map(|e| TreeLink {
+                    case: known[&e.case].number.clone(),
+                    infector: known[&e.infector].number.clone(),
+                    kind: match e.kind {
+                        civic_eiss::clusters::LinkKind::Infector => "infector".into(),
+                        civic_eiss::clusters::LinkKind::CoExposed => "co_exposed".into(),
+                    },
+                    place: e.place.clone(),
+                    lat: e.lat,
+                    lon: e.lon,
+                    at: format!("{} {}", rules.local_date(e.at), rules.local_hhmm(e.at)),
+                })
+                .collect();
+            let source = known.get(&c.source).cloned();
+            let name = match (&place, &source) {
+                (Some((name, _, _)), _) => name.clone(),
+                (None, Some(s)) => format!("cluster of {}", s.number),
+                (None, None) => format!("cluster of {}", cases[0].number),
+            };
+            out.push(ClusterView {
+                id: c.id,
+                name,
+                lat: place.as_ref().map(|p| p.1),
+                lon: place.as_ref().map(|p| p.2),
+                source,
+                cases,
+                tree,
+                epidemic_curve: curve.into_iter().collect(),
+            });
+        }
+        out.sort_by(|a, b| b.cases.len().cmp(&a.cases.len()).then(a.id.cmp(&b.id)));
+        Ok(out)
     }
 
-    /// Every case with its cluster and the cluster's place (the CSV of
-    /// `civic eiss clusters`).
+    /// Every case the caller may read with its cluster and, where she may
+    /// see its route, the cluster's place (the CSV of `civic eiss
+    /// clusters`).
     pub async fn cluster_rows(&self, ctx: &Ctx, response: ResponseId) -> Result<Vec<ClusterRow>> {
         let clusters = self.clusters(ctx, response).await?;
+        let sight = self.sight(ctx, response).await?;
         let mut of: HashMap<String, (String, String)> = HashMap::new();
         for c in &clusters {
+            let cluster = c
+                .source
+                .as_ref()
+                .map_or_else(|| c.id.to_string(), |s| s.number.clone());
+            let place = if c.lat.is_some() {
+                c.name.clone()
+            } else {
+                String::new()
+            };
             for case in &c.cases {
-                of.insert(
-                    case.number.clone(),
-                    (c.source.number.clone(), c.name.clone()),
-                );
+                of.insert(case.number.clone(), (cluster.clone(), place.clone()));
             }
         }
         let mut rows: Vec<ClusterRow> = self
@@ -295,11 +403,17 @@ impl Hub {
             .case_metas(response)
             .await?
             .into_iter()
+            .filter(|m| sight.contains_key(&m.id.0))
             .map(|m| {
                 let (cluster, place) = of
                     .get(&m.number)
                     .cloned()
                     .unwrap_or_else(|| (m.number.clone(), String::new()));
+                let place = if sight.get(&m.id.0) == Some(&Sight::Route) {
+                    place
+                } else {
+                    String::new()
+                };
                 ClusterRow {
                     case_id: m.number,
                     cluster_id: cluster,
