@@ -588,9 +588,39 @@ fn read_password() -> Result<String> {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if !cli.command.serves() {
+        quiet_on_closed_pipe();
+    }
     if let Err(e) = run(cli).await {
         eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
+    }
+}
+
+impl Command {
+    /// Whether the command runs a server (its output is logs).
+    fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo { .. }
+                | Command::Serve { .. }
+                | Command::Node {
+                    command: NodeCommand::Serve { .. }
+                }
+        )
+    }
+}
+
+/// A command whose reader goes away (`civic audit verify | head -1`) ends
+/// as Unix tools do, by SIGPIPE, silently: Rust ignores the signal, so
+/// every later `println!` would panic on the broken pipe. Servers keep
+/// ignoring it (their output is logs; their sockets never raise it).
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default touches no
+    // memory of ours; signal(2) is safe to call from any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -1156,6 +1186,20 @@ fn node(command: NodeCommand) -> Result<()> {
                 bar.finish_and_clear();
                 let report = result?;
                 let secs = started.elapsed().as_secs_f64();
+                for (path, first) in &report.already_imported {
+                    if first.at > 0 {
+                        println!(
+                            "{path}: already imported ({} rows, sha256 {}…, at {}): left out",
+                            first.events,
+                            &first.sha256[..12],
+                            time::OffsetDateTime::from_unix_timestamp(first.at)
+                                .map(|t| t.to_string())
+                                .unwrap_or_default()
+                        );
+                    } else {
+                        println!("{path}: the same file is named twice in this import: left out");
+                    }
+                }
                 println!(
                     "{}: imported {} rows ({:.2} M/s), {} new holders, {} new places into {} segments in {:.1} s; the store holds {} rows, {} on disk",
                     kind.dir_name(),

@@ -250,6 +250,48 @@ fn audit_verify_names_an_edited_record_on_sqlite() {
     assert!(err.contains("record 1 was changed"), "{err}");
 }
 
+#[test]
+fn audit_verify_names_a_record_whose_duty_no_longer_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    seed(dir.path(), &[]);
+    let db = dir.path().join("civic.db");
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('DROP TRIGGER audit_records_no_update'); \
+             c.execute(\"UPDATE audit_records SET duty='overlord' WHERE seq=2\"); c.commit()",
+        )
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = fails_in_one_line(&civic(&["audit", "verify", "--data-dir", &data], &[], None));
+    assert!(err.contains("record 2 was changed"), "{err}");
+    assert!(err.contains("overlord"), "{err}");
+}
+
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    seed(dir.path(), &[]);
+    // `civic audit verify … | head -1`: the reader is gone before the
+    // command writes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_civic"))
+        .args(["audit", "verify", "--data-dir", &data])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}
+
 #[tokio::test]
 async fn audit_verify_names_an_edited_record_on_postgres() {
     let Some(db) = civic_store::testing::postgres().await else {
@@ -311,6 +353,51 @@ struct Running(std::process::Child);
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
+    }
+}
+
+#[test]
+fn serve_makes_a_missing_data_directory_for_its_owner_only() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh/data");
+    let config = dir.path().join("civic.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "addr = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_civic"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .env_remove("CIVIC_DATABASE_URL")
+        .env_remove("CIVIC_DATA_DIR")
+        .env_remove("CIVIC_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hub = Running(child);
+    let stderr = hub.0.stderr.take().unwrap();
+    let mut said = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        if line.contains("hub serving") {
+            break;
+        }
+    }
+    assert!(said.contains("hub serving"), "{said}");
+    assert!(data.join("hub-ca-key.pem").is_file());
+    assert!(data.join("civic.db").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 }
 

@@ -44,6 +44,22 @@ fn read_or_create(path: &Path) -> Result<[u8; 32], KeyError> {
     }
 }
 
+/// Creates `dir` and any missing parents, readable by their owner only
+/// (the data directory holds the keys and the embedded database).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Writes a file only its owner can read.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -62,6 +78,7 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 impl HubKeys {
     /// Loads the keys from `dir`, creating any that do not exist yet.
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+        create_private_dir(dir).map_err(|e| KeyError::Io(dir.display().to_string(), e))?;
         let ca_path = dir.join("hub-ca-key.pem");
         let shown = ca_path.display().to_string();
         let ca_key_pem = match std::fs::read_to_string(&ca_path) {
@@ -170,5 +187,19 @@ mod tests {
             HubKeys::public_key_in(dir.path()).unwrap(),
             Some(a.signing_key().verifying_key())
         );
+    }
+
+    #[test]
+    fn a_missing_data_directory_is_made_for_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("not/yet/there");
+        HubKeys::load_or_create(&data).unwrap();
+        assert!(data.join("hub-ca-key.pem").is_file());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        }
     }
 }

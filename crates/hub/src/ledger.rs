@@ -193,6 +193,8 @@ pub enum VerifyError {
     Inserted { seq: u64, head: u64 },
     #[error("record {seq} was changed: its contents no longer match the hash the ledger recorded for it")]
     Changed { seq: u64 },
+    #[error("record {seq} was changed: {what}")]
+    Unreadable { seq: u64, what: String },
     #[error("ledger node {level}/{index} (completed by record {seq}) is missing or was changed")]
     NodeChanged { seq: u64, level: u32, index: u64 },
     #[error("the ledger holds a node that no record explains (completed by record {seq}, level {level})")]
@@ -270,7 +272,10 @@ pub async fn verify_ledger(
     let mut records = store.stream_audit_records(size);
     let mut nodes = store.stream_ledger_nodes(size);
     while let Some(record) = records.next().await {
-        let record = record?;
+        let record = record.map_err(|e| match e {
+            StoreError::BadRecord { seq, what } => VerifyError::Unreadable { seq, what },
+            other => other.into(),
+        })?;
         let expected = frontier.size();
         if record.seq != expected {
             return Err(VerifyError::Missing {

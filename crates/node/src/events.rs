@@ -94,6 +94,42 @@ struct Manifest {
     /// stations), by place id.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     place_names: std::collections::BTreeMap<u64, String>,
+    /// Every events file imported, by the SHA-256 of its bytes as stored:
+    /// the import's identity, so that running an import again (after a
+    /// crash that came after its commit, say) adds nothing twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    imported: Vec<ImportedFile>,
+}
+
+/// An events file an import took in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedFile {
+    /// SHA-256 of the file's bytes as stored (compressed, for `.csv.gz`),
+    /// lowercase hex.
+    pub sha256: String,
+    pub events: u64,
+    /// When its import committed (Unix seconds).
+    pub at: i64,
+}
+
+/// The SHA-256 of a file's bytes, lowercase hex.
+fn file_sha256(path: &Path) -> Result<String, StoreError> {
+    use sha2::Digest;
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Which towers an exposure window covers.
@@ -129,6 +165,9 @@ pub struct ImportReport {
     pub pings: u64,
     pub subscribers_added: u64,
     pub segments: u64,
+    /// Files left out because the store took them in before (or they
+    /// appear twice in this import): (path, as first imported).
+    pub already_imported: Vec<(String, ImportedFile)>,
 }
 
 /// What a store holds: its files' formats and words.
@@ -551,6 +590,35 @@ impl EventStore {
         lock.lock().map_err(io_err(&self.dir))?;
         *self = Self::load(self.kind, self.dir.clone())?;
         let mut report = ImportReport::default();
+        // Under the lock, against the latest manifest: a file this store
+        // (or this very import) took in before is left out.
+        let mut fresh: Vec<&Path> = Vec::new();
+        let mut fresh_digests: Vec<String> = Vec::new();
+        for path in pings {
+            let sha256 = file_sha256(path)?;
+            let before = self.manifest.imported.iter().find(|f| f.sha256 == sha256);
+            if let Some(before) = before {
+                report
+                    .already_imported
+                    .push((path.display().to_string(), before.clone()));
+            } else if fresh_digests.contains(&sha256) {
+                let twin = ImportedFile {
+                    sha256,
+                    events: 0,
+                    at: 0,
+                };
+                report
+                    .already_imported
+                    .push((path.display().to_string(), twin));
+            } else {
+                fresh.push(path);
+                fresh_digests.push(sha256);
+            }
+        }
+        let pings = fresh.as_slice();
+        if pings.is_empty() && places.is_none() {
+            return Ok(report);
+        }
         let mut all_towers = self.manifest.towers.clone();
         let mut names = self.manifest.place_names.clone();
         let mut cell_index = self.place_index();
@@ -624,9 +692,20 @@ impl EventStore {
             &mut report,
         );
         match result {
-            Ok((new_segments, new_subscribers)) => {
-                // The manifest the commit writes carries the new names.
+            Ok((new_segments, new_subscribers, per_file)) => {
+                // The manifest the commit writes carries the new names and
+                // the files' identities.
                 let before = std::mem::replace(&mut self.manifest.place_names, names);
+                let imported_before = self.manifest.imported.len();
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                self.manifest.imported.extend(
+                    fresh_digests
+                        .into_iter()
+                        .zip(per_file)
+                        .map(|(sha256, events)| ImportedFile { sha256, events, at }),
+                );
                 let committed = self.commit(
                     &staging,
                     generation,
@@ -638,6 +717,7 @@ impl EventStore {
                 );
                 if let Err(e) = committed {
                     self.manifest.place_names = before;
+                    self.manifest.imported.truncate(imported_before);
                     return Err(e);
                 }
                 Ok(report)
@@ -661,7 +741,7 @@ impl EventStore {
         pings: &[&Path],
         progress: Arc<AtomicU64>,
         report: &mut ImportReport,
-    ) -> Result<(Vec<SegmentMeta>, Vec<u64>), StoreError> {
+    ) -> Result<(Vec<SegmentMeta>, Vec<u64>, Vec<u64>), StoreError> {
         let mut subscribers = self.subscribers.clone();
         let mut sub_index: HashMap<u64, u32> = subscribers
             .iter()
@@ -670,8 +750,10 @@ impl EventStore {
             .collect();
         let mut spills: HashMap<i64, BufWriter<File>> = HashMap::new();
         let mut spill_days: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+        let mut per_file = Vec::with_capacity(pings.len());
         for path in pings {
             let mut lines = Lines::open(path, &self.kind.events_header(), progress.clone())?;
+            let before = report.pings;
             while lines.advance()? {
                 let (sub, ts, tower) = self.parse_event(&lines, cell_index)?;
                 let next = subscribers.len() as u32;
@@ -708,6 +790,7 @@ impl EventStore {
                 spill.write_all(&record).map_err(io_err(staging))?;
                 report.pings += 1;
             }
+            per_file.push(report.pings - before);
         }
         report.subscribers_added = (subscribers.len() - self.subscribers.len()) as u64;
         for (_, mut w) in spills.drain() {
@@ -737,7 +820,7 @@ impl EventStore {
             )?);
             report.segments += 1;
         }
-        Ok((metas, subscribers))
+        Ok((metas, subscribers, per_file))
     }
 
     /// Reads one event line: holder id, time and place index.
@@ -761,6 +844,17 @@ impl EventStore {
                 ))
                 .into());
         };
+        // As many columns as the header names: a row with one more or one
+        // fewer is a file misread, not a ping to keep.
+        let columns = 3 + f.count();
+        if columns != lines.header.len() {
+            return Err(lines
+                .bad(&format!(
+                    "{columns} columns where the header has {}",
+                    lines.header.len()
+                ))
+                .into());
+        }
         // A segment's day must start within u32 seconds too.
         if ts > (u32::MAX as i64 - DAY) as u64 {
             return Err(lines.bad("ts is past the year 2106").into());

@@ -170,6 +170,30 @@ fn an_import_with_a_bad_row_changes_nothing_and_names_the_line() {
         .unwrap();
     let before = store.ping_count();
 
+    // An import run again (after a crash that followed its commit, say)
+    // is recognised by its file's digest and adds nothing, here or in
+    // another process.
+    let again = store
+        .import(
+            Some(&towers),
+            &[&sim.path().join("pings-lguplus.csv")],
+            progress(),
+        )
+        .unwrap();
+    assert_eq!((again.pings, again.already_imported.len()), (0, 1));
+    assert_eq!(again.already_imported[0].1.events, before);
+    let mut other = EventStore::pings(data.path()).unwrap();
+    let copy = sim.path().join("copy-of-lguplus.csv");
+    std::fs::copy(sim.path().join("pings-lguplus.csv"), &copy).unwrap();
+    assert_eq!(
+        other
+            .import(None, &[&copy, &copy], progress())
+            .unwrap()
+            .pings,
+        0
+    );
+    assert_eq!(EventStore::pings(data.path()).unwrap().ping_count(), before);
+
     let good = std::fs::read_to_string(sim.path().join("pings-kt.csv")).unwrap();
     let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
     let bad_file = sim.path().join("bad.csv");
@@ -188,6 +212,15 @@ fn an_import_with_a_bad_row_changes_nothing_and_names_the_line() {
     let err = store.import(None, &[&bad_file], progress()).unwrap_err();
     assert!(
         err.to_string().contains("cell 999 is not a known tower"),
+        "{err}"
+    );
+    // A row with a column more than the header is refused, not half read.
+    lines[57] = "123,1583020800,100001,7".into();
+    std::fs::write(&bad_file, lines.join("\n")).unwrap();
+    let err = store.import(None, &[&bad_file], progress()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line 58: 4 columns where the header has 3"),
         "{err}"
     );
     std::fs::write(&bad_file, "subscriber,ts,cell\n1,2,3\n").unwrap();

@@ -82,24 +82,30 @@ macro_rules! impl_backend {
         }
 
         fn record_from(row: &DbRow) -> Result<AuditRecord> {
-            let duty: Option<String> = row.try_get("duty")?;
-            let outcome: String = row.try_get("outcome")?;
             let seq: i64 = row.try_get("seq")?;
+            let seq = u64::try_from(seq).map_err(corrupt)?;
+            // A column edited to something the hub never writes names its
+            // record, so that a verification can say which was changed.
+            let bad = |what: String| StoreError::BadRecord { seq, what };
+            let duty: Option<String> = row.try_get("duty").map_err(|e| bad(format!("duty: {e}")))?;
+            let outcome: String = row.try_get("outcome").map_err(|e| bad(format!("outcome: {e}")))?;
             Ok(AuditRecord {
-                seq: u64::try_from(seq).map_err(corrupt)?,
+                seq,
                 entry: AuditEntry {
                     at: ts(row.try_get("at")?),
                     actor: row.try_get::<Option<i64>, _>("actor_id")?.map(UserId),
                     actor_name: row.try_get("actor_name")?,
                     institution: row.try_get::<Option<i64>, _>("institution_id")?.map(InstitutionId),
-                    duty: duty.map(|d| d.parse()).transpose().map_err(corrupt)?,
+                    duty: duty
+                        .map(|d| d.parse().map_err(|_| bad(format!("its duty {d:?} is no duty"))))
+                        .transpose()?,
                     action: row.try_get("action")?,
                     resource: row.try_get("resource")?,
                     subject: row.try_get("subject")?,
                     purpose: row.try_get("purpose")?,
                     legal_basis: row.try_get("legal_basis")?,
                     grant_id: row.try_get("grant_id")?,
-                    outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt(format!("outcome {outcome:?}")))?,
+                    outcome: Outcome::parse(&outcome).ok_or_else(|| bad(format!("its outcome {outcome:?} is no outcome")))?,
                     reason: row.try_get("reason")?,
                     client_addr: row.try_get("client_addr")?,
                     request_id: row.try_get("request_id")?,
