@@ -112,6 +112,14 @@ pub struct ImportedFile {
     pub at: i64,
 }
 
+/// What an import staged: its new segments, the holder dictionary with
+/// its new ids, and the events read from each file.
+struct Staged {
+    segments: Vec<SegmentMeta>,
+    subscribers: Vec<u64>,
+    per_file: Vec<u64>,
+}
+
 /// The SHA-256 of a file's bytes, lowercase hex.
 fn file_sha256(path: &Path) -> Result<String, StoreError> {
     use sha2::Digest;
@@ -692,7 +700,11 @@ impl EventStore {
             &mut report,
         );
         match result {
-            Ok((new_segments, new_subscribers, per_file)) => {
+            Ok(Staged {
+                segments: new_segments,
+                subscribers: new_subscribers,
+                per_file,
+            }) => {
                 // The manifest the commit writes carries the new names and
                 // the files' identities.
                 let before = std::mem::replace(&mut self.manifest.place_names, names);
@@ -741,7 +753,7 @@ impl EventStore {
         pings: &[&Path],
         progress: Arc<AtomicU64>,
         report: &mut ImportReport,
-    ) -> Result<(Vec<SegmentMeta>, Vec<u64>, Vec<u64>), StoreError> {
+    ) -> Result<Staged, StoreError> {
         let mut subscribers = self.subscribers.clone();
         let mut sub_index: HashMap<u64, u32> = subscribers
             .iter()
@@ -820,7 +832,11 @@ impl EventStore {
             )?);
             report.segments += 1;
         }
-        Ok((metas, subscribers, per_file))
+        Ok(Staged {
+            segments: metas,
+            subscribers,
+            per_file,
+        })
     }
 
     /// Reads one event line: holder id, time and place index.
