@@ -91,13 +91,17 @@ impl From<&Principal> for MeView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(schema_with = civic_core::schemas::username)]
     pub username: String,
+    #[schema(schema_with = civic_core::schemas::offered_password)]
     pub password: String,
     /// The current 6-digit code of the user's authenticator, if enrolled.
+    #[schema(schema_with = civic_core::schemas::totp_code_or_null)]
     pub totp: Option<String>,
     /// The device token an earlier sign-in from this client returned:
     /// with it, failed sign-ins by others under this name do not slow
     /// this client's.
+    #[schema(max_length = 512)]
     pub device: Option<String>,
 }
 
@@ -126,22 +130,28 @@ pub struct TotpEnrolmentView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfirmRequest {
+    #[schema(schema_with = civic_core::schemas::totp_code)]
     pub code: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInstitutionRequest {
+    #[schema(schema_with = civic_core::schemas::text_200)]
     pub name: String,
+    #[schema(schema_with = civic_core::schemas::institution_kind)]
     pub kind: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
+    #[schema(schema_with = civic_core::schemas::username)]
     pub username: String,
+    #[schema(schema_with = civic_core::schemas::text_200)]
     pub display_name: String,
     /// At least 12 characters; none for a machine client.
+    #[schema(schema_with = civic_core::schemas::new_password_or_null)]
     pub password: Option<String>,
     /// A machine client (a node, an agency's system) signs in only with API
     /// tokens; default false.
@@ -149,12 +159,14 @@ pub struct NewUserRequest {
     pub machine_client: bool,
     /// e.g. `investigator:seoul`, `approver`.
     #[serde(default)]
+    #[schema(schema_with = civic_core::schemas::duties)]
     pub duties: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DutiesRequest {
+    #[schema(schema_with = civic_core::schemas::duties)]
     pub duties: Vec<String>,
 }
 
@@ -163,8 +175,10 @@ pub struct DutiesRequest {
 pub struct NewApiTokenRequest {
     /// The machine-client user the token acts as.
     pub user_id: i64,
+    #[schema(schema_with = civic_core::schemas::text_200)]
     pub name: String,
     /// Days until it expires (1–3650; default 90).
+    #[schema(minimum = 1, maximum = 3650)]
     pub valid_days: Option<i64>,
 }
 
@@ -201,25 +215,45 @@ pub struct IssuedTokenView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSearchParams {
     /// User id of the actor.
     pub actor: Option<i64>,
     /// Login name of the actor.
+    #[param(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub actor_name: Option<String>,
     /// Whose data, e.g. `case:1042` or `user:12`.
+    #[param(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub subject: Option<String>,
     /// What was touched, e.g. `institution:3`.
+    #[param(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub resource: Option<String>,
     /// e.g. `auth.login`.
+    #[param(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 200
+    )]
     pub action: Option<String>,
     /// RFC 3339 lower bound.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339 upper bound.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Only records with a sequence number below this (paging).
     pub before: Option<u64>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -231,6 +265,7 @@ pub struct AuditPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
     pub seq: u64,
@@ -249,6 +284,7 @@ pub struct InclusionProofView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     pub first: u64,

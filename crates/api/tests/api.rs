@@ -791,7 +791,7 @@ async fn bad_input_gets_a_problem_and_changes_nothing(db: TestDb) {
         .send()
         .await
         .unwrap(),
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
     )
     .await;
     // Unknown routes and methods, missing or bad credentials.
@@ -2149,6 +2149,36 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["paths"]["/api/v1/auth/login"]["post"]["requestBody"].is_object());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            // A path parameter is in the path; every other one is not.
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let in_template = path.contains(&format!("{{{}}}", p["name"].as_str().unwrap()));
+                assert_eq!(p["in"] == "path", in_template, "{at}: {p}");
+            }
+            // Errors are problem documents, as served.
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"].as_object().unwrap();
+                    assert!(
+                        content.keys().all(|k| k == "application/problem+json"),
+                        "{at} {status}: {content:?}"
+                    );
+                }
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                for status in ["401", "403"] {
+                    assert!(op["responses"][status].is_object(), "{at} lacks {status}");
+                }
+            }
+            if op["requestBody"]["content"]["application/json"].is_object() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(op["responses"][status].is_object(), "{at} lacks {status}");
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -25,7 +25,9 @@ pub fn parse_text(field: &'static str, raw: &str, max: usize) -> Result<String, 
     if value.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
-    if value.chars().count() > max {
+    // The text as sent counts, spaces around it included: what the
+    // OpenAPI document's maxLength says.
+    if raw.chars().count() > max {
         return Err(ValidationError::new(
             field,
             format!("must be at most {max} characters"),

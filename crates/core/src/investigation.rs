@@ -164,7 +164,7 @@ pub fn parse_reason(raw: &str) -> Result<String, ValidationError> {
     if value.is_empty() {
         return Err(ValidationError::new("reason", "must not be empty"));
     }
-    if value.chars().count() > 2000 {
+    if raw.chars().count() > 2000 {
         return Err(ValidationError::new(
             "reason",
             "must be at most 2000 characters",

@@ -31,6 +31,8 @@ pub mod error;
 pub mod identity;
 pub mod investigation;
 pub mod policy;
+#[cfg(feature = "openapi")]
+pub mod schemas;
 pub mod time;
 
 pub use error::ValidationError;

@@ -101,7 +101,7 @@ impl Table {
     }
 }
 
-/// A local calendar date, `YYYY-MM-DD`, in the years 2000–2100 (dates
+/// A local calendar date, `YYYY-MM-DD`, in the years 2000–2099 (dates
 /// outside them are typing errors, and bounding them keeps every sum of
 /// days in range).
 pub fn parse_date(raw: &str) -> Option<time::Date> {
@@ -110,7 +110,7 @@ pub fn parse_date(raw: &str) -> Option<time::Date> {
         time::macros::format_description!("[year]-[month]-[day]"),
     )
     .ok()
-    .filter(|d| (2000..=2100).contains(&d.year()))
+    .filter(|d| (2000..=2099).contains(&d.year()))
 }
 
 /// The longest time from symptom onset to confirmation a case may have.
@@ -135,7 +135,7 @@ fn date(line: usize, field: &str, raw: &str) -> Result<time::Date, FormatError> 
     parse_date(raw).ok_or_else(|| {
         bad(
             line,
-            format!("{field}: {raw:?} is not a date YYYY-MM-DD (years 2000-2100)"),
+            format!("{field}: {raw:?} is not a date YYYY-MM-DD (years 2000-2099)"),
         )
     })
 }
@@ -335,6 +335,16 @@ pub fn case_routes(text: &str, rules: &Rules) -> Result<Vec<(String, ToldPlace)>
             (None, None) => (midnight, midnight + crate::DAY - 1, false),
             _ => return Err(bad(n, "start_time and end_time go together")),
         };
+        let place = get(place).map(str::to_owned);
+        if let Some(p) = &place {
+            // A place is shown to people: text, no control characters.
+            if p.chars().any(char::is_control) || p.chars().count() > 200 {
+                return Err(bad(
+                    n,
+                    "place: at most 200 characters, no control characters",
+                ));
+            }
+        }
         out.push((
             case_number(n, &f[0])?,
             ToldPlace {
@@ -343,7 +353,7 @@ pub fn case_routes(text: &str, rules: &Rules) -> Result<Vec<(String, ToldPlace)>
                 start: from,
                 end: until,
                 timed,
-                place: get(place).map(str::to_owned),
+                place,
             },
         ));
     }

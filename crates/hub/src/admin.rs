@@ -348,9 +348,9 @@ impl Hub {
                 .into())
             }
             _ => {
-                return Err(
-                    ValidationError::new("user_id", "no such user in this institution").into(),
-                )
+                return Err(HubError::NotFound(format!(
+                    "user {user} of institution {institution}"
+                )))
             }
         }
         let secret = secrets::new_token(crate::auth::API_TOKEN_PREFIX);

@@ -110,9 +110,11 @@ impl Hub {
             }
         };
         let current = self.store.ledger_head().await?.size();
+        // No such proof exists: a record past the tree, or a tree the
+        // ledger has not reached.
         if tree_size > current || seq >= tree_size {
-            return Err(HubError::BadRequest(format!(
-                "record {seq} is not in a tree of {tree_size} records (the ledger has {current})"
+            return Err(HubError::NotFound(format!(
+                "a proof of record {seq} in a tree of {tree_size} records (the ledger holds {current})"
             )));
         }
         let plan = inclusion_plan(seq, tree_size)
@@ -138,8 +140,8 @@ impl Hub {
     pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<ConsistencyProof> {
         let current = self.store.ledger_head().await?.size();
         if first > second || second > current {
-            return Err(HubError::BadRequest(format!(
-                "need first <= second <= {current} (the ledger's size), got {first} and {second}"
+            return Err(HubError::NotFound(format!(
+                "a proof that the tree of {first} records is a prefix of the tree of {second} (first <= second <= {current}, the ledger's size)"
             )));
         }
         let plan = consistency_plan(first, second)

@@ -25,15 +25,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Item {
     /// `[a-z0-9_]`, 1-64 characters, unique in its entry.
+    #[cfg_attr(feature = "openapi", schema(schema_with = item_name))]
     pub name: String,
     /// `string`, `integer`, `number`, `boolean`, `date` or `document`.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = item_type))]
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500))]
     pub description: String,
     /// `normal`, `sensitive` (health, disability, …) or `unique_id`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = sensitivity))]
     pub sensitivity: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500))]
     pub legal_basis: String,
     /// How long the using agency may keep it (days).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3650))]
     pub retention_days: i64,
 }
 
@@ -45,12 +51,18 @@ const SENSITIVITIES: [&str; 3] = ["normal", "sensitive", "unique_id"];
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewOfferRequest {
     /// `document` (sent whole) or `dataset` (the citizen picks items).
+    #[cfg_attr(feature = "openapi", schema(schema_with = offer_kind))]
     pub kind: String,
     /// `[a-z0-9-]`, 2-64 characters, unique in the catalogue.
+    #[cfg_attr(feature = "openapi", schema(schema_with = offer_code))]
     pub code: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub title: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_2000))]
     pub description: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500))]
     pub legal_basis: String,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub items: Vec<Item>,
 }
 
@@ -145,13 +157,18 @@ pub struct Catalogue {
 pub struct AgreementRequest {
     pub offer_id: i64,
     /// The agency's service the data is for (e.g. a subsidy application).
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub service: String,
     /// The items asked for: all of a document's, or some of a dataset's.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::names))]
     pub items: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_2000))]
     pub purpose: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500))]
     pub legal_basis: String,
     /// How long the agency keeps what it receives (days); at most what
     /// each item allows.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3650))]
     pub retention_days: i64,
 }
 
@@ -161,7 +178,9 @@ pub struct AgreementRequest {
 pub struct AgreementNoteRequest {
     /// `question` or `approve` or `reject` (the holder), `answer` (the
     /// agency), `comment` (either).
+    #[cfg_attr(feature = "openapi", schema(schema_with = note_kind))]
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_2000))]
     pub text: String,
 }
 
@@ -1061,6 +1080,44 @@ fn demo_catalogue() -> Vec<(&'static str, NewOfferRequest)> {
             },
         ),
     ]
+}
+
+#[cfg(feature = "openapi")]
+fn note_kind() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&["question", "approve", "reject", "answer", "comment"])
+}
+
+#[cfg(feature = "openapi")]
+fn offer_kind() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&["document", "dataset"])
+}
+
+#[cfg(feature = "openapi")]
+fn offer_code() -> utoipa::openapi::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(r"^[a-z0-9-]{2,64}$"))
+        .build()
+}
+
+/// An item's name: `a-z 0-9 _` (not one of the few names credentials
+/// reserve, which the pattern cannot say).
+#[cfg(feature = "openapi")]
+fn item_name() -> utoipa::openapi::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(r"^[a-z0-9_]{1,64}$"))
+        .build()
+}
+
+#[cfg(feature = "openapi")]
+fn item_type() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&ITEM_TYPES)
+}
+
+#[cfg(feature = "openapi")]
+fn sensitivity() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&SENSITIVITIES)
 }
 
 #[cfg(test)]

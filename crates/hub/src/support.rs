@@ -20,8 +20,11 @@ pub const TICKET_KINDS: [&str; 4] = ["new_dataset", "linkage_problem", "error", 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTicketRequest {
     /// `new_dataset`, `linkage_problem`, `error` or `other`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = ticket_kind))]
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub subject: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::reason))]
     pub text: String,
 }
 
@@ -29,6 +32,7 @@ pub struct NewTicketRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketUpdate {
     /// A reply (optional when closing).
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::reason_or_null))]
     pub text: Option<String>,
     /// `close` to close it; otherwise the reply answers it (an agent's) or
     /// reopens it (the institution's).
@@ -62,19 +66,25 @@ pub struct TicketView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Material {
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub title: String,
     /// Where it is kept (https, or a path on the hub).
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::material_url))]
     pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTrainingRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub title: String,
     /// YYYY-MM-DD.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date))]
     pub held_on: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub place: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub materials: Vec<Material>,
 }
 
@@ -82,6 +92,7 @@ pub struct NewTrainingRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttendeeRequest {
     pub institution_id: i64,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_100))]
     pub name: String,
 }
 
@@ -422,4 +433,9 @@ impl Hub {
             trainings,
         })
     }
+}
+
+#[cfg(feature = "openapi")]
+fn ticket_kind() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&TICKET_KINDS)
 }

@@ -94,8 +94,10 @@ pub struct TransferRequest {
     /// An approved agreement of the caller's agency.
     pub agreement_id: i64,
     /// The citizen, as the holders know him.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::subject))]
     pub subject: String,
     /// The items wanted: some or all of the agreement's.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::names))]
     pub items: Vec<String>,
     /// The agency's X25519 public key (an OKP JWK) the package is
     /// encrypted to.
@@ -109,15 +111,19 @@ pub struct TransferRequest {
 pub struct ConsentRequest {
     /// `once` (one sending) or `periodic` (the agency may ask again every
     /// `interval_days` until `until`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = consent_mode))]
     pub mode: String,
     /// For `periodic`: the last day (YYYY-MM-DD, UTC) the consent lasts.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date_or_null))]
     pub until: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 366))]
     pub interval_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefusalRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500_or_null))]
     pub reason: Option<String>,
 }
 
@@ -208,6 +214,7 @@ pub struct EventView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookRequest {
     /// `https://…`, or `http://` to a loopback address.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::webhook_url))]
     pub url: String,
 }
 
@@ -235,7 +242,8 @@ pub struct VerifyView {
     pub error: Option<String>,
     pub issuer: Option<String>,
     pub revoked: Option<bool>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The disclosed claims of a valid credential; null otherwise.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub claims: Value,
 }
 
@@ -1390,6 +1398,12 @@ impl Hub {
             .principal()
             .map(|p| p.institution)
             .ok_or_else(|| HubError::BadRequest("a webhook is set by an agency".into()))?;
+        if req.url.chars().count() > 500 || !webhook_url_ok(req.url.trim()) {
+            return Err(invalid(
+                "url",
+                "must be https://HOST[:PORT][/PATH] (plain http only to a loopback address)",
+            ));
+        }
         let url = req.url.trim();
         let parsed = reqwest::Url::parse(url).map_err(|_| invalid("url", "is not a URL"))?;
         let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -1841,4 +1855,75 @@ fn consent_record(t: &TransferView, hub: &str) -> Value {
         "events": events,
         "credentials": t.deliveries.iter().map(|d| json!({"status_list": d.status_uri, "index": d.status_index, "kept_by_hub": d.kept})).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(feature = "openapi")]
+fn consent_mode() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&["once", "periodic"])
+}
+
+/// Whether `url` is what `civic_core::schemas::webhook_url` describes
+/// (the same grammar, by hand): `https://HOST` of letters, digits, `.` and
+/// `-`, or `http://` to a loopback address; an optional port of 1-5
+/// digits; an optional path of `A-Z a-z 0-9 . _ ~ % / -`.
+fn webhook_url_ok(url: &str) -> bool {
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        let host = r
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .unwrap_or(r.len());
+        if host == 0 {
+            return false;
+        }
+        &r[host..]
+    } else if let Some(r) = url.strip_prefix("http://") {
+        match ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .find(|h| r.starts_with(**h))
+        {
+            Some(h) => &r[h.len()..],
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    let rest = match rest.strip_prefix(':') {
+        Some(r) => {
+            let digits = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+            if !(1..=5).contains(&digits) {
+                return false;
+            }
+            &r[digits..]
+        }
+        None => rest,
+    };
+    rest.is_empty()
+        || (rest.starts_with('/')
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._~%/-".contains(c)))
+}
+
+#[cfg(test)]
+mod webhook_url_tests {
+    #[test]
+    fn webhook_addresses_are_https_or_loopback_http() {
+        for ok in [
+            "https://agency.example/hook",
+            "https://10.0.0.5:9443",
+            "http://127.0.0.1:8080/x",
+            "http://localhost",
+        ] {
+            assert!(super::webhook_url_ok(ok), "{ok}");
+        }
+        for bad in [
+            "http://agency.example/hook",
+            "http://localhost.evil.example/",
+            "https://",
+            "https://a/b*",
+            "https://a:123456",
+            "ftp://a",
+        ] {
+            assert!(!super::webhook_url_ok(bad), "{bad}");
+        }
+    }
 }

@@ -64,7 +64,16 @@ pub async fn search(
         action: bounded("action", p.action)?,
         from: instant("from", p.from)?,
         until: instant("until", p.until)?,
-        before_seq: p.before,
+        before_seq: match p.before {
+            Some(b) if b > i64::MAX as u64 => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "before: must be a record's sequence number",
+                ))
+            }
+            other => other,
+        },
         limit,
     };
     let records = state.hub.search_audit(&ctx, query).await?;
@@ -160,8 +169,10 @@ pub async fn verify_now(
 #[into_params(parameter_in = Query)]
 pub struct PatternParams {
     /// Start of the period (RFC 3339); default: 7 days before `until`.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// End of the period (RFC 3339); default: now.
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 

@@ -82,7 +82,9 @@ pub async fn totp_enrol(
 
 /// Confirms enrolment with a first code; the session then has two factors.
 #[utoipa::path(post, path = "/api/v1/auth/totp/confirm", tag = "auth", security(("bearer" = [])),
-    request_body = TotpConfirmRequest, responses((status = 204), (status = 401, body = Problem)))]
+    request_body = TotpConfirmRequest, responses((status = 204), (status = 401, body = Problem),
+        (status = 409, description = "a confirmed second factor exists already", body = Problem),
+        (status = 422, description = "the code does not match the new secret, or no enrolment was started", body = Problem)))]
 pub async fn totp_confirm(
     State(state): State<AppState>,
     Caller(ctx): Caller,

@@ -20,11 +20,13 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OpenResponseRequest {
+    #[schema(schema_with = civic_core::schemas::text_300)]
     pub name: String,
+    #[schema(schema_with = civic_core::schemas::text_300)]
     pub legal_basis: String,
     /// The response's rules (contact radius, minimum overlap, look-back…);
     /// omitted rules take their defaults.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = rules_schema)]
     pub rules: Option<civic_eiss::Rules>,
 }
 
@@ -251,11 +253,17 @@ pub async fn assign_case(
 /// A place the case told (local date and `HH:MM`).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ToldRow {
+    #[schema(schema_with = civic_core::schemas::date)]
     pub date: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
+    #[schema(schema_with = told_time)]
     pub start_time: Option<String>,
+    #[schema(schema_with = told_time)]
     pub end_time: Option<String>,
+    #[schema(schema_with = told_place)]
     pub place: Option<String>,
 }
 
@@ -438,6 +446,7 @@ pub async fn inbox(
 pub struct DecisionRequest {
     pub approve: bool,
     /// Required to reject.
+    #[schema(schema_with = civic_core::schemas::reason_or_null)]
     pub reason: Option<String>,
 }
 
@@ -499,10 +508,13 @@ pub async fn notify(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NodeRouteRequest {
     /// Where the node answers the hub, e.g. `https://10.0.0.5:9443`.
+    #[schema(schema_with = civic_core::schemas::node_url)]
     pub url: String,
     /// `pings`, `transactions` or `taps`.
+    #[schema(schema_with = civic_core::schemas::node_kind)]
     pub kind: String,
     /// The holder's code in case registers (`skt`, `shinhan`).
+    #[schema(schema_with = civic_core::schemas::holder_code)]
     pub code: String,
 }
 
@@ -521,4 +533,54 @@ pub async fn register_node(
         .register_node(&ctx, &name, &req.url, &req.kind, &req.code)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A response's rules as `civic_eiss::Rules::check` bounds them; each
+/// omitted rule takes its default (`source_lookback_days` must also be at
+/// least `lookback_days`, which a schema cannot say).
+fn rules_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let number = |min: f64, max: f64, kind: Type| {
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property("contact_radius_m", number(1.0, 2000.0, Type::Number))
+        .property("min_overlap_minutes", number(1.0, 1440.0, Type::Integer))
+        .property("lookback_days", number(0.0, 14.0, Type::Integer))
+        .property("source_lookback_days", number(0.0, 28.0, Type::Integer))
+        .property("stay_distance_m", number(10.0, 2000.0, Type::Number))
+        .property("stay_minutes", number(1.0, 1440.0, Type::Integer))
+        .property(
+            "exposure_padding_minutes",
+            number(0.0, 120.0, Type::Integer),
+        )
+        .property("utc_offset_minutes", number(-720.0, 840.0, Type::Integer))
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ))
+        .build()
+}
+
+/// A told place's clock time, `HH:MM`; empty or absent for a day without
+/// times.
+fn told_time() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$"))
+        .build()
+}
+
+/// A told place's name; empty or absent for none.
+fn told_place() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
+        .max_length(Some(200))
+        .build()
 }

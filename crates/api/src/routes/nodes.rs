@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct NodeTokenRequest {
     /// The node's name, e.g. `node-skt` (3-64 of a-z, 0-9, '-', '.').
+    #[schema(schema_with = civic_core::schemas::node_name)]
     pub name: String,
     /// Hours the token is valid (1-168, default 24).
+    #[schema(minimum = 1, maximum = 168)]
     pub valid_hours: Option<i64>,
 }
 
@@ -29,6 +31,7 @@ pub struct NodeTokenView {
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
     pub token: String,
+    #[schema(schema_with = civic_core::schemas::node_name)]
     pub name: String,
     /// PEM certificate signing request of the node's TLS key.
     pub csr: String,

@@ -242,6 +242,7 @@ pub async fn accesses(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default), `csv` or `vc` (the verifiable credentials only).
+    #[param(pattern = "^(json|csv|vc)$")]
     pub format: Option<String>,
 }
 
@@ -249,7 +250,9 @@ pub struct ExportQuery {
 /// portability): JSON, CSV, or verifiable credentials.
 #[utoipa::path(get, path = "/api/v1/mydata/me/export", tag = "mydata", security(("bearer" = [])),
     params(ExportQuery),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "JSON (`format=json`, `vc`) or CSV (`format=csv`)",
+            content((Object = "application/json"), (String = "text/csv"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn export(
     State(s): State<AppState>,
     Caller(ctx): Caller,

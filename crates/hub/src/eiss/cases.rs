@@ -93,10 +93,14 @@ pub struct CaseDetail {
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewCaseRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::case_number))]
     pub number: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::region))]
     pub region: String,
     /// YYYY-MM-DD (local).
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date))]
     pub onset_date: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date))]
     pub confirmed_date: String,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -144,17 +148,39 @@ impl NewCaseRequest {
 /// Filters of a case list; each narrows.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CaseFilter {
     /// A region or any of its parts (`seoul` matches `seoul-gangbuk`).
+    #[cfg_attr(feature = "openapi", param(pattern = r"^\s*[A-Za-z0-9-]{1,64}\s*$"))]
     pub region: Option<String>,
+    #[cfg_attr(feature = "openapi", param(pattern = "^(open|closed)?$"))]
     pub status: Option<String>,
     /// A cluster id (its source case's id).
     pub cluster: Option<i64>,
     /// Confirmed on or after / before this date (YYYY-MM-DD).
+    #[cfg_attr(feature = "openapi", param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"))]
     pub confirmed_from: Option<String>,
+    #[cfg_attr(feature = "openapi", param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"))]
     pub confirmed_until: Option<String>,
     /// Part of the case number.
     pub q: Option<String>,
+}
+
+impl CaseFilter {
+    /// Refuses a filter whose values do not parse.
+    fn check(&self) -> Result<()> {
+        self.region.as_deref().map(Region::parse).transpose()?;
+        self.status.as_deref().map(CaseStatus::parse).transpose()?;
+        for (raw, field) in [
+            (&self.confirmed_from, "confirmed_from"),
+            (&self.confirmed_until, "confirmed_until"),
+        ] {
+            raw.as_deref()
+                .map(|d| super::date_field(field, d))
+                .transpose()?;
+        }
+        Ok(())
+    }
 }
 
 impl Hub {
@@ -332,6 +358,8 @@ impl Hub {
         response: ResponseId,
         filter: CaseFilter,
     ) -> Result<Vec<CaseSummary>> {
+        // A bad filter is refused whether or not any case would be shown.
+        filter.check()?;
         let entry = self
             .authorize(
                 ctx,

@@ -81,12 +81,17 @@ pub struct OutboxView {
 pub struct ContactUpdate {
     /// `to_notify`, `notified`, `in_quarantine`, `tested`, `negative`,
     /// `positive`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = contact_status))]
     pub status: String,
     /// For `positive`: the new case's number and dates (YYYY-MM-DD);
     /// its region is the source case's unless given.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::case_number_or_null))]
     pub case_number: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date_or_null))]
     pub onset_date: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date_or_null))]
     pub confirmed_date: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::region_or_null))]
     pub region: Option<String>,
 }
 
@@ -418,4 +423,16 @@ impl Hub {
             })
             .collect()
     }
+}
+
+#[cfg(feature = "openapi")]
+fn contact_status() -> utoipa::openapi::Object {
+    civic_core::schemas::one_of(&[
+        "to_notify",
+        "notified",
+        "in_quarantine",
+        "tested",
+        "negative",
+        "positive",
+    ])
 }

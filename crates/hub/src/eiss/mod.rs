@@ -227,12 +227,12 @@ pub(crate) fn json(value: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// A date field of a request: `YYYY-MM-DD`, years 2000–2100.
+/// A date field of a request: `YYYY-MM-DD`, years 2000–2099.
 pub(crate) fn date_field(
     field: &'static str,
     raw: &str,
 ) -> std::result::Result<time::Date, civic_core::ValidationError> {
     civic_eiss::formats::parse_date(raw).ok_or_else(|| {
-        civic_core::ValidationError::new(field, "must be a date YYYY-MM-DD (years 2000-2100)")
+        civic_core::ValidationError::new(field, "must be a date YYYY-MM-DD (years 2000-2099)")
     })
 }

@@ -156,15 +156,19 @@ impl RequestView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataRequestInput {
     /// `location_pings`, `card_transactions`, `transit_taps`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = data_items))]
     pub items: Vec<String>,
     /// Why this data is needed.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::reason))]
     pub reason: String,
     /// Also ask the holders who was where the case was (default true).
     #[serde(default = "yes")]
     pub contacts: bool,
     /// The period (YYYY-MM-DD, local); default and bound: from the
     /// response's source look-back before onset to confirmation.
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date_or_null))]
     pub from: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date_or_null))]
     pub until: Option<String>,
 }
 
@@ -863,4 +867,17 @@ fn uuid_like() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     data_encoding::HEXLOWER.encode(&b)
+}
+
+/// The items a data request may name, at least one.
+#[cfg(feature = "openapi")]
+fn data_items() -> utoipa::openapi::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(civic_core::schemas::one_of(&[
+            "location_pings",
+            "card_transactions",
+            "transit_taps",
+        ]))
+        .min_items(Some(1))
+        .build()
 }

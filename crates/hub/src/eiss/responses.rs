@@ -419,9 +419,16 @@ impl Hub {
         )
         .await?;
         let certs = self.store.deletion_certificates(id).await?;
-        let last = certs.into_iter().last().ok_or_else(|| {
-            HubError::NotFound(format!("a deletion certificate of response {id}"))
-        })?;
-        Certificate::of(last)
+        match certs.into_iter().last() {
+            Some(last) => Certificate::of(last),
+            // An open response has its certificate to come; one that never
+            // existed has none.
+            None if self.store.response(id).await?.is_some() => Err(HubError::Conflict(format!(
+                "response {id} is open: its deletion certificate is made when it closes"
+            ))),
+            None => Err(HubError::NotFound(format!(
+                "a deletion certificate of response {id}"
+            ))),
+        }
     }
 }
