@@ -112,6 +112,75 @@ pub struct ImportedFile {
     pub at: i64,
 }
 
+/// Reads an events file (`kind`'s CSV, header row first) as an import or
+/// an append reads it, against the places `places` knows (place id →
+/// index): every row's (holder, time, place index), or the first bad
+/// row's error. For tools and the fuzzers; it stores nothing.
+pub fn read_events(
+    kind: Kind,
+    source: &str,
+    csv: impl io::BufRead + 'static,
+    places: &HashMap<u64, u32>,
+) -> Result<Vec<(u64, u32, u32)>, StoreError> {
+    let mut lines = Lines::from_reader(source, Box::new(csv), &kind.events_header())?;
+    let mut rows = Vec::new();
+    while lines.advance()? {
+        rows.push(parse_event(kind, &lines, places)?);
+    }
+    Ok(rows)
+}
+
+/// Reads one event line of a `kind` file: holder id, time and place
+/// index (imports and appends read every line through it).
+fn parse_event(
+kind: Kind,
+lines: &Lines,
+    place_index: &HashMap<u64, u32>,
+) -> Result<(u64, u32, u32), StoreError> {
+    let header = kind.events_header();
+    let mut f = fields(lines.current());
+    let (sub, ts, cell) = (
+        f.next().and_then(parse_u64),
+        f.next().and_then(parse_u64),
+        f.next().and_then(parse_u64),
+    );
+    let (Some(sub), Some(ts), Some(cell)) = (sub, ts, cell) else {
+        return Err(lines
+            .bad(&format!(
+                "expected {}, ts (Unix seconds) and {}, all unsigned integers",
+                header[0], header[2]
+            ))
+            .into());
+    };
+    // As many columns as the header names: a row with one more or one
+    // fewer is a file misread, not a ping to keep.
+    let columns = 3 + f.count();
+    if columns != lines.header.len() {
+        return Err(lines
+            .bad(&format!(
+                "{columns} columns where the header has {}",
+                lines.header.len()
+            ))
+            .into());
+    }
+    // A segment's day must start within u32 seconds too.
+    if ts > (u32::MAX as i64 - DAY) as u64 {
+        return Err(lines.bad("ts is past the year 2106").into());
+    }
+    let Some(&place) = place_index.get(&cell) else {
+        return Err(lines
+            .bad(&format!(
+                "{} {cell} is not a known {}: import its {} first",
+                kind.place_word(),
+                kind.place_noun(),
+                kind.places_file()
+            ))
+            .into());
+    };
+    Ok((sub, ts as u32, place))
+}
+
+
 /// What an import staged: its new segments, the holder dictionary with
 /// its new ids, and the events read from each file.
 struct Staged {
@@ -767,7 +836,7 @@ impl EventStore {
             let mut lines = Lines::open(path, &self.kind.events_header(), progress.clone())?;
             let before = report.pings;
             while lines.advance()? {
-                let (sub, ts, tower) = self.parse_event(&lines, cell_index)?;
+                let (sub, ts, tower) = parse_event(self.kind, &lines, cell_index)?;
                 let next = subscribers.len() as u32;
                 let s = *sub_index.entry(sub).or_insert_with(|| {
                     subscribers.push(sub);
@@ -839,55 +908,6 @@ impl EventStore {
         })
     }
 
-    /// Reads one event line: holder id, time and place index.
-    fn parse_event(
-        &self,
-        lines: &Lines,
-        place_index: &HashMap<u64, u32>,
-    ) -> Result<(u64, u32, u32), StoreError> {
-        let header = self.kind.events_header();
-        let mut f = fields(lines.current());
-        let (sub, ts, cell) = (
-            f.next().and_then(parse_u64),
-            f.next().and_then(parse_u64),
-            f.next().and_then(parse_u64),
-        );
-        let (Some(sub), Some(ts), Some(cell)) = (sub, ts, cell) else {
-            return Err(lines
-                .bad(&format!(
-                    "expected {}, ts (Unix seconds) and {}, all unsigned integers",
-                    header[0], header[2]
-                ))
-                .into());
-        };
-        // As many columns as the header names: a row with one more or one
-        // fewer is a file misread, not a ping to keep.
-        let columns = 3 + f.count();
-        if columns != lines.header.len() {
-            return Err(lines
-                .bad(&format!(
-                    "{columns} columns where the header has {}",
-                    lines.header.len()
-                ))
-                .into());
-        }
-        // A segment's day must start within u32 seconds too.
-        if ts > (u32::MAX as i64 - DAY) as u64 {
-            return Err(lines.bad("ts is past the year 2106").into());
-        }
-        let Some(&place) = place_index.get(&cell) else {
-            return Err(lines
-                .bad(&format!(
-                    "{} {cell} is not a known {}: import its {} first",
-                    self.kind.place_word(),
-                    self.kind.place_noun(),
-                    self.kind.places_file()
-                ))
-                .into());
-        };
-        Ok((sub, ts as u32, place))
-    }
-
     /// Sorts one day's rows and writes them as a segment in `staging`.
     fn write_day(
         staging: &Path,
@@ -937,7 +957,7 @@ impl EventStore {
         let places = self.place_index();
         let (mut events, mut indices) = (Vec::<RawEvent>::new(), Vec::new());
         while lines.advance()? {
-            let (holder, ts, place) = self.parse_event(&lines, &places)?;
+            let (holder, ts, place) = parse_event(self.kind, &lines, &places)?;
             events.push((
                 holder,
                 ts as u64,

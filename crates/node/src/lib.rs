@@ -10,10 +10,11 @@
 pub mod csv;
 pub mod events;
 mod segment;
-mod wal;
+pub mod wal;
 
 pub use wal::BatchId;
 
 pub use events::{
-    AppendReport, EventStore, ExposureAnswer, ExposureQuery, Kind, StoreError, TowerSelection,
+    read_events, AppendReport, EventStore, ExposureAnswer, ExposureQuery, Kind, StoreError,
+    TowerSelection,
 };

@@ -87,6 +87,11 @@ pub fn replay(path: &Path) -> io::Result<(Vec<Frame>, u64)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     }
+    replay_bytes(&bytes)
+}
+
+/// [`replay`] of a log's bytes.
+pub fn replay_bytes(bytes: &[u8]) -> io::Result<(Vec<Frame>, u64)> {
     // Whether a good frame header starts anywhere after `from`.
     let good_header_after =
         |from: usize| (from..bytes.len()).any(|p| header(&bytes[p..]).is_some());
