@@ -56,6 +56,10 @@ enum Command {
         /// Days the demo's synthetic city is simulated for.
         #[arg(long, default_value_t = 14)]
         sim_days: u32,
+        /// The hub's database (default: SQLite in DATA_DIR): a PostgreSQL
+        /// URL runs the same demo on the deployment database.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Run the hub from a configuration file (and CIVIC_* variables).
     Serve {
@@ -307,6 +311,16 @@ enum NodeCommand {
         data_dir: PathBuf,
         #[arg(long, default_value = "pings")]
         kind: String,
+    },
+    /// What a node's store holds: rows (in segments and appended since the
+    /// last compaction), holders, places, segments, imported files.
+    Info {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "pings")]
+        kind: String,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
     },
     /// Import a node's data (CSV or .csv.gz) into its stores, each all or
     /// nothing; works without a running hub.
@@ -647,11 +661,12 @@ async fn run(cli: Cli) -> Result<()> {
             data_dir,
             sim_people,
             sim_days,
+            database_url,
         } => {
             let mut config = load_config(None)?;
             config.addr = addr.to_string();
             config.data_dir = data_dir;
-            config.database_url = None;
+            config.database_url = database_url;
             init_logging(log_override.unwrap_or(config.log_format));
             demo(config, sim_people, sim_days).await
         }
@@ -951,8 +966,9 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     println!();
     println!("Civic Data Hub demo is running at {url}");
     println!(
-        "  data: {} (SQLite)   API: {url}/api/v1   OpenAPI: {url}/api/openapi.json",
-        config.data_dir.display()
+        "  data: {} ({})   API: {url}/api/v1   OpenAPI: {url}/api/openapi.json",
+        config.data_dir.display(),
+        hub.store.backend()
     );
     println!(
         "  synthetic city: {} people over {} days, {} pings, {} confirmed cases in {}",
@@ -1115,6 +1131,40 @@ fn node(command: NodeCommand) -> Result<()> {
                     "ingest token for {name}: shown once; set ingest_addr in node.toml to open the ingest listener"
                 ),
             }
+            Ok(())
+        }
+        NodeCommand::Info {
+            data_dir,
+            kind,
+            format,
+        } => {
+            let kind = Kind::parse(&kind)
+                .ok_or_else(|| anyhow!("--kind must be pings, transactions or taps"))?;
+            let store = EventStore::open(&data_dir, kind)?;
+            let facts = [
+                ("rows", store.ping_count().to_string()),
+                ("appended since compaction", store.tail_len().to_string()),
+                ("holders", store.subscriber_count().to_string()),
+                ("places", store.towers().len().to_string()),
+                ("segments", store.segment_count().to_string()),
+                ("imported files", store.imported_files().len().to_string()),
+                ("on disk", human_bytes(store.size_on_disk())),
+            ];
+            let json = serde_json::json!({
+                "kind": kind.dir_name(),
+                "rows": store.ping_count(),
+                "appended_since_compaction": store.tail_len(),
+                "holders": store.subscriber_count(),
+                "places": store.towers().len(),
+                "segments": store.segment_count(),
+                "imported": store.imported_files(),
+                "bytes_on_disk": store.size_on_disk(),
+            });
+            let rows: Vec<Vec<String>> = facts
+                .iter()
+                .map(|(k, v)| vec![(*k).to_owned(), v.clone()])
+                .collect();
+            output::print(Format::resolve(format), &["", kind.dir_name()], &rows, json);
             Ok(())
         }
         NodeCommand::Compact { data_dir, kind } => {

@@ -133,8 +133,8 @@ pub fn read_events(
 /// Reads one event line of a `kind` file: holder id, time and place
 /// index (imports and appends read every line through it).
 fn parse_event(
-kind: Kind,
-lines: &Lines,
+    kind: Kind,
+    lines: &Lines,
     place_index: &HashMap<u64, u32>,
 ) -> Result<(u64, u32, u32), StoreError> {
     let header = kind.events_header();
@@ -179,7 +179,6 @@ lines: &Lines,
     };
     Ok((sub, ts as u32, place))
 }
-
 
 /// What an import staged: its new segments, the holder dictionary with
 /// its new ids, and the events read from each file.
@@ -616,6 +615,11 @@ impl EventStore {
 
     pub fn subscriber_count(&self) -> u64 {
         self.subscribers.len() as u64
+    }
+
+    /// The events files imported, by their digests.
+    pub fn imported_files(&self) -> &[ImportedFile] {
+        &self.manifest.imported
     }
 
     /// Bytes the store takes on disk.
