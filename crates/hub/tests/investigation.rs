@@ -12,6 +12,9 @@ use civic_store::testing::TestDb;
 use civic_store::{AuditStore, InvestigationStore, NodeStore, Store};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::database_bytes;
+
 civic_store::backend_tests!(the_investigation_runs_from_a_case_to_its_deletion);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
@@ -22,69 +25,6 @@ async fn as_user(hub: &Hub, username: &str) -> Ctx {
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, HubError>) {
     assert!(matches!(r, Err(HubError::Forbidden { .. })), "{r:?}");
-}
-
-/// Every file the database keeps its tables in, as bytes.
-async fn database_bytes(db: &TestDb) -> Option<Vec<u8>> {
-    match &db.store {
-        Store::Sqlite(_) => {
-            let path = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut out = Vec::new();
-            for suffix in ["", "-wal", "-shm"] {
-                if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
-                    out.extend(bytes);
-                }
-            }
-            Some(out)
-        }
-        Store::Postgres(_) => {
-            use sqlx::{Connection, Row};
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query("CHECKPOINT").execute(&mut conn).await.unwrap();
-            let dir: String = sqlx::query("SHOW data_directory")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-                .get(0);
-            let files: Vec<String> = sqlx::query(
-                "SELECT pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND pg_relation_filepath(c.oid) IS NOT NULL",
-            )
-            .bind(db.schema.as_deref().unwrap())
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-            let mut out = Vec::new();
-            for f in files {
-                let base = std::path::Path::new(&dir).join(&f);
-                // A relation's segments: base, base.1, …, and its toast.
-                for seg in 0.. {
-                    let path = if seg == 0 {
-                        base.clone()
-                    } else {
-                        base.with_extension(seg.to_string())
-                    };
-                    match std::fs::read(&path) {
-                        Ok(bytes) => out.extend(bytes),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                        Err(e) => {
-                            assert_ne!(
-                                std::env::var("CI").as_deref(),
-                                Ok("true"),
-                                "cannot read PostgreSQL's files ({e}): the scan needs them in CI"
-                            );
-                            eprintln!("!!! SKIPPED the scan of PostgreSQL's files: {e}");
-                            return None;
-                        }
-                    }
-                }
-            }
-            Some(out)
-        }
-    }
 }
 
 /// A stand-in SMS gateway on loopback: takes each POSTed JSON notice.
@@ -134,13 +74,8 @@ async fn gateway() -> (
     (url, received)
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
+    let logs = common::logs();
     let dir = tempfile::tempdir().unwrap();
     let params = civic_sim::Params {
         people: 1500,
@@ -485,8 +420,8 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     let bytes = database_bytes(&db).await;
     if let Some(bytes) = &bytes {
         assert!(bytes.len() > 100_000, "the scan reads the tables");
-        for v in &personal {
-            assert!(!contains(bytes, v), "{v} in the clear before closing");
+        if let Some(v) = common::found_in(bytes, &personal) {
+            panic!("{v} in the clear before closing");
         }
     }
 
@@ -594,11 +529,29 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
                 .is_some_and(|x| x.starts_with("deletion certificate sha256:"))));
     let bytes = database_bytes(&db).await;
     if let Some(bytes) = &bytes {
-        for v in &personal {
-            assert!(!contains(bytes, v), "{v} in the clear after closing");
+        if let Some(v) = common::found_in(bytes, &personal) {
+            panic!("{v} in the clear after closing");
         }
     }
     for n in nodes {
         n.running.shutdown().await;
+    }
+    // Nor in the database's write-ahead log, what the nodes keep of the
+    // exchange (answers, logs, grants: the holders' own data aside), or
+    // the hub's and nodes' logs.
+    let mut kept: Vec<(String, Vec<u8>)> = common::files_under(&dir.path().join("nodes"), &|p| {
+        p.components().any(|c| c.as_os_str() == "exchange")
+    });
+    if let Some(wal) = common::postgres_wal_bytes(&db).await {
+        kept.push(("PostgreSQL's write-ahead log".into(), wal));
+    }
+    let logged = logs.lock().unwrap().clone();
+    assert!(!logged.is_empty(), "the scan reads what was logged");
+    kept.push(("the logs".into(), logged));
+    assert!(kept.len() > 3, "the scan reads the nodes' files");
+    for (what, bytes) in &kept {
+        if let Some(v) = common::found_in(bytes, &personal) {
+            panic!("{v} in the clear in {what} after closing");
+        }
     }
 }

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use x25519_dalek::{PublicKey, StaticSecret};
 
+mod common;
+
 civic_store::backend_tests!(a_citizen_sends_his_items_and_takes_them_back);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
@@ -50,6 +52,7 @@ fn web_dir() -> Option<PathBuf> {
 }
 
 async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
+    let logs = common::logs();
     let dir = tempfile::tempdir().unwrap();
     let params = civic_sim::Params {
         people: 400,
@@ -578,6 +581,43 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     civic_hub::ledger::verify_ledger(&hub.store, &key, &[], |_| {})
         .await
         .unwrap();
+
+    // The document withdrawn too: nothing the citizen sent is left in
+    // the clear — not in the database's files or write-ahead log, not in
+    // what the nodes keep of the exchange (their own records aside), not
+    // in the logs. (It never was: it reached the hub encrypted to the
+    // agency, and sealed under the consent's key, now destroyed.)
+    hub.withdraw_transfer(&citizen, d.id).await.unwrap();
+    let sent = record(
+        dir.path(),
+        "node-mois",
+        &subject,
+        "resident-registration-abstract",
+    );
+    let values: Vec<String> = ["resident_number", "address_history"]
+        .iter()
+        .map(|k| sent["items"][k].as_str().unwrap().to_owned())
+        .collect();
+    let mut kept = common::files_under(&dir.path().join("nodes"), &|p| {
+        p.components().any(|c| c.as_os_str() == "exchange")
+    });
+    if let Some(bytes) = common::database_bytes(&db).await {
+        kept.push(("the database's files".into(), bytes));
+    }
+    if let Some(wal) = common::postgres_wal_bytes(&db).await {
+        kept.push(("PostgreSQL's write-ahead log".into(), wal));
+    }
+    let logged = logs.lock().unwrap().clone();
+    assert!(!logged.is_empty(), "the scan reads what was logged");
+    kept.push(("the logs".into(), logged));
+    for (what, bytes) in &kept {
+        if let Some(v) = common::found_in(bytes, &values) {
+            panic!("{v} in the clear in {what} after the withdrawal");
+        }
+    }
+    for n in nodes {
+        n.running.shutdown().await;
+    }
 }
 
 /// A webhook receiver on loopback: each request's headers and body.
