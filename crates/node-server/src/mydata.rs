@@ -200,6 +200,31 @@ impl StateLine {
 struct Status {
     list: StatusList,
     next: u64,
+    /// The entry each grant's credential took, while the grant could still
+    /// be used (until its expiry): a request sent again after its reply
+    /// was lost gets its credential again under the same entry, not a
+    /// second credential.
+    by_grant: HashMap<String, (u64, i64)>,
+}
+
+impl Status {
+    /// The entry of the credential issued under `grant`, taking the next
+    /// one if none was.
+    fn entry_for(&mut self, grant: &str, expires: i64, now: i64) -> Option<u64> {
+        if let Some(&(index, _)) = self.by_grant.get(grant) {
+            return Some(index);
+        }
+        if self.next >= STATUS_LIST_LEN {
+            return None;
+        }
+        if self.by_grant.len() >= 10_000 {
+            self.by_grant.retain(|_, (_, until)| *until >= now);
+        }
+        let index = self.next;
+        self.next += 1;
+        self.by_grant.insert(grant.to_owned(), (index, expires));
+        Some(index)
+    }
 }
 
 pub(crate) struct RecordsNode {
@@ -273,6 +298,7 @@ impl RecordsNode {
         let mut status = Status {
             list: StatusList::new(STATUS_LIST_LEN),
             next: 0,
+            by_grant: HashMap::new(),
         };
         let text = match std::fs::read_to_string(&state_path) {
             Ok(t) => t,
@@ -302,8 +328,17 @@ impl RecordsNode {
                 started,
             );
             match parsed {
-                StateLine::Issued { index, .. } => {
+                StateLine::Issued {
+                    index,
+                    grant,
+                    expires,
+                    ..
+                } => {
                     status.next = status.next.max(index + 1);
+                    let until = expires.unwrap_or(i64::MAX);
+                    if until >= started {
+                        status.by_grant.insert(grant, (index, until));
+                    }
                 }
                 StateLine::Revoked { indices, .. } => {
                     for idx in indices {
@@ -517,14 +552,14 @@ impl RecordsNode {
             .map_err(|_| Refused::forbidden("the agency's key is not an OKP JWK"))?;
         let index = {
             let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-            if status.next >= STATUS_LIST_LEN {
-                return Err(Refused(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the status list is full".into(),
-                ));
-            }
-            status.next += 1;
-            status.next - 1
+            status
+                .entry_for(&g.grant_id, g.expires_at, now())
+                .ok_or_else(|| {
+                    Refused(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the status list is full".into(),
+                    )
+                })?
         };
         let issued_at = now();
         let mut plain = Map::new();
@@ -802,4 +837,28 @@ pub(crate) async fn log_head(
         serde_json::to_vec(&head).expect("a head serialises"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_asked_again_gets_its_first_status_entry() {
+        let mut status = Status {
+            list: StatusList::new(STATUS_LIST_LEN),
+            next: 0,
+            by_grant: HashMap::new(),
+        };
+        let a = status.entry_for("grant-a", 100, 10).unwrap();
+        let b = status.entry_for("grant-b", 100, 10).unwrap();
+        assert_eq!((a, b), (0, 1));
+        // The reply to grant-a was lost and the hub asks again.
+        assert_eq!(status.entry_for("grant-a", 100, 20), Some(0));
+        assert_eq!(status.next, 2);
+        // A full list takes no new grant, but still answers a known one.
+        status.next = STATUS_LIST_LEN;
+        assert_eq!(status.entry_for("grant-c", 100, 20), None);
+        assert_eq!(status.entry_for("grant-b", 100, 20), Some(1));
+    }
 }
