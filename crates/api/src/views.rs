@@ -214,6 +214,19 @@ pub struct IssuedTokenView {
     pub secret: String,
 }
 
+/// A page of support tickets, newest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsParams {
+    /// Only tickets with an id below this (the next page: the last id seen).
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
+    /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]

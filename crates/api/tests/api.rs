@@ -1610,6 +1610,78 @@ async fn institutions_open_tickets_that_the_support_centre_answers_and_trains_th
     .unwrap();
     assert_problem(late, StatusCode::CONFLICT).await;
 
+    // Lists come a page at a time, newest first, each ticket with its
+    // messages; another institution's tickets are never on its pages.
+    let mut ids = vec![id];
+    for (token, subject) in [(&staff, "Second"), (&other, "Theirs"), (&staff, "Third")] {
+        let t: Value = post(
+            "/api/v1/support/tickets".into(),
+            token,
+            json!({"kind": "other", "subject": subject, "text": "A question."}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        ids.push(t["id"].as_i64().unwrap());
+    }
+    let page = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let first: Value = app
+        .get_json("/api/v1/support/tickets?limit=2", Some(&agent))
+        .await;
+    assert_eq!(page(&first), vec![ids[3], ids[2]]);
+    let next: Value = app
+        .get_json(
+            &format!("/api/v1/support/tickets?limit=2&before={}", ids[2]),
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(page(&next), vec![ids[1], ids[0]]);
+    assert_eq!(next[1]["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(next[1]["institution"]["id"], json!(nhis.institution.0));
+    let own: Value = app.get_json("/api/v1/support/tickets", Some(&staff)).await;
+    assert_eq!(page(&own), vec![ids[3], ids[1], ids[0]]);
+    let own_next: Value = app
+        .get_json(
+            &format!("/api/v1/support/tickets?before={}", ids[1]),
+            Some(&staff),
+        )
+        .await;
+    assert_eq!(page(&own_next), vec![ids[0]]);
+    for bad in ["limit=0", "limit=501", "before=x"] {
+        let answer = app
+            .request(
+                Method::GET,
+                &format!("/api/v1/support/tickets?{bad}"),
+                Some(&agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_client_error(),
+            "{bad}: {}",
+            answer.status()
+        );
+    }
+    let history: Value = app
+        .get_json(
+            &format!(
+                "/api/v1/support/institutions/{}/history",
+                nhis.institution.0
+            ),
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(page(&history["tickets"]), vec![ids[3], ids[1], ids[0]]);
+
     // Trainings: agents schedule them and record attendees.
     let denied = post(
         "/api/v1/support/trainings".into(),
@@ -1673,7 +1745,10 @@ async fn institutions_open_tickets_that_the_support_centre_answers_and_trains_th
             Some(&agent),
         )
         .await;
-    assert_eq!(history["tickets"][0]["id"], id);
+    assert_eq!(
+        history["tickets"].as_array().unwrap().last().unwrap()["id"],
+        id
+    );
     assert_eq!(history["trainings"][0]["id"], tid);
     let denied = app
         .request(

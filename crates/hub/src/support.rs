@@ -13,8 +13,15 @@ use civic_core::identity::InstitutionId;
 use civic_core::policy::Action;
 use civic_store::{InstitutionStore, SupportStore, Ticket, Training};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 pub const TICKET_KINDS: [&str; 4] = ["new_dataset", "linkage_problem", "error", "other"];
+
+/// Tickets a list gives unless asked for another number.
+pub const TICKETS_PAGE: i64 = 100;
+
+/// Tickets an institution's consulting history gives: its newest.
+pub const HISTORY_TICKETS: i64 = 200;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -150,6 +157,44 @@ impl Hub {
         })
     }
 
+    /// The views of a page of tickets: their messages in one query, each
+    /// institution's name looked up once.
+    async fn ticket_views(&self, tickets: Vec<Ticket>) -> Result<Vec<TicketView>> {
+        let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
+        let mut messages: HashMap<i64, Vec<MessageView>> = HashMap::new();
+        for m in self.store.messages_of_tickets(&ids).await? {
+            messages.entry(m.ticket).or_default().push(MessageView {
+                user: m.user.0,
+                text: m.text,
+                at: m.created_at.to_rfc3339(),
+            });
+        }
+        let mut names: HashMap<InstitutionId, crate::mydata::InstitutionRef> = HashMap::new();
+        let mut out = Vec::with_capacity(tickets.len());
+        for t in tickets {
+            let institution = match names.get(&t.institution) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = self.institution_ref(t.institution).await?;
+                    names.insert(t.institution, found.clone());
+                    found
+                }
+            };
+            out.push(TicketView {
+                id: t.id,
+                institution,
+                opened_by: t.opened_by.0,
+                kind: t.kind,
+                subject: t.subject,
+                status: t.status,
+                opened_at: t.created_at.to_rfc3339(),
+                updated_at: t.updated_at.to_rfc3339(),
+                messages: messages.remove(&t.id).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
     async fn training_view(&self, t: Training) -> Result<TrainingView> {
         let mut attendees = Vec::with_capacity(t.attendees.len());
         for (institution, name) in t.attendees {
@@ -199,7 +244,19 @@ impl Hub {
 
     /// The tickets the caller may follow: her institution's, or all of
     /// them for a support agent.
-    pub async fn list_tickets(&self, ctx: &Ctx) -> Result<Vec<TicketView>> {
+    /// The tickets the caller follows (all for support agents, her
+    /// institution's for others), newest first: at most `limit` (1–500,
+    /// default [`TICKETS_PAGE`]), older than the ticket `before` if given.
+    pub async fn list_tickets(
+        &self,
+        ctx: &Ctx,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Vec<TicketView>> {
+        let limit = limit.unwrap_or(TICKETS_PAGE);
+        if !(1..=500).contains(&limit) {
+            return Err(invalid("limit", "must be from 1 to 500"));
+        }
         let agent = self.may_handle_support(ctx);
         if !agent {
             self.authorize(
@@ -210,14 +267,16 @@ impl Hub {
             )
             .await?;
         }
-        let me = ctx.principal().map(|p| p.institution);
-        let mut out = Vec::new();
-        for t in self.store.tickets().await? {
-            if agent || Some(t.institution) == me {
-                out.push(self.ticket_view(&t).await?);
+        let mine = if agent {
+            None
+        } else {
+            match ctx.principal() {
+                Some(p) => Some(p.institution),
+                None => return Ok(Vec::new()),
             }
-        }
-        Ok(out)
+        };
+        let tickets = self.store.tickets(mine, before, limit).await?;
+        self.ticket_views(tickets).await
     }
 
     fn may_handle_support(&self, ctx: &Ctx) -> bool {
@@ -412,12 +471,11 @@ impl Hub {
             .institution(institution)
             .await?
             .ok_or_else(|| HubError::NotFound(format!("institution {institution}")))?;
-        let mut tickets = Vec::new();
-        for t in self.store.tickets().await? {
-            if t.institution == institution {
-                tickets.push(self.ticket_view(&t).await?);
-            }
-        }
+        let tickets = self
+            .store
+            .tickets(Some(institution), None, HISTORY_TICKETS)
+            .await?;
+        let tickets = self.ticket_views(tickets).await?;
         let mut trainings = Vec::new();
         for t in self.store.trainings().await? {
             if t.attendees.iter().any(|(i, _)| *i == institution) {

@@ -13,8 +13,13 @@ pub trait SupportStore {
         text: &str,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Ticket>> + Send;
+    /// Tickets newest first: of one institution or all, those older than
+    /// `before` (an id) if given, at most `limit`.
     fn tickets(
         &self,
+        institution: Option<civic_core::identity::InstitutionId>,
+        before: Option<i64>,
+        limit: i64,
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Ticket>>> + Send;
     fn ticket(
         &self,
@@ -23,6 +28,11 @@ pub trait SupportStore {
     fn ticket_messages(
         &self,
         id: i64,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TicketMessage>>> + Send;
+    /// The messages of several tickets, in one query, in order.
+    fn messages_of_tickets(
+        &self,
+        ids: &[i64],
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TicketMessage>>> + Send;
     /// Adds a message (if any) and sets the status.
     fn update_ticket(
@@ -147,11 +157,63 @@ macro_rules! impl_support {
                 Ok(ticket)
             }
 
-            async fn tickets(&self) -> Result<Vec<Ticket>> {
-                let rows = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM support_tickets ORDER BY id DESC"))
-                    .fetch_all(&self.pool)
-                    .await?;
+            async fn tickets(
+                &self,
+                institution: Option<InstitutionId>,
+                before: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<Ticket>> {
+                let mut conditions = Vec::new();
+                if institution.is_some() {
+                    conditions.push(format!("institution_id = ${}", conditions.len() + 1));
+                }
+                if before.is_some() {
+                    conditions.push(format!("id < ${}", conditions.len() + 1));
+                }
+                let filter = if conditions.is_empty() {
+                    String::new()
+                } else {
+                    format!("WHERE {}", conditions.join(" AND "))
+                };
+                let sql = format!(
+                    "SELECT {TICKET_COLUMNS} FROM support_tickets {filter} ORDER BY id DESC LIMIT ${}",
+                    conditions.len() + 1
+                );
+                let mut query = sqlx::query(&sql);
+                if let Some(i) = institution {
+                    query = query.bind(i.0);
+                }
+                if let Some(b) = before {
+                    query = query.bind(b);
+                }
+                let rows = query.bind(limit).fetch_all(&self.pool).await?;
                 rows.iter().map(ticket_from).collect()
+            }
+
+            async fn messages_of_tickets(&self, ids: &[i64]) -> Result<Vec<TicketMessage>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT ticket_id, user_id, text, created_at FROM support_messages WHERE ticket_id IN ({}) ORDER BY id",
+                    marks.join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for id in ids {
+                    query = query.bind(*id);
+                }
+                let rows = query.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(TicketMessage {
+                            ticket: r.try_get("ticket_id")?,
+                            user: UserId(r.try_get("user_id")?),
+                            text: r.try_get("text")?,
+                            created_at: ts(r.try_get("created_at")?),
+                        })
+                    })
+                    .collect()
             }
 
             async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {

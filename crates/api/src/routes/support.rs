@@ -1,8 +1,9 @@
 //! The MyData support centre's routes: institutions' tickets, training
 //! sessions, and each institution's consulting history.
 
-use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::problem::{ApiResult, Problem};
+use crate::views::TicketsParams;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,14 +14,17 @@ use civic_hub::support::{
     TicketView, TrainingView,
 };
 
-/// The tickets the caller follows: her institution's (all, for agents).
+/// The tickets the caller follows: her institution's (all, for agents),
+/// newest first, a page at a time (`before` the last id seen).
 #[utoipa::path(get, path = "/api/v1/support/tickets", tag = "support", security(("bearer" = [])),
-    responses((status = 200, body = [TicketView]), (status = 403, body = Problem)))]
+    params(TicketsParams),
+    responses((status = 200, body = [TicketView]), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn tickets(
     State(s): State<AppState>,
     Caller(ctx): Caller,
+    ApiQuery(p): ApiQuery<TicketsParams>,
 ) -> ApiResult<Json<Vec<TicketView>>> {
-    Ok(Json(s.hub.list_tickets(&ctx).await?))
+    Ok(Json(s.hub.list_tickets(&ctx, p.before, p.limit).await?))
 }
 
 /// Opens a ticket for the caller's institution: a new dataset, a linkage
