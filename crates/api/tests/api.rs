@@ -1655,7 +1655,7 @@ async fn institutions_open_tickets_that_the_support_centre_answers_and_trains_th
         )
         .await;
     assert_eq!(page(&own_next), vec![ids[0]]);
-    for bad in ["limit=0", "limit=501", "before=x"] {
+    for bad in ["limit=0", "limit=501", "before=x", "before=0", "before=-3"] {
         let answer = app
             .request(
                 Method::GET,

@@ -257,6 +257,9 @@ impl Hub {
         if !(1..=500).contains(&limit) {
             return Err(invalid("limit", "must be from 1 to 500"));
         }
+        if before.is_some_and(|b| b < 1) {
+            return Err(invalid("before", "must be a ticket id (1 or more)"));
+        }
         let agent = self.may_handle_support(ctx);
         if !agent {
             self.authorize(
