@@ -10,8 +10,16 @@ use serde_json::{json, Value};
 
 #[derive(Subcommand)]
 pub enum SupportCommand {
-    /// The tickets you follow (your institution's; all, for agents).
-    Tickets,
+    /// The tickets you follow (your institution's; all, for agents), newest
+    /// first, a page at a time.
+    Tickets {
+        /// How many (1–500; default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Only tickets older than this id (the next page: the last id seen).
+        #[arg(long)]
+        before: Option<i64>,
+    },
     /// One ticket with its messages.
     Ticket { id: i64 },
     /// Open a ticket for your institution.
@@ -90,7 +98,21 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: SupportCommand
     let format = Format::resolve(format);
     let c = Client::new(args)?;
     match command {
-        SupportCommand::Tickets => tickets(format, &c.get("/support/tickets").await?),
+        SupportCommand::Tickets { limit, before } => {
+            let mut query = Vec::new();
+            if let Some(l) = limit {
+                query.push(format!("limit={l}"));
+            }
+            if let Some(b) = before {
+                query.push(format!("before={b}"));
+            }
+            let path = if query.is_empty() {
+                "/support/tickets".to_owned()
+            } else {
+                format!("/support/tickets?{}", query.join("&"))
+            };
+            tickets(format, &c.get(&path).await?)
+        }
         SupportCommand::Ticket { id } => {
             let v: Value = c.get(&format!("/support/tickets/{id}")).await?;
             tickets(format, &v);

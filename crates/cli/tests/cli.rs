@@ -1560,6 +1560,26 @@ fn the_investigation_runs_through_the_cli_against_the_demo() {
         ],
     ));
     assert_eq!(answered[0]["status"], "answered");
+    let listed = json(&cli(
+        Some(&support),
+        &["support", "--format", "json", "tickets", "--limit", "1"],
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"].to_string(), id);
+    let older = json(&cli(
+        Some(&support),
+        &["support", "--format", "json", "tickets", "--before", &id],
+    ));
+    assert!(older
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["id"].as_i64() < id.parse().ok()));
+    let err = fails_in_one_line(&cli(
+        Some(&support),
+        &["support", "tickets", "--limit", "0"],
+    ));
+    assert!(err.contains("422"), "{err}");
     let err = fails_in_one_line(&cli(
         Some(&holder),
         &[
