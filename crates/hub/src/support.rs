@@ -132,29 +132,10 @@ pub struct ConsultingHistory {
 
 impl Hub {
     async fn ticket_view(&self, t: &Ticket) -> Result<TicketView> {
-        let institution = self.institution_ref(t.institution).await?;
-        let messages = self
-            .store
-            .ticket_messages(t.id)
-            .await?
-            .into_iter()
-            .map(|m| MessageView {
-                user: m.user.0,
-                text: m.text,
-                at: m.created_at.to_rfc3339(),
-            })
-            .collect();
-        Ok(TicketView {
-            id: t.id,
-            institution,
-            opened_by: t.opened_by.0,
-            kind: t.kind.clone(),
-            subject: t.subject.clone(),
-            status: t.status.clone(),
-            opened_at: t.created_at.to_rfc3339(),
-            updated_at: t.updated_at.to_rfc3339(),
-            messages,
-        })
+        let mut views = self.ticket_views(vec![t.clone()]).await?;
+        views
+            .pop()
+            .ok_or_else(|| HubError::NotFound(format!("support-ticket:{}", t.id)))
     }
 
     /// The views of a page of tickets: their messages in one query, each
@@ -242,8 +223,6 @@ impl Hub {
         self.ticket_view(&ticket).await
     }
 
-    /// The tickets the caller may follow: her institution's, or all of
-    /// them for a support agent.
     /// The tickets the caller follows (all for support agents, her
     /// institution's for others), newest first: at most `limit` (1–500,
     /// default [`TICKETS_PAGE`]), older than the ticket `before` if given.

@@ -25,10 +25,6 @@ pub trait SupportStore {
         &self,
         id: i64,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Ticket>>> + Send;
-    fn ticket_messages(
-        &self,
-        id: i64,
-    ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TicketMessage>>> + Send;
     /// The messages of several tickets, in one query, in order.
     fn messages_of_tickets(
         &self,
@@ -222,25 +218,6 @@ macro_rules! impl_support {
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(ticket_from).transpose()
-            }
-
-            async fn ticket_messages(&self, id: i64) -> Result<Vec<TicketMessage>> {
-                let rows = sqlx::query(
-                    "SELECT ticket_id, user_id, text, created_at FROM support_messages WHERE ticket_id = $1 ORDER BY id",
-                )
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(TicketMessage {
-                            ticket: r.try_get("ticket_id")?,
-                            user: UserId(r.try_get("user_id")?),
-                            text: r.try_get("text")?,
-                            created_at: ts(r.try_get("created_at")?),
-                        })
-                    })
-                    .collect()
             }
 
             async fn update_ticket(
