@@ -435,12 +435,30 @@ def city_files(civic, work):
     return os.path.join(city, "towers.csv"), pings, rows
 
 
+IMPORT_SECONDS = {}
+
+
+def import_seconds(civic, work, towers, pings):
+    """How long a whole import takes here (measured once a binary), so
+    that kills land during the import, not after it."""
+    if civic not in IMPORT_SECONDS:
+        node_dir = tempfile.mkdtemp(dir=work)
+        started = time.time()
+        subprocess.run([civic, "node", "import", "--data-dir", node_dir, "--towers", towers,
+                        "--pings", pings], capture_output=True, check=True)
+        IMPORT_SECONDS[civic] = time.time() - started
+        shutil.rmtree(node_dir)
+    return IMPORT_SECONDS[civic]
+
+
 def import_trial(civic, work, rng):
     towers, pings, rows = city_files(civic, work)
+    whole = import_seconds(civic, work, towers, pings)
     node_dir = tempfile.mkdtemp(dir=work)
     cmd = [civic, "node", "import", "--data-dir", node_dir, "--towers", towers, "--pings", pings]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(rng.uniform(0.0, 2.0))
+    # Mostly during the import; now and then just after it.
+    time.sleep(rng.uniform(0.0, whole * 1.1))
     proc.send_signal(signal.SIGKILL)
     finished_before = proc.wait() == 0
     # Run again, as an operator would: the whole file, once.

@@ -55,9 +55,13 @@ run() {
     local who=$1
     shift
     echo "==> schemathesis as $who ($examples examples an operation)"
-    # Signing out would end the token the rest of the run uses.
+    # Signing out would end the token the rest of the run uses. Some
+    # bodies (a case register's CSV lines) match few of the strings
+    # Hypothesis draws; with many examples its health check would call
+    # that an error of the run, though the cases it does make are tested.
     if ! st --config-file security/schemathesis.toml run "$hub/api/openapi.json" --checks all --max-examples "$examples" \
-        --exclude-path /api/v1/auth/logout --workers 1 --warnings off "$@" \
+        --exclude-path /api/v1/auth/logout --workers 1 --warnings off \
+        --suppress-health-check=filter_too_much "$@" \
         >"$work/st.out" 2>&1; then
         failed=1
         if grep -q FAILURES "$work/st.out"; then
