@@ -77,16 +77,7 @@ async fn gateway() -> (
 async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     let logs = common::logs();
     let dir = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 1500,
-        days: 10,
-        seed: 3,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, &dir.path().join("city"), &mut |_, _| {}).unwrap();
+    common::seoul_city(dir.path(), 1500, 10, 3);
     let config = Config {
         data_dir: dir.path().to_path_buf(),
         collection_deadline_seconds: 60,

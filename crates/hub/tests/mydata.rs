@@ -54,16 +54,7 @@ fn web_dir() -> Option<PathBuf> {
 async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     let logs = common::logs();
     let dir = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 400,
-        days: 2,
-        seed: 5,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, &dir.path().join("city"), &mut |_, _| {}).unwrap();
+    common::seoul_city(dir.path(), 400, 2, 5);
     let config = Config {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()

@@ -6,6 +6,8 @@
 //! consents are delivered each once, one credential each, however often
 //! the delivery was cut and retried.
 
+mod common;
+
 use civic_hub::eiss::DataRequestInput;
 use civic_hub::transfers::{ConsentRequest, TransferRequest};
 use civic_hub::{Config, Ctx, Hub, HubKeys};
@@ -236,16 +238,7 @@ async fn collect(hub: &Hub, label: &str) -> (Vec<String>, BTreeMap<String, usize
 
 async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 1500,
-        days: 10,
-        seed: 3,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, &dir.path().join("city"), &mut |_, _| {}).unwrap();
+    common::seoul_city(dir.path(), 1500, 10, 3);
     let config = Config {
         data_dir: dir.path().to_path_buf(),
         collection_deadline_seconds: 180,

@@ -1,6 +1,7 @@
 //! What the hub's tests share: scans of everything a deployment keeps —
 //! the database's files and write-ahead logs, the nodes' directories, the
-//! logs — for a personal value in the clear.
+//! logs — for a personal value in the clear — and the synthetic city
+//! their hubs and nodes serve.
 #![allow(dead_code)]
 
 use civic_store::testing::TestDb;
@@ -162,4 +163,19 @@ impl std::io::Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A synthetic Seoul of `people` over `days` (from 2020-03-01), generated
+/// into `dir/city` as the demo's nodes read it.
+pub fn seoul_city(dir: &Path, people: usize, days: u32, seed: u64) {
+    let params = civic_sim::Params {
+        people,
+        days,
+        seed,
+        start: time::macros::date!(2020 - 03 - 01),
+        bbox: civic_sim::BBox::SEOUL,
+        scenario: civic_sim::Scenario::default(),
+        threads: 2,
+    };
+    civic_sim::generate(&params, &dir.join("city"), &mut |_, _| {}).unwrap();
 }
