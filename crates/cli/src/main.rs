@@ -1508,6 +1508,13 @@ fn sim_score(
                 c.cases, c.found_clusters, c.truth_clusters
             ),
         ]);
+        if let (Some(ari), Some(groups)) = (c.groups_adjusted_rand_index, c.truth_groups) {
+            rows.push(vec![
+                "clusters adjusted Rand index, setting groups".into(),
+                f(ari),
+                format!("{groups} groups of two or more, as health authorities name them"),
+            ]);
+        }
     }
     if let Some(s) = &scores.sources {
         rows.push(vec![

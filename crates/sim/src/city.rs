@@ -18,6 +18,9 @@ pub enum VenueKind {
     Restaurant,
     Cafe,
     Shop,
+    Pharmacy,
+    /// A public health centre: where people are tested.
+    HealthCentre,
 }
 
 impl VenueKind {
@@ -33,6 +36,8 @@ impl VenueKind {
             Self::Restaurant => "restaurant",
             Self::Cafe => "cafe",
             Self::Shop => "shop",
+            Self::Pharmacy => "pharmacy",
+            Self::HealthCentre => "health_centre",
         }
     }
 
@@ -48,6 +53,8 @@ impl VenueKind {
             Self::Restaurant,
             Self::Cafe,
             Self::Shop,
+            Self::Pharmacy,
+            Self::HealthCentre,
         ]
         .into_iter()
         .find(|k| k.as_str() == raw)
@@ -57,8 +64,18 @@ impl VenueKind {
     pub fn is_merchant(self) -> bool {
         matches!(
             self,
-            Self::Club | Self::Hospital | Self::Restaurant | Self::Cafe | Self::Shop
+            Self::Club
+                | Self::Hospital
+                | Self::Restaurant
+                | Self::Cafe
+                | Self::Shop
+                | Self::Pharmacy
         )
+    }
+
+    /// Places people go to for care once they are ill.
+    pub fn is_care(self) -> bool {
+        matches!(self, Self::Hospital | Self::Pharmacy | Self::HealthCentre)
     }
 }
 
@@ -135,6 +152,10 @@ pub struct City {
     /// Each venue's nearest subway stop and its distance in metres (trips
     /// run between venues, so this is all a trip needs).
     pub venue_stop: Vec<(u32, f64)>,
+    /// Pharmacies, and each district's public health centre (by district
+    /// index), where the ill go for care and tests.
+    pub pharmacies: Vec<u32>,
+    pub health_centres: Vec<u32>,
 }
 
 pub const TOWER_ID_BASE: u64 = 100_000;
@@ -552,8 +573,45 @@ impl City {
                 hospitals.nearest(home, &venues, rng),
             ];
         }
+        // Care: added after everything else, from a stream of their own,
+        // so that the rest of the city is what it was before they existed.
+        let mut care_rng = Rng::new(seed, &[1, 7]);
+        let mut health_centres = Vec::with_capacity(DISTRICTS.len());
+        for d in 0..DISTRICTS.len() as u8 {
+            let (fy, fx) = (
+                (f64::from(d / 5) + care_rng.uniform(0.3, 0.7)) / 5.0,
+                (f64::from(d % 5) + care_rng.uniform(0.3, 0.7)) / 5.0,
+            );
+            let name = format!("{} Public Health Centre", capitalised(district_name(d)));
+            health_centres.push(add(
+                &mut venues,
+                VenueKind::HealthCentre,
+                bbox.at(fy, fx),
+                name,
+            ));
+        }
+        let mut pharmacies = Vec::new();
+        let mut placer = Placer {
+            bbox,
+            rng: &mut care_rng,
+        };
+        for i in 0..(n / 2_000.0).ceil().max(5.0) as usize {
+            let pos = placer.place(0.5, 3_500.0);
+            let district = district_name(district_of(&bbox, pos));
+            let id = add(
+                &mut venues,
+                VenueKind::Pharmacy,
+                pos,
+                format!("Pharmacy {} {}", capitalised(district), i + 1),
+            );
+            venues[id as usize].merchant = Some(merchants.len() as u32);
+            merchants.push(id);
+            pharmacies.push(id);
+        }
         let venue_stop = venues.iter().map(|v| nearest_stop(&stops, v.pos)).collect();
         City {
+            pharmacies,
+            health_centres,
             bbox,
             towers,
             grid,
@@ -563,6 +621,30 @@ impl City {
             merchants,
             venue_stop,
         }
+    }
+}
+
+impl City {
+    /// Where a person goes when ill: the nearest hospital (a clinic), the
+    /// nearest pharmacy, and the home district's public health centre.
+    pub fn care_of(&self, person: usize) -> (u32, u32, u32) {
+        let p = &self.people[person];
+        let home = &self.venues[p.home as usize];
+        let pharmacy = self
+            .pharmacies
+            .iter()
+            .copied()
+            .min_by(|a, b| {
+                let d = |v: u32| distance_m(home.pos, self.venues[v as usize].pos);
+                d(*a).total_cmp(&d(*b))
+            })
+            .unwrap_or(p.evening[5]);
+        let centre = self
+            .health_centres
+            .get(home.district as usize)
+            .copied()
+            .unwrap_or(p.evening[5]);
+        (p.evening[5], pharmacy, centre)
     }
 }
 

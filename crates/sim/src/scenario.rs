@@ -20,6 +20,8 @@ pub struct Scenario {
     pub transit_share: f64,
     /// Share of people who go to a church service on Sundays.
     pub churchgoers: f64,
+    /// Share of churchgoers at the Wednesday evening service, each week.
+    pub midweek_service: f64,
     /// Share of 19–35-year-olds who go clubbing on Friday/Saturday nights.
     pub clubbers: f64,
     /// Transmission: the chance per hour that an infectious person infects
@@ -38,6 +40,53 @@ pub struct Scenario {
     /// The interview: chance a visit is forgotten, and how far times drift.
     pub interview_forget_rate: f64,
     pub interview_shift_minutes: u32,
+    /// Care once ill: the chance, each day from onset to confirmation,
+    /// of a visit to the nearest clinic (hospital) or pharmacy …
+    pub care_visit_chance: f64,
+    /// … and the chance the test (the day before confirmation) is taken
+    /// at the district's public health centre rather than the clinic.
+    pub tested_at_health_centre: f64,
+    /// What the health authority publishes of the cases: `[published]`.
+    pub published: Published,
+}
+
+/// The published view of the cases (`published-routes.csv`,
+/// `published-register.csv`): what health authorities put online in
+/// 2020 — a few visits per case, a date and no time, the venue's point
+/// and category, onset often missing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Published {
+    /// Routes are published from this many days before onset (at most 2:
+    /// the interview's window) to confirmation.
+    pub lookback_days: u32,
+    /// Share of cases whose route is not published at all.
+    pub no_route_share: f64,
+    /// Share of cases registered with their confirmation date only.
+    pub onset_missing_share: f64,
+    /// The chance a visit (one venue on one day, from two days before
+    /// onset to confirmation) is published: before onset …
+    pub keep_before_onset: f64,
+    /// … from onset on …
+    pub keep_after_onset: f64,
+    /// … and a visit for care (clinic, pharmacy, health centre) from onset on.
+    pub keep_care: f64,
+    /// Share of published rows with start and end times (most have none).
+    pub timed_share: f64,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        Self {
+            lookback_days: 2,
+            no_route_share: 0.15,
+            onset_missing_share: 0.7,
+            keep_before_onset: 0.2,
+            keep_after_onset: 0.35,
+            keep_care: 0.9,
+            timed_share: 0.0,
+        }
+    }
 }
 
 impl Default for Scenario {
@@ -54,6 +103,7 @@ impl Default for Scenario {
             handover_noise: 0.10,
             transit_share: 0.65,
             churchgoers: 0.15,
+            midweek_service: 0.4,
             clubbers: 0.25,
             // Per pair of people per hour together: calibrated so that an
             // infectious person infects about 0.05 household members a day,
@@ -70,6 +120,8 @@ impl Default for Scenario {
                 ("restaurant".into(), 0.01),
                 ("cafe".into(), 0.008),
                 ("shop".into(), 0.002),
+                ("pharmacy".into(), 0.002),
+                ("health_centre".into(), 0.001),
             ],
             incubation_mean_days: 5.2,
             incubation_sd_days: 2.8,
@@ -83,6 +135,9 @@ impl Default for Scenario {
             ],
             interview_forget_rate: 0.2,
             interview_shift_minutes: 30,
+            care_visit_chance: 0.5,
+            tested_at_health_centre: 0.8,
+            published: Published::default(),
         }
     }
 }
@@ -105,8 +160,25 @@ impl Scenario {
         prob("handover_noise", self.handover_noise)?;
         prob("transit_share", self.transit_share)?;
         prob("churchgoers", self.churchgoers)?;
+        prob("midweek_service", self.midweek_service)?;
         prob("clubbers", self.clubbers)?;
         prob("interview_forget_rate", self.interview_forget_rate)?;
+        prob("care_visit_chance", self.care_visit_chance)?;
+        prob("tested_at_health_centre", self.tested_at_health_centre)?;
+        let p = &self.published;
+        if p.lookback_days > 2 {
+            return Err("scenario: published.lookback_days must be 0-2".into());
+        }
+        for (name, v) in [
+            ("published.no_route_share", p.no_route_share),
+            ("published.onset_missing_share", p.onset_missing_share),
+            ("published.keep_before_onset", p.keep_before_onset),
+            ("published.keep_after_onset", p.keep_after_onset),
+            ("published.keep_care", p.keep_care),
+            ("published.timed_share", p.timed_share),
+        ] {
+            prob(name, v)?;
+        }
         if self.telcos.is_empty() || self.telcos.iter().any(|(n, s)| *s <= 0.0 || !valid_name(n)) {
             return Err(
                 "scenario: telcos need names of a-z, 0-9 and '-' and positive shares".into(),

@@ -134,6 +134,13 @@ pub struct Clustering {
     pub found_clusters: u64,
     pub truth_clusters: u64,
     pub adjusted_rand_index: f64,
+    /// Against the settings health authorities name groups after
+    /// (`groups.csv`, when the truth has it): how published infection
+    /// groups are made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth_groups: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_adjusted_rand_index: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -539,12 +546,40 @@ pub fn score(truth: &Path, found: &Path, rules: Rules) -> Result<Scores, ScoreEr
             .keys()
             .map(|case| found_of.get(case).copied().unwrap_or(u64::MAX - case))
             .collect();
-        scores.clusters = Some(Clustering {
+        let mut clustering = Clustering {
             cases: truth_labels.len() as u64,
             found_clusters: found_of.values().collect::<BTreeSet<_>>().len() as u64,
             truth_clusters: truth_source.len() as u64,
             adjusted_rand_index: adjusted_rand_index(&truth_labels, &found_labels),
-        });
+            truth_groups: None,
+            groups_adjusted_rand_index: None,
+        };
+        if truth.join("groups.csv").exists() {
+            let g = Table::required(truth, "groups.csv")?;
+            let (gcase, ggroup) = (g.column("case_id")?, g.column("group_id")?);
+            let mut labels: HashMap<&str, u64> = HashMap::new();
+            let mut group_of: BTreeMap<u64, u64> = BTreeMap::new();
+            for r in 0..g.rows.len() {
+                let next = labels.len() as u64;
+                let label = *labels.entry(g.rows[r][ggroup].as_str()).or_insert(next);
+                group_of.insert(g.u64(r, gcase)?, label);
+            }
+            let truth_labels: Vec<u64> = group_of.values().copied().collect();
+            let found_labels: Vec<u64> = group_of
+                .keys()
+                .map(|case| found_of.get(case).copied().unwrap_or(u64::MAX - case))
+                .collect();
+            let sizes = truth_labels
+                .iter()
+                .fold(HashMap::<u64, u64>::new(), |mut m, l| {
+                    *m.entry(*l).or_default() += 1;
+                    m
+                });
+            clustering.truth_groups = Some(sizes.values().filter(|n| **n >= 2).count() as u64);
+            clustering.groups_adjusted_rand_index =
+                Some(adjusted_rand_index(&truth_labels, &found_labels));
+        }
+        scores.clusters = Some(clustering);
     }
     if let Some(t) = sources {
         let (cluster, source) = (t.column("cluster_id")?, t.column("source_case_id")?);

@@ -83,7 +83,12 @@ pub struct Summary {
     pub infections: u64,
     pub cases: u64,
     pub clusters: u64,
+    /// Settings with two or more cases infected there (`groups.csv`).
+    pub groups: u64,
     pub interview_rows: u64,
+    /// Rows of `published-routes.csv`, and cases with none.
+    pub published_rows: u64,
+    pub published_without_route: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -250,6 +255,45 @@ fn intentions(p: &Person, weekday: u32, isolated: bool, rng: &mut Rng) -> Vec<(u
     plan
 }
 
+/// An ill person's visit for care today, if any: from onset to
+/// confirmation, now and then the nearest clinic or pharmacy, and the
+/// test the day before confirmation (at the district's public health
+/// centre, or the clinic).
+fn care_visit(
+    city: &City,
+    scenario: &Scenario,
+    seed: u64,
+    h: &Health,
+    person: usize,
+    day: i64,
+    start_ts: i64,
+) -> Option<(u32, i32, i32)> {
+    h.infected_at?;
+    let onset_day = (h.onset - start_ts).div_euclid(DAY);
+    if day < onset_day || day > h.confirmed_day {
+        return None;
+    }
+    let mut rng = Rng::new(seed, &[10, day as u64, person as u64]);
+    let (clinic, pharmacy, centre) = city.care_of(person);
+    let (venue, minutes) = if day == onset_day.max(h.confirmed_day - 1) {
+        if rng.chance(scenario.tested_at_health_centre) {
+            (centre, rng.range(20, 50))
+        } else {
+            (clinic, rng.range(30, 90))
+        }
+    } else if rng.chance(scenario.care_visit_chance) {
+        if rng.chance(0.5) {
+            (clinic, rng.range(30, 90))
+        } else {
+            (pharmacy, rng.range(10, 20))
+        }
+    } else {
+        return None;
+    };
+    let start = jitter(&mut rng, 9 * 60 + 30, 60);
+    Some((venue, start, start + minutes as i32 * 60))
+}
+
 /// The legs of a trip from venue `a` to venue `b` starting at `t`.
 fn trip(city: &City, p: &Person, a: u32, b: u32, t: i32, out: &mut Vec<Seg>) -> i32 {
     let (pa, pb) = (city.venues[a as usize].pos, city.venues[b as usize].pos);
@@ -406,6 +450,7 @@ fn amount(kind: VenueKind, rng: &mut Rng) -> u64 {
         VenueKind::Cafe => (6_000.0, 2_000.0),
         VenueKind::Club => (60_000.0, 40_000.0),
         VenueKind::Hospital => (25_000.0, 30_000.0),
+        VenueKind::Pharmacy => (9_000.0, 6_000.0),
         _ => (30_000.0, 40_000.0),
     };
     ((rng.lognormal(mean, sd) / 100.0).round() * 100.0).max(1_000.0) as u64
@@ -459,12 +504,13 @@ fn observe(
                         VenueKind::Shop => 0.85,
                         VenueKind::Club => 0.9,
                         VenueKind::Hospital => 0.5,
+                        VenueKind::Pharmacy => 0.8,
                         _ => 0.0,
                     };
                     if let (Some(merchant), false) = (v.merchant, p.cards.is_empty()) {
                         if p.work != Some(s.venue) && rng.chance(chance) {
                             let paid_at = match v.kind {
-                                VenueKind::Shop | VenueKind::Hospital => {
+                                VenueKind::Shop | VenueKind::Hospital | VenueKind::Pharmacy => {
                                     s.from + rng.range(0, (s.to - s.from).max(1) as i64) as i32
                                 }
                                 _ => (s.to - rng.range(60, 300) as i32).max(s.from),
@@ -626,7 +672,19 @@ pub fn generate(
             let h = &health[i];
             let isolated = h.infected_at.is_some() && day > h.confirmed_day;
             let mut rng = Rng::new(params.seed, &[3, day as u64, i as u64]);
-            let intended = intentions(p, weekday, isolated, &mut rng);
+            let mut intended = intentions(p, weekday, isolated, &mut rng);
+            let child = p.occupation == Occupation::Child;
+            if let (2, Some(church), false) = (weekday, p.church, isolated || child) {
+                // The Wednesday evening service.
+                let mut rng = Rng::new(params.seed, &[12, day as u64, i as u64]);
+                if rng.chance(scenario.midweek_service) {
+                    intended.push((church, jitter(&mut rng, 19 * 60 + 30, 10), 21 * 3600));
+                }
+            }
+            if let Some(visit) = care_visit(&city, scenario, params.seed, h, i, day, start_ts) {
+                // Care first: the rest of the day follows it.
+                intended.insert(0, visit);
+            }
             route(&city, p, &intended, &mut plans.segs);
             plans.offsets.push(plans.segs.len() as u32);
         }
@@ -1050,6 +1108,130 @@ fn transmit(
     }
 }
 
+/// The category a health authority publishes for a venue.
+fn published_category(kind: VenueKind) -> &'static str {
+    match kind {
+        VenueKind::Home => "home",
+        VenueKind::Office | VenueKind::CallCentre => "workplace",
+        VenueKind::School => "school",
+        VenueKind::Church => "church",
+        VenueKind::Club => "club",
+        VenueKind::Hospital => "hospital",
+        VenueKind::Restaurant => "restaurant",
+        VenueKind::Cafe => "cafe",
+        VenueKind::Shop => "shop",
+        VenueKind::Pharmacy => "pharmacy",
+        VenueKind::HealthCentre => "public health centre",
+    }
+}
+
+/// What health authorities published of the cases: `published-routes.csv`
+/// (the case-routes format: a few visits a case, a date and usually no
+/// time, the venue's own point, its category as the place) and
+/// `published-register.csv` (`case_id,region,onset_date,confirmed_date`,
+/// onset often empty). The visits are those of the interview window (two
+/// days before onset to confirmation), one row per venue and day, each
+/// kept by chance: visits after onset more often than before, care visits
+/// (clinic, pharmacy, health centre) most often.
+#[allow(clippy::too_many_arguments)]
+fn write_published(
+    city: &City,
+    scenario: &Scenario,
+    params: &Params,
+    health: &[Health],
+    history: &BTreeMap<u32, Vec<(u32, i64, i64)>>,
+    confirmed: &[(i64, i64, usize)],
+    case_of: &BTreeMap<usize, u64>,
+    out: &Path,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    let published = &scenario.published;
+    let start_ts = local_midnight(params.start);
+    let date_of = |ts: i64| local_date(params.start, ts).to_string();
+    let mut row = Row::new();
+    let mut register = Csv::create(
+        out,
+        "published-register.csv",
+        "case_id,region,onset_date,confirmed_date",
+    )?;
+    let mut routes = Csv::create(
+        out,
+        "published-routes.csv",
+        "case_id,date,lat,lon,start_time,end_time,place",
+    )?;
+    for &(day, onset, i) in confirmed {
+        let mut rng = Rng::new(params.seed, &[11, i as u64]);
+        let p = &city.people[i];
+        row.clear().u64(case_of[&i]).str(&format!(
+            "seoul-{}",
+            district_name(city.venues[p.home as usize].district)
+        ));
+        if rng.chance(published.onset_missing_share) {
+            row.empty();
+        } else {
+            row.str(&date_of(onset));
+        }
+        register.row(
+            row.str(&(params.start + time::Duration::days(day)).to_string())
+                .end(),
+        )?;
+        if rng.chance(published.no_route_share) {
+            summary.published_without_route += 1;
+            continue;
+        }
+        // One visit per venue and local day: the first arrival, the last
+        // departure.
+        let until = start_ts + (day + 1) * DAY;
+        let onset_day = (health[i].onset - start_ts).div_euclid(DAY);
+        let from = start_ts + (onset_day - i64::from(published.lookback_days)) * DAY;
+        let mut visits: BTreeMap<(i64, u32), (i64, i64)> = BTreeMap::new();
+        for &(venue, a, b) in history.get(&(i as u32)).map(Vec::as_slice).unwrap_or(&[]) {
+            if city.venues[venue as usize].kind == VenueKind::Home
+                || b < from
+                || a > until
+            {
+                continue;
+            }
+            let d = (a - start_ts).div_euclid(DAY);
+            let v = visits.entry((d, venue)).or_insert((a, b));
+            *v = (v.0.min(a), v.1.max(b));
+        }
+        let mut kept = 0;
+        for (&(d, venue), &(a, b)) in &visits {
+            let v = &city.venues[venue as usize];
+            let keep = if d < onset_day {
+                published.keep_before_onset
+            } else if v.kind.is_care() {
+                published.keep_care
+            } else {
+                published.keep_after_onset
+            };
+            if !rng.chance(keep) {
+                continue;
+            }
+            row.clear()
+                .u64(case_of[&i])
+                .str(&date_of(a))
+                .deg(v.pos.lat)
+                .deg(v.pos.lon);
+            if rng.chance(published.timed_share) {
+                row.str(&hhmm(a, params.start))
+                    .str(&hhmm(b.max(a + 60), params.start));
+            } else {
+                row.empty().empty();
+            }
+            routes.row(row.str(published_category(v.kind)).end())?;
+            kept += 1;
+        }
+        if kept == 0 {
+            summary.published_without_route += 1;
+        }
+    }
+    register.finish()?;
+    summary.published_rows = routes.finish()?;
+    Ok(())
+}
+
 fn write_truth(
     city: &City,
     scenario: &Scenario,
@@ -1190,6 +1372,17 @@ fn write_truth(
         }
     }
     summary.interview_rows = interviews.finish()?;
+    write_published(
+        city,
+        scenario,
+        params,
+        health,
+        history,
+        &confirmed,
+        &case_of,
+        out,
+        summary,
+    )?;
 
     // Clusters: the cases descending from each index case; the source is
     // the case nearest the root.
@@ -1234,5 +1427,44 @@ fn write_truth(
     }
     clusters.finish()?;
     summary.clusters = by_root.len() as u64;
+
+    // Groups as a health authority names them: the setting where two or
+    // more confirmed cases were infected (a call centre, a church); a case
+    // infected at home, or where no other case was, joins its infector's
+    // group (a traced contact), or stands alone.
+    let mut at_venue: BTreeMap<u32, u32> = BTreeMap::new();
+    for &(_, _, i) in &confirmed {
+        let v = health[i].venue;
+        if city.venues[v as usize].kind != VenueKind::Home && health[i].infector.is_some() {
+            *at_venue.entry(v).or_default() += 1;
+        }
+    }
+    let group_of = |mut i: usize| -> Option<u32> {
+        for _ in 0..health.len() {
+            let h = &health[i];
+            let v = h.venue;
+            if h.infector.is_some() && at_venue.get(&v).is_some_and(|n| *n >= 2) {
+                return Some(v);
+            }
+            i = h.infector? as usize;
+        }
+        None
+    };
+    let mut groups = Csv::create(out, "groups.csv", "case_id,group_id,name")?;
+    let mut named = std::collections::BTreeSet::new();
+    for &(_, _, i) in &confirmed {
+        row.clear().u64(case_of[&i]);
+        match group_of(i) {
+            Some(v) => {
+                named.insert(v);
+                row.u64(VENUE_ID_BASE + v as u64)
+                    .str(&city.venues[v as usize].name)
+            }
+            None => row.str(&format!("case-{}", case_of[&i])).str("alone"),
+        };
+        groups.row(row.end())?;
+    }
+    groups.finish()?;
+    summary.groups = named.len() as u64;
     Ok(())
 }

@@ -270,3 +270,104 @@ fn a_scenario_file_changes_the_run_and_bad_ones_are_refused() {
     assert!(Scenario::from_toml("colour = \"blue\"").is_err());
     assert!(Scenario::from_toml("telcos = [[\"A B\", 1.0]]").is_err());
 }
+
+/// The published view reproduces what published routes were like:
+/// sparse, date-only rows at venues' own points (shared by many cases),
+/// care visits after onset, cases with no route, onsets mostly missing;
+/// and its scenario keys tune it.
+#[test]
+fn the_published_view_is_sparse_shared_and_mostly_without_onset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = generate(&params(10_000, 14, 1, 2), d, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        header(d, "published-routes.csv"),
+        "case_id,date,lat,lon,start_time,end_time,place"
+    );
+    assert_eq!(
+        header(d, "published-register.csv"),
+        "case_id,region,onset_date,confirmed_date"
+    );
+    let register = std::fs::read_to_string(d.join("published-register.csv")).unwrap();
+    let register: Vec<Vec<&str>> = register
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(register.len() as u64, s.cases);
+    let missing = register.iter().filter(|r| r[2].is_empty()).count() as f64 / s.cases as f64;
+    assert!((0.6..0.8).contains(&missing), "onset missing for {missing}");
+    let onset: std::collections::HashMap<&str, &str> =
+        register.iter().map(|r| (r[0], r[2])).collect();
+    // The truth's onsets, to tell care before and after it.
+    let cases = std::fs::read_to_string(d.join("cases.csv")).unwrap();
+    let true_onset: std::collections::HashMap<String, String> = cases
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[5].to_owned())
+        })
+        .collect();
+    let routes = std::fs::read_to_string(d.join("published-routes.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = routes
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len() as u64, s.published_rows);
+    let mut per_case: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut points: std::collections::HashMap<(&str, &str), std::collections::BTreeSet<&str>> =
+        Default::default();
+    let (mut care, mut care_after_onset) = (0, 0);
+    for r in &rows {
+        assert!(onset.contains_key(r[0]), "a published case is registered");
+        assert!(r[4].is_empty() && r[5].is_empty(), "no times by default");
+        assert_ne!(r[6], "home", "homes are not published");
+        *per_case.entry(r[0]).or_default() += 1;
+        points.entry((r[2], r[3])).or_default().insert(r[0]);
+        if ["hospital", "pharmacy", "public health centre"].contains(&r[6]) {
+            care += 1;
+            if r[1] >= true_onset[r[0]].as_str() {
+                care_after_onset += 1;
+            }
+        }
+    }
+    let mut counts: Vec<usize> = per_case.values().copied().collect();
+    counts.sort_unstable();
+    let median = counts[counts.len() / 2];
+    assert!((2..=6).contains(&median), "median rows a case: {median}");
+    let without = s.cases as usize - per_case.len();
+    assert_eq!(without as u64, s.published_without_route);
+    assert!(
+        without as f64 > 0.1 * s.cases as f64,
+        "some cases have no route: {without}"
+    );
+    let shared = points.values().filter(|c| c.len() >= 5).count();
+    assert!(shared >= 5, "venues shared by five cases or more: {shared}");
+    assert!(
+        care as f64 > 0.2 * rows.len() as f64 && care_after_onset as f64 > 0.9 * care as f64,
+        "care visits: {care} of {} rows, {care_after_onset} after onset",
+        rows.len()
+    );
+
+    // The keys tune it: every row timed, every onset known, every route.
+    let tuned = tempfile::tempdir().unwrap();
+    let mut p = params(3000, 8, 1, 2);
+    p.scenario = Scenario::from_toml(
+        "[published]\ntimed_share = 1.0\nonset_missing_share = 0.0\nno_route_share = 0.0\n",
+    )
+    .unwrap();
+    generate(&p, tuned.path(), &mut |_, _| {}).unwrap();
+    let routes = std::fs::read_to_string(tuned.path().join("published-routes.csv")).unwrap();
+    assert!(routes
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(4).is_some_and(|t| t.len() == 5)));
+    let register = std::fs::read_to_string(tuned.path().join("published-register.csv")).unwrap();
+    assert!(register
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(2).is_some_and(|t| !t.is_empty())));
+    assert!(Scenario::from_toml("[published]\nkeep_care = 1.5\n").is_err());
+}
