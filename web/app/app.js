@@ -89,6 +89,9 @@ function clock(unix) {
   }).format(new Date(unix * 1000));
 }
 
+/** A case's onset, marked where the hub estimated it from the confirmation date. */
+function onsetText(c) { return c.onset_estimated ? `${c.onset} (${t('onset_estimated')})` : c.onset; }
+
 function badge(kind, text) { return h('span', { class: `badge ${kind}` }, text); }
 
 function table(caption, headers, rows, opts = {}) {
@@ -459,7 +462,7 @@ async function casesPage(params) {
   const cases = await attempt(() => api('GET', `/responses/${session.response.id}/cases?${q}`)) || [];
   const rows = cases.map((c) => h('tr', {},
     h('td', {}, h('a', { href: `#/cases/${c.id}` }, c.number)),
-    h('td', {}, c.region), h('td', {}, c.onset), h('td', {}, c.confirmed),
+    h('td', {}, c.region), h('td', {}, onsetText(c)), h('td', {}, c.confirmed),
     h('td', {}, badge(c.status, t(`status_${c.status}`))),
     h('td', {}, c.cluster ? h('a', { href: `#/clusters/${c.cluster}` }, `#${c.cluster}`) : ''),
     h('td', {}, c.source_case ? h('a', { href: `#/cases/${c.source_case}` }, `#${c.source_case}`) : '')));
@@ -663,7 +666,7 @@ async function casePage(id) {
     h('h1', {}, t('case'), ' ', c.number, ' ', live),
     h('dl', { class: 'facts inline' },
       h('dt', {}, t('region')), h('dd', {}, c.region),
-      h('dt', {}, t('onset')), h('dd', {}, c.onset),
+      h('dt', {}, t('onset')), h('dd', {}, onsetText(c)),
       h('dt', {}, t('confirmed')), h('dd', {}, c.confirmed),
       h('dt', {}, t('status')), h('dd', {}, t(`status_${c.status}`)),
       h('dt', {}, t('cluster')), h('dd', {}, c.cluster ? h('a', { href: `#/clusters/${c.cluster}` }, `#${c.cluster}`) : '—')),

@@ -947,6 +947,40 @@ async fn a_case_feed_streams_its_changes_and_cases_are_registered_as_json(db: Te
         .unwrap();
     let case = created[0]["id"].as_i64().unwrap();
     assert_eq!(created[0]["onset"], "2020-03-01");
+    assert_eq!(created[0]["onset_estimated"], false);
+    // Published registers give the confirmation date only: the onset is
+    // estimated (the response's onset_to_confirmation_days, 3) and says so.
+    let estimated: Value = app
+        .request(Method::POST, &path, Some(&inv))
+        .json(&json!([{"number": "f-2", "region": "seoul-mapo", "confirmed_date": "2020-03-05"},
+                      {"number": "f-3", "region": "seoul-mapo", "onset_date": "", "confirmed_date": "2020-03-06"}]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(estimated[0]["onset"], "2020-03-02");
+    assert_eq!(estimated[1]["onset"], "2020-03-03");
+    assert_eq!(estimated[1]["onset_estimated"], true);
+    let register: Value = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/responses/{}/case-register", response.id),
+            Some(&inv),
+        )
+        .header("content-type", "text/csv")
+        .body("case_id,region,onset_date,confirmed_date\nf-4,seoul-mapo,,2020-03-09\n")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&register[0]["onset"], &register[0]["onset_estimated"]),
+        (&json!("2020-03-06"), &json!(true))
+    );
 
     let feed_path = format!("/api/v1/cases/{case}/feed");
     let denied = app
@@ -1216,7 +1250,7 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
         .map(|i| civic_eiss::formats::RegisteredCase {
             number: format!("p-{i}"),
             region: "seoul-jongno".into(),
-            onset: time::macros::date!(2020 - 03 - 01),
+            onset: Some(time::macros::date!(2020 - 03 - 01)),
             confirmed: time::macros::date!(2020 - 03 - 02),
             subject: Default::default(),
         })

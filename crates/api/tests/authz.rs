@@ -100,7 +100,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         civic_eiss::formats::RegisteredCase {
             number: number.into(),
             region: region.into(),
-            onset,
+            onset: Some(onset),
             confirmed,
             subject,
         }

@@ -226,12 +226,22 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     read(&file)?,
                 )
                 .await?;
-            eprintln!("{} cases registered", v.as_array().map_or(0, Vec::len));
+            let cases = v.as_array().map_or(&[][..], Vec::as_slice);
+            let estimated = cases
+                .iter()
+                .filter(|c| c["onset_estimated"] == true)
+                .count();
+            eprintln!("{} cases registered", cases.len());
+            if estimated > 0 {
+                eprintln!(
+                    "{estimated} without an onset date: estimated from the confirmation date (the response's rule onset_to_confirmation_days), marked \"estimated\""
+                );
+            }
             table(
                 format,
                 &["id", "number", "region", "onset", "confirmed", "assigned"],
                 &["id", "number", "region", "onset", "confirmed", "assigned"],
-                &v,
+                &marked_onsets(v.clone(), format),
             );
         }
         EissCommand::ImportInterviews { response, file } => {
@@ -290,7 +300,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     "confirmed",
                     "cluster",
                 ],
-                &v,
+                &marked_onsets(v, format),
             );
         }
         EissCommand::Case { id } => {
@@ -305,8 +315,13 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     s(&case["status"])
                 );
                 out!(
-                    "onset {}, confirmed {}; cluster {}",
+                    "onset {}{}, confirmed {}; cluster {}",
                     s(&case["onset"]),
+                    if case["onset_estimated"] == true {
+                        " (estimated)"
+                    } else {
+                        ""
+                    },
                     s(&case["confirmed"]),
                     s(&case["cluster"])
                 );
@@ -668,4 +683,17 @@ fn certificate(format: Format, v: &Value) {
         s(&b["issuer"]),
         s(&v["signature"])
     );
+}
+
+/// Case rows for a table, an estimated onset marked as such (CSV keeps
+/// the date, JSON the date and its `onset_estimated` flag).
+fn marked_onsets(mut v: Value, format: Format) -> Value {
+    if format == Format::Table {
+        for case in v.as_array_mut().into_iter().flatten() {
+            if case["onset_estimated"] == true {
+                case["onset"] = json!(format!("{} (estimated)", s(&case["onset"])));
+            }
+        }
+    }
+    v
 }

@@ -230,6 +230,13 @@ pub fn date() -> Object {
         .build()
 }
 
+/// A date that may be left out: absent, null or empty.
+pub fn optional_date() -> Object {
+    string(true)
+        .pattern(Some(r"^(20[0-9]{2}-[0-9]{2}-[0-9]{2})?$"))
+        .build()
+}
+
 pub fn date_or_null() -> Object {
     string(true)
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))

@@ -227,7 +227,8 @@ pub fn holder_code(raw: &str) -> Option<String> {
 pub struct RegisteredCase {
     pub number: String,
     pub region: String,
-    pub onset: time::Date,
+    /// None where the register leaves it empty: the hub estimates it.
+    pub onset: Option<time::Date>,
     pub confirmed: time::Date,
     pub subject: Subject,
 }
@@ -249,9 +250,15 @@ pub fn case_register(text: &str) -> Result<Vec<RegisteredCase>, FormatError> {
     for (n, f) in &t.rows {
         let n = *n;
         let get = |c: Option<usize>| c.map(|c| f[c].as_str()).filter(|v| !v.is_empty());
-        let onset = date(n, "onset_date", &f[2])?;
+        let onset = match f[2].trim() {
+            "" => None,
+            raw => Some(date(n, "onset_date", raw)?),
+        };
         let confirmed = date(n, "confirmed_date", &f[3])?;
-        check_case_dates(onset, confirmed).map_err(|e| bad(n, format!("confirmed_date {e}")))?;
+        if let Some(onset) = onset {
+            check_case_dates(onset, confirmed)
+                .map_err(|e| bad(n, format!("confirmed_date {e}")))?;
+        }
         let mut subject = Subject::default();
         match (get(telco), get(sub)) {
             (Some(t), Some(s)) => subject.phones.push((
@@ -385,6 +392,17 @@ mod tests {
             .unwrap_err()
             .message
             .contains("subscriber_id"));
+        // A published register: the confirmation date only.
+        let published = case_register(
+            "case_id,region,onset_date,confirmed_date\n7,seoul-guro,,2020-03-06\n",
+        )
+        .unwrap();
+        assert_eq!(published[0].onset, None);
+        assert_eq!(published[0].confirmed, parse_date("2020-03-06").unwrap());
+        assert!(case_register("case_id,region,onset_date,confirmed_date\n7,seoul-guro,,\n")
+            .unwrap_err()
+            .message
+            .contains("confirmed_date"));
         assert!(case_register("id,region\n").is_err());
         assert!(case_register(
             "case_id,region,onset_date,confirmed_date\n1 0,r,2020-03-01,2020-03-02\n"

@@ -28,6 +28,11 @@ pub struct Rules {
     /// Local time of dates and clock times in files and interviews, in
     /// minutes east of UTC (540: Korea).
     pub utc_offset_minutes: i32,
+    /// A case registered without its onset (published registers often
+    /// have only the confirmation date) is taken to have fallen ill this
+    /// many days before confirmation: the typical delay (3 days in Korea
+    /// in spring 2020; the simulator draws 1-5).
+    pub onset_to_confirmation_days: u32,
 }
 
 impl Default for Rules {
@@ -41,6 +46,7 @@ impl Default for Rules {
             stay_minutes: 10,
             exposure_padding_minutes: 30,
             utc_offset_minutes: 540,
+            onset_to_confirmation_days: 3,
         }
     }
 }
@@ -74,12 +80,22 @@ impl Rules {
         if !(-12 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
             return bad("utc_offset_minutes", "-720-840");
         }
+        if self.onset_to_confirmation_days > 14 {
+            return bad("onset_to_confirmation_days", "0-14");
+        }
         Ok(())
     }
 
     pub fn utc_offset(&self) -> time::UtcOffset {
         time::UtcOffset::from_whole_seconds(self.utc_offset_minutes * 60)
             .unwrap_or(time::UtcOffset::UTC)
+    }
+
+    /// The onset of a case known only by its confirmation date.
+    pub fn estimated_onset(&self, confirmed: time::Date) -> time::Date {
+        confirmed.saturating_sub(time::Duration::days(i64::from(
+            self.onset_to_confirmation_days,
+        )))
     }
 
     /// The Unix time of local midnight starting `date`.

@@ -21,8 +21,12 @@ use std::collections::{BTreeSet, HashMap};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CaseSecret {
     pub subject: Subject,
+    /// Symptom onset: as registered, or estimated from the confirmation
+    /// date (`onset_estimated`) where the register had none.
     pub onset: time::Date,
     pub confirmed: time::Date,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onset_estimated: bool,
 }
 
 pub(crate) fn case_context(response: ResponseId, number: &str) -> String {
@@ -50,6 +54,10 @@ pub struct CaseSummary {
     /// Symptom onset and confirmation (local dates).
     pub onset: String,
     pub confirmed: String,
+    /// True where the onset was not registered: it is then the response's
+    /// `onset_to_confirmation_days` before confirmation.
+    #[serde(default)]
+    pub onset_estimated: bool,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>))]
     pub assigned: Vec<UserId>,
     /// The case it was a contact of, if it was found that way.
@@ -97,9 +105,11 @@ pub struct NewCaseRequest {
     pub number: String,
     #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::region))]
     pub region: String,
-    /// YYYY-MM-DD (local).
-    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date))]
-    pub onset_date: String,
+    /// YYYY-MM-DD (local); empty or absent when not known: the hub then
+    /// estimates it from the confirmation date.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::optional_date))]
+    pub onset_date: Option<String>,
     #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::date))]
     pub confirmed_date: String,
     #[serde(default)]
@@ -109,10 +119,15 @@ pub struct NewCaseRequest {
 
 impl NewCaseRequest {
     pub fn parse(self) -> Result<RegisteredCase> {
-        let onset = super::date_field("onset_date", &self.onset_date)?;
+        let onset = match self.onset_date.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(super::date_field("onset_date", raw)?),
+        };
         let confirmed = super::date_field("confirmed_date", &self.confirmed_date)?;
-        civic_eiss::formats::check_case_dates(onset, confirmed)
-            .map_err(|e| ValidationError::new("confirmed_date", e))?;
+        if let Some(onset) = onset {
+            civic_eiss::formats::check_case_dates(onset, confirmed)
+                .map_err(|e| ValidationError::new("confirmed_date", e))?;
+        }
         let number = civic_eiss::formats::case_number(0, self.number.trim())
             .map_err(|e| ValidationError::new("number", e.message))?;
         for (code, _) in self.subject.phones.iter().chain(&self.subject.cards) {
@@ -225,7 +240,7 @@ impl Hub {
                 .await?;
             entry.get_or_insert(e);
         }
-        let (record, _) = self.open_response_record(response).await?;
+        let (record, rules) = self.open_response_record(response).await?;
         let key = self.data_key(response).await?;
         let mut loads = self.store.investigator_loads().await?;
         let mut new = Vec::with_capacity(parsed.len());
@@ -243,8 +258,9 @@ impl Hub {
             };
             let secret = CaseSecret {
                 subject: c.subject,
-                onset: c.onset,
+                onset: c.onset.unwrap_or_else(|| rules.estimated_onset(c.confirmed)),
                 confirmed: c.confirmed,
+                onset_estimated: c.onset.is_none(),
             };
             new.push(NewCase {
                 response,
@@ -303,6 +319,7 @@ impl Hub {
             status: c.status,
             onset: secret.onset.to_string(),
             confirmed: secret.confirmed.to_string(),
+            onset_estimated: secret.onset_estimated,
             assigned: c.assigned.clone(),
             source_case: c.source_case,
             cluster,

@@ -473,6 +473,7 @@ impl Hub {
                         subject: Subject::default(),
                         onset,
                         confirmed,
+                        onset_estimated: true,
                     };
                     new.push(NewCase {
                         response,

@@ -257,6 +257,7 @@ impl Hub {
                 subject,
                 onset,
                 confirmed,
+                onset_estimated: false,
             };
             new_case = Some(NewCase {
                 response: case.response,
