@@ -821,9 +821,10 @@ async function clusterPage(id) {
       h('section', {}, h('h2', {}, t('epidemic_curve')), epidemicCurve(c.epidemic_curve, { label: t('epidemic_curve'), cases: t('cases') }))),
     h('section', {}, h('h2', {}, t('cluster_map')), mapEl),
     h('section', {}, h('h2', {}, t('cases')), table(t('cases'), [t('case'), t('onset')],
-      c.cases.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/cases/${x.id}` }, x.number)), h('td', {}, x.onset))))),
-    h('section', {}, h('h2', {}, t('links')), table(t('links'), [t('case'), t('infected_by'), t('kind'), t('place'), t('when')],
-      c.tree.map((l) => h('tr', {}, h('td', {}, l.case), h('td', {}, l.infector), h('td', {}, t(`link_${l.kind}`)), h('td', {}, l.place || ''), h('td', {}, l.at))))));
+      c.cases.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/cases/${x.id}` }, x.number)), h('td', {}, onsetText(x)))))),
+    h('section', {}, h('h2', {}, t('links')), table(t('links'), [t('case'), t('infected_by'), t('kind'), t('place'), t('setting'), t('evidence'), t('strength'), t('when')],
+      c.tree.map((l) => h('tr', {}, h('td', {}, l.case), h('td', {}, l.infector), h('td', {}, t(`link_${l.kind}`)), h('td', {}, l.place || ''),
+        h('td', {}, t(`setting_${l.setting}`)), h('td', {}, t(`basis_${l.basis}`)), h('td', {}, l.strength.toFixed(3)), h('td', {}, l.at))))));
   if (view.stale()) return;
   const map = await makeMap(mapEl, t('cluster_map'));
   if (!map || view.stale()) return;

@@ -258,6 +258,16 @@ try {
   await inv.click('table tbody tr a');
   await inv.waitForSelector('svg.tree .node.root');
   await inv.waitForSelector('svg.chart rect.bar');
+  // Each link shows its evidence: the setting, what put the two
+  // together and its strength.
+  const evidence = await inv.$$eval('section table', (tables) => {
+    const links = tables[tables.length - 1];
+    const head = [...links.querySelectorAll('th')].map((th) => th.textContent);
+    const row = links.querySelector('tbody tr');
+    return { head, cells: row ? [...row.querySelectorAll('td')].map((td) => td.textContent) : [] };
+  });
+  check(['Setting', 'Evidence', 'Strength'].every((h) => evidence.head.includes(h)), `the links table shows evidence: ${evidence.head}`);
+  check(evidence.cells.length === 8 && /^\d+\.\d{3}$/.test(evidence.cells[6]), `a link has its evidence: ${evidence.cells}`);
   await shot(inv, 'cluster', 1300);
 
   log('the pages fit a tablet');

@@ -142,8 +142,10 @@ pub enum EissCommand {
         #[arg(long)]
         case: i64,
     },
-    /// Every case of a response with its cluster and the cluster's place
-    /// (`--format csv`: case_id,cluster_id,place).
+    /// Every case of a response with its cluster, the cluster's place and
+    /// the evidence of its link to its likely infector (`--format csv`:
+    /// case_id,cluster_id,place,infector,link_date,link_place,
+    /// link_setting,link_basis,link_strength; `civic sim score` reads it).
     Clusters {
         #[arg(long)]
         response: i64,
@@ -575,12 +577,45 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
             let v: Value = c
                 .get(&format!("/responses/{response}/clusters/assignments"))
                 .await?;
-            table(
-                format,
-                &["case_id", "cluster_id", "place"],
-                &["case_id", "cluster_id", "place"],
-                &v,
-            );
+            // A table shows the links in short; CSV and JSON every field of
+            // each link's evidence.
+            const KEYS: [&str; 9] = [
+                "case_id",
+                "cluster_id",
+                "place",
+                "infector",
+                "link_date",
+                "link_place",
+                "link_setting",
+                "link_basis",
+                "link_strength",
+            ];
+            if format == Format::Table {
+                table(
+                    format,
+                    &[
+                        "case",
+                        "cluster",
+                        "place",
+                        "infected by",
+                        "met",
+                        "how",
+                        "strength",
+                    ],
+                    &[
+                        "case_id",
+                        "cluster_id",
+                        "place",
+                        "infector",
+                        "link_place",
+                        "link_basis",
+                        "link_strength",
+                    ],
+                    &v,
+                );
+            } else {
+                table(format, &KEYS, &KEYS, &v);
+            }
         }
         EissCommand::CloseResponse { response } => {
             let v: Value = c

@@ -1345,8 +1345,99 @@ fn the_investigation_runs_through_the_cli_against_the_demo() {
         None,
     ));
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("case_id,cluster_id,place"));
+    assert_eq!(
+        lines.next(),
+        Some("case_id,cluster_id,place,infector,link_date,link_place,link_setting,link_basis,link_strength")
+    );
     assert!(lines.count() > 3);
+
+    // The published view, as a new user would run it: the register with
+    // its missing onsets, the routes, the clusters, their score.
+    let published = json(&as_(
+        &admin,
+        &[
+            "open-response",
+            "--name",
+            "Published view",
+            "--legal-basis",
+            "IDCPA art. 34-2",
+        ],
+    ));
+    let p = published[0]["id"].to_string();
+    let register = data.join("city/published-register.csv");
+    let cases = json(&as_(
+        &inv,
+        &["import-cases", "--response", &p, register.to_str().unwrap()],
+    ));
+    assert!(cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["onset_estimated"] == true));
+    // A city this small may give no link: two colleagues make sure of one.
+    let routes = dir.path().join("published-routes.csv");
+    let mut text = std::fs::read_to_string(data.join("city/published-routes.csv")).unwrap();
+    text.push_str(
+        "P-1,2020-03-02,37.5665,126.978,,,workplace\n\
+         P-1,2020-03-03,37.5665,126.978,,,workplace\n\
+         P-2,2020-03-03,37.5665,126.978,,,workplace\n",
+    );
+    std::fs::write(&routes, text).unwrap();
+    ok(&civic(
+        &[
+            "eiss",
+            "import-routes",
+            "--response",
+            &p,
+            routes.to_str().unwrap(),
+        ],
+        &[("CIVIC_HOME", inv.to_str().unwrap())],
+        None,
+    ));
+    let csv = ok(&civic(
+        &["eiss", "clusters", "--response", &p, "--format", "csv"],
+        &[("CIVIC_HOME", inv.to_str().unwrap())],
+        None,
+    ));
+    let linked: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.split(',').nth(3).unwrap_or("").is_empty())
+        .collect();
+    assert!(
+        linked.iter().any(|l| l.starts_with("P-2,P-1,")),
+        "the colleagues are linked:\n{csv}"
+    );
+    for line in &linked {
+        let f: Vec<&str> = line.split(',').collect();
+        assert!(
+            ["home", "care", "regular", "transit", "other"].contains(&f[6])
+                && ["same_time", "same_day", "same_setting"].contains(&f[7])
+                && f[8].parse::<f64>().is_ok_and(|s| s > 0.0),
+            "a link carries its evidence: {line}"
+        );
+    }
+    let found = tempfile::tempdir().unwrap();
+    // The simulator's cases only: the two colleagues are not in its truth.
+    let simulated: String = csv
+        .lines()
+        .filter(|l| !l.starts_with("P-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(found.path().join("clusters.csv"), simulated).unwrap();
+    let score = ok(&civic(
+        &[
+            "sim",
+            "score",
+            "--truth",
+            data.join("city").to_str().unwrap(),
+            "--found",
+            found.path().to_str().unwrap(),
+        ],
+        &[],
+        None,
+    ));
+    assert!(score.contains("groups_adjusted_rand_index"), "{score}");
 
     // The end, with its certificate.
     fails_in_one_line(&as_(&inv, &["close-response", &r]));

@@ -55,12 +55,122 @@ impl Presence {
     }
 }
 
+/// What a place is, for what a meeting there says: read from its name or
+/// its published category (English or Korean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    /// The case's home.
+    Home,
+    /// A hospital, clinic, pharmacy, public health centre or testing site:
+    /// where the ill go. A visit from the visitor's onset on is care, not
+    /// exposure.
+    Care,
+    /// A place people return to: a workplace, school, church, care home.
+    /// Two cases seen there on different days of a week were most likely
+    /// both there on others too.
+    Regular,
+    /// An airport, station or terminal: many brief passings.
+    Transit,
+    /// Anything else: a restaurant, cafe, shop, club, or no name.
+    Other,
+}
+
+impl Setting {
+    /// Reads a place's name or category.
+    pub fn of(place: Option<&str>) -> Self {
+        let Some(raw) = place else {
+            return Self::Other;
+        };
+        let p = raw.trim().to_lowercase();
+        let any = |words: &[&str]| words.iter().any(|w| p.contains(w));
+        if any(&[
+            "nursing",
+            "care home",
+            "elderly",
+            "workplace",
+            "office",
+            "company",
+            "call cent",
+            "factory",
+            "warehouse",
+            "logistics",
+            "school",
+            "academy",
+            "university",
+            "kindergarten",
+            "daycare",
+            "church",
+            "temple",
+            "cathedral",
+            "mosque",
+            "religious",
+            "직장",
+            "회사",
+            "콜센터",
+            "공장",
+            "물류",
+            "학교",
+            "학원",
+            "유치원",
+            "어린이집",
+            "교회",
+            "성당",
+            "사찰",
+            "요양",
+        ]) {
+            Self::Regular
+        } else if any(&[
+            "hospital",
+            "clinic",
+            "medical",
+            "pharmacy",
+            "drugstore",
+            "health cent",
+            "public health",
+            "screening",
+            "testing",
+            "병원",
+            "의원",
+            "약국",
+            "보건소",
+            "선별진료소",
+        ]) {
+            Self::Care
+        } else if any(&[
+            "airport",
+            "station",
+            "terminal",
+            "subway",
+            "공항",
+            "터미널",
+            "지하철",
+        ]) {
+            Self::Transit
+        } else if p == "home" || any(&["자택", "거주지"]) {
+            Self::Home
+        } else {
+            Self::Other
+        }
+    }
+}
+
 /// What the index needs of a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseInput {
     pub case: i64,
     /// Symptom onset (Unix seconds; local noon of the onset date).
     pub onset: i64,
+    /// True where the onset was not registered but estimated from the
+    /// confirmation date: the index then takes an earlier visit for care
+    /// as the onset, and is less sure of the timing.
+    #[serde(default)]
+    pub onset_estimated: bool,
+    /// Confirmation (Unix seconds; local noon of the date): the case is
+    /// isolated after that day and infects no one. None: infectious for
+    /// the usual time.
+    #[serde(default)]
+    pub confirmed: Option<i64>,
     pub presences: Vec<Presence>,
 }
 
@@ -84,6 +194,17 @@ pub struct LinkRules {
     /// Incubation: log-normal with this mean and standard deviation, days.
     pub incubation_mean_days: f64,
     pub incubation_sd_days: f64,
+    /// An estimated onset is this uncertain (sd, days), on top of the
+    /// incubation's own spread.
+    pub estimated_onset_sd_days: f64,
+    /// Two cases seen at the same regular setting (a workplace, school,
+    /// church) up to this many days apart are taken to share it …
+    pub setting_days: i64,
+    /// … which counts this much of a day together there, on each day the
+    /// one was infectious and the other may have been infected.
+    pub setting_weight: f64,
+    /// Meetings at a transit place count this much.
+    pub transit_weight: f64,
 }
 
 impl Default for LinkRules {
@@ -97,17 +218,35 @@ impl Default for LinkRules {
             infectious_after_s: 8 * DAY,
             incubation_mean_days: 5.2,
             incubation_sd_days: 2.8,
+            estimated_onset_sd_days: 1.5,
+            setting_days: 7,
+            setting_weight: 0.3,
+            transit_weight: 0.3,
         }
     }
 }
 
 impl LinkRules {
+    /// The incubation density (per day) at `days` after infection, for an
+    /// onset known or estimated.
+    fn incubation_of(&self, days: f64, estimated: bool) -> f64 {
+        if !estimated {
+            return self.incubation(days);
+        }
+        let sd = self.incubation_sd_days.hypot(self.estimated_onset_sd_days);
+        self.incubation_with(days, sd)
+    }
+
     /// The incubation density (per day) at `days` after infection.
     fn incubation(&self, days: f64) -> f64 {
+        self.incubation_with(days, self.incubation_sd_days)
+    }
+
+    fn incubation_with(&self, days: f64, s: f64) -> f64 {
         if days < 1.0 {
             return 0.0;
         }
-        let (m, s) = (self.incubation_mean_days, self.incubation_sd_days);
+        let m = self.incubation_mean_days;
         let sigma2 = (1.0 + (s / m).powi(2)).ln();
         let mu = m.ln() - sigma2 / 2.0;
         let z = days.ln() - mu;
@@ -155,11 +294,55 @@ pub enum LinkKind {
     CoExposed,
 }
 
+/// What put two cases together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// At the same place at the same time.
+    SameTime,
+    /// At the same place on the same day (a route without times).
+    SameDay,
+    /// At the same regular setting on different days of a week.
+    SameSetting,
+}
+
+/// What one case's meetings with another say.
+#[derive(Debug, Clone, Copy)]
+struct Evidence {
+    /// The other was infectious while this one was incubating: hours
+    /// together, weighed.
+    infector: f64,
+    /// Both were incubating: infected at the same event.
+    co: f64,
+    /// Both were seen at a regular setting on different days.
+    setting: f64,
+    /// The presence (of this case) that weighed most, when, and how.
+    presence: u32,
+    at: i64,
+    best: f64,
+    basis: Basis,
+}
+
+impl Default for Evidence {
+    fn default() -> Self {
+        Self {
+            infector: 0.0,
+            co: 0.0,
+            setting: 0.0,
+            presence: 0,
+            at: 0,
+            best: 0.0,
+            basis: Basis::SameTime,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Parent {
     case: i64,
     score: f64,
     kind: LinkKind,
+    basis: Basis,
     /// The presence (of the child) that weighed most.
     presence: u32,
     at: i64,
@@ -168,8 +351,14 @@ struct Parent {
 #[derive(Debug)]
 struct Case {
     id: i64,
+    /// As given, or moved to the first visit for care when estimated.
     onset: i64,
+    estimated: bool,
+    /// Infectious from `infectious_before_s` before onset to this.
+    infectious_until: i64,
     presences: Vec<Presence>,
+    /// Each presence's setting.
+    settings: Vec<Setting>,
     parent: Option<Parent>,
     live: bool,
 }
@@ -199,9 +388,15 @@ pub struct TreeEdge {
     pub place: Option<String>,
     pub lat: f64,
     pub lon: f64,
-    /// When they were together (the middle of the strongest overlap).
+    /// When they were together (the middle of the strongest overlap; for
+    /// a shared setting, when the infectee was there).
     pub at: i64,
+    /// The weight of evidence: hours together weighed by the place and by
+    /// how well the timing fits an infection.
     pub score: f64,
+    /// What the place is, and what put the two together.
+    pub setting: Setting,
+    pub basis: Basis,
 }
 
 /// The cases of a response, indexed by place and time.
@@ -362,7 +557,10 @@ impl ClusterIndex {
                 self.cases.push(Case {
                     id: input.case,
                     onset: input.onset,
+                    estimated: false,
+                    infectious_until: 0,
                     presences: Vec::new(),
+                    settings: Vec::new(),
                     parent: None,
                     live: true,
                 });
@@ -370,8 +568,35 @@ impl ClusterIndex {
                 i
             }
         };
+        let rules = self.rules;
         let case = &mut self.cases[i as usize];
+        case.settings = input
+            .presences
+            .iter()
+            .map(|p| Setting::of(p.place.as_deref()))
+            .collect();
+        // An estimated onset is no later than the first visit for care:
+        // people go because they are ill.
         case.onset = input.onset;
+        if input.onset_estimated {
+            if let Some(first) = input
+                .presences
+                .iter()
+                .zip(&case.settings)
+                .filter(|(_, s)| **s == Setting::Care)
+                .map(|(p, _)| p.start)
+                .min()
+            {
+                // Noon of that local day (onsets are local noons).
+                let midnight = input.onset - DAY / 2;
+                let noon = input.onset + (first - midnight).div_euclid(DAY) * DAY;
+                case.onset = case.onset.min(noon);
+            }
+        }
+        case.estimated = input.onset_estimated;
+        let usual = case.onset + rules.infectious_after_s;
+        // Isolated after the day of confirmation.
+        case.infectious_until = input.confirmed.map_or(usual, |c| usual.min(c + DAY / 2));
         case.live = true;
         case.presences = input.presences;
         for (k, p) in case.presences.iter().enumerate() {
@@ -409,21 +634,26 @@ impl ClusterIndex {
     }
 
     /// Calls `f(other case, my presence's index, my presence, other's
-    /// presence, weight)` for every presence of another case (an earlier
-    /// one only, if `earlier_only`) at the same place as one of case `i`'s,
-    /// overlapping in time: the same precise place (weight 1), or failing
-    /// that the same main tower (`area_weight`).
+    /// presence, weight, together)` for every presence of another case (an
+    /// earlier one only, if `earlier_only`) at the same place as one of
+    /// case `i`'s: the same precise place (weight 1), or failing that the
+    /// same main tower (`area_weight`); at home with another home, times
+    /// `home_weight`. `together` is true where the two overlap in time; at
+    /// a regular setting (both precise) presences up to `setting_days`
+    /// apart are given too, with `together` false.
     fn for_each_meeting(
         &self,
         i: u32,
         earlier_only: bool,
-        mut f: impl FnMut(u32, u32, &Presence, &Presence, f64),
+        mut f: impl FnMut(u32, u32, &Presence, &Presence, f64, bool),
     ) {
         let case = &self.cases[i as usize];
         let me = (case.onset, case.id);
-        let mut met: HashMap<(u32, u32), f64> = HashMap::new();
+        let spread = self.rules.setting_days * DAY;
+        let mut met: HashMap<(u32, u32), (f64, bool)> = HashMap::new();
         for (k, p) in case.presences.iter().enumerate() {
             met.clear();
+            let regular = case.settings[k] == Setting::Regular;
             let searches = [
                 (&self.precise, p.point, true, 1.0, self.rules.near_m),
                 // The same main tower.
@@ -433,6 +663,8 @@ impl ClusterIndex {
                 let Some((lat, lon)) = at else { continue };
                 let cos_lat = lat.to_radians().cos();
                 let reach = i32::from(precise);
+                let widen = if precise && regular { spread } else { 0 };
+                let (lo, hi) = (p.start - widen, p.end + widen);
                 let (ci, cj) = cell(lat, lon, CELL_M);
                 for di in -reach..=reach {
                     for dj in -reach..=reach {
@@ -441,16 +673,21 @@ impl ClusterIndex {
                         };
                         let from = cell
                             .entries
-                            .partition_point(|e| e.start < p.start - cell.longest);
+                            .partition_point(|e| e.start < lo - cell.longest);
                         for e in &cell.entries[from..] {
-                            if e.start > p.end {
+                            if e.start > hi {
                                 break;
                             }
-                            if e.case == i || e.end < p.start {
+                            if e.case == i || e.end < lo {
                                 continue;
                             }
+                            let together = e.start <= p.end && e.end >= p.start;
                             let other = &self.cases[e.case as usize];
                             if earlier_only && (other.onset, other.id) >= me {
+                                continue;
+                            }
+                            if !together && other.settings[e.presence as usize] != Setting::Regular
+                            {
                                 continue;
                             }
                             let q = &other.presences[e.presence as usize];
@@ -461,22 +698,23 @@ impl ClusterIndex {
                             let dy = (qlat - lat) * M_PER_DEG;
                             let dx = (qlon - lon) * M_PER_DEG * cos_lat;
                             if dx * dx + dy * dy <= near * near {
-                                let w = met.entry((e.case, e.presence)).or_insert(0.0);
-                                *w = w.max(weight);
+                                let w = met.entry((e.case, e.presence)).or_insert((0.0, together));
+                                w.0 = w.0.max(weight);
                             }
                         }
                     }
                 }
             }
-            let home = p.place.as_deref() == Some("home");
-            for (&(other, presence), &weight) in &met {
-                let q = &self.cases[other as usize].presences[presence as usize];
-                let weight = if home && q.place.as_deref() == Some("home") {
-                    weight * self.rules.home_weight
-                } else {
-                    weight
+            let home = case.settings[k] == Setting::Home;
+            for (&(other, presence), &(weight, together)) in &met {
+                let them = &self.cases[other as usize];
+                let q = &them.presences[presence as usize];
+                let weight = match them.settings[presence as usize] {
+                    Setting::Home if home => weight * self.rules.home_weight,
+                    Setting::Transit => weight * self.rules.transit_weight,
+                    _ => weight,
                 };
-                f(other, k as u32, p, q, weight);
+                f(other, k as u32, p, q, weight, together);
             }
         }
     }
@@ -484,7 +722,7 @@ impl ClusterIndex {
     /// Cases meeting case `i` somewhere.
     fn neighbours(&self, i: u32) -> HashSet<u32> {
         let mut out = HashSet::new();
-        self.for_each_meeting(i, false, |other, _, _, _, _| {
+        self.for_each_meeting(i, false, |other, _, _, _, _, _| {
             out.insert(other);
         });
         out
@@ -519,11 +757,47 @@ impl ClusterIndex {
         }
         let rules = self.rules;
         let order = |c: &Case| (c.onset, c.id);
-        // other → (infector score, co-exposed score, best presence, at, best part)
-        let mut evidence: HashMap<u32, (f64, f64, u32, i64, f64)> = HashMap::new();
-        self.for_each_meeting(i, true, |other, presence, p, q, weight| {
+        let incubating =
+            |at: i64| rules.incubation_of((me.onset - at) as f64 / DAY as f64, me.estimated);
+        // From the visitor's onset day on, a visit for care is care.
+        let ill_from = me.onset - DAY / 2;
+        let mut evidence: HashMap<u32, Evidence> = HashMap::new();
+        self.for_each_meeting(i, true, |other, presence, p, q, weight, together| {
             let them = &self.cases[other as usize];
-            if !them.live {
+            if !them.live
+                || (me.settings[presence as usize] == Setting::Care && p.start >= ill_from)
+            {
+                return;
+            }
+            let infectious = |at: i64| {
+                at >= them.onset - rules.infectious_before_s && at <= them.infectious_until
+            };
+            let entry = evidence.entry(other).or_insert(Evidence {
+                presence,
+                at: p.start,
+                ..Evidence::default()
+            });
+            if !together {
+                // A regular setting both were seen at: each day the other
+                // was infectious and this one may have been infected
+                // there, counted once for the pair (not for each sighting).
+                let first = (them.onset - rules.infectious_before_s).max(me.onset - 14 * DAY);
+                let last = them.infectious_until.min(me.onset - DAY);
+                let mut score = 0.0;
+                let mut t = first;
+                while t <= last {
+                    score += rules.setting_weight * weight * incubating(t);
+                    t += DAY;
+                }
+                if score > entry.setting {
+                    entry.setting = score;
+                    if score > entry.best {
+                        entry.best = score;
+                        entry.presence = presence;
+                        entry.at = p.start + (p.end - p.start) / 2;
+                        entry.basis = Basis::SameSetting;
+                    }
+                }
                 return;
             }
             let Some((s, e)) = self.overlap(p, q) else {
@@ -535,33 +809,34 @@ impl ClusterIndex {
                 let step = (e - t).min(SLICE_S);
                 let mid = t + step / 2;
                 let hours = step as f64 / 3600.0;
-                let mine = rules.incubation((me.onset - mid) as f64 / DAY as f64);
+                let mine = incubating(mid);
                 if mine > 0.0 {
-                    if mid >= them.onset - rules.infectious_before_s
-                        && mid <= them.onset + rules.infectious_after_s
-                    {
+                    if infectious(mid) {
                         infector += hours * weight * mine;
                     }
                     co += hours
                         * weight
                         * mine
-                        * rules.incubation((them.onset - mid) as f64 / DAY as f64);
+                        * rules
+                            .incubation_of((them.onset - mid) as f64 / DAY as f64, them.estimated);
                 }
                 t += step;
             }
-            let entry = evidence
-                .entry(other)
-                .or_insert((0.0, 0.0, presence, s, 0.0));
-            entry.0 += infector;
-            entry.1 += co;
+            entry.infector += infector;
+            entry.co += co;
             let part = infector.max(co);
-            if part > entry.4 {
-                entry.2 = presence;
-                entry.3 = s + (e - s) / 2;
-                entry.4 = part;
+            if part > entry.best {
+                entry.best = part;
+                entry.presence = presence;
+                entry.at = s + (e - s) / 2;
+                entry.basis = if p.timed && q.timed {
+                    Basis::SameTime
+                } else {
+                    Basis::SameDay
+                };
             }
         });
-        let pick = |by: fn(&(f64, f64, u32, i64, f64)) -> f64, kind: LinkKind| {
+        let pick = |by: fn(&Evidence) -> f64, kind: LinkKind| {
             evidence
                 .iter()
                 .filter(|(_, v)| by(v) > 0.0)
@@ -574,11 +849,13 @@ impl ClusterIndex {
                     case: self.cases[*other as usize].id,
                     score: by(v),
                     kind,
-                    presence: v.2,
-                    at: v.3,
+                    basis: v.basis,
+                    presence: v.presence,
+                    at: v.at,
                 })
         };
-        pick(|v| v.0, LinkKind::Infector).or_else(|| pick(|v| v.1, LinkKind::CoExposed))
+        pick(|v| v.infector + v.setting, LinkKind::Infector)
+            .or_else(|| pick(|v| v.co, LinkKind::CoExposed))
     }
 
     /// The likely infector of a case, if linked.
@@ -673,6 +950,8 @@ impl ClusterIndex {
                     lon,
                     at: p.at,
                     score: p.score,
+                    setting: c.settings[p.presence as usize],
+                    basis: p.basis,
                 });
             }
             let (name, (_, lat, lon)) = places
@@ -720,6 +999,8 @@ mod tests {
         CaseInput {
             case: id,
             onset: T0 + onset_day * DAY + 12 * H,
+            onset_estimated: false,
+            confirmed: None,
             presences,
         }
     }
@@ -792,8 +1073,125 @@ mod tests {
         inc.upsert(more);
         assert_eq!(inc.clusters()[0].cases, vec![1, 2, 3, 4, 5, 6]);
         inc.remove(2);
-        assert_eq!(inc.infector(5), None, "its only link is gone");
+        // Its link from the office that day is gone; what remains is the
+        // office itself: case 6 worked there too, infectious from day 1.
+        assert_eq!(inc.infector(5), Some((6, LinkKind::Infector)));
+        let edge = inc.clusters()[0]
+            .tree
+            .iter()
+            .find(|e| e.case == 5)
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (edge.setting, edge.basis),
+            (Setting::Regular, Basis::SameSetting)
+        );
         assert_eq!(inc.len(), 5);
+    }
+
+    #[test]
+    fn places_are_read_from_names_and_categories() {
+        for (text, setting) in [
+            ("Call Centre Yongsan 6", Setting::Regular),
+            ("workplace", Setting::Regular),
+            ("Church Songpa 36", Setting::Regular),
+            ("Seoul Nursing Home", Setting::Regular),
+            ("콜센터", Setting::Regular),
+            ("Hospital Guro 2", Setting::Care),
+            ("public health centre", Setting::Care),
+            ("Pharmacy Mapo 3", Setting::Care),
+            ("선별진료소", Setting::Care),
+            ("Incheon Airport", Setting::Transit),
+            ("home", Setting::Home),
+            ("Restaurant Jongno 4", Setting::Other),
+        ] {
+            assert_eq!(Setting::of(Some(text)), setting, "{text}");
+        }
+        assert_eq!(Setting::of(None), Setting::Other);
+    }
+
+    /// A published route: the day, the venue's point, its category.
+    fn visit(lat: f64, lon: f64, day: i64, place: &str) -> Presence {
+        Presence {
+            point: Some((lat, lon)),
+            tower: None,
+            start: T0 + day * DAY - 9 * H,
+            end: T0 + (day + 1) * DAY - 9 * H - 1,
+            timed: false,
+            place: Some(place.into()),
+        }
+    }
+
+    #[test]
+    fn care_after_onset_is_not_exposure_and_settings_link_across_days() {
+        const CENTRE: (f64, f64) = (37.52, 126.98);
+        let index = ClusterIndex::build(
+            LinkRules::default(),
+            vec![
+                // Tested at the same health centre on the same day, each
+                // after his own onset: care, no link.
+                case(
+                    1,
+                    2,
+                    vec![visit(CENTRE.0, CENTRE.1, 4, "public health centre")],
+                ),
+                case(
+                    2,
+                    3,
+                    vec![visit(CENTRE.0, CENTRE.1, 4, "public health centre")],
+                ),
+                // A call centre: the first worker there on days 1-2, the
+                // second on day 6, a week's setting: linked.
+                case(
+                    3,
+                    2,
+                    vec![
+                        visit(OFFICE.0, OFFICE.1, 1, "workplace"),
+                        visit(OFFICE.0, OFFICE.1, 2, "workplace"),
+                    ],
+                ),
+                case(4, 7, vec![visit(OFFICE.0, OFFICE.1, 6, "workplace")]),
+                // A restaurant on different days: no link.
+                case(5, 2, vec![visit(CHURCH.0, CHURCH.1, 1, "restaurant")]),
+                case(6, 7, vec![visit(CHURCH.0, CHURCH.1, 6, "restaurant")]),
+            ],
+        );
+        assert_eq!(index.infector(2), None);
+        assert_eq!(index.infector(4), Some((3, LinkKind::Infector)));
+        assert_eq!(index.infector(6), None);
+    }
+
+    #[test]
+    fn an_estimated_onset_is_no_later_than_the_first_visit_for_care() {
+        // Registered without onset: estimated day 6, but at a clinic on
+        // day 3 — ill by then. A colleague infectious on day 0 (onset day
+        // 1, confirmed day 1, isolated after) fits day 3's onset, not an
+        // infection after his isolation.
+        let mut ill = case(
+            2,
+            6,
+            vec![
+                visit(OFFICE.0, OFFICE.1, 0, "workplace"),
+                visit(CHURCH.0, CHURCH.1, 3, "Hospital Songpa 1"),
+            ],
+        );
+        ill.onset_estimated = true;
+        // Local (KST) noon, as the hub gives it: visits start at local
+        // midnight.
+        ill.onset = T0 + 6 * DAY + 3 * H;
+        let mut first = case(1, 1, vec![visit(OFFICE.0, OFFICE.1, 0, "workplace")]);
+        first.confirmed = Some(T0 + DAY + 12 * H);
+        let index = ClusterIndex::build(LinkRules::default(), vec![first.clone(), ill]);
+        assert_eq!(index.infector(2), Some((1, LinkKind::Infector)));
+        let i = index.by_id[&2] as usize;
+        assert_eq!(index.cases[i].onset, T0 + 3 * DAY + 3 * H);
+        // Isolated after day 1: on day 5 he infects no one.
+        let late = case(3, 9, vec![visit(OFFICE.0, OFFICE.1, 5, "restaurant")]);
+        let mut seen = first;
+        seen.presences
+            .push(visit(OFFICE.0, OFFICE.1, 5, "restaurant"));
+        let index = ClusterIndex::build(LinkRules::default(), vec![seen, late]);
+        assert_eq!(index.infector(3), None);
     }
 
     #[test]

@@ -393,16 +393,17 @@ mod tests {
             .message
             .contains("subscriber_id"));
         // A published register: the confirmation date only.
-        let published = case_register(
-            "case_id,region,onset_date,confirmed_date\n7,seoul-guro,,2020-03-06\n",
-        )
-        .unwrap();
+        let published =
+            case_register("case_id,region,onset_date,confirmed_date\n7,seoul-guro,,2020-03-06\n")
+                .unwrap();
         assert_eq!(published[0].onset, None);
         assert_eq!(published[0].confirmed, parse_date("2020-03-06").unwrap());
-        assert!(case_register("case_id,region,onset_date,confirmed_date\n7,seoul-guro,,\n")
-            .unwrap_err()
-            .message
-            .contains("confirmed_date"));
+        assert!(
+            case_register("case_id,region,onset_date,confirmed_date\n7,seoul-guro,,\n")
+                .unwrap_err()
+                .message
+                .contains("confirmed_date")
+        );
         assert!(case_register("id,region\n").is_err());
         assert!(case_register(
             "case_id,region,onset_date,confirmed_date\n1 0,r,2020-03-01,2020-03-02\n"

@@ -1186,10 +1186,7 @@ fn write_published(
         let from = start_ts + (onset_day - i64::from(published.lookback_days)) * DAY;
         let mut visits: BTreeMap<(i64, u32), (i64, i64)> = BTreeMap::new();
         for &(venue, a, b) in history.get(&(i as u32)).map(Vec::as_slice).unwrap_or(&[]) {
-            if city.venues[venue as usize].kind == VenueKind::Home
-                || b < from
-                || a > until
-            {
+            if city.venues[venue as usize].kind == VenueKind::Home || b < from || a > until {
                 continue;
             }
             let d = (a - start_ts).div_euclid(DAY);
@@ -1373,15 +1370,7 @@ fn write_truth(
     }
     summary.interview_rows = interviews.finish()?;
     write_published(
-        city,
-        scenario,
-        params,
-        health,
-        history,
-        &confirmed,
-        &case_of,
-        out,
-        summary,
+        city, scenario, params, health, history, &confirmed, &case_of, out, summary,
     )?;
 
     // Clusters: the cases descending from each index case; the source is

@@ -258,7 +258,9 @@ impl Hub {
             };
             let secret = CaseSecret {
                 subject: c.subject,
-                onset: c.onset.unwrap_or_else(|| rules.estimated_onset(c.confirmed)),
+                onset: c
+                    .onset
+                    .unwrap_or_else(|| rules.estimated_onset(c.confirmed)),
                 confirmed: c.confirmed,
                 onset_estimated: c.onset.is_none(),
             };

@@ -26,6 +26,16 @@ pub struct ClusterRow {
     pub cluster_id: String,
     /// The cluster's dominant place (empty if unlinked).
     pub place: String,
+    /// The case's link to its likely infector, with its evidence (empty
+    /// for a source, an unlinked case, or a link the caller may not see):
+    /// the infector's number, the day and place they met, the place's
+    /// setting, what put them together and the weight of evidence.
+    pub infector: String,
+    pub link_date: String,
+    pub link_place: String,
+    pub link_setting: String,
+    pub link_basis: String,
+    pub link_strength: String,
 }
 
 /// A case in a cluster.
@@ -36,6 +46,9 @@ pub struct ClusterCase {
     pub id: CaseId,
     pub number: String,
     pub onset: String,
+    /// The onset was estimated from the confirmation date.
+    #[serde(default)]
+    pub onset_estimated: bool,
 }
 
 /// A link of the transmission tree.
@@ -49,8 +62,15 @@ pub struct TreeLink {
     pub place: Option<String>,
     pub lat: f64,
     pub lon: f64,
-    /// When they were together (RFC 3339).
+    /// When they were together (local date and time).
     pub at: String,
+    /// The evidence: what the place is (`home`, `care`, `regular`,
+    /// `transit`, `other`), what put them together (`same_time`,
+    /// `same_day`, `same_setting`) and its weight (hours together weighed
+    /// by the place and by how well the timing fits an infection).
+    pub setting: String,
+    pub basis: String,
+    pub strength: f64,
 }
 
 /// A cluster as shown.
@@ -107,6 +127,14 @@ fn dominant_place(edges: &[&civic_eiss::clusters::TreeEdge]) -> Option<(String, 
         .into_iter()
         .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then_with(|| b.0.cmp(&a.0)))
         .map(|(name, (_, lat, lon))| (name, lat, lon))
+}
+
+/// A unit enum's serde name (`same_day`).
+fn snake<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn untimed_onset(rules: &civic_eiss::Rules, places: &[ToldPlace]) -> (time::Date, time::Date) {
@@ -316,6 +344,7 @@ impl Hub {
                     id: c.id,
                     number: c.number.clone(),
                     onset: secret.onset.to_string(),
+                    onset_estimated: secret.onset_estimated,
                 },
             );
         }
@@ -354,6 +383,9 @@ impl Hub {
                     lat: e.lat,
                     lon: e.lon,
                     at: format!("{} {}", rules.local_date(e.at), rules.local_hhmm(e.at)),
+                    setting: snake(&e.setting),
+                    basis: snake(&e.basis),
+                    strength: (e.score * 1000.0).round() / 1000.0,
                 })
                 .collect();
             let source = known.get(&c.source).cloned();
@@ -384,6 +416,10 @@ impl Hub {
         let clusters = self.clusters(ctx, response).await?;
         let sight = self.sight(ctx, response).await?;
         let mut of: HashMap<String, (String, String)> = HashMap::new();
+        let mut links: HashMap<&str, &TreeLink> = HashMap::new();
+        for link in clusters.iter().flat_map(|c| &c.tree) {
+            links.insert(link.case.as_str(), link);
+        }
         for c in &clusters {
             let cluster = c
                 .source
@@ -414,7 +450,19 @@ impl Hub {
                 } else {
                     String::new()
                 };
+                let link = links.get(m.number.as_str());
+                let field = |f: fn(&TreeLink) -> String| link.map(|l| f(l)).unwrap_or_default();
                 ClusterRow {
+                    infector: field(|l| l.infector.clone()),
+                    link_date: field(|l| l.at.split(' ').next().unwrap_or_default().to_owned()),
+                    link_place: field(|l| {
+                        l.place
+                            .clone()
+                            .unwrap_or_else(|| format!("{:.5} {:.5}", l.lat, l.lon))
+                    }),
+                    link_setting: field(|l| l.setting.clone()),
+                    link_basis: field(|l| l.basis.clone()),
+                    link_strength: field(|l| format!("{:.3}", l.strength)),
                     case_id: m.number,
                     cluster_id: cluster,
                     place,

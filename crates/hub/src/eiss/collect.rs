@@ -802,6 +802,8 @@ pub(crate) fn case_input(
     CaseInput {
         case: case.0,
         onset: rules.midnight(secret.onset) + 12 * 3600,
+        onset_estimated: secret.onset_estimated,
+        confirmed: Some(rules.midnight(secret.confirmed) + 12 * 3600),
         presences,
     }
 }
