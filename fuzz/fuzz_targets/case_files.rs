@@ -9,13 +9,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let rules = civic_eiss::Rules::default();
     if let Ok(cases) = civic_eiss::formats::case_register(text) {
         for c in cases {
-            assert!(c.onset <= c.confirmed);
+            // An onset, when given, is no later than confirmation; an
+            // estimate from the rules is too.
+            assert!(c.onset.is_none_or(|onset| onset <= c.confirmed));
+            assert!(rules.estimated_onset(c.confirmed) <= c.confirmed);
             assert!(!c.number.is_empty());
         }
     }
-    let rules = civic_eiss::Rules::default();
     if let Ok(rows) = civic_eiss::formats::case_routes(text, &rules) {
         for (_, place) in rows {
             assert!(place.lat.abs() <= 90.0 && place.lon.abs() <= 180.0);

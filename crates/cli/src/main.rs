@@ -199,6 +199,22 @@ enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Clusters in every mode but the nodes' (that is `bench eiss`): from
+    /// interviews, from published routes, from both, with and without
+    /// onsets; each scored beside a naive same-place same-day union and the
+    /// ceiling of what the mode's rows show.
+    Modes {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "./bench-data/modes")]
+        dir: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Capacity: many cases' routes (published elsewhere) in one response,
     /// and the time to recompute its clusters.
     Clusters {
@@ -806,6 +822,13 @@ async fn run(cli: Cli) -> Result<()> {
                     })
                     .await
                 }
+                BenchCommand::Modes {
+                    people,
+                    days,
+                    seed,
+                    dir,
+                    database_url,
+                } => bench::modes(&dir, people, days, seed, database_url).await,
                 BenchCommand::Clusters {
                     people,
                     cases,
@@ -911,8 +934,10 @@ async fn city(dir: &Path, people: usize, days: u32, seed: u64) -> Result<civic_s
             if summary["people"] == people as u64
                 && summary["days"] == days
                 && summary["seed"] == seed
-                // Cities from before the map was written are made again.
+                // Cities from before the map, or the published view and the
+                // setting groups, were written are made again.
                 && dir.join("geography.geojson").exists()
+                && dir.join("groups.csv").exists()
             {
                 return Ok(civic_sim::Summary {
                     people: people as u64,

@@ -348,6 +348,16 @@ struct Parent {
     at: i64,
 }
 
+/// Where a case was seen at a regular setting: the place, the first and
+/// last time there, and its first presence there.
+#[derive(Debug, Clone, Copy)]
+struct SettingSeen {
+    point: (f64, f64),
+    first: i64,
+    last: i64,
+    presence: u32,
+}
+
 #[derive(Debug)]
 struct Case {
     id: i64,
@@ -359,6 +369,8 @@ struct Case {
     presences: Vec<Presence>,
     /// Each presence's setting.
     settings: Vec<Setting>,
+    /// The regular settings it was seen at.
+    regular: Vec<SettingSeen>,
     parent: Option<Parent>,
     live: bool,
 }
@@ -410,6 +422,8 @@ pub struct ClusterIndex {
     areas: HashMap<(i32, i32), Cell>,
     /// Towers the cases' presences named, by cell.
     towers: HashMap<(i32, i32), Vec<(f64, f64)>>,
+    /// Regular settings: (case, its setting's index), by cell.
+    regular: HashMap<(i32, i32), Vec<(u32, u32)>>,
 }
 
 impl ClusterIndex {
@@ -561,6 +575,7 @@ impl ClusterIndex {
                     infectious_until: 0,
                     presences: Vec::new(),
                     settings: Vec::new(),
+                    regular: Vec::new(),
                     parent: None,
                     live: true,
                 });
@@ -618,10 +633,49 @@ impl ClusterIndex {
                 }
             }
         }
+        // Its regular settings: one a place (presences within `near_m` of
+        // the first seen there), with the first and last time there.
+        let near = self.rules.near_m;
+        let mut regular: Vec<SettingSeen> = Vec::new();
+        for (k, p) in case.presences.iter().enumerate() {
+            let (Setting::Regular, Some(point)) = (case.settings[k], p.point) else {
+                continue;
+            };
+            let cos_lat = point.0.to_radians().cos();
+            let same = regular.iter_mut().find(|r| {
+                let dy = (r.point.0 - point.0) * M_PER_DEG;
+                let dx = (r.point.1 - point.1) * M_PER_DEG * cos_lat;
+                dx * dx + dy * dy <= near * near
+            });
+            match same {
+                Some(r) => {
+                    r.first = r.first.min(p.start);
+                    r.last = r.last.max(p.end);
+                }
+                None => regular.push(SettingSeen {
+                    point,
+                    first: p.start,
+                    last: p.end,
+                    presence: k as u32,
+                }),
+            }
+        }
+        for (k, r) in regular.iter().enumerate() {
+            self.regular
+                .entry(cell(r.point.0, r.point.1, CELL_M))
+                .or_default()
+                .push((i, k as u32));
+        }
+        case.regular = regular;
         i
     }
 
     fn unplace(&mut self, i: u32) {
+        for r in std::mem::take(&mut self.cases[i as usize].regular) {
+            if let Some(list) = self.regular.get_mut(&cell(r.point.0, r.point.1, CELL_M)) {
+                list.retain(|(c, _)| *c != i);
+            }
+        }
         let presences = std::mem::take(&mut self.cases[i as usize].presences);
         for p in &presences {
             for (grid, at) in [(&mut self.precise, p.point), (&mut self.areas, p.tower)] {
@@ -634,26 +688,22 @@ impl ClusterIndex {
     }
 
     /// Calls `f(other case, my presence's index, my presence, other's
-    /// presence, weight, together)` for every presence of another case (an
-    /// earlier one only, if `earlier_only`) at the same place as one of
-    /// case `i`'s: the same precise place (weight 1), or failing that the
-    /// same main tower (`area_weight`); at home with another home, times
-    /// `home_weight`. `together` is true where the two overlap in time; at
-    /// a regular setting (both precise) presences up to `setting_days`
-    /// apart are given too, with `together` false.
+    /// presence, weight)` for every presence of another case (an earlier
+    /// one only, if `earlier_only`) at the same place as one of case `i`'s,
+    /// overlapping in time: the same precise place (weight 1), or failing
+    /// that the same main tower (`area_weight`); at home with another home,
+    /// times `home_weight`; at a transit place, times `transit_weight`.
     fn for_each_meeting(
         &self,
         i: u32,
         earlier_only: bool,
-        mut f: impl FnMut(u32, u32, &Presence, &Presence, f64, bool),
+        mut f: impl FnMut(u32, u32, &Presence, &Presence, f64),
     ) {
         let case = &self.cases[i as usize];
         let me = (case.onset, case.id);
-        let spread = self.rules.setting_days * DAY;
-        let mut met: HashMap<(u32, u32), (f64, bool)> = HashMap::new();
+        let mut met: HashMap<(u32, u32), f64> = HashMap::new();
         for (k, p) in case.presences.iter().enumerate() {
             met.clear();
-            let regular = case.settings[k] == Setting::Regular;
             let searches = [
                 (&self.precise, p.point, true, 1.0, self.rules.near_m),
                 // The same main tower.
@@ -663,8 +713,6 @@ impl ClusterIndex {
                 let Some((lat, lon)) = at else { continue };
                 let cos_lat = lat.to_radians().cos();
                 let reach = i32::from(precise);
-                let widen = if precise && regular { spread } else { 0 };
-                let (lo, hi) = (p.start - widen, p.end + widen);
                 let (ci, cj) = cell(lat, lon, CELL_M);
                 for di in -reach..=reach {
                     for dj in -reach..=reach {
@@ -673,21 +721,16 @@ impl ClusterIndex {
                         };
                         let from = cell
                             .entries
-                            .partition_point(|e| e.start < lo - cell.longest);
+                            .partition_point(|e| e.start < p.start - cell.longest);
                         for e in &cell.entries[from..] {
-                            if e.start > hi {
+                            if e.start > p.end {
                                 break;
                             }
-                            if e.case == i || e.end < lo {
+                            if e.case == i || e.end < p.start {
                                 continue;
                             }
-                            let together = e.start <= p.end && e.end >= p.start;
                             let other = &self.cases[e.case as usize];
                             if earlier_only && (other.onset, other.id) >= me {
-                                continue;
-                            }
-                            if !together && other.settings[e.presence as usize] != Setting::Regular
-                            {
                                 continue;
                             }
                             let q = &other.presences[e.presence as usize];
@@ -698,15 +741,15 @@ impl ClusterIndex {
                             let dy = (qlat - lat) * M_PER_DEG;
                             let dx = (qlon - lon) * M_PER_DEG * cos_lat;
                             if dx * dx + dy * dy <= near * near {
-                                let w = met.entry((e.case, e.presence)).or_insert((0.0, together));
-                                w.0 = w.0.max(weight);
+                                let w = met.entry((e.case, e.presence)).or_insert(0.0);
+                                *w = w.max(weight);
                             }
                         }
                     }
                 }
             }
             let home = case.settings[k] == Setting::Home;
-            for (&(other, presence), &(weight, together)) in &met {
+            for (&(other, presence), &weight) in &met {
                 let them = &self.cases[other as usize];
                 let q = &them.presences[presence as usize];
                 let weight = match them.settings[presence as usize] {
@@ -714,7 +757,51 @@ impl ClusterIndex {
                     Setting::Transit => weight * self.rules.transit_weight,
                     _ => weight,
                 };
-                f(other, k as u32, p, q, weight, together);
+                f(other, k as u32, p, q, weight);
+            }
+        }
+    }
+
+    /// Calls `f(other case, my setting, theirs)` for every regular setting
+    /// of another case (an earlier one only, if `earlier_only`) at the
+    /// same place as one of case `i`'s and seen there within
+    /// `setting_days` of it: one call a pair of cases and place, however
+    /// often each was seen there.
+    fn for_each_setting_mate(
+        &self,
+        i: u32,
+        earlier_only: bool,
+        mut f: impl FnMut(u32, &SettingSeen, &SettingSeen),
+    ) {
+        let case = &self.cases[i as usize];
+        let me = (case.onset, case.id);
+        let spread = self.rules.setting_days * DAY;
+        let near = self.rules.near_m;
+        for mine in &case.regular {
+            let (lat, lon) = mine.point;
+            let cos_lat = lat.to_radians().cos();
+            let (ci, cj) = cell(lat, lon, CELL_M);
+            for di in -1..=1 {
+                for dj in -1..=1 {
+                    for &(other, k) in self.regular.get(&(ci + di, cj + dj)).into_iter().flatten() {
+                        if other == i {
+                            continue;
+                        }
+                        let them = &self.cases[other as usize];
+                        if earlier_only && (them.onset, them.id) >= me {
+                            continue;
+                        }
+                        let theirs = &them.regular[k as usize];
+                        if theirs.first > mine.last + spread || theirs.last < mine.first - spread {
+                            continue;
+                        }
+                        let dy = (theirs.point.0 - lat) * M_PER_DEG;
+                        let dx = (theirs.point.1 - lon) * M_PER_DEG * cos_lat;
+                        if dx * dx + dy * dy <= near * near {
+                            f(other, mine, theirs);
+                        }
+                    }
+                }
             }
         }
     }
@@ -722,7 +809,10 @@ impl ClusterIndex {
     /// Cases meeting case `i` somewhere.
     fn neighbours(&self, i: u32) -> HashSet<u32> {
         let mut out = HashSet::new();
-        self.for_each_meeting(i, false, |other, _, _, _, _, _| {
+        self.for_each_meeting(i, false, |other, _, _, _, _| {
+            out.insert(other);
+        });
+        self.for_each_setting_mate(i, false, |other, _, _| {
             out.insert(other);
         });
         out
@@ -762,7 +852,7 @@ impl ClusterIndex {
         // From the visitor's onset day on, a visit for care is care.
         let ill_from = me.onset - DAY / 2;
         let mut evidence: HashMap<u32, Evidence> = HashMap::new();
-        self.for_each_meeting(i, true, |other, presence, p, q, weight, together| {
+        self.for_each_meeting(i, true, |other, presence, p, q, weight| {
             let them = &self.cases[other as usize];
             if !them.live
                 || (me.settings[presence as usize] == Setting::Care && p.start >= ill_from)
@@ -777,29 +867,6 @@ impl ClusterIndex {
                 at: p.start,
                 ..Evidence::default()
             });
-            if !together {
-                // A regular setting both were seen at: each day the other
-                // was infectious and this one may have been infected
-                // there, counted once for the pair (not for each sighting).
-                let first = (them.onset - rules.infectious_before_s).max(me.onset - 14 * DAY);
-                let last = them.infectious_until.min(me.onset - DAY);
-                let mut score = 0.0;
-                let mut t = first;
-                while t <= last {
-                    score += rules.setting_weight * weight * incubating(t);
-                    t += DAY;
-                }
-                if score > entry.setting {
-                    entry.setting = score;
-                    if score > entry.best {
-                        entry.best = score;
-                        entry.presence = presence;
-                        entry.at = p.start + (p.end - p.start) / 2;
-                        entry.basis = Basis::SameSetting;
-                    }
-                }
-                return;
-            }
             let Some((s, e)) = self.overlap(p, q) else {
                 return;
             };
@@ -834,6 +901,38 @@ impl ClusterIndex {
                 } else {
                     Basis::SameDay
                 };
+            }
+        });
+        // Regular settings both were seen at: each day the other was
+        // infectious and this one may have been infected there, counted
+        // once for the pair (the likeliest place, not every sighting).
+        self.for_each_setting_mate(i, true, |other, mine, _| {
+            let them = &self.cases[other as usize];
+            if !them.live {
+                return;
+            }
+            let first = (them.onset - rules.infectious_before_s).max(me.onset - 14 * DAY);
+            let last = them.infectious_until.min(me.onset - DAY);
+            let mut score = 0.0;
+            let mut t = first;
+            while t <= last {
+                score += rules.setting_weight * incubating(t);
+                t += DAY;
+            }
+            let entry = evidence.entry(other).or_insert(Evidence {
+                presence: mine.presence,
+                at: mine.first,
+                ..Evidence::default()
+            });
+            if score > entry.setting {
+                entry.setting = score;
+                if score > entry.best {
+                    entry.best = score;
+                    entry.presence = mine.presence;
+                    let p = &me.presences[mine.presence as usize];
+                    entry.at = p.start + (p.end - p.start) / 2;
+                    entry.basis = Basis::SameSetting;
+                }
             }
         });
         let pick = |by: fn(&Evidence) -> f64, kind: LinkKind| {
