@@ -107,8 +107,23 @@ impl Hub {
                     tracing::error!(collection = id, error = %e, "a collection failed in the hub");
                 }
             }
-            if let Err(e) = hub.after_collection(response, case, request, purpose).await {
-                tracing::error!(collection = id, error = %e, "updating a case after a collection");
+            // The answer is kept; what it changes of the case (route,
+            // contacts, cluster link) is tried again while storage is
+            // busy (a pool timing out under load), not left stale.
+            let mut wait = std::time::Duration::from_secs(1);
+            for attempt in 1..=5 {
+                match hub.after_collection(response, case, request, purpose).await {
+                    Ok(()) => break,
+                    Err(HubError::Store(e)) if attempt < 5 => {
+                        tracing::warn!(collection = id, attempt, error = %e, "updating a case after a collection: storage busy, trying again");
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                    Err(e) => {
+                        tracing::error!(collection = id, error = %e, "updating a case after a collection");
+                        break;
+                    }
+                }
             }
         });
     }
