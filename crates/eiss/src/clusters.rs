@@ -265,6 +265,9 @@ const TOWER_CELL_M: f64 = 1_000.0;
 const TOWER_REACH_M: f64 = 750.0;
 /// A date-level row counts as this much time together on that day.
 const UNTIMED_OVERLAP_S: i64 = 3600;
+/// A case keeps this many of its likeliest infectors, for the chains to
+/// vote on.
+const MAX_CANDIDATES: usize = 16;
 /// Evidence is weighed in slices of at most this long.
 const SLICE_S: i64 = 6 * 3600;
 
@@ -371,7 +374,10 @@ struct Case {
     settings: Vec<Setting>,
     /// The regular settings it was seen at.
     regular: Vec<SettingSeen>,
-    parent: Option<Parent>,
+    /// Its likeliest infectors, likeliest first (at most
+    /// [`MAX_CANDIDATES`]), or the one case it was most likely infected
+    /// with.
+    links: Vec<Parent>,
     live: bool,
 }
 
@@ -462,14 +468,14 @@ impl ClusterIndex {
             .map_or(1, |t| t.get())
             .min(n.max(1));
         let chunk = n.div_ceil(threads.max(1)).max(1);
-        let parents: Vec<Option<Parent>> = std::thread::scope(|scope| {
+        let parents: Vec<Vec<Parent>> = std::thread::scope(|scope| {
             let index = &index;
             let workers: Vec<_> = (0..n)
                 .step_by(chunk)
                 .map(|from| {
                     scope.spawn(move || {
                         (from..(from + chunk).min(n))
-                            .map(|i| index.parent_of(i as u32))
+                            .map(|i| index.links_of(i as u32))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -479,8 +485,8 @@ impl ClusterIndex {
                 .flat_map(|w| w.join().expect("a worker does not panic"))
                 .collect()
         });
-        for (case, parent) in index.cases.iter_mut().zip(parents) {
-            case.parent = parent;
+        for (case, links) in index.cases.iter_mut().zip(parents) {
+            case.links = links;
         }
         index
     }
@@ -510,7 +516,7 @@ impl ClusterIndex {
             let touched = self.neighbours(i);
             self.unplace(i);
             self.cases[i as usize].live = false;
-            self.cases[i as usize].parent = None;
+            self.cases[i as usize].links.clear();
             for t in touched {
                 if t != i {
                     self.choose_parent(t);
@@ -576,7 +582,7 @@ impl ClusterIndex {
                     presences: Vec::new(),
                     settings: Vec::new(),
                     regular: Vec::new(),
-                    parent: None,
+                    links: Vec::new(),
                     live: true,
                 });
                 self.by_id.insert(input.case, i);
@@ -835,15 +841,16 @@ impl ClusterIndex {
 
     /// Chooses case `i`'s most likely infector among earlier cases.
     fn choose_parent(&mut self, i: u32) {
-        let parent = self.parent_of(i);
-        self.cases[i as usize].parent = parent;
+        let links = self.links_of(i);
+        self.cases[i as usize].links = links;
     }
 
-    /// Case `i`'s most likely infector among earlier cases.
-    fn parent_of(&self, i: u32) -> Option<Parent> {
+    /// Case `i`'s likeliest infectors among earlier cases, likeliest
+    /// first; failing any, the earlier case it was likeliest infected with.
+    fn links_of(&self, i: u32) -> Vec<Parent> {
         let me = &self.cases[i as usize];
         if !me.live {
-            return None;
+            return Vec::new();
         }
         let rules = self.rules;
         let order = |c: &Case| (c.onset, c.id);
@@ -953,47 +960,111 @@ impl ClusterIndex {
                     at: v.at,
                 })
         };
-        pick(|v| v.infector + v.setting, LinkKind::Infector)
-            .or_else(|| pick(|v| v.co, LinkKind::CoExposed))
+        let infectors = |v: &Evidence| v.infector + v.setting;
+        let mut links: Vec<Parent> = evidence
+            .iter()
+            .filter(|(_, v)| infectors(v) > 0.0)
+            .map(|(other, v)| Parent {
+                case: self.cases[*other as usize].id,
+                score: infectors(v),
+                kind: LinkKind::Infector,
+                basis: v.basis,
+                presence: v.presence,
+                at: v.at,
+            })
+            .collect();
+        links.sort_by(|a, b| {
+            let order = |id: i64| order(&self.cases[self.by_id[&id] as usize]);
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| order(b.case).cmp(&order(a.case)))
+        });
+        links.truncate(MAX_CANDIDATES);
+        if links.is_empty() {
+            links.extend(pick(|v| v.co, LinkKind::CoExposed));
+        }
+        links
+    }
+
+    /// Each case's chosen link. A case goes with the chain (the clusters
+    /// its likeliest infectors alone would make) whose cases together
+    /// weigh most as its infectors — where several chains met, the one
+    /// more of its infectious cases were at — and links to the likeliest
+    /// infector of that chain. So a cluster stays whole when its evidence
+    /// is spread over many weaker links, and one strong link to a
+    /// stranger does not carry a case off.
+    fn chosen(&self) -> Vec<Option<&Parent>> {
+        let first: Vec<Option<&Parent>> = self
+            .cases
+            .iter()
+            .map(|c| c.links.first().filter(|_| c.live))
+            .collect();
+        // One vote: a second changes nothing on the benchmark's city.
+        self.vote(&first)
+    }
+
+    /// Each case's link after one vote over the chains `current` makes.
+    fn vote<'a>(&'a self, current: &[Option<&'a Parent>]) -> Vec<Option<&'a Parent>> {
+        let links: Vec<Option<u32>> = current
+            .iter()
+            .map(|p| p.and_then(|p| self.by_id.get(&p.case).copied()))
+            .collect();
+        let chain = components(&links);
+        self.cases
+            .iter()
+            .map(|c| {
+                if !c.live {
+                    return None;
+                }
+                let best = c.links.first()?;
+                let chain_of = |p: &Parent| self.by_id.get(&p.case).map(|&j| chain[j as usize]);
+                let mut votes: HashMap<u32, f64> = HashMap::new();
+                for p in &c.links {
+                    if let Some(k) = chain_of(p) {
+                        *votes.entry(k).or_default() += p.score;
+                    }
+                }
+                let own = chain_of(best);
+                let winner = votes
+                    .iter()
+                    .max_by(|a, b| {
+                        a.1.total_cmp(b.1)
+                            .then_with(|| (Some(*a.0) == own).cmp(&(Some(*b.0) == own)))
+                            .then_with(|| b.0.cmp(a.0))
+                    })
+                    .map(|(k, _)| *k);
+                c.links
+                    .iter()
+                    .find(|p| chain_of(p) == winner)
+                    .or(Some(best))
+            })
+            .collect()
     }
 
     /// The likely infector of a case, if linked.
     pub fn infector(&self, case: i64) -> Option<(i64, LinkKind)> {
         let i = *self.by_id.get(&case)?;
-        self.cases[i as usize]
-            .parent
-            .as_ref()
-            .map(|p| (p.case, p.kind))
+        self.chosen()[i as usize].map(|p| (p.case, p.kind))
     }
 
     /// Every case's cluster: (case, cluster id = its source's case id).
     pub fn assignments(&self) -> Vec<(i64, i64)> {
-        let n = self.cases.len();
-        let mut root: Vec<u32> = (0..n as u32).collect();
-        fn find(root: &mut [u32], mut x: u32) -> u32 {
-            while root[x as usize] != x {
-                root[x as usize] = root[root[x as usize] as usize];
-                x = root[x as usize];
-            }
-            x
-        }
-        for (i, c) in self.cases.iter().enumerate() {
-            if let (true, Some(p)) = (c.live, &c.parent) {
-                if let Some(&j) = self.by_id.get(&p.case) {
-                    let (a, b) = (find(&mut root, i as u32), find(&mut root, j));
-                    if a != b {
-                        root[a as usize] = b;
-                    }
-                }
-            }
-        }
+        self.assignments_of(&self.chosen())
+    }
+
+    fn assignments_of(&self, chosen: &[Option<&Parent>]) -> Vec<(i64, i64)> {
+        let links: Vec<Option<u32>> = chosen
+            .iter()
+            .map(|p| p.and_then(|p| self.by_id.get(&p.case).copied()))
+            .collect();
+        let root = components(&links);
         // The cluster's id: its earliest case.
         let mut source: HashMap<u32, u32> = HashMap::new();
         for (i, c) in self.cases.iter().enumerate() {
             if !c.live {
                 continue;
             }
-            let r = find(&mut root, i as u32);
+            let r = root[i];
             let s = source.entry(r).or_insert(i as u32);
             let cur = &self.cases[*s as usize];
             if (c.onset, c.id) < (cur.onset, cur.id) {
@@ -1005,10 +1076,7 @@ impl ClusterIndex {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.live)
-            .map(|(i, c)| {
-                let r = find(&mut root, i as u32);
-                (c.id, self.cases[source[&r] as usize].id)
-            })
+            .map(|(i, c)| (c.id, self.cases[source[&root[i]] as usize].id))
             .collect();
         out.sort_unstable();
         out
@@ -1016,8 +1084,9 @@ impl ClusterIndex {
 
     /// The clusters of two or more cases, largest first.
     pub fn clusters(&self) -> Vec<Cluster> {
+        let chosen = self.chosen();
         let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (case, cluster) in self.assignments() {
+        for (case, cluster) in self.assignments_of(&chosen) {
             members.entry(cluster).or_default().push(case);
         }
         let mut out = Vec::new();
@@ -1029,8 +1098,9 @@ impl ClusterIndex {
             // Where links were made: (name or rounded place) → count.
             let mut places: HashMap<String, (u32, f64, f64)> = HashMap::new();
             for &case in &cases {
-                let c = &self.cases[self.by_id[&case] as usize];
-                let Some(p) = &c.parent else { continue };
+                let i = self.by_id[&case] as usize;
+                let c = &self.cases[i];
+                let Some(p) = chosen[i] else { continue };
                 let presence = &c.presences[p.presence as usize];
                 let (lat, lon) = presence.position();
                 let key = presence
@@ -1073,6 +1143,29 @@ impl ClusterIndex {
         out.sort_by(|a, b| b.cases.len().cmp(&a.cases.len()).then(a.id.cmp(&b.id)));
         out
     }
+}
+
+/// The connected components of links `i → links[i]`: each index's root.
+fn components(links: &[Option<u32>]) -> Vec<u32> {
+    let mut root: Vec<u32> = (0..links.len() as u32).collect();
+    fn find(root: &mut [u32], mut x: u32) -> u32 {
+        while root[x as usize] != x {
+            root[x as usize] = root[root[x as usize] as usize];
+            x = root[x as usize];
+        }
+        x
+    }
+    for (i, link) in links.iter().enumerate() {
+        if let Some(j) = *link {
+            let (a, b) = (find(&mut root, i as u32), find(&mut root, j));
+            if a != b {
+                root[a as usize] = b;
+            }
+        }
+    }
+    (0..links.len() as u32)
+        .map(|i| find(&mut root, i))
+        .collect()
 }
 
 #[cfg(test)]
@@ -1186,6 +1279,59 @@ mod tests {
             (Setting::Regular, Basis::SameSetting)
         );
         assert_eq!(inc.len(), 5);
+    }
+
+    #[test]
+    fn a_case_goes_with_the_chain_that_weighs_most_not_the_strongest_single_link() {
+        const CAFE: (f64, f64) = (37.58, 127.01);
+        // A restaurant (no regular setting): only the hours together count.
+        let church = |day: i64, hours| {
+            at(
+                CHURCH.0,
+                CHURCH.1,
+                T0 + day * DAY + 10 * H,
+                hours,
+                "Restaurant Songpa 36",
+            )
+        };
+        let index = ClusterIndex::build(
+            LinkRules::default(),
+            vec![
+                // A chain: the source and two it infected at a dinner.
+                case(2, 1, vec![church(0, 2), church(3, 1)]),
+                case(3, 4, vec![church(0, 2), church(3, 1)]),
+                case(4, 4, vec![church(0, 2), church(3, 1)]),
+                // A stranger, infectious, two hours at a cafe with case 10.
+                case(
+                    1,
+                    1,
+                    vec![at(
+                        CAFE.0,
+                        CAFE.1,
+                        T0 + 3 * DAY + 14 * H,
+                        2,
+                        "Cafe Jongno 3",
+                    )],
+                ),
+                // Case 10: an hour at the next dinner with each of the
+                // chain's three, two hours with the stranger.
+                case(
+                    10,
+                    6,
+                    vec![
+                        church(3, 1),
+                        at(CAFE.0, CAFE.1, T0 + 3 * DAY + 14 * H, 2, "Cafe Jongno 3"),
+                    ],
+                ),
+            ],
+        );
+        let first = &index.cases[index.by_id[&10] as usize].links[0];
+        assert_eq!(first.case, 1, "the strongest single link is the stranger");
+        let (infector, _) = index.infector(10).unwrap();
+        assert!([2, 3, 4].contains(&infector), "{infector}");
+        let clusters = index.clusters();
+        assert_eq!(clusters.len(), 1);
+        assert_eq!(clusters[0].cases, vec![2, 3, 4, 10]);
     }
 
     #[test]
