@@ -372,6 +372,9 @@ struct Case {
     presences: Vec<Presence>,
     /// Each presence's setting.
     settings: Vec<Setting>,
+    /// Whether each presence's tower is the nearest to its place (not
+    /// one its pings named): it changes as towers become known.
+    assigned_tower: Vec<bool>,
     /// The regular settings it was seen at.
     regular: Vec<SettingSeen>,
     /// Its likeliest infectors, likeliest first (at most
@@ -494,7 +497,7 @@ impl ClusterIndex {
     /// Adds a case, or replaces what is known of it; the cases it touches
     /// choose their infector again.
     pub fn upsert(&mut self, input: CaseInput) {
-        self.learn_towers(&input);
+        let new_towers = self.learn_towers(&input);
         let mut touched: HashSet<u32> = HashSet::new();
         if let Some(&i) = self.by_id.get(&input.case) {
             touched.extend(self.neighbours(i));
@@ -502,6 +505,9 @@ impl ClusterIndex {
         }
         let i = self.place_case(input, true);
         touched.extend(self.neighbours(i));
+        if !new_towers.is_empty() {
+            touched.extend(self.reassign_towers(&new_towers));
+        }
         self.choose_parent(i);
         for t in touched {
             if t != i {
@@ -527,13 +533,87 @@ impl ClusterIndex {
 
     /// Remembers the towers a case's presences name (towers are not
     /// personal data: they are where the holders' antennas stand).
-    fn learn_towers(&mut self, input: &CaseInput) {
+    /// Returns the towers it did not know.
+    fn learn_towers(&mut self, input: &CaseInput) -> Vec<(f64, f64)> {
+        let mut new = Vec::new();
         for (lat, lon) in input.presences.iter().filter_map(|p| p.tower) {
             let list = self.towers.entry(cell(lat, lon, TOWER_CELL_M)).or_default();
             if !list.iter().any(|t| distance_m(t.0, t.1, lat, lon) < 1.0) {
                 list.push((lat, lon));
+                new.push((lat, lon));
             }
         }
+        new
+    }
+
+    /// Places known only precisely near towers just learned get their
+    /// nearest tower again (as if every tower had been known when they
+    /// were placed, as [`ClusterIndex::build`] has it). Returns the cases
+    /// moved, with the cases they met before and after.
+    fn reassign_towers(&mut self, new: &[(f64, f64)]) -> HashSet<u32> {
+        let reach = (TOWER_REACH_M / CELL_M).ceil() as i32 + 1;
+        let mut moves: Vec<(u32, u32, Option<(f64, f64)>)> = Vec::new();
+        let mut seen: HashSet<(u32, u32)> = HashSet::new();
+        for &(lat, lon) in new {
+            let (ci, cj) = cell(lat, lon, CELL_M);
+            for di in -reach..=reach {
+                for dj in -reach..=reach {
+                    let Some(c) = self.precise.get(&(ci + di, cj + dj)) else {
+                        continue;
+                    };
+                    for e in &c.entries {
+                        if !seen.insert((e.case, e.presence)) {
+                            continue;
+                        }
+                        let case = &self.cases[e.case as usize];
+                        let k = e.presence as usize;
+                        let p = &case.presences[k];
+                        let (Some((plat, plon)), true) = (p.point, case.assigned_tower[k]) else {
+                            continue;
+                        };
+                        let nearest = self.nearest_tower(plat, plon);
+                        if nearest != p.tower {
+                            moves.push((e.case, e.presence, nearest));
+                        }
+                    }
+                }
+            }
+        }
+        let mut touched: HashSet<u32> = moves.iter().map(|m| m.0).collect();
+        let moved: Vec<u32> = touched.iter().copied().collect();
+        for &m in &moved {
+            touched.extend(self.neighbours(m));
+        }
+        for (case, k, tower) in moves {
+            let (start, end, old) = {
+                let p = &self.cases[case as usize].presences[k as usize];
+                (p.start, p.end, p.tower)
+            };
+            if let Some((lat, lon)) = old {
+                if let Some(c) = self.areas.get_mut(&cell(lat, lon, CELL_M)) {
+                    c.entries.retain(|e| !(e.case == case && e.presence == k));
+                }
+            }
+            if let Some((lat, lon)) = tower {
+                let c = self.areas.entry(cell(lat, lon, CELL_M)).or_default();
+                c.longest = c.longest.max(end - start);
+                let at = c.entries.partition_point(|e| e.start <= start);
+                c.entries.insert(
+                    at,
+                    Entry {
+                        case,
+                        presence: k,
+                        start,
+                        end,
+                    },
+                );
+            }
+            self.cases[case as usize].presences[k as usize].tower = tower;
+        }
+        for &m in &moved {
+            touched.extend(self.neighbours(m));
+        }
+        touched
     }
 
     /// The nearest known tower to a place, within [`TOWER_REACH_M`].
@@ -561,13 +641,11 @@ impl ClusterIndex {
     fn place_case(&mut self, mut input: CaseInput, sorted: bool) -> u32 {
         // A place known only precisely is also in the area of its nearest
         // tower: there it meets those known only by their pings (weakly).
-        for p in input
-            .presences
-            .iter_mut()
-            .filter(|p| p.end - p.start <= DAY)
-        {
-            if let (Some((lat, lon)), None) = (p.point, p.tower) {
+        let mut assigned_tower = vec![false; input.presences.len()];
+        for (k, p) in input.presences.iter_mut().enumerate() {
+            if let (Some((lat, lon)), None, true) = (p.point, p.tower, p.end - p.start <= DAY) {
                 p.tower = self.nearest_tower(lat, lon);
+                assigned_tower[k] = true;
             }
         }
         let i = match self.by_id.get(&input.case) {
@@ -581,6 +659,7 @@ impl ClusterIndex {
                     infectious_until: 0,
                     presences: Vec::new(),
                     settings: Vec::new(),
+                    assigned_tower: Vec::new(),
                     regular: Vec::new(),
                     links: Vec::new(),
                     live: true,
@@ -620,6 +699,7 @@ impl ClusterIndex {
         case.infectious_until = input.confirmed.map_or(usual, |c| usual.min(c + DAY / 2));
         case.live = true;
         case.presences = input.presences;
+        case.assigned_tower = assigned_tower;
         for (k, p) in case.presences.iter().enumerate() {
             let entry = Entry {
                 case: i,
@@ -1332,6 +1412,31 @@ mod tests {
         let clusters = index.clusters();
         assert_eq!(clusters.len(), 1);
         assert_eq!(clusters[0].cases, vec![2, 3, 4, 10]);
+    }
+
+    #[test]
+    fn a_tower_learned_later_reaches_places_placed_before_it() {
+        // Case 1 told a place 200 m from a tower no case has named yet;
+        // case 2 is known only by that tower, later. Arriving in that
+        // order, they meet as they do when built at once.
+        let told = at(37.5018, 127.0, T0 + 10 * H, 3, "Restaurant A");
+        let pings = Presence {
+            point: None,
+            tower: Some((37.5, 127.0)),
+            start: T0 + 10 * H,
+            end: T0 + 13 * H,
+            timed: true,
+            place: None,
+        };
+        let cases = vec![case(1, 1, vec![told]), case(2, 5, vec![pings])];
+        let all = ClusterIndex::build(LinkRules::default(), cases.clone());
+        assert_eq!(all.infector(2), Some((1, LinkKind::Infector)));
+        let mut inc = ClusterIndex::new(LinkRules::default());
+        for c in cases {
+            inc.upsert(c);
+        }
+        assert_eq!(inc.infector(2), Some((1, LinkKind::Infector)));
+        assert_eq!(inc.clusters(), all.clusters());
     }
 
     #[test]
