@@ -155,6 +155,9 @@ impl Setting {
     }
 }
 
+/// A position: (latitude, longitude).
+type Point = (f64, f64);
+
 /// What the index needs of a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseInput {
@@ -552,7 +555,8 @@ impl ClusterIndex {
     /// moved, with the cases they met before and after.
     fn reassign_towers(&mut self, new: &[(f64, f64)]) -> HashSet<u32> {
         let reach = (TOWER_REACH_M / CELL_M).ceil() as i32 + 1;
-        let mut moves: Vec<(u32, u32, Option<(f64, f64)>)> = Vec::new();
+        // (case, presence, its nearest tower now)
+        let mut moves: Vec<(u32, u32, Option<Point>)> = Vec::new();
         let mut seen: HashSet<(u32, u32)> = HashSet::new();
         for &(lat, lon) in new {
             let (ci, cj) = cell(lat, lon, CELL_M);
