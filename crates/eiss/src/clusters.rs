@@ -268,6 +268,9 @@ const TOWER_CELL_M: f64 = 1_000.0;
 const TOWER_REACH_M: f64 = 750.0;
 /// A date-level row counts as this much time together on that day.
 const UNTIMED_OVERLAP_S: i64 = 3600;
+/// The incubation density is tabulated to this many hours (30 days; 0
+/// beyond).
+const DENSITY_HOURS: usize = 30 * 24;
 /// A case keeps this many of its likeliest infectors, for the chains to
 /// vote on.
 const MAX_CANDIDATES: usize = 16;
@@ -424,9 +427,13 @@ pub struct TreeEdge {
 }
 
 /// The cases of a response, indexed by place and time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClusterIndex {
     rules: LinkRules,
+    /// The incubation density by hour after infection, for an onset known
+    /// and estimated (`[known, estimated]`): looked up, not computed, in
+    /// the inner loops.
+    density: [Vec<f64>; 2],
     cases: Vec<Case>,
     by_id: HashMap<i64, u32>,
     precise: HashMap<(i32, i32), Cell>,
@@ -438,12 +445,39 @@ pub struct ClusterIndex {
     regular: HashMap<(i32, i32), Vec<(u32, u32)>>,
 }
 
+impl Default for ClusterIndex {
+    fn default() -> Self {
+        Self::new(LinkRules::default())
+    }
+}
+
 impl ClusterIndex {
     pub fn new(rules: LinkRules) -> Self {
+        let table = |estimated| {
+            (0..=DENSITY_HOURS)
+                .map(|h| rules.incubation_of(h as f64 / 24.0, estimated))
+                .collect()
+        };
         Self {
             rules,
-            ..Self::default()
+            density: [table(false), table(true)],
+            cases: Vec::new(),
+            by_id: HashMap::new(),
+            precise: HashMap::new(),
+            areas: HashMap::new(),
+            towers: HashMap::new(),
+            regular: HashMap::new(),
         }
+    }
+
+    /// The incubation density at `days` after infection (to the hour).
+    fn density(&self, days: f64, estimated: bool) -> f64 {
+        // Beyond the table (or before infection) there is none.
+        let hour = (days * 24.0).round();
+        if !(0.0..=DENSITY_HOURS as f64).contains(&hour) {
+            return 0.0;
+        }
+        self.density[usize::from(estimated)][hour as usize]
     }
 
     pub fn len(&self) -> usize {
@@ -536,6 +570,13 @@ impl ClusterIndex {
 
     /// Remembers the towers a case's presences name (towers are not
     /// personal data: they are where the holders' antennas stand).
+    /// Regular settings are indexed in cells of `near_m` (a place's
+    /// neighbours are in the 3 × 3 cells around it): venues are dense
+    /// downtown, and a setting's mates are only at that one place.
+    fn setting_cell(&self) -> f64 {
+        self.rules.near_m.max(1.0)
+    }
+
     /// Returns the towers it did not know.
     fn learn_towers(&mut self, input: &CaseInput) -> Vec<(f64, f64)> {
         let mut new = Vec::new();
@@ -750,9 +791,10 @@ impl ClusterIndex {
                 }),
             }
         }
+        let setting_cell = rules.near_m.max(1.0);
         for (k, r) in regular.iter().enumerate() {
             self.regular
-                .entry(cell(r.point.0, r.point.1, CELL_M))
+                .entry(cell(r.point.0, r.point.1, setting_cell))
                 .or_default()
                 .push((i, k as u32));
         }
@@ -762,7 +804,10 @@ impl ClusterIndex {
 
     fn unplace(&mut self, i: u32) {
         for r in std::mem::take(&mut self.cases[i as usize].regular) {
-            if let Some(list) = self.regular.get_mut(&cell(r.point.0, r.point.1, CELL_M)) {
+            if let Some(list) =
+                self.regular
+                    .get_mut(&cell(r.point.0, r.point.1, self.setting_cell()))
+            {
                 list.retain(|(c, _)| *c != i);
             }
         }
@@ -867,10 +912,11 @@ impl ClusterIndex {
         let me = (case.onset, case.id);
         let spread = self.rules.setting_days * DAY;
         let near = self.rules.near_m;
+        let setting_cell = self.setting_cell();
         for mine in &case.regular {
             let (lat, lon) = mine.point;
             let cos_lat = lat.to_radians().cos();
-            let (ci, cj) = cell(lat, lon, CELL_M);
+            let (ci, cj) = cell(lat, lon, setting_cell);
             for di in -1..=1 {
                 for dj in -1..=1 {
                     for &(other, k) in self.regular.get(&(ci + di, cj + dj)).into_iter().flatten() {
@@ -938,8 +984,7 @@ impl ClusterIndex {
         }
         let rules = self.rules;
         let order = |c: &Case| (c.onset, c.id);
-        let incubating =
-            |at: i64| rules.incubation_of((me.onset - at) as f64 / DAY as f64, me.estimated);
+        let incubating = |at: i64| self.density((me.onset - at) as f64 / DAY as f64, me.estimated);
         // From the visitor's onset day on, a visit for care is care.
         let ill_from = me.onset - DAY / 2;
         let mut evidence: HashMap<u32, Evidence> = HashMap::new();
@@ -975,8 +1020,7 @@ impl ClusterIndex {
                     co += hours
                         * weight
                         * mine
-                        * rules
-                            .incubation_of((them.onset - mid) as f64 / DAY as f64, them.estimated);
+                        * self.density((them.onset - mid) as f64 / DAY as f64, them.estimated);
                 }
                 t += step;
             }
