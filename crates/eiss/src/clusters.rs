@@ -230,6 +230,13 @@ impl Default for LinkRules {
 }
 
 impl LinkRules {
+    /// Regular settings are indexed in cells of `near_m` (a place's
+    /// neighbours are in the 3 × 3 cells around it): venues are dense
+    /// downtown, and a setting's mates are only at that one place.
+    fn setting_cell_m(&self) -> f64 {
+        self.near_m.max(1.0)
+    }
+
     /// The incubation density (per day) at `days` after infection, for an
     /// onset known or estimated.
     fn incubation_of(&self, days: f64, estimated: bool) -> f64 {
@@ -570,13 +577,6 @@ impl ClusterIndex {
 
     /// Remembers the towers a case's presences name (towers are not
     /// personal data: they are where the holders' antennas stand).
-    /// Regular settings are indexed in cells of `near_m` (a place's
-    /// neighbours are in the 3 × 3 cells around it): venues are dense
-    /// downtown, and a setting's mates are only at that one place.
-    fn setting_cell(&self) -> f64 {
-        self.rules.near_m.max(1.0)
-    }
-
     /// Returns the towers it did not know.
     fn learn_towers(&mut self, input: &CaseInput) -> Vec<(f64, f64)> {
         let mut new = Vec::new();
@@ -773,11 +773,9 @@ impl ClusterIndex {
                 continue;
             };
             let cos_lat = point.0.to_radians().cos();
-            let same = regular.iter_mut().find(|r| {
-                let dy = (r.point.0 - point.0) * M_PER_DEG;
-                let dx = (r.point.1 - point.1) * M_PER_DEG * cos_lat;
-                dx * dx + dy * dy <= near * near
-            });
+            let same = regular
+                .iter_mut()
+                .find(|r| within(point, r.point, cos_lat, near));
             match same {
                 Some(r) => {
                     r.first = r.first.min(p.start);
@@ -791,7 +789,7 @@ impl ClusterIndex {
                 }),
             }
         }
-        let setting_cell = rules.near_m.max(1.0);
+        let setting_cell = rules.setting_cell_m();
         for (k, r) in regular.iter().enumerate() {
             self.regular
                 .entry(cell(r.point.0, r.point.1, setting_cell))
@@ -806,7 +804,7 @@ impl ClusterIndex {
         for r in std::mem::take(&mut self.cases[i as usize].regular) {
             if let Some(list) =
                 self.regular
-                    .get_mut(&cell(r.point.0, r.point.1, self.setting_cell()))
+                    .get_mut(&cell(r.point.0, r.point.1, self.rules.setting_cell_m()))
             {
                 list.retain(|(c, _)| *c != i);
             }
@@ -870,12 +868,8 @@ impl ClusterIndex {
                             }
                             let q = &other.presences[e.presence as usize];
                             let theirs = if precise { q.point } else { q.tower };
-                            let Some((qlat, qlon)) = theirs else { continue };
-                            // Metres on a local plane: exact enough at
-                            // tens of metres, and cheap (no trigonometry).
-                            let dy = (qlat - lat) * M_PER_DEG;
-                            let dx = (qlon - lon) * M_PER_DEG * cos_lat;
-                            if dx * dx + dy * dy <= near * near {
+                            let Some(q) = theirs else { continue };
+                            if within((lat, lon), q, cos_lat, near) {
                                 let w = met.entry((e.case, e.presence)).or_insert(0.0);
                                 *w = w.max(weight);
                             }
@@ -912,7 +906,7 @@ impl ClusterIndex {
         let me = (case.onset, case.id);
         let spread = self.rules.setting_days * DAY;
         let near = self.rules.near_m;
-        let setting_cell = self.setting_cell();
+        let setting_cell = self.rules.setting_cell_m();
         for mine in &case.regular {
             let (lat, lon) = mine.point;
             let cos_lat = lat.to_radians().cos();
@@ -931,9 +925,7 @@ impl ClusterIndex {
                         if theirs.first > mine.last + spread || theirs.last < mine.first - spread {
                             continue;
                         }
-                        let dy = (theirs.point.0 - lat) * M_PER_DEG;
-                        let dx = (theirs.point.1 - lon) * M_PER_DEG * cos_lat;
-                        if dx * dx + dy * dy <= near * near {
+                        if within((lat, lon), theirs.point, cos_lat, near) {
                             f(other, mine, theirs);
                         }
                     }
@@ -1271,6 +1263,16 @@ impl ClusterIndex {
         out.sort_by(|a, b| b.cases.len().cmp(&a.cases.len()).then(a.id.cmp(&b.id)));
         out
     }
+}
+
+/// Whether `b` is within `near` metres of `a` (`cos_lat`: the cosine of
+/// `a`'s latitude). Metres on a local plane: exact enough at tens of
+/// metres, and cheap (no trigonometry).
+#[inline]
+fn within(a: Point, b: Point, cos_lat: f64, near: f64) -> bool {
+    let dy = (b.0 - a.0) * M_PER_DEG;
+    let dx = (b.1 - a.1) * M_PER_DEG * cos_lat;
+    dx * dx + dy * dy <= near * near
 }
 
 /// The connected components of links `i → links[i]`: each index's root.
