@@ -30,6 +30,21 @@ async fn signed_in(hub: &Hub, username: &str) -> Result<Ctx> {
     Ok(civic_hub::demo_nodes::signed_in(hub, username).await?)
 }
 
+/// A hub on `dir` (SQLite there, or `database_url`) with the demo's
+/// users, and its administrator and Seoul investigator signed in.
+async fn demo_hub(dir: &Path, database_url: Option<String>) -> Result<(Hub, Ctx, Ctx)> {
+    let hub = Hub::open(Config {
+        data_dir: dir.to_path_buf(),
+        database_url,
+        ..Config::default()
+    })
+    .await?;
+    hub.seed_demo().await?;
+    let admin = signed_in(&hub, "admin").await?;
+    let inv = signed_in(&hub, "investigator.seoul").await?;
+    Ok((hub, admin, inv))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -427,15 +442,7 @@ pub async fn clusters(
         "routes: {rows} rows of {cases} cases written in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let config = Config {
-        data_dir: dir.to_path_buf(),
-        database_url,
-        ..Config::default()
-    };
-    let hub = Hub::open(config).await?;
-    hub.seed_demo().await?;
-    let admin = signed_in(&hub, "admin").await?;
-    let inv = signed_in(&hub, "investigator.seoul").await?;
+    let (hub, admin, inv) = demo_hub(dir, database_url).await?;
     let response = hub
         .open_response(
             &admin,
@@ -977,15 +984,7 @@ pub async fn modes(
             routes: Some(routes.clone()),
         },
     ];
-    let config = Config {
-        data_dir: dir.to_path_buf(),
-        database_url,
-        ..Config::default()
-    };
-    let hub = Hub::open(config).await?;
-    hub.seed_demo().await?;
-    let admin = signed_in(&hub, "admin").await?;
-    let inv = signed_in(&hub, "investigator.seoul").await?;
+    let (hub, admin, inv) = demo_hub(dir, database_url).await?;
     let cases: Vec<String> = register
         .lines()
         .skip(1)

@@ -951,15 +951,12 @@ async fn city(dir: &Path, people: usize, days: u32, seed: u64) -> Result<civic_s
     }
     // A run cut short leaves truncated files: no summary until it is whole.
     let _ = std::fs::remove_file(dir.join("summary.json"));
-    let params = civic_sim::Params {
+    let params = civic_sim::Params::seoul(
         people,
         days,
         seed,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     tracing::info!(people, days, dir = %dir.display(), "generating the demo's synthetic city");
     let bar = progress_bar(days as u64, "simulating {bar:40} day {pos}/{len}");
     let summary = tokio::task::spawn_blocking(move || {

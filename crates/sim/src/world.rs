@@ -62,6 +62,21 @@ pub struct Params {
     pub threads: usize,
 }
 
+impl Params {
+    /// The default city: Seoul from 2020-03-01, the default scenario.
+    pub fn seoul(people: usize, days: u32, seed: u64, threads: usize) -> Self {
+        Self {
+            people,
+            days,
+            seed,
+            start: time::macros::date!(2020 - 03 - 01),
+            bbox: crate::geo::BBox::SEOUL,
+            scenario: Scenario::default(),
+            threads,
+        }
+    }
+}
+
 /// Counts of what was written, kept as `summary.json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {

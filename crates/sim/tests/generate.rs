@@ -2,19 +2,11 @@
 //! plausible counts, byte-identical runs, and a scorer that knows the truth.
 
 use civic_sim::score::{score, truth_contacts, Rules};
-use civic_sim::{generate, BBox, Params, Scenario};
+use civic_sim::{generate, Params, Scenario};
 use std::path::Path;
 
 fn params(people: usize, days: u32, seed: u64, threads: usize) -> Params {
-    Params {
-        people,
-        days,
-        seed,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: BBox::SEOUL,
-        scenario: Scenario::default(),
-        threads,
-    }
+    Params::seoul(people, days, seed, threads)
 }
 
 fn files(dir: &Path) -> Vec<String> {
