@@ -10,7 +10,8 @@
 # 2. `civic bench modes`: the same city's interviews, published routes and
 #    both, with and without onsets, each beside the naive union and the
 #    ceiling of what its rows show.
-# 3. The oracle ceiling of the descent clusters (bench/oracle_clusters.py).
+# 3. The oracle ceiling of the descent clusters (bench/oracle_clusters.py),
+#    and the bounds of the published view (bench/published_bounds.py).
 # 4. `civic bench clusters`: recomputation over 100,000 cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,5 @@ mkdir -p "$DIR/modes"
 [ -e "$DIR/modes/city" ] || ln -s "$(cd "$DIR/eiss" && pwd)/city" "$DIR/modes/city"
 "$BIN" bench modes --people 100000 --days 14 --dir "$DIR/modes"
 python3 bench/oracle_clusters.py "$DIR/eiss/city"
+python3 bench/published_bounds.py "$DIR/eiss/city"
 "$BIN" bench clusters --people 120000 --cases 100000 --dir "$DIR/clusters"
