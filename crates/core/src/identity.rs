@@ -95,7 +95,7 @@ impl fmt::Display for InstitutionKind {
 /// A display name of an institution or a person: 1–200 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(transparent)]
+#[serde(try_from = "String")]
 pub struct Name(String);
 
 impl Name {
@@ -117,7 +117,7 @@ impl fmt::Display for Name {
 /// A login name: 3–64 characters of `a-z 0-9 . _ -`, starting with a letter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(transparent)]
+#[serde(try_from = "String")]
 pub struct Username(String);
 
 impl Username {
@@ -195,7 +195,7 @@ impl fmt::Debug for Password {
 /// `a-z 0-9 -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(transparent)]
+#[serde(try_from = "String")]
 pub struct Region(String);
 
 impl Region {
@@ -226,6 +226,13 @@ impl fmt::Display for Region {
         f.write_str(&self.0)
     }
 }
+
+// Text newtypes come into the program only through their `parse`, from
+// JSON and from storage alike.
+through_parse!(Name, |raw: &str| Name::parse("name", raw));
+through_parse!(Username, Username::parse);
+through_parse!(Region, Region::parse);
+through_parse!(Subject, Subject::parse);
 
 /// What a user's job allows, without its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -330,7 +337,7 @@ pub struct Duty {
 /// synthetic population's person number).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(transparent)]
+#[serde(try_from = "String")]
 pub struct Subject(String);
 
 impl Subject {
@@ -457,6 +464,22 @@ mod tests {
         let police = Duty::parse("police_location_officer").unwrap();
         assert!(police.check_institution(InstitutionKind::Police).is_ok());
         assert!(police.check_institution(InstitutionKind::Telco).is_err());
+    }
+
+    #[test]
+    fn text_newtypes_deserialise_through_their_parse() {
+        let user: Username = serde_json::from_str("\" Alice \"").unwrap();
+        assert_eq!(user.as_str(), "alice");
+        assert!(serde_json::from_str::<Username>("\"1bad\"").is_err());
+        let region: Region = serde_json::from_str("\"Seoul\"").unwrap();
+        assert_eq!(region.as_str(), "seoul");
+        assert!(serde_json::from_str::<Region>("\"seoul city\"").is_err());
+        assert!(serde_json::from_str::<Name>("\"  \"").is_err());
+        assert!(serde_json::from_str::<Subject>("\"a/b\"").is_err());
+        let duty: Duty =
+            serde_json::from_str(r#"{"kind":"investigator","region":"Seoul"}"#).unwrap();
+        assert_eq!(duty.region.unwrap().as_str(), "seoul");
+        assert_eq!(serde_json::to_string(&user).unwrap(), "\"alice\"");
     }
 
     #[test]

@@ -26,6 +26,20 @@ macro_rules! id_type {
     };
 }
 
+/// Lets serde build a text newtype only through its `parse` (its
+/// `#[serde(try_from = "String")]`).
+macro_rules! through_parse {
+    ($name:ident, $parse:expr) => {
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+
+            fn try_from(raw: String) -> Result<Self, ValidationError> {
+                ($parse)(raw.as_str())
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod error;
 pub mod identity;
