@@ -189,8 +189,8 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::tes
         .count();
     assert_eq!(kept, 1, "one answer kept for one request");
 
-    // A refusal is final, at once.
-    let t = std::time::Instant::now();
+    // A refusal is final: not asked again (the log below shows one
+    // attempt, where a retried refusal would end as unreachable).
     let refused = client
         .ask(
             &url,
@@ -204,7 +204,6 @@ async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::tes
         matches!(&refused, Err(ExchangeError::Refused(why)) if why.contains("already used")),
         "{refused:?}"
     );
-    assert!(t.elapsed() < Duration::from_secs(5));
 
     // An answer must be the node's: another key does not verify it.
     let stranger = SigningKey::generate(&mut rand::rngs::OsRng).verifying_key();
