@@ -18,11 +18,144 @@ use civic_core::investigation::{CaseId, RequestStatus};
 use civic_hub::eiss::DataRequestInput;
 use civic_hub::{Actor, Config, Ctx, Hub};
 use civic_store::{InvestigationStore, RequestFilter};
+use clap::Subcommand;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// The epidemic investigation end to end: every confirmed case of a
+    /// city asked for, approved, collected from the nodes, its route,
+    /// contacts and cluster built; timed per case and scored against the
+    /// city's truth.
+    Eiss {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the city, the hub's database, the nodes and the results go.
+        #[arg(long, default_value = "./bench-data/eiss")]
+        dir: PathBuf,
+        /// A PostgreSQL database instead of SQLite in --dir.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Cases worked on at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Only the first N cases (by confirmation).
+        #[arg(long)]
+        max_cases: Option<usize>,
+        /// The response's rules as JSON (see `civic eiss open-response`).
+        #[arg(long)]
+        rules: Option<String>,
+    },
+    /// Public MyData's transfers: each timed from the citizen's consent to
+    /// the package verified at the agency, many at once.
+    Mydata {
+        #[arg(long, default_value_t = 2_000)]
+        people: usize,
+        #[arg(long, default_value_t = 5_000)]
+        transfers: usize,
+        /// Transfers in flight at once.
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        #[arg(long, default_value = "./bench-data/mydata")]
+        dir: PathBuf,
+        /// A PostgreSQL database instead of SQLite in --dir.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Clusters in every mode but the nodes' (that is `bench eiss`): from
+    /// interviews, from published routes, from both, with and without
+    /// onsets; each scored beside a naive same-place same-day union and the
+    /// ceiling of what the mode's rows show.
+    Modes {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "./bench-data/modes")]
+        dir: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Capacity: many cases' routes (published elsewhere) in one response,
+    /// and the time to recompute its clusters.
+    Clusters {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        #[arg(long, default_value = "./bench-data/clusters")]
+        dir: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+/// Runs a `civic bench` command.
+pub(crate) async fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Eiss {
+            people,
+            days,
+            seed,
+            dir,
+            database_url,
+            parallel,
+            max_cases,
+            rules,
+        } => {
+            eiss(EissArgs {
+                people,
+                days,
+                seed,
+                dir,
+                database_url,
+                parallel,
+                max_cases,
+                rules,
+            })
+            .await
+        }
+        BenchCommand::Modes {
+            people,
+            days,
+            seed,
+            dir,
+            database_url,
+        } => modes(&dir, people, days, seed, database_url).await,
+        BenchCommand::Clusters {
+            people,
+            cases,
+            dir,
+            database_url,
+        } => clusters(&dir, people, cases, database_url).await,
+        BenchCommand::Mydata {
+            people,
+            transfers,
+            concurrency,
+            dir,
+            database_url,
+        } => {
+            mydata(MydataArgs {
+                people,
+                transfers,
+                concurrency,
+                dir,
+                database_url,
+            })
+            .await
+        }
+    }
+}
 
 /// A demo user, as if signed in with two factors (in-process only: who
 /// holds the hub holds its keys).
@@ -69,7 +202,8 @@ pub struct EissArgs {
 pub async fn eiss(args: EissArgs) -> Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.dir)?;
-    let summary = crate::city(&args.dir.join("city"), args.people, args.days, args.seed).await?;
+    let summary =
+        crate::sim::city(&args.dir.join("city"), args.people, args.days, args.seed).await?;
     println!(
         "city: {} people, {} days, {} pings, {} cases ({:.1} s)",
         summary.people,
@@ -431,7 +565,7 @@ pub async fn clusters(
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let city = dir.join("city");
-    let summary = crate::city(&city, people, 14, 1).await?;
+    let summary = crate::sim::city(&city, people, 14, 1).await?;
     println!("city: {} people, {} days", summary.people, summary.days);
     // Routes: each of `cases` people, over the five days around an onset
     // drawn for them, as the case-route format has it.
@@ -587,7 +721,7 @@ pub struct MydataArgs {
 pub async fn mydata(args: MydataArgs) -> Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.dir)?;
-    let summary = crate::city(&args.dir.join("city"), args.people, 1, 1).await?;
+    let summary = crate::sim::city(&args.dir.join("city"), args.people, 1, 1).await?;
     let config = Config {
         data_dir: args.dir.clone(),
         database_url: args.database_url.clone(),
@@ -929,7 +1063,7 @@ pub async fn modes(
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let city = dir.join("city");
-    let summary = crate::city(&city, people, days, seed).await?;
+    let summary = crate::sim::city(&city, people, days, seed).await?;
     println!(
         "city: {} people, {} days, {} cases",
         summary.people, summary.days, summary.cases

@@ -73,7 +73,7 @@ pub struct Client {
 fn http(ca: Option<&Path>) -> Result<reqwest::Client> {
     let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600));
     let builder = match ca {
-        Some(ca) => builder.use_preconfigured_tls(crate::trusting(ca)?),
+        Some(ca) => builder.use_preconfigured_tls(crate::node::trusting(ca)?),
         None => builder,
     };
     Ok(builder.build()?)

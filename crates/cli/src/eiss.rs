@@ -2,7 +2,7 @@
 //! the person signed in with `civic login` (or an API token).
 
 use crate::client::{Client, HubArgs};
-use crate::output::{self, Format};
+use crate::output::{self, s, table, Format};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -159,32 +159,6 @@ pub enum EissCommand {
 
 fn read(file: &Path) -> Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
-}
-
-pub(crate) fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Array(items) => items.iter().map(s).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
-}
-
-/// The items of a list answer, or a single answer as one item.
-pub(crate) fn items(v: &Value) -> Vec<Value> {
-    v.as_array().cloned().unwrap_or_else(|| vec![v.clone()])
-}
-
-pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
-    let rows: Vec<Vec<String>> = items
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|item| keys.iter().map(|k| s(&item[*k])).collect())
-                .collect()
-        })
-        .unwrap_or_default();
-    output::print(format, headers, &rows, items.clone());
 }
 
 pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -> Result<()> {

@@ -3,8 +3,8 @@
 //! MyData operator's, signed in with `civic login`).
 
 use crate::client::{Client, HubArgs};
-use crate::eiss::{items, table};
 use crate::output::Format;
+use crate::output::{items, table};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};

@@ -1,5 +1,6 @@
 //! Table (default on a terminal), JSON and CSV output.
 
+use serde_json::Value;
 use std::io::IsTerminal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,4 +86,32 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde
             }
         }
     }
+}
+
+/// A JSON value as a table cell.
+pub(crate) fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(items) => items.iter().map(s).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The items of a list answer, or a single answer as one item.
+pub(crate) fn items(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_else(|| vec![v.clone()])
+}
+
+/// The keys of each item of a list answer as a table's rows.
+pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
+    let rows: Vec<Vec<String>> = items
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|item| keys.iter().map(|k| s(&item[*k])).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    print(format, headers, &rows, items.clone());
 }

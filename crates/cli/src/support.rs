@@ -2,8 +2,8 @@
 //! the person signed in (an institution's staff, or a support agent).
 
 use crate::client::{Client, HubArgs};
-use crate::eiss::{items, s, table};
 use crate::output::Format;
+use crate::output::{items, s, table};
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{json, Value};
