@@ -817,7 +817,7 @@ pub async fn mydata(args: MydataArgs) -> Result<()> {
                     },
                 )
                 .await?;
-            if done.state != "delivered" {
+            if done.state != civic_core::mydata::TransferState::Delivered {
                 bail!("transfer {id} is {}", done.state);
             }
             let package = hub.transfer_package(&agency, id).await?;

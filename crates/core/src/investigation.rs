@@ -17,50 +17,6 @@ id_type!(CaseId, "a case");
 id_type!(DataRequestId, "a data request");
 id_type!(ContactId, "a contact");
 
-/// Declares a string-valued state enum with `as_str`, `parse` and `ALL`.
-macro_rules! states {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),*
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),*
-                }
-            }
-
-            pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-                let raw = raw.trim().replace('-', "_");
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|s| s.as_str() == raw)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                        ValidationError::new(
-                            stringify!($name),
-                            format!("unknown value; expected one of {}", names.join(", ")),
-                        )
-                    })
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 states!(
     /// Whether a response still collects, or has ended (its data deleted).
     ResponseStatus {

@@ -40,10 +40,55 @@ macro_rules! through_parse {
     };
 }
 
+/// Declares a string-valued state enum with `as_str`, `parse` and `ALL`.
+macro_rules! states {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),*
+                }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, $crate::ValidationError> {
+                let raw = raw.trim().replace('-', "_");
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|s| s.as_str() == raw)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                        $crate::ValidationError::new(
+                            stringify!($name),
+                            format!("unknown value; expected one of {}", names.join(", ")),
+                        )
+                    })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod error;
 pub mod identity;
 pub mod investigation;
+pub mod mydata;
 pub mod policy;
 #[cfg(feature = "openapi")]
 pub mod schemas;

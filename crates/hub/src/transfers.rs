@@ -24,6 +24,7 @@ use crate::mydata::InstitutionNames;
 use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{DutyKind, InstitutionId, Subject};
+use civic_core::mydata::TransferState;
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_exchange::wire::{
@@ -164,9 +165,7 @@ pub struct TransferView {
     pub legal_basis: String,
     /// How long the agency may keep what it receives (days).
     pub retention_days: i64,
-    /// `awaiting_consent`, `refused`, `consented`, `delivered`, `failed`,
-    /// `withdrawn`.
-    pub state: String,
+    pub state: TransferState,
     pub mode: Option<String>,
     pub consent_until: Option<String>,
     pub interval_days: Option<i64>,
@@ -477,7 +476,7 @@ fn view_of(
         purpose: t.purpose.clone(),
         legal_basis: t.legal_basis.clone(),
         retention_days: t.retention_days,
-        state: t.state.clone(),
+        state: t.state,
         mode: t.mode.clone(),
         consent_until: t.consent_until.map(rfc3339),
         interval_days: t.interval_days,
@@ -1168,7 +1167,7 @@ impl Hub {
         let (t, last) = self
             .found(ctx, id, "mydata.transfer.resend", By::Agency, false)
             .await?;
-        if t.mode.as_deref() != Some("periodic") || t.state != "delivered" {
+        if t.mode.as_deref() != Some("periodic") || t.state != TransferState::Delivered {
             return Err(HubError::Conflict(format!(
                 "transfer {id} is not a delivered periodic consent"
             )));
@@ -1799,12 +1798,11 @@ pub fn portability_csv(export: &Value) -> String {
 /// information elements, in the JSON names the DPV community's guide to
 /// it uses).
 fn consent_record(t: &TransferView, hub: &str) -> Value {
-    let state = match t.state.as_str() {
-        "awaiting_consent" => "requested",
-        "refused" => "refused",
-        "withdrawn" => "withdrawn",
-        "failed" => "given",
-        _ => "given",
+    let state = match t.state {
+        TransferState::AwaitingConsent => "requested",
+        TransferState::Refused => "refused",
+        TransferState::Withdrawn => "withdrawn",
+        TransferState::Consented | TransferState::Delivered | TransferState::Failed => "given",
     };
     let mut events = vec![
         json!({"event_time": t.created_at, "event_type": "requested", "event_by": t.agency.name}),
@@ -1812,7 +1810,7 @@ fn consent_record(t: &TransferView, hub: &str) -> Value {
     if let Some(at) = &t.decided_at {
         events.push(json!({
             "event_time": at,
-            "event_type": if t.state == "refused" { "refused" } else { "given" },
+            "event_type": if t.state == TransferState::Refused { "refused" } else { "given" },
             "event_by": "data subject",
         }));
     }

@@ -6,6 +6,7 @@
 //! holders keep of him. Each way an agency could get an item without a
 //! live agreement and a live consent is refused.
 
+use civic_core::mydata::TransferState;
 use civic_hub::transfers::{ConsentRequest, RefusalRequest, TransferRequest, VerifyRequest};
 use civic_hub::{Config, Ctx, Hub, HubError, HubKeys};
 use civic_store::testing::TestDb;
@@ -161,7 +162,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         .request_transfer(&agency, ask(income.id, &["income_bracket"]))
         .await
         .unwrap();
-    assert_eq!(t.state, "awaiting_consent");
+    assert_eq!(t.state, TransferState::AwaitingConsent);
     let mine = hub.transfers(&citizen).await.unwrap();
     let shown = mine.iter().find(|x| x.id == t.id).unwrap();
     assert_eq!(shown.agency.name, "Korea Employment Information Service");
@@ -185,7 +186,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
 
     // Consent: delivered at once.
     let t = hub.consent_transfer(&citizen, t.id, once()).await.unwrap();
-    assert_eq!(t.state, "delivered", "{t:?}");
+    assert_eq!(t.state, TransferState::Delivered, "{t:?}");
     assert_eq!(t.deliveries.len(), 1);
     let r = hub.consent_transfer(&citizen, t.id, once()).await;
     assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
@@ -310,7 +311,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(refused.state, "refused");
+    assert_eq!(refused.state, TransferState::Refused);
     let r = hub.transfer_package(&agency, refused.id).await;
     assert!(matches!(r, Err(HubError::Conflict(_))), "{r:?}");
 
@@ -352,7 +353,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
 
     // Withdrawal: revoked at the holder, shredded at the hub, the agency told.
     let w = hub.withdraw_transfer(&citizen, t.id).await.unwrap();
-    assert_eq!(w.state, "withdrawn");
+    assert_eq!(w.state, TransferState::Withdrawn);
     assert!(w.revoked_at.is_some(), "{w:?}");
     assert!(w.deliveries.iter().all(|d| !d.kept));
     let r = hub.transfer_package(&agency, t.id).await;
@@ -438,7 +439,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         .consent_transfer(&citizen, later.id, once())
         .await
         .unwrap();
-    assert_eq!(waiting.state, "consented");
+    assert_eq!(waiting.state, TransferState::Consented);
     assert_eq!(
         hub.deliver_pending(std::time::Duration::ZERO)
             .await
@@ -465,7 +466,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     );
     assert_eq!(
         hub.transfer(&agency, later.id).await.unwrap().state,
-        "delivered"
+        TransferState::Delivered
     );
 
     // The public catalogue counts what was sent: entries, years, agencies.
@@ -534,7 +535,10 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     let stranger = &answers[13];
     let delivered = answers[..13]
         .iter()
-        .filter(|a| a.as_ref().is_ok_and(|v| v.state == "delivered"))
+        .filter(|a| {
+            a.as_ref()
+                .is_ok_and(|v| v.state == TransferState::Delivered)
+        })
         .count();
     assert_eq!(delivered, 12, "{answers:?}");
     assert!(

@@ -333,9 +333,9 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
         hub.deliver_pending(Duration::ZERO).await.unwrap();
         let mut states = BTreeSet::new();
         for id in &transfers {
-            states.insert(hub.transfer(&agency, *id).await.unwrap().state);
+            states.insert(hub.transfer(&agency, *id).await.unwrap().state.as_str());
         }
-        if states.iter().all(|s| s == "delivered") {
+        if states.iter().all(|s| *s == "delivered") {
             break;
         }
         assert!(

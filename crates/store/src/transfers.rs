@@ -276,7 +276,8 @@ macro_rules! impl_transfers {
                 legal_basis: row.try_get("legal_basis")?,
                 retention_days: row.try_get("retention_days")?,
                 recipient_key: row.try_get("recipient_key")?,
-                state: row.try_get("state")?,
+                state: civic_core::mydata::TransferState::parse(&row.try_get::<String, _>("state")?)
+                    .map_err(|e| corrupt(format!("transfer state: {e}")))?,
                 mode: row.try_get("mode")?,
                 consent_until: opt_ts("consent_until")?,
                 interval_days: row.try_get("interval_days")?,
@@ -418,16 +419,16 @@ macro_rules! impl_transfers {
                 approved(&status.map(|s| (agreement, s)).into_iter().collect(), agreement)
             }
 
-            /// Moves a transfer from one of `from` to a new state with
-            /// `set` (SQL assignments after `state = $2`, binding $3…),
+            /// Moves a transfer by `step` (from a state the machine allows
+            /// it from) with `set` (SQL assignments after `state = $2`,
+            /// binding $3…),
             /// appends the event and the audit, and returns it.
             #[allow(clippy::too_many_arguments)]
             async fn move_transfer(
                 &self,
                 id: i64,
                 party: &$crate::transfers::Party,
-                from: &[&str],
-                to: &str,
+                step: civic_core::mydata::TransferStep,
                 set: &str,
                 binds: Vec<$crate::transfers::Bind>,
                 event: Option<&str>,
@@ -435,15 +436,12 @@ macro_rules! impl_transfers {
             ) -> Result<Transfer> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
-                if !from.contains(&before.state.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "transfer {id} is {}, not {}",
-                        before.state,
-                        from.join(" or ")
-                    )));
-                }
+                let to = before
+                    .state
+                    .after(step)
+                    .map_err(|why| StoreError::Conflict(format!("transfer {id} is {why}")))?;
                 let sql = format!("UPDATE mydata_transfers SET state = $2{set} WHERE id = $1");
-                let mut q = sqlx::query(&sql).bind(id).bind(to);
+                let mut q = sqlx::query(&sql).bind(id).bind(to.as_str());
                 for b in binds {
                     q = match b {
                         $crate::transfers::Bind::Int(v) => q.bind(v),
@@ -471,7 +469,7 @@ macro_rules! impl_transfers {
                 let row = sqlx::query(&format!(
                     "INSERT INTO mydata_transfers (agreement_id, offer_id, agency_id, holder_id, subject, subject_tag, items, service, \
                      purpose, legal_basis, retention_days, recipient_key, state, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $14, $6, $7, $8, $9, $10, $11, 'awaiting_consent', $12, $13) \
+                     VALUES ($1, $2, $3, $4, $5, $14, $6, $7, $8, $9, $10, $11, $15, $12, $13) \
                      RETURNING {TRANSFER_COLUMNS}"
                 ))
                 .bind(new.agreement)
@@ -488,6 +486,7 @@ macro_rules! impl_transfers {
                 .bind(new.created_by.0)
                 .bind(now)
                 .bind(&new.subject_tag)
+                .bind(civic_core::mydata::TransferState::AwaitingConsent.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
                 let transfer = transfer_from(&row)?;
@@ -567,13 +566,17 @@ macro_rules! impl_transfers {
                         results.push(Err(StoreError::NotFound(format!("transfer {id}"))));
                         continue;
                     };
-                    if t.state != "awaiting_consent" {
-                        results.push(Err(StoreError::Conflict(format!(
-                            "transfer {id} is {}, not awaiting consent",
-                            t.state
-                        ))));
-                        continue;
-                    }
+                    let step = match decision {
+                        TransferDecision::Consent { .. } => civic_core::mydata::TransferStep::Consent,
+                        TransferDecision::Refuse { .. } => civic_core::mydata::TransferStep::Refuse,
+                    };
+                    let next = match t.state.after(step) {
+                        Ok(next) => next,
+                        Err(why) => {
+                            results.push(Err(StoreError::Conflict(format!("transfer {id} is {why}"))));
+                            continue;
+                        }
+                    };
                     match decision {
                         TransferDecision::Consent { mode, until, interval_days, sealed_key } => {
                             if let Err(e) = approved(&statuses, t.agreement) {
@@ -581,7 +584,7 @@ macro_rules! impl_transfers {
                                 continue;
                             }
                             consents.push((id, mode, until.map(|t| t.micros()), interval_days, sealed_key.clone()));
-                            t.state = "consented".into();
+                            t.state = next;
                             t.mode = Some(mode.into());
                             t.consent_until = until;
                             t.interval_days = interval_days;
@@ -589,13 +592,14 @@ macro_rules! impl_transfers {
                             events.push((t.agency, id, "transfer.consented"));
                         }
                         TransferDecision::Refuse { reason } => {
-                            sqlx::query("UPDATE mydata_transfers SET state = 'refused', reason = $2, decided_at = $3 WHERE id = $1")
+                            sqlx::query("UPDATE mydata_transfers SET state = $4, reason = $2, decided_at = $3 WHERE id = $1")
                                 .bind(id)
                                 .bind(reason.clone())
                                 .bind(now)
+                                .bind(next.as_str())
                                 .execute(&mut *tx)
                                 .await?;
-                            t.state = "refused".into();
+                            t.state = next;
                             t.reason = reason;
                             events.push((t.agency, id, "transfer.refused"));
                         }
@@ -616,9 +620,11 @@ macro_rules! impl_transfers {
                             .push_bind(sealed.clone());
                     });
                     qb.push(
-                        ") UPDATE mydata_transfers SET state = 'consented', mode = v.mode, consent_until = v.until, \
-                         interval_days = v.every, consent_key = v.sealed, decided_at = ",
+                        ") UPDATE mydata_transfers SET mode = v.mode, consent_until = v.until, \
+                         interval_days = v.every, consent_key = v.sealed, state = ",
                     );
+                    qb.push_bind(civic_core::mydata::TransferState::Consented.as_str());
+                    qb.push(", decided_at = ");
                     qb.push_bind(now);
                     qb.push(" FROM v WHERE mydata_transfers.id = v.id");
                     qb.build().execute(&mut *tx).await?;
@@ -662,13 +668,14 @@ macro_rules! impl_transfers {
                 for (i, mut op) in ops.into_iter().enumerate() {
                     let live = match found.get_mut(&op.id) {
                         None => Err(StoreError::NotFound(format!("transfer {}", op.id))),
-                        Some(t) if !matches!(t.state.as_str(), "consented" | "delivered") || t.consent_key.is_none() => {
-                            Err(StoreError::Conflict(format!("transfer {} is {}: its consent is not live", op.id, t.state)))
-                        }
-                        Some(t) => approved(&statuses, t.agreement).map(|()| {
-                            op.audit.subject = Some(t.subject_tag.clone());
-                            t.state = "delivered".into();
-                        }),
+                        Some(t) => match t.state.after(civic_core::mydata::TransferStep::Deliver) {
+                            Ok(next) if t.consent_key.is_some() => approved(&statuses, t.agreement).map(|()| {
+                                op.audit.subject = Some(t.subject_tag.clone());
+                                t.state = next;
+                            }),
+                            Ok(_) => Err(StoreError::Conflict(format!("transfer {}: its consent's key is gone", op.id))),
+                            Err(why) => Err(StoreError::Conflict(format!("transfer {} is {why}", op.id))),
+                        },
                     };
                     match live {
                         Ok(()) => {
@@ -696,7 +703,9 @@ macro_rules! impl_transfers {
                         let d = delivery_from(&row)?;
                         delivered.insert((d.transfer, d.node.clone(), d.status_index), d);
                     }
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_transfers SET state = 'delivered' WHERE id IN ");
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_transfers SET state = ");
+                    qb.push_bind(civic_core::mydata::TransferState::Delivered.as_str());
+                    qb.push(" WHERE id IN ");
                     push_ids(&mut qb, chunk.iter().map(|(_, op)| op.id));
                     qb.build().execute(&mut *tx).await?;
                 }
@@ -721,8 +730,7 @@ macro_rules! impl_transfers {
                 self.move_transfer(
                     id,
                     &$crate::transfers::Party::Hub,
-                    &["consented"],
-                    "failed",
+                    civic_core::mydata::TransferStep::Fail,
                     ", reason = $3, consent_key = NULL",
                     vec![$crate::transfers::Bind::Text(reason.to_owned())],
                     Some("transfer.failed"),
@@ -796,20 +804,19 @@ macro_rules! impl_transfers {
             async fn withdraw_transfer(&self, id: i64, party: &Party, mut audit: AuditEntry) -> Result<Transfer> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
-                if !matches!(before.state.as_str(), "consented" | "delivered") {
-                    return Err(StoreError::Conflict(format!(
-                        "transfer {id} is {}: there is no live consent to withdraw",
-                        before.state
-                    )));
-                }
+                let next = before
+                    .state
+                    .after(civic_core::mydata::TransferStep::Withdraw)
+                    .map_err(|why| StoreError::Conflict(format!("transfer {id} is {why}")))?;
                 let now = Timestamp::now().micros();
                 // Crypto-shredding: the key and every package sealed
                 // under it go in the same transaction.
                 sqlx::query(
-                    "UPDATE mydata_transfers SET state = 'withdrawn', consent_key = NULL, withdrawn_at = $2 WHERE id = $1",
+                    "UPDATE mydata_transfers SET state = $3, consent_key = NULL, withdrawn_at = $2 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(now)
+                .bind(next.as_str())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("UPDATE mydata_deliveries SET package = NULL WHERE transfer_id = $1")
@@ -827,8 +834,7 @@ macro_rules! impl_transfers {
                 self.move_transfer(
                     id,
                     &$crate::transfers::Party::Hub,
-                    &["withdrawn"],
-                    "withdrawn",
+                    civic_core::mydata::TransferStep::MarkRevoked,
                     ", revoked_at = $3",
                     vec![$crate::transfers::Bind::Int(Timestamp::now().micros())],
                     None,
@@ -841,8 +847,7 @@ macro_rules! impl_transfers {
                 self.move_transfer(
                     id,
                     party,
-                    &["withdrawn"],
-                    "withdrawn",
+                    civic_core::mydata::TransferStep::ConfirmDeletion,
                     ", deletion_confirmed_at = COALESCE(deletion_confirmed_at, $3)",
                     vec![$crate::transfers::Bind::Int(Timestamp::now().micros())],
                     None,
@@ -853,17 +858,19 @@ macro_rules! impl_transfers {
 
             async fn undelivered(&self, before: Timestamp) -> Result<Vec<i64>> {
                 Ok(sqlx::query_scalar(
-                    "SELECT id FROM mydata_transfers WHERE state = 'consented' AND decided_at < $1 ORDER BY id LIMIT 1000",
+                    "SELECT id FROM mydata_transfers WHERE state = $2 AND decided_at < $1 ORDER BY id LIMIT 1000",
                 )
                 .bind(before.micros())
+                .bind(civic_core::mydata::TransferState::Consented.as_str())
                 .fetch_all(&self.pool)
                 .await?)
             }
 
             async fn unrevoked(&self) -> Result<Vec<i64>> {
                 Ok(sqlx::query_scalar(
-                    "SELECT id FROM mydata_transfers WHERE state = 'withdrawn' AND revoked_at IS NULL ORDER BY id",
+                    "SELECT id FROM mydata_transfers WHERE state = $1 AND revoked_at IS NULL ORDER BY id",
                 )
+                .bind(civic_core::mydata::TransferState::Withdrawn.as_str())
                 .fetch_all(&self.pool)
                 .await?)
             }

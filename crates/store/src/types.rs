@@ -552,9 +552,7 @@ pub struct Transfer {
     pub legal_basis: String,
     pub retention_days: i64,
     pub recipient_key: String,
-    /// `awaiting_consent`, `refused`, `consented`, `delivered`, `failed`,
-    /// `withdrawn`.
-    pub state: String,
+    pub state: civic_core::mydata::TransferState,
     /// `once` or `periodic`, once consented.
     pub mode: Option<String>,
     /// Until when the consent lasts (periodic sending).
