@@ -748,7 +748,10 @@ pub async fn mydata(args: MydataArgs) -> Result<()> {
         .list_agreements(&agency)
         .await?
         .into_iter()
-        .find(|a| a.offer_code == "income-bracket" && a.status == "approved")
+        .find(|a| {
+            a.offer_code == "income-bracket"
+                && a.status == civic_core::mydata::AgreementStatus::Approved
+        })
         .ok_or_else(|| anyhow!("the demo has no approved income-bracket agreement"))?;
     let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
     let key = serde_json::to_value(civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(

@@ -8,6 +8,10 @@
 //! citizen may withdraw a live consent, which destroys its data key; the
 //! holder then marks the credentials revoked and the agency confirms its
 //! deletion.
+//!
+//! A transfer stands on an **agreement** between the agency and the holder
+//! of an offer, reached in a consultation; the **support centre**'s
+//! tickets are how institutions ask for help.
 
 states!(
     /// Where a transfer stands.
@@ -68,6 +72,91 @@ impl TransferState {
     }
 }
 
+states!(
+    /// Where a version of a linkage agreement stands.
+    AgreementStatus {
+        Applied = "applied",
+        Questioned = "questioned",
+        Approved = "approved",
+        Rejected = "rejected",
+        /// A later version was applied for or approved.
+        Superseded = "superseded",
+    }
+);
+
+states!(
+    /// A step of an agreement's consultation, kept as a note.
+    AgreementStep {
+        /// The agency applies (the first note of a version).
+        Apply = "apply",
+        /// The holder asks the agency a question.
+        Question = "question",
+        /// The agency answers it.
+        Answer = "answer",
+        Approve = "approve",
+        Reject = "reject",
+        /// Either comments; the status stays.
+        Comment = "comment",
+    }
+);
+
+impl AgreementStatus {
+    /// The status `step` leads to (`None`: it stays), or why the step
+    /// cannot happen now (to follow "agreement 7 is …"). The
+    /// consultation's machine, in one place.
+    pub fn after(self, step: AgreementStep) -> Result<Option<AgreementStatus>, String> {
+        use AgreementStatus::*;
+        use AgreementStep::*;
+        match (self, step) {
+            (_, Comment) => Ok(None),
+            (Applied, Question) => Ok(Some(Questioned)),
+            (Applied, Approve) => Ok(Some(Approved)),
+            (Applied | Questioned, Reject) => Ok(Some(Rejected)),
+            (Questioned, Answer) => Ok(Some(Applied)),
+            _ => Err(format!("{self}: the step {step} does not apply to it now")),
+        }
+    }
+
+    /// Whether the consultation has ended in a decision.
+    pub fn decided(self) -> bool {
+        matches!(self, AgreementStatus::Approved | AgreementStatus::Rejected)
+    }
+}
+
+states!(
+    /// What a support ticket is about.
+    TicketKind {
+        NewDataset = "new_dataset",
+        LinkageProblem = "linkage_problem",
+        Error = "error",
+        Other = "other",
+    }
+);
+
+states!(
+    /// Where a support ticket stands.
+    TicketStatus {
+        /// Waiting for the support centre.
+        Open = "open",
+        /// Waiting for the institution.
+        Answered = "answered",
+        Closed = "closed",
+    }
+);
+
+impl TicketStatus {
+    /// The status after a reply or a close, by an agent or by the
+    /// institution, or why it cannot change (to follow "ticket 7 is …").
+    pub fn after(self, close: bool, by_agent: bool) -> Result<TicketStatus, String> {
+        match (self, close, by_agent) {
+            (TicketStatus::Closed, _, _) => Err("closed: open a new one".into()),
+            (_, true, _) => Ok(TicketStatus::Closed),
+            (_, false, true) => Ok(TicketStatus::Answered),
+            (_, false, false) => Ok(TicketStatus::Open),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::TransferState::*;
@@ -101,5 +190,37 @@ mod tests {
         for state in TransferState::ALL {
             assert_eq!(TransferState::parse(state.as_str()), Ok(*state));
         }
+    }
+
+    #[test]
+    fn a_consultation_moves_only_along_its_machine() {
+        use AgreementStatus::*;
+        use AgreementStep::*;
+        assert_eq!(Applied.after(Question), Ok(Some(Questioned)));
+        assert_eq!(Questioned.after(Answer), Ok(Some(Applied)));
+        assert_eq!(Questioned.after(Reject), Ok(Some(Rejected)));
+        assert_eq!(Applied.after(Approve), Ok(Some(Approved)));
+        assert_eq!(Approved.after(Comment), Ok(None));
+        assert!(
+            Questioned.after(Approve).is_err(),
+            "a question is answered first"
+        );
+        assert!(Approved.after(Reject).is_err(), "a decision is final");
+        assert!(Superseded.after(Approve).is_err());
+        assert!(Applied.after(Answer).is_err());
+        assert!(Approved.decided() && Rejected.decided() && !Applied.decided());
+    }
+
+    #[test]
+    fn a_ticket_is_answered_reopened_and_closed() {
+        use TicketStatus::*;
+        assert_eq!(Open.after(false, true), Ok(Answered));
+        assert_eq!(Answered.after(false, false), Ok(Open));
+        assert_eq!(Answered.after(true, false), Ok(Closed));
+        assert!(Closed.after(false, true).is_err());
+        assert_eq!(
+            TicketKind::parse("linkage-problem"),
+            Ok(TicketKind::LinkageProblem)
+        );
     }
 }

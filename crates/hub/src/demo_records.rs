@@ -378,10 +378,9 @@ impl crate::Hub {
                     civic_store::NewAgreementNote {
                         agreement: agreement.id,
                         user: reviewer,
-                        kind: "approve".into(),
+                        kind: civic_core::mydata::AgreementStep::Approve,
                         text: "Approved for the demo.".into(),
                     },
-                    Some(("applied", "approved")),
                     entry("mydata.agreement.review"),
                 )
                 .await?;

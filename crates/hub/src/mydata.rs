@@ -12,6 +12,7 @@
 use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::error::parse_text;
 use civic_core::identity::InstitutionId;
+use civic_core::mydata::{AgreementStatus, AgreementStep};
 use civic_core::policy::Action;
 use civic_store::{
     Agreement, InstitutionStore, MydataStore, NewAgreement, NewAgreementNote, NewOffer, Offer,
@@ -188,7 +189,7 @@ pub struct AgreementNoteRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoteView {
     pub user: i64,
-    pub kind: String,
+    pub kind: AgreementStep,
     pub text: String,
     pub at: String,
 }
@@ -208,8 +209,7 @@ pub struct AgreementView {
     pub purpose: String,
     pub legal_basis: String,
     pub retention_days: i64,
-    /// `applied`, `questioned`, `approved`, `rejected`, `superseded`.
-    pub status: String,
+    pub status: AgreementStatus,
     pub applied_at: String,
     pub decided_at: Option<String>,
     pub history: Vec<NoteView>,
@@ -419,7 +419,7 @@ impl Hub {
         let names = self.institution_names().await?;
         let approved: Vec<&Agreement> = agreements
             .iter()
-            .filter(|a| a.status == "approved")
+            .filter(|a| a.status == AgreementStatus::Approved)
             .collect();
         let kind_of: HashMap<i64, &str> = offers.iter().map(|o| (o.id, o.kind.as_str())).collect();
         let needle = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
@@ -618,7 +618,7 @@ impl Hub {
             purpose: a.purpose.clone(),
             legal_basis: a.legal_basis.clone(),
             retention_days: a.retention_days,
-            status: a.status.clone(),
+            status: a.status,
             applied_at: a.created_at.to_rfc3339(),
             decided_at: a.decided_at.map(|t| t.to_rfc3339()),
             history,
@@ -705,39 +705,22 @@ impl Hub {
         .await?;
         let (agreement, holder) = self.agreement_and_holder(id).await?;
         let text = parse_text("text", &req.text, 2000)?;
-        let (action, status): (Action<'_>, Option<(&'static str, &'static str)>) =
-            match req.kind.as_str() {
-                "question" => (
-                    Action::ReviewMydataAgreement { holder },
-                    Some(("applied", "questioned")),
-                ),
-                "approve" => (
-                    Action::ReviewMydataAgreement { holder },
-                    Some(("applied", "approved")),
-                ),
-                "reject" => (
-                    Action::ReviewMydataAgreement { holder },
-                    Some((
-                        if agreement.status == "questioned" {
-                            "questioned"
-                        } else {
-                            "applied"
-                        },
-                        "rejected",
-                    )),
-                ),
-                "answer" => (
-                    Action::ApplyMydataAgreement,
-                    Some(("questioned", "applied")),
-                ),
-                "comment" => (Action::ListMydataAgreements, None),
-                _ => {
-                    return Err(invalid(
-                        "kind",
-                        "must be question, approve, reject, answer or comment",
-                    ))
-                }
-            };
+        let step = AgreementStep::parse(&req.kind)
+            .ok()
+            .filter(|s| *s != AgreementStep::Apply)
+            .ok_or_else(|| {
+                invalid(
+                    "kind",
+                    "must be question, approve, reject, answer or comment",
+                )
+            })?;
+        let action = match step {
+            AgreementStep::Question | AgreementStep::Approve | AgreementStep::Reject => {
+                Action::ReviewMydataAgreement { holder }
+            }
+            AgreementStep::Answer => Action::ApplyMydataAgreement,
+            AgreementStep::Comment | AgreementStep::Apply => Action::ListMydataAgreements,
+        };
         let principal = ctx
             .principal()
             .ok_or_else(|| HubError::BadRequest("a consultation step is an operator's".into()))?;
@@ -747,26 +730,18 @@ impl Hub {
             return Err(HubError::NotFound(format!("agreement {id}")));
         }
         let entry = self
-            .authorize(
-                ctx,
-                action,
-                &format!("mydata.agreement.{}", req.kind),
-                &resource,
-            )
+            .authorize(ctx, action, &format!("mydata.agreement.{step}"), &resource)
             .await?;
-        if req.kind == "answer" && principal.institution != agreement.agency {
+        if step == AgreementStep::Answer && principal.institution != agreement.agency {
             return Err(HubError::Forbidden {
                 reason: "only the using agency answers the holder's questions",
                 needs_second_factor: false,
             });
         }
-        if let Some((from, _)) = status {
-            if agreement.status != from {
-                return Err(HubError::Conflict(format!(
-                    "agreement {id} is {}: the step {:?} does not apply to it now",
-                    agreement.status, req.kind
-                )));
-            }
+        // Checked again in the store's transaction; here so that a step
+        // out of turn is refused before anything is written.
+        if let Err(why) = agreement.status.after(step) {
+            return Err(HubError::Conflict(format!("agreement {id} is {why}")));
         }
         let agreement = self
             .store
@@ -774,10 +749,9 @@ impl Hub {
                 NewAgreementNote {
                     agreement: id,
                     user: principal.user,
-                    kind: req.kind,
+                    kind: step,
                     text,
                 },
-                status,
                 entry,
             )
             .await?;
@@ -1084,7 +1058,12 @@ fn demo_catalogue() -> Vec<(&'static str, NewOfferRequest)> {
 
 #[cfg(feature = "openapi")]
 fn note_kind() -> utoipa::openapi::Object {
-    civic_core::schemas::one_of(&["question", "approve", "reject", "answer", "comment"])
+    let steps: Vec<&str> = AgreementStep::ALL
+        .iter()
+        .filter(|s| **s != AgreementStep::Apply)
+        .map(|s| s.as_str())
+        .collect();
+    civic_core::schemas::one_of(&steps)
 }
 
 #[cfg(feature = "openapi")]

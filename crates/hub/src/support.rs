@@ -10,12 +10,11 @@
 use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::error::parse_text;
 use civic_core::identity::InstitutionId;
+use civic_core::mydata::{TicketKind, TicketStatus};
 use civic_core::policy::Action;
 use civic_store::{InstitutionStore, SupportStore, Ticket, Training};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-pub const TICKET_KINDS: [&str; 4] = ["new_dataset", "linkage_problem", "error", "other"];
 
 /// Tickets a list gives unless asked for another number.
 pub const TICKETS_PAGE: i64 = 100;
@@ -61,10 +60,9 @@ pub struct TicketView {
     pub id: i64,
     pub institution: crate::mydata::InstitutionRef,
     pub opened_by: i64,
-    pub kind: String,
+    pub kind: TicketKind,
     pub subject: String,
-    /// `open`, `answered`, `closed`.
-    pub status: String,
+    pub status: TicketStatus,
     pub opened_at: String,
     pub updated_at: String,
     pub messages: Vec<MessageView>,
@@ -207,18 +205,14 @@ impl Hub {
         let me = ctx.principal().ok_or_else(|| {
             HubError::BadRequest("a ticket is opened by an institution's staff".into())
         })?;
-        if !TICKET_KINDS.contains(&req.kind.as_str()) {
-            return Err(invalid(
-                "kind",
-                format!("must be one of {}", TICKET_KINDS.join(", ")),
-            ));
-        }
+        let kind = TicketKind::parse(&req.kind)
+            .map_err(|_| invalid("kind", format!("must be one of {}", kinds().join(", "))))?;
         let subject = parse_text("subject", &req.subject, 200)?;
         let text = civic_core::investigation::parse_reason(&req.text)
             .map_err(|e| invalid("text", e.message))?;
         let ticket = self
             .store
-            .open_ticket(me.institution, me.user, &req.kind, &subject, &text, entry)
+            .open_ticket(me.institution, me.user, kind, &subject, &text, entry)
             .await?;
         self.ticket_view(&ticket).await
     }
@@ -305,10 +299,10 @@ impl Hub {
         let me = ctx
             .principal()
             .ok_or_else(|| HubError::BadRequest("a ticket is updated by a person".into()))?;
-        if ticket.status == "closed" {
-            return Err(HubError::Conflict(format!(
-                "ticket {id} is closed: open a new one"
-            )));
+        // Checked again in the store's transaction; here so that a reply
+        // to a closed ticket is refused before its text is parsed.
+        if let Err(why) = ticket.status.after(req.close, agent) {
+            return Err(HubError::Conflict(format!("ticket {id} is {why}")));
         }
         let text = req
             .text
@@ -319,14 +313,9 @@ impl Hub {
         if text.is_none() && !req.close {
             return Err(invalid("text", "a reply needs a text"));
         }
-        let status = match (req.close, agent) {
-            (true, _) => "closed",
-            (false, true) => "answered",
-            (false, false) => "open",
-        };
         let ticket = self
             .store
-            .update_ticket(id, me.user, text.as_deref(), status, entry)
+            .update_ticket(id, me.user, text.as_deref(), req.close, agent, entry)
             .await?;
         self.ticket_view(&ticket).await
     }
@@ -477,5 +466,10 @@ impl Hub {
 
 #[cfg(feature = "openapi")]
 fn ticket_kind() -> utoipa::openapi::Object {
-    civic_core::schemas::one_of(&TICKET_KINDS)
+    civic_core::schemas::one_of(&kinds())
+}
+
+/// The kinds of ticket, as the API names them.
+fn kinds() -> Vec<&'static str> {
+    TicketKind::ALL.iter().map(|k| k.as_str()).collect()
 }

@@ -526,7 +526,7 @@ impl Hub {
             let err = HubError::NotFound(format!("agreement {}", req.agreement_id));
             return Err(self.refuse(entry, "no agreement of the agency", err).await);
         };
-        if agreement.status != "approved" {
+        if agreement.status != civic_core::mydata::AgreementStatus::Approved {
             let err = HubError::Conflict(format!(
                 "agreement {} is {}, not approved: no transfer may use it",
                 agreement.id, agreement.status

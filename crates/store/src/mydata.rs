@@ -28,14 +28,14 @@ pub trait MydataStore {
         &self,
         id: i64,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Agreement>>> + Send;
-    /// Adds a note to an agreement's history and, with `status`, moves it
-    /// from one status to another (a conflict if it is not in `from`); an
-    /// approval supersedes the earlier approved version. Applying for a new
-    /// version supersedes the earlier ones still under discussion.
+    /// Adds a note to an agreement's history and moves it by the note's
+    /// step (`AgreementStatus::after`, checked in the transaction: a
+    /// conflict if the step does not apply now); an approval supersedes
+    /// the earlier approved version. Applying for a new version supersedes
+    /// the earlier ones still under discussion.
     fn note_agreement(
         &self,
         note: crate::NewAgreementNote,
-        status: Option<(&'static str, &'static str)>,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Agreement>> + Send;
     fn agreement_notes(
@@ -46,6 +46,7 @@ pub trait MydataStore {
 
 macro_rules! impl_mydata {
     ($store:ident, $db:ty) => {
+        use civic_core::mydata::AgreementStatus;
         const OFFER_COLUMNS: &str =
             "id, holder_id, kind, code, title, description, legal_basis, items, created_at";
         const AGREEMENT_COLUMNS: &str = "id, offer_id, agency_id, service, version, items, purpose, \
@@ -76,7 +77,8 @@ macro_rules! impl_mydata {
                 purpose: row.try_get("purpose")?,
                 legal_basis: row.try_get("legal_basis")?,
                 retention_days: row.try_get("retention_days")?,
-                status: row.try_get("status")?,
+                status: AgreementStatus::parse(&row.try_get::<String, _>("status")?)
+                    .map_err(|e| corrupt(format!("agreement status: {e}")))?,
                 created_by: UserId(row.try_get("created_by")?),
                 created_at: ts(row.try_get("created_at")?),
                 decided_at: row.try_get::<Option<i64>, _>("decided_at")?.map(ts),
@@ -140,7 +142,7 @@ macro_rules! impl_mydata {
                 let row = sqlx::query(&format!(
                     "INSERT INTO mydata_agreements (offer_id, agency_id, service, version, items, purpose, legal_basis, \
                      retention_days, status, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'applied', $9, $10) RETURNING {AGREEMENT_COLUMNS}"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10) RETURNING {AGREEMENT_COLUMNS}"
                 ))
                 .bind(new.offer)
                 .bind(new.agency.0)
@@ -152,6 +154,7 @@ macro_rules! impl_mydata {
                 .bind(new.retention_days)
                 .bind(new.created_by.0)
                 .bind(now)
+                .bind(AgreementStatus::Applied.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
                 let agreement = agreement_from(&row)?;
@@ -159,22 +162,26 @@ macro_rules! impl_mydata {
                 // discussion; an approved one stays in force until this one
                 // is approved.
                 sqlx::query(
-                    "UPDATE mydata_agreements SET status = 'superseded' WHERE offer_id = $1 AND agency_id = $2 \
-                     AND service = $3 AND status IN ('applied', 'questioned') AND version < $4",
+                    "UPDATE mydata_agreements SET status = $5 WHERE offer_id = $1 AND agency_id = $2 \
+                     AND service = $3 AND status IN ($6, $7) AND version < $4",
                 )
                 .bind(new.offer)
                 .bind(new.agency.0)
                 .bind(&new.service)
                 .bind(agreement.version)
+                .bind(AgreementStatus::Superseded.as_str())
+                .bind(AgreementStatus::Applied.as_str())
+                .bind(AgreementStatus::Questioned.as_str())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, 'apply', $3, $4)",
+                    "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, $5, $3, $4)",
                 )
                 .bind(agreement.id)
                 .bind(new.created_by.0)
                 .bind(&new.purpose)
                 .bind(now)
+                .bind(civic_core::mydata::AgreementStep::Apply.as_str())
                 .execute(&mut *tx)
                 .await?;
                 let mut audit = audit;
@@ -202,7 +209,6 @@ macro_rules! impl_mydata {
             async fn note_agreement(
                 &self,
                 note: NewAgreementNote,
-                status: Option<(&'static str, &'static str)>,
                 audit: AuditEntry,
             ) -> Result<Agreement> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
@@ -213,29 +219,29 @@ macro_rules! impl_mydata {
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("agreement {}", note.agreement)))?;
                 let before = agreement_from(&row)?;
-                if let Some((from, to)) = status {
-                    if before.status != from {
-                        return Err(StoreError::Conflict(format!(
-                            "agreement {} is {}, not {from}",
-                            before.id, before.status
-                        )));
-                    }
-                    let decided = matches!(to, "approved" | "rejected").then_some(now);
+                let to = before
+                    .status
+                    .after(note.kind)
+                    .map_err(|why| StoreError::Conflict(format!("agreement {} is {why}", before.id)))?;
+                if let Some(to) = to {
+                    let decided = to.decided().then_some(now);
                     sqlx::query("UPDATE mydata_agreements SET status = $1, decided_at = COALESCE($2, decided_at) WHERE id = $3")
-                        .bind(to)
+                        .bind(to.as_str())
                         .bind(decided)
                         .bind(before.id)
                         .execute(&mut *tx)
                         .await?;
-                    if to == "approved" {
+                    if to == AgreementStatus::Approved {
                         sqlx::query(
-                            "UPDATE mydata_agreements SET status = 'superseded' WHERE offer_id = $1 AND agency_id = $2 \
-                             AND service = $3 AND status = 'approved' AND version < $4",
+                            "UPDATE mydata_agreements SET status = $5 WHERE offer_id = $1 AND agency_id = $2 \
+                             AND service = $3 AND status = $6 AND version < $4",
                         )
                         .bind(before.offer)
                         .bind(before.agency.0)
                         .bind(&before.service)
                         .bind(before.version)
+                        .bind(AgreementStatus::Superseded.as_str())
+                        .bind(AgreementStatus::Approved.as_str())
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -245,7 +251,7 @@ macro_rules! impl_mydata {
                 )
                 .bind(before.id)
                 .bind(note.user.0)
-                .bind(&note.kind)
+                .bind(note.kind.as_str())
                 .bind(&note.text)
                 .bind(now)
                 .execute(&mut *tx)
@@ -275,7 +281,8 @@ macro_rules! impl_mydata {
                         Ok(AgreementNote {
                             agreement: row.try_get("agreement_id")?,
                             user: UserId(row.try_get("user_id")?),
-                            kind: row.try_get("kind")?,
+                            kind: civic_core::mydata::AgreementStep::parse(&row.try_get::<String, _>("kind")?)
+                                .map_err(|e| corrupt(format!("agreement note: {e}")))?,
                             text: row.try_get("text")?,
                             created_at: ts(row.try_get("created_at")?),
                         })

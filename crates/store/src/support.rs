@@ -8,7 +8,7 @@ pub trait SupportStore {
         &self,
         institution: civic_core::identity::InstitutionId,
         user: civic_core::identity::UserId,
-        kind: &str,
+        kind: civic_core::mydata::TicketKind,
         subject: &str,
         text: &str,
         audit: civic_core::audit::AuditEntry,
@@ -30,13 +30,16 @@ pub trait SupportStore {
         &self,
         ids: &[i64],
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TicketMessage>>> + Send;
-    /// Adds a message (if any) and sets the status.
+    /// Adds a message (if any) and moves the ticket by a reply or a close,
+    /// by an agent or by the institution (`TicketStatus::after`, checked in
+    /// the transaction: a conflict once it is closed).
     fn update_ticket(
         &self,
         id: i64,
         user: civic_core::identity::UserId,
         text: Option<&str>,
-        status: &str,
+        close: bool,
+        by_agent: bool,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Ticket>> + Send;
     fn create_training(
@@ -74,9 +77,11 @@ macro_rules! impl_support {
                 id: row.try_get("id")?,
                 institution: InstitutionId(row.try_get("institution_id")?),
                 opened_by: UserId(row.try_get("opened_by")?),
-                kind: row.try_get("kind")?,
+                kind: civic_core::mydata::TicketKind::parse(&row.try_get::<String, _>("kind")?)
+                    .map_err(|e| corrupt(format!("ticket kind: {e}")))?,
                 subject: row.try_get("subject")?,
-                status: row.try_get("status")?,
+                status: civic_core::mydata::TicketStatus::parse(&row.try_get::<String, _>("status")?)
+                    .map_err(|e| corrupt(format!("ticket status: {e}")))?,
                 created_at: ts(row.try_get("created_at")?),
                 updated_at: ts(row.try_get("updated_at")?),
             })
@@ -120,7 +125,7 @@ macro_rules! impl_support {
                 &self,
                 institution: InstitutionId,
                 user: UserId,
-                kind: &str,
+                kind: civic_core::mydata::TicketKind,
                 subject: &str,
                 text: &str,
                 audit: AuditEntry,
@@ -129,13 +134,14 @@ macro_rules! impl_support {
                 let now = Timestamp::now().micros();
                 let row = sqlx::query(&format!(
                     "INSERT INTO support_tickets (institution_id, opened_by, kind, subject, status, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING {TICKET_COLUMNS}"
+                     VALUES ($1, $2, $3, $4, $6, $5, $5) RETURNING {TICKET_COLUMNS}"
                 ))
                 .bind(institution.0)
                 .bind(user.0)
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(subject)
                 .bind(now)
+                .bind(civic_core::mydata::TicketStatus::Open.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
                 let ticket = ticket_from(&row)?;
@@ -225,15 +231,27 @@ macro_rules! impl_support {
                 id: i64,
                 user: UserId,
                 text: Option<&str>,
-                status: &str,
+                close: bool,
+                by_agent: bool,
                 audit: AuditEntry,
             ) -> Result<Ticket> {
+                // The ledger lock serialises writers: the status read here
+                // is the one changed.
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let now = Timestamp::now().micros();
+                let before = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
+                let status = ticket_from(&before)?
+                    .status
+                    .after(close, by_agent)
+                    .map_err(|why| StoreError::Conflict(format!("ticket {id} is {why}")))?;
                 let row = sqlx::query(&format!(
                     "UPDATE support_tickets SET status = $1, updated_at = $2 WHERE id = $3 RETURNING {TICKET_COLUMNS}"
                 ))
-                .bind(status)
+                .bind(status.as_str())
                 .bind(now)
                 .bind(id)
                 .fetch_optional(&mut *tx)

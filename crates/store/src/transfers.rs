@@ -318,7 +318,7 @@ macro_rules! impl_transfers {
         /// Whether `agreement` (of `statuses`) lets transfers happen.
         fn approved(statuses: &HashMap<i64, String>, agreement: i64) -> Result<()> {
             match statuses.get(&agreement).map(String::as_str) {
-                Some("approved") => Ok(()),
+                Some(status) if status == civic_core::mydata::AgreementStatus::Approved.as_str() => Ok(()),
                 Some(other) => Err(StoreError::Conflict(format!(
                     "agreement {agreement} is {other}, not approved: no transfer may use it"
                 ))),

@@ -449,8 +449,7 @@ pub struct Agreement {
     pub purpose: String,
     pub legal_basis: String,
     pub retention_days: i64,
-    /// `applied`, `questioned`, `approved`, `rejected`, `superseded`.
-    pub status: String,
+    pub status: civic_core::mydata::AgreementStatus,
     pub created_by: UserId,
     pub created_at: Timestamp,
     pub decided_at: Option<Timestamp>,
@@ -460,8 +459,7 @@ pub struct Agreement {
 pub struct NewAgreementNote {
     pub agreement: i64,
     pub user: UserId,
-    /// `question`, `answer`, `approve`, `reject`.
-    pub kind: String,
+    pub kind: civic_core::mydata::AgreementStep,
     pub text: String,
 }
 
@@ -469,7 +467,7 @@ pub struct NewAgreementNote {
 pub struct AgreementNote {
     pub agreement: i64,
     pub user: UserId,
-    pub kind: String,
+    pub kind: civic_core::mydata::AgreementStep,
     pub text: String,
     pub created_at: Timestamp,
 }
@@ -480,11 +478,9 @@ pub struct Ticket {
     pub id: i64,
     pub institution: InstitutionId,
     pub opened_by: UserId,
-    /// `new_dataset`, `linkage_problem`, `error`, `other`.
-    pub kind: String,
+    pub kind: civic_core::mydata::TicketKind,
     pub subject: String,
-    /// `open`, `answered`, `closed`.
-    pub status: String,
+    pub status: civic_core::mydata::TicketStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
