@@ -1,5 +1,7 @@
 //! The storage suite: every test runs on SQLite and on PostgreSQL.
 
+mod common;
+
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{Duty, InstitutionKind, Name, UserId, Username};
 use civic_core::time::Timestamp;
@@ -8,41 +10,8 @@ use civic_ledger::{
 };
 use civic_store::testing::TestDb;
 use civic_store::*;
+use common::{audit, institution, user};
 use futures_util::TryStreamExt;
-
-fn audit(action: &str) -> AuditEntry {
-    AuditEntry::new(action, "test", Outcome::Allowed)
-}
-
-async fn institution(store: &Store, name: &str, kind: InstitutionKind) -> Institution {
-    store
-        .create_institution(
-            NewInstitution {
-                name: Name::parse("name", name).unwrap(),
-                kind,
-            },
-            audit("admin.institution.create"),
-        )
-        .await
-        .unwrap()
-}
-
-async fn user(store: &Store, institution: &Institution, username: &str, duties: &[&str]) -> User {
-    store
-        .create_user(
-            NewUser {
-                institution: institution.id,
-                username: Username::parse(username).unwrap(),
-                display_name: Name::parse("display_name", "Kim Ji-won").unwrap(),
-                password_hash: "$argon2id$fake".into(),
-                machine_client: false,
-                duties: duties.iter().map(|d| Duty::parse(d).unwrap()).collect(),
-            },
-            audit("admin.user.create"),
-        )
-        .await
-        .unwrap()
-}
 
 async fn institutions_are_created_listed_and_unique(db: TestDb) {
     let s = &db.store;
