@@ -25,6 +25,16 @@ states!(
     }
 );
 
+states!(
+    /// How long a consent lasts.
+    ConsentMode {
+        /// One credential, at once.
+        Once = "once",
+        /// A fresh credential at most once an interval, until a day.
+        Periodic = "periodic",
+    }
+);
+
 /// What can happen to a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferStep {
@@ -59,6 +69,18 @@ impl TransferState {
             (_, Deliver | Fail) => Err(format!("{self}: its consent is not live")),
             (_, Withdraw) => Err(format!("{self}: there is no live consent to withdraw")),
             (_, MarkRevoked | ConfirmDeletion) => Err(format!("{self}, not withdrawn")),
+        }
+    }
+
+    /// The event the agency is told of when `step` happens, if any.
+    pub fn event(step: TransferStep) -> Option<&'static str> {
+        match step {
+            TransferStep::Consent => Some("transfer.consented"),
+            TransferStep::Refuse => Some("transfer.refused"),
+            TransferStep::Deliver => Some("transfer.delivered"),
+            TransferStep::Fail => Some("transfer.failed"),
+            TransferStep::Withdraw => Some("consent.withdrawn"),
+            TransferStep::MarkRevoked | TransferStep::ConfirmDeletion => None,
         }
     }
 

@@ -24,7 +24,7 @@ use crate::mydata::InstitutionNames;
 use crate::{invalid, Ctx, Hub, HubError, Result};
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{DutyKind, InstitutionId, Subject};
-use civic_core::mydata::TransferState;
+use civic_core::mydata::{ConsentMode, TransferState};
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_exchange::wire::{
@@ -166,7 +166,7 @@ pub struct TransferView {
     /// How long the agency may keep what it receives (days).
     pub retention_days: i64,
     pub state: TransferState,
-    pub mode: Option<String>,
+    pub mode: Option<ConsentMode>,
     pub consent_until: Option<String>,
     pub interval_days: Option<i64>,
     pub reason: Option<String>,
@@ -477,7 +477,7 @@ fn view_of(
         legal_basis: t.legal_basis.clone(),
         retention_days: t.retention_days,
         state: t.state,
-        mode: t.mode.clone(),
+        mode: t.mode,
         consent_until: t.consent_until.map(rfc3339),
         interval_days: t.interval_days,
         reason: t.reason.clone(),
@@ -738,9 +738,11 @@ impl Hub {
         let (party, entry) = self
             .party(ctx, id, "mydata.transfer.consent", By::Citizen)
             .await?;
-        let (mode, until, interval) = match req.mode.as_str() {
-            "once" => ("once", None, None),
-            "periodic" => {
+        let mode = ConsentMode::parse(&req.mode)
+            .map_err(|_| invalid("mode", "must be once or periodic"))?;
+        let (until, interval) = match mode {
+            ConsentMode::Once => (None, None),
+            ConsentMode::Periodic => {
                 let raw = req
                     .until
                     .as_deref()
@@ -776,9 +778,8 @@ impl Hub {
                 if !(1..=366).contains(&every) {
                     return Err(invalid("interval_days", "must be 1-366"));
                 }
-                ("periodic", Some(end), Some(every))
+                (Some(end), Some(every))
             }
-            _ => return Err(invalid("mode", "must be once or periodic")),
         };
         let key = {
             use rand::RngCore;
@@ -1167,7 +1168,7 @@ impl Hub {
         let (t, last) = self
             .found(ctx, id, "mydata.transfer.resend", By::Agency, false)
             .await?;
-        if t.mode.as_deref() != Some("periodic") || t.state != TransferState::Delivered {
+        if t.mode != Some(ConsentMode::Periodic) || t.state != TransferState::Delivered {
             return Err(HubError::Conflict(format!(
                 "transfer {id} is not a delivered periodic consent"
             )));
@@ -1857,7 +1858,8 @@ fn consent_record(t: &TransferView, hub: &str) -> Value {
 
 #[cfg(feature = "openapi")]
 fn consent_mode() -> utoipa::openapi::Object {
-    civic_core::schemas::one_of(&["once", "periodic"])
+    let modes: Vec<&str> = ConsentMode::ALL.iter().map(|m| m.as_str()).collect();
+    civic_core::schemas::one_of(&modes)
 }
 
 /// Whether `url` is what `civic_core::schemas::webhook_url` describes

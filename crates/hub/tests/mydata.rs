@@ -127,7 +127,9 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     let find = |code: &str| {
         agreements
             .iter()
-            .find(|a| a.offer_code == code && a.status == civic_core::mydata::AgreementStatus::Approved)
+            .find(|a| {
+                a.offer_code == code && a.status == civic_core::mydata::AgreementStatus::Approved
+            })
             .unwrap()
             .clone()
     };

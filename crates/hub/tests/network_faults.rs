@@ -294,7 +294,9 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
         .await
         .unwrap()
         .into_iter()
-        .find(|a| a.offer_code == "household" && a.status == civic_core::mydata::AgreementStatus::Approved)
+        .find(|a| {
+            a.offer_code == "household" && a.status == civic_core::mydata::AgreementStatus::Approved
+        })
         .unwrap();
     let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
     let key = serde_json::to_value(civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(

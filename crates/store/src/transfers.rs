@@ -202,8 +202,7 @@ pub enum TransferFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransferDecision {
     Consent {
-        /// `once` or `periodic`.
-        mode: &'static str,
+        mode: civic_core::mydata::ConsentMode,
         until: Option<crate::Timestamp>,
         interval_days: Option<i64>,
         sealed_key: Vec<u8>,
@@ -278,7 +277,11 @@ macro_rules! impl_transfers {
                 recipient_key: row.try_get("recipient_key")?,
                 state: civic_core::mydata::TransferState::parse(&row.try_get::<String, _>("state")?)
                     .map_err(|e| corrupt(format!("transfer state: {e}")))?,
-                mode: row.try_get("mode")?,
+                mode: row
+                    .try_get::<Option<String>, _>("mode")?
+                    .map(|m| civic_core::mydata::ConsentMode::parse(&m))
+                    .transpose()
+                    .map_err(|e| corrupt(format!("consent mode: {e}")))?,
                 consent_until: opt_ts("consent_until")?,
                 interval_days: row.try_get("interval_days")?,
                 reason: row.try_get("reason")?,
@@ -348,7 +351,11 @@ macro_rules! impl_transfers {
                 transfer_from(&row)
             }
 
-            async fn transfer_event(tx: &mut Tx, t: &Transfer, kind: &str, at: i64) -> Result<()> {
+            /// Tells the agency of `step`, if it is told of it.
+            async fn transfer_event(tx: &mut Tx, t: &Transfer, step: civic_core::mydata::TransferStep, at: i64) -> Result<()> {
+                let Some(kind) = civic_core::mydata::TransferState::event(step) else {
+                    return Ok(());
+                };
                 sqlx::query("INSERT INTO mydata_events (agency_id, transfer_id, kind, at) VALUES ($1, $2, $3, $4)")
                     .bind(t.agency.0)
                     .bind(t.id)
@@ -398,8 +405,12 @@ macro_rules! impl_transfers {
                 Ok(out)
             }
 
-            /// Appends events `(agency, transfer, kind)` at `at`, in order.
-            async fn transfer_events(tx: &mut Tx, events: &[(InstitutionId, i64, &'static str)], at: i64) -> Result<()> {
+            /// Appends the events of `(agency, transfer, step)` at `at`, in order.
+            async fn transfer_events(tx: &mut Tx, events: &[(InstitutionId, i64, civic_core::mydata::TransferStep)], at: i64) -> Result<()> {
+                let events: Vec<(InstitutionId, i64, &'static str)> = events
+                    .iter()
+                    .filter_map(|(a, t, step)| Some((*a, *t, civic_core::mydata::TransferState::event(*step)?)))
+                    .collect();
                 for chunk in events.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO mydata_events (agency_id, transfer_id, kind, at) ");
                     qb.push_values(chunk, |mut b, (agency, transfer, kind)| {
@@ -431,7 +442,6 @@ macro_rules! impl_transfers {
                 step: civic_core::mydata::TransferStep,
                 set: &str,
                 binds: Vec<$crate::transfers::Bind>,
-                event: Option<&str>,
                 mut audit: AuditEntry,
             ) -> Result<Transfer> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
@@ -452,9 +462,7 @@ macro_rules! impl_transfers {
                 q.execute(&mut *tx).await?;
                 let after = Self::transfer_in(&mut tx, id).await?;
                 let now = Timestamp::now().micros();
-                if let Some(kind) = event {
-                    Self::transfer_event(&mut tx, &after, kind, now).await?;
-                }
+                Self::transfer_event(&mut tx, &after, step, now).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(after)
@@ -583,13 +591,13 @@ macro_rules! impl_transfers {
                                 results.push(Err(e));
                                 continue;
                             }
-                            consents.push((id, mode, until.map(|t| t.micros()), interval_days, sealed_key.clone()));
+                            consents.push((id, mode.as_str(), until.map(|t| t.micros()), interval_days, sealed_key.clone()));
                             t.state = next;
-                            t.mode = Some(mode.into());
+                            t.mode = Some(mode);
                             t.consent_until = until;
                             t.interval_days = interval_days;
                             t.consent_key = Some(sealed_key);
-                            events.push((t.agency, id, "transfer.consented"));
+                            events.push((t.agency, id, step));
                         }
                         TransferDecision::Refuse { reason } => {
                             sqlx::query("UPDATE mydata_transfers SET state = $4, reason = $2, decided_at = $3 WHERE id = $1")
@@ -601,7 +609,7 @@ macro_rules! impl_transfers {
                                 .await?;
                             t.state = next;
                             t.reason = reason;
-                            events.push((t.agency, id, "transfer.refused"));
+                            events.push((t.agency, id, step));
                         }
                     }
                     t.decided_at = Some(ts(now));
@@ -716,7 +724,7 @@ macro_rules! impl_transfers {
                     let d = delivered
                         .remove(&(op.id, op.node.clone(), op.status_index))
                         .ok_or_else(|| corrupt(format!("transfer {}: the delivery was not kept", op.id)))?;
-                    events.push((t.agency, op.id, "transfer.delivered"));
+                    events.push((t.agency, op.id, civic_core::mydata::TransferStep::Deliver));
                     audits.push(op.audit);
                     results[i] = Some(Ok((t.clone(), d)));
                 }
@@ -733,7 +741,6 @@ macro_rules! impl_transfers {
                     civic_core::mydata::TransferStep::Fail,
                     ", reason = $3, consent_key = NULL",
                     vec![$crate::transfers::Bind::Text(reason.to_owned())],
-                    Some("transfer.failed"),
                     audit,
                 )
                 .await
@@ -824,7 +831,7 @@ macro_rules! impl_transfers {
                     .execute(&mut *tx)
                     .await?;
                 let after = Self::transfer_in(&mut tx, id).await?;
-                Self::transfer_event(&mut tx, &after, "consent.withdrawn", now).await?;
+                Self::transfer_event(&mut tx, &after, civic_core::mydata::TransferStep::Withdraw, now).await?;
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
                 tx.commit().await?;
                 Ok(after)
@@ -837,7 +844,6 @@ macro_rules! impl_transfers {
                     civic_core::mydata::TransferStep::MarkRevoked,
                     ", revoked_at = $3",
                     vec![$crate::transfers::Bind::Int(Timestamp::now().micros())],
-                    None,
                     audit,
                 )
                 .await
@@ -850,7 +856,6 @@ macro_rules! impl_transfers {
                     civic_core::mydata::TransferStep::ConfirmDeletion,
                     ", deletion_confirmed_at = COALESCE(deletion_confirmed_at, $3)",
                     vec![$crate::transfers::Bind::Int(Timestamp::now().micros())],
-                    None,
                     audit,
                 )
                 .await

@@ -549,8 +549,8 @@ pub struct Transfer {
     pub retention_days: i64,
     pub recipient_key: String,
     pub state: civic_core::mydata::TransferState,
-    /// `once` or `periodic`, once consented.
-    pub mode: Option<String>,
+    /// Once consented.
+    pub mode: Option<civic_core::mydata::ConsentMode>,
     /// Until when the consent lasts (periodic sending).
     pub consent_until: Option<Timestamp>,
     pub interval_days: Option<i64>,

@@ -163,7 +163,7 @@ async fn a_transfer_follows_its_machine_in_the_store(db: TestDb) {
         .await;
     assert!(matches!(early, Err(StoreError::Conflict(_))), "{early:?}");
     let consent = TransferDecision::Consent {
-        mode: "once",
+        mode: civic_core::mydata::ConsentMode::Once,
         until: None,
         interval_days: None,
         sealed_key: vec![7; 32],
@@ -229,6 +229,22 @@ async fn a_transfer_follows_its_machine_in_the_store(db: TestDb) {
     assert_eq!(t.state, TransferState::Withdrawn);
     assert!(t.revoked_at.is_some());
     assert!(s.unrevoked().await.unwrap().is_empty());
+    // The agency was told of each step that concerns it, once, in order.
+    let told: Vec<String> = s
+        .events_after(agreement.agency, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        told,
+        [
+            "transfer.consented",
+            "transfer.delivered",
+            "consent.withdrawn"
+        ]
+    );
 }
 
 async fn a_ticket_is_answered_reopened_and_closed_once(db: TestDb) {
