@@ -130,6 +130,10 @@ pub enum Action<'a> {
     /// transfer and access, withdrawal, receipts and the portability
     /// download. The citizen himself, signed in with a second factor.
     MydataCitizen,
+    /// See transfers, in the capacity the permit names: the citizen his
+    /// own ([`Action::MydataCitizen`]'s rule), a MyData operator her
+    /// institution's ([`Action::MydataTransfers`]'s).
+    ReadMydataTransfers,
     /// Open a support ticket for one's institution, and follow its own
     /// tickets: any user with a duty, outside the hub operator.
     OpenSupportTicket,
@@ -205,6 +209,7 @@ pub fn machine_client_may(action: &Action<'_>) -> bool {
             | Action::ApplyMydataAgreement
             | Action::ListMydataAgreements
             | Action::MydataTransfers
+            | Action::ReadMydataTransfers
     )
 }
 
@@ -477,6 +482,13 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 deny("only the citizen himself, signed in with a second factor, sees and decides about his data")
             }
         }
+        Action::ReadMydataTransfers => {
+            if who.has(D::Citizen) {
+                decide(who, Action::MydataCitizen)
+            } else {
+                decide(who, Action::MydataTransfers)
+            }
+        }
         Action::ListTrainings => {
             if who.duties.is_empty() || who.has(D::Citizen) {
                 deny("you hold no duty")
@@ -568,6 +580,35 @@ mod tests {
             duties: duties.iter().map(|d| Duty::parse(d).unwrap()).collect(),
             auth,
         }
+    }
+
+    #[test]
+    fn transfers_are_read_in_the_capacity_the_policy_names() {
+        use AuthMethod::*;
+        let citizen = principal(
+            InstitutionKind::HubOperator,
+            &["citizen:p-1"],
+            PasswordAndTotp,
+        );
+        let permit = decide(&citizen, Action::ReadMydataTransfers).unwrap();
+        assert_eq!(permit.duty, Some(DutyKind::Citizen));
+        let unverified = principal(InstitutionKind::HubOperator, &["citizen:p-1"], Password);
+        assert!(decide(&unverified, Action::ReadMydataTransfers).is_err());
+        let operator = principal(
+            InstitutionKind::UsingAgency,
+            &["mydata_operator"],
+            PasswordAndTotp,
+        );
+        let permit = decide(&operator, Action::ReadMydataTransfers).unwrap();
+        assert_eq!(permit.duty, Some(DutyKind::MydataOperator));
+        let machine = principal(InstitutionKind::UsingAgency, &["mydata_operator"], ApiToken);
+        assert!(decide(&machine, Action::ReadMydataTransfers).is_ok());
+        let investigator = principal(
+            InstitutionKind::HealthAuthority,
+            &["investigator:seoul"],
+            PasswordAndTotp,
+        );
+        assert!(decide(&investigator, Action::ReadMydataTransfers).is_err());
     }
 
     #[test]

@@ -599,16 +599,16 @@ impl Hub {
     /// to it (agency or holder). Storage finds the transfer only for a
     /// party to it.
     async fn party(&self, ctx: &Ctx, id: i64, action: &str, by: By) -> Result<(Party, AuditEntry)> {
-        let citizen = ctx.principal().is_some_and(|p| p.has(DutyKind::Citizen));
         let policy = match by {
             By::Citizen => Action::MydataCitizen,
             By::Agency => Action::MydataTransfers,
-            By::Either if citizen => Action::MydataCitizen,
-            By::Either => Action::MydataTransfers,
+            By::Either => Action::ReadMydataTransfers,
         };
-        let entry = self
-            .authorize(ctx, policy, action, &format!("mydata-transfer:{id}"))
+        let (permit, entry) = self
+            .authorize_with_permit(ctx, policy, action, &format!("mydata-transfer:{id}"))
             .await?;
+        // The capacity the policy permitted it in.
+        let citizen = permit.duty == Some(DutyKind::Citizen);
         let institution = || {
             ctx.principal().map(|p| p.institution).ok_or_else(|| {
                 HubError::BadRequest("a transfer is handled by a signed-in user".into())
@@ -672,27 +672,19 @@ impl Hub {
         let principal = ctx.principal().ok_or_else(|| {
             HubError::BadRequest("transfers are listed for a signed-in user".into())
         })?;
-        let (filter, entry) = if principal.has(DutyKind::Citizen) {
-            let entry = self
-                .authorize(
-                    ctx,
-                    Action::MydataCitizen,
-                    "mydata.transfer.list",
-                    "mydata-transfer",
-                )
-                .await?;
+        let (permit, entry) = self
+            .authorize_with_permit(
+                ctx,
+                Action::ReadMydataTransfers,
+                "mydata.transfer.list",
+                "mydata-transfer",
+            )
+            .await?;
+        let (filter, entry) = if permit.duty == Some(DutyKind::Citizen) {
             let subject = Self::citizen_subject(ctx)?;
             let entry = self.tagged(entry, subject.as_str());
             (TransferFilter::Subject(subject.as_str().to_owned()), entry)
         } else {
-            let entry = self
-                .authorize(
-                    ctx,
-                    Action::MydataTransfers,
-                    "mydata.transfer.list",
-                    "mydata-transfer",
-                )
-                .await?;
             let kind = principal.institution_kind;
             if kind == civic_core::identity::InstitutionKind::UsingAgency {
                 (TransferFilter::Agency(principal.institution), entry)

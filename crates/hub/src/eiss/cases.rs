@@ -337,11 +337,7 @@ impl Hub {
         id: CaseId,
         work: bool,
         audit_action: &str,
-    ) -> Result<(
-        CaseRecord,
-        civic_core::policy::Permit,
-        civic_core::audit::AuditEntry,
-    )> {
+    ) -> Result<(CaseRecord, civic_core::audit::AuditEntry)> {
         let meta = self.store.case_meta(id).await?;
         let nowhere = Region::parse("nowhere").expect("a region");
         let (region, assigned) = match &meta {
@@ -359,15 +355,15 @@ impl Hub {
                 assigned_to: assigned,
             }
         };
-        let (permit, entry) = self
-            .authorize_with_permit(ctx, action, audit_action, &format!("case:{id}"))
+        let entry = self
+            .authorize(ctx, action, audit_action, &format!("case:{id}"))
             .await?;
         let meta = meta.ok_or_else(|| HubError::NotFound(format!("case {id}")))?;
         let response = self.store.response(meta.response).await?;
         let entry = entry
             .subject(format!("case:{id}"))
             .purpose(PURPOSE, response.map(|r| r.legal_basis).unwrap_or_default());
-        Ok((meta, permit, entry))
+        Ok((meta, entry))
     }
 
     /// The cases of a response the caller may read, filtered.
@@ -485,7 +481,7 @@ impl Hub {
 
     /// One case, with who it is for the investigators working on it.
     pub async fn get_case(&self, ctx: &Ctx, id: CaseId) -> Result<CaseDetail> {
-        let (meta, permit, entry) = self.case_for(ctx, id, false, "eiss.case.read").await?;
+        let (meta, entry) = self.case_for(ctx, id, false, "eiss.case.read").await?;
         let key = self.data_key(meta.response).await?;
         let interview_entry = {
             let mut e = entry.clone();
@@ -505,8 +501,14 @@ impl Hub {
             .into_iter()
             .find(|(c, _)| *c == id.0)
             .map(|(_, k)| k);
-        let works = ctx.principal().is_none()
-            || permit.duty == Some(civic_core::identity::DutyKind::Investigator);
+        // The interview is the investigators' work on the case.
+        let works = self.allows(
+            ctx,
+            Action::WorkCase {
+                region: &meta.region,
+                assigned_to: &meta.assigned,
+            },
+        );
         let interview = if works {
             self.interview_of(&key, meta.response, id, interview_entry)
                 .await?
@@ -588,14 +590,14 @@ impl Hub {
     /// subscription is audited.
     pub async fn follow_case(&self, ctx: &Ctx, id: CaseId) -> Result<()> {
         use civic_store::AuditStore;
-        let (_, _, entry) = self.case_for(ctx, id, true, "eiss.case.follow").await?;
+        let (_, entry) = self.case_for(ctx, id, true, "eiss.case.follow").await?;
         self.store.append_audit(entry).await?;
         Ok(())
     }
 
     /// Assigns a case to investigators (replacing who had it).
     pub async fn assign_case(&self, ctx: &Ctx, id: CaseId, users: Vec<UserId>) -> Result<()> {
-        let (_, _, entry) = self.case_for(ctx, id, true, "eiss.case.assign").await?;
+        let (_, entry) = self.case_for(ctx, id, true, "eiss.case.assign").await?;
         let loads = self.store.investigator_loads().await?;
         if let Some(u) = users
             .iter()
@@ -614,7 +616,7 @@ impl Hub {
     /// Records (replaces) a case's interview: the places the case told,
     /// in the case-route format; the route is checked against it again.
     pub async fn set_interview(&self, ctx: &Ctx, id: CaseId, told: Vec<ToldPlace>) -> Result<()> {
-        let (meta, _, entry) = self.case_for(ctx, id, true, "eiss.case.interview").await?;
+        let (meta, entry) = self.case_for(ctx, id, true, "eiss.case.interview").await?;
         for t in &told {
             if !(t.lat.abs() <= 90.0 && t.lon.abs() <= 180.0 && t.start <= t.end) {
                 return Err(ValidationError::new(
@@ -636,7 +638,7 @@ impl Hub {
     /// of its own rows (the `case_id` column is ignored), read in the
     /// local time of the case's response.
     pub async fn set_interview_csv(&self, ctx: &Ctx, id: CaseId, csv: &str) -> Result<()> {
-        let (meta, _, _) = self.case_for(ctx, id, true, "eiss.case.interview").await?;
+        let (meta, _) = self.case_for(ctx, id, true, "eiss.case.interview").await?;
         let (_, rules) = self.open_response_record(meta.response).await?;
         let told = civic_eiss::formats::case_routes(csv, &rules)
             .map_err(|e| {
@@ -697,7 +699,7 @@ impl Hub {
 
     /// A case's reconstructed route.
     pub async fn timeline(&self, ctx: &Ctx, id: CaseId) -> Result<Timeline> {
-        let (meta, _, entry) = self.case_for(ctx, id, true, "eiss.case.timeline").await?;
+        let (meta, entry) = self.case_for(ctx, id, true, "eiss.case.timeline").await?;
         let key = self.data_key(meta.response).await?;
         let docs = self
             .store

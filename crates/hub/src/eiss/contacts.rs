@@ -126,7 +126,7 @@ impl Hub {
 
     /// A case's contacts.
     pub async fn case_contacts(&self, ctx: &Ctx, case: CaseId) -> Result<Vec<ContactView>> {
-        let (meta, _, entry) = self.case_for(ctx, case, true, "eiss.contacts.read").await?;
+        let (meta, entry) = self.case_for(ctx, case, true, "eiss.contacts.read").await?;
         let key = self.data_key(meta.response).await?;
         let records = self
             .store
@@ -202,7 +202,7 @@ impl Hub {
             .contact_meta(id)
             .await?
             .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
-        let (case, _, entry) = self
+        let (case, entry) = self
             .case_for(ctx, meta.case, true, "eiss.contact.update")
             .await?;
         let key = self.data_key(case.response).await?;
@@ -319,7 +319,7 @@ impl Hub {
                 .await?
                 .ok_or_else(|| HubError::NotFound(format!("contact {id}")))?;
             if cases_checked.insert(meta.case) {
-                let (case, _, _) = self
+                let (case, _) = self
                     .case_for(ctx, meta.case, true, "eiss.contacts.notify")
                     .await?;
                 if responses_checked.insert(case.response) {
@@ -402,7 +402,7 @@ impl Hub {
 
     /// The notices sent about a case (the patient's, its contacts').
     pub async fn case_notices(&self, ctx: &Ctx, case: CaseId) -> Result<Vec<OutboxView>> {
-        let (meta, _, entry) = self.case_for(ctx, case, true, "eiss.outbox.read").await?;
+        let (meta, entry) = self.case_for(ctx, case, true, "eiss.outbox.read").await?;
         let key = self.data_key(meta.response).await?;
         let messages = self
             .store

@@ -195,7 +195,7 @@ impl Hub {
             return Err(ValidationError::new("items", "name at least one item").into());
         }
         let reason = parse_reason(&input.reason)?;
-        let (meta, _, entry) = self
+        let (meta, entry) = self
             .case_for(ctx, case, true, "eiss.request.create")
             .await?;
         let Some(principal) = ctx.principal() else {
@@ -267,7 +267,7 @@ impl Hub {
     /// investigators, the case's (`case`).
     pub async fn list_requests(&self, ctx: &Ctx, case: Option<CaseId>) -> Result<Vec<RequestView>> {
         if let Some(case) = case {
-            let (meta, _, entry) = self.case_for(ctx, case, false, "eiss.request.list").await?;
+            let (meta, entry) = self.case_for(ctx, case, false, "eiss.request.list").await?;
             let key = self.data_key(meta.response).await?;
             let requests = self
                 .store
