@@ -221,6 +221,17 @@ pub fn machine_client_may_hold(kind: DutyKind) -> bool {
     matches!(kind, DutyKind::MydataOperator | DutyKind::Analyst)
 }
 
+/// The duty in which `who` decides data requests: a police location
+/// officer's if she holds it and not an approver's, else an approver's
+/// ([`Action::DecideDataRequests`] then says whether she may).
+pub fn deciding_duty(who: &Principal) -> DutyKind {
+    if who.has(DutyKind::PoliceLocationOfficer) && !who.has(DutyKind::Approver) {
+        DutyKind::PoliceLocationOfficer
+    } else {
+        DutyKind::Approver
+    }
+}
+
 /// Whether a duty's region covers a case's region: the same, or one of
 /// its parts (`seoul` covers `seoul-gangbuk`).
 pub fn region_covers(duty: &Region, case: &Region) -> bool {

@@ -320,15 +320,11 @@ impl Hub {
         Ok(out)
     }
 
-    /// The duty in which the caller decides: police location officer if
-    /// she is one, else approver.
+    /// The duty in which the caller decides (the policy's choice; the
+    /// local operator decides as an approver).
     fn deciding_duty(&self, ctx: &Ctx) -> DutyKind {
-        match ctx.principal() {
-            Some(p) if p.has(DutyKind::PoliceLocationOfficer) && !p.has(DutyKind::Approver) => {
-                DutyKind::PoliceLocationOfficer
-            }
-            _ => DutyKind::Approver,
-        }
+        ctx.principal()
+            .map_or(DutyKind::Approver, civic_core::policy::deciding_duty)
     }
 
     /// Decides a data request in the caller's duty: an approver of the
