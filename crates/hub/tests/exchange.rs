@@ -4,10 +4,9 @@ use civic_exchange::trust::new_request;
 use civic_exchange::{ExposureWindow, Grant, Item, Question, Role, SignedGrant};
 use civic_hub::exchange::ExchangeError;
 use civic_hub::{Config, Hub, HubKeys};
-use civic_node::{EventStore, ExposureQuery, TowerSelection};
-use civic_node_server::{serve, EndorserConfig, NodeConfig};
+use civic_node::{ExposureQuery, TowerSelection};
+use civic_node_server::{serve, testing};
 use ed25519_dalek::SigningKey;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,85 +17,43 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 civic_store::backend_tests!(the_hub_asks_a_node_and_waits_for_one_that_is_down);
 
 async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::testing::TestDb) {
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
 
     // A telco node's data, certificate and configuration.
-    let sim = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 1000,
-        days: 1,
-        seed: 9,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let (sim, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let d = data.path();
-    let mut store = EventStore::pings(d).unwrap();
-    store
-        .import(
-            Some(&sim.path().join("towers.csv")),
-            &[&sim.path().join("pings-kt.csv")],
-            Arc::new(Default::default()),
-        )
-        .unwrap();
+    testing::simulated_city(sim.path(), 1000, 1, 9);
+    let store = testing::pings_store(sim.path(), d, "kt");
     let (node_key, csr) = new_request("node-kt.civic").unwrap();
     let issued = hub.keys().ca().sign_request(&csr, "node-kt.civic").unwrap();
     let (approver, police) = (
         SigningKey::generate(&mut rand::rngs::OsRng),
         SigningKey::generate(&mut rand::rngs::OsRng),
     );
-    let hex = |k: &SigningKey| data_encoding::HEXLOWER.encode(k.verifying_key().as_bytes());
     // A port of its own, free for now: the node is not up yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let config = NodeConfig {
-        name: "node-kt.civic".into(),
-        holder: "KT".into(),
-        addr: format!("127.0.0.1:{port}"),
-        data_dir: d.to_path_buf(),
-        kind: "pings".into(),
-        tls_cert: write(d, "node.pem", &issued.cert_pem),
-        tls_key: write(d, "node-key.pem", &node_key),
-        tls_ca: write(d, "ca.pem", &issued.ca_pem),
-        hub_name: "hub.civic".into(),
-        hub_key: hub.public_key_hex(),
-        endorsers: vec![
-            EndorserConfig {
-                role: Role::HealthApprover,
-                key: hex(&approver),
-            },
-            EndorserConfig {
-                role: Role::PoliceLocationOfficer,
-                key: hex(&police),
-            },
-        ],
-        gives: [(
-            "epidemic investigation".to_owned(),
-            vec![Item::LocationPings],
-        )]
-        .into_iter()
-        .collect(),
-        max_period_days: 28,
-        hub_certified_endorsers: false,
-        signing_key: d.join("node-signing.key"),
-        ingest_addr: None,
-        issuer_url: None,
-    };
+    let config = testing::pings_node_config(
+        d,
+        "node-kt.civic",
+        "KT",
+        format!("127.0.0.1:{port}"),
+        testing::Trust {
+            cert_pem: &issued.cert_pem,
+            key_pem: &node_key,
+            ca_pem: &issued.ca_pem,
+            hub: &hub.keys().signing_key().verifying_key(),
+            approver: &approver.verifying_key(),
+            police: &police.verifying_key(),
+        },
+        None,
+    );
     let node_signing = civic_node_server::load_or_create_key(&config.signing_key)
         .unwrap()
         .verifying_key();

@@ -16,6 +16,7 @@
 
 pub mod ingest;
 pub mod mydata;
+pub mod testing;
 
 use axum::extract::State;
 use axum::http::StatusCode;

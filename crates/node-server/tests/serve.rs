@@ -3,17 +3,13 @@
 use civic_exchange::trust::{client_config, new_request, CertificateAuthority};
 use civic_exchange::{Envelope, ExposureWindow, Grant, Item, Question, Role, SignedGrant};
 use civic_node::{EventStore, ExposureQuery, TowerSelection};
-use civic_node_server::{serve, Answer, AnswerReader, EndorserConfig, Message, NodeConfig};
+use civic_node_server::{serve, testing, Answer, AnswerReader, Message, NodeConfig};
 use ed25519_dalek::SigningKey;
 use std::path::Path;
 use std::sync::Arc;
 
 fn key() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
-}
-
-fn hex(k: &SigningKey) -> String {
-    data_encoding::HEXLOWER.encode(k.verifying_key().as_bytes())
 }
 
 struct Tls {
@@ -129,12 +125,6 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 /// SK Telecom's node in `d`: trusting the hub's, the approver's and the
 /// police officer's keys, giving location pings for epidemic
 /// investigation.
@@ -144,65 +134,29 @@ fn node_config(
     [hub, approver, police]: [&SigningKey; 3],
     ingest_addr: Option<String>,
 ) -> NodeConfig {
-    NodeConfig {
-        name: "node-skt.civic".into(),
-        holder: "SK Telecom".into(),
-        addr: "127.0.0.1:0".into(),
-        data_dir: d.to_path_buf(),
-        kind: "pings".into(),
-        tls_cert: write(d, "node.pem", &tls.cert),
-        tls_key: write(d, "node-key.pem", &tls.key),
-        tls_ca: write(d, "ca.pem", &tls.ca),
-        hub_name: "hub.civic".into(),
-        hub_key: hex(hub),
-        endorsers: vec![
-            EndorserConfig {
-                role: Role::HealthApprover,
-                key: hex(approver),
-            },
-            EndorserConfig {
-                role: Role::PoliceLocationOfficer,
-                key: hex(police),
-            },
-        ],
-        gives: [(
-            "epidemic investigation".to_owned(),
-            vec![Item::LocationPings],
-        )]
-        .into_iter()
-        .collect(),
-        max_period_days: 28,
-        hub_certified_endorsers: false,
-        signing_key: d.join("node-signing.key"),
+    civic_node_server::testing::pings_node_config(
+        d,
+        "node-skt.civic",
+        "SK Telecom",
+        "127.0.0.1:0".into(),
+        civic_node_server::testing::Trust {
+            cert_pem: &tls.cert,
+            key_pem: &tls.key,
+            ca_pem: &tls.ca,
+            hub: &hub.verifying_key(),
+            approver: &approver.verifying_key(),
+            police: &police.verifying_key(),
+        },
         ingest_addr,
-        issuer_url: None,
-    }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
     // The node's data: a small city's pings.
-    let sim = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 1200,
-        days: 2,
-        seed: 5,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut store = EventStore::pings(data.path()).unwrap();
-    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    store
-        .import(
-            Some(&sim.path().join("towers.csv")),
-            &[&sim.path().join("pings-skt.csv")],
-            progress,
-        )
-        .unwrap();
+    let (sim, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    testing::simulated_city(sim.path(), 1200, 2, 5);
+    let store = testing::pings_store(sim.path(), data.path(), "skt");
 
     // Trust: a CA, the hub's and the node's certificates, the signing keys.
     let ca = CertificateAuthority::generate().unwrap();
@@ -458,16 +412,7 @@ async fn a_node_answers_granted_requests_once_and_refuses_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
     let sim = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 800,
-        days: 1,
-        seed: 8,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
+    testing::simulated_city(sim.path(), 800, 1, 8);
     // The node starts empty; its towers and pings come while it serves.
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
@@ -692,26 +637,9 @@ async fn the_holder_appends_batches_over_https_and_the_hub_sees_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_named_by_the_request_places_of_routes_and_purges() {
-    let sim = tempfile::tempdir().unwrap();
-    let params = civic_sim::Params {
-        people: 800,
-        days: 1,
-        seed: 7,
-        start: time::macros::date!(2020 - 03 - 01),
-        bbox: civic_sim::BBox::SEOUL,
-        scenario: civic_sim::Scenario::default(),
-        threads: 2,
-    };
-    civic_sim::generate(&params, sim.path(), &mut |_, _| {}).unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut store = EventStore::pings(data.path()).unwrap();
-    store
-        .import(
-            Some(&sim.path().join("towers.csv")),
-            &[&sim.path().join("pings-skt.csv")],
-            Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        )
-        .unwrap();
+    let (sim, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    testing::simulated_city(sim.path(), 800, 1, 7);
+    let store = testing::pings_store(sim.path(), data.path(), "skt");
     let ca = CertificateAuthority::generate().unwrap();
     let (hub_tls, node_tls) = (enrol(&ca, "hub.civic"), enrol(&ca, "node-skt.civic"));
     let (hub, approver, police) = (key(), key(), key());

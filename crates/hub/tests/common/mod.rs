@@ -168,6 +168,5 @@ impl std::io::Write for Captured {
 /// A synthetic Seoul of `people` over `days` (from 2020-03-01), generated
 /// into `dir/city` as the demo's nodes read it.
 pub fn seoul_city(dir: &Path, people: usize, days: u32, seed: u64) {
-    let params = civic_sim::Params::seoul(people, days, seed, 2);
-    civic_sim::generate(&params, &dir.join("city"), &mut |_, _| {}).unwrap();
+    civic_node_server::testing::simulated_city(&dir.join("city"), people, days, seed);
 }
