@@ -293,8 +293,8 @@ async fn fixture(app: &TestApp) -> Fixture {
     Fixture {
         response: response.id.0,
         seoul_case: cases[0].id.0,
-        transfer_a: transfers[0],
-        agreement: agreement.id,
+        transfer_a: transfers[0].0,
+        agreement: agreement.id.0,
         hub_user: hub_user.id.0,
         kdca_user: kdca_user.id.0,
         kdca: kdca_user.institution,

@@ -13,6 +13,15 @@
 //! of an offer, reached in a consultation; the **support centre**'s
 //! tickets are how institutions ask for help.
 
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+id_type!(OfferId, "an entry of the MyData catalogue");
+id_type!(AgreementId, "a version of a linkage agreement");
+id_type!(TransferId, "a MyData transfer");
+id_type!(TicketId, "a support ticket");
+id_type!(TrainingId, "a training session of the support centre");
+
 states!(
     /// Where a transfer stands.
     TransferState {

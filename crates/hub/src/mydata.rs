@@ -80,7 +80,7 @@ pub struct InstitutionRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OfferRef {
-    pub id: i64,
+    pub id: civic_core::mydata::OfferId,
     pub kind: String,
     pub code: String,
     pub title: String,
@@ -101,7 +101,7 @@ pub struct Demand {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OfferView {
-    pub id: i64,
+    pub id: civic_core::mydata::OfferId,
     pub kind: String,
     pub code: String,
     pub title: String,
@@ -156,7 +156,7 @@ pub struct Catalogue {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgreementRequest {
-    pub offer_id: i64,
+    pub offer_id: civic_core::mydata::OfferId,
     /// The agency's service the data is for (e.g. a subsidy application).
     #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_200))]
     pub service: String,
@@ -197,8 +197,8 @@ pub struct NoteView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgreementView {
-    pub id: i64,
-    pub offer_id: i64,
+    pub id: civic_core::mydata::AgreementId,
+    pub offer_id: civic_core::mydata::OfferId,
     pub offer_code: String,
     pub offer_title: String,
     pub holder: InstitutionRef,
@@ -421,7 +421,8 @@ impl Hub {
             .iter()
             .filter(|a| a.status == AgreementStatus::Approved)
             .collect();
-        let kind_of: HashMap<i64, &str> = offers.iter().map(|o| (o.id, o.kind.as_str())).collect();
+        let kind_of: HashMap<civic_core::mydata::OfferId, &str> =
+            offers.iter().map(|o| (o.id, o.kind.as_str())).collect();
         let needle = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
         let mut views = Vec::new();
         for offer in &offers {
@@ -638,7 +639,7 @@ impl Hub {
         let Some(me) = ctx.principal().map(|p| p.institution) else {
             return Ok(Vec::new());
         };
-        let holders: HashMap<i64, InstitutionId> = self
+        let holders: HashMap<civic_core::mydata::OfferId, InstitutionId> = self
             .store
             .offers()
             .await?
@@ -655,7 +656,11 @@ impl Hub {
     }
 
     /// One agreement, for the institutions party to it.
-    pub async fn get_agreement(&self, ctx: &Ctx, id: i64) -> Result<AgreementView> {
+    pub async fn get_agreement(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::AgreementId,
+    ) -> Result<AgreementView> {
         self.authorize(
             ctx,
             Action::ListMydataAgreements,
@@ -671,7 +676,10 @@ impl Hub {
         self.agreement_view(&agreement).await
     }
 
-    async fn agreement_and_holder(&self, id: i64) -> Result<(Agreement, InstitutionId)> {
+    async fn agreement_and_holder(
+        &self,
+        id: civic_core::mydata::AgreementId,
+    ) -> Result<(Agreement, InstitutionId)> {
         let agreement = self
             .store
             .agreement(id)
@@ -691,7 +699,7 @@ impl Hub {
     pub async fn note_agreement(
         &self,
         ctx: &Ctx,
-        id: i64,
+        id: civic_core::mydata::AgreementId,
         req: AgreementNoteRequest,
     ) -> Result<AgreementView> {
         let resource = format!("mydata-agreement:{id}");

@@ -57,7 +57,7 @@ pub struct MessageView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketView {
-    pub id: i64,
+    pub id: civic_core::mydata::TicketId,
     pub institution: crate::mydata::InstitutionRef,
     pub opened_by: i64,
     pub kind: TicketKind,
@@ -111,7 +111,7 @@ pub struct AttendeeView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrainingView {
-    pub id: i64,
+    pub id: civic_core::mydata::TrainingId,
     pub title: String,
     pub held_on: String,
     pub place: String,
@@ -139,8 +139,8 @@ impl Hub {
     /// The views of a page of tickets: their messages in one query, each
     /// institution's name looked up once.
     async fn ticket_views(&self, tickets: Vec<Ticket>) -> Result<Vec<TicketView>> {
-        let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
-        let mut messages: HashMap<i64, Vec<MessageView>> = HashMap::new();
+        let ids: Vec<civic_core::mydata::TicketId> = tickets.iter().map(|t| t.id).collect();
+        let mut messages: HashMap<civic_core::mydata::TicketId, Vec<MessageView>> = HashMap::new();
         for m in self.store.messages_of_tickets(&ids).await? {
             messages.entry(m.ticket).or_default().push(MessageView {
                 user: m.user.0,
@@ -223,14 +223,14 @@ impl Hub {
     pub async fn list_tickets(
         &self,
         ctx: &Ctx,
-        before: Option<i64>,
+        before: Option<civic_core::mydata::TicketId>,
         limit: Option<i64>,
     ) -> Result<Vec<TicketView>> {
         let limit = limit.unwrap_or(TICKETS_PAGE);
         if !(1..=500).contains(&limit) {
             return Err(invalid("limit", "must be from 1 to 500"));
         }
-        if before.is_some_and(|b| b < 1) {
+        if before.is_some_and(|b| b.0 < 1) {
             return Err(invalid("before", "must be a ticket id (1 or more)"));
         }
         let agent = self.may_handle_support(ctx);
@@ -261,7 +261,11 @@ impl Hub {
     }
 
     /// One ticket, for its institution's staff and the agents.
-    pub async fn get_ticket(&self, ctx: &Ctx, id: i64) -> Result<TicketView> {
+    pub async fn get_ticket(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TicketId,
+    ) -> Result<TicketView> {
         let ticket = self.ticket_for(ctx, id, "support.ticket.read").await?.0;
         self.ticket_view(&ticket).await
     }
@@ -269,7 +273,7 @@ impl Hub {
     async fn ticket_for(
         &self,
         ctx: &Ctx,
-        id: i64,
+        id: civic_core::mydata::TicketId,
         audit_action: &str,
     ) -> Result<(Ticket, bool, civic_core::audit::AuditEntry)> {
         let resource = format!("support-ticket:{id}");
@@ -294,7 +298,12 @@ impl Hub {
 
     /// A reply, and the ticket's new status: an agent's reply answers it,
     /// the institution's reopens it; either may close it.
-    pub async fn update_ticket(&self, ctx: &Ctx, id: i64, req: TicketUpdate) -> Result<TicketView> {
+    pub async fn update_ticket(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TicketId,
+        req: TicketUpdate,
+    ) -> Result<TicketView> {
         let (ticket, agent, entry) = self.ticket_for(ctx, id, "support.ticket.update").await?;
         let me = ctx
             .principal()
@@ -379,7 +388,7 @@ impl Hub {
     pub async fn add_attendee(
         &self,
         ctx: &Ctx,
-        session: i64,
+        session: civic_core::mydata::TrainingId,
         req: AttendeeRequest,
     ) -> Result<TrainingView> {
         let entry = self

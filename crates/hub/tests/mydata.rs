@@ -135,7 +135,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     };
     let income = find("income-bracket");
     let abstract_ = find("resident-registration-abstract");
-    let ask = |agreement: i64, items: &[&str]| TransferRequest {
+    let ask = |agreement: civic_core::mydata::AgreementId, items: &[&str]| TransferRequest {
         agreement_id: agreement,
         subject: subject.clone(),
         items: items.iter().map(|s| (*s).to_owned()).collect(),

@@ -13,7 +13,7 @@ pub trait MydataStore {
     fn offers(&self) -> impl std::future::Future<Output = crate::Result<Vec<crate::Offer>>> + Send;
     fn offer(
         &self,
-        id: i64,
+        id: civic_core::mydata::OfferId,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Offer>>> + Send;
     /// A new version of the agreement on (offer, agency, service), applied.
     fn apply_agreement(
@@ -26,7 +26,7 @@ pub trait MydataStore {
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Agreement>>> + Send;
     fn agreement(
         &self,
-        id: i64,
+        id: civic_core::mydata::AgreementId,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Agreement>>> + Send;
     /// Adds a note to an agreement's history and moves it by the note's
     /// step (`AgreementStatus::after`, checked in the transaction: a
@@ -40,7 +40,7 @@ pub trait MydataStore {
     ) -> impl std::future::Future<Output = crate::Result<crate::Agreement>> + Send;
     fn agreement_notes(
         &self,
-        id: i64,
+        id: civic_core::mydata::AgreementId,
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::AgreementNote>>> + Send;
 }
 
@@ -54,7 +54,7 @@ macro_rules! impl_mydata {
 
         fn offer_from(row: &DbRow) -> Result<Offer> {
             Ok(Offer {
-                id: row.try_get("id")?,
+                id: civic_core::mydata::OfferId(row.try_get("id")?),
                 holder: InstitutionId(row.try_get("holder_id")?),
                 kind: row.try_get("kind")?,
                 code: row.try_get("code")?,
@@ -68,8 +68,8 @@ macro_rules! impl_mydata {
 
         fn agreement_from(row: &DbRow) -> Result<Agreement> {
             Ok(Agreement {
-                id: row.try_get("id")?,
-                offer: row.try_get("offer_id")?,
+                id: civic_core::mydata::AgreementId(row.try_get("id")?),
+                offer: civic_core::mydata::OfferId(row.try_get("offer_id")?),
                 agency: InstitutionId(row.try_get("agency_id")?),
                 service: row.try_get("service")?,
                 version: row.try_get("version")?,
@@ -118,9 +118,9 @@ macro_rules! impl_mydata {
                 rows.iter().map(offer_from).collect()
             }
 
-            async fn offer(&self, id: i64) -> Result<Option<Offer>> {
+            async fn offer(&self, id: civic_core::mydata::OfferId) -> Result<Option<Offer>> {
                 let row = sqlx::query(&format!("SELECT {OFFER_COLUMNS} FROM mydata_offers WHERE id = $1"))
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(offer_from).transpose()
@@ -134,7 +134,7 @@ macro_rules! impl_mydata {
                 let last: Option<i64> = sqlx::query_scalar(
                     "SELECT MAX(version) FROM mydata_agreements WHERE offer_id = $1 AND agency_id = $2 AND service = $3",
                 )
-                .bind(new.offer)
+                .bind(new.offer.0)
                 .bind(new.agency.0)
                 .bind(&new.service)
                 .fetch_one(&mut *tx)
@@ -144,7 +144,7 @@ macro_rules! impl_mydata {
                      retention_days, status, created_by, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10) RETURNING {AGREEMENT_COLUMNS}"
                 ))
-                .bind(new.offer)
+                .bind(new.offer.0)
                 .bind(new.agency.0)
                 .bind(&new.service)
                 .bind(last.unwrap_or(0) + 1)
@@ -165,7 +165,7 @@ macro_rules! impl_mydata {
                     "UPDATE mydata_agreements SET status = $5 WHERE offer_id = $1 AND agency_id = $2 \
                      AND service = $3 AND status IN ($6, $7) AND version < $4",
                 )
-                .bind(new.offer)
+                .bind(new.offer.0)
                 .bind(new.agency.0)
                 .bind(&new.service)
                 .bind(agreement.version)
@@ -177,7 +177,7 @@ macro_rules! impl_mydata {
                 sqlx::query(
                     "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, $5, $3, $4)",
                 )
-                .bind(agreement.id)
+                .bind(agreement.id.0)
                 .bind(new.created_by.0)
                 .bind(&new.purpose)
                 .bind(now)
@@ -198,9 +198,9 @@ macro_rules! impl_mydata {
                 rows.iter().map(agreement_from).collect()
             }
 
-            async fn agreement(&self, id: i64) -> Result<Option<Agreement>> {
+            async fn agreement(&self, id: civic_core::mydata::AgreementId) -> Result<Option<Agreement>> {
                 let row = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"))
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(agreement_from).transpose()
@@ -214,7 +214,7 @@ macro_rules! impl_mydata {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let now = Timestamp::now().micros();
                 let row = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"))
-                    .bind(note.agreement)
+                    .bind(note.agreement.0)
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("agreement {}", note.agreement)))?;
@@ -228,7 +228,7 @@ macro_rules! impl_mydata {
                     sqlx::query("UPDATE mydata_agreements SET status = $1, decided_at = COALESCE($2, decided_at) WHERE id = $3")
                         .bind(to.as_str())
                         .bind(decided)
-                        .bind(before.id)
+                        .bind(before.id.0)
                         .execute(&mut *tx)
                         .await?;
                     if to == AgreementStatus::Approved {
@@ -236,7 +236,7 @@ macro_rules! impl_mydata {
                             "UPDATE mydata_agreements SET status = $5 WHERE offer_id = $1 AND agency_id = $2 \
                              AND service = $3 AND status = $6 AND version < $4",
                         )
-                        .bind(before.offer)
+                        .bind(before.offer.0)
                         .bind(before.agency.0)
                         .bind(&before.service)
                         .bind(before.version)
@@ -249,7 +249,7 @@ macro_rules! impl_mydata {
                 sqlx::query(
                     "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(before.id)
+                .bind(before.id.0)
                 .bind(note.user.0)
                 .bind(note.kind.as_str())
                 .bind(&note.text)
@@ -257,7 +257,7 @@ macro_rules! impl_mydata {
                 .execute(&mut *tx)
                 .await?;
                 let row = sqlx::query(&format!("SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"))
-                    .bind(before.id)
+                    .bind(before.id.0)
                     .fetch_one(&mut *tx)
                     .await?;
                 let agreement = agreement_from(&row)?;
@@ -268,18 +268,18 @@ macro_rules! impl_mydata {
                 Ok(agreement)
             }
 
-            async fn agreement_notes(&self, id: i64) -> Result<Vec<AgreementNote>> {
+            async fn agreement_notes(&self, id: civic_core::mydata::AgreementId) -> Result<Vec<AgreementNote>> {
                 let rows = sqlx::query(
                     "SELECT agreement_id, user_id, kind, text, created_at FROM mydata_agreement_notes \
                      WHERE agreement_id = $1 ORDER BY id",
                 )
-                .bind(id)
+                .bind(id.0)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
                     .map(|row| {
                         Ok(AgreementNote {
-                            agreement: row.try_get("agreement_id")?,
+                            agreement: civic_core::mydata::AgreementId(row.try_get("agreement_id")?),
                             user: UserId(row.try_get("user_id")?),
                             kind: civic_core::mydata::AgreementStep::parse(&row.try_get::<String, _>("kind")?)
                                 .map_err(|e| corrupt(format!("agreement note: {e}")))?,

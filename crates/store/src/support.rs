@@ -18,24 +18,24 @@ pub trait SupportStore {
     fn tickets(
         &self,
         institution: Option<civic_core::identity::InstitutionId>,
-        before: Option<i64>,
+        before: Option<civic_core::mydata::TicketId>,
         limit: i64,
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Ticket>>> + Send;
     fn ticket(
         &self,
-        id: i64,
+        id: civic_core::mydata::TicketId,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Ticket>>> + Send;
     /// The messages of several tickets, in one query, in order.
     fn messages_of_tickets(
         &self,
-        ids: &[i64],
+        ids: &[civic_core::mydata::TicketId],
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::TicketMessage>>> + Send;
     /// Adds a message (if any) and moves the ticket by a reply or a close,
     /// by an agent or by the institution (`TicketStatus::after`, checked in
     /// the transaction: a conflict once it is closed).
     fn update_ticket(
         &self,
-        id: i64,
+        id: civic_core::mydata::TicketId,
         user: civic_core::identity::UserId,
         text: Option<&str>,
         close: bool,
@@ -53,7 +53,7 @@ pub trait SupportStore {
     ) -> impl std::future::Future<Output = crate::Result<crate::Training>> + Send;
     fn add_attendee(
         &self,
-        session: i64,
+        session: civic_core::mydata::TrainingId,
         institution: civic_core::identity::InstitutionId,
         name: &str,
         audit: civic_core::audit::AuditEntry,
@@ -63,7 +63,7 @@ pub trait SupportStore {
     ) -> impl std::future::Future<Output = crate::Result<Vec<crate::Training>>> + Send;
     fn training(
         &self,
-        id: i64,
+        id: civic_core::mydata::TrainingId,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Training>>> + Send;
 }
 
@@ -74,7 +74,7 @@ macro_rules! impl_support {
 
         fn ticket_from(row: &DbRow) -> Result<Ticket> {
             Ok(Ticket {
-                id: row.try_get("id")?,
+                id: civic_core::mydata::TicketId(row.try_get("id")?),
                 institution: InstitutionId(row.try_get("institution_id")?),
                 opened_by: UserId(row.try_get("opened_by")?),
                 kind: civic_core::mydata::TicketKind::parse(&row.try_get::<String, _>("kind")?)
@@ -88,11 +88,11 @@ macro_rules! impl_support {
         }
 
         impl $store {
-            async fn training_in(&self, id: i64) -> Result<Option<Training>> {
+            async fn training_in(&self, id: civic_core::mydata::TrainingId) -> Result<Option<Training>> {
                 let Some(row) = sqlx::query(
                     "SELECT id, title, held_on, place, materials, created_by, created_at FROM training_sessions WHERE id = $1",
                 )
-                .bind(id)
+                .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await?
                 else {
@@ -101,14 +101,14 @@ macro_rules! impl_support {
                 let attendees = sqlx::query(
                     "SELECT institution_id, name FROM training_attendees WHERE session_id = $1 ORDER BY institution_id, name",
                 )
-                .bind(id)
+                .bind(id.0)
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
                 .map(|r| Ok((InstitutionId(r.try_get("institution_id")?), r.try_get("name")?)))
                 .collect::<Result<Vec<_>>>()?;
                 Ok(Some(Training {
-                    id: row.try_get("id")?,
+                    id: civic_core::mydata::TrainingId(row.try_get("id")?),
                     title: row.try_get("title")?,
                     held_on: row.try_get("held_on")?,
                     place: row.try_get("place")?,
@@ -146,7 +146,7 @@ macro_rules! impl_support {
                 .await?;
                 let ticket = ticket_from(&row)?;
                 sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(ticket.id)
+                    .bind(ticket.id.0)
                     .bind(user.0)
                     .bind(text)
                     .bind(now)
@@ -162,7 +162,7 @@ macro_rules! impl_support {
             async fn tickets(
                 &self,
                 institution: Option<InstitutionId>,
-                before: Option<i64>,
+                before: Option<civic_core::mydata::TicketId>,
                 limit: i64,
             ) -> Result<Vec<Ticket>> {
                 let mut conditions = Vec::new();
@@ -186,13 +186,13 @@ macro_rules! impl_support {
                     query = query.bind(i.0);
                 }
                 if let Some(b) = before {
-                    query = query.bind(b);
+                    query = query.bind(b.0);
                 }
                 let rows = query.bind(limit).fetch_all(&self.pool).await?;
                 rows.iter().map(ticket_from).collect()
             }
 
-            async fn messages_of_tickets(&self, ids: &[i64]) -> Result<Vec<TicketMessage>> {
+            async fn messages_of_tickets(&self, ids: &[civic_core::mydata::TicketId]) -> Result<Vec<TicketMessage>> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -203,13 +203,13 @@ macro_rules! impl_support {
                 );
                 let mut query = sqlx::query(&sql);
                 for id in ids {
-                    query = query.bind(*id);
+                    query = query.bind(id.0);
                 }
                 let rows = query.fetch_all(&self.pool).await?;
                 rows.iter()
                     .map(|r| {
                         Ok(TicketMessage {
-                            ticket: r.try_get("ticket_id")?,
+                            ticket: civic_core::mydata::TicketId(r.try_get("ticket_id")?),
                             user: UserId(r.try_get("user_id")?),
                             text: r.try_get("text")?,
                             created_at: ts(r.try_get("created_at")?),
@@ -218,9 +218,9 @@ macro_rules! impl_support {
                     .collect()
             }
 
-            async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {
+            async fn ticket(&self, id: civic_core::mydata::TicketId) -> Result<Option<Ticket>> {
                 let row = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = $1"))
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(ticket_from).transpose()
@@ -228,7 +228,7 @@ macro_rules! impl_support {
 
             async fn update_ticket(
                 &self,
-                id: i64,
+                id: civic_core::mydata::TicketId,
                 user: UserId,
                 text: Option<&str>,
                 close: bool,
@@ -240,7 +240,7 @@ macro_rules! impl_support {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let now = Timestamp::now().micros();
                 let before = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = $1"))
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
@@ -253,14 +253,14 @@ macro_rules! impl_support {
                 ))
                 .bind(status.as_str())
                 .bind(now)
-                .bind(id)
+                .bind(id.0)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
                 let ticket = ticket_from(&row)?;
                 if let Some(text) = text {
                     sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
-                        .bind(id)
+                        .bind(id.0)
                         .bind(user.0)
                         .bind(text)
                         .bind(now)
@@ -284,7 +284,7 @@ macro_rules! impl_support {
                 audit: AuditEntry,
             ) -> Result<Training> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let id: i64 = sqlx::query_scalar(
+                let id = civic_core::mydata::TrainingId(sqlx::query_scalar(
                     "INSERT INTO training_sessions (title, held_on, place, materials, created_by, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
@@ -295,7 +295,7 @@ macro_rules! impl_support {
                 .bind(user.0)
                 .bind(Timestamp::now().micros())
                 .fetch_one(&mut *tx)
-                .await?;
+                .await?);
                 let mut audit = audit;
                 audit.resource = format!("training:{id}");
                 Self::append_in(&mut tx, &mut frontier, audit).await?;
@@ -307,14 +307,14 @@ macro_rules! impl_support {
 
             async fn add_attendee(
                 &self,
-                session: i64,
+                session: civic_core::mydata::TrainingId,
                 institution: InstitutionId,
                 name: &str,
                 audit: AuditEntry,
             ) -> Result<Training> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 sqlx::query("INSERT INTO training_attendees (session_id, institution_id, name) VALUES ($1, $2, $3)")
-                    .bind(session)
+                    .bind(session.0)
                     .bind(institution.0)
                     .bind(name)
                     .execute(&mut *tx)
@@ -329,7 +329,7 @@ macro_rules! impl_support {
                     .ok_or_else(|| StoreError::NotFound(format!("training {session}")))
             }
 
-            async fn training(&self, id: i64) -> Result<Option<Training>> {
+            async fn training(&self, id: civic_core::mydata::TrainingId) -> Result<Option<Training>> {
                 self.training_in(id).await
             }
 
@@ -339,7 +339,7 @@ macro_rules! impl_support {
                     .await?;
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
-                    if let Some(t) = self.training_in(id).await? {
+                    if let Some(t) = self.training_in(civic_core::mydata::TrainingId(id)).await? {
                         out.push(t);
                     }
                 }

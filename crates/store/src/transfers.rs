@@ -20,7 +20,7 @@ pub trait TransferStore {
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     fn transfer(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<Option<crate::Transfer>>> + Send;
     /// Transfers of one citizen (`subject`), of one agency or of one
@@ -35,7 +35,7 @@ pub trait TransferStore {
     /// agreement is still approved.
     fn decide_transfer(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         party: &crate::Party,
         decision: crate::TransferDecision,
         audit: civic_core::audit::AuditEntry,
@@ -52,7 +52,7 @@ pub trait TransferStore {
     /// is live (consented or delivered, its key not destroyed).
     fn record_delivery(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         node: &str,
         status_index: i64,
         status_uri: &str,
@@ -70,7 +70,7 @@ pub trait TransferStore {
     /// The holder could not issue: the transfer failed, with the reason.
     fn fail_transfer(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         reason: &str,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
@@ -79,7 +79,7 @@ pub trait TransferStore {
     /// agency.
     fn deliveries(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         party: &crate::Party,
         fetched: bool,
         audit: civic_core::audit::AuditEntry,
@@ -95,32 +95,34 @@ pub trait TransferStore {
     /// delivered.
     fn withdraw_transfer(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         party: &crate::Party,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     /// The holder revoked the transfer's credentials.
     fn mark_revoked(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     /// The agency confirms it deleted what it received. A conflict unless
     /// withdrawn.
     fn confirm_deletion(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         party: &crate::Party,
         audit: civic_core::audit::AuditEntry,
     ) -> impl std::future::Future<Output = crate::Result<crate::Transfer>> + Send;
     /// Withdrawn transfers whose holder has not yet revoked.
-    fn unrevoked(&self) -> impl std::future::Future<Output = crate::Result<Vec<i64>>> + Send;
+    fn unrevoked(
+        &self,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<civic_core::mydata::TransferId>>> + Send;
     /// Consented transfers the holder has not answered yet (its node was
     /// down), consented before `before`.
     fn undelivered(
         &self,
         before: crate::Timestamp,
-    ) -> impl std::future::Future<Output = crate::Result<Vec<i64>>> + Send;
+    ) -> impl std::future::Future<Output = crate::Result<Vec<civic_core::mydata::TransferId>>> + Send;
     /// An agency's events after `after`, at most `limit`.
     fn events_after(
         &self,
@@ -157,7 +159,14 @@ pub trait TransferStore {
     fn transfer_counts(
         &self,
     ) -> impl std::future::Future<
-        Output = crate::Result<Vec<(i64, civic_core::identity::InstitutionId, i64, i64)>>,
+        Output = crate::Result<
+            Vec<(
+                civic_core::mydata::OfferId,
+                civic_core::identity::InstitutionId,
+                i64,
+                i64,
+            )>,
+        >,
     > + Send;
 }
 
@@ -215,7 +224,7 @@ pub enum TransferDecision {
 /// A citizen's answer to one transfer, one of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionOp {
-    pub id: i64,
+    pub id: civic_core::mydata::TransferId,
     pub party: Party,
     pub decision: TransferDecision,
     pub audit: civic_core::audit::AuditEntry,
@@ -224,7 +233,7 @@ pub struct DecisionOp {
 /// A credential the holder issued for one transfer, one of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryOp {
-    pub id: i64,
+    pub id: civic_core::mydata::TransferId,
     pub node: String,
     pub status_index: i64,
     pub status_uri: String,
@@ -236,7 +245,7 @@ pub struct DeliveryOp {
 /// An agency's fetch of one transfer's packages, one of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchOp {
-    pub id: i64,
+    pub id: civic_core::mydata::TransferId,
     pub party: Party,
     pub audit: civic_core::audit::AuditEntry,
 }
@@ -262,9 +271,9 @@ macro_rules! impl_transfers {
                 Ok(row.try_get::<Option<i64>, _>(name)?.map(ts))
             };
             Ok(Transfer {
-                id: row.try_get("id")?,
-                agreement: row.try_get("agreement_id")?,
-                offer: row.try_get("offer_id")?,
+                id: civic_core::mydata::TransferId(row.try_get("id")?),
+                agreement: civic_core::mydata::AgreementId(row.try_get("agreement_id")?),
+                offer: civic_core::mydata::OfferId(row.try_get("offer_id")?),
                 agency: InstitutionId(row.try_get("agency_id")?),
                 holder: InstitutionId(row.try_get("holder_id")?),
                 subject: row.try_get("subject")?,
@@ -298,7 +307,7 @@ macro_rules! impl_transfers {
         fn delivery_from(row: &DbRow) -> Result<Delivery> {
             Ok(Delivery {
                 id: row.try_get("id")?,
-                transfer: row.try_get("transfer_id")?,
+                transfer: civic_core::mydata::TransferId(row.try_get("transfer_id")?),
                 node: row.try_get("node")?,
                 status_index: row.try_get("status_index")?,
                 status_uri: row.try_get("status_uri")?,
@@ -309,17 +318,17 @@ macro_rules! impl_transfers {
         }
 
         /// Appends `($1, $2, …)` bound to `ids` (an `IN` list).
-        fn push_ids(qb: &mut sqlx::QueryBuilder<'_, $db>, ids: impl Iterator<Item = i64>) {
+        fn push_ids(qb: &mut sqlx::QueryBuilder<'_, $db>, ids: impl Iterator<Item = civic_core::mydata::TransferId>) {
             qb.push("(");
             let mut list = qb.separated(", ");
             for id in ids {
-                list.push_bind(id);
+                list.push_bind(id.0);
             }
             qb.push(")");
         }
 
         /// Whether `agreement` (of `statuses`) lets transfers happen.
-        fn approved(statuses: &HashMap<i64, String>, agreement: i64) -> Result<()> {
+        fn approved(statuses: &HashMap<civic_core::mydata::AgreementId, String>, agreement: civic_core::mydata::AgreementId) -> Result<()> {
             match statuses.get(&agreement).map(String::as_str) {
                 Some(status) if status == civic_core::mydata::AgreementStatus::Approved.as_str() => Ok(()),
                 Some(other) => Err(StoreError::Conflict(format!(
@@ -332,7 +341,7 @@ macro_rules! impl_transfers {
         impl $store {
             /// The transfer, if `party` is party to it; its audit record
             /// gets the citizen's pseudonym as subject.
-            async fn party_transfer(tx: &mut Tx, id: i64, party: &$crate::transfers::Party, audit: &mut AuditEntry) -> Result<Transfer> {
+            async fn party_transfer(tx: &mut Tx, id: civic_core::mydata::TransferId, party: &$crate::transfers::Party, audit: &mut AuditEntry) -> Result<Transfer> {
                 let t = Self::transfer_in(tx, id).await?;
                 if party.sees(&t) {
                     audit.subject = Some(t.subject_tag.clone());
@@ -342,9 +351,9 @@ macro_rules! impl_transfers {
                 }
             }
 
-            async fn transfer_in(tx: &mut Tx, id: i64) -> Result<Transfer> {
+            async fn transfer_in(tx: &mut Tx, id: civic_core::mydata::TransferId) -> Result<Transfer> {
                 let row = sqlx::query(&format!("SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id = $1"))
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&mut **tx)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("transfer {id}")))?;
@@ -358,7 +367,7 @@ macro_rules! impl_transfers {
                 };
                 sqlx::query("INSERT INTO mydata_events (agency_id, transfer_id, kind, at) VALUES ($1, $2, $3, $4)")
                     .bind(t.agency.0)
-                    .bind(t.id)
+                    .bind(t.id.0)
                     .bind(kind)
                     .bind(at)
                     .execute(&mut **tx)
@@ -368,7 +377,7 @@ macro_rules! impl_transfers {
 
             /// The transfers with these ids (those that exist), and the
             /// status of each one's agreement (one query).
-            async fn transfers_by_id(tx: &mut Tx, ids: &[i64]) -> Result<(HashMap<i64, Transfer>, HashMap<i64, String>)> {
+            async fn transfers_by_id(tx: &mut Tx, ids: &[civic_core::mydata::TransferId]) -> Result<(HashMap<civic_core::mydata::TransferId, Transfer>, HashMap<civic_core::mydata::AgreementId, String>)> {
                 let columns: Vec<String> = TRANSFER_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
                 let mut found = HashMap::with_capacity(ids.len());
                 let mut statuses = HashMap::new();
@@ -389,8 +398,8 @@ macro_rules! impl_transfers {
             }
 
             /// The deliveries of these transfers, oldest first.
-            async fn deliveries_of(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, Vec<Delivery>>> {
-                let mut out: HashMap<i64, Vec<Delivery>> = HashMap::with_capacity(ids.len());
+            async fn deliveries_of(tx: &mut Tx, ids: &[civic_core::mydata::TransferId]) -> Result<HashMap<civic_core::mydata::TransferId, Vec<Delivery>>> {
+                let mut out: HashMap<civic_core::mydata::TransferId, Vec<Delivery>> = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                         "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id IN "
@@ -406,10 +415,10 @@ macro_rules! impl_transfers {
             }
 
             /// Appends the events of `(agency, transfer, step)` at `at`, in order.
-            async fn transfer_events(tx: &mut Tx, events: &[(InstitutionId, i64, civic_core::mydata::TransferStep)], at: i64) -> Result<()> {
+            async fn transfer_events(tx: &mut Tx, events: &[(InstitutionId, civic_core::mydata::TransferId, civic_core::mydata::TransferStep)], at: i64) -> Result<()> {
                 let events: Vec<(InstitutionId, i64, &'static str)> = events
                     .iter()
-                    .filter_map(|(a, t, step)| Some((*a, *t, civic_core::mydata::TransferState::event(*step)?)))
+                    .filter_map(|(a, t, step)| Some((*a, t.0, civic_core::mydata::TransferState::event(*step)?)))
                     .collect();
                 for chunk in events.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO mydata_events (agency_id, transfer_id, kind, at) ");
@@ -421,10 +430,10 @@ macro_rules! impl_transfers {
                 Ok(())
             }
 
-            async fn agreement_is_approved(tx: &mut Tx, agreement: i64) -> Result<()> {
+            async fn agreement_is_approved(tx: &mut Tx, agreement: civic_core::mydata::AgreementId) -> Result<()> {
                 let status: Option<String> =
                     sqlx::query_scalar("SELECT status FROM mydata_agreements WHERE id = $1")
-                        .bind(agreement)
+                        .bind(agreement.0)
                         .fetch_optional(&mut **tx)
                         .await?;
                 approved(&status.map(|s| (agreement, s)).into_iter().collect(), agreement)
@@ -437,7 +446,7 @@ macro_rules! impl_transfers {
             #[allow(clippy::too_many_arguments)]
             async fn move_transfer(
                 &self,
-                id: i64,
+                id: civic_core::mydata::TransferId,
                 party: &$crate::transfers::Party,
                 step: civic_core::mydata::TransferStep,
                 set: &str,
@@ -451,7 +460,7 @@ macro_rules! impl_transfers {
                     .after(step)
                     .map_err(|why| StoreError::Conflict(format!("transfer {id} is {why}")))?;
                 let sql = format!("UPDATE mydata_transfers SET state = $2{set} WHERE id = $1");
-                let mut q = sqlx::query(&sql).bind(id).bind(to.as_str());
+                let mut q = sqlx::query(&sql).bind(id.0).bind(to.as_str());
                 for b in binds {
                     q = match b {
                         $crate::transfers::Bind::Int(v) => q.bind(v),
@@ -480,8 +489,8 @@ macro_rules! impl_transfers {
                      VALUES ($1, $2, $3, $4, $5, $14, $6, $7, $8, $9, $10, $11, $15, $12, $13) \
                      RETURNING {TRANSFER_COLUMNS}"
                 ))
-                .bind(new.agreement)
-                .bind(new.offer)
+                .bind(new.agreement.0)
+                .bind(new.offer.0)
                 .bind(new.agency.0)
                 .bind(new.holder.0)
                 .bind(&new.subject)
@@ -506,7 +515,7 @@ macro_rules! impl_transfers {
                 Ok(transfer)
             }
 
-            async fn transfer(&self, id: i64, mut audit: AuditEntry) -> Result<Option<Transfer>> {
+            async fn transfer(&self, id: civic_core::mydata::TransferId, mut audit: AuditEntry) -> Result<Option<Transfer>> {
                 let mut tx = self.begin_tx().await?;
                 let found = match Self::transfer_in(&mut tx, id).await {
                     Ok(t) => {
@@ -552,7 +561,7 @@ macro_rules! impl_transfers {
                 Ok(transfers)
             }
 
-            async fn decide_transfer(&self, id: i64, party: &Party, decision: TransferDecision, audit: AuditEntry) -> Result<Transfer> {
+            async fn decide_transfer(&self, id: civic_core::mydata::TransferId, party: &Party, decision: TransferDecision, audit: AuditEntry) -> Result<Transfer> {
                 let op = $crate::transfers::DecisionOp { id, party: party.clone(), decision, audit };
                 self.decide_transfers(vec![op]).await?.pop().expect("one result per op")
             }
@@ -562,7 +571,7 @@ macro_rules! impl_transfers {
                     return Ok(Vec::new());
                 }
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
+                let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
                 let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
                 let now = Timestamp::now().micros();
                 let mut results = Vec::with_capacity(ops.len());
@@ -601,7 +610,7 @@ macro_rules! impl_transfers {
                         }
                         TransferDecision::Refuse { reason } => {
                             sqlx::query("UPDATE mydata_transfers SET state = $4, reason = $2, decided_at = $3 WHERE id = $1")
-                                .bind(id)
+                                .bind(id.0)
                                 .bind(reason.clone())
                                 .bind(now)
                                 .bind(next.as_str())
@@ -621,7 +630,7 @@ macro_rules! impl_transfers {
                 for chunk in consents.chunks(100) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("WITH v (id, mode, until, every, sealed) AS (");
                     qb.push_values(chunk, |mut b, (id, mode, until, every, sealed)| {
-                        b.push_bind(*id)
+                        b.push_bind(id.0)
                             .push_bind(*mode)
                             .push_bind(*until)
                             .push_bind(*every)
@@ -645,7 +654,7 @@ macro_rules! impl_transfers {
 
             async fn record_delivery(
                 &self,
-                id: i64,
+                id: civic_core::mydata::TransferId,
                 node: &str,
                 status_index: i64,
                 status_uri: &str,
@@ -668,7 +677,7 @@ macro_rules! impl_transfers {
                     return Ok(Vec::new());
                 }
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
+                let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
                 let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
                 let now = Timestamp::now().micros();
                 let mut results: Vec<Option<Result<(Transfer, Delivery)>>> = Vec::with_capacity(ops.len());
@@ -693,13 +702,13 @@ macro_rules! impl_transfers {
                         Err(e) => results.push(Some(Err(e))),
                     }
                 }
-                let mut delivered: HashMap<(i64, String, i64), Delivery> = HashMap::new();
+                let mut delivered: HashMap<(civic_core::mydata::TransferId, String, i64), Delivery> = HashMap::new();
                 for chunk in kept.chunks(200) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO mydata_deliveries (transfer_id, node, status_index, status_uri, package, delivered_at) ",
                     );
                     qb.push_values(chunk, |mut b, (_, op)| {
-                        b.push_bind(op.id)
+                        b.push_bind(op.id.0)
                             .push_bind(op.node.clone())
                             .push_bind(op.status_index)
                             .push_bind(op.status_uri.clone())
@@ -734,7 +743,7 @@ macro_rules! impl_transfers {
                 Ok(results.into_iter().map(|r| r.expect("every op answered")).collect())
             }
 
-            async fn fail_transfer(&self, id: i64, reason: &str, audit: AuditEntry) -> Result<Transfer> {
+            async fn fail_transfer(&self, id: civic_core::mydata::TransferId, reason: &str, audit: AuditEntry) -> Result<Transfer> {
                 self.move_transfer(
                     id,
                     &$crate::transfers::Party::Hub,
@@ -746,7 +755,7 @@ macro_rules! impl_transfers {
                 .await
             }
 
-            async fn deliveries(&self, id: i64, party: &Party, fetched: bool, mut audit: AuditEntry) -> Result<(Transfer, Vec<Delivery>)> {
+            async fn deliveries(&self, id: civic_core::mydata::TransferId, party: &Party, fetched: bool, mut audit: AuditEntry) -> Result<(Transfer, Vec<Delivery>)> {
                 if fetched {
                     let op = $crate::transfers::FetchOp { id, party: party.clone(), audit };
                     return self.fetch_packages(vec![op]).await?.pop().expect("one result per op");
@@ -767,7 +776,7 @@ macro_rules! impl_transfers {
                 }
                 // Marking fetched is a write: the ledger lock first.
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
-                let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
+                let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
                 let (found, _) = Self::transfers_by_id(&mut tx, &ids).await?;
                 let mut parties = Vec::with_capacity(ops.len());
                 let mut audits = Vec::new();
@@ -783,7 +792,7 @@ macro_rules! impl_transfers {
                         None => parties.push(None),
                     }
                 }
-                let seen: Vec<i64> = seen.into_iter().collect();
+                let seen: Vec<civic_core::mydata::TransferId> = seen.into_iter().collect();
                 let now = Timestamp::now().micros();
                 for chunk in seen.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE mydata_deliveries SET fetched_at = ");
@@ -808,7 +817,7 @@ macro_rules! impl_transfers {
                     .collect())
             }
 
-            async fn withdraw_transfer(&self, id: i64, party: &Party, mut audit: AuditEntry) -> Result<Transfer> {
+            async fn withdraw_transfer(&self, id: civic_core::mydata::TransferId, party: &Party, mut audit: AuditEntry) -> Result<Transfer> {
                 let (mut tx, mut frontier) = self.begin_ledger().await?;
                 let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
                 let next = before
@@ -821,13 +830,13 @@ macro_rules! impl_transfers {
                 sqlx::query(
                     "UPDATE mydata_transfers SET state = $3, consent_key = NULL, withdrawn_at = $2 WHERE id = $1",
                 )
-                .bind(id)
+                .bind(id.0)
                 .bind(now)
                 .bind(next.as_str())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("UPDATE mydata_deliveries SET package = NULL WHERE transfer_id = $1")
-                    .bind(id)
+                    .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
                 let after = Self::transfer_in(&mut tx, id).await?;
@@ -837,7 +846,7 @@ macro_rules! impl_transfers {
                 Ok(after)
             }
 
-            async fn mark_revoked(&self, id: i64, audit: AuditEntry) -> Result<Transfer> {
+            async fn mark_revoked(&self, id: civic_core::mydata::TransferId, audit: AuditEntry) -> Result<Transfer> {
                 self.move_transfer(
                     id,
                     &$crate::transfers::Party::Hub,
@@ -849,7 +858,7 @@ macro_rules! impl_transfers {
                 .await
             }
 
-            async fn confirm_deletion(&self, id: i64, party: &Party, audit: AuditEntry) -> Result<Transfer> {
+            async fn confirm_deletion(&self, id: civic_core::mydata::TransferId, party: &Party, audit: AuditEntry) -> Result<Transfer> {
                 self.move_transfer(
                     id,
                     party,
@@ -861,23 +870,29 @@ macro_rules! impl_transfers {
                 .await
             }
 
-            async fn undelivered(&self, before: Timestamp) -> Result<Vec<i64>> {
-                Ok(sqlx::query_scalar(
+            async fn undelivered(&self, before: Timestamp) -> Result<Vec<civic_core::mydata::TransferId>> {
+                Ok(sqlx::query_scalar::<_, i64>(
                     "SELECT id FROM mydata_transfers WHERE state = $2 AND decided_at < $1 ORDER BY id LIMIT 1000",
                 )
                 .bind(before.micros())
                 .bind(civic_core::mydata::TransferState::Consented.as_str())
                 .fetch_all(&self.pool)
-                .await?)
+                .await?
+                .into_iter()
+                .map(civic_core::mydata::TransferId)
+                .collect())
             }
 
-            async fn unrevoked(&self) -> Result<Vec<i64>> {
-                Ok(sqlx::query_scalar(
+            async fn unrevoked(&self) -> Result<Vec<civic_core::mydata::TransferId>> {
+                Ok(sqlx::query_scalar::<_, i64>(
                     "SELECT id FROM mydata_transfers WHERE state = $1 AND revoked_at IS NULL ORDER BY id",
                 )
                 .bind(civic_core::mydata::TransferState::Withdrawn.as_str())
                 .fetch_all(&self.pool)
-                .await?)
+                .await?
+                .into_iter()
+                .map(civic_core::mydata::TransferId)
+                .collect())
             }
 
             async fn events_after(&self, agency: InstitutionId, after: i64, limit: i64) -> Result<Vec<TransferEvent>> {
@@ -895,7 +910,7 @@ macro_rules! impl_transfers {
                         Ok(TransferEvent {
                             seq: row.try_get("seq")?,
                             agency: InstitutionId(row.try_get("agency_id")?),
-                            transfer: row.try_get("transfer_id")?,
+                            transfer: civic_core::mydata::TransferId(row.try_get("transfer_id")?),
                             kind: row.try_get("kind")?,
                             at: ts(row.try_get("at")?),
                         })
@@ -977,7 +992,7 @@ macro_rules! impl_transfers {
                     .transpose()
             }
 
-            async fn transfer_counts(&self) -> Result<Vec<(i64, InstitutionId, i64, i64)>> {
+            async fn transfer_counts(&self) -> Result<Vec<(civic_core::mydata::OfferId, InstitutionId, i64, i64)>> {
                 // Years are counted in the application (both backends'
                 // date functions differ); a row a delivered transfer.
                 let rows = sqlx::query(
@@ -995,7 +1010,7 @@ macro_rules! impl_transfers {
                 }
                 Ok(counts
                     .into_iter()
-                    .map(|((offer, agency, year), n)| (offer, InstitutionId(agency), year, n))
+                    .map(|((offer, agency, year), n)| (civic_core::mydata::OfferId(offer), InstitutionId(agency), year, n))
                     .collect())
             }
         }

@@ -413,7 +413,7 @@ pub struct NewOffer {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Offer {
-    pub id: i64,
+    pub id: civic_core::mydata::OfferId,
     pub holder: InstitutionId,
     pub kind: String,
     pub code: String,
@@ -426,7 +426,7 @@ pub struct Offer {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAgreement {
-    pub offer: i64,
+    pub offer: civic_core::mydata::OfferId,
     pub agency: InstitutionId,
     pub service: String,
     /// JSON array of item names.
@@ -440,8 +440,8 @@ pub struct NewAgreement {
 /// One version of a linkage agreement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Agreement {
-    pub id: i64,
-    pub offer: i64,
+    pub id: civic_core::mydata::AgreementId,
+    pub offer: civic_core::mydata::OfferId,
     pub agency: InstitutionId,
     pub service: String,
     pub version: i64,
@@ -457,7 +457,7 @@ pub struct Agreement {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAgreementNote {
-    pub agreement: i64,
+    pub agreement: civic_core::mydata::AgreementId,
     pub user: UserId,
     pub kind: civic_core::mydata::AgreementStep,
     pub text: String,
@@ -465,7 +465,7 @@ pub struct NewAgreementNote {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgreementNote {
-    pub agreement: i64,
+    pub agreement: civic_core::mydata::AgreementId,
     pub user: UserId,
     pub kind: civic_core::mydata::AgreementStep,
     pub text: String,
@@ -475,7 +475,7 @@ pub struct AgreementNote {
 /// A support ticket an institution opened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
-    pub id: i64,
+    pub id: civic_core::mydata::TicketId,
     pub institution: InstitutionId,
     pub opened_by: UserId,
     pub kind: civic_core::mydata::TicketKind,
@@ -487,7 +487,7 @@ pub struct Ticket {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketMessage {
-    pub ticket: i64,
+    pub ticket: civic_core::mydata::TicketId,
     pub user: UserId,
     pub text: String,
     pub created_at: Timestamp,
@@ -496,7 +496,7 @@ pub struct TicketMessage {
 /// A training session of the support centre.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Training {
-    pub id: i64,
+    pub id: civic_core::mydata::TrainingId,
     pub title: String,
     /// YYYY-MM-DD.
     pub held_on: String,
@@ -513,8 +513,8 @@ pub struct Training {
 /// under an approved agreement, and what became of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTransfer {
-    pub agreement: i64,
-    pub offer: i64,
+    pub agreement: civic_core::mydata::AgreementId,
+    pub offer: civic_core::mydata::OfferId,
     pub agency: InstitutionId,
     pub holder: InstitutionId,
     /// The citizen, as the holders know him.
@@ -535,9 +535,9 @@ pub struct NewTransfer {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transfer {
-    pub id: i64,
-    pub agreement: i64,
-    pub offer: i64,
+    pub id: civic_core::mydata::TransferId,
+    pub agreement: civic_core::mydata::AgreementId,
+    pub offer: civic_core::mydata::OfferId,
     pub agency: InstitutionId,
     pub holder: InstitutionId,
     pub subject: String,
@@ -570,7 +570,7 @@ pub struct Transfer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub id: i64,
-    pub transfer: i64,
+    pub transfer: civic_core::mydata::TransferId,
     pub node: String,
     pub status_index: i64,
     pub status_uri: String,
@@ -586,7 +586,7 @@ pub struct Delivery {
 pub struct TransferEvent {
     pub seq: i64,
     pub agency: InstitutionId,
-    pub transfer: i64,
+    pub transfer: civic_core::mydata::TransferId,
     /// `transfer.consented`, `transfer.refused`, `transfer.delivered`,
     /// `transfer.failed`, `consent.withdrawn`.
     pub kind: String,

@@ -7,6 +7,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use civic_core::mydata::AgreementId;
 use civic_hub::mydata::{
     AgreementNoteRequest, AgreementRequest, AgreementView, Catalogue, NewOfferRequest, OfferView,
 };
@@ -89,7 +90,7 @@ pub async fn agreement(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<AgreementView>> {
-    Ok(Json(s.hub.get_agreement(&ctx, id).await?))
+    Ok(Json(s.hub.get_agreement(&ctx, AgreementId(id)).await?))
 }
 
 /// A step of the consultation: the holder questions, approves or rejects;
@@ -103,5 +104,7 @@ pub async fn note(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AgreementNoteRequest>,
 ) -> ApiResult<Json<AgreementView>> {
-    Ok(Json(s.hub.note_agreement(&ctx, id, req).await?))
+    Ok(Json(
+        s.hub.note_agreement(&ctx, AgreementId(id), req).await?,
+    ))
 }

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use civic_core::identity::InstitutionId;
+use civic_core::mydata::{TicketId, TrainingId};
 use civic_hub::support::{
     AttendeeRequest, ConsultingHistory, NewTicketRequest, NewTrainingRequest, TicketUpdate,
     TicketView, TrainingView,
@@ -24,7 +25,11 @@ pub async fn tickets(
     Caller(ctx): Caller,
     ApiQuery(p): ApiQuery<TicketsParams>,
 ) -> ApiResult<Json<Vec<TicketView>>> {
-    Ok(Json(s.hub.list_tickets(&ctx, p.before, p.limit).await?))
+    Ok(Json(
+        s.hub
+            .list_tickets(&ctx, p.before.map(TicketId), p.limit)
+            .await?,
+    ))
 }
 
 /// Opens a ticket for the caller's institution: a new dataset, a linkage
@@ -52,7 +57,7 @@ pub async fn ticket(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(s.hub.get_ticket(&ctx, id).await?))
+    Ok(Json(s.hub.get_ticket(&ctx, TicketId(id)).await?))
 }
 
 /// A reply to a ticket (an agent's answers it, the institution's reopens
@@ -66,7 +71,7 @@ pub async fn reply(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<TicketUpdate>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(s.hub.update_ticket(&ctx, id, req).await?))
+    Ok(Json(s.hub.update_ticket(&ctx, TicketId(id), req).await?))
 }
 
 /// The training sessions, with their attendees and materials.
@@ -104,7 +109,7 @@ pub async fn add_attendee(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AttendeeRequest>,
 ) -> ApiResult<Json<TrainingView>> {
-    Ok(Json(s.hub.add_attendee(&ctx, id, req).await?))
+    Ok(Json(s.hub.add_attendee(&ctx, TrainingId(id), req).await?))
 }
 
 /// An institution's consulting history: its tickets and the trainings it

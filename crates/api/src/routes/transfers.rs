@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civic_core::mydata::TransferId;
 use civic_hub::transfers::{
     AccessView, ConsentRequest, EventView, PackageView, RefusalRequest, TransferRequest,
     TransferView, VerifyRequest, VerifyView, WebhookRequest, WebhookView,
@@ -51,7 +52,7 @@ pub async fn get(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.transfer(&ctx, id).await?))
+    Ok(Json(s.hub.transfer(&ctx, TransferId(id)).await?))
 }
 
 /// The citizen consents (once, or periodically until a day); the holder
@@ -65,7 +66,9 @@ pub async fn consent(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ConsentRequest>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.consent_transfer(&ctx, id, req).await?))
+    Ok(Json(
+        s.hub.consent_transfer(&ctx, TransferId(id), req).await?,
+    ))
 }
 
 /// The citizen refuses.
@@ -78,7 +81,9 @@ pub async fn refuse(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<RefusalRequest>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.refuse_transfer(&ctx, id, req).await?))
+    Ok(Json(
+        s.hub.refuse_transfer(&ctx, TransferId(id), req).await?,
+    ))
 }
 
 /// The citizen withdraws his consent: the hub's copy is destroyed, the
@@ -91,7 +96,7 @@ pub async fn withdraw(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.withdraw_transfer(&ctx, id).await?))
+    Ok(Json(s.hub.withdraw_transfer(&ctx, TransferId(id)).await?))
 }
 
 /// The transfer's consent receipt (ISO/IEC TS 27560 consent record).
@@ -103,7 +108,7 @@ pub async fn receipt(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(s.hub.consent_receipt(&ctx, id).await?))
+    Ok(Json(s.hub.consent_receipt(&ctx, TransferId(id)).await?))
 }
 
 /// The agency fetches the package: the credential (and a provided
@@ -116,7 +121,7 @@ pub async fn package(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<PackageView>> {
-    Ok(Json(s.hub.transfer_package(&ctx, id).await?))
+    Ok(Json(s.hub.transfer_package(&ctx, TransferId(id)).await?))
 }
 
 /// Under a periodic consent, the agency asks for a fresh credential (at
@@ -129,7 +134,7 @@ pub async fn resend(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.send_again(&ctx, id).await?))
+    Ok(Json(s.hub.send_again(&ctx, TransferId(id)).await?))
 }
 
 /// The agency confirms it deleted what it received of a withdrawn
@@ -142,7 +147,11 @@ pub async fn deletion(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.confirm_transfer_deletion(&ctx, id).await?))
+    Ok(Json(
+        s.hub
+            .confirm_transfer_deletion(&ctx, TransferId(id))
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -159,7 +159,11 @@ impl Hub {
 
     /// A transfer's consent receipt, in the structure of ISO/IEC TS 27560
     /// (consent record information structure).
-    pub async fn consent_receipt(&self, ctx: &Ctx, id: i64) -> Result<Value> {
+    pub async fn consent_receipt(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TransferId,
+    ) -> Result<Value> {
         let view = self.transfer(ctx, id).await?;
         Ok(consent_record(&view, &self.public_url()))
     }

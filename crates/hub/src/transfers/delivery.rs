@@ -39,7 +39,7 @@ impl Hub {
                         Ok(false)
                     }
                     Err(e) => {
-                        tracing::warn!(transfer = id, error = %e, "delivery still pending");
+                        tracing::warn!(transfer = id.0, error = %e, "delivery still pending");
                         Ok::<bool, HubError>(false)
                     }
                 }
@@ -191,7 +191,7 @@ impl Hub {
     pub(super) async fn credential_grant(
         &self,
         t: &Transfer,
-        offers: &mut std::collections::HashMap<i64, civic_store::Offer>,
+        offers: &mut std::collections::HashMap<civic_core::mydata::OfferId, civic_store::Offer>,
         names: &InstitutionNames,
     ) -> Result<SignedGrant> {
         if let std::collections::hash_map::Entry::Vacant(slot) = offers.entry(t.offer) {
@@ -269,7 +269,11 @@ impl Hub {
 
     /// Under a periodic consent, the agency asks for a fresh credential
     /// (at most once an interval, until the consent ends).
-    pub async fn send_again(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+    pub async fn send_again(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TransferId,
+    ) -> Result<TransferView> {
         let (t, last) = self
             .found(ctx, id, "mydata.transfer.resend", By::Agency, false)
             .await?;
@@ -302,7 +306,11 @@ impl Hub {
     }
 
     /// The agency fetches its newest package (marked fetched).
-    pub async fn transfer_package(&self, ctx: &Ctx, id: i64) -> Result<PackageView> {
+    pub async fn transfer_package(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TransferId,
+    ) -> Result<PackageView> {
         let (party, mut entry) = self
             .party(ctx, id, "mydata.transfer.fetch", By::Agency)
             .await?;

@@ -104,7 +104,7 @@ enum By {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferRequest {
     /// An approved agreement of the caller's agency.
-    pub agreement_id: i64,
+    pub agreement_id: civic_core::mydata::AgreementId,
     /// The citizen, as the holders know him.
     #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::subject))]
     pub subject: String,
@@ -164,8 +164,8 @@ pub struct DeliveryView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferView {
-    pub id: i64,
-    pub agreement_id: i64,
+    pub id: civic_core::mydata::TransferId,
+    pub agreement_id: civic_core::mydata::AgreementId,
     pub offer: crate::mydata::OfferRef,
     pub agency: crate::mydata::InstitutionRef,
     pub holder: crate::mydata::InstitutionRef,
@@ -193,7 +193,7 @@ pub struct TransferView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageView {
-    pub transfer_id: i64,
+    pub transfer_id: civic_core::mydata::TransferId,
     /// The SD-JWT VC as a compact JWE to the agency's key.
     pub credential: String,
     /// For a provided document: the rendered document and the holder's
@@ -216,7 +216,7 @@ pub struct EventView {
     /// `transfer.failed`, `consent.withdrawn`.
     #[serde(rename = "type")]
     pub kind: String,
-    pub transfer_id: i64,
+    pub transfer_id: civic_core::mydata::TransferId,
     pub at: String,
 }
 
@@ -323,12 +323,12 @@ fn mydata_grant(
 }
 
 /// The sealing context of a transfer's consent key.
-fn key_context(id: i64) -> String {
+fn key_context(id: civic_core::mydata::TransferId) -> String {
     format!("mydata-consent:{id}")
 }
 
 /// The sealing context of a delivery's package.
-fn package_context(transfer: i64) -> String {
+fn package_context(transfer: civic_core::mydata::TransferId) -> String {
     format!("mydata-package:{transfer}")
 }
 

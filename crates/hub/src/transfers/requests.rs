@@ -104,7 +104,7 @@ impl Hub {
     pub(super) async fn party(
         &self,
         ctx: &Ctx,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         action: &str,
         by: By,
     ) -> Result<(Party, AuditEntry)> {
@@ -154,7 +154,7 @@ impl Hub {
     pub(super) async fn found(
         &self,
         ctx: &Ctx,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         action: &str,
         by: By,
         fetched: bool,
@@ -168,7 +168,11 @@ impl Hub {
     }
 
     /// One transfer, with its deliveries.
-    pub async fn transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+    pub async fn transfer(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TransferId,
+    ) -> Result<TransferView> {
         let (t, deliveries) = self
             .found(ctx, id, "mydata.transfer.read", By::Either, false)
             .await?;
@@ -207,13 +211,13 @@ impl Hub {
         };
         let transfers = self.store.transfers_where(filter, entry).await?;
         // Entries and institutions once, not once a row.
-        let offers: std::collections::HashMap<i64, civic_store::Offer> = self
-            .store
-            .offers()
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o))
-            .collect();
+        let offers: std::collections::HashMap<civic_core::mydata::OfferId, civic_store::Offer> =
+            self.store
+                .offers()
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o))
+                .collect();
         let names = self.institution_names().await?;
         transfers
             .iter()
@@ -237,7 +241,7 @@ impl Hub {
     pub async fn consent_transfer(
         &self,
         ctx: &Ctx,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         req: ConsentRequest,
     ) -> Result<TransferView> {
         let (party, entry) = self
@@ -307,7 +311,7 @@ impl Hub {
         match self.deliver(ctx, t.clone()).await {
             Ok(view) => Ok(view),
             Err(e) => {
-                tracing::warn!(transfer = id, error = %e, "delivery left for the retry loop");
+                tracing::warn!(transfer = id.0, error = %e, "delivery left for the retry loop");
                 self.transfer_view(&t, Vec::new()).await
             }
         }
@@ -317,7 +321,7 @@ impl Hub {
     pub async fn refuse_transfer(
         &self,
         ctx: &Ctx,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         req: RefusalRequest,
     ) -> Result<TransferView> {
         let (party, entry) = self
@@ -366,7 +370,7 @@ impl Hub {
     /// arrive meanwhile.
     pub(super) async fn decide(
         &self,
-        id: i64,
+        id: civic_core::mydata::TransferId,
         party: Party,
         decision: TransferDecision,
         audit: AuditEntry,

@@ -8,7 +8,11 @@ impl Hub {
     /// once (the consent's key and the packages, in one transaction), the
     /// agency is told to delete, and the holder revokes the credentials
     /// (now, or by the retry loop if its node is down).
-    pub async fn withdraw_transfer(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+    pub async fn withdraw_transfer(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TransferId,
+    ) -> Result<TransferView> {
         let (party, entry) = self
             .party(ctx, id, "mydata.transfer.withdraw", By::Citizen)
             .await?;
@@ -19,14 +23,14 @@ impl Hub {
         self.as_party(withdrawn, entry).await?;
         self.mydata.events.notify_one();
         if let Err(e) = self.revoke_at_holder(id).await {
-            tracing::warn!(transfer = id, error = %e, "revocation left for the retry loop");
+            tracing::warn!(transfer = id.0, error = %e, "revocation left for the retry loop");
         }
         self.transfer(ctx, id).await
     }
 
     /// Asks the holder to revoke a withdrawn transfer's credentials, and
     /// keeps its new signed status list.
-    pub async fn revoke_at_holder(&self, id: i64) -> Result<()> {
+    pub async fn revoke_at_holder(&self, id: civic_core::mydata::TransferId) -> Result<()> {
         let op = Ctx::local_operator();
         let entry = op.entry(
             "mydata.transfer.revoke",
@@ -87,7 +91,7 @@ impl Hub {
         for id in self.store.unrevoked().await? {
             match self.revoke_at_holder(id).await {
                 Ok(()) => n += 1,
-                Err(e) => tracing::warn!(transfer = id, error = %e, "revocation still pending"),
+                Err(e) => tracing::warn!(transfer = id.0, error = %e, "revocation still pending"),
             }
         }
         Ok(n)
@@ -95,7 +99,11 @@ impl Hub {
 
     /// The agency confirms it deleted what it received of a withdrawn
     /// consent.
-    pub async fn confirm_transfer_deletion(&self, ctx: &Ctx, id: i64) -> Result<TransferView> {
+    pub async fn confirm_transfer_deletion(
+        &self,
+        ctx: &Ctx,
+        id: civic_core::mydata::TransferId,
+    ) -> Result<TransferView> {
         let (party, entry) = self
             .party(ctx, id, "mydata.transfer.deletion", By::Agency)
             .await?;
