@@ -206,21 +206,16 @@ impl Hub {
                     subject: subject.as_str().to_owned(),
                 },
             );
-            let (message, _) = self
-                .mydata_client()?
-                .call(
+            let reply: PortabilityReply = self
+                .ask_holder(
                     &url,
                     PORTABILITY_PATH,
                     &key,
                     "{}",
                     Some(signed),
-                    &random_id("req"),
-                    NODE_DEADLINE,
+                    "the holder's records",
                 )
-                .await
-                .map_err(exchange_error)?;
-            let reply: PortabilityReply = serde_json::from_str(&message.body)
-                .map_err(|e| HubError::BadRequest(format!("the holder's records: {e}")))?;
+                .await?;
             if !reply.records.is_empty() {
                 holders.push(json!({
                     "institution": holder,

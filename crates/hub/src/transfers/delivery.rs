@@ -242,21 +242,16 @@ impl Hub {
                 grants: chunk.to_vec(),
             })
             .expect("grants serialise");
-            let (message, _) = self
-                .mydata_client()?
-                .call(
+            let answered: CredentialReplies = self
+                .ask_holder(
                     url,
                     CREDENTIALS_PATH,
                     node_key,
                     &body,
                     None,
-                    &random_id("req"),
-                    NODE_DEADLINE,
+                    "the holder's answer",
                 )
-                .await
-                .map_err(exchange_error)?;
-            let answered: CredentialReplies = serde_json::from_str(&message.body)
-                .map_err(|e| HubError::BadRequest(format!("the holder's answer: {e}")))?;
+                .await?;
             if answered.results.len() != chunk.len() {
                 return Err(HubError::BadRequest(
                     "the holder's answer does not answer every grant".into(),

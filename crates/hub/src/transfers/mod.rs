@@ -429,6 +429,38 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Asks a holder's records node at `url` the question at `path` (with
+    /// `grant`, or a body that carries its grants), retried until
+    /// [`NODE_DEADLINE`], and reads its JSON answer; `what` names the answer
+    /// in an error.
+    pub(super) async fn ask_holder<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        path: &str,
+        node_key: &ed25519_dalek::VerifyingKey,
+        body: &str,
+        grant: Option<SignedGrant>,
+        what: &str,
+    ) -> Result<T> {
+        let (message, _) = self
+            .mydata_client()?
+            .call(
+                url,
+                path,
+                node_key,
+                body,
+                grant,
+                &random_id("req"),
+                NODE_DEADLINE,
+            )
+            .await
+            .map_err(exchange_error)?;
+        serde_json::from_str(&message.body)
+            .map_err(|e| HubError::BadRequest(format!("{what}: {e}")))
+    }
+}
+
 /// The holder's records node among `nodes`: (name, url, key).
 fn records_node_of(
     nodes: &[civic_store::Node],

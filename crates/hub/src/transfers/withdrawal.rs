@@ -63,21 +63,16 @@ impl Hub {
                     .collect(),
             },
         );
-        let (message, _) = self
-            .mydata_client()?
-            .call(
+        let list: StatusListReply = self
+            .ask_holder(
                 &url,
                 REVOCATIONS_PATH,
                 &node_key,
                 "{}",
                 Some(signed),
-                &random_id("req"),
-                NODE_DEADLINE,
+                "the holder's status list",
             )
-            .await
-            .map_err(exchange_error)?;
-        let list: StatusListReply = serde_json::from_str(&message.body)
-            .map_err(|e| HubError::BadRequest(format!("the holder's status list: {e}")))?;
+            .await?;
         self.store
             .save_status_list(&node, &list.uri, &list.token)
             .await?;
