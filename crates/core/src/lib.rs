@@ -60,6 +60,11 @@ macro_rules! states {
                 }
             }
 
+            /// The value named exactly `raw`, as the API spells it.
+            pub fn from_name(raw: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|s| s.as_str() == raw)
+            }
+
             pub fn parse(raw: &str) -> Result<Self, $crate::ValidationError> {
                 let raw = raw.trim().replace('-', "_");
                 Self::ALL

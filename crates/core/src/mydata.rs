@@ -253,5 +253,12 @@ mod tests {
             TicketKind::parse("linkage-problem"),
             Ok(TicketKind::LinkageProblem)
         );
+        // The API takes a value only as it spells it.
+        assert_eq!(
+            TicketKind::from_name("linkage_problem"),
+            Some(TicketKind::LinkageProblem)
+        );
+        assert_eq!(TicketKind::from_name("linkage-problem"), None);
+        assert_eq!(ConsentMode::from_name(" once"), None);
     }
 }

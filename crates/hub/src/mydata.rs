@@ -713,8 +713,7 @@ impl Hub {
         .await?;
         let (agreement, holder) = self.agreement_and_holder(id).await?;
         let text = parse_text("text", &req.text, 2000)?;
-        let step = AgreementStep::parse(&req.kind)
-            .ok()
+        let step = AgreementStep::from_name(&req.kind)
             .filter(|s| *s != AgreementStep::Apply)
             .ok_or_else(|| {
                 invalid(

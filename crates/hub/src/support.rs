@@ -205,8 +205,8 @@ impl Hub {
         let me = ctx.principal().ok_or_else(|| {
             HubError::BadRequest("a ticket is opened by an institution's staff".into())
         })?;
-        let kind = TicketKind::parse(&req.kind)
-            .map_err(|_| invalid("kind", format!("must be one of {}", kinds().join(", "))))?;
+        let kind = TicketKind::from_name(&req.kind)
+            .ok_or_else(|| invalid("kind", format!("must be one of {}", kinds().join(", "))))?;
         let subject = parse_text("subject", &req.subject, 200)?;
         let text = civic_core::investigation::parse_reason(&req.text)
             .map_err(|e| invalid("text", e.message))?;

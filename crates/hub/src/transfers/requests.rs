@@ -247,8 +247,8 @@ impl Hub {
         let (party, entry) = self
             .party(ctx, id, "mydata.transfer.consent", By::Citizen)
             .await?;
-        let mode = ConsentMode::parse(&req.mode)
-            .map_err(|_| invalid("mode", "must be once or periodic"))?;
+        let mode = ConsentMode::from_name(&req.mode)
+            .ok_or_else(|| invalid("mode", "must be once or periodic"))?;
         let (until, interval) = match mode {
             ConsentMode::Once => (None, None),
             ConsentMode::Periodic => {
