@@ -60,6 +60,11 @@ macro_rules! states {
                 }
             }
 
+            /// Every value's name, in order (for errors and schemas).
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|s| s.as_str()).collect()
+            }
+
             /// The value named exactly `raw`, as the API spells it.
             pub fn from_name(raw: &str) -> Option<Self> {
                 Self::ALL.iter().copied().find(|s| s.as_str() == raw)
@@ -72,10 +77,9 @@ macro_rules! states {
                     .copied()
                     .find(|s| s.as_str() == raw)
                     .ok_or_else(|| {
-                        let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
                         $crate::ValidationError::new(
                             stringify!($name),
-                            format!("unknown value; expected one of {}", names.join(", ")),
+                            format!("unknown value; expected one of {}", Self::names().join(", ")),
                         )
                     })
             }

@@ -768,11 +768,9 @@ impl Hub {
 
 #[cfg(feature = "openapi")]
 fn note_kind() -> utoipa::openapi::Object {
-    let steps: Vec<&str> = AgreementStep::ALL
-        .iter()
-        .filter(|s| **s != AgreementStep::Apply)
-        .map(|s| s.as_str())
-        .collect();
+    // An application is a new version, not a step a note takes.
+    let mut steps = AgreementStep::names();
+    steps.retain(|s| *s != AgreementStep::Apply.as_str());
     civic_core::schemas::one_of(&steps)
 }
 

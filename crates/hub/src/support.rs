@@ -205,8 +205,12 @@ impl Hub {
         let me = ctx.principal().ok_or_else(|| {
             HubError::BadRequest("a ticket is opened by an institution's staff".into())
         })?;
-        let kind = TicketKind::from_name(&req.kind)
-            .ok_or_else(|| invalid("kind", format!("must be one of {}", kinds().join(", "))))?;
+        let kind = TicketKind::from_name(&req.kind).ok_or_else(|| {
+            invalid(
+                "kind",
+                format!("must be one of {}", TicketKind::names().join(", ")),
+            )
+        })?;
         let subject = parse_text("subject", &req.subject, 200)?;
         let text = civic_core::investigation::parse_reason(&req.text)
             .map_err(|e| invalid("text", e.message))?;
@@ -475,10 +479,5 @@ impl Hub {
 
 #[cfg(feature = "openapi")]
 fn ticket_kind() -> utoipa::openapi::Object {
-    civic_core::schemas::one_of(&kinds())
-}
-
-/// The kinds of ticket, as the API names them.
-fn kinds() -> Vec<&'static str> {
-    TicketKind::ALL.iter().map(|k| k.as_str()).collect()
+    civic_core::schemas::one_of(&TicketKind::names())
 }

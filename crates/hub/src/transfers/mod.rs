@@ -546,6 +546,5 @@ fn delivery_view(d: Delivery) -> DeliveryView {
 
 #[cfg(feature = "openapi")]
 fn consent_mode() -> utoipa::openapi::Object {
-    let modes: Vec<&str> = ConsentMode::ALL.iter().map(|m| m.as_str()).collect();
-    civic_core::schemas::one_of(&modes)
+    civic_core::schemas::one_of(&ConsentMode::names())
 }
