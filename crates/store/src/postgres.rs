@@ -5,7 +5,6 @@
 //! plain reads.
 
 use crate::schema::{migrations, Dialect};
-use crate::shared::impl_backend;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -148,8 +147,8 @@ impl PostgresStore {
     }
 }
 
-impl_backend!(PostgresStore, sqlx::Postgres);
-crate::investigation::impl_investigation!(PostgresStore, sqlx::Postgres);
-crate::mydata::impl_mydata!(PostgresStore, sqlx::Postgres);
-crate::transfers::impl_transfers!(PostgresStore, sqlx::Postgres);
-crate::support::impl_support!(PostgresStore, sqlx::Postgres);
+/// The SQL of every store (`sql.rs`), compiled for this backend.
+#[path = "sql.rs"]
+mod sql;
+type Db = sqlx::Postgres;
+type Engine = PostgresStore;

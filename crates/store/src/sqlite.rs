@@ -9,7 +9,6 @@
 //! other pool and, in WAL mode, never wait for a writer.
 
 use crate::schema::{migrations, Dialect};
-use crate::shared::impl_backend;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::Path;
@@ -135,8 +134,8 @@ impl SqliteStore {
     }
 }
 
-impl_backend!(SqliteStore, sqlx::Sqlite);
-crate::investigation::impl_investigation!(SqliteStore, sqlx::Sqlite);
-crate::mydata::impl_mydata!(SqliteStore, sqlx::Sqlite);
-crate::transfers::impl_transfers!(SqliteStore, sqlx::Sqlite);
-crate::support::impl_support!(SqliteStore, sqlx::Sqlite);
+/// The SQL of every store (`sql.rs`), compiled for this backend.
+#[path = "sql.rs"]
+mod sql;
+type Db = sqlx::Sqlite;
+type Engine = SqliteStore;
