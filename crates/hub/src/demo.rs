@@ -174,7 +174,7 @@ impl Hub {
         &self,
         city: &std::path::Path,
     ) -> Result<(crate::eiss::ResponseView, usize)> {
-        use civic_store::InvestigationStore;
+        use civic_store::CaseStore;
         let ctx = Ctx::local_operator();
         let open = self
             .list_responses(&ctx)

@@ -12,7 +12,7 @@ use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_core::ValidationError;
 use civic_store::{
-    AuditStore, InstitutionStore, InvestigationStore, NewEnrolment, NewNode, NodeStore, StoreError,
+    AuditStore, DataRequestStore, InstitutionStore, NewEnrolment, NewNode, NodeStore, StoreError,
 };
 
 pub const ENROLMENT_PREFIX: &str = "cdh_e_";

@@ -9,7 +9,7 @@ use civic_core::investigation::{ContactStatus, RequestStatus};
 use civic_hub::eiss::{ContactUpdate, DataRequestInput};
 use civic_hub::{Config, Ctx, Hub, HubError, HubKeys};
 use civic_store::testing::TestDb;
-use civic_store::{AuditStore, InvestigationStore, NodeStore};
+use civic_store::{AuditStore, DataRequestStore, NodeStore, ResponseStore};
 use std::time::{Duration, Instant};
 
 mod common;

@@ -4,6 +4,7 @@
 //! as its first statement, which serialises appends without blocking
 //! plain reads.
 
+use crate::backend::{Backend, Tx};
 use crate::schema::{migrations, Dialect};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -101,11 +102,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Where a write outside a transaction goes.
-    fn write_pool(&self) -> &sqlx::Pool<sqlx::Postgres> {
-        &self.pool
-    }
-
     pub async fn migrate(&self) -> crate::Result<()> {
         let mut tx = self.pool.begin().await?;
         // Two hubs starting at once must not both migrate.
@@ -116,17 +112,29 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+impl Backend for PostgresStore {
+    type Db = sqlx::Postgres;
+
+    fn reads(&self) -> &sqlx::Pool<sqlx::Postgres> {
+        &self.pool
+    }
+
+    /// Where a write outside a transaction goes.
+    fn writes(&self) -> &sqlx::Pool<sqlx::Postgres> {
+        &self.pool
+    }
+
     /// Opens a transaction (READ COMMITTED).
-    async fn begin_tx(&self) -> crate::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    async fn begin(&self) -> crate::Result<Tx<Self>> {
         Ok(self.pool.begin().await?)
     }
 
     /// Serialises the exchange log's appends until commit (a lock of its
     /// own, so that logging a message does not wait for the audit
     /// ledger's appends, nor they for it).
-    async fn lock_exchange_log(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    ) -> crate::Result<()> {
+    async fn lock_exchange_log(tx: &mut Tx<Self>) -> crate::Result<()> {
         sqlx::query("SELECT pg_advisory_xact_lock(7410204)")
             .execute(&mut **tx)
             .await?;
@@ -135,9 +143,7 @@ impl PostgresStore {
 
     /// Locks the ledger head row until commit: appends are serialised,
     /// sequence numbers gapless.
-    async fn lock_ledger(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    ) -> crate::Result<civic_ledger::Frontier> {
+    async fn lock_ledger(tx: &mut Tx<Self>) -> crate::Result<civic_ledger::Frontier> {
         use sqlx::Row;
         let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut **tx)
@@ -148,6 +154,9 @@ impl PostgresStore {
 }
 
 /// The SQL of every store (`sql.rs`), compiled for this backend.
+// Both backends mount the same SQL, each with its own `Db` and `Engine`:
+// the one file compiled twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "sql.rs"]
 mod sql;
 type Db = sqlx::Postgres;

@@ -2,7 +2,7 @@
 //! `sqlite.rs` and `postgres.rs` each mount this file (`#[path]`) beside
 //! their `Db` (the sqlx database) and `Engine` (their store). Both
 //! backends accept `$1`-style parameters, so the SQL text is the same;
-//! what differs (transactions, locks, pools) is their [`crate::Backend`].
+//! what differs (transactions, locks, pools) is their [`Backend`].
 
 use super::{Db, Engine};
 use crate::rows::{corrupt, ts};
@@ -16,13 +16,15 @@ use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::Row;
 use std::collections::HashMap;
 
+use crate::backend::Backend;
+use crate::rows::Value;
+
 type Tx = sqlx::Transaction<'static, Db>;
 type DbRow = <Db as sqlx::Database>::Row;
-use crate::rows::Value;
 
 #[path = "identity/sql.rs"]
 mod identity;
-#[path = "investigation/sql.rs"]
+#[path = "investigation/sql/mod.rs"]
 mod investigation;
 #[path = "ledger/sql.rs"]
 mod ledger;
@@ -32,16 +34,73 @@ mod mydata;
 mod nodes;
 #[path = "support/sql.rs"]
 mod support;
-#[path = "transfers/sql.rs"]
+#[path = "transfers/sql/mod.rs"]
 mod transfers;
 
+/// An audited write: a transaction that holds the ledger lock and
+/// appends its audit record as it commits. Every write a store audits
+/// goes through it (open, change, check, append, commit), and so does
+/// every audited read ([`Engine::commit_reads`]).
+pub(super) struct Audited {
+    tx: Tx,
+    head: Frontier,
+}
+
+impl std::ops::Deref for Audited {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Audited {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+impl Audited {
+    /// Appends `entry` and commits: the change and its record, or neither.
+    pub(super) async fn commit(self, entry: AuditEntry) -> Result<AuditRecord> {
+        let mut records = self.commit_all(vec![entry]).await?;
+        Ok(records.pop().expect("one record per entry"))
+    }
+
+    /// Appends `entries` in order and commits (a group commit's).
+    pub(super) async fn commit_all(mut self, entries: Vec<AuditEntry>) -> Result<Vec<AuditRecord>> {
+        let records = Engine::append_many_in(&mut self.tx, &mut self.head, entries).await?;
+        self.tx.commit().await?;
+        Ok(records)
+    }
+}
+
+/// Checks that a change found its row; else the refusal `refused` names,
+/// and the transaction (dropped by the `?`) writes nothing.
+pub(super) fn changed(
+    done: <Db as sqlx::Database>::QueryResult,
+    refused: impl FnOnce() -> StoreError,
+) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(refused());
+    }
+    Ok(())
+}
+
 impl Engine {
-    /// Opens a transaction holding the ledger lock, for actions that
-    /// write: the lock comes first, so writers never deadlock.
-    async fn begin_ledger(&self) -> Result<(Tx, Frontier)> {
-        let mut tx = self.begin_tx().await?;
-        let frontier = Self::lock_ledger(&mut tx).await?;
-        Ok((tx, frontier))
+    /// Opens an audited write. The ledger lock comes first, so writers
+    /// never deadlock.
+    pub(super) async fn audited(&self) -> Result<Audited> {
+        let mut tx = self.begin().await?;
+        let head = Self::lock_ledger(&mut tx).await?;
+        Ok(Audited { tx, head })
+    }
+
+    /// Audits what `tx` read and commits it. The ledger lock is taken only
+    /// now, after the reads, so it is held briefly.
+    pub(super) async fn commit_reads(mut tx: Tx, audit: AuditEntry) -> Result<()> {
+        let head = Self::lock_ledger(&mut tx).await?;
+        Audited { tx, head }.commit(audit).await?;
+        Ok(())
     }
 
     /// Applies the migrations not yet recorded, inside `tx` (which

@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use civic_core::investigation::{CaseId, RequestStatus};
 use civic_hub::eiss::DataRequestInput;
 use civic_hub::{Actor, Config, Ctx, Hub};
-use civic_store::{InvestigationStore, RequestFilter};
+use civic_store::{DataRequestStore, RequestFilter};
 use clap::Subcommand;
 use std::collections::HashMap;
 use std::io::Write;

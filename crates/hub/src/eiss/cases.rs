@@ -13,7 +13,9 @@ use civic_core::policy::{decide, Action};
 use civic_core::ValidationError;
 use civic_eiss::formats::{RegisteredCase, Subject};
 use civic_eiss::route::{Timeline, ToldPlace};
-use civic_store::{CaseDocument, CaseRecord, InvestigationStore, NewCase, RequestFilter};
+use civic_store::{
+    CaseDocument, CaseRecord, CaseStore, DataRequestStore, NewCase, RequestFilter, ResponseStore,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 

@@ -12,7 +12,7 @@ use civic_core::policy::{decide, Action};
 use civic_eiss::clusters::{CaseInput, ClusterIndex, LinkRules};
 use civic_eiss::formats::Subject;
 use civic_eiss::route::{Timeline, ToldPlace};
-use civic_store::{CaseDocument, InvestigationStore, NewCase};
+use civic_store::{CaseDocument, CaseStore, NewCase};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -22,8 +22,8 @@ use civic_eiss::Rules;
 use civic_exchange::wire::Answer;
 use civic_exchange::{ExposureWindow, Question, SignedGrant, WindowsBody};
 use civic_store::{
-    CaseDocument, Collection, InstitutionStore, InvestigationStore, NewCollection, NewContact,
-    Node, NodeStore, RequestFilter,
+    CaseDocument, CaseStore, Collection, ContactStore, DataRequestStore, InstitutionStore,
+    NewCollection, NewContact, Node, NodeStore, RequestFilter,
 };
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};

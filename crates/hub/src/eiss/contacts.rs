@@ -12,7 +12,7 @@ use civic_core::policy::{decide, Action};
 use civic_core::ValidationError;
 use civic_eiss::contacts::Contact;
 use civic_eiss::formats::Subject;
-use civic_store::{ContactRecord, InvestigationStore, NewCase, NewOutboxMessage};
+use civic_store::{CaseStore, ContactRecord, ContactStore, NewCase, NewOutboxMessage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

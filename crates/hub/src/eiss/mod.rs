@@ -33,7 +33,7 @@ use crate::{Hub, HubError, Result};
 use civic_core::audit::{AuditEntry, Outcome};
 use civic_core::investigation::{CaseId, ResponseId};
 use civic_eiss::clusters::ClusterIndex;
-use civic_store::{InvestigationStore, StoreError};
+use civic_store::{ResponseStore, StoreError};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -5,7 +5,7 @@
 
 use super::contacts::{outbox_context, Notice};
 use crate::{Hub, Result};
-use civic_store::InvestigationStore;
+use civic_store::ContactStore;
 use std::future::Future;
 use std::pin::Pin;
 

@@ -19,8 +19,8 @@ use civic_core::ValidationError;
 use civic_eiss::contacts::{max_windows, MAX_WINDOW_RADIUS_M, MAX_WINDOW_SPAN_S};
 use civic_exchange::{Grant, Item, Question, Role, SignedGrant};
 use civic_store::{
-    DataRequest, Decision, InstitutionStore, InvestigationStore, NewCollection, NewDataRequest,
-    NewOutboxMessage, Node, NodeStore, RequestFilter,
+    CaseStore, DataRequest, DataRequestStore, Decision, InstitutionStore, NewCollection,
+    NewDataRequest, NewOutboxMessage, Node, NodeStore, RequestFilter,
 };
 use serde::{Deserialize, Serialize};
 

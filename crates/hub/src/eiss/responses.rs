@@ -7,7 +7,7 @@ use civic_core::investigation::{parse_title, ResponseId, ResponseStatus};
 use civic_core::policy::Action;
 use civic_eiss::Rules;
 use civic_exchange::wire::PurgeRequest;
-use civic_store::{InvestigationStore, NodeStore, Response, ResponseCounts};
+use civic_store::{NodeStore, Response, ResponseCounts, ResponseStore};
 use ed25519_dalek::{Signer, Verifier};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -45,8 +45,8 @@ use civic_exchange::wire::{
 use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
 use civic_store::{
     AuditStore, DecisionOp, Delivery, DeliveryOp, FetchOp, Fetched, InstitutionStore, MydataStore,
-    NewTransfer, NodeStore, Party, StoreError, Transfer, TransferDecision, TransferFilter,
-    TransferStore, Webhook,
+    NewTransfer, NodeStore, Party, StoreError, Transfer, TransferDecision, TransferEventStore,
+    TransferFilter, TransferStore, Webhook,
 };
 
 use serde::{Deserialize, Serialize};

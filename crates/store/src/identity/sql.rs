@@ -145,34 +145,33 @@ impl InstitutionStore for Engine {
         new: NewInstitution,
         audit: AuditEntry,
     ) -> Result<Institution> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let now = Timestamp::now();
         let row = sqlx::query("INSERT INTO institutions (name, kind, created_at) VALUES ($1, $2, $3) RETURNING id, name, kind, created_at")
             .bind(new.name.as_str())
             .bind(new.kind.as_str())
             .bind(now.micros())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await
             .map_err(|e| map_unique(e, || format!("institution {:?}", new.name.as_str())))?;
         let institution = institution_from(&row)?;
         let mut audit = audit;
         audit.resource = format!("institution:{}", institution.id);
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(institution)
     }
 
     async fn institution(&self, id: InstitutionId) -> Result<Option<Institution>> {
         let row = sqlx::query("SELECT id, name, kind, created_at FROM institutions WHERE id = $1")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await?;
         row.as_ref().map(institution_from).transpose()
     }
 
     async fn institutions(&self) -> Result<Vec<Institution>> {
         let rows = sqlx::query("SELECT id, name, kind, created_at FROM institutions ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(self.reads())
             .await?;
         rows.iter().map(institution_from).collect()
     }
@@ -180,10 +179,10 @@ impl InstitutionStore for Engine {
 
 impl UserStore for Engine {
     async fn create_user(&self, new: NewUser, audit: AuditEntry) -> Result<User> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let exists = sqlx::query("SELECT id FROM institutions WHERE id = $1")
             .bind(new.institution.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound(format!(
@@ -201,7 +200,7 @@ impl UserStore for Engine {
         .bind(new.password_hash.as_str())
         .bind(new.machine_client)
         .bind(Timestamp::now().micros())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| map_unique(e, || format!("user {:?}", new.username.as_str())))?;
         let id: i64 = row.try_get("id")?;
@@ -213,13 +212,12 @@ impl UserStore for Engine {
         let mut audit = audit;
         audit.resource = format!("user:{id}");
         audit.subject = Some(format!("user:{id}"));
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(user)
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.reads().begin().await?;
         let user = self
             .load_user(&mut tx, "username = $1", Value::Text(username.to_owned()))
             .await?;
@@ -228,7 +226,7 @@ impl UserStore for Engine {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.reads().begin().await?;
         let user = self.load_user(&mut tx, "id = $1", Value::Int(id.0)).await?;
         tx.commit().await?;
         Ok(user)
@@ -238,16 +236,14 @@ impl UserStore for Engine {
         // Reads run before the ledger lock is taken (to append), in
         // the same transaction: the audit is as atomic, the lock
         // held shorter.
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let user = self.load_user(&mut tx, "id = $1", Value::Int(id.0)).await?;
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok(user)
     }
 
     async fn users_of(&self, institution: InstitutionId, audit: AuditEntry) -> Result<Vec<User>> {
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE institution_id = $1 ORDER BY id"
         ))
@@ -264,34 +260,28 @@ impl UserStore for Engine {
                 user_from(row, duties.remove(&id).unwrap_or_default())
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok(users)
     }
 
     async fn set_duties(&self, user: UserId, duties: Vec<Duty>, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         Self::check_user_exists(&mut tx, user).await?;
         Self::write_duties(&mut tx, user.0, &duties).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
     async fn set_password_hash(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
             .bind(user.0)
             .bind(hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user {user}")));
-        }
+        changed(done, || StoreError::NotFound(format!("user {user}")))?;
         Self::end_sessions_of(&mut tx, user).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
@@ -301,19 +291,18 @@ impl UserStore for Engine {
         secret_sealed: Vec<u8>,
         audit: AuditEntry,
     ) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query("UPDATE users SET totp_secret = $2, totp_enabled = FALSE WHERE id = $1 AND totp_enabled = FALSE")
             .bind(user.0)
             .bind(secret_sealed)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
+        changed(done, || {
+            StoreError::Conflict(format!(
                 "a confirmed second factor of user {user} already exists"
-            )));
-        }
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+            ))
+        })?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
@@ -324,46 +313,40 @@ impl UserStore for Engine {
         session: Option<String>,
         audit: AuditEntry,
     ) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query(
             "UPDATE users SET totp_enabled = TRUE, totp_last_step = $2 \
              WHERE id = $1 AND totp_secret IS NOT NULL AND totp_enabled = FALSE",
         )
         .bind(user.0)
         .bind(step)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "a pending second factor of user {user}"
-            )));
-        }
+        changed(done, || {
+            StoreError::NotFound(format!("a pending second factor of user {user}"))
+        })?;
         if let Some(token_hash) = session {
             sqlx::query(
                 "UPDATE sessions SET second_factor = TRUE WHERE token_hash = $1 AND user_id = $2",
             )
             .bind(token_hash)
             .bind(user.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
     async fn reset_totp(&self, user: UserId, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query("UPDATE users SET totp_secret = NULL, totp_enabled = FALSE, totp_last_step = NULL WHERE id = $1")
             .bind(user.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user {user}")));
-        }
+        changed(done, || StoreError::NotFound(format!("user {user}")))?;
         Self::end_sessions_of(&mut tx, user).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
@@ -372,7 +355,7 @@ impl UserStore for Engine {
         for key in keys {
             let row = sqlx::query("SELECT not_before FROM sign_in_failures WHERE key = $1")
                 .bind(key.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reads())
                 .await?;
             if let Some(row) = row {
                 let until: i64 = row.try_get("not_before")?;
@@ -390,7 +373,7 @@ impl UserStore for Engine {
         at: Timestamp,
         audit: AuditEntry,
     ) -> Result<Option<Timestamp>> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let mut wait = None;
         for (key, backoff) in keys {
             // Read and written under the ledger lock: no other
@@ -398,7 +381,7 @@ impl UserStore for Engine {
             let row =
                 sqlx::query("SELECT failures, last_failure FROM sign_in_failures WHERE key = $1")
                     .bind(key.as_str())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
             let before = match row {
                 Some(row) => {
@@ -423,14 +406,13 @@ impl UserStore for Engine {
             .bind(failures)
             .bind(at.micros())
             .bind(until.micros())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if until > at && wait.is_none_or(|w| w < until) {
                 wait = Some(until);
             }
         }
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(wait)
     }
 
@@ -442,7 +424,7 @@ impl UserStore for Engine {
         clear: &[String],
         audit: AuditEntry,
     ) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         // A wait set by a parallel failure since the attempt was
         // judged holds: a guess in flight does not slip past it.
         for key in judged {
@@ -450,7 +432,7 @@ impl UserStore for Engine {
                 sqlx::query("SELECT key FROM sign_in_failures WHERE key = $1 AND not_before > $2")
                     .bind(key.as_str())
                     .bind(session.created_at.micros())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
             if waiting.is_some() {
                 return Err(StoreError::Conflict(
@@ -466,17 +448,15 @@ impl UserStore for Engine {
         )
         .bind(session.user.0)
         .bind(totp_step)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(
-                "a sign-in with this one-time code already exists".into(),
-            ));
-        }
+        changed(done, || {
+            StoreError::Conflict("a sign-in with this one-time code already exists".into())
+        })?;
         for key in clear {
             sqlx::query("DELETE FROM sign_in_failures WHERE key = $1")
                 .bind(key.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(
@@ -488,23 +468,21 @@ impl UserStore for Engine {
         .bind(session.created_at.micros())
         .bind(session.expires_at.micros())
         .bind(session.second_factor)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
     async fn clear_sign_in_failures(&self, keys: &[String], audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         for key in keys {
             sqlx::query("DELETE FROM sign_in_failures WHERE key = $1")
                 .bind(key.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 }
@@ -516,7 +494,7 @@ impl SessionStore for Engine {
              FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(Session {
@@ -534,19 +512,18 @@ impl SessionStore for Engine {
         sqlx::query("UPDATE sessions SET last_seen = $2 WHERE token_hash = $1")
             .bind(token_hash)
             .bind(at.micros())
-            .execute(self.write_pool())
+            .execute(self.writes())
             .await?;
         Ok(())
     }
 
     async fn revoke_session(&self, token_hash: &str, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         sqlx::query("UPDATE sessions SET revoked = TRUE WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 }
@@ -557,7 +534,7 @@ pub(super) const TOKEN_SELECT: &str =
 
 impl ApiTokenStore for Engine {
     async fn create_api_token(&self, new: NewApiToken, audit: AuditEntry) -> Result<ApiToken> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         Self::check_user_exists(&mut tx, new.user).await?;
         let row = sqlx::query(
             "INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at, revoked) \
@@ -568,26 +545,25 @@ impl ApiTokenStore for Engine {
         .bind(new.token_hash.as_str())
         .bind(new.created_at.micros())
         .bind(new.expires_at.map(|t| t.micros()))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| map_unique(e, || "an API token with this secret".into()))?;
         let id: i64 = row.try_get("id")?;
         let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.id = $1"))
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let token = token_from(&row)?;
         let mut audit = audit;
         audit.resource = format!("api_token:{id}");
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(token)
     }
 
     async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
         let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.token_hash = $1"))
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await?;
         row.as_ref().map(token_from).transpose()
     }
@@ -595,7 +571,7 @@ impl ApiTokenStore for Engine {
     async fn api_token(&self, id: ApiTokenId) -> Result<Option<ApiToken>> {
         let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.id = $1"))
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await?;
         row.as_ref().map(token_from).transpose()
     }
@@ -605,22 +581,19 @@ impl ApiTokenStore for Engine {
             "{TOKEN_SELECT} WHERE u.institution_id = $1 ORDER BY t.id"
         ))
         .bind(institution.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter().map(token_from).collect()
     }
 
     async fn revoke_api_token(&self, id: ApiTokenId, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query("UPDATE api_tokens SET revoked = TRUE WHERE id = $1")
             .bind(id.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("API token {id}")));
-        }
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        changed(done, || StoreError::NotFound(format!("API token {id}")))?;
+        tx.commit(audit).await?;
         Ok(())
     }
 }

@@ -1,4 +1,13 @@
-//! The epidemic investigation's records; the SQL is in `sql.rs`.
+//! The epidemic investigation's records: responses and their data keys,
+//! cases, data requests and decisions, collections and their answers,
+//! contacts, the notification outbox, deletion certificates. The SQL is
+//! in `sql/`.
+//!
+//! Everything personal is a sealed blob here (the hub seals it under the
+//! response's data key); a method that hands one out or takes one in
+//! appends its audit entry in the same transaction. Writes to a response
+//! that is not open are refused (`Conflict`), so nothing is added while
+//! it closes.
 
 use crate::*;
 use civic_core::audit::AuditEntry;
@@ -20,16 +29,8 @@ pub struct RequestFilter {
 }
 
 store_trait! {
-/// The epidemic investigation's records: responses and their data keys,
-/// cases, data requests and decisions, collections and their answers,
-/// contacts, the notification outbox, deletion certificates.
-///
-/// Everything personal is a sealed blob here (the hub seals it under the
-/// response's data key); a method that hands one out or takes one in
-/// appends its audit entry in the same transaction. Writes to a response
-/// that is not open are refused (`Conflict`), so nothing is added while
-/// it closes.
-pub trait InvestigationStore {
+/// A response (an outbreak's investigation under one legal basis): its data key, its status, its counts, its closing with deletion certificates.
+pub trait ResponseStore {
     fn create_response(&self, new: NewResponse, audit: AuditEntry) -> Result<Response>;
     fn responses(&self) -> Result<Vec<Response>>;
     fn response(&self, id: ResponseId) -> Result<Option<Response>>;
@@ -47,7 +48,12 @@ pub trait InvestigationStore {
     /// must be closing.
     fn close_response(&self, id: ResponseId, certificate: String, signature: String, audit: AuditEntry) -> Result<DeletionCertificate>;
     fn deletion_certificates(&self, id: ResponseId) -> Result<Vec<DeletionCertificate>>;
+}
+}
 
+store_trait! {
+/// A response's cases: their sealed documents (interview, routes), their assignments to investigators.
+pub trait CaseStore {
     /// Registers cases, all or none (`Conflict` naming a case number
     /// already registered in the response).
     fn create_cases(&self, new: Vec<NewCase>, audit: AuditEntry) -> Result<Vec<CaseRecord>>;
@@ -64,7 +70,15 @@ pub trait InvestigationStore {
     fn put_documents(&self, documents: Vec<(CaseId, CaseDocument, Vec<u8>)>, audit: AuditEntry) -> Result<()>;
     /// Documents of one kind of a response's cases (`cases` empty: all).
     fn documents(&self, response: ResponseId, cases: &[CaseId], kind: CaseDocument, audit: AuditEntry) -> Result<Vec<(CaseId, Vec<u8>)>>;
+    /// People (not machine clients) with the investigator duty, their
+    /// region and how many open cases each is assigned.
+    fn investigator_loads(&self) -> Result<Vec<(UserId, civic_core::identity::Region, u64)>>;
+}
+}
 
+store_trait! {
+/// Data requests (an investigator's ask for a case's data), their decisions, the collections from the nodes that answer them and their sealed answers, and how each node is reached.
+pub trait DataRequestStore {
     fn create_data_request(&self, new: NewDataRequest, audit: AuditEntry) -> Result<DataRequest>;
     /// Requests without their sealed parts (for access decisions and
     /// lists of states).
@@ -93,7 +107,14 @@ pub trait InvestigationStore {
     /// A case's answers: (collection, sealed answer), of one purpose or
     /// all.
     fn answers(&self, case: CaseId, purpose: Option<civic_core::investigation::CollectionPurpose>, audit: AuditEntry) -> Result<Vec<(Collection, Vec<u8>)>>;
+    /// Records where a node answers and what it holds.
+    fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()>;
+}
+}
 
+store_trait! {
+/// A case's contacts, their follow-up, and the notifications sent to them (the outbox).
+pub trait ContactStore {
     /// Adds or refreshes a case's contacts (by tag: a follow-up status is
     /// kept, the longer overlap wins); returns how many were new.
     fn put_contacts(&self, case: CaseId, contacts: Vec<NewContact>, audit: AuditEntry) -> Result<u64>;
@@ -109,17 +130,9 @@ pub trait InvestigationStore {
     /// audit entry.
     fn set_contact_status(&self, id: ContactId, expected: ContactStatus, status: ContactStatus, new_case: Option<NewCase>, outbox: Vec<NewOutboxMessage>, audit: AuditEntry) -> Result<Option<CaseRecord>>;
     fn read_outbox(&self, response: ResponseId, case: Option<CaseId>, audit: AuditEntry) -> Result<Vec<OutboxMessage>>;
-
     /// Notices not yet handed to the notification sender, oldest first.
     fn unsent_outbox(&self, limit: u32, audit: AuditEntry) -> Result<Vec<OutboxMessage>>;
     /// Records that the sender took a notice.
     fn mark_sent(&self, id: i64, at: Timestamp) -> Result<()>;
-
-    /// People (not machine clients) with the investigator duty, their
-    /// region and how many open cases each is assigned.
-    fn investigator_loads(&self) -> Result<Vec<(UserId, civic_core::identity::Region, u64)>>;
-
-    /// Records where a node answers and what it holds.
-    fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()>;
 }
 }

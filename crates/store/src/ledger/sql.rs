@@ -62,16 +62,6 @@ pub(super) fn frontier_from(bytes: &[u8]) -> Result<Frontier> {
 }
 
 impl Engine {
-    /// Appends `entry` inside `tx`, which must hold the ledger lock.
-    pub(super) async fn append_in(
-        tx: &mut Tx,
-        frontier: &mut Frontier,
-        entry: AuditEntry,
-    ) -> Result<AuditRecord> {
-        let mut records = Self::append_many_in(tx, frontier, vec![entry]).await?;
-        Ok(records.pop().expect("one record per entry"))
-    }
-
     /// Appends `entries` in order, in `tx`: the records and the
     /// subtrees they complete in multi-row inserts, the head once
     /// (a group commit of many actions' records costs a few
@@ -139,15 +129,12 @@ impl Engine {
 
 impl AuditStore for Engine {
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
-        let record = Self::append_in(&mut tx, &mut frontier, entry).await?;
-        tx.commit().await?;
-        Ok(record)
+        self.audited().await?.commit(entry).await
     }
 
     async fn ledger_head(&self) -> Result<Frontier> {
         let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(self.reads())
             .await?;
         frontier_from(&row.try_get::<Vec<u8>, _>("frontier")?)
     }
@@ -169,7 +156,7 @@ impl AuditStore for Engine {
                     .bind(id.completed_by() as i64)
                     .bind(i64::from(id.level));
             }
-            for row in query.fetch_all(&self.pool).await? {
+            for row in query.fetch_all(self.reads()).await? {
                 let hash: Vec<u8> = row.try_get("hash")?;
                 let hash: Hash = hash
                     .try_into()
@@ -190,7 +177,7 @@ impl AuditStore for Engine {
     }
 
     async fn audit_record(&self, seq: u64, audit: AuditEntry) -> Result<Option<AuditRecord>> {
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {RECORD_COLUMNS} FROM audit_records WHERE seq = $1"
         ))
@@ -198,9 +185,7 @@ impl AuditStore for Engine {
         .fetch_optional(&mut *tx)
         .await?;
         let record = row.as_ref().map(record_from).transpose()?;
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok(record)
     }
 
@@ -255,7 +240,7 @@ impl AuditStore for Engine {
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM audit_records {filter} ORDER BY seq DESC LIMIT {limit}"
         );
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let mut q = sqlx::query(&sql);
         for arg in args {
             q = match arg {
@@ -265,9 +250,7 @@ impl AuditStore for Engine {
         }
         let rows = q.fetch_all(&mut *tx).await?;
         let records = rows.iter().map(record_from).collect::<Result<Vec<_>>>()?;
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok(records)
     }
 
@@ -281,14 +264,14 @@ impl AuditStore for Engine {
         .bind(head.timestamp)
         .bind(head.key_id.as_str())
         .bind(head.signature.as_str())
-        .execute(self.write_pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
 
     async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>> {
         let row = sqlx::query("SELECT * FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await?;
         row.as_ref().map(head_from).transpose()
     }
@@ -296,14 +279,14 @@ impl AuditStore for Engine {
     async fn tree_head(&self, size: u64) -> Result<Option<SignedTreeHead>> {
         let row = sqlx::query("SELECT * FROM audit_tree_heads WHERE tree_size = $1")
             .bind(i64::try_from(size).unwrap_or(i64::MAX))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await?;
         row.as_ref().map(head_from).transpose()
     }
 
     async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>> {
         let rows = sqlx::query("SELECT * FROM audit_tree_heads ORDER BY tree_size")
-            .fetch_all(&self.pool)
+            .fetch_all(self.reads())
             .await?;
         rows.iter().map(head_from).collect()
     }
@@ -315,7 +298,7 @@ impl AuditStore for Engine {
              FROM audit_records WHERE seq < $1 ORDER BY seq",
         )
             .bind(i64::try_from(below).unwrap_or(i64::MAX))
-            .fetch(&self.pool)
+            .fetch(self.reads())
             .map(|row| record_from(&row?))
             .boxed()
     }
@@ -323,7 +306,7 @@ impl AuditStore for Engine {
     fn stream_ledger_nodes(&self, below: u64) -> BoxStream<'_, Result<(u64, u32, Vec<u8>)>> {
         sqlx::query("SELECT seq, level, hash FROM audit_nodes WHERE seq < $1 ORDER BY seq, level")
             .bind(i64::try_from(below).unwrap_or(i64::MAX))
-            .fetch(&self.pool)
+            .fetch(self.reads())
             .map(|row| {
                 let row = row?;
                 let seq: i64 = row.try_get("seq")?;
@@ -339,7 +322,7 @@ impl AuditStore for Engine {
 
     async fn count_audit_records(&self) -> Result<u64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_records")
-            .fetch_one(&self.pool)
+            .fetch_one(self.reads())
             .await?;
         let n: i64 = row.try_get("n")?;
         Ok(u64::try_from(n).unwrap_or(0))

@@ -44,7 +44,7 @@ pub(super) fn agreement_from(row: &DbRow) -> Result<Agreement> {
 
 impl crate::mydata::MydataStore for Engine {
     async fn create_offer(&self, new: NewOffer, audit: AuditEntry) -> Result<Offer> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO mydata_offers (holder_id, kind, code, title, description, legal_basis, items, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {OFFER_COLUMNS}"
@@ -57,14 +57,13 @@ impl crate::mydata::MydataStore for Engine {
         .bind(&new.legal_basis)
         .bind(&new.items)
         .bind(Timestamp::now().micros())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| map_unique(e, || format!("catalogue entry {:?}", new.code)))?;
         let offer = offer_from(&row)?;
         let mut audit = audit;
         audit.resource = format!("mydata-offer:{}", offer.id);
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(offer)
     }
 
@@ -72,7 +71,7 @@ impl crate::mydata::MydataStore for Engine {
         let rows = sqlx::query(&format!(
             "SELECT {OFFER_COLUMNS} FROM mydata_offers ORDER BY id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter().map(offer_from).collect()
     }
@@ -82,13 +81,13 @@ impl crate::mydata::MydataStore for Engine {
             "SELECT {OFFER_COLUMNS} FROM mydata_offers WHERE id = $1"
         ))
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?;
         row.as_ref().map(offer_from).transpose()
     }
 
     async fn apply_agreement(&self, new: NewAgreement, audit: AuditEntry) -> Result<Agreement> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let now = Timestamp::now().micros();
         // The ledger lock serialises writers, so the next version
         // number cannot be taken twice.
@@ -98,7 +97,7 @@ impl crate::mydata::MydataStore for Engine {
         .bind(new.offer.0)
         .bind(new.agency.0)
         .bind(&new.service)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let row = sqlx::query(&format!(
             "INSERT INTO mydata_agreements (offer_id, agency_id, service, version, items, purpose, legal_basis, \
@@ -116,7 +115,7 @@ impl crate::mydata::MydataStore for Engine {
         .bind(new.created_by.0)
         .bind(now)
         .bind(AgreementStatus::Applied.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let agreement = agreement_from(&row)?;
         // A new version replaces the earlier ones still under
@@ -133,7 +132,7 @@ impl crate::mydata::MydataStore for Engine {
         .bind(AgreementStatus::Superseded.as_str())
         .bind(AgreementStatus::Applied.as_str())
         .bind(AgreementStatus::Questioned.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO mydata_agreement_notes (agreement_id, user_id, kind, text, created_at) VALUES ($1, $2, $5, $3, $4)",
@@ -143,12 +142,11 @@ impl crate::mydata::MydataStore for Engine {
         .bind(&new.purpose)
         .bind(now)
         .bind(civic_core::mydata::AgreementStep::Apply.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let mut audit = audit;
         audit.resource = format!("mydata-agreement:{}", agreement.id);
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(agreement)
     }
 
@@ -156,7 +154,7 @@ impl crate::mydata::MydataStore for Engine {
         let rows = sqlx::query(&format!(
             "SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements ORDER BY id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter().map(agreement_from).collect()
     }
@@ -166,19 +164,19 @@ impl crate::mydata::MydataStore for Engine {
             "SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"
         ))
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?;
         row.as_ref().map(agreement_from).transpose()
     }
 
     async fn note_agreement(&self, note: NewAgreementNote, audit: AuditEntry) -> Result<Agreement> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let now = Timestamp::now().micros();
         let row = sqlx::query(&format!(
             "SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"
         ))
         .bind(note.agreement.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("agreement {}", note.agreement)))?;
         let before = agreement_from(&row)?;
@@ -192,7 +190,7 @@ impl crate::mydata::MydataStore for Engine {
                 .bind(to.as_str())
                 .bind(decided)
                 .bind(before.id.0)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             if to == AgreementStatus::Approved {
                 sqlx::query(
@@ -205,7 +203,7 @@ impl crate::mydata::MydataStore for Engine {
                 .bind(before.version)
                 .bind(AgreementStatus::Superseded.as_str())
                 .bind(AgreementStatus::Approved.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -217,19 +215,18 @@ impl crate::mydata::MydataStore for Engine {
         .bind(note.kind.as_str())
         .bind(&note.text)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let row = sqlx::query(&format!(
             "SELECT {AGREEMENT_COLUMNS} FROM mydata_agreements WHERE id = $1"
         ))
         .bind(before.id.0)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let agreement = agreement_from(&row)?;
         let mut audit = audit;
         audit.resource = format!("mydata-agreement:{}", agreement.id);
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(agreement)
     }
 
@@ -242,7 +239,7 @@ impl crate::mydata::MydataStore for Engine {
              WHERE agreement_id = $1 ORDER BY id",
         )
         .bind(id.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter()
             .map(|row| {

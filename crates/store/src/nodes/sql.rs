@@ -4,7 +4,7 @@ use super::*;
 
 impl NodeStore for Engine {
     async fn create_enrolment(&self, enrolment: NewEnrolment, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         sqlx::query(
             "INSERT INTO node_enrolments (token_hash, institution_id, node_name, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -14,16 +14,15 @@ impl NodeStore for Engine {
         .bind(enrolment.node_name.as_str())
         .bind(enrolment.created_at.micros())
         .bind(enrolment.expires_at.micros())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| map_unique(e, || "an enrolment token with this secret".into()))?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
     async fn enrol_node(&self, token_hash: &str, node: NewNode, audit: AuditEntry) -> Result<Node> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let row = sqlx::query(
             "UPDATE node_enrolments SET used_at = $2 \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND node_name = $3 \
@@ -32,7 +31,7 @@ impl NodeStore for Engine {
         .bind(token_hash)
         .bind(node.enrolled_at.micros())
         .bind(node.name.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
             return Err(StoreError::NotFound("a valid enrolment token".into()));
@@ -47,14 +46,13 @@ impl NodeStore for Engine {
         .bind(node.signing_key.as_str())
         .bind(node.certificate.as_str())
         .bind(node.enrolled_at.micros())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| map_unique(e, || format!("node {name:?}")))?;
         let mut audit = audit;
         audit.institution = Some(InstitutionId(institution));
         audit.resource = format!("node:{name}");
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(Node {
             name,
             institution: InstitutionId(institution),
@@ -69,7 +67,7 @@ impl NodeStore for Engine {
         let rows = sqlx::query(
             "SELECT name, institution_id, signing_key, certificate, enrolled_at, url, kind, code FROM nodes ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter()
             .map(|r| {
@@ -124,7 +122,7 @@ impl EndorserKeyStore for Engine {
         .bind(user.0)
         .bind(role)
         .bind(now.micros())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?;
         row.map(|r| {
             Ok(EndorserKey {
@@ -141,7 +139,7 @@ impl EndorserKeyStore for Engine {
     }
 
     async fn create_endorser_key(&self, key: EndorserKey, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         sqlx::query(
             "INSERT INTO endorser_keys (user_id, role, public_key, secret_sealed, certificate, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -153,10 +151,9 @@ impl EndorserKeyStore for Engine {
         .bind(key.certificate.as_str())
         .bind(key.created_at.micros())
         .bind(key.expires_at.micros())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(())
     }
 }
@@ -172,7 +169,7 @@ impl ExchangeLogStore for Engine {
     ) -> Result<LogEntry> {
         // The chain's own lock serialises its appends (apart from
         // the audit ledger's, which it does not touch).
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         Self::lock_exchange_log(&mut tx).await?;
         let last = sqlx::query(&format!(
             "SELECT {LOG_COLUMNS} FROM exchange_log ORDER BY seq DESC LIMIT 1"
@@ -212,7 +209,7 @@ impl ExchangeLogStore for Engine {
         ))
         .bind(from.min(i64::MAX as u64) as i64)
         .bind(limit.min(i64::MAX as u64) as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter().map(log_entry_from).collect()
     }
@@ -221,7 +218,7 @@ impl ExchangeLogStore for Engine {
         sqlx::query(&format!(
             "SELECT {LOG_COLUMNS} FROM exchange_log ORDER BY seq DESC LIMIT 1"
         ))
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?
         .map(|r| log_entry_from(&r))
         .transpose()
@@ -237,7 +234,7 @@ impl ExchangeLogStore for Engine {
             sqlx::query("SELECT hash FROM exchange_witnesses WHERE node_key = $1 AND size = $2")
                 .bind(node_key)
                 .bind(head.size as i64)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reads())
                 .await?;
         if let Some(row) = kept {
             let hash: String = row.try_get("hash")?;
@@ -259,7 +256,7 @@ impl ExchangeLogStore for Engine {
         .bind(head.hash.as_str())
         .bind(head.signature.as_str())
         .bind(at.micros())
-        .execute(self.write_pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -269,7 +266,7 @@ impl ExchangeLogStore for Engine {
             "SELECT size, hash, signature FROM exchange_witnesses WHERE node_key = $1 ORDER BY size",
         )
         .bind(node_key)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         rows.iter()
             .map(|r| {
@@ -287,7 +284,7 @@ impl MetaStore for Engine {
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await?;
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
@@ -296,7 +293,7 @@ impl MetaStore for Engine {
         sqlx::query("INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(self.write_pool())
+            .execute(self.writes())
             .await?;
         Ok(())
     }

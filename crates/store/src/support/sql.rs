@@ -29,7 +29,7 @@ impl Engine {
             "SELECT id, title, held_on, place, materials, created_by, created_at FROM training_sessions WHERE id = $1",
         )
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?
         else {
             return Ok(None);
@@ -38,7 +38,7 @@ impl Engine {
             "SELECT institution_id, name FROM training_attendees WHERE session_id = $1 ORDER BY institution_id, name",
         )
         .bind(id.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?
         .iter()
         .map(|r| Ok((InstitutionId(r.try_get("institution_id")?), r.try_get("name")?)))
@@ -66,7 +66,7 @@ impl crate::support::SupportStore for Engine {
         text: &str,
         audit: AuditEntry,
     ) -> Result<Ticket> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let now = Timestamp::now().micros();
         let row = sqlx::query(&format!(
             "INSERT INTO support_tickets (institution_id, opened_by, kind, subject, status, created_at, updated_at) \
@@ -78,7 +78,7 @@ impl crate::support::SupportStore for Engine {
         .bind(subject)
         .bind(now)
         .bind(civic_core::mydata::TicketStatus::Open.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let ticket = ticket_from(&row)?;
         sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
@@ -86,12 +86,11 @@ impl crate::support::SupportStore for Engine {
             .bind(user.0)
             .bind(text)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let mut audit = audit;
         audit.resource = format!("support-ticket:{}", ticket.id);
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(ticket)
     }
 
@@ -124,7 +123,7 @@ impl crate::support::SupportStore for Engine {
         if let Some(b) = before {
             query = query.bind(b.0);
         }
-        let rows = query.bind(limit).fetch_all(&self.pool).await?;
+        let rows = query.bind(limit).fetch_all(self.reads()).await?;
         rows.iter().map(ticket_from).collect()
     }
 
@@ -144,7 +143,7 @@ impl crate::support::SupportStore for Engine {
         for id in ids {
             query = query.bind(id.0);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(self.reads()).await?;
         rows.iter()
             .map(|r| {
                 Ok(TicketMessage {
@@ -162,7 +161,7 @@ impl crate::support::SupportStore for Engine {
             "SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = $1"
         ))
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await?;
         row.as_ref().map(ticket_from).transpose()
     }
@@ -178,13 +177,13 @@ impl crate::support::SupportStore for Engine {
     ) -> Result<Ticket> {
         // The ledger lock serialises writers: the status read here
         // is the one changed.
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let now = Timestamp::now().micros();
         let before = sqlx::query(&format!(
             "SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = $1"
         ))
         .bind(id.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
         let status = ticket_from(&before)?
@@ -197,7 +196,7 @@ impl crate::support::SupportStore for Engine {
         .bind(status.as_str())
         .bind(now)
         .bind(id.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
         let ticket = ticket_from(&row)?;
@@ -207,13 +206,12 @@ impl crate::support::SupportStore for Engine {
                 .bind(user.0)
                 .bind(text)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let mut audit = audit;
         audit.resource = format!("support-ticket:{id}");
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(ticket)
     }
 
@@ -226,7 +224,7 @@ impl crate::support::SupportStore for Engine {
         user: UserId,
         audit: AuditEntry,
     ) -> Result<Training> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let id = civic_core::mydata::TrainingId(sqlx::query_scalar(
             "INSERT INTO training_sessions (title, held_on, place, materials, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -237,12 +235,11 @@ impl crate::support::SupportStore for Engine {
         .bind(materials)
         .bind(user.0)
         .bind(Timestamp::now().micros())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?);
         let mut audit = audit;
         audit.resource = format!("training:{id}");
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         self.training_in(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("training {id}")))
@@ -255,20 +252,19 @@ impl crate::support::SupportStore for Engine {
         name: &str,
         audit: AuditEntry,
     ) -> Result<Training> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         sqlx::query(
             "INSERT INTO training_attendees (session_id, institution_id, name) VALUES ($1, $2, $3)",
         )
         .bind(session.0)
         .bind(institution.0)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| map_unique(e, || format!("attendee {name:?}")))?;
         let mut audit = audit;
         audit.resource = format!("training:{session}");
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         self.training_in(session)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("training {session}")))
@@ -281,7 +277,7 @@ impl crate::support::SupportStore for Engine {
     async fn trainings(&self) -> Result<Vec<Training>> {
         let ids: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM training_sessions ORDER BY held_on DESC, id DESC")
-                .fetch_all(&self.pool)
+                .fetch_all(self.reads())
                 .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

@@ -57,6 +57,16 @@ pub trait TransferStore {
     /// Consented transfers the holder has not answered yet (its node was
     /// down), consented before `before`.
     fn undelivered(&self, before: civic_core::time::Timestamp) -> crate::Result<Vec<civic_core::mydata::TransferId>>;
+    /// Delivered transfers per (offer, agency, year of delivery).
+    fn transfer_counts(&self) -> crate::Result<Vec<(civic_core::mydata::OfferId, civic_core::identity::InstitutionId, i64, i64)>>;
+}
+}
+
+store_trait! {
+/// What agencies are told of transfers after the fact (the events, and
+/// the webhooks that push them) and what the platform learns of the
+/// holders' credentials (their signed status lists).
+pub trait TransferEventStore {
     /// An agency's events after `after`, at most `limit`.
     fn events_after(&self, agency: civic_core::identity::InstitutionId, after: i64, limit: i64) -> crate::Result<Vec<crate::TransferEvent>>;
     fn set_webhook(&self, hook: crate::Webhook, audit: civic_core::audit::AuditEntry) -> crate::Result<()>;
@@ -65,8 +75,6 @@ pub trait TransferStore {
     fn save_status_list(&self, node: &str, uri: &str, token: &str) -> crate::Result<()>;
     /// A holder node's last signed status list: (uri, token, fetched at).
     fn status_list(&self, node: &str) -> crate::Result<Option<(String, String, civic_core::time::Timestamp)>>;
-    /// Delivered transfers per (offer, agency, year of delivery).
-    fn transfer_counts(&self) -> crate::Result<Vec<(civic_core::mydata::OfferId, civic_core::identity::InstitutionId, i64, i64)>>;
 }
 }
 

@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod events;
+
 pub(super) const TRANSFER_COLUMNS: &str = "id, agreement_id, offer_id, agency_id, holder_id, subject, subject_tag, items, service, \
     purpose, legal_basis, retention_days, recipient_key, state, mode, consent_until, interval_days, reason, \
     consent_key, created_by, created_at, decided_at, withdrawn_at, revoked_at, deletion_confirmed_at";
@@ -252,7 +254,7 @@ impl Engine {
         binds: Vec<crate::transfers::Bind>,
         mut audit: AuditEntry,
     ) -> Result<Transfer> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
         let to = before
             .state
@@ -267,19 +269,18 @@ impl Engine {
                 crate::transfers::Bind::OptText(v) => q.bind(v),
             };
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
         let after = Self::transfer_in(&mut tx, id).await?;
         let now = Timestamp::now().micros();
         Self::transfer_event(&mut tx, &after, step, now).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(after)
     }
 }
 
 impl crate::transfers::TransferStore for Engine {
     async fn create_transfer(&self, new: NewTransfer, audit: AuditEntry) -> Result<Transfer> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         Self::agreement_is_approved(&mut tx, new.agreement).await?;
         let now = Timestamp::now().micros();
         let row = sqlx::query(&format!(
@@ -303,14 +304,13 @@ impl crate::transfers::TransferStore for Engine {
         .bind(now)
         .bind(&new.subject_tag)
         .bind(civic_core::mydata::TransferState::AwaitingConsent.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let transfer = transfer_from(&row)?;
         let mut audit = audit;
         audit.resource = format!("mydata-transfer:{}", transfer.id);
         audit.subject = Some(transfer.subject_tag.clone());
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(transfer)
     }
 
@@ -319,7 +319,7 @@ impl crate::transfers::TransferStore for Engine {
         id: civic_core::mydata::TransferId,
         mut audit: AuditEntry,
     ) -> Result<Option<Transfer>> {
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let found = match Self::transfer_in(&mut tx, id).await {
             Ok(t) => {
                 audit.subject = Some(t.subject_tag.clone());
@@ -328,9 +328,7 @@ impl crate::transfers::TransferStore for Engine {
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok(found)
     }
 
@@ -339,7 +337,7 @@ impl crate::transfers::TransferStore for Engine {
         filter: TransferFilter,
         audit: AuditEntry,
     ) -> Result<Vec<Transfer>> {
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let base = format!("SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE");
         let rows = match &filter {
             TransferFilter::Subject(s) => {
@@ -366,9 +364,7 @@ impl crate::transfers::TransferStore for Engine {
             }
         };
         let transfers = rows.iter().map(transfer_from).collect::<Result<Vec<_>>>()?;
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok(transfers)
     }
 
@@ -398,7 +394,7 @@ impl crate::transfers::TransferStore for Engine {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
         let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
         let now = Timestamp::now().micros();
@@ -459,7 +455,7 @@ impl crate::transfers::TransferStore for Engine {
                         .bind(reason.clone())
                         .bind(now)
                         .bind(next.as_str())
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                     t.state = next;
                     t.reason = reason;
@@ -490,11 +486,10 @@ impl crate::transfers::TransferStore for Engine {
             qb.push(", decided_at = ");
             qb.push_bind(now);
             qb.push(" FROM v WHERE mydata_transfers.id = v.id");
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut **tx).await?;
         }
         Self::transfer_events(&mut tx, &events, now).await?;
-        Self::append_many_in(&mut tx, &mut frontier, audits).await?;
-        tx.commit().await?;
+        tx.commit_all(audits).await?;
         Ok(results)
     }
 
@@ -528,7 +523,7 @@ impl crate::transfers::TransferStore for Engine {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
         let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
         let now = Timestamp::now().micros();
@@ -574,7 +569,7 @@ impl crate::transfers::TransferStore for Engine {
                     .push_bind(now);
             });
             qb.push(format!(" RETURNING {DELIVERY_COLUMNS}"));
-            for row in qb.build().fetch_all(&mut *tx).await? {
+            for row in qb.build().fetch_all(&mut **tx).await? {
                 let d = delivery_from(&row)?;
                 delivered.insert((d.transfer, d.node.clone(), d.status_index), d);
             }
@@ -582,7 +577,7 @@ impl crate::transfers::TransferStore for Engine {
             qb.push_bind(civic_core::mydata::TransferState::Delivered.as_str());
             qb.push(" WHERE id IN ");
             push_ids(&mut qb, chunk.iter().map(|(_, op)| op.id));
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut **tx).await?;
         }
         let mut events = Vec::with_capacity(kept.len());
         let mut audits = Vec::with_capacity(kept.len());
@@ -596,8 +591,7 @@ impl crate::transfers::TransferStore for Engine {
             results[i] = Some(Ok((t.clone(), d)));
         }
         Self::transfer_events(&mut tx, &events, now).await?;
-        Self::append_many_in(&mut tx, &mut frontier, audits).await?;
-        tx.commit().await?;
+        tx.commit_all(audits).await?;
         Ok(results
             .into_iter()
             .map(|r| r.expect("every op answered"))
@@ -641,15 +635,13 @@ impl crate::transfers::TransferStore for Engine {
                 .expect("one result per op");
         }
         // A read takes the ledger lock only to append.
-        let mut tx = self.begin_tx().await?;
+        let mut tx = self.begin().await?;
         let t = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
         let out = Self::deliveries_of(&mut tx, &[id])
             .await?
             .remove(&id)
             .unwrap_or_default();
-        let mut frontier = Self::lock_ledger(&mut tx).await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        Self::commit_reads(tx, audit).await?;
         Ok((t, out))
     }
 
@@ -661,7 +653,7 @@ impl crate::transfers::TransferStore for Engine {
             return Ok(Vec::new());
         }
         // Marking fetched is a write: the ledger lock first.
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
         let (found, _) = Self::transfers_by_id(&mut tx, &ids).await?;
         let mut parties = Vec::with_capacity(ops.len());
@@ -691,11 +683,10 @@ impl crate::transfers::TransferStore for Engine {
             qb.push_bind(now);
             qb.push(" WHERE fetched_at IS NULL AND package IS NOT NULL AND transfer_id IN ");
             push_ids(&mut qb, chunk.iter().copied());
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&mut **tx).await?;
         }
         let delivered = Self::deliveries_of(&mut tx, &seen).await?;
-        Self::append_many_in(&mut tx, &mut frontier, audits).await?;
-        tx.commit().await?;
+        tx.commit_all(audits).await?;
         Ok(ids
             .iter()
             .zip(parties)
@@ -715,7 +706,7 @@ impl crate::transfers::TransferStore for Engine {
         party: &Party,
         mut audit: AuditEntry,
     ) -> Result<Transfer> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
+        let mut tx = self.audited().await?;
         let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
         let next = before
             .state
@@ -730,11 +721,11 @@ impl crate::transfers::TransferStore for Engine {
         .bind(id.0)
         .bind(now)
         .bind(next.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("UPDATE mydata_deliveries SET package = NULL WHERE transfer_id = $1")
             .bind(id.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let after = Self::transfer_in(&mut tx, id).await?;
         Self::transfer_event(
@@ -744,8 +735,7 @@ impl crate::transfers::TransferStore for Engine {
             now,
         )
         .await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
+        tx.commit(audit).await?;
         Ok(after)
     }
 
@@ -788,7 +778,7 @@ impl crate::transfers::TransferStore for Engine {
         )
         .bind(before.micros())
         .bind(civic_core::mydata::TransferState::Consented.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?
         .into_iter()
         .map(civic_core::mydata::TransferId)
@@ -800,123 +790,11 @@ impl crate::transfers::TransferStore for Engine {
             "SELECT id FROM mydata_transfers WHERE state = $1 AND revoked_at IS NULL ORDER BY id",
         )
         .bind(civic_core::mydata::TransferState::Withdrawn.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?
         .into_iter()
         .map(civic_core::mydata::TransferId)
         .collect())
-    }
-
-    async fn events_after(
-        &self,
-        agency: InstitutionId,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<TransferEvent>> {
-        let rows = sqlx::query(
-            "SELECT seq, agency_id, transfer_id, kind, at FROM mydata_events \
-             WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(agency.0)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TransferEvent {
-                    seq: row.try_get("seq")?,
-                    agency: InstitutionId(row.try_get("agency_id")?),
-                    transfer: civic_core::mydata::TransferId(row.try_get("transfer_id")?),
-                    kind: row.try_get("kind")?,
-                    at: ts(row.try_get("at")?),
-                })
-            })
-            .collect()
-    }
-
-    async fn set_webhook(&self, hook: Webhook, audit: AuditEntry) -> Result<()> {
-        let (mut tx, mut frontier) = self.begin_ledger().await?;
-        // A new subscription starts from the events to come.
-        let last: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(seq) FROM mydata_events WHERE agency_id = $1")
-                .bind(hook.agency.0)
-                .fetch_one(&mut *tx)
-                .await?;
-        sqlx::query("DELETE FROM mydata_webhooks WHERE agency_id = $1")
-            .bind(hook.agency.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO mydata_webhooks (agency_id, url, secret, delivered_seq) VALUES ($1, $2, $3, $4)")
-            .bind(hook.agency.0)
-            .bind(&hook.url)
-            .bind(&hook.secret)
-            .bind(last.unwrap_or(0))
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, &mut frontier, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        let rows = sqlx::query(
-            "SELECT agency_id, url, secret, delivered_seq FROM mydata_webhooks ORDER BY agency_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Webhook {
-                    agency: InstitutionId(row.try_get("agency_id")?),
-                    url: row.try_get("url")?,
-                    secret: row.try_get("secret")?,
-                    delivered_seq: row.try_get("delivered_seq")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn webhook_delivered(&self, agency: InstitutionId, seq: i64) -> Result<()> {
-        sqlx::query("UPDATE mydata_webhooks SET delivered_seq = $2 WHERE agency_id = $1 AND delivered_seq < $2")
-            .bind(agency.0)
-            .bind(seq)
-            .execute(self.write_pool())
-            .await?;
-        Ok(())
-    }
-
-    async fn save_status_list(&self, node: &str, uri: &str, token: &str) -> Result<()> {
-        let mut tx = self.begin_tx().await?;
-        sqlx::query("DELETE FROM mydata_status_lists WHERE node = $1")
-            .bind(node)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO mydata_status_lists (node, uri, token, fetched_at) VALUES ($1, $2, $3, $4)")
-            .bind(node)
-            .bind(uri)
-            .bind(token)
-            .bind(Timestamp::now().micros())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn status_list(&self, node: &str) -> Result<Option<(String, String, Timestamp)>> {
-        let row =
-            sqlx::query("SELECT uri, token, fetched_at FROM mydata_status_lists WHERE node = $1")
-                .bind(node)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("uri")?,
-                r.try_get("token")?,
-                ts(r.try_get("fetched_at")?),
-            ))
-        })
-        .transpose()
     }
 
     async fn transfer_counts(
@@ -928,7 +806,7 @@ impl crate::transfers::TransferStore for Engine {
             "SELECT t.offer_id, t.agency_id, MIN(d.delivered_at) AS first FROM mydata_transfers t \
              JOIN mydata_deliveries d ON d.transfer_id = t.id GROUP BY t.id, t.offer_id, t.agency_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         let mut counts: std::collections::BTreeMap<(i64, i64, i64), i64> = Default::default();
         for row in &rows {
