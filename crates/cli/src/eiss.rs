@@ -2,7 +2,7 @@
 //! the person signed in with `civic login` (or an API token).
 
 use crate::client::{Client, HubArgs};
-use crate::output::{self, s, table, Format};
+use crate::output::{self, columns, s, table, Format};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -188,12 +188,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     &json!({"name": name, "legal_basis": legal_basis, "rules": rules}),
                 )
                 .await?;
-            table(
-                format,
-                &["id", "name", "status"],
-                &["id", "name", "status"],
-                &json!([v]),
-            );
+            columns(format, &["id", "name", "status"], &json!([v]));
         }
         EissCommand::ImportCases { response, file } => {
             let v: Value = c
@@ -213,9 +208,8 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     "{estimated} without an onset date: estimated from the confirmation date (the response's rule onset_to_confirmation_days), marked \"estimated\""
                 );
             }
-            table(
+            columns(
                 format,
-                &["id", "number", "region", "onset", "confirmed", "assigned"],
                 &["id", "number", "region", "onset", "confirmed", "assigned"],
                 &marked_onsets(v.clone(), format),
             );
@@ -256,17 +250,8 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
             let v: Value = c
                 .get(&format!("/responses/{response}/cases?{}", query.join("&")))
                 .await?;
-            table(
+            columns(
                 format,
-                &[
-                    "id",
-                    "number",
-                    "region",
-                    "status",
-                    "onset",
-                    "confirmed",
-                    "cluster",
-                ],
                 &[
                     "id",
                     "number",
@@ -316,9 +301,8 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: EissCommand) -
                     &v["requests"],
                 );
                 out!("collection:");
-                table(
+                columns(
                     format,
-                    &["node", "purpose", "status", "detail"],
                     &["node", "purpose", "status", "detail"],
                     &v["collections"],
                 );

@@ -4,7 +4,7 @@
 
 use crate::client::{Client, HubArgs};
 use crate::output::Format;
-use crate::output::{items, table};
+use crate::output::{columns, items, table};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -406,12 +406,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
                 "verified: signed by {}, not revoked",
                 s(&verified.claims["iss"])
             );
-            table(
-                format,
-                &["item", "value"],
-                &["item", "value"],
-                &Value::Array(rows),
-            );
+            columns(format, &["item", "value"], &Value::Array(rows));
         }
         MydataCommand::Events { after } => {
             let v: Value = c.get(&format!("/mydata/events?after={after}")).await?;

@@ -103,6 +103,11 @@ pub(crate) fn items(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_else(|| vec![v.clone()])
 }
 
+/// A table whose headers are its keys.
+pub(crate) fn columns(format: Format, keys: &[&str], items: &Value) {
+    table(format, keys, keys, items)
+}
+
 /// The keys of each item of a list answer as a table's rows.
 pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
     let rows: Vec<Vec<String>> = items

@@ -290,12 +290,17 @@ fn failed() -> Response {
     )
 }
 
-/// The batch's headers checked and its body read, or the answer to give.
-async fn receive(
+/// Takes a batch: its headers checked and its body read, then `work` run
+/// with them on the node, off the async workers; `work`'s report, or
+/// the answer to give.
+async fn take_batch<T: serde::Serialize + Send + 'static>(
     ingest: &Ingest,
     headers: &HeaderMap,
     body: axum::body::Body,
-) -> Result<(Batch, axum::body::Bytes), Response> {
+    work: impl FnOnce(&mut crate::Node, Batch, axum::body::Bytes) -> Result<T, Box<Response>>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
     let batch = match admit(ingest, headers) {
         Ok(b) => b,
         Err(r) => {
@@ -304,18 +309,10 @@ async fn receive(
         }
     };
     let body = read_body(body).await.map_err(|r| *r)?;
-    Ok((batch, body))
-}
-
-/// Runs `work` on the node off the async workers; its report as JSON.
-async fn on_node<T: serde::Serialize + Send + 'static>(
-    ingest: &Ingest,
-    work: impl FnOnce(&mut crate::Node) -> Result<T, Box<Response>> + Send + 'static,
-) -> Result<T, Response> {
     let node = ingest.node.clone();
     let done = tokio::task::spawn_blocking(move || {
         let mut node = node.lock().unwrap_or_else(|e| e.into_inner());
-        work(&mut node)
+        work(&mut node, batch, body)
     })
     .await;
     match done {
@@ -330,11 +327,7 @@ pub(crate) async fn add_places(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let (batch, body) = match receive(&ingest, &headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let done = on_node(&ingest, move |node| {
+    let done = take_batch(&ingest, &headers, body, move |node, batch, body| {
         let report = node
             .store
             .add_places("the places", reader(body, batch.gzip))
@@ -357,11 +350,7 @@ pub(crate) async fn append(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let (batch, body) = match receive(&ingest, &headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let done = on_node(&ingest, move |node| {
+    let done = take_batch(&ingest, &headers, body, move |node, batch, body| {
         let report = node
             .store
             .append_csv("the batch", reader(body, batch.gzip), batch.id)

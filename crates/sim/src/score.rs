@@ -164,6 +164,10 @@ struct Table {
     rows: Vec<Vec<String>>,
 }
 
+/// Splits a CSV line, `"…"` quoted. The scorer reads the platform's files
+/// with its own parser, not `civic_eiss::formats::split_line`, on purpose:
+/// it is the platform's independent checker, and the simulator depends on
+/// nothing of the platform.
 fn split(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut field = String::new();

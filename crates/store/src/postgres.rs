@@ -144,12 +144,11 @@ impl Backend for PostgresStore {
     /// Locks the ledger head row until commit: appends are serialised,
     /// sequence numbers gapless.
     async fn lock_ledger(tx: &mut Tx<Self>) -> crate::Result<civic_ledger::Frontier> {
-        use sqlx::Row;
-        let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut **tx)
-            .await?;
-        civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
-            .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))
+        let head: Vec<u8> =
+            sqlx::query_scalar("SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut **tx)
+                .await?;
+        crate::rows::frontier_from(&head)
     }
 }
 

@@ -131,12 +131,10 @@ impl Backend for SqliteStore {
 
     /// Reads the ledger head; the transaction already holds the write lock.
     async fn lock_ledger(tx: &mut Tx<Self>) -> crate::Result<civic_ledger::Frontier> {
-        use sqlx::Row;
-        let row = sqlx::query("SELECT frontier FROM audit_head WHERE id = 1")
+        let head: Vec<u8> = sqlx::query_scalar("SELECT frontier FROM audit_head WHERE id = 1")
             .fetch_one(&mut **tx)
             .await?;
-        civic_ledger::Frontier::from_bytes(&row.try_get::<Vec<u8>, _>("frontier")?)
-            .ok_or_else(|| crate::StoreError::Corrupt("the ledger head is malformed".into()))
+        crate::rows::frontier_from(&head)
     }
 }
 

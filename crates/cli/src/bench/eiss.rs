@@ -3,15 +3,28 @@
 
 use super::*;
 
-pub(super) struct EissArgs {
+#[derive(clap::Args, Debug)]
+pub(crate) struct EissArgs {
+    #[arg(long, default_value_t = 100_000)]
     pub people: usize,
+    #[arg(long, default_value_t = 14)]
     pub days: u32,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    pub dir: std::path::PathBuf,
+    /// Where the city, the hub's database, the nodes and the results go.
+    #[arg(long, default_value = "./bench-data/eiss")]
+    pub dir: PathBuf,
+    /// A PostgreSQL database instead of SQLite in --dir.
+    #[arg(long)]
     pub database_url: Option<String>,
+    /// Cases worked on at once.
+    #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    /// Only the first N cases (by confirmation).
+    #[arg(long)]
     pub max_cases: Option<usize>,
-    /// The response's rules (JSON), if not the defaults.
+    /// The response's rules as JSON (see `civic eiss open-response`).
+    #[arg(long)]
     pub rules: Option<String>,
 }
 

@@ -44,45 +44,10 @@ pub(crate) enum BenchCommand {
     /// city asked for, approved, collected from the nodes, its route,
     /// contacts and cluster built; timed per case and scored against the
     /// city's truth.
-    Eiss {
-        #[arg(long, default_value_t = 100_000)]
-        people: usize,
-        #[arg(long, default_value_t = 14)]
-        days: u32,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Where the city, the hub's database, the nodes and the results go.
-        #[arg(long, default_value = "./bench-data/eiss")]
-        dir: PathBuf,
-        /// A PostgreSQL database instead of SQLite in --dir.
-        #[arg(long)]
-        database_url: Option<String>,
-        /// Cases worked on at once.
-        #[arg(long, default_value_t = 4)]
-        parallel: usize,
-        /// Only the first N cases (by confirmation).
-        #[arg(long)]
-        max_cases: Option<usize>,
-        /// The response's rules as JSON (see `civic eiss open-response`).
-        #[arg(long)]
-        rules: Option<String>,
-    },
+    Eiss(EissArgs),
     /// Public MyData's transfers: each timed from the citizen's consent to
     /// the package verified at the agency, many at once.
-    Mydata {
-        #[arg(long, default_value_t = 2_000)]
-        people: usize,
-        #[arg(long, default_value_t = 5_000)]
-        transfers: usize,
-        /// Transfers in flight at once.
-        #[arg(long, default_value_t = 128)]
-        concurrency: usize,
-        #[arg(long, default_value = "./bench-data/mydata")]
-        dir: PathBuf,
-        /// A PostgreSQL database instead of SQLite in --dir.
-        #[arg(long)]
-        database_url: Option<String>,
-    },
+    Mydata(MydataArgs),
     /// Clusters in every mode but the nodes' (that is `bench eiss`): from
     /// interviews, from published routes, from both, with and without
     /// onsets; each scored beside a naive same-place same-day union and the
@@ -116,28 +81,7 @@ pub(crate) enum BenchCommand {
 /// Runs a `civic bench` command.
 pub(crate) async fn run(command: BenchCommand) -> Result<()> {
     match command {
-        BenchCommand::Eiss {
-            people,
-            days,
-            seed,
-            dir,
-            database_url,
-            parallel,
-            max_cases,
-            rules,
-        } => {
-            eiss(EissArgs {
-                people,
-                days,
-                seed,
-                dir,
-                database_url,
-                parallel,
-                max_cases,
-                rules,
-            })
-            .await
-        }
+        BenchCommand::Eiss(args) => eiss(args).await,
         BenchCommand::Modes {
             people,
             days,
@@ -151,22 +95,7 @@ pub(crate) async fn run(command: BenchCommand) -> Result<()> {
             dir,
             database_url,
         } => clusters(&dir, people, cases, database_url).await,
-        BenchCommand::Mydata {
-            people,
-            transfers,
-            concurrency,
-            dir,
-            database_url,
-        } => {
-            mydata(MydataArgs {
-                people,
-                transfers,
-                concurrency,
-                dir,
-                database_url,
-            })
-            .await
-        }
+        BenchCommand::Mydata(args) => mydata(args).await,
     }
 }
 

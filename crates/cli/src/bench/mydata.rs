@@ -3,11 +3,19 @@
 
 use super::*;
 
-pub(super) struct MydataArgs {
+#[derive(clap::Args, Debug)]
+pub(crate) struct MydataArgs {
+    #[arg(long, default_value_t = 2_000)]
     pub people: usize,
+    #[arg(long, default_value_t = 5_000)]
     pub transfers: usize,
+    /// Transfers in flight at once.
+    #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
-    pub dir: std::path::PathBuf,
+    #[arg(long, default_value = "./bench-data/mydata")]
+    pub dir: PathBuf,
+    /// A PostgreSQL database instead of SQLite in --dir.
+    #[arg(long)]
     pub database_url: Option<String>,
 }
 

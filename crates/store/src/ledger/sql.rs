@@ -57,10 +57,6 @@ pub(super) fn head_from(row: &DbRow) -> Result<SignedTreeHead> {
     })
 }
 
-pub(super) fn frontier_from(bytes: &[u8]) -> Result<Frontier> {
-    Frontier::from_bytes(bytes).ok_or_else(|| corrupt("the ledger head is malformed"))
-}
-
 impl Engine {
     /// Appends `entries` in order, in `tx`: the records and the
     /// subtrees they complete in multi-row inserts, the head once

@@ -21,6 +21,26 @@ pub(super) fn ticket_from(row: &DbRow) -> Result<Ticket> {
 }
 
 impl Engine {
+    /// Adds a message to a ticket's thread.
+    pub(super) async fn add_message(
+        tx: &mut Tx,
+        ticket: civic_core::mydata::TicketId,
+        user: UserId,
+        text: &str,
+        at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(ticket.0)
+        .bind(user.0)
+        .bind(text)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     pub(super) async fn training_in(
         &self,
         id: civic_core::mydata::TrainingId,
@@ -81,13 +101,7 @@ impl crate::support::SupportStore for Engine {
         .fetch_one(&mut **tx)
         .await?;
         let ticket = ticket_from(&row)?;
-        sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(ticket.id.0)
-            .bind(user.0)
-            .bind(text)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        Self::add_message(&mut tx, ticket.id, user, text, now).await?;
         let mut audit = audit;
         audit.resource = format!("support-ticket:{}", ticket.id);
         tx.commit(audit).await?;
@@ -201,13 +215,7 @@ impl crate::support::SupportStore for Engine {
         .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
         let ticket = ticket_from(&row)?;
         if let Some(text) = text {
-            sqlx::query("INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(id.0)
-                .bind(user.0)
-                .bind(text)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+            Self::add_message(&mut tx, id, user, text, now).await?;
         }
         let mut audit = audit;
         audit.resource = format!("support-ticket:{id}");

@@ -163,6 +163,16 @@ pub(super) fn placeholders(first: usize, n: usize) -> String {
 }
 
 impl Engine {
+    /// The case a row holds (if any), with its assignments.
+    pub(super) async fn case_of_row(tx: &mut Tx, row: Option<DbRow>) -> Result<Option<CaseRecord>> {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Self::with_assignments(tx, vec![case_from(&row, false)?])
+            .await?
+            .pop())
+    }
+
     /// Refuses a write to a response that is not open.
     pub(super) async fn check_open(tx: &mut Tx, response: i64) -> Result<()> {
         let row = sqlx::query("SELECT status FROM responses WHERE id = $1")
@@ -606,12 +616,7 @@ impl CaseStore for Engine {
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
-        let out = match row {
-            Some(r) => Self::with_assignments(&mut tx, vec![case_from(&r, false)?])
-                .await?
-                .pop(),
-            None => None,
-        };
+        let out = Self::case_of_row(&mut tx, row).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -629,12 +634,7 @@ impl CaseStore for Engine {
         .bind(number)
         .fetch_optional(&mut *tx)
         .await?;
-        let out = match row {
-            Some(r) => Self::with_assignments(&mut tx, vec![case_from(&r, false)?])
-                .await?
-                .pop(),
-            None => None,
-        };
+        let out = Self::case_of_row(&mut tx, row).await?;
         tx.commit().await?;
         Ok(out)
     }

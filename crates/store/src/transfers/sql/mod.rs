@@ -381,10 +381,7 @@ impl crate::transfers::TransferStore for Engine {
             decision,
             audit,
         };
-        self.decide_transfers(vec![op])
-            .await?
-            .pop()
-            .expect("one result per op")
+        only(self.decide_transfers(vec![op]).await?)
     }
 
     async fn decide_transfers(
@@ -510,10 +507,7 @@ impl crate::transfers::TransferStore for Engine {
             package,
             audit,
         };
-        self.record_deliveries(vec![op])
-            .await?
-            .pop()
-            .expect("one result per op")
+        only(self.record_deliveries(vec![op]).await?)
     }
 
     async fn record_deliveries(
@@ -628,11 +622,7 @@ impl crate::transfers::TransferStore for Engine {
                 party: party.clone(),
                 audit,
             };
-            return self
-                .fetch_packages(vec![op])
-                .await?
-                .pop()
-                .expect("one result per op");
+            return only(self.fetch_packages(vec![op]).await?);
         }
         // A read takes the ledger lock only to append.
         let mut tx = self.begin().await?;
