@@ -404,18 +404,16 @@ async fn serve(config: Config) -> Result<()> {
 
 async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
-    let mut logins = hub.seed_demo().await?;
+    let mut logins = civic_demo::seed(&hub).await?;
     let city = sim::demo_city(&config.data_dir, sim_people, sim_days).await?;
-    let nodes = civic_hub::demo_nodes::start(&hub, &config.data_dir).await?;
+    let nodes = civic_demo::nodes::start(&hub, &config.data_dir).await?;
     hub.seed_geography(&config.data_dir.join("city").join("geography.geojson"))
         .await?;
-    hub.seed_demo_catalogue().await?;
-    if let Some(citizen) = hub.seed_demo_mydata(&config.data_dir.join("city")).await? {
+    civic_demo::seed_catalogue(&hub).await?;
+    if let Some(citizen) = civic_demo::seed_mydata(&hub, &config.data_dir.join("city")).await? {
         logins.push(citizen);
     }
-    let (response, cases) = hub
-        .seed_demo_response(&config.data_dir.join("city"))
-        .await?;
+    let (response, cases) = civic_demo::seed_response(&hub, &config.data_dir.join("city")).await?;
     hub.resume_collections().await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();

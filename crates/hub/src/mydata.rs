@@ -232,7 +232,7 @@ fn check_name(field: &'static str, raw: &str, allowed: fn(u8) -> bool, max: usiz
     Ok(())
 }
 
-pub(crate) fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
+pub fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
     if !matches!(req.kind.as_str(), "document" | "dataset") {
         return Err(invalid("kind", "must be document or dataset"));
     }
@@ -304,7 +304,7 @@ pub(crate) fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
 
 impl NewOfferRequest {
     /// The entry to store, once checked.
-    pub(crate) fn into_new_offer(self, holder: InstitutionId) -> NewOffer {
+    pub fn into_new_offer(self, holder: InstitutionId) -> NewOffer {
         NewOffer {
             holder,
             items: serde_json::to_string(&self.items).expect("items serialise"),
@@ -337,7 +337,7 @@ fn offer_view(
     }
 }
 
-pub(crate) fn items_of(offer: &Offer) -> Result<Vec<Item>> {
+pub fn items_of(offer: &Offer) -> Result<Vec<Item>> {
     serde_json::from_str(&offer.items).map_err(|e| {
         HubError::Store(civic_store::StoreError::Corrupt(format!(
             "catalogue entry {}: {e}",
@@ -805,78 +805,4 @@ fn item_type() -> utoipa::openapi::Object {
 #[cfg(feature = "openapi")]
 fn sensitivity() -> utoipa::openapi::Object {
     civic_core::schemas::one_of(&SENSITIVITIES)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::demo_catalogue::demo_catalogue;
-
-    #[test]
-    fn the_demo_catalogue_is_valid() {
-        for (_, entry) in demo_catalogue() {
-            checked_offer(entry).unwrap();
-        }
-    }
-
-    #[test]
-    fn wrong_entries_are_refused_with_their_field() {
-        let (_, good) = demo_catalogue().remove(0);
-        let cases: Vec<(NewOfferRequest, &str)> = vec![
-            (
-                NewOfferRequest {
-                    kind: "leaflet".into(),
-                    ..good.clone()
-                },
-                "kind",
-            ),
-            (
-                NewOfferRequest {
-                    code: "Bad Code".into(),
-                    ..good.clone()
-                },
-                "code",
-            ),
-            (
-                NewOfferRequest {
-                    items: vec![],
-                    ..good.clone()
-                },
-                "items",
-            ),
-            (
-                NewOfferRequest {
-                    items: vec![Item {
-                        name: "exp".into(),
-                        ..good.items[0].clone()
-                    }],
-                    ..good.clone()
-                },
-                "items.name",
-            ),
-            (
-                NewOfferRequest {
-                    items: vec![good.items[0].clone(), good.items[0].clone()],
-                    ..good.clone()
-                },
-                "items.name",
-            ),
-            (
-                NewOfferRequest {
-                    items: vec![Item {
-                        kind: "blob".into(),
-                        ..good.items[0].clone()
-                    }],
-                    ..good.clone()
-                },
-                "items.type",
-            ),
-        ];
-        for (entry, field) in cases {
-            match checked_offer(entry) {
-                Err(HubError::Invalid(e)) => assert_eq!(e.field, field),
-                other => panic!("{field}: {other:?}"),
-            }
-        }
-    }
 }

@@ -15,6 +15,21 @@ use civic_store::{
     AuditStore, DataRequestStore, InstitutionStore, NewEnrolment, NewNode, NodeStore, StoreError,
 };
 
+/// A node's Ed25519 key, as enrolled.
+pub fn node_key(node: &civic_store::Node) -> Result<ed25519_dalek::VerifyingKey> {
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(node.signing_key.as_bytes())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| {
+            HubError::Store(civic_store::StoreError::Corrupt(format!(
+                "node {}'s key is malformed",
+                node.name
+            )))
+        })
+}
+
 pub const ENROLMENT_PREFIX: &str = "cdh_e_";
 /// The name in the certificate the hub presents to nodes.
 pub const HUB_NODE_NAME: &str = "hub.civic";

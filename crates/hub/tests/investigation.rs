@@ -18,9 +18,7 @@ use common::database_bytes;
 civic_store::backend_tests!(the_investigation_runs_from_a_case_to_its_deletion);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
-    civic_hub::demo_nodes::signed_in(hub, username)
-        .await
-        .unwrap()
+    civic_demo::nodes::signed_in(hub, username).await.unwrap()
 }
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, HubError>) {
@@ -84,10 +82,8 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
         ..Config::default()
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
-    hub.seed_demo().await.unwrap();
-    let nodes = civic_hub::demo_nodes::start(&hub, dir.path())
-        .await
-        .unwrap();
+    civic_demo::seed(&hub).await.unwrap();
+    let nodes = civic_demo::nodes::start(&hub, dir.path()).await.unwrap();
     assert_eq!(nodes.len(), 10);
     let admin = as_user(&hub, "admin").await;
     let inv = as_user(&hub, "investigator.seoul").await;

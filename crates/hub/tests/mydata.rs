@@ -20,9 +20,7 @@ mod common;
 civic_store::backend_tests!(a_citizen_sends_his_items_and_takes_them_back);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
-    civic_hub::demo_nodes::signed_in(hub, username)
-        .await
-        .unwrap()
+    civic_demo::nodes::signed_in(hub, username).await.unwrap()
 }
 
 /// The holder's record of `subject` for `entry`, from its records file.
@@ -61,13 +59,10 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         ..Config::default()
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
-    hub.seed_demo().await.unwrap();
-    let mut nodes = civic_hub::demo_nodes::start(&hub, dir.path())
-        .await
-        .unwrap();
-    hub.seed_demo_catalogue().await.unwrap();
-    let citizen_login = hub
-        .seed_demo_mydata(&dir.path().join("city"))
+    civic_demo::seed(&hub).await.unwrap();
+    let mut nodes = civic_demo::nodes::start(&hub, dir.path()).await.unwrap();
+    civic_demo::seed_catalogue(&hub).await.unwrap();
+    let citizen_login = civic_demo::seed_mydata(&hub, &dir.path().join("city"))
         .await
         .unwrap()
         .unwrap();

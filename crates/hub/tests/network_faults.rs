@@ -23,9 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 civic_store::backend_tests!(answers_cross_a_bad_network_whole_and_once);
 
 async fn as_user(hub: &Hub, username: &str) -> Ctx {
-    civic_hub::demo_nodes::signed_in(hub, username)
-        .await
-        .unwrap()
+    civic_demo::nodes::signed_in(hub, username).await.unwrap()
 }
 
 /// What the proxies did, for the test to see that faults happened.
@@ -245,12 +243,10 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
         ..Config::default()
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
-    hub.seed_demo().await.unwrap();
-    let nodes = civic_hub::demo_nodes::start(&hub, dir.path())
-        .await
-        .unwrap();
-    hub.seed_demo_catalogue().await.unwrap();
-    hub.seed_demo_mydata(&dir.path().join("city"))
+    civic_demo::seed(&hub).await.unwrap();
+    let nodes = civic_demo::nodes::start(&hub, dir.path()).await.unwrap();
+    civic_demo::seed_catalogue(&hub).await.unwrap();
+    civic_demo::seed_mydata(&hub, &dir.path().join("city"))
         .await
         .unwrap()
         .unwrap();

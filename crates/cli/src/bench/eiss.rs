@@ -48,9 +48,9 @@ pub(super) async fn eiss(args: EissArgs) -> Result<()> {
         ..Config::default()
     };
     let hub = Hub::open(config).await?;
-    hub.seed_demo().await?;
+    civic_demo::seed(&hub).await?;
     let t = Instant::now();
-    let nodes = civic_hub::demo_nodes::start(&hub, &args.dir).await?;
+    let nodes = civic_demo::nodes::start(&hub, &args.dir).await?;
     println!(
         "nodes: {} up ({} events) in {:.1} s",
         nodes.len(),

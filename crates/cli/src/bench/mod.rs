@@ -102,7 +102,7 @@ pub(crate) async fn run(command: BenchCommand) -> Result<()> {
 /// A demo user, as if signed in with two factors (in-process only: who
 /// holds the hub holds its keys).
 async fn signed_in(hub: &Hub, username: &str) -> Result<Ctx> {
-    Ok(civic_hub::demo_nodes::signed_in(hub, username).await?)
+    Ok(civic_demo::nodes::signed_in(hub, username).await?)
 }
 
 /// A hub on `dir` (SQLite there, or `database_url`) with the demo's
@@ -114,7 +114,7 @@ async fn demo_hub(dir: &Path, database_url: Option<String>) -> Result<(Hub, Ctx,
         ..Config::default()
     })
     .await?;
-    hub.seed_demo().await?;
+    civic_demo::seed(&hub).await?;
     let admin = signed_in(&hub, "admin").await?;
     let inv = signed_in(&hub, "investigator.seoul").await?;
     Ok((hub, admin, inv))

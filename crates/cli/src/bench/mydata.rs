@@ -40,10 +40,10 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
         "SQLite"
     };
     let hub = Hub::open(config).await?;
-    hub.seed_demo().await?;
-    let _nodes = civic_hub::demo_nodes::start(&hub, &args.dir).await?;
-    hub.seed_demo_catalogue().await?;
-    hub.seed_demo_mydata(&args.dir.join("city")).await?;
+    civic_demo::seed(&hub).await?;
+    let _nodes = civic_demo::nodes::start(&hub, &args.dir).await?;
+    civic_demo::seed_catalogue(&hub).await?;
+    civic_demo::seed_mydata(&hub, &args.dir.join("city")).await?;
     println!(
         "city: {} people; hub on {backend}, nodes up ({:.1} s)",
         summary.people,
@@ -66,7 +66,7 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
     )))?;
     // Every person of the city has an income bracket at the insurer.
     let subjects: Vec<String> = (0..summary.people as u64)
-        .map(civic_hub::demo_records::subject_of)
+        .map(civic_demo::records::subject_of)
         .collect();
     let t = Instant::now();
     let mut asked = Vec::with_capacity(args.transfers);

@@ -23,9 +23,8 @@ use civic_exchange::wire::Answer;
 use civic_exchange::{ExposureWindow, Question, SignedGrant, WindowsBody};
 use civic_store::{
     CaseDocument, CaseStore, Collection, ContactStore, DataRequestStore, InstitutionStore,
-    NewCollection, NewContact, Node, NodeStore, RequestFilter,
+    NewCollection, NewContact, NodeStore, RequestFilter,
 };
-use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,21 +46,6 @@ pub(crate) fn collection_context(exchange_id: &str) -> String {
 
 fn answer_context(exchange_id: &str) -> String {
     format!("answer:{exchange_id}")
-}
-
-/// A node's Ed25519 key, as enrolled.
-pub(crate) fn node_key(node: &Node) -> Result<VerifyingKey> {
-    data_encoding::HEXLOWER_PERMISSIVE
-        .decode(node.signing_key.as_bytes())
-        .ok()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| {
-            HubError::Store(civic_store::StoreError::Corrupt(format!(
-                "node {}'s key is malformed",
-                node.name
-            )))
-        })
 }
 
 impl Hub {
@@ -172,7 +156,7 @@ impl Hub {
             .await?;
             return Ok(true);
         };
-        let node_key = node_key(node)?;
+        let node_key = crate::nodes::node_key(node)?;
         let client = self.collector_client().await?;
         let mut parts = Vec::new();
         let asked = client

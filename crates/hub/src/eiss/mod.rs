@@ -23,7 +23,6 @@ mod responses;
 
 pub use cases::{CaseDetail, CaseFilter, CaseSummary, CollectionView, NewCaseRequest};
 pub use clusters::{ClusterCase, ClusterRow, ClusterView, RoutesLoaded, TreeLink};
-pub(crate) use collect::node_key;
 pub use contacts::{ContactUpdate, ContactView, Notice, OutboxView};
 pub use notify::{NoticeSender, WebhookSender};
 pub use requests::{DataRequestInput, RequestView, StepView};

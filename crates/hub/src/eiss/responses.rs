@@ -346,7 +346,7 @@ impl Hub {
                 let Some((node, route)) = node.and_then(|n| n.route.clone().map(|r| (n, r))) else {
                     return failed("the node is not registered with an address".into());
                 };
-                let Ok(key) = super::collect::node_key(&node) else {
+                let Ok(key) = crate::nodes::node_key(&node) else {
                     return failed("the node's key is malformed".into());
                 };
                 let request = PurgeRequest {

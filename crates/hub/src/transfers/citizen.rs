@@ -189,7 +189,7 @@ impl Hub {
             .filter(|n| n.route.as_ref().is_some_and(|r| r.kind == "records"))
             .collect();
         for node in nodes {
-            let key = crate::eiss::node_key(&node)?;
+            let key = crate::nodes::node_key(&node)?;
             let url = node
                 .route
                 .as_ref()

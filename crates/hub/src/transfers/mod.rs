@@ -395,7 +395,7 @@ impl Hub {
             .into_iter()
             .find(|n| n.name == name && n.route.as_ref().is_some_and(|r| r.kind == "records"))
             .ok_or_else(|| HubError::NotFound(format!("issuer {name:?}")))?;
-        let key = crate::eiss::node_key(&node)?;
+        let key = crate::nodes::node_key(&node)?;
         Ok((node.route.map(|r| r.url).unwrap_or_default(), key))
     }
 
@@ -472,7 +472,7 @@ fn records_node_of(
         .ok_or_else(|| {
             HubError::Conflict("the holding institution has no MyData node registered".into())
         })?;
-    let key = crate::eiss::node_key(node)?;
+    let key = crate::nodes::node_key(node)?;
     let url = node
         .route
         .as_ref()

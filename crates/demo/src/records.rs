@@ -4,7 +4,9 @@
 //! numbers and amounts are drawn from a hash of the person's number, so a
 //! city always gives the same records; every value is synthetic.
 
+use crate::create_login;
 use civic_exchange::wire::HolderRecord;
+use civic_hub::Hub;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -282,120 +284,115 @@ const DEMO_AGREEMENTS: &[(&str, &[&str])] = &[
     ("household", &["household_size", "head_of_household"]),
 ];
 
-impl crate::Hub {
-    /// Seeds Public MyData's demo once: a citizen of the city (with
-    /// records at every holder) who can sign in, and approved agreements
-    /// of the demo's agency for a youth employment subsidy. Returns the
-    /// citizen's login, also added to `demo-credentials.json`.
-    pub async fn seed_demo_mydata(
-        &self,
-        city: &Path,
-    ) -> crate::Result<Option<crate::demo::DemoLogin>> {
-        use civic_store::{InstitutionStore, MetaStore, MydataStore, UserStore};
-        if self.store.meta("demo.mydata.seeded").await?.is_some() {
-            return Ok(None);
+/// Seeds Public MyData's demo once: a citizen of the city (with
+/// records at every holder) who can sign in, and approved agreements
+/// of the demo's agency for a youth employment subsidy. Returns the
+/// citizen's login, also added to `demo-credentials.json`.
+pub async fn seed_mydata(hub: &Hub, city: &Path) -> civic_hub::Result<Option<crate::DemoLogin>> {
+    use civic_store::{InstitutionStore, MetaStore, MydataStore, UserStore};
+    if hub.store.meta("demo.mydata.seeded").await?.is_some() {
+        return Ok(None);
+    }
+    let bad = |e: std::io::Error| civic_hub::HubError::BadRequest(format!("the demo city: {e}"));
+    let Some((subject, name)) = demo_citizen(&city.join("people.csv")).map_err(bad)? else {
+        return Ok(None);
+    };
+    let ctx = crate::Ctx::local_operator();
+    let institutions = hub.store.institutions().await?;
+    let find = |kind: civic_core::identity::InstitutionKind| {
+        institutions.iter().find(|i| i.kind == kind).cloned()
+    };
+    let (Some(portal), Some(agency)) = (
+        find(civic_core::identity::InstitutionKind::HubOperator),
+        find(civic_core::identity::InstitutionKind::UsingAgency),
+    ) else {
+        return Ok(None);
+    };
+    let login = create_login(
+        hub,
+        &ctx,
+        portal.id,
+        &portal.name,
+        "citizen",
+        &format!("citizen:{subject}"),
+        Some(&name),
+    )
+    .await?;
+    let agency_user = hub
+        .store
+        .user_by_username("mydata.agency")
+        .await?
+        .map(|u| u.id);
+    let mut reviewers = Vec::new();
+    for username in ["mydata", "mydata.nhis"] {
+        if let Some(u) = hub.store.user_by_username(username).await? {
+            reviewers.push(u);
         }
-        let bad = |e: std::io::Error| crate::HubError::BadRequest(format!("the demo city: {e}"));
-        let Some((subject, name)) = demo_citizen(&city.join("people.csv")).map_err(bad)? else {
-            return Ok(None);
+    }
+    let offers = hub.store.offers().await?;
+    for (code, items) in DEMO_AGREEMENTS {
+        let (Some(offer), Some(user)) = (offers.iter().find(|o| o.code == *code), agency_user)
+        else {
+            continue;
         };
-        let ctx = crate::Ctx::local_operator();
-        let institutions = self.store.institutions().await?;
-        let find = |kind: civic_core::identity::InstitutionKind| {
-            institutions.iter().find(|i| i.kind == kind).cloned()
+        let all: Vec<String> = civic_hub::mydata::items_of(offer)?
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        let names: Vec<String> = if items.is_empty() {
+            all
+        } else {
+            items.iter().map(|s| (*s).to_owned()).collect()
         };
-        let (Some(portal), Some(agency)) = (
-            find(civic_core::identity::InstitutionKind::HubOperator),
-            find(civic_core::identity::InstitutionKind::UsingAgency),
-        ) else {
-            return Ok(None);
+        let entry = |action: &str| {
+            ctx.entry(
+                action,
+                "mydata-agreement",
+                civic_core::audit::Outcome::Allowed,
+            )
         };
-        let login = self
-            .create_demo_login(
-                &ctx,
-                portal.id,
-                &portal.name,
-                "citizen",
-                &format!("citizen:{subject}"),
-                Some(&name),
+        let agreement = hub
+            .store
+            .apply_agreement(
+                civic_store::NewAgreement {
+                    offer: offer.id,
+                    agency: agency.id,
+                    service: "Youth employment subsidy (청년일자리도약장려금)".into(),
+                    items: serde_json::to_string(&names).expect("names serialise"),
+                    purpose: "Checking an applicant's eligibility for the subsidy".into(),
+                    legal_basis: "Employment Insurance Act, art. 20".into(),
+                    retention_days: 90,
+                    created_by: user,
+                },
+                entry("mydata.agreement.apply"),
             )
             .await?;
-        let agency_user = self
-            .store
-            .user_by_username("mydata.agency")
-            .await?
-            .map(|u| u.id);
-        let mut reviewers = Vec::new();
-        for username in ["mydata", "mydata.nhis"] {
-            if let Some(u) = self.store.user_by_username(username).await? {
-                reviewers.push(u);
-            }
-        }
-        let offers = self.store.offers().await?;
-        for (code, items) in DEMO_AGREEMENTS {
-            let (Some(offer), Some(user)) = (offers.iter().find(|o| o.code == *code), agency_user)
-            else {
-                continue;
-            };
-            let all: Vec<String> = crate::mydata::items_of(offer)?
-                .into_iter()
-                .map(|i| i.name)
-                .collect();
-            let names: Vec<String> = if items.is_empty() {
-                all
-            } else {
-                items.iter().map(|s| (*s).to_owned()).collect()
-            };
-            let entry = |action: &str| {
-                ctx.entry(
-                    action,
-                    "mydata-agreement",
-                    civic_core::audit::Outcome::Allowed,
-                )
-            };
-            let agreement = self
-                .store
-                .apply_agreement(
-                    civic_store::NewAgreement {
-                        offer: offer.id,
-                        agency: agency.id,
-                        service: "Youth employment subsidy (청년일자리도약장려금)".into(),
-                        items: serde_json::to_string(&names).expect("names serialise"),
-                        purpose: "Checking an applicant's eligibility for the subsidy".into(),
-                        legal_basis: "Employment Insurance Act, art. 20".into(),
-                        retention_days: 90,
-                        created_by: user,
-                    },
-                    entry("mydata.agreement.apply"),
-                )
-                .await?;
-            let reviewer = reviewers
-                .iter()
-                .find(|u| u.institution == offer.holder)
-                .map_or(user, |u| u.id);
-            self.store
-                .note_agreement(
-                    civic_store::NewAgreementNote {
-                        agreement: agreement.id,
-                        user: reviewer,
-                        kind: civic_core::mydata::AgreementStep::Approve,
-                        text: "Approved for the demo.".into(),
-                    },
-                    entry("mydata.agreement.review"),
-                )
-                .await?;
-        }
-        let file = self.config.data_dir.join("demo-credentials.json");
-        let mut logins: Vec<crate::demo::DemoLogin> = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        logins.push(login.clone());
-        let json = serde_json::to_string_pretty(&logins).expect("logins serialise");
-        crate::keys::write_private(&file, &json).map_err(|e| {
-            crate::HubError::BadRequest(format!("cannot write {}: {e}", file.display()))
-        })?;
-        self.store.set_meta("demo.mydata.seeded", "1").await?;
-        Ok(Some(login))
+        let reviewer = reviewers
+            .iter()
+            .find(|u| u.institution == offer.holder)
+            .map_or(user, |u| u.id);
+        hub.store
+            .note_agreement(
+                civic_store::NewAgreementNote {
+                    agreement: agreement.id,
+                    user: reviewer,
+                    kind: civic_core::mydata::AgreementStep::Approve,
+                    text: "Approved for the demo.".into(),
+                },
+                entry("mydata.agreement.review"),
+            )
+            .await?;
     }
+    let file = hub.config.data_dir.join("demo-credentials.json");
+    let mut logins: Vec<crate::DemoLogin> = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    logins.push(login.clone());
+    let json = serde_json::to_string_pretty(&logins).expect("logins serialise");
+    civic_hub::keys::write_private(&file, &json).map_err(|e| {
+        civic_hub::HubError::BadRequest(format!("cannot write {}: {e}", file.display()))
+    })?;
+    hub.store.set_meta("demo.mydata.seeded", "1").await?;
+    Ok(Some(login))
 }

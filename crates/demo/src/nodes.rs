@@ -3,8 +3,8 @@
 //! through the real token flow, filled from the demo's synthetic city,
 //! and serving over mutual TLS on loopback.
 
-use crate::{ClientInfo, Ctx, Hub};
 use civic_exchange::Item;
+use civic_hub::{ClientInfo, Ctx, Hub};
 use civic_node::{EventStore, Kind};
 use civic_node_server::{NodeConfig, RunningNode};
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ pub enum DemoNodeError {
     #[error("the demo has no institution {0:?}")]
     NoInstitution(&'static str),
     #[error(transparent)]
-    Hub(#[from] crate::HubError),
+    Hub(#[from] civic_hub::HubError),
     #[error(transparent)]
     Node(#[from] civic_node_server::NodeError),
     #[error("filling {0}: {1}")]
@@ -172,7 +172,7 @@ pub async fn start(hub: &Hub, data_dir: &Path) -> Result<Vec<DemoNode>> {
                 .map_err(|e| DemoNodeError::Io(std::io::Error::other(e)))?
                 .len()
         } else {
-            crate::demo_records::write_records(&city.join("people.csv"), records_kind, &records)?
+            crate::records::write_records(&city.join("people.csv"), records_kind, &records)?
         };
         let running = civic_node_server::serve(NodeConfig::load(&config_path)?).await?;
         hub.register_node(
@@ -247,7 +247,7 @@ async fn enrol(
         "transactions" => ("epidemic investigation", Item::CardTransactions),
         "taps" => ("epidemic investigation", Item::TransitTaps),
         _ => (
-            crate::transfers::MYDATA_PURPOSE,
+            civic_hub::transfers::MYDATA_PURPOSE,
             Item::AdministrativeRecords,
         ),
     };
@@ -270,20 +270,20 @@ async fn enrol(
 
 /// A demo user as if signed in with two factors, for in-process callers
 /// (benchmarks, tests): whoever holds the hub holds its keys anyway.
-pub async fn signed_in(hub: &Hub, username: &str) -> crate::Result<Ctx> {
+pub async fn signed_in(hub: &Hub, username: &str) -> civic_hub::Result<Ctx> {
     use civic_store::{InstitutionStore, UserStore};
     let user = hub
         .store
         .user_by_username(username)
         .await?
-        .ok_or_else(|| crate::HubError::NotFound(format!("demo user {username}")))?;
+        .ok_or_else(|| civic_hub::HubError::NotFound(format!("demo user {username}")))?;
     let institution = hub
         .store
         .institution(user.institution)
         .await?
-        .ok_or_else(|| crate::HubError::NotFound(format!("institution of {username}")))?;
+        .ok_or_else(|| civic_hub::HubError::NotFound(format!("institution of {username}")))?;
     Ok(Ctx {
-        actor: crate::Actor::User {
+        actor: civic_hub::Actor::User {
             principal: civic_core::policy::Principal {
                 user: user.id,
                 username: user.username,

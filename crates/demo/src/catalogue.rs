@@ -2,41 +2,39 @@
 //! its ministry, public institution and city hold, with agreements its
 //! agency may use (the demo's seed, at the edge of the MyData service).
 
-use crate::mydata::{checked_offer, Item, NewOfferRequest};
-use crate::{Ctx, Hub, Result};
+use civic_hub::mydata::{checked_offer, Item, NewOfferRequest};
+use civic_hub::{Ctx, Hub, Result};
 use civic_store::{InstitutionStore, MydataStore};
 
-impl Hub {
-    /// The demo's catalogue: what its ministry, public institution and
-    /// city hold, published once (by the local operator, audited).
-    pub async fn seed_demo_catalogue(&self) -> Result<usize> {
-        if !self.store.offers().await?.is_empty() {
-            return Ok(0);
-        }
-        let institutions = self.store.institutions().await?;
-        let find = |kind: &str| {
-            institutions
-                .iter()
-                .find(|i| i.kind.as_str() == kind)
-                .map(|i| i.id)
-        };
-        let ctx = Ctx::local_operator();
-        let mut n = 0;
-        for (kind, entry) in demo_catalogue() {
-            let Some(holder) = find(kind) else { continue };
-            let entry = checked_offer(entry)?;
-            let audit = ctx.entry(
-                "mydata.offer.publish",
-                "mydata-offer",
-                civic_core::audit::Outcome::Allowed,
-            );
-            self.store
-                .create_offer(entry.into_new_offer(holder), audit)
-                .await?;
-            n += 1;
-        }
-        Ok(n)
+/// The demo's catalogue: what its ministry, public institution and
+/// city hold, published once (by the local operator, audited).
+pub async fn seed_catalogue(hub: &Hub) -> Result<usize> {
+    if !hub.store.offers().await?.is_empty() {
+        return Ok(0);
     }
+    let institutions = hub.store.institutions().await?;
+    let find = |kind: &str| {
+        institutions
+            .iter()
+            .find(|i| i.kind.as_str() == kind)
+            .map(|i| i.id)
+    };
+    let ctx = Ctx::local_operator();
+    let mut n = 0;
+    for (kind, entry) in demo_catalogue() {
+        let Some(holder) = find(kind) else { continue };
+        let entry = checked_offer(entry)?;
+        let audit = ctx.entry(
+            "mydata.offer.publish",
+            "mydata-offer",
+            civic_core::audit::Outcome::Allowed,
+        );
+        hub.store
+            .create_offer(entry.into_new_offer(holder), audit)
+            .await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn item(
@@ -303,4 +301,78 @@ pub(crate) fn demo_catalogue() -> Vec<(&'static str, NewOfferRequest)> {
             },
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use civic_hub::HubError;
+
+    #[test]
+    fn the_demo_catalogue_is_valid() {
+        for (_, entry) in demo_catalogue() {
+            checked_offer(entry).unwrap();
+        }
+    }
+
+    #[test]
+    fn wrong_entries_are_refused_with_their_field() {
+        let (_, good) = demo_catalogue().remove(0);
+        let cases: Vec<(NewOfferRequest, &str)> = vec![
+            (
+                NewOfferRequest {
+                    kind: "leaflet".into(),
+                    ..good.clone()
+                },
+                "kind",
+            ),
+            (
+                NewOfferRequest {
+                    code: "Bad Code".into(),
+                    ..good.clone()
+                },
+                "code",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![],
+                    ..good.clone()
+                },
+                "items",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![Item {
+                        name: "exp".into(),
+                        ..good.items[0].clone()
+                    }],
+                    ..good.clone()
+                },
+                "items.name",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![good.items[0].clone(), good.items[0].clone()],
+                    ..good.clone()
+                },
+                "items.name",
+            ),
+            (
+                NewOfferRequest {
+                    items: vec![Item {
+                        kind: "blob".into(),
+                        ..good.items[0].clone()
+                    }],
+                    ..good.clone()
+                },
+                "items.type",
+            ),
+        ];
+        for (entry, field) in cases {
+            match checked_offer(entry) {
+                Err(HubError::Invalid(e)) => assert_eq!(e.field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
 }
