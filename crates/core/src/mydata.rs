@@ -262,3 +262,49 @@ mod tests {
         assert_eq!(ConsentMode::from_name(" once"), None);
     }
 }
+
+/// One item of a provided document or dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Item {
+    /// `[a-z0-9_]`, 1-64 characters, unique in its entry.
+    #[cfg_attr(feature = "openapi", schema(schema_with = item_name))]
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean`, `date` or `document`.
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = item_type))]
+    pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schemas::text_500))]
+    pub description: String,
+    /// `normal`, `sensitive` (health, disability, …) or `unique_id`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = sensitivity))]
+    pub sensitivity: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schemas::text_500))]
+    pub legal_basis: String,
+    /// How long the using agency may keep it (days).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3650))]
+    pub retention_days: i64,
+}
+
+pub const ITEM_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "date", "document"];
+pub const SENSITIVITIES: [&str; 3] = ["normal", "sensitive", "unique_id"];
+
+/// An item's name: `a-z 0-9 _` (not one of the few names credentials
+/// reserve, which the pattern cannot say).
+#[cfg(feature = "openapi")]
+fn item_name() -> utoipa::openapi::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(r"^[a-z0-9_]{1,64}$"))
+        .build()
+}
+
+#[cfg(feature = "openapi")]
+fn item_type() -> utoipa::openapi::Object {
+    crate::schemas::one_of(&ITEM_TYPES)
+}
+
+#[cfg(feature = "openapi")]
+fn sensitivity() -> utoipa::openapi::Object {
+    crate::schemas::one_of(&SENSITIVITIES)
+}

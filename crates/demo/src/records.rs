@@ -335,10 +335,7 @@ pub async fn seed_mydata(hub: &Hub, city: &Path) -> civic_hub::Result<Option<cra
         else {
             continue;
         };
-        let all: Vec<String> = civic_hub::mydata::items_of(offer)?
-            .into_iter()
-            .map(|i| i.name)
-            .collect();
+        let all: Vec<String> = offer.items.iter().map(|i| i.name.clone()).collect();
         let names: Vec<String> = if items.is_empty() {
             all
         } else {
@@ -358,7 +355,7 @@ pub async fn seed_mydata(hub: &Hub, city: &Path) -> civic_hub::Result<Option<cra
                     offer: offer.id,
                     agency: agency.id,
                     service: "Youth employment subsidy (청년일자리도약장려금)".into(),
-                    items: serde_json::to_string(&names).expect("names serialise"),
+                    items: names.clone(),
                     purpose: "Checking an applicant's eligibility for the subsidy".into(),
                     legal_basis: "Employment Insurance Act, art. 20".into(),
                     retention_days: 90,

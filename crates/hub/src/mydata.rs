@@ -21,31 +21,7 @@ use civic_store::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// One item of a provided document or dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Item {
-    /// `[a-z0-9_]`, 1-64 characters, unique in its entry.
-    #[cfg_attr(feature = "openapi", schema(schema_with = item_name))]
-    pub name: String,
-    /// `string`, `integer`, `number`, `boolean`, `date` or `document`.
-    #[serde(rename = "type")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = item_type))]
-    pub kind: String,
-    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500))]
-    pub description: String,
-    /// `normal`, `sensitive` (health, disability, …) or `unique_id`.
-    #[cfg_attr(feature = "openapi", schema(schema_with = sensitivity))]
-    pub sensitivity: String,
-    #[cfg_attr(feature = "openapi", schema(schema_with = civic_core::schemas::text_500))]
-    pub legal_basis: String,
-    /// How long the using agency may keep it (days).
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3650))]
-    pub retention_days: i64,
-}
-
-const ITEM_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "date", "document"];
-const SENSITIVITIES: [&str; 3] = ["normal", "sensitive", "unique_id"];
+pub use civic_core::mydata::{Item, ITEM_TYPES, SENSITIVITIES};
 
 /// A catalogue entry as published.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -307,7 +283,7 @@ impl NewOfferRequest {
     pub fn into_new_offer(self, holder: InstitutionId) -> NewOffer {
         NewOffer {
             holder,
-            items: serde_json::to_string(&self.items).expect("items serialise"),
+            items: self.items,
             kind: self.kind,
             code: self.code,
             title: self.title,
@@ -335,15 +311,6 @@ fn offer_view(
         published_at: offer.created_at.to_rfc3339(),
         demand,
     }
-}
-
-pub fn items_of(offer: &Offer) -> Result<Vec<Item>> {
-    serde_json::from_str(&offer.items).map_err(|e| {
-        HubError::Store(civic_store::StoreError::Corrupt(format!(
-            "catalogue entry {}: {e}",
-            offer.id
-        )))
-    })
 }
 
 /// Every institution's name, read once for a listing or a batch.
@@ -404,7 +371,7 @@ impl Hub {
         Ok(offer_view(
             &offer,
             self.institution_ref(offer.holder).await?,
-            items_of(&offer)?,
+            offer.items.clone(),
             Demand::default(),
         ))
     }
@@ -426,7 +393,7 @@ impl Hub {
         let needle = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
         let mut views = Vec::new();
         for offer in &offers {
-            let items = items_of(offer)?;
+            let items = offer.items.clone();
             if let Some(n) = &needle {
                 let holder = names
                     .name(offer.holder)
@@ -535,7 +502,7 @@ impl Hub {
                 "an institution does not apply for its own data",
             ));
         }
-        let items = items_of(&offer)?;
+        let items = offer.items.clone();
         let service = parse_text("service", &req.service, 200)?;
         let purpose = parse_text("purpose", &req.purpose, 2000)?;
         let legal_basis = parse_text("legal_basis", &req.legal_basis, 500)?;
@@ -576,7 +543,7 @@ impl Hub {
                     offer: offer.id,
                     agency: principal.institution,
                     service,
-                    items: serde_json::to_string(&req.items).expect("names serialise"),
+                    items: req.items.clone(),
                     purpose,
                     legal_basis,
                     retention_days: req.retention_days,
@@ -615,7 +582,7 @@ impl Hub {
             agency: self.institution_ref(a.agency).await?,
             service: a.service.clone(),
             version: a.version,
-            items: serde_json::from_str(&a.items).unwrap_or_default(),
+            items: a.items.clone(),
             purpose: a.purpose.clone(),
             legal_basis: a.legal_basis.clone(),
             retention_days: a.retention_days,
@@ -785,24 +752,4 @@ fn offer_code() -> utoipa::openapi::Object {
         .schema_type(utoipa::openapi::schema::Type::String)
         .pattern(Some(r"^[a-z0-9-]{2,64}$"))
         .build()
-}
-
-/// An item's name: `a-z 0-9 _` (not one of the few names credentials
-/// reserve, which the pattern cannot say).
-#[cfg(feature = "openapi")]
-fn item_name() -> utoipa::openapi::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .pattern(Some(r"^[a-z0-9_]{1,64}$"))
-        .build()
-}
-
-#[cfg(feature = "openapi")]
-fn item_type() -> utoipa::openapi::Object {
-    civic_core::schemas::one_of(&ITEM_TYPES)
-}
-
-#[cfg(feature = "openapi")]
-fn sensitivity() -> utoipa::openapi::Object {
-    civic_core::schemas::one_of(&SENSITIVITIES)
 }

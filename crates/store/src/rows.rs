@@ -31,3 +31,17 @@ pub(crate) fn only<T>(results: Vec<crate::Result<T>>) -> crate::Result<T> {
         .next()
         .expect("one result per operation")
 }
+
+/// A list kept as JSON text in its column (items, item names).
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("a list of plain values serialises")
+}
+
+/// A JSON column read back as its list; a value the store never writes
+/// is corrupt.
+pub(crate) fn from_json_text<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> crate::Result<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("{what}: {e}")))
+}

@@ -5,7 +5,7 @@
 //! what differs (transactions, locks, pools) is their [`Backend`].
 
 use super::{Db, Engine};
-use crate::rows::{corrupt, frontier_from, only, ts};
+use crate::rows::{corrupt, from_json_text, frontier_from, json_text, only, ts};
 use crate::*;
 use civic_core::audit::{AuditEntry, AuditQuery, AuditRecord, Outcome};
 use civic_core::identity::{ApiTokenId, Duty, InstitutionId, Region, UserId};

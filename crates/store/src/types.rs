@@ -407,8 +407,7 @@ pub struct NewOffer {
     pub title: String,
     pub description: String,
     pub legal_basis: String,
-    /// JSON array of the items.
-    pub items: String,
+    pub items: Vec<civic_core::mydata::Item>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -420,7 +419,7 @@ pub struct Offer {
     pub title: String,
     pub description: String,
     pub legal_basis: String,
-    pub items: String,
+    pub items: Vec<civic_core::mydata::Item>,
     pub created_at: Timestamp,
 }
 
@@ -429,8 +428,8 @@ pub struct NewAgreement {
     pub offer: civic_core::mydata::OfferId,
     pub agency: InstitutionId,
     pub service: String,
-    /// JSON array of item names.
-    pub items: String,
+    /// The names of the items.
+    pub items: Vec<String>,
     pub purpose: String,
     pub legal_basis: String,
     pub retention_days: i64,
@@ -445,7 +444,7 @@ pub struct Agreement {
     pub agency: InstitutionId,
     pub service: String,
     pub version: i64,
-    pub items: String,
+    pub items: Vec<String>,
     pub purpose: String,
     pub legal_basis: String,
     pub retention_days: i64,
@@ -522,8 +521,8 @@ pub struct NewTransfer {
     /// The citizen's pseudonym, the subject of every audit record of the
     /// transfer (the ledger never holds his identifier).
     pub subject_tag: String,
-    /// JSON array of item names.
-    pub items: String,
+    /// The names of the items.
+    pub items: Vec<String>,
     pub service: String,
     pub purpose: String,
     pub legal_basis: String,
@@ -542,7 +541,7 @@ pub struct Transfer {
     pub holder: InstitutionId,
     pub subject: String,
     pub subject_tag: String,
-    pub items: String,
+    pub items: Vec<String>,
     pub service: String,
     pub purpose: String,
     pub legal_basis: String,

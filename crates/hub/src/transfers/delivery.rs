@@ -208,7 +208,7 @@ impl Hub {
                 .min(until.micros().div_euclid(1_000_000))
                 .max(now + 86_400);
         }
-        let items: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
+        let items = t.items.clone();
         let agency_name = names.named(t.agency).name;
         Ok(mydata_grant(
             self.keys(),

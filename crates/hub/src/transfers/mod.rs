@@ -489,8 +489,8 @@ fn view_of(
     agency: crate::mydata::InstitutionRef,
     holder: crate::mydata::InstitutionRef,
 ) -> Result<TransferView> {
-    let described = crate::mydata::items_of(offer)?;
-    let names: Vec<String> = serde_json::from_str(&t.items).unwrap_or_default();
+    let described = &offer.items;
+    let names = &t.items;
     let items = names
         .iter()
         .map(|n| {

@@ -38,7 +38,7 @@ impl Hub {
                 .refuse(entry, "the agreement is not approved", err)
                 .await);
         }
-        let allowed: Vec<String> = serde_json::from_str(&agreement.items).unwrap_or_default();
+        let allowed = &agreement.items;
         let asked: BTreeSet<&str> = req.items.iter().map(String::as_str).collect();
         if asked.is_empty() || asked.len() != req.items.len() {
             return Err(invalid("items", "must name each item once, at least one"));
@@ -82,7 +82,7 @@ impl Hub {
                     holder: offer.holder,
                     subject: subject.as_str().to_owned(),
                     subject_tag: self.citizen_tag(subject.as_str()),
-                    items: serde_json::to_string(&req.items).expect("names serialise"),
+                    items: req.items.clone(),
                     service: agreement.service.clone(),
                     purpose: agreement.purpose.clone(),
                     legal_basis: agreement.legal_basis.clone(),

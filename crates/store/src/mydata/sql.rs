@@ -18,7 +18,7 @@ pub(super) fn offer_from(row: &DbRow) -> Result<Offer> {
         title: row.try_get("title")?,
         description: row.try_get("description")?,
         legal_basis: row.try_get("legal_basis")?,
-        items: row.try_get("items")?,
+        items: from_json_text("items", &row.try_get::<String, _>("items")?)?,
         created_at: ts(row.try_get("created_at")?),
     })
 }
@@ -30,7 +30,7 @@ pub(super) fn agreement_from(row: &DbRow) -> Result<Agreement> {
         agency: InstitutionId(row.try_get("agency_id")?),
         service: row.try_get("service")?,
         version: row.try_get("version")?,
-        items: row.try_get("items")?,
+        items: from_json_text("items", &row.try_get::<String, _>("items")?)?,
         purpose: row.try_get("purpose")?,
         legal_basis: row.try_get("legal_basis")?,
         retention_days: row.try_get("retention_days")?,
@@ -55,7 +55,7 @@ impl crate::mydata::MydataStore for Engine {
         .bind(&new.title)
         .bind(&new.description)
         .bind(&new.legal_basis)
-        .bind(&new.items)
+        .bind(json_text(&new.items))
         .bind(Timestamp::now().micros())
         .fetch_one(&mut **tx)
         .await
@@ -108,7 +108,7 @@ impl crate::mydata::MydataStore for Engine {
         .bind(new.agency.0)
         .bind(&new.service)
         .bind(last.unwrap_or(0) + 1)
-        .bind(&new.items)
+        .bind(json_text(&new.items))
         .bind(&new.purpose)
         .bind(&new.legal_basis)
         .bind(new.retention_days)

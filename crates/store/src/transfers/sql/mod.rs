@@ -22,7 +22,7 @@ pub(super) fn transfer_from(row: &DbRow) -> Result<Transfer> {
         holder: InstitutionId(row.try_get("holder_id")?),
         subject: row.try_get("subject")?,
         subject_tag: row.try_get("subject_tag")?,
-        items: row.try_get("items")?,
+        items: from_json_text("items", &row.try_get::<String, _>("items")?)?,
         service: row.try_get("service")?,
         purpose: row.try_get("purpose")?,
         legal_basis: row.try_get("legal_basis")?,
@@ -294,7 +294,7 @@ impl crate::transfers::TransferStore for Engine {
         .bind(new.agency.0)
         .bind(new.holder.0)
         .bind(&new.subject)
-        .bind(&new.items)
+        .bind(json_text(&new.items))
         .bind(&new.service)
         .bind(&new.purpose)
         .bind(&new.legal_basis)
