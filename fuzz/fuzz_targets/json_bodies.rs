@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = serde_json::from_slice::<civic_eiss::formats::Subject>(rest);
         }
         3 => {
-            if let Ok(jwk) = serde_json::from_slice::<civic_mydata::Jwk>(rest) {
+            if let Ok(jwk) = serde_json::from_slice::<civic_credentials::Jwk>(rest) {
                 let _ = jwk.public_key();
                 let _ = jwk.verifying_key();
             }

@@ -4,7 +4,7 @@
 //! and a holder's signed status list.
 #![no_main]
 
-use civic_mydata::{Issuer, StatusList};
+use civic_credentials::{Issuer, StatusList};
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     match selector % 3 {
         0 => {
-            let _ = civic_mydata::sdjwt::verify(&text, &keys, now);
+            let _ = civic_credentials::sdjwt::verify(&text, &keys, now);
         }
         1 => {
             // payload JSON, then `~`-separated disclosures.
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(payload) = serde_json::from_str(payload) {
                 let jws = issuer.sign_jws("dc+sd-jwt", &payload);
                 let compact = format!("{jws}~{disclosures}");
-                if let Ok(verified) = civic_mydata::sdjwt::verify(&compact, &keys, now) {
+                if let Ok(verified) = civic_credentials::sdjwt::verify(&compact, &keys, now) {
                     let _ = verified.status();
                 }
             }

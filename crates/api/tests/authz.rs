@@ -255,9 +255,9 @@ async fn fixture(app: &TestApp) -> Fixture {
         )
         .await
         .unwrap();
-    let key = serde_json::to_value(civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(
-        [5u8; 32],
-    )))
+    let key = serde_json::to_value(civic_credentials::Jwk::x25519(
+        &x25519_dalek::PublicKey::from([5u8; 32]),
+    ))
     .unwrap();
     let mut transfers = Vec::new();
     for subject in [CITIZEN_A, CITIZEN_B] {

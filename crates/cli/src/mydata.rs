@@ -170,7 +170,7 @@ fn read_key(file: &PathBuf) -> Result<(x25519_dalek::StaticSecret, Value)> {
         .and_then(|d| d.try_into().ok())
         .ok_or_else(|| anyhow::anyhow!("{} has no X25519 private key (d)", file.display()))?;
     let secret = x25519_dalek::StaticSecret::from(d);
-    let public = civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(&secret));
+    let public = civic_credentials::Jwk::x25519(&x25519_dalek::PublicKey::from(&secret));
     Ok((secret, serde_json::to_value(public)?))
 }
 
@@ -283,7 +283,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
                 anyhow::bail!("{} exists: a key is never overwritten", file.display());
             }
             let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
-            let public = civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(&secret));
+            let public = civic_credentials::Jwk::x25519(&x25519_dalek::PublicKey::from(&secret));
             let mut private = serde_json::to_value(&public)?;
             private["d"] = data_encoding::BASE64URL_NOPAD
                 .encode(secret.as_bytes())
@@ -362,14 +362,14 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
         MydataCommand::Fetch { id, key, out } => {
             let (secret, _) = read_key(&key)?;
             let p: Value = c.get(&format!("/mydata/transfers/{id}/package")).await?;
-            let (plain, _) = civic_mydata::jwe::decrypt(s(&p["credential"]), &secret)
+            let (plain, _) = civic_credentials::jwe::decrypt(s(&p["credential"]), &secret)
                 .map_err(|e| anyhow::anyhow!("the package does not open with this key: {e}"))?;
             let credential = String::from_utf8(plain)?;
-            let keys: civic_mydata::JwkSet =
+            let keys: civic_credentials::JwkSet =
                 serde_json::from_str(&c.get_url(s(&p["jwks_uri"])).await?)
                     .context("the holder's keys")?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let verified = civic_mydata::sdjwt::verify(&credential, &keys, now)
+            let verified = civic_credentials::sdjwt::verify(&credential, &keys, now)
                 .map_err(|e| anyhow::anyhow!("the credential does not verify: {e}"))?;
             if let Some((uri, idx)) = verified.status() {
                 // The hub names where the holder's list is now; it must be
@@ -380,7 +380,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
                     anyhow::bail!("the hub's status list {at} is not the credential's ({uri})");
                 }
                 let token = c.get_url(at).await?;
-                if civic_mydata::status::is_revoked(token.trim(), &keys, &uri, idx, now)
+                if civic_credentials::status::is_revoked(token.trim(), &keys, &uri, idx, now)
                     .map_err(|e| anyhow::anyhow!("the status list: {e}"))?
                 {
                     anyhow::bail!("the credential was revoked: the citizen withdrew his consent");
@@ -390,7 +390,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
                 std::fs::create_dir_all(dir)?;
                 crate::write_owner_only(&dir.join("credential.sd-jwt"), &credential)?;
                 if let Some(doc) = p["document"].as_str() {
-                    let (plain, _) = civic_mydata::jwe::decrypt(doc, &secret)
+                    let (plain, _) = civic_credentials::jwe::decrypt(doc, &secret)
                         .map_err(|e| anyhow::anyhow!("the document does not open: {e}"))?;
                     let doc: Value = serde_json::from_slice(&plain)?;
                     crate::write_owner_only(&dir.join("document.html"), s(&doc["html"]))?;

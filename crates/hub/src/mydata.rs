@@ -236,7 +236,7 @@ pub fn checked_offer(req: NewOfferRequest) -> Result<NewOfferRequest> {
             |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_',
             64,
         )?;
-        if civic_mydata::sdjwt::RESERVED.contains(&item.name.as_str()) {
+        if civic_credentials::sdjwt::RESERVED.contains(&item.name.as_str()) {
             return Err(invalid(
                 "items.name",
                 format!("{} is a name credentials reserve", item.name),

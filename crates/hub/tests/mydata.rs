@@ -33,7 +33,7 @@ fn record(dir: &Path, node: &str, subject: &str, entry: &str) -> Value {
 }
 
 fn open_package(secret: &StaticSecret, jwe: &str) -> (String, String) {
-    let (plain, cty) = civic_mydata::jwe::decrypt(jwe, secret).unwrap();
+    let (plain, cty) = civic_credentials::jwe::decrypt(jwe, secret).unwrap();
     (String::from_utf8(plain).unwrap(), cty)
 }
 
@@ -116,7 +116,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     assert!(matches!(r, Err(HubError::Invalid(_))), "{r:?}");
 
     let secret = StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let agency_jwk = civic_mydata::Jwk::x25519(&PublicKey::from(&secret));
+    let agency_jwk = civic_credentials::Jwk::x25519(&PublicKey::from(&secret));
     let key = serde_json::to_value(&agency_jwk).unwrap();
     let agreements = hub.list_agreements(&agency).await.unwrap();
     let find = |code: &str| {
@@ -194,7 +194,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     assert_eq!(cty, "dc+sd-jwt");
     let keys = hub.issuer_jwks("node-nhis").await.unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let verified = civic_mydata::sdjwt::verify(&credential, &keys, now).unwrap();
+    let verified = civic_credentials::sdjwt::verify(&credential, &keys, now).unwrap();
     let expected = record(dir.path(), "node-nhis", &subject, "income-bracket");
     assert_eq!(verified.items, vec!["income_bracket".to_owned()]);
     assert_eq!(
@@ -282,7 +282,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         .to_owned();
     assert!(doc["html"].as_str().unwrap().contains(&name));
     let mois = hub.issuer_jwks("node-mois").await.unwrap();
-    let (_, signed) = civic_mydata::sdjwt::verify_jws(
+    let (_, signed) = civic_credentials::sdjwt::verify_jws(
         doc["signature"].as_str().unwrap(),
         &mois,
         civic_node_server::mydata::DOCUMENT_SIGNATURE_TYP,
@@ -290,7 +290,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     .unwrap();
     assert_eq!(
         signed["html_sha256"],
-        civic_mydata::sdjwt::digest(doc["html"].as_str().unwrap())
+        civic_credentials::sdjwt::digest(doc["html"].as_str().unwrap())
     );
 
     // Refused by the citizen: nothing is issued.
@@ -560,7 +560,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         let package = package.unwrap();
         assert_eq!(package.transfer_id, *id);
         let (sd_jwt, _) = open_package(&secret, &package.credential);
-        let verified = civic_mydata::sdjwt::verify(&sd_jwt, &keys, now).unwrap();
+        let verified = civic_credentials::sdjwt::verify(&sd_jwt, &keys, now).unwrap();
         assert_eq!(verified.items, vec!["household_size".to_owned()]);
         assert_eq!(
             verified.claims["household_size"],

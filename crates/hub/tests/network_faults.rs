@@ -295,9 +295,9 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
         })
         .unwrap();
     let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let key = serde_json::to_value(civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(
-        &secret,
-    )))
+    let key = serde_json::to_value(civic_credentials::Jwk::x25519(
+        &x25519_dalek::PublicKey::from(&secret),
+    ))
     .unwrap();
     let mut transfers = Vec::new();
     for _ in 0..8 {

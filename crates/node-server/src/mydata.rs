@@ -25,12 +25,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use civic_credentials::{Issuer, Jwk, StatusList};
 use civic_exchange::wire::{
     CredentialBatch, CredentialReplies, CredentialReply, HolderRecord, IssuedPackage, Message,
     PortabilityReply, StatusListReply, MAX_CREDENTIAL_BATCH,
 };
 use civic_exchange::{Direction, Envelope, MessageLog, NodeGate, Question};
-use civic_mydata::{Issuer, Jwk, StatusList};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -584,10 +584,10 @@ impl RecordsNode {
             )
             .map_err(|e| Refused::forbidden(&e))?;
         let seal = |plaintext: &[u8], cty: &str| {
-            civic_mydata::jwe::encrypt(plaintext, &recipient, cty)
+            civic_credentials::jwe::encrypt(plaintext, &recipient, cty)
                 .map_err(|e| Refused::forbidden(&format!("the agency's key: {e}")))
         };
-        let credential = seal(issued.compact.as_bytes(), civic_mydata::sdjwt::TYP)?;
+        let credential = seal(issued.compact.as_bytes(), civic_credentials::sdjwt::TYP)?;
         let document = if q.document {
             let html = render_document(record, &items, issued_at);
             let signature = self.issuer.sign_jws(
@@ -597,7 +597,7 @@ impl RecordsNode {
                     "iat": issued_at,
                     "entry": q.entry,
                     "sub": q.subject,
-                    "html_sha256": civic_mydata::sdjwt::digest(&html),
+                    "html_sha256": civic_credentials::sdjwt::digest(&html),
                 }),
             );
             let doc = json!({"media_type": "text/html", "html": html, "signature": signature});

@@ -61,9 +61,9 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
         })
         .ok_or_else(|| anyhow!("the demo has no approved income-bracket agreement"))?;
     let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let key = serde_json::to_value(civic_mydata::Jwk::x25519(&x25519_dalek::PublicKey::from(
-        &secret,
-    )))?;
+    let key = serde_json::to_value(civic_credentials::Jwk::x25519(
+        &x25519_dalek::PublicKey::from(&secret),
+    ))?;
     // Every person of the city has an income bracket at the insurer.
     let subjects: Vec<String> = (0..summary.people as u64)
         .map(civic_demo::records::subject_of)
@@ -131,15 +131,16 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
                 bail!("transfer {id} is {}", done.state);
             }
             let package = hub.transfer_package(&agency, id).await?;
-            let (plain, _) = civic_mydata::jwe::decrypt(&package.credential, &secret)
+            let (plain, _) = civic_credentials::jwe::decrypt(&package.credential, &secret)
                 .map_err(|e| anyhow!("transfer {id}: {e}"))?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let verified = civic_mydata::sdjwt::verify(std::str::from_utf8(&plain)?, &keys, now)
-                .map_err(|e| anyhow!("transfer {id}: {e}"))?;
+            let verified =
+                civic_credentials::sdjwt::verify(std::str::from_utf8(&plain)?, &keys, now)
+                    .map_err(|e| anyhow!("transfer {id}: {e}"))?;
             let (uri, idx) = verified
                 .status()
                 .ok_or_else(|| anyhow!("transfer {id}: no status"))?;
-            if civic_mydata::status::is_revoked(&status.token, &keys, &uri, idx, now)
+            if civic_credentials::status::is_revoked(&status.token, &keys, &uri, idx, now)
                 .map_err(|e| anyhow!("transfer {id}: {e}"))?
             {
                 bail!("transfer {id} is revoked");

@@ -6,10 +6,10 @@ use super::*;
 
 impl Hub {
     /// A records node's public keys (JWK set), for verifiers.
-    pub async fn issuer_jwks(&self, node: &str) -> Result<civic_mydata::JwkSet> {
+    pub async fn issuer_jwks(&self, node: &str) -> Result<civic_credentials::JwkSet> {
         let (_, key) = self.records_node_named(node).await?;
-        Ok(civic_mydata::JwkSet {
-            keys: vec![civic_mydata::Jwk::ed25519(&key)],
+        Ok(civic_credentials::JwkSet {
+            keys: vec![civic_credentials::Jwk::ed25519(&key)],
         })
     }
 
@@ -89,7 +89,7 @@ impl Hub {
             Ok(k) => k,
             Err(_) => return Ok(fail(format!("{iss} is not an issuer of this hub"))),
         };
-        let verified = match civic_mydata::sdjwt::verify(&req.credential, &keys, now_s()) {
+        let verified = match civic_credentials::sdjwt::verify(&req.credential, &keys, now_s()) {
             Ok(v) => v,
             Err(e) => return Ok(fail(e.to_string())),
         };
@@ -99,7 +99,7 @@ impl Hub {
             if list.uri != uri {
                 return Ok(fail("the status list is not the issuer's".into()));
             }
-            match civic_mydata::status::is_revoked(&list.token, &keys, &uri, idx, now_s()) {
+            match civic_credentials::status::is_revoked(&list.token, &keys, &uri, idx, now_s()) {
                 Ok(r) => revoked = Some(r),
                 Err(e) => return Ok(fail(e.to_string())),
             }

@@ -62,7 +62,7 @@ impl Hub {
                 "a provided document is sent whole: ask for all its items",
             ));
         }
-        let key: civic_mydata::Jwk = serde_json::from_value(req.recipient_key.clone())
+        let key: civic_credentials::Jwk = serde_json::from_value(req.recipient_key.clone())
             .map_err(|_| invalid("recipient_key", "must be an OKP JWK"))?;
         if key.crv != "X25519" || key.public_key().is_none() {
             return Err(invalid(

@@ -4,7 +4,7 @@
 //! fails there too. Without Node or the
 //! package the test says so and passes, except with `CI=true`.
 
-use civic_mydata::{EncryptionJwk, Issuer, StatusList};
+use civic_credentials::{EncryptionJwk, Issuer, StatusList};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -84,7 +84,8 @@ fn a_package_verifies_with_an_independent_implementation_until_revoked() {
     // Encrypted to the agency, it opens with jose and verifies as well.
     let agency = x25519_dalek::StaticSecret::from([11u8; 32]);
     let public = EncryptionJwk::x25519(&x25519_dalek::PublicKey::from(&agency));
-    let jwe = civic_mydata::jwe::encrypt(issued.compact.as_bytes(), &public, "dc+sd-jwt").unwrap();
+    let jwe =
+        civic_credentials::jwe::encrypt(issued.compact.as_bytes(), &public, "dc+sd-jwt").unwrap();
     let private = json!({
         "kty": "OKP", "crv": "X25519", "x": public.x,
         "d": data_encoding::BASE64URL_NOPAD.encode(agency.as_bytes()),
@@ -119,5 +120,5 @@ fn a_package_verifies_with_an_independent_implementation_until_revoked() {
         out["ok"] == false || out["claims"].get("income_bracket").is_none(),
         "{out}"
     );
-    assert!(civic_mydata::sdjwt::verify(&tampered, &issuer.jwks(), now).is_err());
+    assert!(civic_credentials::sdjwt::verify(&tampered, &issuer.jwks(), now).is_err());
 }
