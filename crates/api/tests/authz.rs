@@ -192,7 +192,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     }
     let holder = as_person(app, "u-mydata-operator").await;
     let offer = app
-        .hub
+        .mydata()
         .publish_offer(
             &holder,
             serde_json::from_value(json!({
@@ -207,7 +207,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         .unwrap();
     let agency = as_person(app, "agency-a").await;
     let agreement = app
-        .hub
+        .mydata()
         .apply_agreement(
             &agency,
             serde_json::from_value(json!({
@@ -218,7 +218,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         )
         .await
         .unwrap();
-    app.hub
+    app.mydata()
         .note_agreement(
             &holder,
             agreement.id,
@@ -262,7 +262,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     let mut transfers = Vec::new();
     for subject in [CITIZEN_A, CITIZEN_B] {
         let t = app
-            .hub
+            .mydata()
             .request_transfer(
                 &agency,
                 serde_json::from_value(json!({

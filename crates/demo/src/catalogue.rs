@@ -2,9 +2,10 @@
 //! its ministry, public institution and city hold, with agreements its
 //! agency may use (the demo's seed, at the edge of the MyData service).
 
-use civic_hub::mydata::{checked_offer, Item, NewOfferRequest};
 use civic_hub::{Ctx, Hub, Result};
-use civic_store::{InstitutionStore, MydataStore};
+use civic_mydata::catalogue::{checked_offer, Item, NewOfferRequest};
+use civic_mydata::store::MydataStore;
+use civic_store::InstitutionStore;
 
 /// The demo's catalogue: what its ministry, public institution and
 /// city hold, published once (by the local operator, audited).

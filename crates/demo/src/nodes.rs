@@ -247,7 +247,7 @@ async fn enrol(
         "transactions" => ("epidemic investigation", Item::CardTransactions),
         "taps" => ("epidemic investigation", Item::TransitTaps),
         _ => (
-            civic_hub::transfers::MYDATA_PURPOSE,
+            civic_mydata::transfers::MYDATA_PURPOSE,
             Item::AdministrativeRecords,
         ),
     };
@@ -255,7 +255,8 @@ async fn enrol(
         name,
         holder,
         kind,
-        issuer_url: (kind == "records").then(|| hub.issuer_url(name)),
+        issuer_url: (kind == "records")
+            .then(|| civic_mydata::MyData::new(hub.clone()).issuer_url(name)),
         addr: "127.0.0.1:0",
         certificate: &enrolled.certificate,
         ca: &enrolled.ca,

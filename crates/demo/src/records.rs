@@ -289,7 +289,8 @@ const DEMO_AGREEMENTS: &[(&str, &[&str])] = &[
 /// of the demo's agency for a youth employment subsidy. Returns the
 /// citizen's login, also added to `demo-credentials.json`.
 pub async fn seed_mydata(hub: &Hub, city: &Path) -> civic_hub::Result<Option<crate::DemoLogin>> {
-    use civic_store::{InstitutionStore, MetaStore, MydataStore, UserStore};
+    use civic_mydata::store::MydataStore;
+    use civic_store::{InstitutionStore, MetaStore, UserStore};
     if hub.store.meta("demo.mydata.seeded").await?.is_some() {
         return Ok(None);
     }
@@ -351,7 +352,7 @@ pub async fn seed_mydata(hub: &Hub, city: &Path) -> civic_hub::Result<Option<cra
         let agreement = hub
             .store
             .apply_agreement(
-                civic_store::NewAgreement {
+                civic_mydata::store::NewAgreement {
                     offer: offer.id,
                     agency: agency.id,
                     service: "Youth employment subsidy (청년일자리도약장려금)".into(),
@@ -370,7 +371,7 @@ pub async fn seed_mydata(hub: &Hub, city: &Path) -> civic_hub::Result<Option<cra
             .map_or(user, |u| u.id);
         hub.store
             .note_agreement(
-                civic_store::NewAgreementNote {
+                civic_mydata::store::NewAgreementNote {
                     agreement: agreement.id,
                     user: reviewer,
                     kind: civic_core::mydata::AgreementStep::Approve,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// A queue of operations `I`, each answered with an `O`.
-pub(crate) struct Group<I, O> {
+pub struct Group<I, O> {
     queue: Mutex<Queue<I, O>>,
     max: usize,
     writers: usize,
@@ -36,7 +36,7 @@ impl<I, O> Group<I, O> {
     /// A group writing at most `max` operations a batch, with at most
     /// `writers` batches in flight (more than one where a batch waits on
     /// something else than the database, such as a holder's node).
-    pub(crate) fn new(max: usize, writers: usize) -> Self {
+    pub fn new(max: usize, writers: usize) -> Self {
         Self {
             queue: Mutex::new(Queue {
                 waiting: Vec::new(),
@@ -52,7 +52,7 @@ impl<I: Send + 'static, O: Send + 'static> Group<I, O> {
     /// Runs `item` in the next batch; `write` writes a batch and answers
     /// each operation, in order. `None` if the writer failed (panicked)
     /// before answering: then nothing is known of the operation.
-    pub(crate) async fn run<W, F>(self: &Arc<Self>, item: I, write: W) -> Option<O>
+    pub async fn run<W, F>(self: &Arc<Self>, item: I, write: W) -> Option<O>
     where
         W: Fn(Vec<I>) -> F + Send + Sync + 'static,
         F: Future<Output = Vec<O>> + Send + 'static,

@@ -170,7 +170,7 @@ pub fn token_hash(token: &str) -> String {
 /// Encrypts `plain` with XChaCha20-Poly1305 under `key`, bound to
 /// `context` (associated data: sealed bytes copied elsewhere do not open
 /// there); a random nonce leads.
-pub(crate) fn seal(key: &[u8; 32], context: &str, plain: &[u8]) -> Vec<u8> {
+pub fn seal(key: &[u8; 32], context: &str, plain: &[u8]) -> Vec<u8> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
     use chacha20poly1305::{XChaCha20Poly1305, XNonce};
     use rand::RngCore;
@@ -189,7 +189,7 @@ pub(crate) fn seal(key: &[u8; 32], context: &str, plain: &[u8]) -> Vec<u8> {
 }
 
 /// Opens what [`seal`] made under `key` for `context`.
-pub(crate) fn open(key: &[u8; 32], context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+pub fn open(key: &[u8; 32], context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
     use chacha20poly1305::{XChaCha20Poly1305, XNonce};
     if sealed.len() < 24 {

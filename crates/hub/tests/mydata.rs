@@ -7,8 +7,8 @@
 //! live agreement and a live consent is refused.
 
 use civic_core::mydata::TransferState;
-use civic_hub::transfers::{ConsentRequest, RefusalRequest, TransferRequest, VerifyRequest};
 use civic_hub::{Config, Ctx, Hub, HubError, HubKeys};
+use civic_mydata::transfers::{ConsentRequest, RefusalRequest, TransferRequest, VerifyRequest};
 use civic_store::testing::TestDb;
 use civic_store::InstitutionStore;
 use serde_json::{json, Value};
@@ -59,6 +59,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         ..Config::default()
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
+    let hub = civic_mydata::MyData::new(hub);
     civic_demo::seed(&hub).await.unwrap();
     let mut nodes = civic_demo::nodes::start(&hub, dir.path()).await.unwrap();
     civic_demo::seed_catalogue(&hub).await.unwrap();
@@ -101,14 +102,14 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     let hook = hub
         .set_transfer_webhook(
             &agency,
-            civic_hub::transfers::WebhookRequest { url: hook_url },
+            civic_mydata::transfers::WebhookRequest { url: hook_url },
         )
         .await
         .unwrap();
     let r = hub
         .set_transfer_webhook(
             &agency,
-            civic_hub::transfers::WebhookRequest {
+            civic_mydata::transfers::WebhookRequest {
                 url: "http://agency.example/hook".into(),
             },
         )
@@ -320,7 +321,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     let newer = hub
         .apply_agreement(
             &agency,
-            civic_hub::mydata::AgreementRequest {
+            civic_mydata::catalogue::AgreementRequest {
                 offer_id: income.offer_id,
                 service: income.service.clone(),
                 items: vec!["income_bracket".into(), "premium_monthly".into()],
@@ -334,7 +335,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
     hub.note_agreement(
         &holder,
         newer.id,
-        civic_hub::mydata::AgreementNoteRequest {
+        civic_mydata::catalogue::AgreementNoteRequest {
             kind: "approve".into(),
             text: "ok".into(),
         },
@@ -382,7 +383,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         let ts: i64 = header("webhook-timestamp").parse().unwrap();
         assert_eq!(
             header("webhook-signature"),
-            civic_hub::transfers::webhook_signature(&key, &header("webhook-id"), ts, &body)
+            civic_mydata::transfers::webhook_signature(&key, &header("webhook-id"), ts, &body)
         );
         let event: Value = serde_json::from_str(&body).unwrap();
         seqs.push(event["data"]["seq"].as_i64().unwrap());
@@ -419,7 +420,7 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         .collect();
     assert_eq!(got.len(), expected_records);
     assert!(got.iter().all(|r| r["subject"] == subject.as_str()));
-    let csv = civic_hub::transfers::portability_csv(&export);
+    let csv = civic_mydata::transfers::portability_csv(&export);
     assert!(csv.contains(&name));
     let other_export = hub.my_data(&other).await.unwrap();
     assert!(other_export["holders"].as_array().unwrap().is_empty());

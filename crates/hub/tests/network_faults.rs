@@ -9,8 +9,8 @@
 mod common;
 
 use civic_hub::eiss::DataRequestInput;
-use civic_hub::transfers::{ConsentRequest, TransferRequest};
 use civic_hub::{Config, Ctx, Hub, HubKeys};
+use civic_mydata::transfers::{ConsentRequest, TransferRequest};
 use civic_store::testing::TestDb;
 use civic_store::NodeStore;
 use rand::{Rng, SeedableRng};
@@ -243,6 +243,7 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
         ..Config::default()
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
+    let hub = civic_mydata::MyData::new(hub);
     civic_demo::seed(&hub).await.unwrap();
     let nodes = civic_demo::nodes::start(&hub, dir.path()).await.unwrap();
     civic_demo::seed_catalogue(&hub).await.unwrap();

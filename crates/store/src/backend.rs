@@ -7,9 +7,9 @@
 use civic_ledger::Frontier;
 use std::future::Future;
 
-pub(crate) type Tx<B> = sqlx::Transaction<'static, <B as Backend>::Db>;
+pub type Tx<B> = sqlx::Transaction<'static, <B as Backend>::Db>;
 
-pub(crate) trait Backend {
+pub trait Backend {
     /// The sqlx database.
     type Db: sqlx::Database;
 
@@ -29,4 +29,28 @@ pub(crate) trait Backend {
 
     /// Serialises the exchange log's appends until `tx` ends.
     fn lock_exchange_log(tx: &mut Tx<Self>) -> impl Future<Output = crate::Result<()>> + Send;
+}
+
+/// An audited write: a transaction that holds the ledger lock and
+/// appends its audit record as it commits (`commit`, `commit_all`, per
+/// backend in `sql.rs`). Every write a store audits goes through it
+/// (open with the backend's `audited()`, change, check with
+/// [`changed`](crate::kit::changed), commit), and every audited read ends
+/// in the backend's `commit_reads`.
+pub struct Audited<DB: sqlx::Database> {
+    pub(crate) tx: sqlx::Transaction<'static, DB>,
+    pub(crate) head: Frontier,
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Audited<DB> {
+    type Target = sqlx::Transaction<'static, DB>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Audited<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }

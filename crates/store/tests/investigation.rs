@@ -2,13 +2,11 @@
 //! PostgreSQL: a response's cases, requests, collections and contacts kept
 //! sealed, and destroyed whole when it closes.
 
-mod common;
-
 use civic_core::identity::InstitutionKind;
 use civic_core::time::Timestamp;
 use civic_store::testing::TestDb;
 use civic_store::*;
-use common::{audit, institution, user};
+use civic_store::testing::{audit, institution, user};
 
 async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     use civic_core::identity::Region;

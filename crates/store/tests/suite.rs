@@ -1,7 +1,5 @@
 //! The storage suite: every test runs on SQLite and on PostgreSQL.
 
-mod common;
-
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{Duty, InstitutionKind, Name, UserId, Username};
 use civic_core::time::Timestamp;
@@ -10,7 +8,7 @@ use civic_ledger::{
 };
 use civic_store::testing::TestDb;
 use civic_store::*;
-use common::{audit, institution, user};
+use civic_store::testing::{audit, institution, user};
 use futures_util::TryStreamExt;
 
 async fn institutions_are_created_listed_and_unique(db: TestDb) {

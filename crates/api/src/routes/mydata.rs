@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use civic_core::mydata::AgreementId;
-use civic_hub::mydata::{
+use civic_mydata::catalogue::{
     AgreementNoteRequest, AgreementRequest, AgreementView, Catalogue, NewOfferRequest, OfferView,
 };
 use serde::Deserialize;
@@ -35,7 +35,7 @@ pub async fn catalogue(
             "q: must be at most 200 characters",
         ));
     }
-    Ok(Json(s.hub.catalogue(query.q.as_deref()).await?))
+    Ok(Json(s.mydata.catalogue(query.q.as_deref()).await?))
 }
 
 /// Publishes a provided document or dataset of the caller's institution
@@ -51,7 +51,7 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<OfferView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.hub.publish_offer(&ctx, req).await?),
+        Json(s.mydata.publish_offer(&ctx, req).await?),
     ))
 }
 
@@ -62,7 +62,7 @@ pub async fn agreements(
     State(s): State<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<AgreementView>>> {
-    Ok(Json(s.hub.list_agreements(&ctx).await?))
+    Ok(Json(s.mydata.list_agreements(&ctx).await?))
 }
 
 /// A using agency applies to use a catalogue entry for a named service:
@@ -77,7 +77,7 @@ pub async fn apply(
 ) -> ApiResult<(StatusCode, Json<AgreementView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.hub.apply_agreement(&ctx, req).await?),
+        Json(s.mydata.apply_agreement(&ctx, req).await?),
     ))
 }
 
@@ -90,7 +90,7 @@ pub async fn agreement(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<AgreementView>> {
-    Ok(Json(s.hub.get_agreement(&ctx, AgreementId(id)).await?))
+    Ok(Json(s.mydata.get_agreement(&ctx, AgreementId(id)).await?))
 }
 
 /// A step of the consultation: the holder questions, approves or rejects;
@@ -105,6 +105,6 @@ pub async fn note(
     ApiJson(req): ApiJson<AgreementNoteRequest>,
 ) -> ApiResult<Json<AgreementView>> {
     Ok(Json(
-        s.hub.note_agreement(&ctx, AgreementId(id), req).await?,
+        s.mydata.note_agreement(&ctx, AgreementId(id), req).await?,
     ))
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use civic_core::identity::InstitutionId;
 use civic_core::mydata::{TicketId, TrainingId};
-use civic_hub::support::{
+use civic_mydata::support::{
     AttendeeRequest, ConsultingHistory, NewTicketRequest, NewTrainingRequest, TicketUpdate,
     TicketView, TrainingView,
 };
@@ -26,7 +26,7 @@ pub async fn tickets(
     ApiQuery(p): ApiQuery<TicketsParams>,
 ) -> ApiResult<Json<Vec<TicketView>>> {
     Ok(Json(
-        s.hub
+        s.mydata
             .list_tickets(&ctx, p.before.map(TicketId), p.limit)
             .await?,
     ))
@@ -44,7 +44,7 @@ pub async fn open_ticket(
 ) -> ApiResult<(StatusCode, Json<TicketView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.hub.open_ticket(&ctx, req).await?),
+        Json(s.mydata.open_ticket(&ctx, req).await?),
     ))
 }
 
@@ -57,7 +57,7 @@ pub async fn ticket(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(s.hub.get_ticket(&ctx, TicketId(id)).await?))
+    Ok(Json(s.mydata.get_ticket(&ctx, TicketId(id)).await?))
 }
 
 /// A reply to a ticket (an agent's answers it, the institution's reopens
@@ -71,7 +71,7 @@ pub async fn reply(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<TicketUpdate>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(s.hub.update_ticket(&ctx, TicketId(id), req).await?))
+    Ok(Json(s.mydata.update_ticket(&ctx, TicketId(id), req).await?))
 }
 
 /// The training sessions, with their attendees and materials.
@@ -81,7 +81,7 @@ pub async fn trainings(
     State(s): State<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<TrainingView>>> {
-    Ok(Json(s.hub.list_trainings(&ctx).await?))
+    Ok(Json(s.mydata.list_trainings(&ctx).await?))
 }
 
 /// Schedules a training session (support agents).
@@ -95,7 +95,7 @@ pub async fn create_training(
 ) -> ApiResult<(StatusCode, Json<TrainingView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.hub.create_training(&ctx, req).await?),
+        Json(s.mydata.create_training(&ctx, req).await?),
     ))
 }
 
@@ -109,7 +109,9 @@ pub async fn add_attendee(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AttendeeRequest>,
 ) -> ApiResult<Json<TrainingView>> {
-    Ok(Json(s.hub.add_attendee(&ctx, TrainingId(id), req).await?))
+    Ok(Json(
+        s.mydata.add_attendee(&ctx, TrainingId(id), req).await?,
+    ))
 }
 
 /// An institution's consulting history: its tickets and the trainings it
@@ -123,6 +125,6 @@ pub async fn history(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ConsultingHistory>> {
     Ok(Json(
-        s.hub.consulting_history(&ctx, InstitutionId(id)).await?,
+        s.mydata.consulting_history(&ctx, InstitutionId(id)).await?,
     ))
 }

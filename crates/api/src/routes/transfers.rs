@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civic_core::mydata::TransferId;
-use civic_hub::transfers::{
+use civic_mydata::transfers::{
     AccessView, ConsentRequest, EventView, PackageView, RefusalRequest, TransferRequest,
     TransferView, VerifyRequest, VerifyView, WebhookRequest, WebhookView,
 };
@@ -28,7 +28,7 @@ pub async fn request(
 ) -> ApiResult<(StatusCode, Json<TransferView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.hub.request_transfer(&ctx, req).await?),
+        Json(s.mydata.request_transfer(&ctx, req).await?),
     ))
 }
 
@@ -40,7 +40,7 @@ pub async fn list(
     State(s): State<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<TransferView>>> {
-    Ok(Json(s.hub.transfers(&ctx).await?))
+    Ok(Json(s.mydata.transfers(&ctx).await?))
 }
 
 /// One transfer, for the citizen, the agency or the holder.
@@ -52,7 +52,7 @@ pub async fn get(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.transfer(&ctx, TransferId(id)).await?))
+    Ok(Json(s.mydata.transfer(&ctx, TransferId(id)).await?))
 }
 
 /// The citizen consents (once, or periodically until a day); the holder
@@ -67,7 +67,7 @@ pub async fn consent(
     ApiJson(req): ApiJson<ConsentRequest>,
 ) -> ApiResult<Json<TransferView>> {
     Ok(Json(
-        s.hub.consent_transfer(&ctx, TransferId(id), req).await?,
+        s.mydata.consent_transfer(&ctx, TransferId(id), req).await?,
     ))
 }
 
@@ -82,7 +82,7 @@ pub async fn refuse(
     ApiJson(req): ApiJson<RefusalRequest>,
 ) -> ApiResult<Json<TransferView>> {
     Ok(Json(
-        s.hub.refuse_transfer(&ctx, TransferId(id), req).await?,
+        s.mydata.refuse_transfer(&ctx, TransferId(id), req).await?,
     ))
 }
 
@@ -96,7 +96,9 @@ pub async fn withdraw(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.withdraw_transfer(&ctx, TransferId(id)).await?))
+    Ok(Json(
+        s.mydata.withdraw_transfer(&ctx, TransferId(id)).await?,
+    ))
 }
 
 /// The transfer's consent receipt (ISO/IEC TS 27560 consent record).
@@ -108,7 +110,7 @@ pub async fn receipt(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(s.hub.consent_receipt(&ctx, TransferId(id)).await?))
+    Ok(Json(s.mydata.consent_receipt(&ctx, TransferId(id)).await?))
 }
 
 /// The agency fetches the package: the credential (and a provided
@@ -121,7 +123,7 @@ pub async fn package(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<PackageView>> {
-    Ok(Json(s.hub.transfer_package(&ctx, TransferId(id)).await?))
+    Ok(Json(s.mydata.transfer_package(&ctx, TransferId(id)).await?))
 }
 
 /// Under a periodic consent, the agency asks for a fresh credential (at
@@ -134,7 +136,7 @@ pub async fn resend(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.hub.send_again(&ctx, TransferId(id)).await?))
+    Ok(Json(s.mydata.send_again(&ctx, TransferId(id)).await?))
 }
 
 /// The agency confirms it deleted what it received of a withdrawn
@@ -148,7 +150,7 @@ pub async fn deletion(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
     Ok(Json(
-        s.hub
+        s.mydata
             .confirm_transfer_deletion(&ctx, TransferId(id))
             .await?,
     ))
@@ -173,7 +175,7 @@ pub async fn events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<Vec<EventView>>> {
     Ok(Json(
-        s.hub
+        s.mydata
             .transfer_events(&ctx, q.after.unwrap_or(0), q.limit.unwrap_or(100))
             .await?,
     ))
@@ -189,7 +191,7 @@ pub async fn webhook(
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<WebhookRequest>,
 ) -> ApiResult<Json<WebhookView>> {
-    Ok(Json(s.hub.set_transfer_webhook(&ctx, req).await?))
+    Ok(Json(s.mydata.set_transfer_webhook(&ctx, req).await?))
 }
 
 /// Checks a credential: the issuer's key and signature, the expiry and
@@ -202,7 +204,7 @@ pub async fn verify(
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<VerifyView>> {
-    Ok(Json(s.hub.verify_credential(&ctx, req).await?))
+    Ok(Json(s.mydata.verify_credential(&ctx, req).await?))
 }
 
 /// A holder's credential keys (JWK set), public.
@@ -213,7 +215,7 @@ pub async fn jwks(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let set = s.hub.issuer_jwks(&name).await?;
+    let set = s.mydata.issuer_jwks(&name).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
         serde_json::to_vec(&set).expect("a JWK set serialises"),
@@ -229,7 +231,7 @@ pub async fn status_list(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let list = s.hub.issuer_status_list(&name).await?;
+    let list = s.mydata.issuer_status_list(&name).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/statuslist+jwt")],
         list.token,
@@ -244,7 +246,7 @@ pub async fn accesses(
     State(s): State<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<AccessView>>> {
-    Ok(Json(s.hub.my_accesses(&ctx).await?))
+    Ok(Json(s.mydata.my_accesses(&ctx).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -275,7 +277,7 @@ pub async fn export(
             "format: must be json, csv or vc",
         ));
     }
-    let data = s.hub.my_data(&ctx).await?;
+    let data = s.mydata.my_data(&ctx).await?;
     let attachment = |name: &str| format!("attachment; filename=\"{name}\"");
     Ok(match format.as_str() {
         "csv" => (
@@ -283,7 +285,7 @@ pub async fn export(
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
                 (header::CONTENT_DISPOSITION, attachment("my-data.csv")),
             ],
-            civic_hub::transfers::portability_csv(&data),
+            civic_mydata::transfers::portability_csv(&data),
         )
             .into_response(),
         "vc" => {

@@ -20,6 +20,14 @@ pub struct TestApp {
     pub _data_dir: tempfile::TempDir,
 }
 
+impl TestApp {
+    /// Public MyData on the app's hub (for setting up what a test reads).
+    #[allow(dead_code)]
+    pub fn mydata(&self) -> civic_mydata::MyData {
+        civic_mydata::MyData::new(self.hub.clone())
+    }
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub async fn spawn_app(db: TestDb) -> TestApp {

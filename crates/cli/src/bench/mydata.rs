@@ -39,7 +39,7 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
     } else {
         "SQLite"
     };
-    let hub = Hub::open(config).await?;
+    let hub = civic_mydata::MyData::new(Hub::open(config).await?);
     civic_demo::seed(&hub).await?;
     let _nodes = civic_demo::nodes::start(&hub, &args.dir).await?;
     civic_demo::seed_catalogue(&hub).await?;
@@ -75,7 +75,7 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
         let view = hub
             .request_transfer(
                 &agency,
-                civic_hub::transfers::TransferRequest {
+                civic_mydata::transfers::TransferRequest {
                     agreement_id: agreement.id,
                     subject: subject.clone(),
                     items: vec!["income_bracket".into()],
@@ -120,7 +120,7 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
                 .consent_transfer(
                     &me,
                     id,
-                    civic_hub::transfers::ConsentRequest {
+                    civic_mydata::transfers::ConsentRequest {
                         mode: "once".into(),
                         until: None,
                         interval_days: None,

@@ -279,7 +279,9 @@ impl UserStore for Engine {
             .bind(hash)
             .execute(&mut **tx)
             .await?;
-        changed(done, || StoreError::NotFound(format!("user {user}")))?;
+        changed(done.rows_affected(), || {
+            StoreError::NotFound(format!("user {user}"))
+        })?;
         Self::end_sessions_of(&mut tx, user).await?;
         tx.commit(audit).await?;
         Ok(())
@@ -297,7 +299,7 @@ impl UserStore for Engine {
             .bind(secret_sealed)
             .execute(&mut **tx)
             .await?;
-        changed(done, || {
+        changed(done.rows_affected(), || {
             StoreError::Conflict(format!(
                 "a confirmed second factor of user {user} already exists"
             ))
@@ -322,7 +324,7 @@ impl UserStore for Engine {
         .bind(step)
         .execute(&mut **tx)
         .await?;
-        changed(done, || {
+        changed(done.rows_affected(), || {
             StoreError::NotFound(format!("a pending second factor of user {user}"))
         })?;
         if let Some(token_hash) = session {
@@ -344,7 +346,9 @@ impl UserStore for Engine {
             .bind(user.0)
             .execute(&mut **tx)
             .await?;
-        changed(done, || StoreError::NotFound(format!("user {user}")))?;
+        changed(done.rows_affected(), || {
+            StoreError::NotFound(format!("user {user}"))
+        })?;
         Self::end_sessions_of(&mut tx, user).await?;
         tx.commit(audit).await?;
         Ok(())
@@ -450,7 +454,7 @@ impl UserStore for Engine {
         .bind(totp_step)
         .execute(&mut **tx)
         .await?;
-        changed(done, || {
+        changed(done.rows_affected(), || {
             StoreError::Conflict("a sign-in with this one-time code already exists".into())
         })?;
         for key in clear {
@@ -592,7 +596,9 @@ impl ApiTokenStore for Engine {
             .bind(id.0)
             .execute(&mut **tx)
             .await?;
-        changed(done, || StoreError::NotFound(format!("API token {id}")))?;
+        changed(done.rows_affected(), || {
+            StoreError::NotFound(format!("API token {id}"))
+        })?;
         tx.commit(audit).await?;
         Ok(())
     }

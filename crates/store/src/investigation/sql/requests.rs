@@ -100,7 +100,7 @@ impl DataRequestStore for Engine {
                     .await?
             }
         };
-        changed(moved, || {
+        changed(moved.rows_affected(), || {
             StoreError::Conflict(format!("data request {id} is no longer {expected}"))
         })?;
         sqlx::query(
@@ -249,7 +249,7 @@ impl DataRequestStore for Engine {
         .bind(CollectionStatus::Pending.as_str())
         .execute(&mut **tx)
         .await?;
-        changed(done, || {
+        changed(done.rows_affected(), || {
             StoreError::Conflict(format!("collection {id} is no longer pending"))
         })?;
         if let Some(answer) = answer {
@@ -313,7 +313,9 @@ impl DataRequestStore for Engine {
             .bind(name)
             .execute(&mut **tx)
             .await?;
-        changed(done, || StoreError::NotFound(format!("node {name:?}")))?;
+        changed(done.rows_affected(), || {
+            StoreError::NotFound(format!("node {name:?}"))
+        })?;
         tx.commit(audit).await?;
         Ok(())
     }

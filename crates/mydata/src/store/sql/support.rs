@@ -1,4 +1,4 @@
-//! support's SQL, for the backend that mounts it (see `crate::sql`).
+//! support's SQL, for the backend that mounts it (see `crate::store::sql`).
 
 use super::*;
 
@@ -20,63 +20,61 @@ pub(super) fn ticket_from(row: &DbRow) -> Result<Ticket> {
     })
 }
 
-impl Engine {
-    /// Adds a message to a ticket's thread.
-    pub(super) async fn add_message(
-        tx: &mut Tx,
-        ticket: civic_core::mydata::TicketId,
-        user: UserId,
-        text: &str,
-        at: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(ticket.0)
-        .bind(user.0)
-        .bind(text)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn training_in(
-        &self,
-        id: civic_core::mydata::TrainingId,
-    ) -> Result<Option<Training>> {
-        let Some(row) = sqlx::query(
-            "SELECT id, title, held_on, place, materials, created_by, created_at FROM training_sessions WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(self.reads())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let attendees = sqlx::query(
-            "SELECT institution_id, name FROM training_attendees WHERE session_id = $1 ORDER BY institution_id, name",
-        )
-        .bind(id.0)
-        .fetch_all(self.reads())
-        .await?
-        .iter()
-        .map(|r| Ok((InstitutionId(r.try_get("institution_id")?), r.try_get("name")?)))
-        .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Training {
-            id: civic_core::mydata::TrainingId(row.try_get("id")?),
-            title: row.try_get("title")?,
-            held_on: row.try_get("held_on")?,
-            place: row.try_get("place")?,
-            materials: row.try_get("materials")?,
-            created_by: UserId(row.try_get("created_by")?),
-            created_at: ts(row.try_get("created_at")?),
-            attendees,
-        }))
-    }
+/// Adds a message to a ticket's thread.
+pub(super) async fn add_message(
+    tx: &mut Tx,
+    ticket: civic_core::mydata::TicketId,
+    user: UserId,
+    text: &str,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO support_messages (ticket_id, user_id, text, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(ticket.0)
+    .bind(user.0)
+    .bind(text)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
-impl crate::support::SupportStore for Engine {
+pub(super) async fn training_in(
+    store: &Engine,
+    id: civic_core::mydata::TrainingId,
+) -> Result<Option<Training>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, title, held_on, place, materials, created_by, created_at FROM training_sessions WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(store.reads())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let attendees = sqlx::query(
+        "SELECT institution_id, name FROM training_attendees WHERE session_id = $1 ORDER BY institution_id, name",
+    )
+    .bind(id.0)
+    .fetch_all(store.reads())
+    .await?
+    .iter()
+    .map(|r| Ok((InstitutionId(r.try_get("institution_id")?), r.try_get("name")?)))
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Training {
+        id: civic_core::mydata::TrainingId(row.try_get("id")?),
+        title: row.try_get("title")?,
+        held_on: row.try_get("held_on")?,
+        place: row.try_get("place")?,
+        materials: row.try_get("materials")?,
+        created_by: UserId(row.try_get("created_by")?),
+        created_at: ts(row.try_get("created_at")?),
+        attendees,
+    }))
+}
+
+impl crate::store::SupportStore for Engine {
     async fn open_ticket(
         &self,
         institution: InstitutionId,
@@ -101,7 +99,7 @@ impl crate::support::SupportStore for Engine {
         .fetch_one(&mut **tx)
         .await?;
         let ticket = ticket_from(&row)?;
-        Self::add_message(&mut tx, ticket.id, user, text, now).await?;
+        add_message(&mut tx, ticket.id, user, text, now).await?;
         let mut audit = audit;
         audit.resource = format!("support-ticket:{}", ticket.id);
         tx.commit(audit).await?;
@@ -215,7 +213,7 @@ impl crate::support::SupportStore for Engine {
         .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
         let ticket = ticket_from(&row)?;
         if let Some(text) = text {
-            Self::add_message(&mut tx, id, user, text, now).await?;
+            add_message(&mut tx, id, user, text, now).await?;
         }
         let mut audit = audit;
         audit.resource = format!("support-ticket:{id}");
@@ -248,7 +246,7 @@ impl crate::support::SupportStore for Engine {
         let mut audit = audit;
         audit.resource = format!("training:{id}");
         tx.commit(audit).await?;
-        self.training_in(id)
+        training_in(self, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("training {id}")))
     }
@@ -273,13 +271,13 @@ impl crate::support::SupportStore for Engine {
         let mut audit = audit;
         audit.resource = format!("training:{session}");
         tx.commit(audit).await?;
-        self.training_in(session)
+        training_in(self, session)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("training {session}")))
     }
 
     async fn training(&self, id: civic_core::mydata::TrainingId) -> Result<Option<Training>> {
-        self.training_in(id).await
+        training_in(self, id).await
     }
 
     async fn trainings(&self) -> Result<Vec<Training>> {
@@ -289,7 +287,7 @@ impl crate::support::SupportStore for Engine {
                 .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(t) = self.training_in(civic_core::mydata::TrainingId(id)).await? {
+            if let Some(t) = training_in(self, civic_core::mydata::TrainingId(id)).await? {
                 out.push(t);
             }
         }

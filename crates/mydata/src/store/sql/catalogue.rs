@@ -1,4 +1,4 @@
-//! mydata's SQL, for the backend that mounts it (see `crate::sql`).
+//! mydata's SQL, for the backend that mounts it (see `crate::store::sql`).
 
 use super::*;
 
@@ -42,7 +42,7 @@ pub(super) fn agreement_from(row: &DbRow) -> Result<Agreement> {
     })
 }
 
-impl crate::mydata::MydataStore for Engine {
+impl crate::store::MydataStore for Engine {
     async fn create_offer(&self, new: NewOffer, audit: AuditEntry) -> Result<Offer> {
         let mut tx = self.audited().await?;
         let row = sqlx::query(&format!(

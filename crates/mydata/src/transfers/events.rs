@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Hub {
+impl MyData {
     /// The agency's events after `after` (polling).
     pub async fn transfer_events(
         &self,
@@ -91,7 +91,7 @@ impl Hub {
                 entry,
             )
             .await?;
-        self.mydata.events.notify_one();
+        self.state.events.notify_one();
         Ok(WebhookView {
             url: url.to_owned(),
             secret: format!("whsec_{}", data_encoding::BASE64.encode(&secret)),
@@ -155,7 +155,7 @@ impl Hub {
             let mut round: u64 = 0;
             loop {
                 tokio::select! {
-                    () = hub.mydata.events.notified() => {}
+                    () = hub.state.events.notified() => {}
                     () = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
                 if let Err(e) = hub.push_webhooks(&http).await {

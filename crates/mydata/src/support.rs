@@ -7,12 +7,14 @@
 //! Tickets are about institutions' work, not about citizens: writes are
 //! audited in their transaction; reads are not.
 
-use crate::{invalid, Ctx, Hub, HubError, Result};
+use crate::store::{SupportStore, Ticket, Training};
+use crate::MyData;
 use civic_core::error::parse_text;
 use civic_core::identity::InstitutionId;
 use civic_core::mydata::{TicketKind, TicketStatus};
 use civic_core::policy::Action;
-use civic_store::{InstitutionStore, SupportStore, Ticket, Training};
+use civic_hub::{invalid, Ctx, HubError, Result};
+use civic_store::InstitutionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -58,7 +60,7 @@ pub struct MessageView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketView {
     pub id: civic_core::mydata::TicketId,
-    pub institution: crate::mydata::InstitutionRef,
+    pub institution: crate::catalogue::InstitutionRef,
     pub opened_by: i64,
     pub kind: TicketKind,
     pub subject: String,
@@ -104,7 +106,7 @@ pub struct AttendeeRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttendeeView {
-    pub institution: crate::mydata::InstitutionRef,
+    pub institution: crate::catalogue::InstitutionRef,
     pub name: String,
 }
 
@@ -123,12 +125,12 @@ pub struct TrainingView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsultingHistory {
-    pub institution: crate::mydata::InstitutionRef,
+    pub institution: crate::catalogue::InstitutionRef,
     pub tickets: Vec<TicketView>,
     pub trainings: Vec<TrainingView>,
 }
 
-impl Hub {
+impl MyData {
     async fn ticket_view(&self, t: &Ticket) -> Result<TicketView> {
         let mut views = self.ticket_views(vec![t.clone()]).await?;
         views
@@ -148,7 +150,7 @@ impl Hub {
                 at: m.created_at.to_rfc3339(),
             });
         }
-        let mut names: HashMap<InstitutionId, crate::mydata::InstitutionRef> = HashMap::new();
+        let mut names: HashMap<InstitutionId, crate::catalogue::InstitutionRef> = HashMap::new();
         let mut out = Vec::with_capacity(tickets.len());
         for t in tickets {
             let institution = match names.get(&t.institution) {
@@ -467,7 +469,7 @@ impl Hub {
             }
         }
         Ok(ConsultingHistory {
-            institution: crate::mydata::InstitutionRef {
+            institution: crate::catalogue::InstitutionRef {
                 id: institution,
                 name: found.name,
             },

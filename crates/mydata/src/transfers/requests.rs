@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Hub {
+impl MyData {
     /// An agency asks a citizen for items under its approved agreement.
     pub async fn request_transfer(&self, ctx: &Ctx, req: TransferRequest) -> Result<TransferView> {
         let mut entry = self
@@ -211,7 +211,7 @@ impl Hub {
         };
         let transfers = self.store.transfers_where(filter, entry).await?;
         // Entries and institutions once, not once a row.
-        let offers: std::collections::HashMap<civic_core::mydata::OfferId, civic_store::Offer> =
+        let offers: std::collections::HashMap<civic_core::mydata::OfferId, crate::store::Offer> =
             self.store
                 .offers()
                 .await?
@@ -305,7 +305,7 @@ impl Hub {
         };
         let decided = self.decide(id, party, decision, entry.clone()).await;
         let t = self.as_party(decided, entry).await?;
-        self.mydata.events.notify_one();
+        self.state.events.notify_one();
         // The consent stands once recorded: if the holder's node cannot
         // be reached now, the retry loop asks it again.
         match self.deliver(ctx, t.clone()).await {
@@ -340,7 +340,7 @@ impl Hub {
             )
             .await;
         let t = self.as_party(decided, entry).await?;
-        self.mydata.events.notify_one();
+        self.state.events.notify_one();
         self.transfer_view(&t, Vec::new()).await
     }
 
@@ -381,7 +381,7 @@ impl Hub {
             decision,
             audit,
         };
-        self.in_batch(&self.mydata.decisions, op, |store, ops| async move {
+        self.in_batch(&self.state.decisions, op, |store, ops| async move {
             store.decide_transfers(ops).await
         })
         .await

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Hub {
+impl MyData {
     /// Asks the holders again for the transfers consented more than
     /// `older_than` ago that they have not answered (their node was down);
     /// returns how many were delivered.
@@ -35,7 +35,7 @@ impl Hub {
                         );
                         entry.reason = Some("no longer deliverable".into());
                         self.store.fail_transfer(id, &why, entry).await?;
-                        self.mydata.events.notify_one();
+                        self.state.events.notify_one();
                         Ok(false)
                     }
                     Err(e) => {
@@ -64,7 +64,7 @@ impl Hub {
         entry.purpose = Some(t.purpose.clone());
         entry.legal_basis = Some(t.legal_basis.clone());
         let hub = self.clone();
-        self.mydata
+        self.state
             .deliveries
             .run((t, entry), move |batch| {
                 let hub = hub.clone();
@@ -138,7 +138,7 @@ impl Hub {
                 match reply {
                     CredentialReply::Issued(package) => {
                         let body = serde_json::to_vec(&package).expect("a package serialises");
-                        let sealed = crate::secrets::seal(&key, &package_context(t.id), &body);
+                        let sealed = civic_hub::secrets::seal(&key, &package_context(t.id), &body);
                         keep.push(DeliveryOp {
                             id: t.id,
                             node: node.clone(),
@@ -168,7 +168,7 @@ impl Hub {
         )) {
             out[i] = Some(kept.map(|(t, d)| (t, vec![d])).map_err(HubError::from));
         }
-        self.mydata.events.notify_one();
+        self.state.events.notify_one();
         out.into_iter()
             .map(|r| {
                 let (t, deliveries) = r.unwrap_or_else(|| Err(StoreError::unanswered().into()))?;
@@ -191,7 +191,7 @@ impl Hub {
     pub(super) async fn credential_grant(
         &self,
         t: &Transfer,
-        offers: &mut std::collections::HashMap<civic_core::mydata::OfferId, civic_store::Offer>,
+        offers: &mut std::collections::HashMap<civic_core::mydata::OfferId, crate::store::Offer>,
         names: &InstitutionNames,
     ) -> Result<SignedGrant> {
         if let std::collections::hash_map::Entry::Vacant(slot) = offers.entry(t.offer) {
@@ -316,7 +316,7 @@ impl Hub {
             audit: entry.clone(),
         };
         let fetched = self
-            .in_batch(&self.mydata.fetches, op, |store, ops| async move {
+            .in_batch(&self.state.fetches, op, |store, ops| async move {
                 store.fetch_packages(ops).await
             })
             .await;
@@ -333,7 +333,7 @@ impl Hub {
         let body = d
             .package
             .as_deref()
-            .and_then(|p| crate::secrets::open(&key, &package_context(id), p))
+            .and_then(|p| civic_hub::secrets::open(&key, &package_context(id), p))
             .ok_or_else(|| {
                 HubError::Store(civic_store::StoreError::Corrupt(format!(
                     "transfer {id}: package"

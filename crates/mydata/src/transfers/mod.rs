@@ -27,10 +27,8 @@ mod withdrawal;
 pub use citizen::portability_csv;
 pub use events::webhook_signature;
 
-use crate::exchange::{ExchangeError, NodeClient};
-use crate::group::Group;
-use crate::mydata::InstitutionNames;
-use crate::{invalid, Ctx, Hub, HubError, Result};
+use crate::catalogue::InstitutionNames;
+use crate::MyData;
 use civic_core::audit::{AuditEntry, AuditQuery, Outcome};
 use civic_core::identity::{DutyKind, InstitutionId, Subject};
 use civic_core::mydata::{ConsentMode, TransferState};
@@ -41,13 +39,16 @@ use civic_exchange::wire::{
     StatusListReply, CREDENTIALS_PATH, MAX_CREDENTIAL_BATCH, PORTABILITY_PATH, REVOCATIONS_PATH,
     STATUS_LIST_PATH,
 };
+use civic_hub::exchange::{ExchangeError, NodeClient};
+use civic_hub::group::Group;
+use civic_hub::{invalid, Ctx, HubError, Result};
 
-use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
-use civic_store::{
-    AuditStore, DecisionOp, Delivery, DeliveryOp, FetchOp, Fetched, InstitutionStore, MydataStore,
-    NewTransfer, NodeStore, Party, StoreError, Transfer, TransferDecision, TransferEventStore,
-    TransferFilter, TransferStore, Webhook,
+use crate::store::{
+    DecisionOp, Delivery, DeliveryOp, FetchOp, Fetched, MydataStore, NewTransfer, Party, Transfer,
+    TransferDecision, TransferEventStore, TransferFilter, TransferStore, Webhook,
 };
+use civic_exchange::{CredentialQuestion, Grant, Item as GrantItem, Question, Role, SignedGrant};
+use civic_store::{AuditStore, InstitutionStore, NodeStore, StoreError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -166,9 +167,9 @@ pub struct DeliveryView {
 pub struct TransferView {
     pub id: civic_core::mydata::TransferId,
     pub agreement_id: civic_core::mydata::AgreementId,
-    pub offer: crate::mydata::OfferRef,
-    pub agency: crate::mydata::InstitutionRef,
-    pub holder: crate::mydata::InstitutionRef,
+    pub offer: crate::catalogue::OfferRef,
+    pub agency: crate::catalogue::InstitutionRef,
+    pub holder: crate::catalogue::InstitutionRef,
     pub subject: String,
     pub items: Vec<TransferItem>,
     pub service: String,
@@ -296,7 +297,7 @@ fn random_id(prefix: &str) -> String {
 /// A MyData grant for one holder: the hub's endorsement, the consent (or
 /// request) it rests on, five minutes to use it.
 fn mydata_grant(
-    keys: &crate::HubKeys,
+    keys: &civic_hub::HubKeys,
     requester: String,
     holder: String,
     legal_basis: String,
@@ -332,15 +333,15 @@ fn package_context(transfer: civic_core::mydata::TransferId) -> String {
     format!("mydata-package:{transfer}")
 }
 
-impl Hub {
+impl MyData {
     fn mydata_client(&self) -> Result<&NodeClient> {
-        if let Some(c) = self.mydata.client.get() {
+        if let Some(c) = self.state.client.get() {
             return Ok(c);
         }
         let client = self
             .node_client()
             .map_err(|e| HubError::BadRequest(e.to_string()))?;
-        Ok(self.mydata.client.get_or_init(|| client))
+        Ok(self.state.client.get_or_init(|| client))
     }
 
     /// The audit subject for a citizen: a pseudonym, never his identifier.
@@ -358,21 +359,6 @@ impl Hub {
             "{}/api/v1/mydata/issuers/{node}",
             self.public_url().trim_end_matches('/')
         )
-    }
-
-    /// Where the hub is reached, for URLs it hands out: the configured
-    /// `public_url`, else where the server bound, else `addr`.
-    pub fn public_url(&self) -> String {
-        self.config
-            .public_url
-            .clone()
-            .or_else(|| self.bound_url.get().cloned())
-            .unwrap_or_else(|| format!("http://{}", self.config.addr))
-    }
-
-    /// Records where the server bound (port 0 picks one).
-    pub fn set_bound_url(&self, url: String) {
-        let _ = self.bound_url.set(url);
     }
 
     /// The holder's records node: (name, url, key).
@@ -395,7 +381,7 @@ impl Hub {
             .into_iter()
             .find(|n| n.name == name && n.route.as_ref().is_some_and(|r| r.kind == "records"))
             .ok_or_else(|| HubError::NotFound(format!("issuer {name:?}")))?;
-        let key = crate::nodes::node_key(&node)?;
+        let key = civic_hub::nodes::node_key(&node)?;
         Ok((node.route.map(|r| r.url).unwrap_or_default(), key))
     }
 
@@ -429,7 +415,7 @@ impl Hub {
     }
 }
 
-impl Hub {
+impl MyData {
     /// Asks a holder's records node at `url` the question at `path` (with
     /// `grant`, or a body that carries its grants), retried until
     /// [`NODE_DEADLINE`], and reads its JSON answer; `what` names the answer
@@ -472,7 +458,7 @@ fn records_node_of(
         .ok_or_else(|| {
             HubError::Conflict("the holding institution has no MyData node registered".into())
         })?;
-    let key = crate::nodes::node_key(node)?;
+    let key = civic_hub::nodes::node_key(node)?;
     let url = node
         .route
         .as_ref()
@@ -485,9 +471,9 @@ fn records_node_of(
 fn view_of(
     t: &Transfer,
     deliveries: Vec<Delivery>,
-    offer: &civic_store::Offer,
-    agency: crate::mydata::InstitutionRef,
-    holder: crate::mydata::InstitutionRef,
+    offer: &crate::store::Offer,
+    agency: crate::catalogue::InstitutionRef,
+    holder: crate::catalogue::InstitutionRef,
 ) -> Result<TransferView> {
     let described = &offer.items;
     let names = &t.items;
@@ -505,7 +491,7 @@ fn view_of(
     Ok(TransferView {
         id: t.id,
         agreement_id: t.agreement,
-        offer: crate::mydata::OfferRef {
+        offer: crate::catalogue::OfferRef {
             id: offer.id,
             kind: offer.kind.clone(),
             code: offer.code.clone(),

@@ -9,15 +9,16 @@
 //! None of this is personal data: writes are audited in their
 //! transaction; reads are not.
 
-use crate::{invalid, Ctx, Hub, HubError, Result};
+use crate::store::{
+    Agreement, MydataStore, NewAgreement, NewAgreementNote, NewOffer, Offer, TransferStore,
+};
+use crate::MyData;
 use civic_core::error::parse_text;
 use civic_core::identity::InstitutionId;
 use civic_core::mydata::{AgreementStatus, AgreementStep};
 use civic_core::policy::Action;
-use civic_store::{
-    Agreement, InstitutionStore, MydataStore, NewAgreement, NewAgreementNote, NewOffer, Offer,
-    TransferStore,
-};
+use civic_hub::{invalid, Ctx, HubError, Result};
+use civic_store::InstitutionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -334,7 +335,7 @@ impl InstitutionNames {
     }
 }
 
-impl Hub {
+impl MyData {
     pub(crate) async fn institution_names(&self) -> Result<InstitutionNames> {
         Ok(InstitutionNames::of(self.store.institutions().await?))
     }

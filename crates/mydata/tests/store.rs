@@ -3,13 +3,12 @@
 //! `after`) is enforced by the store inside its transaction: a step out
 //! of turn is a conflict and writes nothing, not even an audit record.
 
-mod common;
-
 use civic_core::identity::InstitutionKind;
 use civic_core::mydata::{AgreementStatus, AgreementStep, TicketKind, TicketStatus, TransferState};
 use civic_store::testing::TestDb;
+use civic_mydata::store::*;
 use civic_store::*;
-use common::{audit, institution, user};
+use civic_store::testing::{audit, institution, user};
 
 /// A holder's offer and an agency's agreement on it, applied.
 async fn applied(s: &Store) -> (Agreement, User, User) {

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Hub {
+impl MyData {
     /// A records node's public keys (JWK set), for verifiers.
     pub async fn issuer_jwks(&self, node: &str) -> Result<civic_credentials::JwkSet> {
         let (_, key) = self.records_node_named(node).await?;
@@ -189,7 +189,7 @@ impl Hub {
             .filter(|n| n.route.as_ref().is_some_and(|r| r.kind == "records"))
             .collect();
         for node in nodes {
-            let key = crate::nodes::node_key(&node)?;
+            let key = civic_hub::nodes::node_key(&node)?;
             let url = node
                 .route
                 .as_ref()

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Hub {
+impl MyData {
     /// The citizen withdraws his consent: the hub's copy is destroyed at
     /// once (the consent's key and the packages, in one transaction), the
     /// agency is told to delete, and the holder revokes the credentials
@@ -21,7 +21,7 @@ impl Hub {
             .withdraw_transfer(id, &party, entry.clone())
             .await;
         self.as_party(withdrawn, entry).await?;
-        self.mydata.events.notify_one();
+        self.state.events.notify_one();
         if let Err(e) = self.revoke_at_holder(id).await {
             tracing::warn!(transfer = id.0, error = %e, "revocation left for the retry loop");
         }

@@ -1,4 +1,4 @@
-//! transfers's SQL, for the backend that mounts it (see `crate::sql`).
+//! transfers's SQL, for the backend that mounts it (see `crate::store::sql`).
 
 use super::*;
 
@@ -88,200 +88,198 @@ pub(super) fn approved(
     }
 }
 
-impl Engine {
-    /// The transfer, if `party` is party to it; its audit record
-    /// gets the citizen's pseudonym as subject.
-    pub(super) async fn party_transfer(
-        tx: &mut Tx,
-        id: civic_core::mydata::TransferId,
-        party: &crate::transfers::Party,
-        audit: &mut AuditEntry,
-    ) -> Result<Transfer> {
-        let t = Self::transfer_in(tx, id).await?;
-        if party.sees(&t) {
-            audit.subject = Some(t.subject_tag.clone());
-            Ok(t)
-        } else {
-            Err(StoreError::NotFound(format!("transfer {id}")))
-        }
-    }
-
-    pub(super) async fn transfer_in(
-        tx: &mut Tx,
-        id: civic_core::mydata::TransferId,
-    ) -> Result<Transfer> {
-        let row = sqlx::query(&format!(
-            "SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("transfer {id}")))?;
-        transfer_from(&row)
-    }
-
-    /// Tells the agency of `step`, if it is told of it.
-    pub(super) async fn transfer_event(
-        tx: &mut Tx,
-        t: &Transfer,
-        step: civic_core::mydata::TransferStep,
-        at: i64,
-    ) -> Result<()> {
-        let Some(kind) = civic_core::mydata::TransferState::event(step) else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO mydata_events (agency_id, transfer_id, kind, at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(t.agency.0)
-        .bind(t.id.0)
-        .bind(kind)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    /// The transfers with these ids (those that exist), and the
-    /// status of each one's agreement (one query).
-    pub(super) async fn transfers_by_id(
-        tx: &mut Tx,
-        ids: &[civic_core::mydata::TransferId],
-    ) -> Result<(
-        HashMap<civic_core::mydata::TransferId, Transfer>,
-        HashMap<civic_core::mydata::AgreementId, String>,
-    )> {
-        let columns: Vec<String> = TRANSFER_COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect();
-        let mut found = HashMap::with_capacity(ids.len());
-        let mut statuses = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-                "SELECT {}, a.status AS agreement_status FROM mydata_transfers t \
-                 JOIN mydata_agreements a ON a.id = t.agreement_id WHERE t.id IN ",
-                columns.join(", ")
-            ));
-            push_ids(&mut qb, chunk.iter().copied());
-            for row in qb.build().fetch_all(&mut **tx).await? {
-                let t = transfer_from(&row)?;
-                statuses.insert(t.agreement, row.try_get::<String, _>("agreement_status")?);
-                found.insert(t.id, t);
-            }
-        }
-        Ok((found, statuses))
-    }
-
-    /// The deliveries of these transfers, oldest first.
-    pub(super) async fn deliveries_of(
-        tx: &mut Tx,
-        ids: &[civic_core::mydata::TransferId],
-    ) -> Result<HashMap<civic_core::mydata::TransferId, Vec<Delivery>>> {
-        let mut out: HashMap<civic_core::mydata::TransferId, Vec<Delivery>> =
-            HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-                "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id IN "
-            ));
-            push_ids(&mut qb, chunk.iter().copied());
-            qb.push(" ORDER BY id");
-            for row in qb.build().fetch_all(&mut **tx).await? {
-                let d = delivery_from(&row)?;
-                out.entry(d.transfer).or_default().push(d);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Appends the events of `(agency, transfer, step)` at `at`, in order.
-    pub(super) async fn transfer_events(
-        tx: &mut Tx,
-        events: &[(
-            InstitutionId,
-            civic_core::mydata::TransferId,
-            civic_core::mydata::TransferStep,
-        )],
-        at: i64,
-    ) -> Result<()> {
-        let events: Vec<(InstitutionId, i64, &'static str)> = events
-            .iter()
-            .filter_map(|(a, t, step)| {
-                Some((*a, t.0, civic_core::mydata::TransferState::event(*step)?))
-            })
-            .collect();
-        for chunk in events.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO mydata_events (agency_id, transfer_id, kind, at) ",
-            );
-            qb.push_values(chunk, |mut b, (agency, transfer, kind)| {
-                b.push_bind(agency.0)
-                    .push_bind(*transfer)
-                    .push_bind(*kind)
-                    .push_bind(at);
-            });
-            qb.build().execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn agreement_is_approved(
-        tx: &mut Tx,
-        agreement: civic_core::mydata::AgreementId,
-    ) -> Result<()> {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM mydata_agreements WHERE id = $1")
-                .bind(agreement.0)
-                .fetch_optional(&mut **tx)
-                .await?;
-        approved(
-            &status.map(|s| (agreement, s)).into_iter().collect(),
-            agreement,
-        )
-    }
-
-    /// Moves a transfer by `step` (from a state the machine allows
-    /// it from) with `set` (SQL assignments after `state = $2`,
-    /// binding $3…),
-    /// appends the event and the audit, and returns it.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn move_transfer(
-        &self,
-        id: civic_core::mydata::TransferId,
-        party: &crate::transfers::Party,
-        step: civic_core::mydata::TransferStep,
-        set: &str,
-        binds: Vec<crate::transfers::Bind>,
-        mut audit: AuditEntry,
-    ) -> Result<Transfer> {
-        let mut tx = self.audited().await?;
-        let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
-        let to = before
-            .state
-            .after(step)
-            .map_err(|why| StoreError::Conflict(format!("transfer {id} is {why}")))?;
-        let sql = format!("UPDATE mydata_transfers SET state = $2{set} WHERE id = $1");
-        let mut q = sqlx::query(&sql).bind(id.0).bind(to.as_str());
-        for b in binds {
-            q = match b {
-                crate::transfers::Bind::Int(v) => q.bind(v),
-                crate::transfers::Bind::Text(v) => q.bind(v),
-                crate::transfers::Bind::OptText(v) => q.bind(v),
-            };
-        }
-        q.execute(&mut **tx).await?;
-        let after = Self::transfer_in(&mut tx, id).await?;
-        let now = Timestamp::now().micros();
-        Self::transfer_event(&mut tx, &after, step, now).await?;
-        tx.commit(audit).await?;
-        Ok(after)
+/// The transfer, if `party` is party to it; its audit record
+/// gets the citizen's pseudonym as subject.
+pub(super) async fn party_transfer(
+    tx: &mut Tx,
+    id: civic_core::mydata::TransferId,
+    party: &crate::store::Party,
+    audit: &mut AuditEntry,
+) -> Result<Transfer> {
+    let t = transfer_in(tx, id).await?;
+    if party.sees(&t) {
+        audit.subject = Some(t.subject_tag.clone());
+        Ok(t)
+    } else {
+        Err(StoreError::NotFound(format!("transfer {id}")))
     }
 }
 
-impl crate::transfers::TransferStore for Engine {
+pub(super) async fn transfer_in(
+    tx: &mut Tx,
+    id: civic_core::mydata::TransferId,
+) -> Result<Transfer> {
+    let row = sqlx::query(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE id = $1"
+    ))
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("transfer {id}")))?;
+    transfer_from(&row)
+}
+
+/// Tells the agency of `step`, if it is told of it.
+pub(super) async fn transfer_event(
+    tx: &mut Tx,
+    t: &Transfer,
+    step: civic_core::mydata::TransferStep,
+    at: i64,
+) -> Result<()> {
+    let Some(kind) = civic_core::mydata::TransferState::event(step) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO mydata_events (agency_id, transfer_id, kind, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(t.agency.0)
+    .bind(t.id.0)
+    .bind(kind)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The transfers with these ids (those that exist), and the
+/// status of each one's agreement (one query).
+pub(super) async fn transfers_by_id(
+    tx: &mut Tx,
+    ids: &[civic_core::mydata::TransferId],
+) -> Result<(
+    HashMap<civic_core::mydata::TransferId, Transfer>,
+    HashMap<civic_core::mydata::AgreementId, String>,
+)> {
+    let columns: Vec<String> = TRANSFER_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect();
+    let mut found = HashMap::with_capacity(ids.len());
+    let mut statuses = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "SELECT {}, a.status AS agreement_status FROM mydata_transfers t \
+             JOIN mydata_agreements a ON a.id = t.agreement_id WHERE t.id IN ",
+            columns.join(", ")
+        ));
+        push_ids(&mut qb, chunk.iter().copied());
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let t = transfer_from(&row)?;
+            statuses.insert(t.agreement, row.try_get::<String, _>("agreement_status")?);
+            found.insert(t.id, t);
+        }
+    }
+    Ok((found, statuses))
+}
+
+/// The deliveries of these transfers, oldest first.
+pub(super) async fn deliveries_of(
+    tx: &mut Tx,
+    ids: &[civic_core::mydata::TransferId],
+) -> Result<HashMap<civic_core::mydata::TransferId, Vec<Delivery>>> {
+    let mut out: HashMap<civic_core::mydata::TransferId, Vec<Delivery>> =
+        HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM mydata_deliveries WHERE transfer_id IN "
+        ));
+        push_ids(&mut qb, chunk.iter().copied());
+        qb.push(" ORDER BY id");
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let d = delivery_from(&row)?;
+            out.entry(d.transfer).or_default().push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the events of `(agency, transfer, step)` at `at`, in order.
+pub(super) async fn transfer_events(
+    tx: &mut Tx,
+    events: &[(
+        InstitutionId,
+        civic_core::mydata::TransferId,
+        civic_core::mydata::TransferStep,
+    )],
+    at: i64,
+) -> Result<()> {
+    let events: Vec<(InstitutionId, i64, &'static str)> = events
+        .iter()
+        .filter_map(|(a, t, step)| {
+            Some((*a, t.0, civic_core::mydata::TransferState::event(*step)?))
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO mydata_events (agency_id, transfer_id, kind, at) ",
+        );
+        qb.push_values(chunk, |mut b, (agency, transfer, kind)| {
+            b.push_bind(agency.0)
+                .push_bind(*transfer)
+                .push_bind(*kind)
+                .push_bind(at);
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn agreement_is_approved(
+    tx: &mut Tx,
+    agreement: civic_core::mydata::AgreementId,
+) -> Result<()> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM mydata_agreements WHERE id = $1")
+            .bind(agreement.0)
+            .fetch_optional(&mut **tx)
+            .await?;
+    approved(
+        &status.map(|s| (agreement, s)).into_iter().collect(),
+        agreement,
+    )
+}
+
+/// Moves a transfer by `step` (from a state the machine allows
+/// it from) with `set` (SQL assignments after `state = $2`,
+/// binding $3…),
+/// appends the event and the audit, and returns it.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn move_transfer(
+    store: &Engine,
+    id: civic_core::mydata::TransferId,
+    party: &crate::store::Party,
+    step: civic_core::mydata::TransferStep,
+    set: &str,
+    binds: Vec<Bind>,
+    mut audit: AuditEntry,
+) -> Result<Transfer> {
+    let mut tx = store.audited().await?;
+    let before = party_transfer(&mut tx, id, party, &mut audit).await?;
+    let to = before
+        .state
+        .after(step)
+        .map_err(|why| StoreError::Conflict(format!("transfer {id} is {why}")))?;
+    let sql = format!("UPDATE mydata_transfers SET state = $2{set} WHERE id = $1");
+    let mut q = sqlx::query(&sql).bind(id.0).bind(to.as_str());
+    for b in binds {
+        q = match b {
+            Bind::Int(v) => q.bind(v),
+            Bind::Text(v) => q.bind(v),
+            Bind::OptText(v) => q.bind(v),
+        };
+    }
+    q.execute(&mut **tx).await?;
+    let after = transfer_in(&mut tx, id).await?;
+    let now = Timestamp::now().micros();
+    transfer_event(&mut tx, &after, step, now).await?;
+    tx.commit(audit).await?;
+    Ok(after)
+}
+
+impl crate::store::TransferStore for Engine {
     async fn create_transfer(&self, new: NewTransfer, audit: AuditEntry) -> Result<Transfer> {
         let mut tx = self.audited().await?;
-        Self::agreement_is_approved(&mut tx, new.agreement).await?;
+        agreement_is_approved(&mut tx, new.agreement).await?;
         let now = Timestamp::now().micros();
         let row = sqlx::query(&format!(
             "INSERT INTO mydata_transfers (agreement_id, offer_id, agency_id, holder_id, subject, subject_tag, items, service, \
@@ -320,7 +318,7 @@ impl crate::transfers::TransferStore for Engine {
         mut audit: AuditEntry,
     ) -> Result<Option<Transfer>> {
         let mut tx = self.begin().await?;
-        let found = match Self::transfer_in(&mut tx, id).await {
+        let found = match transfer_in(&mut tx, id).await {
             Ok(t) => {
                 audit.subject = Some(t.subject_tag.clone());
                 Some(t)
@@ -375,7 +373,7 @@ impl crate::transfers::TransferStore for Engine {
         decision: TransferDecision,
         audit: AuditEntry,
     ) -> Result<Transfer> {
-        let op = crate::transfers::DecisionOp {
+        let op = crate::store::DecisionOp {
             id,
             party: party.clone(),
             decision,
@@ -386,20 +384,20 @@ impl crate::transfers::TransferStore for Engine {
 
     async fn decide_transfers(
         &self,
-        ops: Vec<crate::transfers::DecisionOp>,
+        ops: Vec<crate::store::DecisionOp>,
     ) -> Result<Vec<Result<Transfer>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.audited().await?;
         let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
-        let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
+        let (mut found, statuses) = transfers_by_id(&mut tx, &ids).await?;
         let now = Timestamp::now().micros();
         let mut results = Vec::with_capacity(ops.len());
         let mut events = Vec::new();
         let mut audits = Vec::new();
         let mut consents = Vec::new();
-        for crate::transfers::DecisionOp {
+        for crate::store::DecisionOp {
             id,
             party,
             decision,
@@ -485,7 +483,7 @@ impl crate::transfers::TransferStore for Engine {
             qb.push(" FROM v WHERE mydata_transfers.id = v.id");
             qb.build().execute(&mut **tx).await?;
         }
-        Self::transfer_events(&mut tx, &events, now).await?;
+        transfer_events(&mut tx, &events, now).await?;
         tx.commit_all(audits).await?;
         Ok(results)
     }
@@ -499,7 +497,7 @@ impl crate::transfers::TransferStore for Engine {
         package: Vec<u8>,
         audit: AuditEntry,
     ) -> Result<(Transfer, Delivery)> {
-        let op = crate::transfers::DeliveryOp {
+        let op = crate::store::DeliveryOp {
             id,
             node: node.to_owned(),
             status_index,
@@ -512,14 +510,14 @@ impl crate::transfers::TransferStore for Engine {
 
     async fn record_deliveries(
         &self,
-        ops: Vec<crate::transfers::DeliveryOp>,
+        ops: Vec<crate::store::DeliveryOp>,
     ) -> Result<Vec<Result<(Transfer, Delivery)>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.audited().await?;
         let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
-        let (mut found, statuses) = Self::transfers_by_id(&mut tx, &ids).await?;
+        let (mut found, statuses) = transfers_by_id(&mut tx, &ids).await?;
         let now = Timestamp::now().micros();
         let mut results: Vec<Option<Result<(Transfer, Delivery)>>> = Vec::with_capacity(ops.len());
         let mut kept = Vec::new();
@@ -584,7 +582,7 @@ impl crate::transfers::TransferStore for Engine {
             audits.push(op.audit);
             results[i] = Some(Ok((t.clone(), d)));
         }
-        Self::transfer_events(&mut tx, &events, now).await?;
+        transfer_events(&mut tx, &events, now).await?;
         tx.commit_all(audits).await?;
         Ok(results
             .into_iter()
@@ -598,12 +596,13 @@ impl crate::transfers::TransferStore for Engine {
         reason: &str,
         audit: AuditEntry,
     ) -> Result<Transfer> {
-        self.move_transfer(
+        move_transfer(
+            self,
             id,
-            &crate::transfers::Party::Hub,
+            &crate::store::Party::Hub,
             civic_core::mydata::TransferStep::Fail,
             ", reason = $3, consent_key = NULL",
-            vec![crate::transfers::Bind::Text(reason.to_owned())],
+            vec![Bind::Text(reason.to_owned())],
             audit,
         )
         .await
@@ -617,7 +616,7 @@ impl crate::transfers::TransferStore for Engine {
         mut audit: AuditEntry,
     ) -> Result<(Transfer, Vec<Delivery>)> {
         if fetched {
-            let op = crate::transfers::FetchOp {
+            let op = crate::store::FetchOp {
                 id,
                 party: party.clone(),
                 audit,
@@ -626,8 +625,8 @@ impl crate::transfers::TransferStore for Engine {
         }
         // A read takes the ledger lock only to append.
         let mut tx = self.begin().await?;
-        let t = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
-        let out = Self::deliveries_of(&mut tx, &[id])
+        let t = party_transfer(&mut tx, id, party, &mut audit).await?;
+        let out = deliveries_of(&mut tx, &[id])
             .await?
             .remove(&id)
             .unwrap_or_default();
@@ -637,7 +636,7 @@ impl crate::transfers::TransferStore for Engine {
 
     async fn fetch_packages(
         &self,
-        ops: Vec<crate::transfers::FetchOp>,
+        ops: Vec<crate::store::FetchOp>,
     ) -> Result<Vec<Result<(Transfer, Vec<Delivery>)>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
@@ -645,11 +644,11 @@ impl crate::transfers::TransferStore for Engine {
         // Marking fetched is a write: the ledger lock first.
         let mut tx = self.audited().await?;
         let ids: Vec<civic_core::mydata::TransferId> = ops.iter().map(|o| o.id).collect();
-        let (found, _) = Self::transfers_by_id(&mut tx, &ids).await?;
+        let (found, _) = transfers_by_id(&mut tx, &ids).await?;
         let mut parties = Vec::with_capacity(ops.len());
         let mut audits = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        for crate::transfers::FetchOp {
+        for crate::store::FetchOp {
             id,
             party,
             mut audit,
@@ -675,7 +674,7 @@ impl crate::transfers::TransferStore for Engine {
             push_ids(&mut qb, chunk.iter().copied());
             qb.build().execute(&mut **tx).await?;
         }
-        let delivered = Self::deliveries_of(&mut tx, &seen).await?;
+        let delivered = deliveries_of(&mut tx, &seen).await?;
         tx.commit_all(audits).await?;
         Ok(ids
             .iter()
@@ -697,7 +696,7 @@ impl crate::transfers::TransferStore for Engine {
         mut audit: AuditEntry,
     ) -> Result<Transfer> {
         let mut tx = self.audited().await?;
-        let before = Self::party_transfer(&mut tx, id, party, &mut audit).await?;
+        let before = party_transfer(&mut tx, id, party, &mut audit).await?;
         let next = before
             .state
             .after(civic_core::mydata::TransferStep::Withdraw)
@@ -717,8 +716,8 @@ impl crate::transfers::TransferStore for Engine {
             .bind(id.0)
             .execute(&mut **tx)
             .await?;
-        let after = Self::transfer_in(&mut tx, id).await?;
-        Self::transfer_event(
+        let after = transfer_in(&mut tx, id).await?;
+        transfer_event(
             &mut tx,
             &after,
             civic_core::mydata::TransferStep::Withdraw,
@@ -734,12 +733,13 @@ impl crate::transfers::TransferStore for Engine {
         id: civic_core::mydata::TransferId,
         audit: AuditEntry,
     ) -> Result<Transfer> {
-        self.move_transfer(
+        move_transfer(
+            self,
             id,
-            &crate::transfers::Party::Hub,
+            &crate::store::Party::Hub,
             civic_core::mydata::TransferStep::MarkRevoked,
             ", revoked_at = $3",
-            vec![crate::transfers::Bind::Int(Timestamp::now().micros())],
+            vec![Bind::Int(Timestamp::now().micros())],
             audit,
         )
         .await
@@ -751,12 +751,13 @@ impl crate::transfers::TransferStore for Engine {
         party: &Party,
         audit: AuditEntry,
     ) -> Result<Transfer> {
-        self.move_transfer(
+        move_transfer(
+            self,
             id,
             party,
             civic_core::mydata::TransferStep::ConfirmDeletion,
             ", deletion_confirmed_at = COALESCE(deletion_confirmed_at, $3)",
-            vec![crate::transfers::Bind::Int(Timestamp::now().micros())],
+            vec![Bind::Int(Timestamp::now().micros())],
             audit,
         )
         .await
