@@ -92,7 +92,7 @@ struct Fixture {
 async fn fixture(app: &TestApp) -> Fixture {
     let operator = Ctx::local_operator();
     let response = app
-        .hub
+        .investigation()
         .open_response(&operator, "Matrix", "IDCPA art. 76-2", None)
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         ..Default::default()
     };
     let cases = app
-        .hub
+        .investigation()
         .register_cases(
             &operator,
             response.id,
@@ -150,11 +150,15 @@ async fn fixture(app: &TestApp) -> Fixture {
             "{number},2020-03-02,37.571111,126.991111,10:00,12:00,Seoul Hidden Chapel\n"
         ));
     }
-    app.hub
+    app.investigation()
         .import_routes(&operator, response.id, &routes)
         .await
         .unwrap();
-    let clusters = app.hub.clusters(&operator, response.id).await.unwrap();
+    let clusters = app
+        .investigation()
+        .clusters(&operator, response.id)
+        .await
+        .unwrap();
     assert!(
         clusters.iter().any(|c| c.cases.len() == 3),
         "the walk needs a cluster across regions: {clusters:?}"

@@ -392,11 +392,7 @@ async fn stop_signal() {
 
 async fn serve(config: Config) -> Result<()> {
     let hub = Hub::open(config.clone()).await?;
-    // Questions left pending by a stop are asked again, under their ids.
-    let pending = hub.resume_collections().await?;
-    if pending > 0 {
-        tracing::info!(pending, "asking the nodes again what they had not answered");
-    }
+    // (Questions left pending by a stop are asked again as it starts.)
     let running = start(hub.clone(), &config).await?;
     tracing::info!(url = %running.url(), backend = hub.store.backend(), "hub serving");
     until_stopped(&hub, running).await
@@ -414,7 +410,6 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
         logins.push(citizen);
     }
     let (response, cases) = civic_demo::seed_response(&hub, &config.data_dir.join("city")).await?;
-    hub.resume_collections().await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();
     println!();

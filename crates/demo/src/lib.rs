@@ -178,8 +178,9 @@ pub async fn seed(hub: &Hub) -> Result<Vec<DemoLogin>> {
 pub async fn seed_response(
     hub: &Hub,
     city: &std::path::Path,
-) -> Result<(civic_hub::eiss::ResponseView, usize)> {
-    use civic_store::CaseStore;
+) -> Result<(civic_investigation::ResponseView, usize)> {
+    use civic_investigation::store::CaseStore;
+    let hub = &civic_investigation::Investigation::new(hub.clone());
     let ctx = Ctx::local_operator();
     let open = hub
         .list_responses(&ctx)

@@ -431,7 +431,7 @@ impl Hub {
     /// [`Hub::authenticate`]; with `touch` false the check does not count
     /// as activity (a long-lived feed re-checks its caller, and must not
     /// keep an idle session alive).
-    pub(crate) async fn check_bearer(&self, bearer: &str, touch: bool) -> Result<Actor> {
+    pub async fn check_bearer(&self, bearer: &str, touch: bool) -> Result<Actor> {
         const UNKNOWN: HubError =
             HubError::Unauthenticated("the token is unknown, expired or revoked");
         let now = Timestamp::now();

@@ -11,9 +11,7 @@ use civic_core::identity::InstitutionId;
 use civic_core::policy::Action;
 use civic_core::time::Timestamp;
 use civic_core::ValidationError;
-use civic_store::{
-    AuditStore, DataRequestStore, InstitutionStore, NewEnrolment, NewNode, NodeStore, StoreError,
-};
+use civic_store::{AuditStore, InstitutionStore, NewEnrolment, NewNode, NodeStore, StoreError};
 
 /// A node's Ed25519 key, as enrolled.
 pub fn node_key(node: &civic_store::Node) -> Result<ed25519_dalek::VerifyingKey> {

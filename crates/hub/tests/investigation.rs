@@ -6,10 +6,11 @@
 //! personal value of it in the database files.
 
 use civic_core::investigation::{ContactStatus, RequestStatus};
-use civic_hub::eiss::{ContactUpdate, DataRequestInput};
 use civic_hub::{Config, Ctx, Hub, HubError, HubKeys};
+use civic_investigation::store::{DataRequestStore, ResponseStore};
+use civic_investigation::{ContactUpdate, DataRequestInput};
 use civic_store::testing::TestDb;
-use civic_store::{AuditStore, DataRequestStore, NodeStore, ResponseStore};
+use civic_store::{AuditStore, NodeStore};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -82,6 +83,7 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
         ..Config::default()
     };
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
+    let hub = civic_investigation::Investigation::new(hub);
     civic_demo::seed(&hub).await.unwrap();
     let nodes = civic_demo::nodes::start(&hub, dir.path()).await.unwrap();
     assert_eq!(nodes.len(), 10);
@@ -361,7 +363,7 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     );
     // An SMS gateway takes them from the outbox, once.
     let (gateway, received) = gateway().await;
-    let sender = civic_hub::eiss::WebhookSender::new(&gateway);
+    let sender = civic_investigation::WebhookSender::new(&gateway);
     assert_eq!(hub.deliver_notices(&sender).await.unwrap(), 3);
     assert_eq!(hub.deliver_notices(&sender).await.unwrap(), 0);
     let bodies = received.lock().unwrap().clone();

@@ -8,8 +8,8 @@
 
 mod common;
 
-use civic_hub::eiss::DataRequestInput;
 use civic_hub::{Config, Ctx, Hub, HubKeys};
+use civic_investigation::{DataRequestInput, Investigation};
 use civic_mydata::transfers::{ConsentRequest, TransferRequest};
 use civic_store::testing::TestDb;
 use civic_store::NodeStore;
@@ -165,7 +165,7 @@ async fn pump(
 }
 
 /// A case's route and contacts, as the investigator reads them.
-async fn collect(hub: &Hub, label: &str) -> (Vec<String>, BTreeMap<String, usize>) {
+async fn collect(hub: &Investigation, label: &str) -> (Vec<String>, BTreeMap<String, usize>) {
     let admin = as_user(hub, "admin").await;
     let inv = as_user(hub, "investigator.seoul").await;
     let approver = as_user(hub, "approver").await;
@@ -272,9 +272,10 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
     }
 
     // The same case, asked once through clean proxies, once through bad.
-    let clean = collect(&hub, "Clean network").await;
+    let investigation = Investigation::new(hub.hub().clone());
+    let clean = collect(&investigation, "Clean network").await;
     on.store(true, Ordering::Relaxed);
-    let bad = collect(&hub, "Bad network").await;
+    let bad = collect(&investigation, "Bad network").await;
     assert!(!clean.0.is_empty() && !clean.1.is_empty(), "{clean:?}");
     assert_eq!(bad.0, clean.0, "the route differs across a bad network");
     assert_eq!(bad.1, clean.1, "the contacts differ across a bad network");

@@ -5,10 +5,10 @@
 
 use civic_core::identity::InstitutionKind;
 use civic_core::mydata::{AgreementStatus, AgreementStep, TicketKind, TicketStatus, TransferState};
-use civic_store::testing::TestDb;
 use civic_mydata::store::*;
-use civic_store::*;
+use civic_store::testing::TestDb;
 use civic_store::testing::{audit, institution, user};
+use civic_store::*;
 
 /// A holder's offer and an agency's agreement on it, applied.
 async fn applied(s: &Store) -> (Agreement, User, User) {

@@ -8,7 +8,7 @@ use super::{Db, Engine};
 use crate::rows::{changed, corrupt, frontier_from, map_unique, ts};
 use crate::*;
 use civic_core::audit::{AuditEntry, AuditQuery, AuditRecord, Outcome};
-use civic_core::identity::{ApiTokenId, Duty, InstitutionId, Region, UserId};
+use civic_core::identity::{ApiTokenId, Duty, InstitutionId, UserId};
 use civic_core::time::Timestamp;
 use civic_exchange::{Direction, LogEntry, LogHead};
 use civic_ledger::{record_leaf_hash, Frontier, Hash, NodeId, SignedTreeHead};
@@ -24,8 +24,6 @@ type DbRow = <Db as sqlx::Database>::Row;
 
 #[path = "identity/sql.rs"]
 mod identity;
-#[path = "investigation/sql/mod.rs"]
-mod investigation;
 #[path = "ledger/sql.rs"]
 mod ledger;
 #[path = "nodes/sql.rs"]

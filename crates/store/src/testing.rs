@@ -201,9 +201,9 @@ macro_rules! backend_tests {
 // What the storage suites (the platform's and the applications') share: an
 // audit entry, an institution, a user.
 
+use crate::*;
 use civic_core::audit::{AuditEntry, Outcome};
 use civic_core::identity::{Duty, InstitutionKind, Name, Username};
-use crate::*;
 
 pub fn audit(action: &str) -> AuditEntry {
     AuditEntry::new(action, "test", Outcome::Allowed)

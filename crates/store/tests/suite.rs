@@ -7,8 +7,8 @@ use civic_ledger::{
     fold_range, inclusion_plan, range_nodes, record_leaf_hash, verify_inclusion, Frontier,
 };
 use civic_store::testing::TestDb;
-use civic_store::*;
 use civic_store::testing::{audit, institution, user};
+use civic_store::*;
 use futures_util::TryStreamExt;
 
 async fn institutions_are_created_listed_and_unique(db: TestDb) {

@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use civic_core::identity::UserId;
 use civic_core::investigation::{CaseId, ContactId, DataRequestId, ResponseId};
-use civic_hub::eiss::{
+use civic_investigation::{
     CaseDetail, CaseFilter, CaseSummary, Certificate, ClusterRow, ClusterView, ContactUpdate,
     ContactView, DataRequestInput, NewCaseRequest, OutboxView, RequestView, ResponseView,
     RoutesLoaded,
@@ -37,7 +37,7 @@ pub async fn list_responses(
     State(s): State<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<ResponseView>>> {
-    Ok(Json(s.hub.list_responses(&ctx).await?))
+    Ok(Json(s.investigation.list_responses(&ctx).await?))
 }
 
 /// Opens an outbreak response with its legal basis and rules
@@ -51,7 +51,7 @@ pub async fn open_response(
     ApiJson(req): ApiJson<OpenResponseRequest>,
 ) -> ApiResult<(StatusCode, Json<ResponseView>)> {
     let r = s
-        .hub
+        .investigation
         .open_response(&ctx, &req.name, &req.legal_basis, req.rules)
         .await?;
     Ok((StatusCode::CREATED, Json(r)))
@@ -66,7 +66,9 @@ pub async fn get_response(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ResponseView>> {
-    Ok(Json(s.hub.get_response(&ctx, ResponseId(id)).await?))
+    Ok(Json(
+        s.investigation.get_response(&ctx, ResponseId(id)).await?,
+    ))
 }
 
 /// Ends a response: the nodes delete what they answered for it, its data
@@ -80,7 +82,9 @@ pub async fn close_response(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Certificate>> {
-    Ok(Json(s.hub.close_response(&ctx, ResponseId(id)).await?))
+    Ok(Json(
+        s.investigation.close_response(&ctx, ResponseId(id)).await?,
+    ))
 }
 
 /// The deletion certificate of a closed response.
@@ -93,7 +97,9 @@ pub async fn certificate(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Certificate>> {
     Ok(Json(
-        s.hub.deletion_certificate(&ctx, ResponseId(id)).await?,
+        s.investigation
+            .deletion_certificate(&ctx, ResponseId(id))
+            .await?,
     ))
 }
 
@@ -107,7 +113,11 @@ pub async fn list_cases(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(filter): ApiQuery<CaseFilter>,
 ) -> ApiResult<Json<Vec<CaseSummary>>> {
-    Ok(Json(s.hub.list_cases(&ctx, ResponseId(id), filter).await?))
+    Ok(Json(
+        s.investigation
+            .list_cases(&ctx, ResponseId(id), filter)
+            .await?,
+    ))
 }
 
 /// Registers cases (all or none), each assigned to an investigator of its
@@ -125,7 +135,10 @@ pub async fn register_cases(
         .into_iter()
         .map(NewCaseRequest::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let created = s.hub.register_cases(&ctx, ResponseId(id), parsed).await?;
+    let created = s
+        .investigation
+        .register_cases(&ctx, ResponseId(id), parsed)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -140,7 +153,10 @@ pub async fn import_cases(
     ApiPath(id): ApiPath<i64>,
     body: String,
 ) -> ApiResult<(StatusCode, Json<Vec<CaseSummary>>)> {
-    let created = s.hub.import_cases(&ctx, ResponseId(id), &body).await?;
+    let created = s
+        .investigation
+        .import_cases(&ctx, ResponseId(id), &body)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -160,7 +176,10 @@ pub async fn import_interviews(
     ApiPath(id): ApiPath<i64>,
     body: String,
 ) -> ApiResult<Json<Count>> {
-    let count = s.hub.import_interviews(&ctx, ResponseId(id), &body).await?;
+    let count = s
+        .investigation
+        .import_interviews(&ctx, ResponseId(id), &body)
+        .await?;
     Ok(Json(Count { count }))
 }
 
@@ -176,7 +195,9 @@ pub async fn import_routes(
     body: String,
 ) -> ApiResult<Json<RoutesLoaded>> {
     Ok(Json(
-        s.hub.import_routes(&ctx, ResponseId(id), &body).await?,
+        s.investigation
+            .import_routes(&ctx, ResponseId(id), &body)
+            .await?,
     ))
 }
 
@@ -190,7 +211,7 @@ pub async fn clusters(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ClusterView>>> {
-    Ok(Json(s.hub.clusters(&ctx, ResponseId(id)).await?))
+    Ok(Json(s.investigation.clusters(&ctx, ResponseId(id)).await?))
 }
 
 /// Every case with its cluster and the cluster's place.
@@ -202,7 +223,9 @@ pub async fn cluster_rows(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ClusterRow>>> {
-    Ok(Json(s.hub.cluster_rows(&ctx, ResponseId(id)).await?))
+    Ok(Json(
+        s.investigation.cluster_rows(&ctx, ResponseId(id)).await?,
+    ))
 }
 
 /// The contacts of the response's cases the caller works on.
@@ -214,7 +237,11 @@ pub async fn response_contacts(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ContactView>>> {
-    Ok(Json(s.hub.response_contacts(&ctx, ResponseId(id)).await?))
+    Ok(Json(
+        s.investigation
+            .response_contacts(&ctx, ResponseId(id))
+            .await?,
+    ))
 }
 
 /// One case: for its investigators with who it is, its interview, its
@@ -227,7 +254,7 @@ pub async fn get_case(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<CaseDetail>> {
-    Ok(Json(s.hub.get_case(&ctx, CaseId(id)).await?))
+    Ok(Json(s.investigation.get_case(&ctx, CaseId(id)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -246,7 +273,9 @@ pub async fn assign_case(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AssignRequest>,
 ) -> ApiResult<StatusCode> {
-    s.hub.assign_case(&ctx, CaseId(id), req.users).await?;
+    s.investigation
+        .assign_case(&ctx, CaseId(id), req.users)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,7 +321,9 @@ pub async fn set_interview(
             field(&r.place)
         ));
     }
-    s.hub.set_interview_csv(&ctx, CaseId(id), &csv).await?;
+    s.investigation
+        .set_interview_csv(&ctx, CaseId(id), &csv)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,7 +337,7 @@ pub async fn timeline(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<civic_eiss::route::Timeline>> {
-    Ok(Json(s.hub.timeline(&ctx, CaseId(id)).await?))
+    Ok(Json(s.investigation.timeline(&ctx, CaseId(id)).await?))
 }
 
 /// A case's contacts.
@@ -318,7 +349,7 @@ pub async fn case_contacts(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ContactView>>> {
-    Ok(Json(s.hub.case_contacts(&ctx, CaseId(id)).await?))
+    Ok(Json(s.investigation.case_contacts(&ctx, CaseId(id)).await?))
 }
 
 /// The notices sent about a case: the patient's, its contacts'.
@@ -330,7 +361,7 @@ pub async fn case_notices(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<OutboxView>>> {
-    Ok(Json(s.hub.case_notices(&ctx, CaseId(id)).await?))
+    Ok(Json(s.investigation.case_notices(&ctx, CaseId(id)).await?))
 }
 
 /// A live feed of a case (server-sent events): `collection` as holders
@@ -346,16 +377,16 @@ pub async fn feed(
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
     let case = CaseId(id);
     // Who may read the case may follow it; the subscription is audited.
-    s.hub.follow_case(&ctx, case).await?;
+    s.investigation.follow_case(&ctx, case).await?;
     let bearer = crate::extract::bearer(&headers)
         .unwrap_or_default()
         .to_owned();
-    let events = s.hub.case_events();
+    let events = s.investigation.case_events();
     let mut recheck = tokio::time::interval(FEED_RECHECK);
     recheck.reset();
-    let mut access = s.hub.activity().watch();
+    let mut access = s.investigation.activity().watch();
     access.mark_unchanged();
-    let hub = s.hub.clone();
+    let hub = s.investigation.clone();
     let state = (events, recheck, access);
     let stream = futures_util::stream::unfold(state, move |(mut rx, mut recheck, mut access)| {
         let (hub, bearer) = (hub.clone(), bearer.clone());
@@ -415,7 +446,7 @@ pub async fn request_data(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<DataRequestInput>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
-    let r = s.hub.request_data(&ctx, CaseId(id), req).await?;
+    let r = s.investigation.request_data(&ctx, CaseId(id), req).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
@@ -428,7 +459,11 @@ pub async fn case_requests(
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<RequestView>>> {
-    Ok(Json(s.hub.list_requests(&ctx, Some(CaseId(id))).await?))
+    Ok(Json(
+        s.investigation
+            .list_requests(&ctx, Some(CaseId(id)))
+            .await?,
+    ))
 }
 
 /// The approvals inbox: requests awaiting the caller's decision (an
@@ -439,7 +474,7 @@ pub async fn inbox(
     State(s): State<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<RequestView>>> {
-    Ok(Json(s.hub.list_requests(&ctx, None).await?))
+    Ok(Json(s.investigation.list_requests(&ctx, None).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -462,7 +497,7 @@ pub async fn decide(
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> ApiResult<Json<RequestView>> {
     let r = s
-        .hub
+        .investigation
         .decide_request(&ctx, DataRequestId(id), req.approve, req.reason.as_deref())
         .await?;
     Ok(Json(r))
@@ -478,7 +513,11 @@ pub async fn update_contact(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ContactUpdate>,
 ) -> ApiResult<Json<ContactView>> {
-    Ok(Json(s.hub.update_contact(&ctx, ContactId(id), req).await?))
+    Ok(Json(
+        s.investigation
+            .update_contact(&ctx, ContactId(id), req)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -501,7 +540,7 @@ pub async fn notify(
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<NotifyRequest>,
 ) -> ApiResult<Json<Notified>> {
-    let notified = s.hub.notify_contacts(&ctx, &req.contacts).await?;
+    let notified = s.investigation.notify_contacts(&ctx, &req.contacts).await?;
     Ok(Json(Notified { notified }))
 }
 
@@ -529,7 +568,7 @@ pub async fn register_node(
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<NodeRouteRequest>,
 ) -> ApiResult<StatusCode> {
-    s.hub
+    s.investigation
         .register_node(&ctx, &name, &req.url, &req.kind, &req.code)
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -122,7 +122,7 @@ async fn a_case_feed_streams_its_changes_and_cases_are_registered_as_json(db: Te
     let app = spawn_app(db).await;
     let operator = Ctx::local_operator();
     let response = app
-        .hub
+        .investigation()
         .open_response(&operator, "Feed", "IDCPA art. 76-2", None)
         .await
         .unwrap();
@@ -453,7 +453,7 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
     // One investigator reads twelve cases, the other one.
     let operator = Ctx::local_operator();
     let response = app
-        .hub
+        .investigation()
         .open_response(&operator, "Patterns", "IDCPA art. 76-2", None)
         .await
         .unwrap();
@@ -467,7 +467,7 @@ async fn auditors_verify_the_ledger_and_see_who_looks_up_far_more_cases(db: Test
         })
         .collect();
     let cases = app
-        .hub
+        .investigation()
         .register_cases(&operator, response.id, cases)
         .await
         .unwrap();

@@ -26,6 +26,13 @@ impl TestApp {
     pub fn mydata(&self) -> civic_mydata::MyData {
         civic_mydata::MyData::new(self.hub.clone())
     }
+
+    /// The investigation on the app's hub (for setting up what a test
+    /// reads).
+    #[allow(dead_code)]
+    pub fn investigation(&self) -> civic_investigation::Investigation {
+        civic_investigation::Investigation::new(self.hub.clone())
+    }
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -18,9 +18,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use civic_core::investigation::{CaseId, RequestStatus};
-use civic_hub::eiss::DataRequestInput;
 use civic_hub::{Actor, Config, Ctx, Hub};
-use civic_store::{DataRequestStore, RequestFilter};
+use civic_investigation::store::{DataRequestStore, RequestFilter};
+use civic_investigation::{DataRequestInput, Investigation};
 use clap::Subcommand;
 use std::collections::HashMap;
 use std::io::Write;
@@ -107,13 +107,15 @@ async fn signed_in(hub: &Hub, username: &str) -> Result<Ctx> {
 
 /// A hub on `dir` (SQLite there, or `database_url`) with the demo's
 /// users, and its administrator and Seoul investigator signed in.
-async fn demo_hub(dir: &Path, database_url: Option<String>) -> Result<(Hub, Ctx, Ctx)> {
-    let hub = Hub::open(Config {
-        data_dir: dir.to_path_buf(),
-        database_url,
-        ..Config::default()
-    })
-    .await?;
+async fn demo_hub(dir: &Path, database_url: Option<String>) -> Result<(Investigation, Ctx, Ctx)> {
+    let hub = Investigation::new(
+        Hub::open(Config {
+            data_dir: dir.to_path_buf(),
+            database_url,
+            ..Config::default()
+        })
+        .await?,
+    );
     civic_demo::seed(&hub).await?;
     let admin = signed_in(&hub, "admin").await?;
     let inv = signed_in(&hub, "investigator.seoul").await?;

@@ -15,6 +15,8 @@ pub trait NodeStore {
     /// unknown, used or expired token; `Conflict` for a taken node name.
     fn enrol_node(&self, token_hash: &str, node: NewNode, audit: AuditEntry) -> Result<Node>;
     fn nodes(&self) -> Result<Vec<Node>>;
+    /// Records where a node answers and what it holds.
+    fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()>;
 }
 }
 

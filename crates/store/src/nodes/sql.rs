@@ -88,6 +88,22 @@ impl NodeStore for Engine {
             })
             .collect()
     }
+
+    async fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.audited().await?;
+        let done = sqlx::query("UPDATE nodes SET url = $1, kind = $2, code = $3 WHERE name = $4")
+            .bind(route.url.as_str())
+            .bind(route.kind.as_str())
+            .bind(route.code.as_str())
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        changed(done.rows_affected(), || {
+            StoreError::NotFound(format!("node {name:?}"))
+        })?;
+        tx.commit(audit).await?;
+        Ok(())
+    }
 }
 
 pub(super) fn log_entry_from(row: &DbRow) -> Result<LogEntry> {

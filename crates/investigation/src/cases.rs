@@ -3,7 +3,10 @@
 
 use super::requests::RequestView;
 use super::PURPOSE;
-use crate::{Ctx, Hub, HubError, Result};
+use crate::store::{
+    CaseDocument, CaseRecord, CaseStore, DataRequestStore, NewCase, RequestFilter, ResponseStore,
+};
+use crate::Investigation;
 use civic_core::audit::AuditEntry;
 use civic_core::identity::{Region, UserId};
 use civic_core::investigation::{
@@ -13,9 +16,7 @@ use civic_core::policy::{decide, Action};
 use civic_core::ValidationError;
 use civic_eiss::formats::{RegisteredCase, Subject};
 use civic_eiss::route::{Timeline, ToldPlace};
-use civic_store::{
-    CaseDocument, CaseRecord, CaseStore, DataRequestStore, NewCase, RequestFilter, ResponseStore,
-};
+use civic_hub::{Ctx, HubError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
@@ -200,7 +201,7 @@ impl CaseFilter {
     }
 }
 
-impl Hub {
+impl Investigation {
     pub(crate) fn case_secret(
         &self,
         key: &super::DataKey,
@@ -571,7 +572,7 @@ impl Hub {
     /// signed in, and the case still his to work on. For an open feed's
     /// re-checks: no audit, and not counted as activity.
     pub async fn may_still_follow(&self, bearer: &str, id: CaseId) -> bool {
-        let Ok(crate::Actor::User { principal, .. }) = self.check_bearer(bearer, false).await
+        let Ok(civic_hub::Actor::User { principal, .. }) = self.check_bearer(bearer, false).await
         else {
             return false;
         };

@@ -5,14 +5,15 @@
 
 use super::cases::{case_context, CaseSecret};
 use super::PURPOSE;
-use crate::{Ctx, Hub, HubError, Result};
+use crate::store::{CaseStore, ContactRecord, ContactStore, NewCase, NewOutboxMessage};
+use crate::Investigation;
 use civic_core::identity::Region;
 use civic_core::investigation::{CaseId, ContactId, ContactStatus, ResponseId};
 use civic_core::policy::{decide, Action};
 use civic_core::ValidationError;
 use civic_eiss::contacts::Contact;
 use civic_eiss::formats::Subject;
-use civic_store::{CaseStore, ContactRecord, ContactStore, NewCase, NewOutboxMessage};
+use civic_hub::{Ctx, HubError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -99,7 +100,7 @@ fn ts(unix: i64) -> String {
     civic_core::time::Timestamp::from_micros(unix.saturating_mul(1_000_000)).to_rfc3339()
 }
 
-impl Hub {
+impl Investigation {
     fn contact_view(
         &self,
         key: &super::DataKey,

@@ -4,9 +4,10 @@
 
 use civic_core::identity::InstitutionKind;
 use civic_core::time::Timestamp;
+use civic_investigation::store::*;
 use civic_store::testing::TestDb;
-use civic_store::*;
 use civic_store::testing::{audit, institution, user};
+use civic_store::*;
 
 async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     use civic_core::identity::Region;

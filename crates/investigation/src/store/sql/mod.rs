@@ -1,8 +1,18 @@
-//! The investigation's SQL, for the backend that mounts it (see
-//! `crate::sql`): the rows, the helpers, responses and cases; data
-//! requests in `requests.rs`, contacts in `contacts.rs`.
+//! The investigation's SQL, written once and compiled once per backend
+//! (see `civic_store::kit`): the rows, the helpers, responses and cases;
+//! data requests in `requests.rs`, contacts in `contacts.rs`.
 
-use super::*;
+use super::{Db, Engine};
+use crate::store::*;
+use civic_core::audit::AuditEntry;
+use civic_core::identity::{Region, UserId};
+use civic_core::time::Timestamp;
+use civic_store::kit::{changed, corrupt, map_unique, ts, Backend};
+use sqlx::Row;
+use std::collections::HashMap;
+
+type Tx = sqlx::Transaction<'static, Db>;
+type DbRow = <Db as sqlx::Database>::Row;
 
 mod contacts;
 mod requests;
@@ -162,262 +172,257 @@ pub(super) fn placeholders(first: usize, n: usize) -> String {
     list.join(", ")
 }
 
-impl Engine {
-    /// The case a row holds (if any), with its assignments.
-    pub(super) async fn case_of_row(tx: &mut Tx, row: Option<DbRow>) -> Result<Option<CaseRecord>> {
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        Ok(Self::with_assignments(tx, vec![case_from(&row, false)?])
-            .await?
-            .pop())
-    }
+/// The case a row holds (if any), with its assignments.
+pub(super) async fn case_of_row(tx: &mut Tx, row: Option<DbRow>) -> Result<Option<CaseRecord>> {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(with_assignments(tx, vec![case_from(&row, false)?])
+        .await?
+        .pop())
+}
 
-    /// Refuses a write to a response that is not open.
-    pub(super) async fn check_open(tx: &mut Tx, response: i64) -> Result<()> {
-        let row = sqlx::query("SELECT status FROM responses WHERE id = $1")
-            .bind(response)
-            .fetch_optional(&mut **tx)
-            .await?;
-        match row {
-            None => Err(StoreError::NotFound(format!("response {response}"))),
-            Some(r) => {
-                let status: String = r.try_get("status")?;
-                if status == ResponseStatus::Open.as_str() {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict(format!(
-                        "response {response} is {status}: it takes no new data"
-                    )))
-                }
+/// Refuses a write to a response that is not open.
+pub(super) async fn check_open(tx: &mut Tx, response: i64) -> Result<()> {
+    let row = sqlx::query("SELECT status FROM responses WHERE id = $1")
+        .bind(response)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        None => Err(StoreError::NotFound(format!("response {response}"))),
+        Some(r) => {
+            let status: String = r.try_get("status")?;
+            if status == ResponseStatus::Open.as_str() {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict(format!(
+                    "response {response} is {status}: it takes no new data"
+                )))
             }
         }
     }
+}
 
-    /// The response of a case that takes new data (`Conflict` once it
-    /// is closing).
-    pub(super) async fn case_open(tx: &mut Tx, case: i64) -> Result<i64> {
-        let response = Self::response_of_case(tx, case).await?;
-        Self::check_open(tx, response).await?;
-        Ok(response)
-    }
+/// The response of a case that takes new data (`Conflict` once it
+/// is closing).
+pub(super) async fn case_open(tx: &mut Tx, case: i64) -> Result<i64> {
+    let response = response_of_case(tx, case).await?;
+    check_open(tx, response).await?;
+    Ok(response)
+}
 
-    pub(super) async fn response_of_case(tx: &mut Tx, case: i64) -> Result<i64> {
-        let row = sqlx::query("SELECT response_id FROM cases WHERE id = $1")
-            .bind(case)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("case {case}")))?;
-        Ok(row.try_get("response_id")?)
-    }
+pub(super) async fn response_of_case(tx: &mut Tx, case: i64) -> Result<i64> {
+    let row = sqlx::query("SELECT response_id FROM cases WHERE id = $1")
+        .bind(case)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {case}")))?;
+    Ok(row.try_get("response_id")?)
+}
 
-    pub(super) async fn assignments(
-        tx: &mut Tx,
-        cases: &[i64],
-    ) -> Result<HashMap<i64, Vec<UserId>>> {
-        let mut out: HashMap<i64, Vec<UserId>> = HashMap::new();
-        for chunk in cases.chunks(500) {
-            if chunk.is_empty() {
-                continue;
-            }
-            let sql = format!(
-                "SELECT case_id, user_id FROM case_assignments WHERE case_id IN ({}) ORDER BY user_id",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                q = q.bind(*c);
-            }
-            for row in q.fetch_all(&mut **tx).await? {
-                out.entry(row.try_get("case_id")?)
-                    .or_default()
-                    .push(UserId(row.try_get("user_id")?));
-            }
+pub(super) async fn assignments(tx: &mut Tx, cases: &[i64]) -> Result<HashMap<i64, Vec<UserId>>> {
+    let mut out: HashMap<i64, Vec<UserId>> = HashMap::new();
+    for chunk in cases.chunks(500) {
+        if chunk.is_empty() {
+            continue;
         }
-        Ok(out)
-    }
-
-    pub(super) async fn with_assignments(
-        tx: &mut Tx,
-        mut cases: Vec<CaseRecord>,
-    ) -> Result<Vec<CaseRecord>> {
-        let ids: Vec<i64> = cases.iter().map(|c| c.id.0).collect();
-        let mut map = Self::assignments(tx, &ids).await?;
-        for c in cases.iter_mut() {
-            c.assigned = map.remove(&c.id.0).unwrap_or_default();
-        }
-        Ok(cases)
-    }
-
-    pub(super) async fn with_decisions(
-        tx: &mut Tx,
-        mut requests: Vec<DataRequest>,
-        sealed: bool,
-    ) -> Result<Vec<DataRequest>> {
-        for chunk in requests.chunks_mut(500) {
-            let sql = format!(
-                "SELECT request_id, duty, user_id, approve, sealed, decided_at FROM decisions \
-                 WHERE request_id IN ({}) ORDER BY decided_at",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk.iter() {
-                q = q.bind(r.id.0);
-            }
-            let rows = q.fetch_all(&mut **tx).await?;
-            for row in rows {
-                let id: i64 = row.try_get("request_id")?;
-                let duty: String = row.try_get("duty")?;
-                let decision = Decision {
-                    duty: duty.parse().map_err(corrupt)?,
-                    user: UserId(row.try_get("user_id")?),
-                    approve: row.try_get("approve")?,
-                    sealed: if sealed {
-                        row.try_get("sealed")?
-                    } else {
-                        Vec::new()
-                    },
-                    decided_at: ts(row.try_get("decided_at")?),
-                };
-                if let Some(r) = chunk.iter_mut().find(|r| r.id.0 == id) {
-                    r.decisions.push(decision);
-                }
-            }
-        }
-        Ok(requests)
-    }
-
-    pub(super) async fn requests_where(
-        tx: &mut Tx,
-        filter: &RequestFilter,
-        sealed: bool,
-    ) -> Result<Vec<DataRequest>> {
-        let mut sql = format!(
-            "SELECT {REQUEST_COLUMNS}{} FROM data_requests r JOIN cases c ON c.id = r.case_id WHERE 1 = 1",
-            if sealed { ", r.sealed" } else { "" }
+        let sql = format!(
+            "SELECT case_id, user_id FROM case_assignments WHERE case_id IN ({}) ORDER BY user_id",
+            placeholders(1, chunk.len())
         );
-        let mut n = 0;
-        if filter.id.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND r.id = ${n}"));
-        }
-        if filter.case.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND r.case_id = ${n}"));
-        }
-        if filter.response.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND c.response_id = ${n}"));
-        }
-        if !filter.statuses.is_empty() {
-            sql.push_str(&format!(
-                " AND r.status IN ({})",
-                placeholders(n + 1, filter.statuses.len())
-            ));
-        }
-        sql.push_str(" ORDER BY r.id");
         let mut q = sqlx::query(&sql);
-        if let Some(id) = filter.id {
-            q = q.bind(id.0);
+        for c in chunk {
+            q = q.bind(*c);
         }
-        if let Some(c) = filter.case {
-            q = q.bind(c.0);
+        for row in q.fetch_all(&mut **tx).await? {
+            out.entry(row.try_get("case_id")?)
+                .or_default()
+                .push(UserId(row.try_get("user_id")?));
         }
-        if let Some(r) = filter.response {
-            q = q.bind(r.0);
-        }
-        for s in &filter.statuses {
-            q = q.bind(s.as_str());
+    }
+    Ok(out)
+}
+
+pub(super) async fn with_assignments(
+    tx: &mut Tx,
+    mut cases: Vec<CaseRecord>,
+) -> Result<Vec<CaseRecord>> {
+    let ids: Vec<i64> = cases.iter().map(|c| c.id.0).collect();
+    let mut map = assignments(tx, &ids).await?;
+    for c in cases.iter_mut() {
+        c.assigned = map.remove(&c.id.0).unwrap_or_default();
+    }
+    Ok(cases)
+}
+
+pub(super) async fn with_decisions(
+    tx: &mut Tx,
+    mut requests: Vec<DataRequest>,
+    sealed: bool,
+) -> Result<Vec<DataRequest>> {
+    for chunk in requests.chunks_mut(500) {
+        let sql = format!(
+            "SELECT request_id, duty, user_id, approve, sealed, decided_at FROM decisions \
+             WHERE request_id IN ({}) ORDER BY decided_at",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk.iter() {
+            q = q.bind(r.id.0);
         }
         let rows = q.fetch_all(&mut **tx).await?;
-        let requests = rows
-            .iter()
-            .map(|r| request_from(r, sealed))
-            .collect::<Result<Vec<_>>>()?;
-        Self::with_decisions(tx, requests, sealed).await
-    }
-
-    pub(super) async fn insert_case(tx: &mut Tx, c: NewCase, now: i64) -> Result<CaseRecord> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO cases (response_id, number, region, status, source_case_id, sealed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CASE_COLUMNS}"
-        ))
-        .bind(c.response.0)
-        .bind(c.number.as_str())
-        .bind(c.region.as_str())
-        .bind(CaseStatus::Open.as_str())
-        .bind(c.source_case.map(|s| s.0))
-        .bind(c.sealed.as_slice())
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(|e| map_unique(e, || format!("case {:?} in response {}", c.number, c.response)))?;
-        let mut record = case_from(&row, false)?;
-        for user in &c.assigned {
-            sqlx::query("INSERT INTO case_assignments (case_id, user_id) VALUES ($1, $2)")
-                .bind(record.id.0)
-                .bind(user.0)
-                .execute(&mut **tx)
-                .await?;
+        for row in rows {
+            let id: i64 = row.try_get("request_id")?;
+            let duty: String = row.try_get("duty")?;
+            let decision = Decision {
+                duty: duty.parse().map_err(corrupt)?,
+                user: UserId(row.try_get("user_id")?),
+                approve: row.try_get("approve")?,
+                sealed: if sealed {
+                    row.try_get("sealed")?
+                } else {
+                    Vec::new()
+                },
+                decided_at: ts(row.try_get("decided_at")?),
+            };
+            if let Some(r) = chunk.iter_mut().find(|r| r.id.0 == id) {
+                r.decisions.push(decision);
+            }
         }
-        record.assigned = c.assigned;
-        record.sealed = c.sealed;
-        Ok(record)
     }
+    Ok(requests)
+}
 
-    pub(super) async fn insert_outbox(
-        tx: &mut Tx,
-        messages: &[NewOutboxMessage],
-        now: i64,
-    ) -> Result<()> {
-        for m in messages {
-            sqlx::query(
-                "INSERT INTO outbox (response_id, case_id, kind, sealed, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(m.response.0)
-            .bind(m.case.map(|c| c.0))
-            .bind(m.kind.as_str())
-            .bind(m.sealed.as_slice())
-            .bind(now)
+pub(super) async fn requests_where(
+    tx: &mut Tx,
+    filter: &RequestFilter,
+    sealed: bool,
+) -> Result<Vec<DataRequest>> {
+    let mut sql = format!(
+        "SELECT {REQUEST_COLUMNS}{} FROM data_requests r JOIN cases c ON c.id = r.case_id WHERE 1 = 1",
+        if sealed { ", r.sealed" } else { "" }
+    );
+    let mut n = 0;
+    if filter.id.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND r.id = ${n}"));
+    }
+    if filter.case.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND r.case_id = ${n}"));
+    }
+    if filter.response.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND c.response_id = ${n}"));
+    }
+    if !filter.statuses.is_empty() {
+        sql.push_str(&format!(
+            " AND r.status IN ({})",
+            placeholders(n + 1, filter.statuses.len())
+        ));
+    }
+    sql.push_str(" ORDER BY r.id");
+    let mut q = sqlx::query(&sql);
+    if let Some(id) = filter.id {
+        q = q.bind(id.0);
+    }
+    if let Some(c) = filter.case {
+        q = q.bind(c.0);
+    }
+    if let Some(r) = filter.response {
+        q = q.bind(r.0);
+    }
+    for s in &filter.statuses {
+        q = q.bind(s.as_str());
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    let requests = rows
+        .iter()
+        .map(|r| request_from(r, sealed))
+        .collect::<Result<Vec<_>>>()?;
+    with_decisions(tx, requests, sealed).await
+}
+
+pub(super) async fn insert_case(tx: &mut Tx, c: NewCase, now: i64) -> Result<CaseRecord> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO cases (response_id, number, region, status, source_case_id, sealed, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CASE_COLUMNS}"
+    ))
+    .bind(c.response.0)
+    .bind(c.number.as_str())
+    .bind(c.region.as_str())
+    .bind(CaseStatus::Open.as_str())
+    .bind(c.source_case.map(|s| s.0))
+    .bind(c.sealed.as_slice())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| map_unique(e, || format!("case {:?} in response {}", c.number, c.response)))?;
+    let mut record = case_from(&row, false)?;
+    for user in &c.assigned {
+        sqlx::query("INSERT INTO case_assignments (case_id, user_id) VALUES ($1, $2)")
+            .bind(record.id.0)
+            .bind(user.0)
             .execute(&mut **tx)
             .await?;
-        }
-        Ok(())
     }
+    record.assigned = c.assigned;
+    record.sealed = c.sealed;
+    Ok(record)
+}
 
-    pub(super) async fn count(tx: &mut Tx, sql: &str, response: i64) -> Result<u64> {
-        let row = sqlx::query(sql).bind(response).fetch_one(&mut **tx).await?;
-        let n: i64 = row.try_get("n")?;
-        Ok(u64::try_from(n).unwrap_or(0))
+pub(super) async fn insert_outbox(
+    tx: &mut Tx,
+    messages: &[NewOutboxMessage],
+    now: i64,
+) -> Result<()> {
+    for m in messages {
+        sqlx::query(
+            "INSERT INTO outbox (response_id, case_id, kind, sealed, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(m.response.0)
+        .bind(m.case.map(|c| c.0))
+        .bind(m.kind.as_str())
+        .bind(m.sealed.as_slice())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     }
+    Ok(())
+}
 
-    pub(super) async fn counts_in(tx: &mut Tx, response: i64) -> Result<ResponseCounts> {
-        let of_cases = |table: &str, key: &str| {
-            format!("SELECT COUNT(*) AS n FROM {table} WHERE {key} IN (SELECT id FROM cases WHERE response_id = $1)")
-        };
-        Ok(ResponseCounts {
-            cases: Self::count(tx, "SELECT COUNT(*) AS n FROM cases WHERE response_id = $1", response).await?,
-            documents: Self::count(tx, &of_cases("case_documents", "case_id"), response).await?,
-            data_requests: Self::count(tx, &of_cases("data_requests", "case_id"), response).await?,
-            decisions: Self::count(
-                tx,
-                "SELECT COUNT(*) AS n FROM decisions WHERE request_id IN \
-                 (SELECT r.id FROM data_requests r JOIN cases c ON c.id = r.case_id WHERE c.response_id = $1)",
-                response,
-            )
-            .await?,
-            collections: Self::count(tx, &of_cases("collections", "case_id"), response).await?,
-            answers: Self::count(
-                tx,
-                "SELECT COUNT(*) AS n FROM collected WHERE collection_id IN \
-                 (SELECT l.id FROM collections l JOIN cases c ON c.id = l.case_id WHERE c.response_id = $1)",
-                response,
-            )
-            .await?,
-            contacts: Self::count(tx, &of_cases("contacts", "case_id"), response).await?,
-            outbox: Self::count(tx, "SELECT COUNT(*) AS n FROM outbox WHERE response_id = $1", response).await?,
-        })
-    }
+pub(super) async fn count(tx: &mut Tx, sql: &str, response: i64) -> Result<u64> {
+    let row = sqlx::query(sql).bind(response).fetch_one(&mut **tx).await?;
+    let n: i64 = row.try_get("n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) async fn counts_in(tx: &mut Tx, response: i64) -> Result<ResponseCounts> {
+    let of_cases = |table: &str, key: &str| {
+        format!("SELECT COUNT(*) AS n FROM {table} WHERE {key} IN (SELECT id FROM cases WHERE response_id = $1)")
+    };
+    Ok(ResponseCounts {
+        cases: count(tx, "SELECT COUNT(*) AS n FROM cases WHERE response_id = $1", response).await?,
+        documents: count(tx, &of_cases("case_documents", "case_id"), response).await?,
+        data_requests: count(tx, &of_cases("data_requests", "case_id"), response).await?,
+        decisions: count(
+            tx,
+            "SELECT COUNT(*) AS n FROM decisions WHERE request_id IN \
+             (SELECT r.id FROM data_requests r JOIN cases c ON c.id = r.case_id WHERE c.response_id = $1)",
+            response,
+        )
+        .await?,
+        collections: count(tx, &of_cases("collections", "case_id"), response).await?,
+        answers: count(
+            tx,
+            "SELECT COUNT(*) AS n FROM collected WHERE collection_id IN \
+             (SELECT l.id FROM collections l JOIN cases c ON c.id = l.case_id WHERE c.response_id = $1)",
+            response,
+        )
+        .await?,
+        contacts: count(tx, &of_cases("contacts", "case_id"), response).await?,
+        outbox: count(tx, "SELECT COUNT(*) AS n FROM outbox WHERE response_id = $1", response).await?,
+    })
 }
 
 impl ResponseStore for Engine {
@@ -502,7 +507,7 @@ impl ResponseStore for Engine {
 
     async fn response_counts(&self, id: ResponseId) -> Result<ResponseCounts> {
         let mut tx = self.reads().begin().await?;
-        let counts = Self::counts_in(&mut tx, id.0).await?;
+        let counts = counts_in(&mut tx, id.0).await?;
         tx.commit().await?;
         Ok(counts)
     }
@@ -601,10 +606,10 @@ impl CaseStore for Engine {
         let mut out = Vec::with_capacity(new.len());
         for c in new {
             if !checked.contains(&c.response.0) {
-                Self::check_open(&mut tx, c.response.0).await?;
+                check_open(&mut tx, c.response.0).await?;
                 checked.push(c.response.0);
             }
-            out.push(Self::insert_case(&mut tx, c, now).await?);
+            out.push(insert_case(&mut tx, c, now).await?);
         }
         tx.commit(audit).await?;
         Ok(out)
@@ -616,7 +621,7 @@ impl CaseStore for Engine {
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
-        let out = Self::case_of_row(&mut tx, row).await?;
+        let out = case_of_row(&mut tx, row).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -634,7 +639,7 @@ impl CaseStore for Engine {
         .bind(number)
         .fetch_optional(&mut *tx)
         .await?;
-        let out = Self::case_of_row(&mut tx, row).await?;
+        let out = case_of_row(&mut tx, row).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -651,7 +656,7 @@ impl CaseStore for Engine {
             .iter()
             .map(|r| case_from(r, false))
             .collect::<Result<Vec<_>>>()?;
-        let cases = Self::with_assignments(&mut tx, cases).await?;
+        let cases = with_assignments(&mut tx, cases).await?;
         tx.commit().await?;
         Ok(cases)
     }
@@ -689,14 +694,14 @@ impl CaseStore for Engine {
                 }
             }
         }
-        let cases = Self::with_assignments(&mut tx, cases).await?;
+        let cases = with_assignments(&mut tx, cases).await?;
         Self::commit_reads(tx, audit).await?;
         Ok(cases)
     }
 
     async fn assign_case(&self, id: CaseId, users: Vec<UserId>, audit: AuditEntry) -> Result<()> {
         let mut tx = self.audited().await?;
-        Self::case_open(&mut tx, id.0).await?;
+        case_open(&mut tx, id.0).await?;
         sqlx::query("DELETE FROM case_assignments WHERE case_id = $1")
             .bind(id.0)
             .execute(&mut **tx)
@@ -720,7 +725,7 @@ impl CaseStore for Engine {
         audit: AuditEntry,
     ) -> Result<()> {
         let mut tx = self.audited().await?;
-        Self::case_open(&mut tx, case.0).await?;
+        case_open(&mut tx, case.0).await?;
         sqlx::query(
             "INSERT INTO case_documents (case_id, kind, sealed, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (case_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
@@ -744,9 +749,9 @@ impl CaseStore for Engine {
         let mut checked: Vec<i64> = Vec::new();
         let now = Timestamp::now().micros();
         for (case, kind, sealed) in &documents {
-            let response = Self::response_of_case(&mut tx, case.0).await?;
+            let response = response_of_case(&mut tx, case.0).await?;
             if !checked.contains(&response) {
-                Self::check_open(&mut tx, response).await?;
+                check_open(&mut tx, response).await?;
                 checked.push(response);
             }
             sqlx::query(

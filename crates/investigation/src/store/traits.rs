@@ -9,7 +9,7 @@
 //! that is not open are refused (`Conflict`), so nothing is added while
 //! it closes.
 
-use crate::*;
+use crate::store::*;
 use civic_core::audit::AuditEntry;
 use civic_core::identity::UserId;
 use civic_core::investigation::{
@@ -28,7 +28,7 @@ pub struct RequestFilter {
     pub statuses: Vec<RequestStatus>,
 }
 
-store_trait! {
+civic_store::store_trait! {
 /// A response (an outbreak's investigation under one legal basis): its data key, its status, its counts, its closing with deletion certificates.
 pub trait ResponseStore {
     fn create_response(&self, new: NewResponse, audit: AuditEntry) -> Result<Response>;
@@ -51,7 +51,7 @@ pub trait ResponseStore {
 }
 }
 
-store_trait! {
+civic_store::store_trait! {
 /// A response's cases: their sealed documents (interview, routes), their assignments to investigators.
 pub trait CaseStore {
     /// Registers cases, all or none (`Conflict` naming a case number
@@ -76,7 +76,7 @@ pub trait CaseStore {
 }
 }
 
-store_trait! {
+civic_store::store_trait! {
 /// Data requests (an investigator's ask for a case's data), their decisions, the collections from the nodes that answer them and their sealed answers, and how each node is reached.
 pub trait DataRequestStore {
     fn create_data_request(&self, new: NewDataRequest, audit: AuditEntry) -> Result<DataRequest>;
@@ -107,12 +107,10 @@ pub trait DataRequestStore {
     /// A case's answers: (collection, sealed answer), of one purpose or
     /// all.
     fn answers(&self, case: CaseId, purpose: Option<civic_core::investigation::CollectionPurpose>, audit: AuditEntry) -> Result<Vec<(Collection, Vec<u8>)>>;
-    /// Records where a node answers and what it holds.
-    fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()>;
 }
 }
 
-store_trait! {
+civic_store::store_trait! {
 /// A case's contacts, their follow-up, and the notifications sent to them (the outbox).
 pub trait ContactStore {
     /// Adds or refreshes a case's contacts (by tag: a follow-up status is

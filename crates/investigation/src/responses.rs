@@ -2,12 +2,14 @@
 //! with their data destroyed and a signed deletion certificate.
 
 use super::{DataKey, PURPOSE};
-use crate::{Ctx, Hub, HubError, Result};
+use crate::store::{Response, ResponseCounts, ResponseStore};
+use crate::Investigation;
 use civic_core::investigation::{parse_title, ResponseId, ResponseStatus};
 use civic_core::policy::Action;
 use civic_eiss::Rules;
 use civic_exchange::wire::PurgeRequest;
-use civic_store::{NodeStore, Response, ResponseCounts, ResponseStore};
+use civic_hub::{Ctx, HubError, Result};
+use civic_store::NodeStore;
 use ed25519_dalek::{Signer, Verifier};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,7 +130,7 @@ impl Certificate {
                 == Some(&self.body)
     }
 
-    fn of(c: civic_store::DeletionCertificate) -> Result<Self> {
+    fn of(c: crate::store::DeletionCertificate) -> Result<Self> {
         Ok(Self {
             id: c.id,
             body: serde_json::from_str(&c.body).map_err(|e| {
@@ -143,7 +145,7 @@ impl Certificate {
     }
 }
 
-impl Hub {
+impl Investigation {
     /// Opens a response (administrators of the health authority or the
     /// hub operator).
     pub async fn open_response(
@@ -172,7 +174,7 @@ impl Hub {
         let created = self
             .store
             .create_response(
-                civic_store::NewResponse {
+                crate::store::NewResponse {
                     name,
                     legal_basis,
                     rules: serde_json::to_string(&rules).expect("rules serialise"),
@@ -308,7 +310,7 @@ impl Hub {
             .close_response(id, signed_json, signature, entry)
             .await?;
         self.forget_data_key(id);
-        self.eiss.clusters.lock().await.remove(&id);
+        self.state.clusters.lock().await.remove(&id);
         if let Err(e) = self.store.scrub().await {
             tracing::warn!(error = %e, "scrubbing free space after a response closed");
         }
@@ -346,7 +348,7 @@ impl Hub {
                 let Some((node, route)) = node.and_then(|n| n.route.clone().map(|r| (n, r))) else {
                     return failed("the node is not registered with an address".into());
                 };
-                let Ok(key) = crate::nodes::node_key(&node) else {
+                let Ok(key) = civic_hub::nodes::node_key(&node) else {
                     return failed("the node's key is malformed".into());
                 };
                 let request = PurgeRequest {

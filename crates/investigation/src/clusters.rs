@@ -5,14 +5,15 @@
 use super::cases::{case_context, doc_context, CaseSecret};
 use super::collect::case_input;
 use super::{DataKey, PURPOSE};
-use crate::{Ctx, Hub, HubError, Result};
+use crate::store::{CaseDocument, CaseStore, NewCase};
+use crate::Investigation;
 use civic_core::identity::Region;
 use civic_core::investigation::{CaseId, ResponseId};
 use civic_core::policy::{decide, Action};
 use civic_eiss::clusters::{CaseInput, ClusterIndex, LinkRules};
 use civic_eiss::formats::Subject;
 use civic_eiss::route::{Timeline, ToldPlace};
-use civic_store::{CaseDocument, CaseStore, NewCase};
+use civic_hub::{Ctx, HubError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -149,13 +150,13 @@ fn untimed_onset(rules: &civic_eiss::Rules, places: &[ToldPlace]) -> (time::Date
     (onset, confirmed)
 }
 
-impl Hub {
+impl Investigation {
     /// The response's cluster index, built from its cases at first use.
     async fn cluster_index(
         &self,
         response: ResponseId,
     ) -> Result<Arc<tokio::sync::Mutex<ClusterIndex>>> {
-        let mut all = self.eiss.clusters.lock().await;
+        let mut all = self.state.clusters.lock().await;
         if let Some(index) = all.get(&response) {
             return Ok(index.clone());
         }
@@ -605,7 +606,7 @@ impl Hub {
         self.store.put_documents(documents, entry).await?;
         // An index already built takes the routes in; one not yet built
         // will read them.
-        let built = self.eiss.clusters.lock().await.get(&response).cloned();
+        let built = self.state.clusters.lock().await.get(&response).cloned();
         if let Some(index) = built {
             let mut index = index.lock().await;
             for input in inputs {

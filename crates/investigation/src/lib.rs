@@ -1,4 +1,4 @@
-//! The epidemic investigation (EISS) on the hub: responses and their data
+//! The epidemic investigation (EISS), an application of the platform: responses and their data
 //! keys, cases, the due procedure (request, approver, police), collection
 //! from the holders' nodes, routes, contacts, clusters, and the end of a
 //! response (crypto-shredding, nodes' purges, the deletion certificate).
@@ -11,7 +11,13 @@
 //! might linger (a backup, a free page) is ciphertext nobody can open.
 //!
 //! The analysis itself (stay points, windows, contacts, clusters) is in
-//! `civic-eiss`; this module reads, seals, decides and asks.
+//! `civic-eiss`; this crate reads, seals, decides and asks. Its storage is
+//! `store`.
+//!
+//! [`Investigation`] is the application's service: the platform's [`Hub`]
+//! (which it derefs to, for sign-in, the policy, audit, keys and nodes)
+//! and the application's own state (responses' data keys in memory, the
+//! cluster indexes, the cases' feeds, the collections' semaphore).
 
 mod cases;
 mod clusters;
@@ -20,6 +26,7 @@ mod contacts;
 mod notify;
 mod requests;
 mod responses;
+pub mod store;
 
 pub use cases::{CaseDetail, CaseFilter, CaseSummary, CollectionView, NewCaseRequest};
 pub use clusters::{ClusterCase, ClusterRow, ClusterView, RoutesLoaded, TreeLink};
@@ -28,16 +35,45 @@ pub use notify::{NoticeSender, WebhookSender};
 pub use requests::{DataRequestInput, RequestView, StepView};
 pub use responses::{Certificate, CertificateBody, NodeDeletion, ResponseView};
 
-use crate::{Hub, HubError, Result};
+use crate::store::ResponseStore;
 use civic_core::audit::{AuditEntry, Outcome};
 use civic_core::investigation::{CaseId, ResponseId};
 use civic_eiss::clusters::ClusterIndex;
-use civic_store::{ResponseStore, StoreError};
+use civic_hub::{Hub, HubError, Result};
+use civic_store::StoreError;
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// The epidemic investigation on a platform.
+#[derive(Clone)]
+pub struct Investigation {
+    hub: Hub,
+    state: Arc<EissState>,
+}
+
+impl Investigation {
+    /// The application on `hub` (its collections bounded by the hub's
+    /// `collection_concurrency`).
+    pub fn new(hub: Hub) -> Self {
+        let state = Arc::new(EissState::new(hub.config.collection_concurrency));
+        Self { hub, state }
+    }
+
+    /// The platform it stands on.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+impl std::ops::Deref for Investigation {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
+}
 
 /// The purpose every grant of the investigation names, as nodes list it.
 pub const PURPOSE: &str = "epidemic investigation";
@@ -60,11 +96,11 @@ impl DataKey {
     /// Encrypts `plain`, bound to `context`: sealed bytes moved to another
     /// row do not open.
     pub(crate) fn seal(&self, context: &str, plain: &[u8]) -> Vec<u8> {
-        crate::secrets::seal(&self.0, context, plain)
+        civic_hub::secrets::seal(&self.0, context, plain)
     }
 
     pub(crate) fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-        crate::secrets::open(&self.0, context, sealed)
+        civic_hub::secrets::open(&self.0, context, sealed)
     }
 
     pub(crate) fn seal_json(&self, context: &str, value: &impl Serialize) -> Vec<u8> {
@@ -131,7 +167,7 @@ pub struct EissState {
     clusters: tokio::sync::Mutex<HashMap<ResponseId, Arc<tokio::sync::Mutex<ClusterIndex>>>>,
     feed: tokio::sync::broadcast::Sender<CaseEvent>,
     in_flight: Arc<tokio::sync::Semaphore>,
-    client: tokio::sync::OnceCell<Arc<crate::exchange::NodeClient>>,
+    client: tokio::sync::OnceCell<Arc<civic_hub::exchange::NodeClient>>,
     /// One lock a case, ordering the updates of its route and contacts.
     case_locks: tokio::sync::Mutex<HashMap<CaseId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -149,7 +185,7 @@ impl EissState {
     }
 }
 
-impl Hub {
+impl Investigation {
     /// The data key of an open response (unsealed once, then kept in
     /// memory); `Conflict` once it has been destroyed.
     pub(crate) async fn data_key(&self, response: ResponseId) -> Result<Arc<DataKey>> {
@@ -159,7 +195,7 @@ impl Hub {
             ))
         };
         if let Some(k) = self
-            .eiss
+            .state
             .keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -183,7 +219,7 @@ impl Hub {
             ))
         })?;
         let key = Arc::new(DataKey(bytes));
-        self.eiss
+        self.state
             .keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -195,7 +231,7 @@ impl Hub {
 
     /// Drops a destroyed data key from memory, for good.
     pub(crate) fn forget_data_key(&self, response: ResponseId) {
-        self.eiss
+        self.state
             .keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -204,12 +240,12 @@ impl Hub {
 
     /// Subscribes to the live feed of every case (the caller filters).
     pub fn case_events(&self) -> tokio::sync::broadcast::Receiver<CaseEvent> {
-        self.eiss.feed.subscribe()
+        self.state.feed.subscribe()
     }
 
     pub(crate) fn publish(&self, case: CaseId, kind: &'static str, data: serde_json::Value) {
         // No subscriber is no error.
-        let _ = self.eiss.feed.send(CaseEvent { case, kind, data });
+        let _ = self.state.feed.send(CaseEvent { case, kind, data });
     }
 
     /// An audit entry for the hub's own work (collecting, rebuilding).

@@ -10,8 +10,11 @@
 use super::cases::{doc_context, CaseSecret};
 use super::requests::Planned;
 use super::{json, DataKey, PURPOSE};
-use crate::exchange::{ExchangeError, NodeClient};
-use crate::{Hub, HubError, Result};
+use crate::store::{
+    CaseDocument, CaseStore, Collection, ContactStore, DataRequestStore, NewCollection, NewContact,
+    RequestFilter,
+};
+use crate::Investigation;
 use civic_core::investigation::{
     CaseId, CollectionPurpose, CollectionStatus, DataRequestId, RequestStatus, ResponseId,
 };
@@ -21,10 +24,9 @@ use civic_eiss::route::{CaseData, Event, SourceKind, TapKind, Timeline, ToldPlac
 use civic_eiss::Rules;
 use civic_exchange::wire::Answer;
 use civic_exchange::{ExposureWindow, Question, SignedGrant, WindowsBody};
-use civic_store::{
-    CaseDocument, CaseStore, Collection, ContactStore, DataRequestStore, InstitutionStore,
-    NewCollection, NewContact, NodeStore, RequestFilter,
-};
+use civic_hub::exchange::{ExchangeError, NodeClient};
+use civic_hub::{HubError, Result};
+use civic_store::{InstitutionStore, NodeStore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,9 +50,9 @@ fn answer_context(exchange_id: &str) -> String {
     format!("answer:{exchange_id}")
 }
 
-impl Hub {
+impl Investigation {
     pub(crate) async fn collector_client(&self) -> Result<Arc<NodeClient>> {
-        self.eiss
+        self.state
             .client
             .get_or_try_init(|| async {
                 self.node_client()
@@ -63,7 +65,7 @@ impl Hub {
 
     /// The lock that orders the updates of one case.
     async fn case_lock(&self, case: CaseId) -> Arc<tokio::sync::Mutex<()>> {
-        self.eiss
+        self.state
             .case_locks
             .lock()
             .await
@@ -116,7 +118,7 @@ impl Hub {
     /// nothing (another run had, or the response is closing).
     async fn run_collection(&self, response: ResponseId, c: Collection) -> Result<bool> {
         let _permit = self
-            .eiss
+            .state
             .in_flight
             .clone()
             .acquire_owned()
@@ -156,7 +158,7 @@ impl Hub {
             .await?;
             return Ok(true);
         };
-        let node_key = crate::nodes::node_key(node)?;
+        let node_key = civic_hub::nodes::node_key(node)?;
         let client = self.collector_client().await?;
         let mut parts = Vec::new();
         let asked = client

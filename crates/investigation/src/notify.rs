@@ -4,8 +4,9 @@
 //! support centre or the public health centre reads it.
 
 use super::contacts::{outbox_context, Notice};
-use crate::{Hub, Result};
-use civic_store::ContactStore;
+use crate::store::ContactStore;
+use crate::Investigation;
+use civic_hub::Result;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -64,7 +65,7 @@ impl NoticeSender for WebhookSender {
     }
 }
 
-impl Hub {
+impl Investigation {
     /// Hands the notices not yet sent to `sender`, oldest first (at most
     /// 500 a call); returns how many it took.
     pub async fn deliver_notices(&self, sender: &dyn NoticeSender) -> Result<usize> {

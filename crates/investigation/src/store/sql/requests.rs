@@ -10,7 +10,7 @@ impl DataRequestStore for Engine {
         audit: AuditEntry,
     ) -> Result<DataRequest> {
         let mut tx = self.audited().await?;
-        let response = Self::case_open(&mut tx, new.case.0).await?;
+        let response = case_open(&mut tx, new.case.0).await?;
         let now = Timestamp::now().micros();
         let row = sqlx::query(
             "INSERT INTO data_requests (case_id, items, contacts, data_from, data_until, status, requested_by, sealed, created_at) \
@@ -49,7 +49,7 @@ impl DataRequestStore for Engine {
 
     async fn request_metas(&self, filter: RequestFilter) -> Result<Vec<DataRequest>> {
         let mut tx = self.reads().begin().await?;
-        let requests = Self::requests_where(&mut tx, &filter, false).await?;
+        let requests = requests_where(&mut tx, &filter, false).await?;
         tx.commit().await?;
         Ok(requests)
     }
@@ -60,7 +60,7 @@ impl DataRequestStore for Engine {
         audit: AuditEntry,
     ) -> Result<Vec<DataRequest>> {
         let mut tx = self.begin().await?;
-        let requests = Self::requests_where(&mut tx, &filter, true).await?;
+        let requests = requests_where(&mut tx, &filter, true).await?;
         Self::commit_reads(tx, audit).await?;
         Ok(requests)
     }
@@ -80,7 +80,7 @@ impl DataRequestStore for Engine {
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("data request {id}")))?;
-        Self::case_open(&mut tx, row.try_get("case_id")?).await?;
+        case_open(&mut tx, row.try_get("case_id")?).await?;
         let moved = match &sealed {
             Some(s) => sqlx::query(
                 "UPDATE data_requests SET status = $1, sealed = $2 WHERE id = $3 AND status = $4",
@@ -142,7 +142,7 @@ impl DataRequestStore for Engine {
                 "data request {request} is {status}, not {expected}"
             )));
         }
-        Self::case_open(&mut tx, case).await?;
+        case_open(&mut tx, case).await?;
         sqlx::query("UPDATE data_requests SET status = $1 WHERE id = $2")
             .bind(next.as_str())
             .bind(request.0)
@@ -177,7 +177,7 @@ impl DataRequestStore for Engine {
             record.sealed = c.sealed;
             out.push(record);
         }
-        Self::insert_outbox(&mut tx, &outbox, now).await?;
+        insert_outbox(&mut tx, &outbox, now).await?;
         tx.commit(audit).await?;
         Ok(out)
     }
@@ -238,7 +238,7 @@ impl DataRequestStore for Engine {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))?;
         // A closing or closed response takes no new data.
-        Self::case_open(&mut tx, row.try_get("case_id")?).await?;
+        case_open(&mut tx, row.try_get("case_id")?).await?;
         let done = sqlx::query(
             "UPDATE collections SET status = $1, detail = $2, finished_at = $3 WHERE id = $4 AND status = $5",
         )
@@ -302,21 +302,5 @@ impl DataRequestStore for Engine {
         }
         Self::commit_reads(tx, audit).await?;
         Ok(out)
-    }
-
-    async fn set_node_route(&self, name: &str, route: NodeRoute, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.audited().await?;
-        let done = sqlx::query("UPDATE nodes SET url = $1, kind = $2, code = $3 WHERE name = $4")
-            .bind(route.url.as_str())
-            .bind(route.kind.as_str())
-            .bind(route.code.as_str())
-            .bind(name)
-            .execute(&mut **tx)
-            .await?;
-        changed(done.rows_affected(), || {
-            StoreError::NotFound(format!("node {name:?}"))
-        })?;
-        tx.commit(audit).await?;
-        Ok(())
     }
 }

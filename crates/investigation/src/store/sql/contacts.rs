@@ -11,7 +11,7 @@ impl ContactStore for Engine {
         audit: AuditEntry,
     ) -> Result<u64> {
         let mut tx = self.audited().await?;
-        Self::case_open(&mut tx, case.0).await?;
+        case_open(&mut tx, case.0).await?;
         let before = {
             let row = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE case_id = $1")
                 .bind(case.0)
@@ -129,7 +129,7 @@ impl ContactStore for Engine {
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))?;
-        let response = Self::case_open(&mut tx, row.try_get("case_id")?).await?;
+        let response = case_open(&mut tx, row.try_get("case_id")?).await?;
         // Under the ledger lock: a change made meanwhile is seen.
         let current: String = row.try_get("status")?;
         let linked: Option<i64> = row.try_get("linked_case_id")?;
@@ -145,7 +145,7 @@ impl ContactStore for Engine {
         }
         let now = Timestamp::now().micros();
         let created = match new_case {
-            Some(c) if c.response.0 == response => Some(Self::insert_case(&mut tx, c, now).await?),
+            Some(c) if c.response.0 == response => Some(insert_case(&mut tx, c, now).await?),
             Some(c) => {
                 return Err(StoreError::Conflict(format!(
                     "contact {id} belongs to response {response}, not to response {}",
@@ -164,7 +164,7 @@ impl ContactStore for Engine {
         .bind(id.0)
         .execute(&mut **tx)
         .await?;
-        Self::insert_outbox(&mut tx, &outbox, now).await?;
+        insert_outbox(&mut tx, &outbox, now).await?;
         tx.commit(audit).await?;
         Ok(created)
     }

@@ -8,7 +8,11 @@
 
 use super::cases::CaseSecret;
 use super::{DataKey, PURPOSE};
-use crate::{Ctx, Hub, HubError, Result};
+use crate::store::{
+    CaseStore, DataRequest, DataRequestStore, Decision, NewCollection, NewDataRequest,
+    NewOutboxMessage, RequestFilter,
+};
+use crate::Investigation;
 use civic_core::identity::{DutyKind, UserId};
 use civic_core::investigation::{
     parse_reason, CaseId, CollectionPurpose, DataItem, DataRequestId, RequestStatus, ResponseId,
@@ -18,10 +22,8 @@ use civic_core::time::Timestamp;
 use civic_core::ValidationError;
 use civic_eiss::contacts::{max_windows, MAX_WINDOW_RADIUS_M, MAX_WINDOW_SPAN_S};
 use civic_exchange::{Grant, Item, Question, Role, SignedGrant};
-use civic_store::{
-    CaseStore, DataRequest, DataRequestStore, Decision, InstitutionStore, NewCollection,
-    NewDataRequest, NewOutboxMessage, Node, NodeStore, RequestFilter,
-};
+use civic_hub::{Ctx, HubError, Result};
+use civic_store::{InstitutionStore, Node, NodeStore};
 use serde::{Deserialize, Serialize};
 
 /// One grant the approval gives, to one node.
@@ -176,7 +178,7 @@ fn yes() -> bool {
     true
 }
 
-impl Hub {
+impl Investigation {
     /// An investigator working on the case asks for its data.
     pub async fn request_data(
         &self,
@@ -554,7 +556,7 @@ impl Hub {
                     institutions
                         .iter()
                         .find(|i| i.id == n.institution)
-                        .and_then(|i| crate::nodes::node_kind(i.kind))
+                        .and_then(|i| civic_hub::nodes::node_kind(i.kind))
                         == Some(r.kind.as_str())
                 })
             })
