@@ -218,18 +218,6 @@ pub struct IssuedTokenView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct TicketsParams {
-    /// Only tickets with an id below this (the next page: the last id seen).
-    #[param(minimum = 1)]
-    pub before: Option<i64>,
-    /// 1–500, default 100.
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct AuditSearchParams {
     /// User id of the actor.
     pub actor: Option<i64>,

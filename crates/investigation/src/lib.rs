@@ -26,6 +26,8 @@ mod contacts;
 mod notify;
 mod requests;
 mod responses;
+#[cfg(feature = "http")]
+pub mod routes;
 pub mod store;
 
 pub use cases::{CaseDetail, CaseFilter, CaseSummary, CollectionView, NewCaseRequest};

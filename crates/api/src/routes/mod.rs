@@ -4,10 +4,6 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
-pub mod eiss;
 pub mod geography;
-pub mod mydata;
 pub mod nodes;
-pub mod support;
 pub mod system;
-pub mod transfers;

@@ -99,3 +99,33 @@ pub async fn enrol(
         hub_key: e.hub_key,
     }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NodeRouteRequest {
+    /// Where the node answers the hub, e.g. `https://10.0.0.5:9443`.
+    #[schema(schema_with = civic_core::schemas::node_url)]
+    pub url: String,
+    /// `pings`, `transactions` or `taps`.
+    #[schema(schema_with = civic_core::schemas::node_kind)]
+    pub kind: String,
+    /// The holder's code in case registers (`skt`, `shinhan`).
+    #[schema(schema_with = civic_core::schemas::holder_code)]
+    pub code: String,
+}
+
+/// Records where an enrolled node answers and what it holds
+/// (administrators of its institution).
+#[utoipa::path(put, path = "/api/v1/nodes/{name}/route", tag = "nodes", security(("bearer" = [])),
+    params(("name" = String, Path, description = "node name")), request_body = NodeRouteRequest,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn register_node(
+    State(s): State<AppState>,
+    Caller(ctx): Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<NodeRouteRequest>,
+) -> ApiResult<StatusCode> {
+    s.hub
+        .register_node(&ctx, &name, &req.url, &req.kind, &req.code)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

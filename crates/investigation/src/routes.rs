@@ -1,22 +1,25 @@
 //! The epidemic investigation's routes: responses, cases, the due
 //! procedure, routes, contacts, clusters, the end of a response.
 
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::problem::{ApiResult, Problem};
-use crate::AppState;
+use crate::Investigation;
+use crate::{
+    CaseDetail, CaseFilter, CaseSummary, Certificate, ClusterRow, ClusterView, ContactUpdate,
+    ContactView, DataRequestInput, NewCaseRequest, OutboxView, RequestView, ResponseView,
+    RoutesLoaded,
+};
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use civic_core::identity::UserId;
 use civic_core::investigation::{CaseId, ContactId, DataRequestId, ResponseId};
-use civic_investigation::{
-    CaseDetail, CaseFilter, CaseSummary, Certificate, ClusterRow, ClusterView, ContactUpdate,
-    ContactView, DataRequestInput, NewCaseRequest, OutboxView, RequestView, ResponseView,
-    RoutesLoaded,
-};
+use civic_http::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use civic_http::problem::{ApiResult, Problem};
+use civic_hub::Hub;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OpenResponseRequest {
@@ -34,10 +37,10 @@ pub struct OpenResponseRequest {
 #[utoipa::path(get, path = "/api/v1/responses", tag = "investigation", security(("bearer" = [])),
     responses((status = 200, body = [ResponseView]), (status = 403, body = Problem)))]
 pub async fn list_responses(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<ResponseView>>> {
-    Ok(Json(s.investigation.list_responses(&ctx).await?))
+    Ok(Json(s.list_responses(&ctx).await?))
 }
 
 /// Opens an outbreak response with its legal basis and rules
@@ -46,12 +49,11 @@ pub async fn list_responses(
     request_body = OpenResponseRequest,
     responses((status = 201, body = ResponseView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn open_response(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<OpenResponseRequest>,
 ) -> ApiResult<(StatusCode, Json<ResponseView>)> {
     let r = s
-        .investigation
         .open_response(&ctx, &req.name, &req.legal_basis, req.rules)
         .await?;
     Ok((StatusCode::CREATED, Json(r)))
@@ -62,13 +64,11 @@ pub async fn open_response(
     params(("id" = i64, Path, description = "response id")),
     responses((status = 200, body = ResponseView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_response(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ResponseView>> {
-    Ok(Json(
-        s.investigation.get_response(&ctx, ResponseId(id)).await?,
-    ))
+    Ok(Json(s.get_response(&ctx, ResponseId(id)).await?))
 }
 
 /// Ends a response: the nodes delete what they answered for it, its data
@@ -78,13 +78,11 @@ pub async fn get_response(
     params(("id" = i64, Path, description = "response id")),
     responses((status = 200, body = Certificate), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn close_response(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Certificate>> {
-    Ok(Json(
-        s.investigation.close_response(&ctx, ResponseId(id)).await?,
-    ))
+    Ok(Json(s.close_response(&ctx, ResponseId(id)).await?))
 }
 
 /// The deletion certificate of a closed response.
@@ -92,15 +90,11 @@ pub async fn close_response(
     params(("id" = i64, Path, description = "response id")),
     responses((status = 200, body = Certificate), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn certificate(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Certificate>> {
-    Ok(Json(
-        s.investigation
-            .deletion_certificate(&ctx, ResponseId(id))
-            .await?,
-    ))
+    Ok(Json(s.deletion_certificate(&ctx, ResponseId(id)).await?))
 }
 
 /// The response's cases the caller may read, filtered.
@@ -108,16 +102,12 @@ pub async fn certificate(
     params(("id" = i64, Path, description = "response id"), CaseFilter),
     responses((status = 200, body = [CaseSummary]), (status = 403, body = Problem)))]
 pub async fn list_cases(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(filter): ApiQuery<CaseFilter>,
 ) -> ApiResult<Json<Vec<CaseSummary>>> {
-    Ok(Json(
-        s.investigation
-            .list_cases(&ctx, ResponseId(id), filter)
-            .await?,
-    ))
+    Ok(Json(s.list_cases(&ctx, ResponseId(id), filter).await?))
 }
 
 /// Registers cases (all or none), each assigned to an investigator of its
@@ -126,7 +116,7 @@ pub async fn list_cases(
     params(("id" = i64, Path, description = "response id")), request_body = [NewCaseRequest],
     responses((status = 201, body = [CaseSummary]), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn register_cases(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(cases): ApiJson<Vec<NewCaseRequest>>,
@@ -135,10 +125,7 @@ pub async fn register_cases(
         .into_iter()
         .map(NewCaseRequest::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let created = s
-        .investigation
-        .register_cases(&ctx, ResponseId(id), parsed)
-        .await?;
+    let created = s.register_cases(&ctx, ResponseId(id), parsed).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -148,15 +135,12 @@ pub async fn register_cases(
     params(("id" = i64, Path, description = "response id")), request_body(content = String, content_type = "text/csv"),
     responses((status = 201, body = [CaseSummary]), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn import_cases(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     body: String,
 ) -> ApiResult<(StatusCode, Json<Vec<CaseSummary>>)> {
-    let created = s
-        .investigation
-        .import_cases(&ctx, ResponseId(id), &body)
-        .await?;
+    let created = s.import_cases(&ctx, ResponseId(id), &body).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -171,15 +155,12 @@ pub struct Count {
     params(("id" = i64, Path, description = "response id")), request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = Count), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn import_interviews(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     body: String,
 ) -> ApiResult<Json<Count>> {
-    let count = s
-        .investigation
-        .import_interviews(&ctx, ResponseId(id), &body)
-        .await?;
+    let count = s.import_interviews(&ctx, ResponseId(id), &body).await?;
     Ok(Json(Count { count }))
 }
 
@@ -189,16 +170,12 @@ pub async fn import_interviews(
     params(("id" = i64, Path, description = "response id")), request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = RoutesLoaded), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn import_routes(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     body: String,
 ) -> ApiResult<Json<RoutesLoaded>> {
-    Ok(Json(
-        s.investigation
-            .import_routes(&ctx, ResponseId(id), &body)
-            .await?,
-    ))
+    Ok(Json(s.import_routes(&ctx, ResponseId(id), &body).await?))
 }
 
 /// The response's clusters, with sources, transmission trees and epidemic
@@ -207,11 +184,11 @@ pub async fn import_routes(
     params(("id" = i64, Path, description = "response id")),
     responses((status = 200, body = [ClusterView]), (status = 403, body = Problem)))]
 pub async fn clusters(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ClusterView>>> {
-    Ok(Json(s.investigation.clusters(&ctx, ResponseId(id)).await?))
+    Ok(Json(s.clusters(&ctx, ResponseId(id)).await?))
 }
 
 /// Every case with its cluster and the cluster's place.
@@ -219,13 +196,11 @@ pub async fn clusters(
     params(("id" = i64, Path, description = "response id")),
     responses((status = 200, body = [ClusterRow]), (status = 403, body = Problem)))]
 pub async fn cluster_rows(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ClusterRow>>> {
-    Ok(Json(
-        s.investigation.cluster_rows(&ctx, ResponseId(id)).await?,
-    ))
+    Ok(Json(s.cluster_rows(&ctx, ResponseId(id)).await?))
 }
 
 /// The contacts of the response's cases the caller works on.
@@ -233,15 +208,11 @@ pub async fn cluster_rows(
     params(("id" = i64, Path, description = "response id")),
     responses((status = 200, body = [ContactView]), (status = 403, body = Problem)))]
 pub async fn response_contacts(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ContactView>>> {
-    Ok(Json(
-        s.investigation
-            .response_contacts(&ctx, ResponseId(id))
-            .await?,
-    ))
+    Ok(Json(s.response_contacts(&ctx, ResponseId(id)).await?))
 }
 
 /// One case: for its investigators with who it is, its interview, its
@@ -250,11 +221,11 @@ pub async fn response_contacts(
     params(("id" = i64, Path, description = "case id")),
     responses((status = 200, body = CaseDetail), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_case(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<CaseDetail>> {
-    Ok(Json(s.investigation.get_case(&ctx, CaseId(id)).await?))
+    Ok(Json(s.get_case(&ctx, CaseId(id)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,14 +239,12 @@ pub struct AssignRequest {
     params(("id" = i64, Path, description = "case id")), request_body = AssignRequest,
     responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn assign_case(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AssignRequest>,
 ) -> ApiResult<StatusCode> {
-    s.investigation
-        .assign_case(&ctx, CaseId(id), req.users)
-        .await?;
+    s.assign_case(&ctx, CaseId(id), req.users).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -302,7 +271,7 @@ pub struct ToldRow {
     params(("id" = i64, Path, description = "case id")), request_body = [ToldRow],
     responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn set_interview(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(rows): ApiJson<Vec<ToldRow>>,
@@ -321,9 +290,7 @@ pub async fn set_interview(
             field(&r.place)
         ));
     }
-    s.investigation
-        .set_interview_csv(&ctx, CaseId(id), &csv)
-        .await?;
+    s.set_interview_csv(&ctx, CaseId(id), &csv).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -333,11 +300,11 @@ pub async fn set_interview(
     params(("id" = i64, Path, description = "case id")),
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn timeline(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<civic_eiss::route::Timeline>> {
-    Ok(Json(s.investigation.timeline(&ctx, CaseId(id)).await?))
+    Ok(Json(s.timeline(&ctx, CaseId(id)).await?))
 }
 
 /// A case's contacts.
@@ -345,11 +312,11 @@ pub async fn timeline(
     params(("id" = i64, Path, description = "case id")),
     responses((status = 200, body = [ContactView]), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn case_contacts(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ContactView>>> {
-    Ok(Json(s.investigation.case_contacts(&ctx, CaseId(id)).await?))
+    Ok(Json(s.case_contacts(&ctx, CaseId(id)).await?))
 }
 
 /// The notices sent about a case: the patient's, its contacts'.
@@ -357,11 +324,11 @@ pub async fn case_contacts(
     params(("id" = i64, Path, description = "case id")),
     responses((status = 200, body = [OutboxView]), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn case_notices(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<OutboxView>>> {
-    Ok(Json(s.investigation.case_notices(&ctx, CaseId(id)).await?))
+    Ok(Json(s.case_notices(&ctx, CaseId(id)).await?))
 }
 
 /// A live feed of a case (server-sent events): `collection` as holders
@@ -370,23 +337,23 @@ pub async fn case_notices(
     params(("id" = i64, Path, description = "case id")),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 403, body = Problem)))]
 pub async fn feed(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
     let case = CaseId(id);
     // Who may read the case may follow it; the subscription is audited.
-    s.investigation.follow_case(&ctx, case).await?;
-    let bearer = crate::extract::bearer(&headers)
+    s.follow_case(&ctx, case).await?;
+    let bearer = civic_http::extract::bearer(&headers)
         .unwrap_or_default()
         .to_owned();
-    let events = s.investigation.case_events();
+    let events = s.case_events();
     let mut recheck = tokio::time::interval(FEED_RECHECK);
     recheck.reset();
-    let mut access = s.investigation.activity().watch();
+    let mut access = s.activity().watch();
     access.mark_unchanged();
-    let hub = s.investigation.clone();
+    let hub = s.clone();
     let state = (events, recheck, access);
     let stream = futures_util::stream::unfold(state, move |(mut rx, mut recheck, mut access)| {
         let (hub, bearer) = (hub.clone(), bearer.clone());
@@ -441,12 +408,12 @@ const FEED_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
     params(("id" = i64, Path, description = "case id")), request_body = DataRequestInput,
     responses((status = 201, body = RequestView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn request_data(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<DataRequestInput>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
-    let r = s.investigation.request_data(&ctx, CaseId(id), req).await?;
+    let r = s.request_data(&ctx, CaseId(id), req).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
@@ -455,15 +422,11 @@ pub async fn request_data(
     params(("id" = i64, Path, description = "case id")),
     responses((status = 200, body = [RequestView]), (status = 403, body = Problem)))]
 pub async fn case_requests(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<RequestView>>> {
-    Ok(Json(
-        s.investigation
-            .list_requests(&ctx, Some(CaseId(id)))
-            .await?,
-    ))
+    Ok(Json(s.list_requests(&ctx, Some(CaseId(id))).await?))
 }
 
 /// The approvals inbox: requests awaiting the caller's decision (an
@@ -471,10 +434,10 @@ pub async fn case_requests(
 #[utoipa::path(get, path = "/api/v1/data-requests", tag = "investigation", security(("bearer" = [])),
     responses((status = 200, body = [RequestView]), (status = 403, body = Problem)))]
 pub async fn inbox(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<RequestView>>> {
-    Ok(Json(s.investigation.list_requests(&ctx, None).await?))
+    Ok(Json(s.list_requests(&ctx, None).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -491,13 +454,12 @@ pub struct DecisionRequest {
     params(("id" = i64, Path, description = "data request id")), request_body = DecisionRequest,
     responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn decide(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> ApiResult<Json<RequestView>> {
     let r = s
-        .investigation
         .decide_request(&ctx, DataRequestId(id), req.approve, req.reason.as_deref())
         .await?;
     Ok(Json(r))
@@ -508,16 +470,12 @@ pub async fn decide(
     params(("id" = i64, Path, description = "contact id")), request_body = ContactUpdate,
     responses((status = 200, body = ContactView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_contact(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ContactUpdate>,
 ) -> ApiResult<Json<ContactView>> {
-    Ok(Json(
-        s.investigation
-            .update_contact(&ctx, ContactId(id), req)
-            .await?,
-    ))
+    Ok(Json(s.update_contact(&ctx, ContactId(id), req).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -536,42 +494,12 @@ pub struct Notified {
     request_body = NotifyRequest,
     responses((status = 200, body = Notified), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn notify(
-    State(s): State<AppState>,
+    State(s): State<Investigation>,
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<NotifyRequest>,
 ) -> ApiResult<Json<Notified>> {
-    let notified = s.investigation.notify_contacts(&ctx, &req.contacts).await?;
+    let notified = s.notify_contacts(&ctx, &req.contacts).await?;
     Ok(Json(Notified { notified }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NodeRouteRequest {
-    /// Where the node answers the hub, e.g. `https://10.0.0.5:9443`.
-    #[schema(schema_with = civic_core::schemas::node_url)]
-    pub url: String,
-    /// `pings`, `transactions` or `taps`.
-    #[schema(schema_with = civic_core::schemas::node_kind)]
-    pub kind: String,
-    /// The holder's code in case registers (`skt`, `shinhan`).
-    #[schema(schema_with = civic_core::schemas::holder_code)]
-    pub code: String,
-}
-
-/// Records where an enrolled node answers and what it holds
-/// (administrators of its institution).
-#[utoipa::path(put, path = "/api/v1/nodes/{name}/route", tag = "nodes", security(("bearer" = [])),
-    params(("name" = String, Path, description = "node name")), request_body = NodeRouteRequest,
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn register_node(
-    State(s): State<AppState>,
-    Caller(ctx): Caller,
-    ApiPath(name): ApiPath<String>,
-    ApiJson(req): ApiJson<NodeRouteRequest>,
-) -> ApiResult<StatusCode> {
-    s.investigation
-        .register_node(&ctx, &name, &req.url, &req.kind, &req.code)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A response's rules as `civic_eiss::Rules::check` bounds them; each
@@ -622,4 +550,39 @@ fn told_place() -> utoipa::openapi::Object {
         .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
         .max_length(Some(200))
         .build()
+}
+
+/// The application's routes with their OpenAPI description, on any state
+/// the server's applications can be taken from: the server mounts them in
+/// one line (`.merge(routes())`).
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Investigation: FromRef<S>,
+    Hub: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(list_responses, open_response))
+        .routes(routes!(get_response))
+        .routes(routes!(close_response))
+        .routes(routes!(certificate))
+        .routes(routes!(list_cases, register_cases))
+        .routes(routes!(import_cases))
+        .routes(routes!(import_interviews))
+        .routes(routes!(import_routes))
+        .routes(routes!(clusters))
+        .routes(routes!(cluster_rows))
+        .routes(routes!(response_contacts))
+        .routes(routes!(get_case))
+        .routes(routes!(assign_case))
+        .routes(routes!(set_interview))
+        .routes(routes!(timeline))
+        .routes(routes!(case_contacts))
+        .routes(routes!(case_notices))
+        .routes(routes!(feed))
+        .routes(routes!(request_data, case_requests))
+        .routes(routes!(inbox))
+        .routes(routes!(decide))
+        .routes(routes!(update_contact))
+        .routes(routes!(notify))
 }

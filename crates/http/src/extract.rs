@@ -2,11 +2,10 @@
 //! caller's identity.
 
 use crate::problem::ApiError;
-use crate::AppState;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use civic_hub::{ClientInfo, Ctx};
+use civic_hub::{ClientInfo, Ctx, Hub};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 
@@ -119,7 +118,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 pub struct Caller(pub Ctx);
 
 /// The bearer token of a request, if it has one of a sane length.
-pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -131,13 +130,14 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty() && t.len() <= 256)
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    Hub: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let bearer = bearer(&parts.headers).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -145,7 +145,7 @@ impl FromRequestParts<AppState> for Caller {
                 "sign in first: send Authorization: Bearer <token>",
             )
         })?;
-        let actor = state.hub.authenticate(bearer).await?;
+        let actor = Hub::from_ref(state).authenticate(bearer).await?;
         Ok(Self(Ctx {
             actor,
             client: client_info(parts),

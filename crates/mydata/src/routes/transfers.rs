@@ -2,18 +2,18 @@
 //! withdrawals, packages, events and webhooks, the holders' published keys
 //! and status lists, the citizen's accesses and his portability download.
 
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::problem::{ApiError, ApiResult, Problem};
-use crate::AppState;
+use crate::transfers::{
+    AccessView, ConsentRequest, EventView, PackageView, RefusalRequest, TransferRequest,
+    TransferView, VerifyRequest, VerifyView, WebhookRequest, WebhookView,
+};
+use crate::MyData;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civic_core::mydata::TransferId;
-use civic_mydata::transfers::{
-    AccessView, ConsentRequest, EventView, PackageView, RefusalRequest, TransferRequest,
-    TransferView, VerifyRequest, VerifyView, WebhookRequest, WebhookView,
-};
+use civic_http::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use civic_http::problem::{ApiError, ApiResult, Problem};
 use serde::Deserialize;
 
 /// An agency asks a citizen for items under its approved agreement; the
@@ -22,13 +22,13 @@ use serde::Deserialize;
     request_body = TransferRequest,
     responses((status = 201, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn request(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> ApiResult<(StatusCode, Json<TransferView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.mydata.request_transfer(&ctx, req).await?),
+        Json(s.request_transfer(&ctx, req).await?),
     ))
 }
 
@@ -37,10 +37,10 @@ pub async fn request(
 #[utoipa::path(get, path = "/api/v1/mydata/transfers", tag = "mydata", security(("bearer" = [])),
     responses((status = 200, body = [TransferView]), (status = 403, body = Problem)))]
 pub async fn list(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<TransferView>>> {
-    Ok(Json(s.mydata.transfers(&ctx).await?))
+    Ok(Json(s.transfers(&ctx).await?))
 }
 
 /// One transfer, for the citizen, the agency or the holder.
@@ -48,11 +48,11 @@ pub async fn list(
     params(("id" = i64, Path, description = "transfer id")),
     responses((status = 200, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.mydata.transfer(&ctx, TransferId(id)).await?))
+    Ok(Json(s.transfer(&ctx, TransferId(id)).await?))
 }
 
 /// The citizen consents (once, or periodically until a day); the holder
@@ -61,14 +61,12 @@ pub async fn get(
     params(("id" = i64, Path, description = "transfer id")), request_body = ConsentRequest,
     responses((status = 200, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn consent(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ConsentRequest>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(
-        s.mydata.consent_transfer(&ctx, TransferId(id), req).await?,
-    ))
+    Ok(Json(s.consent_transfer(&ctx, TransferId(id), req).await?))
 }
 
 /// The citizen refuses.
@@ -76,14 +74,12 @@ pub async fn consent(
     params(("id" = i64, Path, description = "transfer id")), request_body = RefusalRequest,
     responses((status = 200, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn refuse(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<RefusalRequest>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(
-        s.mydata.refuse_transfer(&ctx, TransferId(id), req).await?,
-    ))
+    Ok(Json(s.refuse_transfer(&ctx, TransferId(id), req).await?))
 }
 
 /// The citizen withdraws his consent: the hub's copy is destroyed, the
@@ -92,13 +88,11 @@ pub async fn refuse(
     params(("id" = i64, Path, description = "transfer id")),
     responses((status = 200, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn withdraw(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(
-        s.mydata.withdraw_transfer(&ctx, TransferId(id)).await?,
-    ))
+    Ok(Json(s.withdraw_transfer(&ctx, TransferId(id)).await?))
 }
 
 /// The transfer's consent receipt (ISO/IEC TS 27560 consent record).
@@ -106,11 +100,11 @@ pub async fn withdraw(
     params(("id" = i64, Path, description = "transfer id")),
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn receipt(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(s.mydata.consent_receipt(&ctx, TransferId(id)).await?))
+    Ok(Json(s.consent_receipt(&ctx, TransferId(id)).await?))
 }
 
 /// The agency fetches the package: the credential (and a provided
@@ -119,11 +113,11 @@ pub async fn receipt(
     params(("id" = i64, Path, description = "transfer id")),
     responses((status = 200, body = PackageView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn package(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<PackageView>> {
-    Ok(Json(s.mydata.transfer_package(&ctx, TransferId(id)).await?))
+    Ok(Json(s.transfer_package(&ctx, TransferId(id)).await?))
 }
 
 /// Under a periodic consent, the agency asks for a fresh credential (at
@@ -132,11 +126,11 @@ pub async fn package(
     params(("id" = i64, Path, description = "transfer id")),
     responses((status = 200, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn resend(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
-    Ok(Json(s.mydata.send_again(&ctx, TransferId(id)).await?))
+    Ok(Json(s.send_again(&ctx, TransferId(id)).await?))
 }
 
 /// The agency confirms it deleted what it received of a withdrawn
@@ -145,14 +139,12 @@ pub async fn resend(
     params(("id" = i64, Path, description = "transfer id")),
     responses((status = 200, body = TransferView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn deletion(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TransferView>> {
     Ok(Json(
-        s.mydata
-            .confirm_transfer_deletion(&ctx, TransferId(id))
-            .await?,
+        s.confirm_transfer_deletion(&ctx, TransferId(id)).await?,
     ))
 }
 
@@ -170,13 +162,12 @@ pub struct EventsQuery {
     params(EventsQuery),
     responses((status = 200, body = [EventView]), (status = 403, body = Problem)))]
 pub async fn events(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<Vec<EventView>>> {
     Ok(Json(
-        s.mydata
-            .transfer_events(&ctx, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+        s.transfer_events(&ctx, q.after.unwrap_or(0), q.limit.unwrap_or(100))
             .await?,
     ))
 }
@@ -187,11 +178,11 @@ pub async fn events(
     request_body = WebhookRequest,
     responses((status = 200, body = WebhookView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn webhook(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<WebhookRequest>,
 ) -> ApiResult<Json<WebhookView>> {
-    Ok(Json(s.mydata.set_transfer_webhook(&ctx, req).await?))
+    Ok(Json(s.set_transfer_webhook(&ctx, req).await?))
 }
 
 /// Checks a credential: the issuer's key and signature, the expiry and
@@ -200,22 +191,19 @@ pub async fn webhook(
     request_body = VerifyRequest,
     responses((status = 200, body = VerifyView), (status = 403, body = Problem)))]
 pub async fn verify(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<VerifyView>> {
-    Ok(Json(s.mydata.verify_credential(&ctx, req).await?))
+    Ok(Json(s.verify_credential(&ctx, req).await?))
 }
 
 /// A holder's credential keys (JWK set), public.
 #[utoipa::path(get, path = "/api/v1/mydata/issuers/{name}/jwks", tag = "mydata",
     params(("name" = String, Path, description = "the holder's node")),
     responses((status = 200, body = Object), (status = 404, body = Problem)))]
-pub async fn jwks(
-    State(s): State<AppState>,
-    ApiPath(name): ApiPath<String>,
-) -> ApiResult<Response> {
-    let set = s.mydata.issuer_jwks(&name).await?;
+pub async fn jwks(State(s): State<MyData>, ApiPath(name): ApiPath<String>) -> ApiResult<Response> {
+    let set = s.issuer_jwks(&name).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
         serde_json::to_vec(&set).expect("a JWK set serialises"),
@@ -228,10 +216,10 @@ pub async fn jwks(
     params(("name" = String, Path, description = "the holder's node")),
     responses((status = 200, body = String, content_type = "application/statuslist+jwt"), (status = 404, body = Problem)))]
 pub async fn status_list(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let list = s.mydata.issuer_status_list(&name).await?;
+    let list = s.issuer_status_list(&name).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/statuslist+jwt")],
         list.token,
@@ -243,10 +231,10 @@ pub async fn status_list(
 #[utoipa::path(get, path = "/api/v1/mydata/me/accesses", tag = "mydata", security(("bearer" = [])),
     responses((status = 200, body = [AccessView]), (status = 403, body = Problem)))]
 pub async fn accesses(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
 ) -> ApiResult<Json<Vec<AccessView>>> {
-    Ok(Json(s.mydata.my_accesses(&ctx).await?))
+    Ok(Json(s.my_accesses(&ctx).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -265,7 +253,7 @@ pub struct ExportQuery {
             content((Object = "application/json"), (String = "text/csv"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn export(
-    State(s): State<AppState>,
+    State(s): State<MyData>,
     Caller(ctx): Caller,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
@@ -277,7 +265,7 @@ pub async fn export(
             "format: must be json, csv or vc",
         ));
     }
-    let data = s.mydata.my_data(&ctx).await?;
+    let data = s.my_data(&ctx).await?;
     let attachment = |name: &str| format!("attachment; filename=\"{name}\"");
     Ok(match format.as_str() {
         "csv" => (
@@ -285,7 +273,7 @@ pub async fn export(
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
                 (header::CONTENT_DISPOSITION, attachment("my-data.csv")),
             ],
-            civic_mydata::transfers::portability_csv(&data),
+            crate::transfers::portability_csv(&data),
         )
             .into_response(),
         "vc" => {
