@@ -2,8 +2,8 @@
 //! tokens, nodes), run against the database and keys directly.
 
 use crate::output::{self, Format};
-use crate::read_password;
 use anyhow::{anyhow, Result};
+use civic_client::client::read_password;
 use civic_core::identity::{ApiTokenId, InstitutionId, UserId};
 use civic_hub::admin::UserRequest;
 use civic_hub::{Ctx, Hub};

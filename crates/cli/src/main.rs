@@ -2,17 +2,13 @@
 //! the hub; errors end as one line on stderr and a non-zero exit.
 
 mod admin;
+use civic_client::{client, output};
 mod audit;
 mod bench;
-mod client;
-mod eiss;
-mod mydata;
 mod node;
-mod output;
 mod sim;
-mod support;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 use civic_hub::config::LogFormat;
 
@@ -128,7 +124,7 @@ enum Command {
         #[arg(long, value_enum, global = true)]
         format: Option<Format>,
         #[command(subcommand)]
-        command: eiss::EissCommand,
+        command: civic_investigation::cli::EissCommand,
     },
     /// Public MyData: the catalogue (public), publishing in it, and the
     /// linkage consultation between holders and agencies.
@@ -138,7 +134,7 @@ enum Command {
         #[arg(long, value_enum, global = true)]
         format: Option<Format>,
         #[command(subcommand)]
-        command: mydata::MydataCommand,
+        command: civic_mydata::cli::MydataCommand,
     },
     /// The MyData support centre: tickets, trainings, institutions'
     /// consulting history.
@@ -148,7 +144,7 @@ enum Command {
         #[arg(long, value_enum, global = true)]
         format: Option<Format>,
         #[command(subcommand)]
-        command: support::SupportCommand,
+        command: civic_mydata::cli::support::SupportCommand,
     },
     /// Measured runs on a synthetic city (see bench/README.md).
     Bench {
@@ -191,18 +187,6 @@ fn env_vars() -> Vec<(String, String)> {
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(Config::load(path, env_vars())?)
-}
-
-fn read_password() -> Result<String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
-    let password = line.trim_end_matches(['\n', '\r']).to_owned();
-    if password.is_empty() {
-        bail!("give the password on standard input, e.g. `echo '…' | civic login --username …`");
-    }
-    Ok(password)
 }
 
 #[tokio::main]
@@ -324,17 +308,17 @@ async fn run(cli: Cli) -> Result<()> {
             hub,
             format,
             command,
-        } => eiss::run(&hub, format, command).await,
+        } => civic_investigation::cli::run(&hub, format, command).await,
         Command::Mydata {
             hub,
             format,
             command,
-        } => mydata::run(&hub, format, command).await,
+        } => civic_mydata::cli::run(&hub, format, command).await,
         Command::Support {
             hub,
             format,
             command,
-        } => support::run(&hub, format, command).await,
+        } => civic_mydata::cli::support::run(&hub, format, command).await,
         Command::Bench { command } => {
             init_logging(log_override.unwrap_or(LogFormat::Text));
             bench::run(command).await
@@ -493,10 +477,4 @@ fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
-}
-
-/// Writes a file only its owner can read (keys, personal data).
-pub(crate) fn write_owner_only(path: &Path, text: &str) -> Result<()> {
-    civic_node_server::write_owner_only(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -453,30 +453,6 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-/// A TLS client configuration that trusts only the CA certificate(s) in
-/// `ca_path`.
-pub(crate) fn trusting(ca_path: &Path) -> Result<rustls::ClientConfig> {
-    let pem = std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", ca_path.display()))?;
-    if certs.is_empty() {
-        bail!("no certificate in {}", ca_path.display());
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert)?;
-    }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
-
 /// `civic node append`: sends an events file to a node's ingest listener
 /// in batches, each acknowledged only once the node has it on disk.
 pub(crate) async fn node_append(
@@ -499,7 +475,7 @@ pub(crate) async fn node_append(
         bail!("nothing to send: give --places and/or --events");
     }
     let client = reqwest::Client::builder()
-        .use_preconfigured_tls(trusting(ca)?)
+        .use_preconfigured_tls(civic_client::client::trusting(ca)?)
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(600))
         .build()?;
@@ -685,7 +661,7 @@ pub(crate) async fn node_enrol(
         let ca_path = hub_ca.ok_or_else(|| {
             anyhow!("give --hub-ca: the CA certificate the hub's HTTPS certificate is issued by")
         })?;
-        client = client.use_preconfigured_tls(trusting(ca_path)?);
+        client = client.use_preconfigured_tls(civic_client::client::trusting(ca_path)?);
     } else if !(hub.starts_with("http://127.")
         || hub.starts_with("http://localhost")
         || hub.starts_with("http://[::1]"))

@@ -20,6 +20,8 @@
 //! cluster indexes, the cases' feeds, the collections' semaphore).
 
 mod cases;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clusters;
 mod collect;
 mod contacts;

@@ -12,6 +12,8 @@
 //! client, the agencies' event wake-ups).
 
 pub mod catalogue;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "http")]
 pub mod routes;
 pub mod store;

@@ -89,7 +89,7 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>], json: serde
 }
 
 /// A JSON value as a table cell.
-pub(crate) fn s(v: &Value) -> String {
+pub fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -99,17 +99,17 @@ pub(crate) fn s(v: &Value) -> String {
 }
 
 /// The items of a list answer, or a single answer as one item.
-pub(crate) fn items(v: &Value) -> Vec<Value> {
+pub fn items(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_else(|| vec![v.clone()])
 }
 
 /// A table whose headers are its keys.
-pub(crate) fn columns(format: Format, keys: &[&str], items: &Value) {
+pub fn columns(format: Format, keys: &[&str], items: &Value) {
     table(format, keys, keys, items)
 }
 
 /// The keys of each item of a list answer as a table's rows.
-pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
+pub fn table(format: Format, headers: &[&str], keys: &[&str], items: &Value) {
     let rows: Vec<Vec<String>> = items
         .as_array()
         .map(|a| {
@@ -119,4 +119,11 @@ pub(crate) fn table(format: Format, headers: &[&str], keys: &[&str], items: &Val
         })
         .unwrap_or_default();
     print(format, headers, &rows, items.clone());
+}
+
+/// Writes a file only its owner can read (keys, personal data).
+pub fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    civic_hub::keys::write_private(path, text)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,10 +1,10 @@
 //! `civic support …`: the MyData support centre through the hub's API, as
 //! the person signed in (an institution's staff, or a support agent).
 
-use crate::client::{Client, HubArgs};
-use crate::output::Format;
-use crate::output::{items, s, table};
 use anyhow::Result;
+use civic_client::client::{Client, HubArgs};
+use civic_client::output::Format;
+use civic_client::output::{items, s, table};
 use clap::Subcommand;
 use serde_json::{json, Value};
 

@@ -73,7 +73,7 @@ pub struct Client {
 fn http(ca: Option<&Path>) -> Result<reqwest::Client> {
     let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600));
     let builder = match ca {
-        Some(ca) => builder.use_preconfigured_tls(crate::node::trusting(ca)?),
+        Some(ca) => builder.use_preconfigured_tls(trusting(ca)?),
         None => builder,
     };
     Ok(builder.build()?)
@@ -235,7 +235,7 @@ pub async fn login(args: &HubArgs, username: &str, totp: Option<String>) -> Resu
         .unwrap_or_else(|| "http://127.0.0.1:8080".into())
         .trim_end_matches('/')
         .to_owned();
-    let password = crate::read_password()?;
+    let password = read_password()?;
     let mut devices = saved_devices();
     let slot = device_slot(&base, username);
     let body = serde_json::json!({"username": username, "password": password, "totp": totp, "device": devices.get(&slot)});
@@ -290,4 +290,40 @@ pub async fn logout(args: &HubArgs) -> Result<()> {
     let _ = std::fs::remove_file(session_path());
     println!("signed out");
     Ok(())
+}
+
+/// A TLS client configuration that trusts only the CA certificate(s) in
+/// `ca_path`.
+pub fn trusting(ca_path: &Path) -> Result<rustls::ClientConfig> {
+    let pem = std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", ca_path.display()))?;
+    if certs.is_empty() {
+        bail!("no certificate in {}", ca_path.display());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert)?;
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+pub fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("give the password on standard input, e.g. `echo '…' | civic login --username …`");
+    }
+    Ok(password)
 }

@@ -2,9 +2,11 @@
 //! through the hub's API (the catalogue needs no sign-in; the rest is a
 //! MyData operator's, signed in with `civic login`).
 
-use crate::client::{Client, HubArgs};
-use crate::output::Format;
-use crate::output::{columns, items, table};
+use civic_client::client::{Client, HubArgs};
+use civic_client::output::Format;
+use civic_client::output::{columns, items, table};
+pub mod support;
+
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -250,7 +252,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
         MydataCommand::Agreement { id } => {
             let v: Value = c.get(&format!("/mydata/agreements/{id}")).await?;
             if format == Format::Json {
-                crate::output::emit(&serde_json::to_string_pretty(&v)?);
+                civic_client::output::emit(&serde_json::to_string_pretty(&v)?);
             } else {
                 agreements(&v);
                 let keys = ["at", "user", "kind", "text"];
@@ -288,8 +290,11 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
             private["d"] = data_encoding::BASE64URL_NOPAD
                 .encode(secret.as_bytes())
                 .into();
-            crate::write_owner_only(&file, &serde_json::to_string_pretty(&private)?)?;
-            crate::output::emit(&serde_json::to_string_pretty(&public)?);
+            civic_client::output::write_owner_only(
+                &file,
+                &serde_json::to_string_pretty(&private)?,
+            )?;
+            civic_client::output::emit(&serde_json::to_string_pretty(&public)?);
         }
         MydataCommand::Request {
             agreement,
@@ -305,7 +310,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
         MydataCommand::Transfer { id } => {
             let v: Value = c.get(&format!("/mydata/transfers/{id}")).await?;
             if format == Format::Json {
-                crate::output::emit(&serde_json::to_string_pretty(&v)?);
+                civic_client::output::emit(&serde_json::to_string_pretty(&v)?);
             } else {
                 transfers(&v);
                 println!(
@@ -357,7 +362,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
         }
         MydataCommand::Receipt { id } => {
             let v: Value = c.get(&format!("/mydata/transfers/{id}/receipt")).await?;
-            crate::output::emit(&serde_json::to_string_pretty(&v)?);
+            civic_client::output::emit(&serde_json::to_string_pretty(&v)?);
         }
         MydataCommand::Fetch { id, key, out } => {
             let (secret, _) = read_key(&key)?;
@@ -388,13 +393,22 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
             }
             if let Some(dir) = &out {
                 std::fs::create_dir_all(dir)?;
-                crate::write_owner_only(&dir.join("credential.sd-jwt"), &credential)?;
+                civic_client::output::write_owner_only(
+                    &dir.join("credential.sd-jwt"),
+                    &credential,
+                )?;
                 if let Some(doc) = p["document"].as_str() {
                     let (plain, _) = civic_credentials::jwe::decrypt(doc, &secret)
                         .map_err(|e| anyhow::anyhow!("the document does not open: {e}"))?;
                     let doc: Value = serde_json::from_slice(&plain)?;
-                    crate::write_owner_only(&dir.join("document.html"), s(&doc["html"]))?;
-                    crate::write_owner_only(&dir.join("document.sig"), s(&doc["signature"]))?;
+                    civic_client::output::write_owner_only(
+                        &dir.join("document.html"),
+                        s(&doc["html"]),
+                    )?;
+                    civic_client::output::write_owner_only(
+                        &dir.join("document.sig"),
+                        s(&doc["signature"]),
+                    )?;
                 }
             }
             let rows: Vec<Value> = verified
@@ -415,7 +429,7 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
         }
         MydataCommand::Webhook { url } => {
             let v: Value = c.put_json("/mydata/webhook", &json!({"url": url})).await?;
-            crate::output::emit(&serde_json::to_string_pretty(&v)?);
+            civic_client::output::emit(&serde_json::to_string_pretty(&v)?);
         }
         MydataCommand::Accesses => {
             let v: Value = c.get("/mydata/me/accesses").await?;
@@ -431,10 +445,10 @@ pub async fn run(args: &HubArgs, format: Option<Format>, command: MydataCommand)
                 .await?;
             match out {
                 Some(path) => {
-                    crate::write_owner_only(&path, &text)?;
+                    civic_client::output::write_owner_only(&path, &text)?;
                     eprintln!("wrote {}", path.display());
                 }
-                None => crate::output::emit(&text),
+                None => civic_client::output::emit(&text),
             }
         }
     }

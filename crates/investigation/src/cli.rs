@@ -1,9 +1,9 @@
 //! `civic eiss …`: the epidemic investigation through the hub's API, as
 //! the person signed in with `civic login` (or an API token).
 
-use crate::client::{Client, HubArgs};
-use crate::output::{self, columns, s, table, Format};
 use anyhow::{bail, Context, Result};
+use civic_client::client::{Client, HubArgs};
+use civic_client::output::{self, columns, s, table, Format};
 use clap::Subcommand;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
