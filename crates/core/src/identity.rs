@@ -542,3 +542,15 @@ mod properties {
         }
     }
 }
+
+/// A holder's code (in case registers and on its nodes' routes): 1-32
+/// characters of `a-z 0-9 - _`, lower-cased.
+pub fn holder_code(raw: &str) -> Option<String> {
+    let code = raw.trim().to_ascii_lowercase();
+    (!code.is_empty()
+        && code.len() <= 32
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_')))
+    .then_some(code)
+}

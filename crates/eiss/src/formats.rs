@@ -211,16 +211,7 @@ impl Subject {
     }
 }
 
-/// A holder code: 1-32 characters of `a-z 0-9 - _`.
-pub fn holder_code(raw: &str) -> Option<String> {
-    let code = raw.trim().to_ascii_lowercase();
-    (!code.is_empty()
-        && code.len() <= 32
-        && code
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_')))
-    .then_some(code)
-}
+pub use civic_core::identity::holder_code;
 
 /// A row of the case register.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -212,7 +212,7 @@ impl Hub {
             )
             .into());
         }
-        let code = civic_eiss::formats::holder_code(code).ok_or_else(|| {
+        let code = civic_core::identity::holder_code(code).ok_or_else(|| {
             ValidationError::new("code", "must be 1-32 characters of a-z, 0-9, '-', '_'")
         })?;
         if institution.0 < 0 {
