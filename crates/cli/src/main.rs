@@ -269,6 +269,7 @@ async fn run(cli: Cli) -> Result<()> {
             let config = load_config(config.as_deref())?;
             let store = Store::connect(&config.database_url()).await?;
             store.migrate().await?;
+            migrate_applications(&store).await?;
             println!("migrated {} database", store.backend());
             Ok(())
         }
@@ -293,7 +294,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Admin { target, command } => {
             let config = load_config(target.config.as_deref())?;
-            let hub = Hub::open(config).await?;
+            let hub = open_hub(config).await?;
             admin::run(&hub, Format::resolve(target.format), command).await
         }
         Command::Sim { command } => sim::run(command),
@@ -375,7 +376,7 @@ async fn stop_signal() {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    let hub = Hub::open(config.clone()).await?;
+    let hub = open_hub(config.clone()).await?;
     // (Questions left pending by a stop are asked again as it starts.)
     let running = start(hub.clone(), &config).await?;
     tracing::info!(url = %running.url(), backend = hub.store.backend(), "hub serving");
@@ -383,7 +384,7 @@ async fn serve(config: Config) -> Result<()> {
 }
 
 async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
-    let hub = Hub::open(config.clone()).await?;
+    let hub = open_hub(config.clone()).await?;
     let mut logins = civic_demo::seed(&hub).await?;
     let city = sim::demo_city(&config.data_dir, sim_people, sim_days).await?;
     let nodes = civic_demo::nodes::start(&hub, &config.data_dir).await?;
@@ -477,4 +478,20 @@ fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// The applications on the platform: each creates or updates its tables
+/// here, after the platform's (one line each).
+async fn migrate_applications(store: &Store) -> Result<()> {
+    civic_investigation::store::migrate(store).await?;
+    civic_mydata::store::migrate(store).await?;
+    Ok(())
+}
+
+/// Opens the hub (migrating the platform's tables) and the applications'
+/// tables.
+pub(crate) async fn open_hub(config: Config) -> Result<Hub> {
+    let hub = Hub::open(config).await?;
+    migrate_applications(&hub.store).await?;
+    Ok(hub)
 }

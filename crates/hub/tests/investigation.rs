@@ -82,6 +82,10 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
         collection_deadline_seconds: 60,
         ..Config::default()
     };
+    civic_investigation::store::migrate(&db.store)
+        .await
+        .unwrap();
+    civic_mydata::store::migrate(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
     let hub = civic_investigation::Investigation::new(hub);
     civic_demo::seed(&hub).await.unwrap();

@@ -242,6 +242,10 @@ async fn answers_cross_a_bad_network_whole_and_once(db: TestDb) {
         collection_deadline_seconds: 180,
         ..Config::default()
     };
+    civic_investigation::store::migrate(&db.store)
+        .await
+        .unwrap();
+    civic_mydata::store::migrate(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
     let hub = civic_mydata::MyData::new(hub);
     civic_demo::seed(&hub).await.unwrap();

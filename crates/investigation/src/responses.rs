@@ -311,7 +311,7 @@ impl Investigation {
             .await?;
         self.forget_data_key(id);
         self.state.clusters.lock().await.remove(&id);
-        if let Err(e) = self.store.scrub().await {
+        if let Err(e) = self.store.scrub("response_keys").await {
             tracing::warn!(error = %e, "scrubbing free space after a response closed");
         }
         Certificate::of(stored)

@@ -13,6 +13,7 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     use civic_core::identity::Region;
     use civic_core::investigation::*;
     let s = &db.store;
+    civic_investigation::store::migrate(s).await.unwrap();
     let kdca = institution(s, "KDCA", InstitutionKind::HealthAuthority).await;
     let inv = user(s, &kdca, "inv", &["investigator:seoul"]).await;
     let appr = user(s, &kdca, "appr", &["approver"]).await;

@@ -78,6 +78,7 @@ async fn note(
 
 async fn a_consultation_follows_its_machine_in_the_store(db: TestDb) {
     let s = &db.store;
+    civic_mydata::store::migrate(s).await.unwrap();
     let (agreement, reviewer, applicant) = applied(s).await;
     let questioned = note(s, &agreement, &reviewer, AgreementStep::Question)
         .await
@@ -124,6 +125,7 @@ async fn a_consultation_follows_its_machine_in_the_store(db: TestDb) {
 
 async fn a_transfer_follows_its_machine_in_the_store(db: TestDb) {
     let s = &db.store;
+    civic_mydata::store::migrate(s).await.unwrap();
     let (agreement, reviewer, applicant) = applied(s).await;
     let new = NewTransfer {
         agreement: agreement.id,
@@ -255,6 +257,7 @@ async fn a_transfer_follows_its_machine_in_the_store(db: TestDb) {
 
 async fn a_ticket_is_answered_reopened_and_closed_once(db: TestDb) {
     let s = &db.store;
+    civic_mydata::store::migrate(s).await.unwrap();
     let city = institution(s, "Seoul City", InstitutionKind::LocalGovernment).await;
     let hub = institution(s, "Hub", InstitutionKind::HubOperator).await;
     let clerk = user(s, &city, "clerk", &["mydata_operator"]).await;

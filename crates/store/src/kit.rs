@@ -9,3 +9,4 @@
 
 pub use crate::backend::{Audited, Backend, Tx};
 pub use crate::rows::*;
+pub use crate::schema::Migrations;

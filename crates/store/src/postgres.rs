@@ -5,7 +5,7 @@
 //! plain reads.
 
 use crate::backend::{Backend, Tx};
-use crate::schema::{migrations, Dialect};
+use crate::schema::{migrations, render, Dialect, Migrations};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -95,10 +95,25 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn scrub(&self) -> crate::Result<()> {
-        sqlx::query("VACUUM FULL response_keys")
+    pub async fn scrub(&self, table: &str) -> crate::Result<()> {
+        if table.is_empty() || !table.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(crate::StoreError::Corrupt(format!("no table {table:?}")));
+        }
+        sqlx::query(&format!("VACUUM FULL {table}"))
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Applies an application's migrations not yet applied.
+    pub async fn migrate_application(&self, m: &Migrations) -> crate::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Two hubs starting at once must not both migrate.
+        sqlx::query("SELECT pg_advisory_xact_lock(7410203)")
+            .execute(&mut *tx)
+            .await?;
+        Self::apply_application_migrations(&mut tx, m.application, &render(&DIALECT, m)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -61,6 +61,42 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies an application's migrations not yet recorded (apart from
+    /// the platform's, in `application_migrations`), inside `tx`.
+    pub(super) async fn apply_application_migrations(
+        tx: &mut Tx,
+        application: &str,
+        migrations: &[(i64, String)],
+    ) -> Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS application_migrations (application TEXT NOT NULL, \
+             version BIGINT NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (application, version))",
+        )
+        .execute(&mut **tx)
+        .await?;
+        for (version, sql) in migrations {
+            let done = sqlx::query(
+                "SELECT version FROM application_migrations WHERE application = $1 AND version = $2",
+            )
+            .bind(application)
+            .bind(version)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if done.is_none() {
+                sqlx::raw_sql(sql).execute(&mut **tx).await?;
+                sqlx::query(
+                    "INSERT INTO application_migrations (application, version, applied_at) VALUES ($1, $2, $3)",
+                )
+                .bind(application)
+                .bind(version)
+                .bind(Timestamp::now().micros())
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the migrations not yet recorded, inside `tx` (which
     /// the backend has made exclusive).
     pub(super) async fn apply_migrations(tx: &mut Tx, migrations: &[(i64, String)]) -> Result<()> {

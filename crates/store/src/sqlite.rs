@@ -9,7 +9,7 @@
 //! other pool and, in WAL mode, never wait for a writer.
 
 use crate::backend::{Backend, Tx};
-use crate::schema::{migrations, Dialect};
+use crate::schema::{migrations, render, Dialect, Migrations};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::Path;
@@ -90,10 +90,18 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn scrub(&self) -> crate::Result<()> {
+    pub async fn scrub(&self, _table: &str) -> crate::Result<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Applies an application's migrations not yet applied.
+    pub async fn migrate_application(&self, m: &Migrations) -> crate::Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Self::apply_application_migrations(&mut tx, m.application, &render(&DIALECT, m)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

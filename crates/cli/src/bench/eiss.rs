@@ -47,7 +47,7 @@ pub(super) async fn eiss(args: EissArgs) -> Result<()> {
         database_url: args.database_url.clone(),
         ..Config::default()
     };
-    let hub = Investigation::new(Hub::open(config).await?);
+    let hub = Investigation::new(crate::open_hub(config).await?);
     civic_demo::seed(&hub).await?;
     let t = Instant::now();
     let nodes = civic_demo::nodes::start(&hub, &args.dir).await?;

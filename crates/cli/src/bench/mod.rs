@@ -109,7 +109,7 @@ async fn signed_in(hub: &Hub, username: &str) -> Result<Ctx> {
 /// users, and its administrator and Seoul investigator signed in.
 async fn demo_hub(dir: &Path, database_url: Option<String>) -> Result<(Investigation, Ctx, Ctx)> {
     let hub = Investigation::new(
-        Hub::open(Config {
+        crate::open_hub(Config {
             data_dir: dir.to_path_buf(),
             database_url,
             ..Config::default()

@@ -39,7 +39,7 @@ pub(super) async fn mydata(args: MydataArgs) -> Result<()> {
     } else {
         "SQLite"
     };
-    let hub = civic_mydata::MyData::new(Hub::open(config).await?);
+    let hub = civic_mydata::MyData::new(crate::open_hub(config).await?);
     civic_demo::seed(&hub).await?;
     let _nodes = civic_demo::nodes::start(&hub, &args.dir).await?;
     civic_demo::seed_catalogue(&hub).await?;

@@ -4,10 +4,18 @@
 //! `civic_store::Store` serves them as it serves the platform's own.
 
 mod postgres;
+mod schema;
 mod sqlite;
 mod traits;
 mod types;
 
 pub use civic_store::{Result, StoreError};
+pub use schema::MIGRATIONS;
 pub use traits::*;
 pub use types::*;
+
+/// Creates or updates the application's tables (after the platform's, to
+/// which they refer); safe at every start.
+pub async fn migrate(store: &civic_store::Store) -> Result<()> {
+    store.migrate_application(&MIGRATIONS).await
+}

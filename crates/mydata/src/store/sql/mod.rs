@@ -7,7 +7,7 @@ use crate::store::*;
 use civic_core::audit::AuditEntry;
 use civic_core::identity::{InstitutionId, UserId};
 use civic_core::time::Timestamp;
-use civic_store::kit::{corrupt, from_json_text, json_text, map_unique, only, ts, Backend};
+use civic_store::kit::{corrupt, from_json_text, json_text, map_unique, only, ts, Backend, Value};
 use sqlx::Row;
 use std::collections::HashMap;
 

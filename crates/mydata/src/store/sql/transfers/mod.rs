@@ -337,30 +337,18 @@ impl crate::store::TransferStore for Engine {
     ) -> Result<Vec<Transfer>> {
         let mut tx = self.begin().await?;
         let base = format!("SELECT {TRANSFER_COLUMNS} FROM mydata_transfers WHERE");
-        let rows = match &filter {
-            TransferFilter::Subject(s) => {
-                sqlx::query(&format!("{base} subject = $1 ORDER BY id DESC LIMIT 1000"))
-                    .bind(s.clone())
-                    .fetch_all(&mut *tx)
-                    .await?
-            }
-            TransferFilter::Agency(a) => {
-                sqlx::query(&format!(
-                    "{base} agency_id = $1 ORDER BY id DESC LIMIT 1000"
-                ))
-                .bind(a.0)
-                .fetch_all(&mut *tx)
-                .await?
-            }
-            TransferFilter::Holder(h) => {
-                sqlx::query(&format!(
-                    "{base} holder_id = $1 ORDER BY id DESC LIMIT 1000"
-                ))
-                .bind(h.0)
-                .fetch_all(&mut *tx)
-                .await?
-            }
+        let (column, value) = match &filter {
+            TransferFilter::Subject(s) => ("subject", Value::Text(s.clone())),
+            TransferFilter::Agency(a) => ("agency_id", Value::Int(a.0)),
+            TransferFilter::Holder(h) => ("holder_id", Value::Int(h.0)),
         };
+        let sql = format!("{base} {column} = $1 ORDER BY id DESC LIMIT 1000");
+        let query = sqlx::query(&sql);
+        let query = match value {
+            Value::Int(v) => query.bind(v),
+            Value::Text(v) => query.bind(v),
+        };
+        let rows = query.fetch_all(&mut *tx).await?;
         let transfers = rows.iter().map(transfer_from).collect::<Result<Vec<_>>>()?;
         Self::commit_reads(tx, audit).await?;
         Ok(transfers)
