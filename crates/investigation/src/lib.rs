@@ -1,7 +1,8 @@
-//! The epidemic investigation (EISS), an application of the platform: responses and their data
-//! keys, cases, the due procedure (request, approver, police), collection
-//! from the holders' nodes, routes, contacts, clusters, and the end of a
-//! response (crypto-shredding, nodes' purges, the deletion certificate).
+//! The epidemic investigation (EISS), an application of the platform:
+//! responses and their data keys, cases, the due procedure (request,
+//! approver, police), collection from the holders' nodes, routes,
+//! contacts, clusters, and the end of a response (crypto-shredding,
+//! nodes' purges, the deletion certificate).
 //!
 //! Everything personal is sealed under its response's **data key**
 //! (XChaCha20-Poly1305, bound to the row it belongs to) before it reaches
