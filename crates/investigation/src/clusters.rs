@@ -176,35 +176,20 @@ impl Investigation {
         let (_, rules) = self.open_response_record(response).await?;
         let cases = self
             .store
-            .read_cases(
+            .sealed_routes(
                 response,
-                &[],
                 self.system_entry("eiss.clusters.build", format!("response:{response}")),
             )
             .await?;
-        let read = |kind| {
-            self.store.documents(
-                response,
-                &[],
-                kind,
-                self.system_entry("eiss.clusters.build", format!("response:{response}")),
-            )
-        };
-        let timelines: HashMap<CaseId, Vec<u8>> =
-            read(CaseDocument::Timeline).await?.into_iter().collect();
-        let published: HashMap<CaseId, Vec<u8>> = read(CaseDocument::PublishedRoute)
-            .await?
-            .into_iter()
-            .collect();
         let mut inputs = Vec::with_capacity(cases.len());
-        for c in &cases {
+        for c in cases {
             let secret: CaseSecret =
                 key.open_json(&case_context(response, &c.number), &c.sealed)?;
-            let timeline: Timeline = match timelines.get(&c.id) {
+            let timeline: Timeline = match &c.timeline {
                 Some(s) => key.open_json(&doc_context(c.id, CaseDocument::Timeline), s)?,
                 None => Timeline::default(),
             };
-            let routes: Vec<ToldPlace> = match published.get(&c.id) {
+            let routes: Vec<ToldPlace> = match &c.published {
                 Some(s) => key.open_json(&doc_context(c.id, CaseDocument::PublishedRoute), s)?,
                 None => Vec::new(),
             };

@@ -450,4 +450,95 @@ async fn an_investigation_is_kept_sealed_and_destroyed_whole(db: TestDb) {
     ));
 }
 
-civic_store::backend_tests!(an_investigation_is_kept_sealed_and_destroyed_whole);
+async fn the_clusters_read_every_case_in_one_audited_read(db: TestDb) {
+    use civic_core::identity::Region;
+    let s = &db.store;
+    civic_investigation::store::migrate(s).await.unwrap();
+    let open = |name: &str| NewResponse {
+        name: name.into(),
+        legal_basis: "IDCPA art. 76-2".into(),
+        rules: "{}".into(),
+        key_sealed: b"k".to_vec(),
+        opened_by: None,
+    };
+    let mut responses = Vec::new();
+    for name in ["one", "other"] {
+        responses.push(s.create_response(open(name), audit("open")).await.unwrap());
+    }
+    let case = |response: &Response, n: &str| NewCase {
+        response: response.id,
+        number: n.into(),
+        region: Region::parse("seoul-gangbuk").unwrap(),
+        source_case: None,
+        assigned: Vec::new(),
+        sealed: format!("sealed-{n}").into_bytes(),
+    };
+    let cases = s
+        .create_cases(
+            vec![
+                case(&responses[0], "3"),
+                case(&responses[0], "1"),
+                case(&responses[0], "2"),
+            ],
+            audit("register"),
+        )
+        .await
+        .unwrap();
+    s.create_cases(vec![case(&responses[1], "9")], audit("register"))
+        .await
+        .unwrap();
+    s.put_documents(
+        vec![
+            (cases[0].id, CaseDocument::Timeline, b"timeline-3".to_vec()),
+            (
+                cases[0].id,
+                CaseDocument::Interview,
+                b"interview-3".to_vec(),
+            ),
+            (
+                cases[2].id,
+                CaseDocument::PublishedRoute,
+                b"route-2".to_vec(),
+            ),
+            (
+                cases[0].id,
+                CaseDocument::PublishedRoute,
+                b"route-3".to_vec(),
+            ),
+        ],
+        audit("documents"),
+    )
+    .await
+    .unwrap();
+    let before = s.ledger_head().await.unwrap().size();
+    let read = s
+        .sealed_routes(responses[0].id, audit("eiss.clusters.build"))
+        .await
+        .unwrap();
+    let want = |i: usize, timeline: Option<&[u8]>, published: Option<&[u8]>| SealedRoutes {
+        id: cases[i].id,
+        number: cases[i].number.clone(),
+        sealed: format!("sealed-{}", cases[i].number).into_bytes(),
+        timeline: timeline.map(<[u8]>::to_vec),
+        published: published.map(<[u8]>::to_vec),
+    };
+    assert_eq!(
+        read,
+        vec![
+            want(0, Some(b"timeline-3"), Some(b"route-3")),
+            want(1, None, None),
+            want(2, None, Some(b"route-2")),
+        ],
+        "every case of the response, in id order, with no interview"
+    );
+    assert_eq!(
+        s.ledger_head().await.unwrap().size(),
+        before + 1,
+        "one audited read"
+    );
+}
+
+civic_store::backend_tests!(
+    an_investigation_is_kept_sealed_and_destroyed_whole,
+    the_clusters_read_every_case_in_one_audited_read
+);

@@ -119,8 +119,11 @@ CREATE TABLE IF NOT EXISTS deletion_certificates (
 );
 "#;
 
+/// A response's cases in id order, for reading them all without a sort.
+const V2: &str = "CREATE INDEX IF NOT EXISTS cases_by_response ON cases(response_id, id);";
+
 /// The investigation's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "investigation",
-    versions: &[(1, V1)],
+    versions: &[(1, V1), (2, V2)],
 };

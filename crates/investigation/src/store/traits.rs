@@ -70,6 +70,10 @@ pub trait CaseStore {
     fn put_documents(&self, documents: Vec<(CaseId, CaseDocument, Vec<u8>)>, audit: AuditEntry) -> Result<()>;
     /// Documents of one kind of a response's cases (`cases` empty: all).
     fn documents(&self, response: ResponseId, cases: &[CaseId], kind: CaseDocument, audit: AuditEntry) -> Result<Vec<(CaseId, Vec<u8>)>>;
+    /// Every case of a response with its sealed record, timeline and
+    /// published route, in id order: one query, one audit entry (what
+    /// the clusters are built from).
+    fn sealed_routes(&self, response: ResponseId, audit: AuditEntry) -> Result<Vec<SealedRoutes>>;
     /// People (not machine clients) with the investigator duty, their
     /// region and how many open cases each is assigned.
     fn investigator_loads(&self) -> Result<Vec<(UserId, civic_core::identity::Region, u64)>>;

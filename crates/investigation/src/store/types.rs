@@ -56,6 +56,18 @@ pub struct NewCase {
     pub sealed: Vec<u8>,
 }
 
+/// What a case's place in the clusters is made from, as stored: its
+/// sealed record and its sealed timeline and published route, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRoutes {
+    pub id: CaseId,
+    /// The case number (the sealed record's context).
+    pub number: String,
+    pub sealed: Vec<u8>,
+    pub timeline: Option<Vec<u8>>,
+    pub published: Option<Vec<u8>>,
+}
+
 /// A case's sealed documents: its interview, its reconstructed timeline,
 /// a route published elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
