@@ -724,20 +724,7 @@ impl CaseStore for Engine {
         sealed: Vec<u8>,
         audit: AuditEntry,
     ) -> Result<()> {
-        let mut tx = self.audited().await?;
-        case_open(&mut tx, case.0).await?;
-        sqlx::query(
-            "INSERT INTO case_documents (case_id, kind, sealed, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (case_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-        )
-        .bind(case.0)
-        .bind(kind.as_str())
-        .bind(sealed.as_slice())
-        .bind(Timestamp::now().micros())
-        .execute(&mut **tx)
-        .await?;
-        tx.commit(audit).await?;
-        Ok(())
+        self.put_documents(vec![(case, kind, sealed)], audit).await
     }
 
     async fn put_documents(
