@@ -269,7 +269,7 @@ async fn run(cli: Cli) -> Result<()> {
             let config = load_config(config.as_deref())?;
             let store = Store::connect(&config.database_url()).await?;
             store.migrate().await?;
-            migrate_applications(&store).await?;
+            civic_api::migrate_applications(&store).await?;
             println!("migrated {} database", store.backend());
             Ok(())
         }
@@ -480,18 +480,10 @@ fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The applications on the platform: each creates or updates its tables
-/// here, after the platform's (one line each).
-async fn migrate_applications(store: &Store) -> Result<()> {
-    civic_investigation::store::migrate(store).await?;
-    civic_mydata::store::migrate(store).await?;
-    Ok(())
-}
-
 /// Opens the hub (migrating the platform's tables) and the applications'
 /// tables.
 pub(crate) async fn open_hub(config: Config) -> Result<Hub> {
     let hub = Hub::open(config).await?;
-    migrate_applications(&hub.store).await?;
+    civic_api::migrate_applications(&hub.store).await?;
     Ok(hub)
 }

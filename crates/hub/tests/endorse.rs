@@ -97,10 +97,6 @@ fn grant(id: &str) -> Grant {
 }
 
 async fn endorsers_sign_with_their_own_certified_keys(db: TestDb) {
-    civic_investigation::store::migrate(&db.store)
-        .await
-        .unwrap();
-    civic_mydata::store::migrate(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
     let strong = AuthMethod::PasswordAndTotp;
     let kdca = "Korea Disease Control and Prevention Agency";

@@ -20,10 +20,6 @@ fn now() -> i64 {
 civic_store::backend_tests!(the_hub_asks_a_node_and_waits_for_one_that_is_down);
 
 async fn the_hub_asks_a_node_and_waits_for_one_that_is_down(db: civic_store::testing::TestDb) {
-    civic_investigation::store::migrate(&db.store)
-        .await
-        .unwrap();
-    civic_mydata::store::migrate(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
 
     // A telco node's data, certificate and configuration.

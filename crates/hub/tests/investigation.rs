@@ -85,7 +85,6 @@ async fn the_investigation_runs_from_a_case_to_its_deletion(db: TestDb) {
     civic_investigation::store::migrate(&db.store)
         .await
         .unwrap();
-    civic_mydata::store::migrate(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
     let hub = civic_investigation::Investigation::new(hub);
     civic_demo::seed(&hub).await.unwrap();

@@ -58,9 +58,6 @@ async fn a_citizen_sends_his_items_and_takes_them_back(db: TestDb) {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    civic_investigation::store::migrate(&db.store)
-        .await
-        .unwrap();
     civic_mydata::store::migrate(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
     let hub = civic_mydata::MyData::new(hub);

@@ -855,10 +855,7 @@ async fn the_api_serves_https_when_configured() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
     let tls = civic_api::tls_config(&cert_path, &key_path).unwrap();
-    civic_investigation::store::migrate(&db.store)
-        .await
-        .unwrap();
-    civic_mydata::store::migrate(&db.store).await.unwrap();
+    civic_api::migrate_applications(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), Config::default());
     let running = civic_api::serve(hub, "127.0.0.1:0".parse().unwrap(), Some(tls))
         .await

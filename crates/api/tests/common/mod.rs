@@ -49,10 +49,7 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut Config)) -> 
         ..Config::default()
     };
     configure(&mut config);
-    civic_investigation::store::migrate(&db.store)
-        .await
-        .unwrap();
-    civic_mydata::store::migrate(&db.store).await.unwrap();
+    civic_api::migrate_applications(&db.store).await.unwrap();
     let hub = Hub::new(db.store.clone(), HubKeys::ephemeral(), config);
     let running = civic_api::serve(hub.clone(), "127.0.0.1:0".parse().unwrap(), None)
         .await
