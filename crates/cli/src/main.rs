@@ -460,6 +460,9 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
         "MyData: {url}/api/v1/mydata/catalogue (public); mydata.agency applies for an agreement, mydata.nhis reviews it"
     );
     println!(
+        "City data: an NGSI-LD broker at {url}/ngsi-ld/v1 (default tenant open, no token), e.g. curl {url}/ngsi-ld/v1/types"
+    );
+    println!(
         "Logins are kept in {}; stop with Ctrl-C.",
         config.data_dir.join("demo-credentials.json").display()
     );

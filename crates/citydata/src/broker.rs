@@ -1,0 +1,372 @@
+//! The broker: tenants, each an in-memory index of its entities over the
+//! durable copy in the store. Every write is staged (`Txn`), written to
+//! the database, and only then made visible: a failed write changes
+//! nothing, and nothing acknowledged is only in memory.
+
+use crate::entity::Entity;
+use crate::geo::{GeoQuery, Geometry};
+use crate::jsonld::Context;
+use crate::problem::{NgsiError, Result};
+use crate::query::{ScopeQ, TypeExpr, Q};
+use crate::store::{EntityStore, StoredEntity};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// One tenant's entities, in creation order.
+#[derive(Default)]
+pub struct Entities {
+    by_seq: BTreeMap<i64, Arc<Entity>>,
+    seq_of: HashMap<String, i64>,
+}
+
+impl Entities {
+    pub fn get(&self, id: &str) -> Option<&Arc<Entity>> {
+        self.seq_of.get(id).and_then(|s| self.by_seq.get(s))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Entity>> {
+        self.by_seq.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_seq.is_empty()
+    }
+}
+
+pub struct Tenant {
+    pub name: String,
+    pub entities: tokio::sync::RwLock<Entities>,
+}
+
+/// Staged changes to one tenant: read through, written on commit.
+pub struct Txn<'a> {
+    base: &'a Entities,
+    changed: HashMap<String, Option<Entity>>,
+    order: Vec<String>,
+    pub now: i64,
+}
+
+impl<'a> Txn<'a> {
+    pub fn get(&self, id: &str) -> Option<&Entity> {
+        match self.changed.get(id) {
+            Some(staged) => staged.as_ref(),
+            None => self.base.get(id).map(|e| e.as_ref()),
+        }
+    }
+
+    /// The entity to change, copied from the committed one.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Entity> {
+        if !self.changed.contains_key(id) {
+            let e = self.base.get(id)?.as_ref().clone();
+            self.changed.insert(id.to_owned(), Some(e));
+            self.order.push(id.to_owned());
+        }
+        self.changed.get_mut(id).and_then(Option::as_mut)
+    }
+
+    pub fn put(&mut self, e: Entity) {
+        if !self.changed.contains_key(&e.id) {
+            self.order.push(e.id.clone());
+        }
+        self.changed.insert(e.id.clone(), Some(e));
+    }
+
+    /// Removes an entity; false if there was none.
+    pub fn remove(&mut self, id: &str) -> bool {
+        if self.get(id).is_none() {
+            return false;
+        }
+        if !self.changed.contains_key(id) {
+            self.order.push(id.to_owned());
+        }
+        self.changed.insert(id.to_owned(), None);
+        true
+    }
+}
+
+/// What selects entities in a query.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub ids: Option<Vec<String>>,
+    pub id_pattern: Option<regex::Regex>,
+    pub types: Option<TypeExpr>,
+    /// Entities with at least one of these attributes (IRIs).
+    pub attrs: Option<Vec<String>>,
+    pub q: Option<Q>,
+    pub scope: Option<ScopeQ>,
+    pub geo: Option<GeoQuery>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Entity, ctx: &Context) -> bool {
+        if let Some(ids) = &self.ids {
+            if !ids.contains(&e.id) {
+                return false;
+            }
+        }
+        if let Some(p) = &self.id_pattern {
+            if !p.is_match(&e.id) {
+                return false;
+            }
+        }
+        if let Some(t) = &self.types {
+            if !t.matches(&e.types) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.attrs {
+            if !a
+                .iter()
+                .any(|iri| e.attrs.get(iri).is_some_and(|v| !v.is_empty()))
+            {
+                return false;
+            }
+        }
+        if let Some(s) = &self.scope {
+            if !s.matches(&e.scope) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.geo {
+            let hit = e.attrs.get(&g.property).is_some_and(|instances| {
+                instances.iter().any(|i| {
+                    i.get("value")
+                        .and_then(Geometry::from_geojson)
+                        .is_some_and(|geom| g.matches(&geom))
+                })
+            });
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(q) = &self.q {
+            if !q.matches(e, ctx) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A page of a query's answer.
+pub struct Page {
+    pub entities: Vec<Arc<Entity>>,
+    /// How many match in all.
+    pub count: usize,
+}
+
+pub struct Broker {
+    store: civic_store::Store,
+    pub contexts: crate::jsonld::Contexts,
+    /// Loaded from the store on first use.
+    tenants: tokio::sync::OnceCell<RwLock<HashMap<String, Arc<Tenant>>>>,
+    seq: AtomicI64,
+}
+
+/// The tenant a request without `NGSILD-Tenant` uses; it always exists.
+pub const DEFAULT_TENANT: &str = "";
+
+impl Broker {
+    /// The broker over its store; its entities are read on first use.
+    pub fn new(store: civic_store::Store) -> Broker {
+        Broker {
+            store,
+            contexts: crate::jsonld::Contexts::default(),
+            tenants: tokio::sync::OnceCell::new(),
+            seq: AtomicI64::new(0),
+        }
+    }
+
+    async fn tenants(&self) -> Result<&RwLock<HashMap<String, Arc<Tenant>>>> {
+        self.tenants.get_or_try_init(|| self.load()).await
+    }
+
+    /// Every tenant's entities, from the store.
+    async fn load(&self) -> Result<RwLock<HashMap<String, Arc<Tenant>>>> {
+        let rows = self.store.load_entities().await?;
+        let mut tenants: HashMap<String, Entities> = HashMap::new();
+        tenants.entry(DEFAULT_TENANT.to_owned()).or_default();
+        let mut max_seq = 0;
+        let mut unreadable = 0usize;
+        for row in rows {
+            max_seq = max_seq.max(row.seq);
+            let Ok(e) = serde_json::from_str::<Entity>(&row.doc) else {
+                unreadable += 1;
+                continue;
+            };
+            let t = tenants.entry(row.tenant).or_default();
+            t.seq_of.insert(e.id.clone(), row.seq);
+            t.by_seq.insert(row.seq, Arc::new(e));
+        }
+        if unreadable > 0 {
+            tracing::error!(
+                unreadable,
+                "city data: entity documents that do not read were skipped"
+            );
+        }
+        self.seq.fetch_max(max_seq, Ordering::Relaxed);
+        Ok(RwLock::new(
+            tenants
+                .into_iter()
+                .map(|(name, entities)| {
+                    (
+                        name.clone(),
+                        Arc::new(Tenant {
+                            name,
+                            entities: tokio::sync::RwLock::new(entities),
+                        }),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// A tenant to read: it must exist.
+    pub async fn tenant(&self, name: &str) -> Result<Arc<Tenant>> {
+        self.tenants()
+            .await?
+            .read()
+            .expect("not poisoned")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| NgsiError::no_tenant(format!("there is no tenant {name:?}")))
+    }
+
+    /// A tenant to write: made on first use, as the peers do.
+    pub async fn tenant_for_write(&self, name: &str) -> Result<Arc<Tenant>> {
+        if let Ok(t) = self.tenant(name).await {
+            return Ok(t);
+        }
+        let valid = name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(NgsiError::bad_data(
+                "a tenant name has at most 64 letters, digits, '_', '-' or '.'",
+            ));
+        }
+        let mut tenants = self.tenants().await?.write().expect("not poisoned");
+        Ok(tenants
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Tenant {
+                    name: name.to_owned(),
+                    entities: tokio::sync::RwLock::new(Entities::default()),
+                })
+            })
+            .clone())
+    }
+
+    /// Runs `f` over a tenant's staged entities; writes what it changed
+    /// to the store in one transaction; then makes it visible. If `f` or
+    /// the store fails, nothing changes.
+    pub async fn write<T>(&self, tenant: &str, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        let tenant = self.tenant_for_write(tenant).await?;
+        let mut entities = tenant.entities.write().await;
+        let mut txn = Txn {
+            base: &entities,
+            changed: HashMap::new(),
+            order: Vec::new(),
+            now: crate::jsonld::now_ms(),
+        };
+        let out = f(&mut txn)?;
+        let Txn { changed, order, .. } = txn;
+        if order.is_empty() {
+            return Ok(out);
+        }
+        let mut put = Vec::new();
+        let mut delete = Vec::new();
+        let mut staged = Vec::with_capacity(order.len());
+        for id in order {
+            let change = changed.get(&id).cloned().flatten();
+            match change {
+                Some(e) => {
+                    let seq = match entities.seq_of.get(&id) {
+                        Some(s) => *s,
+                        None => self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    };
+                    let doc = serde_json::to_string(&e)
+                        .map_err(|_| NgsiError::internal("an entity did not serialise"))?;
+                    put.push(StoredEntity {
+                        tenant: tenant.name.clone(),
+                        id: id.clone(),
+                        seq,
+                        doc,
+                    });
+                    staged.push((id, seq, Some(e)));
+                }
+                None => {
+                    if entities.seq_of.contains_key(&id) {
+                        delete.push((tenant.name.clone(), id.clone()));
+                    }
+                    staged.push((id, 0, None));
+                }
+            }
+        }
+        self.store.write_entities(&put, &delete).await?;
+        for (id, seq, e) in staged {
+            match e {
+                Some(e) => {
+                    entities.seq_of.insert(id, seq);
+                    entities.by_seq.insert(seq, Arc::new(e));
+                }
+                None => {
+                    if let Some(old) = entities.seq_of.remove(&id) {
+                        entities.by_seq.remove(&old);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One entity.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Arc<Entity>> {
+        let t = self.tenant(tenant).await?;
+        let entities = t.entities.read().await;
+        entities
+            .get(id)
+            .cloned()
+            .ok_or_else(|| NgsiError::not_found(format!("there is no entity {id}")))
+    }
+
+    /// The entities a filter selects, `offset` and `limit` applied.
+    pub async fn query(
+        &self,
+        tenant: &str,
+        filter: &Filter,
+        ctx: &Context,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page> {
+        let t = self.tenant(tenant).await?;
+        let entities = t.entities.read().await;
+        let mut count = 0;
+        let mut page = Vec::new();
+        for e in entities.iter() {
+            if filter.matches(e, ctx) {
+                if count >= offset && page.len() < limit {
+                    page.push(e.clone());
+                }
+                count += 1;
+            }
+        }
+        Ok(Page {
+            entities: page,
+            count,
+        })
+    }
+
+    /// Every entity of a tenant (for discovery), as a snapshot.
+    pub async fn all(&self, tenant: &str) -> Result<Vec<Arc<Entity>>> {
+        let t = self.tenant(tenant).await?;
+        let entities = t.entities.read().await;
+        Ok(entities.iter().cloned().collect())
+    }
+}

@@ -1,0 +1,50 @@
+//! City data, an application of the platform: an NGSI-LD context broker
+//! (ETSI GS CIM 009) for a city's sensors and services.
+//!
+//! - `jsonld`: the JSON-LD subset NGSI-LD needs, the core context built in;
+//! - `entity`: entities parsed to their stored form and rendered back;
+//! - `query`, `geo`: the selection languages, decided in code;
+//! - `broker`: tenants and their in-memory index over the store;
+//! - `ops`: the provision operations; `store`: the durable copy;
+//! - `routes` (feature `http`): the API under `/ngsi-ld/v1`.
+
+pub mod broker;
+pub mod entity;
+pub mod geo;
+pub mod jsonld;
+pub mod ops;
+pub mod problem;
+pub mod query;
+pub mod store;
+
+#[cfg(feature = "http")]
+pub mod routes;
+
+use civic_hub::Hub;
+use std::sync::Arc;
+
+/// The city data service: the hub, and the broker on its store.
+#[derive(Clone)]
+pub struct CityData {
+    hub: Hub,
+    pub broker: Arc<broker::Broker>,
+}
+
+impl std::ops::Deref for CityData {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+impl CityData {
+    /// The broker on the hub's store (its tables migrated by
+    /// `store::migrate`); tenants' entities are read on first use.
+    pub fn new(hub: Hub) -> CityData {
+        let broker = broker::Broker::new(hub.store.clone());
+        CityData {
+            hub,
+            broker: Arc::new(broker),
+        }
+    }
+}

@@ -1,0 +1,765 @@
+//! The selection languages of NGSI-LD: the `q` query language (§4.9),
+//! entity type expressions (§4.17), `scopeQ` (§4.19) and the projection
+//! of `pick`/`omit` (§4.21). Each is parsed once into a tree (a bad
+//! expression is `InvalidRequest` before anything is read) and evaluated
+//! against stored entities; the same evaluator serves queries and
+//! subscriptions.
+
+use crate::entity::{parse_datetime, Entity, Instance};
+use crate::jsonld::Context;
+use crate::problem::{NgsiError, Result};
+use serde_json::Value;
+
+/// A parsed `q`.
+#[derive(Debug, Clone)]
+pub enum Q {
+    And(Vec<Q>),
+    Or(Vec<Q>),
+    Term(Term),
+}
+
+#[derive(Debug, Clone)]
+pub struct Term {
+    pub path: Path,
+    pub test: Option<(Op, Operand)>,
+}
+
+/// `attr.sub.sub[compound.path]`.
+#[derive(Debug, Clone)]
+pub struct Path {
+    pub attr: String,
+    pub subs: Vec<String>,
+    pub inner: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Matches,
+    NotMatches,
+}
+
+#[derive(Debug, Clone)]
+pub enum Operand {
+    One(Lit),
+    List(Vec<Lit>),
+    Range(Lit, Lit),
+    Regex(regex::Regex),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Num(f64),
+    Str(String),
+    Bool(bool),
+    /// Unquoted: a URI, a date or time, or a bare word.
+    Bare(String),
+}
+
+struct Cursor<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<char> {
+        self.s[self.i..].chars().next()
+    }
+    fn eat(&mut self, t: &str) -> bool {
+        if self.s[self.i..].starts_with(t) {
+            self.i += t.len();
+            true
+        } else {
+            false
+        }
+    }
+    fn err(&self, what: &str) -> NgsiError {
+        NgsiError::invalid(format!("q: {what} at position {}", self.i))
+    }
+    fn rest(&self) -> &'a str {
+        &self.s[self.i..]
+    }
+}
+
+/// Parses a `q` expression.
+pub fn parse_q(s: &str) -> Result<Q> {
+    let mut c = Cursor { s: s.trim(), i: 0 };
+    if c.s.is_empty() {
+        return Err(NgsiError::invalid("q is empty"));
+    }
+    let q = or_expr(&mut c)?;
+    if c.i != c.s.len() {
+        return Err(c.err("unexpected text"));
+    }
+    Ok(q)
+}
+
+fn or_expr(c: &mut Cursor) -> Result<Q> {
+    let mut parts = vec![and_expr(c)?];
+    while c.eat("|") {
+        parts.push(and_expr(c)?);
+    }
+    Ok(if parts.len() == 1 {
+        parts.pop().expect("one")
+    } else {
+        Q::Or(parts)
+    })
+}
+
+fn and_expr(c: &mut Cursor) -> Result<Q> {
+    let mut parts = vec![primary(c)?];
+    while c.eat(";") {
+        parts.push(primary(c)?);
+    }
+    Ok(if parts.len() == 1 {
+        parts.pop().expect("one")
+    } else {
+        Q::And(parts)
+    })
+}
+
+fn primary(c: &mut Cursor) -> Result<Q> {
+    if c.eat("(") {
+        let q = or_expr(c)?;
+        if !c.eat(")") {
+            return Err(c.err("a ( is not closed"));
+        }
+        return Ok(q);
+    }
+    term(c).map(Q::Term)
+}
+
+fn name(c: &mut Cursor) -> Result<String> {
+    let start = c.i;
+    while let Some(ch) = c.peek() {
+        if ch.is_alphanumeric() || matches!(ch, '_' | ':' | '/' | '#' | '-' | '@') {
+            c.i += ch.len_utf8();
+        } else {
+            break;
+        }
+    }
+    if c.i == start {
+        return Err(c.err("an attribute name is expected"));
+    }
+    Ok(c.s[start..c.i].to_owned())
+}
+
+fn term(c: &mut Cursor) -> Result<Term> {
+    let attr = name(c)?;
+    let mut subs = Vec::new();
+    while c.eat(".") {
+        subs.push(name(c)?);
+    }
+    let mut inner = Vec::new();
+    if c.eat("[") {
+        inner.push(name_or_star(c)?);
+        while c.eat(".") {
+            inner.push(name_or_star(c)?);
+        }
+        if !c.eat("]") {
+            return Err(c.err("a [ is not closed"));
+        }
+    }
+    let path = Path { attr, subs, inner };
+    let op = if c.eat("==") {
+        Op::Eq
+    } else if c.eat("!=") {
+        Op::Ne
+    } else if c.eat(">=") {
+        Op::Ge
+    } else if c.eat("<=") {
+        Op::Le
+    } else if c.eat(">") {
+        Op::Gt
+    } else if c.eat("<") {
+        Op::Lt
+    } else if c.eat("~=") {
+        Op::Matches
+    } else if c.eat("!~=") {
+        Op::NotMatches
+    } else {
+        return match c.peek() {
+            None | Some(';' | '|' | ')') => Ok(Term { path, test: None }),
+            _ => Err(c.err("an operator is expected")),
+        };
+    };
+    let operand = match op {
+        Op::Matches | Op::NotMatches => {
+            let raw = value_text(c)?;
+            let pattern = raw.trim_matches('"');
+            Operand::Regex(
+                regex::Regex::new(pattern)
+                    .map_err(|_| NgsiError::invalid("q: an invalid regular expression"))?,
+            )
+        }
+        _ => {
+            let first = literal(c)?;
+            if c.eat("..") {
+                let second = literal(c)?;
+                Operand::Range(first, second)
+            } else if c.peek() == Some(',') {
+                let mut list = vec![first];
+                while c.eat(",") {
+                    list.push(literal(c)?);
+                }
+                Operand::List(list)
+            } else {
+                Operand::One(first)
+            }
+        }
+    };
+    if matches!(operand, Operand::List(_) | Operand::Range(..)) && !matches!(op, Op::Eq | Op::Ne) {
+        return Err(c.err("a list or range needs == or !="));
+    }
+    Ok(Term {
+        path,
+        test: Some((op, operand)),
+    })
+}
+
+fn name_or_star(c: &mut Cursor) -> Result<String> {
+    if c.eat("*") {
+        return Ok("*".into());
+    }
+    name(c)
+}
+
+/// The text of a value up to the next operator of the language.
+fn value_text(c: &mut Cursor) -> Result<String> {
+    let start = c.i;
+    if c.peek() == Some('"') {
+        quoted(c)?;
+        return Ok(c.s[start..c.i].to_owned());
+    }
+    while let Some(ch) = c.peek() {
+        if matches!(ch, ';' | '|' | ')') {
+            break;
+        }
+        c.i += ch.len_utf8();
+    }
+    Ok(c.s[start..c.i].to_owned())
+}
+
+fn quoted(c: &mut Cursor) -> Result<String> {
+    // A JSON string, escapes and all.
+    let rest = c.rest();
+    let mut escaped = false;
+    for (i, ch) in rest.char_indices().skip(1) {
+        if escaped {
+            escaped = false;
+        } else if ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            let text = &rest[..=i];
+            c.i += i + 1;
+            return serde_json::from_str(text)
+                .map_err(|_| NgsiError::invalid("q: a malformed string"));
+        }
+    }
+    Err(c.err("a string is not closed"))
+}
+
+fn literal(c: &mut Cursor) -> Result<Lit> {
+    if c.peek() == Some('"') {
+        return Ok(Lit::Str(quoted(c)?));
+    }
+    let start = c.i;
+    while let Some(ch) = c.peek() {
+        if matches!(ch, ';' | '|' | ')' | ',') || c.rest().starts_with("..") {
+            break;
+        }
+        c.i += ch.len_utf8();
+    }
+    let text = c.s[start..c.i].trim();
+    if text.is_empty() {
+        return Err(c.err("a value is expected"));
+    }
+    if text.contains('"') || text.contains('(') {
+        return Err(c.err("an unquoted value cannot hold \" or ("));
+    }
+    Ok(match text {
+        "true" => Lit::Bool(true),
+        "false" => Lit::Bool(false),
+        t => match t.parse::<f64>() {
+            Ok(n) if n.is_finite() => Lit::Num(n),
+            _ => Lit::Bare(t.to_owned()),
+        },
+    })
+}
+
+/// What a term compares: values reached through the path.
+fn targets(e: &Entity, path: &Path, ctx: &Context) -> Vec<Value> {
+    let iri = ctx.expand(&path.attr);
+    let Some(instances) = e.attrs.get(&iri) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for inst in instances {
+        let mut cur: &Instance = inst;
+        let mut member: Option<Value> = None;
+        let mut ok = true;
+        for (n, step) in path.subs.iter().enumerate() {
+            let last = n + 1 == path.subs.len();
+            match step.as_str() {
+                "observedAt" | "unitCode" | "datasetId" | "createdAt" | "modifiedAt" if last => {
+                    member = cur.get(step.as_str()).map(|v| match v {
+                        Value::Number(n) if step.ends_with("At") => {
+                            Value::String(crate::entity::format_datetime(n.as_i64().unwrap_or(0)))
+                        }
+                        other => other.clone(),
+                    });
+                    if member.is_none() {
+                        ok = false;
+                    }
+                }
+                _ => match cur.get(&ctx.expand(step)).and_then(Value::as_object) {
+                    Some(sub) => cur = sub,
+                    None => ok = false,
+                },
+            }
+            if !ok {
+                break;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let base = match member {
+            Some(m) => m,
+            None => match cur
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("Property")
+            {
+                "Relationship" => cur.get("object").cloned().unwrap_or(Value::Null),
+                "LanguageProperty" => cur.get("languageMap").cloned().unwrap_or(Value::Null),
+                "VocabProperty" => match cur.get("vocab") {
+                    Some(Value::String(s)) => Value::String(ctx.compact(s)),
+                    Some(Value::Array(a)) => Value::Array(
+                        a.iter()
+                            .map(|v| {
+                                v.as_str()
+                                    .map(|s| Value::String(ctx.compact(s)))
+                                    .unwrap_or(Value::Null)
+                            })
+                            .collect(),
+                    ),
+                    _ => Value::Null,
+                },
+                "ListProperty" => cur.get("valueList").cloned().unwrap_or(Value::Null),
+                "ListRelationship" => Value::Array(
+                    cur.get("objectList")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|o| o.get("object").cloned()).collect())
+                        .unwrap_or_default(),
+                ),
+                "JsonProperty" => cur.get("json").cloned().unwrap_or(Value::Null),
+                _ => cur.get("value").cloned().unwrap_or(Value::Null),
+            },
+        };
+        let is_language = cur.get("type").and_then(Value::as_str) == Some("LanguageProperty");
+        if path.inner.is_empty() {
+            if is_language {
+                // Without [lang], any language's string matches.
+                if let Some(m) = base.as_object() {
+                    out.extend(m.values().cloned());
+                    continue;
+                }
+            }
+            out.push(base);
+            continue;
+        }
+        let mut v = vec![base];
+        for key in &path.inner {
+            v = v
+                .into_iter()
+                .flat_map(|x| match (key.as_str(), x) {
+                    ("*", Value::Object(m)) => m.into_values().collect::<Vec<_>>(),
+                    (k, Value::Object(m)) => m.get(k).cloned().into_iter().collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+        }
+        out.extend(v);
+    }
+    out
+}
+
+fn cmp_lit(v: &Value, lit: &Lit) -> Option<std::cmp::Ordering> {
+    match (v, lit) {
+        (Value::Number(n), Lit::Num(l)) => n.as_f64()?.partial_cmp(l),
+        (Value::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
+        (Value::String(s), Lit::Str(l) | Lit::Bare(l)) => {
+            match (parse_datetime(s), parse_datetime(l)) {
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => Some(s.as_str().cmp(l.as_str())),
+            }
+        }
+        (Value::Object(o), _) if o.get("@type").is_some() => cmp_lit(o.get("@value")?, lit),
+        _ => None,
+    }
+}
+
+fn equal(v: &Value, operand: &Operand) -> bool {
+    let eq = |v: &Value, l: &Lit| cmp_lit(v, l) == Some(std::cmp::Ordering::Equal);
+    let one = |v: &Value| match operand {
+        Operand::One(l) => eq(v, l),
+        Operand::List(ls) => ls.iter().any(|l| eq(v, l)),
+        Operand::Range(a, b) => {
+            matches!(
+                cmp_lit(v, a),
+                Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+            ) && matches!(
+                cmp_lit(v, b),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            )
+        }
+        Operand::Regex(_) => false,
+    };
+    match v {
+        Value::Array(items) => items.iter().any(one) || one(v),
+        _ => one(v),
+    }
+}
+
+fn test(v: &Value, op: Op, operand: &Operand) -> bool {
+    use std::cmp::Ordering::*;
+    match (op, operand) {
+        (Op::Eq, _) => equal(v, operand),
+        (Op::Ne, _) => !equal(v, operand),
+        (Op::Matches, Operand::Regex(r)) => v.as_str().is_some_and(|s| r.is_match(s)),
+        (Op::NotMatches, Operand::Regex(r)) => v.as_str().is_some_and(|s| !r.is_match(s)),
+        (_, Operand::One(l)) => {
+            let items: Vec<&Value> = match v {
+                Value::Array(a) => a.iter().collect(),
+                other => vec![other],
+            };
+            items.into_iter().any(|x| {
+                let o = cmp_lit(x, l);
+                match op {
+                    Op::Gt => o == Some(Greater),
+                    Op::Ge => matches!(o, Some(Greater | Equal)),
+                    Op::Lt => o == Some(Less),
+                    Op::Le => matches!(o, Some(Less | Equal)),
+                    _ => false,
+                }
+            })
+        }
+        _ => false,
+    }
+}
+
+impl Q {
+    /// Does the entity satisfy the query?
+    pub fn matches(&self, e: &Entity, ctx: &Context) -> bool {
+        match self {
+            Q::And(qs) => qs.iter().all(|q| q.matches(e, ctx)),
+            Q::Or(qs) => qs.iter().any(|q| q.matches(e, ctx)),
+            Q::Term(t) => {
+                let values = targets(e, &t.path, ctx);
+                match &t.test {
+                    None => !values.is_empty(),
+                    Some((Op::Ne, operand)) => {
+                        !values.is_empty() && values.iter().all(|v| test(v, Op::Ne, operand))
+                    }
+                    Some((op, operand)) => values.iter().any(|v| test(v, *op, operand)),
+                }
+            }
+        }
+    }
+
+    /// The attributes the query names (for a subscription's triggers).
+    pub fn attributes(&self, out: &mut Vec<String>) {
+        match self {
+            Q::And(qs) | Q::Or(qs) => qs.iter().for_each(|q| q.attributes(out)),
+            Q::Term(t) => out.push(t.path.attr.clone()),
+        }
+    }
+}
+
+/// An entity type expression: an OR of ANDs of type IRIs.
+#[derive(Debug, Clone)]
+pub struct TypeExpr(pub Vec<Vec<String>>);
+
+impl TypeExpr {
+    /// Parses `A,B`, `A|B`, `(A;B)|C`, expanding each name.
+    pub fn parse(s: &str, ctx: &Context) -> Result<TypeExpr> {
+        if s.trim() == "*" {
+            return Ok(TypeExpr(Vec::new()));
+        }
+        let mut ors = Vec::new();
+        let mut depth = 0;
+        let mut start = 0;
+        let bytes: Vec<char> = s.chars().collect();
+        let mut parts = Vec::new();
+        for (i, ch) in bytes.iter().enumerate() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' | '|' if depth == 0 => {
+                    parts.push(bytes[start..i].iter().collect::<String>());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(NgsiError::invalid("type: unbalanced parentheses"));
+            }
+        }
+        if depth != 0 {
+            return Err(NgsiError::invalid("type: unbalanced parentheses"));
+        }
+        parts.push(bytes[start..].iter().collect::<String>());
+        for part in parts {
+            let p = part.trim();
+            let inner = p
+                .strip_prefix('(')
+                .and_then(|x| x.strip_suffix(')'))
+                .unwrap_or(p);
+            let ands: Vec<String> = inner
+                .split(';')
+                .map(|t| {
+                    let t = t.trim();
+                    if crate::entity::is_valid_name(t) {
+                        Ok(ctx.expand(t))
+                    } else {
+                        Err(NgsiError::invalid(format!(
+                            "type: {t:?} is not a type name"
+                        )))
+                    }
+                })
+                .collect::<Result<_>>()?;
+            ors.push(ands);
+        }
+        Ok(TypeExpr(ors))
+    }
+
+    /// `*`: any type.
+    pub fn any(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn matches(&self, types: &[String]) -> bool {
+        self.any()
+            || self
+                .0
+                .iter()
+                .any(|and| and.iter().all(|t| types.contains(t)))
+    }
+
+    /// Every type named (for indexes).
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().flatten()
+    }
+}
+
+/// A `scopeQ`: an OR of ANDs of scope patterns.
+#[derive(Debug, Clone)]
+pub struct ScopeQ(Vec<Vec<String>>);
+
+impl ScopeQ {
+    pub fn parse(s: &str) -> Result<ScopeQ> {
+        let mut ors = Vec::new();
+        for part in s.split([',', '|']) {
+            let p = part.trim();
+            let inner = p
+                .strip_prefix('(')
+                .and_then(|x| x.strip_suffix(')'))
+                .unwrap_or(p);
+            let ands: Vec<String> = inner.split(';').map(|x| x.trim().to_owned()).collect();
+            for a in &ands {
+                let ok = a.starts_with('/')
+                    && (a == "/#"
+                        || a[1..].split('/').enumerate().all(|(i, seg)| {
+                            !seg.is_empty()
+                                && (seg == "+"
+                                    || (seg == "#" && i == a[1..].split('/').count() - 1)
+                                    || seg.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                        }));
+                if !ok {
+                    return Err(NgsiError::invalid(format!(
+                        "scopeQ: {a:?} is not a scope pattern"
+                    )));
+                }
+            }
+            ors.push(ands);
+        }
+        Ok(ScopeQ(ors))
+    }
+
+    pub fn matches(&self, scopes: &[String]) -> bool {
+        self.0.iter().any(|and| {
+            and.iter()
+                .all(|p| scopes.iter().any(|s| scope_matches(p, s)))
+        })
+    }
+}
+
+fn scope_matches(pattern: &str, scope: &str) -> bool {
+    if pattern == "/#" {
+        return true;
+    }
+    let pat: Vec<&str> = pattern[1..].split('/').collect();
+    let sc: Vec<&str> = scope.get(1..).unwrap_or("").split('/').collect();
+    for (i, p) in pat.iter().enumerate() {
+        if *p == "#" {
+            return true;
+        }
+        match sc.get(i) {
+            Some(s) if *p == "+" || p == s => {}
+            _ => return false,
+        }
+    }
+    pat.len() == sc.len()
+}
+
+/// A `pick` or `omit` list: member names (flat; linked-entity projections
+/// are checked for form and applied to the entity's own members).
+pub fn parse_projection(s: &str) -> Result<Vec<String>> {
+    let bad = || NgsiError::invalid(format!("{s:?} is not a valid projection"));
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    let mut last_special = true;
+    for ch in s.chars() {
+        match ch {
+            '{' => {
+                if last_special || (depth == 0 && current.is_empty()) {
+                    return Err(bad());
+                }
+                depth += 1;
+                last_special = true;
+            }
+            '}' => {
+                if depth == 0 || last_special {
+                    return Err(bad());
+                }
+                depth -= 1;
+                last_special = false;
+            }
+            ',' | '|' => {
+                if last_special {
+                    return Err(bad());
+                }
+                if depth == 0 && !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+                last_special = true;
+            }
+            c if c.is_whitespace() => return Err(bad()),
+            c => {
+                if depth == 0 {
+                    current.push(c);
+                }
+                last_special = false;
+            }
+        }
+    }
+    if depth != 0 || last_special {
+        return Err(bad());
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::parse_entity;
+    use serde_json::json;
+
+    fn entity() -> Entity {
+        parse_entity(
+            &json!({
+                "id": "urn:ngsi-ld:Building:1", "type": "Building",
+                "name": {"type": "Property", "value": "Eiffel Tower"},
+                "almostFull": {"type": "Property", "value": false},
+                "airQualityLevel": {"type": "Property", "value": 5, "observedAt": "2020-01-01T00:00:00Z"},
+                "locatedIn": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"},
+                "address": {"type": "Property", "value": {"city": "Paris", "zip": 75007}},
+                "tags": {"type": "Property", "value": ["a", "b"]}
+            }),
+            &Context::core(),
+            0,
+        )
+        .unwrap()
+    }
+
+    fn q(s: &str) -> bool {
+        parse_q(s).unwrap().matches(&entity(), &Context::core())
+    }
+
+    #[test]
+    fn the_q_language_matches_as_the_standard_says() {
+        assert!(q(r#"name=="Eiffel Tower""#));
+        assert!(q(
+            r#"(name=="Pisa Tower"|name=="Eiffel Tower");almostFull==false"#
+        ));
+        assert!(q("airQualityLevel>=4;airQualityLevel<7"));
+        assert!(!q("airQualityLevel>5"));
+        assert!(q("airQualityLevel==1..5"));
+        assert!(q("airQualityLevel==3,5,9"));
+        assert!(q(
+            "locatedIn==urn:ngsi-ld:City:Pisa|locatedIn==urn:ngsi-ld:City:Paris"
+        ));
+        assert!(q("address[city]==\"Paris\""));
+        assert!(q("address[zip]>75000"));
+        assert!(!q("address[street]"));
+        assert!(q("airQualityLevel.observedAt>2019-12-31T00:00:00Z"));
+        assert!(q("tags==\"b\""));
+        assert!(q("name~=Eiffel.*"));
+        assert!(q("name!=\"Pisa\""));
+        assert!(!q("missing"));
+        assert!(q("name"));
+        for bad in [
+            "",
+            "name==",
+            "(name",
+            "name=\"x\"",
+            "name==a\"b",
+            "a==1;",
+            "a<1,2",
+        ] {
+            assert!(parse_q(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn type_and_scope_expressions_combine_and_and_or() {
+        let ctx = Context::core();
+        let t = TypeExpr::parse("(Building;Parking),TouristDestination", &ctx).unwrap();
+        let e = |names: &[&str]| names.iter().map(|n| ctx.expand(n)).collect::<Vec<_>>();
+        assert!(t.matches(&e(&["Building", "Parking"])));
+        assert!(!t.matches(&e(&["Building"])));
+        assert!(t.matches(&e(&["TouristDestination"])));
+        assert!(TypeExpr::parse("(A;B", &ctx).is_err());
+        let s = ScopeQ::parse("/Madrid/+/Floor1,/Berlin/#").unwrap();
+        assert!(s.matches(&["/Madrid/Gran/Floor1".into()]));
+        assert!(s.matches(&["/Berlin".into()]) && s.matches(&["/Berlin/a/b".into()]));
+        assert!(!s.matches(&["/Madrid/Floor1".into()]));
+        assert!(ScopeQ::parse("/a;/b")
+            .unwrap()
+            .matches(&["/a".into(), "/b".into()]));
+    }
+
+    #[test]
+    fn projections_refuse_malformed_lists() {
+        assert_eq!(
+            parse_projection("name,locatedIn{name}").unwrap(),
+            vec!["name", "locatedIn"]
+        );
+        for bad in ["a{{b}}", "a,,b", "{a}", ",a", "a{b", "a}", "a,"] {
+            assert!(parse_projection(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! City data's SQL (`sql/`), compiled for SQLite.
+
+// Both backends mount the same SQL, each with its own `Db` and `Engine`:
+// the one file compiled twice is the point.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;
+type Db = sqlx::Sqlite;
+type Engine = civic_store::SqliteStore;

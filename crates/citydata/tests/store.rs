@@ -1,0 +1,116 @@
+//! The broker's storage suite: every test on SQLite and on PostgreSQL.
+//! The database is the broker's durable copy: what a write acknowledged
+//! is there after a restart, and a write that fails leaves nothing.
+
+use civic_citydata::broker::Broker;
+use civic_citydata::entity::parse_entity;
+use civic_citydata::jsonld::Context;
+use civic_citydata::problem::NgsiError;
+use civic_citydata::store::*;
+use civic_store::testing::TestDb;
+use serde_json::json;
+
+fn row(tenant: &str, id: &str, seq: i64) -> StoredEntity {
+    StoredEntity {
+        tenant: tenant.into(),
+        id: id.into(),
+        seq,
+        doc: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+async fn entities_are_written_replaced_and_deleted_in_one_transaction(db: TestDb) {
+    let s = &db.store;
+    migrate(s).await.unwrap();
+    s.write_entities(
+        &[
+            row("", "urn:a", 1),
+            row("", "urn:b", 2),
+            row("city", "urn:a", 3),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut replaced = row("", "urn:a", 1);
+    replaced.doc = "{\"id\":\"urn:a\",\"v\":2}".into();
+    s.write_entities(&[replaced.clone()], &[("".into(), "urn:b".into())])
+        .await
+        .unwrap();
+    let all = s.load_entities().await.unwrap();
+    assert_eq!(all, vec![replaced, row("city", "urn:a", 3)]);
+}
+
+fn building(id: &str) -> serde_json::Value {
+    json!({"id": id, "type": "Building", "name": {"type": "Property", "value": "Tower"}})
+}
+
+async fn what_the_broker_acknowledged_is_there_after_a_restart(db: TestDb) {
+    migrate(&db.store).await.unwrap();
+    let broker = Broker::new(db.store.clone());
+    let ctx = Context::core();
+    for n in 0..3 {
+        let e = parse_entity(&building(&format!("urn:ngsi-ld:Building:{n}")), &ctx, 0).unwrap();
+        broker
+            .write("", |txn| {
+                txn.put(e);
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    broker
+        .write("", |txn| {
+            assert!(txn.remove("urn:ngsi-ld:Building:1"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let reopened = Broker::new(db.reopen().await);
+    let all = reopened.all("").await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["urn:ngsi-ld:Building:0", "urn:ngsi-ld:Building:2"]);
+    assert_eq!(all[0].attrs.len(), 1);
+    // An entity created after the restart comes after the others.
+    let e = parse_entity(&building("urn:ngsi-ld:Building:9"), &ctx, 0).unwrap();
+    reopened
+        .write("", |txn| {
+            txn.put(e);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let again = Broker::new(db.reopen().await);
+    let last = again.all("").await.unwrap().last().unwrap().id.clone();
+    assert_eq!(last, "urn:ngsi-ld:Building:9");
+}
+
+async fn a_write_that_fails_changes_nothing(db: TestDb) {
+    migrate(&db.store).await.unwrap();
+    let broker = Broker::new(db.store.clone());
+    let ctx = Context::core();
+    let e = parse_entity(&building("urn:ngsi-ld:Building:1"), &ctx, 0).unwrap();
+    let err = broker
+        .write("", |txn| {
+            txn.put(e);
+            Err::<(), _>(NgsiError::bad_data(
+                "the second entity of the batch was invalid",
+            ))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind.status(), 400);
+    assert!(broker.all("").await.unwrap().is_empty());
+    assert!(db.store.load_entities().await.unwrap().is_empty());
+    // A tenant that was never written does not exist for readers.
+    assert_eq!(
+        broker.all("elsewhere").await.unwrap_err().kind.status(),
+        404
+    );
+}
+
+civic_store::backend_tests!(
+    entities_are_written_replaced_and_deleted_in_one_transaction,
+    what_the_broker_acknowledged_is_there_after_a_restart,
+    a_write_that_fails_changes_nothing,
+);
