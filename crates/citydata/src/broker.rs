@@ -59,6 +59,11 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// The entities as committed (what a staged change started from).
+    pub fn committed(&self) -> &Entities {
+        self.base
+    }
+
     /// The entity to change, copied from the committed one.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Entity> {
         if !self.changed.contains_key(id) {
@@ -150,6 +155,58 @@ impl Filter {
             }
         }
         true
+    }
+}
+
+/// `orderBy`: paths (`id`, `type`, `createdAt`, `modifiedAt`, or an
+/// attribute's IRI then sub-attribute IRIs or members), each descending
+/// or not.
+#[derive(Debug, Clone, Default)]
+pub struct OrderBy(pub Vec<(Vec<String>, bool)>);
+
+fn sort_key(e: &Entity, path: &[String]) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let first = path.first()?;
+    match (first.as_str(), path.len()) {
+        ("id", 1) => return Some(Value::String(e.id.clone())),
+        ("type", 1) => return e.types.first().map(|t| Value::String(t.clone())),
+        ("createdAt", 1) => return Some(e.created_at.into()),
+        ("modifiedAt", 1) => return Some(e.modified_at.into()),
+        _ => {}
+    }
+    let instances = e.attrs.get(first)?;
+    let mut cur = instances
+        .iter()
+        .find(|i| !i.contains_key("datasetId"))
+        .or(instances.first())?;
+    for step in &path[1..] {
+        match cur.get(step)? {
+            Value::Object(sub) => cur = sub,
+            member => return Some(member.clone()),
+        }
+    }
+    ["value", "object", "vocab", "json"]
+        .iter()
+        .find_map(|m| cur.get(*m).cloned())
+}
+
+fn compare_keys(
+    a: &Option<serde_json::Value>,
+    b: &Option<serde_json::Value>,
+) -> std::cmp::Ordering {
+    use serde_json::Value;
+    use std::cmp::Ordering;
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
     }
 }
 
@@ -336,17 +393,46 @@ impl Broker {
             .ok_or_else(|| NgsiError::not_found(format!("there is no entity {id}")))
     }
 
-    /// The entities a filter selects, `offset` and `limit` applied.
+    /// The entities a filter selects, in creation order or `order`,
+    /// `offset` and `limit` applied.
     pub async fn query(
         &self,
         tenant: &str,
         filter: &Filter,
         ctx: &Context,
+        order: Option<&OrderBy>,
         offset: usize,
         limit: usize,
     ) -> Result<Page> {
         let t = self.tenant(tenant).await?;
         let entities = t.entities.read().await;
+        if let Some(order) = order {
+            let mut all: Vec<&Arc<Entity>> =
+                entities.iter().filter(|e| filter.matches(e, ctx)).collect();
+            let keys: HashMap<&str, Vec<Option<serde_json::Value>>> = all
+                .iter()
+                .map(|e| {
+                    (
+                        e.id.as_str(),
+                        order.0.iter().map(|(p, _)| sort_key(e, p)).collect(),
+                    )
+                })
+                .collect();
+            all.sort_by(|a, b| {
+                let (ka, kb) = (&keys[a.id.as_str()], &keys[b.id.as_str()]);
+                for (n, (_, desc)) in order.0.iter().enumerate() {
+                    let o = compare_keys(&ka[n], &kb[n]);
+                    let o = if *desc { o.reverse() } else { o };
+                    if o != std::cmp::Ordering::Equal {
+                        return o;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            let count = all.len();
+            let entities = all.into_iter().skip(offset).take(limit).cloned().collect();
+            return Ok(Page { entities, count });
+        }
         let mut count = 0;
         let mut page = Vec::new();
         for e in entities.iter() {

@@ -160,6 +160,11 @@ pub fn parse_types(v: &Value, ctx: &Context) -> Result<Vec<String>> {
             )));
         }
         let iri = ctx.expand(n);
+        if iri.starts_with('@') {
+            return Err(NgsiError::bad_data(format!(
+                "{n:?} is a JSON-LD keyword, not a type"
+            )));
+        }
         if !out.contains(&iri) {
             out.push(iri);
         }
@@ -214,7 +219,7 @@ pub enum Nulls {
 pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Result<Fragment> {
     let obj = body
         .as_object()
-        .ok_or_else(|| NgsiError::bad_data("the payload must be a JSON object"))?;
+        .ok_or_else(|| NgsiError::invalid("the payload must be a JSON object"))?;
     let mut f = Fragment::default();
     for (key, v) in obj {
         match key.as_str() {
@@ -256,6 +261,30 @@ pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Re
 
 fn is_null(v: &Value) -> bool {
     v.is_null() || v.as_str() == Some("urn:ngsi-ld:null")
+}
+
+/// The member of a staged instance that says "delete the instance of
+/// this datasetId" (never stored).
+pub const DELETE_MARK: &str = "@delete";
+
+/// Is this instance an NGSI-LD null (its value member null)?
+fn is_null_instance(obj: &Map<String, Value>) -> bool {
+    for m in [
+        "value",
+        "object",
+        "vocab",
+        "valueList",
+        "objectList",
+        "json",
+    ] {
+        if let Some(v) = obj.get(m) {
+            return is_null(v) || v.as_array().is_some_and(|a| a.len() == 1 && is_null(&a[0]));
+        }
+    }
+    if let Some(Value::Object(map)) = obj.get("languageMap") {
+        return map.get("@none").is_some_and(is_null) && map.len() == 1;
+    }
+    false
 }
 
 /// Parses a whole entity: id and type required.
@@ -360,6 +389,14 @@ pub fn parse_instance(
             return Ok(out);
         }
     };
+    if nulls == Nulls::Delete && is_null_instance(obj) {
+        // An NGSI-LD null deletes the instance (of its datasetId).
+        out.insert(DELETE_MARK.into(), Value::Bool(true));
+        if let Some(d) = obj.get("datasetId") {
+            out.insert("datasetId".into(), d.clone());
+        }
+        return Ok(out);
+    }
     let given = obj.get("type").and_then(Value::as_str);
     let kind = match given {
         Some(t) if ATTRIBUTE_TYPES.contains(&t) => t,
@@ -616,6 +653,8 @@ pub struct Render {
     pub pick: Option<Vec<String>>,
     pub omit: Option<Vec<String>>,
     pub lang: Option<String>,
+    /// Only the instances of these datasetIds (`@none`: the default).
+    pub datasets: Option<Vec<String>>,
 }
 
 /// Renders an entity in a request's context.
@@ -678,8 +717,19 @@ pub fn render(e: &Entity, ctx: &Context, r: &Render) -> Map<String, Value> {
         }
         let rendered: Vec<Value> = instances
             .iter()
+            .filter(|i| {
+                r.datasets.as_ref().is_none_or(|ds| {
+                    ds.iter().any(|d| match dataset_of(i) {
+                        None => d == "@none",
+                        Some(id) => d == id,
+                    })
+                })
+            })
             .map(|i| render_instance(i, ctx, r))
             .collect();
+        if rendered.is_empty() {
+            continue;
+        }
         let value = if rendered.len() == 1 {
             rendered.into_iter().next().expect("one")
         } else {
@@ -702,7 +752,7 @@ fn compact_vocab(v: &Value, ctx: &Context) -> Value {
 /// the first.
 fn pick_language<'a>(map: &'a Map<String, Value>, lang: &str) -> Option<(&'a String, &'a Value)> {
     if lang == "*" {
-        return None;
+        return map.iter().next();
     }
     map.iter()
         .find(|(k, _)| k.as_str() == lang)

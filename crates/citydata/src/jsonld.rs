@@ -319,8 +319,10 @@ impl Contexts {
             return Ok(Context::core());
         };
         let key = context.to_string();
-        if let Some(hit) = self.merged.lock().expect("not poisoned").get(&key) {
-            return Ok(hit.clone());
+        let hit = self.merged.lock().expect("not poisoned").get(&key).cloned();
+        if let Some(hit) = hit {
+            self.touch(context);
+            return Ok(hit);
         }
         let mut terms = HashMap::new();
         let mut vocab = DEFAULT_VOCAB.to_owned();
@@ -383,6 +385,28 @@ impl Contexts {
             }
             Ok(())
         })
+    }
+
+    /// Counts a use of every cached document a context names.
+    fn touch(&self, context: &Value) {
+        let now = now_ms();
+        let mut docs = self.documents.lock().expect("not poisoned");
+        let mut bump = |url: &str| {
+            if let Some(c) = docs.get_mut(url) {
+                c.hits += 1;
+                c.last_usage = now;
+            }
+        };
+        match context {
+            Value::String(u) => bump(u),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(bump),
+            _ => {}
+        }
+    }
+
+    /// Counts a use of one cached document (serving it counts).
+    pub fn touch_url(&self, url: &str) {
+        self.touch(&Value::String(url.to_owned()));
     }
 
     /// A context document by URL: cached, else fetched once.

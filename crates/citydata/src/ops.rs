@@ -5,7 +5,7 @@
 use crate::broker::Txn;
 use crate::entity::{
     dataset_of, is_uri, keep_created, parse_attribute, parse_entity, parse_fragment,
-    parse_instance, Entity, Instance, Nulls,
+    parse_instance, Entity, Instance, Nulls, DELETE_MARK,
 };
 use crate::jsonld::Context;
 use crate::problem::{NgsiError, Result};
@@ -20,11 +20,12 @@ pub struct UpdateResult {
 }
 
 impl UpdateResult {
-    pub fn body(&self, ctx: &Context) -> Value {
+    /// The UpdateResult (§5.2.18), attributes by IRI.
+    pub fn body(&self) -> Value {
         serde_json::json!({
-            "updated": self.updated.iter().map(|a| ctx.compact(a)).collect::<Vec<_>>(),
+            "updated": self.updated,
             "notUpdated": self.not_updated.iter().map(|(a, why)| serde_json::json!({
-                "attributeName": ctx.compact(a), "reason": why
+                "attributeName": a, "reason": why
             })).collect::<Vec<_>>(),
         })
     }
@@ -41,6 +42,10 @@ fn not_found(id: &str) -> NgsiError {
 /// datasetId (keeping its createdAt), or joins.
 fn put_instances(target: &mut Vec<Instance>, new: Vec<Instance>) {
     for mut i in new {
+        if i.contains_key(DELETE_MARK) {
+            target.retain(|old| dataset_of(old) != dataset_of(&i));
+            continue;
+        }
         match target
             .iter_mut()
             .find(|old| dataset_of(old) == dataset_of(&i))
@@ -111,6 +116,32 @@ fn is_core_member(k: &str) -> bool {
     )
 }
 
+/// Adds a fragment's types (never removes one).
+fn add_types(e: &mut Entity, types: Option<Vec<String>>) {
+    for t in types.unwrap_or_default() {
+        if !e.types.contains(&t) {
+            e.types.push(t);
+        }
+    }
+}
+
+/// Applies one attribute of a fragment: `None` deletes it; instances
+/// replace theirs (by datasetId), join, or (NGSI-LD null) delete theirs.
+fn apply_attr(e: &mut Entity, name: &str, instances: Option<Vec<Instance>>) {
+    let Some(instances) = instances else {
+        e.attrs.remove(name);
+        return;
+    };
+    let target = e.attrs.entry(name.to_owned()).or_default();
+    put_instances(target, instances);
+    if target.is_empty() {
+        e.attrs.remove(name);
+    }
+}
+
+/// Append Entity Attributes (§5.6.3): the attributes given replace or
+/// join theirs (with noOverwrite, existing ones are left and reported);
+/// types and scopes are added.
 fn append_into(
     txn: &mut Txn,
     id: &str,
@@ -119,29 +150,28 @@ fn append_into(
     overwrite: bool,
 ) -> Result<UpdateResult> {
     let now = txn.now;
-    let f = parse_fragment(body, ctx, now, Nulls::Refuse)?;
+    let f = parse_fragment(body, ctx, now, Nulls::Delete)?;
     if f.id.as_deref().is_some_and(|given| given != id) {
         return Err(NgsiError::bad_data("the payload's id is not the entity's"));
     }
     let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
     let mut result = UpdateResult::default();
-    if let Some(types) = f.types {
-        for t in types {
-            if !e.types.contains(&t) {
-                e.types.push(t);
-            }
+    add_types(e, f.types);
+    for s in f.scope.unwrap_or_default() {
+        if !e.scope.contains(&s) {
+            e.scope.push(s);
         }
     }
-    if let Some(scope) = f.scope {
-        e.scope = scope;
-    }
     for (name, instances) in f.attrs {
-        let instances = instances.unwrap_or_default();
-        let target = e.attrs.entry(name.clone()).or_default();
+        let exists = |e: &Entity, i: &Instance| {
+            e.attrs
+                .get(&name)
+                .is_some_and(|t| t.iter().any(|o| dataset_of(o) == dataset_of(i)))
+        };
         if !overwrite
             && instances
-                .iter()
-                .any(|i| target.iter().any(|o| dataset_of(o) == dataset_of(i)))
+                .as_ref()
+                .is_some_and(|is| is.iter().any(|i| exists(e, i)))
         {
             result.not_updated.push((
                 name,
@@ -149,45 +179,43 @@ fn append_into(
             ));
             continue;
         }
-        put_instances(target, instances);
+        apply_attr(e, &name, instances);
         result.updated.push(name);
     }
     e.modified_at = now;
     Ok(result)
 }
 
+/// Update Entity Attributes (§5.6.2, as the suite reads v1.8): the
+/// attributes given replace their instances or join; types are added; a
+/// scope replaces the entity's only if it has one.
 fn update_into(txn: &mut Txn, id: &str, body: &Value, ctx: &Context) -> Result<UpdateResult> {
     let now = txn.now;
-    let f = parse_fragment(body, ctx, now, Nulls::Refuse)?;
+    let f = parse_fragment(body, ctx, now, Nulls::Delete)?;
+    if f.id.as_deref().is_some_and(|given| given != id) {
+        return Err(NgsiError::bad_data("the payload's id is not the entity's"));
+    }
     let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
     let mut result = UpdateResult::default();
-    for (name, instances) in f.attrs {
-        let Some(target) = e.attrs.get_mut(&name) else {
+    add_types(e, f.types);
+    if let Some(scope) = f.scope {
+        if e.scope.is_empty() {
             result
                 .not_updated
-                .push((name, "the entity has no such attribute".into()));
-            continue;
-        };
-        let instances = instances.unwrap_or_default();
-        if instances
-            .iter()
-            .any(|i| !target.iter().any(|o| dataset_of(o) == dataset_of(i)))
-        {
-            result.not_updated.push((
-                name,
-                "the attribute has no instance with that datasetId".into(),
-            ));
-            continue;
+                .push(("scope".into(), "the entity has no scope to update".into()));
+        } else {
+            e.scope = scope;
         }
-        put_instances(target, instances);
+    }
+    for (name, instances) in f.attrs {
+        apply_attr(e, &name, instances);
         result.updated.push(name);
     }
-    if !result.updated.is_empty() {
-        e.modified_at = now;
-    }
+    e.modified_at = now;
     Ok(result)
 }
 
+/// Merge Entity (§5.6.17): members overlay, NGSI-LD nulls delete.
 fn merge_into(txn: &mut Txn, id: &str, body: &Value, ctx: &Context) -> Result<()> {
     let now = txn.now;
     let f = parse_fragment(body, ctx, now, Nulls::Delete)?;
@@ -195,30 +223,28 @@ fn merge_into(txn: &mut Txn, id: &str, body: &Value, ctx: &Context) -> Result<()
         return Err(NgsiError::bad_data("the payload's id is not the entity's"));
     }
     let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
-    if let Some(types) = f.types {
-        for t in types {
-            if !e.types.contains(&t) {
-                e.types.push(t);
-            }
-        }
-    }
+    add_types(e, f.types);
     if let Some(scope) = f.scope {
         e.scope = scope;
     }
     for (name, instances) in f.attrs {
-        match instances {
-            None => {
-                e.attrs.remove(&name);
+        let Some(new) = instances else {
+            e.attrs.remove(&name);
+            continue;
+        };
+        let target = e.attrs.entry(name.clone()).or_default();
+        for i in new {
+            if i.contains_key(DELETE_MARK) {
+                target.retain(|o| dataset_of(o) != dataset_of(&i));
+                continue;
             }
-            Some(new) => {
-                let target = e.attrs.entry(name).or_default();
-                for i in new {
-                    match target.iter_mut().find(|o| dataset_of(o) == dataset_of(&i)) {
-                        Some(old) => merge_instance(old, i, now),
-                        None => target.push(i),
-                    }
-                }
+            match target.iter_mut().find(|o| dataset_of(o) == dataset_of(&i)) {
+                Some(old) => merge_instance(old, i, now),
+                None => target.push(i),
             }
+        }
+        if target.is_empty() {
+            e.attrs.remove(&name);
         }
     }
     e.modified_at = now;
@@ -263,9 +289,24 @@ fn batch_items(body: &Value) -> Result<&Vec<Value>> {
     }
 }
 
-/// The `@context` of one batch item when the request is JSON-LD: each
-/// entity carries its own.
-pub type ItemContexts = Vec<std::sync::Arc<Context>>;
+/// Each batch item's `@context` (a JSON-LD batch's entities carry their
+/// own), or why it has none: that item fails, the others go on.
+pub type ItemContexts = Vec<Result<std::sync::Arc<Context>>>;
+
+fn item_ctx(ctxs: &ItemContexts, n: usize) -> Result<&std::sync::Arc<Context>> {
+    match ctxs.get(n).or(ctxs.last()) {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(NgsiError::internal("a batch item without a context")),
+    }
+}
+
+fn item_id(item: &Value) -> String {
+    item.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
 
 impl CityData {
     pub async fn create_entity(&self, tenant: &str, body: &Value, ctx: &Context) -> Result<String> {
@@ -386,20 +427,53 @@ impl CityData {
                     .get("datasetId")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let old = instances
-                    .iter_mut()
-                    .find(|i| dataset_of(i) == dataset.as_deref())
+                let at = instances
+                    .iter()
+                    .position(|i| dataset_of(i) == dataset.as_deref())
                     .ok_or_else(|| {
                         NgsiError::not_found(format!("attribute {attr} has no such datasetId"))
                     })?;
-                if !fragment.contains_key("type") {
-                    if let Some(t) = old.get("type") {
-                        fragment.insert("type".into(), t.clone());
+                if fragment.is_empty() {
+                    return Err(NgsiError::bad_data("the fragment is empty"));
+                }
+                let old = &instances[at];
+                if let Some(t) = fragment.get("type") {
+                    if Some(t) != old.get("type") {
+                        return Err(NgsiError::bad_data(format!(
+                            "attribute {attr} is a {}; a partial update keeps its type",
+                            old.get("type")
+                                .and_then(Value::as_str)
+                                .unwrap_or("Property")
+                        )));
                     }
                 }
-                let patch =
-                    parse_instance(&iri, &Value::Object(fragment), ctx, now, Nulls::Delete)?;
-                merge_instance(old, patch, now);
+                // The instance as it would be, checked whole: the old
+                // members with the fragment's over them (names expanded,
+                // so that a sub-attribute given by its short name
+                // replaces the stored one).
+                let mut merged = old.clone();
+                merged.remove("createdAt");
+                merged.remove("modifiedAt");
+                for (k, v) in fragment {
+                    let key = if is_core_member(&k) {
+                        k
+                    } else {
+                        ctx.expand(&k)
+                    };
+                    merged.insert(key, v);
+                }
+                let mut new =
+                    parse_instance(&iri, &Value::Object(merged), ctx, now, Nulls::Delete)?;
+                if new.contains_key(DELETE_MARK) {
+                    instances.remove(at);
+                    if instances.is_empty() {
+                        e.attrs.remove(&iri);
+                    }
+                } else {
+                    keep_created(&mut new, &instances[at]);
+                    new.retain(|_, v| !v.is_null());
+                    instances[at] = new;
+                }
                 e.modified_at = now;
                 Ok(())
             })
@@ -448,6 +522,21 @@ impl CityData {
     ) -> Result<()> {
         check_id(id)?;
         self.broker.tenant(tenant).await?;
+        if attr == "scope" {
+            return self
+                .broker
+                .write(tenant, |txn| {
+                    let now = txn.now;
+                    let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
+                    if e.scope.is_empty() {
+                        return Err(NgsiError::not_found("the entity has no scope"));
+                    }
+                    e.scope.clear();
+                    e.modified_at = now;
+                    Ok(())
+                })
+                .await;
+        }
         let iri = ctx.expand(attr);
         self.broker
             .write(tenant, |txn| {
@@ -480,7 +569,7 @@ impl CityData {
         &self,
         tenant: &str,
         body: &Value,
-        ctxs: &[std::sync::Arc<Context>],
+        ctxs: &ItemContexts,
     ) -> Result<BatchResult> {
         let items = batch_items(body)?;
         self.broker
@@ -490,7 +579,10 @@ impl CityData {
                     .iter()
                     .enumerate()
                     .map(|(n, item)| {
-                        let (id, parsed) = batch_entity(item, &ctxs[n.min(ctxs.len() - 1)], now);
+                        let (id, parsed) = match item_ctx(ctxs, n) {
+                            Ok(ctx) => batch_entity(item, ctx, now),
+                            Err(e) => (item_id(item), Err(e)),
+                        };
                         let r = parsed.and_then(|e| {
                             if txn.get(&e.id).is_some() {
                                 return Err(NgsiError::exists(format!(
@@ -514,7 +606,7 @@ impl CityData {
         &self,
         tenant: &str,
         body: &Value,
-        ctxs: &[std::sync::Arc<Context>],
+        ctxs: &ItemContexts,
         update: bool,
     ) -> Result<BatchResult> {
         let items = batch_items(body)?;
@@ -525,7 +617,10 @@ impl CityData {
                     .iter()
                     .enumerate()
                     .map(|(n, item)| {
-                        let ctx = &ctxs[n.min(ctxs.len() - 1)];
+                        let ctx = match item_ctx(ctxs, n) {
+                            Ok(ctx) => ctx,
+                            Err(e) => return (item_id(item), Err(e)),
+                        };
                         let (id, parsed) = batch_entity(item, ctx, now);
                         let r = parsed.and_then(|e| match txn.get(&e.id).is_some() {
                             false => {
@@ -556,7 +651,7 @@ impl CityData {
         &self,
         tenant: &str,
         body: &Value,
-        ctxs: &[std::sync::Arc<Context>],
+        ctxs: &ItemContexts,
         overwrite: bool,
     ) -> Result<BatchResult> {
         let items = batch_items(body)?;
@@ -567,7 +662,10 @@ impl CityData {
                     .iter()
                     .enumerate()
                     .map(|(n, item)| {
-                        let ctx = &ctxs[n.min(ctxs.len() - 1)];
+                        let ctx = match item_ctx(ctxs, n) {
+                            Ok(ctx) => ctx,
+                            Err(e) => return (item_id(item), Err(e)),
+                        };
                         let id = item
                             .get("id")
                             .and_then(Value::as_str)
@@ -595,7 +693,7 @@ impl CityData {
         &self,
         tenant: &str,
         body: &Value,
-        ctxs: &[std::sync::Arc<Context>],
+        ctxs: &ItemContexts,
     ) -> Result<BatchResult> {
         let items = batch_items(body)?;
         self.broker.tenant(tenant).await?;
@@ -605,7 +703,10 @@ impl CityData {
                     .iter()
                     .enumerate()
                     .map(|(n, item)| {
-                        let ctx = &ctxs[n.min(ctxs.len() - 1)];
+                        let ctx = match item_ctx(ctxs, n) {
+                            Ok(ctx) => ctx,
+                            Err(e) => return (item_id(item), Err(e)),
+                        };
                         let id = item
                             .get("id")
                             .and_then(Value::as_str)
@@ -646,28 +747,46 @@ impl CityData {
             .await
     }
 
-    /// Purge: deletes every entity a filter selects; how many.
+    /// Purge (§5.6.21): every entity the filter selects is deleted or,
+    /// with `drop` or `keep` (attribute IRIs), loses those attributes or
+    /// all others. How many entities it touched.
     pub async fn purge(
         &self,
         tenant: &str,
         filter: &crate::broker::Filter,
         ctx: &Context,
+        drop: Option<Vec<String>>,
+        keep: Option<Vec<String>>,
     ) -> Result<usize> {
-        let page = self
-            .broker
-            .query(tenant, filter, ctx, 0, usize::MAX)
-            .await?;
-        let ids: Vec<String> = page.entities.iter().map(|e| e.id.clone()).collect();
-        let n = ids.len();
+        self.broker.tenant(tenant).await?;
         self.broker
             .write(tenant, |txn| {
+                let ids: Vec<String> = txn
+                    .committed()
+                    .iter()
+                    .filter(|e| filter.matches(e, ctx))
+                    .map(|e| e.id.clone())
+                    .collect();
+                let now = txn.now;
                 for id in &ids {
-                    txn.remove(id);
+                    match (&drop, &keep) {
+                        (None, None) => {
+                            txn.remove(id);
+                        }
+                        (drop, keep) => {
+                            if let Some(e) = txn.get_mut(id) {
+                                e.attrs.retain(|name, _| {
+                                    !drop.as_ref().is_some_and(|d| d.contains(name))
+                                        && keep.as_ref().is_none_or(|k| k.contains(name))
+                                });
+                                e.modified_at = now;
+                            }
+                        }
+                    }
                 }
-                Ok(())
+                Ok(ids.len())
             })
-            .await?;
-        Ok(n)
+            .await
     }
 }
 

@@ -228,7 +228,7 @@ pub async fn add_context(State(c): State<CityData>, headers: HeaderMap, body: By
         serde_json::from_slice(&body).map_err(|_| NgsiError::invalid("the payload is not JSON"))?;
     let ctx = doc
         .get("@context")
-        .ok_or_else(|| NgsiError::bad_data("the payload holds no @context"))?;
+        .ok_or_else(|| NgsiError::invalid("the payload holds no @context"))?;
     if !(ctx.is_object() || ctx.is_array() || ctx.is_string()) {
         return Err(NgsiError::bad_data("the @context is an object, an array or a URL").into());
     }
@@ -268,6 +268,7 @@ pub async fn serve_context(
         .contexts
         .find(&id)
         .ok_or_else(|| NgsiError::not_found(format!("there is no @context {id}")))?;
+    c.broker.contexts.touch_url(&cached.url);
     let body = if details {
         json!({
             "URL": cached.url, "localId": cached.local_id, "kind": if cached.hosted { "Hosted" } else { "Cached" },
@@ -288,15 +289,22 @@ pub async fn delete_context(
     RawQuery(q): RawQuery,
 ) -> Answer {
     let p = Params::parse(q.as_deref(), &["reload"])?;
-    if id == "core" || is_core_url(&id) {
-        return Err(NgsiError::bad_data("the core @context cannot be deleted").into());
-    }
     let reload = p.flag("reload")?;
-    let cached = c
-        .broker
-        .contexts
-        .find(&id)
-        .ok_or_else(|| NgsiError::not_found(format!("there is no @context {id}")))?;
+    if id == "core" || is_core_url(&id) {
+        // The core is built in: "reloading" it is a no-op; deleting it is not allowed.
+        return if reload {
+            Ok(no_content())
+        } else {
+            Err(NgsiError::bad_data("the core @context cannot be deleted").into())
+        };
+    }
+    let cached = c.broker.contexts.find(&id).ok_or_else(|| {
+        if reload {
+            NgsiError::bad_data(format!("there is no @context {id} to reload"))
+        } else {
+            NgsiError::not_found(format!("there is no @context {id}"))
+        }
+    })?;
     if reload && cached.hosted {
         return Err(NgsiError::bad_data("a hosted @context cannot be reloaded").into());
     }

@@ -102,6 +102,7 @@ fn render_params(p: &Params, ctx: &Context) -> Result<Render> {
         ));
     }
     r.lang = p.get("lang").map(str::to_owned);
+    r.datasets = p.list("datasetId");
     Ok(r)
 }
 
@@ -120,7 +121,7 @@ fn feature(e: &Entity, ctx: &Context, r: &Render, geometry_property: &str) -> Va
     let id = properties
         .remove("id")
         .unwrap_or_else(|| e.id.clone().into());
-    json!({ "id": id, "type": "Feature", "geometry": geometry, "properties": properties })
+    json!({ "id": id, "type": "Feature", "geometry": geometry, "properties": properties, "@context": ctx.original })
 }
 
 fn entity_answer(
@@ -137,6 +138,47 @@ fn entity_answer(
         }
         _ => answer(StatusCode::OK, a, ctx, Value::Object(render(e, ctx, r))),
     }
+}
+
+/// `orderBy=path[;asc|desc],…`.
+fn order_by(p: &Params, ctx: &Context) -> Result<Option<crate::broker::OrderBy>> {
+    let Some(raw) = p.get("orderBy") else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for term in raw.split(',') {
+        let (path, dir) = term.split_once(';').unwrap_or((term, "asc"));
+        let desc = match dir {
+            "asc" => false,
+            "desc" => true,
+            other => {
+                return Err(NgsiError::bad_data(format!(
+                    "orderBy: {other:?} is asc or desc"
+                )))
+            }
+        };
+        let steps: Vec<String> =
+            path.split('.')
+                .enumerate()
+                .map(|(n, step)| {
+                    if step.is_empty() || !crate::entity::is_valid_name(step) {
+                        return Err(NgsiError::bad_data(format!(
+                            "orderBy: {path:?} is not a path"
+                        )));
+                    }
+                    Ok(match (n, step) {
+                        (0, "id" | "type" | "createdAt" | "modifiedAt") => step.to_owned(),
+                        (
+                            n,
+                            "createdAt" | "modifiedAt" | "observedAt" | "unitCode" | "datasetId",
+                        ) if n > 0 => step.to_owned(),
+                        _ => ctx.expand(step),
+                    })
+                })
+                .collect::<Result<_>>()?;
+        out.push((steps, desc));
+    }
+    Ok(Some(crate::broker::OrderBy(out)))
 }
 
 pub async fn retrieve(
@@ -161,6 +203,31 @@ pub async fn retrieve(
             );
         }
     }
+    // Nothing of the entity left to show is "not found" (§5.7.1).
+    let shown = render(&e, &ctx, &r);
+    let has_attrs = shown.keys().any(|k| {
+        !matches!(
+            k.as_str(),
+            "id" | "type" | "scope" | "createdAt" | "modifiedAt"
+        )
+    });
+    if (r.attrs.is_some() && !has_attrs)
+        || shown.is_empty()
+        || (r.pick.is_some() && shown.is_empty())
+    {
+        return Err(NgsiError::not_found(format!(
+            "entity {id} has none of the attributes asked for"
+        ))
+        .into());
+    }
+    if r.pick.as_ref().is_some_and(|p| {
+        p.iter()
+            .all(|m| !shown.contains_key(&ctx.compact(m)) && !shown.contains_key(m))
+    }) {
+        return Err(
+            NgsiError::not_found(format!("entity {id} has none of the members picked")).into(),
+        );
+    }
     Ok(entity_answer(&e, &ctx, &r, a, &p))
 }
 
@@ -183,6 +250,11 @@ fn filter_from(p: &Params, ctx: &Context) -> Result<Filter> {
         f.types = Some(TypeExpr::parse(t, ctx).map_err(|e| NgsiError::bad_data(e.detail))?);
     }
     if let Some(attrs) = p.list("attrs") {
+        if let Some(bad) = attrs.iter().find(|a| !crate::entity::is_valid_name(a)) {
+            return Err(NgsiError::bad_data(format!(
+                "attrs: {bad:?} is not an attribute name"
+            )));
+        }
         f.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
     }
     if let Some(q) = p.get("q") {
@@ -285,14 +357,28 @@ async fn run_query(
     let count = p.flag("count")?;
     let page = c
         .broker
-        .query(&tenant(headers), &f, ctx, offset, limit)
+        .query(
+            &tenant(headers),
+            &f,
+            ctx,
+            order_by(p, ctx)?.as_ref(),
+            offset,
+            limit,
+        )
         .await?;
     let body = match a {
         Accept::GeoJson => {
             let gp = p.get("geometryProperty").unwrap_or("location");
             json!({
                 "type": "FeatureCollection",
-                "features": page.entities.iter().map(|e| feature(e, ctx, r, gp)).collect::<Vec<_>>(),
+                "features": page.entities.iter().map(|e| {
+                    let mut f = feature(e, ctx, r, gp);
+                    if let Some(o) = f.as_object_mut() {
+                        o.remove("@context");
+                    }
+                    f
+                }).collect::<Vec<_>>(),
+                "@context": ctx.original,
             })
         }
         _ => Value::Array(
@@ -318,8 +404,8 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
     accept(&headers, true)?;
     let ctx = link_context(&c, &headers).await?;
     let f = filter_from(&p, &ctx)?;
-    if f.ids.is_none()
-        && f.id_pattern.is_none()
+    let local = p.flag("local")?;
+    if !local
         && f.types.is_none()
         && f.attrs.is_none()
         && f.q.is_none()
@@ -327,7 +413,7 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
         && f.scope.is_none()
     {
         return Err(NgsiError::bad_data(
-            "a query needs at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query",
+            "a query needs at least one of type, attrs, q, scopeQ or a geo-query (or local=true)",
         )
         .into());
     }
@@ -457,6 +543,8 @@ pub async fn purge(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
             "scopeQ",
             "attrs",
             "local",
+            "drop",
+            "keep",
             "georel",
             "geometry",
             "coordinates",
@@ -465,7 +553,12 @@ pub async fn purge(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
     )?;
     let ctx = link_context(&c, &headers).await?;
     let f = filter_from(&p, &ctx)?;
-    if f.ids.is_none()
+    if p.get("drop").is_some() && p.get("keep").is_some() {
+        return Err(NgsiError::bad_data("drop and keep exclude each other").into());
+    }
+    let local = p.flag("local")?;
+    if !local
+        && f.ids.is_none()
         && f.id_pattern.is_none()
         && f.types.is_none()
         && f.q.is_none()
@@ -473,11 +566,13 @@ pub async fn purge(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
         && f.attrs.is_none()
     {
         return Err(NgsiError::bad_data(
-            "purging needs at least one of type, id, idPattern, q, scopeQ or attrs",
+            "purging needs at least one of type, id, idPattern, q, scopeQ or attrs (or local=true)",
         )
         .into());
     }
-    c.purge(&tenant(&headers), &f, &ctx).await?;
+    let names = |k: &str| p.list(k).map(|l| l.iter().map(|a| ctx.expand(a)).collect());
+    c.purge(&tenant(&headers), &f, &ctx, names("drop"), names("keep"))
+        .await?;
     Ok(no_content())
 }
 
@@ -489,7 +584,7 @@ fn update_answer(result: crate::ops::UpdateResult, ctx: &Context) -> Answer {
             StatusCode::MULTI_STATUS,
             Accept::Json,
             ctx,
-            result.body(ctx),
+            result.body(),
         ))
     }
 }
@@ -561,7 +656,7 @@ pub async fn partial_update(
     body: Bytes,
 ) -> Answer {
     Params::parse(q.as_deref(), &["local"])?;
-    let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
+    let (value, ctx, _) = body_context(&c, &headers, &body, true).await?;
     c.partial_update_attr(&tenant(&headers), &id, &attr, &value, &ctx)
         .await?;
     Ok(no_content())
@@ -575,6 +670,12 @@ pub async fn replace_attr(
     body: Bytes,
 ) -> Answer {
     Params::parse(q.as_deref(), &["local"])?;
+    if attr == "scope" || !crate::entity::is_valid_name(&attr) {
+        return Err(NgsiError::bad_data(format!(
+            "{attr:?} is not an attribute that can be replaced"
+        ))
+        .into());
+    }
     let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
     c.replace_attr(&tenant(&headers), &id, &attr, &value, &ctx)
         .await?;
@@ -644,7 +745,7 @@ pub async fn batch_create(
 ) -> Answer {
     Params::parse(q.as_deref(), &["local"])?;
     let (value, ctx, kind) = body_context(&c, &headers, &body, false).await?;
-    let ctxs = item_contexts(&c, &value, &ctx, kind).await?;
+    let ctxs = item_contexts(&c, &value, &ctx, kind).await;
     let results = c.batch_create(&tenant(&headers), &value, &ctxs).await?;
     batch_answer(results, &ctx, true)
 }
@@ -662,7 +763,7 @@ pub async fn batch_upsert(
         return Err(NgsiError::bad_data("options for an upsert are update or replace").into());
     }
     let (value, ctx, kind) = body_context(&c, &headers, &body, false).await?;
-    let ctxs = item_contexts(&c, &value, &ctx, kind).await?;
+    let ctxs = item_contexts(&c, &value, &ctx, kind).await;
     let results = c
         .batch_upsert(&tenant(&headers), &value, &ctxs, update)
         .await?;
@@ -678,7 +779,7 @@ pub async fn batch_update(
     let p = Params::parse(q.as_deref(), &["options", "local"])?;
     let overwrite = !p.options().iter().any(|o| o == "noOverwrite");
     let (value, ctx, kind) = body_context(&c, &headers, &body, false).await?;
-    let ctxs = item_contexts(&c, &value, &ctx, kind).await?;
+    let ctxs = item_contexts(&c, &value, &ctx, kind).await;
     let results = c
         .batch_update(&tenant(&headers), &value, &ctxs, overwrite)
         .await?;
@@ -693,7 +794,7 @@ pub async fn batch_merge(
 ) -> Answer {
     Params::parse(q.as_deref(), &["local"])?;
     let (value, ctx, kind) = body_context(&c, &headers, &body, false).await?;
-    let ctxs = item_contexts(&c, &value, &ctx, kind).await?;
+    let ctxs = item_contexts(&c, &value, &ctx, kind).await;
     let results = c.batch_merge(&tenant(&headers), &value, &ctxs).await?;
     batch_answer(results, &ctx, false)
 }
@@ -708,4 +809,9 @@ pub async fn batch_delete(
     let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
     let results = c.batch_delete(&tenant(&headers), &value).await?;
     batch_answer(results, &ctx, false)
+}
+
+/// PATCH or PUT on `/entities/`: an entity id is missing.
+pub async fn no_id() -> Answer {
+    Err(NgsiError::bad_data("the path names no entity id").into())
 }

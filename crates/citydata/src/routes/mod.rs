@@ -30,7 +30,14 @@ where
     use axum::routing::MethodRouter;
     use entities as e;
     let routes: Vec<(&str, MethodRouter<S>)> = vec![
-        ("/entities", get(e::query).post(e::create).delete(e::purge)),
+        (
+            "/entities",
+            get(e::query)
+                .post(e::create)
+                .delete(e::purge)
+                .patch(e::no_id)
+                .put(e::no_id),
+        ),
         (
             "/entities/{id}",
             get(e::retrieve)
@@ -60,7 +67,7 @@ where
             get(discovery::list_contexts).post(discovery::add_context),
         ),
         (
-            "/jsonldContexts/{id}",
+            "/jsonldContexts/{*id}",
             get(discovery::serve_context).delete(discovery::delete_context),
         ),
     ];
@@ -69,8 +76,13 @@ where
     routes
         .into_iter()
         .fold(Router::new(), |r, (path, handler)| {
-            r.route(&format!("/ngsi-ld/v1{path}"), handler.clone())
-                .route(&format!("/ngsi-ld/v1{path}/"), handler)
+            let r = r.route(&format!("/ngsi-ld/v1{path}"), handler.clone());
+            // (A catch-all segment ends its path.)
+            if path.contains("{*") {
+                r
+            } else {
+                r.route(&format!("/ngsi-ld/v1{path}/"), handler)
+            }
         })
 }
 
@@ -227,19 +239,19 @@ pub async fn body_context(
                     "an application/ld+json payload carries its @context; no Link header",
                 ));
             }
-            let inline = match &value {
-                Value::Object(o) => o.get("@context").cloned(),
-                // A batch: each entity carries its own; the first is the request's.
-                Value::Array(items) => items.first().and_then(|i| i.get("@context")).cloned(),
-                _ => None,
-            };
-            let inline = inline.ok_or_else(|| {
-                NgsiError::bad_data("an application/ld+json payload must hold an @context")
-            })?;
-            c.broker.contexts.resolve(Some(&inline)).await?
+            match &value {
+                Value::Object(o) => {
+                    let inline = o.get("@context").ok_or_else(|| {
+                        NgsiError::bad_data("an application/ld+json payload must hold an @context")
+                    })?;
+                    c.broker.contexts.resolve(Some(inline)).await?
+                }
+                // A batch: each entity carries its own (`item_contexts`).
+                _ => Context::core(),
+            }
         }
         _ => {
-            if value.get("@context").is_some() {
+            if value.is_object() && value.get("@context").is_some() {
                 return Err(NgsiError::bad_data(
                     "an application/json payload takes its @context from the Link header, not the body",
                 ));
@@ -250,34 +262,32 @@ pub async fn body_context(
     Ok((value, ctx, kind))
 }
 
-/// Each batch item's context (JSON-LD items carry their own).
+/// Each batch item's context: a JSON-LD batch's entities carry their
+/// own (one without is that item's error), a JSON batch's take the
+/// `Link` header's (one with an `@context` is that item's error).
 pub async fn item_contexts(
     c: &CityData,
     body: &Value,
     ctx: &Arc<Context>,
     kind: BodyKind,
-) -> Result<Vec<Arc<Context>>> {
+) -> crate::ops::ItemContexts {
     let Some(items) = body.as_array() else {
-        return Ok(vec![ctx.clone()]);
+        return vec![Ok(ctx.clone())];
     };
-    if kind != BodyKind::JsonLd {
-        return Ok(vec![ctx.clone()]);
-    }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        match item.get("@context") {
-            Some(inline) => out.push(c.broker.contexts.resolve(Some(inline)).await?),
-            None => {
-                return Err(NgsiError::bad_data(
-                    "each entity of an application/ld+json batch holds an @context",
-                ))
-            }
-        }
+        out.push(match (kind, item.get("@context")) {
+            (BodyKind::JsonLd, Some(inline)) => c.broker.contexts.resolve(Some(inline)).await,
+            (BodyKind::JsonLd, None) => Err(NgsiError::bad_data(
+                "each entity of an application/ld+json batch holds an @context",
+            )),
+            (_, Some(_)) => Err(NgsiError::bad_data(
+                "an application/json batch takes its @context from the Link header",
+            )),
+            (_, None) => Ok(ctx.clone()),
+        });
     }
-    if out.is_empty() {
-        out.push(ctx.clone());
-    }
-    Ok(out)
+    out
 }
 
 /// A JSON answer in the representation asked for: JSON-LD carries the
@@ -365,7 +375,7 @@ impl Params {
         match self.get(k) {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(_) => Err(NgsiError::invalid(format!("{k} is true or false"))),
+            Some(_) => Err(NgsiError::bad_data(format!("{k} is true or false"))),
         }
     }
 }
