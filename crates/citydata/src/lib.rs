@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod entity;
 pub mod geo;
+pub mod ingest;
 pub mod jsonld;
 pub mod ops;
 pub mod problem;
@@ -28,6 +29,8 @@ use std::sync::Arc;
 pub struct CityData {
     hub: Hub,
     pub broker: Arc<broker::Broker>,
+    /// The MQTT ingestion, once started.
+    ingestion: Arc<std::sync::OnceLock<ingest::Ingestion>>,
 }
 
 impl std::ops::Deref for CityData {
@@ -45,6 +48,28 @@ impl CityData {
         CityData {
             hub,
             broker: Arc::new(broker),
+            ingestion: Arc::default(),
         }
+    }
+
+    /// Starts MQTT ingestion as the configuration says (`mqtt_url` and
+    /// `mqtt_mappings`), if it does; once.
+    pub fn start_ingestion(&self) -> Result<(), String> {
+        let (Some(url), Some(path)) = (&self.hub.config.mqtt_url, &self.hub.config.mqtt_mappings)
+        else {
+            return Ok(());
+        };
+        if self.ingestion.get().is_some() {
+            return Ok(());
+        }
+        let mappings = ingest::Mappings::load(path)?;
+        let running = self.ingest_mqtt(url, mappings)?;
+        let _ = self.ingestion.set(running);
+        Ok(())
+    }
+
+    /// What MQTT ingestion has done, if it runs.
+    pub fn ingestion(&self) -> Option<ingest::StatsView> {
+        self.ingestion.get().map(ingest::Ingestion::view)
     }
 }

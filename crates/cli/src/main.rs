@@ -383,7 +383,20 @@ async fn serve(config: Config) -> Result<()> {
     until_stopped(&hub, running).await
 }
 
-async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
+async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
+    // City data ingests the demo's sensors from the machine's MQTT broker
+    // (unless the configuration names other topics and mappings).
+    if config.mqtt_mappings.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let path = config.data_dir.join("city-sensors.toml");
+        std::fs::write(&path, civic_demo::sensors::MAPPINGS)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        config.mqtt_mappings = Some(path);
+        config
+            .mqtt_url
+            .get_or_insert_with(|| "mqtt://127.0.0.1:1883".into());
+    }
     let hub = open_hub(config.clone()).await?;
     let mut logins = civic_demo::seed(&hub).await?;
     let city = sim::demo_city(&config.data_dir, sim_people, sim_days).await?;
@@ -397,6 +410,14 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     let (response, cases) = civic_demo::seed_response(&hub, &config.data_dir.join("city")).await?;
     let running = start(hub.clone(), &config).await?;
     let url = running.url();
+    let mqtt = config.mqtt_url.clone().unwrap_or_default();
+    let (mqtt_host, mqtt_port) =
+        civic_citydata::ingest::parse_mqtt_url(&mqtt).map_err(|e| anyhow!(e))?;
+    let sensors = civic_demo::sensors::City::load(&config.data_dir.join("city"))
+        .context("the demo city's sensors")?;
+    let sensor_count = sensors.sensors();
+    let mqtt_up = std::net::TcpStream::connect((mqtt_host.as_str(), mqtt_port)).is_ok();
+    let _publisher = civic_demo::sensors::start(sensors, &mqtt_host, mqtt_port);
     println!();
     println!("Civic Data Hub demo is running at {url}");
     println!(
@@ -461,6 +482,19 @@ async fn demo(config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
     );
     println!(
         "City data: an NGSI-LD broker at {url}/ngsi-ld/v1 (default tenant open, no token), e.g. curl {url}/ngsi-ld/v1/types"
+    );
+    println!(
+        "           {sensor_count} city sensors publish to {mqtt} (topics city/#), ingested as mapped in {}{}",
+        config
+            .mqtt_mappings
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        if mqtt_up {
+            ""
+        } else {
+            " (no MQTT broker answers there yet: they start when one does)"
+        }
     );
     println!(
         "Logins are kept in {}; stop with Ctrl-C.",

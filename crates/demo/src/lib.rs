@@ -5,6 +5,7 @@
 pub mod catalogue;
 pub mod nodes;
 pub mod records;
+pub mod sensors;
 
 pub use catalogue::seed_catalogue;
 pub use records::seed_mydata;

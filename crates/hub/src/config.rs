@@ -64,6 +64,11 @@ pub struct Config {
     /// for the URLs it hands out: MyData issuers' keys and status lists.
     /// Unset: `http://{addr}`.
     pub public_url: Option<String>,
+    /// City data: the MQTT broker its sensors publish to
+    /// (`mqtt://host:port`); ingestion runs when `mqtt_mappings` is set too.
+    pub mqtt_url: Option<String>,
+    /// City data: the file (TOML or JSON) mapping MQTT topics to entities.
+    pub mqtt_mappings: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -90,6 +95,8 @@ impl Default for Config {
             notice_webhook_url: None,
             map_tile_url: None,
             public_url: None,
+            mqtt_url: None,
+            mqtt_mappings: None,
         }
     }
 }
@@ -139,7 +146,9 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 21] = [
+    const KEYS: [&'static str; 23] = [
+        "mqtt_url",
+        "mqtt_mappings",
         "addr",
         "data_dir",
         "database_url",
@@ -216,6 +225,21 @@ impl Config {
                     "map_tile_url must be an http(s) URL on one host (no {s}) with {z}, {x} and {y}, in plain ASCII".into(),
                 ));
             }
+        }
+        if let Some(url) = &self.mqtt_url {
+            let ok = url
+                .strip_prefix("mqtt://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+            if !ok {
+                return Err(ConfigError::Invalid(
+                    "mqtt_url must be mqtt://host:port".into(),
+                ));
+            }
+        }
+        if self.mqtt_mappings.is_some() && self.mqtt_url.is_none() {
+            return Err(ConfigError::Invalid(
+                "mqtt_mappings needs mqtt_url (the broker to subscribe to)".into(),
+            ));
         }
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
