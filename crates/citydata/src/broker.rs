@@ -223,6 +223,8 @@ pub struct Broker {
     /// Loaded from the store on first use.
     tenants: tokio::sync::OnceCell<RwLock<HashMap<String, Arc<Tenant>>>>,
     seq: AtomicI64,
+    /// Where committed changes go (subscriptions' notifications).
+    changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<crate::notify::Change>>>,
 }
 
 /// The tenant a request without `NGSILD-Tenant` uses; it always exists.
@@ -236,7 +238,17 @@ impl Broker {
             contexts: crate::jsonld::Contexts::default(),
             tenants: tokio::sync::OnceCell::new(),
             seq: AtomicI64::new(0),
+            changes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sends every committed change to `feed` from now on; false if a
+    /// feed was set already.
+    pub fn set_change_feed(
+        &self,
+        feed: tokio::sync::mpsc::UnboundedSender<Vec<crate::notify::Change>>,
+    ) -> bool {
+        self.changes.set(feed).is_ok()
     }
 
     async fn tenants(&self) -> Result<&RwLock<HashMap<String, Arc<Tenant>>>> {
@@ -367,18 +379,31 @@ impl Broker {
             }
         }
         self.store.write_entities(&put, &delete).await?;
+        let mut feed = Vec::new();
         for (id, seq, e) in staged {
-            match e {
+            let before = entities.get(&id).cloned();
+            let after = match e {
                 Some(e) => {
+                    let e = Arc::new(e);
                     entities.seq_of.insert(id, seq);
-                    entities.by_seq.insert(seq, Arc::new(e));
+                    entities.by_seq.insert(seq, e.clone());
+                    Some(e)
                 }
                 None => {
                     if let Some(old) = entities.seq_of.remove(&id) {
                         entities.by_seq.remove(&old);
                     }
+                    None
                 }
-            }
+            };
+            feed.push(crate::notify::Change {
+                tenant: tenant.name.clone(),
+                before,
+                after,
+            });
+        }
+        if let Some(changes) = self.changes.get() {
+            let _ = changes.send(feed);
         }
         Ok(out)
     }

@@ -13,10 +13,12 @@ pub mod entity;
 pub mod geo;
 pub mod ingest;
 pub mod jsonld;
+pub mod notify;
 pub mod ops;
 pub mod problem;
 pub mod query;
 pub mod store;
+pub mod subscription;
 
 #[cfg(feature = "http")]
 pub mod routes;
@@ -31,6 +33,8 @@ pub struct CityData {
     pub broker: Arc<broker::Broker>,
     /// The MQTT ingestion, once started.
     ingestion: Arc<std::sync::OnceLock<ingest::Ingestion>>,
+    /// Subscriptions, loaded on first use.
+    subs: Arc<notify::Subscriptions>,
 }
 
 impl std::ops::Deref for CityData {
@@ -49,6 +53,7 @@ impl CityData {
             hub,
             broker: Arc::new(broker),
             ingestion: Arc::default(),
+            subs: Arc::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod discovery;
 mod entities;
+mod subscriptions;
 
 use crate::jsonld::{Context, CORE_CONTEXT_URL};
 use crate::problem::{NgsiError, Result};
@@ -58,6 +59,16 @@ where
         ("/entityOperations/delete", post(e::batch_delete)),
         ("/entityOperations/merge", post(e::batch_merge)),
         ("/entityOperations/query", post(e::post_query)),
+        (
+            "/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        ),
+        (
+            "/subscriptions/{id}",
+            get(subscriptions::retrieve)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete),
+        ),
         ("/types", get(discovery::types)),
         ("/types/{type}", get(discovery::type_info)),
         ("/attributes", get(discovery::attributes)),

@@ -20,3 +20,16 @@ pub trait EntityStore {
     fn write_entities(&self, put: &[crate::store::StoredEntity], delete: &[(String, String)]) -> crate::store::Result<()>;
 }
 }
+
+civic_store::store_trait! {
+/// What the broker's subscription store does: every change audited in
+/// its transaction.
+pub trait SubscriptionStore {
+    /// Every subscription of every tenant: (tenant, document).
+    fn load_subscriptions(&self) -> crate::store::Result<Vec<(String, String)>>;
+    /// Creates or replaces a subscription.
+    fn put_subscription(&self, tenant: &str, id: &str, doc: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<()>;
+    /// Deletes a subscription; false if there was none (nothing audited).
+    fn delete_subscription(&self, tenant: &str, id: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<bool>;
+}
+}

@@ -15,8 +15,20 @@ CREATE TABLE IF NOT EXISTS ngsi_entities (
 );
 "#;
 
+/// Subscriptions: one row each, its document (the stored form of
+/// `crate::subscription::Subscription`). Creating and deleting one is
+/// audited.
+const V2: &str = r#"
+CREATE TABLE IF NOT EXISTS ngsi_subscriptions (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+"#;
+
 /// City data's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "citydata",
-    versions: &[(1, V1)],
+    versions: &[(1, V1), (2, V2)],
 };

@@ -56,3 +56,55 @@ impl crate::store::EntityStore for Engine {
         Ok(())
     }
 }
+
+impl crate::store::SubscriptionStore for Engine {
+    async fn load_subscriptions(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query("SELECT tenant, doc FROM ngsi_subscriptions ORDER BY tenant, id")
+            .fetch_all(self.reads())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("tenant")?, r.try_get("doc")?)))
+            .collect()
+    }
+
+    async fn put_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        doc: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.audited().await?;
+        sqlx::query(
+            "INSERT INTO ngsi_subscriptions (tenant, id, doc) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(doc)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit(audit).await?;
+        Ok(())
+    }
+
+    async fn delete_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> Result<bool> {
+        let mut tx = self.audited().await?;
+        let gone = sqlx::query("DELETE FROM ngsi_subscriptions WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        tx.commit(audit).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,602 @@
+//! Subscriptions kept and served, and notifications sent: the broker
+//! hands every committed change here (after its commit, never before);
+//! each subscription it concerns gets a Notification over HTTP(S) or MQTT,
+//! in its own @context and format, throttled as it asks.
+//!
+//! Delivery runs beside the writes, never in their way: a slow or dead
+//! endpoint costs its own subscription, not the broker.
+
+use crate::entity::format_datetime;
+use crate::entity::{render, Entity, Format, Render};
+use crate::jsonld::{now_ms, Context};
+use crate::problem::{NgsiError, Result};
+use crate::store::SubscriptionStore;
+use crate::subscription::{changes, notification, parse, Subscription, Trigger};
+use crate::CityData;
+use civic_core::audit::{AuditEntry, Outcome};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A committed change to one entity.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub tenant: String,
+    pub before: Option<Arc<Entity>>,
+    pub after: Option<Arc<Entity>>,
+}
+
+/// Every tenant's subscriptions, loaded from the store on first use.
+#[derive(Default)]
+pub struct Subscriptions {
+    by_tenant:
+        tokio::sync::OnceCell<tokio::sync::RwLock<HashMap<String, BTreeMap<String, Subscription>>>>,
+}
+
+type Table = tokio::sync::RwLock<HashMap<String, BTreeMap<String, Subscription>>>;
+
+impl CityData {
+    async fn subscriptions(&self) -> Result<&Table> {
+        self.subs
+            .by_tenant
+            .get_or_try_init(|| async {
+                let mut all: HashMap<String, BTreeMap<String, Subscription>> = HashMap::new();
+                for (tenant, doc) in self.store.load_subscriptions().await? {
+                    match serde_json::from_str::<Subscription>(&doc) {
+                        Ok(s) => {
+                            all.entry(tenant).or_default().insert(s.id.clone(), s);
+                        }
+                        Err(_) => tracing::error!(
+                            "city data: a stored subscription does not read; skipped"
+                        ),
+                    }
+                }
+                Ok::<_, NgsiError>(tokio::sync::RwLock::new(all))
+            })
+            .await
+    }
+
+    fn audit(action: &str, tenant: &str, id: &str) -> AuditEntry {
+        AuditEntry::new(
+            action,
+            format!("ngsi-subscription:{tenant}/{id}"),
+            Outcome::Allowed,
+        )
+    }
+
+    async fn persist(&self, tenant: &str, s: &Subscription, action: &str) -> Result<()> {
+        let doc = serde_json::to_string(s)
+            .map_err(|_| NgsiError::internal("a subscription did not serialise"))?;
+        self.store
+            .put_subscription(tenant, &s.id, &doc, Self::audit(action, tenant, &s.id))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a subscription; its id.
+    pub async fn create_subscription(
+        &self,
+        tenant: &str,
+        body: &Value,
+        ctx: &Context,
+    ) -> Result<String> {
+        let doc = parse(body, ctx, false)?;
+        if doc.get("type").and_then(Value::as_str) != Some("Subscription") {
+            return Err(NgsiError::bad_data(
+                "a subscription's type is \"Subscription\"",
+            ));
+        }
+        if let Some(url) = doc.get("jsonldContext") {
+            // It must resolve now: notifications are compacted with it.
+            self.broker.contexts.resolve(Some(url)).await?;
+        }
+        let id = doc
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(crate::subscription::new_id);
+        let now = now_ms();
+        let sub = Subscription {
+            id: id.clone(),
+            doc,
+            context: ctx.original.clone(),
+            times_sent: 0,
+            times_failed: 0,
+            last_notification: None,
+            last_success: None,
+            last_failure: None,
+            created_at: now,
+            modified_at: now,
+        };
+        let table = self.subscriptions().await?;
+        let mut all = table.write().await;
+        let of_tenant = all.entry(tenant.to_owned()).or_default();
+        if of_tenant.contains_key(&id) {
+            return Err(NgsiError::exists(format!("the subscription {id} exists")));
+        }
+        self.persist(tenant, &sub, "citydata.subscription.create")
+            .await?;
+        of_tenant.insert(id.clone(), sub);
+        Ok(id)
+    }
+
+    pub async fn subscription(&self, tenant: &str, id: &str) -> Result<Subscription> {
+        crate::ops::check_id(id)?;
+        let table = self.subscriptions().await?;
+        let all = table.read().await;
+        all.get(tenant)
+            .and_then(|t| t.get(id))
+            .cloned()
+            .ok_or_else(|| NgsiError::not_found(format!("there is no subscription {id}")))
+    }
+
+    pub async fn list_subscriptions(&self, tenant: &str) -> Result<Vec<Subscription>> {
+        let table = self.subscriptions().await?;
+        let all = table.read().await;
+        Ok(all
+            .get(tenant)
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Applies a patch (members replace theirs; `notification`'s merge).
+    pub async fn update_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        body: &Value,
+        ctx: &Context,
+    ) -> Result<()> {
+        crate::ops::check_id(id)?;
+        let patch = parse(body, ctx, true)?;
+        if let Some(url) = patch.get("jsonldContext") {
+            self.broker.contexts.resolve(Some(url)).await?;
+        }
+        if patch
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|given| given != id)
+        {
+            return Err(NgsiError::bad_data(
+                "the patch's id is not the subscription's",
+            ));
+        }
+        let table = self.subscriptions().await?;
+        let mut all = table.write().await;
+        let sub = all
+            .get_mut(tenant)
+            .and_then(|t| t.get_mut(id))
+            .ok_or_else(|| NgsiError::not_found(format!("there is no subscription {id}")))?;
+        let mut next = sub.clone();
+        for (k, v) in patch {
+            match (k.as_str(), v, next.doc.get_mut("notification")) {
+                ("notification", Value::Object(n), Some(Value::Object(old))) => {
+                    for (nk, nv) in n {
+                        old.insert(nk, nv);
+                    }
+                }
+                (_, v, _) => {
+                    next.doc.insert(k, v);
+                }
+            }
+        }
+        if next.doc.contains_key("timeInterval") && next.doc.contains_key("watchedAttributes") {
+            return Err(NgsiError::bad_data(
+                "timeInterval excludes watchedAttributes",
+            ));
+        }
+        next.context = ctx.original.clone();
+        next.modified_at = now_ms();
+        self.persist(tenant, &next, "citydata.subscription.update")
+            .await?;
+        *sub = next;
+        Ok(())
+    }
+
+    pub async fn delete_subscription(&self, tenant: &str, id: &str) -> Result<()> {
+        crate::ops::check_id(id)?;
+        let table = self.subscriptions().await?;
+        let mut all = table.write().await;
+        if !all.get(tenant).is_some_and(|t| t.contains_key(id)) {
+            return Err(NgsiError::not_found(format!(
+                "there is no subscription {id}"
+            )));
+        }
+        self.store
+            .delete_subscription(
+                tenant,
+                id,
+                Self::audit("citydata.subscription.delete", tenant, id),
+            )
+            .await?;
+        if let Some(t) = all.get_mut(tenant) {
+            t.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Starts sending notifications for committed changes (once).
+    pub fn start_notifications(&self) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Change>>();
+        if !self.broker.set_change_feed(tx) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let sender = Sender::default();
+            while let Some(batch) = rx.recv().await {
+                for change in batch {
+                    if let Err(e) = me.notify(&sender, &change).await {
+                        tracing::warn!(error = %e.detail, "city data: notifying failed");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn notify(&self, sender: &Sender, change: &Change) -> Result<()> {
+        let table = self.subscriptions().await?;
+        let candidates: Vec<Subscription> = {
+            let all = table.read().await;
+            match all.get(&change.tenant) {
+                Some(t) if !t.is_empty() => t.values().cloned().collect(),
+                _ => return Ok(()),
+            }
+        };
+        let (attrs, whole) = changes(change.before.as_deref(), change.after.as_deref());
+        let Some(entity) = change.after.as_ref().or(change.before.as_ref()) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        for sub in candidates {
+            if !sub.is_active(now) || sub.doc.contains_key("timeInterval") {
+                continue;
+            }
+            let throttle_ms = sub
+                .doc
+                .get("throttling")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+                * 1000.0;
+            if sub
+                .last_notification
+                .is_some_and(|t| ((now - t) as f64) < throttle_ms)
+            {
+                continue;
+            }
+            let ctx = match self.broker.contexts.resolve(Some(&sub.context)).await {
+                Ok(c) => c,
+                Err(_) => continue,
+            };
+            if !sub.concerns(entity, &attrs, whole, &ctx) {
+                continue;
+            }
+            let trigger = attrs
+                .first()
+                .map(|(_, t)| t.name())
+                .or(whole.map(|w| w.name()));
+            // A subscription's jsonldContext, if it names one, is what
+            // its notifications are compacted with.
+            let ctx = match sub.doc.get("jsonldContext") {
+                Some(url) => self.broker.contexts.resolve(Some(url)).await.unwrap_or(ctx),
+                None => ctx,
+            };
+            let body = self.notification_of(&sub, change, &attrs, whole, &ctx, trigger, now);
+            let ok = sender.send(&sub, &ctx, body).await;
+            let mut all = table.write().await;
+            if let Some(s) = all.get_mut(&change.tenant).and_then(|t| t.get_mut(&sub.id)) {
+                s.last_notification = Some(now);
+                if ok {
+                    s.times_sent += 1;
+                    s.last_success = Some(now);
+                } else {
+                    s.times_failed += 1;
+                    s.last_failure = Some(now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn notification_of(
+        &self,
+        sub: &Subscription,
+        change: &Change,
+        attrs: &[(String, Trigger)],
+        whole: Option<Trigger>,
+        ctx: &Context,
+        trigger: Option<&str>,
+        now: i64,
+    ) -> Value {
+        let n = sub.doc.get("notification").cloned().unwrap_or(Value::Null);
+        let format = match n.get("format").and_then(Value::as_str) {
+            Some("keyValues" | "simplified") => Format::KeyValues,
+            Some("concise") => Format::Concise,
+            _ => Format::Normalized,
+        };
+        let names = |k: &str| {
+            n.get(k).and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| {
+                        if s.contains(':') {
+                            s.to_owned()
+                        } else {
+                            ctx.expand(s)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let flag = |k: &str| {
+            n.get(k)
+                .and_then(Value::as_bool)
+                .or(sub.doc.get(k).and_then(Value::as_bool))
+                .unwrap_or(false)
+        };
+        let r = Render {
+            format,
+            sys_attrs: flag("sysAttrs"),
+            attrs: names("attributes"),
+            pick: names("pick"),
+            omit: names("omit"),
+            lang: sub
+                .doc
+                .get("lang")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            datasets: sub.doc.get("datasetId").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
+        };
+        let show_changes = flag("showChanges");
+        let wanted = |iri: &str| r.attrs.as_ref().is_none_or(|a| a.iter().any(|x| x == iri));
+        let before = change.before.as_deref();
+        let data = match (whole, change.after.as_deref(), before) {
+            (Some(Trigger::EntityDeleted), _, Some(b)) => {
+                let mut out = serde_json::Map::new();
+                out.insert("id".into(), b.id.clone().into());
+                let types: Vec<Value> = b
+                    .types
+                    .iter()
+                    .map(|t| Value::String(ctx.compact(t)))
+                    .collect();
+                out.insert(
+                    "type".into(),
+                    if types.len() == 1 {
+                        types[0].clone()
+                    } else {
+                        Value::Array(types)
+                    },
+                );
+                out.insert("deletedAt".into(), format_datetime(now).into());
+                if show_changes {
+                    for (iri, instances) in &b.attrs {
+                        if let (true, Some(old)) = (wanted(iri), instances.first()) {
+                            out.insert(ctx.compact(iri), deleted_instance(old, ctx, format, true));
+                        }
+                    }
+                }
+                out
+            }
+            (_, Some(a), _) => {
+                let mut out = render(a, ctx, &r);
+                for (iri, t) in attrs {
+                    let old = before
+                        .and_then(|b| b.attrs.get(iri))
+                        .and_then(|is| is.first());
+                    match (t, old) {
+                        (Trigger::AttributeDeleted, Some(old)) if wanted(iri) => {
+                            out.insert(
+                                ctx.compact(iri),
+                                deleted_instance(old, ctx, format, show_changes),
+                            );
+                        }
+                        (Trigger::AttributeUpdated, Some(old))
+                            if show_changes && format != Format::KeyValues =>
+                        {
+                            if let Some(Value::Object(now_attr)) = out.get_mut(&ctx.compact(iri)) {
+                                if let Some((k, v)) = previous(old, ctx) {
+                                    now_attr.insert(k.into(), v);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                out
+            }
+            _ => serde_json::Map::new(),
+        };
+        notification(sub, vec![Value::Object(data)], trigger, now)
+    }
+}
+
+/// The member that says what an attribute was (showChanges).
+fn previous(old: &crate::entity::Instance, ctx: &Context) -> Option<(&'static str, Value)> {
+    let kind = old
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("Property");
+    let (member, name) = match kind {
+        "Relationship" => ("object", "previousObject"),
+        "LanguageProperty" => ("languageMap", "previousLanguageMap"),
+        "JsonProperty" => ("json", "previousJson"),
+        "VocabProperty" => ("vocab", "previousVocab"),
+        "ListProperty" => ("valueList", "previousValueList"),
+        "ListRelationship" => ("objectList", "previousObjectList"),
+        _ => ("value", "previousValue"),
+    };
+    let v = old.get(member)?.clone();
+    let v = match (kind, v) {
+        ("VocabProperty", Value::String(s)) => Value::String(ctx.compact(&s)),
+        (_, v) => v,
+    };
+    Some((name, v))
+}
+
+/// A deleted attribute as a notification shows it: its value an
+/// NGSI-LD null (and, with showChanges, what it was).
+fn deleted_instance(
+    old: &crate::entity::Instance,
+    ctx: &Context,
+    format: Format,
+    show_changes: bool,
+) -> Value {
+    const NULL: &str = "urn:ngsi-ld:null";
+    if format == Format::KeyValues {
+        return NULL.into();
+    }
+    let kind = old
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("Property");
+    let mut out = serde_json::Map::new();
+    out.insert("type".into(), kind.into());
+    let (member, null) = match kind {
+        "Relationship" => ("object", Value::from(NULL)),
+        "LanguageProperty" => ("languageMap", json!({ "@none": NULL })),
+        "JsonProperty" => ("json", Value::from(NULL)),
+        "VocabProperty" => ("vocab", Value::from(NULL)),
+        "ListProperty" => ("valueList", json!([NULL])),
+        "ListRelationship" => ("objectList", json!([{ "object": NULL }])),
+        _ => ("value", Value::from(NULL)),
+    };
+    out.insert(member.into(), null);
+    if let Some(d) = old.get("datasetId") {
+        out.insert("datasetId".into(), d.clone());
+    }
+    if show_changes {
+        if let Some((k, v)) = previous(old, ctx) {
+            out.insert(k.into(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+/// Sends notifications: HTTP through one client, MQTT through one client
+/// per broker.
+#[derive(Default)]
+struct Sender {
+    http: std::sync::OnceLock<reqwest::Client>,
+    mqtt: tokio::sync::Mutex<HashMap<(String, u16), rumqttc::AsyncClient>>,
+}
+
+impl Sender {
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            // Title-case header names: some receivers (the ETSI suite's
+            // among them) read `Link` by its case.
+            reqwest::Client::builder()
+                .http1_title_case_headers()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("the HTTP client builds")
+        })
+    }
+
+    /// Delivers one notification; whether the endpoint took it.
+    async fn send(&self, sub: &Subscription, ctx: &Context, mut body: Value) -> bool {
+        let endpoint = sub
+            .doc
+            .get("notification")
+            .and_then(|n| n.get("endpoint"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let Some(uri) = endpoint.get("uri").and_then(Value::as_str) else {
+            return false;
+        };
+        let ld = endpoint.get("accept").and_then(Value::as_str) == Some("application/ld+json");
+        let link = format!(
+            "<{}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",
+            sub.context_url()
+        );
+        if ld {
+            body["@context"] = ctx.original.clone();
+        }
+        let content_type = if ld {
+            "application/ld+json"
+        } else {
+            "application/json"
+        };
+        let extra: Vec<(String, String)> = endpoint
+            .get("receiverInfo")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|kv| {
+                        Some((
+                            kv.get("key")?.as_str()?.to_owned(),
+                            kv.get("value")?.as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if uri.starts_with("http://") || uri.starts_with("https://") {
+            let mut req = self.http().post(uri).header("content-type", content_type);
+            if !ld {
+                req = req.header("link", link);
+            }
+            for (k, v) in &extra {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            return match req.body(body.to_string()).send().await {
+                Ok(r) => r.status().is_success(),
+                Err(_) => false,
+            };
+        }
+        // mqtt://host[:port]/topic (§7.3): metadata and body in one message.
+        let Some(rest) = uri.strip_prefix("mqtt://") else {
+            return false;
+        };
+        let (authority, topic) = rest.split_once('/').unwrap_or((rest, ""));
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let Ok((host, port)) = crate::ingest::parse_mqtt_url(&format!("mqtt://{authority}")) else {
+            return false;
+        };
+        if topic.is_empty() {
+            return false;
+        }
+        let mut metadata = json!({ "Content-Type": content_type });
+        if !ld {
+            metadata["Link"] = link.into();
+        }
+        for (k, v) in extra {
+            metadata[k] = v.into();
+        }
+        let message = json!({ "metadata": metadata, "body": body });
+        let client = {
+            let mut clients = self.mqtt.lock().await;
+            clients
+                .entry((host.clone(), port))
+                .or_insert_with(|| {
+                    let mut o = rumqttc::MqttOptions::new(
+                        format!("civic-citydata-notify-{}", uuid::Uuid::new_v4().simple()),
+                        host.clone(),
+                        port,
+                    );
+                    o.set_keep_alive(Duration::from_secs(30));
+                    let (client, mut events) = rumqttc::AsyncClient::new(o, 1024);
+                    tokio::spawn(async move {
+                        loop {
+                            if events.poll().await.is_err() {
+                                tokio::time::sleep(Duration::from_secs(2)).await;
+                            }
+                        }
+                    });
+                    client
+                })
+                .clone()
+        };
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, message.to_string())
+            .await
+            .is_ok()
+    }
+}
