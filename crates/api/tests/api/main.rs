@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
+mod citydata;
 #[path = "../common/mod.rs"]
 mod common;
 mod investigation;

@@ -1,0 +1,342 @@
+//! City data end to end, on both backends: a sensor publishes on the
+//! machine's Mosquitto, the broker ingests it by its mapping, a
+//! subscriber hears of it over HTTP and over MQTT; bad input gets the
+//! NGSI-LD ProblemDetails and changes nothing.
+
+use super::*;
+use std::time::Duration;
+
+const MOSQUITTO: (&str, u16) = ("127.0.0.1", 1883);
+
+/// An HTTP endpoint on loopback that keeps what is POSTed to it.
+async fn receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((
+                        headers,
+                        serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    ));
+                    StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+fn mqtt_client(name: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let mut o = rumqttc::MqttOptions::new(
+        format!("{name}-{}", uuid::Uuid::new_v4().simple()),
+        MOSQUITTO.0,
+        MOSQUITTO.1,
+    );
+    o.set_keep_alive(Duration::from_secs(10));
+    rumqttc::AsyncClient::new(o, 64)
+}
+
+async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: TestDb) {
+    // Topics of this run only: the tests share the machine's Mosquitto.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mappings = tempfile::NamedTempFile::with_suffix(".toml").unwrap();
+    std::fs::write(
+        mappings.path(),
+        format!(
+            r#"
+            [[mapping]]
+            topic = "test-{run}/air/+/reading"
+            id = "urn:ngsi-ld:AirQualityObserved:{{1}}"
+            type = "AirQualityObserved"
+            observed_at = "ts"
+            location = {{ lat = "lat", lon = "lon" }}
+            [mapping.attributes]
+            pm25 = {{ path = "pm25", unit = "GQ" }}
+            "#
+        ),
+    )
+    .unwrap();
+    let path = mappings.path().to_owned();
+    let app = spawn_app_with(db, move |c| {
+        c.mqtt_url = Some(format!("mqtt://{}:{}", MOSQUITTO.0, MOSQUITTO.1));
+        c.mqtt_mappings = Some(path);
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+
+    // A subscriber over HTTP: bad air, in keyValues.
+    let (endpoint, mut heard) = receiver().await;
+    let created = http
+        .post(format!("{broker}/subscriptions"))
+        .json(&json!({
+            "type": "Subscription", "entities": [{"type": "AirQualityObserved"}],
+            "watchedAttributes": ["pm25"], "q": "pm25>35",
+            "notification": {"format": "keyValues", "attributes": ["pm25"], "endpoint": {"uri": endpoint}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    // One over MQTT.
+    let notify_topic = format!("test-{run}/notifications");
+    let created = http
+        .post(format!("{broker}/subscriptions"))
+        .json(&json!({
+            "type": "Subscription", "entities": [{"type": "AirQualityObserved"}],
+            "notification": {"endpoint": {"uri": format!("mqtt://{}:{}/{notify_topic}", MOSQUITTO.0, MOSQUITTO.1)}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (listener, mut listener_events) = mqtt_client("listener");
+    listener
+        .subscribe(notify_topic.clone(), rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (mqtt_tx, mut mqtt_heard) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        while let Ok(event) = listener_events.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event {
+                let _ = mqtt_tx.send(serde_json::from_slice(&p.payload).unwrap_or(Value::Null));
+            }
+        }
+    });
+    // Creating a subscription is an administrative act: in the ledger.
+    let id = location.rsplit('/').next().unwrap();
+    let audited = app
+        .hub
+        .store
+        .search_audit(
+            civic_core::audit::AuditQuery {
+                action: Some("citydata.subscription.create".into()),
+                limit: 10,
+                ..Default::default()
+            },
+            civic_core::audit::AuditEntry::new("audit.search", "audit", Outcome::Allowed),
+        )
+        .await
+        .unwrap();
+    assert!(
+        audited.iter().any(|r| r.entry.resource.ends_with(id)),
+        "{audited:?}"
+    );
+
+    // A sensor publishes; the entity arrives.
+    let (sensor, mut sensor_events) = mqtt_client("sensor");
+    tokio::spawn(async move { while sensor_events.poll().await.is_ok() {} });
+    let entity = format!("{broker}/entities/urn:ngsi-ld:AirQualityObserved:jongno");
+    let mut got = None;
+    for attempt in 0..100 {
+        // Published again only if it did not arrive (a subscription made
+        // just before may not yet have been in Mosquitto's table).
+        if attempt % 30 != 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let r = http.get(&entity).send().await.unwrap();
+            if r.status() == StatusCode::OK {
+                got = Some(r.json::<Value>().await.unwrap());
+                break;
+            }
+            continue;
+        }
+        sensor
+            .publish(
+                format!("test-{run}/air/jongno/reading"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                json!({"pm25": 41.5, "ts": 1_583_020_800, "lat": 37.57, "lon": 126.98}).to_string(),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = http.get(&entity).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            got = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+    }
+    let got = got.expect("the sensor's entity arrives within 10 s");
+    assert_eq!(got["pm25"]["value"], 41.5);
+    assert_eq!(got["pm25"]["unitCode"], "GQ");
+    assert_eq!(got["pm25"]["observedAt"], "2020-03-01T00:00:00.000Z");
+    assert_eq!(
+        got["location"]["value"]["coordinates"],
+        json!([126.98, 37.57])
+    );
+
+    // The subscribers hear of it.
+    let (headers, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("an HTTP notification within 10 s")
+        .unwrap();
+    assert_eq!(n["type"], "Notification");
+    assert_eq!(n["subscriptionId"], id);
+    assert_eq!(n["data"][0]["id"], "urn:ngsi-ld:AirQualityObserved:jongno");
+    assert_eq!(n["data"][0]["pm25"], 41.5);
+    assert!(headers["link"]
+        .to_str()
+        .unwrap()
+        .contains("ngsi-ld-core-context"));
+    let m = tokio::time::timeout(Duration::from_secs(10), mqtt_heard.recv())
+        .await
+        .expect("an MQTT notification within 10 s")
+        .unwrap();
+    assert_eq!(m["metadata"]["Content-Type"], "application/json");
+    assert_eq!(m["body"]["data"][0]["pm25"]["value"], 41.5);
+
+    // Good air is not news to the first subscriber (once what is in
+    // flight has come); its count says so.
+    while tokio::time::timeout(Duration::from_millis(700), heard.recv())
+        .await
+        .is_ok()
+    {}
+    http.patch(format!("{entity}/attrs"))
+        .json(&json!({"pm25": {"type": "Property", "value": 12.0}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), heard.recv())
+            .await
+            .is_err()
+    );
+    let shown: Value = http
+        .get(format!("{}{location}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        shown["notification"]["timesSent"].as_u64().unwrap() >= 1,
+        "{shown}"
+    );
+    assert_eq!(shown["status"], "active");
+}
+
+async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
+    let app = spawn_app(db).await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let problem = |r: reqwest::Response, status: StatusCode, kind: &'static str| async move {
+        assert_eq!(r.status(), status);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["type"],
+            format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"),
+            "{body}"
+        );
+        assert!(body["title"].is_string() && body["detail"].is_string());
+    };
+    let e = json!({"id": "urn:ngsi-ld:Sensor:1", "type": "Sensor", "level": {"type": "Property", "value": 3}});
+    let post = |body: Value| http.post(format!("{broker}/entities")).json(&body).send();
+    assert_eq!(post(e.clone()).await.unwrap().status(), StatusCode::CREATED);
+    problem(
+        post(e.clone()).await.unwrap(),
+        StatusCode::CONFLICT,
+        "AlreadyExists",
+    )
+    .await;
+    problem(
+        post(json!({"id": "not a uri", "type": "Sensor"}))
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "BadRequestData",
+    )
+    .await;
+    problem(
+        post(
+            json!({"id": "urn:ngsi-ld:Sensor:2", "type": "Sensor", "level": {"type": "Property"}}),
+        )
+        .await
+        .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "BadRequestData",
+    )
+    .await;
+    let r = http
+        .post(format!("{broker}/entities"))
+        .header("content-type", "text/plain")
+        .body(e.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    problem(
+        http.get(format!("{broker}/entities?type=Sensor&q=level=="))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "BadRequestData",
+    )
+    .await;
+    problem(
+        http.get(format!("{broker}/entities?type=Sensor&bogus=1"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "InvalidRequest",
+    )
+    .await;
+    // A batch with one bad entity writes the good ones and says which failed.
+    let r = http
+        .post(format!("{broker}/entityOperations/create"))
+        .json(&json!([
+            {"id": "urn:ngsi-ld:Sensor:3", "type": "Sensor"},
+            {"id": "urn:ngsi-ld:Sensor:1", "type": "Sensor"}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["success"], json!(["urn:ngsi-ld:Sensor:3"]));
+    assert_eq!(body["errors"][0]["entityId"], "urn:ngsi-ld:Sensor:1");
+    // Nothing of the refused writes is there.
+    let all: Value = http
+        .get(format!("{broker}/entities?type=Sensor&options=keyValues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        json!([
+            {"id": "urn:ngsi-ld:Sensor:1", "type": "Sensor", "level": 3},
+            {"id": "urn:ngsi-ld:Sensor:3", "type": "Sensor"}
+        ])
+    );
+    // A @context nobody serves is unavailable, at once, not a hang.
+    let r = http
+        .get(format!("{broker}/entities?type=Sensor"))
+        .header(
+            "link",
+            "<http://127.0.0.1:9/none.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"",
+        )
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::SERVICE_UNAVAILABLE, "LdContextNotAvailable").await;
+}
+
+civic_store::backend_tests!(
+    sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt,
+    bad_city_data_gets_ngsi_ld_problems_and_changes_nothing,
+);
