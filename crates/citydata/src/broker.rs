@@ -94,6 +94,49 @@ impl<'a> Txn<'a> {
     }
 }
 
+/// The instances a write adds to the temporal evolution: each one new or
+/// changed, timed by its observedAt, else its modification.
+fn history_of(
+    tenant: &str,
+    committed: &Entities,
+    staged: &[(String, i64, Option<Entity>)],
+) -> Vec<crate::store::HistoryRow> {
+    let mut out = Vec::new();
+    for (id, _, after) in staged {
+        let Some(after) = after else { continue };
+        let before = committed.get(id);
+        let types = serde_json::to_string(&after.types).unwrap_or_else(|_| "[]".into());
+        for (attr, instances) in &after.attrs {
+            let old = before.and_then(|b| b.attrs.get(attr));
+            for i in instances {
+                if old.is_some_and(|o| o.contains(i)) {
+                    continue;
+                }
+                let at = i
+                    .get("observedAt")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(crate::entity::parse_datetime)
+                    .or_else(|| i.get("modifiedAt").and_then(serde_json::Value::as_i64))
+                    .unwrap_or(after.modified_at);
+                let mut recorded = i.clone();
+                recorded.insert(
+                    "instanceId".into(),
+                    format!("urn:ngsi-ld:attribute:instance:{}", uuid::Uuid::new_v4()).into(),
+                );
+                out.push(crate::store::HistoryRow {
+                    tenant: tenant.to_owned(),
+                    entity_id: id.clone(),
+                    types: types.clone(),
+                    attr: attr.clone(),
+                    at,
+                    instance: serde_json::Value::Object(recorded).to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// What selects entities in a query.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
@@ -378,7 +421,8 @@ impl Broker {
                 }
             }
         }
-        self.store.write_entities(&put, &delete).await?;
+        let history = history_of(&tenant.name, &entities, &staged);
+        self.store.write_entities(&put, &delete, &history).await?;
         let mut feed = Vec::new();
         for (id, seq, e) in staged {
             let before = entities.get(&id).cloned();

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod query;
 pub mod store;
 pub mod subscription;
+pub mod temporal;
 
 #[cfg(feature = "http")]
 pub mod routes;

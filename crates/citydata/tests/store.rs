@@ -29,12 +29,13 @@ async fn entities_are_written_replaced_and_deleted_in_one_transaction(db: TestDb
             row("city", "urn:a", 3),
         ],
         &[],
+        &[],
     )
     .await
     .unwrap();
     let mut replaced = row("", "urn:a", 1);
     replaced.doc = "{\"id\":\"urn:a\",\"v\":2}".into();
-    s.write_entities(&[replaced.clone()], &[("".into(), "urn:b".into())])
+    s.write_entities(&[replaced.clone()], &[("".into(), "urn:b".into())], &[])
         .await
         .unwrap();
     let all = s.load_entities().await.unwrap();

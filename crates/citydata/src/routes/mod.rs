@@ -9,6 +9,7 @@
 mod discovery;
 mod entities;
 mod subscriptions;
+mod temporal;
 
 use crate::jsonld::{Context, CORE_CONTEXT_URL};
 use crate::problem::{NgsiError, Result};
@@ -68,6 +69,19 @@ where
             get(subscriptions::retrieve)
                 .patch(subscriptions::update)
                 .delete(subscriptions::delete),
+        ),
+        (
+            "/temporal/entities",
+            get(temporal::query).post(temporal::create),
+        ),
+        (
+            "/temporal/entities/{id}",
+            get(temporal::retrieve).delete(temporal::delete),
+        ),
+        ("/temporal/entities/{id}/attrs", post(temporal::append)),
+        (
+            "/temporal/entities/{id}/attrs/{attr}",
+            axum::routing::delete(temporal::delete_attr),
         ),
         ("/types", get(discovery::types)),
         ("/types/{type}", get(discovery::type_info)),

@@ -9,6 +9,20 @@ pub struct StoredEntity {
     pub doc: String,
 }
 
+/// One recorded attribute instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub tenant: String,
+    pub entity_id: String,
+    /// The entity's types then (a JSON array of IRIs).
+    pub types: String,
+    pub attr: String,
+    /// Milliseconds: its observedAt, else when it was written.
+    pub at: i64,
+    /// The instance (JSON, the stored form).
+    pub instance: String,
+}
+
 civic_store::store_trait! {
 /// What the broker's entity store does.
 pub trait EntityStore {
@@ -17,7 +31,14 @@ pub trait EntityStore {
     fn load_entities(&self) -> crate::store::Result<Vec<crate::store::StoredEntity>>;
     /// Writes entities (inserted or replaced) and deletes others, in one
     /// transaction: all of them or none.
-    fn write_entities(&self, put: &[crate::store::StoredEntity], delete: &[(String, String)]) -> crate::store::Result<()>;
+    fn write_entities(&self, put: &[crate::store::StoredEntity], delete: &[(String, String)], history: &[crate::store::HistoryRow]) -> crate::store::Result<()>;
+    /// An entity's recorded instances, in time order: of `attrs` (IRIs)
+    /// if given, with `from <= at < until`.
+    fn history(&self, tenant: &str, entity_id: &str, attrs: Option<&[String]>, from: i64, until: i64) -> crate::store::Result<Vec<crate::store::HistoryRow>>;
+    /// The ids of entities with history, of a tenant, in id order.
+    fn history_entities(&self, tenant: &str) -> crate::store::Result<Vec<(String, String)>>;
+    /// Forgets an entity's history (of one attribute, if given); how many rows.
+    fn delete_history(&self, tenant: &str, entity_id: &str, attr: Option<&str>) -> crate::store::Result<u64>;
 }
 }
 

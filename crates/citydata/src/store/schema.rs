@@ -27,8 +27,24 @@ CREATE TABLE IF NOT EXISTS ngsi_subscriptions (
 );
 "#;
 
+/// The temporal evolution: one row per attribute instance as it was
+/// written (every entity write records what it changed), timed by its
+/// observedAt, else its modification; the entity's types beside it, so
+/// that history outlives the entity.
+const V3: &str = r#"
+CREATE TABLE IF NOT EXISTS ngsi_history (
+    tenant TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    types TEXT NOT NULL,
+    attr TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    instance TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ngsi_history_by_entity ON ngsi_history(tenant, entity_id, attr, at);
+"#;
+
 /// City data's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "citydata",
-    versions: &[(1, V1), (2, V2)],
+    versions: &[(1, V1), (2, V2), (3, V3)],
 };

@@ -31,8 +31,22 @@ impl crate::store::EntityStore for Engine {
         &self,
         put: &[StoredEntity],
         delete: &[(String, String)],
+        history: &[HistoryRow],
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        for h in history {
+            sqlx::query(
+                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&h.tenant)
+            .bind(&h.entity_id)
+            .bind(&h.types)
+            .bind(&h.attr)
+            .bind(h.at)
+            .bind(&h.instance)
+            .execute(&mut *tx)
+            .await?;
+        }
         for e in put {
             sqlx::query(
                 "INSERT INTO ngsi_entities (tenant, id, seq, doc) VALUES ($1, $2, $3, $4) \
@@ -51,10 +65,93 @@ impl crate::store::EntityStore for Engine {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            // An entity's temporal representation goes with it (as the
+            // ETSI suite's brokers do).
+            sqlx::query("DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
+
+    async fn history(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attrs: Option<&[String]>,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<HistoryRow>> {
+        let mut sql = String::from(
+            "SELECT tenant, entity_id, types, attr, at, instance FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4",
+        );
+        if let Some(attrs) = attrs {
+            let marks: Vec<String> = (0..attrs.len()).map(|i| format!("${}", i + 5)).collect();
+            sql.push_str(&format!(" AND attr IN ({})", marks.join(", ")));
+        }
+        sql.push_str(" ORDER BY attr, at");
+        let mut q = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(entity_id)
+            .bind(from)
+            .bind(until);
+        for a in attrs.unwrap_or_default() {
+            q = q.bind(a);
+        }
+        q.fetch_all(self.reads())
+            .await?
+            .iter()
+            .map(history_from)
+            .collect()
+    }
+
+    async fn history_entities(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        sqlx::query(
+            "SELECT entity_id, MAX(types) AS types FROM ngsi_history WHERE tenant = $1 \
+             GROUP BY entity_id ORDER BY entity_id",
+        )
+        .bind(tenant)
+        .fetch_all(self.reads())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("entity_id")?, r.try_get("types")?)))
+        .collect()
+    }
+
+    async fn delete_history(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attr: Option<&str>,
+    ) -> Result<u64> {
+        let q = match attr {
+            Some(a) => sqlx::query(
+                "DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2 AND attr = $3",
+            )
+            .bind(tenant)
+            .bind(entity_id)
+            .bind(a.to_owned()),
+            None => sqlx::query("DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2")
+                .bind(tenant)
+                .bind(entity_id),
+        };
+        Ok(q.execute(self.writes()).await?.rows_affected())
+    }
+}
+
+fn history_from(row: &DbRow) -> Result<HistoryRow> {
+    Ok(HistoryRow {
+        tenant: row.try_get("tenant")?,
+        entity_id: row.try_get("entity_id")?,
+        types: row.try_get("types")?,
+        attr: row.try_get("attr")?,
+        at: row.try_get("at")?,
+        instance: row.try_get("instance")?,
+    })
 }
 
 impl crate::store::SubscriptionStore for Engine {

@@ -1,0 +1,271 @@
+//! The temporal API (§6.18–6.22).
+
+use super::{accept, answer, body_context, link_context, no_content, tenant, Answer, Params};
+use crate::problem::{NgsiError, Result};
+use crate::query::TypeExpr;
+use crate::temporal::{parse_duration, render, Interval, TemporalRender, METHODS};
+use crate::CityData;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::Value;
+
+const READ_PARAMS: [&str; 16] = [
+    "attrs",
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "lastN",
+    "options",
+    "format",
+    "aggrMethods",
+    "aggrPeriodDuration",
+    "timeproperty",
+    "local",
+    "lang",
+    "pick",
+    "omit",
+    "datasetId",
+    "join",
+];
+
+fn temporal_render(p: &Params) -> Result<TemporalRender> {
+    let interval = Interval::parse(p.get("timerel"), p.get("timeAt"), p.get("endTimeAt"))?;
+    let options = p.options();
+    let aggregated = options.iter().any(|o| o == "aggregatedValues");
+    let aggregate = if aggregated {
+        let methods: Vec<String> = p
+            .list("aggrMethods")
+            .ok_or_else(|| NgsiError::bad_data("aggregatedValues needs aggrMethods"))?;
+        if let Some(bad) = methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
+            return Err(NgsiError::bad_data(format!(
+                "{bad:?} is not an aggregation method"
+            )));
+        }
+        let period = match p.get("aggrPeriodDuration") {
+            None => 0,
+            Some(d) => parse_duration(d)
+                .ok_or_else(|| NgsiError::bad_data("aggrPeriodDuration is an ISO 8601 duration"))?,
+        };
+        Some((methods, period))
+    } else {
+        None
+    };
+    let last_n = match p.get("lastN") {
+        None => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| NgsiError::bad_data("lastN is a positive whole number"))?,
+        ),
+    };
+    Ok(TemporalRender {
+        temporal_values: options.iter().any(|o| o == "temporalValues"),
+        aggregate,
+        last_n,
+        sys_attrs: options.iter().any(|o| o == "sysAttrs"),
+        interval,
+        origin: (interval.from != i64::MIN).then_some(interval.from),
+    })
+}
+
+pub async fn retrieve(
+    State(c): State<CityData>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = Params::parse(q.as_deref(), &READ_PARAMS)?;
+    let a = accept(&headers, false)?;
+    let ctx = link_context(&c, &headers).await?;
+    let r = temporal_render(&p)?;
+    let attrs: Option<Vec<String>> = p
+        .list("attrs")
+        .map(|l| l.iter().map(|n| ctx.expand(n)).collect());
+    let (types, rows) = c
+        .temporal_entity(&tenant(&headers), &id, attrs.as_deref(), r.interval)
+        .await?;
+    let body = render(&id, &types, &rows, &ctx, &r);
+    Ok(answer(StatusCode::OK, a, &ctx, Value::Object(body)))
+}
+
+pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): RawQuery) -> Answer {
+    let p = Params::parse(
+        q.as_deref(),
+        &[
+            &READ_PARAMS[..],
+            &[
+                "type",
+                "id",
+                "idPattern",
+                "q",
+                "scopeQ",
+                "georel",
+                "geometry",
+                "coordinates",
+                "geoproperty",
+                "limit",
+                "offset",
+                "count",
+                "csf",
+            ],
+        ]
+        .concat(),
+    )?;
+    let a = accept(&headers, false)?;
+    let ctx = link_context(&c, &headers).await?;
+    let r = temporal_render(&p)?;
+    if p.get("type").is_none()
+        && p.get("attrs").is_none()
+        && p.get("id").is_none()
+        && p.get("idPattern").is_none()
+        && p.get("q").is_none()
+    {
+        return Err(
+            NgsiError::bad_data("a temporal query needs type, attrs, id, idPattern or q").into(),
+        );
+    }
+    let types = p
+        .get("type")
+        .map(|t| TypeExpr::parse(t, &ctx))
+        .transpose()?;
+    let ids = p.list("id");
+    let pattern = p
+        .get("idPattern")
+        .map(|x| {
+            regex::Regex::new(x)
+                .map_err(|_| NgsiError::bad_data("idPattern is not a regular expression"))
+        })
+        .transpose()?;
+    let q_filter = p
+        .get("q")
+        .map(crate::query::parse_q)
+        .transpose()
+        .map_err(|e| NgsiError::bad_data(e.detail))?;
+    let attrs: Option<Vec<String>> = p
+        .list("attrs")
+        .map(|l| l.iter().map(|n| ctx.expand(n)).collect());
+    let limit: usize = p
+        .get("limit")
+        .map(|l| {
+            l.parse()
+                .map_err(|_| NgsiError::bad_data("limit is a whole number"))
+        })
+        .transpose()?
+        .unwrap_or(20);
+    let offset: usize = p
+        .get("offset")
+        .map(|o| {
+            o.parse()
+                .map_err(|_| NgsiError::bad_data("offset is a whole number"))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let t = tenant(&headers);
+    let mut out = Vec::new();
+    let mut count = 0usize;
+    for (id, entity_types) in c.temporal_ids(&t).await? {
+        if types.as_ref().is_some_and(|te| !te.matches(&entity_types))
+            || ids.as_ref().is_some_and(|l| !l.contains(&id))
+            || pattern.as_ref().is_some_and(|re| !re.is_match(&id))
+        {
+            continue;
+        }
+        if let Some(qf) = &q_filter {
+            match c.broker.get(&t, &id).await {
+                Ok(e) if qf.matches(&e, &ctx) => {}
+                _ => continue,
+            }
+        }
+        let (types, rows) = c
+            .temporal_entity(&t, &id, attrs.as_deref(), r.interval)
+            .await?;
+        if rows.iter().all(|row| row.attr.is_empty())
+            && (attrs.is_some() || r.interval != Interval::ALL)
+        {
+            continue;
+        }
+        count += 1;
+        if count > offset && out.len() < limit {
+            out.push(Value::Object(render(&id, &types, &rows, &ctx, &r)));
+        }
+    }
+    let mut resp = answer(StatusCode::OK, a, &ctx, Value::Array(out));
+    if p.flag("count")? {
+        resp.headers_mut()
+            .insert("NGSILD-Results-Count", HeaderValue::from(count));
+    }
+    Ok(resp)
+}
+
+pub async fn create(
+    State(c): State<CityData>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    Params::parse(q.as_deref(), &["local"])?;
+    let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
+    let id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if c.create_temporal(&tenant(&headers), &value, &ctx).await? {
+        let mut r = StatusCode::CREATED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/temporal/entities/{id}")) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        Ok(r)
+    } else {
+        Ok(no_content())
+    }
+}
+
+pub async fn append(
+    State(c): State<CityData>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    Params::parse(q.as_deref(), &["local"])?;
+    let (mut value, ctx, _) = body_context(&c, &headers, &body, false).await?;
+    let t = tenant(&headers);
+    let (types, _) = c.temporal_entity(&t, &id, None, Interval::ALL).await?;
+    if let Some(o) = value.as_object_mut() {
+        o.insert("id".into(), id.clone().into());
+        o.insert(
+            "type".into(),
+            Value::Array(types.into_iter().map(Value::String).collect()),
+        );
+    }
+    c.create_temporal(&t, &value, &ctx).await?;
+    Ok(no_content())
+}
+
+pub async fn delete(
+    State(c): State<CityData>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    Params::parse(q.as_deref(), &["local", "type"])?;
+    c.delete_temporal(&tenant(&headers), &id, None).await?;
+    Ok(no_content())
+}
+
+pub async fn delete_attr(
+    State(c): State<CityData>,
+    Path((id, attr)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    Params::parse(q.as_deref(), &["local", "deleteAll", "datasetId"])?;
+    let ctx = link_context(&c, &headers).await?;
+    c.delete_temporal(&tenant(&headers), &id, Some(&ctx.expand(&attr)))
+        .await?;
+    Ok(no_content())
+}
