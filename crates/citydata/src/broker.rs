@@ -130,6 +130,7 @@ fn history_of(
                     attr: attr.clone(),
                     at,
                     instance: serde_json::Value::Object(recorded).to_string(),
+                    recorded_at: crate::jsonld::now_ms(),
                 });
             }
         }

@@ -10,7 +10,7 @@ use crate::entity::format_datetime;
 use crate::entity::{render, Entity, Format, Render};
 use crate::jsonld::{now_ms, Context};
 use crate::problem::{NgsiError, Result};
-use crate::store::SubscriptionStore;
+use crate::store::{EntityStore, SubscriptionStore};
 use crate::subscription::{changes, notification, parse, Subscription, Trigger};
 use crate::CityData;
 use civic_core::audit::{AuditEntry, Outcome};
@@ -214,6 +214,26 @@ impl CityData {
             t.remove(id);
         }
         Ok(())
+    }
+
+    /// Forgets, every ten minutes, the history recorded longer ago than
+    /// the retention (`city_history_hours`).
+    pub fn start_retention(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let keep_ms = me.config.city_history_hours.saturating_mul(3_600_000);
+                match me.store.prune_history(now_ms() - keep_ms).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(rows = n, "city data: history past its retention forgotten")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "city data: pruning history failed"),
+                }
+            }
+        });
     }
 
     /// Starts sending notifications for committed changes (once).

@@ -444,6 +444,7 @@ impl CityData {
                     attr: attr.clone(),
                     at,
                     instance: Value::Object(recorded).to_string(),
+                    recorded_at: crate::jsonld::now_ms(),
                 });
             }
         }
@@ -456,6 +457,7 @@ impl CityData {
                 attr: String::new(),
                 at: now,
                 instance: "{}".into(),
+                recorded_at: now,
             });
         }
         self.broker.tenant_for_write(tenant).await?;
@@ -506,6 +508,7 @@ mod tests {
             attr: "https://uri.etsi.org/ngsi-ld/default-context/speed".into(),
             at: parse_datetime(t).unwrap(),
             instance: json!({"type": "Property", "value": v, "observedAt": t}).to_string(),
+            recorded_at: 0,
         })
         .collect();
         let r = TemporalRender {

@@ -396,6 +396,9 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
         config
             .mqtt_url
             .get_or_insert_with(|| "mqtt://127.0.0.1:1883".into());
+        // The demo's sensors write a few hundred instances a minute: its
+        // history keeps six hours.
+        config.city_history_hours = config.city_history_hours.min(6);
     }
     let hub = open_hub(config.clone()).await?;
     let mut logins = civic_demo::seed(&hub).await?;

@@ -1,5 +1,5 @@
 //! The demo city's sensors: they publish over MQTT what the synthetic
-//! city does, in a time-lapse (ten minutes of the city every two
+//! city does, in a time-lapse (ten minutes of the city every five
 //! seconds), so that City data fills as a user watches.
 //!
 //! - subway stations (`city/subway/{stop}/flow`): the people who tapped
@@ -26,7 +26,7 @@ use std::time::Duration;
 pub const MAPPINGS: &str = include_str!("../../citydata/mappings/demo-city.toml");
 
 const WINDOW_SECONDS: i64 = 600;
-const TICK: Duration = Duration::from_secs(2);
+const TICK: Duration = Duration::from_secs(5);
 
 struct Stop {
     id: String,

@@ -69,6 +69,9 @@ pub struct Config {
     pub mqtt_url: Option<String>,
     /// City data: the file (TOML or JSON) mapping MQTT topics to entities.
     pub mqtt_mappings: Option<PathBuf>,
+    /// City data: how long the temporal evolution keeps what it
+    /// recorded, in hours (counted from when it was written).
+    pub city_history_hours: i64,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             public_url: None,
             mqtt_url: None,
             mqtt_mappings: None,
+            city_history_hours: 24 * 30,
         }
     }
 }
@@ -146,7 +150,8 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 23] = [
+    const KEYS: [&'static str; 24] = [
+        "city_history_hours",
         "mqtt_url",
         "mqtt_mappings",
         "addr",
@@ -235,6 +240,11 @@ impl Config {
                     "mqtt_url must be mqtt://host:port".into(),
                 ));
             }
+        }
+        if self.city_history_hours < 1 {
+            return Err(ConfigError::Invalid(
+                "city_history_hours must be positive".into(),
+            ));
         }
         if self.mqtt_mappings.is_some() && self.mqtt_url.is_none() {
             return Err(ConfigError::Invalid(

@@ -21,6 +21,8 @@ pub struct HistoryRow {
     pub at: i64,
     /// The instance (JSON, the stored form).
     pub instance: String,
+    /// When it was written (milliseconds), for the retention.
+    pub recorded_at: i64,
 }
 
 civic_store::store_trait! {
@@ -37,6 +39,9 @@ pub trait EntityStore {
     fn history(&self, tenant: &str, entity_id: &str, attrs: Option<&[String]>, from: i64, until: i64) -> crate::store::Result<Vec<crate::store::HistoryRow>>;
     /// The ids of entities with history, of a tenant, in id order.
     fn history_entities(&self, tenant: &str) -> crate::store::Result<Vec<(String, String)>>;
+    /// Forgets what was recorded before `before` (milliseconds), of every
+    /// tenant; how many rows.
+    fn prune_history(&self, before: i64) -> crate::store::Result<u64>;
     /// Forgets an entity's history (of one attribute, if given); how many rows.
     fn delete_history(&self, tenant: &str, entity_id: &str, attr: Option<&str>) -> crate::store::Result<u64>;
 }

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS ngsi_subscriptions (
 /// The temporal evolution: one row per attribute instance as it was
 /// written (every entity write records what it changed), timed by its
 /// observedAt, else its modification; the entity's types beside it, so
-/// that history outlives the entity.
+/// that history outlives the entity; kept for the retention
+/// (`recorded_at`: when it was written, whatever it observed).
 const V3: &str = r#"
 CREATE TABLE IF NOT EXISTS ngsi_history (
     tenant TEXT NOT NULL,
@@ -38,9 +39,11 @@ CREATE TABLE IF NOT EXISTS ngsi_history (
     types TEXT NOT NULL,
     attr TEXT NOT NULL,
     at BIGINT NOT NULL,
-    instance TEXT NOT NULL
+    instance TEXT NOT NULL,
+    recorded_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ngsi_history_by_entity ON ngsi_history(tenant, entity_id, attr, at);
+CREATE INDEX IF NOT EXISTS ngsi_history_by_recording ON ngsi_history(recorded_at);
 "#;
 
 /// City data's migrations.

@@ -36,7 +36,8 @@ impl crate::store::EntityStore for Engine {
         let mut tx = self.begin().await?;
         for h in history {
             sqlx::query(
-                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&h.tenant)
             .bind(&h.entity_id)
@@ -44,6 +45,7 @@ impl crate::store::EntityStore for Engine {
             .bind(&h.attr)
             .bind(h.at)
             .bind(&h.instance)
+            .bind(h.recorded_at)
             .execute(&mut *tx)
             .await?;
         }
@@ -86,7 +88,7 @@ impl crate::store::EntityStore for Engine {
         until: i64,
     ) -> Result<Vec<HistoryRow>> {
         let mut sql = String::from(
-            "SELECT tenant, entity_id, types, attr, at, instance FROM ngsi_history \
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4",
         );
         if let Some(attrs) = attrs {
@@ -122,6 +124,16 @@ impl crate::store::EntityStore for Engine {
         .collect()
     }
 
+    async fn prune_history(&self, before: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM ngsi_history WHERE recorded_at < $1")
+                .bind(before)
+                .execute(self.writes())
+                .await?
+                .rows_affected(),
+        )
+    }
+
     async fn delete_history(
         &self,
         tenant: &str,
@@ -151,6 +163,7 @@ fn history_from(row: &DbRow) -> Result<HistoryRow> {
         attr: row.try_get("attr")?,
         at: row.try_get("at")?,
         instance: row.try_get("instance")?,
+        recorded_at: row.try_get("recorded_at")?,
     })
 }
 
