@@ -5,7 +5,7 @@
 // so nothing a holder, an interview or a user typed can run as script.
 
 import { t, lang, setLang, LANGS } from './i18n.js';
-import { epidemicCurve, transmissionTree } from './charts.js';
+import { epidemicCurve, transmissionTree, lineChart } from './charts.js';
 
 const $main = document.getElementById('main');
 const $bar = document.getElementById('bar');
@@ -245,6 +245,7 @@ function renderChrome() {
   if (has('investigator') || has('approver')) links.push(['#/clusters', t('nav_clusters')]);
   if (has('security_auditor')) links.push(['#/audit', t('nav_audit')]);
   links.push(['#/catalogue', t('nav_catalogue')]);
+  links.push(['#/city', t('nav_city')]);
   if (has('citizen')) links.push(['#/mydata', t('nav_mydata')]);
   if (has('mydata_operator')) links.push(['#/agreements', t('nav_agreements')]);
   if (has('mydata_operator')) links.push(['#/transfers', t('nav_transfers')]);
@@ -367,7 +368,8 @@ function loginPage(message) {
   field(t('totp_code'), code, t('totp_hint')),
   h('button', { type: 'submit', class: 'primary' }, t('sign_in')),
   field(t('language'), langSelect),
-  h('p', {}, h('a', { href: '#/catalogue', id: 'public-catalogue' }, t('browse_catalogue'))));
+  h('p', {}, h('a', { href: '#/catalogue', id: 'public-catalogue' }, t('browse_catalogue'))),
+  h('p', {}, h('a', { href: '#/city', id: 'public-city' }, t('browse_city'))));
   show(form);
   user.focus();
 }
@@ -987,6 +989,94 @@ async function responsesPage(justClosed) {
   }
 }
 
+// ---------------------------------------------------------------- City data
+
+/** The NGSI-LD broker's open tenant, as the page reads it. */
+async function ngsi(path) {
+  const res = await fetch(`/ngsi-ld/v1${path}`, { headers: { accept: 'application/json' } });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(body?.detail || t('not_available'));
+  return body;
+}
+
+const shortType = (id) => id.split(':').slice(-2, -1)[0] || id;
+
+/** City data (public, as the broker's default tenant): the sensors on the
+ *  map, a sensor's latest values and history, the subscriptions, MQTT
+ *  ingestion. */
+async function cityPage(params) {
+  const view = page();
+  const wanted = new URLSearchParams(params);
+  let types;
+  let subs;
+  try {
+    types = (await ngsi('/types')).typeList || [];
+    subs = await ngsi('/subscriptions?limit=100');
+  } catch (e) { say(e.message, 'error'); return; }
+  const type = wanted.get('type') || types.find((x) => x !== 'Ingestion') || '';
+  let sensors = [];
+  if (type) {
+    try {
+      sensors = await ngsi(`/entities?type=${encodeURIComponent(type)}&options=keyValues&limit=1000`);
+    } catch (e) { say(e.message, 'error'); return; }
+  }
+  const ingestion = await ngsi('/entities/urn:ngsi-ld:Ingestion:mqtt?options=keyValues').catch(() => null);
+  if (view.stale()) return;
+  const pick = h('select', { id: 'city-type', onchange: (e) => { location.hash = `#/city?type=${encodeURIComponent(e.target.value)}`; } },
+    types.filter((x) => x !== 'Ingestion').map((x) => h('option', { value: x, selected: x === type }, x)));
+  const mapEl = h('div', { id: 'city-map', class: 'map' });
+  const detail = h('div', { id: 'city-detail', 'aria-live': 'polite' }, h('p', { class: 'hint' }, t('city_pick_sensor')));
+  const numeric = (e) => Object.entries(e).filter(([k, v]) => !['id', 'type', 'location'].includes(k) && typeof v === 'number');
+  const showSensor = async (e) => {
+    detail.replaceChildren(h('p', { class: 'loading' }, t('loading')));
+    let history;
+    try {
+      history = await ngsi(`/temporal/entities/${encodeURIComponent(e.id)}?options=temporalValues&lastN=100`);
+    } catch (err) { detail.replaceChildren(h('p', { class: 'msg error' }, err.message)); return; }
+    const charts = Object.entries(history).filter(([k, v]) => Array.isArray(v?.values))
+      .map(([k, v]) => {
+        const points = v.values.filter(([val]) => typeof val === 'number').map(([val, at]) => [Date.parse(at), val]);
+        return points.length ? h('figure', {}, h('figcaption', {}, k), h('div', { class: 'chart-wrap' }, lineChart(points, { label: `${e.id} ${k}` }))) : null;
+      });
+    detail.replaceChildren(h('h2', { id: 'sensor-title' }, e.name || e.id),
+      table(t('city_latest'), [t('city_attribute'), t('city_value')],
+        Object.entries(e).filter(([k]) => !['id', 'type', 'location'].includes(k))
+          .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))),
+      h('h3', {}, t('city_history')), ...charts);
+  };
+  const rows = sensors.slice(0, 200).map((e) => h('tr', {},
+    h('td', {}, h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); showSensor(e); } }, e.name || e.id.split(':').pop())),
+    h('td', {}, numeric(e).map(([k, v]) => `${k} ${v}`).join(' · ') || Object.entries(e).filter(([k]) => !['id', 'type', 'location'].includes(k)).map(([k, v]) => `${k} ${v}`).join(' · '))));
+  view(h('h1', {}, t('nav_city')),
+    h('p', {}, t('city_intro'), ' ', h('code', {}, `${location.origin}/ngsi-ld/v1`)),
+    h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, field(t('city_type'), pick)),
+    h('p', { class: 'count', id: 'city-count' }, t('city_n_sensors', { n: sensors.length, type })),
+    h('div', { class: 'split' }, mapEl, detail),
+    table(t('city_sensors'), [t('city_sensor'), t('city_value')], rows),
+    h('h2', {}, t('city_subscriptions')),
+    table(t('city_subscriptions'), [t('city_subscription'), t('city_endpoint'), t('city_status'), t('city_sent')],
+      subs.map((x) => h('tr', {}, h('td', {}, x.subscriptionName || x.id), h('td', {}, h('code', {}, x.notification?.endpoint?.uri || '')),
+        h('td', {}, badge(x.status === 'active' ? 'ok' : 'warn', x.status)), h('td', {}, String(x.notification?.timesSent || 0))))),
+    h('h2', {}, t('city_ingestion')),
+    ingestion ? h('dl', { class: 'facts', id: 'city-ingestion' },
+      h('dt', {}, t('city_broker')), h('dd', {}, ingestion.broker, ' ', badge(ingestion.connected ? 'ok' : 'warn', ingestion.connected ? t('city_connected') : t('city_disconnected'))),
+      h('dt', {}, t('city_messages')), h('dd', {}, String(ingestion.messages)),
+      h('dt', {}, t('city_written')), h('dd', {}, String(ingestion.written)),
+      h('dt', {}, t('city_rejected')), h('dd', {}, String(ingestion.rejected)),
+      ingestion.lastError ? h('dt', {}, t('city_last_error')) : null, ingestion.lastError ? h('dd', {}, ingestion.lastError) : null)
+      : h('p', {}, t('city_no_ingestion')));
+  const map = await makeMap(mapEl, t('city_map'));
+  if (!map || view.stale()) return;
+  const markers = sensors.filter((e) => e.location?.type === 'Point').map((e) =>
+    L.circleMarker([e.location.coordinates[1], e.location.coordinates[0]], { radius: 6, color: '#3a6ea5', weight: 2 })
+      .bindTooltip(plain(`${e.name || shortType(e.id) + ' ' + e.id.split(':').pop()}`))
+      .on('click', () => showSensor(e)));
+  if (markers.length) {
+    const group = L.featureGroup(markers).addTo(map);
+    map.fitBounds(group.getBounds(), { maxZoom: 13 });
+  }
+}
+
 // ---------------------------------------------------------------- MyData
 
 /** The public catalogue: search, entries with their items and demand, and
@@ -1378,6 +1468,7 @@ const routes = [
   [/^#\/responses$/, () => responsesPage()],
   [/^#\/account$/, () => accountPage()],
   [/^#\/catalogue$/, (m, q) => cataloguePage(q)],
+  [/^#\/city$/, (m, q) => cityPage(q)],
   [/^#\/agreements\/(\d+)$/, (m) => agreementPage(m[1])],
   [/^#\/agreements$/, () => agreementsPage()],
   [/^#\/support\/tickets\/(\d+)$/, (m) => ticketPage(m[1])],
@@ -1399,8 +1490,9 @@ async function route() {
   const [path, query = ''] = location.hash.split('?');
   if (!session.token) {
     $bar.hidden = true; $nav.hidden = true;
-    // The catalogue is public: no sign-in to browse it.
+    // The catalogue and the city's open data are public: no sign-in.
     if (path === '#/catalogue') { await cataloguePage(query); return; }
+    if (path === '#/city') { await cityPage(query); return; }
     loginPage();
     return;
   }

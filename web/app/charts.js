@@ -105,3 +105,32 @@ export function transmissionTree(cluster, words) {
   wrap.append(svg);
   return wrap;
 }
+
+/** A time series as a line; `points` is [[Date ms, number], …]. */
+export function lineChart(points, words) {
+  const width = 480;
+  const height = 200;
+  const pad = { l: 44, r: 8, t: 10, b: 34 };
+  const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img',
+    'aria-label': `${words.label}: ${points.map(([at, v]) => `${new Date(at).toISOString().slice(11, 16)} ${v}`).join(', ')}` });
+  svg.append(s('title', {}, words.label));
+  if (!points.length) return svg;
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (y0 === y1) { y0 -= 1; y1 += 1; }
+  const x = (v) => pad.l + (width - pad.l - pad.r) * (x1 === x0 ? 0.5 : (v - x0) / (x1 - x0));
+  const y = (v) => pad.t + (height - pad.t - pad.b) * (1 - (v - y0) / (y1 - y0));
+  for (let i = 0; i <= 4; i += 1) {
+    const v = y0 + ((y1 - y0) * i) / 4;
+    svg.append(s('line', { x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v), class: 'grid' }));
+    svg.append(s('text', { x: pad.l - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, String(Math.round(v * 10) / 10)));
+  }
+  svg.append(s('polyline', { points: points.map(([a, v]) => `${x(a)},${y(v)}`).join(' '), class: 'line', fill: 'none' }));
+  for (const at of [x0, x1]) {
+    svg.append(s('text', { x: x(at), y: height - pad.b + 16, 'text-anchor': at === x0 ? 'start' : 'end', class: 'axis' },
+      new Date(at).toISOString().slice(0, 16).replace('T', ' ')));
+  }
+  return svg;
+}

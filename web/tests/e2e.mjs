@@ -321,6 +321,23 @@ try {
   await labelled(pub, 'catalogue');
   await shot(pub, 'catalogue');
 
+  // ------------------------------------------------------------ City data
+  log("anyone watches the city's sensors arrive over MQTT and a sensor's history, without signing in");
+  const city = await open('city');
+  await city.click('#public-city');
+  // The demo's sensors publish every five seconds; the broker fills.
+  await city.waitForFunction(async () => {
+    const r = await fetch('/ngsi-ld/v1/entities?type=AirQualityObserved&count=true&limit=1');
+    return r.ok && Number(r.headers.get('NGSILD-Results-Count')) > 0;
+  }, null, { timeout: 60000, polling: 1000 });
+  await city.goto(`${url}/#/city?type=AirQualityObserved`);
+  await city.waitForSelector('#city-map .leaflet-interactive');
+  check(/\d+/.test(await page_text(city, '#city-count')), 'the city page counts its sensors');
+  await city.locator('table tbody tr td a').first().click();
+  await city.waitForSelector('#city-detail figure svg polyline, #city-detail h3');
+  await labelled(city, 'city');
+  await shot(city, 'city');
+
   log("an agency's MyData operator applies for a linkage agreement from the catalogue");
   const agency = await open('mydata.agency');
   await signIn(agency, 'mydata.agency');

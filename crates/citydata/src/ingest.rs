@@ -388,6 +388,35 @@ impl CityData {
                 }
             }
         });
+        // What ingestion does is itself an entity of the default tenant,
+        // `urn:ngsi-ld:Ingestion:mqtt`, updated every ten seconds: the
+        // page shows it, and a subscription can watch it.
+        let reporter = self.clone();
+        let status = ingestion.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                let v = status.view();
+                let prop = |value: Value| json!({"type": "Property", "value": value});
+                let mut e = json!({
+                    "id": "urn:ngsi-ld:Ingestion:mqtt", "type": "Ingestion",
+                    "broker": prop(v.broker.clone().into()), "connected": prop(v.connected.into()),
+                    "mappings": prop(v.mappings.into()), "messages": prop(v.messages.into()),
+                    "written": prop(v.written.into()), "rejected": prop(v.rejected.into()),
+                });
+                if let Some(err) = v.last_error {
+                    e["lastError"] = prop(err.into());
+                }
+                let ctxs = vec![Ok(crate::jsonld::Context::core())];
+                if let Err(err) = reporter
+                    .batch_upsert("", &Value::Array(vec![e]), &ctxs, false)
+                    .await
+                {
+                    tracing::warn!(error = %err.detail, "city data: recording the ingestion's status failed");
+                }
+            }
+        });
         let writer = self.clone();
         let stats = ingestion.stats.clone();
         tokio::spawn(async move {
