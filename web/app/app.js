@@ -1042,7 +1042,7 @@ async function cityPage(params) {
       table(t('city_latest'), [t('city_attribute'), t('city_value')],
         Object.entries(e).filter(([k]) => !['id', 'type', 'location'].includes(k))
           .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))),
-      h('h3', {}, t('city_history')), ...charts);
+      h('h3', {}, t('city_history')), ...charts.filter(Boolean));
   };
   const rows = sensors.slice(0, 200).map((e) => h('tr', {},
     h('td', {}, h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); showSensor(e); } }, e.name || e.id.split(':').pop())),
