@@ -296,11 +296,12 @@ async function loadGeography() {
   return geography;
 }
 
-/** A map in `el` with the platform's own geography beneath. */
+/** A map in `el` with the platform's own geography beneath (signed in:
+ *  the geography is the platform's, not public). */
 async function makeMap(el, label) {
   el.setAttribute('role', 'region');
   el.setAttribute('aria-label', label);
-  const geo = await loadGeography();
+  const geo = session.token ? await loadGeography() : { features: [] };
   if (!window.L) { el.textContent = t('map_unavailable'); return null; }
   // No animations: a map removed mid-animation (the user moved on) would
   // still run its callbacks.
