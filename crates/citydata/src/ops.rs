@@ -309,6 +309,18 @@ fn item_id(item: &Value) -> String {
 }
 
 impl CityData {
+    /// Runs a change to one existing entity of an existing tenant.
+    async fn on_entity<T>(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: impl FnOnce(&mut Txn) -> Result<T>,
+    ) -> Result<T> {
+        check_id(id)?;
+        self.broker.tenant(tenant).await?;
+        self.broker.write(tenant, change).await
+    }
+
     pub async fn create_entity(&self, tenant: &str, body: &Value, ctx: &Context) -> Result<String> {
         let e = parse_entity(body, ctx, crate::jsonld::now_ms())?;
         let id = e.id.clone();
@@ -349,10 +361,7 @@ impl CityData {
         ctx: &Context,
         overwrite: bool,
     ) -> Result<UpdateResult> {
-        check_id(id)?;
-        self.broker.tenant(tenant).await?;
-        self.broker
-            .write(tenant, |txn| append_into(txn, id, body, ctx, overwrite))
+        self.on_entity(tenant, id, |txn| append_into(txn, id, body, ctx, overwrite))
             .await
     }
 
@@ -363,10 +372,7 @@ impl CityData {
         body: &Value,
         ctx: &Context,
     ) -> Result<UpdateResult> {
-        check_id(id)?;
-        self.broker.tenant(tenant).await?;
-        self.broker
-            .write(tenant, |txn| update_into(txn, id, body, ctx))
+        self.on_entity(tenant, id, |txn| update_into(txn, id, body, ctx))
             .await
     }
 
@@ -377,10 +383,7 @@ impl CityData {
         body: &Value,
         ctx: &Context,
     ) -> Result<()> {
-        check_id(id)?;
-        self.broker.tenant(tenant).await?;
-        self.broker
-            .write(tenant, |txn| merge_into(txn, id, body, ctx))
+        self.on_entity(tenant, id, |txn| merge_into(txn, id, body, ctx))
             .await
     }
 
@@ -391,10 +394,7 @@ impl CityData {
         body: &Value,
         ctx: &Context,
     ) -> Result<()> {
-        check_id(id)?;
-        self.broker.tenant(tenant).await?;
-        self.broker
-            .write(tenant, |txn| replace_into(txn, id, body, ctx))
+        self.on_entity(tenant, id, |txn| replace_into(txn, id, body, ctx))
             .await
     }
 
