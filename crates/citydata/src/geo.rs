@@ -167,6 +167,9 @@ impl Geometry {
 
     /// The least distance between the two, in metres (0 if they meet).
     pub fn distance_m(&self, other: &Geometry) -> f64 {
+        if let (Geometry::Point(a), Geometry::Point(b)) = (self, other) {
+            return haversine(*a, *b);
+        }
         if self.intersects(other) {
             return 0.0;
         }
@@ -341,6 +344,7 @@ impl GeoQuery {
     pub fn matches(&self, g: &Geometry) -> bool {
         let r = &self.geometry;
         match &self.rel {
+            GeoRel::Near { max: Some(max), min: None } if !self.surely_within(g, *max) => false,
             GeoRel::Near { max, min } => {
                 let d = g.distance_m(r);
                 max.is_none_or(|m| d <= m) && min.is_none_or(|m| d >= m)
@@ -352,6 +356,20 @@ impl GeoQuery {
             GeoRel::Disjoint => !g.intersects(r),
             GeoRel::Overlaps => g.overlaps(r),
         }
+    }
+}
+
+impl GeoQuery {
+    /// A cheap bound before the exact distance: whether `g`'s box comes
+    /// within `max` metres of the reference's box at all (a degree of
+    /// latitude is at least 110 km; of longitude, 111 km × cos(latitude)).
+    fn surely_within(&self, g: &Geometry, max: f64) -> bool {
+        let ((rx0, ry0), (rx1, ry1)) = self.geometry.bbox();
+        let ((gx0, gy0), (gx1, gy1)) = g.bbox();
+        let dlat = max / 110_000.0;
+        let widest = ry0.abs().max(ry1.abs()).max(gy0.abs()).max(gy1.abs()).min(89.0);
+        let dlon = max / (111_320.0 * widest.to_radians().cos()).max(1.0);
+        gx1 >= rx0 - dlon && gx0 <= rx1 + dlon && gy1 >= ry0 - dlat && gy0 <= ry1 + dlat
     }
 }
 

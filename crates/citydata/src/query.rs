@@ -28,6 +28,8 @@ pub struct Term {
 #[derive(Debug, Clone)]
 pub struct Path {
     pub attr: String,
+    /// `attr` expanded, once per query (a query has one context).
+    pub iri: std::sync::OnceLock<String>,
     pub subs: Vec<String>,
     pub inner: Vec<String>,
 }
@@ -165,7 +167,12 @@ fn term(c: &mut Cursor) -> Result<Term> {
             return Err(c.err("a [ is not closed"));
         }
     }
-    let path = Path { attr, subs, inner };
+    let path = Path {
+        attr,
+        subs,
+        inner,
+        iri: std::sync::OnceLock::new(),
+    };
     let op = if c.eat("==") {
         Op::Eq
     } else if c.eat("!=") {
@@ -294,8 +301,8 @@ fn literal(c: &mut Cursor) -> Result<Lit> {
 
 /// What a term compares: values reached through the path.
 fn targets(e: &Entity, path: &Path, ctx: &Context) -> Vec<Value> {
-    let iri = ctx.expand(&path.attr);
-    let Some(instances) = e.attrs.get(&iri) else {
+    let iri = path.iri.get_or_init(|| ctx.expand(&path.attr));
+    let Some(instances) = e.attrs.get(iri) else {
         return Vec::new();
     };
     let mut out = Vec::new();

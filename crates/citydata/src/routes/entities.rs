@@ -364,6 +364,7 @@ async fn run_query(
             order_by(p, ctx)?.as_ref(),
             offset,
             limit,
+            count,
         )
         .await?;
     let body = match a {
