@@ -344,7 +344,10 @@ impl GeoQuery {
     pub fn matches(&self, g: &Geometry) -> bool {
         let r = &self.geometry;
         match &self.rel {
-            GeoRel::Near { max: Some(max), min: None } if !self.surely_within(g, *max) => false,
+            GeoRel::Near {
+                max: Some(max),
+                min: None,
+            } if !self.surely_within(g, *max) => false,
             GeoRel::Near { max, min } => {
                 let d = g.distance_m(r);
                 max.is_none_or(|m| d <= m) && min.is_none_or(|m| d >= m)
@@ -367,7 +370,12 @@ impl GeoQuery {
         let ((rx0, ry0), (rx1, ry1)) = self.geometry.bbox();
         let ((gx0, gy0), (gx1, gy1)) = g.bbox();
         let dlat = max / 110_000.0;
-        let widest = ry0.abs().max(ry1.abs()).max(gy0.abs()).max(gy1.abs()).min(89.0);
+        let widest = ry0
+            .abs()
+            .max(ry1.abs())
+            .max(gy0.abs())
+            .max(gy1.abs())
+            .min(89.0);
         let dlon = max / (111_320.0 * widest.to_radians().cos()).max(1.0);
         gx1 >= rx0 - dlon && gx0 <= rx1 + dlon && gy1 >= ry0 - dlat && gy0 <= ry1 + dlat
     }
