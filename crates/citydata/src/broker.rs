@@ -254,6 +254,16 @@ fn compare_keys(
     }
 }
 
+/// Which page of a query's answer, in which order; `counted`: whether
+/// the total is wanted (else the scan stops when the page is full).
+#[derive(Debug, Clone, Copy)]
+pub struct Paging<'a> {
+    pub order: Option<&'a OrderBy>,
+    pub offset: usize,
+    pub limit: usize,
+    pub counted: bool,
+}
+
 /// A page of a query's answer.
 pub struct Page {
     pub entities: Vec<Arc<Entity>>,
@@ -471,11 +481,14 @@ impl Broker {
         tenant: &str,
         filter: &Filter,
         ctx: &Context,
-        order: Option<&OrderBy>,
-        offset: usize,
-        limit: usize,
-        counted: bool,
+        paging: Paging<'_>,
     ) -> Result<Page> {
+        let Paging {
+            order,
+            offset,
+            limit,
+            counted,
+        } = paging;
         let t = self.tenant(tenant).await?;
         let entities = t.entities.read().await;
         if let Some(order) = order {

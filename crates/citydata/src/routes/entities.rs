@@ -361,10 +361,12 @@ async fn run_query(
             &tenant(headers),
             &f,
             ctx,
-            order_by(p, ctx)?.as_ref(),
-            offset,
-            limit,
-            count,
+            crate::broker::Paging {
+                order: order_by(p, ctx)?.as_ref(),
+                offset,
+                limit,
+                counted: count,
+            },
         )
         .await?;
     let body = match a {
