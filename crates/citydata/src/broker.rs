@@ -286,10 +286,15 @@ pub const DEFAULT_TENANT: &str = "";
 
 impl Broker {
     /// The broker over its store; its entities are read on first use.
-    pub fn new(store: civic_store::Store) -> Broker {
+    /// `allow_private`: whether @contexts may be fetched from loopback and
+    /// private addresses (`egress`).
+    pub fn new(store: civic_store::Store, allow_private: bool) -> Broker {
         Broker {
             store,
-            contexts: crate::jsonld::Contexts::default(),
+            contexts: crate::jsonld::Contexts::new(
+                std::time::Duration::from_secs(5),
+                allow_private,
+            ),
             tenants: tokio::sync::OnceCell::new(),
             seq: AtomicI64::new(0),
             changes: std::sync::OnceLock::new(),

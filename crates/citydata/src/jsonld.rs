@@ -284,6 +284,8 @@ pub struct Contexts {
     documents: Mutex<HashMap<String, Cached>>,
     merged: Mutex<HashMap<String, Arc<Context>>>,
     fetch_timeout: Duration,
+    /// Whether loopback and private addresses may be fetched (`egress`).
+    allow_private: bool,
 }
 
 const MERGED_CACHE: usize = 4096;
@@ -292,12 +294,12 @@ const MAX_DEPTH: usize = 8;
 
 impl Default for Contexts {
     fn default() -> Self {
-        Self::new(Duration::from_secs(5))
+        Self::new(Duration::from_secs(5), false)
     }
 }
 
 impl Contexts {
-    pub fn new(fetch_timeout: Duration) -> Self {
+    pub fn new(fetch_timeout: Duration, allow_private: bool) -> Self {
         let http = reqwest::Client::builder()
             .timeout(fetch_timeout)
             .connect_timeout(fetch_timeout)
@@ -309,6 +311,7 @@ impl Contexts {
             documents: Mutex::new(HashMap::new()),
             merged: Mutex::new(HashMap::new()),
             fetch_timeout,
+            allow_private,
         }
     }
 
@@ -420,6 +423,9 @@ impl Contexts {
         let parsed = url::parse_http(url).ok_or_else(|| {
             NgsiError::bad_data(format!("the @context {url} is not an http(s) URL"))
         })?;
+        crate::egress::check_url(&parsed, self.allow_private)
+            .await
+            .map_err(|why| NgsiError::bad_data(format!("the @context {parsed}: {why}")))?;
         let unavailable = |why: String| {
             NgsiError::context_unavailable(format!(
                 "the @context {parsed} could not be retrieved: {why}"
@@ -614,7 +620,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_context_that_cannot_be_fetched_is_unavailable_not_a_hang() {
-        let contexts = Contexts::new(Duration::from_secs(2));
+        let contexts = Contexts::new(Duration::from_secs(2), true);
         // A port nothing listens on.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();

@@ -9,6 +9,7 @@
 //! - `routes` (feature `http`): the API under `/ngsi-ld/v1`.
 
 pub mod broker;
+pub mod egress;
 pub mod entity;
 pub mod geo;
 pub mod ingest;
@@ -49,7 +50,7 @@ impl CityData {
     /// The broker on the hub's store (its tables migrated by
     /// `store::migrate`); tenants' entities are read on first use.
     pub fn new(hub: Hub) -> CityData {
-        let broker = broker::Broker::new(hub.store.clone());
+        let broker = broker::Broker::new(hub.store.clone(), hub.config.city_egress_private);
         CityData {
             hub,
             broker: Arc::new(broker),

@@ -74,6 +74,21 @@ impl CityData {
         Ok(())
     }
 
+    /// A notification endpoint must be one the broker may reach.
+    async fn check_endpoint(&self, doc: &serde_json::Map<String, Value>) -> Result<()> {
+        let uri = doc
+            .get("notification")
+            .and_then(|n| n.get("endpoint"))
+            .and_then(|e| e.get("uri"))
+            .and_then(Value::as_str);
+        if let Some(uri) = uri {
+            crate::egress::check_url(uri, self.config.city_egress_private)
+                .await
+                .map_err(|why| NgsiError::bad_data(format!("notification.endpoint.uri: {why}")))?;
+        }
+        Ok(())
+    }
+
     /// Creates a subscription; its id.
     pub async fn create_subscription(
         &self,
@@ -91,6 +106,7 @@ impl CityData {
             // It must resolve now: notifications are compacted with it.
             self.broker.contexts.resolve(Some(url)).await?;
         }
+        self.check_endpoint(&doc).await?;
         let id = doc
             .get("id")
             .and_then(Value::as_str)
@@ -153,6 +169,7 @@ impl CityData {
         if let Some(url) = patch.get("jsonldContext") {
             self.broker.contexts.resolve(Some(url)).await?;
         }
+        self.check_endpoint(&patch).await?;
         if patch
             .get("id")
             .and_then(Value::as_str)
@@ -244,7 +261,10 @@ impl CityData {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let sender = Sender::default();
+            let sender = Sender {
+                allow_private: me.config.city_egress_private,
+                ..Sender::default()
+            };
             while let Some(batch) = rx.recv().await {
                 for change in batch {
                     if let Err(e) = me.notify(&sender, &change).await {
@@ -503,6 +523,8 @@ fn deleted_instance(
 /// per broker.
 #[derive(Default)]
 struct Sender {
+    /// Whether endpoints on loopback and private addresses are reached.
+    allow_private: bool,
     http: std::sync::OnceLock<reqwest::Client>,
     mqtt: tokio::sync::Mutex<HashMap<(String, u16), rumqttc::AsyncClient>>,
 }
@@ -531,6 +553,12 @@ impl Sender {
         let Some(uri) = endpoint.get("uri").and_then(Value::as_str) else {
             return false;
         };
+        if crate::egress::check_url(uri, self.allow_private)
+            .await
+            .is_err()
+        {
+            return false;
+        }
         let ld = endpoint.get("accept").and_then(Value::as_str) == Some("application/ld+json");
         let link = format!(
             "<{}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",

@@ -48,7 +48,7 @@ fn building(id: &str) -> serde_json::Value {
 
 async fn what_the_broker_acknowledged_is_there_after_a_restart(db: TestDb) {
     migrate(&db.store).await.unwrap();
-    let broker = Broker::new(db.store.clone());
+    let broker = Broker::new(db.store.clone(), false);
     let ctx = Context::core();
     for n in 0..3 {
         let e = parse_entity(&building(&format!("urn:ngsi-ld:Building:{n}")), &ctx, 0).unwrap();
@@ -67,7 +67,7 @@ async fn what_the_broker_acknowledged_is_there_after_a_restart(db: TestDb) {
         })
         .await
         .unwrap();
-    let reopened = Broker::new(db.reopen().await);
+    let reopened = Broker::new(db.reopen().await, false);
     let all = reopened.all("").await.unwrap();
     let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["urn:ngsi-ld:Building:0", "urn:ngsi-ld:Building:2"]);
@@ -81,14 +81,14 @@ async fn what_the_broker_acknowledged_is_there_after_a_restart(db: TestDb) {
         })
         .await
         .unwrap();
-    let again = Broker::new(db.reopen().await);
+    let again = Broker::new(db.reopen().await, false);
     let last = again.all("").await.unwrap().last().unwrap().id.clone();
     assert_eq!(last, "urn:ngsi-ld:Building:9");
 }
 
 async fn a_write_that_fails_changes_nothing(db: TestDb) {
     migrate(&db.store).await.unwrap();
-    let broker = Broker::new(db.store.clone());
+    let broker = Broker::new(db.store.clone(), false);
     let ctx = Context::core();
     let e = parse_entity(&building("urn:ngsi-ld:Building:1"), &ctx, 0).unwrap();
     let err = broker

@@ -399,6 +399,9 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
         // The demo's sensors write a few hundred instances a minute: its
         // history keeps six hours.
         config.city_history_hours = config.city_history_hours.min(6);
+        // Its own helpers, and the ETSI suite's (bench/ngsi-ld.sh), are on
+        // loopback.
+        config.city_egress_private = true;
     }
     let hub = open_hub(config.clone()).await?;
     let mut logins = civic_demo::seed(&hub).await?;

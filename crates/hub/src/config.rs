@@ -72,6 +72,11 @@ pub struct Config {
     /// City data: how long the temporal evolution keeps what it
     /// recorded, in hours (counted from when it was written).
     pub city_history_hours: i64,
+    /// City data: whether the broker may reach loopback and private
+    /// addresses when a caller names them (`@context` URLs, notification
+    /// endpoints). Off: only public addresses (the demo turns it on, for
+    /// its own helpers and the ETSI suite's).
+    pub city_egress_private: bool,
 }
 
 impl Default for Config {
@@ -101,6 +106,7 @@ impl Default for Config {
             mqtt_url: None,
             mqtt_mappings: None,
             city_history_hours: 24 * 30,
+            city_egress_private: false,
         }
     }
 }
@@ -137,9 +143,11 @@ impl Config {
             if !Self::KEYS.contains(&key.as_str()) {
                 continue; // other tools' CIVIC_* variables (e.g. CIVIC_TEST_POSTGRES_URL)
             }
-            let value = match value.parse::<i64>() {
-                Ok(n) => toml::Value::Integer(n),
-                Err(_) => toml::Value::String(value),
+            let value = match (value.parse::<i64>(), value.as_str()) {
+                (Ok(n), _) => toml::Value::Integer(n),
+                (_, "true") => toml::Value::Boolean(true),
+                (_, "false") => toml::Value::Boolean(false),
+                _ => toml::Value::String(value),
             };
             table.insert(key, value);
         }
@@ -150,7 +158,8 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 24] = [
+    const KEYS: [&'static str; 25] = [
+        "city_egress_private",
         "city_history_hours",
         "mqtt_url",
         "mqtt_mappings",

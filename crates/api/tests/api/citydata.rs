@@ -69,6 +69,8 @@ async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: Te
     let app = spawn_app_with(db, move |c| {
         c.mqtt_url = Some(format!("mqtt://{}:{}", MOSQUITTO.0, MOSQUITTO.1));
         c.mqtt_mappings = Some(path);
+        // The receivers are on loopback.
+        c.city_egress_private = true;
     })
     .await;
     let broker = format!("{}/ngsi-ld/v1", app.url);
@@ -323,7 +325,8 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
             {"id": "urn:ngsi-ld:Sensor:3", "type": "Sensor"}
         ])
     );
-    // A @context nobody serves is unavailable, at once, not a hang.
+    // By default the broker reaches no private address on a caller's
+    // word: neither a @context there nor a notification endpoint.
     let r = http
         .get(format!("{broker}/entities?type=Sensor"))
         .header(
@@ -333,7 +336,26 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
         .send()
         .await
         .unwrap();
-    problem(r, StatusCode::SERVICE_UNAVAILABLE, "LdContextNotAvailable").await;
+    problem(r, StatusCode::BAD_REQUEST, "BadRequestData").await;
+    let r = http
+        .post(format!("{broker}/subscriptions"))
+        .json(
+            &json!({"type": "Subscription", "entities": [{"type": "Sensor"}],
+            "notification": {"endpoint": {"uri": "http://169.254.169.254/latest/meta-data"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST, "BadRequestData").await;
+    let subs: Value = http
+        .get(format!("{broker}/subscriptions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subs, json!([]));
 }
 
 civic_store::backend_tests!(
