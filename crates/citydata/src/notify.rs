@@ -261,10 +261,10 @@ impl CityData {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let sender = Sender {
+            let sender = Arc::new(Sender {
                 allow_private: me.config.city_egress_private,
                 ..Sender::default()
-            };
+            });
             while let Some(batch) = rx.recv().await {
                 for change in batch {
                     if let Err(e) = me.notify(&sender, &change).await {
@@ -275,7 +275,7 @@ impl CityData {
         });
     }
 
-    async fn notify(&self, sender: &Sender, change: &Change) -> Result<()> {
+    async fn notify(&self, sender: &Arc<Sender>, change: &Change) -> Result<()> {
         let table = self.subscriptions().await?;
         let candidates: Vec<Subscription> = {
             let all = table.read().await;
@@ -323,20 +323,34 @@ impl CityData {
                 None => ctx,
             };
             let body = self.notification_of(&sub, change, &attrs, whole, &ctx, trigger, now);
-            let ok = sender.send(&sub, &ctx, body).await;
-            let mut all = table.write().await;
-            if let Some(s) = all.get_mut(&change.tenant).and_then(|t| t.get_mut(&sub.id)) {
-                s.last_notification = Some(now);
-                if ok {
-                    s.times_sent += 1;
-                    s.last_success = Some(now);
-                } else {
-                    s.times_failed += 1;
-                    s.last_failure = Some(now);
+            // Throttling counts from the decision; the delivery goes in
+            // the subscription's own queue.
+            {
+                let mut all = table.write().await;
+                if let Some(s) = all.get_mut(&change.tenant).and_then(|t| t.get_mut(&sub.id)) {
+                    s.last_notification = Some(now);
                 }
             }
+            sender.enqueue(self, &change.tenant, sub, ctx, body).await;
         }
         Ok(())
+    }
+
+    /// Records a delivery's outcome on its subscription.
+    async fn delivered(&self, tenant: &str, id: &str, ok: bool, at: i64) {
+        let Ok(table) = self.subscriptions().await else {
+            return;
+        };
+        let mut all = table.write().await;
+        if let Some(s) = all.get_mut(tenant).and_then(|t| t.get_mut(id)) {
+            if ok {
+                s.times_sent += 1;
+                s.last_success = Some(at);
+            } else {
+                s.times_failed += 1;
+                s.last_failure = Some(at);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -519,10 +533,23 @@ fn deleted_instance(
     Value::Object(out)
 }
 
+/// A notification waiting in its subscription's queue.
+struct Job {
+    sub: Subscription,
+    ctx: Arc<Context>,
+    body: Value,
+}
+
+/// How many notifications may wait for one subscription; more are
+/// dropped and counted as failed (its endpoint is not keeping up).
+const QUEUE: usize = 1000;
+
 /// Sends notifications: HTTP through one client, MQTT through one client
-/// per broker.
+/// per broker; each subscription through its own queue, in order, so that
+/// a slow or dead endpoint holds up its own subscription only.
 #[derive(Default)]
 struct Sender {
+    queues: tokio::sync::Mutex<HashMap<(String, String), tokio::sync::mpsc::Sender<Job>>>,
     /// Whether endpoints on loopback and private addresses are reached.
     allow_private: bool,
     http: std::sync::OnceLock<reqwest::Client>,
@@ -530,6 +557,38 @@ struct Sender {
 }
 
 impl Sender {
+    async fn enqueue(
+        self: &Arc<Self>,
+        city: &CityData,
+        tenant: &str,
+        sub: Subscription,
+        ctx: Arc<Context>,
+        body: Value,
+    ) {
+        let key = (tenant.to_owned(), sub.id.clone());
+        let id = sub.id.clone();
+        let queue = {
+            let mut queues = self.queues.lock().await;
+            queues
+                .entry(key)
+                .or_insert_with(|| {
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(QUEUE);
+                    let (me, city, tenant) = (self.clone(), city.clone(), tenant.to_owned());
+                    tokio::spawn(async move {
+                        while let Some(job) = rx.recv().await {
+                            let ok = me.send(&job.sub, &job.ctx, job.body).await;
+                            city.delivered(&tenant, &job.sub.id, ok, now_ms()).await;
+                        }
+                    });
+                    tx
+                })
+                .clone()
+        };
+        if queue.try_send(Job { sub, ctx, body }).is_err() {
+            city.delivered(tenant, &id, false, now_ms()).await;
+        }
+    }
+
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
             // Title-case header names: some receivers (the ETSI suite's
