@@ -331,12 +331,9 @@ impl Contexts {
         let mut vocab = DEFAULT_VOCAB.to_owned();
         self.apply(&mut terms, &mut vocab, context, 0).await?;
         // The core last: its terms are protected.
-        let core_doc: Value = serde_json::from_str(CORE_CONTEXT_DOCUMENT).expect("JSON");
-        define(
-            &mut terms,
-            &mut vocab,
-            core_doc["@context"].as_object().expect("object"),
-        )?;
+        let core = Context::core();
+        terms.extend(core.terms.iter().map(|(k, t)| (k.clone(), t.clone())));
+        vocab = core.vocab.clone();
         let original = match context {
             Value::String(s) if is_core_url(s) => Value::String(CORE_CONTEXT_URL.into()),
             other => other.clone(),

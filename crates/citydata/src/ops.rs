@@ -654,39 +654,15 @@ impl CityData {
         ctxs: &ItemContexts,
         overwrite: bool,
     ) -> Result<BatchResult> {
-        let items = batch_items(body)?;
-        self.broker.tenant(tenant).await?;
-        self.broker
-            .write(tenant, |txn| {
-                Ok(items
-                    .iter()
-                    .enumerate()
-                    .map(|(n, item)| {
-                        let ctx = match item_ctx(ctxs, n) {
-                            Ok(ctx) => ctx,
-                            Err(e) => return (item_id(item), Err(e)),
-                        };
-                        let id = item
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned();
-                        let r = if id.is_empty() || !is_uri(&id) {
-                            Err(NgsiError::bad_data("the entity has no valid id"))
-                        } else {
-                            append_into(txn, &id, item, ctx, overwrite).and_then(|r| {
-                                if r.not_updated.is_empty() {
-                                    Ok(false)
-                                } else {
-                                    Err(NgsiError::bad_data("some attributes were not updated"))
-                                }
-                            })
-                        };
-                        (id, r)
-                    })
-                    .collect())
-            })
-            .await
+        self.batch_on_existing(tenant, body, ctxs, |txn, id, item, ctx| {
+            let r = append_into(txn, id, item, ctx, overwrite)?;
+            if r.not_updated.is_empty() {
+                Ok(false)
+            } else {
+                Err(NgsiError::bad_data("some attributes were not updated"))
+            }
+        })
+        .await
     }
 
     pub async fn batch_merge(
@@ -694,6 +670,21 @@ impl CityData {
         tenant: &str,
         body: &Value,
         ctxs: &ItemContexts,
+    ) -> Result<BatchResult> {
+        self.batch_on_existing(tenant, body, ctxs, |txn, id, item, ctx| {
+            merge_into(txn, id, item, ctx).map(|_| false)
+        })
+        .await
+    }
+
+    /// Applies `change` to each batch item (by its valid id, in its
+    /// context), every outcome reported, the successes written together.
+    async fn batch_on_existing(
+        &self,
+        tenant: &str,
+        body: &Value,
+        ctxs: &ItemContexts,
+        mut change: impl FnMut(&mut Txn, &str, &Value, &Context) -> Result<bool>,
     ) -> Result<BatchResult> {
         let items = batch_items(body)?;
         self.broker.tenant(tenant).await?;
@@ -703,19 +694,13 @@ impl CityData {
                     .iter()
                     .enumerate()
                     .map(|(n, item)| {
-                        let ctx = match item_ctx(ctxs, n) {
-                            Ok(ctx) => ctx,
-                            Err(e) => return (item_id(item), Err(e)),
-                        };
-                        let id = item
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned();
-                        let r = if id.is_empty() || !is_uri(&id) {
-                            Err(NgsiError::bad_data("the entity has no valid id"))
-                        } else {
-                            merge_into(txn, &id, item, ctx).map(|_| false)
+                        let id = item_id(item);
+                        let r = match item_ctx(ctxs, n) {
+                            Err(e) => Err(e),
+                            Ok(_) if !is_uri(&id) => {
+                                Err(NgsiError::bad_data("the entity has no valid id"))
+                            }
+                            Ok(ctx) => change(txn, &id, item, ctx),
                         };
                         (id, r)
                     })

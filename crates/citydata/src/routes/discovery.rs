@@ -1,15 +1,14 @@
 //! Types and attributes discovery (§6.25–6.28) and the `@context`
 //! management of §6.29–6.30.
 
-use super::{accept, answer, link_context, no_content, tenant, Accept, Answer, Params};
+use super::{accept, answer, created, link_context, no_content, tenant, Accept, Answer, Params};
 use crate::entity::format_datetime;
 use crate::jsonld::{is_core_url, Context, CORE_CONTEXT_DOCUMENT, CORE_CONTEXT_URL};
 use crate::problem::NgsiError;
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -237,11 +236,7 @@ pub async fn add_context(State(c): State<CityData>, headers: HeaderMap, body: By
     let id = uuid::Uuid::new_v4().simple().to_string();
     let url = format!("{}/ngsi-ld/v1/jsonldContexts/{id}", c.public_url());
     c.broker.contexts.host(id.clone(), url, doc);
-    let mut r = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/jsonldContexts/{id}")) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(created(&format!("/jsonldContexts/{id}")))
 }
 
 pub async fn serve_context(

@@ -2,8 +2,8 @@
 //! queries (§6.4.3.1, §6.23).
 
 use super::{
-    accept, answer, body_context, item_contexts, link_context, no_content, tenant, Accept, Answer,
-    Params,
+    accept, answer, body_context, created, item_contexts, link_context, no_content, tenant, Accept,
+    Answer, Params,
 };
 use crate::broker::Filter;
 use crate::entity::{render, Entity, Format, Render};
@@ -15,8 +15,7 @@ use crate::query::{parse_projection, parse_q, ScopeQ, TypeExpr};
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
 
 const RENDER_PARAMS: [&str; 11] = [
@@ -517,11 +516,7 @@ pub async fn create(
     Params::parse(q.as_deref(), &["local"])?;
     let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
     let id = c.create_entity(&tenant(&headers), &value, &ctx).await?;
-    let mut r = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/entities/{id}")) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(created(&format!("/entities/{id}")))
 }
 
 pub async fn delete(

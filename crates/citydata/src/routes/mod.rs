@@ -348,6 +348,15 @@ pub fn answer(status: StatusCode, accept: Accept, ctx: &Context, mut body: Value
     r
 }
 
+/// 201, with where the new resource is (`/ngsi-ld/v1` + `path`).
+pub fn created(path: &str) -> Response {
+    let mut r = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1{path}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
 /// 204, nothing to say.
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()

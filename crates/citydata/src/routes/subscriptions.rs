@@ -1,13 +1,14 @@
 //! Subscriptions (§6.10–6.11).
 
-use super::{accept, answer, body_context, link_context, no_content, tenant, Answer, Params};
+use super::{
+    accept, answer, body_context, created, link_context, no_content, tenant, Answer, Params,
+};
 use crate::jsonld::now_ms;
 use crate::problem::NgsiError;
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
 use serde_json::Value;
 
 pub async fn create(
@@ -21,11 +22,7 @@ pub async fn create(
     let id = c
         .create_subscription(&tenant(&headers), &value, &ctx)
         .await?;
-    let mut r = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/subscriptions/{id}")) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(created(&format!("/subscriptions/{id}")))
 }
 
 pub async fn list(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): RawQuery) -> Answer {

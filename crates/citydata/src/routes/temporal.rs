@@ -1,14 +1,15 @@
 //! The temporal API (§6.18–6.22).
 
-use super::{accept, answer, body_context, link_context, no_content, tenant, Answer, Params};
+use super::{
+    accept, answer, body_context, created, link_context, no_content, tenant, Answer, Params,
+};
 use crate::problem::{NgsiError, Result};
 use crate::query::TypeExpr;
 use crate::temporal::{parse_duration, render, Interval, TemporalRender, METHODS};
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
 const READ_PARAMS: [&str; 16] = [
@@ -214,11 +215,7 @@ pub async fn create(
         .unwrap_or_default()
         .to_owned();
     if c.create_temporal(&tenant(&headers), &value, &ctx).await? {
-        let mut r = StatusCode::CREATED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/temporal/entities/{id}")) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        Ok(r)
+        Ok(created(&format!("/temporal/entities/{id}")))
     } else {
         Ok(no_content())
     }
