@@ -13,14 +13,54 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// One tenant's entities, in creation order.
+/// One tenant's entities, in creation order, with their indexes.
 #[derive(Default)]
 pub struct Entities {
     by_seq: BTreeMap<i64, Arc<Entity>>,
     seq_of: HashMap<String, i64>,
+    index: crate::index::Indexes,
 }
 
 impl Entities {
+    /// Adds or replaces the entity with this sequence number.
+    fn put(&mut self, seq: i64, e: Arc<Entity>) {
+        if let Some(old) = self.by_seq.get(&seq) {
+            self.index.remove(seq, old);
+        }
+        self.index.insert(seq, &e);
+        self.seq_of.insert(e.id.clone(), seq);
+        self.by_seq.insert(seq, e);
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(seq) = self.seq_of.remove(id) {
+            if let Some(old) = self.by_seq.remove(&seq) {
+                self.index.remove(seq, &old);
+            }
+        }
+    }
+
+    /// The entities that may match `filter` (all, or what the indexes
+    /// narrow it to), in creation order.
+    fn candidates<'a>(&'a self, filter: &Filter) -> Box<dyn Iterator<Item = &'a Arc<Entity>> + 'a> {
+        let seqs = match &filter.ids {
+            Some(ids) => {
+                let mut s: Vec<i64> = ids
+                    .iter()
+                    .filter_map(|id| self.seq_of.get(id).copied())
+                    .collect();
+                s.sort_unstable();
+                s.dedup();
+                Some(s)
+            }
+            None => self.index.candidates(filter),
+        };
+        match seqs {
+            Some(seqs) => Box::new(seqs.into_iter().filter_map(|s| self.by_seq.get(&s))),
+            None => Box::new(self.by_seq.values()),
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<&Arc<Entity>> {
         self.seq_of.get(id).and_then(|s| self.by_seq.get(s))
     }
@@ -327,9 +367,10 @@ impl Broker {
                 unreadable += 1;
                 continue;
             };
-            let t = tenants.entry(row.tenant).or_default();
-            t.seq_of.insert(e.id.clone(), row.seq);
-            t.by_seq.insert(row.seq, Arc::new(e));
+            tenants
+                .entry(row.tenant)
+                .or_default()
+                .put(row.seq, Arc::new(e));
         }
         if unreadable > 0 {
             tracing::error!(
@@ -445,14 +486,11 @@ impl Broker {
             let after = match e {
                 Some(e) => {
                     let e = Arc::new(e);
-                    entities.seq_of.insert(id, seq);
-                    entities.by_seq.insert(seq, e.clone());
+                    entities.put(seq, e.clone());
                     Some(e)
                 }
                 None => {
-                    if let Some(old) = entities.seq_of.remove(&id) {
-                        entities.by_seq.remove(&old);
-                    }
+                    entities.remove(&id);
                     None
                 }
             };
@@ -497,8 +535,10 @@ impl Broker {
         let t = self.tenant(tenant).await?;
         let entities = t.entities.read().await;
         if let Some(order) = order {
-            let mut all: Vec<&Arc<Entity>> =
-                entities.iter().filter(|e| filter.matches(e, ctx)).collect();
+            let mut all: Vec<&Arc<Entity>> = entities
+                .candidates(filter)
+                .filter(|e| filter.matches(e, ctx))
+                .collect();
             let keys: HashMap<&str, Vec<Option<serde_json::Value>>> = all
                 .iter()
                 .map(|e| {
@@ -525,7 +565,7 @@ impl Broker {
         }
         let mut count = 0;
         let mut page = Vec::new();
-        for e in entities.iter() {
+        for e in entities.candidates(filter) {
             if filter.matches(e, ctx) {
                 if count >= offset && page.len() < limit {
                     page.push(e.clone());

@@ -12,6 +12,7 @@ pub mod broker;
 pub mod egress;
 pub mod entity;
 pub mod geo;
+pub mod index;
 pub mod ingest;
 pub mod jsonld;
 pub mod notify;

@@ -1,0 +1,255 @@
+//! A tenant's secondary indexes, kept beside its entities in memory: the
+//! entities of each type, and a grid of the places of each GeoProperty.
+//! A query asks them for the entities that *may* match (a superset, in
+//! creation order); the exact filter then decides. Entities are named by
+//! their creation sequence number.
+
+use crate::broker::Filter;
+use crate::entity::Entity;
+use crate::geo::{GeoQuery, GeoRel, Geometry};
+use std::collections::{BTreeSet, HashMap};
+
+/// The side of a grid cell, in degrees (about 1.1 km of latitude).
+const CELL: f64 = 0.01;
+/// A geometry whose box spans more cells than this is kept apart and
+/// checked by every geo-query.
+const MAX_CELLS_PER_GEOMETRY: i64 = 256;
+/// A query box spanning more cells than this is answered by a scan.
+const MAX_CELLS_PER_QUERY: i64 = 40_000;
+
+type Cell = (i32, i32);
+
+#[derive(Default)]
+struct Grid {
+    cells: HashMap<Cell, Vec<i64>>,
+    /// Geometries too large for cells.
+    large: BTreeSet<i64>,
+}
+
+#[derive(Default)]
+pub struct Indexes {
+    /// Type IRI → entities of that type.
+    types: HashMap<String, BTreeSet<i64>>,
+    /// GeoProperty IRI → where its instances are.
+    geo: HashMap<String, Grid>,
+}
+
+/// The cells a box covers, if they are few enough.
+fn cells_of(((x0, y0), (x1, y1)): ((f64, f64), (f64, f64)), max: i64) -> Option<Vec<Cell>> {
+    if ![x0, y0, x1, y1].iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let c = |v: f64| (v / CELL).floor().clamp(-1e8, 1e8) as i64;
+    let (cx0, cy0, cx1, cy1) = (c(x0), c(y0), c(x1), c(y1));
+    if (cx1 - cx0 + 1).saturating_mul(cy1 - cy0 + 1) > max {
+        return None;
+    }
+    let mut out = Vec::new();
+    for x in cx0..=cx1 {
+        for y in cy0..=cy1 {
+            out.push((x as i32, y as i32));
+        }
+    }
+    Some(out)
+}
+
+/// The geometries among an entity's attribute values, by attribute.
+fn geometries(e: &Entity) -> impl Iterator<Item = (&String, Geometry)> {
+    e.attrs.iter().flat_map(|(attr, instances)| {
+        instances.iter().filter_map(move |i| {
+            // What a geo-query would read: any value that is a geometry.
+            let v = i.get("value").filter(|v| v.get("coordinates").is_some())?;
+            Geometry::from_geojson(v).map(|g| (attr, g))
+        })
+    })
+}
+
+impl Indexes {
+    pub fn insert(&mut self, seq: i64, e: &Entity) {
+        for t in &e.types {
+            self.types.entry(t.clone()).or_default().insert(seq);
+        }
+        for (attr, g) in geometries(e) {
+            let grid = self.geo.entry(attr.clone()).or_default();
+            match cells_of(g.bbox(), MAX_CELLS_PER_GEOMETRY) {
+                Some(cells) => {
+                    for cell in cells {
+                        grid.cells.entry(cell).or_default().push(seq);
+                    }
+                }
+                None => {
+                    grid.large.insert(seq);
+                }
+            }
+        }
+    }
+
+    /// Forgets `e`, as it was inserted under `seq`.
+    pub fn remove(&mut self, seq: i64, e: &Entity) {
+        for t in &e.types {
+            if let Some(set) = self.types.get_mut(t) {
+                set.remove(&seq);
+                if set.is_empty() {
+                    self.types.remove(t);
+                }
+            }
+        }
+        for (attr, g) in geometries(e) {
+            let Some(grid) = self.geo.get_mut(attr) else {
+                continue;
+            };
+            grid.large.remove(&seq);
+            for cell in cells_of(g.bbox(), MAX_CELLS_PER_GEOMETRY).unwrap_or_default() {
+                if let Some(list) = grid.cells.get_mut(&cell) {
+                    list.retain(|s| *s != seq);
+                    if list.is_empty() {
+                        grid.cells.remove(&cell);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The entities that may match `filter`, in creation order; `None`
+    /// when no index narrows it (every entity is a candidate).
+    pub fn candidates(&self, filter: &Filter) -> Option<Vec<i64>> {
+        let by_type = filter.types.as_ref().and_then(|t| self.of_types(&t.0));
+        let by_place = filter.geo.as_ref().and_then(|g| self.near(g));
+        match (by_type, by_place) {
+            (Some(t), Some(p)) => {
+                let t: BTreeSet<i64> = t.into_iter().collect();
+                Some(p.into_iter().filter(|s| t.contains(s)).collect())
+            }
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            (None, None) => None,
+        }
+    }
+
+    /// Entities of an OR of ANDs of types: each AND's first type's.
+    fn of_types(&self, ors: &[Vec<String>]) -> Option<Vec<i64>> {
+        if ors.is_empty() || ors.iter().any(Vec::is_empty) {
+            return None;
+        }
+        let mut out = BTreeSet::new();
+        for ands in ors {
+            if let Some(set) = ands
+                .iter()
+                .filter_map(|t| self.types.get(t))
+                .min_by_key(|s| s.len())
+            {
+                if ands.iter().all(|t| self.types.contains_key(t)) {
+                    out.extend(set.iter().copied());
+                }
+            }
+        }
+        Some(out.into_iter().collect())
+    }
+
+    /// Entities whose geometry's box meets the query's (grown by the
+    /// distance for `near`); `None` for relations no box bounds
+    /// (`disjoint`, `near;minDistance`) or boxes too wide to be worth it.
+    fn near(&self, q: &GeoQuery) -> Option<Vec<i64>> {
+        let ((x0, y0), (x1, y1)) = q.geometry.bbox();
+        let (dx, dy) = match q.rel {
+            GeoRel::Near {
+                max: Some(max),
+                min: None,
+            } => {
+                let widest = y0.abs().max(y1.abs()).min(89.0);
+                let dlat = max / 110_000.0;
+                let dlon = max / (111_320.0 * widest.to_radians().cos()).max(1.0);
+                // Near the poles a box in degrees is no bound at all.
+                if y0.abs().max(y1.abs()) + dlat >= 89.0 {
+                    return None;
+                }
+                (dlon, dlat)
+            }
+            GeoRel::Near { .. } | GeoRel::Disjoint => return None,
+            _ => (0.0, 0.0),
+        };
+        let grid = match self.geo.get(&q.property) {
+            Some(g) => g,
+            None => return Some(Vec::new()),
+        };
+        let cells = cells_of(
+            ((x0 - dx, y0 - dy), (x1 + dx, y1 + dy)),
+            MAX_CELLS_PER_QUERY,
+        )?;
+        let mut out: Vec<i64> = grid.large.iter().copied().collect();
+        for cell in cells {
+            if let Some(list) = grid.cells.get(&cell) {
+                out.extend_from_slice(list);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::TypeExpr;
+    use serde_json::json;
+
+    fn sensor(id: &str, ty: &str, lon: f64, lat: f64) -> Entity {
+        serde_json::from_value(json!({
+            "id": id, "type": [ty], "createdAt": 0, "modifiedAt": 0,
+            "attrs": {"https://uri.etsi.org/ngsi-ld/location": [
+                {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+            ]}
+        }))
+        .unwrap()
+    }
+
+    fn near(lon: f64, lat: f64, max: f64) -> Filter {
+        Filter {
+            geo: Some(GeoQuery {
+                rel: GeoRel::parse(&format!("near;maxDistance=={max}")).unwrap(),
+                geometry: Geometry::from_geojson(
+                    &json!({"type": "Point", "coordinates": [lon, lat]}),
+                )
+                .unwrap(),
+                property: "https://uri.etsi.org/ngsi-ld/location".into(),
+            }),
+            ..Filter::default()
+        }
+    }
+
+    #[test]
+    fn candidates_are_a_superset_of_the_matches_in_creation_order() {
+        let mut ix = Indexes::default();
+        let a = sensor("urn:a", "T", 126.9780, 37.5665);
+        let b = sensor("urn:b", "U", 126.9790, 37.5670);
+        let c = sensor("urn:c", "T", 127.2, 37.3);
+        for (s, e) in [(3, &a), (1, &b), (2, &c)] {
+            ix.insert(s, e);
+        }
+        // Both near points, in sequence order; not the far one.
+        assert_eq!(
+            ix.candidates(&near(126.978, 37.5665, 500.0)),
+            Some(vec![1, 3])
+        );
+        // A cell boundary between the point and the reference.
+        assert_eq!(
+            ix.candidates(&near(126.97999, 37.5665, 50.0)),
+            Some(vec![1, 3])
+        );
+        let t = Filter {
+            types: Some(TypeExpr(vec![vec!["T".into()]])),
+            ..near(126.978, 37.5665, 500.0)
+        };
+        assert_eq!(ix.candidates(&t), Some(vec![3]));
+        ix.remove(3, &a);
+        assert_eq!(ix.candidates(&t), Some(vec![]));
+        // Relations no box bounds scan.
+        let mut far = near(0.0, 0.0, 1.0);
+        far.geo.as_mut().unwrap().rel = GeoRel::Disjoint;
+        assert_eq!(ix.candidates(&far), None);
+        // Nothing has the property: nothing can match.
+        far.geo.as_mut().unwrap().rel = GeoRel::Within;
+        far.geo.as_mut().unwrap().property = "urn:other".into();
+        assert_eq!(ix.candidates(&far), Some(vec![]));
+    }
+}
