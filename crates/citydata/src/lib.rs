@@ -6,9 +6,12 @@
 //! - `query`, `geo`: the selection languages, decided in code;
 //! - `broker`: tenants and their in-memory index over the store;
 //! - `ops`: the provision operations; `store`: the durable copy;
+//! - `csource`, `registry`: context source registrations and the
+//!   subscriptions to them;
 //! - `routes` (feature `http`): the API under `/ngsi-ld/v1`.
 
 pub mod broker;
+pub mod csource;
 pub mod egress;
 pub mod entity;
 pub mod geo;
@@ -19,6 +22,7 @@ pub mod notify;
 pub mod ops;
 pub mod problem;
 pub mod query;
+pub mod registry;
 pub mod store;
 pub mod subscription;
 pub mod temporal;
@@ -38,6 +42,9 @@ pub struct CityData {
     ingestion: Arc<std::sync::OnceLock<ingest::Ingestion>>,
     /// Subscriptions, loaded on first use.
     subs: Arc<notify::Subscriptions>,
+    /// Context source registrations and subscriptions to them, loaded on
+    /// first use.
+    registry: Arc<registry::Registry>,
 }
 
 impl std::ops::Deref for CityData {
@@ -57,6 +64,7 @@ impl CityData {
             broker: Arc::new(broker),
             ingestion: Arc::default(),
             subs: Arc::default(),
+            registry: Arc::default(),
         }
     }
 

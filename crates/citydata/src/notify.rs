@@ -32,6 +32,16 @@ pub struct Change {
 pub struct Subscriptions {
     by_tenant:
         tokio::sync::OnceCell<tokio::sync::RwLock<HashMap<String, BTreeMap<String, Subscription>>>>,
+    /// Sends every notification, of entity subscriptions and of
+    /// subscriptions to registrations.
+    sender: std::sync::OnceLock<Arc<Sender>>,
+}
+
+/// Which kind of subscription a notification is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Entities,
+    Registrations,
 }
 
 type Table = tokio::sync::RwLock<HashMap<String, BTreeMap<String, Subscription>>>;
@@ -75,7 +85,7 @@ impl CityData {
     }
 
     /// A notification endpoint must be one the broker may reach.
-    async fn check_endpoint(&self, doc: &serde_json::Map<String, Value>) -> Result<()> {
+    pub(crate) async fn check_endpoint(&self, doc: &serde_json::Map<String, Value>) -> Result<()> {
         let uri = doc
             .get("notification")
             .and_then(|n| n.get("endpoint"))
@@ -259,12 +269,10 @@ impl CityData {
         if !self.broker.set_change_feed(tx) {
             return;
         }
+        self.start_periodic_csource_notifications();
         let me = self.clone();
         tokio::spawn(async move {
-            let sender = Arc::new(Sender {
-                allow_private: me.config.city_egress_private,
-                ..Sender::default()
-            });
+            let sender = me.sender();
             while let Some(batch) = rx.recv().await {
                 for change in batch {
                     if let Err(e) = me.notify(&sender, &change).await {
@@ -273,6 +281,19 @@ impl CityData {
                 }
             }
         });
+    }
+
+    /// The notifications' sender.
+    pub(crate) fn sender(&self) -> Arc<Sender> {
+        self.subs
+            .sender
+            .get_or_init(|| {
+                Arc::new(Sender {
+                    allow_private: self.config.city_egress_private,
+                    ..Sender::default()
+                })
+            })
+            .clone()
     }
 
     async fn notify(&self, sender: &Arc<Sender>, change: &Change) -> Result<()> {
@@ -331,13 +352,18 @@ impl CityData {
                     s.last_notification = Some(now);
                 }
             }
-            sender.enqueue(self, &change.tenant, sub, ctx, body).await;
+            sender
+                .enqueue(self, Kind::Entities, &change.tenant, sub, ctx, body)
+                .await;
         }
         Ok(())
     }
 
     /// Records a delivery's outcome on its subscription.
-    async fn delivered(&self, tenant: &str, id: &str, ok: bool, at: i64) {
+    async fn delivered(&self, kind: Kind, tenant: &str, id: &str, ok: bool, at: i64) {
+        if kind == Kind::Registrations {
+            return self.csource_delivered(tenant, id, ok, at).await;
+        }
         let Ok(table) = self.subscriptions().await else {
             return;
         };
@@ -535,6 +561,7 @@ fn deleted_instance(
 
 /// A notification waiting in its subscription's queue.
 struct Job {
+    kind: Kind,
     sub: Subscription,
     ctx: Arc<Context>,
     body: Value,
@@ -548,8 +575,8 @@ const QUEUE: usize = 1000;
 /// per broker; each subscription through its own queue, in order, so that
 /// a slow or dead endpoint holds up its own subscription only.
 #[derive(Default)]
-struct Sender {
-    queues: tokio::sync::Mutex<HashMap<(String, String), tokio::sync::mpsc::Sender<Job>>>,
+pub(crate) struct Sender {
+    queues: tokio::sync::Mutex<HashMap<(Kind, String, String), tokio::sync::mpsc::Sender<Job>>>,
     /// Whether endpoints on loopback and private addresses are reached.
     allow_private: bool,
     http: std::sync::OnceLock<reqwest::Client>,
@@ -557,15 +584,16 @@ struct Sender {
 }
 
 impl Sender {
-    async fn enqueue(
+    pub(crate) async fn enqueue(
         self: &Arc<Self>,
         city: &CityData,
+        kind: Kind,
         tenant: &str,
         sub: Subscription,
         ctx: Arc<Context>,
         body: Value,
     ) {
-        let key = (tenant.to_owned(), sub.id.clone());
+        let key = (kind, tenant.to_owned(), sub.id.clone());
         let id = sub.id.clone();
         let queue = {
             let mut queues = self.queues.lock().await;
@@ -577,15 +605,24 @@ impl Sender {
                     tokio::spawn(async move {
                         while let Some(job) = rx.recv().await {
                             let ok = me.send(&job.sub, &job.ctx, job.body).await;
-                            city.delivered(&tenant, &job.sub.id, ok, now_ms()).await;
+                            city.delivered(job.kind, &tenant, &job.sub.id, ok, now_ms())
+                                .await;
                         }
                     });
                     tx
                 })
                 .clone()
         };
-        if queue.try_send(Job { sub, ctx, body }).is_err() {
-            city.delivered(tenant, &id, false, now_ms()).await;
+        if queue
+            .try_send(Job {
+                kind,
+                sub,
+                ctx,
+                body,
+            })
+            .is_err()
+        {
+            city.delivered(kind, tenant, &id, false, now_ms()).await;
         }
     }
 
@@ -595,6 +632,7 @@ impl Sender {
             // among them) read `Link` by its case.
             reqwest::Client::builder()
                 .http1_title_case_headers()
+                .connect_timeout(Duration::from_secs(3))
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("the HTTP client builds")

@@ -110,7 +110,66 @@ async fn a_write_that_fails_changes_nothing(db: TestDb) {
     );
 }
 
+async fn registrations_are_kept_by_kind_and_tenant(db: TestDb) {
+    use civic_core::audit::{AuditEntry, Outcome};
+    let s = &db.store;
+    migrate(s).await.unwrap();
+    let audit = || {
+        AuditEntry::new(
+            "citydata.registration.create",
+            "ngsi-registration:/r",
+            Outcome::Allowed,
+        )
+    };
+    s.put_registration("registration", "", "urn:r", "{\"v\":1}", audit())
+        .await
+        .unwrap();
+    s.put_registration("registration", "", "urn:r", "{\"v\":2}", audit())
+        .await
+        .unwrap();
+    s.put_registration("csourceSubscription", "", "urn:r", "{}", audit())
+        .await
+        .unwrap();
+    s.put_registration("registration", "city", "urn:r", "{}", audit())
+        .await
+        .unwrap();
+    let regs = s.load_registrations("registration").await.unwrap();
+    assert_eq!(
+        regs,
+        vec![
+            ("".into(), "{\"v\":2}".into()),
+            ("city".into(), "{}".into())
+        ]
+    );
+    assert!(s
+        .delete_registration("registration", "", "urn:r", audit())
+        .await
+        .unwrap());
+    assert!(!s
+        .delete_registration("registration", "", "urn:r", audit())
+        .await
+        .unwrap());
+    let reopened = db.reopen().await;
+    assert_eq!(
+        reopened
+            .load_registrations("registration")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        reopened
+            .load_registrations("csourceSubscription")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 civic_store::backend_tests!(
+    registrations_are_kept_by_kind_and_tenant,
     entities_are_written_replaced_and_deleted_in_one_transaction,
     what_the_broker_acknowledged_is_there_after_a_restart,
     a_write_that_fails_changes_nothing,

@@ -358,7 +358,147 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
     assert_eq!(subs, json!([]));
 }
 
+async fn context_sources_are_registered_discovered_and_watched(db: TestDb) {
+    let app = spawn_app_with(db, |c| c.city_egress_private = true).await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let (endpoint, mut heard) = receiver().await;
+    // A subscriber to registrations of parking.
+    let r = http
+        .post(format!("{broker}/csourceSubscriptions"))
+        .json(&json!({
+            "type": "Subscription", "entities": [{"type": "ParkingSpot"}],
+            "notification": {"endpoint": {"uri": endpoint}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A city department registers its parking sensors' broker.
+    let registration = json!({
+        "id": "urn:ngsi-ld:ContextSourceRegistration:parking", "type": "ContextSourceRegistration",
+        "information": [
+            {"entities": [{"type": "ParkingSpot"}], "propertyNames": ["status"]},
+            {"entities": [{"type": "Streetlight"}]}
+        ],
+        "endpoint": "http://parking.example.org:1026",
+        "location": {"type": "Point", "coordinates": [126.978, 37.5665]},
+        "expiresAt": "2035-11-29T14:53:15Z"
+    });
+    let r = http
+        .post(format!("{broker}/csourceRegistrations"))
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        r.headers()["location"],
+        "/ngsi-ld/v1/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:parking"
+    );
+    // It is shown as it was given.
+    let shown: Value = http
+        .get(format!(
+            "{broker}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:parking"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown, registration);
+    // Discovered by type and attribute, near its place, not otherwise.
+    let found = |query: &'static str| {
+        let http = http.clone();
+        let url = format!("{broker}/csourceRegistrations?{query}");
+        async move {
+            let list: Vec<Value> = http.get(url).send().await.unwrap().json().await.unwrap();
+            list.len()
+        }
+    };
+    assert_eq!(found("type=ParkingSpot&attrs=status").await, 1);
+    assert_eq!(
+        found("type=ParkingSpot&georel=near%3BmaxDistance%3D%3D1000&geometry=Point&coordinates=%5B126.98,37.567%5D").await,
+        1
+    );
+    assert_eq!(found("type=Vehicle").await, 0);
+    assert_eq!(found("type=ParkingSpot&attrs=speed").await, 0);
+    let r = http
+        .get(format!("{broker}/csourceRegistrations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a query must ask something"
+    );
+    // The subscriber heard of it, with the information that concerns it.
+    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a notification")
+        .unwrap();
+    assert_eq!(n["type"], "ContextSourceNotification");
+    assert_eq!(n["triggerReason"], "newlyMatching");
+    assert_eq!(n["data"][0]["id"], registration["id"]);
+    assert_eq!(n["data"][0]["information"].as_array().unwrap().len(), 1);
+    // No longer of parking: it hears that too.
+    let r = http
+        .patch(format!(
+            "{broker}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:parking"
+        ))
+        .json(&json!({"information": [{"entities": [{"type": "Streetlight"}]}], "expiresAt": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a notification")
+        .unwrap();
+    assert_eq!(n["triggerReason"], "noLongerMatching");
+    // Registering is an administrative act: in the ledger, in its transaction.
+    let audited = app
+        .hub
+        .store
+        .search_audit(
+            civic_core::audit::AuditQuery {
+                action: Some("citydata.registration.update".into()),
+                limit: 10,
+                ..Default::default()
+            },
+            civic_core::audit::AuditEntry::new("audit.search", "audit", Outcome::Allowed),
+        )
+        .await
+        .unwrap();
+    assert!(
+        audited.iter().any(|r| r
+            .entry
+            .resource
+            .ends_with("ContextSourceRegistration:parking")),
+        "{audited:?}"
+    );
+    let r = http
+        .delete(format!(
+            "{broker}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:parking"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = http
+        .get(format!(
+            "{broker}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:parking"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
 civic_store::backend_tests!(
     sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt,
     bad_city_data_gets_ngsi_ld_problems_and_changes_nothing,
+    context_sources_are_registered_discovered_and_watched,
 );

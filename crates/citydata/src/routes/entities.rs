@@ -273,7 +273,7 @@ fn filter_from(p: &Params, ctx: &Context) -> Result<Filter> {
     Ok(f)
 }
 
-fn geo_from(
+pub(super) fn geo_from(
     rel: Option<&str>,
     geometry: Option<&str>,
     coordinates: Option<Value>,
@@ -321,7 +321,7 @@ const QUERY_PARAMS: [&str; 18] = [
     "expandValues",
 ];
 
-fn paging(p: &Params) -> Result<(usize, usize)> {
+pub(super) fn paging(p: &Params) -> Result<(usize, usize)> {
     let limit = match p.get("limit") {
         None => 20,
         Some(l) => l

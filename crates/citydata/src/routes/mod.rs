@@ -6,6 +6,7 @@
 //! `application/problem+json`. Unknown query parameters are
 //! `InvalidRequest` (§6.3.20).
 
+mod csource;
 mod discovery;
 mod entities;
 mod subscriptions;
@@ -69,6 +70,26 @@ where
             get(subscriptions::retrieve)
                 .patch(subscriptions::update)
                 .delete(subscriptions::delete),
+        ),
+        (
+            "/csourceRegistrations",
+            get(csource::query).post(csource::create),
+        ),
+        (
+            "/csourceRegistrations/{id}",
+            get(csource::retrieve)
+                .patch(csource::update)
+                .delete(csource::delete),
+        ),
+        (
+            "/csourceSubscriptions",
+            get(csource::list_subscriptions).post(csource::create_subscription),
+        ),
+        (
+            "/csourceSubscriptions/{*id}",
+            get(csource::retrieve_subscription)
+                .patch(csource::update_subscription)
+                .delete(csource::delete_subscription),
         ),
         (
             "/temporal/entities",

@@ -1,7 +1,7 @@
 //! Subscriptions (§6.10–6.11).
 
 use super::{
-    accept, answer, body_context, created, link_context, no_content, tenant, Answer, Params,
+    accept, answer, body_context, created, link_context, no_content, tenant, Accept, Answer, Params,
 };
 use crate::jsonld::now_ms;
 use crate::problem::NgsiError;
@@ -26,12 +26,40 @@ pub async fn create(
 }
 
 pub async fn list(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): RawQuery) -> Answer {
-    let p = Params::parse(
-        q.as_deref(),
-        &["limit", "offset", "count", "local", "options"],
-    )?;
-    let a = accept(&headers, false)?;
-    let ctx = link_context(&c, &headers).await?;
+    let (p, a, ctx) = list_params(&c, &headers, q.as_deref()).await?;
+    let sys = p.options().iter().any(|o| o == "sysAttrs");
+    let now = now_ms();
+    let all: Vec<Value> = c
+        .list_subscriptions(&tenant(&headers))
+        .await?
+        .iter()
+        .map(|s| s.render(&ctx, now, sys))
+        .collect();
+    paged("/subscriptions", all, &p, a, &ctx)
+}
+
+/// A listing's parameters, representation and context.
+pub(super) async fn list_params(
+    c: &CityData,
+    headers: &HeaderMap,
+    q: Option<&str>,
+) -> std::result::Result<(Params, Accept, std::sync::Arc<crate::jsonld::Context>), NgsiError> {
+    let p = Params::parse(q, &["limit", "offset", "count", "local", "options"])?;
+    let a = accept(headers, false)?;
+    let ctx = link_context(c, headers).await?;
+    Ok((p, a, ctx))
+}
+
+/// A page of a listing, with the links to the pages before and after
+/// (§5.5.9) and, if asked, the count.
+pub(super) fn paged(
+    path: &str,
+    all: Vec<Value>,
+    p: &Params,
+    a: Accept,
+    ctx: &crate::jsonld::Context,
+) -> Answer {
+    let whole = |what: &str| NgsiError::bad_data(format!("{what} is a whole number"));
     let limit = match p.get("limit") {
         None => 20,
         Some(l) => l
@@ -42,29 +70,19 @@ pub async fn list(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): Ra
     };
     let offset = match p.get("offset") {
         None => 0,
-        Some(o) => o
-            .parse::<usize>()
-            .map_err(|_| NgsiError::bad_data("offset is a whole number"))?,
+        Some(o) => o.parse::<usize>().map_err(|_| whole("offset"))?,
     };
-    let sys = p.options().iter().any(|o| o == "sysAttrs");
-    let all = c.list_subscriptions(&tenant(&headers)).await?;
-    let now = now_ms();
-    let page: Vec<Value> = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|s| s.render(&ctx, now, sys))
-        .collect();
-    let mut r = answer(StatusCode::OK, a, &ctx, Value::Array(page));
-    // Pagination (§5.5.9): where the previous and next pages are.
+    let total = all.len();
+    let page: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    let mut r = answer(StatusCode::OK, a, ctx, Value::Array(page));
     let page_link = |offset: usize, rel: &str| {
-        format!("</ngsi-ld/v1/subscriptions?limit={limit}&offset={offset}>;rel=\"{rel}\";type=\"application/ld+json\"")
+        format!("</ngsi-ld/v1{path}?limit={limit}&offset={offset}>;rel=\"{rel}\";type=\"application/ld+json\"")
     };
     let mut links = Vec::new();
     if offset > 0 {
         links.push(page_link(offset.saturating_sub(limit), "prev"));
     }
-    if offset + limit < all.len() {
+    if offset + limit < total {
         links.push(page_link(offset + limit, "next"));
     }
     for l in links {
@@ -74,7 +92,7 @@ pub async fn list(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): Ra
     }
     if p.flag("count")? {
         r.headers_mut()
-            .insert("NGSILD-Results-Count", HeaderValue::from(all.len()));
+            .insert("NGSILD-Results-Count", HeaderValue::from(total));
     }
     Ok(r)
 }

@@ -59,3 +59,17 @@ pub trait SubscriptionStore {
     fn delete_subscription(&self, tenant: &str, id: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<bool>;
 }
 }
+
+civic_store::store_trait! {
+/// What the store of context source registrations and of subscriptions
+/// to them does (`kind` tells which): every change audited in its
+/// transaction.
+pub trait RegistrationStore {
+    /// Every document of a kind, of every tenant: (tenant, document).
+    fn load_registrations(&self, kind: &str) -> crate::store::Result<Vec<(String, String)>>;
+    /// Creates or replaces one.
+    fn put_registration(&self, kind: &str, tenant: &str, id: &str, doc: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<()>;
+    /// Deletes one; false if there was none (nothing audited).
+    fn delete_registration(&self, kind: &str, tenant: &str, id: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<bool>;
+}
+}

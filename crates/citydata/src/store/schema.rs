@@ -46,8 +46,22 @@ CREATE INDEX IF NOT EXISTS ngsi_history_by_entity ON ngsi_history(tenant, entity
 CREATE INDEX IF NOT EXISTS ngsi_history_by_recording ON ngsi_history(recorded_at);
 "#;
 
+/// Context source registrations and the subscriptions to them: one row
+/// each, `kind` telling which (`registration`, `csourceSubscription`),
+/// its document the stored form (`crate::csource`). Every change is
+/// audited.
+const V4: &str = r#"
+CREATE TABLE IF NOT EXISTS ngsi_registrations (
+    kind TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (kind, tenant, id)
+);
+"#;
+
 /// City data's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "citydata",
-    versions: &[(1, V1), (2, V2), (3, V3)],
+    versions: &[(1, V1), (2, V2), (3, V3), (4, V4)],
 };

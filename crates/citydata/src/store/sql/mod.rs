@@ -218,3 +218,64 @@ impl crate::store::SubscriptionStore for Engine {
         Ok(true)
     }
 }
+
+impl crate::store::RegistrationStore for Engine {
+    async fn load_registrations(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        sqlx::query(
+            "SELECT tenant, doc FROM ngsi_registrations WHERE kind = $1 ORDER BY tenant, id",
+        )
+        .bind(kind)
+        .fetch_all(self.reads())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("tenant")?, r.try_get("doc")?)))
+        .collect()
+    }
+
+    async fn put_registration(
+        &self,
+        kind: &str,
+        tenant: &str,
+        id: &str,
+        doc: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.audited().await?;
+        sqlx::query(
+            "INSERT INTO ngsi_registrations (kind, tenant, id, doc) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (kind, tenant, id) DO UPDATE SET doc = excluded.doc",
+        )
+        .bind(kind)
+        .bind(tenant)
+        .bind(id)
+        .bind(doc)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit(audit).await?;
+        Ok(())
+    }
+
+    async fn delete_registration(
+        &self,
+        kind: &str,
+        tenant: &str,
+        id: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> Result<bool> {
+        let mut tx = self.audited().await?;
+        let gone = sqlx::query(
+            "DELETE FROM ngsi_registrations WHERE kind = $1 AND tenant = $2 AND id = $3",
+        )
+        .bind(kind)
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        tx.commit(audit).await?;
+        Ok(true)
+    }
+}
