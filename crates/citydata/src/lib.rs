@@ -14,6 +14,7 @@ pub mod broker;
 pub mod csource;
 pub mod egress;
 pub mod entity;
+pub mod federation;
 pub mod geo;
 pub mod index;
 pub mod ingest;

@@ -28,6 +28,7 @@ pub enum ErrorKind {
     Unauthorized,
     Forbidden,
     TooManyRequests,
+    LoopDetected,
 }
 
 impl ErrorKind {
@@ -47,6 +48,7 @@ impl ErrorKind {
             Unauthorized => 401,
             Forbidden => 403,
             TooManyRequests => 429,
+            LoopDetected => 508,
         }
     }
 
@@ -73,6 +75,7 @@ impl ErrorKind {
             Unauthorized => "Unauthorized",
             Forbidden => "Forbidden",
             TooManyRequests => "TooManyRequests",
+            LoopDetected => "LoopDetected",
         }
     }
 
@@ -95,6 +98,7 @@ impl ErrorKind {
             Unauthorized => "Authentication is required",
             Forbidden => "Not allowed",
             TooManyRequests => "Too many requests",
+            LoopDetected => "A request came back to the broker that forwarded it",
         }
     }
 }
@@ -125,6 +129,7 @@ constructors! {
     unauthorized => Unauthorized,
     forbidden => Forbidden,
     too_many => TooManyRequests,
+    loop_detected => LoopDetected,
 }
 
 impl From<civic_store::StoreError> for NgsiError {

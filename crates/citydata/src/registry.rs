@@ -203,6 +203,18 @@ impl CityData {
         Ok(out)
     }
 
+    /// A tenant's registrations that have not expired (what distributed
+    /// operations consult); none, cheaply, when there are none.
+    pub async fn live_registrations(&self, tenant: &str) -> Result<Vec<Registration>> {
+        let table = self.registrations().await?;
+        let all = table.read().await;
+        let now = now_ms();
+        Ok(all
+            .get(tenant)
+            .map(|t| t.values().filter(|r| !r.expired(now)).cloned().collect())
+            .unwrap_or_default())
+    }
+
     /// Applies a patch: members replace theirs, nulls remove them.
     pub async fn update_registration(
         &self,

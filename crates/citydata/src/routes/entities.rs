@@ -321,6 +321,15 @@ const QUERY_PARAMS: [&str; 18] = [
     "expandValues",
 ];
 
+/// A raw query's `limit` (20 if it has none or it does not read).
+pub(super) fn paging_limit(query: &str) -> usize {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(20)
+}
+
 pub(super) fn paging(p: &Params) -> Result<(usize, usize)> {
     let limit = match p.get("limit") {
         None => 20,

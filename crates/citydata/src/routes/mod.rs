@@ -9,6 +9,7 @@
 mod csource;
 mod discovery;
 mod entities;
+mod federate;
 mod subscriptions;
 mod temporal;
 
@@ -24,8 +25,9 @@ use axum::Router;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The broker's routes, for a server whose state holds `CityData`.
-pub fn router<S>() -> Router<S>
+/// The broker's routes, for a server whose state holds `CityData`;
+/// distributed operations (`federate`) over the entity routes.
+pub fn router<S>(c: CityData) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     CityData: FromRef<S>,
@@ -130,6 +132,34 @@ where
                 r.route(&format!("/ngsi-ld/v1{path}/"), handler)
             }
         })
+        .route_layer(axum::middleware::from_fn_with_state(c, federate::federate))
+}
+
+/// A path segment, %-decoded (as given if it does not decode).
+pub fn decode_path(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
 }
 
 /// An error as a ProblemDetails response.
