@@ -80,6 +80,18 @@ pub fn supports(r: &Registration, op: &str) -> bool {
     named.iter().any(|n| *n == op || group(n).contains(&op))
 }
 
+/// Does the registration take what the operation needs? A retrieval can
+/// be asked as a query, and a query in either form.
+fn takes(r: &Registration, op: &str) -> bool {
+    match op {
+        "retrieveEntity" => ["retrieveEntity", "queryEntity", "queryBatch"]
+            .iter()
+            .any(|o| supports(r, o)),
+        "queryEntity" | "queryBatch" => supports(r, "queryEntity") || supports(r, "queryBatch"),
+        _ => supports(r, op),
+    }
+}
+
 /// Whether an operation reads (only reads go to auxiliary sources).
 fn reads(op: &str) -> bool {
     matches!(op, "retrieveEntity" | "queryEntity" | "queryBatch")
@@ -168,7 +180,7 @@ pub fn targets(registrations: &[Registration], op: &str, about: &About) -> Vec<T
     let mut out = Vec::new();
     for r in registrations {
         let mode = Mode::of(r);
-        if (mode == Mode::Auxiliary && !reads(op)) || !supports(r, op) {
+        if (mode == Mode::Auxiliary && !reads(op)) || !takes(r, op) {
             continue;
         }
         let infos = r

@@ -497,8 +497,128 @@ async fn context_sources_are_registered_discovered_and_watched(db: TestDb) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+/// A context source on loopback: answers what it is told to, keeps what
+/// it was sent.
+async fn context_source(
+    reply: Value,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, axum::http::HeaderMap, Value)>,
+) {
+    use axum::response::IntoResponse;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method,
+              uri: axum::http::Uri,
+              headers: axum::http::HeaderMap,
+              body: axum::body::Bytes| {
+            let (tx, reply) = (tx.clone(), reply.clone());
+            async move {
+                let _ = tx.send((
+                    format!("{method} {uri}"),
+                    headers,
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ));
+                match method {
+                    axum::http::Method::GET => axum::Json(reply).into_response(),
+                    axum::http::Method::POST => StatusCode::CREATED.into_response(),
+                    _ => StatusCode::NO_CONTENT.into_response(),
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+async fn operations_go_to_the_registered_sources_and_their_answers_merge(db: TestDb) {
+    let app = spawn_app_with(db, |c| c.city_egress_private = true).await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let id = "urn:ngsi-ld:ParkingSpot:cityhall-1";
+    // The parking operator's broker holds the spots' occupancy.
+    let (endpoint, mut heard) = context_source(json!([{
+        "id": id, "type": "ParkingSpot",
+        "status": {"type": "Property", "value": "occupied"}
+    }]))
+    .await;
+    let r = http
+        .post(format!("{broker}/csourceRegistrations"))
+        .json(&json!({
+            "type": "ContextSourceRegistration",
+            "information": [{"entities": [{"type": "ParkingSpot"}]}],
+            "endpoint": endpoint
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Created here; reading it asks the source too, and merges.
+    let r = http
+        .post(format!("{broker}/entities"))
+        .json(&json!({"id": id, "type": "ParkingSpot", "name": {"type": "Property", "value": "City hall 1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let spot: Value = http
+        .get(format!("{broker}/entities/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spot["name"]["value"], "City hall 1");
+    assert_eq!(spot["status"]["value"], "occupied");
+    let (request, headers, _) = heard.recv().await.unwrap();
+    assert!(
+        request.starts_with("GET /ngsi-ld/v1/entities/"),
+        "{request}"
+    );
+    let via = headers["via"].to_str().unwrap().to_owned();
+    assert!(via.starts_with("1.1 "), "{via}");
+    // local=true asks no one.
+    let spot: Value = http
+        .get(format!("{broker}/entities/{id}?local=true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spot.get("status").is_none());
+    // A query merges too.
+    let found: Vec<Value> = http
+        .get(format!("{broker}/entities?type=ParkingSpot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["status"]["value"], "occupied");
+    // A request that has been here already is a loop.
+    let r = http
+        .get(format!("{broker}/entities/{id}"))
+        .header("Via", via)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 508);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/LoopDetected"
+    );
+}
+
 civic_store::backend_tests!(
     sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt,
     bad_city_data_gets_ngsi_ld_problems_and_changes_nothing,
     context_sources_are_registered_discovered_and_watched,
+    operations_go_to_the_registered_sources_and_their_answers_merge,
 );

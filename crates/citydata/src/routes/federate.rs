@@ -88,6 +88,11 @@ fn operation(method: &Method, path: &str) -> Option<Operation> {
         ("DELETE", ["entities", id, "attrs", a]) => op("deleteAttrs", Some(id), Some(a)),
         ("PUT", ["entities", id, "attrs", a]) => op("replaceAttrs", Some(id), Some(a)),
         ("POST", ["entityOperations", "query"]) => op("queryBatch", None, None),
+        ("POST", ["entityOperations", "create"]) => op("createBatch", None, None),
+        ("POST", ["entityOperations", "upsert"]) => op("upsertBatch", None, None),
+        ("POST", ["entityOperations", "update"]) => op("updateBatch", None, None),
+        ("POST", ["entityOperations", "merge"]) => op("mergeBatch", None, None),
+        ("POST", ["entityOperations", "delete"]) => op("deleteBatch", None, None),
         _ => None,
     }
 }
@@ -100,11 +105,30 @@ fn param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-/// The query without `local` (never forwarded), as the client wrote it.
+/// The query without `local` (never forwarded), each value re-encoded
+/// as little as a URL needs (`:` and `,` stay as they are, as sources
+/// match them).
 fn forwarded_query(query: &str) -> String {
     query
         .split('&')
         .filter(|kv| !kv.is_empty() && !kv.starts_with("local="))
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let v = super::decode_path(&v.replace('+', " "));
+            let mut out = String::with_capacity(v.len());
+            for ch in v.chars() {
+                match ch {
+                    ' ' => out.push_str("%20"),
+                    '&' => out.push_str("%26"),
+                    '#' => out.push_str("%23"),
+                    '%' => out.push_str("%25"),
+                    '+' => out.push_str("%2B"),
+                    '"' => out.push_str("%22"),
+                    c => out.push(c),
+                }
+            }
+            format!("{k}={out}")
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -201,6 +225,32 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await);
     };
+    if op.name.ends_with("Batch") && op.name != "queryBatch" {
+        let Value::Array(items) = &value else {
+            return Ok(next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await);
+        };
+        let request = Forward {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_owned(),
+            query: forwarded_query(&query),
+            headers: parts.headers.clone(),
+            body: bytes.clone(),
+            via,
+        };
+        return batch(
+            c,
+            &request,
+            op.name,
+            &registrations,
+            &ctx,
+            items,
+            parts,
+            next,
+        )
+        .await;
+    }
     // What the operation is about.
     let local_types = match &op.id {
         Some(id) => c
@@ -439,19 +489,23 @@ async fn provision(
             local_body = Bytes::from(Value::Object(kept).to_string());
         }
     }
+    // The broker's part first: input it refuses goes nowhere.
+    let local = if keep_local {
+        let r = next
+            .run(Request::from_parts(parts, Body::from(local_body)))
+            .await;
+        if r.status() == StatusCode::BAD_REQUEST {
+            return Ok(r);
+        }
+        Some(r)
+    } else {
+        None
+    };
     let pq = path_and_query(&f.path, &f.query);
     let handles: Vec<_> = found
         .iter()
         .map(|t| spawn_send(c, t, f.method.clone(), pq.clone(), f, Some(f.body.clone())))
         .collect();
-    let local = if keep_local {
-        Some(
-            next.run(Request::from_parts(parts, Body::from(local_body)))
-                .await,
-        )
-    } else {
-        None
-    };
     let mut replies = Vec::new();
     for h in handles {
         replies.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
@@ -459,14 +513,18 @@ async fn provision(
     let remote_ok = replies.iter().all(ok);
     let local_status = local.as_ref().map(|r| r.status());
     // An attribute the broker did not have is no failure when a source
-    // that holds it took the change.
+    // that holds it took the change; nor is finding nothing to purge.
+    let attribute_level =
+        op.attr.is_some() || matches!(op.name, "appendAttrs" | "updateAttrs" | "purgeEntity");
     let local_ok = local_status.is_none_or(|s| {
         (s.is_success() && s != StatusCode::MULTI_STATUS)
-            || (s == StatusCode::MULTI_STATUS && remote_ok)
+            || (remote_ok
+                && (s == StatusCode::MULTI_STATUS
+                    || (s == StatusCode::NOT_FOUND && attribute_level)))
     });
     if local_ok && remote_ok {
         return Ok(match local {
-            Some(r) if r.status() != StatusCode::MULTI_STATUS => r,
+            Some(r) if r.status().is_success() && r.status() != StatusCode::MULTI_STATUS => r,
             _ if op.name == "createEntity" => super::created(&format!("/entities/{entity}")),
             _ => super::no_content(),
         });
@@ -495,6 +553,198 @@ async fn provision(
     } else {
         Vec::new()
     };
+    Ok(answer(
+        StatusCode::MULTI_STATUS,
+        Accept::Json,
+        ctx,
+        json!({"success": success, "errors": errors}),
+    ))
+}
+
+/// A batch (`/entityOperations/{create,upsert,update,merge,delete}`): each
+/// entity goes where its registrations say, one request per source with
+/// all of its entities as the client sent them; the broker's part is one
+/// batch of what is left.
+#[allow(clippy::too_many_arguments)]
+async fn batch(
+    c: &CityData,
+    f: &Forward,
+    op: &str,
+    registrations: &[crate::csource::Registration],
+    ctx: &Arc<Context>,
+    items: &[Value],
+    parts: axum::http::request::Parts,
+    next: Next,
+) -> Result<Response, NgsiError> {
+    let tenant = tenant(&f.headers);
+    let deleting = op == "deleteBatch";
+    // Per source, its entities; the broker's own part.
+    let mut per_target: Vec<(Target, Vec<Value>)> = Vec::new();
+    let mut local_items = Vec::new();
+    let mut ids = Vec::new();
+    for item in items {
+        let id = match item {
+            Value::String(id) => id.clone(),
+            other => other
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let item_ctx = match item.get("@context") {
+            Some(inline) => c
+                .broker
+                .contexts
+                .resolve(Some(inline))
+                .await
+                .unwrap_or_else(|_| ctx.clone()),
+            None => ctx.clone(),
+        };
+        let types = match types_of(item.get("type"), &item_ctx) {
+            Some(t) => Some(t),
+            None => c
+                .broker
+                .get(&tenant, &id)
+                .await
+                .ok()
+                .map(|e| e.types.clone()),
+        };
+        let attrs = (!deleting).then(|| attribute_names(item, &item_ctx));
+        let about = About {
+            id: Some(&id),
+            types: types.as_deref(),
+            attrs: attrs.as_deref(),
+        };
+        let found = targets(registrations, op, &about);
+        let mut keep = !found.iter().any(|t| t.mode == Mode::Redirect);
+        let exclusive: Vec<String> = found
+            .iter()
+            .filter(|t| t.mode == Mode::Exclusive)
+            .filter_map(|t| t.attrs.clone())
+            .flatten()
+            .collect();
+        let mut local_item = item.clone();
+        if keep && !exclusive.is_empty() {
+            if let Value::Object(o) = item {
+                let kept: Map<String, Value> = o
+                    .iter()
+                    .filter(|(k, _)| {
+                        NOT_ATTRIBUTES.contains(&k.as_str())
+                            || !exclusive.contains(&item_ctx.expand(k))
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                keep = kept.keys().any(|k| !NOT_ATTRIBUTES.contains(&k.as_str()));
+                local_item = Value::Object(kept);
+            }
+        }
+        if keep {
+            local_items.push(local_item);
+        }
+        for t in found {
+            match per_target.iter_mut().find(|(x, _)| x.id() == t.id()) {
+                Some((_, list)) => list.push(item.clone()),
+                None => per_target.push((t, vec![item.clone()])),
+            }
+        }
+        ids.push(id);
+    }
+    let local = if local_items.is_empty() {
+        None
+    } else {
+        let body = Bytes::from(Value::Array(local_items).to_string());
+        let r = next.run(Request::from_parts(parts, Body::from(body))).await;
+        if r.status() == StatusCode::BAD_REQUEST {
+            return Ok(r);
+        }
+        Some(r)
+    };
+    let pq = path_and_query(&f.path, &f.query);
+    let handles: Vec<_> = per_target
+        .iter()
+        .map(|(t, list)| {
+            let body = Bytes::from(Value::Array(list.clone()).to_string());
+            spawn_send(c, t, f.method.clone(), pq.clone(), f, Some(body))
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for h in handles {
+        replies.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
+    }
+    // Which entities a source that took them holds.
+    let taken: Vec<String> = per_target
+        .iter()
+        .zip(&replies)
+        .filter(|(_, r)| ok(r))
+        .flat_map(|((_, list), _)| {
+            list.iter().map(|i| match i {
+                Value::String(id) => id.clone(),
+                other => other
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        })
+        .collect();
+    let mut errors: Vec<Value> = Vec::new();
+    if let Some(r) = local {
+        if r.status() == StatusCode::MULTI_STATUS {
+            let body = axum::body::to_bytes(r.into_body(), MAX_BODY)
+                .await
+                .unwrap_or_default();
+            let result: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            for e in result
+                .get("errors")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
+                // What the broker lacked, a source that took it has.
+                let on = e
+                    .get("entityId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !taken.iter().any(|t| t == on) {
+                    errors.push(e);
+                }
+            }
+        } else if !r.status().is_success() {
+            return Ok(r);
+        }
+    }
+    for ((t, list), reply) in per_target.iter().zip(&replies) {
+        if !ok(reply) {
+            for item in list {
+                let id = match item {
+                    Value::String(id) => id.as_str(),
+                    other => other.get("id").and_then(Value::as_str).unwrap_or_default(),
+                };
+                errors.push(failure(id, t, reply));
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(if op == "createBatch" {
+            answer(
+                StatusCode::CREATED,
+                Accept::Json,
+                ctx,
+                Value::Array(ids.into_iter().map(Value::String).collect()),
+            )
+        } else {
+            super::no_content()
+        });
+    }
+    let failed: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| e.get("entityId").and_then(Value::as_str))
+        .collect();
+    let success: Vec<Value> = ids
+        .iter()
+        .filter(|id| !failed.contains(&id.as_str()))
+        .map(|id| Value::String(id.clone()))
+        .collect();
     Ok(answer(
         StatusCode::MULTI_STATUS,
         Accept::Json,
