@@ -233,7 +233,7 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
         };
         let request = Forward {
             method: parts.method.clone(),
-            path: parts.uri.path().to_owned(),
+            path: parts.uri.path().trim_end_matches('/').to_owned(),
             query: forwarded_query(&query),
             headers: parts.headers.clone(),
             body: bytes.clone(),
@@ -291,7 +291,7 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
     let found = targets(&registrations, op.name, &about);
     let request = Forward {
         method: parts.method.clone(),
-        path: parts.uri.path().to_owned(),
+        path: parts.uri.path().trim_end_matches('/').to_owned(),
         query: forwarded_query(&query),
         headers: parts.headers.clone(),
         body: bytes.clone(),
@@ -463,7 +463,10 @@ async fn provision(
     let entity = id.unwrap_or_default();
     // The broker keeps nothing a redirect source holds, nor an exclusive
     // source's attributes.
-    let redirected = found.iter().any(|t| t.mode == Mode::Redirect);
+    // (An entity the broker holds from before a redirect registration is
+    // deleted here too: the client wants it gone.)
+    let whole_entity = matches!(op.name, "deleteEntity" | "purgeEntity");
+    let redirected = !whole_entity && found.iter().any(|t| t.mode == Mode::Redirect);
     let exclusive: Vec<String> = found
         .iter()
         .filter(|t| t.mode == Mode::Exclusive)
@@ -484,7 +487,6 @@ async fn provision(
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let attributes_left = kept.keys().any(|k| !NOT_ATTRIBUTES.contains(&k.as_str()));
-            let whole_entity = matches!(op.name, "deleteEntity" | "purgeEntity");
             keep_local = whole_entity || attributes_left;
             local_body = Bytes::from(Value::Object(kept).to_string());
         }
@@ -514,13 +516,14 @@ async fn provision(
     let local_status = local.as_ref().map(|r| r.status());
     // An attribute the broker did not have is no failure when a source
     // that holds it took the change; nor is finding nothing to purge.
-    let attribute_level =
-        op.attr.is_some() || matches!(op.name, "appendAttrs" | "updateAttrs" | "purgeEntity");
+    let missing_here_is_fine = op.attr.is_some()
+        || matches!(op.name, "appendAttrs" | "updateAttrs" | "purgeEntity")
+        || (whole_entity && found.iter().any(|t| t.mode == Mode::Redirect));
     let local_ok = local_status.is_none_or(|s| {
         (s.is_success() && s != StatusCode::MULTI_STATUS)
             || (remote_ok
                 && (s == StatusCode::MULTI_STATUS
-                    || (s == StatusCode::NOT_FOUND && attribute_level)))
+                    || (s == StatusCode::NOT_FOUND && missing_here_is_fine)))
     });
     if local_ok && remote_ok {
         return Ok(match local {
@@ -753,6 +756,34 @@ async fn batch(
     ))
 }
 
+/// The entity types a registration names.
+fn registered_types(r: &crate::csource::Registration) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let infos = r.doc.get("information").and_then(Value::as_array);
+    for e in infos
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("entities").and_then(Value::as_array))
+        .flatten()
+    {
+        let types = match e.get("type") {
+            Some(Value::String(t)) => vec![t.clone()],
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for t in types {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
 /// The entities in a source's answer (an entity or a list of them).
 fn entities_in(v: Value) -> Vec<Map<String, Value>> {
     match v {
@@ -854,6 +885,17 @@ async fn read(
         .unwrap_or_default();
     let replies = fan_out(&ordered, |t| {
         let supports = |o| crate::federation::supports(&t.registration, o);
+        // Asked as a query, the entity's type is needed: the registration's
+        // if the broker does not know it.
+        let compact_types = if compact_types.is_empty() {
+            registered_types(&t.registration)
+                .iter()
+                .map(|iri| ctx.compact(iri))
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            compact_types.clone()
+        };
         match op.name {
             "retrieveEntity" if !supports("retrieveEntity") && supports("queryEntity") => {
                 let mut q = format!("id={}", id.unwrap_or_default());
