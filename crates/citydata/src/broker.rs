@@ -53,7 +53,7 @@ impl Entities {
                 s.dedup();
                 Some(s)
             }
-            None => self.index.candidates(filter),
+            None => self.index.candidates(filter, self.by_seq.len()),
         };
         match seqs {
             Some(seqs) => Box::new(seqs.into_iter().filter_map(|s| self.by_seq.get(&s))),

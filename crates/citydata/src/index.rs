@@ -111,38 +111,43 @@ impl Indexes {
     }
 
     /// The entities that may match `filter`, in creation order; `None`
-    /// when no index narrows it (every entity is a candidate).
-    pub fn candidates(&self, filter: &Filter) -> Option<Vec<i64>> {
-        let by_type = filter.types.as_ref().and_then(|t| self.of_types(&t.0));
-        let by_place = filter.geo.as_ref().and_then(|g| self.near(g));
-        match (by_type, by_place) {
-            (Some(t), Some(p)) => {
-                let t: BTreeSet<i64> = t.into_iter().collect();
-                Some(p.into_iter().filter(|s| t.contains(s)).collect())
-            }
-            (Some(one), None) | (None, Some(one)) => Some(one),
-            (None, None) => None,
+    /// when no index narrows it enough to beat a scan of `total`.
+    /// (A place is narrow; the exact filter checks the types of what it
+    /// gives. A type is used only if few of the entities have it.)
+    pub fn candidates(&self, filter: &Filter, total: usize) -> Option<Vec<i64>> {
+        if let Some(places) = filter.geo.as_ref().and_then(|g| self.near(g)) {
+            return Some(places);
         }
+        let types = filter.types.as_ref()?;
+        self.of_types(&types.0, total / 8)
     }
 
-    /// Entities of an OR of ANDs of types: each AND's first type's.
-    fn of_types(&self, ors: &[Vec<String>]) -> Option<Vec<i64>> {
+    /// Entities of an OR of ANDs of types (each AND's rarest type's), if
+    /// there are at most `at_most`.
+    fn of_types(&self, ors: &[Vec<String>], at_most: usize) -> Option<Vec<i64>> {
         if ors.is_empty() || ors.iter().any(Vec::is_empty) {
             return None;
         }
-        let mut out = BTreeSet::new();
-        for ands in ors {
-            if let Some(set) = ands
-                .iter()
-                .filter_map(|t| self.types.get(t))
-                .min_by_key(|s| s.len())
-            {
+        let sets: Vec<Option<&BTreeSet<i64>>> = ors
+            .iter()
+            .map(|ands| {
                 if ands.iter().all(|t| self.types.contains_key(t)) {
-                    out.extend(set.iter().copied());
+                    ands.iter()
+                        .filter_map(|t| self.types.get(t))
+                        .min_by_key(|s| s.len())
+                } else {
+                    None
                 }
-            }
+            })
+            .collect();
+        let size: usize = sets.iter().flatten().map(|s| s.len()).sum();
+        if size > at_most {
+            return None;
         }
-        Some(out.into_iter().collect())
+        let mut out: Vec<i64> = sets.into_iter().flatten().flatten().copied().collect();
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
     }
 
     /// Entities whose geometry's box meets the query's (grown by the
@@ -228,28 +233,34 @@ mod tests {
         }
         // Both near points, in sequence order; not the far one.
         assert_eq!(
-            ix.candidates(&near(126.978, 37.5665, 500.0)),
+            ix.candidates(&near(126.978, 37.5665, 500.0), 3),
             Some(vec![1, 3])
         );
         // A cell boundary between the point and the reference.
         assert_eq!(
-            ix.candidates(&near(126.97999, 37.5665, 50.0)),
+            ix.candidates(&near(126.97999, 37.5665, 50.0), 3),
             Some(vec![1, 3])
         );
+        // A type: only if few have it (here, of 100 entities).
         let t = Filter {
             types: Some(TypeExpr(vec![vec!["T".into()]])),
-            ..near(126.978, 37.5665, 500.0)
+            ..Filter::default()
         };
-        assert_eq!(ix.candidates(&t), Some(vec![3]));
+        assert_eq!(ix.candidates(&t, 100), Some(vec![2, 3]));
+        assert_eq!(ix.candidates(&t, 3), None, "most have it: a scan");
         ix.remove(3, &a);
-        assert_eq!(ix.candidates(&t), Some(vec![]));
+        assert_eq!(ix.candidates(&t, 100), Some(vec![2]));
+        assert_eq!(
+            ix.candidates(&near(126.978, 37.5665, 500.0), 3),
+            Some(vec![1])
+        );
         // Relations no box bounds scan.
         let mut far = near(0.0, 0.0, 1.0);
         far.geo.as_mut().unwrap().rel = GeoRel::Disjoint;
-        assert_eq!(ix.candidates(&far), None);
+        assert_eq!(ix.candidates(&far, 3), None);
         // Nothing has the property: nothing can match.
         far.geo.as_mut().unwrap().rel = GeoRel::Within;
         far.geo.as_mut().unwrap().property = "urn:other".into();
-        assert_eq!(ix.candidates(&far), Some(vec![]));
+        assert_eq!(ix.candidates(&far, 3), Some(vec![]));
     }
 }
