@@ -29,38 +29,9 @@ elif [ "$1" = all ]; then
     set -- TP/NGSI-LD
 fi
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/civic-data-hub/target}"
-if [ -z "${CIVIC_BIN:-}" ]; then
-    cargo build --release --locked -p civic-cli --bin civic
-    CIVIC_BIN="$CARGO_TARGET_DIR/release/civic"
-fi
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dir=$(mktemp -d)
-demo_pid=
-sampler_pid=
-cleanup() {
-    [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null
-    [ -n "$demo_pid" ] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-extra=()
-if [ "$backend" = postgres ]; then
-    base_url="${CIVIC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-    psql "$base_url" -qc 'DROP DATABASE IF EXISTS civic_ngsild' -c 'CREATE DATABASE civic_ngsild' >/dev/null
-    extra=(--database-url "${base_url%/*}/civic_ngsild")
-fi
-
-RUST_LOG=warn "$CIVIC_BIN" demo --addr "127.0.0.1:$port" --data-dir "$dir" \
-    --sim-people 300 --sim-days 3 "${extra[@]}" >"$dir/demo.log" 2>&1 &
-demo_pid=$!
-for _ in $(seq 1 120); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/ngsi-ld/v1/types" && break
-    kill -0 "$demo_pid" 2>/dev/null || { cat "$dir/demo.log"; exit 1; }
-    sleep 1
-done
+db_name=civic_ngsild
+# shellcheck source=bench/ngsi-ld-demo.sh
+. bench/ngsi-ld-demo.sh
 rss() { awk '/VmRSS/ {print $2}' "/proc/$demo_pid/status" 2>/dev/null || echo 0; }
 start_kib=$(rss)
 (peak=0; while kill -0 "$demo_pid" 2>/dev/null; do

@@ -291,18 +291,7 @@ impl CityData {
             .map(str::to_owned)
             .unwrap_or_else(crate::subscription::new_id);
         let now = now_ms();
-        let sub = Subscription {
-            id: id.clone(),
-            doc,
-            context: ctx.original.clone(),
-            times_sent: 0,
-            times_failed: 0,
-            last_notification: None,
-            last_success: None,
-            last_failure: None,
-            created_at: now,
-            modified_at: now,
-        };
+        let sub = Subscription::new(id.clone(), doc, ctx.original.clone(), now);
         let table = self.csource_subscriptions().await?;
         {
             let mut all = table.write().await;

@@ -401,6 +401,22 @@ pub fn geo_of(v: &Value, ctx: &Context) -> Result<GeoQuery> {
 }
 
 impl Subscription {
+    /// A new subscription, nothing sent yet.
+    pub fn new(id: String, doc: Map<String, Value>, context: Value, now: i64) -> Subscription {
+        Subscription {
+            id,
+            doc,
+            context,
+            times_sent: 0,
+            times_failed: 0,
+            last_notification: None,
+            last_success: None,
+            last_failure: None,
+            created_at: now,
+            modified_at: now,
+        }
+    }
+
     pub fn is_active(&self, now: i64) -> bool {
         self.doc
             .get("isActive")
