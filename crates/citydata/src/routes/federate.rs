@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// How large a request or a source's answer may be.
+/// How large a source's answer, or the broker's own, may be read.
 const MAX_BODY: usize = 16 << 20;
 
 /// The broker's pseudonym in `Via`, the same for the process's life.
@@ -216,7 +216,8 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
         return Ok(next.run(req).await);
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+    // The request's body, no larger than any the hub takes.
+    let bytes = axum::body::to_bytes(body, c.config.max_body_bytes)
         .await
         .map_err(|_| NgsiError::bad_data("the payload is too large or broken"))?;
     let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -366,7 +367,15 @@ async fn send(
     }
     let r = req.send().await.map_err(|e| e.to_string())?;
     let status = r.status();
-    let bytes = r.bytes().await.map_err(|e| e.to_string())?;
+    // A source's answer is read up to MAX_BODY, no further.
+    let mut r = r;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err("the context source's answer is too large".into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     Ok((
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
