@@ -31,32 +31,6 @@ pub struct Registration {
     pub modified_at: i64,
 }
 
-/// The members of a registration that are not context source properties.
-const MEMBERS: [&str; 22] = [
-    "id",
-    "type",
-    "information",
-    "endpoint",
-    "mode",
-    "operations",
-    "expiresAt",
-    "observationInterval",
-    "managementInterval",
-    "location",
-    "observationSpace",
-    "operationSpace",
-    "registrationName",
-    "description",
-    "tenant",
-    "contextSourceInfo",
-    "refreshRate",
-    "cacheDuration",
-    "management",
-    "scope",
-    "status",
-    "timesSent",
-];
-
 const MODES: [&str; 4] = ["inclusive", "exclusive", "redirect", "auxiliary"];
 
 /// Members that may be removed by a patch's null.
@@ -78,6 +52,21 @@ const OPTIONAL: [&str; 16] = [
     "management",
     "scope",
 ];
+
+/// Is `k` a member of a registration (the optional ones, those it must
+/// have, those the broker keeps), not a context source property?
+fn is_member(k: &str) -> bool {
+    OPTIONAL.contains(&k)
+        || [
+            "id",
+            "type",
+            "information",
+            "endpoint",
+            "status",
+            "timesSent",
+        ]
+        .contains(&k)
+}
 
 fn names(v: &Value, ctx: &Context, what: &str) -> Result<Value> {
     let list = v
@@ -195,7 +184,7 @@ pub fn parse(body: &Value, ctx: &Context, partial: bool) -> Result<Map<String, V
                 doc.insert(k.clone(), Value::Null);
                 continue;
             }
-            if partial && !MEMBERS.contains(&k.as_str()) && k != "@context" {
+            if partial && !is_member(k) && k != "@context" {
                 doc.insert(ctx.expand(k), Value::Null);
                 continue;
             }
@@ -360,7 +349,7 @@ impl Registration {
                     let infos = v.as_array().map(Vec::as_slice).unwrap_or_default();
                     out.insert(k.clone(), render_information(infos, ctx, false).into());
                 }
-                _ if MEMBERS.contains(&k.as_str()) => {
+                _ if is_member(k) => {
                     out.insert(k.clone(), v.clone());
                 }
                 _ => {
@@ -400,7 +389,7 @@ impl Registration {
         let attrs = self
             .doc
             .iter()
-            .filter(|(k, _)| !MEMBERS.contains(&k.as_str()))
+            .filter(|(k, _)| !is_member(k))
             .map(|(k, v)| {
                 let mut i = Map::new();
                 i.insert("type".into(), "Property".into());

@@ -99,21 +99,21 @@ impl CityData {
         Ok(())
     }
 
-    /// Creates a subscription; its id.
-    pub async fn create_subscription(
+    /// A new subscription of a checked document (an entity subscription's
+    /// or a subscription to registrations): its type, its jsonldContext
+    /// (notifications are compacted with it: it must resolve now) and its
+    /// endpoint checked; its id given or made.
+    pub(crate) async fn new_subscription(
         &self,
-        tenant: &str,
-        body: &Value,
+        doc: serde_json::Map<String, Value>,
         ctx: &Context,
-    ) -> Result<String> {
-        let doc = parse(body, ctx, false)?;
+    ) -> Result<Subscription> {
         if doc.get("type").and_then(Value::as_str) != Some("Subscription") {
             return Err(NgsiError::bad_data(
                 "a subscription's type is \"Subscription\"",
             ));
         }
         if let Some(url) = doc.get("jsonldContext") {
-            // It must resolve now: notifications are compacted with it.
             self.broker.contexts.resolve(Some(url)).await?;
         }
         self.check_endpoint(&doc).await?;
@@ -122,8 +122,18 @@ impl CityData {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(crate::subscription::new_id);
-        let now = now_ms();
-        let sub = Subscription::new(id.clone(), doc, ctx.original.clone(), now);
+        Ok(Subscription::new(id, doc, ctx.original.clone(), now_ms()))
+    }
+
+    /// Creates a subscription; its id.
+    pub async fn create_subscription(
+        &self,
+        tenant: &str,
+        body: &Value,
+        ctx: &Context,
+    ) -> Result<String> {
+        let sub = self.new_subscription(parse(body, ctx, false)?, ctx).await?;
+        let id = sub.id.clone();
         let table = self.subscriptions().await?;
         let mut all = table.write().await;
         let of_tenant = all.entry(tenant.to_owned()).or_default();

@@ -278,20 +278,10 @@ impl CityData {
         body: &Value,
         ctx: &Context,
     ) -> Result<String> {
-        let doc = csource::parse_subscription(body, ctx, false)?;
-        if doc.get("type").and_then(Value::as_str) != Some("Subscription") {
-            return Err(NgsiError::bad_data(
-                "a subscription's type is \"Subscription\"",
-            ));
-        }
-        self.check_endpoint(&doc).await?;
-        let id = doc
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(crate::subscription::new_id);
-        let now = now_ms();
-        let sub = Subscription::new(id.clone(), doc, ctx.original.clone(), now);
+        let sub = self
+            .new_subscription(csource::parse_subscription(body, ctx, false)?, ctx)
+            .await?;
+        let id = sub.id.clone();
         let table = self.csource_subscriptions().await?;
         {
             let mut all = table.write().await;

@@ -226,19 +226,19 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await);
     };
+    let request = Forward {
+        method: parts.method.clone(),
+        path: parts.uri.path().trim_end_matches('/').to_owned(),
+        query: forwarded_query(&query),
+        headers: parts.headers.clone(),
+        body: bytes.clone(),
+        via,
+    };
     if op.name.ends_with("Batch") && op.name != "queryBatch" {
         let Value::Array(items) = &value else {
             return Ok(next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await);
-        };
-        let request = Forward {
-            method: parts.method.clone(),
-            path: parts.uri.path().trim_end_matches('/').to_owned(),
-            query: forwarded_query(&query),
-            headers: parts.headers.clone(),
-            body: bytes.clone(),
-            via,
         };
         return batch(
             c,
@@ -290,14 +290,6 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
         attrs: attrs.as_deref(),
     };
     let found = targets(&registrations, op.name, &about);
-    let request = Forward {
-        method: parts.method.clone(),
-        path: parts.uri.path().trim_end_matches('/').to_owned(),
-        query: forwarded_query(&query),
-        headers: parts.headers.clone(),
-        body: bytes.clone(),
-        via,
-    };
     if found.is_empty() {
         return Ok(next
             .run(Request::from_parts(parts, Body::from(bytes)))
@@ -325,6 +317,7 @@ async fn federated(c: &CityData, req: Request, next: Next) -> Result<Response, N
 }
 
 /// A request as the client made it, to send on.
+#[derive(Clone)]
 struct Forward {
     method: Method,
     path: String,
@@ -382,13 +375,9 @@ async fn send(
     ))
 }
 
-/// Sends to every target at once; their replies in order.
-async fn fan_out<F>(targets: &[Target], mut each: F) -> Vec<Reply>
-where
-    F: FnMut(&Target) -> tokio::task::JoinHandle<Reply>,
-{
-    let handles: Vec<_> = targets.iter().map(&mut each).collect();
-    let mut out = Vec::new();
+/// The replies of forwards sent at once, in their order.
+async fn replies_of(handles: Vec<tokio::task::JoinHandle<Reply>>) -> Vec<Reply> {
+    let mut out = Vec::with_capacity(handles.len());
     for h in handles {
         out.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
     }
@@ -403,15 +392,7 @@ fn spawn_send(
     f: &Forward,
     body: Option<Bytes>,
 ) -> tokio::task::JoinHandle<Reply> {
-    let (c, t) = (c.clone(), t.clone());
-    let f = Forward {
-        method: f.method.clone(),
-        path: f.path.clone(),
-        query: f.query.clone(),
-        headers: f.headers.clone(),
-        body: f.body.clone(),
-        via: f.via.clone(),
-    };
+    let (c, t, f) = (c.clone(), t.clone(), f.clone());
     tokio::spawn(async move { send(&c, &t, method, pq, &f, body).await })
 }
 
@@ -517,10 +498,7 @@ async fn provision(
         .iter()
         .map(|t| spawn_send(c, t, f.method.clone(), pq.clone(), f, Some(f.body.clone())))
         .collect();
-    let mut replies = Vec::new();
-    for h in handles {
-        replies.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
-    }
+    let replies = replies_of(handles).await;
     let remote_ok = replies.iter().all(ok);
     let local_status = local.as_ref().map(|r| r.status());
     // An attribute the broker did not have is no failure when a source
@@ -679,10 +657,7 @@ async fn batch(
             spawn_send(c, t, f.method.clone(), pq.clone(), f, Some(body))
         })
         .collect();
-    let mut replies = Vec::new();
-    for h in handles {
-        replies.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
-    }
+    let replies = replies_of(handles).await;
     // Which entities a source that took them holds.
     let taken: Vec<String> = per_target
         .iter()
@@ -892,7 +867,7 @@ async fn read(
                 .join(",")
         })
         .unwrap_or_default();
-    let replies = fan_out(&ordered, |t| {
+    let handles = ordered.iter().map(|t| {
         let supports = |o| crate::federation::supports(&t.registration, o);
         // Asked as a query, the entity's type is needed: the registration's
         // if the broker does not know it.
@@ -962,8 +937,8 @@ async fn read(
                 None,
             ),
         }
-    })
-    .await;
+    });
+    let replies = replies_of(handles.collect()).await;
     let mut merged = local_entities;
     let local_count = merged.len();
     for reply in replies {
