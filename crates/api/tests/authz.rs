@@ -429,6 +429,9 @@ fn request_for(
         }),
         ("POST", "/api/v1/mydata/transfers/{id}/consent") => json!({"mode": "once"}),
         ("POST", "/api/v1/mydata/transfers/{id}/refusal") => json!({}),
+        ("PUT", "/api/v1/citydata/tenants") => {
+            json!({"name": "authz", "institution": 1, "access": "closed"})
+        }
         ("PUT", "/api/v1/mydata/webhook") => json!({"url": "https://agency.example/hook"}),
         ("POST", "/api/v1/mydata/verify") => json!({"credential": "x"}),
         _ => Value::Null,

@@ -321,6 +321,15 @@ pub struct Broker {
     changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<crate::notify::Change>>>,
 }
 
+/// Whether a tenant may have this name: at most 64 letters, digits, '_',
+/// '-' or '.' (`""` is the default tenant).
+pub fn valid_tenant_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// The tenant a request without `NGSILD-Tenant` uses; it always exists.
 pub const DEFAULT_TENANT: &str = "";
 
@@ -411,11 +420,7 @@ impl Broker {
         if let Ok(t) = self.tenant(name).await {
             return Ok(t);
         }
-        let valid = name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !valid {
+        if !valid_tenant_name(name) {
             return Err(NgsiError::bad_data(
                 "a tenant name has at most 64 letters, digits, '_', '-' or '.'",
             ));

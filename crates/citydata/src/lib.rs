@@ -8,6 +8,7 @@
 //! - `ops`: the provision operations; `store`: the durable copy;
 //! - `csource`, `registry`: context source registrations and the
 //!   subscriptions to them;
+//! - `tenancy`: tenants' institutions and settings, who may do what;
 //! - `routes` (feature `http`): the API under `/ngsi-ld/v1`.
 
 pub mod broker;
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod store;
 pub mod subscription;
 pub mod temporal;
+pub mod tenancy;
 
 #[cfg(feature = "http")]
 pub mod routes;
@@ -46,6 +48,10 @@ pub struct CityData {
     /// Context source registrations and subscriptions to them, loaded on
     /// first use.
     registry: Arc<registry::Registry>,
+    /// Tenants' settings, loaded on first use.
+    tenancy: Arc<tenancy::Tenancy>,
+    /// Requests per minute of each caller with a token (`gate`).
+    throttle: Arc<civic_hub::auth::Throttle>,
 }
 
 impl std::ops::Deref for CityData {
@@ -66,6 +72,8 @@ impl CityData {
             ingestion: Arc::default(),
             subs: Arc::default(),
             registry: Arc::default(),
+            tenancy: Arc::default(),
+            throttle: Arc::default(),
         }
     }
 

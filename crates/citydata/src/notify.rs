@@ -13,7 +13,7 @@ use crate::problem::{NgsiError, Result};
 use crate::store::{EntityStore, SubscriptionStore};
 use crate::subscription::{changes, notification, parse, Subscription, Trigger};
 use crate::CityData;
-use civic_core::audit::{AuditEntry, Outcome};
+use civic_core::audit::AuditEntry;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -68,11 +68,7 @@ impl CityData {
     }
 
     fn audit(action: &str, tenant: &str, id: &str) -> AuditEntry {
-        AuditEntry::new(
-            action,
-            format!("ngsi-subscription:{tenant}/{id}"),
-            Outcome::Allowed,
-        )
+        crate::tenancy::audit_entry(action, &format!("ngsi-subscription:{tenant}/{id}"))
     }
 
     async fn persist(&self, tenant: &str, s: &Subscription, action: &str) -> Result<()> {

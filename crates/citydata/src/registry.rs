@@ -12,7 +12,7 @@ use crate::problem::{NgsiError, Result};
 use crate::store::RegistrationStore;
 use crate::subscription::Subscription;
 use crate::CityData;
-use civic_core::audit::{AuditEntry, Outcome};
+use civic_core::audit::AuditEntry;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -85,10 +85,9 @@ impl CityData {
     }
 
     fn audit_of<T: Doc>(verb: &str, tenant: &str, id: &str) -> AuditEntry {
-        AuditEntry::new(
-            format!("citydata.{}.{verb}", T::WHAT),
-            format!("ngsi-{}:{tenant}/{id}", T::KIND),
-            Outcome::Allowed,
+        crate::tenancy::audit_entry(
+            &format!("citydata.{}.{verb}", T::WHAT),
+            &format!("ngsi-{}:{tenant}/{id}", T::KIND),
         )
     }
 

@@ -168,7 +168,39 @@ async fn registrations_are_kept_by_kind_and_tenant(db: TestDb) {
     );
 }
 
+async fn tenant_settings_are_kept_and_their_changes_audited(db: TestDb) {
+    use civic_core::audit::{AuditEntry, Outcome};
+    let s = &db.store;
+    migrate(s).await.unwrap();
+    let audit = |verb: &str| {
+        AuditEntry::new(
+            format!("citydata.tenant.{verb}"),
+            "ngsi-tenant:city",
+            Outcome::Allowed,
+        )
+    };
+    s.put_tenant("city", "{\"v\":1}", audit("create"))
+        .await
+        .unwrap();
+    s.put_tenant("", "{}", audit("create")).await.unwrap();
+    s.put_tenant("city", "{\"v\":2}", audit("update"))
+        .await
+        .unwrap();
+    let reopened = db.reopen().await;
+    assert_eq!(
+        reopened.load_tenants().await.unwrap(),
+        vec![
+            ("".into(), "{}".into()),
+            ("city".into(), "{\"v\":2}".into())
+        ]
+    );
+    use civic_store::AuditStore as _;
+    let ledger = reopened.count_audit_records().await.unwrap();
+    assert_eq!(ledger, 3, "each change is in the ledger");
+}
+
 civic_store::backend_tests!(
+    tenant_settings_are_kept_and_their_changes_audited,
     registrations_are_kept_by_kind_and_tenant,
     entities_are_written_replaced_and_deleted_in_one_transaction,
     what_the_broker_acknowledged_is_there_after_a_restart,

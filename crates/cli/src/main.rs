@@ -402,6 +402,9 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
         // Its own helpers, and the ETSI suite's (bench/ngsi-ld.sh), are on
         // loopback.
         config.city_egress_private = true;
+        // Tenants are made on first use, open to everything, as the spec
+        // and the ETSI suite expect; the demo also sets up closed ones.
+        config.city_implicit_tenants = true;
     }
     let hub = open_hub(config.clone()).await?;
     let mut logins = civic_demo::seed(&hub).await?;

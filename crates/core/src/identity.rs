@@ -250,10 +250,14 @@ pub enum DutyKind {
     /// A citizen of Public MyData: sees and decides about his own data
     /// only (`citizen:SUBJECT`).
     Citizen,
+    /// City data: reads and writes the NGSI-LD tenants its institution
+    /// owns or is let into, and registers context sources in its own
+    /// (sensor operators, city departments, their systems).
+    CityDataOperator,
 }
 
 impl DutyKind {
-    pub const ALL: [DutyKind; 9] = [
+    pub const ALL: [DutyKind; 10] = [
         Self::Investigator,
         Self::Approver,
         Self::PoliceLocationOfficer,
@@ -263,6 +267,7 @@ impl DutyKind {
         Self::Analyst,
         Self::Administrator,
         Self::Citizen,
+        Self::CityDataOperator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -276,15 +281,17 @@ impl DutyKind {
             Self::Analyst => "analyst",
             Self::Administrator => "administrator",
             Self::Citizen => "citizen",
+            Self::CityDataOperator => "city_data_operator",
         }
     }
 
     /// Whether the duty can see personal data, and so needs a second factor.
     ///
-    /// Analysts see only privacy-safe aggregates; every other duty sees
-    /// people: cases, citizens, officials, or the audit trail about them.
+    /// Analysts see only privacy-safe aggregates, city data operators a
+    /// city's sensors and services; every other duty sees people: cases,
+    /// citizens, officials, or the audit trail about them.
     pub fn sees_personal_data(self) -> bool {
-        !matches!(self, Self::Analyst)
+        !matches!(self, Self::Analyst | Self::CityDataOperator)
     }
 
     /// The institution kinds whose staff may hold this duty.
@@ -301,7 +308,7 @@ impl DutyKind {
             Self::SupportAgent => matches!(kind, K::HubOperator),
             // Citizens' accounts are kept by the portal's operator.
             Self::Citizen => matches!(kind, K::HubOperator),
-            Self::Analyst | Self::Administrator => true,
+            Self::Analyst | Self::Administrator | Self::CityDataOperator => true,
         }
     }
 }

@@ -186,6 +186,48 @@ pub enum Action<'a> {
     /// published elsewhere or interviews, list and notify contacts: any
     /// investigator (each case is then checked on its own).
     Investigate,
+    /// City data: `op` on an NGSI-LD tenant that its settings do not leave
+    /// to anyone, owned by `owner`, with the institutions it lets read
+    /// and write. City data operators of the owner do everything; those of
+    /// a writer institution read and write; those of a reader institution
+    /// read, as do its analysts. Only the owner's register context sources.
+    CityData {
+        owner: InstitutionId,
+        readers: &'a [InstitutionId],
+        writers: &'a [InstitutionId],
+        op: CityOp,
+    },
+    /// Create a city data tenant owned by `institution`, or change its
+    /// settings: the institution's administrators or the platform's.
+    ManageCityTenants {
+        institution: InstitutionId,
+    },
+    /// See city data's tenants and their settings (no personal data):
+    /// administrators and city data operators.
+    ListCityTenants,
+}
+
+/// What a request does to a city data tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CityOp {
+    /// Reads entities, their history, types and attributes; subscribes to
+    /// their changes (a subscription tells no more than a read).
+    Read,
+    /// Creates, changes or deletes entities and their history.
+    Write,
+    /// Registers context sources (which then receive the requests on the
+    /// entities they name) and subscribes to the registrations.
+    Register,
+}
+
+impl CityOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Register => "register",
+        }
+    }
 }
 
 /// Whether a machine client's API token may take `action`.
@@ -210,6 +252,8 @@ pub fn machine_client_may(action: &Action<'_>) -> bool {
             | Action::ListMydataAgreements
             | Action::MydataTransfers
             | Action::ReadMydataTransfers
+            | Action::CityData { .. }
+            | Action::ListCityTenants
     )
 }
 
@@ -218,7 +262,10 @@ pub fn machine_client_may(action: &Action<'_>) -> bool {
 /// give an investigator's duty to a system is told so at once, rather than
 /// making an account whose every call is refused.
 pub fn machine_client_may_hold(kind: DutyKind) -> bool {
-    matches!(kind, DutyKind::MydataOperator | DutyKind::Analyst)
+    matches!(
+        kind,
+        DutyKind::MydataOperator | DutyKind::Analyst | DutyKind::CityDataOperator
+    )
 }
 
 /// The duty in which `who` decides data requests: a police location
@@ -267,7 +314,7 @@ pub struct Permit {
 /// Why a machine client may not hold a duty (also the administration's
 /// answer to the local operator, who bypasses the rest of the policy).
 pub const MACHINE_DUTIES: &str =
-    "a machine client may hold only mydata_operator or analyst: its token never reaches a person's data";
+    "a machine client may hold only mydata_operator, analyst or city_data_operator: its token never reaches a person's data";
 
 const fn deny(reason: &'static str) -> Result<Permit, Denial> {
     Err(Denial {
@@ -327,6 +374,7 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
         | Action::ManageApiTokens { .. }
         | Action::ManageNodes { .. }
         | Action::ManageGeography
+        | Action::ManageCityTenants { .. }
             if who.auth != AuthMethod::PasswordAndTotp =>
         {
             deny("administration needs a person signed in with a second factor")
@@ -431,6 +479,44 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 deny("only approvers of the health authority and police location officers endorse grants, each in her own duty")
             }
         }
+        Action::CityData {
+            owner,
+            readers,
+            writers,
+            op,
+        } => {
+            let at = who.institution;
+            let operator = who.has(D::CityDataOperator);
+            let allowed = match op {
+                CityOp::Register => operator && at == owner,
+                CityOp::Write => operator && (at == owner || writers.contains(&at)),
+                CityOp::Read => {
+                    let member = at == owner || writers.contains(&at) || readers.contains(&at);
+                    member && (operator || who.has(D::Analyst))
+                }
+            };
+            match op {
+                _ if allowed && operator => permit(Some(D::CityDataOperator)),
+                _ if allowed => permit(Some(D::Analyst)),
+                CityOp::Register => deny("only city data operators of the tenant's institution register context sources in it"),
+                CityOp::Write => deny("only city data operators of the tenant's institution, or of an institution it lets write, write in it"),
+                CityOp::Read => deny("only city data operators and analysts of the tenant's institution, or of an institution it lets in, read it"),
+            }
+        }
+        Action::ManageCityTenants { institution } => {
+            if who.administers(institution) {
+                permit(Some(D::Administrator))
+            } else {
+                deny("only the institution's administrators, or the platform's, manage its city data tenants")
+            }
+        }
+        Action::ListCityTenants => match [D::Administrator, D::CityDataOperator]
+            .into_iter()
+            .find(|d| who.has(*d))
+        {
+            Some(d) => permit(Some(d)),
+            None => deny("only administrators and city data operators see city data's tenants"),
+        },
         Action::CreateInstitution => {
             if who.is_platform_admin() {
                 permit(Some(D::Administrator))

@@ -77,6 +77,15 @@ pub struct Config {
     /// endpoints). Off: only public addresses (the demo turns it on, for
     /// its own helpers and the ETSI suite's).
     pub city_egress_private: bool,
+    /// City data: whether a tenant no administrator set up is made on
+    /// first use, open to everything (the spec's behaviour, and what the
+    /// ETSI suite expects; the demo turns it on). Off: only the tenants
+    /// administrators set up exist.
+    pub city_implicit_tenants: bool,
+    /// City data: requests per minute each session or machine client may
+    /// make of the broker (0: no limit). Anonymous requests to open
+    /// tenants are not counted.
+    pub city_requests_per_minute: u32,
 }
 
 impl Default for Config {
@@ -107,6 +116,8 @@ impl Default for Config {
             mqtt_mappings: None,
             city_history_hours: 24 * 30,
             city_egress_private: false,
+            city_implicit_tenants: false,
+            city_requests_per_minute: 60_000,
         }
     }
 }
@@ -158,8 +169,10 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 25] = [
+    const KEYS: [&'static str; 27] = [
         "city_egress_private",
+        "city_implicit_tenants",
+        "city_requests_per_minute",
         "city_history_hours",
         "mqtt_url",
         "mqtt_mappings",

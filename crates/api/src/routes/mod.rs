@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod citydata;
 pub mod geography;
 pub mod nodes;
 pub mod system;

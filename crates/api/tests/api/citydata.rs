@@ -4,6 +4,7 @@
 //! NGSI-LD ProblemDetails and changes nothing.
 
 use super::*;
+use civic_core::audit::AuditEntry;
 use std::time::Duration;
 
 const MOSQUITTO: (&str, u16) = ("127.0.0.1", 1883);
@@ -71,6 +72,7 @@ async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: Te
         c.mqtt_mappings = Some(path);
         // The receivers are on loopback.
         c.city_egress_private = true;
+        c.city_implicit_tenants = true;
     })
     .await;
     let broker = format!("{}/ngsi-ld/v1", app.url);
@@ -229,7 +231,7 @@ async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: Te
 }
 
 async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
-    let app = spawn_app(db).await;
+    let app = spawn_app_with(db, |c| c.city_implicit_tenants = true).await;
     let broker = format!("{}/ngsi-ld/v1", app.url);
     let http = reqwest::Client::new();
     let problem = |r: reqwest::Response, status: StatusCode, kind: &'static str| async move {
@@ -359,7 +361,11 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
 }
 
 async fn context_sources_are_registered_discovered_and_watched(db: TestDb) {
-    let app = spawn_app_with(db, |c| c.city_egress_private = true).await;
+    let app = spawn_app_with(db, |c| {
+        c.city_egress_private = true;
+        c.city_implicit_tenants = true;
+    })
+    .await;
     let broker = format!("{}/ngsi-ld/v1", app.url);
     let http = reqwest::Client::new();
     let (endpoint, mut heard) = receiver().await;
@@ -534,7 +540,11 @@ async fn context_source(
 }
 
 async fn operations_go_to_the_registered_sources_and_their_answers_merge(db: TestDb) {
-    let app = spawn_app_with(db, |c| c.city_egress_private = true).await;
+    let app = spawn_app_with(db, |c| {
+        c.city_egress_private = true;
+        c.city_implicit_tenants = true;
+    })
+    .await;
     let broker = format!("{}/ngsi-ld/v1", app.url);
     let http = reqwest::Client::new();
     let id = "urn:ngsi-ld:ParkingSpot:cityhall-1";
@@ -616,7 +626,311 @@ async fn operations_go_to_the_registered_sources_and_their_answers_merge(db: Tes
     );
 }
 
+/// Tenants in the platform: an administrator sets one up for her
+/// institution; a closed one answers only the tokens the policy lets in,
+/// an open one anyone reads but only its institution registers in; every
+/// change is in the ledger, naming who made it; tokens are rate-limited.
+async fn closed_tenants_answer_only_the_callers_the_policy_lets_in(db: TestDb) {
+    let app = spawn_app_with(db, |c| c.city_requests_per_minute = 40).await;
+    let ngsi = |m: Method, path: &str, tenant: &str, token: Option<&str>| {
+        let rb = app.request(m, &format!("/ngsi-ld/v1{path}"), token);
+        if tenant.is_empty() {
+            rb
+        } else {
+            rb.header("NGSILD-Tenant", tenant)
+        }
+    };
+    let entity = json!({"id": "urn:ngsi-ld:ParkingSpot:1", "type": "ParkingSpot",
+        "status": {"type": "Property", "value": "free"}});
+
+    // Tenants no administrator set up do not exist here (a deployment's
+    // default), whoever asks.
+    let r = ngsi(Method::GET, "/entities?type=ParkingSpot", "", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
+    );
+    let r = ngsi(Method::POST, "/entities", "made-up", None)
+        .json(&entity)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no tenant is made on first use");
+
+    // The city's administrator sets up a closed tenant, letting a
+    // transit operator write it and a telco read it.
+    let (_, secret) = app
+        .user("city-admin", "administrator", "local_government", true)
+        .await;
+    let admin = app.token("city-admin", secret.as_deref()).await;
+    let city = app.institution("local_government").await;
+    let transit = app.institution("transit_operator").await;
+    let telco = app.institution("telco").await;
+    let ministry = app.institution("ministry").await;
+    let settings = json!({"name": "parking", "institution": city.0, "access": "closed",
+        "writers": [transit.0], "readers": [telco.0]});
+    let ledger = app.ledger_size().await;
+    let r = app
+        .request(Method::PUT, "/api/v1/citydata/tenants", Some(&admin))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        app.ledger_size().await,
+        ledger + 1,
+        "the creation is audited"
+    );
+    // Another institution's administrator may not take it over.
+    let (_, other) = app
+        .user("ministry-admin", "administrator", "ministry", true)
+        .await;
+    let other = app.token("ministry-admin", other.as_deref()).await;
+    let takeover = json!({"name": "parking", "institution": ministry.0, "access": "open",
+        "public_writes": true, "public_registrations": true});
+    let r = app
+        .request(Method::PUT, "/api/v1/citydata/tenants", Some(&other))
+        .json(&takeover)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Settings that contradict themselves are refused.
+    let bad = json!({"name": "parking", "institution": city.0, "access": "closed", "public_writes": true});
+    let r = app
+        .request(Method::PUT, "/api/v1/citydata/tenants", Some(&admin))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Machine clients with their API tokens.
+    let token = |username: &'static str, duty: &'static str, kind: &'static str| {
+        let app = &app;
+        async move {
+            let m = app.machine(username, duty, kind).await;
+            app.hub
+                .issue_api_token(&Ctx::local_operator(), m.institution, m.id, "sensors", None)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let owner = token("city-sensors", "city_data_operator", "local_government").await;
+    let writer = token("transit-feed", "city_data_operator", "transit_operator").await;
+    let reader = token("telco-analytics", "city_data_operator", "telco").await;
+    let stranger = token("ministry-bot", "city_data_operator", "ministry").await;
+
+    // Nothing without a token, and a bad token is refused.
+    let r = ngsi(Method::GET, "/entities?type=ParkingSpot", "parking", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/Unauthorized"
+    );
+    let r = ngsi(
+        Method::GET,
+        "/entities?type=ParkingSpot",
+        "parking",
+        Some("not-a-token"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The writer writes, the reader reads, the stranger does neither.
+    let r = ngsi(Method::POST, "/entities", "parking", Some(&writer))
+        .json(&entity)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = ngsi(Method::POST, "/entities", "parking", Some(&reader))
+        .json(&json!({"id": "urn:ngsi-ld:ParkingSpot:2", "type": "ParkingSpot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let found = ngsi(
+        Method::GET,
+        "/entities?type=ParkingSpot",
+        "parking",
+        Some(&reader),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(found.status(), 200);
+    assert_eq!(
+        found
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for m in [Method::GET, Method::DELETE] {
+        let r = ngsi(
+            m,
+            "/entities/urn:ngsi-ld:ParkingSpot:1",
+            "parking",
+            Some(&stranger),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    // Registering a context source is the owner's alone.
+    let registration = json!({"id": "urn:ngsi-ld:ContextSourceRegistration:parking",
+        "type": "ContextSourceRegistration", "endpoint": "http://127.0.0.1:9/ngsi",
+        "information": [{"entities": [{"type": "ParkingSpot"}]}]});
+    let r = ngsi(
+        Method::POST,
+        "/csourceRegistrations",
+        "parking",
+        Some(&writer),
+    )
+    .json(&registration)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    let ledger = app.ledger_size().await;
+    let r = ngsi(
+        Method::POST,
+        "/csourceRegistrations",
+        "parking",
+        Some(&owner),
+    )
+    .json(&registration)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(app.ledger_size().await, ledger + 1);
+    let audit = app
+        .hub
+        .store
+        .audit_record(
+            ledger,
+            AuditEntry::new("audit.read", "audit", Outcome::Allowed),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(audit.entry.action, "citydata.registration.create");
+    assert_eq!(
+        audit.entry.actor_name.as_deref(),
+        Some("city-sensors"),
+        "the registration names who made it"
+    );
+    // The refusals were recorded.
+    let refusals = app
+        .hub
+        .store
+        .search_audit(
+            civic_core::audit::AuditQuery {
+                action: Some("citydata.register".into()),
+                limit: 100,
+                ..Default::default()
+            },
+            AuditEntry::new("audit.search", "audit", Outcome::Allowed),
+        )
+        .await
+        .unwrap();
+    assert!(refusals.iter().any(|r| r.entry.outcome == Outcome::Denied));
+
+    // The city opens the tenant: anyone reads it, no one anonymous writes
+    // or registers in it.
+    let open = json!({"name": "parking", "institution": city.0, "access": "open"});
+    let r = app
+        .request(Method::PUT, "/api/v1/citydata/tenants", Some(&admin))
+        .json(&open)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = ngsi(Method::GET, "/entities?type=ParkingSpot", "parking", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = ngsi(Method::POST, "/entities", "parking", None)
+        .json(&json!({"id": "urn:ngsi-ld:ParkingSpot:3", "type": "ParkingSpot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = ngsi(Method::POST, "/csourceRegistrations", "parking", None)
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "no one takes over the open tenant's entities"
+    );
+    let listed = app.get_json("/api/v1/citydata/tenants", Some(&admin)).await;
+    assert_eq!(listed[0]["access"], "open");
+    assert_eq!(listed[0]["writers"], json!([]));
+
+    // Each token has its rate: 40 a minute here.
+    let mut limited = None;
+    for _ in 0..45 {
+        let r = ngsi(
+            Method::GET,
+            "/entities?type=ParkingSpot",
+            "parking",
+            Some(&reader),
+        )
+        .send()
+        .await
+        .unwrap();
+        if r.status() != 200 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the rate limit answers");
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "60");
+    // Another caller is not slowed by it, nor are anonymous readers.
+    let r = ngsi(
+        Method::GET,
+        "/entities?type=ParkingSpot",
+        "parking",
+        Some(&owner),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = ngsi(Method::GET, "/entities?type=ParkingSpot", "parking", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 civic_store::backend_tests!(
+    closed_tenants_answer_only_the_callers_the_policy_lets_in,
     sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt,
     bad_city_data_gets_ngsi_ld_problems_and_changes_nothing,
     context_sources_are_registered_discovered_and_watched,

@@ -68,6 +68,7 @@ pub fn institution_kind_for(duty: DutyKind) -> &'static str {
     match duty {
         DutyKind::Investigator | DutyKind::Approver | DutyKind::Analyst => "health_authority",
         DutyKind::PoliceLocationOfficer => "police",
+        DutyKind::CityDataOperator => "local_government",
         DutyKind::MydataOperator => "ministry",
         DutyKind::SecurityAuditor
         | DutyKind::SupportAgent

@@ -10,6 +10,7 @@ mod csource;
 mod discovery;
 mod entities;
 mod federate;
+mod gate;
 mod subscriptions;
 mod temporal;
 
@@ -25,8 +26,9 @@ use axum::Router;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The broker's routes, for a server whose state holds `CityData`;
-/// distributed operations (`federate`) over the entity routes.
+/// The broker's routes, for a server whose state holds `CityData`: the
+/// tenant's gate (`gate`) before everything, distributed operations
+/// (`federate`) over the entity routes.
 pub fn router<S>(c: CityData) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -132,7 +134,11 @@ where
                 r.route(&format!("/ngsi-ld/v1{path}/"), handler)
             }
         })
-        .route_layer(axum::middleware::from_fn_with_state(c, federate::federate))
+        .route_layer(axum::middleware::from_fn_with_state(
+            c.clone(),
+            federate::federate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(c, gate::gate))
 }
 
 /// A path segment, %-decoded (as given if it does not decode).

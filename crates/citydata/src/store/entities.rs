@@ -73,3 +73,14 @@ pub trait RegistrationStore {
     fn delete_registration(&self, kind: &str, tenant: &str, id: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<bool>;
 }
 }
+
+civic_store::store_trait! {
+/// What the store of tenants' settings does: every change audited in its
+/// transaction.
+pub trait TenantStore {
+    /// Every tenant's settings: (name, document), by name.
+    fn load_tenants(&self) -> crate::store::Result<Vec<(String, String)>>;
+    /// Creates or replaces a tenant's settings.
+    fn put_tenant(&self, name: &str, doc: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<()>;
+}
+}

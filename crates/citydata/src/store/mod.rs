@@ -12,7 +12,9 @@ mod schema;
 mod sqlite;
 
 pub use civic_store::{Result, StoreError};
-pub use entities::{EntityStore, HistoryRow, RegistrationStore, StoredEntity, SubscriptionStore};
+pub use entities::{
+    EntityStore, HistoryRow, RegistrationStore, StoredEntity, SubscriptionStore, TenantStore,
+};
 pub use schema::MIGRATIONS;
 
 /// Creates or updates the application's tables; safe at every start.

@@ -60,8 +60,18 @@ CREATE TABLE IF NOT EXISTS ngsi_registrations (
 );
 "#;
 
+/// Tenants' settings, as administrators set them (the stored form of
+/// `crate::tenancy::TenantSettings`): who owns each, whether it is open,
+/// which institutions it lets in. Every change is audited.
+const V5: &str = r#"
+CREATE TABLE IF NOT EXISTS ngsi_tenants (
+    name TEXT NOT NULL PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+"#;
+
 /// City data's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "citydata",
-    versions: &[(1, V1), (2, V2), (3, V3), (4, V4)],
+    versions: &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)],
 };

@@ -403,3 +403,56 @@ fn administrators_manage_only_their_institution_unless_hub_operator() {
     .is_ok());
     assert!(decide(&root, Action::CreateInstitution).is_ok());
 }
+
+#[test]
+fn city_data_tenants_are_read_written_and_registered_by_whom_their_settings_name() {
+    use AuthMethod::*;
+    let at = |institution: i64, duties: &[&str], auth| Principal {
+        institution: InstitutionId(institution),
+        ..principal(InstitutionKind::LocalGovernment, duties, auth)
+    };
+    let (owner, writer, reader, stranger) = (1, 2, 3, 4);
+    let (readers, writers) = ([InstitutionId(reader)], [InstitutionId(writer)]);
+    let action = |op| Action::CityData {
+        owner: InstitutionId(owner),
+        readers: &readers,
+        writers: &writers,
+        op,
+    };
+    let may = |who: &Principal, op| decide(who, action(op)).is_ok();
+    // A system's token is enough: city data is no one's personal data.
+    let own = at(owner, &["city_data_operator"], ApiToken);
+    assert!(may(&own, CityOp::Read) && may(&own, CityOp::Write) && may(&own, CityOp::Register));
+    let permit = decide(&own, action(CityOp::Write)).unwrap();
+    assert_eq!(permit.duty, Some(DutyKind::CityDataOperator));
+    let w = at(writer, &["city_data_operator"], Password);
+    assert!(may(&w, CityOp::Read) && may(&w, CityOp::Write) && !may(&w, CityOp::Register));
+    let r = at(reader, &["city_data_operator"], ApiToken);
+    assert!(may(&r, CityOp::Read) && !may(&r, CityOp::Write) && !may(&r, CityOp::Register));
+    let analyst = at(reader, &["analyst"], PasswordAndTotp);
+    assert_eq!(
+        decide(&analyst, action(CityOp::Read)).unwrap().duty,
+        Some(DutyKind::Analyst)
+    );
+    assert!(!may(&analyst, CityOp::Write));
+    let outsider = at(stranger, &["city_data_operator"], ApiToken);
+    assert!(!may(&outsider, CityOp::Read));
+    // Another duty of the owner is not enough, nor is administering it.
+    let admin = at(owner, &["administrator"], PasswordAndTotp);
+    assert!(!may(&admin, CityOp::Read) && !may(&admin, CityOp::Register));
+    let admin_by_token = at(owner, &["administrator"], ApiToken);
+    assert!(!may(&admin_by_token, CityOp::Read));
+
+    // Tenants are managed by a person with a second factor.
+    let manage = Action::ManageCityTenants {
+        institution: InstitutionId(owner),
+    };
+    assert!(decide(&admin, manage).is_ok());
+    assert!(decide(&at(owner, &["administrator"], Password), manage).is_err());
+    assert!(decide(&at(stranger, &["administrator"], PasswordAndTotp), manage).is_err());
+    assert!(decide(&own, manage).is_err());
+    assert!(decide(&own, Action::ListCityTenants).is_ok());
+    assert!(decide(&analyst, Action::ListCityTenants).is_err());
+    assert!(machine_client_may_hold(DutyKind::CityDataOperator));
+    assert!(!DutyKind::CityDataOperator.sees_personal_data());
+}

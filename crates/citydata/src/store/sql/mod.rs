@@ -279,3 +279,33 @@ impl crate::store::RegistrationStore for Engine {
         Ok(true)
     }
 }
+
+impl crate::store::TenantStore for Engine {
+    async fn load_tenants(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query("SELECT name, doc FROM ngsi_tenants ORDER BY name")
+            .fetch_all(self.reads())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("doc")?)))
+            .collect()
+    }
+
+    async fn put_tenant(
+        &self,
+        name: &str,
+        doc: &str,
+        audit: civic_core::audit::AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.audited().await?;
+        sqlx::query(
+            "INSERT INTO ngsi_tenants (name, doc) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+        )
+        .bind(name)
+        .bind(doc)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit(audit).await?;
+        Ok(())
+    }
+}
