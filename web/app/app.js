@@ -992,9 +992,12 @@ async function responsesPage(justClosed) {
 
 // ---------------------------------------------------------------- City data
 
-/** The NGSI-LD broker's open tenant, as the page reads it. */
+/** The NGSI-LD broker's default tenant, as the page reads it: open to
+ * anyone, or (closed by its settings) to the signed-in user's session. */
 async function ngsi(path) {
-  const res = await fetch(`/ngsi-ld/v1${path}`, { headers: { accept: 'application/json' } });
+  const headers = { accept: 'application/json' };
+  if (session.token) headers.authorization = `Bearer ${session.token}`;
+  const res = await fetch(`/ngsi-ld/v1${path}`, { headers });
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new Error(body?.detail || t('not_available'));
   return body;

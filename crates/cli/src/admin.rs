@@ -27,6 +27,41 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         command: AdminNodeCommand,
     },
+    /// City data's tenants: who owns each, open or closed, who else reads
+    /// and writes it.
+    CityTenant {
+        #[command(subcommand)]
+        command: CityTenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CityTenantCommand {
+    /// Set up a tenant, or replace its settings.
+    Set {
+        /// As `NGSILD-Tenant` gives it; "" for the default tenant.
+        #[arg(long)]
+        name: String,
+        /// The institution it belongs to.
+        #[arg(long)]
+        institution: i64,
+        /// open (anyone reads it without a token) or closed.
+        #[arg(long)]
+        access: String,
+        /// Open tenants: anyone may write entities, without a token.
+        #[arg(long)]
+        public_writes: bool,
+        /// Open tenants: anyone may register context sources.
+        #[arg(long)]
+        public_registrations: bool,
+        /// Another institution whose city data operators and analysts read it.
+        #[arg(long = "reader")]
+        readers: Vec<i64>,
+        /// Another institution whose city data operators write it.
+        #[arg(long = "writer")]
+        writers: Vec<i64>,
+    },
+    List,
 }
 
 #[derive(Subcommand)]
@@ -321,6 +356,92 @@ pub(crate) async fn run(hub: &Hub, format: Format, command: AdminCommand) -> Res
                 println!("API token {id} revoked");
             }
         },
+        AdminCommand::CityTenant { command } => city_tenant(hub, format, &ctx, command).await?,
+    }
+    Ok(())
+}
+
+async fn city_tenant(
+    hub: &Hub,
+    format: Format,
+    ctx: &Ctx,
+    command: CityTenantCommand,
+) -> Result<()> {
+    use civic_citydata::tenancy::{Access, TenantSettings};
+    let city = civic_citydata::CityData::new(hub.clone());
+    match command {
+        CityTenantCommand::Set {
+            name,
+            institution,
+            access,
+            public_writes,
+            public_registrations,
+            readers,
+            writers,
+        } => {
+            let access = match access.as_str() {
+                "open" => Access::Open,
+                "closed" => Access::Closed,
+                other => return Err(anyhow!("--access is open or closed, not {other:?}")),
+            };
+            let settings = TenantSettings {
+                name,
+                institution: InstitutionId(institution),
+                access,
+                public_writes,
+                public_registrations,
+                readers: readers.into_iter().map(InstitutionId).collect(),
+                writers: writers.into_iter().map(InstitutionId).collect(),
+            };
+            let (set, created) = city.set_tenant(ctx, settings).await?;
+            let verb = if created { "set up" } else { "changed" };
+            println!(
+                "city data tenant {:?} {verb}: {} (institution {}); a running hub applies it on its next start",
+                set.name,
+                if set.access == Access::Open { "open" } else { "closed" },
+                set.institution.0
+            );
+        }
+        CityTenantCommand::List => {
+            let list = city.tenants(ctx).await?;
+            let ids = |v: &[InstitutionId]| {
+                v.iter()
+                    .map(|i| i.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let rows = list
+                .iter()
+                .map(|t| {
+                    vec![
+                        format!("{:?}", t.name),
+                        t.institution.0.to_string(),
+                        serde_json::to_value(t.access)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        t.public_writes.to_string(),
+                        t.public_registrations.to_string(),
+                        ids(&t.readers),
+                        ids(&t.writers),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            output::print(
+                format,
+                &[
+                    "name",
+                    "institution",
+                    "access",
+                    "public writes",
+                    "public registrations",
+                    "readers",
+                    "writers",
+                ],
+                &rows,
+                serde_json::to_value(&list)?,
+            );
+        }
     }
     Ok(())
 }

@@ -493,6 +493,10 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
         "City data: an NGSI-LD broker at {url}/ngsi-ld/v1 (default tenant open, no token), e.g. curl {url}/ngsi-ld/v1/types"
     );
     println!(
+        "           closed tenant {:?} (Seoul's): sign in as city.seoul, then curl -H 'NGSILD-Tenant: {0}' -H 'Authorization: Bearer TOKEN' …",
+        civic_demo::CITY_TENANT
+    );
+    println!(
         "           {sensor_count} city sensors publish to {mqtt} (topics city/#), ingested as mapped in {}{}",
         config
             .mqtt_mappings

@@ -76,6 +76,39 @@ fn admin_commands_and_bad_input_on_sqlite() {
     ));
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    // City data's tenants: set up for an institution, bad settings refused.
+    let tenant = |name: &str, institution: &str, access: &str| {
+        let args = [
+            "admin",
+            "city-tenant",
+            "set",
+            "--name",
+            name,
+            "--institution",
+            institution,
+            "--access",
+            access,
+            "--reader",
+            "1",
+        ];
+        civic(&args, &env, None)
+    };
+    let err = fails_in_one_line(&tenant("city", "1", "wide"));
+    assert!(err.contains("open or closed"), "{err}");
+    fails_in_one_line(&tenant("city", "99", "closed"));
+    fails_in_one_line(&tenant("no spaces", "1", "closed"));
+    assert!(ok(&tenant("city", "1", "closed")).contains("set up"));
+    assert!(ok(&tenant("city", "1", "open")).contains("changed"));
+    let tenants = ok(&civic(
+        &["admin", "city-tenant", "list", "--format", "json"],
+        &env,
+        None,
+    ));
+    let tenants: serde_json::Value = serde_json::from_str(&tenants).unwrap();
+    assert_eq!(tenants[0]["name"], "city");
+    assert_eq!(tenants[0]["access"], "open");
+    assert_eq!(tenants[0]["readers"], serde_json::json!([1]));
+    assert_eq!(tenants.as_array().unwrap().len(), 1);
     let users = ok(&civic(
         &[
             "admin",

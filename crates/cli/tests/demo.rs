@@ -19,8 +19,8 @@ async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() 
     let logins = logins(&data);
     assert_eq!(
         logins.len(),
-        12,
-        "one login per duty, MyData's holder and agency, and a citizen"
+        13,
+        "one login per duty, MyData's holder and agency, a citizen and Seoul's city data operator"
     );
     for login in &logins {
         assert!(
@@ -79,6 +79,40 @@ async fn the_demo_serves_signs_in_with_totp_and_keeps_secrets_out_of_the_logs() 
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
+
+    // The closed city data tenant answers Seoul's operator, and no one
+    // without a token; the open default tenant anyone.
+    let seoul = |token: Option<&str>| {
+        let rb = client
+            .get(format!("{url}/ngsi-ld/v1/entities?type=ParkingSpot"))
+            .header("NGSILD-Tenant", "seoul");
+        match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    };
+    assert_eq!(seoul(None).send().await.unwrap().status(), 401);
+    let operator = logins
+        .iter()
+        .find(|l| l["username"] == "city.seoul")
+        .unwrap();
+    let session: serde_json::Value = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "city.seoul", "password": operator["password"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let city_token = session["token"].as_str().unwrap();
+    assert_eq!(seoul(Some(city_token)).send().await.unwrap().status(), 200);
+    let open = client
+        .get(format!("{url}/ngsi-ld/v1/types"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
 
     // SIGTERM: a graceful stop that signs a final tree head.
     let pid = demo.0.id().to_string();

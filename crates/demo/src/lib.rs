@@ -63,7 +63,14 @@ const USERS: &[(&str, &str, usize)] = &[
     // MyData's holding institution and using agency.
     ("mydata.nhis", "mydata_operator", 12),
     ("mydata.agency", "mydata_operator", 13),
+    // City data: Seoul's operator of its closed tenant `seoul`.
+    ("city.seoul", "city_data_operator", 11),
 ];
+
+/// The demo's closed city data tenant: Seoul's, which the disease-control
+/// agency's analysts may read (the default tenant stays open to
+/// everything, for the ETSI suite).
+pub const CITY_TENANT: &str = "seoul";
 
 fn random_password() -> String {
     const WORDS: &[&str] = &[
@@ -163,6 +170,18 @@ pub async fn seed(hub: &Hub) -> Result<Vec<DemoLogin>> {
             .await?,
         );
     }
+    let settings = civic_citydata::tenancy::TenantSettings {
+        name: CITY_TENANT.into(),
+        institution: ids[11],
+        access: civic_citydata::tenancy::Access::Closed,
+        public_writes: false,
+        public_registrations: false,
+        readers: vec![ids[1]],
+        writers: vec![],
+    };
+    civic_citydata::CityData::new(hub.clone())
+        .set_tenant(&ctx, settings)
+        .await?;
     let json = serde_json::to_string_pretty(&logins).expect("logins serialise");
     civic_hub::keys::write_private(&file, &json).map_err(|e| {
         civic_hub::HubError::BadRequest(format!("cannot write {}: {e}", file.display()))
