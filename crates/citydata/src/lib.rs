@@ -27,9 +27,12 @@ pub mod query;
 pub mod registry;
 pub mod store;
 pub mod subscription;
+pub mod table;
 pub mod temporal;
 pub mod tenancy;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "http")]
 pub mod routes;
 

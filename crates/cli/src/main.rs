@@ -146,6 +146,15 @@ enum Command {
         #[command(subcommand)]
         command: civic_mydata::cli::support::SupportCommand,
     },
+    /// City data: import files of entities into the NGSI-LD broker
+    /// (CSV, JSON, JSON Lines, GeoJSON) and export them, or their
+    /// history, as CSV or Parquet.
+    City {
+        #[command(flatten)]
+        hub: client::HubArgs,
+        #[command(subcommand)]
+        command: civic_citydata::cli::CityCommand,
+    },
     /// Measured runs on a synthetic city (see bench/README.md).
     Bench {
         #[command(subcommand)]
@@ -320,6 +329,7 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             command,
         } => civic_mydata::cli::support::run(&hub, format, command).await,
+        Command::City { hub, command } => civic_citydata::cli::run(&hub, command).await,
         Command::Bench { command } => {
             init_logging(log_override.unwrap_or(LogFormat::Text));
             bench::run(command).await

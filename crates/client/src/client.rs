@@ -111,8 +111,18 @@ impl Client {
         self.dispatch(rb.bearer_auth(token)).await
     }
 
+    /// A request to `path` on the hub, outside `/api/v1` (the NGSI-LD
+    /// API), with the token if there is one: such routes may be open.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
     /// Sends; a problem becomes one line.
-    async fn dispatch(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    pub async fn dispatch(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = rb
             .send()
             .await
