@@ -175,7 +175,11 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
             if aggregate.is_empty() != period.is_none() {
                 bail!("--aggregate and --period go together");
             }
-            let parquet = match out.as_ref().and_then(|o| o.extension()).and_then(|e| e.to_str()) {
+            let parquet = match out
+                .as_ref()
+                .and_then(|o| o.extension())
+                .and_then(|e| e.to_str())
+            {
                 Some("parquet") => true,
                 Some("csv") | None => false,
                 Some(other) => bail!("--out names a .csv or .parquet file, not .{other}"),
@@ -192,9 +196,11 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
                 let mut query = query;
                 let (from, to) = (since, until);
                 match (from, to) {
-                    (Some(f), Some(t)) => {
-                        query.extend([("timerel", "between".into()), ("timeAt", f), ("endTimeAt", t)])
-                    }
+                    (Some(f), Some(t)) => query.extend([
+                        ("timerel", "between".into()),
+                        ("timeAt", f),
+                        ("endTimeAt", t),
+                    ]),
                     (Some(f), None) => query.extend([("timerel", "after".into()), ("timeAt", f)]),
                     (None, Some(t)) => query.extend([("timerel", "before".into()), ("timeAt", t)]),
                     (None, None) => {}
@@ -206,7 +212,13 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
                         ("aggrPeriodDuration", p.clone()),
                     ]);
                 }
-                let entities = fetch(&client, "/ngsi-ld/v1/temporal/entities", &query, tenant.as_deref()).await?;
+                let entities = fetch(
+                    &client,
+                    "/ngsi-ld/v1/temporal/entities",
+                    &query,
+                    tenant.as_deref(),
+                )
+                .await?;
                 if period.is_some() {
                     aggregation_table(&entities, &aggregate)
                 } else {
@@ -214,7 +226,8 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
                 }
             } else {
                 query.push(("options", "keyValues".into()));
-                let entities = fetch(&client, "/ngsi-ld/v1/entities", &query, tenant.as_deref()).await?;
+                let entities =
+                    fetch(&client, "/ngsi-ld/v1/entities", &query, tenant.as_deref()).await?;
                 Table::of_entities(&entities)
             };
             match &out {
@@ -227,7 +240,9 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
                     .with_context(|| format!("cannot write {}", path.display()))?,
                 None => {
                     use std::io::Write;
-                    std::io::stdout().lock().write_all(table.to_csv().as_bytes())?;
+                    std::io::stdout()
+                        .lock()
+                        .write_all(table.to_csv().as_bytes())?;
                 }
             }
             if let Some(path) = &out {
@@ -246,7 +261,8 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
 /// The file's entities, every row checked.
 pub fn read_entities(path: &Path, spec: &ImportSpec) -> Result<Vec<Value>> {
     let name = path.to_string_lossy().to_lowercase();
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut reader: Box<dyn Read> = if name.ends_with(".gz") {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
@@ -256,10 +272,16 @@ pub fn read_entities(path: &Path, spec: &ImportSpec) -> Result<Vec<Value>> {
     let at = |line: u64, e: String| anyhow!("{}, line {line}: {e}", path.display());
     if base.ends_with(".csv") || base.ends_with(".tsv") {
         let mut bytes = Vec::new();
-        reader.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+        reader
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
         if let Err(e) = std::str::from_utf8(bytes) {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
             return Err(at(line as u64, "the file is not UTF-8 (Korean public data is often CP949: convert it with iconv -f cp949 -t utf-8)".into()));
         }
         let mut csv = csv::ReaderBuilder::new()
@@ -272,12 +294,25 @@ pub fn read_entities(path: &Path, spec: &ImportSpec) -> Result<Vec<Value>> {
             .iter()
             .map(str::to_owned)
             .collect();
-        let converter = Converter::new(&header, spec).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let converter =
+            Converter::new(&header, spec).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let mut out = Vec::new();
         let mut ids = std::collections::HashMap::new();
+        // Lines counted from the bytes (a quoted field may span lines).
+        let (mut line, mut counted) = (1u64, 0usize);
         for record in csv.records() {
             let record = record.map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            let line = record.position().map_or(0, |p| p.line());
+            // (A record's position may be before the line break that
+            // ends the one before it.)
+            let mut start = record.position().map_or(counted, |p| p.byte() as usize);
+            while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+                start += 1;
+            }
+            line += bytes[counted..start.max(counted)]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            counted = start.max(counted);
             let row: Vec<&str> = record.iter().collect();
             let entity = converter.entity(&row).map_err(|e| at(line, e))?;
             let id = entity["id"].as_str().unwrap_or_default().to_owned();
@@ -299,7 +334,8 @@ pub fn read_entities(path: &Path, spec: &ImportSpec) -> Result<Vec<Value>> {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                let v: Value = serde_json::from_str(l).map_err(|e| at(i as u64 + 1, e.to_string()))?;
+                let v: Value =
+                    serde_json::from_str(l).map_err(|e| at(i as u64 + 1, e.to_string()))?;
                 check_entity(&v).map_err(|e| at(i as u64 + 1, e))?;
                 Ok(v)
             })
@@ -313,7 +349,10 @@ pub fn read_entities(path: &Path, spec: &ImportSpec) -> Result<Vec<Value>> {
         return features
             .iter()
             .enumerate()
-            .map(|(i, f)| feature_entity(f, spec).map_err(|e| anyhow!("{}, feature {}: {e}", path.display(), i + 1)))
+            .map(|(i, f)| {
+                feature_entity(f, spec)
+                    .map_err(|e| anyhow!("{}, feature {}: {e}", path.display(), i + 1))
+            })
             .collect();
     }
     let entities = match doc {
@@ -340,9 +379,17 @@ fn check_entity(e: &Value) -> Result<(), String> {
 /// Batch upserts of at most 1000 entities or 512 KiB, attributes merged
 /// into entities that exist; stops at the first batch the broker refuses
 /// in part, naming what it refused.
-async fn import(client: &Client, entities: &[Value], tenant: Option<&str>, context: Option<&str>) -> Result<()> {
+async fn import(
+    client: &Client,
+    entities: &[Value],
+    tenant: Option<&str>,
+    context: Option<&str>,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let bar = progress(entities.len() as u64, "importing {bar:40} {pos}/{len} entities ({per_sec}, {eta})");
+    let bar = progress(
+        entities.len() as u64,
+        "importing {bar:40} {pos}/{len} entities ({per_sec}, {eta})",
+    );
     let mut sent = 0usize;
     let mut batches = 0usize;
     let mut start = 0;
@@ -365,7 +412,10 @@ async fn import(client: &Client, entities: &[Value], tenant: Option<&str>, conte
         }
         let batch = &entities[start..end];
         let mut rb = client
-            .request(Method::POST, "/ngsi-ld/v1/entityOperations/upsert?options=update")
+            .request(
+                Method::POST,
+                "/ngsi-ld/v1/entityOperations/upsert?options=update",
+            )
             .header("content-type", "application/json")
             .body(serde_json::to_vec(batch)?);
         if let Some(t) = tenant {
@@ -384,7 +434,13 @@ async fn import(client: &Client, entities: &[Value], tenant: Option<&str>, conte
             bar.abandon();
             let first = errors
                 .first()
-                .map(|e| format!("{}: {}", e["entityId"].as_str().unwrap_or("?"), e["error"]["detail"].as_str().unwrap_or("refused")))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["entityId"].as_str().unwrap_or("?"),
+                        e["error"]["detail"].as_str().unwrap_or("refused")
+                    )
+                })
                 .unwrap_or_default();
             bail!(
                 "the broker refused {} of the {} entities of batch {} (the {} before it are in), e.g. {first}",
@@ -410,7 +466,12 @@ async fn import(client: &Client, entities: &[Value], tenant: Option<&str>, conte
 }
 
 /// Every page of a query's answer.
-async fn fetch(client: &Client, path: &str, query: &[(&str, String)], tenant: Option<&str>) -> Result<Vec<Value>> {
+async fn fetch(
+    client: &Client,
+    path: &str,
+    query: &[(&str, String)],
+    tenant: Option<&str>,
+) -> Result<Vec<Value>> {
     const PAGE: usize = 1000;
     let mut out = Vec::new();
     let mut bar = None;
@@ -418,7 +479,11 @@ async fn fetch(client: &Client, path: &str, query: &[(&str, String)], tenant: Op
         let mut rb = client
             .request(Method::GET, path)
             .query(query)
-            .query(&[("limit", PAGE.to_string()), ("offset", out.len().to_string()), ("count", "true".into())])
+            .query(&[
+                ("limit", PAGE.to_string()),
+                ("offset", out.len().to_string()),
+                ("count", "true".into()),
+            ])
             .header("accept", "application/json");
         if let Some(t) = tenant {
             rb = rb.header("NGSILD-Tenant", t);
@@ -430,8 +495,13 @@ async fn fetch(client: &Client, path: &str, query: &[(&str, String)], tenant: Op
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let bar = bar.get_or_insert_with(|| progress(total, "exporting {bar:40} {pos}/{len} entities ({eta})"));
-        let page: Vec<Value> = response.json().await.context("the broker's answer does not read")?;
+        let bar = bar.get_or_insert_with(|| {
+            progress(total, "exporting {bar:40} {pos}/{len} entities ({eta})")
+        });
+        let page: Vec<Value> = response
+            .json()
+            .await
+            .context("the broker's answer does not read")?;
         let n = page.len();
         out.extend(page);
         bar.set_position(out.len() as u64);
@@ -459,14 +529,29 @@ const SKIP: [&str; 4] = ["id", "type", "@context", "scope"];
 
 /// One row per recorded instance: entity, attribute, time, value, unit.
 fn history_table(entities: &[Value]) -> Table {
-    let columns = ["entity", "type", "attribute", "observedAt", "value", "unitCode"];
+    let columns = [
+        "entity",
+        "type",
+        "attribute",
+        "observedAt",
+        "value",
+        "unitCode",
+    ];
     let mut rows = Vec::new();
     for e in entities {
         let Value::Object(m) = e else { continue };
         for (attr, v) in m.iter().filter(|(k, _)| !SKIP.contains(&k.as_str())) {
             for i in instances(v) {
-                let at = i.get("observedAt").or_else(|| i.get("modifiedAt")).cloned().unwrap_or(Value::Null);
-                let value = i.get("value").or_else(|| i.get("object")).cloned().unwrap_or(Value::Null);
+                let at = i
+                    .get("observedAt")
+                    .or_else(|| i.get("modifiedAt"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let value = i
+                    .get("value")
+                    .or_else(|| i.get("object"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 rows.push(vec![
                     cell(&e["id"]),
                     cell(&e["type"]),
@@ -487,7 +572,15 @@ fn history_table(entities: &[Value]) -> Table {
 /// One row per period and method: entity, attribute, method, start,
 /// end, value.
 fn aggregation_table(entities: &[Value], methods: &[String]) -> Table {
-    let columns = ["entity", "type", "attribute", "method", "start", "end", "value"];
+    let columns = [
+        "entity",
+        "type",
+        "attribute",
+        "method",
+        "start",
+        "end",
+        "value",
+    ];
     let mut rows = Vec::new();
     for e in entities {
         let Value::Object(m) = e else { continue };
@@ -542,10 +635,20 @@ pub fn write_parquet(table: &Table, out: impl std::io::Write + Send) -> Result<(
             Kind::Text => Type::primitive_type_builder(name, Physical::BYTE_ARRAY)
                 .with_logical_type(Some(LogicalType::String)),
         };
-        fields.push(Arc::new(builder.with_repetition(Repetition::OPTIONAL).build()?));
+        fields.push(Arc::new(
+            builder.with_repetition(Repetition::OPTIONAL).build()?,
+        ));
     }
-    let schema = Arc::new(Type::group_type_builder("city_data").with_fields(fields).build()?);
-    let props = Arc::new(WriterProperties::builder().set_created_by("civic".into()).build());
+    let schema = Arc::new(
+        Type::group_type_builder("city_data")
+            .with_fields(fields)
+            .build()?,
+    );
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_created_by("civic".into())
+            .build(),
+    );
     let mut writer = SerializedFileWriter::new(out, schema, props)?;
     let mut group = writer.next_row_group()?;
     let mut i = 0;
@@ -560,7 +663,9 @@ pub fn write_parquet(table: &Table, out: impl std::io::Write + Send) -> Result<(
                         _ => None,
                     })
                     .collect();
-                column.typed::<DoubleType>().write_batch(&values, Some(&levels), None)?;
+                column
+                    .typed::<DoubleType>()
+                    .write_batch(&values, Some(&levels), None)?;
             }
             Kind::Bool => {
                 let values: Vec<bool> = cells
@@ -569,13 +674,17 @@ pub fn write_parquet(table: &Table, out: impl std::io::Write + Send) -> Result<(
                         _ => None,
                     })
                     .collect();
-                column.typed::<BoolType>().write_batch(&values, Some(&levels), None)?;
+                column
+                    .typed::<BoolType>()
+                    .write_batch(&values, Some(&levels), None)?;
             }
             Kind::Text => {
                 let values: Vec<ByteArray> = cells
                     .filter_map(|c| c.map(|c| ByteArray::from(c.text().into_bytes())))
                     .collect();
-                column.typed::<ByteArrayType>().write_batch(&values, Some(&levels), None)?;
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&values, Some(&levels), None)?;
             }
         }
         column.close()?;
@@ -584,4 +693,36 @@ pub fn write_parquet(table: &Table, out: impl std::io::Write + Send) -> Result<(
     group.close()?;
     writer.close()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_row_is_named_by_its_line_even_after_a_field_on_two_lines() {
+        let dir = std::env::temp_dir().join(format!("civic-city-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = ImportSpec {
+            entity_type: Some("Dock".into()),
+            ..Default::default()
+        };
+        for (name, text) in [
+            (
+                "crlf.csv",
+                "id,lat,lon,n\r\nA,37.5,127.0,1\r\nB,127.0,37.5,2\r\n",
+            ),
+            (
+                "lf.csv",
+                "id,lat,lon,n\n\"A\nstill A\",37.5,127.0,1\nB,127.0,37.5,2\n",
+            ),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = read_entities(&path, &spec).unwrap_err().to_string();
+            let line = if name == "lf.csv" { "line 4" } else { "line 3" };
+            assert!(err.contains(line), "{name}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

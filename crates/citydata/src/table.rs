@@ -76,13 +76,22 @@ pub fn attribute_name(header: &str) -> String {
     }
 }
 
-fn find(header: &[String], given: &Option<String>, names: &[&str]) -> Result<Option<usize>, String> {
+fn find(
+    header: &[String],
+    given: &Option<String>,
+    names: &[&str],
+) -> Result<Option<usize>, String> {
     match given {
         Some(name) => header
             .iter()
             .position(|h| h.trim() == name)
             .map(Some)
-            .ok_or_else(|| format!("there is no column {name:?} (the header has {})", header.join(", "))),
+            .ok_or_else(|| {
+                format!(
+                    "there is no column {name:?} (the header has {})",
+                    header.join(", ")
+                )
+            }),
         None => Ok(header
             .iter()
             .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))),
@@ -109,7 +118,9 @@ impl Converter {
         let lat = find(header, &spec.lat_column, &LAT_NAMES)?;
         let lon = find(header, &spec.lon_column, &LON_NAMES)?;
         if lat.is_some() != lon.is_some() {
-            return Err("a place needs both a latitude and a longitude column (--lat, --lon)".into());
+            return Err(
+                "a place needs both a latitude and a longitude column (--lat, --lon)".into(),
+            );
         }
         let observed = match &spec.observed_at {
             Some(c) => find(header, &Some(c.clone()), &[])?,
@@ -137,9 +148,20 @@ impl Converter {
             } else {
                 let name = attribute_name(h);
                 if name.is_empty() {
-                    return Err(format!("column {} has no name an attribute can take", i + 1));
+                    return Err(format!(
+                        "column {} has no name an attribute can take",
+                        i + 1
+                    ));
                 }
-                if matches!(name.as_str(), "id" | "type" | "location" | "scope" | "createdAt" | "modifiedAt" | "observedAt") {
+                if matches!(
+                    name.as_str(),
+                    "id" | "type"
+                        | "location"
+                        | "scope"
+                        | "createdAt"
+                        | "modifiedAt"
+                        | "observedAt"
+                ) {
                     return Err(format!("the column {h:?} would be the attribute {name:?}, which NGSI-LD keeps for itself: rename it"));
                 }
                 if !seen.insert(name.clone()) {
@@ -148,7 +170,11 @@ impl Converter {
                 let h = h.trim();
                 Role::Attribute {
                     text: spec.text_columns.iter().any(|c| c == h),
-                    unit: spec.units.iter().find(|(c, _)| c == h).map(|(_, u)| u.clone()),
+                    unit: spec
+                        .units
+                        .iter()
+                        .find(|(c, _)| c == h)
+                        .map(|(_, u)| u.clone()),
                     name,
                 }
             };
@@ -231,15 +257,26 @@ impl Converter {
     /// in the file's offset.
     fn datetime(&self, raw: &str) -> Result<String, String> {
         use time::format_description::well_known::Rfc3339;
-        let bad = || format!("{raw:?} is not a time (2026-12-07T09:30:00+09:00, or 2026-12-07 09:30 with --utc-offset)");
+        let bad = || {
+            format!("{raw:?} is not a time (2026-12-07T09:30:00+09:00, or 2026-12-07 09:30 with --utc-offset)")
+        };
         if let Ok(t) = time::OffsetDateTime::parse(raw, &Rfc3339) {
             return Ok(crate::entity::format_datetime(millis(t)));
         }
         let naive = raw.replace('T', " ");
         let (date, clock) = naive.split_once(' ').ok_or_else(bad)?;
-        let clock = if clock.len() == 5 { format!("{clock}:00") } else { clock.to_owned() };
-        let offset = if self.utc_offset == "Z" { "+00:00".to_owned() } else { self.utc_offset.clone() };
-        let t = time::OffsetDateTime::parse(&format!("{date}T{clock}{offset}"), &Rfc3339).map_err(|_| bad())?;
+        let clock = if clock.len() == 5 {
+            format!("{clock}:00")
+        } else {
+            clock.to_owned()
+        };
+        let offset = if self.utc_offset == "Z" {
+            "+00:00".to_owned()
+        } else {
+            self.utc_offset.clone()
+        };
+        let t = time::OffsetDateTime::parse(&format!("{date}T{clock}{offset}"), &Rfc3339)
+            .map_err(|_| bad())?;
         Ok(crate::entity::format_datetime(millis(t)))
     }
 }
@@ -261,14 +298,16 @@ fn parse_offset(s: &str) -> Option<()> {
 /// An entity id: the cell itself if it is a URI, else
 /// `urn:ngsi-ld:TYPE:CELL` with what a URN may not hold %-encoded.
 pub fn entity_id(ty: &str, cell: &str) -> String {
-    let is_uri = cell
-        .split_once(':')
-        .is_some_and(|(scheme, rest)| {
-            !rest.is_empty()
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        })
-        && !cell.contains(char::is_whitespace);
+    let is_uri = cell.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    }) && !cell.contains(char::is_whitespace);
     if is_uri {
         return cell.to_owned();
     }
@@ -327,7 +366,9 @@ fn coordinates(lat: &str, lon: &str) -> Result<(f64, f64), String> {
         } else {
             ""
         };
-        return Err(format!("latitude {lat}, longitude {lon} is not a place{hint}"));
+        return Err(format!(
+            "latitude {lat}, longitude {lon} is not a place{hint}"
+        ));
     }
     Ok((lat, lon))
 }
@@ -342,8 +383,14 @@ pub fn feature_entity(feature: &Value, spec: &ImportSpec) -> Result<Value, Strin
         _ => return Err("a feature's properties are not an object".into()),
     };
     let id = match &spec.id_column {
-        Some(c) => props.get(c).cloned().ok_or_else(|| format!("a feature has no property {c:?}"))?,
-        None => feature.get("id").cloned().ok_or("a feature has no id: name the property that identifies it with --id-column")?,
+        Some(c) => props
+            .get(c)
+            .cloned()
+            .ok_or_else(|| format!("a feature has no property {c:?}"))?,
+        None => feature
+            .get("id")
+            .cloned()
+            .ok_or("a feature has no id: name the property that identifies it with --id-column")?,
     };
     let id = match id {
         Value::String(s) => s,
@@ -362,7 +409,10 @@ pub fn feature_entity(feature: &Value, spec: &ImportSpec) -> Result<Value, Strin
     entity.insert("id".into(), json!(entity_id(&ty, id.trim())));
     entity.insert("type".into(), json!(ty));
     if !feature["geometry"].is_null() {
-        entity.insert("location".into(), json!({"type": "GeoProperty", "value": feature["geometry"]}));
+        entity.insert(
+            "location".into(),
+            json!({"type": "GeoProperty", "value": feature["geometry"]}),
+        );
     }
     for (k, v) in props {
         if v.is_null() || Some(&k) == spec.id_column.as_ref() || k == "type" {
@@ -370,7 +420,9 @@ pub fn feature_entity(feature: &Value, spec: &ImportSpec) -> Result<Value, Strin
         }
         let name = attribute_name(&k);
         if name.is_empty() || matches!(name.as_str(), "id" | "type" | "location") {
-            return Err(format!("the property {k:?} cannot be an attribute: rename it"));
+            return Err(format!(
+                "the property {k:?} cannot be an attribute: rename it"
+            ));
         }
         let mut p = json!({"type": "Property", "value": v});
         if let Some((_, u)) = spec.units.iter().find(|(c, _)| *c == k) {
@@ -526,7 +578,12 @@ impl Table {
         };
         line(&mut out, &mut self.columns.iter().cloned());
         for row in &self.rows {
-            line(&mut out, &mut row.iter().map(|c| c.as_ref().map(Cell::text).unwrap_or_default()));
+            line(
+                &mut out,
+                &mut row
+                    .iter()
+                    .map(|c| c.as_ref().map(Cell::text).unwrap_or_default()),
+            );
         }
         out
     }
@@ -556,7 +613,16 @@ mod tests {
         )
         .unwrap();
         let e = c
-            .entity(&["0150", "시청 앞", "37.5663", "126.9779", "1200", "true", "2026-12-07 09:30", ""])
+            .entity(&[
+                "0150",
+                "시청 앞",
+                "37.5663",
+                "126.9779",
+                "1200",
+                "true",
+                "2026-12-07 09:30",
+                "",
+            ])
             .unwrap();
         assert_eq!(e["id"], "urn:ngsi-ld:ParkingSpot:0150");
         assert_eq!(e["주차장명"]["value"], "시청 앞");
@@ -564,8 +630,14 @@ mod tests {
         assert_eq!(e["요금"]["unitCode"], "KRW");
         assert_eq!(e["요금"]["observedAt"], "2026-12-07T00:30:00.000Z");
         assert_eq!(e["가능"]["value"], true);
-        assert!(e.get("비고").is_none(), "an empty cell leaves the attribute out");
-        assert_eq!(e["location"]["value"]["coordinates"], json!([126.9779, 37.5663]));
+        assert!(
+            e.get("비고").is_none(),
+            "an empty cell leaves the attribute out"
+        );
+        assert_eq!(
+            e["location"]["value"]["coordinates"],
+            json!([126.9779, 37.5663])
+        );
         // Codes stay text, numbers read as numbers.
         assert_eq!(cell_value("0150", false), json!("0150"));
         assert_eq!(cell_value("0.5", false), json!(0.5));
@@ -634,7 +706,10 @@ mod tests {
             json!({"id": "urn:b", "type": "S", "pm25": 3, "location": {"type": "Point", "coordinates": [1, 2]}}),
         ]);
         assert_eq!(t.columns, ["id", "type", "location", "name", "pm25"]);
-        assert_eq!(t.kinds(), [Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Number]);
+        assert_eq!(
+            t.kinds(),
+            [Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Number]
+        );
         let csv = t.to_csv();
         let mut lines = csv.split("\r\n");
         assert_eq!(lines.next(), Some("id,type,location,name,pm25"));
