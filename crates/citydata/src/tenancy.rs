@@ -26,6 +26,7 @@ use civic_hub::{Ctx, HubError};
 use civic_store::InstitutionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Whether anyone may read a tenant without a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,10 +125,17 @@ impl TenantSettings {
     }
 }
 
-/// The tenants' settings, loaded on first use.
+type Settings = BTreeMap<String, TenantSettings>;
+
+/// How long the settings are trusted before they are read again: what
+/// `civic admin city-tenant` or another broker process over the same
+/// database changed applies here within it.
+const RELOAD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The tenants' settings and when they were read from the store.
 #[derive(Default)]
 pub struct Tenancy {
-    settings: tokio::sync::OnceCell<tokio::sync::RwLock<BTreeMap<String, TenantSettings>>>,
+    table: tokio::sync::RwLock<Option<(std::time::Instant, Arc<Settings>)>>,
 }
 
 tokio::task_local! {
@@ -149,43 +157,54 @@ pub fn audit_entry(action: &str, resource: &str) -> AuditEntry {
 }
 
 impl CityData {
-    async fn tenant_table(
-        &self,
-    ) -> Result<&tokio::sync::RwLock<BTreeMap<String, TenantSettings>>, HubError> {
-        self.tenancy
-            .settings
-            .get_or_try_init(|| async {
-                use crate::store::TenantStore;
-                let mut all = BTreeMap::new();
-                for (name, doc) in self.store.load_tenants().await? {
-                    match serde_json::from_str::<TenantSettings>(&doc) {
-                        Ok(s) => {
-                            all.insert(name, s);
-                        }
-                        // Unreadable settings must not open a tenant:
-                        // refuse everything until they are set again.
-                        Err(_) => {
-                            tracing::error!("city data: a tenant's stored settings do not read; the tenant is refused until they are set again");
-                            return Err(HubError::Conflict(
-                                "a city data tenant's settings do not read".into(),
-                            ));
-                        }
-                    }
+    /// Every tenant's settings, from the store.
+    async fn load_tenants(&self) -> Result<Settings, HubError> {
+        use crate::store::TenantStore;
+        let mut all = BTreeMap::new();
+        for (name, doc) in self.store.load_tenants().await? {
+            match serde_json::from_str::<TenantSettings>(&doc) {
+                Ok(s) => {
+                    all.insert(name, s);
                 }
-                Ok(tokio::sync::RwLock::new(all))
-            })
-            .await
+                // Unreadable settings must not open a tenant: refuse
+                // everything until they are set again.
+                Err(_) => {
+                    tracing::error!("city data: a tenant's stored settings do not read; the tenant is refused until they are set again");
+                    return Err(HubError::Conflict(
+                        "a city data tenant's settings do not read".into(),
+                    ));
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// The settings, read again when older than `RELOAD`.
+    async fn tenant_settings(&self) -> Result<Arc<Settings>, HubError> {
+        let fresh = |t: &Option<(std::time::Instant, Arc<Settings>)>| {
+            t.as_ref()
+                .filter(|(at, _)| at.elapsed() < RELOAD)
+                .map(|(_, s)| s.clone())
+        };
+        if let Some(s) = fresh(&*self.tenancy.table.read().await) {
+            return Ok(s);
+        }
+        let mut table = self.tenancy.table.write().await;
+        if let Some(s) = fresh(&table) {
+            return Ok(s);
+        }
+        let s = Arc::new(self.load_tenants().await?);
+        *table = Some((std::time::Instant::now(), s.clone()));
+        Ok(s)
     }
 
     /// What `op` on `tenant` needs. A tenant an administrator set up
     /// exists in the broker from then on, with or without entities.
     pub async fn rule(&self, tenant: &str, op: CityOp) -> crate::problem::Result<Rule> {
         let settings = self
-            .tenant_table()
+            .tenant_settings()
             .await
             .map_err(|_| crate::problem::NgsiError::internal("the tenants' settings do not read"))?
-            .read()
-            .await
             .get(tenant)
             .cloned();
         Ok(match settings {
@@ -207,14 +226,7 @@ impl CityData {
             "ngsi-tenants",
         )
         .await?;
-        Ok(self
-            .tenant_table()
-            .await?
-            .read()
-            .await
-            .values()
-            .cloned()
-            .collect())
+        Ok(self.tenant_settings().await?.values().cloned().collect())
     }
 
     /// Sets up a tenant or changes its settings, audited in the same
@@ -230,8 +242,11 @@ impl CityData {
         settings.readers.dedup();
         settings.writers.sort();
         settings.writers.dedup();
-        let mut table = self.tenant_table().await?.write().await;
-        let old = table.get(&settings.name).cloned();
+        // Under the write lock, from the store: nothing set meanwhile by
+        // another process is overwritten unseen.
+        let mut table = self.tenancy.table.write().await;
+        let mut all = self.load_tenants().await?;
+        let old = all.get(&settings.name).cloned();
         let verb = if old.is_some() { "update" } else { "create" };
         let resource = format!("ngsi-tenant:{}", settings.name);
         let action = format!("citydata.tenant.{verb}");
@@ -259,7 +274,8 @@ impl CityData {
             .map_err(|_| HubError::BadRequest("the settings do not serialise".into()))?;
         use crate::store::TenantStore;
         self.store.put_tenant(&settings.name, &doc, audit).await?;
-        table.insert(settings.name.clone(), settings.clone());
+        all.insert(settings.name.clone(), settings.clone());
+        *table = Some((std::time::Instant::now(), Arc::new(all)));
         Ok((settings, old.is_none()))
     }
 }

@@ -396,7 +396,7 @@ async fn city_tenant(
             let (set, created) = city.set_tenant(ctx, settings).await?;
             let verb = if created { "set up" } else { "changed" };
             println!(
-                "city data tenant {:?} {verb}: {} (institution {}); a running hub applies it on its next start",
+                "city data tenant {:?} {verb}: {} (institution {}); a running hub applies it within 5 s",
                 set.name,
                 if set.access == Access::Open { "open" } else { "closed" },
                 set.institution.0

@@ -927,6 +927,32 @@ async fn closed_tenants_answer_only_the_callers_the_policy_lets_in(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // Closed again elsewhere (`civic admin city-tenant`, another broker
+    // process over the database): the server sees it within seconds.
+    let elsewhere = civic_citydata::CityData::new(app.hub.clone());
+    let closed: civic_citydata::tenancy::TenantSettings = serde_json::from_value(
+        json!({"name": "parking", "institution": city.0, "access": "closed"}),
+    )
+    .unwrap();
+    elsewhere
+        .set_tenant(&Ctx::local_operator(), closed)
+        .await
+        .unwrap();
+    let mut status = 200;
+    for _ in 0..40 {
+        status = ngsi(Method::GET, "/entities?type=ParkingSpot", "parking", None)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 401, "the closing reached the running server");
 }
 
 civic_store::backend_tests!(
