@@ -13,10 +13,11 @@
 use crate::table::{feature_entity, Cell, Converter, ImportSpec, Kind, Table};
 use anyhow::{anyhow, bail, Context, Result};
 use civic_client::client::{Client, HubArgs};
+use civic_client::output::progress_bar as progress;
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::Value;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
@@ -93,19 +94,6 @@ pub enum CityCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-}
-
-/// A progress bar on a terminal; nothing when output is piped.
-fn progress(len: u64, template: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
@@ -553,12 +541,12 @@ fn history_table(entities: &[Value]) -> Table {
                     .cloned()
                     .unwrap_or(Value::Null);
                 rows.push(vec![
-                    cell(&e["id"]),
-                    cell(&e["type"]),
+                    Cell::of(&e["id"]),
+                    Cell::of(&e["type"]),
                     Some(Cell::Text(attr.clone())),
-                    cell(&at),
-                    cell(&value),
-                    cell(i.get("unitCode").unwrap_or(&Value::Null)),
+                    Cell::of(&at),
+                    Cell::of(&value),
+                    Cell::of(i.get("unitCode").unwrap_or(&Value::Null)),
                 ]);
             }
         }
@@ -588,13 +576,13 @@ fn aggregation_table(entities: &[Value], methods: &[String]) -> Table {
             for method in methods {
                 for bucket in v[method.as_str()].as_array().into_iter().flatten() {
                     rows.push(vec![
-                        cell(&e["id"]),
-                        cell(&e["type"]),
+                        Cell::of(&e["id"]),
+                        Cell::of(&e["type"]),
                         Some(Cell::Text(attr.clone())),
                         Some(Cell::Text(method.clone())),
-                        cell(&bucket[1]),
-                        cell(&bucket[2]),
-                        cell(&bucket[0]),
+                        Cell::of(&bucket[1]),
+                        Cell::of(&bucket[2]),
+                        Cell::of(&bucket[0]),
                     ]);
                 }
             }
@@ -603,16 +591,6 @@ fn aggregation_table(entities: &[Value], methods: &[String]) -> Table {
     Table {
         columns: columns.map(str::to_owned).to_vec(),
         rows,
-    }
-}
-
-fn cell(v: &Value) -> Option<Cell> {
-    match v {
-        Value::Null => None,
-        Value::Number(n) => n.as_f64().map(Cell::Number),
-        Value::Bool(b) => Some(Cell::Bool(*b)),
-        Value::String(s) => Some(Cell::Text(s.clone())),
-        other => Some(Cell::Text(other.to_string())),
     }
 }
 

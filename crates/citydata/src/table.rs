@@ -298,17 +298,7 @@ fn parse_offset(s: &str) -> Option<()> {
 /// An entity id: the cell itself if it is a URI, else
 /// `urn:ngsi-ld:TYPE:CELL` with what a URN may not hold %-encoded.
 pub fn entity_id(ty: &str, cell: &str) -> String {
-    let is_uri = cell.split_once(':').is_some_and(|(scheme, rest)| {
-        !rest.is_empty()
-            && scheme
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    }) && !cell.contains(char::is_whitespace);
-    if is_uri {
+    if crate::entity::is_uri(cell) {
         return cell.to_owned();
     }
     let mut out = format!("urn:ngsi-ld:{ty}:");
@@ -442,7 +432,8 @@ pub enum Cell {
 }
 
 impl Cell {
-    fn of(v: &Value) -> Option<Cell> {
+    /// A JSON value's cell; null is none.
+    pub fn of(v: &Value) -> Option<Cell> {
         match v {
             Value::Null => None,
             Value::Number(n) => n.as_f64().map(Cell::Number),

@@ -2,6 +2,7 @@
 //! the hub; errors end as one line on stderr and a non-zero exit.
 
 mod admin;
+use civic_client::output::progress_bar;
 use civic_client::{client, output};
 mod audit;
 mod bench;
@@ -524,20 +525,6 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
         config.data_dir.join("demo-credentials.json").display()
     );
     until_stopped(&hub, running).await
-}
-
-/// A progress bar on a terminal; nothing when output is piped.
-fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Opens the hub (migrating the platform's tables) and the applications'

@@ -127,3 +127,17 @@ pub fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()
     civic_hub::keys::write_private(path, text)
         .with_context(|| format!("cannot write {}", path.display()))
 }
+
+/// A progress bar on standard error when it is a terminal; nothing when
+/// it is piped.
+pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}

@@ -179,6 +179,9 @@ pub async fn seed(hub: &Hub) -> Result<Vec<DemoLogin>> {
         readers: vec![ids[1]],
         writers: vec![],
     };
+    // (Its tables may not be there yet where a hub was opened without
+    // the applications' migrations; they are safe to run again.)
+    civic_citydata::store::migrate(&hub.store).await?;
     civic_citydata::CityData::new(hub.clone())
         .set_tenant(&ctx, settings)
         .await?;
