@@ -265,6 +265,7 @@ impl CityData {
             return;
         }
         self.start_periodic_csource_notifications();
+        self.start_periodic_notifications();
         let me = self.clone();
         tokio::spawn(async move {
             let sender = me.sender();
@@ -276,6 +277,87 @@ impl CityData {
                 }
             }
         });
+    }
+
+    /// Sends each subscription with a `timeInterval` the entities it
+    /// selects, every interval (periodic notification, §5.8.1): checked
+    /// each second, a subscription that is active and whose last
+    /// notification is that old; nothing when it selects none. Changes
+    /// never trigger these subscriptions (`notify`).
+    fn start_periodic_notifications(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Ok(table) = me.subscriptions().await else {
+                    continue;
+                };
+                let now = now_ms();
+                let due: Vec<(String, Subscription)> = table
+                    .read()
+                    .await
+                    .iter()
+                    .flat_map(|(tenant, subs)| {
+                        subs.values().filter_map(move |s| {
+                            let every = s.doc.get("timeInterval").and_then(Value::as_f64)?;
+                            let due = s
+                                .last_notification
+                                .is_none_or(|last| (now - last) as f64 >= every * 1000.0);
+                            (s.is_active(now) && due).then(|| (tenant.clone(), s.clone()))
+                        })
+                    })
+                    .collect();
+                for (tenant, sub) in due {
+                    {
+                        let mut all = table.write().await;
+                        if let Some(s) = all.get_mut(&tenant).and_then(|t| t.get_mut(&sub.id)) {
+                            s.last_notification = Some(now);
+                        }
+                    }
+                    if let Err(e) = me.notify_periodically(&tenant, sub, now).await {
+                        tracing::warn!(error = %e.detail, "city data: a periodic notification failed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// One periodic notification: the entities `sub` selects now, each
+    /// rendered as an on-change notification renders it.
+    async fn notify_periodically(&self, tenant: &str, sub: Subscription, now: i64) -> Result<()> {
+        let ctx = self.broker.contexts.resolve(Some(&sub.context)).await?;
+        let Ok(entities) = self.broker.all(tenant).await else {
+            return Ok(());
+        };
+        let selected: Vec<Arc<Entity>> = entities
+            .into_iter()
+            .filter(|e| sub.selects(e, &ctx))
+            .collect();
+        if selected.is_empty() {
+            return Ok(());
+        }
+        let ctx = match sub.doc.get("jsonldContext") {
+            Some(url) => self.broker.contexts.resolve(Some(url)).await.unwrap_or(ctx),
+            None => ctx,
+        };
+        let data: Vec<Value> = selected
+            .into_iter()
+            .map(|e| {
+                let change = Change {
+                    tenant: tenant.to_owned(),
+                    before: None,
+                    after: Some(e),
+                };
+                let mut one = self.notification_of(&sub, &change, &[], None, &ctx, None, now);
+                one["data"][0].take()
+            })
+            .collect();
+        let body = notification(&sub, data, None, now);
+        self.sender()
+            .enqueue(self, Kind::Entities, tenant, sub, ctx, body)
+            .await;
+        Ok(())
     }
 
     /// The notifications' sender.
@@ -657,6 +739,13 @@ impl Sender {
             sub.context_url()
         );
         if ld {
+            // Each entity carries the @context too (§5.3.3.2: a JSON-LD
+            // notification's entities are JSON-LD documents of their own).
+            if let Some(Value::Array(data)) = body.get_mut("data") {
+                for e in data.iter_mut().filter(|e| e.is_object()) {
+                    e["@context"] = ctx.original.clone();
+                }
+            }
             body["@context"] = ctx.original.clone();
         }
         let content_type = if ld {

@@ -88,6 +88,34 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// `%XX` decoded (never `+`); the text as given if the result is not
+/// UTF-8, and a `%` without two hex digits after it kept as it is.
+pub fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
 /// Parses a `q` expression.
 pub fn parse_q(s: &str) -> Result<Q> {
     let mut c = Cursor { s: s.trim(), i: 0 };
@@ -493,57 +521,122 @@ impl Q {
 #[derive(Debug, Clone)]
 pub struct TypeExpr(pub Vec<Vec<String>>);
 
+/// More alternatives than this in a type selection's disjunctive form is
+/// a query too complex to answer.
+const MAX_TYPE_TERMS: usize = 256;
+
+struct TypeParser<'a> {
+    chars: Vec<char>,
+    at: usize,
+    ctx: &'a Context,
+}
+
+impl TypeParser<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars[self.at..]
+            .iter()
+            .copied()
+            .find(|c| !c.is_whitespace())
+    }
+
+    fn skip_space(&mut self) {
+        while self.chars.get(self.at).is_some_and(|c| c.is_whitespace()) {
+            self.at += 1;
+        }
+    }
+
+    /// term (( `,` | `|` ) term)*
+    fn or(&mut self) -> Result<Vec<Vec<String>>> {
+        let mut out = self.and()?;
+        while matches!(self.peek(), Some(',' | '|')) {
+            self.skip_space();
+            self.at += 1;
+            out.extend(self.and()?);
+            if out.len() > MAX_TYPE_TERMS {
+                return Err(NgsiError::invalid("type: the selection is too complex"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// factor (`;` factor)*, multiplied out.
+    fn and(&mut self) -> Result<Vec<Vec<String>>> {
+        let mut out = self.factor()?;
+        while self.peek() == Some(';') {
+            self.skip_space();
+            self.at += 1;
+            let right = self.factor()?;
+            if out.len().saturating_mul(right.len()) > MAX_TYPE_TERMS {
+                return Err(NgsiError::invalid("type: the selection is too complex"));
+            }
+            out = out
+                .iter()
+                .flat_map(|l| {
+                    right.iter().map(move |r| {
+                        let mut both = l.clone();
+                        both.extend(r.iter().cloned());
+                        both
+                    })
+                })
+                .collect();
+        }
+        Ok(out)
+    }
+
+    /// `(` or `)` | a name.
+    fn factor(&mut self) -> Result<Vec<Vec<String>>> {
+        self.skip_space();
+        if self.chars.get(self.at) == Some(&'(') {
+            self.at += 1;
+            let inner = self.or()?;
+            self.skip_space();
+            if self.chars.get(self.at) != Some(&')') {
+                return Err(NgsiError::invalid("type: unbalanced parentheses"));
+            }
+            self.at += 1;
+            return Ok(inner);
+        }
+        let start = self.at;
+        while self
+            .chars
+            .get(self.at)
+            .is_some_and(|c| !matches!(c, '(' | ')' | ',' | '|' | ';'))
+        {
+            self.at += 1;
+        }
+        let name: String = self.chars[start..self.at].iter().collect();
+        let name = name.trim();
+        if name.is_empty() && self.chars.get(self.at) == Some(&')') {
+            return Err(NgsiError::invalid("type: unbalanced parentheses"));
+        }
+        if !crate::entity::is_valid_name(name) {
+            return Err(NgsiError::invalid(format!(
+                "type: {name:?} is not a type name"
+            )));
+        }
+        Ok(vec![vec![self.ctx.expand(name)]])
+    }
+}
+
 impl TypeExpr {
-    /// Parses `A,B`, `A|B`, `(A;B)|C`, expanding each name.
+    /// Parses a type selection (§4.17): `,` and `|` are or, `;` is and
+    /// (binding tighter), parentheses nest; each name expanded. Kept in
+    /// disjunctive form: `(A|B);C` is `[[A, C], [B, C]]`.
     pub fn parse(s: &str, ctx: &Context) -> Result<TypeExpr> {
         if s.trim() == "*" {
             return Ok(TypeExpr(Vec::new()));
         }
-        let mut ors = Vec::new();
-        let mut depth = 0;
-        let mut start = 0;
-        let bytes: Vec<char> = s.chars().collect();
-        let mut parts = Vec::new();
-        for (i, ch) in bytes.iter().enumerate() {
-            match ch {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' | '|' if depth == 0 => {
-                    parts.push(bytes[start..i].iter().collect::<String>());
-                    start = i + 1;
-                }
-                _ => {}
-            }
-            if depth < 0 {
-                return Err(NgsiError::invalid("type: unbalanced parentheses"));
-            }
-        }
-        if depth != 0 {
+        let mut p = TypeParser {
+            chars: s.chars().collect(),
+            at: 0,
+            ctx,
+        };
+        let dnf = p.or()?;
+        p.skip_space();
+        if p.at != p.chars.len() {
             return Err(NgsiError::invalid("type: unbalanced parentheses"));
         }
-        parts.push(bytes[start..].iter().collect::<String>());
-        for part in parts {
-            let p = part.trim();
-            let inner = p
-                .strip_prefix('(')
-                .and_then(|x| x.strip_suffix(')'))
-                .unwrap_or(p);
-            let ands: Vec<String> = inner
-                .split(';')
-                .map(|t| {
-                    let t = t.trim();
-                    if crate::entity::is_valid_name(t) {
-                        Ok(ctx.expand(t))
-                    } else {
-                        Err(NgsiError::invalid(format!(
-                            "type: {t:?} is not a type name"
-                        )))
-                    }
-                })
-                .collect::<Result<_>>()?;
-            ors.push(ands);
-        }
-        Ok(TypeExpr(ors))
+        Ok(TypeExpr(dnf))
     }
 
     /// `*`: any type.
@@ -750,6 +843,20 @@ mod tests {
         assert!(!t.matches(&e(&["Building"])));
         assert!(t.matches(&e(&["TouristDestination"])));
         assert!(TypeExpr::parse("(A;B", &ctx).is_err());
+        // Parentheses nest, and `;` binds tighter than `|`.
+        let t = TypeExpr::parse("(Building|Tower)", &ctx).unwrap();
+        assert!(t.matches(&e(&["Tower"])) && t.matches(&e(&["Building"])));
+        let t = TypeExpr::parse("(A|B);C", &ctx).unwrap();
+        assert_eq!(t.0, vec![e(&["A", "C"]), e(&["B", "C"])]);
+        let t = TypeExpr::parse("A;B|C", &ctx).unwrap();
+        assert_eq!(t.0, vec![e(&["A", "B"]), e(&["C"])]);
+        let t = TypeExpr::parse(" ((A)) ", &ctx).unwrap();
+        assert_eq!(t.0, vec![e(&["A"])]);
+        for bad in ["A)", "()", "A|", "(A|B))", "A;;B", ""] {
+            assert!(TypeExpr::parse(bad, &ctx).is_err(), "{bad}");
+        }
+        let wide = vec!["(A|B|C|D)"; 5].join(";");
+        assert!(TypeExpr::parse(&wide, &ctx).is_err(), "4^5 alternatives");
         let s = ScopeQ::parse("/Madrid/+/Floor1,/Berlin/#").unwrap();
         assert!(s.matches(&["/Madrid/Gran/Floor1".into()]));
         assert!(s.matches(&["/Berlin".into()]) && s.matches(&["/Berlin/a/b".into()]));

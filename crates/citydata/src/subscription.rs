@@ -552,25 +552,8 @@ impl Subscription {
         whole: Option<Trigger>,
         ctx: &Context,
     ) -> bool {
-        if let Some(Value::Array(sels)) = self.doc.get("entities") {
-            let hit = sels.iter().any(|sel| {
-                let type_ok = sel.get("type").and_then(Value::as_str).is_none_or(|t| {
-                    TypeExpr::parse(&compact_type_expr(t, ctx), ctx)
-                        .is_ok_and(|te| te.matches(&e.types))
-                });
-                let id_ok = sel
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .is_none_or(|id| id == e.id);
-                let pattern_ok = sel
-                    .get("idPattern")
-                    .and_then(Value::as_str)
-                    .is_none_or(|p| regex::Regex::new(p).is_ok_and(|r| r.is_match(&e.id)));
-                type_ok && id_ok && pattern_ok
-            });
-            if !hit {
-                return false;
-            }
+        if !self.names(e, ctx) {
+            return false;
         }
         let triggers = self.triggers();
         let watched: Option<Vec<&str>> = self
@@ -586,38 +569,64 @@ impl Subscription {
         if !by_attr && !by_entity {
             return false;
         }
-        if whole != Some(Trigger::EntityDeleted) {
-            if let Some(q) = self
-                .doc
-                .get("q")
+        whole == Some(Trigger::EntityDeleted) || self.filters(e, ctx)
+    }
+
+    /// Whether the subscription selects `e`, as it is now: its entity
+    /// selectors and its filters (a periodic notification's entities).
+    pub fn selects(&self, e: &Entity, ctx: &Context) -> bool {
+        self.names(e, ctx) && self.filters(e, ctx)
+    }
+
+    /// Whether one of the subscription's entity selectors names `e`.
+    fn names(&self, e: &Entity, ctx: &Context) -> bool {
+        let Some(Value::Array(sels)) = self.doc.get("entities") else {
+            return true;
+        };
+        sels.iter().any(|sel| {
+            let type_ok = sel.get("type").and_then(Value::as_str).is_none_or(|t| {
+                TypeExpr::parse(&compact_type_expr(t, ctx), ctx)
+                    .is_ok_and(|te| te.matches(&e.types))
+            });
+            let id_ok = sel
+                .get("id")
                 .and_then(Value::as_str)
-                .and_then(|q| parse_q(q).ok())
-            {
-                if !q.matches(e, ctx) {
-                    return false;
-                }
-            }
-            if let Some(s) = self
-                .doc
-                .get("scopeQ")
+                .is_none_or(|id| id == e.id);
+            let pattern_ok = sel
+                .get("idPattern")
                 .and_then(Value::as_str)
-                .and_then(|s| ScopeQ::parse(s).ok())
-            {
-                if !s.matches(&e.scope) {
-                    return false;
-                }
+                .is_none_or(|p| regex::Regex::new(p).is_ok_and(|r| r.is_match(&e.id)));
+            type_ok && id_ok && pattern_ok
+        })
+    }
+
+    /// Whether `e` passes the subscription's `q`, `scopeQ` and `geoQ`.
+    fn filters(&self, e: &Entity, ctx: &Context) -> bool {
+        if let Some(q) = q_of(self) {
+            if !q.matches(e, ctx) {
+                return false;
             }
-            if let Some(g) = self.doc.get("geoQ").and_then(|g| geo_of(g, ctx).ok()) {
-                let hit = e.attrs.get(&g.property).is_some_and(|is| {
-                    is.iter().any(|i| {
-                        i.get("value")
-                            .and_then(Geometry::from_geojson)
-                            .is_some_and(|geom| g.matches(&geom))
-                    })
-                });
-                if !hit {
-                    return false;
-                }
+        }
+        if let Some(s) = self
+            .doc
+            .get("scopeQ")
+            .and_then(Value::as_str)
+            .and_then(|s| ScopeQ::parse(s).ok())
+        {
+            if !s.matches(&e.scope) {
+                return false;
+            }
+        }
+        if let Some(g) = self.doc.get("geoQ").and_then(|g| geo_of(g, ctx).ok()) {
+            let hit = e.attrs.get(&g.property).is_some_and(|is| {
+                is.iter().any(|i| {
+                    i.get("value")
+                        .and_then(Geometry::from_geojson)
+                        .is_some_and(|geom| g.matches(&geom))
+                })
+            });
+            if !hit {
+                return false;
             }
         }
         true
@@ -625,11 +634,12 @@ impl Subscription {
 }
 
 /// The q a subscription filters with, parsed (for callers that cache).
+/// It is read %-decoded, as a query's `q` is: clients write a q the same
+/// way in both (`name=="Eiffel%20Tower"`); a `%` not followed by two hex
+/// digits stays as it is.
 pub fn q_of(s: &Subscription) -> Option<Q> {
-    s.doc
-        .get("q")
-        .and_then(Value::as_str)
-        .and_then(|q| parse_q(q).ok())
+    let q = s.doc.get("q").and_then(Value::as_str)?;
+    parse_q(&crate::query::percent_decode(q)).ok()
 }
 
 /// A new subscription's id when it gives none.

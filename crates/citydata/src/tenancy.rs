@@ -44,27 +44,32 @@ pub enum Access {
 pub struct TenantSettings {
     /// The tenant's name, as `NGSILD-Tenant` gives it; `""` is the tenant
     /// of requests without the header.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_.\-]{0,64}$", max_length = 64)
+    )]
     pub name: String,
     /// The institution it belongs to.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub institution: InstitutionId,
     pub access: Access,
-    /// Open tenants only: whether anyone may write entities, without a
-    /// token (a sandbox, or a conformance run).
+    /// Open tenants only (a closed one's is cleared): whether anyone may
+    /// write entities, without a token (a sandbox, or a conformance run).
     #[serde(default)]
     pub public_writes: bool,
-    /// Open tenants only: whether anyone may register context sources,
-    /// which then receive the requests on the entities they name.
+    /// Open tenants only (a closed one's is cleared): whether anyone may
+    /// register context sources, which then receive the requests on the
+    /// entities they name.
     #[serde(default)]
     pub public_registrations: bool,
     /// Other institutions whose city data operators and analysts may read
     /// it (a closed tenant; an open one anyone reads).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>, max_items = 1000))]
     pub readers: Vec<InstitutionId>,
     /// Other institutions whose city data operators may write it.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>, max_items = 1000))]
     pub writers: Vec<InstitutionId>,
 }
 
@@ -105,25 +110,34 @@ impl TenantSettings {
         }
     }
 
-    fn check(&self) -> Result<(), HubError> {
+    /// Checks the settings, and clears what a closed tenant ignores (its
+    /// public writes and registrations), so that what is kept and shown
+    /// is what applies.
+    fn check(&mut self) -> Result<(), HubError> {
         if !crate::broker::valid_tenant_name(&self.name) {
             return Err(HubError::BadRequest(
                 "a tenant name has at most 64 letters, digits, '_', '-' or '.' (\"\" is the default tenant)".into(),
             ));
         }
-        if self.access == Access::Closed && (self.public_writes || self.public_registrations) {
-            return Err(HubError::BadRequest(
-                "a closed tenant has no public writes or registrations".into(),
-            ));
+        if self.readers.len() > MAX_LET_IN || self.writers.len() > MAX_LET_IN {
+            return Err(HubError::BadRequest(format!(
+                "a tenant lets in at most {MAX_LET_IN} readers and {MAX_LET_IN} writers"
+            )));
         }
-        if self.readers.len() + self.writers.len() > 1000 {
-            return Err(HubError::BadRequest(
-                "a tenant lets in at most 1000 institutions".into(),
-            ));
+        if self.access == Access::Closed {
+            self.public_writes = false;
+            self.public_registrations = false;
         }
+        self.readers.sort();
+        self.readers.dedup();
+        self.writers.sort();
+        self.writers.dedup();
         Ok(())
     }
 }
+
+/// Institutions a tenant lets in, of each kind.
+const MAX_LET_IN: usize = 1000;
 
 type Settings = BTreeMap<String, TenantSettings>;
 
@@ -237,18 +251,16 @@ impl CityData {
         ctx: &Ctx,
         mut settings: TenantSettings,
     ) -> Result<(TenantSettings, bool), HubError> {
-        settings.check()?;
-        settings.readers.sort();
-        settings.readers.dedup();
-        settings.writers.sort();
-        settings.writers.dedup();
         // Under the write lock, from the store: nothing set meanwhile by
         // another process is overwritten unseen.
         let mut table = self.tenancy.table.write().await;
         let mut all = self.load_tenants().await?;
         let old = all.get(&settings.name).cloned();
         let verb = if old.is_some() { "update" } else { "create" };
-        let resource = format!("ngsi-tenant:{}", settings.name);
+        // (The name is checked below, once the caller may: a denial
+        // records at most its first 64 characters.)
+        let shown: String = settings.name.chars().take(64).collect();
+        let resource = format!("ngsi-tenant:{shown}");
         let action = format!("citydata.tenant.{verb}");
         if let Some(old) = &old {
             if old.institution != settings.institution {
@@ -262,6 +274,9 @@ impl CityData {
             institution: settings.institution,
         };
         let audit = self.authorize(ctx, to, &action, &resource).await?;
+        // Checked once the caller may: who may not is told so, whatever
+        // the settings.
+        settings.check()?;
         for id in std::iter::once(&settings.institution)
             .chain(&settings.readers)
             .chain(&settings.writers)
@@ -313,14 +328,22 @@ mod tests {
         for op in [CityOp::Read, CityOp::Write, CityOp::Register] {
             assert!(matches!(closed.rule(op), Rule::Policy(_)));
         }
-        assert!(TenantSettings {
+        let mut odd = TenantSettings {
             public_writes: true,
+            readers: vec![InstitutionId(3), InstitutionId(2), InstitutionId(3)],
             ..closed
+        };
+        odd.check().unwrap();
+        assert!(!odd.public_writes, "a closed tenant has no public writes");
+        assert_eq!(odd.readers, [InstitutionId(2), InstitutionId(3)]);
+        assert!(TenantSettings {
+            name: "no spaces".into(),
+            ..settings(Access::Open)
         }
         .check()
         .is_err());
         assert!(TenantSettings {
-            name: "no spaces".into(),
+            readers: vec![InstitutionId(1); MAX_LET_IN + 1],
             ..settings(Access::Open)
         }
         .check()

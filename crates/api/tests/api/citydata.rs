@@ -701,8 +701,21 @@ async fn closed_tenants_answer_only_the_callers_the_policy_lets_in(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    // Settings that contradict themselves are refused.
-    let bad = json!({"name": "parking", "institution": city.0, "access": "closed", "public_writes": true});
+    // What a closed tenant ignores is cleared, so that what is shown is
+    // what applies; a name a tenant cannot have is refused.
+    let odd = json!({"name": "parking", "institution": city.0, "access": "closed",
+        "public_writes": true, "writers": [transit.0, transit.0], "readers": [telco.0]});
+    let r = app
+        .request(Method::PUT, "/api/v1/citydata/tenants", Some(&admin))
+        .json(&odd)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let kept: Value = r.json().await.unwrap();
+    assert_eq!(kept["public_writes"], false);
+    assert_eq!(kept["writers"], json!([transit.0]));
+    let bad = json!({"name": "no spaces", "institution": city.0, "access": "closed"});
     let r = app
         .request(Method::PUT, "/api/v1/citydata/tenants", Some(&admin))
         .json(&bad)
@@ -955,7 +968,67 @@ async fn closed_tenants_answer_only_the_callers_the_policy_lets_in(db: TestDb) {
     assert_eq!(status, 401, "the closing reached the running server");
 }
 
+/// Periodic subscriptions (`timeInterval`) send what they select every
+/// interval, JSON-LD notifications carry the @context in each entity, a
+/// `q` written %-encoded is read as a query's is, and a type selection
+/// nests.
+async fn periodic_subscriptions_send_what_they_select(db: TestDb) {
+    let app = spawn_app_with(db, |c| {
+        c.city_egress_private = true;
+        c.city_implicit_tenants = true;
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    for (id, name) in [
+        ("urn:ngsi-ld:Tower:1", "Eiffel Tower"),
+        ("urn:ngsi-ld:Tower:2", "Namsan Tower"),
+    ] {
+        let r = http
+            .post(format!("{broker}/entities"))
+            .json(&json!({"id": id, "type": "Tower", "name": {"type": "Property", "value": name}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let (url, mut heard) = receiver().await;
+    let sub = json!({"type": "Subscription", "timeInterval": 1,
+        "entities": [{"type": "(Building|Tower)"}], "q": "name==\"Eiffel%20Tower\"",
+        "notification": {"endpoint": {"uri": url, "accept": "application/ld+json"}}});
+    let r = http
+        .post(format!("{broker}/subscriptions"))
+        .json(&sub)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let (headers, body) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+            .await
+            .expect("a periodic notification")
+            .unwrap();
+        assert_eq!(headers["content-type"], "application/ld+json");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "only what q selects: {body}");
+        assert_eq!(data[0]["id"], "urn:ngsi-ld:Tower:1");
+        assert_eq!(data[0]["name"]["value"], "Eiffel Tower");
+        assert!(
+            data[0].get("@context").is_some(),
+            "each entity carries the @context"
+        );
+    }
+    let r = http
+        .delete(format!("{}{location}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
 civic_store::backend_tests!(
+    periodic_subscriptions_send_what_they_select,
     closed_tenants_answer_only_the_callers_the_policy_lets_in,
     sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt,
     bad_city_data_gets_ngsi_ld_problems_and_changes_nothing,
