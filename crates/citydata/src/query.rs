@@ -855,7 +855,7 @@ mod tests {
         for bad in ["A)", "()", "A|", "(A|B))", "A;;B", ""] {
             assert!(TypeExpr::parse(bad, &ctx).is_err(), "{bad}");
         }
-        let wide = vec!["(A|B|C|D)"; 5].join(";");
+        let wide = ["(A|B|C|D)"; 5].join(";");
         assert!(TypeExpr::parse(&wide, &ctx).is_err(), "4^5 alternatives");
         let s = ScopeQ::parse("/Madrid/+/Floor1,/Berlin/#").unwrap();
         assert!(s.matches(&["/Madrid/Gran/Floor1".into()]));
