@@ -3,10 +3,12 @@
 //! `Action::CityData`) decides who reads, writes and registers in what is
 //! not left to anyone.
 //!
-//! - An **open** tenant is public city data: anyone reads it, without a
-//!   token, as with the peers. Writing and registering context sources
-//!   are the institution's, unless its settings open them too (the tenant
-//!   a conformance run uses).
+//! - An **open** tenant is public city data: anyone reads its entities,
+//!   without a token, as with the peers. Writing, subscribing (a
+//!   subscription holds its owner's endpoint and the headers sent there)
+//!   and registering context sources are for the callers the policy lets
+//!   in, unless its settings open them too (the tenant a conformance run
+//!   uses).
 //! - A **closed** tenant answers only the platform's API tokens and
 //!   sessions that the policy lets in.
 //! - A tenant no administrator set up exists only if the configuration
@@ -54,7 +56,8 @@ pub struct TenantSettings {
     pub institution: InstitutionId,
     pub access: Access,
     /// Open tenants only (a closed one's is cleared): whether anyone may
-    /// write entities, without a token (a sandbox, or a conformance run).
+    /// write entities and subscribe, without a token (a sandbox, or a
+    /// conformance run).
     #[serde(default)]
     pub public_writes: bool,
     /// Open tenants only (a closed one's is cleared): whether anyone may
@@ -90,7 +93,7 @@ impl TenantSettings {
         let anyone = self.access == Access::Open
             && match op {
                 CityOp::Read => true,
-                CityOp::Write => self.public_writes,
+                CityOp::Write | CityOp::Subscribe => self.public_writes,
                 CityOp::Register => self.public_registrations,
             };
         if anyone {
@@ -316,6 +319,7 @@ mod tests {
         let open = settings(Access::Open);
         assert_eq!(open.rule(CityOp::Read), Rule::Anyone);
         assert!(matches!(open.rule(CityOp::Write), Rule::Policy(_)));
+        assert!(matches!(open.rule(CityOp::Subscribe), Rule::Policy(_)));
         assert!(matches!(open.rule(CityOp::Register), Rule::Policy(_)));
         let sandbox = TenantSettings {
             public_writes: true,
@@ -323,9 +327,15 @@ mod tests {
             ..open
         };
         assert_eq!(sandbox.rule(CityOp::Write), Rule::Anyone);
+        assert_eq!(sandbox.rule(CityOp::Subscribe), Rule::Anyone);
         assert_eq!(sandbox.rule(CityOp::Register), Rule::Anyone);
         let closed = settings(Access::Closed);
-        for op in [CityOp::Read, CityOp::Write, CityOp::Register] {
+        for op in [
+            CityOp::Read,
+            CityOp::Subscribe,
+            CityOp::Write,
+            CityOp::Register,
+        ] {
             assert!(matches!(closed.rule(op), Rule::Policy(_)));
         }
         let mut odd = TenantSettings {

@@ -189,8 +189,9 @@ pub enum Action<'a> {
     /// City data: `op` on an NGSI-LD tenant that its settings do not leave
     /// to anyone, owned by `owner`, with the institutions it lets read
     /// and write. City data operators of the owner do everything; those of
-    /// a writer institution read and write; those of a reader institution
-    /// read, as do its analysts. Only the owner's register context sources.
+    /// a writer institution read, subscribe and write; those of a reader
+    /// institution read and subscribe, as do its analysts. Only the
+    /// owner's register context sources.
     CityData {
         owner: InstitutionId,
         readers: &'a [InstitutionId],
@@ -210,9 +211,13 @@ pub enum Action<'a> {
 /// What a request does to a city data tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CityOp {
-    /// Reads entities, their history, types and attributes; subscribes to
-    /// their changes (a subscription tells no more than a read).
+    /// Reads entities, their history, types and attributes.
     Read,
+    /// Subscribes to entities' changes or to registrations; reads and
+    /// changes subscriptions. A subscription tells no more than a read,
+    /// but subscriptions hold their owners' endpoints and the headers
+    /// sent there: they are not left to anyone with public data.
+    Subscribe,
     /// Creates, changes or deletes entities and their history.
     Write,
     /// Registers context sources (which then receive the requests on the
@@ -224,6 +229,7 @@ impl CityOp {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Read => "read",
+            Self::Subscribe => "subscribe",
             Self::Write => "write",
             Self::Register => "register",
         }
@@ -490,7 +496,7 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
             let allowed = match op {
                 CityOp::Register => operator && at == owner,
                 CityOp::Write => operator && (at == owner || writers.contains(&at)),
-                CityOp::Read => {
+                CityOp::Read | CityOp::Subscribe => {
                     let member = at == owner || writers.contains(&at) || readers.contains(&at);
                     member && (operator || who.has(D::Analyst))
                 }
@@ -500,7 +506,7 @@ pub fn decide(who: &Principal, action: Action<'_>) -> Result<Permit, Denial> {
                 _ if allowed => permit(Some(D::Analyst)),
                 CityOp::Register => deny("only city data operators of the tenant's institution register context sources in it"),
                 CityOp::Write => deny("only city data operators of the tenant's institution, or of an institution it lets write, write in it"),
-                CityOp::Read => deny("only city data operators and analysts of the tenant's institution, or of an institution it lets in, read it"),
+                CityOp::Read | CityOp::Subscribe => deny("only city data operators and analysts of the tenant's institution, or of an institution it lets in, read it and subscribe to it"),
             }
         }
         Action::ManageCityTenants { institution } => {

@@ -900,6 +900,22 @@ async fn closed_tenants_answer_only_the_callers_the_policy_lets_in(db: TestDb) {
         401,
         "no one takes over the open tenant's entities"
     );
+    // Subscriptions hold their owners' endpoints: not left to anyone.
+    let r = ngsi(Method::GET, "/subscriptions", "parking", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = ngsi(Method::GET, "/subscriptions", "parking", Some(&owner))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = ngsi(Method::GET, "/subscriptions", "parking", Some(&stranger))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let listed = app.get_json("/api/v1/citydata/tenants", Some(&admin)).await;
     assert_eq!(listed[0]["access"], "open");
     assert_eq!(listed[0]["writers"], json!([]));

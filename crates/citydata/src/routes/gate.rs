@@ -5,8 +5,8 @@
 //!
 //! A token given is always checked, even where none is needed: a caller
 //! that sends a bad one learns it at once, and what it does is audited
-//! under its name. Denials are in the ledger (`citydata.read`, `.write`,
-//! `.register`); allowed requests are not, one by one (city data is not
+//! under its name. Denials are in the ledger (`citydata.read`,
+//! `.subscribe`, `.write`, `.register`); allowed requests are not, one by one (city data is not
 //! personal data), but the administrative acts they make are, naming the
 //! caller (`tenancy::CALLER`).
 
@@ -50,18 +50,20 @@ pub async fn gate(State(c): State<CityData>, req: Request, next: Next) -> Respon
 pub fn op_of(method: &Method, path: &str) -> CityOp {
     let path = path.strip_prefix("/ngsi-ld/v1").unwrap_or(path);
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if path.starts_with("/csourceRegistrations") {
+    if path.starts_with("/subscriptions") || path.starts_with("/csourceSubscriptions") {
+        return CityOp::Subscribe;
+    }
+    // Registering sends others' requests to the source; the @contexts
+    // are shared by every tenant of the broker.
+    if path.starts_with("/csourceRegistrations") || path.starts_with("/jsonldContexts") {
         return if reads {
             CityOp::Read
         } else {
             CityOp::Register
         };
     }
-    // Subscribing tells no more than reading; a query sent as a POST is
-    // a read.
-    let subscribes =
-        path.starts_with("/subscriptions") || path.starts_with("/csourceSubscriptions");
-    if reads || subscribes || path.trim_end_matches('/') == "/entityOperations/query" {
+    // A query sent as a POST is a read.
+    if reads || path.trim_end_matches('/') == "/entityOperations/query" {
         CityOp::Read
     } else {
         CityOp::Write
@@ -144,13 +146,18 @@ mod tests {
         assert_eq!(op("GET", "/entities"), CityOp::Read);
         assert_eq!(op("POST", "/entityOperations/query"), CityOp::Read);
         assert_eq!(op("POST", "/entityOperations/query/"), CityOp::Read);
-        assert_eq!(op("POST", "/subscriptions"), CityOp::Read);
-        assert_eq!(op("DELETE", "/csourceSubscriptions/urn:x"), CityOp::Read);
+        assert_eq!(op("POST", "/subscriptions"), CityOp::Subscribe);
+        assert_eq!(op("GET", "/subscriptions"), CityOp::Subscribe);
+        assert_eq!(
+            op("DELETE", "/csourceSubscriptions/urn:x"),
+            CityOp::Subscribe
+        );
         assert_eq!(op("POST", "/entities"), CityOp::Write);
         assert_eq!(op("PATCH", "/entities/urn:x/attrs"), CityOp::Write);
         assert_eq!(op("POST", "/entityOperations/upsert"), CityOp::Write);
         assert_eq!(op("DELETE", "/temporal/entities/urn:x"), CityOp::Write);
-        assert_eq!(op("POST", "/jsonldContexts"), CityOp::Write);
+        assert_eq!(op("POST", "/jsonldContexts"), CityOp::Register);
+        assert_eq!(op("GET", "/jsonldContexts"), CityOp::Read);
         assert_eq!(op("GET", "/csourceRegistrations"), CityOp::Read);
         assert_eq!(op("POST", "/csourceRegistrations"), CityOp::Register);
         assert_eq!(op("PATCH", "/csourceRegistrations/urn:r"), CityOp::Register);

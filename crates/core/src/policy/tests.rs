@@ -429,6 +429,7 @@ fn city_data_tenants_are_read_written_and_registered_by_whom_their_settings_name
     assert!(may(&w, CityOp::Read) && may(&w, CityOp::Write) && !may(&w, CityOp::Register));
     let r = at(reader, &["city_data_operator"], ApiToken);
     assert!(may(&r, CityOp::Read) && !may(&r, CityOp::Write) && !may(&r, CityOp::Register));
+    assert!(may(&r, CityOp::Subscribe));
     let analyst = at(reader, &["analyst"], PasswordAndTotp);
     assert_eq!(
         decide(&analyst, action(CityOp::Read)).unwrap().duty,
@@ -436,7 +437,7 @@ fn city_data_tenants_are_read_written_and_registered_by_whom_their_settings_name
     );
     assert!(!may(&analyst, CityOp::Write));
     let outsider = at(stranger, &["city_data_operator"], ApiToken);
-    assert!(!may(&outsider, CityOp::Read));
+    assert!(!may(&outsider, CityOp::Read) && !may(&outsider, CityOp::Subscribe));
     // Another duty of the owner is not enough, nor is administering it.
     let admin = at(owner, &["administrator"], PasswordAndTotp);
     assert!(!may(&admin, CityOp::Read) && !may(&admin, CityOp::Register));
