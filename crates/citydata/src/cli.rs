@@ -493,7 +493,7 @@ async fn fetch(
         let n = page.len();
         out.extend(page);
         bar.set_position(out.len() as u64);
-        if n < PAGE || out.len() as u64 >= total {
+        if n < PAGE || (total > 0 && out.len() as u64 >= total) {
             break;
         }
     }
