@@ -312,6 +312,13 @@ pub fn read_entities(path: &Path, spec: &ImportSpec) -> Result<Vec<Value>> {
         }
         return Ok(out);
     }
+    let known = [".json", ".jsonl", ".ndjson", ".geojson"];
+    if !known.iter().any(|ext| base.ends_with(ext)) {
+        bail!(
+            "{}: not a .csv, .tsv, .json, .jsonl, .ndjson or .geojson file (gzipped too)",
+            path.display()
+        );
+    }
     let mut text = String::new();
     reader
         .read_to_string(&mut text)
@@ -701,6 +708,10 @@ mod tests {
             let line = if name == "lf.csv" { "line 4" } else { "line 3" };
             assert!(err.contains(line), "{name}: {err}");
         }
+        let sheet = dir.join("docks.xlsx");
+        std::fs::write(&sheet, "PK").unwrap();
+        let err = read_entities(&sheet, &spec).unwrap_err().to_string();
+        assert!(err.contains("not a .csv"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

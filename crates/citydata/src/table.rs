@@ -31,6 +31,18 @@ pub struct ImportSpec {
     pub units: Vec<(String, String)>,
 }
 
+/// Members of an entity that no column or property may become: one
+/// named so keeps its value under the name and a `_`.
+const RESERVED: [&str; 7] = [
+    "id",
+    "type",
+    "location",
+    "scope",
+    "createdAt",
+    "modifiedAt",
+    "observedAt",
+];
+
 const LAT_NAMES: [&str; 5] = ["lat", "latitude", "위도", "y", "wgs84_lat"];
 const LON_NAMES: [&str; 7] = ["lon", "lng", "long", "longitude", "경도", "x", "wgs84_lon"];
 
@@ -146,23 +158,18 @@ impl Converter {
             } else if Some(i) == observed {
                 Role::ObservedAt
             } else {
-                let name = attribute_name(h);
+                let mut name = attribute_name(h);
                 if name.is_empty() {
                     return Err(format!(
                         "column {} has no name an attribute can take",
                         i + 1
                     ));
                 }
-                if matches!(
-                    name.as_str(),
-                    "id" | "type"
-                        | "location"
-                        | "scope"
-                        | "createdAt"
-                        | "modifiedAt"
-                        | "observedAt"
-                ) {
-                    return Err(format!("the column {h:?} would be the attribute {name:?}, which NGSI-LD keeps for itself: rename it"));
+                // A column named as an NGSI-LD member (a `type` column
+                // beside --type, a `location` of another kind) keeps its
+                // value under the name and a `_`.
+                if RESERVED.contains(&name.as_str()) {
+                    name.push('_');
                 }
                 if !seen.insert(name.clone()) {
                     return Err(format!("two columns become the attribute {name:?}"));
@@ -405,14 +412,19 @@ pub fn feature_entity(feature: &Value, spec: &ImportSpec) -> Result<Value, Strin
         );
     }
     for (k, v) in props {
-        if v.is_null() || Some(&k) == spec.id_column.as_ref() || k == "type" {
+        let gives_type = k == "type" && spec.entity_type.is_none();
+        if v.is_null() || Some(&k) == spec.id_column.as_ref() || gives_type {
             continue;
         }
-        let name = attribute_name(&k);
-        if name.is_empty() || matches!(name.as_str(), "id" | "type" | "location") {
+        let mut name = attribute_name(&k);
+        if name.is_empty() {
             return Err(format!(
-                "the property {k:?} cannot be an attribute: rename it"
+                "the property {k:?} has no name an attribute can take"
             ));
+        }
+        // As for a CSV column named as an NGSI-LD member.
+        if RESERVED.contains(&name.as_str()) {
+            name.push('_');
         }
         let mut p = json!({"type": "Property", "value": v});
         if let Some((_, u)) = spec.units.iter().find(|(c, _)| *c == k) {
@@ -665,7 +677,11 @@ mod tests {
         assert!(Converter::new(&header("id,PM 2.5,PM-2.5"), &spec)
             .unwrap_err()
             .contains("two columns"));
-        assert!(Converter::new(&header("id,location"), &spec).is_err());
+        let c = Converter::new(&header("id,type,location"), &spec).unwrap();
+        let e = c.entity(&["1", "e-bike", "gate 3"]).unwrap();
+        assert_eq!(e["type"], "Sensor");
+        assert_eq!(e["type_"]["value"], "e-bike");
+        assert_eq!(e["location_"]["value"], "gate 3");
         assert!(Converter::new(&header("id,v"), &ImportSpec::default())
             .unwrap_err()
             .contains("--type"));
