@@ -44,7 +44,30 @@ pub enum Kind {
     Registrations,
 }
 
-type Table = tokio::sync::RwLock<HashMap<String, BTreeMap<String, Subscription>>>;
+pub(crate) type Table = tokio::sync::RwLock<HashMap<String, BTreeMap<String, Subscription>>>;
+
+/// The periodic subscriptions of `table` due at `now` — active, with a
+/// `timeInterval`, last notified at least that long ago — each marked as
+/// notified now, before it is sent.
+pub(crate) async fn take_due(table: &Table, now: i64) -> Vec<(String, Subscription)> {
+    let mut all = table.write().await;
+    let mut due = Vec::new();
+    for (tenant, subs) in all.iter_mut() {
+        for s in subs.values_mut() {
+            let Some(every) = s.doc.get("timeInterval").and_then(Value::as_f64) else {
+                continue;
+            };
+            let waited = s
+                .last_notification
+                .is_none_or(|last| (now - last) as f64 >= every * 1000.0);
+            if s.is_active(now) && waited {
+                s.last_notification = Some(now);
+                due.push((tenant.clone(), s.clone()));
+            }
+        }
+    }
+    due
+}
 
 impl CityData {
     async fn subscriptions(&self) -> Result<&Table> {
@@ -264,7 +287,6 @@ impl CityData {
         if !self.broker.set_change_feed(tx) {
             return;
         }
-        self.start_periodic_csource_notifications();
         self.start_periodic_notifications();
         let me = self.clone();
         tokio::spawn(async move {
@@ -279,46 +301,26 @@ impl CityData {
         });
     }
 
-    /// Sends each subscription with a `timeInterval` the entities it
-    /// selects, every interval (periodic notification, §5.8.1): checked
-    /// each second, a subscription that is active and whose last
-    /// notification is that old; nothing when it selects none. Changes
-    /// never trigger these subscriptions (`notify`).
+    /// Periodic notifications (§5.8.1), checked each second, of entity
+    /// subscriptions and of subscriptions to registrations with a
+    /// `timeInterval`: an entity subscription gets the entities it selects
+    /// then (nothing when none), a subscription to registrations what it
+    /// matches. Changes never trigger these subscriptions (`notify`).
     fn start_periodic_notifications(&self) {
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let Ok(table) = me.subscriptions().await else {
-                    continue;
-                };
                 let now = now_ms();
-                let due: Vec<(String, Subscription)> = table
-                    .read()
-                    .await
-                    .iter()
-                    .flat_map(|(tenant, subs)| {
-                        subs.values().filter_map(move |s| {
-                            let every = s.doc.get("timeInterval").and_then(Value::as_f64)?;
-                            let due = s
-                                .last_notification
-                                .is_none_or(|last| (now - last) as f64 >= every * 1000.0);
-                            (s.is_active(now) && due).then(|| (tenant.clone(), s.clone()))
-                        })
-                    })
-                    .collect();
-                for (tenant, sub) in due {
-                    {
-                        let mut all = table.write().await;
-                        if let Some(s) = all.get_mut(&tenant).and_then(|t| t.get_mut(&sub.id)) {
-                            s.last_notification = Some(now);
+                if let Ok(table) = me.subscriptions().await {
+                    for (tenant, sub) in take_due(table, now).await {
+                        if let Err(e) = me.notify_periodically(&tenant, sub, now).await {
+                            tracing::warn!(error = %e.detail, "city data: a periodic notification failed");
                         }
                     }
-                    if let Err(e) = me.notify_periodically(&tenant, sub, now).await {
-                        tracing::warn!(error = %e.detail, "city data: a periodic notification failed");
-                    }
                 }
+                me.notify_csource_periodically(now).await;
             }
         });
     }

@@ -18,7 +18,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 type Table<T> = tokio::sync::RwLock<HashMap<String, BTreeMap<String, T>>>;
 
@@ -497,49 +496,22 @@ impl CityData {
         }
     }
 
-    /// Sends, every `timeInterval` seconds, each periodic subscription to
-    /// registrations what it matches (once started).
-    pub fn start_periodic_csource_notifications(&self) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let Ok(table) = me.csource_subscriptions().await else {
-                    continue;
-                };
-                let now = now_ms();
-                let due: Vec<(String, Subscription)> = table
-                    .read()
-                    .await
-                    .iter()
-                    .flat_map(|(tenant, subs)| {
-                        subs.values().filter_map(move |s| {
-                            let every = s.doc.get("timeInterval").and_then(Value::as_f64)?;
-                            let due = s
-                                .last_notification
-                                .is_none_or(|last| (now - last) as f64 >= every * 1000.0);
-                            (s.is_active(now) && due).then(|| (tenant.clone(), s.clone()))
-                        })
-                    })
-                    .collect();
-                for (tenant, sub) in due {
-                    {
-                        let mut all = table.write().await;
-                        if let Some(s) = all.get_mut(&tenant).and_then(|t| t.get_mut(&sub.id)) {
-                            s.last_notification = Some(now);
-                        }
-                    }
-                    let Some(ctx) = me.notification_context(&sub).await else {
-                        continue;
-                    };
-                    let data = me
-                        .matching_data(&tenant, &sub, &ctx)
-                        .await
-                        .unwrap_or_default();
-                    me.send_csource(&tenant, &sub, ctx, None, data).await;
-                }
-            }
-        });
+    /// Sends each periodic subscription to registrations due at `now`
+    /// what it matches (`notify::start_periodic_notifications` calls it
+    /// each second).
+    pub(crate) async fn notify_csource_periodically(&self, now: i64) {
+        let Ok(table) = self.csource_subscriptions().await else {
+            return;
+        };
+        for (tenant, sub) in crate::notify::take_due(table, now).await {
+            let Some(ctx) = self.notification_context(&sub).await else {
+                continue;
+            };
+            let data = self
+                .matching_data(&tenant, &sub, &ctx)
+                .await
+                .unwrap_or_default();
+            self.send_csource(&tenant, &sub, ctx, None, data).await;
+        }
     }
 }
