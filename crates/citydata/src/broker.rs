@@ -169,6 +169,7 @@ fn history_of(
                     types: types.clone(),
                     attr: attr.clone(),
                     at,
+                    num: crate::store::number_of(&recorded),
                     instance: serde_json::Value::Object(recorded).to_string(),
                     recorded_at: crate::jsonld::now_ms(),
                 });

@@ -7,7 +7,7 @@
 use crate::entity::{format_datetime, parse_datetime, Entity, Instance};
 use crate::jsonld::Context;
 use crate::problem::{NgsiError, Result};
-use crate::store::{EntityStore, HistoryRow};
+use crate::store::{EntityStore, HistoryRow, Stats, ROLLUP_MS};
 use crate::CityData;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -239,13 +239,55 @@ fn aggregate(
     r: &TemporalRender,
 ) -> Value {
     let (member, _) = value_member(kind);
-    let mut out = Map::new();
-    out.insert("type".into(), kind.into());
-    if instances.is_empty() {
-        return Value::Object(out);
-    }
-    let first = instances[0].0;
+    let Some(first) = instances.first().map(|(at, _)| *at) else {
+        return json!({ "type": kind });
+    };
     let last = instances[instances.len() - 1].0;
+    let (origin, period) = buckets(r, period, first, last);
+    // Bucket → its instances' values.
+    let mut values: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+    for (at, i) in instances {
+        if *at < origin {
+            continue;
+        }
+        if let Some(v) = i.get(member) {
+            values.entry((at - origin) / period).or_default().push(v);
+        }
+    }
+    let stats: BTreeMap<i64, Stats> = values
+        .iter()
+        .map(|(k, vs)| {
+            let mut s = Stats::default();
+            for v in vs {
+                s.add(&Stats::of(v.as_f64()));
+            }
+            (*k, s)
+        })
+        .collect();
+    series(kind, methods, origin, period, &stats, |k, m| {
+        let vs = &values[&k];
+        match m {
+            "distinctCount" => {
+                let mut seen: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
+                seen.sort();
+                seen.dedup();
+                Some(seen.len().into())
+            }
+            // Strings and date-times order too.
+            _ => {
+                let mut s: Vec<&str> = vs.iter().filter_map(|v| v.as_str()).collect();
+                s.sort();
+                let pick = if m == "min" { s.first() } else { s.last() };
+                pick.map(|x| Value::String((*x).to_owned()))
+            }
+        }
+    })
+}
+
+/// The buckets' origin and length: `timeAt`, else the first instance;
+/// the period, or the whole interval (to its end, else past the last
+/// instance) when it is none.
+fn buckets(r: &TemporalRender, period: i64, first: i64, last: i64) -> (i64, i64) {
     let origin = r.origin.unwrap_or(first);
     let end = if r.interval.until == i64::MAX {
         last + 1
@@ -257,62 +299,135 @@ fn aggregate(
     } else {
         period
     };
-    // Bucket → its instances' values.
-    let mut buckets: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
-    for (at, i) in instances {
-        if *at < origin {
-            continue;
-        }
-        let b = origin + (at - origin) / period * period;
-        if let Some(v) = i.get(member) {
-            buckets.entry(b).or_default().push(v);
-        }
-    }
+    (origin, period)
+}
+
+/// An aggregated attribute from its buckets' stats (bucket k starts at
+/// `origin + k * period`); `values` answers what stats cannot (distinct
+/// counts, bounds of values that are not numbers).
+fn series(
+    kind: &str,
+    methods: &[String],
+    origin: i64,
+    period: i64,
+    stats: &BTreeMap<i64, Stats>,
+    values: impl Fn(i64, &str) -> Option<Value>,
+) -> Value {
+    let mut out = Map::new();
+    out.insert("type".into(), kind.into());
     for m in methods {
-        let mut series = Vec::new();
-        for (start, values) in &buckets {
-            let nums: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
-            let n = nums.len() as f64;
-            let sum: f64 = nums.iter().sum();
+        let mut points = Vec::new();
+        for (k, s) in stats {
+            let numbers = s.nn > 0;
+            let mean = s.sum / s.nn as f64;
             let result: Option<Value> = match m.as_str() {
-                "totalCount" => Some(values.len().into()),
-                "distinctCount" => {
-                    let mut seen: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-                    seen.sort();
-                    seen.dedup();
-                    Some(seen.len().into())
+                "totalCount" => Some(s.n.into()),
+                "sum" if numbers => Some(s.sum.into()),
+                "avg" if numbers => Some(mean.into()),
+                "min" if numbers => s.min.map(Value::from),
+                "max" if numbers => s.max.map(Value::from),
+                "sumsq" if numbers => Some(s.sumsq.into()),
+                "stddev" if numbers => {
+                    Some((s.sumsq / s.nn as f64 - mean * mean).max(0.0).sqrt().into())
                 }
-                "sum" if n > 0.0 => Some(sum.into()),
-                "avg" if n > 0.0 => Some((sum / n).into()),
-                "min" if n > 0.0 => Some(nums.iter().cloned().fold(f64::INFINITY, f64::min).into()),
-                "max" if n > 0.0 => Some(
-                    nums.iter()
-                        .cloned()
-                        .fold(f64::NEG_INFINITY, f64::max)
-                        .into(),
-                ),
-                "sumsq" if n > 0.0 => Some(nums.iter().map(|x| x * x).sum::<f64>().into()),
-                "stddev" if n > 0.0 => {
-                    let mean = sum / n;
-                    let var = nums.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-                    Some(var.sqrt().into())
-                }
-                "min" | "max" => {
-                    // Strings and date-times order too.
-                    let mut s: Vec<&str> = values.iter().filter_map(|v| v.as_str()).collect();
-                    s.sort();
-                    let pick = if m == "min" { s.first() } else { s.last() };
-                    pick.map(|x| Value::String((*x).to_owned()))
-                }
+                "distinctCount" | "min" | "max" => values(*k, m),
                 _ => None,
             };
             if let Some(v) = result {
-                series.push(json!([v, instant(*start), instant(start + period)]));
+                let start = origin + k * period;
+                points.push(json!([v, instant(start), instant(start + period)]));
             }
         }
-        out.insert(m.clone(), Value::Array(series));
+        out.insert(m.clone(), Value::Array(points));
     }
     Value::Object(out)
+}
+
+/// An attribute's aggregation as the store sums it: whole hours from
+/// its rollups, the hours that straddle buckets or the interval's ends
+/// from its instances. None when the methods need the values themselves
+/// (`distinctCount`, `lastN`, bounds of values that are not numbers).
+async fn aggregate_from_sums(
+    c: &CityData,
+    tenant: &str,
+    id: &str,
+    attr: &str,
+    methods: &[String],
+    period: i64,
+    r: &TemporalRender,
+) -> Result<Option<Option<Value>>> {
+    if r.last_n.is_some() || methods.iter().any(|m| m == "distinctCount") {
+        return Ok(None);
+    }
+    let iv = r.interval;
+    let store = &c.store;
+    let Some(first) = store
+        .history_edge(tenant, id, Some(attr), iv.from, iv.until, false)
+        .await?
+    else {
+        return Ok(Some(None));
+    };
+    let Some(last) = store
+        .history_edge(tenant, id, Some(attr), iv.from, iv.until, true)
+        .await?
+    else {
+        return Ok(Some(None));
+    };
+    let kind = serde_json::from_str::<Value>(&first.instance)
+        .ok()
+        .and_then(|i| i.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "Property".into());
+    let (origin, period) = buckets(r, period, first.at, last.at);
+    let (lo, hi) = (iv.from.max(origin), iv.until.min(last.at + 1));
+    // Whole hours within [lo, hi); the rest is read instance by instance.
+    let h_lo = lo.div_euclid(ROLLUP_MS) + i64::from(lo.rem_euclid(ROLLUP_MS) != 0);
+    let h_hi = hi.div_euclid(ROLLUP_MS);
+    let mut stats: BTreeMap<i64, Stats> = BTreeMap::new();
+    let mut raw: Vec<(i64, i64)> = Vec::new();
+    let mut read = |from: i64, until: i64| {
+        if from >= until {
+            return;
+        }
+        match raw.last_mut() {
+            Some(r) if r.1 == from => r.1 = until,
+            _ => raw.push((from, until)),
+        }
+    };
+    if h_lo >= h_hi {
+        read(lo, hi);
+    } else {
+        read(lo, h_lo * ROLLUP_MS);
+        for (h, s) in store.rollups(tenant, id, attr, h_lo, h_hi).await? {
+            let start = h * ROLLUP_MS;
+            let k = (start - origin) / period;
+            if k == (start + ROLLUP_MS - 1 - origin) / period {
+                stats.entry(k).or_default().add(&s);
+            } else {
+                read(start, start + ROLLUP_MS);
+            }
+        }
+        read(h_hi * ROLLUP_MS, hi);
+    }
+    for (from, until) in raw {
+        for (k, s) in store
+            .history_buckets(tenant, id, attr, from, until, (origin, period))
+            .await?
+        {
+            stats.entry(k).or_default().add(&s);
+        }
+    }
+    let bounds = methods.iter().any(|m| m == "min" || m == "max");
+    if bounds && stats.values().any(|s| s.nn == 0 && s.n > 0) {
+        return Ok(None);
+    }
+    Ok(Some(Some(series(
+        &kind,
+        methods,
+        origin,
+        period,
+        &stats,
+        |_, _| None,
+    ))))
 }
 
 /// A temporal representation: like an entity, but an attribute's
@@ -358,41 +473,64 @@ fn parse_temporal(body: &Value, ctx: &Context, now: i64) -> Result<Entity> {
 }
 
 impl CityData {
-    /// An entity's types and recorded rows, in `attrs` (IRIs), over the
-    /// interval; not found if it has neither history nor a current form.
-    pub async fn temporal_entity(
+    /// An entity's types: its current ones, else those its history
+    /// recorded; not found if it has neither a current form nor history.
+    pub async fn temporal_types(&self, tenant: &str, id: &str) -> Result<Vec<String>> {
+        crate::ops::check_id(id)?;
+        if let Ok(e) = self.broker.get(tenant, id).await {
+            return Ok(e.types.clone());
+        }
+        match self
+            .store
+            .history_edge(tenant, id, None, i64::MIN, i64::MAX, false)
+            .await?
+        {
+            Some(r) => Ok(serde_json::from_str(&r.types).unwrap_or_default()),
+            None => Err(NgsiError::not_found(format!(
+                "there is no temporal entity {id}"
+            ))),
+        }
+    }
+
+    /// An entity's temporal representation as `r` says: aggregations
+    /// from the store's sums where they serve, the instances otherwise.
+    pub async fn temporal_render(
         &self,
         tenant: &str,
         id: &str,
+        types: &[String],
         attrs: Option<&[String]>,
-        interval: Interval,
-    ) -> Result<(Vec<String>, Vec<HistoryRow>)> {
-        crate::ops::check_id(id)?;
-        let rows = self
-            .store
-            .history(tenant, id, attrs, interval.from, interval.until)
-            .await?;
-        let current = self.broker.get(tenant, id).await.ok();
-        let types = match (&current, rows.first()) {
-            (Some(e), _) => e.types.clone(),
-            (None, Some(r)) => serde_json::from_str(&r.types).unwrap_or_default(),
-            (None, None) => {
-                // History of another interval still proves the entity.
-                let any = self
-                    .store
-                    .history(tenant, id, None, i64::MIN, i64::MAX)
-                    .await?;
-                match any.first() {
-                    Some(r) => serde_json::from_str(&r.types).unwrap_or_default(),
-                    None => {
-                        return Err(NgsiError::not_found(format!(
-                            "there is no temporal entity {id}"
-                        )))
-                    }
+        ctx: &Context,
+        r: &TemporalRender,
+    ) -> Result<Map<String, Value>> {
+        let Some((methods, period)) = &r.aggregate else {
+            let rows = self
+                .store
+                .history(tenant, id, attrs, r.interval.from, r.interval.until)
+                .await?;
+            return Ok(render(id, types, &rows, ctx, r));
+        };
+        let mut out = render(id, types, &[], ctx, r);
+        for attr in self.store.history_attrs(tenant, id).await? {
+            if attrs.is_some_and(|a| !a.contains(&attr)) {
+                continue;
+            }
+            match aggregate_from_sums(self, tenant, id, &attr, methods, *period, r).await? {
+                Some(Some(v)) => {
+                    out.insert(ctx.compact(&attr), v);
+                }
+                Some(None) => {}
+                None => {
+                    let one = std::slice::from_ref(&attr);
+                    let rows = self
+                        .store
+                        .history(tenant, id, Some(one), r.interval.from, r.interval.until)
+                        .await?;
+                    out.extend(render(id, types, &rows, ctx, r));
                 }
             }
-        };
-        Ok((types, rows))
+        }
+        Ok(out)
     }
 
     /// Ids and types of every entity with history, or a current form.
@@ -417,11 +555,11 @@ impl CityData {
     pub async fn create_temporal(&self, tenant: &str, body: &Value, ctx: &Context) -> Result<bool> {
         let now = crate::jsonld::now_ms();
         let e = parse_temporal(body, ctx, now)?;
-        let existed = !self
+        let existed = self
             .store
-            .history(tenant, &e.id, None, i64::MIN, i64::MAX)
+            .history_edge(tenant, &e.id, None, i64::MIN, i64::MAX, false)
             .await?
-            .is_empty()
+            .is_some()
             || self.broker.get(tenant, &e.id).await.is_ok();
         let types = serde_json::to_string(&e.types).unwrap_or_else(|_| "[]".into());
         let mut rows = Vec::new();
@@ -443,6 +581,7 @@ impl CityData {
                     types: types.clone(),
                     attr: attr.clone(),
                     at,
+                    num: crate::store::number_of(&recorded),
                     instance: Value::Object(recorded).to_string(),
                     recorded_at: crate::jsonld::now_ms(),
                 });
@@ -458,6 +597,7 @@ impl CityData {
                 at: now,
                 instance: "{}".into(),
                 recorded_at: now,
+                num: None,
             });
         }
         self.broker.tenant_for_write(tenant).await?;
@@ -509,6 +649,7 @@ mod tests {
             at: parse_datetime(t).unwrap(),
             instance: json!({"type": "Property", "value": v, "observedAt": t}).to_string(),
             recorded_at: 0,
+            num: Some(*v),
         })
         .collect();
         let r = TemporalRender {

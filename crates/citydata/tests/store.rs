@@ -199,7 +199,97 @@ async fn tenant_settings_are_kept_and_their_changes_audited(db: TestDb) {
     assert_eq!(ledger, 3, "each change is in the ledger");
 }
 
+fn recorded(attr: &str, at: i64, value: serde_json::Value, recorded_at: i64) -> HistoryRow {
+    let instance = json!({"type": "Property", "value": value});
+    HistoryRow {
+        tenant: "city".into(),
+        entity_id: "urn:s".into(),
+        types: "[\"Sensor\"]".into(),
+        attr: attr.into(),
+        at,
+        num: number_of(instance.as_object().unwrap()),
+        instance: instance.to_string(),
+        recorded_at,
+    }
+}
+
+/// Every recorded instance is summed into its hour in the transaction
+/// that records it; the retention and deletions keep the sums true.
+async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
+    let s = &db.store;
+    migrate(s).await.unwrap();
+    let h = ROLLUP_MS;
+    s.write_entities(
+        &[],
+        &[],
+        &[
+            recorded("t", 10, json!(2.0), 100),
+            recorded("t", 20, json!(4), 200),
+            recorded("t", h + 5, json!("off"), 100),
+            recorded("t", -1, json!(7.5), 100),
+        ],
+    )
+    .await
+    .unwrap();
+    s.write_entities(&[], &[], &[recorded("t", 30, json!(-1.0), 300)])
+        .await
+        .unwrap();
+    let sums = s.rollups("city", "urn:s", "t", -10, 10).await.unwrap();
+    let hour = |k: i64| sums.iter().find(|(x, _)| *x == k).map(|(_, st)| *st);
+    assert_eq!(hour(-1).unwrap().sum, 7.5, "before 1970 rounds down");
+    let zero = hour(0).unwrap();
+    assert_eq!((zero.n, zero.nn, zero.sum, zero.sumsq), (3, 3, 5.0, 21.0));
+    assert_eq!((zero.min, zero.max), (Some(-1.0), Some(4.0)));
+    let one = hour(1).unwrap();
+    assert_eq!(
+        (one.n, one.nn, one.min),
+        (1, 0, None),
+        "a string counts, no sum"
+    );
+    let buckets = s
+        .history_buckets("city", "urn:s", "t", -h, 2 * h, (-h, 2 * h))
+        .await
+        .unwrap();
+    assert_eq!(buckets.len(), 2);
+    assert_eq!(
+        (buckets[0].0, buckets[0].1.n, buckets[0].1.sum),
+        (0, 4, 12.5)
+    );
+    // The retention drops what was recorded before 150: hour 0 is summed
+    // again from what is left, hours -1 and 1 go.
+    assert_eq!(s.prune_history(150).await.unwrap(), 3);
+    let sums = s.rollups("city", "urn:s", "t", -10, 10).await.unwrap();
+    assert_eq!(sums.len(), 1, "{sums:?}");
+    assert_eq!((sums[0].0, sums[0].1.n, sums[0].1.sum), (0, 2, 3.0));
+    assert_eq!(s.history_attrs("city", "urn:s").await.unwrap(), vec!["t"]);
+    assert_eq!(
+        s.delete_history("city", "urn:s", Some("t")).await.unwrap(),
+        2
+    );
+    assert!(s
+        .rollups("city", "urn:s", "t", -10, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.history_attrs("city", "urn:s").await.unwrap().is_empty());
+    // History recorded before the sums existed (migration 6) is summed
+    // once, at the next start.
+    let mut old = recorded("t", 40, json!(3), 400);
+    old.num = None;
+    s.write_entities(&[], &[], &[old]).await.unwrap();
+    db.execute_raw("DELETE FROM ngsi_rollups").await.unwrap();
+    db.execute_raw("UPDATE ngsi_history SET num = NULL")
+        .await
+        .unwrap();
+    migrate(s).await.unwrap();
+    let sums = s.rollups("city", "urn:s", "t", -10, 10).await.unwrap();
+    assert_eq!(sums.len(), 1);
+    assert_eq!((sums[0].1.n, sums[0].1.nn, sums[0].1.sum), (1, 1, 3.0));
+    assert_eq!(s.rebuild_rollups().await.unwrap(), 0, "only once");
+}
+
 civic_store::backend_tests!(
+    hourly_sums_follow_what_is_recorded_and_forgotten,
     tenant_settings_are_kept_and_their_changes_audited,
     registrations_are_kept_by_kind_and_tenant,
     entities_are_written_replaced_and_deleted_in_one_transaction,

@@ -1043,7 +1043,255 @@ async fn periodic_subscriptions_send_what_they_select(db: TestDb) {
     assert_eq!(r.status(), 204);
 }
 
+/// One attribute's instances as the test keeps them: (ms, value).
+type Series = Vec<(i64, serde_json::Value)>;
+
+/// What an aggregation must give, computed here from the instances
+/// alone, as CIM 009 §4.5.19 says (population standard deviation):
+/// per method, the non-empty buckets' [value, start ms, end ms].
+fn expected_aggregation(
+    series: &Series,
+    from: i64,
+    until: i64,
+    origin: Option<i64>,
+    period: i64,
+    method: &str,
+) -> Vec<(serde_json::Value, i64, i64)> {
+    let inside: Vec<&(i64, serde_json::Value)> = series
+        .iter()
+        .filter(|(at, _)| *at >= from && *at < until)
+        .collect();
+    let Some(first) = inside.iter().map(|(at, _)| *at).min() else {
+        return vec![];
+    };
+    let last = inside.iter().map(|(at, _)| *at).max().unwrap();
+    let origin = origin.unwrap_or(first);
+    let end = if until == i64::MAX { last + 1 } else { until };
+    let period = if period == 0 { end - origin } else { period };
+    let mut buckets: std::collections::BTreeMap<i64, Vec<&serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for (at, v) in inside.iter().filter(|(at, _)| *at >= origin) {
+        buckets.entry((at - origin) / period).or_default().push(v);
+    }
+    buckets
+        .into_iter()
+        .filter_map(|(k, vs)| {
+            let nums: Vec<f64> = vs.iter().filter_map(|v| v.as_f64()).collect();
+            let n = nums.len() as f64;
+            let mean = nums.iter().sum::<f64>() / n;
+            let mut strings: Vec<&str> = vs.iter().filter_map(|v| v.as_str()).collect();
+            strings.sort();
+            let v: serde_json::Value = match method {
+                "totalCount" => vs.len().into(),
+                "distinctCount" => {
+                    let mut d: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
+                    d.sort();
+                    d.dedup();
+                    d.len().into()
+                }
+                _ if nums.is_empty() => match method {
+                    "min" => (*strings.first()?).into(),
+                    "max" => (*strings.last()?).into(),
+                    _ => return None,
+                },
+                "sum" => nums.iter().sum::<f64>().into(),
+                "avg" => mean.into(),
+                "min" => nums.iter().cloned().fold(f64::INFINITY, f64::min).into(),
+                "max" => nums
+                    .iter()
+                    .cloned()
+                    .fold(f64::NEG_INFINITY, f64::max)
+                    .into(),
+                "sumsq" => nums.iter().map(|x| x * x).sum::<f64>().into(),
+                "stddev" => (nums.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n)
+                    .sqrt()
+                    .into(),
+                _ => unreachable!(),
+            };
+            let start = origin + k * period;
+            Some((v, start, start + period))
+        })
+        .collect()
+}
+
+/// Aggregations over whole hours come from the store's hourly sums, the
+/// rest from the instances: whatever the buckets' origin, length and the
+/// interval, the answer is the one computed from the instances alone
+/// (late instances, before what was recorded, included).
+async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
+    use civic_citydata::entity::{format_datetime, parse_datetime};
+    let app = spawn_app_with(db, |c| c.city_implicit_tenants = true).await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let t0 = parse_datetime("2024-03-01T00:00:00Z").unwrap();
+    let mut seed: u64 = 19;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut temperature: Series = Vec::new();
+    let mut status: Series = Vec::new();
+    // Two loads: the second arrives late, before and among the first.
+    for (load, start) in [(0, 86_400_000), (1, -3_600_000 * 5 - 1234)] {
+        let mut t_items = Vec::new();
+        let mut s_items = Vec::new();
+        for i in 0..1500 {
+            let at = t0 + start + i * 97_000 + (next() % 60_000) as i64;
+            let v = (next() % 4000) as f64 / 100.0 - 10.0;
+            let v = if i % 7 == 0 {
+                json!(v.round() as i64)
+            } else {
+                json!(v)
+            };
+            t_items
+                .push(json!({"type": "Property", "value": v, "observedAt": format_datetime(at)}));
+            temperature.push((at, v));
+            if i % 10 == load {
+                let word = ["ok", "warn", "fault"][(next() % 3) as usize];
+                s_items.push(
+                    json!({"type": "Property", "value": word, "observedAt": format_datetime(at)}),
+                );
+                status.push((at, json!(word)));
+            }
+        }
+        // In parts, as the test server takes small bodies.
+        for part in 0..t_items.len().div_ceil(200) {
+            let take = |items: &[serde_json::Value]| -> Vec<serde_json::Value> {
+                items.iter().skip(part * 200).take(200).cloned().collect()
+            };
+            let r = http
+                .post(format!("{broker}/temporal/entities"))
+                .json(&json!({"id": "urn:ngsi-ld:Sensor:1", "type": "Sensor",
+                    "temperature": take(&t_items), "status": take(&s_items)}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+    }
+    let h = 3_600_000;
+    let fmt = |ms: i64| format_datetime(ms);
+    // (timerel, timeAt, endTimeAt, period): aligned and not.
+    let cases: Vec<(Option<&str>, i64, i64, &str, i64)> = vec![
+        (Some("after"), t0, 0, "PT1H", h),
+        (
+            Some("between"),
+            t0 + 17 * 60_000 + 3_000,
+            t0 + 2 * 86_400_000 + 5 * 60_000,
+            "PT1H",
+            h,
+        ),
+        (Some("after"), t0 + 5 * h, 0, "P1D", 24 * h),
+        (Some("before"), t0 + 3 * 86_400_000, 0, "PT7H", 7 * h),
+        (Some("between"), t0, t0 + 86_400_000, "PT15M", 15 * 60_000),
+        (Some("between"), t0 - 2 * h, t0 + 50 * h + 1, "", 0),
+        (None, 0, 0, "PT2H", 2 * h),
+        (None, 0, 0, "PT1H30M", 90 * 60_000),
+    ];
+    for (timerel, at, end, duration, period) in cases {
+        let mut url = format!(
+            "{broker}/temporal/entities/urn:ngsi-ld:Sensor:1?options=aggregatedValues\
+             &aggrMethods=totalCount,sum,avg,min,max,stddev,sumsq"
+        );
+        if !duration.is_empty() {
+            url.push_str(&format!("&aggrPeriodDuration={duration}"));
+        }
+        let (from, until) = match timerel {
+            Some("after") => (at, i64::MAX),
+            Some("before") => (i64::MIN, at),
+            Some(_) => (at, end),
+            None => (i64::MIN, i64::MAX),
+        };
+        if let Some(rel) = timerel {
+            url.push_str(&format!("&timerel={rel}&timeAt={}", fmt(at)));
+            if rel == "between" {
+                url.push_str(&format!("&endTimeAt={}", fmt(end)));
+            }
+        }
+        let origin = (from != i64::MIN).then_some(from);
+        let body: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        for (attr, series, methods) in [
+            (
+                "temperature",
+                &temperature,
+                &["totalCount", "sum", "avg", "min", "max", "stddev", "sumsq"][..],
+            ),
+            ("status", &status, &["totalCount", "min", "max"][..]),
+        ] {
+            for method in methods {
+                let want = expected_aggregation(series, from, until, origin, period, method);
+                let got = body[attr][method].as_array().cloned().unwrap_or_default();
+                let case = format!("{attr} {method} {url}");
+                assert_eq!(got.len(), want.len(), "{case}: {got:?}");
+                for (g, (value, start, stop)) in got.iter().zip(&want) {
+                    assert_eq!(
+                        parse_datetime(g[1].as_str().unwrap()),
+                        Some(*start),
+                        "{case}"
+                    );
+                    assert_eq!(
+                        parse_datetime(g[2].as_str().unwrap()),
+                        Some(*stop),
+                        "{case}"
+                    );
+                    match (g[0].as_f64(), value.as_f64()) {
+                        (Some(a), Some(b)) => assert!(
+                            (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                            "{case}: {a} is not {b}"
+                        ),
+                        _ => assert_eq!(&g[0], value, "{case}"),
+                    }
+                }
+            }
+        }
+    }
+    // distinctCount reads the instances; a type query pages and counts.
+    let body: serde_json::Value = http
+        .get(format!(
+            "{broker}/temporal/entities?type=Sensor&options=aggregatedValues\
+             &aggrMethods=distinctCount&aggrPeriodDuration=P1D&timerel=after&timeAt={}&count=true",
+            fmt(t0)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let want = expected_aggregation(&status, t0, i64::MAX, Some(t0), 24 * h, "distinctCount");
+    let got = body[0]["status"]["distinctCount"].as_array().unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, (v, _, _)) in got.iter().zip(&want) {
+        assert_eq!(&g[0], v);
+    }
+    // Forgetting an attribute's history forgets its sums.
+    let r = http
+        .delete(format!(
+            "{broker}/temporal/entities/urn:ngsi-ld:Sensor:1/attrs/temperature"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let body: serde_json::Value = http
+        .get(format!(
+            "{broker}/temporal/entities/urn:ngsi-ld:Sensor:1?options=aggregatedValues\
+             &aggrMethods=totalCount&aggrPeriodDuration=P1D"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("temperature").is_none(), "{body}");
+    assert!(body.get("status").is_some(), "{body}");
+}
+
 civic_store::backend_tests!(
+    temporal_aggregations_agree_with_the_instances,
     periodic_subscriptions_send_what_they_select,
     closed_tenants_answer_only_the_callers_the_policy_lets_in,
     sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt,

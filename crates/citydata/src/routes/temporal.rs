@@ -5,7 +5,8 @@ use super::{
 };
 use crate::problem::{NgsiError, Result};
 use crate::query::TypeExpr;
-use crate::temporal::{parse_duration, render, Interval, TemporalRender, METHODS};
+use crate::store::EntityStore;
+use crate::temporal::{parse_duration, Interval, TemporalRender, METHODS};
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -85,10 +86,11 @@ pub async fn retrieve(
     let attrs: Option<Vec<String>> = p
         .list("attrs")
         .map(|l| l.iter().map(|n| ctx.expand(n)).collect());
-    let (types, rows) = c
-        .temporal_entity(&tenant(&headers), &id, attrs.as_deref(), r.interval)
+    let t = tenant(&headers);
+    let types = c.temporal_types(&t, &id).await?;
+    let body = c
+        .temporal_render(&t, &id, &types, attrs.as_deref(), &ctx, &r)
         .await?;
-    let body = render(&id, &types, &rows, &ctx, &r);
     Ok(answer(StatusCode::OK, a, &ctx, Value::Object(body)))
 }
 
@@ -180,17 +182,21 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
                 _ => continue,
             }
         }
-        let (types, rows) = c
-            .temporal_entity(&t, &id, attrs.as_deref(), r.interval)
-            .await?;
-        if rows.iter().all(|row| row.attr.is_empty())
-            && (attrs.is_some() || r.interval != Interval::ALL)
+        if (attrs.is_some() || r.interval != Interval::ALL)
+            && !c
+                .store
+                .history_exists(&t, &id, attrs.as_deref(), r.interval.from, r.interval.until)
+                .await
+                .map_err(NgsiError::from)?
         {
             continue;
         }
         count += 1;
         if count > offset && out.len() < limit {
-            out.push(Value::Object(render(&id, &types, &rows, &ctx, &r)));
+            let body = c
+                .temporal_render(&t, &id, &entity_types, attrs.as_deref(), &ctx, &r)
+                .await?;
+            out.push(Value::Object(body));
         }
     }
     let mut resp = answer(StatusCode::OK, a, &ctx, Value::Array(out));
@@ -231,7 +237,7 @@ pub async fn append(
     Params::parse(q.as_deref(), &["local"])?;
     let (mut value, ctx, _) = body_context(&c, &headers, &body, false).await?;
     let t = tenant(&headers);
-    let (types, _) = c.temporal_entity(&t, &id, None, Interval::ALL).await?;
+    let types = c.temporal_types(&t, &id).await?;
     if let Some(o) = value.as_object_mut() {
         o.insert("id".into(), id.clone().into());
         o.insert(

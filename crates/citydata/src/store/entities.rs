@@ -10,7 +10,7 @@ pub struct StoredEntity {
 }
 
 /// One recorded attribute instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow {
     pub tenant: String,
     pub entity_id: String,
@@ -23,6 +23,58 @@ pub struct HistoryRow {
     pub instance: String,
     /// When it was written (milliseconds), for the retention.
     pub recorded_at: i64,
+    /// Its value, if a Property's value is a number (what aggregations
+    /// sum).
+    pub num: Option<f64>,
+}
+
+/// The span of the history's rollups: an hour (milliseconds). Every
+/// recorded instance is summed into its attribute's hour (`Stats`), in
+/// the transaction that records it, so that aggregations over whole
+/// hours read one row an hour instead of every instance.
+pub const ROLLUP_MS: i64 = 3_600_000;
+
+/// What aggregations need of a span of one attribute's instances: how
+/// many there are, how many are numbers, and the numbers' sums and
+/// bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    pub n: i64,
+    pub nn: i64,
+    pub sum: f64,
+    pub sumsq: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Stats {
+    /// One instance's part.
+    pub fn of(num: Option<f64>) -> Stats {
+        Stats {
+            n: 1,
+            nn: num.is_some() as i64,
+            sum: num.unwrap_or(0.0),
+            sumsq: num.map_or(0.0, |x| x * x),
+            min: num,
+            max: num,
+        }
+    }
+
+    /// Adds another span's.
+    pub fn add(&mut self, o: &Stats) {
+        self.n += o.n;
+        self.nn += o.nn;
+        self.sum += o.sum;
+        self.sumsq += o.sumsq;
+        self.min = match (self.min, o.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, o.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 civic_store::store_trait! {
@@ -44,6 +96,24 @@ pub trait EntityStore {
     fn prune_history(&self, before: i64) -> crate::store::Result<u64>;
     /// Forgets an entity's history (of one attribute, if given); how many rows.
     fn delete_history(&self, tenant: &str, entity_id: &str, attr: Option<&str>) -> crate::store::Result<u64>;
+    /// Whether an entity has recorded instances (of `attrs` if given)
+    /// with `from <= at < until`.
+    fn history_exists(&self, tenant: &str, entity_id: &str, attrs: Option<&[String]>, from: i64, until: i64) -> crate::store::Result<bool>;
+    /// An attribute's (or, without one, any attribute's) first (or, if
+    /// `last`, last) recorded instance with `from <= at < until`.
+    fn history_edge(&self, tenant: &str, entity_id: &str, attr: Option<&str>, from: i64, until: i64, last: bool) -> crate::store::Result<Option<crate::store::HistoryRow>>;
+    /// The attributes of an entity with recorded instances, by name.
+    fn history_attrs(&self, tenant: &str, entity_id: &str) -> crate::store::Result<Vec<String>>;
+    /// An attribute's rollups: (hour, its stats) for the hours (`at`
+    /// divided by `ROLLUP_MS`, rounded down) `from_hour <= hour < until_hour`, in order.
+    fn rollups(&self, tenant: &str, entity_id: &str, attr: &str, from_hour: i64, until_hour: i64) -> crate::store::Result<Vec<(i64, crate::store::Stats)>>;
+    /// An attribute's instances with `from <= at < until` (and `origin <= at`)
+    /// summed per bucket of `(origin, period)`: (`(at - origin) / period`,
+    /// its stats), in order.
+    fn history_buckets(&self, tenant: &str, entity_id: &str, attr: &str, from: i64, until: i64, buckets: (i64, i64)) -> crate::store::Result<Vec<(i64, crate::store::Stats)>>;
+    /// Sums history recorded before rollups existed (migration 6) into
+    /// them, once; how many rows.
+    fn rebuild_rollups(&self) -> crate::store::Result<u64>;
 }
 }
 
@@ -83,4 +153,12 @@ pub trait TenantStore {
     /// Creates or replaces a tenant's settings.
     fn put_tenant(&self, name: &str, doc: &str, audit: civic_core::audit::AuditEntry) -> crate::store::Result<()>;
 }
+}
+
+/// A recorded instance's number: a Property's value, when it is one.
+pub fn number_of(instance: &serde_json::Map<String, serde_json::Value>) -> Option<f64> {
+    match instance.get("type").and_then(serde_json::Value::as_str) {
+        None | Some("Property") => instance.get("value")?.as_f64(),
+        Some(_) => None,
+    }
 }

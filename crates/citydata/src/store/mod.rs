@@ -12,12 +12,16 @@ mod schema;
 mod sqlite;
 
 pub use civic_store::{Result, StoreError};
+pub use entities::number_of;
 pub use entities::{
-    EntityStore, HistoryRow, RegistrationStore, StoredEntity, SubscriptionStore, TenantStore,
+    EntityStore, HistoryRow, RegistrationStore, Stats, StoredEntity, SubscriptionStore,
+    TenantStore, ROLLUP_MS,
 };
 pub use schema::MIGRATIONS;
 
 /// Creates or updates the application's tables; safe at every start.
 pub async fn migrate(store: &civic_store::Store) -> Result<()> {
-    store.migrate_application(&MIGRATIONS).await
+    store.migrate_application(&MIGRATIONS).await?;
+    EntityStore::rebuild_rollups(store).await?;
+    Ok(())
 }

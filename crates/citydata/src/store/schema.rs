@@ -70,8 +70,34 @@ CREATE TABLE IF NOT EXISTS ngsi_tenants (
 );
 "#;
 
+/// Aggregations without reading every instance: each recorded instance's
+/// number (`num`, when its value is one) and, per attribute and hour
+/// (`crate::store::ROLLUP_MS`), the count, sums and bounds of its
+/// instances, kept in the transaction that records them. `recorded_min`
+/// and `recorded_max` tell the retention which hours it empties and
+/// which it must sum again.
+const V6: &str = r#"
+ALTER TABLE ngsi_history ADD COLUMN num DOUBLE PRECISION;
+CREATE TABLE IF NOT EXISTS ngsi_rollups (
+    tenant TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    attr TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    n BIGINT NOT NULL,
+    nn BIGINT NOT NULL,
+    sum DOUBLE PRECISION NOT NULL,
+    sumsq DOUBLE PRECISION NOT NULL,
+    min DOUBLE PRECISION,
+    max DOUBLE PRECISION,
+    recorded_min BIGINT NOT NULL,
+    recorded_max BIGINT NOT NULL,
+    PRIMARY KEY (tenant, entity_id, attr, hour)
+);
+CREATE INDEX IF NOT EXISTS ngsi_rollups_by_recording ON ngsi_rollups(recorded_min);
+"#;
+
 /// City data's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "citydata",
-    versions: &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)],
+    versions: &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)],
 };

@@ -36,8 +36,8 @@ impl crate::store::EntityStore for Engine {
         let mut tx = self.begin().await?;
         for h in history {
             sqlx::query(
-                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&h.tenant)
             .bind(&h.entity_id)
@@ -46,9 +46,11 @@ impl crate::store::EntityStore for Engine {
             .bind(h.at)
             .bind(&h.instance)
             .bind(h.recorded_at)
+            .bind(h.num)
             .execute(&mut *tx)
             .await?;
         }
+        add_rollups(&mut tx, history).await?;
         for e in put {
             sqlx::query(
                 "INSERT INTO ngsi_entities (tenant, id, seq, doc) VALUES ($1, $2, $3, $4) \
@@ -74,6 +76,11 @@ impl crate::store::EntityStore for Engine {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM ngsi_rollups WHERE tenant = $1 AND entity_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -88,7 +95,7 @@ impl crate::store::EntityStore for Engine {
         until: i64,
     ) -> Result<Vec<HistoryRow>> {
         let mut sql = String::from(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at FROM ngsi_history \
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4",
         );
         if let Some(attrs) = attrs {
@@ -125,13 +132,39 @@ impl crate::store::EntityStore for Engine {
     }
 
     async fn prune_history(&self, before: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM ngsi_history WHERE recorded_at < $1")
-                .bind(before)
-                .execute(self.writes())
-                .await?
-                .rows_affected(),
+        let mut tx = self.begin().await?;
+        let gone = sqlx::query("DELETE FROM ngsi_history WHERE recorded_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Hours wholly recorded before go; hours recorded partly before
+        // are summed again from what is left of them.
+        sqlx::query("DELETE FROM ngsi_rollups WHERE recorded_max < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        let partly: Vec<(String, String, String, i64)> = sqlx::query(
+            "SELECT tenant, entity_id, attr, hour FROM ngsi_rollups WHERE recorded_min < $1",
         )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("tenant")?,
+                r.try_get("entity_id")?,
+                r.try_get("attr")?,
+                r.try_get("hour")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+        for (tenant, entity_id, attr, hour) in partly {
+            resum_hour(&mut tx, &tenant, &entity_id, &attr, hour).await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 
     async fn delete_history(
@@ -140,19 +173,307 @@ impl crate::store::EntityStore for Engine {
         entity_id: &str,
         attr: Option<&str>,
     ) -> Result<u64> {
-        let q = match attr {
-            Some(a) => sqlx::query(
-                "DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2 AND attr = $3",
-            )
+        let mut tx = self.begin().await?;
+        let mut gone = 0;
+        for table in ["ngsi_history", "ngsi_rollups"] {
+            let (sql, attr) = match attr {
+                Some(a) => (
+                    format!(
+                        "DELETE FROM {table} WHERE tenant = $1 AND entity_id = $2 AND attr = $3"
+                    ),
+                    Some(a.to_owned()),
+                ),
+                None => (
+                    format!("DELETE FROM {table} WHERE tenant = $1 AND entity_id = $2"),
+                    None,
+                ),
+            };
+            let mut q = sqlx::query(&sql).bind(tenant).bind(entity_id);
+            if let Some(a) = attr {
+                q = q.bind(a);
+            }
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            if table == "ngsi_history" {
+                gone = n;
+            }
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    async fn history_exists(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attrs: Option<&[String]>,
+        from: i64,
+        until: i64,
+    ) -> Result<bool> {
+        let mut sql = String::from(
+            "SELECT 1 AS one FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4 AND attr <> ''",
+        );
+        if let Some(attrs) = attrs {
+            let marks: Vec<String> = (0..attrs.len()).map(|i| format!("${}", i + 5)).collect();
+            sql.push_str(&format!(" AND attr IN ({})", marks.join(", ")));
+        }
+        sql.push_str(" LIMIT 1");
+        let mut q = sqlx::query(&sql)
             .bind(tenant)
             .bind(entity_id)
-            .bind(a.to_owned()),
-            None => sqlx::query("DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2")
-                .bind(tenant)
-                .bind(entity_id),
-        };
-        Ok(q.execute(self.writes()).await?.rows_affected())
+            .bind(from)
+            .bind(until);
+        for a in attrs.unwrap_or_default() {
+            q = q.bind(a);
+        }
+        Ok(q.fetch_optional(self.reads()).await?.is_some())
     }
+
+    async fn history_edge(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attr: Option<&str>,
+        from: i64,
+        until: i64,
+        last: bool,
+    ) -> Result<Option<HistoryRow>> {
+        let order = if last { "DESC" } else { "ASC" };
+        sqlx::query(&format!(
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND ($3 = '' OR attr = $3) AND at >= $4 AND at < $5 \
+             ORDER BY at {order} LIMIT 1"
+        ))
+        .bind(tenant)
+        .bind(entity_id)
+        .bind(attr.unwrap_or_default().to_owned())
+        .bind(from)
+        .bind(until)
+        .fetch_optional(self.reads())
+        .await?
+        .as_ref()
+        .map(history_from)
+        .transpose()
+    }
+
+    async fn history_attrs(&self, tenant: &str, entity_id: &str) -> Result<Vec<String>> {
+        sqlx::query(
+            "SELECT DISTINCT attr FROM ngsi_rollups WHERE tenant = $1 AND entity_id = $2 ORDER BY attr",
+        )
+        .bind(tenant)
+        .bind(entity_id)
+        .fetch_all(self.reads())
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("attr")?))
+        .collect()
+    }
+
+    async fn rollups(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attr: &str,
+        from_hour: i64,
+        until_hour: i64,
+    ) -> Result<Vec<(i64, Stats)>> {
+        sqlx::query(
+            "SELECT hour AS k, n, nn, sum, sumsq, min, max FROM ngsi_rollups \
+             WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND hour >= $4 AND hour < $5 \
+             ORDER BY hour",
+        )
+        .bind(tenant)
+        .bind(entity_id)
+        .bind(attr)
+        .bind(from_hour)
+        .bind(until_hour)
+        .fetch_all(self.reads())
+        .await?
+        .iter()
+        .map(stats_from)
+        .collect()
+    }
+
+    async fn history_buckets(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attr: &str,
+        from: i64,
+        until: i64,
+        (origin, period): (i64, i64),
+    ) -> Result<Vec<(i64, Stats)>> {
+        sqlx::query(&format!(
+            "SELECT (at - $4) / $5 AS k, {STATS} FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND at >= $6 AND at < $7 \
+             GROUP BY (at - $4) / $5 ORDER BY k"
+        ))
+        .bind(tenant)
+        .bind(entity_id)
+        .bind(attr)
+        .bind(origin)
+        .bind(period.max(1))
+        .bind(from.max(origin))
+        .bind(until)
+        .fetch_all(self.reads())
+        .await?
+        .iter()
+        .map(stats_from)
+        .collect()
+    }
+
+    async fn rebuild_rollups(&self) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let needed = sqlx::query(
+            "SELECT 1 AS one FROM ngsi_history WHERE attr <> '' \
+             AND NOT EXISTS (SELECT 1 FROM ngsi_rollups) LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if !needed {
+            return Ok(0);
+        }
+        let mut rows: Vec<HistoryRow> = sqlx::query(
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num \
+             FROM ngsi_history WHERE attr <> ''",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(history_from)
+        .collect::<Result<_>>()?;
+        for h in &mut rows {
+            h.num = serde_json::from_str::<serde_json::Value>(&h.instance)
+                .ok()
+                .and_then(|v| crate::store::entities::number_of(v.as_object()?));
+            if h.num.is_some() {
+                sqlx::query(
+                    "UPDATE ngsi_history SET num = $1 WHERE tenant = $2 AND entity_id = $3 \
+                     AND attr = $4 AND at = $5 AND instance = $6",
+                )
+                .bind(h.num)
+                .bind(&h.tenant)
+                .bind(&h.entity_id)
+                .bind(&h.attr)
+                .bind(h.at)
+                .bind(&h.instance)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        add_rollups(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+}
+
+/// The stats columns of a span of `ngsi_history`.
+const STATS: &str = "COUNT(*) AS n, COUNT(num) AS nn, COALESCE(SUM(num), 0.0) AS sum, \
+     COALESCE(SUM(num * num), 0.0) AS sumsq, MIN(num) AS min, MAX(num) AS max";
+
+fn stats_from(row: &DbRow) -> Result<(i64, Stats)> {
+    Ok((
+        row.try_get("k")?,
+        Stats {
+            n: row.try_get("n")?,
+            nn: row.try_get("nn")?,
+            sum: row.try_get("sum")?,
+            sumsq: row.try_get("sumsq")?,
+            min: row.try_get("min")?,
+            max: row.try_get("max")?,
+        },
+    ))
+}
+
+type Tx = sqlx::Transaction<'static, Db>;
+
+/// Sums recorded rows into their hours' rollups.
+async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
+    // (tenant, entity, attribute, hour) → its stats, first and last recording.
+    type Hour<'a> = (&'a str, &'a str, &'a str, i64);
+    let mut hours: std::collections::BTreeMap<Hour, (Stats, i64, i64)> =
+        std::collections::BTreeMap::new();
+    for h in rows.iter().filter(|h| !h.attr.is_empty()) {
+        let key = (
+            h.tenant.as_str(),
+            h.entity_id.as_str(),
+            h.attr.as_str(),
+            h.at.div_euclid(ROLLUP_MS),
+        );
+        let e = hours
+            .entry(key)
+            .or_insert((Stats::default(), h.recorded_at, h.recorded_at));
+        e.0.add(&Stats::of(h.num));
+        e.1 = e.1.min(h.recorded_at);
+        e.2 = e.2.max(h.recorded_at);
+    }
+    for ((tenant, entity_id, attr, hour), (s, rmin, rmax)) in hours {
+        sqlx::query(
+            "INSERT INTO ngsi_rollups (tenant, entity_id, attr, hour, n, nn, sum, sumsq, min, max, \
+             recorded_min, recorded_max) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (tenant, entity_id, attr, hour) DO UPDATE SET \
+             n = ngsi_rollups.n + excluded.n, nn = ngsi_rollups.nn + excluded.nn, \
+             sum = ngsi_rollups.sum + excluded.sum, sumsq = ngsi_rollups.sumsq + excluded.sumsq, \
+             min = CASE WHEN ngsi_rollups.min IS NULL OR excluded.min < ngsi_rollups.min \
+                   THEN excluded.min ELSE ngsi_rollups.min END, \
+             max = CASE WHEN ngsi_rollups.max IS NULL OR excluded.max > ngsi_rollups.max \
+                   THEN excluded.max ELSE ngsi_rollups.max END, \
+             recorded_min = CASE WHEN excluded.recorded_min < ngsi_rollups.recorded_min \
+                   THEN excluded.recorded_min ELSE ngsi_rollups.recorded_min END, \
+             recorded_max = CASE WHEN excluded.recorded_max > ngsi_rollups.recorded_max \
+                   THEN excluded.recorded_max ELSE ngsi_rollups.recorded_max END",
+        )
+        .bind(tenant)
+        .bind(entity_id)
+        .bind(attr)
+        .bind(hour)
+        .bind(s.n)
+        .bind(s.nn)
+        .bind(s.sum)
+        .bind(s.sumsq)
+        .bind(s.min)
+        .bind(s.max)
+        .bind(rmin)
+        .bind(rmax)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sums an hour's rollup again from its rows (or drops it if none is left).
+async fn resum_hour(
+    tx: &mut Tx,
+    tenant: &str,
+    entity_id: &str,
+    attr: &str,
+    hour: i64,
+) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM ngsi_rollups WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND hour = $4",
+    )
+    .bind(tenant)
+    .bind(entity_id)
+    .bind(attr)
+    .bind(hour)
+    .execute(&mut **tx)
+    .await?;
+    let rows: Vec<HistoryRow> = sqlx::query(
+        "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+         WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND at >= $4 AND at < $5",
+    )
+    .bind(tenant)
+    .bind(entity_id)
+    .bind(attr)
+    .bind(hour * ROLLUP_MS)
+    .bind((hour + 1) * ROLLUP_MS)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(history_from)
+    .collect::<Result<_>>()?;
+    add_rollups(tx, &rows).await
 }
 
 fn history_from(row: &DbRow) -> Result<HistoryRow> {
@@ -164,6 +485,7 @@ fn history_from(row: &DbRow) -> Result<HistoryRow> {
         at: row.try_get("at")?,
         instance: row.try_get("instance")?,
         recorded_at: row.try_get("recorded_at")?,
+        num: row.try_get("num")?,
     })
 }
 
