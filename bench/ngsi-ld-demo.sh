@@ -1,4 +1,4 @@
-# Sourced by bench/ngsi-ld.sh and bench/ngsi-ld-load.sh: builds the
+# Sourced by bench/ngsi-ld.sh, bench/ngsi-ld-load.sh and bench/ngsi-ld-temporal.sh: builds the
 # release `civic` unless CIVIC_BIN names one, and starts `civic demo` on
 # a free port in a fresh directory, on SQLite or on a fresh PostgreSQL
 # database ($backend, $db_name); sets $port, $dir, $demo_pid, and stops

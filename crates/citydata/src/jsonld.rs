@@ -270,11 +270,38 @@ pub struct Cached {
     pub local_id: String,
     pub document: Arc<Value>,
     pub created_at: i64,
-    /// Hosted (given to the broker through `/jsonldContexts`) rather than
-    /// fetched; hosted contexts are never refetched nor evicted.
-    pub hosted: bool,
+    /// Fetched, given, or made by the broker.
+    pub kind: ContextKind,
     pub hits: u64,
     pub last_usage: i64,
+}
+
+/// Where a stored context came from (CIM 009 §5.13.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKind {
+    /// Fetched from its URL; refetched on `reload`.
+    Cached,
+    /// Given to the broker through `POST /jsonldContexts`; never
+    /// refetched nor evicted.
+    Hosted,
+    /// Made by the broker for a subscription whose `@context` is not a
+    /// single URL, so that it has one (its `jsonldContext`).
+    ImplicitlyCreated,
+}
+
+impl ContextKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextKind::Cached => "Cached",
+            ContextKind::Hosted => "Hosted",
+            ContextKind::ImplicitlyCreated => "ImplicitlyCreated",
+        }
+    }
+
+    /// Whether it has a URL elsewhere to fetch it again from.
+    pub fn fetched(self) -> bool {
+        self == ContextKind::Cached
+    }
 }
 
 /// Resolves request contexts: built-in core, fetched and cached user
@@ -469,7 +496,7 @@ impl Contexts {
                 local_id: local_id(url),
                 document: doc.clone(),
                 created_at: now,
-                hosted: false,
+                kind: ContextKind::Cached,
                 hits: 1,
                 last_usage: now,
             },
@@ -477,9 +504,9 @@ impl Contexts {
         Ok(doc)
     }
 
-    /// Keeps a context given by a user (`POST /jsonldContexts`) under its
-    /// local id and a URL of the broker.
-    pub fn host(&self, id: String, url: String, document: Value) {
+    /// Keeps a context given by a user (`POST /jsonldContexts`) or made
+    /// by the broker under its local id and a URL of the broker.
+    pub fn host(&self, id: String, url: String, document: Value, kind: ContextKind) {
         let now = now_ms();
         self.documents.lock().expect("not poisoned").insert(
             url.clone(),
@@ -488,7 +515,7 @@ impl Contexts {
                 local_id: id.clone(),
                 document: Arc::new(document),
                 created_at: now,
-                hosted: true,
+                kind,
                 hits: 0,
                 last_usage: now,
             },

@@ -78,6 +78,7 @@ impl CityData {
                 for (tenant, doc) in self.store.load_subscriptions().await? {
                     match serde_json::from_str::<Subscription>(&doc) {
                         Ok(s) => {
+                            self.host_implicit_context(&s);
                             all.entry(tenant).or_default().insert(s.id.clone(), s);
                         }
                         Err(_) => tracing::error!(
@@ -92,6 +93,39 @@ impl CityData {
 
     fn audit(action: &str, tenant: &str, id: &str) -> AuditEntry {
         crate::tenancy::audit_entry(action, &format!("ngsi-subscription:{tenant}/{id}"))
+    }
+
+    /// What a subscription's notifications are compacted with (its
+    /// `jsonldContext`, if the subscriber named one); `ctx`, its own
+    /// resolved, if that does not resolve.
+    async fn compaction_context(&self, sub: &Subscription, ctx: Arc<Context>) -> Arc<Context> {
+        let wanted = sub.notification_context();
+        if *wanted == sub.context {
+            return ctx;
+        }
+        self.broker
+            .contexts
+            .resolve(Some(wanted))
+            .await
+            .unwrap_or(ctx)
+    }
+
+    /// Keeps the @context made for a subscription (on creation, and again
+    /// at start: the stored contexts live in memory).
+    fn host_implicit_context(&self, sub: &Subscription) {
+        let Some(url) = &sub.implicit_context else {
+            return;
+        };
+        if self.broker.contexts.find(url).is_some() {
+            return;
+        }
+        let id = url.rsplit('/').next().unwrap_or_default().to_owned();
+        self.broker.contexts.host(
+            id,
+            url.clone(),
+            serde_json::json!({ "@context": sub.context }),
+            crate::jsonld::ContextKind::ImplicitlyCreated,
+        );
     }
 
     async fn persist(&self, tenant: &str, s: &Subscription, action: &str) -> Result<()> {
@@ -141,7 +175,24 @@ impl CityData {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(crate::subscription::new_id);
-        Ok(Subscription::new(id, doc, ctx.original.clone(), now_ms()))
+        let mut doc = doc;
+        // A compound @context gets a URL of the broker's (§5.8.1: the
+        // subscription's jsonldContext), unless the subscriber named one.
+        let implicit = (!doc.contains_key("jsonldContext")
+            && crate::subscription::is_compound(&ctx.original))
+        .then(|| {
+            format!(
+                "{}/ngsi-ld/v1/jsonldContexts/{}",
+                self.public_url(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
+        if let Some(url) = &implicit {
+            doc.insert("jsonldContext".into(), url.clone().into());
+        }
+        let mut sub = Subscription::new(id, doc, ctx.original.clone(), now_ms());
+        sub.implicit_context = implicit;
+        Ok(sub)
     }
 
     /// Creates a subscription; its id.
@@ -161,6 +212,7 @@ impl CityData {
         }
         self.persist(tenant, &sub, "citydata.subscription.create")
             .await?;
+        self.host_implicit_context(&sub);
         of_tenant.insert(id.clone(), sub);
         Ok(id)
     }
@@ -255,8 +307,10 @@ impl CityData {
                 Self::audit("citydata.subscription.delete", tenant, id),
             )
             .await?;
-        if let Some(t) = all.get_mut(tenant) {
-            t.remove(id);
+        if let Some(gone) = all.get_mut(tenant).and_then(|t| t.remove(id)) {
+            if let Some(url) = gone.implicit_context {
+                self.broker.contexts.forget(&url);
+            }
         }
         Ok(())
     }
@@ -339,10 +393,7 @@ impl CityData {
         if selected.is_empty() {
             return Ok(());
         }
-        let ctx = match sub.doc.get("jsonldContext") {
-            Some(url) => self.broker.contexts.resolve(Some(url)).await.unwrap_or(ctx),
-            None => ctx,
-        };
+        let ctx = self.compaction_context(&sub, ctx).await;
         let data: Vec<Value> = selected
             .into_iter()
             .map(|e| {
@@ -416,12 +467,7 @@ impl CityData {
                 .first()
                 .map(|(_, t)| t.name())
                 .or(whole.map(|w| w.name()));
-            // A subscription's jsonldContext, if it names one, is what
-            // its notifications are compacted with.
-            let ctx = match sub.doc.get("jsonldContext") {
-                Some(url) => self.broker.contexts.resolve(Some(url)).await.unwrap_or(ctx),
-                None => ctx,
-            };
+            let ctx = self.compaction_context(&sub, ctx).await;
             let body = self.notification_of(&sub, change, &attrs, whole, &ctx, trigger, now);
             // Throttling counts from the decision; the delivery goes in
             // the subscription's own queue.

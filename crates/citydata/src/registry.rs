@@ -384,8 +384,11 @@ impl CityData {
 
     /// The context a subscription's notifications are written in.
     async fn notification_context(&self, sub: &Subscription) -> Option<Arc<Context>> {
-        let url = sub.doc.get("jsonldContext").unwrap_or(&sub.context);
-        self.broker.contexts.resolve(Some(url)).await.ok()
+        self.broker
+            .contexts
+            .resolve(Some(sub.notification_context()))
+            .await
+            .ok()
     }
 
     async fn send_csource(

@@ -35,6 +35,21 @@ pub struct Subscription {
     pub last_failure: Option<i64>,
     pub created_at: i64,
     pub modified_at: i64,
+    /// The URL of the @context the broker made for it (kind
+    /// `ImplicitlyCreated`) when its own `@context` is not one URL: its
+    /// `jsonldContext`, the document `{"@context": context}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implicit_context: Option<String>,
+}
+
+/// Whether an `@context` is more than one URL (a list of several, or
+/// one with a context written inline), which a `Link` header cannot name.
+pub fn is_compound(context: &Value) -> bool {
+    match context {
+        Value::Array(a) => a.len() > 1 || a.iter().any(|c| !c.is_string()),
+        Value::Object(_) => true,
+        _ => false,
+    }
 }
 
 /// What a change does to an entity, for the triggers.
@@ -414,6 +429,17 @@ impl Subscription {
             last_failure: None,
             created_at: now,
             modified_at: now,
+            implicit_context: None,
+        }
+    }
+
+    /// The `@context` notifications are compacted with: the one named
+    /// by `jsonldContext` if the subscriber gave one, else its own (the
+    /// context made for it holds no more than its own).
+    pub fn notification_context(&self) -> &Value {
+        match self.doc.get("jsonldContext") {
+            Some(url) if self.implicit_context.is_none() => url,
+            _ => &self.context,
         }
     }
 
@@ -445,6 +471,9 @@ impl Subscription {
 
     /// The URL of its @context, for a `Link` header and `jsonldContext`.
     pub fn context_url(&self) -> String {
+        if let Some(url) = &self.implicit_context {
+            return url.clone();
+        }
         match &self.context {
             Value::String(s) => s.clone(),
             Value::Array(a) if a.len() == 1 && a[0].is_string() => {

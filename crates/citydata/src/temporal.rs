@@ -367,18 +367,25 @@ async fn aggregate_from_sums(
     else {
         return Ok(Some(None));
     };
-    let Some(last) = store
-        .history_edge(tenant, id, Some(attr), iv.from, iv.until, true)
-        .await?
-    else {
-        return Ok(Some(None));
+    // The last instance bounds the buckets only without a period and an
+    // end; otherwise the interval's end will do.
+    let last = if period <= 0 && iv.until == i64::MAX {
+        match store
+            .history_edge(tenant, id, Some(attr), iv.from, iv.until, true)
+            .await?
+        {
+            Some(last) => last.at,
+            None => return Ok(Some(None)),
+        }
+    } else {
+        i64::MAX - 1
     };
     let kind = serde_json::from_str::<Value>(&first.instance)
         .ok()
         .and_then(|i| i.get("type").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "Property".into());
-    let (origin, period) = buckets(r, period, first.at, last.at);
-    let (lo, hi) = (iv.from.max(origin), iv.until.min(last.at + 1));
+    let (origin, period) = buckets(r, period, first.at, last);
+    let (lo, hi) = (iv.from.max(origin), iv.until.min(last + 1));
     // Whole hours within [lo, hi); the rest is read instance by instance.
     let h_lo = lo.div_euclid(ROLLUP_MS) + i64::from(lo.rem_euclid(ROLLUP_MS) != 0);
     let h_hi = hi.div_euclid(ROLLUP_MS);
@@ -511,10 +518,11 @@ impl CityData {
             return Ok(render(id, types, &rows, ctx, r));
         };
         let mut out = render(id, types, &[], ctx, r);
-        for attr in self.store.history_attrs(tenant, id).await? {
-            if attrs.is_some_and(|a| !a.contains(&attr)) {
-                continue;
-            }
+        let names = match attrs {
+            Some(a) => a.to_vec(),
+            None => self.store.history_attrs(tenant, id).await?,
+        };
+        for attr in names {
             match aggregate_from_sums(self, tenant, id, &attr, methods, *period, r).await? {
                 Some(Some(v)) => {
                     out.insert(ctx.compact(&attr), v);

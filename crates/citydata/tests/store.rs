@@ -278,6 +278,9 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
     old.num = None;
     s.write_entities(&[], &[], &[old]).await.unwrap();
     db.execute_raw("DELETE FROM ngsi_rollups").await.unwrap();
+    db.execute_raw("DELETE FROM ngsi_history_entities")
+        .await
+        .unwrap();
     db.execute_raw("UPDATE ngsi_history SET num = NULL")
         .await
         .unwrap();
@@ -286,6 +289,10 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
     assert_eq!(sums.len(), 1);
     assert_eq!((sums[0].1.n, sums[0].1.nn, sums[0].1.sum), (1, 1, 3.0));
     assert_eq!(s.rebuild_rollups().await.unwrap(), 0, "only once");
+    assert_eq!(
+        s.history_entities("city").await.unwrap(),
+        vec![("urn:s".to_owned(), "[\"Sensor\"]".to_owned())]
+    );
 }
 
 civic_store::backend_tests!(

@@ -1290,7 +1290,109 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
     assert!(body.get("status").is_some(), "{body}");
 }
 
+/// A subscription made in a compound @context gets a URL of the broker's
+/// for it (an ImplicitlyCreated @context, CIM 009 §5.8.1, §5.13), shown
+/// as its jsonldContext and served; it goes with the subscription.
+async fn compound_contexts_of_subscriptions_get_a_url(db: TestDb) {
+    let app = spawn_app_with(db, |c| {
+        c.city_implicit_tenants = true;
+        c.city_egress_private = true;
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let context = json!([{"speed": "https://example.org/speed"},
+        "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]);
+    let r = http
+        .post(format!("{broker}/subscriptions"))
+        .header("content-type", "application/ld+json")
+        .body(
+            json!({"type": "Subscription", "entities": [{"type": "Vehicle"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+            "@context": context})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let sub: serde_json::Value = http
+        .get(format!("{}{location}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = sub["jsonldContext"]
+        .as_str()
+        .expect("a jsonldContext")
+        .to_owned();
+    let local_id = url.rsplit('/').next().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{broker}/jsonldContexts/")),
+        "{url}"
+    );
+    let listed: serde_json::Value = http
+        .get(format!(
+            "{broker}/jsonldContexts?kind=ImplicitlyCreated&details=true"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["URL"], url.as_str());
+    assert_eq!(listed[0]["kind"], "ImplicitlyCreated");
+    let served: serde_json::Value = http
+        .get(format!("{broker}/jsonldContexts/{local_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, json!({"@context": context}));
+    // It has no other URL to be reloaded from.
+    let r = http
+        .delete(format!("{broker}/jsonldContexts/{local_id}?reload=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A single URL needs none.
+    let r = http
+        .post(format!("{broker}/subscriptions"))
+        .header("content-type", "application/ld+json")
+        .body(
+            json!({"type": "Subscription", "entities": [{"type": "Vehicle"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+            "@context": ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .delete(format!("{}{location}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .get(format!("{broker}/jsonldContexts/{local_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "it goes with its subscription");
+}
+
 civic_store::backend_tests!(
+    compound_contexts_of_subscriptions_get_a_url,
     temporal_aggregations_agree_with_the_instances,
     periodic_subscriptions_send_what_they_select,
     closed_tenants_answer_only_the_callers_the_policy_lets_in,

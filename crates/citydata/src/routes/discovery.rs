@@ -3,7 +3,9 @@
 
 use super::{accept, answer, created, link_context, no_content, tenant, Accept, Answer, Params};
 use crate::entity::format_datetime;
-use crate::jsonld::{is_core_url, Context, CORE_CONTEXT_DOCUMENT, CORE_CONTEXT_URL};
+use crate::jsonld::{
+    is_core_url, Cached, Context, ContextKind, CORE_CONTEXT_DOCUMENT, CORE_CONTEXT_URL,
+};
 use crate::problem::NgsiError;
 use crate::CityData;
 use axum::body::Bytes;
@@ -188,7 +190,7 @@ pub async fn list_contexts(
         });
     }
     for cached in c.broker.contexts.list() {
-        let k = if cached.hosted { "Hosted" } else { "Cached" };
+        let k = cached.kind.name();
         if kind
             .as_deref()
             .is_some_and(|want| want != k.to_ascii_lowercase())
@@ -196,11 +198,7 @@ pub async fn list_contexts(
             continue;
         }
         out.push(if details {
-            json!({
-                "URL": cached.url, "localId": cached.local_id, "kind": k,
-                "createdAt": format_datetime(cached.created_at),
-                "lastUsage": format_datetime(cached.last_usage), "numberOfHits": cached.hits,
-            })
+            details_of(&cached)
         } else {
             Value::String(cached.url)
         });
@@ -235,7 +233,9 @@ pub async fn add_context(State(c): State<CityData>, headers: HeaderMap, body: By
     c.broker.contexts.resolve(Some(ctx)).await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let url = format!("{}/ngsi-ld/v1/jsonldContexts/{id}", c.public_url());
-    c.broker.contexts.host(id.clone(), url, doc);
+    c.broker
+        .contexts
+        .host(id.clone(), url, doc, ContextKind::Hosted);
     Ok(created(&format!("/jsonldContexts/{id}")))
 }
 
@@ -265,17 +265,28 @@ pub async fn serve_context(
         .ok_or_else(|| NgsiError::not_found(format!("there is no @context {id}")))?;
     c.broker.contexts.touch_url(&cached.url);
     let body = if details {
-        json!({
-            "URL": cached.url, "localId": cached.local_id, "kind": if cached.hosted { "Hosted" } else { "Cached" },
-            "createdAt": format_datetime(cached.created_at),
-            "lastUsage": format_datetime(cached.last_usage), "numberOfHits": cached.hits,
-        })
+        details_of(&cached)
     } else {
         (*cached.document).clone()
     };
     let mut r = answer(StatusCode::OK, Accept::Json, &Context::core(), body);
     r.headers_mut().remove(header::LINK);
     Ok(r)
+}
+
+/// A stored context's details (§5.13.3): its use is counted for the
+/// contexts the broker fetches or hosts; an implicitly created one is
+/// used only through its subscription, which is not counted.
+fn details_of(cached: &Cached) -> Value {
+    let mut d = json!({
+        "URL": cached.url, "localId": cached.local_id, "kind": cached.kind.name(),
+        "createdAt": format_datetime(cached.created_at),
+    });
+    if cached.kind != ContextKind::ImplicitlyCreated {
+        d["lastUsage"] = format_datetime(cached.last_usage).into();
+        d["numberOfHits"] = cached.hits.into();
+    }
+    d
 }
 
 pub async fn delete_context(
@@ -300,8 +311,12 @@ pub async fn delete_context(
             NgsiError::not_found(format!("there is no @context {id}"))
         }
     })?;
-    if reload && cached.hosted {
-        return Err(NgsiError::bad_data("a hosted @context cannot be reloaded").into());
+    if reload && !cached.kind.fetched() {
+        return Err(NgsiError::bad_data(format!(
+            "a {} @context has no URL to be reloaded from",
+            cached.kind.name()
+        ))
+        .into());
     }
     c.broker.contexts.forget(&id);
     if reload {

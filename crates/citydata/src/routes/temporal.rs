@@ -167,7 +167,7 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
         .transpose()?
         .unwrap_or(0);
     let t = tenant(&headers);
-    let mut out = Vec::new();
+    let mut page = Vec::new();
     let mut count = 0usize;
     for (id, entity_types) in c.temporal_ids(&t).await? {
         if types.as_ref().is_some_and(|te| !te.matches(&entity_types))
@@ -192,11 +192,29 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
             continue;
         }
         count += 1;
-        if count > offset && out.len() < limit {
-            let body = c
-                .temporal_render(&t, &id, &entity_types, attrs.as_deref(), &ctx, &r)
-                .await?;
-            out.push(Value::Object(body));
+        if count > offset && page.len() < limit {
+            page.push((id, entity_types));
+        }
+    }
+    // The page's entities are rendered a few at a time: each is a few
+    // reads of the store.
+    let mut out = Vec::with_capacity(page.len());
+    for chunk in page.chunks(4) {
+        let mut running = tokio::task::JoinSet::new();
+        for (i, (id, types)) in chunk.iter().cloned().enumerate() {
+            let (c, t, attrs, ctx, r) =
+                (c.clone(), t.clone(), attrs.clone(), ctx.clone(), r.clone());
+            running.spawn(async move {
+                let body = c
+                    .temporal_render(&t, &id, &types, attrs.as_deref(), &ctx, &r)
+                    .await;
+                (i, body)
+            });
+        }
+        let mut done: Vec<(usize, Result<_>)> = running.join_all().await;
+        done.sort_by_key(|(i, _)| *i);
+        for (_, body) in done {
+            out.push(Value::Object(body?));
         }
     }
     let mut resp = answer(StatusCode::OK, a, &ctx, Value::Array(out));

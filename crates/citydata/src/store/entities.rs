@@ -99,8 +99,8 @@ pub trait EntityStore {
     /// Whether an entity has recorded instances (of `attrs` if given)
     /// with `from <= at < until`.
     fn history_exists(&self, tenant: &str, entity_id: &str, attrs: Option<&[String]>, from: i64, until: i64) -> crate::store::Result<bool>;
-    /// An attribute's (or, without one, any attribute's) first (or, if
-    /// `last`, last) recorded instance with `from <= at < until`.
+    /// An attribute's first (or, if `last`, last) recorded instance with
+    /// `from <= at < until`; without an attribute, any one instance.
     fn history_edge(&self, tenant: &str, entity_id: &str, attr: Option<&str>, from: i64, until: i64, last: bool) -> crate::store::Result<Option<crate::store::HistoryRow>>;
     /// The attributes of an entity with recorded instances, by name.
     fn history_attrs(&self, tenant: &str, entity_id: &str) -> crate::store::Result<Vec<String>>;
@@ -112,7 +112,7 @@ pub trait EntityStore {
     /// its stats), in order.
     fn history_buckets(&self, tenant: &str, entity_id: &str, attr: &str, from: i64, until: i64, buckets: (i64, i64)) -> crate::store::Result<Vec<(i64, crate::store::Stats)>>;
     /// Sums history recorded before rollups existed (migration 6) into
-    /// them, once; how many rows.
+    /// them and lists its entities, once; how many rows.
     fn rebuild_rollups(&self) -> crate::store::Result<u64>;
 }
 }

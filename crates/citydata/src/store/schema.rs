@@ -75,7 +75,9 @@ CREATE TABLE IF NOT EXISTS ngsi_tenants (
 /// (`crate::store::ROLLUP_MS`), the count, sums and bounds of its
 /// instances, kept in the transaction that records them. `recorded_min`
 /// and `recorded_max` tell the retention which hours it empties and
-/// which it must sum again.
+/// which it must sum again. `ngsi_history_entities` lists the entities
+/// with history and their latest types, so that a temporal query finds
+/// them without reading every instance.
 const V6: &str = r#"
 ALTER TABLE ngsi_history ADD COLUMN num DOUBLE PRECISION;
 CREATE TABLE IF NOT EXISTS ngsi_rollups (
@@ -94,6 +96,12 @@ CREATE TABLE IF NOT EXISTS ngsi_rollups (
     PRIMARY KEY (tenant, entity_id, attr, hour)
 );
 CREATE INDEX IF NOT EXISTS ngsi_rollups_by_recording ON ngsi_rollups(recorded_min);
+CREATE TABLE IF NOT EXISTS ngsi_history_entities (
+    tenant TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    types TEXT NOT NULL,
+    PRIMARY KEY (tenant, entity_id)
+);
 "#;
 
 /// City data's migrations.

@@ -51,6 +51,21 @@ impl crate::store::EntityStore for Engine {
             .await?;
         }
         add_rollups(&mut tx, history).await?;
+        let mut listed = std::collections::BTreeMap::new();
+        for h in history {
+            listed.insert((h.tenant.as_str(), h.entity_id.as_str()), h.types.as_str());
+        }
+        for ((tenant, entity_id), types) in listed {
+            sqlx::query(
+                "INSERT INTO ngsi_history_entities (tenant, entity_id, types) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant, entity_id) DO UPDATE SET types = excluded.types",
+            )
+            .bind(tenant)
+            .bind(entity_id)
+            .bind(types)
+            .execute(&mut *tx)
+            .await?;
+        }
         for e in put {
             sqlx::query(
                 "INSERT INTO ngsi_entities (tenant, id, seq, doc) VALUES ($1, $2, $3, $4) \
@@ -76,11 +91,15 @@ impl crate::store::EntityStore for Engine {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM ngsi_rollups WHERE tenant = $1 AND entity_id = $2")
+            for table in ["ngsi_rollups", "ngsi_history_entities"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE tenant = $1 AND entity_id = $2"
+                ))
                 .bind(tenant)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -120,8 +139,8 @@ impl crate::store::EntityStore for Engine {
 
     async fn history_entities(&self, tenant: &str) -> Result<Vec<(String, String)>> {
         sqlx::query(
-            "SELECT entity_id, MAX(types) AS types FROM ngsi_history WHERE tenant = $1 \
-             GROUP BY entity_id ORDER BY entity_id",
+            "SELECT entity_id, types FROM ngsi_history_entities WHERE tenant = $1 \
+             ORDER BY entity_id",
         )
         .bind(tenant)
         .fetch_all(self.reads())
@@ -163,6 +182,9 @@ impl crate::store::EntityStore for Engine {
         for (tenant, entity_id, attr, hour) in partly {
             resum_hour(&mut tx, &tenant, &entity_id, &attr, hour).await?;
         }
+        if gone > 0 {
+            unlist_forgotten(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(gone)
     }
@@ -197,6 +219,7 @@ impl crate::store::EntityStore for Engine {
                 gone = n;
             }
         }
+        unlist_forgotten(&mut tx).await?;
         tx.commit().await?;
         Ok(gone)
     }
@@ -238,22 +261,30 @@ impl crate::store::EntityStore for Engine {
         until: i64,
         last: bool,
     ) -> Result<Option<HistoryRow>> {
-        let order = if last { "DESC" } else { "ASC" };
-        sqlx::query(&format!(
+        // Without an attribute, any instance will do (ordering them all
+        // by time would read them all).
+        let (which, order) = match (attr, last) {
+            (None, _) => ("", ""),
+            (Some(_), true) => ("AND attr = $5", "ORDER BY at DESC"),
+            (Some(_), false) => ("AND attr = $5", "ORDER BY at ASC"),
+        };
+        let sql = format!(
             "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
-             WHERE tenant = $1 AND entity_id = $2 AND ($3 = '' OR attr = $3) AND at >= $4 AND at < $5 \
-             ORDER BY at {order} LIMIT 1"
-        ))
-        .bind(tenant)
-        .bind(entity_id)
-        .bind(attr.unwrap_or_default().to_owned())
-        .bind(from)
-        .bind(until)
-        .fetch_optional(self.reads())
-        .await?
-        .as_ref()
-        .map(history_from)
-        .transpose()
+             WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4 {which} {order} LIMIT 1"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(entity_id)
+            .bind(from)
+            .bind(until);
+        if let Some(a) = attr {
+            q = q.bind(a.to_owned());
+        }
+        q.fetch_optional(self.reads())
+            .await?
+            .as_ref()
+            .map(history_from)
+            .transpose()
     }
 
     async fn history_attrs(&self, tenant: &str, entity_id: &str) -> Result<Vec<String>> {
@@ -325,8 +356,8 @@ impl crate::store::EntityStore for Engine {
     async fn rebuild_rollups(&self) -> Result<u64> {
         let mut tx = self.begin().await?;
         let needed = sqlx::query(
-            "SELECT 1 AS one FROM ngsi_history WHERE attr <> '' \
-             AND NOT EXISTS (SELECT 1 FROM ngsi_rollups) LIMIT 1",
+            "SELECT 1 AS one FROM ngsi_history \
+             WHERE NOT EXISTS (SELECT 1 FROM ngsi_history_entities) LIMIT 1",
         )
         .fetch_optional(&mut *tx)
         .await?
@@ -334,6 +365,12 @@ impl crate::store::EntityStore for Engine {
         if !needed {
             return Ok(0);
         }
+        sqlx::query(
+            "INSERT INTO ngsi_history_entities (tenant, entity_id, types) \
+             SELECT tenant, entity_id, MAX(types) FROM ngsi_history GROUP BY tenant, entity_id",
+        )
+        .execute(&mut *tx)
+        .await?;
         let mut rows: Vec<HistoryRow> = sqlx::query(
             "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num \
              FROM ngsi_history WHERE attr <> ''",
@@ -439,6 +476,18 @@ async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Drops from the list of entities with history those with none left.
+async fn unlist_forgotten(tx: &mut Tx) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM ngsi_history_entities WHERE NOT EXISTS (SELECT 1 FROM ngsi_history h \
+         WHERE h.tenant = ngsi_history_entities.tenant \
+         AND h.entity_id = ngsi_history_entities.entity_id)",
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
