@@ -361,12 +361,15 @@ async fn aggregate_from_sums(
     }
     let iv = r.interval;
     let store = &c.store;
-    let Some(first) = store
-        .history_edge(tenant, id, Some(attr), iv.from, iv.until, false)
-        .await?
-    else {
-        return Ok(Some(None));
-    };
+    let first_of = || store.history_edge(tenant, id, Some(attr), iv.from, iv.until, false);
+    // The first instance is the buckets' origin unless `timeAt` is.
+    let mut first = None;
+    if r.origin.is_none() {
+        match first_of().await? {
+            Some(f) => first = Some(f),
+            None => return Ok(Some(None)),
+        }
+    }
     // The last instance bounds the buckets only without a period and an
     // end; otherwise the interval's end will do.
     let last = if period <= 0 && iv.until == i64::MAX {
@@ -380,11 +383,7 @@ async fn aggregate_from_sums(
     } else {
         i64::MAX - 1
     };
-    let kind = serde_json::from_str::<Value>(&first.instance)
-        .ok()
-        .and_then(|i| i.get("type").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| "Property".into());
-    let (origin, period) = buckets(r, period, first.at, last);
+    let (origin, period) = buckets(r, period, first.as_ref().map_or(0, |f| f.at), last);
     let (lo, hi) = (iv.from.max(origin), iv.until.min(last + 1));
     // Whole hours within [lo, hi); the rest is read instance by instance.
     let h_lo = lo.div_euclid(ROLLUP_MS) + i64::from(lo.rem_euclid(ROLLUP_MS) != 0);
@@ -423,10 +422,27 @@ async fn aggregate_from_sums(
             stats.entry(k).or_default().add(&s);
         }
     }
+    if stats.is_empty() {
+        return Ok(Some(None));
+    }
     let bounds = methods.iter().any(|m| m == "min" || m == "max");
     if bounds && stats.values().any(|s| s.nn == 0 && s.n > 0) {
         return Ok(None);
     }
+    // Numbers are recorded of Properties only; else the first instance
+    // tells the attribute's type.
+    let kind = if stats.values().any(|s| s.nn > 0) {
+        "Property".to_owned()
+    } else {
+        let first = match first {
+            Some(f) => Some(f),
+            None => first_of().await?,
+        };
+        first
+            .and_then(|f| serde_json::from_str::<Value>(&f.instance).ok())
+            .and_then(|i| i.get("type").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| "Property".into())
+    };
     Ok(Some(Some(series(
         &kind,
         methods,

@@ -1266,6 +1266,23 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
     for (g, (v, _, _)) in got.iter().zip(&want) {
         assert_eq!(&g[0], v);
     }
+    // Without a count, an entity without instances in the interval is
+    // left out as with one.
+    for (timerel, at, n) in [("before", t0 - 10 * h, 0), ("after", t0 - 10 * h, 1)] {
+        let body: serde_json::Value = http
+            .get(format!(
+                "{broker}/temporal/entities?type=Sensor&attrs=temperature&options=aggregatedValues\
+                 &aggrMethods=avg&aggrPeriodDuration=P1D&timerel={timerel}&timeAt={}",
+                fmt(at)
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body.as_array().unwrap().len(), n, "{timerel}: {body}");
+    }
     // Forgetting an attribute's history forgets its sums.
     let r = http
         .delete(format!(

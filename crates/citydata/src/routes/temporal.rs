@@ -167,8 +167,7 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
         .transpose()?
         .unwrap_or(0);
     let t = tenant(&headers);
-    let mut page = Vec::new();
-    let mut count = 0usize;
+    let mut candidates = Vec::new();
     for (id, entity_types) in c.temporal_ids(&t).await? {
         if types.as_ref().is_some_and(|te| !te.matches(&entity_types))
             || ids.as_ref().is_some_and(|l| !l.contains(&id))
@@ -182,28 +181,91 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
                 _ => continue,
             }
         }
-        if (attrs.is_some() || r.interval != Interval::ALL)
-            && !c
-                .store
-                .history_exists(&t, &id, attrs.as_deref(), r.interval.from, r.interval.until)
-                .await
-                .map_err(NgsiError::from)?
-        {
-            continue;
+        candidates.push((id, entity_types));
+    }
+    // An entity is in the answer if it has instances of `attrs` in the
+    // interval (any entity with history, when neither is given).
+    let restricted = attrs.is_some() || r.interval != Interval::ALL;
+    let counted = p.flag("count")?;
+    let exists = |id: &str| {
+        let (c, t, attrs) = (&c, &t, &attrs);
+        let id = id.to_owned();
+        async move {
+            if !restricted {
+                return Ok::<bool, NgsiError>(true);
+            }
+            Ok(c.store
+                .history_exists(t, &id, attrs.as_deref(), r.interval.from, r.interval.until)
+                .await?)
         }
-        count += 1;
-        if count > offset && page.len() < limit {
-            page.push((id, entity_types));
+    };
+    let mut count = 0usize;
+    let mut rest = candidates.into_iter();
+    let mut out = Vec::new();
+    if counted {
+        let mut page = Vec::new();
+        for (id, entity_types) in rest.by_ref() {
+            if exists(&id).await? {
+                count += 1;
+                if count > offset && page.len() < limit {
+                    page.push((id, entity_types));
+                }
+            }
+        }
+        out = render_page(&c, &t, page, &attrs, &ctx, &r).await?;
+    } else {
+        let mut skipped = 0;
+        while skipped < offset {
+            let Some((id, _)) = rest.next() else { break };
+            skipped += usize::from(exists(&id).await?);
+        }
+        // Without a count, rendering tells which have instances: an
+        // entity without any renders without attributes.
+        let rest: Vec<_> = rest.collect();
+        for chunk in rest.chunks(4) {
+            if out.len() >= limit {
+                break;
+            }
+            for body in render_page(&c, &t, chunk.to_vec(), &attrs, &ctx, &r).await? {
+                let shown = !restricted
+                    || body
+                        .as_object()
+                        .is_some_and(|o| o.keys().any(|k| k != "id" && k != "type"));
+                if shown && out.len() < limit {
+                    out.push(body);
+                }
+            }
         }
     }
-    // The page's entities are rendered a few at a time: each is a few
-    // reads of the store.
+    let mut resp = answer(StatusCode::OK, a, &ctx, Value::Array(out));
+    if counted {
+        resp.headers_mut()
+            .insert("NGSILD-Results-Count", HeaderValue::from(count));
+    }
+    Ok(resp)
+}
+
+/// Entities' temporal representations, in order, four at a time (each
+/// is a few reads of the store).
+async fn render_page(
+    c: &CityData,
+    t: &str,
+    page: Vec<(String, Vec<String>)>,
+    attrs: &Option<Vec<String>>,
+    ctx: &std::sync::Arc<crate::jsonld::Context>,
+    r: &TemporalRender,
+) -> Result<Vec<Value>> {
     let mut out = Vec::with_capacity(page.len());
     for chunk in page.chunks(4) {
         let mut running = tokio::task::JoinSet::new();
         for (i, (id, types)) in chunk.iter().cloned().enumerate() {
-            let (c, t, attrs, ctx, r) =
-                (c.clone(), t.clone(), attrs.clone(), ctx.clone(), r.clone());
+            let (c, t, attrs, ctx, r) = (
+                c.clone(),
+                t.to_owned(),
+                attrs.clone(),
+                ctx.clone(),
+                r.clone(),
+            );
             running.spawn(async move {
                 let body = c
                     .temporal_render(&t, &id, &types, attrs.as_deref(), &ctx, &r)
@@ -217,12 +279,7 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
             out.push(Value::Object(body?));
         }
     }
-    let mut resp = answer(StatusCode::OK, a, &ctx, Value::Array(out));
-    if p.flag("count")? {
-        resp.headers_mut()
-            .insert("NGSILD-Results-Count", HeaderValue::from(count));
-    }
-    Ok(resp)
+    Ok(out)
 }
 
 pub async fn create(
