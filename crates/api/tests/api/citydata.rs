@@ -1283,6 +1283,32 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
             .unwrap();
         assert_eq!(body.as_array().unwrap().len(), n, "{timerel}: {body}");
     }
+    // pick and omit shape the answer; with attrs, or a bad format, 400.
+    let one = format!("{broker}/temporal/entities/urn:ngsi-ld:Sensor:1");
+    let picked: serde_json::Value = http
+        .get(format!("{one}?pick=id,status&lastN=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<&String> = picked.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["id", "status"], "{picked}");
+    for bad in [
+        "pick=status&attrs=status",
+        "format=tabular",
+        "options=keyValues",
+    ] {
+        let r = http.get(format!("{one}?{bad}")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let r = http
+        .get(format!("{one}?attrs=nothingLikeIt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "none of the attributes asked for");
     // Forgetting an attribute's history forgets its sums.
     let r = http
         .delete(format!(

@@ -32,9 +32,77 @@ const READ_PARAMS: [&str; 16] = [
     "join",
 ];
 
+/// `pick` and `omit` (§4.21) of a temporal representation: its members
+/// by the names the answer shows, checked as for entities.
+#[derive(Debug, Clone, Default)]
+struct Projection {
+    pick: Option<Vec<String>>,
+    omit: Option<Vec<String>>,
+}
+
+impl Projection {
+    fn parse(p: &Params) -> Result<Projection> {
+        let (pick, omit) = (p.get("pick"), p.get("omit"));
+        if pick.is_some() && omit.is_some() {
+            return Err(NgsiError::bad_data("pick and omit exclude each other"));
+        }
+        if (pick.is_some() || omit.is_some()) && p.get("attrs").is_some() {
+            return Err(NgsiError::bad_data("pick and omit exclude attrs"));
+        }
+        let list = |s: Option<&str>| {
+            s.map(|s| crate::query::parse_projection(s).map_err(|e| NgsiError::bad_data(e.detail)))
+                .transpose()
+        };
+        Ok(Projection {
+            pick: list(pick)?,
+            omit: list(omit)?,
+        })
+    }
+
+    fn apply(&self, body: &mut serde_json::Map<String, Value>) {
+        if let Some(pick) = &self.pick {
+            body.retain(|k, _| pick.contains(k));
+        }
+        if let Some(omit) = &self.omit {
+            body.retain(|k, _| !omit.contains(k));
+        }
+    }
+}
+
 fn temporal_render(p: &Params) -> Result<TemporalRender> {
     let interval = Interval::parse(p.get("timerel"), p.get("timeAt"), p.get("endTimeAt"))?;
-    let options = p.options();
+    let mut options = p.options();
+    for o in &options {
+        if !matches!(
+            o.as_str(),
+            "temporalValues" | "aggregatedValues" | "sysAttrs" | "normalized" | "concise" | ""
+        ) {
+            return Err(NgsiError::invalid(format!(
+                "options: {o:?} is not an option of the temporal API"
+            )));
+        }
+    }
+    // A format takes precedence over the representation options name.
+    if let Some(format) = p.get("format") {
+        options.retain(|o| o != "temporalValues" && o != "aggregatedValues");
+        match format {
+            "normalized" => {}
+            "temporalValues" | "aggregatedValues" => options.push(format.to_owned()),
+            "simplified" => options.push("temporalValues".into()),
+            other => {
+                return Err(NgsiError::invalid(format!(
+                    "format: {other:?} is not a temporal representation"
+                )))
+            }
+        }
+    }
+    if options.iter().any(|o| o == "temporalValues")
+        && options.iter().any(|o| o == "aggregatedValues")
+    {
+        return Err(NgsiError::bad_data(
+            "temporalValues and aggregatedValues exclude each other",
+        ));
+    }
     let aggregated = options.iter().any(|o| o == "aggregatedValues");
     let aggregate = if aggregated {
         let methods: Vec<String> = p
@@ -86,11 +154,27 @@ pub async fn retrieve(
     let attrs: Option<Vec<String>> = p
         .list("attrs")
         .map(|l| l.iter().map(|n| ctx.expand(n)).collect());
+    let projection = Projection::parse(&p)?;
     let t = tenant(&headers);
     let types = c.temporal_types(&t, &id).await?;
-    let body = c
+    let mut body = c
         .temporal_render(&t, &id, &types, attrs.as_deref(), &ctx, &r)
         .await?;
+    // None of the attributes asked for, or nothing left to show, is
+    // "not found" (§5.7.1, as for entities).
+    if attrs.is_some() && !body.keys().any(|k| k != "id" && k != "type") {
+        return Err(NgsiError::not_found(format!(
+            "the temporal entity {id} has none of the attributes asked for"
+        ))
+        .into());
+    }
+    projection.apply(&mut body);
+    if body.is_empty() {
+        return Err(NgsiError::not_found(format!(
+            "nothing of the temporal entity {id} is left to show"
+        ))
+        .into());
+    }
     Ok(answer(StatusCode::OK, a, &ctx, Value::Object(body)))
 }
 
@@ -120,6 +204,7 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
     let a = accept(&headers, false)?;
     let ctx = link_context(&c, &headers).await?;
     let r = temporal_render(&p)?;
+    let projection = Projection::parse(&p)?;
     if p.get("type").is_none()
         && p.get("attrs").is_none()
         && p.get("id").is_none()
@@ -235,6 +320,11 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
                     out.push(body);
                 }
             }
+        }
+    }
+    for body in &mut out {
+        if let Some(o) = body.as_object_mut() {
+            projection.apply(o);
         }
     }
     let mut resp = answer(StatusCode::OK, a, &ctx, Value::Array(out));
