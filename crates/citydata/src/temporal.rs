@@ -629,6 +629,93 @@ impl CityData {
         Ok(!existed)
     }
 
+    /// One recorded instance, its path checked (§5.6.14–15).
+    async fn recorded_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        attr: &str,
+        instance_id: &str,
+    ) -> Result<HistoryRow> {
+        crate::ops::check_id(id)?;
+        if !crate::entity::is_uri(instance_id) {
+            return Err(NgsiError::bad_data(format!(
+                "{instance_id:?} is not an instanceId (a URI)"
+            )));
+        }
+        self.store
+            .history_instance(tenant, id, attr, instance_id)
+            .await?
+            .ok_or_else(|| {
+                NgsiError::not_found(format!(
+                    "there is no instance {instance_id} of that attribute of {id}"
+                ))
+            })
+    }
+
+    /// PATCH …/attrs/{attr}/{instanceId}: a fragment's members replace the
+    /// recorded instance's; it keeps its instanceId.
+    pub async fn modify_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        attr: &str,
+        instance_id: &str,
+        fragment: &Value,
+        ctx: &Context,
+    ) -> Result<()> {
+        let old = self
+            .recorded_instance(tenant, id, attr, instance_id)
+            .await?;
+        let now = crate::jsonld::now_ms();
+        let patch =
+            crate::entity::parse_instance(attr, fragment, ctx, now, crate::entity::Nulls::Refuse)?;
+        let mut instance: Instance = serde_json::from_str(&old.instance)
+            .map_err(|_| NgsiError::internal("a recorded instance does not read"))?;
+        for (k, v) in patch {
+            if k != "instanceId" && k != "createdAt" {
+                instance.insert(k, v);
+            }
+        }
+        instance.insert("modifiedAt".into(), now.into());
+        let at = instance
+            .get("observedAt")
+            .and_then(Value::as_str)
+            .and_then(parse_datetime)
+            .unwrap_or(old.at);
+        let new = HistoryRow {
+            at,
+            num: crate::store::number_of(&instance),
+            instance: Value::Object(instance).to_string(),
+            ..old.clone()
+        };
+        if !self.store.replace_instance(&old, Some(&new)).await? {
+            return Err(NgsiError::not_found(format!(
+                "the instance {instance_id} was changed meanwhile"
+            )));
+        }
+        Ok(())
+    }
+
+    /// DELETE …/attrs/{attr}/{instanceId}.
+    pub async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        attr: &str,
+        instance_id: &str,
+    ) -> Result<()> {
+        let old = self
+            .recorded_instance(tenant, id, attr, instance_id)
+            .await?;
+        if !self.store.replace_instance(&old, None).await? {
+            return Err(NgsiError::not_found(format!(
+                "the instance {instance_id} was deleted meanwhile"
+            )));
+        }
+        Ok(())
+    }
+
     /// Forgets an entity's history (or one attribute's).
     pub async fn delete_temporal(&self, tenant: &str, id: &str, attr: Option<&str>) -> Result<()> {
         crate::ops::check_id(id)?;

@@ -1309,6 +1309,56 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "none of the attributes asked for");
+    // One instance modified, then deleted: the sums follow.
+    let latest: serde_json::Value = http
+        .get(format!("{one}?attrs=temperature&lastN=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let instance = latest["temperature"][0]["instanceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let max = |http: reqwest::Client, one: String| async move {
+        let body: serde_json::Value = http
+            .get(format!(
+                "{one}?attrs=temperature&options=aggregatedValues&aggrMethods=max,totalCount"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            body["temperature"]["max"][0][0].as_f64().unwrap(),
+            body["temperature"]["totalCount"][0][0].as_i64().unwrap(),
+        )
+    };
+    let (before, n) = max(http.clone(), one.clone()).await;
+    let at = format!("{one}/attrs/temperature/{instance}");
+    let r = http
+        .patch(&at)
+        .json(&json!({"type": "Property", "value": 1000.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    assert_eq!(max(http.clone(), one.clone()).await, (1000.5, n));
+    assert_eq!(http.delete(&at).send().await.unwrap().status(), 204);
+    let (after, m) = max(http.clone(), one.clone()).await;
+    assert!(after <= before && m == n - 1, "{after} {m}");
+    assert_eq!(http.delete(&at).send().await.unwrap().status(), 404);
+    let r = http
+        .patch(format!("{one}/attrs/temperature/notAUri"))
+        .json(&json!({"type": "Property", "value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     // Forgetting an attribute's history forgets its sums.
     let r = http
         .delete(format!(

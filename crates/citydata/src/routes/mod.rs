@@ -108,6 +108,10 @@ where
             "/temporal/entities/{id}/attrs/{attr}",
             axum::routing::delete(temporal::delete_attr),
         ),
+        (
+            "/temporal/entities/{id}/attrs/{attr}/{instance}",
+            axum::routing::patch(temporal::modify_instance).delete(temporal::delete_instance),
+        ),
         ("/types", get(discovery::types)),
         ("/types/{type}", get(discovery::type_info)),
         ("/attributes", get(discovery::attributes)),

@@ -437,3 +437,42 @@ pub async fn delete_attr(
         .await?;
     Ok(no_content())
 }
+
+/// The attribute of an instance's path, checked and expanded.
+fn attr_of(attr: &str, ctx: &crate::jsonld::Context) -> Result<String> {
+    if !crate::entity::is_valid_name(attr) {
+        return Err(NgsiError::bad_data(format!(
+            "{attr:?} is not a valid attribute name"
+        )));
+    }
+    Ok(ctx.expand(attr))
+}
+
+pub async fn modify_instance(
+    State(c): State<CityData>,
+    Path((id, attr, instance)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    Params::parse(q.as_deref(), &["local"])?;
+    let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
+    let attr = attr_of(&attr, &ctx)?;
+    c.modify_instance(&tenant(&headers), &id, &attr, &instance, &value, &ctx)
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn delete_instance(
+    State(c): State<CityData>,
+    Path((id, attr, instance)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    Params::parse(q.as_deref(), &["local"])?;
+    let ctx = link_context(&c, &headers).await?;
+    let attr = attr_of(&attr, &ctx)?;
+    c.delete_instance(&tenant(&headers), &id, &attr, &instance)
+        .await?;
+    Ok(no_content())
+}

@@ -111,6 +111,12 @@ pub trait EntityStore {
     /// summed per bucket of `(origin, period)`: (`(at - origin) / period`,
     /// its stats), in order.
     fn history_buckets(&self, tenant: &str, entity_id: &str, attr: &str, from: i64, until: i64, buckets: (i64, i64)) -> crate::store::Result<Vec<(i64, crate::store::Stats)>>;
+    /// An attribute's recorded instance by its `instanceId`.
+    fn history_instance(&self, tenant: &str, entity_id: &str, attr: &str, instance_id: &str) -> crate::store::Result<Option<crate::store::HistoryRow>>;
+    /// Replaces a recorded instance (`old`, as read) by `new`, or deletes it
+    /// when `new` is none, its hours' sums summed again, in one
+    /// transaction; false if it was no longer there.
+    fn replace_instance(&self, old: &crate::store::HistoryRow, new: Option<&crate::store::HistoryRow>) -> crate::store::Result<bool>;
     /// Sums history recorded before rollups existed (migration 6) into
     /// them and lists its entities, once; how many rows.
     fn rebuild_rollups(&self) -> crate::store::Result<u64>;

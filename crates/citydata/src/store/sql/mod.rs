@@ -353,6 +353,84 @@ impl crate::store::EntityStore for Engine {
         .collect()
     }
 
+    async fn history_instance(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attr: &str,
+        instance_id: &str,
+    ) -> Result<Option<HistoryRow>> {
+        // The stored instance holds `"instanceId":"…"`; LIKE narrows, the
+        // parsed instance decides (`_` and `%` match more than themselves).
+        let rows: Vec<HistoryRow> = sqlx::query(
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND instance LIKE $4",
+        )
+        .bind(tenant)
+        .bind(entity_id)
+        .bind(attr)
+        .bind(format!("%\"instanceId\":\"{instance_id}\"%"))
+        .fetch_all(self.reads())
+        .await?
+        .iter()
+        .map(history_from)
+        .collect::<Result<_>>()?;
+        Ok(rows.into_iter().find(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.instance)
+                .ok()
+                .and_then(|i| {
+                    i.get("instanceId")
+                        .and_then(|v| v.as_str())
+                        .map(|v| v == instance_id)
+                })
+                .unwrap_or(false)
+        }))
+    }
+
+    async fn replace_instance(&self, old: &HistoryRow, new: Option<&HistoryRow>) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let gone = sqlx::query(
+            "DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2 AND attr = $3 \
+             AND at = $4 AND instance = $5",
+        )
+        .bind(&old.tenant)
+        .bind(&old.entity_id)
+        .bind(&old.attr)
+        .bind(old.at)
+        .bind(&old.instance)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        if let Some(h) = new {
+            sqlx::query(
+                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&h.tenant)
+            .bind(&h.entity_id)
+            .bind(&h.types)
+            .bind(&h.attr)
+            .bind(h.at)
+            .bind(&h.instance)
+            .bind(h.recorded_at)
+            .bind(h.num)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut hours = vec![old.at.div_euclid(ROLLUP_MS)];
+        hours.extend(new.map(|h| h.at.div_euclid(ROLLUP_MS)));
+        hours.dedup();
+        for hour in hours {
+            resum_hour(&mut tx, &old.tenant, &old.entity_id, &old.attr, hour).await?;
+        }
+        unlist_forgotten(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn rebuild_rollups(&self) -> Result<u64> {
         let mut tx = self.begin().await?;
         let needed = sqlx::query(
