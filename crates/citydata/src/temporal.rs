@@ -137,6 +137,16 @@ pub struct TemporalRender {
     pub interval: Interval,
     /// The aggregation buckets' origin (`timeAt`, else the first instance).
     pub origin: Option<i64>,
+    /// Only the instances of these datasetIds (`@none`: the default
+    /// instances), if given.
+    pub datasets: Option<Vec<String>>,
+}
+
+/// An instance's datasetId, `@none` for the default instance.
+fn dataset_of(i: &Instance) -> &str {
+    i.get("datasetId")
+        .and_then(Value::as_str)
+        .unwrap_or("@none")
 }
 
 fn value_member(kind: &str) -> (&'static str, &'static str) {
@@ -148,6 +158,15 @@ fn value_member(kind: &str) -> (&'static str, &'static str) {
         "ListProperty" => ("valueList", "valueLists"),
         "ListRelationship" => ("objectList", "objectsLists"),
         _ => ("value", "values"),
+    }
+}
+
+/// A VocabProperty's value(s) compacted.
+fn compact_vocab(v: &Value, ctx: &Context) -> Value {
+    match v {
+        Value::String(s) => Value::String(ctx.compact(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| compact_vocab(x, ctx)).collect()),
+        other => other.clone(),
     }
 }
 
@@ -183,6 +202,12 @@ pub fn render(
         }
     }
     for (attr, mut instances) in by_attr {
+        if let Some(wanted) = &r.datasets {
+            instances.retain(|(_, i)| wanted.iter().any(|d| d == dataset_of(i)));
+            if instances.is_empty() {
+                continue;
+            }
+        }
         if let Some(n) = r.last_n {
             let skip = instances.len().saturating_sub(n);
             instances.drain(..skip);
@@ -199,17 +224,46 @@ pub fn render(
             continue;
         }
         if r.temporal_values {
-            let values: Vec<Value> = instances
-                .iter()
-                .map(|(at, i)| {
-                    let t = i
-                        .get("observedAt")
-                        .cloned()
-                        .unwrap_or_else(|| instant(*at).into());
-                    json!([i.get(member).cloned().unwrap_or(Value::Null), t])
-                })
-                .collect();
-            out.insert(name, json!({ "type": kind, plural: values }));
+            // One series per datasetId, the default instances' first.
+            let mut series: BTreeMap<Option<&str>, Vec<&(i64, Instance)>> = BTreeMap::new();
+            for x in &instances {
+                series
+                    .entry(x.1.get("datasetId").and_then(Value::as_str))
+                    .or_default()
+                    .push(x);
+            }
+            let mut shown: Vec<Value> = Vec::new();
+            for (dataset, instances) in series {
+                let values: Vec<Value> = instances
+                    .iter()
+                    .map(|(at, i)| {
+                        let t = i
+                            .get("observedAt")
+                            .cloned()
+                            .unwrap_or_else(|| instant(*at).into());
+                        let v = i.get(member).cloned().unwrap_or(Value::Null);
+                        // Values that are not plain are named by their member
+                        // (§4.5.9: `{"json": …}`, `{"vocab": …}`, `{"languageMap": …}`).
+                        let v = match member {
+                            "json" | "languageMap" => json!({ member: v }),
+                            "vocab" => json!({ member: compact_vocab(&v, ctx) }),
+                            _ => v,
+                        };
+                        json!([v, t])
+                    })
+                    .collect();
+                let mut one = json!({ "type": kind, plural: values });
+                if let Some(d) = dataset {
+                    one["datasetId"] = d.into();
+                }
+                shown.push(one);
+            }
+            let shown = if shown.len() == 1 {
+                shown.remove(0)
+            } else {
+                Value::Array(shown)
+            };
+            out.insert(name, shown);
             continue;
         }
         let rendered: Vec<Value> = instances
@@ -356,7 +410,7 @@ async fn aggregate_from_sums(
     period: i64,
     r: &TemporalRender,
 ) -> Result<Option<Option<Value>>> {
-    if r.last_n.is_some() || methods.iter().any(|m| m == "distinctCount") {
+    if r.last_n.is_some() || r.datasets.is_some() || methods.iter().any(|m| m == "distinctCount") {
         return Ok(None);
     }
     let iv = r.interval;
@@ -716,6 +770,24 @@ impl CityData {
         Ok(())
     }
 
+    /// Forgets an attribute's instances of a datasetId (none: its
+    /// default instances).
+    pub async fn delete_temporal_dataset(
+        &self,
+        tenant: &str,
+        id: &str,
+        attr: &str,
+        dataset: Option<&str>,
+    ) -> Result<()> {
+        crate::ops::check_id(id)?;
+        if self.store.delete_dataset(tenant, id, attr, dataset).await? == 0 {
+            return Err(NgsiError::not_found(format!(
+                "{id} has no such instances of that attribute"
+            )));
+        }
+        Ok(())
+    }
+
     /// Forgets an entity's history (or one attribute's).
     pub async fn delete_temporal(&self, tenant: &str, id: &str, attr: Option<&str>) -> Result<()> {
         crate::ops::check_id(id)?;
@@ -770,6 +842,7 @@ mod tests {
             sys_attrs: false,
             interval: Interval::ALL,
             origin: parse_datetime("2020-08-01T12:03:00Z"),
+            datasets: None,
         };
         let out = render(
             "urn:v",

@@ -138,6 +138,7 @@ fn temporal_render(p: &Params) -> Result<TemporalRender> {
         sys_attrs: options.iter().any(|o| o == "sysAttrs"),
         interval,
         origin: (interval.from != i64::MIN).then_some(interval.from),
+        datasets: p.list("datasetId"),
     })
 }
 
@@ -431,10 +432,18 @@ pub async fn delete_attr(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Answer {
-    Params::parse(q.as_deref(), &["local", "deleteAll", "datasetId"])?;
+    let p = Params::parse(q.as_deref(), &["local", "deleteAll", "datasetId"])?;
     let ctx = link_context(&c, &headers).await?;
-    c.delete_temporal(&tenant(&headers), &id, Some(&ctx.expand(&attr)))
-        .await?;
+    let attr = attr_of(&attr, &ctx)?;
+    let t = tenant(&headers);
+    // Every instance with deleteAll; else those of the datasetId given,
+    // else the default ones (§5.6.12).
+    if p.flag("deleteAll")? {
+        c.delete_temporal(&t, &id, Some(&attr)).await?;
+    } else {
+        c.delete_temporal_dataset(&t, &id, &attr, p.get("datasetId"))
+            .await?;
+    }
     Ok(no_content())
 }
 

@@ -111,6 +111,9 @@ pub trait EntityStore {
     /// summed per bucket of `(origin, period)`: (`(at - origin) / period`,
     /// its stats), in order.
     fn history_buckets(&self, tenant: &str, entity_id: &str, attr: &str, from: i64, until: i64, buckets: (i64, i64)) -> crate::store::Result<Vec<(i64, crate::store::Stats)>>;
+    /// Forgets an attribute's instances of one datasetId (none: its
+    /// default instances), its sums summed again; how many rows.
+    fn delete_dataset(&self, tenant: &str, entity_id: &str, attr: &str, dataset: Option<&str>) -> crate::store::Result<u64>;
     /// An attribute's recorded instance by its `instanceId`.
     fn history_instance(&self, tenant: &str, entity_id: &str, attr: &str, instance_id: &str) -> crate::store::Result<Option<crate::store::HistoryRow>>;
     /// Replaces a recorded instance (`old`, as read) by `new`, or deletes it

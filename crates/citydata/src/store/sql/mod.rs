@@ -353,6 +353,92 @@ impl crate::store::EntityStore for Engine {
         .collect()
     }
 
+    async fn delete_dataset(
+        &self,
+        tenant: &str,
+        entity_id: &str,
+        attr: &str,
+        dataset: Option<&str>,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let of_attr = "FROM ngsi_history WHERE tenant = $1 AND entity_id = $2 AND attr = $3";
+        let gone = match dataset {
+            None => {
+                // The default instances are those without a datasetId.
+                let gone = sqlx::query(&format!(
+                    "DELETE {of_attr} AND instance NOT LIKE '%\"datasetId\":%'"
+                ))
+                .bind(tenant)
+                .bind(entity_id)
+                .bind(attr)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "DELETE FROM ngsi_rollups WHERE tenant = $1 AND entity_id = $2 AND attr = $3",
+                )
+                .bind(tenant)
+                .bind(entity_id)
+                .bind(attr)
+                .execute(&mut *tx)
+                .await?;
+                let left: Vec<HistoryRow> = sqlx::query(&format!(
+                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num {of_attr}"
+                ))
+                .bind(tenant)
+                .bind(entity_id)
+                .bind(attr)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(history_from)
+                .collect::<Result<_>>()?;
+                add_rollups(&mut tx, &left).await?;
+                gone
+            }
+            Some(d) => {
+                let rows: Vec<HistoryRow> = sqlx::query(&format!(
+                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num {of_attr} \
+                     AND instance LIKE $4"
+                ))
+                .bind(tenant)
+                .bind(entity_id)
+                .bind(attr)
+                .bind(format!("%\"datasetId\":\"{d}\"%"))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(history_from)
+                .collect::<Result<_>>()?;
+                let mut hours = std::collections::BTreeSet::new();
+                let mut gone = 0;
+                for r in rows.iter().filter(|r| {
+                    serde_json::from_str::<serde_json::Value>(&r.instance)
+                        .ok()
+                        .is_some_and(|i| i.get("datasetId").and_then(|v| v.as_str()) == Some(d))
+                }) {
+                    gone += sqlx::query(&format!("DELETE {of_attr} AND at = $4 AND instance = $5"))
+                        .bind(tenant)
+                        .bind(entity_id)
+                        .bind(attr)
+                        .bind(r.at)
+                        .bind(&r.instance)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    hours.insert(r.at.div_euclid(ROLLUP_MS));
+                }
+                for hour in hours {
+                    resum_hour(&mut tx, tenant, entity_id, attr, hour).await?;
+                }
+                gone
+            }
+        };
+        unlist_forgotten(&mut tx).await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     async fn history_instance(
         &self,
         tenant: &str,
