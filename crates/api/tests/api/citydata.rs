@@ -1266,6 +1266,26 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
     for (g, (v, _, _)) in got.iter().zip(&want) {
         assert_eq!(&g[0], v);
     }
+    // The same query in a body; ids alone are not a query of history.
+    let r = http
+        .post(format!("{broker}/temporal/entityOperations/query?options=aggregatedValues&aggrMethods=totalCount"))
+        .json(&json!({"type": "Query", "entities": [{"type": "Sensor"}], "attrs": ["status"],
+            "temporalQ": {"timerel": "after", "timeAt": fmt(t0)}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let want = expected_aggregation(&status, t0, i64::MAX, Some(t0), 0, "totalCount");
+    assert_eq!(body[0]["status"]["totalCount"][0][0], want[0].0, "{body}");
+    let r = http
+        .get(format!(
+            "{broker}/temporal/entities?id=urn:ngsi-ld:Sensor:1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     // Without a count, an entity without instances in the interval is
     // left out as with one.
     for (timerel, at, n) in [("before", t0 - 10 * h, 0), ("after", t0 - 10 * h, 1)] {

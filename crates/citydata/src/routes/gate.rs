@@ -63,7 +63,8 @@ pub fn op_of(method: &Method, path: &str) -> CityOp {
         };
     }
     // A query sent as a POST is a read.
-    if reads || path.trim_end_matches('/') == "/entityOperations/query" {
+    let path = path.trim_end_matches('/');
+    if reads || path == "/entityOperations/query" || path == "/temporal/entityOperations/query" {
         CityOp::Read
     } else {
         CityOp::Write
@@ -156,6 +157,7 @@ mod tests {
         assert_eq!(op("PATCH", "/entities/urn:x/attrs"), CityOp::Write);
         assert_eq!(op("POST", "/entityOperations/upsert"), CityOp::Write);
         assert_eq!(op("DELETE", "/temporal/entities/urn:x"), CityOp::Write);
+        assert_eq!(op("POST", "/temporal/entityOperations/query"), CityOp::Read);
         assert_eq!(op("POST", "/jsonldContexts"), CityOp::Register);
         assert_eq!(op("GET", "/jsonldContexts"), CityOp::Read);
         assert_eq!(op("GET", "/csourceRegistrations"), CityOp::Read);

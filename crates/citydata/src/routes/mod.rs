@@ -100,6 +100,10 @@ where
             get(temporal::query).post(temporal::create),
         ),
         (
+            "/temporal/entityOperations/query",
+            post(temporal::post_query),
+        ),
+        (
             "/temporal/entities/{id}",
             get(temporal::retrieve).delete(temporal::delete),
         ),
@@ -423,6 +427,13 @@ impl Params {
 
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
+    /// Adds a parameter, replacing one of the same name (a query's body
+    /// read as its parameters).
+    pub fn push(&mut self, k: &str, v: &str) {
+        self.0.retain(|(n, _)| n != k);
+        self.0.push((k.to_owned(), v.to_owned()));
     }
 
     /// A comma-separated list parameter.

@@ -179,42 +179,127 @@ pub async fn retrieve(
     Ok(answer(StatusCode::OK, a, &ctx, Value::Object(body)))
 }
 
+/// What a temporal query takes.
+const QUERY_PARAMS: [&str; 13] = [
+    "type",
+    "id",
+    "idPattern",
+    "q",
+    "scopeQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "limit",
+    "offset",
+    "count",
+    "csf",
+];
+
 pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): RawQuery) -> Answer {
     let p = Params::parse(
         q.as_deref(),
-        &[
-            &READ_PARAMS[..],
-            &[
-                "type",
-                "id",
-                "idPattern",
-                "q",
-                "scopeQ",
-                "georel",
-                "geometry",
-                "coordinates",
-                "geoproperty",
-                "limit",
-                "offset",
-                "count",
-                "csf",
-            ],
-        ]
-        .concat(),
+        &[&READ_PARAMS[..], &QUERY_PARAMS[..]].concat(),
     )?;
-    let a = accept(&headers, false)?;
     let ctx = link_context(&c, &headers).await?;
+    query_with(c, &headers, p, ctx).await
+}
+
+/// POST /temporal/entityOperations/query: the query in the body (§5.7.4,
+/// a Query with its `temporalQ`), as the parameters of a GET say it.
+pub async fn post_query(
+    State(c): State<CityData>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let mut p = Params::parse(
+        q.as_deref(),
+        &[&READ_PARAMS[..], &QUERY_PARAMS[..]].concat(),
+    )?;
+    let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| NgsiError::bad_data("a query is an object"))?;
+    if obj.get("type").and_then(Value::as_str) != Some("Query") {
+        return Err(NgsiError::bad_data("a query's type is \"Query\"").into());
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut types = Vec::new();
+    let mut ids = Vec::new();
+    for sel in obj
+        .get("entities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = sel.get("type").and_then(Value::as_str) {
+            types.push(t.to_owned());
+        }
+        if let Some(id) = sel.get("id").and_then(Value::as_str) {
+            ids.push(id.to_owned());
+        }
+        if let Some(x) = sel.get("idPattern").and_then(Value::as_str) {
+            p.push("idPattern", x);
+        }
+    }
+    if !types.is_empty() {
+        p.push("type", &types.join(","));
+    }
+    if !ids.is_empty() {
+        p.push("id", &ids.join(","));
+    }
+    if let Some(attrs) = obj.get("attrs").and_then(Value::as_array) {
+        let names: Vec<String> = attrs.iter().map(text).collect();
+        p.push("attrs", &names.join(","));
+    }
+    for k in ["q", "scopeQ", "csf"] {
+        if let Some(v) = obj.get(k) {
+            p.push(k, &text(v));
+        }
+    }
+    for (member, keys) in [
+        (
+            "geoQ",
+            &["georel", "geometry", "coordinates", "geoproperty"][..],
+        ),
+        (
+            "temporalQ",
+            &["timerel", "timeAt", "endTimeAt", "timeproperty"][..],
+        ),
+    ] {
+        if let Some(m) = obj.get(member) {
+            for k in keys {
+                if let Some(v) = m.get(*k) {
+                    p.push(k, &text(v));
+                }
+            }
+        }
+    }
+    query_with(c, &headers, p, ctx).await
+}
+
+async fn query_with(
+    c: CityData,
+    headers: &HeaderMap,
+    p: Params,
+    ctx: std::sync::Arc<crate::jsonld::Context>,
+) -> Answer {
+    let a = accept(headers, false)?;
     let r = temporal_render(&p)?;
     let projection = Projection::parse(&p)?;
+    // Ids alone do not make a query of the whole history (§5.7.4), unless
+    // it is local.
     if p.get("type").is_none()
         && p.get("attrs").is_none()
-        && p.get("id").is_none()
-        && p.get("idPattern").is_none()
         && p.get("q").is_none()
+        && p.get("georel").is_none()
+        && !p.flag("local")?
     {
-        return Err(
-            NgsiError::bad_data("a temporal query needs type, attrs, id, idPattern or q").into(),
-        );
+        return Err(NgsiError::bad_data("a temporal query needs type, attrs, q or georel").into());
     }
     let types = p
         .get("type")
@@ -228,11 +313,29 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
                 .map_err(|_| NgsiError::bad_data("idPattern is not a regular expression"))
         })
         .transpose()?;
-    let q_filter = p
-        .get("q")
-        .map(crate::query::parse_q)
-        .transpose()
-        .map_err(|e| NgsiError::bad_data(e.detail))?;
+    // q, scopeQ and the geo-query select by the entity as it is now.
+    let mut now_filter = crate::broker::Filter {
+        q: p.get("q")
+            .map(crate::query::parse_q)
+            .transpose()
+            .map_err(|e| NgsiError::bad_data(e.detail))?,
+        scope: p
+            .get("scopeQ")
+            .map(crate::query::ScopeQ::parse)
+            .transpose()
+            .map_err(|e| NgsiError::bad_data(e.detail))?,
+        ..Default::default()
+    };
+    now_filter.geo = super::entities::geo_from(
+        p.get("georel"),
+        p.get("geometry"),
+        p.get("coordinates")
+            .map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.to_owned()))),
+        p.get("geoproperty"),
+        &ctx,
+    )?;
+    let filters_now =
+        now_filter.q.is_some() || now_filter.scope.is_some() || now_filter.geo.is_some();
     let attrs: Option<Vec<String>> = p
         .list("attrs")
         .map(|l| l.iter().map(|n| ctx.expand(n)).collect());
@@ -261,9 +364,9 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
         {
             continue;
         }
-        if let Some(qf) = &q_filter {
+        if filters_now {
             match c.broker.get(&t, &id).await {
-                Ok(e) if qf.matches(&e, &ctx) => {}
+                Ok(e) if now_filter.matches(&e, &ctx) => {}
                 _ => continue,
             }
         }
