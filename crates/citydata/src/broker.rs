@@ -249,6 +249,29 @@ impl Filter {
 #[derive(Debug, Clone, Default)]
 pub struct OrderBy(pub Vec<(Vec<String>, bool)>);
 
+impl OrderBy {
+    /// An entity's sort keys, one per path.
+    pub fn keys(&self, e: &Entity) -> Vec<Option<serde_json::Value>> {
+        self.0.iter().map(|(p, _)| sort_key(e, p)).collect()
+    }
+
+    /// Two entities' order by their keys.
+    pub fn compare(
+        &self,
+        a: &[Option<serde_json::Value>],
+        b: &[Option<serde_json::Value>],
+    ) -> std::cmp::Ordering {
+        for (n, (_, desc)) in self.0.iter().enumerate() {
+            let o = compare_keys(&a[n], &b[n]);
+            let o = if *desc { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+}
+
 fn sort_key(e: &Entity, path: &[String]) -> Option<serde_json::Value> {
     use serde_json::Value;
     let first = path.first()?;
@@ -545,26 +568,9 @@ impl Broker {
                 .candidates(filter)
                 .filter(|e| filter.matches(e, ctx))
                 .collect();
-            let keys: HashMap<&str, Vec<Option<serde_json::Value>>> = all
-                .iter()
-                .map(|e| {
-                    (
-                        e.id.as_str(),
-                        order.0.iter().map(|(p, _)| sort_key(e, p)).collect(),
-                    )
-                })
-                .collect();
-            all.sort_by(|a, b| {
-                let (ka, kb) = (&keys[a.id.as_str()], &keys[b.id.as_str()]);
-                for (n, (_, desc)) in order.0.iter().enumerate() {
-                    let o = compare_keys(&ka[n], &kb[n]);
-                    let o = if *desc { o.reverse() } else { o };
-                    if o != std::cmp::Ordering::Equal {
-                        return o;
-                    }
-                }
-                std::cmp::Ordering::Equal
-            });
+            let keys: HashMap<&str, Vec<Option<serde_json::Value>>> =
+                all.iter().map(|e| (e.id.as_str(), order.keys(e))).collect();
+            all.sort_by(|a, b| order.compare(&keys[a.id.as_str()], &keys[b.id.as_str()]));
             let count = all.len();
             let entities = all.into_iter().skip(offset).take(limit).cloned().collect();
             return Ok(Page { entities, count });

@@ -140,7 +140,7 @@ fn entity_answer(
 }
 
 /// `orderBy=path[;asc|desc],…`.
-fn order_by(p: &Params, ctx: &Context) -> Result<Option<crate::broker::OrderBy>> {
+pub(super) fn order_by(p: &Params, ctx: &Context) -> Result<Option<crate::broker::OrderBy>> {
     let Some(raw) = p.get("orderBy") else {
         return Ok(None);
     };

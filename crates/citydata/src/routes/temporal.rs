@@ -180,7 +180,7 @@ pub async fn retrieve(
 }
 
 /// What a temporal query takes.
-const QUERY_PARAMS: [&str; 13] = [
+const QUERY_PARAMS: [&str; 14] = [
     "type",
     "id",
     "idPattern",
@@ -194,6 +194,7 @@ const QUERY_PARAMS: [&str; 13] = [
     "offset",
     "count",
     "csf",
+    "orderBy",
 ];
 
 pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): RawQuery) -> Answer {
@@ -355,7 +356,7 @@ async fn query_with(
         })
         .transpose()?
         .unwrap_or(0);
-    let t = tenant(&headers);
+    let t = tenant(headers);
     let mut candidates = Vec::new();
     for (id, entity_types) in c.temporal_ids(&t).await? {
         if types.as_ref().is_some_and(|te| !te.matches(&entity_types))
@@ -371,6 +372,27 @@ async fn query_with(
             }
         }
         candidates.push((id, entity_types));
+    }
+    // orderBy (§4.23) orders by the entities as they are now.
+    if let Some(order) = super::entities::order_by(&p, &ctx)? {
+        let mut keyed = Vec::with_capacity(candidates.len());
+        for (id, types) in candidates {
+            let keys = match c.broker.get(&t, &id).await {
+                Ok(e) => order.keys(&e),
+                Err(_) => order
+                    .0
+                    .iter()
+                    .map(|(path, _)| match path.first().map(String::as_str) {
+                        Some("id") => Some(Value::String(id.clone())),
+                        Some("type") => types.first().map(|t| Value::String(t.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            keyed.push((keys, (id, types)));
+        }
+        keyed.sort_by(|a, b| order.compare(&a.0, &b.0));
+        candidates = keyed.into_iter().map(|(_, x)| x).collect();
     }
     // An entity is in the answer if it has instances of `attrs` in the
     // interval (any entity with history, when neither is given).
