@@ -88,6 +88,9 @@ pub struct Txn<'a> {
     base: &'a Entities,
     changed: HashMap<String, Option<Entity>>,
     order: Vec<String>,
+    /// History recorded beside what the changes record (instances of
+    /// the past given through the temporal API).
+    history: Vec<crate::store::HistoryRow>,
     pub now: i64,
 }
 
@@ -112,6 +115,11 @@ impl<'a> Txn<'a> {
             self.order.push(id.to_owned());
         }
         self.changed.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// Records instances of the past in the same transaction.
+    pub fn record(&mut self, rows: Vec<crate::store::HistoryRow>) {
+        self.history.extend(rows);
     }
 
     pub fn put(&mut self, e: Entity) {
@@ -471,11 +479,17 @@ impl Broker {
             base: &entities,
             changed: HashMap::new(),
             order: Vec::new(),
+            history: Vec::new(),
             now: crate::jsonld::now_ms(),
         };
         let out = f(&mut txn)?;
-        let Txn { changed, order, .. } = txn;
-        if order.is_empty() {
+        let Txn {
+            changed,
+            order,
+            history: recorded,
+            ..
+        } = txn;
+        if order.is_empty() && recorded.is_empty() {
             return Ok(out);
         }
         let mut put = Vec::new();
@@ -507,7 +521,8 @@ impl Broker {
                 }
             }
         }
-        let history = history_of(&tenant.name, &entities, &staged);
+        let mut history = history_of(&tenant.name, &entities, &staged);
+        history.extend(recorded);
         self.store.write_entities(&put, &delete, &history).await?;
         let mut feed = Vec::new();
         for (id, seq, e) in staged {

@@ -161,6 +161,15 @@ fn value_member(kind: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// When an instance was true: its observedAt, else when it was written.
+fn instant_of(i: &Instance, now: i64) -> i64 {
+    i.get("observedAt")
+        .and_then(Value::as_str)
+        .and_then(parse_datetime)
+        .or_else(|| i.get("modifiedAt").and_then(Value::as_i64))
+        .unwrap_or(now)
+}
+
 /// A VocabProperty's value(s) compacted.
 fn compact_vocab(v: &Value, ctx: &Context) -> Value {
     match v {
@@ -585,7 +594,22 @@ impl CityData {
                 .store
                 .history(tenant, id, attrs, r.interval.from, r.interval.until)
                 .await?;
-            return Ok(render(id, types, &rows, ctx, r));
+            let mut out = render(id, types, &rows, ctx, r);
+            // The scope is the entity's as it is now (it has no history).
+            if let Ok(e) = self.broker.get(tenant, id).await {
+                if !e.scope.is_empty() {
+                    let scope: Vec<Value> = e.scope.iter().cloned().map(Value::String).collect();
+                    out.insert(
+                        "scope".into(),
+                        if scope.len() == 1 {
+                            scope[0].clone()
+                        } else {
+                            Value::Array(scope)
+                        },
+                    );
+                }
+            }
+            return Ok(out);
         };
         let mut out = render(id, types, &[], ctx, r);
         let names = match attrs {
@@ -639,47 +663,82 @@ impl CityData {
             .await?
             .is_some()
             || self.broker.get(tenant, &e.id).await.is_ok();
-        let types = serde_json::to_string(&e.types).unwrap_or_else(|_| "[]".into());
-        let mut rows = Vec::new();
+        // The entity as it is now takes each attribute's latest instance
+        // of each datasetId (§5.6.11: creating a temporal representation
+        // creates or updates the entity); the others are history only,
+        // recorded in the same transaction.
+        let mut current: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        let mut past: Vec<(String, Instance)> = Vec::new();
         for (attr, instances) in &e.attrs {
+            let slot = current.entry(attr.clone()).or_default();
             for i in instances {
-                let at = i
-                    .get("observedAt")
-                    .and_then(Value::as_str)
-                    .and_then(parse_datetime)
-                    .unwrap_or(now);
-                let mut recorded = i.clone();
-                recorded.insert(
-                    "instanceId".into(),
-                    format!("urn:ngsi-ld:attribute:instance:{}", uuid::Uuid::new_v4()).into(),
-                );
-                rows.push(HistoryRow {
-                    tenant: tenant.to_owned(),
-                    entity_id: e.id.clone(),
-                    types: types.clone(),
-                    attr: attr.clone(),
-                    at,
-                    num: crate::store::number_of(&recorded),
-                    instance: Value::Object(recorded).to_string(),
-                    recorded_at: crate::jsonld::now_ms(),
-                });
+                match slot
+                    .iter_mut()
+                    .find(|x| x.get("datasetId") == i.get("datasetId"))
+                {
+                    Some(x) if instant_of(x, now) > instant_of(i, now) => {
+                        past.push((attr.clone(), i.clone()))
+                    }
+                    Some(x) => past.push((attr.clone(), std::mem::replace(x, i.clone()))),
+                    None => slot.push(i.clone()),
+                }
             }
         }
-        if rows.is_empty() {
-            // An entity with no attribute still has a temporal form.
-            rows.push(HistoryRow {
+        let row = |attr: &str, i: Instance| {
+            let mut recorded = i;
+            recorded.insert(
+                "instanceId".into(),
+                format!("urn:ngsi-ld:attribute:instance:{}", uuid::Uuid::new_v4()).into(),
+            );
+            HistoryRow {
                 tenant: tenant.to_owned(),
                 entity_id: e.id.clone(),
-                types,
-                attr: String::new(),
-                at: now,
-                instance: "{}".into(),
+                types: serde_json::to_string(&e.types).unwrap_or_else(|_| "[]".into()),
+                attr: attr.to_owned(),
+                at: instant_of(&recorded, now),
+                num: crate::store::number_of(&recorded),
+                instance: Value::Object(recorded).to_string(),
                 recorded_at: now,
-                num: None,
-            });
-        }
-        self.broker.tenant_for_write(tenant).await?;
-        self.store.write_entities(&[], &[], &rows).await?;
+            }
+        };
+        let mut rows: Vec<HistoryRow> = past.into_iter().map(|(a, i)| row(&a, i)).collect();
+        self.broker
+            .write(tenant, |txn| {
+                match txn.get_mut(&e.id) {
+                    Some(cur) => {
+                        for t in &e.types {
+                            if !cur.types.contains(t) {
+                                cur.types.push(t.clone());
+                            }
+                        }
+                        for (attr, latest) in current {
+                            let slot = cur.attrs.entry(attr.clone()).or_default();
+                            for i in latest {
+                                match slot
+                                    .iter_mut()
+                                    .find(|x| x.get("datasetId") == i.get("datasetId"))
+                                {
+                                    // What the entity holds is more recent.
+                                    Some(x) if instant_of(x, now) > instant_of(&i, now) => {
+                                        rows.push(row(&attr, i))
+                                    }
+                                    Some(x) => *x = i,
+                                    None => slot.push(i),
+                                }
+                            }
+                        }
+                        cur.modified_at = now;
+                    }
+                    None => {
+                        let mut fresh = e.clone();
+                        fresh.attrs = current;
+                        txn.put(fresh);
+                    }
+                }
+                txn.record(std::mem::take(&mut rows));
+                Ok(())
+            })
+            .await?;
         Ok(!existed)
     }
 
@@ -788,11 +847,20 @@ impl CityData {
         Ok(())
     }
 
-    /// Forgets an entity's history (or one attribute's).
+    /// Forgets an entity's history (or one attribute's); the whole
+    /// temporal representation goes with the entity itself.
     pub async fn delete_temporal(&self, tenant: &str, id: &str, attr: Option<&str>) -> Result<()> {
         crate::ops::check_id(id)?;
+        let removed = match attr {
+            None => self
+                .broker
+                .write(tenant, |txn| Ok(txn.remove(id)))
+                .await
+                .unwrap_or(false),
+            Some(_) => false,
+        };
         let gone = self.store.delete_history(tenant, id, attr).await?;
-        if gone == 0 {
+        if gone == 0 && !removed {
             return Err(NgsiError::not_found(format!(
                 "there is no temporal entity {id}"
             )));

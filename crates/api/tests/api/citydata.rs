@@ -1171,6 +1171,17 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
             assert!(r.status().is_success(), "{}", r.text().await.unwrap());
         }
     }
+    // The entity as it is now holds the latest instance.
+    let now: serde_json::Value = http
+        .get(format!("{broker}/entities/urn:ngsi-ld:Sensor:1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let latest = temperature.iter().max_by_key(|(at, _)| *at).unwrap();
+    assert_eq!(now["temperature"]["value"], latest.1, "{now}");
     let h = 3_600_000;
     let fmt = |ms: i64| format_datetime(ms);
     // (timerel, timeAt, endTimeAt, period): aligned and not.

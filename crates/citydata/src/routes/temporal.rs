@@ -163,7 +163,11 @@ pub async fn retrieve(
         .await?;
     // None of the attributes asked for, or nothing left to show, is
     // "not found" (§5.7.1, as for entities).
-    if attrs.is_some() && !body.keys().any(|k| k != "id" && k != "type") {
+    if attrs.is_some()
+        && !body
+            .keys()
+            .any(|k| !matches!(k.as_str(), "id" | "type" | "scope"))
+    {
         return Err(NgsiError::not_found(format!(
             "the temporal entity {id} has none of the attributes asked for"
         ))
@@ -439,9 +443,10 @@ async fn query_with(
             }
             for body in render_page(&c, &t, chunk.to_vec(), &attrs, &ctx, &r).await? {
                 let shown = !restricted
-                    || body
-                        .as_object()
-                        .is_some_and(|o| o.keys().any(|k| k != "id" && k != "type"));
+                    || body.as_object().is_some_and(|o| {
+                        o.keys()
+                            .any(|k| !matches!(k.as_str(), "id" | "type" | "scope"))
+                    });
                 if shown && out.len() < limit {
                     out.push(body);
                 }
