@@ -35,20 +35,7 @@ impl crate::store::EntityStore for Engine {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         for h in history {
-            sqlx::query(
-                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&h.tenant)
-            .bind(&h.entity_id)
-            .bind(&h.types)
-            .bind(&h.attr)
-            .bind(h.at)
-            .bind(&h.instance)
-            .bind(h.recorded_at)
-            .bind(h.num)
-            .execute(&mut *tx)
-            .await?;
+            insert_history(&mut tx, h).await?;
         }
         add_rollups(&mut tx, history).await?;
         let mut listed = std::collections::BTreeMap::new();
@@ -491,20 +478,7 @@ impl crate::store::EntityStore for Engine {
             return Ok(false);
         }
         if let Some(h) = new {
-            sqlx::query(
-                "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&h.tenant)
-            .bind(&h.entity_id)
-            .bind(&h.types)
-            .bind(&h.attr)
-            .bind(h.at)
-            .bind(&h.instance)
-            .bind(h.recorded_at)
-            .bind(h.num)
-            .execute(&mut *tx)
-            .await?;
+            insert_history(&mut tx, h).await?;
         }
         let mut hours = vec![old.at.div_euclid(ROLLUP_MS)];
         hours.extend(new.map(|h| h.at.div_euclid(ROLLUP_MS)));
@@ -640,6 +614,25 @@ async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Records one instance.
+async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&h.tenant)
+    .bind(&h.entity_id)
+    .bind(&h.types)
+    .bind(&h.attr)
+    .bind(h.at)
+    .bind(&h.instance)
+    .bind(h.recorded_at)
+    .bind(h.num)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
