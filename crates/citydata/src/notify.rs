@@ -175,24 +175,7 @@ impl CityData {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(crate::subscription::new_id);
-        let mut doc = doc;
-        // A compound @context gets a URL of the broker's (§5.8.1: the
-        // subscription's jsonldContext), unless the subscriber named one.
-        let implicit = (!doc.contains_key("jsonldContext")
-            && crate::subscription::is_compound(&ctx.original))
-        .then(|| {
-            format!(
-                "{}/ngsi-ld/v1/jsonldContexts/{}",
-                self.public_url(),
-                uuid::Uuid::new_v4().simple()
-            )
-        });
-        if let Some(url) = &implicit {
-            doc.insert("jsonldContext".into(), url.clone().into());
-        }
-        let mut sub = Subscription::new(id, doc, ctx.original.clone(), now_ms());
-        sub.implicit_context = implicit;
-        Ok(sub)
+        Ok(Subscription::new(id, doc, ctx.original.clone(), now_ms()))
     }
 
     /// Creates a subscription; its id.
@@ -202,7 +185,20 @@ impl CityData {
         body: &Value,
         ctx: &Context,
     ) -> Result<String> {
-        let sub = self.new_subscription(parse(body, ctx, false)?, ctx).await?;
+        let mut sub = self.new_subscription(parse(body, ctx, false)?, ctx).await?;
+        // A compound @context gets a URL of the broker's (§5.8.1: the
+        // subscription's jsonldContext), unless the subscriber named one.
+        // (Subscriptions to registrations are not given one: nothing asks.)
+        if !sub.doc.contains_key("jsonldContext") && crate::subscription::is_compound(&sub.context)
+        {
+            let url = format!(
+                "{}/ngsi-ld/v1/jsonldContexts/{}",
+                self.public_url(),
+                uuid::Uuid::new_v4().simple()
+            );
+            sub.doc.insert("jsonldContext".into(), url.clone().into());
+            sub.implicit_context = Some(url);
+        }
         let id = sub.id.clone();
         let table = self.subscriptions().await?;
         let mut all = table.write().await;
