@@ -104,10 +104,7 @@ impl crate::store::EntityStore for Engine {
             "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4",
         );
-        if let Some(attrs) = attrs {
-            let marks: Vec<String> = (0..attrs.len()).map(|i| format!("${}", i + 5)).collect();
-            sql.push_str(&format!(" AND attr IN ({})", marks.join(", ")));
-        }
+        sql.push_str(&attrs_clause(attrs));
         sql.push_str(" ORDER BY attr, at");
         let mut q = sqlx::query(&sql)
             .bind(tenant)
@@ -223,10 +220,7 @@ impl crate::store::EntityStore for Engine {
             "SELECT 1 AS one FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4 AND attr <> ''",
         );
-        if let Some(attrs) = attrs {
-            let marks: Vec<String> = (0..attrs.len()).map(|i| format!("${}", i + 5)).collect();
-            sql.push_str(&format!(" AND attr IN ({})", marks.join(", ")));
-        }
+        sql.push_str(&attrs_clause(attrs));
         sql.push_str(" LIMIT 1");
         let mut q = sqlx::query(&sql)
             .bind(tenant)
@@ -615,6 +609,18 @@ async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// ` AND attr IN ($5, …)` for the attributes asked for (bound after the
+/// span's four parameters), or nothing.
+fn attrs_clause(attrs: Option<&[String]>) -> String {
+    match attrs {
+        Some(attrs) => {
+            let marks: Vec<String> = (0..attrs.len()).map(|i| format!("${}", i + 5)).collect();
+            format!(" AND attr IN ({})", marks.join(", "))
+        }
+        None => String::new(),
+    }
 }
 
 /// Records one instance.
