@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 19's load figures: `civic demo` (release build) on SQLite or
-# PostgreSQL, in a fresh directory, and bench/ngsi-ld-load.py against its
-# broker (batch upsert, single updates, `q=` and `near` queries, 64 in
+# PostgreSQL, in a fresh directory, and the load driver
+# (crates/cli/examples/ngsi_load.rs, release build) against its broker (batch upsert, single updates, `q=` and `near` queries, 64 in
 # flight, the demo's memory). The JSON goes to stdout and to
 # bench/results/ngsi-ld-load-<backend>.json.
 #
@@ -18,5 +18,7 @@ db_name=civic_ngsild_load
 # shellcheck source=bench/ngsi-ld-demo.sh
 . bench/ngsi-ld-demo.sh
 mkdir -p bench/results
-python3 bench/ngsi-ld-load.py "http://127.0.0.1:$port/ngsi-ld/v1" --entities "$entities" \
-    --seconds "$seconds" --in-flight 64 --pid "$demo_pid" | tee "bench/results/ngsi-ld-load-$backend.json"
+cargo build --release --locked -p civic-cli --example ngsi_load
+"$CARGO_TARGET_DIR/release/examples/ngsi_load" --broker "http://127.0.0.1:$port/ngsi-ld/v1" \
+    --entities "$entities" --seconds "$seconds" --in-flight 64 --pid "$demo_pid" \
+    | tee "bench/results/ngsi-ld-load-$backend.json"

@@ -2,6 +2,13 @@
 //! durable copy in the store. Every write is staged (`Txn`), written to
 //! the database, and only then made visible: a failed write changes
 //! nothing, and nothing acknowledged is only in memory.
+//!
+//! Writes commit in groups: while one transaction commits, the writes
+//! that arrive are staged on top of it (each sees what the ones before
+//! it staged) and then commit together in the next one, so that 64
+//! writers in flight cost a few transactions, not 64. If a transaction
+//! fails, its writes and the ones staged on top of it fail, and nothing
+//! of them becomes visible.
 
 use crate::entity::Entity;
 use crate::geo::{GeoQuery, Geometry};
@@ -80,12 +87,88 @@ impl Entities {
 
 pub struct Tenant {
     pub name: String,
+    /// What is committed: what readers see.
     pub entities: tokio::sync::RwLock<Entities>,
+    staging: tokio::sync::Mutex<Staging>,
+}
+
+impl Tenant {
+    fn new(name: String, entities: Entities) -> Tenant {
+        Tenant {
+            name,
+            entities: tokio::sync::RwLock::new(entities),
+            staging: tokio::sync::Mutex::new(Staging::default()),
+        }
+    }
+}
+
+/// Writes staged on top of the committed entities, waiting for their
+/// transaction.
+#[derive(Default)]
+struct Staging {
+    /// The latest staged state of each entity a waiting write changed.
+    overlay: HashMap<String, Staged>,
+    /// Writes for the next transaction, in order.
+    gathered: Vec<Pending>,
+    /// Whether a committer is at work.
+    committing: bool,
+    /// Numbers the writes, so that a committed write's overlay entry is
+    /// forgotten only if no later write changed it again.
+    stage: u64,
+}
+
+struct Staged {
+    stage: u64,
+    seq: i64,
+    entity: Option<Arc<Entity>>,
+}
+
+/// A staged write: its rows, what it makes visible once committed, the
+/// changes it tells subscriptions of, and who waits for it.
+struct Pending {
+    rows: crate::store::Write,
+    /// (id, stage, sequence number, the entity or none)
+    visible: Vec<(String, u64, i64, Option<Arc<Entity>>)>,
+    feed: Vec<crate::notify::Change>,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// The entities as a write starts from: committed, and staged by the
+/// writes before it.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    base: &'a Entities,
+    overlay: &'a HashMap<String, Staged>,
+}
+
+impl<'a> View<'a> {
+    fn get(&self, id: &str) -> Option<&'a Arc<Entity>> {
+        match self.overlay.get(id) {
+            Some(s) => s.entity.as_ref(),
+            None => self.base.get(id),
+        }
+    }
+
+    /// The entity's creation sequence number, if it exists.
+    fn seq_of(&self, id: &str) -> Option<i64> {
+        match self.overlay.get(id) {
+            Some(s) => s.entity.is_some().then_some(s.seq),
+            None => self.base.seq_of.get(id).copied(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a Arc<Entity>> + 'a {
+        let overlay = self.overlay;
+        self.base
+            .iter()
+            .filter(move |e| !overlay.contains_key(&e.id))
+            .chain(overlay.values().filter_map(|s| s.entity.as_ref()))
+    }
 }
 
 /// Staged changes to one tenant: read through, written on commit.
 pub struct Txn<'a> {
-    base: &'a Entities,
+    base: View<'a>,
     changed: HashMap<String, Option<Entity>>,
     order: Vec<String>,
     /// History recorded beside what the changes record (instances of
@@ -102,9 +185,10 @@ impl<'a> Txn<'a> {
         }
     }
 
-    /// The entities as committed (what a staged change started from).
-    pub fn committed(&self) -> &Entities {
-        self.base
+    /// The entities as this write started from (committed, and staged by
+    /// the writes before it), in no particular order.
+    pub fn before(&self) -> impl Iterator<Item = &Arc<Entity>> + '_ {
+        self.base.iter()
     }
 
     /// The entity to change, copied from the committed one.
@@ -146,7 +230,7 @@ impl<'a> Txn<'a> {
 /// changed, timed by its observedAt, else its modification.
 fn history_of(
     tenant: &str,
-    committed: &Entities,
+    committed: View,
     staged: &[(String, i64, Option<Entity>)],
 ) -> Vec<crate::store::HistoryRow> {
     let mut out = Vec::new();
@@ -423,15 +507,7 @@ impl Broker {
         Ok(RwLock::new(
             tenants
                 .into_iter()
-                .map(|(name, entities)| {
-                    (
-                        name.clone(),
-                        Arc::new(Tenant {
-                            name,
-                            entities: tokio::sync::RwLock::new(entities),
-                        }),
-                    )
-                })
+                .map(|(name, entities)| (name.clone(), Arc::new(Tenant::new(name, entities))))
                 .collect(),
         ))
     }
@@ -460,94 +536,178 @@ impl Broker {
         let mut tenants = self.tenants().await?.write().expect("not poisoned");
         Ok(tenants
             .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Tenant {
-                    name: name.to_owned(),
-                    entities: tokio::sync::RwLock::new(Entities::default()),
-                })
-            })
+            .or_insert_with(|| Arc::new(Tenant::new(name.to_owned(), Entities::default())))
             .clone())
     }
 
-    /// Runs `f` over a tenant's staged entities; writes what it changed
-    /// to the store in one transaction; then makes it visible. If `f` or
-    /// the store fails, nothing changes.
+    /// Runs `f` over a tenant's entities as staged so far; writes what it
+    /// changed to the store (in the next group's transaction); then makes
+    /// it visible and answers. If `f` or the store fails, nothing changes.
     pub async fn write<T>(&self, tenant: &str, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
         let tenant = self.tenant_for_write(tenant).await?;
-        let mut entities = tenant.entities.write().await;
-        let mut txn = Txn {
-            base: &entities,
-            changed: HashMap::new(),
-            order: Vec::new(),
-            history: Vec::new(),
-            now: crate::jsonld::now_ms(),
-        };
-        let out = f(&mut txn)?;
-        let Txn {
-            changed,
-            order,
-            history: recorded,
-            ..
-        } = txn;
-        if order.is_empty() && recorded.is_empty() {
-            return Ok(out);
-        }
-        let mut put = Vec::new();
-        let mut delete = Vec::new();
-        let mut staged = Vec::with_capacity(order.len());
-        for id in order {
-            let change = changed.get(&id).cloned().flatten();
-            match change {
-                Some(e) => {
-                    let seq = match entities.seq_of.get(&id) {
-                        Some(s) => *s,
-                        None => self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-                    };
-                    let doc = serde_json::to_string(&e)
-                        .map_err(|_| NgsiError::internal("an entity did not serialise"))?;
-                    put.push(StoredEntity {
-                        tenant: tenant.name.clone(),
-                        id: id.clone(),
-                        seq,
-                        doc,
-                    });
-                    staged.push((id, seq, Some(e)));
-                }
-                None => {
-                    if entities.seq_of.contains_key(&id) {
-                        delete.push((tenant.name.clone(), id.clone()));
+        let (out, done, lead) = {
+            let mut staging = tenant.staging.lock().await;
+            let entities = tenant.entities.read().await;
+            let staging = &mut *staging;
+            let view = View {
+                base: &entities,
+                overlay: &staging.overlay,
+            };
+            let mut txn = Txn {
+                base: view,
+                changed: HashMap::new(),
+                order: Vec::new(),
+                history: Vec::new(),
+                now: crate::jsonld::now_ms(),
+            };
+            let out = f(&mut txn)?;
+            let Txn {
+                mut changed,
+                order,
+                history: recorded,
+                ..
+            } = txn;
+            if order.is_empty() && recorded.is_empty() {
+                return Ok(out);
+            }
+            staging.stage += 1;
+            let stage = staging.stage;
+            let mut rows = crate::store::Write::default();
+            let mut staged = Vec::with_capacity(order.len());
+            for id in order {
+                match changed.remove(&id).flatten() {
+                    Some(e) => {
+                        let seq = view
+                            .seq_of(&id)
+                            .unwrap_or_else(|| self.seq.fetch_add(1, Ordering::Relaxed) + 1);
+                        let doc = serde_json::to_string(&e)
+                            .map_err(|_| NgsiError::internal("an entity did not serialise"))?;
+                        rows.put.push(StoredEntity {
+                            tenant: tenant.name.clone(),
+                            id: id.clone(),
+                            seq,
+                            doc,
+                        });
+                        staged.push((id, seq, Some(e)));
                     }
-                    staged.push((id, 0, None));
+                    None => {
+                        if view.seq_of(&id).is_some() {
+                            rows.delete.push((tenant.name.clone(), id.clone()));
+                        }
+                        staged.push((id, 0, None));
+                    }
                 }
             }
-        }
-        let mut history = history_of(&tenant.name, &entities, &staged);
-        history.extend(recorded);
-        self.store.write_entities(&put, &delete, &history).await?;
-        let mut feed = Vec::new();
-        for (id, seq, e) in staged {
-            let before = entities.get(&id).cloned();
-            let after = match e {
-                Some(e) => {
-                    let e = Arc::new(e);
-                    entities.put(seq, e.clone());
-                    Some(e)
-                }
-                None => {
-                    entities.remove(&id);
-                    None
-                }
-            };
-            feed.push(crate::notify::Change {
-                tenant: tenant.name.clone(),
-                before,
-                after,
+            rows.history = history_of(&tenant.name, view, &staged);
+            rows.history.extend(recorded);
+            let mut visible = Vec::with_capacity(staged.len());
+            let mut feed = Vec::with_capacity(staged.len());
+            for (id, seq, e) in staged {
+                let after = e.map(Arc::new);
+                feed.push(crate::notify::Change {
+                    tenant: tenant.name.clone(),
+                    before: view.get(&id).cloned(),
+                    after: after.clone(),
+                });
+                visible.push((id, stage, seq, after));
+            }
+            for (id, stage, seq, entity) in &visible {
+                staging.overlay.insert(
+                    id.clone(),
+                    Staged {
+                        stage: *stage,
+                        seq: *seq,
+                        entity: entity.clone(),
+                    },
+                );
+            }
+            let (tx, done) = tokio::sync::oneshot::channel();
+            staging.gathered.push(Pending {
+                rows,
+                visible,
+                feed,
+                done: tx,
             });
+            let lead = !std::mem::replace(&mut staging.committing, true);
+            (out, done, lead)
+        };
+        if lead {
+            self.commit_in_groups(tenant);
         }
-        if let Some(changes) = self.changes.get() {
-            let _ = changes.send(feed);
-        }
+        done.await
+            .map_err(|_| NgsiError::internal("the write's transaction was lost"))??;
         Ok(out)
+    }
+
+    /// Commits what writers stage on `tenant`, a group at a time, until
+    /// nothing waits. A task of its own, so that a writer that goes away
+    /// does not strand the others.
+    fn commit_in_groups(&self, tenant: Arc<Tenant>) {
+        let store = self.store.clone();
+        let feed = self.changes.get().cloned();
+        tokio::spawn(async move {
+            loop {
+                let mut group = {
+                    let mut staging = tenant.staging.lock().await;
+                    if staging.gathered.is_empty() {
+                        staging.committing = false;
+                        return;
+                    }
+                    std::mem::take(&mut staging.gathered)
+                };
+                let rows: Vec<crate::store::Write> = group
+                    .iter_mut()
+                    .map(|p| std::mem::take(&mut p.rows))
+                    .collect();
+                if let Err(e) = store.write_entities(&rows).await {
+                    // What was staged on top of the group built on it:
+                    // it fails too, and the overlay goes.
+                    let err = NgsiError::from(e);
+                    let later = {
+                        let mut staging = tenant.staging.lock().await;
+                        staging.overlay.clear();
+                        staging.committing = false;
+                        std::mem::take(&mut staging.gathered)
+                    };
+                    for p in group {
+                        let _ = p.done.send(Err(err.clone()));
+                    }
+                    for p in later {
+                        let _ = p.done.send(Err(NgsiError::internal(
+                            "an earlier write this one built on failed; nothing was changed",
+                        )));
+                    }
+                    return;
+                }
+                {
+                    let mut entities = tenant.entities.write().await;
+                    for p in &group {
+                        for (id, _, seq, e) in &p.visible {
+                            match e {
+                                Some(e) => entities.put(*seq, e.clone()),
+                                None => entities.remove(id),
+                            }
+                        }
+                    }
+                }
+                {
+                    let mut staging = tenant.staging.lock().await;
+                    for p in &group {
+                        for (id, stage, ..) in &p.visible {
+                            if staging.overlay.get(id).is_some_and(|s| s.stage == *stage) {
+                                staging.overlay.remove(id);
+                            }
+                        }
+                    }
+                }
+                for p in group {
+                    if let Some(feed) = &feed {
+                        let _ = feed.send(p.feed);
+                    }
+                    let _ = p.done.send(Ok(()));
+                }
+            }
+        });
     }
 
     /// One entity.

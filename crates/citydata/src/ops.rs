@@ -747,8 +747,7 @@ impl CityData {
         self.broker
             .write(tenant, |txn| {
                 let ids: Vec<String> = txn
-                    .committed()
-                    .iter()
+                    .before()
                     .filter(|e| filter.matches(e, ctx))
                     .map(|e| e.id.clone())
                     .collect();

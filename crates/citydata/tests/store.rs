@@ -22,24 +22,63 @@ fn row(tenant: &str, id: &str, seq: i64) -> StoredEntity {
 async fn entities_are_written_replaced_and_deleted_in_one_transaction(db: TestDb) {
     let s = &db.store;
     migrate(s).await.unwrap();
-    s.write_entities(
-        &[
-            row("", "urn:a", 1),
-            row("", "urn:b", 2),
-            row("city", "urn:a", 3),
-        ],
-        &[],
-        &[],
-    )
+    s.write_entities(&[puts(vec![
+        row("", "urn:a", 1),
+        row("", "urn:b", 2),
+        row("city", "urn:a", 3),
+    ])])
     .await
     .unwrap();
     let mut replaced = row("", "urn:a", 1);
     replaced.doc = "{\"id\":\"urn:a\",\"v\":2}".into();
-    s.write_entities(&[replaced.clone()], &[("".into(), "urn:b".into())], &[])
-        .await
-        .unwrap();
+    s.write_entities(&[Write {
+        put: vec![replaced.clone()],
+        delete: vec![("".into(), "urn:b".into())],
+        history: vec![],
+    }])
+    .await
+    .unwrap();
     let all = s.load_entities().await.unwrap();
-    assert_eq!(all, vec![replaced, row("city", "urn:a", 3)]);
+    assert_eq!(all, vec![replaced.clone(), row("city", "urn:a", 3)]);
+    // A group of writes means what its writes meant one after another:
+    // deleted then made again, an entity is there (with no history from
+    // before); made then deleted, it is not.
+    let mut again = row("", "urn:b", 4);
+    again.doc = "{\"id\":\"urn:b\",\"v\":3}".into();
+    s.write_entities(&[
+        Write {
+            history: vec![recorded("t", 10, json!(1), 100)],
+            ..puts(vec![row("city", "urn:s", 5)])
+        },
+        Write {
+            delete: vec![("".into(), "urn:a".into()), ("city".into(), "urn:s".into())],
+            ..Write::default()
+        },
+        puts(vec![again.clone(), row("city", "urn:s", 6)]),
+        Write {
+            delete: vec![("".into(), "urn:b".into())],
+            ..Write::default()
+        },
+        puts(vec![again.clone()]),
+    ])
+    .await
+    .unwrap();
+    let all = s.load_entities().await.unwrap();
+    assert_eq!(
+        all,
+        vec![again, row("city", "urn:a", 3), row("city", "urn:s", 6)]
+    );
+    assert!(!s
+        .history_exists("city", "urn:s", None, i64::MIN, i64::MAX)
+        .await
+        .unwrap());
+}
+
+fn puts(put: Vec<StoredEntity>) -> Write {
+    Write {
+        put,
+        ..Write::default()
+    }
 }
 
 fn building(id: &str) -> serde_json::Value {
@@ -107,6 +146,127 @@ async fn a_write_that_fails_changes_nothing(db: TestDb) {
     assert_eq!(
         broker.all("elsewhere").await.unwrap_err().kind.status(),
         404
+    );
+}
+
+/// An attribute instance with this value.
+fn instance(v: usize) -> civic_citydata::entity::Instance {
+    serde_json::from_value(json!({"type": "Property", "value": v})).unwrap()
+}
+
+async fn writes_at_once_build_on_each_other_and_commit_in_groups(db: TestDb) {
+    migrate(&db.store).await.unwrap();
+    let broker = std::sync::Arc::new(Broker::new(db.store.clone(), false));
+    let ctx = Context::core();
+    let id = "urn:ngsi-ld:Building:1";
+    let e = parse_entity(&building(id), &ctx, 0).unwrap();
+    broker
+        .write("", |txn| {
+            txn.put(e);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Forty writers at once, each adding an attribute to what the ones
+    // before it staged (none is lost), and one that deletes then another
+    // that makes a second entity again.
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let broker = broker.clone();
+        writers.spawn(async move {
+            broker
+                .write("", |txn| {
+                    let e = txn.get_mut(id).expect("staged or committed");
+                    e.attrs.insert(format!("urn:attr:{n}"), vec![instance(n)]);
+                    Ok(())
+                })
+                .await
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let counted = |e: &civic_citydata::entity::Entity| e.attrs.len();
+    assert_eq!(counted(&broker.get("", id).await.unwrap()), 41);
+    let (made, gone, again) = tokio::join!(
+        broker.write("", |txn| {
+            txn.put(parse_entity(&building("urn:ngsi-ld:Building:2"), &ctx, 0)?);
+            Ok(())
+        }),
+        broker.write("", |txn| Ok(txn.remove("urn:ngsi-ld:Building:2"))),
+        broker.write("", |txn| {
+            let fresh = txn.get("urn:ngsi-ld:Building:2").is_none();
+            txn.put(parse_entity(&building("urn:ngsi-ld:Building:2"), &ctx, 0)?);
+            Ok(fresh)
+        }),
+    );
+    made.unwrap();
+    assert!(gone.unwrap(), "the delete saw the staged entity");
+    assert!(again.unwrap(), "and the third write saw it deleted");
+    let reopened = Broker::new(db.reopen().await, false);
+    let all = reopened.all("").await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(counted(&all[0]), 41);
+    assert_eq!(all[1].id, "urn:ngsi-ld:Building:2");
+}
+
+async fn a_group_that_fails_to_commit_changes_nothing(db: TestDb) {
+    migrate(&db.store).await.unwrap();
+    let broker = Broker::new(db.store.clone(), false);
+    let ctx = Context::core();
+    let put = |n: usize| {
+        let e = parse_entity(&building(&format!("urn:ngsi-ld:Building:{n}")), &ctx, 0).unwrap();
+        move |txn: &mut civic_citydata::broker::Txn| {
+            txn.put(e);
+            Ok(())
+        }
+    };
+    broker.write("", put(1)).await.unwrap();
+    // The database refuses every entity from now on.
+    let (refuse, allow) = match &db.store {
+        civic_store::Store::Sqlite(_) => (
+            "CREATE TRIGGER refuse BEFORE INSERT ON ngsi_entities \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "DROP TRIGGER refuse",
+        ),
+        civic_store::Store::Postgres(_) => (
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON ngsi_entities \
+             FOR EACH ROW EXECUTE FUNCTION refuse()",
+            "DROP TRIGGER refuse ON ngsi_entities",
+        ),
+    };
+    db.execute_raw(refuse).await.unwrap();
+    // The second write builds on the first, which fails: both fail.
+    let (first, second) = tokio::join!(
+        broker.write("", put(2)),
+        broker.write("", |txn| {
+            let e = txn.get_mut("urn:ngsi-ld:Building:2").expect("staged");
+            e.attrs.insert("urn:attr:x".into(), vec![instance(1)]);
+            Ok(())
+        }),
+    );
+    assert_eq!(first.unwrap_err().kind.status(), 500);
+    assert_eq!(second.unwrap_err().kind.status(), 500);
+    let ids = |all: Vec<std::sync::Arc<civic_citydata::entity::Entity>>| {
+        all.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(broker.all("").await.unwrap()),
+        ["urn:ngsi-ld:Building:1"]
+    );
+    db.execute_raw(allow).await.unwrap();
+    // Nothing of them is staged any more.
+    let seen = broker
+        .write("", |txn| Ok(txn.get("urn:ngsi-ld:Building:2").is_some()))
+        .await
+        .unwrap();
+    assert!(!seen);
+    broker.write("", put(3)).await.unwrap();
+    let reopened = Broker::new(db.reopen().await, false);
+    assert_eq!(
+        ids(reopened.all("").await.unwrap()),
+        ["urn:ngsi-ld:Building:1", "urn:ngsi-ld:Building:3"]
     );
 }
 
@@ -219,21 +379,23 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
     let s = &db.store;
     migrate(s).await.unwrap();
     let h = ROLLUP_MS;
-    s.write_entities(
-        &[],
-        &[],
-        &[
+    s.write_entities(&[Write {
+        history: vec![
             recorded("t", 10, json!(2.0), 100),
             recorded("t", 20, json!(4), 200),
             recorded("t", h + 5, json!("off"), 100),
             recorded("t", -1, json!(7.5), 100),
         ],
-    )
+        ..Write::default()
+    }])
     .await
     .unwrap();
-    s.write_entities(&[], &[], &[recorded("t", 30, json!(-1.0), 300)])
-        .await
-        .unwrap();
+    s.write_entities(&[Write {
+        history: vec![recorded("t", 30, json!(-1.0), 300)],
+        ..Write::default()
+    }])
+    .await
+    .unwrap();
     let sums = s.rollups("city", "urn:s", "t", -10, 10).await.unwrap();
     let hour = |k: i64| sums.iter().find(|(x, _)| *x == k).map(|(_, st)| *st);
     assert_eq!(hour(-1).unwrap().sum, 7.5, "before 1970 rounds down");
@@ -276,7 +438,12 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
     // once, at the next start.
     let mut old = recorded("t", 40, json!(3), 400);
     old.num = None;
-    s.write_entities(&[], &[], &[old]).await.unwrap();
+    s.write_entities(&[Write {
+        history: vec![old],
+        ..Write::default()
+    }])
+    .await
+    .unwrap();
     db.execute_raw("DELETE FROM ngsi_rollups").await.unwrap();
     db.execute_raw("DELETE FROM ngsi_history_entities")
         .await
@@ -302,4 +469,6 @@ civic_store::backend_tests!(
     entities_are_written_replaced_and_deleted_in_one_transaction,
     what_the_broker_acknowledged_is_there_after_a_restart,
     a_write_that_fails_changes_nothing,
+    writes_at_once_build_on_each_other_and_commit_in_groups,
+    a_group_that_fails_to_commit_changes_nothing,
 );

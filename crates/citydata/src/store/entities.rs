@@ -9,6 +9,18 @@ pub struct StoredEntity {
     pub doc: String,
 }
 
+/// One write's rows: entities inserted or replaced, entities deleted
+/// (with their history), instances recorded. Several writes go to the
+/// store in one transaction, each applied in turn (history, then puts,
+/// then deletes), so that a batch means what its writes meant one by one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Write {
+    pub put: Vec<StoredEntity>,
+    /// (tenant, entity id)
+    pub delete: Vec<(String, String)>,
+    pub history: Vec<HistoryRow>,
+}
+
 /// One recorded attribute instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow {
@@ -83,9 +95,8 @@ pub trait EntityStore {
     /// Every entity of every tenant, in creation order (the broker's index
     /// is rebuilt from them at start).
     fn load_entities(&self) -> crate::store::Result<Vec<crate::store::StoredEntity>>;
-    /// Writes entities (inserted or replaced) and deletes others, in one
-    /// transaction: all of them or none.
-    fn write_entities(&self, put: &[crate::store::StoredEntity], delete: &[(String, String)], history: &[crate::store::HistoryRow]) -> crate::store::Result<()>;
+    /// Applies writes in turn, in one transaction: all of them or none.
+    fn write_entities(&self, writes: &[crate::store::Write]) -> crate::store::Result<()>;
     /// An entity's recorded instances, in time order: of `attrs` (IRIs)
     /// if given, with `from <= at < until`.
     fn history(&self, tenant: &str, entity_id: &str, attrs: Option<&[String]>, from: i64, until: i64) -> crate::store::Result<Vec<crate::store::HistoryRow>>;

@@ -15,7 +15,7 @@ pub use civic_store::{Result, StoreError};
 pub use entities::number_of;
 pub use entities::{
     EntityStore, HistoryRow, RegistrationStore, Stats, StoredEntity, SubscriptionStore,
-    TenantStore, ROLLUP_MS,
+    TenantStore, Write, ROLLUP_MS,
 };
 pub use schema::MIGRATIONS;
 

@@ -27,67 +27,22 @@ impl crate::store::EntityStore for Engine {
             .collect()
     }
 
-    async fn write_entities(
-        &self,
-        put: &[StoredEntity],
-        delete: &[(String, String)],
-        history: &[HistoryRow],
-    ) -> Result<()> {
+    async fn write_entities(&self, writes: &[Write]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for h in history {
-            insert_history(&mut tx, h).await?;
-        }
-        add_rollups(&mut tx, history).await?;
-        let mut listed = std::collections::BTreeMap::new();
-        for h in history {
-            listed.insert((h.tenant.as_str(), h.entity_id.as_str()), h.types.as_str());
-        }
-        for ((tenant, entity_id), types) in listed {
-            sqlx::query(
-                "INSERT INTO ngsi_history_entities (tenant, entity_id, types) VALUES ($1, $2, $3) \
-                 ON CONFLICT (tenant, entity_id) DO UPDATE SET types = excluded.types",
-            )
-            .bind(tenant)
-            .bind(entity_id)
-            .bind(types)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for e in put {
-            sqlx::query(
-                "INSERT INTO ngsi_entities (tenant, id, seq, doc) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq",
-            )
-            .bind(&e.tenant)
-            .bind(&e.id)
-            .bind(e.seq)
-            .bind(&e.doc)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (tenant, id) in delete {
-            sqlx::query("DELETE FROM ngsi_entities WHERE tenant = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            // An entity's temporal representation goes with it (as the
-            // ETSI suite's brokers do).
-            sqlx::query("DELETE FROM ngsi_history WHERE tenant = $1 AND entity_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for table in ["ngsi_rollups", "ngsi_history_entities"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE tenant = $1 AND entity_id = $2"
-                ))
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        // A run of writes in which only the last deletes means the same
+        // as its writes one by one with the history and the entities of
+        // the run written together (deletes come after the rest of their
+        // write, and nothing but a delete reads what another write
+        // wrote): a few statements of many rows, not a few per write.
+        let mut run = Vec::new();
+        for w in writes {
+            run.push(w);
+            if !w.delete.is_empty() {
+                apply_run(&mut tx, &run).await?;
+                run.clear();
             }
         }
+        apply_run(&mut tx, &run).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -472,7 +427,7 @@ impl crate::store::EntityStore for Engine {
             return Ok(false);
         }
         if let Some(h) = new {
-            insert_history(&mut tx, h).await?;
+            insert_history(&mut tx, std::slice::from_ref(h)).await?;
         }
         let mut hours = vec![old.at.div_euclid(ROLLUP_MS)];
         hours.extend(new.map(|h| h.at.div_euclid(ROLLUP_MS)));
@@ -558,12 +513,16 @@ fn stats_from(row: &DbRow) -> Result<(i64, Stats)> {
 type Tx = sqlx::Transaction<'static, Db>;
 
 /// Sums recorded rows into their hours' rollups.
-async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
+async fn add_rollups<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]) -> Result<()> {
     // (tenant, entity, attribute, hour) → its stats, first and last recording.
     type Hour<'a> = (&'a str, &'a str, &'a str, i64);
     let mut hours: std::collections::BTreeMap<Hour, (Stats, i64, i64)> =
         std::collections::BTreeMap::new();
-    for h in rows.iter().filter(|h| !h.attr.is_empty()) {
+    for h in rows
+        .iter()
+        .map(|h| h.borrow())
+        .filter(|h| !h.attr.is_empty())
+    {
         let key = (
             h.tenant.as_str(),
             h.entity_id.as_str(),
@@ -577,11 +536,31 @@ async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
         e.1 = e.1.min(h.recorded_at);
         e.2 = e.2.max(h.recorded_at);
     }
-    for ((tenant, entity_id, attr, hour), (s, rmin, rmax)) in hours {
-        sqlx::query(
+    let hours: Vec<_> = hours.into_iter().collect();
+    for chunk in hours.chunks(ROWS_A_STATEMENT) {
+        let mut b = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO ngsi_rollups (tenant, entity_id, attr, hour, n, nn, sum, sumsq, min, max, \
-             recorded_min, recorded_max) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (tenant, entity_id, attr, hour) DO UPDATE SET \
+             recorded_min, recorded_max) ",
+        );
+        b.push_values(
+            chunk,
+            |mut b, ((tenant, entity_id, attr, hour), (s, rmin, rmax))| {
+                b.push_bind(*tenant)
+                    .push_bind(*entity_id)
+                    .push_bind(*attr)
+                    .push_bind(*hour)
+                    .push_bind(s.n)
+                    .push_bind(s.nn)
+                    .push_bind(s.sum)
+                    .push_bind(s.sumsq)
+                    .push_bind(s.min)
+                    .push_bind(s.max)
+                    .push_bind(*rmin)
+                    .push_bind(*rmax);
+            },
+        );
+        b.push(
+            " ON CONFLICT (tenant, entity_id, attr, hour) DO UPDATE SET \
              n = ngsi_rollups.n + excluded.n, nn = ngsi_rollups.nn + excluded.nn, \
              sum = ngsi_rollups.sum + excluded.sum, sumsq = ngsi_rollups.sumsq + excluded.sumsq, \
              min = CASE WHEN ngsi_rollups.min IS NULL OR excluded.min < ngsi_rollups.min \
@@ -592,21 +571,8 @@ async fn add_rollups(tx: &mut Tx, rows: &[HistoryRow]) -> Result<()> {
                    THEN excluded.recorded_min ELSE ngsi_rollups.recorded_min END, \
              recorded_max = CASE WHEN excluded.recorded_max > ngsi_rollups.recorded_max \
                    THEN excluded.recorded_max ELSE ngsi_rollups.recorded_max END",
-        )
-        .bind(tenant)
-        .bind(entity_id)
-        .bind(attr)
-        .bind(hour)
-        .bind(s.n)
-        .bind(s.nn)
-        .bind(s.sum)
-        .bind(s.sumsq)
-        .bind(s.min)
-        .bind(s.max)
-        .bind(rmin)
-        .bind(rmax)
-        .execute(&mut **tx)
-        .await?;
+        );
+        b.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -623,22 +589,29 @@ fn attrs_clause(attrs: Option<&[String]>) -> String {
     }
 }
 
-/// Records one instance.
-async fn insert_history(tx: &mut Tx, h: &HistoryRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&h.tenant)
-    .bind(&h.entity_id)
-    .bind(&h.types)
-    .bind(&h.attr)
-    .bind(h.at)
-    .bind(&h.instance)
-    .bind(h.recorded_at)
-    .bind(h.num)
-    .execute(&mut **tx)
-    .await?;
+/// Rows a multi-row statement carries at most (12 parameters a row
+/// stays far below both backends' limits on parameters).
+const ROWS_A_STATEMENT: usize = 500;
+
+/// Records instances.
+async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_A_STATEMENT) {
+        let mut b = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) ",
+        );
+        b.push_values(chunk, |mut b, h| {
+            let h = h.borrow();
+            b.push_bind(&h.tenant)
+                .push_bind(&h.entity_id)
+                .push_bind(&h.types)
+                .push_bind(&h.attr)
+                .push_bind(h.at)
+                .push_bind(&h.instance)
+                .push_bind(h.recorded_at)
+                .push_bind(h.num);
+        });
+        b.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -842,4 +815,65 @@ impl crate::store::TenantStore for Engine {
         tx.commit(audit).await?;
         Ok(())
     }
+}
+
+/// A run of writes of which only the last may delete (see
+/// `write_entities`).
+async fn apply_run(tx: &mut Tx, run: &[&Write]) -> Result<()> {
+    let history: Vec<&HistoryRow> = run.iter().flat_map(|w| &w.history).collect();
+    insert_history(tx, &history).await?;
+    add_rollups(tx, &history).await?;
+    // Each entity once a statement (an upsert may not touch a row
+    // twice): its latest types, its latest document.
+    let mut listed = std::collections::BTreeMap::new();
+    for h in &history {
+        listed.insert((h.tenant.as_str(), h.entity_id.as_str()), h.types.as_str());
+    }
+    let listed: Vec<_> = listed.into_iter().collect();
+    for chunk in listed.chunks(ROWS_A_STATEMENT) {
+        let mut b = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO ngsi_history_entities (tenant, entity_id, types) ",
+        );
+        b.push_values(chunk, |mut b, ((tenant, entity_id), types)| {
+            b.push_bind(*tenant).push_bind(*entity_id).push_bind(*types);
+        });
+        b.push(" ON CONFLICT (tenant, entity_id) DO UPDATE SET types = excluded.types");
+        b.build().execute(&mut **tx).await?;
+    }
+    let mut put = std::collections::BTreeMap::new();
+    for e in run.iter().flat_map(|w| &w.put) {
+        put.insert((e.tenant.as_str(), e.id.as_str()), e);
+    }
+    let put: Vec<&StoredEntity> = put.into_values().collect();
+    for chunk in put.chunks(ROWS_A_STATEMENT) {
+        let mut b =
+            sqlx::QueryBuilder::<Db>::new("INSERT INTO ngsi_entities (tenant, id, seq, doc) ");
+        b.push_values(chunk, |mut b, e| {
+            b.push_bind(&e.tenant)
+                .push_bind(&e.id)
+                .push_bind(e.seq)
+                .push_bind(&e.doc);
+        });
+        b.push(" ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq");
+        b.build().execute(&mut **tx).await?;
+    }
+    for (tenant, id) in run.last().map(|w| &w.delete[..]).unwrap_or_default() {
+        sqlx::query("DELETE FROM ngsi_entities WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        // An entity's temporal representation goes with it (as the
+        // ETSI suite's brokers do).
+        for table in ["ngsi_history", "ngsi_rollups", "ngsi_history_entities"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant = $1 AND entity_id = $2"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
 }
