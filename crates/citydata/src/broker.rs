@@ -49,7 +49,11 @@ impl Entities {
 
     /// The entities that may match `filter` (all, or what the indexes
     /// narrow it to), in creation order.
-    fn candidates<'a>(&'a self, filter: &Filter) -> Box<dyn Iterator<Item = &'a Arc<Entity>> + 'a> {
+    fn candidates<'a>(
+        &'a self,
+        filter: &Filter,
+        ctx: &Context,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Entity>> + 'a> {
         let seqs = match &filter.ids {
             Some(ids) => {
                 let mut s: Vec<i64> = ids
@@ -60,7 +64,7 @@ impl Entities {
                 s.dedup();
                 Some(s)
             }
-            None => self.index.candidates(filter, self.by_seq.len()),
+            None => self.index.candidates(filter, ctx, self.by_seq.len()),
         };
         match seqs {
             Some(seqs) => Box::new(seqs.into_iter().filter_map(|s| self.by_seq.get(&s))),
@@ -740,7 +744,7 @@ impl Broker {
         let entities = t.entities.read().await;
         if let Some(order) = order {
             let mut all: Vec<&Arc<Entity>> = entities
-                .candidates(filter)
+                .candidates(filter, ctx)
                 .filter(|e| filter.matches(e, ctx))
                 .collect();
             let keys: HashMap<&str, Vec<Option<serde_json::Value>>> =
@@ -752,7 +756,7 @@ impl Broker {
         }
         let mut count = 0;
         let mut page = Vec::new();
-        for e in entities.candidates(filter) {
+        for e in entities.candidates(filter, ctx) {
             if filter.matches(e, ctx) {
                 if count >= offset && page.len() < limit {
                     page.push(e.clone());

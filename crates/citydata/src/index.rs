@@ -1,5 +1,6 @@
 //! A tenant's secondary indexes, kept beside its entities in memory: the
-//! entities of each type, and a grid of the places of each GeoProperty.
+//! entities of each type, a grid of the places of each GeoProperty, and
+//! the numbers of each attribute in order (for `q`'s ranges).
 //! A query asks them for the entities that *may* match (a superset, in
 //! creation order); the exact filter then decides. Entities are named by
 //! their creation sequence number.
@@ -7,6 +8,8 @@
 use crate::broker::Filter;
 use crate::entity::Entity;
 use crate::geo::{GeoQuery, GeoRel, Geometry};
+use crate::jsonld::Context;
+use crate::query::{num_key, NumKey, NumRange};
 use std::collections::{BTreeSet, HashMap};
 
 /// The side of a grid cell, in degrees (about 1.1 km of latitude).
@@ -26,12 +29,46 @@ struct Grid {
     large: BTreeSet<i64>,
 }
 
+/// An attribute's numbers: (number's key, entity) in order, and the
+/// entities with a value only the evaluator can compare (`NumKey`).
+#[derive(Default)]
+struct Numbers {
+    keys: BTreeSet<(u64, i64)>,
+    unknown: BTreeSet<i64>,
+}
+
+/// A number's key: ordered as the number (0 and -0 alike).
+fn num_order(v: f64) -> u64 {
+    let b = (v + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
+    }
+}
+
 #[derive(Default)]
 pub struct Indexes {
     /// Type IRI → entities of that type.
     types: HashMap<String, BTreeSet<i64>>,
     /// GeoProperty IRI → where its instances are.
     geo: HashMap<String, Grid>,
+    /// Attribute IRI → its numbers.
+    numbers: HashMap<String, Numbers>,
+}
+
+/// The numeric key of each of an entity's attributes. An attribute of
+/// several instances is `Unknown`: each term of a query may be met by
+/// another instance (`t>3;t<3` of instances 10 and 2), so the terms'
+/// ranges may be intersected only for one value.
+fn num_keys(e: &Entity) -> impl Iterator<Item = (&String, NumKey)> {
+    e.attrs
+        .iter()
+        .filter_map(|(attr, instances)| match &instances[..] {
+            [] => None,
+            [one] => Some((attr, num_key(one))),
+            _ => Some((attr, NumKey::Unknown)),
+        })
 }
 
 /// The cells a box covers, if they are few enough.
@@ -82,6 +119,19 @@ impl Indexes {
                 }
             }
         }
+        for (attr, key) in num_keys(e) {
+            match key {
+                NumKey::Num(v) => {
+                    let n = self.numbers.entry(attr.clone()).or_default();
+                    n.keys.insert((num_order(v), seq));
+                }
+                NumKey::Unknown => {
+                    let n = self.numbers.entry(attr.clone()).or_default();
+                    n.unknown.insert(seq);
+                }
+                NumKey::Never => {}
+            }
+        }
     }
 
     /// Forgets `e`, as it was inserted under `seq`.
@@ -108,18 +158,82 @@ impl Indexes {
                 }
             }
         }
+        for (attr, key) in num_keys(e) {
+            let Some(n) = self.numbers.get_mut(attr) else {
+                continue;
+            };
+            match key {
+                NumKey::Num(v) => {
+                    n.keys.remove(&(num_order(v), seq));
+                }
+                NumKey::Unknown => {
+                    n.unknown.remove(&seq);
+                }
+                NumKey::Never => {}
+            }
+            if n.keys.is_empty() && n.unknown.is_empty() {
+                self.numbers.remove(attr);
+            }
+        }
     }
 
     /// The entities that may match `filter`, in creation order; `None`
     /// when no index narrows it enough to beat a scan of `total`.
     /// (A place is narrow; the exact filter checks the types of what it
     /// gives. A type is used only if few of the entities have it.)
-    pub fn candidates(&self, filter: &Filter, total: usize) -> Option<Vec<i64>> {
+    pub fn candidates(&self, filter: &Filter, ctx: &Context, total: usize) -> Option<Vec<i64>> {
         if let Some(places) = filter.geo.as_ref().and_then(|g| self.near(g)) {
             return Some(places);
         }
+        let in_ranges = filter.q.as_ref().and_then(|q| {
+            q.numeric_ranges(ctx)
+                .iter()
+                .filter_map(|(attr, range)| self.in_range(attr, *range, total / 8))
+                .min_by_key(Vec::len)
+        });
+        if in_ranges.is_some() {
+            return in_ranges;
+        }
         let types = filter.types.as_ref()?;
         self.of_types(&types.0, total / 8)
+    }
+
+    /// Entities with a number of `attr` in `range` (or a value only the
+    /// evaluator can compare), if there are at most `at_most`.
+    fn in_range(&self, attr: &str, (lo, hi): NumRange, at_most: usize) -> Option<Vec<i64>> {
+        use std::ops::Bound::*;
+        let Some(n) = self.numbers.get(attr) else {
+            return Some(Vec::new());
+        };
+        let lo = match lo {
+            Included(v) => Included((num_order(v), i64::MIN)),
+            Excluded(v) => Excluded((num_order(v), i64::MAX)),
+            Unbounded => Unbounded,
+        };
+        let hi = match hi {
+            Included(v) => Included((num_order(v), i64::MAX)),
+            Excluded(v) => Excluded((num_order(v), i64::MIN)),
+            Unbounded => Unbounded,
+        };
+        if n.unknown.len() > at_most {
+            return None;
+        }
+        let mut out: Vec<i64> = n.unknown.iter().copied().collect();
+        let empty = match (lo, hi) {
+            (Included(a) | Excluded(a), Included(b) | Excluded(b)) => a > b,
+            _ => false,
+        };
+        if !empty {
+            for (_, seq) in n.keys.range((lo, hi)) {
+                if out.len() >= at_most {
+                    return None;
+                }
+                out.push(*seq);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
     }
 
     /// Entities of an OR of ANDs of types (each AND's rarest type's), if
@@ -224,6 +338,7 @@ mod tests {
 
     #[test]
     fn candidates_are_a_superset_of_the_matches_in_creation_order() {
+        let ctx = Context::core();
         let mut ix = Indexes::default();
         let a = sensor("urn:a", "T", 126.9780, 37.5665);
         let b = sensor("urn:b", "U", 126.9790, 37.5670);
@@ -233,12 +348,12 @@ mod tests {
         }
         // Both near points, in sequence order; not the far one.
         assert_eq!(
-            ix.candidates(&near(126.978, 37.5665, 500.0), 3),
+            ix.candidates(&near(126.978, 37.5665, 500.0), &ctx, 3),
             Some(vec![1, 3])
         );
         // A cell boundary between the point and the reference.
         assert_eq!(
-            ix.candidates(&near(126.97999, 37.5665, 50.0), 3),
+            ix.candidates(&near(126.97999, 37.5665, 50.0), &ctx, 3),
             Some(vec![1, 3])
         );
         // A type: only if few have it (here, of 100 entities).
@@ -246,21 +361,118 @@ mod tests {
             types: Some(TypeExpr(vec![vec!["T".into()]])),
             ..Filter::default()
         };
-        assert_eq!(ix.candidates(&t, 100), Some(vec![2, 3]));
-        assert_eq!(ix.candidates(&t, 3), None, "most have it: a scan");
+        assert_eq!(ix.candidates(&t, &ctx, 100), Some(vec![2, 3]));
+        assert_eq!(ix.candidates(&t, &ctx, 3), None, "most have it: a scan");
         ix.remove(3, &a);
-        assert_eq!(ix.candidates(&t, 100), Some(vec![2]));
+        assert_eq!(ix.candidates(&t, &ctx, 100), Some(vec![2]));
         assert_eq!(
-            ix.candidates(&near(126.978, 37.5665, 500.0), 3),
+            ix.candidates(&near(126.978, 37.5665, 500.0), &ctx, 3),
             Some(vec![1])
         );
         // Relations no box bounds scan.
         let mut far = near(0.0, 0.0, 1.0);
         far.geo.as_mut().unwrap().rel = GeoRel::Disjoint;
-        assert_eq!(ix.candidates(&far, 3), None);
+        assert_eq!(ix.candidates(&far, &ctx, 3), None);
         // Nothing has the property: nothing can match.
         far.geo.as_mut().unwrap().rel = GeoRel::Within;
         far.geo.as_mut().unwrap().property = "urn:other".into();
-        assert_eq!(ix.candidates(&far, 3), Some(vec![]));
+        assert_eq!(ix.candidates(&far, &ctx, 3), Some(vec![]));
+    }
+
+    /// An entity with attribute `t` of these instances.
+    fn with_t(seq: i64, values: &[serde_json::Value]) -> Entity {
+        let instances: Vec<serde_json::Value> = values
+            .iter()
+            .enumerate()
+            .map(|(n, v)| match (n, v) {
+                (_, v) if v.get("type").is_some() => v.clone(),
+                (0, v) => json!({"type": "Property", "value": v}),
+                (n, v) => {
+                    json!({"type": "Property", "value": v, "datasetId": format!("urn:d:{n}")})
+                }
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "id": format!("urn:e:{seq}"), "type": ["T"], "createdAt": 0, "modifiedAt": 0,
+            "attrs": {"https://uri.etsi.org/ngsi-ld/default-context/t": instances}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn numeric_ranges_give_every_entity_q_matches_in_creation_order() {
+        let ctx = Context::core();
+        let values = [
+            vec![json!(1)],
+            vec![json!(-0.0)],
+            vec![json!(0)],
+            vec![json!(2.5)],
+            vec![json!(3)],
+            vec![json!("3")],
+            vec![json!(true)],
+            vec![json!([1, 7])],
+            vec![json!({"@type": "xsd:int", "@value": 4})],
+            vec![json!(10), json!(2)],
+            vec![json!({"type": "Relationship", "object": "urn:x"})],
+            vec![json!({"type": "JsonProperty", "json": 3})],
+            vec![json!(-5e300)],
+            vec![json!(7)],
+        ];
+        let mut ix = Indexes::default();
+        let mut all = Vec::new();
+        // Created in one order, indexed in another; one replaced.
+        for (n, v) in values.iter().enumerate().rev() {
+            let e = with_t(n as i64 + 1, v);
+            ix.insert(n as i64 + 1, &e);
+            all.push((n as i64 + 1, e));
+        }
+        let old = with_t(14, &[json!(100)]);
+        ix.remove(14, &all[0].1);
+        ix.insert(14, &old);
+        all[0].1 = old;
+        all.sort_by_key(|(s, _)| *s);
+        for q in [
+            "t>=1;t<3",
+            "t>0",
+            "t>=0",
+            "t<=0",
+            "t<0",
+            "t==3",
+            "t==0",
+            "t==2..7",
+            "t>3;t<3",
+            "t>=3;t<=3",
+            "t>3;t<=3",
+            "t>=2;(t<5|t>50)",
+            "t>=2;u<1",
+            "t<-1e300",
+            "t>99",
+            "t==1..0",
+        ] {
+            let filter = Filter {
+                q: Some(crate::query::parse_q(q).unwrap()),
+                ..Filter::default()
+            };
+            let matches: Vec<i64> = all
+                .iter()
+                .filter(|(_, e)| filter.matches(e, &ctx))
+                .map(|(s, _)| *s)
+                .collect();
+            let Some(candidates) = ix.candidates(&filter, &ctx, 1000) else {
+                panic!("{q}: no candidates from the index");
+            };
+            assert!(candidates.windows(2).all(|w| w[0] < w[1]), "{q}: in order");
+            let kept: Vec<i64> = candidates
+                .into_iter()
+                .filter(|s| matches.contains(s))
+                .collect();
+            assert_eq!(kept, matches, "{q}: every match is a candidate");
+        }
+        // A wide range is not worth the index: a scan.
+        let wide = Filter {
+            q: Some(crate::query::parse_q("t>-1e308").unwrap()),
+            ..Filter::default()
+        };
+        assert_eq!(ix.candidates(&wide, &ctx, 8), None);
     }
 }

@@ -489,7 +489,118 @@ fn test(v: &Value, op: Op, operand: &Operand) -> bool {
     }
 }
 
+/// What a numeric comparison of an attribute (`attr>=20`: no
+/// sub-attribute, no member) can see in one of its instances.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NumKey {
+    /// A plain number.
+    Num(f64),
+    /// Nothing such a comparison could match: a string, a boolean, null,
+    /// an object that is not a typed literal.
+    Never,
+    /// What only the evaluator can tell (arrays, typed literals, lists,
+    /// JSON, languages).
+    Unknown,
+}
+
+/// An instance's `NumKey`, as `targets` reads it.
+pub fn num_key(inst: &Instance) -> NumKey {
+    let plain = |v: Option<&Value>| match v {
+        Some(Value::Number(n)) => n.as_f64().map_or(NumKey::Unknown, NumKey::Num),
+        None | Some(Value::String(_) | Value::Bool(_) | Value::Null) => NumKey::Never,
+        Some(Value::Object(o)) if !o.contains_key("@type") => NumKey::Never,
+        Some(_) => NumKey::Unknown,
+    };
+    match inst
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("Property")
+    {
+        "Property" | "GeoProperty" => plain(inst.get("value")),
+        "Relationship" => match inst.get("object") {
+            None | Some(Value::String(_)) => NumKey::Never,
+            Some(_) => NumKey::Unknown,
+        },
+        "VocabProperty" => match inst.get("vocab") {
+            None | Some(Value::String(_)) => NumKey::Never,
+            Some(_) => NumKey::Unknown,
+        },
+        _ => NumKey::Unknown,
+    }
+}
+
+/// Bounds on a plain number: (lower, upper).
+pub type NumRange = (std::ops::Bound<f64>, std::ops::Bound<f64>);
+
 impl Q {
+    /// The numeric ranges the query requires of attributes (IRIs): from
+    /// its top-level conjuncts `attr>=x`, `attr<x`, `attr==x`,
+    /// `attr==a..b` (a number each, no sub-attribute or member). An
+    /// entity that matches the query has, for each, an instance whose
+    /// `NumKey` is in the range or `Unknown`.
+    pub fn numeric_ranges(&self, ctx: &Context) -> Vec<(String, NumRange)> {
+        use std::ops::Bound::{self, *};
+        fn tighter(a: Bound<f64>, b: Bound<f64>, lower: bool) -> Bound<f64> {
+            let v = |x: &Bound<f64>| match x {
+                Included(v) | Excluded(v) => Some(*v),
+                Unbounded => None,
+            };
+            match (v(&a), v(&b)) {
+                (None, _) => b,
+                (_, None) => a,
+                (Some(x), Some(y)) if x == y => {
+                    if matches!(a, Excluded(_)) {
+                        a
+                    } else {
+                        b
+                    }
+                }
+                (Some(x), Some(y)) => {
+                    if (x > y) == lower {
+                        a
+                    } else {
+                        b
+                    }
+                }
+            }
+        }
+        let mut terms = Vec::new();
+        let mut stack = vec![self];
+        while let Some(q) = stack.pop() {
+            match q {
+                Q::And(qs) => stack.extend(qs),
+                Q::Or(_) => {}
+                Q::Term(t) => terms.push(t),
+            }
+        }
+        let mut out: Vec<(String, NumRange)> = Vec::new();
+        for t in terms {
+            if !t.path.subs.is_empty() || !t.path.inner.is_empty() {
+                continue;
+            }
+            let range = match &t.test {
+                Some((Op::Ge, Operand::One(Lit::Num(x)))) => (Included(*x), Unbounded),
+                Some((Op::Gt, Operand::One(Lit::Num(x)))) => (Excluded(*x), Unbounded),
+                Some((Op::Le, Operand::One(Lit::Num(x)))) => (Unbounded, Included(*x)),
+                Some((Op::Lt, Operand::One(Lit::Num(x)))) => (Unbounded, Excluded(*x)),
+                Some((Op::Eq, Operand::One(Lit::Num(x)))) => (Included(*x), Included(*x)),
+                Some((Op::Eq, Operand::Range(Lit::Num(a), Lit::Num(b)))) => {
+                    (Included(*a), Included(*b))
+                }
+                _ => continue,
+            };
+            let iri = t.path.iri.get_or_init(|| ctx.expand(&t.path.attr));
+            match out.iter_mut().find(|(a, _)| a == iri) {
+                Some((_, (lo, hi))) => {
+                    *lo = tighter(*lo, range.0, true);
+                    *hi = tighter(*hi, range.1, false);
+                }
+                None => out.push((iri.clone(), range)),
+            }
+        }
+        out
+    }
+
     /// Does the entity satisfy the query?
     pub fn matches(&self, e: &Entity, ctx: &Context) -> bool {
         match self {
