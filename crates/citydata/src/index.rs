@@ -7,7 +7,7 @@
 
 use crate::broker::Filter;
 use crate::entity::Entity;
-use crate::geo::{GeoQuery, GeoRel, Geometry};
+use crate::geo::{GeoQuery, GeoRel, Geometry, P};
 use crate::jsonld::Context;
 use crate::query::{num_key, NumKey, NumRange};
 use std::collections::{BTreeSet, HashMap};
@@ -24,7 +24,10 @@ type Cell = (i32, i32);
 
 #[derive(Default)]
 struct Grid {
-    cells: HashMap<Cell, Vec<i64>>,
+    /// Cell → the entities with a geometry there, and the point if the
+    /// geometry is one (a point is checked against the query here, so
+    /// that only those that meet it are read).
+    cells: HashMap<Cell, Vec<(i64, Option<P>)>>,
     /// Geometries too large for cells.
     large: BTreeSet<i64>,
 }
@@ -111,7 +114,11 @@ impl Indexes {
             match cells_of(g.bbox(), MAX_CELLS_PER_GEOMETRY) {
                 Some(cells) => {
                     for cell in cells {
-                        grid.cells.entry(cell).or_default().push(seq);
+                        let point = match &g {
+                            Geometry::Point(p) => Some(*p),
+                            _ => None,
+                        };
+                        grid.cells.entry(cell).or_default().push((seq, point));
                     }
                 }
                 None => {
@@ -151,7 +158,7 @@ impl Indexes {
             grid.large.remove(&seq);
             for cell in cells_of(g.bbox(), MAX_CELLS_PER_GEOMETRY).unwrap_or_default() {
                 if let Some(list) = grid.cells.get_mut(&cell) {
-                    list.retain(|s| *s != seq);
+                    list.retain(|(s, _)| *s != seq);
                     if list.is_empty() {
                         grid.cells.remove(&cell);
                     }
@@ -297,7 +304,11 @@ impl Indexes {
         let mut out: Vec<i64> = grid.large.iter().copied().collect();
         for cell in cells {
             if let Some(list) = grid.cells.get(&cell) {
-                out.extend_from_slice(list);
+                out.extend(
+                    list.iter()
+                        .filter(|(_, p)| p.is_none_or(|p| q.matches(&Geometry::Point(p))))
+                        .map(|(seq, _)| *seq),
+                );
             }
         }
         out.sort_unstable();
@@ -353,8 +364,14 @@ mod tests {
         );
         // A cell boundary between the point and the reference.
         assert_eq!(
-            ix.candidates(&near(126.97999, 37.5665, 50.0), &ctx, 3),
+            ix.candidates(&near(126.97999, 37.5665, 200.0), &ctx, 3),
             Some(vec![1, 3])
+        );
+        // Points are checked in the grid: one 176 m away is not near
+        // enough for 150 m.
+        assert_eq!(
+            ix.candidates(&near(126.97999, 37.5665, 150.0), &ctx, 3),
+            Some(vec![1])
         );
         // A type: only if few have it (here, of 100 entities).
         let t = Filter {
