@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 19's load figures: `civic demo` (release build) on SQLite or
 # PostgreSQL, in a fresh directory, and the load driver
-# (crates/cli/examples/ngsi_load.rs, release build) against its broker (batch upsert, single updates, `q=` and `near` queries, 64 in
-# flight, the demo's memory). The JSON goes to stdout and to
+# (crates/cli/examples/ngsi_load.rs, release build) against its broker
+# (batch upsert, single updates, `q=` and `near` queries, 64 in flight,
+# the demo's memory). The JSON goes to stdout and to
 # bench/results/ngsi-ld-load-<backend>.json.
 #
 #   bench/ngsi-ld-load.sh [sqlite|postgres] [ENTITIES] [SECONDS]

@@ -480,6 +480,23 @@ impl CityData {
         Ok(())
     }
 
+    /// Counts a notification of an entity subscription as sent, before
+    /// it goes (`timesSent` counts the failed ones too, §5.2.14): a
+    /// receiver that reads the subscription as soon as it is notified
+    /// sees it counted.
+    async fn sending(&self, kind: Kind, tenant: &str, id: &str) {
+        if kind == Kind::Registrations {
+            return;
+        }
+        let Ok(table) = self.subscriptions().await else {
+            return;
+        };
+        let mut all = table.write().await;
+        if let Some(s) = all.get_mut(tenant).and_then(|t| t.get_mut(id)) {
+            s.times_sent += 1;
+        }
+    }
+
     /// Records a delivery's outcome on its subscription.
     async fn delivered(&self, kind: Kind, tenant: &str, id: &str, ok: bool, at: i64) {
         if kind == Kind::Registrations {
@@ -491,7 +508,6 @@ impl CityData {
         let mut all = table.write().await;
         if let Some(s) = all.get_mut(tenant).and_then(|t| t.get_mut(id)) {
             if ok {
-                s.times_sent += 1;
                 s.last_success = Some(at);
             } else {
                 s.times_failed += 1;
@@ -725,6 +741,7 @@ impl Sender {
                     let (me, city, tenant) = (self.clone(), city.clone(), tenant.to_owned());
                     tokio::spawn(async move {
                         while let Some(job) = rx.recv().await {
+                            city.sending(job.kind, &tenant, &job.sub.id).await;
                             let ok = me.send(&job.sub, &job.ctx, job.body).await;
                             city.delivered(job.kind, &tenant, &job.sub.id, ok, now_ms())
                                 .await;
@@ -743,6 +760,7 @@ impl Sender {
             })
             .is_err()
         {
+            city.sending(kind, tenant, &id).await;
             city.delivered(kind, tenant, &id, false, now_ms()).await;
         }
     }

@@ -23,6 +23,7 @@ pub struct Subscription {
     pub doc: Map<String, Value>,
     /// The `@context` it was made in (a URL, a list or an object).
     pub context: Value,
+    /// Notifications sent (counted as they go), the failed ones among them.
     #[serde(default)]
     pub times_sent: u64,
     #[serde(default)]
@@ -519,7 +520,7 @@ impl Subscription {
                 n.insert("attributes".into(), a);
             }
             n.entry("format").or_insert("normalized".into());
-            if self.times_sent > 0 || self.times_failed > 0 {
+            if self.times_sent > 0 {
                 n.insert("timesSent".into(), self.times_sent.into());
                 if self.times_failed > 0 {
                     n.insert("timesFailed".into(), self.times_failed.into());

@@ -85,19 +85,21 @@ fn building(id: &str) -> serde_json::Value {
     json!({"id": id, "type": "Building", "name": {"type": "Property", "value": "Tower"}})
 }
 
+/// A write that makes the building `id`.
+fn make(id: &str) -> impl FnOnce(&mut civic_citydata::broker::Txn) -> Result<(), NgsiError> {
+    let e = parse_entity(&building(id), &Context::core(), 0).unwrap();
+    move |txn| {
+        txn.put(e);
+        Ok(())
+    }
+}
+
 async fn what_the_broker_acknowledged_is_there_after_a_restart(db: TestDb) {
     migrate(&db.store).await.unwrap();
     let broker = Broker::new(db.store.clone(), false);
-    let ctx = Context::core();
     for n in 0..3 {
-        let e = parse_entity(&building(&format!("urn:ngsi-ld:Building:{n}")), &ctx, 0).unwrap();
-        broker
-            .write("", |txn| {
-                txn.put(e);
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let id = format!("urn:ngsi-ld:Building:{n}");
+        broker.write("", make(&id)).await.unwrap();
     }
     broker
         .write("", |txn| {
@@ -112,12 +114,8 @@ async fn what_the_broker_acknowledged_is_there_after_a_restart(db: TestDb) {
     assert_eq!(ids, ["urn:ngsi-ld:Building:0", "urn:ngsi-ld:Building:2"]);
     assert_eq!(all[0].attrs.len(), 1);
     // An entity created after the restart comes after the others.
-    let e = parse_entity(&building("urn:ngsi-ld:Building:9"), &ctx, 0).unwrap();
     reopened
-        .write("", |txn| {
-            txn.put(e);
-            Ok(())
-        })
+        .write("", make("urn:ngsi-ld:Building:9"))
         .await
         .unwrap();
     let again = Broker::new(db.reopen().await, false);
@@ -159,14 +157,7 @@ async fn writes_at_once_build_on_each_other_and_commit_in_groups(db: TestDb) {
     let broker = std::sync::Arc::new(Broker::new(db.store.clone(), false));
     let ctx = Context::core();
     let id = "urn:ngsi-ld:Building:1";
-    let e = parse_entity(&building(id), &ctx, 0).unwrap();
-    broker
-        .write("", |txn| {
-            txn.put(e);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    broker.write("", make(id)).await.unwrap();
     // Forty writers at once, each adding an attribute to what the ones
     // before it staged (none is lost), and one that deletes then another
     // that makes a second entity again.
@@ -213,14 +204,7 @@ async fn writes_at_once_build_on_each_other_and_commit_in_groups(db: TestDb) {
 async fn a_group_that_fails_to_commit_changes_nothing(db: TestDb) {
     migrate(&db.store).await.unwrap();
     let broker = Broker::new(db.store.clone(), false);
-    let ctx = Context::core();
-    let put = |n: usize| {
-        let e = parse_entity(&building(&format!("urn:ngsi-ld:Building:{n}")), &ctx, 0).unwrap();
-        move |txn: &mut civic_citydata::broker::Txn| {
-            txn.put(e);
-            Ok(())
-        }
-    };
+    let put = |n: usize| make(&format!("urn:ngsi-ld:Building:{n}"));
     broker.write("", put(1)).await.unwrap();
     // The database refuses every entity from now on.
     let (refuse, allow) = match &db.store {
