@@ -775,6 +775,18 @@ impl Broker {
         })
     }
 
+    /// Runs `f` with a reader of the tenant's entities by id (one view
+    /// for all its reads: a join's).
+    pub async fn read<T>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&dyn Fn(&str) -> Option<Arc<Entity>>) -> T,
+    ) -> Result<T> {
+        let t = self.tenant(tenant).await?;
+        let entities = t.entities.read().await;
+        Ok(f(&|id: &str| entities.get(id).cloned()))
+    }
+
     /// Every entity of a tenant (for discovery), as a snapshot.
     pub async fn all(&self, tenant: &str) -> Result<Vec<Arc<Entity>>> {
         let t = self.tenant(tenant).await?;

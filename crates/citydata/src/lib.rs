@@ -19,6 +19,7 @@ pub mod federation;
 pub mod geo;
 pub mod index;
 pub mod ingest;
+pub mod join;
 pub mod jsonld;
 pub mod notify;
 pub mod ops;

@@ -464,7 +464,10 @@ impl CityData {
                 .map(|(_, t)| t.name())
                 .or(whole.map(|w| w.name()));
             let ctx = self.compaction_context(&sub, ctx).await;
-            let body = self.notification_of(&sub, change, &attrs, whole, &ctx, trigger, now);
+            let mut body = self.notification_of(&sub, change, &attrs, whole, &ctx, trigger, now);
+            if whole != Some(Trigger::EntityDeleted) {
+                self.join_linked(&sub, change, &ctx, &mut body).await;
+            }
             // Throttling counts from the decision; the delivery goes in
             // the subscription's own queue.
             {
@@ -516,6 +519,51 @@ impl CityData {
         }
     }
 
+    /// With the subscription's `join` (`notification.join`,
+    /// `joinLevel`), the entities the notified one links to, inline or
+    /// after it in `data`.
+    async fn join_linked(
+        &self,
+        sub: &Subscription,
+        change: &Change,
+        ctx: &Context,
+        body: &mut Value,
+    ) {
+        let n = sub.doc.get("notification");
+        let Some(after) = change.after.clone() else {
+            return;
+        };
+        let level = n.and_then(|n| n.get("joinLevel")).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let Ok(Some(l)) = crate::join::Linking::from_params(
+            n.and_then(|n| n.get("join")).and_then(Value::as_str),
+            level.as_deref(),
+            None,
+            None,
+        ) else {
+            return;
+        };
+        let Some(Value::Object(shown)) = body
+            .get_mut("data")
+            .and_then(|d| d.get_mut(0))
+            .map(Value::take)
+        else {
+            return;
+        };
+        let r = notification_render(sub, ctx);
+        let joined = self
+            .broker
+            .read(&change.tenant, |get| {
+                crate::join::join(&[after], vec![shown], ctx, &r, &l, get)
+            })
+            .await;
+        if let Ok((main, flat)) = joined {
+            body["data"] = Value::Array(main.into_iter().map(Value::Object).chain(flat).collect());
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn notification_of(
         &self,
@@ -527,49 +575,14 @@ impl CityData {
         trigger: Option<&str>,
         now: i64,
     ) -> Value {
+        let r = notification_render(sub, ctx);
+        let format = r.format;
         let n = sub.doc.get("notification").cloned().unwrap_or(Value::Null);
-        let format = match n.get("format").and_then(Value::as_str) {
-            Some("keyValues" | "simplified") => Format::KeyValues,
-            Some("concise") => Format::Concise,
-            _ => Format::Normalized,
-        };
-        let names = |k: &str| {
-            n.get(k).and_then(Value::as_array).map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(|s| {
-                        if s.contains(':') {
-                            s.to_owned()
-                        } else {
-                            ctx.expand(s)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
-        };
         let flag = |k: &str| {
             n.get(k)
                 .and_then(Value::as_bool)
                 .or(sub.doc.get(k).and_then(Value::as_bool))
                 .unwrap_or(false)
-        };
-        let r = Render {
-            format,
-            sys_attrs: flag("sysAttrs"),
-            attrs: names("attributes"),
-            pick: names("pick"),
-            omit: names("omit"),
-            lang: sub
-                .doc
-                .get("lang")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            datasets: sub.doc.get("datasetId").and_then(Value::as_array).map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            }),
         };
         let show_changes = flag("showChanges");
         let wanted = |iri: &str| r.attrs.as_ref().is_none_or(|a| a.iter().any(|x| x == iri));
@@ -631,6 +644,54 @@ impl CityData {
             _ => serde_json::Map::new(),
         };
         notification(sub, vec![Value::Object(data)], trigger, now)
+    }
+}
+
+/// How a subscription's notifications show entities.
+fn notification_render(sub: &Subscription, ctx: &Context) -> Render {
+    let n = sub.doc.get("notification").cloned().unwrap_or(Value::Null);
+    let format = match n.get("format").and_then(Value::as_str) {
+        Some("keyValues" | "simplified") => Format::KeyValues,
+        Some("concise") => Format::Concise,
+        _ => Format::Normalized,
+    };
+    let names = |k: &str| {
+        n.get(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| {
+                    if s.contains(':') {
+                        s.to_owned()
+                    } else {
+                        ctx.expand(s)
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let flag = |k: &str| {
+        n.get(k)
+            .and_then(Value::as_bool)
+            .or(sub.doc.get(k).and_then(Value::as_bool))
+            .unwrap_or(false)
+    };
+    Render {
+        format,
+        sys_attrs: flag("sysAttrs"),
+        attrs: names("attributes"),
+        pick: names("pick"),
+        omit: names("omit"),
+        lang: sub
+            .doc
+            .get("lang")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        datasets: sub.doc.get("datasetId").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        }),
     }
 }
 

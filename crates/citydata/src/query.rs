@@ -829,58 +829,65 @@ fn scope_matches(pattern: &str, scope: &str) -> bool {
     pat.len() == sc.len()
 }
 
-/// A `pick` or `omit` list: member names (flat; linked-entity projections
-/// are checked for form and applied to the entity's own members).
-pub fn parse_projection(s: &str) -> Result<Vec<String>> {
-    let bad = || NgsiError::invalid(format!("{s:?} is not a valid projection"));
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut current = String::new();
-    let mut last_special = true;
-    for ch in s.chars() {
-        match ch {
-            '{' => {
-                if last_special || (depth == 0 && current.is_empty()) {
-                    return Err(bad());
+/// A member of a `pick` or `omit` list, with the projection of the
+/// entity its relationship links to, if given (`locatedAt{id,name}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projected {
+    pub name: String,
+    pub linked: Option<Vec<Projected>>,
+}
+
+/// A `pick` or `omit` list (§4.21): `name`, `rel{list}`, separated by
+/// `,` or `|`.
+pub fn parse_projection_tree(s: &str) -> Result<Vec<Projected>> {
+    fn list(s: &[u8], i: &mut usize) -> Option<Vec<Projected>> {
+        let mut out = Vec::new();
+        loop {
+            let start = *i;
+            while *i < s.len() && !matches!(s[*i], b',' | b'|' | b'{' | b'}') {
+                if s[*i].is_ascii_whitespace() {
+                    return None;
                 }
-                depth += 1;
-                last_special = true;
+                *i += 1;
             }
-            '}' => {
-                if depth == 0 || last_special {
-                    return Err(bad());
-                }
-                depth -= 1;
-                last_special = false;
+            if *i == start {
+                return None;
             }
-            ',' | '|' => {
-                if last_special {
-                    return Err(bad());
+            let name = std::str::from_utf8(&s[start..*i]).ok()?.to_owned();
+            let linked = if s.get(*i) == Some(&b'{') {
+                *i += 1;
+                let inner = list(s, i)?;
+                if s.get(*i) != Some(&b'}') {
+                    return None;
                 }
-                if depth == 0 && !current.is_empty() {
-                    out.push(std::mem::take(&mut current));
-                }
-                last_special = true;
-            }
-            c if c.is_whitespace() => return Err(bad()),
-            c => {
-                if depth == 0 {
-                    current.push(c);
-                }
-                last_special = false;
+                *i += 1;
+                Some(inner)
+            } else {
+                None
+            };
+            out.push(Projected { name, linked });
+            match s.get(*i) {
+                Some(b',' | b'|') => *i += 1,
+                _ => return Some(out),
             }
         }
     }
-    if depth != 0 || last_special {
-        return Err(bad());
+    let mut i = 0;
+    match list(s.as_bytes(), &mut i) {
+        Some(out) if i == s.len() => Ok(out),
+        _ => Err(NgsiError::invalid(format!(
+            "{s:?} is not a valid projection"
+        ))),
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    if out.is_empty() {
-        return Err(bad());
-    }
-    Ok(out)
+}
+
+/// A `pick` or `omit` list's own member names (what it says of the
+/// linked entities aside).
+pub fn parse_projection(s: &str) -> Result<Vec<String>> {
+    Ok(parse_projection_tree(s)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect())
 }
 
 #[cfg(test)]
@@ -983,8 +990,31 @@ mod tests {
             parse_projection("name,locatedIn{name}").unwrap(),
             vec!["name", "locatedIn"]
         );
-        for bad in ["a{{b}}", "a,,b", "{a}", ",a", "a{b", "a}", "a,"] {
+        for bad in [
+            "a{{b}}", "a,,b", "{a}", ",a", "a{b", "a}", "a,", "a{}", "a b", "a{b}}", "",
+        ] {
             assert!(parse_projection(bad).is_err(), "{bad}");
         }
+        let leaf = |n: &str| Projected {
+            name: n.into(),
+            linked: None,
+        };
+        assert_eq!(
+            parse_projection_tree("id,locatedAt{id|name,isInCountry{description}}").unwrap(),
+            vec![
+                leaf("id"),
+                Projected {
+                    name: "locatedAt".into(),
+                    linked: Some(vec![
+                        leaf("id"),
+                        leaf("name"),
+                        Projected {
+                            name: "isInCountry".into(),
+                            linked: Some(vec![leaf("description")]),
+                        },
+                    ]),
+                },
+            ]
+        );
     }
 }

@@ -1515,7 +1515,149 @@ async fn compound_contexts_of_subscriptions_get_a_url(db: TestDb) {
     assert_eq!(r.status(), 404, "it goes with its subscription");
 }
 
+async fn relationships_join_the_entities_they_link_to(db: TestDb) {
+    let app = spawn_app_with(db, |c| {
+        c.city_implicit_tenants = true;
+        c.city_egress_private = true;
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let batch = json!([
+        {"id": "urn:ngsi-ld:Building:1", "type": "Building",
+         "name": {"type": "Property", "value": "Tower"},
+         "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:1"}},
+        {"id": "urn:ngsi-ld:Building:2", "type": "Building",
+         "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:404"}},
+        {"id": "urn:ngsi-ld:City:1", "type": "City",
+         "name": {"type": "Property", "value": "Seoul"},
+         "isInCountry": {"type": "Relationship", "object": "urn:ngsi-ld:Country:1"}},
+        {"id": "urn:ngsi-ld:Country:1", "type": "Country",
+         "name": {"type": "Property", "value": "Korea"}},
+    ]);
+    let r = http
+        .post(format!("{broker}/entityOperations/create"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(path).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let b1 = format!("{broker}/entities/urn:ngsi-ld:Building:1");
+    let (status, inline) = get(format!("{b1}?join=inline&joinLevel=2")).await;
+    assert_eq!(status, 200);
+    let city = &inline["locatedAt"]["entity"];
+    assert_eq!(city["name"]["value"], "Seoul");
+    assert_eq!(city["isInCountry"]["entity"]["name"]["value"], "Korea");
+    let (_, kv) = get(format!("{b1}?join=inline&options=keyValues")).await;
+    assert_eq!(kv["locatedAt"]["name"], "Seoul");
+    assert_eq!(kv["locatedAt"]["isInCountry"], "urn:ngsi-ld:Country:1");
+    let (_, flat) = get(format!(
+        "{b1}?join=flat&joinLevel=2&pick=id,locatedAt%7Bid,name%7D"
+    ))
+    .await;
+    assert_eq!(
+        flat,
+        json!([{"id": "urn:ngsi-ld:Building:1",
+                "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:1"}},
+               {"id": "urn:ngsi-ld:City:1", "name": {"type": "Property", "value": "Seoul"}}])
+    );
+    // Nothing to link: the entity alone.
+    let (_, alone) = get(format!(
+        "{broker}/entities/urn:ngsi-ld:Building:2?join=flat"
+    ))
+    .await;
+    assert_eq!(alone["id"], "urn:ngsi-ld:Building:2");
+    // A query, flat: the buildings, then what they link to, each once.
+    let (_, page) = get(format!(
+        "{broker}/entities?type=Building&join=flat&options=keyValues"
+    ))
+    .await;
+    let ids: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "urn:ngsi-ld:Building:1",
+            "urn:ngsi-ld:Building:2",
+            "urn:ngsi-ld:City:1"
+        ]
+    );
+    // The POST query's own join, one hop by default.
+    let page: serde_json::Value = http
+        .post(format!("{broker}/entityOperations/query"))
+        .json(&json!({"type": "Query", "entities": [{"type": "Building"}], "join": "inline"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page[0]["locatedAt"]["entity"]["id"], "urn:ngsi-ld:City:1");
+    assert!(page[0]["locatedAt"]["entity"]["isInCountry"]
+        .get("entity")
+        .is_none());
+    // A subscription's notifications join too: here flat, in keyValues.
+    let (endpoint, mut heard) = receiver().await;
+    let r = http
+        .post(format!("{broker}/subscriptions"))
+        .json(
+            &json!({"type": "Subscription", "entities": [{"type": "Building"}],
+            "watchedAttributes": ["name"],
+            "notification": {"endpoint": {"uri": endpoint}, "format": "keyValues",
+                             "join": "flat", "joinLevel": 2}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = http
+        .patch(format!("{b1}/attrs"))
+        .json(&json!({"name": {"type": "Property", "value": "Taller"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a notification")
+        .unwrap();
+    assert_eq!(
+        n["data"],
+        json!([{"id": "urn:ngsi-ld:Building:1", "type": "Building", "name": "Taller",
+                "locatedAt": "urn:ngsi-ld:City:1"},
+               {"id": "urn:ngsi-ld:City:1", "type": "City", "name": "Seoul",
+                "isInCountry": "urn:ngsi-ld:Country:1"},
+               {"id": "urn:ngsi-ld:Country:1", "type": "Country", "name": "Korea"}])
+    );
+    // Bad joins are refused.
+    for bad in [
+        "join=sideways",
+        "join=flat&joinLevel=0",
+        "pick=locatedAt%7Bname%7D",
+    ] {
+        let (status, problem) = get(format!("{b1}?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+        assert_eq!(
+            problem["type"],
+            "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        );
+    }
+}
+
 civic_store::backend_tests!(
+    relationships_join_the_entities_they_link_to,
     compound_contexts_of_subscriptions_get_a_url,
     temporal_aggregations_agree_with_the_instances,
     periodic_subscriptions_send_what_they_select,

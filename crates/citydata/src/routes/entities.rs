@@ -8,15 +8,17 @@ use super::{
 use crate::broker::Filter;
 use crate::entity::{render, Entity, Format, Render};
 use crate::geo::{GeoQuery, GeoRel, Geometry};
+use crate::join::{join, own_names, Linking};
 use crate::jsonld::Context;
 use crate::ops::{check_id, BatchResult};
 use crate::problem::{NgsiError, Result};
-use crate::query::{parse_projection, parse_q, ScopeQ, TypeExpr};
+use crate::query::{parse_projection_tree, parse_q, ScopeQ, TypeExpr};
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 const RENDER_PARAMS: [&str; 11] = [
     "attrs",
@@ -32,8 +34,9 @@ const RENDER_PARAMS: [&str; 11] = [
     "datasetId",
 ];
 
-/// How to render, from `options`, `format`, `attrs`, `pick`, `omit`, `lang`.
-fn render_params(p: &Params, ctx: &Context) -> Result<Render> {
+/// How to render, from `options`, `format`, `attrs`, `pick`, `omit`,
+/// `lang`; and what to join, from `join` and `joinLevel`.
+fn render_params(p: &Params, ctx: &Context) -> Result<(Render, Option<Linking>)> {
     let mut r = Render::default();
     let mut formats = 0;
     for o in p.options() {
@@ -73,14 +76,6 @@ fn render_params(p: &Params, ctx: &Context) -> Result<Render> {
             }
         };
     }
-    let names = |list: Vec<String>| -> Vec<String> {
-        list.into_iter()
-            .map(|n| match n.as_str() {
-                "id" | "type" | "scope" | "createdAt" | "modifiedAt" => n,
-                _ => ctx.expand(&n),
-            })
-            .collect()
-    };
     r.attrs = p
         .list("attrs")
         .map(|l| l.into_iter().map(|n| ctx.expand(&n)).collect());
@@ -90,19 +85,38 @@ fn render_params(p: &Params, ctx: &Context) -> Result<Render> {
     if (p.get("pick").is_some() || p.get("omit").is_some()) && p.get("attrs").is_some() {
         return Err(NgsiError::bad_data("pick and omit exclude attrs"));
     }
-    if let Some(pick) = p.get("pick") {
-        r.pick = Some(names(
-            parse_projection(pick).map_err(|e| NgsiError::bad_data(e.detail))?,
-        ));
-    }
-    if let Some(omit) = p.get("omit") {
-        r.omit = Some(names(
-            parse_projection(omit).map_err(|e| NgsiError::bad_data(e.detail))?,
-        ));
-    }
+    let tree = |s: &str| parse_projection_tree(s).map_err(|e| NgsiError::bad_data(e.detail));
+    let pick = p.get("pick").map(tree).transpose()?;
+    let omit = p.get("omit").map(tree).transpose()?;
+    r.pick = pick.as_deref().map(|l| own_names(l, false, ctx));
+    r.omit = omit.as_deref().map(|l| own_names(l, true, ctx));
     r.lang = p.get("lang").map(str::to_owned);
     r.datasets = p.list("datasetId");
-    Ok(r)
+    let linking = Linking::from_params(p.get("join"), p.get("joinLevel"), pick, omit)?;
+    Ok((r, linking))
+}
+
+/// The entities shown, with what they link to if a join is asked: one
+/// value each (inline), then the linked ones (flat).
+async fn shown_with_links(
+    c: &CityData,
+    headers: &HeaderMap,
+    entities: &[Arc<Entity>],
+    ctx: &Context,
+    r: &Render,
+    linking: Option<&Linking>,
+) -> Result<(Vec<Value>, Vec<Value>)> {
+    let shown: Vec<Map<String, Value>> = entities.iter().map(|e| render(e, ctx, r)).collect();
+    let Some(l) = linking else {
+        return Ok((shown.into_iter().map(Value::Object).collect(), Vec::new()));
+    };
+    let (main, flat) = c
+        .broker
+        .read(&tenant(headers), |get| {
+            join(entities, shown, ctx, r, l, get)
+        })
+        .await?;
+    Ok((main.into_iter().map(Value::Object).collect(), flat))
 }
 
 /// The entity as a GeoJSON Feature.
@@ -193,7 +207,7 @@ pub async fn retrieve(
     let a = accept(&headers, true)?;
     check_id(&id)?;
     let ctx = link_context(&c, &headers).await?;
-    let r = render_params(&p, &ctx)?;
+    let (r, linking) = render_params(&p, &ctx)?;
     let e = c.broker.get(&tenant(&headers), &id).await?;
     if let Some(t) = p.get("type") {
         if !TypeExpr::parse(t, &ctx)?.matches(&e.types) {
@@ -226,6 +240,19 @@ pub async fn retrieve(
         return Err(
             NgsiError::not_found(format!("entity {id} has none of the members picked")).into(),
         );
+    }
+    if linking.is_some() && a != Accept::GeoJson {
+        let (mut main, flat) =
+            shown_with_links(&c, &headers, &[e], &ctx, &r, linking.as_ref()).await?;
+        let main = main.pop().unwrap_or_default();
+        // Flat with nothing linked is the entity alone, as the ETSI
+        // suite's retrievals (018_14) and the peers answer it.
+        let body = if flat.is_empty() {
+            main
+        } else {
+            Value::Array(std::iter::once(main).chain(flat).collect())
+        };
+        return Ok(answer(StatusCode::OK, a, &ctx, body));
     }
     Ok(entity_answer(&e, &ctx, &r, a, &p))
 }
@@ -358,7 +385,7 @@ async fn run_query(
     p: &Params,
     f: Filter,
     ctx: &Context,
-    r: &Render,
+    (r, linking): (&Render, Option<&Linking>),
 ) -> Answer {
     let a = accept(headers, true)?;
     let (offset, limit) = paging(p)?;
@@ -392,12 +419,12 @@ async fn run_query(
                 "@context": ctx.original,
             })
         }
-        _ => Value::Array(
-            page.entities
-                .iter()
-                .map(|e| Value::Object(render(e, ctx, r)))
-                .collect(),
-        ),
+        _ => {
+            let (mut main, flat) =
+                shown_with_links(c, headers, &page.entities, ctx, r, linking).await?;
+            main.extend(flat);
+            Value::Array(main)
+        }
     };
     let mut resp = answer(StatusCode::OK, a, ctx, body);
     if count {
@@ -428,10 +455,10 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
         )
         .into());
     }
-    let mut r = render_params(&p, &ctx)?;
+    let (mut r, linking) = render_params(&p, &ctx)?;
     // In a query, `attrs` selects entities and projects them.
     r.attrs = f.attrs.clone();
-    run_query(&c, &headers, &p, f, &ctx, &r).await
+    run_query(&c, &headers, &p, f, &ctx, (&r, linking.as_ref())).await
 }
 
 /// POST /entityOperations/query: the query in the body (§5.7.2, Query).
@@ -511,9 +538,25 @@ pub async fn post_query(
             &ctx,
         )?;
     }
-    let mut r = render_params(&p, &ctx)?;
+    let (mut r, mut linking) = render_params(&p, &ctx)?;
     r.attrs = f.attrs.clone();
-    run_query(&c, &headers, &p, f, &ctx, &r).await
+    // The Query's own `join` and `joinLevel` (§5.2.23), 1 by default.
+    if let Some(j) = obj.get("join") {
+        let level = obj.get("joinLevel").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        linking = Linking::from_params(
+            Some(
+                j.as_str()
+                    .ok_or_else(|| NgsiError::bad_data("join is a string"))?,
+            ),
+            level.as_deref(),
+            linking.as_ref().and_then(|l| l.pick.clone()),
+            linking.as_ref().and_then(|l| l.omit.clone()),
+        )?;
+    }
+    run_query(&c, &headers, &p, f, &ctx, (&r, linking.as_ref())).await
 }
 
 pub async fn create(
