@@ -3,6 +3,7 @@
 # a free port in a fresh directory, on SQLite or on a fresh PostgreSQL
 # database ($backend, $db_name); sets $port, $dir, $demo_pid, and stops
 # the demo on exit (with $sampler_pid, if the caller sets one).
+# $demo_args (an array, if the caller sets one) go to `civic demo`.
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/civic-data-hub/target}"
 if [ -z "${CIVIC_BIN:-}" ]; then
@@ -29,7 +30,7 @@ if [ "$backend" = postgres ]; then
 fi
 
 RUST_LOG=warn "$CIVIC_BIN" demo --addr "127.0.0.1:$port" --data-dir "$dir" \
-    --sim-people 300 --sim-days 3 "${extra[@]}" >"$dir/demo.log" 2>&1 &
+    --sim-people 300 --sim-days 3 "${extra[@]}" ${demo_args[@]+"${demo_args[@]}"} >"$dir/demo.log" 2>&1 &
 demo_pid=$!
 for _ in $(seq 1 120); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/ngsi-ld/v1/types" && break

@@ -854,6 +854,9 @@ pub fn parse_projection_tree(s: &str) -> Result<Vec<Projected>> {
                 return None;
             }
             let name = std::str::from_utf8(&s[start..*i]).ok()?.to_owned();
+            if !crate::entity::is_valid_name(&name) {
+                return None;
+            }
             let linked = if s.get(*i) == Some(&b'{') {
                 *i += 1;
                 let inner = list(s, i)?;
@@ -991,7 +994,7 @@ mod tests {
             vec!["name", "locatedIn"]
         );
         for bad in [
-            "a{{b}}", "a,,b", "{a}", ",a", "a{b", "a}", "a,", "a{}", "a b", "a{b}}", "",
+            "a{{b}}", "a,,b", "{a}", ",a", "a{b", "a}", "a,", "a{}", "a b", "a{b}}", "", "id;name",
         ] {
             assert!(parse_projection(bad).is_err(), "{bad}");
         }

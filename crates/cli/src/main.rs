@@ -65,6 +65,11 @@ enum Command {
         /// URL runs the same demo on the deployment database.
         #[arg(long)]
         database_url: Option<String>,
+        /// Start the city's sensors' publisher: off, the broker's
+        /// default tenant stays empty (as a fresh broker is for the ETSI
+        /// suite's runs, `bench/ngsi-ld.sh`).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        city_sensors: bool,
     },
     /// Run the hub from a configuration file (and CIVIC_* variables).
     Serve {
@@ -262,13 +267,14 @@ async fn run(cli: Cli) -> Result<()> {
             sim_people,
             sim_days,
             database_url,
+            city_sensors,
         } => {
             let mut config = load_config(None)?;
             config.addr = addr.to_string();
             config.data_dir = data_dir;
             config.database_url = database_url;
             init_logging(log_override.unwrap_or(config.log_format));
-            demo(config, sim_people, sim_days).await
+            demo(config, sim_people, sim_days, city_sensors).await
         }
         Command::Serve { config } => {
             let config = load_config(config.as_deref())?;
@@ -394,7 +400,12 @@ async fn serve(config: Config) -> Result<()> {
     until_stopped(&hub, running).await
 }
 
-async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()> {
+async fn demo(
+    mut config: Config,
+    sim_people: usize,
+    sim_days: u32,
+    city_sensors: bool,
+) -> Result<()> {
     // City data ingests the demo's sensors from the machine's MQTT broker
     // (unless the configuration names other topics and mappings).
     if config.mqtt_mappings.is_none() {
@@ -437,7 +448,8 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
         .context("the demo city's sensors")?;
     let sensor_count = sensors.sensors();
     let mqtt_up = std::net::TcpStream::connect((mqtt_host.as_str(), mqtt_port)).is_ok();
-    let _publisher = civic_demo::sensors::start(sensors, &mqtt_host, mqtt_port);
+    let _publisher =
+        city_sensors.then(|| civic_demo::sensors::start(sensors, &mqtt_host, mqtt_port));
     println!();
     println!("Civic Data Hub demo is running at {url}");
     println!(
@@ -514,7 +526,9 @@ async fn demo(mut config: Config, sim_people: usize, sim_days: u32) -> Result<()
             .as_deref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        if mqtt_up {
+        if !city_sensors {
+            " (off: --city-sensors false)"
+        } else if mqtt_up {
             ""
         } else {
             " (no MQTT broker answers there yet: they start when one does)"

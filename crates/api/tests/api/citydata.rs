@@ -288,6 +288,23 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
         "BadRequestData",
     )
     .await;
+    // A repetition of a repetition is no POSIX pattern; id and type are
+    // not attributes; `;` is in no member's name.
+    for bad in [
+        "type=Sensor&idPattern=urn.*%2A",
+        "attrs=id,type",
+        "type=Sensor&pick=id%3Blevel",
+    ] {
+        problem(
+            http.get(format!("{broker}/entities?{bad}"))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "BadRequestData",
+        )
+        .await;
+    }
     problem(
         http.get(format!("{broker}/entities?type=Sensor&bogus=1"))
             .send()

@@ -84,8 +84,7 @@ fn filter_from(p: &Params, ctx: &Context) -> Result<RegFilter, NgsiError> {
     };
     let id_pattern = p.get("idPattern").map(str::to_owned);
     if let Some(pattern) = &id_pattern {
-        regex::Regex::new(pattern)
-            .map_err(|_| NgsiError::bad_data("idPattern is not a regular expression"))?;
+        super::entities::id_pattern(pattern)?;
     }
     let types = match p.get("type") {
         Some(t) => Some(TypeExpr::parse(t, ctx).map_err(|e| NgsiError::bad_data(e.detail))?),

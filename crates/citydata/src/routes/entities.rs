@@ -257,6 +257,28 @@ pub async fn retrieve(
     Ok(entity_answer(&e, &ctx, &r, a, &p))
 }
 
+/// An `idPattern`: a POSIX extended regular expression (§4.9), in which
+/// a repetition of a repetition (`a**`, `a+*`) is undefined and refused,
+/// though Rust's syntax would take it.
+pub(super) fn id_pattern(pattern: &str) -> Result<regex::Regex> {
+    let bad = || {
+        NgsiError::bad_data(format!(
+            "idPattern: {pattern:?} is not a regular expression"
+        ))
+    };
+    let mut escaped = false;
+    let mut last_repeat = false;
+    for c in pattern.chars() {
+        let repeat = !escaped && matches!(c, '*' | '+');
+        if repeat && last_repeat {
+            return Err(bad());
+        }
+        last_repeat = repeat;
+        escaped = !escaped && c == '\\';
+    }
+    regex::Regex::new(pattern).map_err(|_| bad())
+}
+
 /// The filter of a GET query (§6.4.3.1).
 fn filter_from(p: &Params, ctx: &Context) -> Result<Filter> {
     let mut f = Filter::default();
@@ -267,16 +289,17 @@ fn filter_from(p: &Params, ctx: &Context) -> Result<Filter> {
         f.ids = Some(ids);
     }
     if let Some(pattern) = p.get("idPattern") {
-        f.id_pattern = Some(
-            regex::Regex::new(pattern)
-                .map_err(|_| NgsiError::bad_data("idPattern is not a regular expression"))?,
-        );
+        f.id_pattern = Some(id_pattern(pattern)?);
     }
     if let Some(t) = p.get("type") {
         f.types = Some(TypeExpr::parse(t, ctx).map_err(|e| NgsiError::bad_data(e.detail))?);
     }
     if let Some(attrs) = p.list("attrs") {
-        if let Some(bad) = attrs.iter().find(|a| !crate::entity::is_valid_name(a)) {
+        // `id` and `type` are the entity's, not attributes (§4.5.2).
+        if let Some(bad) = attrs
+            .iter()
+            .find(|a| !crate::entity::is_valid_name(a) || matches!(a.as_str(), "id" | "type"))
+        {
             return Err(NgsiError::bad_data(format!(
                 "attrs: {bad:?} is not an attribute name"
             )));
@@ -494,10 +517,7 @@ pub async fn post_query(
                 ids.push(id.to_owned());
             }
             if let Some(pattern) = sel.get("idPattern").and_then(Value::as_str) {
-                f.id_pattern =
-                    Some(regex::Regex::new(pattern).map_err(|_| {
-                        NgsiError::bad_data("idPattern is not a regular expression")
-                    })?);
+                f.id_pattern = Some(id_pattern(pattern)?);
             }
             if let Some(t) = sel.get("type").and_then(Value::as_str) {
                 types.extend(TypeExpr::parse(t, &ctx)?.0);

@@ -313,10 +313,7 @@ async fn query_with(
     let ids = p.list("id");
     let pattern = p
         .get("idPattern")
-        .map(|x| {
-            regex::Regex::new(x)
-                .map_err(|_| NgsiError::bad_data("idPattern is not a regular expression"))
-        })
+        .map(super::entities::id_pattern)
         .transpose()?;
     // q, scopeQ and the geo-query select by the entity as it is now.
     let mut now_filter = crate::broker::Filter {
