@@ -1611,6 +1611,12 @@ async fn relationships_join_the_entities_they_link_to(db: TestDb) {
             "urn:ngsi-ld:City:1"
         ]
     );
+    // A pick of attributes selects the entities that have one of them.
+    let (_, named) = get(format!("{broker}/entities?type=Building&pick=name")).await;
+    assert_eq!(
+        named,
+        json!([{"name": {"type": "Property", "value": "Tower"}}])
+    );
     // The POST query's own join, one hop by default.
     let page: serde_json::Value = http
         .post(format!("{broker}/entityOperations/query"))

@@ -481,6 +481,19 @@ pub async fn query(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): R
     let (mut r, linking) = render_params(&p, &ctx)?;
     // In a query, `attrs` selects entities and projects them.
     r.attrs = f.attrs.clone();
+    // So does a `pick` of attributes only: an entity with none of them
+    // would be shown as nothing (as a retrieval of it is 404).
+    let mut f = f;
+    if let Some(pick) = &r.pick {
+        if !pick.iter().any(|m| {
+            matches!(
+                m.as_str(),
+                "id" | "type" | "scope" | "createdAt" | "modifiedAt"
+            )
+        }) {
+            f.attrs = Some(pick.clone());
+        }
+    }
     run_query(&c, &headers, &p, f, &ctx, (&r, linking.as_ref())).await
 }
 
