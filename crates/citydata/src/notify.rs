@@ -58,10 +58,10 @@ pub(crate) async fn take_due(table: &Table, now: i64) -> Vec<(String, Subscripti
                 continue;
             };
             let waited = s
-                .last_notification
+                .last_due
                 .is_none_or(|last| (now - last) as f64 >= every * 1000.0);
             if s.is_active(now) && waited {
-                s.last_notification = Some(now);
+                s.last_due = Some(now);
                 due.push((tenant.clone(), s.clone()));
             }
         }
@@ -242,6 +242,15 @@ impl CityData {
     ) -> Result<()> {
         crate::ops::check_id(id)?;
         let patch = parse(body, ctx, true)?;
+        // A notification given is whole enough to send: it names where.
+        if patch
+            .get("notification")
+            .is_some_and(|n| n.get("endpoint").is_none())
+        {
+            return Err(NgsiError::bad_data(
+                "a subscription's notification names its endpoint",
+            ));
+        }
         if let Some(url) = patch.get("jsonldContext") {
             self.broker.contexts.resolve(Some(url)).await?;
         }
@@ -403,6 +412,12 @@ impl CityData {
             })
             .collect();
         let body = notification(&sub, data, None, now);
+        {
+            let mut all = self.subscriptions().await?.write().await;
+            if let Some(s) = all.get_mut(tenant).and_then(|t| t.get_mut(&sub.id)) {
+                s.last_notification = Some(now);
+            }
+        }
         self.sender()
             .enqueue(self, Kind::Entities, tenant, sub, ctx, body)
             .await;
@@ -604,18 +619,42 @@ impl CityData {
                         Value::Array(types)
                     },
                 );
+                if r.sys_attrs {
+                    out.insert("createdAt".into(), format_datetime(b.created_at).into());
+                    out.insert("modifiedAt".into(), format_datetime(b.modified_at).into());
+                }
                 out.insert("deletedAt".into(), format_datetime(now).into());
-                if show_changes {
-                    for (iri, instances) in &b.attrs {
-                        if let (true, Some(old)) = (wanted(iri), instances.first()) {
-                            out.insert(ctx.compact(iri), deleted_instance(old, ctx, format, true));
-                        }
+                // The attributes go as NGSI-LD nulls with showChanges, or
+                // to a subscription to the deletion of (these) attributes.
+                let watched = sub.doc.get("watchedAttributes").and_then(Value::as_array);
+                let told = |iri: &str| {
+                    show_changes
+                        || (sub.triggers().contains(&"attributeDeleted")
+                            && watched.is_none_or(|w| w.iter().any(|x| x == iri)))
+                };
+                for (iri, instances) in &b.attrs {
+                    if let (true, true, Some(old)) = (wanted(iri), told(iri), instances.first()) {
+                        out.insert(
+                            ctx.compact(iri),
+                            deleted_instance(
+                                old,
+                                ctx,
+                                format,
+                                show_changes,
+                                r.sys_attrs.then_some(now),
+                            ),
+                        );
                     }
                 }
                 out
             }
             (_, Some(a), _) => {
                 let mut out = render(a, ctx, &r);
+                // sysAttrs are the entity's too in keyValues (§5.2.14).
+                if r.sys_attrs && format == Format::KeyValues {
+                    out.insert("createdAt".into(), format_datetime(a.created_at).into());
+                    out.insert("modifiedAt".into(), format_datetime(a.modified_at).into());
+                }
                 for (iri, t) in attrs {
                     let old = before
                         .and_then(|b| b.attrs.get(iri))
@@ -624,7 +663,13 @@ impl CityData {
                         (Trigger::AttributeDeleted, Some(old)) if wanted(iri) => {
                             out.insert(
                                 ctx.compact(iri),
-                                deleted_instance(old, ctx, format, show_changes),
+                                deleted_instance(
+                                    old,
+                                    ctx,
+                                    format,
+                                    show_changes,
+                                    r.sys_attrs.then_some(now),
+                                ),
                             );
                         }
                         (Trigger::AttributeUpdated, Some(old))
@@ -659,12 +704,10 @@ fn notification_render(sub: &Subscription, ctx: &Context) -> Render {
         n.get(k).and_then(Value::as_array).map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
-                .map(|s| {
-                    if s.contains(':') {
-                        s.to_owned()
-                    } else {
-                        ctx.expand(s)
-                    }
+                .map(|s| match s {
+                    "id" | "type" | "scope" | "createdAt" | "modifiedAt" => s.to_owned(),
+                    s if s.contains(':') => s.to_owned(),
+                    s => ctx.expand(s),
                 })
                 .collect::<Vec<_>>()
         })
@@ -719,12 +762,14 @@ fn previous(old: &crate::entity::Instance, ctx: &Context) -> Option<(&'static st
 }
 
 /// A deleted attribute as a notification shows it: its value an
-/// NGSI-LD null (and, with showChanges, what it was).
+/// NGSI-LD null (and, with showChanges, what it was; with sysAttrs,
+/// `deleted_at`, when it was made, changed and deleted).
 fn deleted_instance(
     old: &crate::entity::Instance,
     ctx: &Context,
     format: Format,
     show_changes: bool,
+    deleted_at: Option<i64>,
 ) -> Value {
     const NULL: &str = "urn:ngsi-ld:null";
     if format == Format::KeyValues {
@@ -753,6 +798,14 @@ fn deleted_instance(
         if let Some((k, v)) = previous(old, ctx) {
             out.insert(k.into(), v);
         }
+    }
+    if let Some(at) = deleted_at {
+        for k in ["createdAt", "modifiedAt"] {
+            if let Some(t) = old.get(k).and_then(Value::as_i64) {
+                out.insert(k.into(), format_datetime(t).into());
+            }
+        }
+        out.insert("deletedAt".into(), format_datetime(at).into());
     }
     Value::Object(out)
 }

@@ -30,6 +30,9 @@ pub struct Subscription {
     pub times_failed: u64,
     #[serde(default)]
     pub last_notification: Option<i64>,
+    /// When a periodic one was last due (sent or not: nothing selected).
+    #[serde(skip)]
+    pub last_due: Option<i64>,
     #[serde(default)]
     pub last_success: Option<i64>,
     #[serde(default)]
@@ -426,6 +429,7 @@ impl Subscription {
             times_sent: 0,
             times_failed: 0,
             last_notification: None,
+            last_due: None,
             last_success: None,
             last_failure: None,
             created_at: now,
@@ -557,7 +561,7 @@ impl Subscription {
     }
 
     /// The triggers it listens to.
-    fn triggers(&self) -> Vec<&str> {
+    pub(crate) fn triggers(&self) -> Vec<&str> {
         match self
             .doc
             .get("notificationTrigger")

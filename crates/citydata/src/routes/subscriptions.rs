@@ -3,7 +3,7 @@
 use super::{
     accept, answer, body_context, created, link_context, no_content, tenant, Accept, Answer, Params,
 };
-use crate::jsonld::now_ms;
+use crate::jsonld::{now_ms, Context};
 use crate::problem::NgsiError;
 use crate::CityData;
 use axum::body::Bytes;
@@ -33,9 +33,20 @@ pub async fn list(State(c): State<CityData>, headers: HeaderMap, RawQuery(q): Ra
         .list_subscriptions(&tenant(&headers))
         .await?
         .iter()
-        .map(|s| s.render(&ctx, now, sys))
+        .map(|s| shown(s, &ctx, now, sys))
         .collect();
     paged("/subscriptions", all, &p, a, &ctx)
+}
+
+/// An entity subscription as it is read: its `notificationTrigger`
+/// the default (§5.2.12) when it gave none.
+fn shown(s: &crate::subscription::Subscription, ctx: &Context, now: i64, sys: bool) -> Value {
+    let mut v = s.render(ctx, now, sys);
+    if let Value::Object(o) = &mut v {
+        o.entry("notificationTrigger")
+            .or_insert_with(|| serde_json::json!(["attributeCreated", "attributeUpdated"]));
+    }
+    v
 }
 
 /// A listing's parameters, representation and context.
@@ -112,7 +123,7 @@ pub async fn retrieve(
         StatusCode::OK,
         a,
         &ctx,
-        sub.render(&ctx, now_ms(), sys),
+        shown(&sub, &ctx, now_ms(), sys),
     ))
 }
 
