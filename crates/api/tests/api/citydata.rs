@@ -1679,7 +1679,138 @@ async fn relationships_join_the_entities_they_link_to(db: TestDb) {
     }
 }
 
+/// What deletions and system attributes tell subscribers: a deleted
+/// attribute as an NGSI-LD null with when it was made and deleted, a
+/// deleted entity's watched attributes as nulls, the entity's own
+/// timestamps in keyValues; and what a subscription shows of itself.
+async fn deletions_and_system_attributes_reach_subscribers(db: TestDb) {
+    let app = spawn_app_with(db, |c| {
+        c.city_egress_private = true;
+        c.city_implicit_tenants = true;
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    for id in ["urn:ngsi-ld:Tower:1", "urn:ngsi-ld:Tower:2"] {
+        let r = http
+            .post(format!("{broker}/entities"))
+            .json(&json!({"id": id, "type": "Tower",
+                "name": {"type": "Property", "value": "a tower"},
+                "height": {"type": "Property", "value": 300}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let (url, mut heard) = receiver().await;
+    let subscribe = |body: Value| {
+        let http = http.clone();
+        let broker = broker.clone();
+        async move {
+            let r = http
+                .post(format!("{broker}/subscriptions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    let deletions = subscribe(
+        json!({"type": "Subscription", "entities": [{"type": "Tower"}],
+        "watchedAttributes": ["name"], "notificationTrigger": ["attributeDeleted"],
+        "notification": {"endpoint": {"uri": url}, "sysAttrs": true}}),
+    )
+    .await;
+    let heights = subscribe(
+        json!({"type": "Subscription", "entities": [{"type": "Tower"}],
+        "watchedAttributes": ["height"],
+        "notification": {"endpoint": {"uri": url}, "format": "keyValues", "sysAttrs": true}}),
+    )
+    .await;
+    let shown = |location: String| {
+        let http = http.clone();
+        let base = app.url.clone();
+        async move {
+            http.get(format!("{base}{location}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let sub = shown(heights.clone()).await;
+    assert_eq!(
+        sub["notificationTrigger"],
+        json!(["attributeCreated", "attributeUpdated"])
+    );
+    assert!(sub["notification"].get("lastNotification").is_none());
+    assert_eq!(
+        shown(deletions).await["notificationTrigger"],
+        json!(["attributeDeleted"])
+    );
+    // A notification patched must still say where to.
+    let r = http
+        .patch(format!("{}{heights}", app.url))
+        .json(&json!({"notification": {"format": "normalized"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    async fn next(
+        heard: &mut tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
+    ) -> Value {
+        tokio::time::timeout(Duration::from_secs(10), heard.recv())
+            .await
+            .expect("a notification")
+            .unwrap()
+            .1
+    }
+    let r = http
+        .patch(format!("{broker}/entities/urn:ngsi-ld:Tower:1/attrs"))
+        .json(&json!({"height": {"type": "Property", "value": 301}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let n = next(&mut heard).await;
+    assert_eq!(n["data"][0]["height"], 301);
+    assert!(n["data"][0]["createdAt"].is_string() && n["data"][0]["modifiedAt"].is_string());
+    let r = http
+        .delete(format!("{broker}/entities/urn:ngsi-ld:Tower:1/attrs/name"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let n = next(&mut heard).await;
+    let name = &n["data"][0]["name"];
+    assert_eq!(name["value"], "urn:ngsi-ld:null", "{n}");
+    assert!(
+        name["createdAt"].is_string() && name["deletedAt"].is_string(),
+        "{n}"
+    );
+    let r = http
+        .delete(format!("{broker}/entities/urn:ngsi-ld:Tower:2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let n = next(&mut heard).await;
+    let gone = &n["data"][0];
+    assert_eq!(gone["id"], "urn:ngsi-ld:Tower:2");
+    assert!(
+        gone["deletedAt"].is_string() && gone["createdAt"].is_string(),
+        "{n}"
+    );
+    assert_eq!(gone["name"]["value"], "urn:ngsi-ld:null", "{n}");
+    assert!(gone.get("height").is_none(), "only the watched: {n}");
+}
+
 civic_store::backend_tests!(
+    deletions_and_system_attributes_reach_subscribers,
     relationships_join_the_entities_they_link_to,
     compound_contexts_of_subscriptions_get_a_url,
     temporal_aggregations_agree_with_the_instances,
