@@ -102,7 +102,9 @@ pub fn is_uri(s: &str) -> bool {
 /// Is `s` a name an attribute or a type may have (§4.6.2: no characters
 /// that the query languages use)?
 pub fn is_valid_name(s: &str) -> bool {
+    // `@…` are JSON-LD's keywords, no one's names.
     !s.is_empty()
+        && !s.starts_with('@')
         && !s.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()

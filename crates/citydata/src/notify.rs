@@ -602,6 +602,14 @@ impl CityData {
         let show_changes = flag("showChanges");
         let wanted = |iri: &str| r.attrs.as_ref().is_none_or(|a| a.iter().any(|x| x == iri));
         let before = change.before.as_deref();
+        let deleted = |old: &crate::entity::Instance| {
+            deleted_instance(old, ctx, format, show_changes, r.sys_attrs.then_some(now))
+        };
+        // An entity's own system attributes.
+        let stamp = |out: &mut serde_json::Map<String, Value>, e: &Entity| {
+            out.insert("createdAt".into(), format_datetime(e.created_at).into());
+            out.insert("modifiedAt".into(), format_datetime(e.modified_at).into());
+        };
         let data = match (whole, change.after.as_deref(), before) {
             (Some(Trigger::EntityDeleted), _, Some(b)) => {
                 let mut out = serde_json::Map::new();
@@ -620,8 +628,7 @@ impl CityData {
                     },
                 );
                 if r.sys_attrs {
-                    out.insert("createdAt".into(), format_datetime(b.created_at).into());
-                    out.insert("modifiedAt".into(), format_datetime(b.modified_at).into());
+                    stamp(&mut out, b);
                 }
                 out.insert("deletedAt".into(), format_datetime(now).into());
                 // The attributes go as NGSI-LD nulls with showChanges, or
@@ -634,16 +641,7 @@ impl CityData {
                 };
                 for (iri, instances) in &b.attrs {
                     if let (true, true, Some(old)) = (wanted(iri), told(iri), instances.first()) {
-                        out.insert(
-                            ctx.compact(iri),
-                            deleted_instance(
-                                old,
-                                ctx,
-                                format,
-                                show_changes,
-                                r.sys_attrs.then_some(now),
-                            ),
-                        );
+                        out.insert(ctx.compact(iri), deleted(old));
                     }
                 }
                 out
@@ -652,8 +650,7 @@ impl CityData {
                 let mut out = render(a, ctx, &r);
                 // sysAttrs are the entity's too in keyValues (§5.2.14).
                 if r.sys_attrs && format == Format::KeyValues {
-                    out.insert("createdAt".into(), format_datetime(a.created_at).into());
-                    out.insert("modifiedAt".into(), format_datetime(a.modified_at).into());
+                    stamp(&mut out, a);
                 }
                 for (iri, t) in attrs {
                     let old = before
@@ -661,16 +658,7 @@ impl CityData {
                         .and_then(|is| is.first());
                     match (t, old) {
                         (Trigger::AttributeDeleted, Some(old)) if wanted(iri) => {
-                            out.insert(
-                                ctx.compact(iri),
-                                deleted_instance(
-                                    old,
-                                    ctx,
-                                    format,
-                                    show_changes,
-                                    r.sys_attrs.then_some(now),
-                                ),
-                            );
+                            out.insert(ctx.compact(iri), deleted(old));
                         }
                         (Trigger::AttributeUpdated, Some(old))
                             if show_changes && format != Format::KeyValues =>

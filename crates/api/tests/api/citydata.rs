@@ -289,11 +289,12 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
     )
     .await;
     // A repetition of a repetition is no POSIX pattern; id and type are
-    // not attributes; `;` is in no member's name.
+    // not attributes; `;` is in no member's name, nor `@` at its start.
     for bad in [
         "type=Sensor&idPattern=urn.*%2A",
         "attrs=id,type",
         "type=Sensor&pick=id%3Blevel",
+        "type=Sensor&attrs=%40level",
     ] {
         problem(
             http.get(format!("{broker}/entities?{bad}"))
