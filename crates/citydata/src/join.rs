@@ -38,6 +38,11 @@ pub struct Linking {
 /// read, and a city's relationships are rarely deeper.
 pub const MAX_LEVEL: usize = 16;
 
+/// The most linked entities one answer shows: inline, an entity linked
+/// from several places is shown in each, so a few relationships an
+/// entity over many hops would otherwise multiply without bound.
+pub const MAX_LINKED: usize = 10_000;
+
 impl Linking {
     /// From `join`, `joinLevel` (1 unless given) and the projections;
     /// `None` without `join`. A projection of linked entities without
@@ -122,6 +127,10 @@ struct Walk<'a> {
     /// Entities in the answer already (flat: each once).
     seen: HashSet<String>,
     flat: Vec<Value>,
+    /// Linked entities it may still show (`MAX_LINKED`), and whether it
+    /// needed more.
+    budget: usize,
+    exceeded: bool,
 }
 
 impl Walk<'_> {
@@ -155,6 +164,11 @@ impl Walk<'_> {
                 let Some(linked) = (self.get)(target) else {
                     continue;
                 };
+                if self.budget == 0 {
+                    self.exceeded = true;
+                    return;
+                }
+                self.budget -= 1;
                 let r = Render {
                     format: self.format,
                     sys_attrs: self.sys_attrs,
@@ -215,9 +229,14 @@ fn attach(shown: &mut Value, target: &str, linked: Map<String, Value>, format: F
     }
 }
 
+/// The linking entities as shown (inline joined), and the linked ones
+/// of a flat join.
+pub type Joined = (Vec<Map<String, Value>>, Vec<Value>);
+
 /// Shows `entities` (as `shown`, rendered by `r`) with what they link
 /// to: the linking entities, inline joined, and for a flat join the
 /// linked ones to put after them (each once, none of the linking ones).
+/// More than `MAX_LINKED` linked entities is refused.
 pub fn join(
     entities: &[Arc<Entity>],
     mut shown: Vec<Map<String, Value>>,
@@ -225,7 +244,7 @@ pub fn join(
     r: &Render,
     l: &Linking,
     get: &dyn Fn(&str) -> Option<Arc<Entity>>,
-) -> (Vec<Map<String, Value>>, Vec<Value>) {
+) -> Result<Joined> {
     let mut walk = Walk {
         get,
         ctx,
@@ -235,6 +254,8 @@ pub fn join(
         join: l.join,
         seen: entities.iter().map(|e| e.id.clone()).collect(),
         flat: Vec::new(),
+        budget: MAX_LINKED,
+        exceeded: false,
     };
     for (e, s) in entities.iter().zip(shown.iter_mut()) {
         let mut path = vec![e.id.clone()];
@@ -246,8 +267,13 @@ pub fn join(
             l.level,
             &mut path,
         );
+        if walk.exceeded {
+            return Err(NgsiError::bad_data(format!(
+                "the join links more than {MAX_LINKED} entities: ask for a lower joinLevel or fewer entities"
+            )));
+        }
     }
-    (shown, walk.flat)
+    Ok((shown, walk.flat))
 }
 
 #[cfg(test)]
@@ -300,7 +326,7 @@ mod tests {
         let b = all["urn:b:1"].clone();
         let shown = vec![render(&b, &ctx, &r)];
         let get = |id: &str| all.get(id).cloned();
-        let (mut main, flat) = join(&[b], shown, &ctx, &r, &l, &get);
+        let (mut main, flat) = join(&[b], shown, &ctx, &r, &l, &get).unwrap();
         (Value::Object(main.remove(0)), flat)
     }
 
@@ -327,6 +353,43 @@ mod tests {
         assert_eq!(b["locatedAt"]["id"], "urn:c:1");
         assert_eq!(b["locatedAt"]["name"], "Paris");
         assert_eq!(b["owner"], "urn:nobody");
+    }
+
+    #[test]
+    fn a_join_that_would_multiply_without_bound_is_refused() {
+        // Each entity links twice to the next: inline, 2^16 paths.
+        let ctx = Context::core();
+        let all: HashMap<String, Arc<Entity>> = (0..20)
+            .map(|n| {
+                let next = format!("urn:n:{}", n + 1);
+                let e = parse_entity(
+                    &json!({"id": format!("urn:n:{n}"), "type": "Node",
+                        "a": {"type": "Relationship", "object": next},
+                        "b": {"type": "Relationship", "object": next}}),
+                    &ctx,
+                    0,
+                )
+                .unwrap();
+                (e.id.clone(), Arc::new(e))
+            })
+            .collect();
+        let get = |id: &str| all.get(id).cloned();
+        let first = all["urn:n:0"].clone();
+        let r = Render::default();
+        let deep = Linking::from_params(Some("inline"), Some("16"), None, None)
+            .unwrap()
+            .unwrap();
+        let shown = vec![render(&first, &ctx, &r)];
+        let err = join(std::slice::from_ref(&first), shown, &ctx, &r, &deep, &get).unwrap_err();
+        assert_eq!(err.kind.status(), 400);
+        // Flat, each is shown once: 16 hops are 16 entities.
+        let flat = Linking {
+            join: Join::Flat,
+            ..deep
+        };
+        let shown = vec![render(&first, &ctx, &r)];
+        let (_, linked) = join(&[first], shown, &ctx, &r, &flat, &get).unwrap();
+        assert_eq!(linked.len(), 16);
     }
 
     #[test]

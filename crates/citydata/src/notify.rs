@@ -574,7 +574,7 @@ impl CityData {
                 crate::join::join(&[after], vec![shown], ctx, &r, &l, get)
             })
             .await;
-        if let Ok((main, flat)) = joined {
+        if let Ok(Ok((main, flat))) = joined {
             body["data"] = Value::Array(main.into_iter().map(Value::Object).chain(flat).collect());
         }
     }

@@ -115,7 +115,7 @@ async fn shown_with_links(
         .read(&tenant(headers), |get| {
             join(entities, shown, ctx, r, l, get)
         })
-        .await?;
+        .await??;
     Ok((main.into_iter().map(Value::Object).collect(), flat))
 }
 
