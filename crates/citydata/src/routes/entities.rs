@@ -267,16 +267,37 @@ pub(super) fn id_pattern(pattern: &str) -> Result<regex::Regex> {
         ))
     };
     let mut escaped = false;
+    let mut in_class = false;
     let mut last_repeat = false;
     for c in pattern.chars() {
-        let repeat = !escaped && matches!(c, '*' | '+');
+        let repeat = !escaped && !in_class && matches!(c, '*' | '+');
         if repeat && last_repeat {
             return Err(bad());
         }
         last_repeat = repeat;
+        if !escaped {
+            match c {
+                '[' => in_class = true,
+                ']' => in_class = false,
+                _ => {}
+            }
+        }
         escaped = !escaped && c == '\\';
     }
     regex::Regex::new(pattern).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn id_patterns_refuse_a_repetition_of_a_repetition_only() {
+        for bad in ["urn.**", "a+*", "a*+", "(["] {
+            assert!(super::id_pattern(bad).is_err(), "{bad}");
+        }
+        for good in ["urn:ngsi-ld:Building:.*", "a*?", "[*+]", r"a\**", "a+b*"] {
+            assert!(super::id_pattern(good).is_ok(), "{good}");
+        }
+    }
 }
 
 /// The filter of a GET query (§6.4.3.1).
