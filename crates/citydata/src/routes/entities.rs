@@ -287,19 +287,6 @@ pub(super) fn id_pattern(pattern: &str) -> Result<regex::Regex> {
     regex::Regex::new(pattern).map_err(|_| bad())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn id_patterns_refuse_a_repetition_of_a_repetition_only() {
-        for bad in ["urn.**", "a+*", "a*+", "(["] {
-            assert!(super::id_pattern(bad).is_err(), "{bad}");
-        }
-        for good in ["urn:ngsi-ld:Building:.*", "a*?", "[*+]", r"a\**", "a+b*"] {
-            assert!(super::id_pattern(good).is_ok(), "{good}");
-        }
-    }
-}
-
 /// The filter of a GET query (§6.4.3.1).
 fn filter_from(p: &Params, ctx: &Context) -> Result<Filter> {
     let mut f = Filter::default();
@@ -918,4 +905,17 @@ pub async fn batch_delete(
 /// PATCH or PUT on `/entities/`: an entity id is missing.
 pub async fn no_id() -> Answer {
     Err(NgsiError::bad_data("the path names no entity id").into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn id_patterns_refuse_a_repetition_of_a_repetition_only() {
+        for bad in ["urn.**", "a+*", "a*+", "(["] {
+            assert!(super::id_pattern(bad).is_err(), "{bad}");
+        }
+        for good in ["urn:ngsi-ld:Building:.*", "a*?", "[*+]", r"a\**", "a+b*"] {
+            assert!(super::id_pattern(good).is_ok(), "{good}");
+        }
+    }
 }
