@@ -592,14 +592,7 @@ impl CityData {
     ) -> Value {
         let r = notification_render(sub, ctx);
         let format = r.format;
-        let n = sub.doc.get("notification").cloned().unwrap_or(Value::Null);
-        let flag = |k: &str| {
-            n.get(k)
-                .and_then(Value::as_bool)
-                .or(sub.doc.get(k).and_then(Value::as_bool))
-                .unwrap_or(false)
-        };
-        let show_changes = flag("showChanges");
+        let show_changes = notification_flag(sub, "showChanges");
         let wanted = |iri: &str| r.attrs.as_ref().is_none_or(|a| a.iter().any(|x| x == iri));
         let before = change.before.as_deref();
         let deleted = |old: &crate::entity::Instance| {
@@ -680,6 +673,17 @@ impl CityData {
     }
 }
 
+/// A flag of a subscription's notifications (`showChanges`,
+/// `sysAttrs`): in its `notification`, else at its top, else off.
+fn notification_flag(sub: &Subscription, k: &str) -> bool {
+    sub.doc
+        .get("notification")
+        .and_then(|n| n.get(k))
+        .and_then(Value::as_bool)
+        .or(sub.doc.get(k).and_then(Value::as_bool))
+        .unwrap_or(false)
+}
+
 /// How a subscription's notifications show entities.
 fn notification_render(sub: &Subscription, ctx: &Context) -> Render {
     let n = sub.doc.get("notification").cloned().unwrap_or(Value::Null);
@@ -700,15 +704,9 @@ fn notification_render(sub: &Subscription, ctx: &Context) -> Render {
                 .collect::<Vec<_>>()
         })
     };
-    let flag = |k: &str| {
-        n.get(k)
-            .and_then(Value::as_bool)
-            .or(sub.doc.get(k).and_then(Value::as_bool))
-            .unwrap_or(false)
-    };
     Render {
         format,
-        sys_attrs: flag("sysAttrs"),
+        sys_attrs: notification_flag(sub, "sysAttrs"),
         attrs: names("attributes"),
         pick: names("pick"),
         omit: names("omit"),
