@@ -4,6 +4,10 @@
 # database ($backend, $db_name); sets $port, $dir, $demo_pid, and stops
 # the demo on exit (with $sampler_pid, if the caller sets one).
 # $demo_args (an array, if the caller sets one) go to `civic demo`.
+# With BROKER=serve, `civic serve` runs instead: the hub as deployed, with
+# no demo institutions, city or sensors, its tenants made on first use
+# and open (CIVIC_CITY_IMPLICIT_TENANTS) and its helpers on loopback
+# reachable (CIVIC_CITY_EGRESS_PRIVATE), as the ETSI suite expects.
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/civic-data-hub/target}"
 if [ -z "${CIVIC_BIN:-}" ]; then
@@ -29,8 +33,15 @@ if [ "$backend" = postgres ]; then
     extra=(--database-url "${base_url%/*}/$db_name")
 fi
 
-RUST_LOG=warn "$CIVIC_BIN" demo --addr "127.0.0.1:$port" --data-dir "$dir" \
-    --sim-people 300 --sim-days 3 "${extra[@]}" ${demo_args[@]+"${demo_args[@]}"} >"$dir/demo.log" 2>&1 &
+if [ "${BROKER:-demo}" = serve ]; then
+    serve_env=(RUST_LOG=warn CIVIC_ADDR="127.0.0.1:$port" CIVIC_DATA_DIR="$dir"
+        CIVIC_CITY_IMPLICIT_TENANTS=true CIVIC_CITY_EGRESS_PRIVATE=true)
+    [ "$backend" = postgres ] && serve_env+=(CIVIC_DATABASE_URL="${extra[1]}")
+    env "${serve_env[@]}" "$CIVIC_BIN" serve >"$dir/demo.log" 2>&1 &
+else
+    RUST_LOG=warn "$CIVIC_BIN" demo --addr "127.0.0.1:$port" --data-dir "$dir" \
+        --sim-people 300 --sim-days 3 "${extra[@]}" ${demo_args[@]+"${demo_args[@]}"} >"$dir/demo.log" 2>&1 &
+fi
 demo_pid=$!
 for _ in $(seq 1 120); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/ngsi-ld/v1/types" && break

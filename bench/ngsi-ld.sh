@@ -10,7 +10,9 @@
 # for the whole suite). CIVIC_BIN runs a `civic` already built (e.g. the
 # debug one) instead of building the release. The summary goes to stdout,
 # the suite's files to /tmp/ngsi-ld-conformance-results, the figures to
-# bench/results/ngsi-ld-<backend>.txt.
+# bench/results/ngsi-ld-<backend>.txt. BROKER=serve runs it against
+# `civic serve` instead of the demo (bench/ngsi-ld-demo.sh), the figures
+# to bench/results/ngsi-ld-<backend>-serve.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +56,6 @@ mkdir -p bench/results
     echo "tests: $*"
     grep -E '^(  OVERALL|Per |  [A-Za-z])' /tmp/ngsi-ld-conformance-results/summary.txt 2>/dev/null || true
     grep -E '^RESULT' "$dir/run.log" || true
-    echo "demo resident memory: $((start_kib / 1024)) MiB before the suite, peak $((peak_kib / 1024)) MiB while it ran"
-} | tee "bench/results/ngsi-ld-$backend.txt"
+    echo "${BROKER:-demo} resident memory: $((start_kib / 1024)) MiB before the suite, peak $((peak_kib / 1024)) MiB while it ran"
+} | tee "bench/results/ngsi-ld-$backend${BROKER:+-$BROKER}.txt"
 exit $status
