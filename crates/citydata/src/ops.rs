@@ -141,7 +141,8 @@ fn apply_attr(e: &mut Entity, name: &str, instances: Option<Vec<Instance>>) {
 
 /// Append Entity Attributes (§5.6.3): the attributes given replace or
 /// join theirs (with noOverwrite, existing ones are left and reported);
-/// types and scopes are added.
+/// types are added; a scope given replaces the entity's (with
+/// noOverwrite, its scopes are added).
 fn append_into(
     txn: &mut Txn,
     id: &str,
@@ -157,9 +158,14 @@ fn append_into(
     let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
     let mut result = UpdateResult::default();
     add_types(e, f.types);
-    for s in f.scope.unwrap_or_default() {
-        if !e.scope.contains(&s) {
-            e.scope.push(s);
+    match f.scope {
+        Some(scope) if overwrite => e.scope = scope,
+        scope => {
+            for s in scope.unwrap_or_default() {
+                if !e.scope.contains(&s) {
+                    e.scope.push(s);
+                }
+            }
         }
     }
     for (name, instances) in f.attrs {
@@ -299,6 +305,36 @@ fn item_ctx(ctxs: &ItemContexts, n: usize) -> Result<&std::sync::Arc<Context>> {
         Some(Err(e)) => Err(e.clone()),
         None => Err(NgsiError::internal("a batch item without a context")),
     }
+}
+
+/// A batch item's attribute whose value is JSON null: JSON null is no
+/// NGSI-LD value (`urn:ngsi-ld:null` is the one that deletes), so the
+/// item is refused as bad data whether or not its entity exists.
+fn json_nulls(item: &Value) -> Result<()> {
+    let Some(obj) = item.as_object() else {
+        return Ok(());
+    };
+    const VALUES: [&str; 5] = ["value", "object", "languageMap", "vocab", "json"];
+    for (name, v) in obj {
+        if matches!(name.as_str(), "id" | "type" | "scope" | "@context") {
+            continue;
+        }
+        let instances = match v {
+            Value::Array(a) => a.iter().collect(),
+            v => vec![v],
+        };
+        for i in instances {
+            let null = i.is_null()
+                || i.as_object()
+                    .is_some_and(|o| VALUES.iter().any(|k| o.get(*k).is_some_and(Value::is_null)));
+            if null {
+                return Err(NgsiError::bad_data(format!(
+                    "{name}: JSON null is not a value (urn:ngsi-ld:null deletes)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn item_id(item: &Value) -> String {
@@ -700,7 +736,7 @@ impl CityData {
                             Ok(_) if !is_uri(&id) => {
                                 Err(NgsiError::bad_data("the entity has no valid id"))
                             }
-                            Ok(ctx) => change(txn, &id, item, ctx),
+                            Ok(ctx) => json_nulls(item).and_then(|_| change(txn, &id, item, ctx)),
                         };
                         (id, r)
                     })

@@ -9,6 +9,12 @@ mod bench;
 mod node;
 mod sim;
 
+/// mimalloc instead of the C library's allocator: a server that makes
+/// and drops many small values per request (JSON, entities, rows) runs
+/// faster on it and holds less memory that it no longer uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{anyhow, Context, Result};
 
 use civic_hub::config::LogFormat;

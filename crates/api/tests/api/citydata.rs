@@ -322,6 +322,28 @@ async fn bad_city_data_gets_ngsi_ld_problems_and_changes_nothing(db: TestDb) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["success"], json!(["urn:ngsi-ld:Sensor:3"]));
     assert_eq!(body["errors"][0]["entityId"], "urn:ngsi-ld:Sensor:1");
+    // JSON null is no value: a batch update or merge refuses the item as
+    // bad data, whether its entity exists or not.
+    for op in ["update", "merge"] {
+        let r = http
+            .post(format!("{broker}/entityOperations/{op}"))
+            .json(&json!([
+                {"id": "urn:ngsi-ld:Sensor:1", "type": "Sensor", "level": {"type": "Property", "value": null}},
+                {"id": "urn:ngsi-ld:Sensor:9", "type": "Sensor", "level": {"type": "Property", "value": null}}
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+        let body: Value = r.json().await.unwrap();
+        for n in 0..2 {
+            assert_eq!(
+                body["errors"][n]["error"]["type"],
+                "https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+                "{op}: {body}"
+            );
+        }
+    }
     // Nothing of the refused writes is there.
     let all: Value = http
         .get(format!("{broker}/entities?type=Sensor&options=keyValues"))
@@ -1803,7 +1825,95 @@ async fn deletions_and_system_attributes_reach_subscribers(db: TestDb) {
     assert!(gone.get("height").is_none(), "only the watched: {n}");
 }
 
+/// Scopes as CIM 009 §5.6.2/§5.6.3 (and the ETSI suite) read them: an
+/// append replaces the entity's scope, with noOverwrite adds to it; an
+/// update replaces a scope the entity has and reports, without failing
+/// the rest, that it has none to update.
+async fn scopes_are_replaced_added_or_reported(db: TestDb) {
+    let app = spawn_app_with(db, |c| c.city_implicit_tenants = true).await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    for (id, scope) in [
+        ("urn:ngsi-ld:Park:1", json!("/Seoul/Parks")),
+        ("urn:ngsi-ld:Park:2", Value::Null),
+    ] {
+        let mut e =
+            json!({"id": id, "type": "Park", "name": {"type": "Property", "value": "a park"}});
+        if !scope.is_null() {
+            e["scope"] = scope;
+        }
+        let r = http
+            .post(format!("{broker}/entities"))
+            .json(&e)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{broker}/entities/{path}"))
+            .json(&body)
+            .send()
+    };
+    let scope_of = |id: &'static str| {
+        let http = http.clone();
+        let broker = broker.clone();
+        async move {
+            let e: Value = http
+                .get(format!("{broker}/entities/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            e["scope"].clone()
+        }
+    };
+    // Append, append without overwriting, update: the scope after each.
+    for (method, path, scope, after) in [
+        (
+            reqwest::Method::POST,
+            "attrs",
+            "/Busan/Parks",
+            json!("/Busan/Parks"),
+        ),
+        (
+            reqwest::Method::POST,
+            "attrs?options=noOverwrite",
+            "/Seoul/Parks",
+            json!(["/Busan/Parks", "/Seoul/Parks"]),
+        ),
+        (
+            reqwest::Method::PATCH,
+            "attrs",
+            "/Daegu/Parks",
+            json!("/Daegu/Parks"),
+        ),
+    ] {
+        let r = send(
+            method,
+            &format!("urn:ngsi-ld:Park:1/{path}"),
+            json!({"scope": scope}),
+        );
+        assert_eq!(r.await.unwrap().status(), 204, "{path}");
+        assert_eq!(scope_of("urn:ngsi-ld:Park:1").await, after, "{path}");
+    }
+    let r = send(
+        reqwest::Method::PATCH,
+        "urn:ngsi-ld:Park:2/attrs",
+        json!({"scope": "/Daegu/Parks", "name": {"type": "Property", "value": "renamed"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 207);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["notUpdated"][0]["attributeName"], "scope", "{body}");
+    assert_eq!(scope_of("urn:ngsi-ld:Park:2").await, Value::Null);
+}
+
 civic_store::backend_tests!(
+    scopes_are_replaced_added_or_reported,
     deletions_and_system_attributes_reach_subscribers,
     relationships_join_the_entities_they_link_to,
     compound_contexts_of_subscriptions_get_a_url,

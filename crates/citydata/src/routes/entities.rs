@@ -706,9 +706,6 @@ pub async fn update(
     Params::parse(q.as_deref(), &["local"])?;
     let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
     let result = c.update_attrs(&tenant(&headers), &id, &value, &ctx).await?;
-    if result.updated.is_empty() && !result.not_updated.is_empty() {
-        return Err(NgsiError::not_found("the entity has none of these attributes").into());
-    }
     update_answer(result, &ctx)
 }
 

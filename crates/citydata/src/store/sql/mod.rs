@@ -837,7 +837,11 @@ async fn apply_run(tx: &mut Tx, run: &[&Write]) -> Result<()> {
         b.push_values(chunk, |mut b, ((tenant, entity_id), types)| {
             b.push_bind(*tenant).push_bind(*entity_id).push_bind(*types);
         });
-        b.push(" ON CONFLICT (tenant, entity_id) DO UPDATE SET types = excluded.types");
+        // (Rewritten only when the types changed: most writes leave them.)
+        b.push(
+            " ON CONFLICT (tenant, entity_id) DO UPDATE SET types = excluded.types \
+             WHERE ngsi_history_entities.types <> excluded.types",
+        );
         b.build().execute(&mut **tx).await?;
     }
     let mut put = std::collections::BTreeMap::new();
