@@ -1833,6 +1833,12 @@ async fn scopes_are_replaced_added_or_reported(db: TestDb) {
     let app = spawn_app_with(db, |c| c.city_implicit_tenants = true).await;
     let broker = format!("{}/ngsi-ld/v1", app.url);
     let http = reqwest::Client::new();
+    // PATH after /entities: "" creates, "/ID/attrs…" changes.
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{broker}/entities{path}"))
+            .json(&body)
+            .send()
+    };
     for (id, scope) in [
         ("urn:ngsi-ld:Park:1", json!("/Seoul/Parks")),
         ("urn:ngsi-ld:Park:2", Value::Null),
@@ -1842,19 +1848,9 @@ async fn scopes_are_replaced_added_or_reported(db: TestDb) {
         if !scope.is_null() {
             e["scope"] = scope;
         }
-        let r = http
-            .post(format!("{broker}/entities"))
-            .json(&e)
-            .send()
-            .await
-            .unwrap();
+        let r = send(reqwest::Method::POST, "", e).await.unwrap();
         assert_eq!(r.status(), 201);
     }
-    let send = |method: reqwest::Method, path: &str, body: Value| {
-        http.request(method, format!("{broker}/entities/{path}"))
-            .json(&body)
-            .send()
-    };
     let scope_of = |id: &'static str| {
         let http = http.clone();
         let broker = broker.clone();
@@ -1893,7 +1889,7 @@ async fn scopes_are_replaced_added_or_reported(db: TestDb) {
     ] {
         let r = send(
             method,
-            &format!("urn:ngsi-ld:Park:1/{path}"),
+            &format!("/urn:ngsi-ld:Park:1/{path}"),
             json!({"scope": scope}),
         );
         assert_eq!(r.await.unwrap().status(), 204, "{path}");
@@ -1901,7 +1897,7 @@ async fn scopes_are_replaced_added_or_reported(db: TestDb) {
     }
     let r = send(
         reqwest::Method::PATCH,
-        "urn:ngsi-ld:Park:2/attrs",
+        "/urn:ngsi-ld:Park:2/attrs",
         json!({"scope": "/Daegu/Parks", "name": {"type": "Property", "value": "renamed"}}),
     )
     .await
