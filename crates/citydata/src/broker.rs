@@ -231,7 +231,9 @@ impl<'a> Txn<'a> {
 }
 
 /// The instances a write adds to the temporal evolution: each one new or
-/// changed, timed by its observedAt, else its modification.
+/// changed, timed by its observedAt, else its modification; and each
+/// one it deleted from an entity that stays, as an NGSI-LD null with its
+/// `deletedAt` (what `timeproperty=deletedAt` reads back).
 fn history_of(
     tenant: &str,
     committed: View,
@@ -242,6 +244,22 @@ fn history_of(
         let Some(after) = after else { continue };
         let before = committed.get(id);
         let types = serde_json::to_string(&after.types).unwrap_or_else(|_| "[]".into());
+        let mut record = |attr: &str, mut recorded: crate::entity::Instance, at: i64| {
+            recorded.insert(
+                "instanceId".into(),
+                format!("urn:ngsi-ld:attribute:instance:{}", uuid::Uuid::new_v4()).into(),
+            );
+            out.push(crate::store::HistoryRow {
+                tenant: tenant.to_owned(),
+                entity_id: id.clone(),
+                types: types.clone(),
+                attr: attr.to_owned(),
+                at,
+                num: crate::store::number_of(&recorded),
+                instance: serde_json::Value::Object(recorded).to_string(),
+                recorded_at: crate::jsonld::now_ms(),
+            });
+        };
         for (attr, instances) in &after.attrs {
             let old = before.and_then(|b| b.attrs.get(attr));
             for i in instances {
@@ -254,26 +272,42 @@ fn history_of(
                     .and_then(crate::entity::parse_datetime)
                     .or_else(|| i.get("modifiedAt").and_then(serde_json::Value::as_i64))
                     .unwrap_or(after.modified_at);
-                let mut recorded = i.clone();
-                recorded.insert(
-                    "instanceId".into(),
-                    format!("urn:ngsi-ld:attribute:instance:{}", uuid::Uuid::new_v4()).into(),
-                );
-                out.push(crate::store::HistoryRow {
-                    tenant: tenant.to_owned(),
-                    entity_id: id.clone(),
-                    types: types.clone(),
-                    attr: attr.clone(),
-                    at,
-                    num: crate::store::number_of(&recorded),
-                    instance: serde_json::Value::Object(recorded).to_string(),
-                    recorded_at: crate::jsonld::now_ms(),
-                });
+                record(attr, i.clone(), at);
             }
+        }
+        for (attr, old) in before.map(|b| &b.attrs).into_iter().flatten() {
+            let now = after.attrs.get(attr);
+            for o in old {
+                let stays =
+                    now.is_some_and(|n| n.iter().any(|i| i.get("datasetId") == o.get("datasetId")));
+                if !stays {
+                    let mut deleted = crate::entity::null_instance(o);
+                    deleted.insert(
+                        "deletedAt".into(),
+                        crate::entity::format_datetime(after.modified_at).into(),
+                    );
+                    record(attr, deleted, after.modified_at);
+                }
+            }
+        }
+        // The scope has no history but its deletion (as the suite reads
+        // it back: a Property of no scopes).
+        if before.is_some_and(|b| !b.scope.is_empty()) && after.scope.is_empty() {
+            let mut deleted = crate::entity::Instance::new();
+            deleted.insert("type".into(), "Property".into());
+            deleted.insert("value".into(), serde_json::Value::Array(Vec::new()));
+            deleted.insert(
+                "deletedAt".into(),
+                crate::entity::format_datetime(after.modified_at).into(),
+            );
+            record(SCOPE, deleted, after.modified_at);
         }
     }
     out
 }
+
+/// The scope's IRI, as its deletion is recorded in the history.
+const SCOPE: &str = "https://uri.etsi.org/ngsi-ld/scope";
 
 /// What selects entities in a query.
 #[derive(Debug, Default, Clone)]

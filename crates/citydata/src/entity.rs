@@ -289,6 +289,32 @@ fn is_null_instance(obj: &Map<String, Value>) -> bool {
     false
 }
 
+/// A deleted attribute instance as NGSI-LD shows it: its type, the
+/// NGSI-LD null in its kind's value member, its datasetId.
+pub fn null_instance(old: &Instance) -> Instance {
+    const NULL: &str = "urn:ngsi-ld:null";
+    let kind = old
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("Property");
+    let (member, null) = match kind {
+        "Relationship" => ("object", Value::from(NULL)),
+        "LanguageProperty" => ("languageMap", serde_json::json!({ "@none": NULL })),
+        "JsonProperty" => ("json", Value::from(NULL)),
+        "VocabProperty" => ("vocab", Value::from(NULL)),
+        "ListProperty" => ("valueList", serde_json::json!([NULL])),
+        "ListRelationship" => ("objectList", serde_json::json!([{ "object": NULL }])),
+        _ => ("value", Value::from(NULL)),
+    };
+    let mut out = Map::new();
+    out.insert("type".into(), kind.into());
+    out.insert(member.into(), null);
+    if let Some(d) = old.get("datasetId") {
+        out.insert("datasetId".into(), d.clone());
+    }
+    out
+}
+
 /// Parses a whole entity: id and type required.
 pub fn parse_entity(body: &Value, ctx: &Context, now: i64) -> Result<Entity> {
     let f = parse_fragment(body, ctx, now, Nulls::Refuse)?;
@@ -717,25 +743,30 @@ pub fn render(e: &Entity, ctx: &Context, r: &Render) -> Map<String, Value> {
                 continue;
             }
         }
-        let rendered: Vec<Value> = instances
+        let shown: Vec<&Instance> = instances
             .iter()
             .filter(|i| {
-                r.datasets.as_ref().is_none_or(|ds| {
-                    ds.iter().any(|d| match dataset_of(i) {
-                        None => d == "@none",
-                        Some(id) => d == id,
-                    })
-                })
+                r.datasets
+                    .as_ref()
+                    .is_none_or(|ds| ds.iter().any(|d| d == dataset_of(i).unwrap_or("@none")))
             })
-            .map(|i| render_instance(i, ctx, r))
             .collect();
-        if rendered.is_empty() {
-            continue;
-        }
-        let value = if rendered.len() == 1 {
-            rendered.into_iter().next().expect("one")
-        } else {
-            Value::Array(rendered)
+        let value = match shown.as_slice() {
+            [] => continue,
+            [one] => render_instance(one, ctx, r),
+            // Several in keyValues: `{"dataset": {datasetId: value,
+            // "@none": the default's}}` (§4.5.3).
+            many if r.format == Format::KeyValues => {
+                let dataset: Map<String, Value> = many
+                    .iter()
+                    .map(|i| {
+                        let key = dataset_of(i).unwrap_or("@none").to_owned();
+                        (key, render_instance(i, ctx, r))
+                    })
+                    .collect();
+                serde_json::json!({ "dataset": dataset })
+            }
+            many => Value::Array(many.iter().map(|i| render_instance(i, ctx, r)).collect()),
         };
         out.insert(ctx.compact(iri), value);
     }
@@ -797,6 +828,10 @@ pub fn render_instance(i: &Instance, ctx: &Context, r: &Render) -> Value {
                         out.insert(k.clone(), format_datetime(ms).into());
                     }
                 }
+            }
+            // Only the history's deletion instances have one (an instant).
+            "deletedAt" => {
+                out.insert(k.clone(), v.clone());
             }
             "vocab" | "objectType" => {
                 out.insert(k.clone(), compact_vocab(v, ctx));

@@ -640,7 +640,25 @@ impl CityData {
                 out
             }
             (_, Some(a), _) => {
-                let mut out = render(a, ctx, &r);
+                // Instances deleted from an attribute that stays are shown
+                // as NGSI-LD nulls beside the others.
+                let mut shown = std::borrow::Cow::Borrowed(a);
+                for (iri, t) in attrs {
+                    let (Some(old), Some(now)) =
+                        (before.and_then(|b| b.attrs.get(iri)), a.attrs.get(iri))
+                    else {
+                        continue;
+                    };
+                    if *t == Trigger::AttributeDeleted {
+                        let gone: Vec<_> = crate::subscription::removed_instances(old, now)
+                            .map(crate::entity::null_instance)
+                            .collect();
+                        if let Some(is) = shown.to_mut().attrs.get_mut(iri) {
+                            is.extend(gone);
+                        }
+                    }
+                }
+                let mut out = render(&shown, ctx, &r);
                 // sysAttrs are the entity's too in keyValues (§5.2.14).
                 if r.sys_attrs && format == Format::KeyValues {
                     stamp(&mut out, a);
@@ -650,7 +668,9 @@ impl CityData {
                         .and_then(|b| b.attrs.get(iri))
                         .and_then(|is| is.first());
                     match (t, old) {
-                        (Trigger::AttributeDeleted, Some(old)) if wanted(iri) => {
+                        (Trigger::AttributeDeleted, Some(old))
+                            if wanted(iri) && !a.attrs.contains_key(iri) =>
+                        {
                             out.insert(ctx.compact(iri), deleted(old));
                         }
                         (Trigger::AttributeUpdated, Some(old))
@@ -757,29 +777,10 @@ fn deleted_instance(
     show_changes: bool,
     deleted_at: Option<i64>,
 ) -> Value {
-    const NULL: &str = "urn:ngsi-ld:null";
     if format == Format::KeyValues {
-        return NULL.into();
+        return "urn:ngsi-ld:null".into();
     }
-    let kind = old
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("Property");
-    let mut out = serde_json::Map::new();
-    out.insert("type".into(), kind.into());
-    let (member, null) = match kind {
-        "Relationship" => ("object", Value::from(NULL)),
-        "LanguageProperty" => ("languageMap", json!({ "@none": NULL })),
-        "JsonProperty" => ("json", Value::from(NULL)),
-        "VocabProperty" => ("vocab", Value::from(NULL)),
-        "ListProperty" => ("valueList", json!([NULL])),
-        "ListRelationship" => ("objectList", json!([{ "object": NULL }])),
-        _ => ("value", Value::from(NULL)),
-    };
-    out.insert(member.into(), null);
-    if let Some(d) = old.get("datasetId") {
-        out.insert("datasetId".into(), d.clone());
-    }
+    let mut out = crate::entity::null_instance(old);
     if show_changes {
         if let Some((k, v)) = previous(old, ctx) {
             out.insert(k.into(), v);

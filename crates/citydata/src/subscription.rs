@@ -714,6 +714,16 @@ pub fn changes(
             for (n, is) in &a.attrs {
                 match b.attrs.get(n) {
                     None => out.push((n.clone(), Trigger::AttributeCreated)),
+                    // Instances of some datasetIds deleted, the others as
+                    // they were.
+                    Some(old)
+                        if removed_instances(old, is).next().is_some() && {
+                            let kept = strip(old);
+                            strip(is).iter().all(|i| kept.contains(i))
+                        } =>
+                    {
+                        out.push((n.clone(), Trigger::AttributeDeleted))
+                    }
                     // An update that repeats a value still updates it (the
                     // peers notify on every write of a watched attribute).
                     Some(old) if strip(old) != strip(is) || old != is => {
@@ -733,6 +743,18 @@ pub fn changes(
         }
         (None, None) => (Vec::new(), None),
     }
+}
+
+/// The instances of an attribute (`before`) whose datasetId it no longer
+/// has (`after`).
+pub fn removed_instances<'a>(
+    before: &'a [crate::entity::Instance],
+    after: &'a [crate::entity::Instance],
+) -> impl Iterator<Item = &'a crate::entity::Instance> {
+    before.iter().filter(|o| {
+        let d = crate::entity::dataset_of(o);
+        !after.iter().any(|i| crate::entity::dataset_of(i) == d)
+    })
 }
 
 /// The Notification document (§5.3.1).

@@ -140,6 +140,84 @@ pub struct TemporalRender {
     /// Only the instances of these datasetIds (`@none`: the default
     /// instances), if given.
     pub datasets: Option<Vec<String>>,
+    /// The most instances of one attribute shown (`city_temporal_instances`):
+    /// beyond it the answer is cut (§6.3.10). None: all of them.
+    pub limit: Option<usize>,
+    /// Only the instances at these instants (inclusive): the cut of a
+    /// query's page, applied to every entity on it.
+    pub window: Option<(i64, i64)>,
+    /// `timeproperty=deletedAt`: the deletions of attributes (recorded
+    /// as NGSI-LD nulls with their `deletedAt`), which other answers
+    /// leave out.
+    pub deletions: bool,
+}
+
+/// Where a temporal answer was cut (§6.3.10): it shows every instance
+/// between `from` and `to` and none beyond `to`. From the oldest instant
+/// to the newest, or with `lastN` from the newest back to the oldest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub from: i64,
+    pub to: i64,
+}
+
+impl Cut {
+    /// An entity's cut, from the (oldest, newest) instants shown of each
+    /// attribute that reached the limit: the answer ends where the first
+    /// of them stops (the last, going back with `lastN`), and starts where
+    /// the interval does, if it bounds that side.
+    fn of(reached: &[(i64, i64)], r: &TemporalRender) -> Option<Cut> {
+        let oldest = reached.iter().map(|x| x.0);
+        let newest = reached.iter().map(|x| x.1);
+        Some(if r.last_n.is_some() {
+            let to = oldest.max()?;
+            let from = match r.interval.until {
+                i64::MAX => newest.max()?,
+                until => until,
+            };
+            Cut { from, to }
+        } else {
+            let to = newest.min()?;
+            let from = match r.interval.from {
+                i64::MIN => oldest.min()?,
+                from => from,
+            };
+            Cut { from, to }
+        })
+    }
+
+    /// The cut of a page of entities: the narrowest of theirs, so that
+    /// no entity shows what another's cut left for the next request.
+    pub fn combine(cuts: impl IntoIterator<Item = Cut>, last_n: bool) -> Option<Cut> {
+        cuts.into_iter().reduce(|a, b| {
+            if last_n {
+                Cut {
+                    from: a.from.max(b.from),
+                    to: a.to.max(b.to),
+                }
+            } else {
+                Cut {
+                    from: a.from.min(b.from),
+                    to: a.to.min(b.to),
+                }
+            }
+        })
+    }
+
+    /// The instants shown, lowest first.
+    pub fn window(self) -> (i64, i64) {
+        (self.from.min(self.to), self.from.max(self.to))
+    }
+
+    /// `Content-Range: date-time <from>-<to>/<lastN or *>`.
+    pub fn content_range(self, last_n: Option<usize>) -> String {
+        let size = last_n.map_or_else(|| "*".to_owned(), |n| n.to_string());
+        format!(
+            "date-time {}-{}/{size}",
+            instant(self.from),
+            instant(self.to)
+        )
+    }
 }
 
 /// An instance's datasetId, `@none` for the default instance.
@@ -179,14 +257,15 @@ fn compact_vocab(v: &Value, ctx: &Context) -> Value {
     }
 }
 
-/// Renders one entity's history (rows of one entity, in attr, at order).
+/// Renders one entity's history (rows of one entity, in attr, at order),
+/// and where it was cut if an attribute had more instances than shown.
 pub fn render(
     id: &str,
     types: &[String],
     rows: &[HistoryRow],
     ctx: &Context,
     r: &TemporalRender,
-) -> Map<String, Value> {
+) -> (Map<String, Value>, Option<Cut>) {
     let mut out = Map::new();
     out.insert("id".into(), id.into());
     let t: Vec<Value> = types
@@ -204,12 +283,20 @@ pub fn render(
     let mut by_attr: BTreeMap<&str, Vec<(i64, Instance)>> = BTreeMap::new();
     for row in rows {
         if let Ok(Value::Object(i)) = serde_json::from_str::<Value>(&row.instance) {
+            if i.contains_key("deletedAt") != r.deletions {
+                continue;
+            }
             by_attr
                 .entry(row.attr.as_str())
                 .or_default()
                 .push((row.at, i));
         }
     }
+    // What is shown of each attribute: its instances of the datasetIds
+    // asked for, within the page's window, the last N, at most `limit`
+    // of them (the first, or the last with lastN).
+    let mut shown: Vec<(&str, Vec<(i64, Instance)>)> = Vec::new();
+    let mut reached: Vec<(i64, i64)> = Vec::new();
     for (attr, mut instances) in by_attr {
         if let Some(wanted) = &r.datasets {
             instances.retain(|(_, i)| wanted.iter().any(|d| d == dataset_of(i)));
@@ -217,10 +304,36 @@ pub fn render(
                 continue;
             }
         }
+        if let Some((lo, hi)) = r.window {
+            instances.retain(|(at, _)| (lo..=hi).contains(at));
+        }
         if let Some(n) = r.last_n {
             let skip = instances.len().saturating_sub(n);
             instances.drain(..skip);
         }
+        if let (Some(limit), None) = (r.limit, &r.aggregate) {
+            if instances.len() > limit {
+                if r.last_n.is_some() {
+                    instances.drain(..instances.len() - limit);
+                } else {
+                    instances.truncate(limit);
+                }
+                reached.push((instances[0].0, instances[instances.len() - 1].0));
+            }
+        }
+        shown.push((attr, instances));
+    }
+    // Cut where the first attribute that reached the limit stops: every
+    // attribute shows its instances up to there (none, if they all come
+    // after), so that the next request, from there on, misses nothing.
+    let cut = Cut::of(&reached, r);
+    if let Some(cut) = cut {
+        let (lo, hi) = cut.window();
+        for (_, instances) in &mut shown {
+            instances.retain(|(at, _)| (lo..=hi).contains(at));
+        }
+    }
+    for (attr, instances) in shown {
         let kind = instances
             .first()
             .and_then(|(_, i)| i.get("type").and_then(Value::as_str))
@@ -267,10 +380,11 @@ pub fn render(
                 }
                 shown.push(one);
             }
-            let shown = if shown.len() == 1 {
-                shown.remove(0)
-            } else {
-                Value::Array(shown)
+            let shown = match shown.len() {
+                // Every instance beyond the answer's cut.
+                0 => json!({ "type": kind, plural: [] }),
+                1 => shown.remove(0),
+                _ => Value::Array(shown),
             };
             out.insert(name, shown);
             continue;
@@ -291,7 +405,7 @@ pub fn render(
             .collect();
         out.insert(name, Value::Array(rendered));
     }
-    out
+    (out, cut)
 }
 
 fn aggregate(
@@ -419,7 +533,11 @@ async fn aggregate_from_sums(
     period: i64,
     r: &TemporalRender,
 ) -> Result<Option<Option<Value>>> {
-    if r.last_n.is_some() || r.datasets.is_some() || methods.iter().any(|m| m == "distinctCount") {
+    if r.last_n.is_some()
+        || r.deletions
+        || r.datasets.is_some()
+        || methods.iter().any(|m| m == "distinctCount")
+    {
         return Ok(None);
     }
     let iv = r.interval;
@@ -516,6 +634,10 @@ async fn aggregate_from_sums(
     ))))
 }
 
+/// An observation's place in an attribute's history: the attribute, when
+/// it was observed, its datasetId.
+type ObservedKey = (String, i64, Option<String>);
+
 /// A temporal representation: like an entity, but an attribute's
 /// instances may share a datasetId (they are its values over time).
 fn parse_temporal(body: &Value, ctx: &Context, now: i64) -> Result<Entity> {
@@ -579,7 +701,8 @@ impl CityData {
     }
 
     /// An entity's temporal representation as `r` says: aggregations
-    /// from the store's sums where they serve, the instances otherwise.
+    /// from the store's sums where they serve, the instances otherwise;
+    /// and where it was cut, if it was.
     pub async fn temporal_render(
         &self,
         tenant: &str,
@@ -588,13 +711,13 @@ impl CityData {
         attrs: Option<&[String]>,
         ctx: &Context,
         r: &TemporalRender,
-    ) -> Result<Map<String, Value>> {
+    ) -> Result<(Map<String, Value>, Option<Cut>)> {
         let Some((methods, period)) = &r.aggregate else {
             let rows = self
                 .store
                 .history(tenant, id, attrs, r.interval.from, r.interval.until)
                 .await?;
-            let mut out = render(id, types, &rows, ctx, r);
+            let (mut out, cut) = render(id, types, &rows, ctx, r);
             // The scope is the entity's as it is now (it has no history).
             if let Ok(e) = self.broker.get(tenant, id).await {
                 if !e.scope.is_empty() {
@@ -609,9 +732,9 @@ impl CityData {
                     );
                 }
             }
-            return Ok(out);
+            return Ok((out, cut));
         };
-        let mut out = render(id, types, &[], ctx, r);
+        let (mut out, _) = render(id, types, &[], ctx, r);
         let names = match attrs {
             Some(a) => a.to_vec(),
             None => self.store.history_attrs(tenant, id).await?,
@@ -628,11 +751,11 @@ impl CityData {
                         .store
                         .history(tenant, id, Some(one), r.interval.from, r.interval.until)
                         .await?;
-                    out.extend(render(id, types, &rows, ctx, r));
+                    out.extend(render(id, types, &rows, ctx, r).0);
                 }
             }
         }
-        Ok(out)
+        Ok((out, None))
     }
 
     /// Ids and types of every entity with history, or a current form.
@@ -663,6 +786,15 @@ impl CityData {
             .await?
             .is_some()
             || self.broker.get(tenant, &e.id).await.is_ok();
+        // An instance observed when one already recorded was (same
+        // attribute and datasetId) replaces it (§5.6.11, 008_01): those
+        // are found now and forgotten once the new ones are stored, so
+        // that a failure in between leaves both, never neither.
+        let replaced = if existed {
+            self.observed_again(tenant, &e, now).await?
+        } else {
+            Vec::new()
+        };
         // The entity as it is now takes each attribute's latest instance
         // of each datasetId (§5.6.11: creating a temporal representation
         // creates or updates the entity); the others are history only,
@@ -739,7 +871,62 @@ impl CityData {
                 Ok(())
             })
             .await?;
+        if !replaced.is_empty() {
+            // Forget each only where the new one was recorded beside it
+            // (an instance equal to the entity's own is not recorded again).
+            let now_recorded = self.observed_again(tenant, &e, now).await?;
+            for (key, old) in &replaced {
+                let again = now_recorded
+                    .iter()
+                    .any(|(k, r)| k == key && r.instance != old.instance);
+                if again {
+                    self.store.replace_instance(old, None).await?;
+                }
+            }
+        }
         Ok(!existed)
+    }
+
+    /// The recorded instances of `e`'s attributes observed at the same
+    /// instant, with the same datasetId, as one of `e`'s; with that key.
+    async fn observed_again(
+        &self,
+        tenant: &str,
+        e: &Entity,
+        now: i64,
+    ) -> Result<Vec<(ObservedKey, HistoryRow)>> {
+        let key = |attr: &str, i: &Instance| {
+            i.get("observedAt")?;
+            Some((
+                attr.to_owned(),
+                instant_of(i, now),
+                i.get("datasetId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            ))
+        };
+        let wanted: std::collections::HashSet<_> = e
+            .attrs
+            .iter()
+            .flat_map(|(attr, is)| is.iter().filter_map(move |i| key(attr, i)))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let attrs: Vec<String> = e.attrs.keys().cloned().collect();
+        let rows = self
+            .store
+            .history(tenant, &e.id, Some(&attrs), i64::MIN, i64::MAX)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let k = serde_json::from_str::<Instance>(&r.instance)
+                    .ok()
+                    .and_then(|i| key(&r.attr, &i))?;
+                wanted.contains(&k).then_some((k, r))
+            })
+            .collect())
     }
 
     /// One recorded instance, its path checked (§5.6.14–15).
@@ -884,35 +1071,172 @@ mod tests {
         assert_eq!(parse_duration("PT5X"), None);
     }
 
-    #[test]
-    fn aggregation_buckets_start_at_the_origin() {
-        let rows: Vec<HistoryRow> = [
-            (120.0, "2020-08-01T12:03:00Z"),
-            (80.0, "2020-08-01T12:05:00Z"),
-            (100.0, "2020-08-01T13:07:00Z"),
-        ]
-        .iter()
-        .map(|(v, t)| HistoryRow {
-            tenant: String::new(),
-            entity_id: "urn:v".into(),
-            types: "[]".into(),
-            attr: "https://uri.etsi.org/ngsi-ld/default-context/speed".into(),
-            at: parse_datetime(t).unwrap(),
-            instance: json!({"type": "Property", "value": v, "observedAt": t}).to_string(),
-            recorded_at: 0,
-            num: Some(*v),
-        })
-        .collect();
-        let r = TemporalRender {
+    /// Rows of one attribute (its short name) of `urn:v`.
+    fn rows(attr: &str, points: &[(f64, &str)]) -> Vec<HistoryRow> {
+        points
+            .iter()
+            .map(|(v, t)| HistoryRow {
+                tenant: String::new(),
+                entity_id: "urn:v".into(),
+                types: "[]".into(),
+                attr: format!("https://uri.etsi.org/ngsi-ld/default-context/{attr}"),
+                at: parse_datetime(t).unwrap(),
+                instance: json!({"type": "Property", "value": v, "observedAt": t}).to_string(),
+                recorded_at: 0,
+                num: Some(*v),
+            })
+            .collect()
+    }
+
+    fn plain() -> TemporalRender {
+        TemporalRender {
             temporal_values: false,
-            aggregate: Some((vec!["avg".into(), "max".into()], 3_600_000)),
+            aggregate: None,
             last_n: None,
             sys_attrs: false,
             interval: Interval::ALL,
-            origin: parse_datetime("2020-08-01T12:03:00Z"),
+            origin: None,
             datasets: None,
+            limit: None,
+            window: None,
+            deletions: false,
+        }
+    }
+
+    /// `n` instances a minute apart on a day of January 2020, from minute `first` after 01:00.
+    fn minutes(attr: &str, day: u32, first: u32, n: u32) -> Vec<HistoryRow> {
+        let times: Vec<String> = (first..first + n)
+            .map(|m| format!("2020-01-{day:02}T{:02}:{:02}:00Z", 1 + m / 60, m % 60))
+            .collect();
+        let points: Vec<(f64, &str)> = times.iter().map(|t| (1.0, t.as_str())).collect();
+        rows(attr, &points)
+    }
+
+    fn shown(out: &Map<String, Value>, attr: &str) -> Vec<String> {
+        out[attr]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["observedAt"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn at(t: &str) -> i64 {
+        parse_datetime(t).unwrap()
+    }
+
+    #[test]
+    fn answers_are_cut_at_the_limit_and_say_where() {
+        let ctx = Context::core();
+        // As the ETSI suite's vehicle: two attributes of 20 instances each,
+        // the second two minutes behind the first.
+        let mut both = minutes("speed", 1, 1, 20);
+        both.extend(minutes("fuelLevel", 1, 3, 20));
+        let cut_at = |r: &TemporalRender| render("urn:v", &[], &both, &ctx, r);
+
+        // Within the limit: everything, no cut.
+        let (out, cut) = cut_at(&TemporalRender {
+            limit: Some(20),
+            ..plain()
+        });
+        assert_eq!((shown(&out, "speed").len(), cut), (20, None));
+
+        // Oldest first: each attribute's first 10, up to where speed stops.
+        let r = TemporalRender {
+            limit: Some(10),
+            ..plain()
         };
-        let out = render(
+        let (out, cut) = cut_at(&r);
+        let cut = cut.expect("cut");
+        assert_eq!(cut.from, at("2020-01-01T01:01:00Z"));
+        assert_eq!(cut.to, at("2020-01-01T01:10:00Z"));
+        assert_eq!(shown(&out, "speed").len(), 10);
+        assert_eq!(
+            shown(&out, "fuelLevel"),
+            (3..=10)
+                .map(|m| format!("2020-01-01T01:{m:02}:00Z"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            cut.content_range(None),
+            "date-time 2020-01-01T01:01:00Z-2020-01-01T01:10:00Z/*"
+        );
+        // After an instant: the cut starts there.
+        let after = TemporalRender {
+            interval: Interval::parse(Some("after"), Some("2019-01-01T00:00:00Z"), None).unwrap(),
+            ..r.clone()
+        };
+        assert_eq!(
+            cut_at(&after).1.map(|c| c.from),
+            Some(at("2019-01-01T00:00:00Z"))
+        );
+
+        // lastN beyond the limit: the newest 10, back to where fuelLevel
+        // stops, newest first in the range, lastN as its size.
+        let last = TemporalRender {
+            last_n: Some(20),
+            ..r.clone()
+        };
+        let (out, cut) = cut_at(&last);
+        let cut = cut.expect("cut");
+        assert_eq!(cut.from, at("2020-01-01T01:22:00Z"));
+        assert_eq!(cut.to, at("2020-01-01T01:13:00Z"));
+        assert_eq!(shown(&out, "speed").len(), 8);
+        assert_eq!(shown(&out, "fuelLevel").len(), 10);
+        assert!(cut.content_range(Some(20)).ends_with("/20"));
+        // lastN within the limit is the limit: no cut.
+        let few = TemporalRender {
+            last_n: Some(5),
+            ..r.clone()
+        };
+        let (out, cut) = cut_at(&few);
+        assert_eq!((shown(&out, "fuelLevel").len(), cut), (5, None));
+
+        // Attributes that do not overlap: the later one is shown empty,
+        // its instances all beyond the cut.
+        let mut apart = minutes("speed", 1, 1, 59);
+        apart.extend(minutes("fuelLevel", 2, 1, 59));
+        let (out, cut) = render("urn:v", &[], &apart, &ctx, &r);
+        assert_eq!(cut.map(|c| c.to), Some(at("2020-01-01T01:10:00Z")));
+        assert!(shown(&out, "fuelLevel").is_empty());
+        let values = TemporalRender {
+            temporal_values: true,
+            ..r.clone()
+        };
+        let (out, _) = render("urn:v", &[], &apart, &ctx, &values);
+        assert_eq!(out["fuelLevel"], json!({"type": "Property", "values": []}));
+
+        // A page's cut is the narrowest of its entities'; every entity on
+        // it is then shown within it.
+        let a = Cut { from: 10, to: 50 };
+        let b = Cut { from: 5, to: 40 };
+        assert_eq!(Cut::combine([a, b], false), Some(Cut { from: 5, to: 40 }));
+        let (a, b) = (Cut { from: 90, to: 50 }, Cut { from: 80, to: 60 });
+        assert_eq!(Cut::combine([a, b], true), Some(Cut { from: 90, to: 60 }));
+        let windowed = TemporalRender {
+            window: Some((at("2020-01-01T01:05:00Z"), at("2020-01-01T01:06:00Z"))),
+            ..r
+        };
+        let (out, cut) = cut_at(&windowed);
+        assert_eq!((shown(&out, "speed").len(), cut), (2, None));
+    }
+
+    #[test]
+    fn aggregation_buckets_start_at_the_origin() {
+        let rows = rows(
+            "speed",
+            &[
+                (120.0, "2020-08-01T12:03:00Z"),
+                (80.0, "2020-08-01T12:05:00Z"),
+                (100.0, "2020-08-01T13:07:00Z"),
+            ],
+        );
+        let r = TemporalRender {
+            aggregate: Some((vec!["avg".into(), "max".into()], 3_600_000)),
+            origin: parse_datetime("2020-08-01T12:03:00Z"),
+            ..plain()
+        };
+        let (out, _) = render(
             "urn:v",
             &["https://uri.etsi.org/ngsi-ld/default-context/Vehicle".into()],
             &rows,

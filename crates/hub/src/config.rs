@@ -86,6 +86,11 @@ pub struct Config {
     /// make of the broker (0: no limit). Anonymous requests to open
     /// tenants are not counted.
     pub city_requests_per_minute: u32,
+    /// City data: the most instances of one attribute a temporal answer
+    /// shows; beyond it the answer is cut and says so (206 with a
+    /// `Content-Range` of instants, §6.3.10), and the client asks again
+    /// for the rest.
+    pub city_temporal_instances: u32,
 }
 
 impl Default for Config {
@@ -118,6 +123,7 @@ impl Default for Config {
             city_egress_private: false,
             city_implicit_tenants: false,
             city_requests_per_minute: 60_000,
+            city_temporal_instances: 10_000,
         }
     }
 }
@@ -169,8 +175,9 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 27] = [
+    const KEYS: [&'static str; 28] = [
         "city_egress_private",
+        "city_temporal_instances",
         "city_implicit_tenants",
         "city_requests_per_minute",
         "city_history_hours",
@@ -222,6 +229,11 @@ impl Config {
         if !(1..=24 * 28).contains(&self.grant_validity_hours) {
             return Err(ConfigError::Invalid(
                 "grant_validity_hours must be 1-672".into(),
+            ));
+        }
+        if self.city_temporal_instances == 0 {
+            return Err(ConfigError::Invalid(
+                "city_temporal_instances must be positive".into(),
             ));
         }
         if self.collection_concurrency == 0 || self.collection_deadline_seconds == 0 {

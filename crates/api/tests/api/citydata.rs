@@ -1908,7 +1908,184 @@ async fn scopes_are_replaced_added_or_reported(db: TestDb) {
     assert_eq!(scope_of("urn:ngsi-ld:Park:2").await, Value::Null);
 }
 
+/// The temporal API's details that CIM 009 §6.3.10, §5.6.11 and §4.5.3
+/// set: an answer past `city_temporal_instances` of an attribute is cut,
+/// 206 with a `Content-Range`, every attribute and entity shown up to the
+/// same instant; an instance posted again at the instant it was observed
+/// replaces the one recorded; a deleted attribute is recorded as an
+/// NGSI-LD null read back by `timeproperty=deletedAt`; several instances
+/// in keyValues are keyed by datasetId, and deleting one of them is an
+/// `attributeDeleted` that shows it as a null beside the others.
+async fn temporal_answers_are_cut_and_deletions_recorded(db: TestDb) {
+    let app = spawn_app_with(db, |c| {
+        c.city_implicit_tenants = true;
+        c.city_egress_private = true;
+        c.city_temporal_instances = 3;
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    let minute = |m: u32| format!("2020-01-01T01:{m:02}:00Z");
+    let series = |values: &[(f64, u32)]| -> Value {
+        values
+            .iter()
+            .map(|(v, m)| json!({"type": "Property", "value": v, "observedAt": minute(*m)}))
+            .collect()
+    };
+    let post = |body: Value| {
+        let r = http
+            .post(format!("{broker}/temporal/entities"))
+            .json(&body)
+            .send();
+        async move { r.await.unwrap().status() }
+    };
+    let v1 = "urn:ngsi-ld:Vehicle:1";
+    let speed = series(&[(1.0, 1), (2.0, 2), (3.0, 3), (4.0, 4), (5.0, 5)]);
+    let fuel = series(&[(10.0, 2), (20.0, 3), (30.0, 4), (40.0, 5), (50.0, 6)]);
+    let body = json!({"id": v1, "type": "Vehicle", "speed": speed, "fuelLevel": fuel});
+    assert_eq!(post(body).await, 201);
+    let get = |query: String| {
+        let r = http.get(format!("{broker}/temporal/{query}")).send();
+        async move {
+            let r = r.await.unwrap();
+            let range = r
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), range, r.json::<Value>().await.unwrap())
+        }
+    };
+    let minutes_of = |attr: &Value| -> Vec<String> {
+        attr.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["observedAt"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Oldest first: speed reaches the limit at 01:03; fuelLevel is shown
+    // up to there.
+    let (status, range, e) = get(format!("entities/{v1}")).await;
+    assert_eq!(status, 206, "{e}");
+    let range = range.expect("a Content-Range");
+    assert_eq!(range, format!("date-time {}-{}/*", minute(1), minute(3)));
+    assert_eq!(minutes_of(&e["speed"]), [minute(1), minute(2), minute(3)]);
+    assert_eq!(minutes_of(&e["fuelLevel"]), [minute(2), minute(3)]);
+    // lastN within the limit is not cut; beyond it, newest first.
+    let (status, range, e) = get(format!("entities/{v1}?lastN=2")).await;
+    assert_eq!((status, range), (200, None), "{e}");
+    assert_eq!(minutes_of(&e["fuelLevel"]), [minute(5), minute(6)]);
+    let (status, range, e) = get(format!("entities/{v1}?lastN=5")).await;
+    assert_eq!(status, 206);
+    assert_eq!(
+        range.unwrap(),
+        format!("date-time {}-{}/5", minute(6), minute(4))
+    );
+    assert_eq!(minutes_of(&e["speed"]), [minute(4), minute(5)]);
+    // A query cuts every entity on its page at the same instant.
+    let v2 = "urn:ngsi-ld:Vehicle:2";
+    let late = json!({"id": v2, "type": "Vehicle", "speed": series(&[(7.0, 10)])});
+    assert_eq!(post(late).await, 201);
+    let (status, range, page) = get("entities?type=Vehicle".into()).await;
+    assert_eq!(status, 206, "{page}");
+    assert_eq!(
+        range.unwrap(),
+        format!("date-time {}-{}/*", minute(1), minute(3))
+    );
+    let second = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == v2)
+        .expect("the second vehicle");
+    assert_eq!(second["speed"], json!([]), "{page}");
+
+    // Observed again at 01:01: replaced, not added.
+    let again = json!({"id": v1, "type": "Vehicle", "speed": series(&[(99.0, 1)])});
+    assert_eq!(post(again).await, 204);
+    let (_, _, e) = get(format!(
+        "entities/{v1}?attrs=speed&timerel=before&timeAt=2020-01-01T01:01:30Z"
+    ))
+    .await;
+    assert_eq!(e["speed"].as_array().map(Vec::len), Some(1), "{e}");
+    assert_eq!(e["speed"][0]["value"], 99.0);
+
+    // A deleted attribute is an NGSI-LD null at its deletedAt.
+    let r = http
+        .delete(format!("{broker}/entities/{v1}/attrs/fuelLevel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, _, e) = get(format!("entities/{v1}?timeproperty=deletedAt")).await;
+    assert_eq!(status, 200, "{e}");
+    assert!(e.get("speed").is_none(), "only what was deleted: {e}");
+    let deleted = &e["fuelLevel"][0];
+    assert_eq!(deleted["value"], "urn:ngsi-ld:null", "{e}");
+    assert!(deleted["deletedAt"].is_string(), "{e}");
+    let (_, _, e) = get(format!("entities/{v1}?attrs=fuelLevel&lastN=2")).await;
+    assert_eq!(
+        e["fuelLevel"][1]["value"], 50.0,
+        "the deletion is not an observation: {e}"
+    );
+    let (status, _, _) = get(format!("entities/{v1}?timeproperty=someday")).await;
+    assert_eq!(status, 400);
+
+    // Several instances: keyValues by datasetId; deleting one notifies.
+    let (url, mut heard) = receiver().await;
+    let r = http
+        .post(format!("{broker}/subscriptions"))
+        .json(
+            &json!({"type": "Subscription", "entities": [{"type": "Tower"}],
+            "watchedAttributes": ["name"], "notificationTrigger": ["attributeDeleted"],
+            "notification": {"endpoint": {"uri": url}, "format": "keyValues"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let tower = "urn:ngsi-ld:Tower:N";
+    let r = http
+        .post(format!("{broker}/entities"))
+        .json(&json!({"id": tower, "type": "Tower", "name": [
+            {"type": "Property", "value": "Namsan Tower"},
+            {"type": "Property", "value": "N서울타워", "datasetId": "urn:ngsi-ld:Dataset:ko"},
+            {"type": "Property", "value": "N首尔塔", "datasetId": "urn:ngsi-ld:Dataset:zh"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let e: Value = http
+        .get(format!("{broker}/entities/{tower}?options=keyValues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["name"]["dataset"]["@none"], "Namsan Tower", "{e}");
+    assert_eq!(
+        e["name"]["dataset"]["urn:ngsi-ld:Dataset:ko"], "N서울타워",
+        "{e}"
+    );
+    let r = http
+        .delete(format!(
+            "{broker}/entities/{tower}/attrs/name?datasetId=urn:ngsi-ld:Dataset:zh"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a notification")
+        .unwrap();
+    let dataset = &n["data"][0]["name"]["dataset"];
+    assert_eq!(dataset["urn:ngsi-ld:Dataset:zh"], "urn:ngsi-ld:null", "{n}");
+    assert_eq!(dataset["urn:ngsi-ld:Dataset:ko"], "N서울타워", "{n}");
+}
+
 civic_store::backend_tests!(
+    temporal_answers_are_cut_and_deletions_recorded,
     scopes_are_replaced_added_or_reported,
     deletions_and_system_attributes_reach_subscribers,
     relationships_join_the_entities_they_link_to,

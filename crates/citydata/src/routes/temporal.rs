@@ -6,7 +6,7 @@ use super::{
 use crate::problem::{NgsiError, Result};
 use crate::query::TypeExpr;
 use crate::store::EntityStore;
-use crate::temporal::{parse_duration, Interval, TemporalRender, METHODS};
+use crate::temporal::{parse_duration, Cut, Interval, TemporalRender, METHODS};
 use crate::CityData;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -69,7 +69,7 @@ impl Projection {
     }
 }
 
-fn temporal_render(p: &Params) -> Result<TemporalRender> {
+fn temporal_render(c: &CityData, p: &Params) -> Result<TemporalRender> {
     let interval = Interval::parse(p.get("timerel"), p.get("timeAt"), p.get("endTimeAt"))?;
     let mut options = p.options();
     for o in &options {
@@ -139,7 +139,35 @@ fn temporal_render(p: &Params) -> Result<TemporalRender> {
         interval,
         origin: (interval.from != i64::MIN).then_some(interval.from),
         datasets: p.list("datasetId"),
+        limit: Some(c.config.city_temporal_instances as usize),
+        window: None,
+        deletions: match p.get("timeproperty") {
+            None | Some("observedAt" | "createdAt" | "modifiedAt") => false,
+            Some("deletedAt") => true,
+            Some(other) => {
+                return Err(NgsiError::bad_data(format!(
+                    "timeproperty {other:?} is observedAt, createdAt, modifiedAt or deletedAt"
+                )))
+            }
+        },
     })
+}
+
+/// An answer cut at the limit of instances is partial, and says up to
+/// where (§6.3.10); the client asks again from there.
+fn partial(
+    mut resp: axum::response::Response,
+    cut: Option<Cut>,
+    r: &TemporalRender,
+) -> axum::response::Response {
+    if let Some(cut) = cut {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&cut.content_range(r.last_n)) {
+            resp.headers_mut()
+                .insert(axum::http::header::CONTENT_RANGE, v);
+        }
+    }
+    resp
 }
 
 pub async fn retrieve(
@@ -151,14 +179,14 @@ pub async fn retrieve(
     let p = Params::parse(q.as_deref(), &READ_PARAMS)?;
     let a = accept(&headers, false)?;
     let ctx = link_context(&c, &headers).await?;
-    let r = temporal_render(&p)?;
+    let r = temporal_render(&c, &p)?;
     let attrs: Option<Vec<String>> = p
         .list("attrs")
         .map(|l| l.iter().map(|n| ctx.expand(n)).collect());
     let projection = Projection::parse(&p)?;
     let t = tenant(&headers);
     let types = c.temporal_types(&t, &id).await?;
-    let mut body = c
+    let (mut body, cut) = c
         .temporal_render(&t, &id, &types, attrs.as_deref(), &ctx, &r)
         .await?;
     // None of the attributes asked for, or nothing left to show, is
@@ -180,7 +208,8 @@ pub async fn retrieve(
         ))
         .into());
     }
-    Ok(answer(StatusCode::OK, a, &ctx, Value::Object(body)))
+    let resp = answer(StatusCode::OK, a, &ctx, Value::Object(body));
+    Ok(partial(resp, cut, &r))
 }
 
 /// What a temporal query takes.
@@ -294,7 +323,7 @@ async fn query_with(
     ctx: std::sync::Arc<crate::jsonld::Context>,
 ) -> Answer {
     let a = accept(headers, false)?;
-    let r = temporal_render(&p)?;
+    let r = temporal_render(&c, &p)?;
     let projection = Projection::parse(&p)?;
     // Ids alone do not make a query of the whole history (§5.7.4), unless
     // it is local.
@@ -413,9 +442,10 @@ async fn query_with(
     };
     let mut count = 0usize;
     let mut rest = candidates.into_iter();
+    // The entities shown, and their answers.
+    let mut page = Vec::new();
     let mut out = Vec::new();
     if counted {
-        let mut page = Vec::new();
         for (id, entity_types) in rest.by_ref() {
             if exists(&id).await? {
                 count += 1;
@@ -424,7 +454,7 @@ async fn query_with(
                 }
             }
         }
-        out = render_page(&c, &t, page, &attrs, &ctx, &r).await?;
+        out = render_page(&c, &t, page.clone(), &attrs, &ctx, &r).await?;
     } else {
         let mut skipped = 0;
         while skipped < offset {
@@ -438,18 +468,31 @@ async fn query_with(
             if out.len() >= limit {
                 break;
             }
-            for body in render_page(&c, &t, chunk.to_vec(), &attrs, &ctx, &r).await? {
+            let bodies = render_page(&c, &t, chunk.to_vec(), &attrs, &ctx, &r).await?;
+            for (entity, (body, cut)) in chunk.iter().zip(bodies) {
                 let shown = !restricted
                     || body.as_object().is_some_and(|o| {
                         o.keys()
                             .any(|k| !matches!(k.as_str(), "id" | "type" | "scope"))
                     });
                 if shown && out.len() < limit {
-                    out.push(body);
+                    page.push(entity.clone());
+                    out.push((body, cut));
                 }
             }
         }
     }
+    // An entity cut at the limit cuts the page: every entity on it is
+    // shown up to the same instant, so that the next request misses none.
+    let cut = Cut::combine(out.iter().filter_map(|x| x.1), r.last_n.is_some());
+    if let Some(cut) = cut {
+        let within = TemporalRender {
+            window: Some(cut.window()),
+            ..r.clone()
+        };
+        out = render_page(&c, &t, page, &attrs, &ctx, &within).await?;
+    }
+    let mut out: Vec<Value> = out.into_iter().map(|(body, _)| body).collect();
     for body in &mut out {
         if let Some(o) = body.as_object_mut() {
             projection.apply(o);
@@ -460,11 +503,11 @@ async fn query_with(
         resp.headers_mut()
             .insert("NGSILD-Results-Count", HeaderValue::from(count));
     }
-    Ok(resp)
+    Ok(partial(resp, cut, &r))
 }
 
 /// Entities' temporal representations, in order, four at a time (each
-/// is a few reads of the store).
+/// is a few reads of the store), with where each was cut.
 async fn render_page(
     c: &CityData,
     t: &str,
@@ -472,7 +515,7 @@ async fn render_page(
     attrs: &Option<Vec<String>>,
     ctx: &std::sync::Arc<crate::jsonld::Context>,
     r: &TemporalRender,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<(Value, Option<Cut>)>> {
     let mut out = Vec::with_capacity(page.len());
     for chunk in page.chunks(4) {
         let mut running = tokio::task::JoinSet::new();
@@ -494,7 +537,8 @@ async fn render_page(
         let mut done: Vec<(usize, Result<_>)> = running.join_all().await;
         done.sort_by_key(|(i, _)| *i);
         for (_, body) in done {
-            out.push(Value::Object(body?));
+            let (body, cut) = body?;
+            out.push((Value::Object(body), cut));
         }
     }
     Ok(out)
@@ -592,6 +636,16 @@ pub async fn modify_instance(
     body: Bytes,
 ) -> Answer {
     Params::parse(q.as_deref(), &["local"])?;
+    // `…/attrs//{instance}` read with the empty segment collapsed is an
+    // attribute's path, which takes DELETE only.
+    if attr.is_empty() {
+        let mut resp = axum::response::IntoResponse::into_response(StatusCode::METHOD_NOT_ALLOWED);
+        resp.headers_mut().insert(
+            axum::http::header::ALLOW,
+            HeaderValue::from_static("DELETE"),
+        );
+        return Ok(resp);
+    }
     let (value, ctx, _) = body_context(&c, &headers, &body, false).await?;
     let attr = attr_of(&attr, &ctx)?;
     c.modify_instance(&tenant(&headers), &id, &attr, &instance, &value, &ctx)
