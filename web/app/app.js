@@ -1012,11 +1012,12 @@ async function cityPage(params) {
   const view = page();
   const wanted = new URLSearchParams(params);
   let types;
-  let subs;
   try {
     types = (await ngsi('/types')).typeList || [];
-    subs = await ngsi('/subscriptions?limit=100');
   } catch (e) { say(e.message, 'error'); return; }
+  // An open tenant may keep its subscriptions to those it lets subscribe:
+  // the rest of the page is public all the same.
+  const subs = await ngsi('/subscriptions?limit=100').catch(() => null);
   const type = wanted.get('type') || types.find((x) => x !== 'Ingestion') || '';
   let sensors = [];
   if (type) {
@@ -1058,9 +1059,10 @@ async function cityPage(params) {
     h('div', { class: 'split' }, mapEl, detail),
     table(t('city_sensors'), [t('city_sensor'), t('city_value')], rows),
     h('h2', {}, t('city_subscriptions')),
-    table(t('city_subscriptions'), [t('city_subscription'), t('city_endpoint'), t('city_status'), t('city_sent')],
+    subs ? table(t('city_subscriptions'), [t('city_subscription'), t('city_endpoint'), t('city_status'), t('city_sent')],
       subs.map((x) => h('tr', {}, h('td', {}, x.subscriptionName || x.id), h('td', {}, h('code', {}, x.notification?.endpoint?.uri || '')),
-        h('td', {}, badge(x.status === 'active' ? 'ok' : 'warn', x.status)), h('td', {}, String(x.notification?.timesSent || 0))))),
+        h('td', {}, badge(x.status === 'active' ? 'ok' : 'warn', x.status)), h('td', {}, String(x.notification?.timesSent || 0)))))
+      : h('p', { class: 'hint', id: 'city-subscriptions-closed' }, t('city_subscriptions_closed')),
     h('h2', {}, t('city_ingestion')),
     ingestion ? h('dl', { class: 'facts', id: 'city-ingestion' },
       h('dt', {}, t('city_broker')), h('dd', {}, ingestion.broker, ' ', badge(ingestion.connected ? 'ok' : 'warn', ingestion.connected ? t('city_connected') : t('city_disconnected'))),

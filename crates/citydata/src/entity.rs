@@ -215,7 +215,28 @@ pub enum Nulls {
     Refuse,
     /// Merge-patch: null deletes.
     Delete,
+    /// Only `urn:ngsi-ld:null` deletes; a JSON null is refused (batch
+    /// update and merge, as the ETSI suite reads §5.6.x).
+    DeleteMarked,
 }
+
+impl Nulls {
+    /// Does this value, where a fragment may delete, delete?
+    fn deletes(self, v: &Value) -> Result<bool> {
+        Ok(match self {
+            Nulls::Refuse => false,
+            Nulls::Delete => v.is_null() || v.as_str() == Some(NGSI_LD_NULL),
+            Nulls::DeleteMarked if v.is_null() => {
+                return Err(NgsiError::bad_data(
+                    "JSON null is not a value here (urn:ngsi-ld:null deletes)",
+                ))
+            }
+            Nulls::DeleteMarked => v.as_str() == Some(NGSI_LD_NULL),
+        })
+    }
+}
+
+const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
 /// Parses an entity or a fragment of one (`@context` already taken out).
 pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Result<Fragment> {
@@ -235,7 +256,7 @@ pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Re
             }
             "type" | "@type" => f.types = Some(parse_types(v, ctx)?),
             "scope" => {
-                f.scope = if v.is_null() && nulls == Nulls::Delete {
+                f.scope = if v.is_null() && nulls != Nulls::Refuse {
                     Some(Vec::new())
                 } else {
                     Some(parse_scope(v)?)
@@ -249,7 +270,7 @@ pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Re
                     )));
                 }
                 let iri = ctx.expand(name);
-                if nulls == Nulls::Delete && is_null(v) {
+                if nulls.deletes(v)? {
                     f.attrs.insert(iri, None);
                     continue;
                 }
@@ -261,16 +282,13 @@ pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Re
     Ok(f)
 }
 
-fn is_null(v: &Value) -> bool {
-    v.is_null() || v.as_str() == Some("urn:ngsi-ld:null")
-}
-
 /// The member of a staged instance that says "delete the instance of
 /// this datasetId" (never stored).
 pub const DELETE_MARK: &str = "@delete";
 
-/// Is this instance an NGSI-LD null (its value member null)?
-fn is_null_instance(obj: &Map<String, Value>) -> bool {
+/// Does this instance delete (its value member null, as `nulls` reads
+/// nulls)?
+fn deletes_instance(obj: &Map<String, Value>, nulls: Nulls) -> Result<bool> {
     for m in [
         "value",
         "object",
@@ -280,19 +298,26 @@ fn is_null_instance(obj: &Map<String, Value>) -> bool {
         "json",
     ] {
         if let Some(v) = obj.get(m) {
-            return is_null(v) || v.as_array().is_some_and(|a| a.len() == 1 && is_null(&a[0]));
+            return match v.as_array().map(Vec::as_slice) {
+                Some([one]) => nulls.deletes(one),
+                _ => nulls.deletes(v),
+            };
         }
     }
-    if let Some(Value::Object(map)) = obj.get("languageMap") {
-        return map.get("@none").is_some_and(is_null) && map.len() == 1;
+    match obj.get("languageMap") {
+        Some(Value::Object(map)) if map.len() == 1 => match map.get("@none") {
+            Some(none) => nulls.deletes(none),
+            None => Ok(false),
+        },
+        Some(Value::Null) => nulls.deletes(&Value::Null),
+        _ => Ok(false),
     }
-    false
 }
 
 /// A deleted attribute instance as NGSI-LD shows it: its type, the
 /// NGSI-LD null in its kind's value member, its datasetId.
 pub fn null_instance(old: &Instance) -> Instance {
-    const NULL: &str = "urn:ngsi-ld:null";
+    const NULL: &str = NGSI_LD_NULL;
     let kind = old
         .get("type")
         .and_then(Value::as_str)
@@ -417,7 +442,7 @@ pub fn parse_instance(
             return Ok(out);
         }
     };
-    if nulls == Nulls::Delete && is_null_instance(obj) {
+    if deletes_instance(obj, nulls)? {
         // An NGSI-LD null deletes the instance (of its datasetId).
         out.insert(DELETE_MARK.into(), Value::Bool(true));
         if let Some(d) = obj.get("datasetId") {
@@ -607,7 +632,7 @@ pub fn parse_instance(
                     )));
                 }
                 let sub_iri = ctx.expand(sub);
-                if nulls == Nulls::Delete && is_null(member) {
+                if nulls.deletes(member)? {
                     out.insert(sub_iri, Value::Null);
                     continue;
                 }
@@ -892,5 +917,51 @@ impl Entity {
             .iter()
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, _)| k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What each reading of nulls makes of a fragment's nulls: merge-patch
+    /// deletes with either null, batch update and merge only with
+    /// `urn:ngsi-ld:null` (a JSON null is bad data), creation with neither.
+    #[test]
+    fn nulls_delete_as_the_operation_reads_them() {
+        let ctx = Context::core();
+        let parse = |body: Value, nulls: Nulls| parse_fragment(&body, &ctx, 0, nulls);
+        let iri = ctx.expand("level");
+        let deleted = |f: &Fragment| f.attrs.get(&iri).is_some_and(Option::is_none);
+        let marked = |f: &Fragment| {
+            f.attrs
+                .get(&iri)
+                .and_then(Option::as_ref)
+                .is_some_and(|is| is[0].contains_key(DELETE_MARK))
+        };
+        let ngsi_null = json!({"level": "urn:ngsi-ld:null"});
+        let json_null = json!({"level": null});
+        let member_ngsi_null = json!({"level": {"type": "Property", "value": "urn:ngsi-ld:null"}});
+        let member_json_null = json!({"level": {"type": "Property", "value": null}});
+        let map_null = json!({"level": {"type": "LanguageProperty", "languageMap": {"@none": "urn:ngsi-ld:null"}}});
+
+        for nulls in [Nulls::Delete, Nulls::DeleteMarked] {
+            assert!(deleted(&parse(ngsi_null.clone(), nulls).unwrap()));
+            assert!(marked(&parse(member_ngsi_null.clone(), nulls).unwrap()));
+            assert!(marked(&parse(map_null.clone(), nulls).unwrap()));
+        }
+        assert!(deleted(&parse(json_null.clone(), Nulls::Delete).unwrap()));
+        assert!(marked(
+            &parse(member_json_null.clone(), Nulls::Delete).unwrap()
+        ));
+        for refused in [json_null.clone(), member_json_null.clone()] {
+            let e = parse(refused, Nulls::DeleteMarked).unwrap_err();
+            assert_eq!(e.kind, crate::problem::ErrorKind::BadRequestData);
+        }
+        // Creation: the NGSI-LD null is a value like any other.
+        let f = parse(member_ngsi_null, Nulls::Refuse).unwrap();
+        assert!(!marked(&f) && !deleted(&f));
+        assert!(parse(json_null, Nulls::Refuse).is_err());
     }
 }

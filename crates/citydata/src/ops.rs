@@ -149,9 +149,10 @@ fn append_into(
     body: &Value,
     ctx: &Context,
     overwrite: bool,
+    nulls: Nulls,
 ) -> Result<UpdateResult> {
     let now = txn.now;
-    let f = parse_fragment(body, ctx, now, Nulls::Delete)?;
+    let f = parse_fragment(body, ctx, now, nulls)?;
     if f.id.as_deref().is_some_and(|given| given != id) {
         return Err(NgsiError::bad_data("the payload's id is not the entity's"));
     }
@@ -222,9 +223,9 @@ fn update_into(txn: &mut Txn, id: &str, body: &Value, ctx: &Context) -> Result<U
 }
 
 /// Merge Entity (§5.6.17): members overlay, NGSI-LD nulls delete.
-fn merge_into(txn: &mut Txn, id: &str, body: &Value, ctx: &Context) -> Result<()> {
+fn merge_into(txn: &mut Txn, id: &str, body: &Value, ctx: &Context, nulls: Nulls) -> Result<()> {
     let now = txn.now;
-    let f = parse_fragment(body, ctx, now, Nulls::Delete)?;
+    let f = parse_fragment(body, ctx, now, nulls)?;
     if f.id.as_deref().is_some_and(|given| given != id) {
         return Err(NgsiError::bad_data("the payload's id is not the entity's"));
     }
@@ -307,36 +308,6 @@ fn item_ctx(ctxs: &ItemContexts, n: usize) -> Result<&std::sync::Arc<Context>> {
     }
 }
 
-/// A batch item's attribute whose value is JSON null: JSON null is no
-/// NGSI-LD value (`urn:ngsi-ld:null` is the one that deletes), so the
-/// item is refused as bad data whether or not its entity exists.
-fn json_nulls(item: &Value) -> Result<()> {
-    let Some(obj) = item.as_object() else {
-        return Ok(());
-    };
-    const VALUES: [&str; 5] = ["value", "object", "languageMap", "vocab", "json"];
-    for (name, v) in obj {
-        if matches!(name.as_str(), "id" | "type" | "scope" | "@context") {
-            continue;
-        }
-        let instances = match v {
-            Value::Array(a) => a.iter().collect(),
-            v => vec![v],
-        };
-        for i in instances {
-            let null = i.is_null()
-                || i.as_object()
-                    .is_some_and(|o| VALUES.iter().any(|k| o.get(*k).is_some_and(Value::is_null)));
-            if null {
-                return Err(NgsiError::bad_data(format!(
-                    "{name}: JSON null is not a value (urn:ngsi-ld:null deletes)"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn item_id(item: &Value) -> String {
     item.get("id")
         .and_then(Value::as_str)
@@ -397,8 +368,10 @@ impl CityData {
         ctx: &Context,
         overwrite: bool,
     ) -> Result<UpdateResult> {
-        self.on_entity(tenant, id, |txn| append_into(txn, id, body, ctx, overwrite))
-            .await
+        self.on_entity(tenant, id, |txn| {
+            append_into(txn, id, body, ctx, overwrite, Nulls::Delete)
+        })
+        .await
     }
 
     pub async fn update_attrs(
@@ -419,8 +392,10 @@ impl CityData {
         body: &Value,
         ctx: &Context,
     ) -> Result<()> {
-        self.on_entity(tenant, id, |txn| merge_into(txn, id, body, ctx))
-            .await
+        self.on_entity(tenant, id, |txn| {
+            merge_into(txn, id, body, ctx, Nulls::Delete)
+        })
+        .await
     }
 
     pub async fn replace_entity(
@@ -664,7 +639,8 @@ impl CityData {
                                 Ok(true)
                             }
                             true if update => {
-                                append_into(txn, &e.id, item, ctx, true).map(|_| false)
+                                append_into(txn, &e.id, item, ctx, true, Nulls::Delete)
+                                    .map(|_| false)
                             }
                             true => {
                                 let created = txn.get(&e.id).map(|o| o.created_at).unwrap_or(now);
@@ -691,7 +667,7 @@ impl CityData {
         overwrite: bool,
     ) -> Result<BatchResult> {
         self.batch_on_existing(tenant, body, ctxs, |txn, id, item, ctx| {
-            let r = append_into(txn, id, item, ctx, overwrite)?;
+            let r = append_into(txn, id, item, ctx, overwrite, Nulls::DeleteMarked)?;
             if r.not_updated.is_empty() {
                 Ok(false)
             } else {
@@ -708,7 +684,7 @@ impl CityData {
         ctxs: &ItemContexts,
     ) -> Result<BatchResult> {
         self.batch_on_existing(tenant, body, ctxs, |txn, id, item, ctx| {
-            merge_into(txn, id, item, ctx).map(|_| false)
+            merge_into(txn, id, item, ctx, Nulls::DeleteMarked).map(|_| false)
         })
         .await
     }
@@ -736,7 +712,7 @@ impl CityData {
                             Ok(_) if !is_uri(&id) => {
                                 Err(NgsiError::bad_data("the entity has no valid id"))
                             }
-                            Ok(ctx) => json_nulls(item).and_then(|_| change(txn, &id, item, ctx)),
+                            Ok(ctx) => change(txn, &id, item, ctx),
                         };
                         (id, r)
                     })
