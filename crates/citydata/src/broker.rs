@@ -276,18 +276,14 @@ fn history_of(
             }
         }
         for (attr, old) in before.map(|b| &b.attrs).into_iter().flatten() {
-            let now = after.attrs.get(attr);
-            for o in old {
-                let stays =
-                    now.is_some_and(|n| n.iter().any(|i| i.get("datasetId") == o.get("datasetId")));
-                if !stays {
-                    let mut deleted = crate::entity::null_instance(o);
-                    deleted.insert(
-                        "deletedAt".into(),
-                        crate::entity::format_datetime(after.modified_at).into(),
-                    );
-                    record(attr, deleted, after.modified_at);
-                }
+            let now = after.attrs.get(attr).map_or(&[][..], Vec::as_slice);
+            for o in crate::entity::removed_instances(old, now) {
+                let mut deleted = crate::entity::null_instance(o);
+                deleted.insert(
+                    "deletedAt".into(),
+                    crate::entity::format_datetime(after.modified_at).into(),
+                );
+                record(attr, deleted, after.modified_at);
             }
         }
         // The scope has no history but its deletion (as the suite reads

@@ -221,22 +221,23 @@ pub enum Nulls {
 }
 
 impl Nulls {
-    /// Does this value, where a fragment may delete, delete?
-    fn deletes(self, v: &Value) -> Result<bool> {
+    /// Does this value of `name`, where a fragment may delete, delete?
+    fn deletes(self, v: &Value, name: &str) -> Result<bool> {
         Ok(match self {
             Nulls::Refuse => false,
             Nulls::Delete => v.is_null() || v.as_str() == Some(NGSI_LD_NULL),
             Nulls::DeleteMarked if v.is_null() => {
-                return Err(NgsiError::bad_data(
-                    "JSON null is not a value here (urn:ngsi-ld:null deletes)",
-                ))
+                return Err(NgsiError::bad_data(format!(
+                    "{name}: JSON null is not a value here (urn:ngsi-ld:null deletes)"
+                )))
             }
             Nulls::DeleteMarked => v.as_str() == Some(NGSI_LD_NULL),
         })
     }
 }
 
-const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
+/// The NGSI-LD null: a value that deletes, or that shows what was deleted.
+pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
 /// Parses an entity or a fragment of one (`@context` already taken out).
 pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Result<Fragment> {
@@ -270,7 +271,7 @@ pub fn parse_fragment(body: &Value, ctx: &Context, now: i64, nulls: Nulls) -> Re
                     )));
                 }
                 let iri = ctx.expand(name);
-                if nulls.deletes(v)? {
+                if nulls.deletes(v, name)? {
                     f.attrs.insert(iri, None);
                     continue;
                 }
@@ -288,7 +289,7 @@ pub const DELETE_MARK: &str = "@delete";
 
 /// Does this instance delete (its value member null, as `nulls` reads
 /// nulls)?
-fn deletes_instance(obj: &Map<String, Value>, nulls: Nulls) -> Result<bool> {
+fn deletes_instance(obj: &Map<String, Value>, nulls: Nulls, name: &str) -> Result<bool> {
     for m in [
         "value",
         "object",
@@ -299,17 +300,17 @@ fn deletes_instance(obj: &Map<String, Value>, nulls: Nulls) -> Result<bool> {
     ] {
         if let Some(v) = obj.get(m) {
             return match v.as_array().map(Vec::as_slice) {
-                Some([one]) => nulls.deletes(one),
-                _ => nulls.deletes(v),
+                Some([one]) => nulls.deletes(one, name),
+                _ => nulls.deletes(v, name),
             };
         }
     }
     match obj.get("languageMap") {
         Some(Value::Object(map)) if map.len() == 1 => match map.get("@none") {
-            Some(none) => nulls.deletes(none),
+            Some(none) => nulls.deletes(none, name),
             None => Ok(false),
         },
-        Some(Value::Null) => nulls.deletes(&Value::Null),
+        Some(Value::Null) => nulls.deletes(&Value::Null, name),
         _ => Ok(false),
     }
 }
@@ -317,19 +318,21 @@ fn deletes_instance(obj: &Map<String, Value>, nulls: Nulls) -> Result<bool> {
 /// A deleted attribute instance as NGSI-LD shows it: its type, the
 /// NGSI-LD null in its kind's value member, its datasetId.
 pub fn null_instance(old: &Instance) -> Instance {
-    const NULL: &str = NGSI_LD_NULL;
     let kind = old
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("Property");
     let (member, null) = match kind {
-        "Relationship" => ("object", Value::from(NULL)),
-        "LanguageProperty" => ("languageMap", serde_json::json!({ "@none": NULL })),
-        "JsonProperty" => ("json", Value::from(NULL)),
-        "VocabProperty" => ("vocab", Value::from(NULL)),
-        "ListProperty" => ("valueList", serde_json::json!([NULL])),
-        "ListRelationship" => ("objectList", serde_json::json!([{ "object": NULL }])),
-        _ => ("value", Value::from(NULL)),
+        "Relationship" => ("object", Value::from(NGSI_LD_NULL)),
+        "LanguageProperty" => ("languageMap", serde_json::json!({ "@none": NGSI_LD_NULL })),
+        "JsonProperty" => ("json", Value::from(NGSI_LD_NULL)),
+        "VocabProperty" => ("vocab", Value::from(NGSI_LD_NULL)),
+        "ListProperty" => ("valueList", serde_json::json!([NGSI_LD_NULL])),
+        "ListRelationship" => (
+            "objectList",
+            serde_json::json!([{ "object": NGSI_LD_NULL }]),
+        ),
+        _ => ("value", Value::from(NGSI_LD_NULL)),
     };
     let mut out = Map::new();
     out.insert("type".into(), kind.into());
@@ -442,7 +445,7 @@ pub fn parse_instance(
             return Ok(out);
         }
     };
-    if deletes_instance(obj, nulls)? {
+    if deletes_instance(obj, nulls, &name)? {
         // An NGSI-LD null deletes the instance (of its datasetId).
         out.insert(DELETE_MARK.into(), Value::Bool(true));
         if let Some(d) = obj.get("datasetId") {
@@ -632,7 +635,7 @@ pub fn parse_instance(
                     )));
                 }
                 let sub_iri = ctx.expand(sub);
-                if nulls.deletes(member)? {
+                if nulls.deletes(member, sub)? {
                     out.insert(sub_iri, Value::Null);
                     continue;
                 }
@@ -684,6 +687,18 @@ pub fn keep_created(new: &mut Instance, old: &Instance) {
 /// The datasetId of an instance, if any.
 pub fn dataset_of(i: &Instance) -> Option<&str> {
     i.get("datasetId").and_then(Value::as_str)
+}
+
+/// The instances of an attribute (`before`) whose datasetId it no longer
+/// has (`after`).
+pub fn removed_instances<'a>(
+    before: &'a [Instance],
+    after: &'a [Instance],
+) -> impl Iterator<Item = &'a Instance> {
+    before.iter().filter(|o| {
+        let d = dataset_of(o);
+        !after.iter().any(|i| dataset_of(i) == d)
+    })
 }
 
 /// The form of an answer.

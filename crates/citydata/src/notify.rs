@@ -650,7 +650,7 @@ impl CityData {
                         continue;
                     };
                     if *t == Trigger::AttributeDeleted {
-                        let gone: Vec<_> = crate::subscription::removed_instances(old, now)
+                        let gone: Vec<_> = crate::entity::removed_instances(old, now)
                             .map(crate::entity::null_instance)
                             .collect();
                         if let Some(is) = shown.to_mut().attrs.get_mut(iri) {
@@ -778,7 +778,7 @@ fn deleted_instance(
     deleted_at: Option<i64>,
 ) -> Value {
     if format == Format::KeyValues {
-        return "urn:ngsi-ld:null".into();
+        return crate::entity::NGSI_LD_NULL.into();
     }
     let mut out = crate::entity::null_instance(old);
     if show_changes {

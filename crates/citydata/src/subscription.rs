@@ -717,7 +717,7 @@ pub fn changes(
                     // Instances of some datasetIds deleted, the others as
                     // they were.
                     Some(old)
-                        if removed_instances(old, is).next().is_some() && {
+                        if crate::entity::removed_instances(old, is).next().is_some() && {
                             let kept = strip(old);
                             strip(is).iter().all(|i| kept.contains(i))
                         } =>
@@ -743,18 +743,6 @@ pub fn changes(
         }
         (None, None) => (Vec::new(), None),
     }
-}
-
-/// The instances of an attribute (`before`) whose datasetId it no longer
-/// has (`after`).
-pub fn removed_instances<'a>(
-    before: &'a [crate::entity::Instance],
-    after: &'a [crate::entity::Instance],
-) -> impl Iterator<Item = &'a crate::entity::Instance> {
-    before.iter().filter(|o| {
-        let d = crate::entity::dataset_of(o);
-        !after.iter().any(|i| crate::entity::dataset_of(i) == d)
-    })
 }
 
 /// The Notification document (§5.3.1).

@@ -220,6 +220,9 @@ impl Cut {
     }
 }
 
+/// An attribute's instances with their instants, oldest first.
+type Timed = Vec<(i64, Instance)>;
+
 /// An instance's datasetId, `@none` for the default instance.
 fn dataset_of(i: &Instance) -> &str {
     i.get("datasetId")
@@ -280,7 +283,7 @@ pub fn render(
             Value::Array(t)
         },
     );
-    let mut by_attr: BTreeMap<&str, Vec<(i64, Instance)>> = BTreeMap::new();
+    let mut by_attr: BTreeMap<&str, Timed> = BTreeMap::new();
     for row in rows {
         if let Ok(Value::Object(i)) = serde_json::from_str::<Value>(&row.instance) {
             if i.contains_key("deletedAt") != r.deletions {
@@ -295,7 +298,9 @@ pub fn render(
     // What is shown of each attribute: its instances of the datasetIds
     // asked for, within the page's window, the last N, at most `limit`
     // of them (the first, or the last with lastN).
-    let mut shown: Vec<(&str, Vec<(i64, Instance)>)> = Vec::new();
+    // (Each attribute's type is its first instance's, before any cut
+    // leaves it none.)
+    let mut shown: Vec<(&str, String, Timed)> = Vec::new();
     let mut reached: Vec<(i64, i64)> = Vec::new();
     for (attr, mut instances) in by_attr {
         if let Some(wanted) = &r.datasets {
@@ -304,6 +309,11 @@ pub fn render(
                 continue;
             }
         }
+        let kind = instances
+            .first()
+            .and_then(|(_, i)| i.get("type").and_then(Value::as_str))
+            .unwrap_or("Property")
+            .to_owned();
         if let Some((lo, hi)) = r.window {
             instances.retain(|(at, _)| (lo..=hi).contains(at));
         }
@@ -321,7 +331,7 @@ pub fn render(
                 reached.push((instances[0].0, instances[instances.len() - 1].0));
             }
         }
-        shown.push((attr, instances));
+        shown.push((attr, kind, instances));
     }
     // Cut where the first attribute that reached the limit stops: every
     // attribute shows its instances up to there (none, if they all come
@@ -329,16 +339,11 @@ pub fn render(
     let cut = Cut::of(&reached, r);
     if let Some(cut) = cut {
         let (lo, hi) = cut.window();
-        for (_, instances) in &mut shown {
+        for (_, _, instances) in &mut shown {
             instances.retain(|(at, _)| (lo..=hi).contains(at));
         }
     }
-    for (attr, instances) in shown {
-        let kind = instances
-            .first()
-            .and_then(|(_, i)| i.get("type").and_then(Value::as_str))
-            .unwrap_or("Property")
-            .to_owned();
+    for (attr, kind, instances) in shown {
         let (member, plural) = value_member(&kind);
         let name = ctx.compact(attr);
         if let Some((methods, period)) = &r.aggregate {
@@ -872,13 +877,12 @@ impl CityData {
             })
             .await?;
         if !replaced.is_empty() {
-            // Forget each only where the new one was recorded beside it
-            // (an instance equal to the entity's own is not recorded again).
+            // Forget each only where a new one was recorded beside it (an
+            // instance equal to the entity's own is not recorded again).
             let now_recorded = self.observed_again(tenant, &e, now).await?;
+            let was_there = |r: &HistoryRow| replaced.iter().any(|(_, o)| o.instance == r.instance);
             for (key, old) in &replaced {
-                let again = now_recorded
-                    .iter()
-                    .any(|(k, r)| k == key && r.instance != old.instance);
+                let again = now_recorded.iter().any(|(k, r)| k == key && !was_there(r));
                 if again {
                     self.store.replace_instance(old, None).await?;
                 }

@@ -10,10 +10,7 @@ use std::time::Duration;
 const MOSQUITTO: (&str, u16) = ("127.0.0.1", 1883);
 
 /// An HTTP endpoint on loopback that keeps what is POSTed to it.
-async fn receiver() -> (
-    String,
-    tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
-) {
+async fn receiver() -> (String, Heard) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let app = axum::Router::new().route(
         "/notify",
@@ -34,6 +31,18 @@ async fn receiver() -> (
     let url = format!("http://{}/notify", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, rx)
+}
+
+/// What `receiver` heard.
+type Heard = tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>;
+
+/// The next notification `receiver` hears (its headers and body), within
+/// 10 s.
+async fn next_notification(heard: &mut Heard) -> (axum::http::HeaderMap, Value) {
+    tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("a notification within 10 s")
+        .expect("the receiver runs")
 }
 
 fn mqtt_client(name: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
@@ -180,10 +189,7 @@ async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: Te
     );
 
     // The subscribers hear of it.
-    let (headers, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-        .await
-        .expect("an HTTP notification within 10 s")
-        .unwrap();
+    let (headers, n) = next_notification(&mut heard).await;
     assert_eq!(n["type"], "Notification");
     assert_eq!(n["subscriptionId"], id);
     assert_eq!(n["data"][0]["id"], "urn:ngsi-ld:AirQualityObserved:jongno");
@@ -474,10 +480,7 @@ async fn context_sources_are_registered_discovered_and_watched(db: TestDb) {
         "a query must ask something"
     );
     // The subscriber heard of it, with the information that concerns it.
-    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-        .await
-        .expect("a notification")
-        .unwrap();
+    let (_, n) = next_notification(&mut heard).await;
     assert_eq!(n["type"], "ContextSourceNotification");
     assert_eq!(n["triggerReason"], "newlyMatching");
     assert_eq!(n["data"][0]["id"], registration["id"]);
@@ -492,10 +495,7 @@ async fn context_sources_are_registered_discovered_and_watched(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-        .await
-        .expect("a notification")
-        .unwrap();
+    let (_, n) = next_notification(&mut heard).await;
     assert_eq!(n["triggerReason"], "noLongerMatching");
     // Registering is an administrative act: in the ledger, in its transaction.
     let audited = app
@@ -1054,10 +1054,7 @@ async fn periodic_subscriptions_send_what_they_select(db: TestDb) {
     assert_eq!(r.status(), 201);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     for _ in 0..2 {
-        let (headers, body) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-            .await
-            .expect("a periodic notification")
-            .unwrap();
+        let (headers, body) = next_notification(&mut heard).await;
         assert_eq!(headers["content-type"], "application/ld+json");
         let data = body["data"].as_array().unwrap();
         assert_eq!(data.len(), 1, "only what q selects: {body}");
@@ -1668,10 +1665,7 @@ async fn relationships_join_the_entities_they_link_to(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-        .await
-        .expect("a notification")
-        .unwrap();
+    let (_, n) = next_notification(&mut heard).await;
     assert_eq!(
         n["data"],
         json!([{"id": "urn:ngsi-ld:Building:1", "type": "Building", "name": "Taller",
@@ -1776,15 +1770,6 @@ async fn deletions_and_system_attributes_reach_subscribers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    async fn next(
-        heard: &mut tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
-    ) -> Value {
-        tokio::time::timeout(Duration::from_secs(10), heard.recv())
-            .await
-            .expect("a notification")
-            .unwrap()
-            .1
-    }
     let r = http
         .patch(format!("{broker}/entities/urn:ngsi-ld:Tower:1/attrs"))
         .json(&json!({"height": {"type": "Property", "value": 301}}))
@@ -1792,7 +1777,7 @@ async fn deletions_and_system_attributes_reach_subscribers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let n = next(&mut heard).await;
+    let n = next_notification(&mut heard).await.1;
     assert_eq!(n["data"][0]["height"], 301);
     assert!(n["data"][0]["createdAt"].is_string() && n["data"][0]["modifiedAt"].is_string());
     let r = http
@@ -1801,7 +1786,7 @@ async fn deletions_and_system_attributes_reach_subscribers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let n = next(&mut heard).await;
+    let n = next_notification(&mut heard).await.1;
     let name = &n["data"][0]["name"];
     assert_eq!(name["value"], "urn:ngsi-ld:null", "{n}");
     assert!(
@@ -1814,7 +1799,7 @@ async fn deletions_and_system_attributes_reach_subscribers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let n = next(&mut heard).await;
+    let n = next_notification(&mut heard).await.1;
     let gone = &n["data"][0];
     assert_eq!(gone["id"], "urn:ngsi-ld:Tower:2");
     assert!(
@@ -2075,10 +2060,7 @@ async fn temporal_answers_are_cut_and_deletions_recorded(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let (_, n) = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-        .await
-        .expect("a notification")
-        .unwrap();
+    let (_, n) = next_notification(&mut heard).await;
     let dataset = &n["data"][0]["name"]["dataset"];
     assert_eq!(dataset["urn:ngsi-ld:Dataset:zh"], "urn:ngsi-ld:null", "{n}");
     assert_eq!(dataset["urn:ngsi-ld:Dataset:ko"], "N서울타워", "{n}");
