@@ -689,6 +689,12 @@ pub fn dataset_of(i: &Instance) -> Option<&str> {
     i.get("datasetId").and_then(Value::as_str)
 }
 
+/// An instance's datasetId as the API names it in lists and keys:
+/// `@none` for the default instance.
+pub fn dataset_key(i: &Instance) -> &str {
+    dataset_of(i).unwrap_or("@none")
+}
+
 /// The instances of an attribute (`before`) whose datasetId it no longer
 /// has (`after`).
 pub fn removed_instances<'a>(
@@ -788,7 +794,7 @@ pub fn render(e: &Entity, ctx: &Context, r: &Render) -> Map<String, Value> {
             .filter(|i| {
                 r.datasets
                     .as_ref()
-                    .is_none_or(|ds| ds.iter().any(|d| d == dataset_of(i).unwrap_or("@none")))
+                    .is_none_or(|ds| ds.iter().any(|d| d == dataset_key(i)))
             })
             .collect();
         let value = match shown.as_slice() {
@@ -800,7 +806,7 @@ pub fn render(e: &Entity, ctx: &Context, r: &Render) -> Map<String, Value> {
                 let dataset: Map<String, Value> = many
                     .iter()
                     .map(|i| {
-                        let key = dataset_of(i).unwrap_or("@none").to_owned();
+                        let key = dataset_key(i).to_owned();
                         (key, render_instance(i, ctx, r))
                     })
                     .collect();

@@ -223,13 +223,6 @@ impl Cut {
 /// An attribute's instances with their instants, oldest first.
 type Timed = Vec<(i64, Instance)>;
 
-/// An instance's datasetId, `@none` for the default instance.
-fn dataset_of(i: &Instance) -> &str {
-    i.get("datasetId")
-        .and_then(Value::as_str)
-        .unwrap_or("@none")
-}
-
 fn value_member(kind: &str) -> (&'static str, &'static str) {
     match kind {
         "Relationship" => ("object", "objects"),
@@ -304,7 +297,7 @@ pub fn render(
     let mut reached: Vec<(i64, i64)> = Vec::new();
     for (attr, mut instances) in by_attr {
         if let Some(wanted) = &r.datasets {
-            instances.retain(|(_, i)| wanted.iter().any(|d| d == dataset_of(i)));
+            instances.retain(|(_, i)| wanted.iter().any(|d| d == crate::entity::dataset_key(i)));
             if instances.is_empty() {
                 continue;
             }
