@@ -179,7 +179,12 @@ pub struct Txn<'a> {
     /// the past given through the temporal API).
     history: Vec<crate::store::HistoryRow>,
     pub now: i64,
+    /// Whether entities of the shipped Smart Data Models are checked.
+    pub check_models: bool,
 }
+
+/// One entity as a transaction had it before a change (`Txn::savepoint`).
+pub struct Savepoint(Option<Option<Entity>>);
 
 impl<'a> Txn<'a> {
     pub fn get(&self, id: &str) -> Option<&Entity> {
@@ -208,6 +213,55 @@ impl<'a> Txn<'a> {
     /// Records instances of the past in the same transaction.
     pub fn record(&mut self, rows: Vec<crate::store::HistoryRow>) {
         self.history.extend(rows);
+    }
+
+    /// Where one entity stands now, to go back to if a change to it is
+    /// refused after it was made (`rollback`). Costs a copy only if this
+    /// transaction changed the entity already.
+    pub fn savepoint(&self, id: &str) -> Savepoint {
+        Savepoint(self.changed.get(id).cloned())
+    }
+
+    /// Puts one entity back as it was at `point`.
+    pub fn rollback(&mut self, id: &str, point: Savepoint) {
+        match point.0 {
+            Some(staged) => {
+                self.changed.insert(id.to_owned(), staged);
+            }
+            None => {
+                if self.changed.remove(id).is_some() {
+                    self.order.retain(|o| o != id);
+                }
+            }
+        }
+    }
+
+    /// Runs `change` on the entity `id`; if the entity it leaves breaks
+    /// its Smart Data Model (`models`), puts it back and refuses.
+    pub fn checked<T>(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut Txn) -> Result<T>,
+    ) -> Result<T> {
+        if !self.check_models {
+            return change(self);
+        }
+        let point = self.savepoint(id);
+        let out = change(self)?;
+        if let Some(Err(refused)) = self.get(id).map(crate::models::check) {
+            self.rollback(id, point);
+            return Err(refused);
+        }
+        Ok(out)
+    }
+
+    /// Puts a whole entity, if it keeps to its Smart Data Model.
+    pub fn put_checked(&mut self, e: Entity) -> Result<()> {
+        if self.check_models {
+            crate::models::check(&e)?;
+        }
+        self.put(e);
+        Ok(())
     }
 
     pub fn put(&mut self, e: Entity) {
@@ -469,6 +523,9 @@ pub struct Broker {
     seq: AtomicI64,
     /// Where committed changes go (subscriptions' notifications).
     changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<crate::notify::Change>>>,
+    /// Whether entities of the shipped Smart Data Models are held to
+    /// them (`city_check_models`; `models`).
+    pub check_models: bool,
 }
 
 /// Whether a tenant may have this name: at most 64 letters, digits, '_',
@@ -497,6 +554,7 @@ impl Broker {
             tenants: tokio::sync::OnceCell::new(),
             seq: AtomicI64::new(0),
             changes: std::sync::OnceLock::new(),
+            check_models: true,
         }
     }
 
@@ -593,6 +651,7 @@ impl Broker {
                 order: Vec::new(),
                 history: Vec::new(),
                 now: crate::jsonld::now_ms(),
+                check_models: self.check_models,
             };
             let out = f(&mut txn)?;
             let Txn {
@@ -671,6 +730,17 @@ impl Broker {
         done.await
             .map_err(|_| NgsiError::internal("the write's transaction was lost"))??;
         Ok(out)
+    }
+
+    /// `write` of a change to one entity, which is refused (and changes
+    /// nothing) if it leaves the entity outside its Smart Data Model.
+    pub async fn write_entity<T>(
+        &self,
+        tenant: &str,
+        id: &str,
+        f: impl FnOnce(&mut Txn) -> Result<T>,
+    ) -> Result<T> {
+        self.write(tenant, |txn| txn.checked(id, f)).await
     }
 
     /// Commits what writers stage on `tenant`, a group at a time, until

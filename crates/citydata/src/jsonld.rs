@@ -5,7 +5,8 @@
 //!
 //! The ETSI core context is built in: every core URL (v1.3 to v1.9)
 //! resolves to it without the network, and it is merged last, so that no
-//! user context redefines a core term (CIM 009 §4.4). User contexts are
+//! user context redefines a core term (CIM 009 §4.4). So are the contexts
+//! of the shipped Smart Data Models' subjects (`models`). User contexts are
 //! fetched once and cached; one that cannot be fetched is
 //! `LdContextNotAvailable`, never a hang (the fetch has a deadline).
 
@@ -438,6 +439,11 @@ impl Contexts {
 
     /// A context document by URL: cached, else fetched once.
     pub async fn document(&self, url: &str) -> Result<Arc<Value>> {
+        // The shipped Smart Data Models' contexts are built in, as the
+        // core is: never fetched.
+        if let Some(doc) = crate::models::context_document(url) {
+            return Ok(doc);
+        }
         let now = now_ms();
         if let Some(c) = self.documents.lock().expect("not poisoned").get_mut(url) {
             c.hits += 1;

@@ -6,6 +6,7 @@
 //! - `query`, `geo`: the selection languages, decided in code;
 //! - `broker`: tenants and their in-memory index over the store;
 //! - `ops`: the provision operations; `store`: the durable copy;
+//! - `models`: the Smart Data Models shipped, their contexts built in;
 //! - `csource`, `registry`: context source registrations and the
 //!   subscriptions to them;
 //! - `tenancy`: tenants' institutions and settings, who may do what;
@@ -21,6 +22,7 @@ pub mod index;
 pub mod ingest;
 pub mod join;
 pub mod jsonld;
+pub mod models;
 pub mod notify;
 pub mod ops;
 pub mod problem;
@@ -69,7 +71,8 @@ impl CityData {
     /// The broker on the hub's store (its tables migrated by
     /// `store::migrate`); tenants' entities are read on first use.
     pub fn new(hub: Hub) -> CityData {
-        let broker = broker::Broker::new(hub.store.clone(), hub.config.city_egress_private);
+        let mut broker = broker::Broker::new(hub.store.clone(), hub.config.city_egress_private);
+        broker.check_models = hub.config.city_check_models;
         CityData {
             hub,
             broker: Arc::new(broker),

@@ -325,7 +325,7 @@ impl CityData {
     ) -> Result<T> {
         check_id(id)?;
         self.broker.tenant(tenant).await?;
-        self.broker.write(tenant, change).await
+        self.broker.write_entity(tenant, id, change).await
     }
 
     pub async fn create_entity(&self, tenant: &str, body: &Value, ctx: &Context) -> Result<String> {
@@ -339,8 +339,7 @@ impl CityData {
                 let mut e = e;
                 e.created_at = txn.now;
                 e.modified_at = txn.now;
-                txn.put(e);
-                Ok(())
+                txn.put_checked(e)
             })
             .await?;
         Ok(id)
@@ -423,7 +422,7 @@ impl CityData {
         self.broker.tenant(tenant).await?;
         let iri = ctx.expand(attr);
         self.broker
-            .write(tenant, |txn| {
+            .write_entity(tenant, id, |txn| {
                 let now = txn.now;
                 let obj = body
                     .as_object()
@@ -504,7 +503,7 @@ impl CityData {
         self.broker.tenant(tenant).await?;
         let iri = ctx.expand(attr);
         self.broker
-            .write(tenant, |txn| {
+            .write_entity(tenant, id, |txn| {
                 let now = txn.now;
                 let mut body = body.clone();
                 if let Some(o) = body.as_object_mut() {
@@ -536,7 +535,7 @@ impl CityData {
         if attr == "scope" {
             return self
                 .broker
-                .write(tenant, |txn| {
+                .write_entity(tenant, id, |txn| {
                     let now = txn.now;
                     let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
                     if e.scope.is_empty() {
@@ -550,7 +549,7 @@ impl CityData {
         }
         let iri = ctx.expand(attr);
         self.broker
-            .write(tenant, |txn| {
+            .write_entity(tenant, id, |txn| {
                 let now = txn.now;
                 let e = txn.get_mut(id).ok_or_else(|| not_found(id))?;
                 let missing =
@@ -601,8 +600,7 @@ impl CityData {
                                     e.id
                                 )));
                             }
-                            txn.put(e);
-                            Ok(true)
+                            txn.put_checked(e).map(|_| true)
                         });
                         (id, r)
                     })
@@ -634,20 +632,17 @@ impl CityData {
                         };
                         let (id, parsed) = batch_entity(item, ctx, now);
                         let r = parsed.and_then(|e| match txn.get(&e.id).is_some() {
-                            false => {
-                                txn.put(e);
-                                Ok(true)
-                            }
-                            true if update => {
-                                append_into(txn, &e.id, item, ctx, true, Nulls::Delete)
-                                    .map(|_| false)
-                            }
+                            false => txn.put_checked(e).map(|_| true),
+                            true if update => txn
+                                .checked(&e.id, |txn| {
+                                    append_into(txn, &e.id, item, ctx, true, Nulls::Delete)
+                                })
+                                .map(|_| false),
                             true => {
                                 let created = txn.get(&e.id).map(|o| o.created_at).unwrap_or(now);
                                 let mut e = e;
                                 e.created_at = created;
-                                txn.put(e);
-                                Ok(false)
+                                txn.put_checked(e).map(|_| false)
                             }
                         });
                         (id, r)
@@ -712,7 +707,7 @@ impl CityData {
                             Ok(_) if !is_uri(&id) => {
                                 Err(NgsiError::bad_data("the entity has no valid id"))
                             }
-                            Ok(ctx) => change(txn, &id, item, ctx),
+                            Ok(ctx) => txn.checked(&id, |txn| change(txn, &id, item, ctx)),
                         };
                         (id, r)
                     })

@@ -833,7 +833,7 @@ impl CityData {
         };
         let mut rows: Vec<HistoryRow> = past.into_iter().map(|(a, i)| row(&a, i)).collect();
         self.broker
-            .write(tenant, |txn| {
+            .write_entity(tenant, &e.id, |txn| {
                 match txn.get_mut(&e.id) {
                     Some(cur) => {
                         for t in &e.types {

@@ -91,6 +91,11 @@ pub struct Config {
     /// `Content-Range` of instants, §6.3.10), and the client asks again
     /// for the rest.
     pub city_temporal_instances: u32,
+    /// City data: whether entities of the shipped Smart Data Models
+    /// (`AirQualityObserved`, `ParkingSpot`, …) are held to their models:
+    /// a write that would leave one outside its model is refused. Off:
+    /// they are stored as written, like any other type.
+    pub city_check_models: bool,
 }
 
 impl Default for Config {
@@ -124,6 +129,7 @@ impl Default for Config {
             city_implicit_tenants: false,
             city_requests_per_minute: 60_000,
             city_temporal_instances: 10_000,
+            city_check_models: true,
         }
     }
 }
@@ -175,7 +181,8 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 28] = [
+    const KEYS: [&'static str; 29] = [
+        "city_check_models",
         "city_egress_private",
         "city_temporal_instances",
         "city_implicit_tenants",
