@@ -29,6 +29,18 @@ with tempfile.TemporaryDirectory() as tmp:
         rows = json.load(gzip.open(z.open(assets + "smartdatamodels.json.gz")))
         metadata = json.load(z.open(assets + "datamodels_metadata.json"))
 
+# The database keeps the first branch of an attribute's oneOf/anyOf. Where
+# the branches' JSON types differ, the schemas (read at their repositories)
+# allow each of them:
+#   common-schema.json GSMA-Commons seeAlso: a URI or a list of them;
+#   WeatherObserved/schema.json pressureTendency: a term or a number;
+#   weather-schema.json Weather-Commons visibility: a term or a number.
+UNIONS = {
+    (None, "seeAlso"): ["array", "string"],
+    ("WeatherObserved", "pressureTendency"): ["string", "number"],
+    ("WeatherObserved", "visibility"): ["string", "number"],
+}
+
 top = [r for r in rows if "parentId" not in r and r["property"] not in NOT_ATTRIBUTES]
 meta = {m["dataModel"]: m for m in metadata if m["dataModel"] in SHIPPED}
 missing = [m for m in SHIPPED if m not in meta]
@@ -43,9 +55,11 @@ for name in SHIPPED:
         if r["dataModel"] != name or r["repoName"] != m["subject"] or r["property"] in attributes:
             continue
         a = {"iri": r["context"], "kind": r.get("typeNGSI", "Property")}
-        for key in ("type", "format", "enum", "units", "description"):
+        for key in ("format", "enum", "units", "description"):
             if r.get(key) not in (None, "", []):
                 a[key] = r[key].strip() if isinstance(r[key], str) else r[key]
+        union = UNIONS.get((name, r["property"])) or UNIONS.get((None, r["property"]))
+        a["types"] = union or ([r["type"]] if r.get("type") else [])
         attributes[r["property"]] = dict(sorted(a.items()))
     models.append({
         "type": name,
