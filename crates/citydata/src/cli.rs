@@ -9,6 +9,8 @@
 //!   attributes into entities that exist) under a progress bar.
 //! - `export`: the entities of a query, their history, or its
 //!   aggregation per period, as CSV or Parquet (`--out x.parquet`).
+//! - `models [TYPE]`: the Smart Data Models the broker ships, or one's
+//!   attributes (`--dry-run` of an import checks a file against them).
 
 use crate::table::{feature_entity, Cell, Converter, ImportSpec, Kind, Table};
 use anyhow::{anyhow, bail, Context, Result};
@@ -94,6 +96,13 @@ pub enum CityCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The FIWARE Smart Data Models the broker ships (entities of them are
+    /// checked against them), or one model's attributes.
+    Models {
+        /// A model (e.g. AirQualityObserved): its attributes, their
+        /// types, allowed values and units.
+        model: Option<String>,
+    },
 }
 
 pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
@@ -134,6 +143,18 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
             if dry_run {
                 for e in entities.iter().take(3) {
                     println!("{e}");
+                }
+                let refused = model_faults(&entities);
+                for (id, why) in refused.iter().take(5) {
+                    eprintln!("{id}: {why}");
+                }
+                if !refused.is_empty() {
+                    bail!(
+                        "{}: {} of {} entities break their Smart Data Model (`civic city models TYPE`); the broker would refuse them",
+                        file.display(),
+                        refused.len(),
+                        entities.len()
+                    );
                 }
                 eprintln!(
                     "{}: {} entities read; nothing sent (--dry-run)",
@@ -243,7 +264,73 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
             }
             Ok(())
         }
+        CityCommand::Models { model: None } => {
+            println!(
+                "{:<22} {:<26} {:>8}  required",
+                "model", "subject", "version"
+            );
+            for m in crate::models::all() {
+                println!(
+                    "{:<22} {:<26} {:>8}  {}",
+                    m.name,
+                    m.subject,
+                    m.version,
+                    m.required.join(", ")
+                );
+            }
+            println!("\n@contexts built in (never fetched):");
+            for url in crate::models::context_urls_built_in() {
+                println!("  {url}");
+            }
+            Ok(())
+        }
+        CityCommand::Models { model: Some(name) } => {
+            let m = crate::models::all()
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case(&name))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = crate::models::all()
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect();
+                    anyhow!("{name} is not a shipped model ({})", known.join(", "))
+                })?;
+            println!("{} ({} {}): {}", m.name, m.subject, m.version, m.title);
+            println!("schema: {}", m.schema);
+            println!("required: {}\n", m.required.join(", "));
+            for (attr, a) in &m.attributes {
+                let mut what = a.types.join(" or ");
+                if let Some(f) = &a.format {
+                    what = format!("{what} ({f})");
+                }
+                if let Some(allowed) = &a.allowed {
+                    what = format!("{what}: {}", allowed.join(" | "));
+                }
+                let units = a
+                    .units
+                    .as_deref()
+                    .map(|u| format!(" [{u}]"))
+                    .unwrap_or_default();
+                println!("{attr:<30} {:<13} {what}{units}", a.kind);
+            }
+            Ok(())
+        }
     }
+}
+
+/// The entities that break their shipped Smart Data Model, and why (read
+/// as the broker reads them with the core context: the models know their
+/// attributes by those names too).
+fn model_faults(entities: &[Value]) -> Vec<(String, String)> {
+    let core = crate::jsonld::Context::core();
+    entities
+        .iter()
+        .filter_map(|body| {
+            let e = crate::entity::parse_entity(body, &core, 0).ok()?;
+            let faults = crate::models::of(&e.types)?.faults(&e);
+            (!faults.is_empty()).then(|| (e.id, faults.join("; ")))
+        })
+        .collect()
 }
 
 /// The file's entities, every row checked.

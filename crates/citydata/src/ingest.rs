@@ -63,6 +63,16 @@ pub struct Mapping {
     /// vocabulary) and where their values are.
     #[serde(default)]
     pub attributes: BTreeMap<String, AttributeMap>,
+    /// Also write the observation time as a Property of this name (a
+    /// DateTime), as the Smart Data Models' `dateObserved`.
+    #[serde(default)]
+    pub observed_as: Option<String>,
+    /// Attributes every message's entity has, written as given (NGSI-LD
+    /// normalized); `{1}`… and `{member}` in an `object` or a string
+    /// `value` are filled as in `id`. E.g. a ParkingSpot's `category`
+    /// and `refParkingSite`, which its sensor does not send.
+    #[serde(default)]
+    pub fixed: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -93,9 +103,25 @@ impl Mappings {
             if !crate::entity::is_valid_name(&mapping.entity_type) {
                 return Err(at("the type is not a valid name"));
             }
-            for name in mapping.attributes.keys() {
+            let named = mapping
+                .attributes
+                .keys()
+                .chain(mapping.fixed.keys())
+                .chain(mapping.observed_as.iter());
+            for name in named {
                 if !crate::entity::is_valid_name(name) || matches!(name.as_str(), "id" | "type") {
                     return Err(at(&format!("{name:?} is not a valid attribute name")));
+                }
+            }
+            for (name, attr) in &mapping.fixed {
+                let typed = attr
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| crate::entity::ATTRIBUTE_TYPES.contains(&t));
+                if !typed {
+                    return Err(at(&format!(
+                        "the fixed attribute {name} is an NGSI-LD attribute: {{ type = \"Property\", value = … }}"
+                    )));
                 }
             }
         }
@@ -231,6 +257,30 @@ pub fn entity_of(
         }
         e.insert(name.clone(), attr);
         any = true;
+    }
+    if any {
+        if let Some(name) = &mapping.observed_as {
+            e.insert(
+                name.clone(),
+                json!({"type": "Property", "value": {"@type": "DateTime", "@value": observed}}),
+            );
+        }
+        for (name, attr) in &mapping.fixed {
+            let mut attr = attr.clone();
+            for key in ["object", "value"] {
+                if let Some(Value::String(t)) = attr.get(key) {
+                    if t.contains('{') {
+                        let filled = fill(t, caps, payload).ok_or_else(|| {
+                            NgsiError::bad_data(format!(
+                                "the fixed attribute {name} names a member the message lacks"
+                            ))
+                        })?;
+                        attr[key] = filled.into();
+                    }
+                }
+            }
+            e.insert(name.clone(), attr);
+        }
     }
     if let Some(loc) = &mapping.location {
         if let (Some(lat), Some(lon)) = (
@@ -524,5 +574,47 @@ mod tests {
             true
         )
         .is_err());
+    }
+
+    #[test]
+    fn what_a_model_needs_and_the_sensor_does_not_send_is_mapped_too() {
+        let m = Mappings::parse(
+            r#"
+            [[mapping]]
+            topic = "city/parking/+/status"
+            id = "urn:ngsi-ld:ParkingSpot:{1}"
+            type = "ParkingSpot"
+            observed_at = "ts"
+            observed_as = "dateObserved"
+            [mapping.attributes]
+            status = { path = "status" }
+            [mapping.fixed]
+            category = { type = "Property", value = ["offStreet"] }
+            refParkingSite = { type = "Relationship", object = "urn:ngsi-ld:OffStreetParking:{1}" }
+            "#,
+            true,
+        )
+        .unwrap();
+        let (mapping, caps) = m.find("city/parking/coex/status").unwrap();
+        let e = entity_of(
+            mapping,
+            &caps,
+            &json!({"status": "free", "ts": 1583020800}),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            e["dateObserved"]["value"]["@value"],
+            "2020-03-01T00:00:00.000Z"
+        );
+        assert_eq!(e["category"]["value"], json!(["offStreet"]));
+        assert_eq!(
+            e["refParkingSite"]["object"],
+            "urn:ngsi-ld:OffStreetParking:coex"
+        );
+        let bad =
+            "[[mapping]]\ntopic = \"a\"\nid = \"urn:x\"\ntype = \"T\"\n[mapping.fixed]\nc = 1";
+        let err = Mappings::parse(bad, true).unwrap_err();
+        assert!(err.contains("the fixed attribute c"), "{err}");
     }
 }

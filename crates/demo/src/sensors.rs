@@ -318,9 +318,14 @@ mod tests {
         };
         let messages = city.messages(0);
         assert_eq!(messages.len(), city.sensors());
+        let core = civic_citydata::jsonld::Context::core();
         for (topic, payload) in &messages {
             let (m, caps) = mappings.find(topic).unwrap_or_else(|| panic!("{topic}"));
-            civic_citydata::ingest::entity_of(m, &caps, payload, 0).unwrap();
+            let body = civic_citydata::ingest::entity_of(m, &caps, payload, 0).unwrap();
+            // What the broker holds it to: its Smart Data Model.
+            let e = civic_citydata::entity::parse_entity(&body, &core, 0).unwrap();
+            let model = civic_citydata::models::of(&e.types).expect("a shipped model");
+            assert_eq!(model.faults(&e), Vec::<String>::new(), "{topic}");
         }
         assert_eq!(messages[0].1["in"], 2);
         assert_eq!(messages[0].1["out"], 1);
