@@ -9,9 +9,12 @@
 //! JSON type, format, enumeration and units, and each model's required
 //! members. An entity whose type is one of these models is checked
 //! against it whenever a write leaves it changed: a write that would
-//! leave it outside its model is refused (`BadRequestData`, naming every
-//! attribute at fault) and changes nothing. Attributes the model does not
-//! name are the writer's own and pass, as in the SDM schemas.
+//! leave a value the model does not allow is refused (`BadRequestData`,
+//! naming every attribute at fault) and changes nothing. Attributes the
+//! model does not name are the writer's own and pass, as in the SDM
+//! schemas; required attributes that are absent are not refused (an
+//! entity is built up by several writes, and across brokers), but
+//! `civic city import --dry-run` reports them.
 //!
 //! A model's type and attributes are recognised under the names the
 //! usual contexts give them: the core context's default vocabulary (no
@@ -162,27 +165,37 @@ pub fn context_urls_built_in() -> Vec<String> {
 }
 
 impl Model {
-    /// What in `e` breaks this model: one line per attribute at fault,
-    /// empty if nothing does.
+    /// What in `e` breaks this model: one line per attribute whose value
+    /// the model does not allow, empty if none. Attributes the model
+    /// requires and `e` lacks are not faults here (`missing`): an NGSI-LD
+    /// entity is built up by several writes, and across brokers (a
+    /// registered source may hold the rest of it).
     pub fn faults(&self, e: &Entity) -> Vec<String> {
         let mut faults = Vec::new();
-        let mut present = std::collections::HashSet::new();
         for (iri, instances) in &e.attrs {
             let Some(name) = self.by_iri.get(iri) else {
                 continue;
             };
-            present.insert(name.as_str());
             let a = &self.attributes[name];
             if let Some(fault) = instances.iter().find_map(|i| a.fault(i)) {
                 faults.push(format!("{name}: {fault}"));
             }
         }
-        for name in &self.required {
-            if !present.contains(name.as_str()) {
-                faults.push(format!("{name}: required, and missing"));
-            }
-        }
         faults
+    }
+
+    /// The attributes this model requires that `e` does not have.
+    pub fn missing(&self, e: &Entity) -> Vec<&str> {
+        let present: std::collections::HashSet<&str> = e
+            .attrs
+            .keys()
+            .filter_map(|iri| self.by_iri.get(iri).map(String::as_str))
+            .collect();
+        self.required
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !present.contains(name))
+            .collect()
     }
 
     /// `Err` naming every fault if `e` breaks this model.
@@ -341,9 +354,13 @@ mod tests {
                 "category: an array, not \"onStreet\"",
                 "refParkingSite: a string, not [\"urn:a:1\",\"urn:a:2\"]",
                 "status: one of closed, free, occupied, unknown, not \"taken\"",
-                "location: required, and missing",
             ]
         );
+        assert_eq!(
+            of(&bad.types).expect("a model").missing(&bad),
+            vec!["location"]
+        );
+        assert!(of(&good.types).expect("a model").missing(&good).is_empty());
         let untyped = entity(serde_json::json!({
             "id": "urn:ngsi-ld:Thing:1", "type": "Thing",
             "status": {"type": "Property", "value": "taken"}

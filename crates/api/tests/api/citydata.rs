@@ -68,6 +68,7 @@ async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: Te
             id = "urn:ngsi-ld:AirQualityObserved:{{1}}"
             type = "AirQualityObserved"
             observed_at = "ts"
+            observed_as = "dateObserved"
             location = {{ lat = "lat", lon = "lon" }}
             [mapping.attributes]
             pm25 = {{ path = "pm25", unit = "GQ" }}
@@ -183,6 +184,11 @@ async fn sensors_arrive_over_mqtt_and_subscribers_hear_over_http_and_mqtt(db: Te
     assert_eq!(got["pm25"]["value"], 41.5);
     assert_eq!(got["pm25"]["unitCode"], "GQ");
     assert_eq!(got["pm25"]["observedAt"], "2020-03-01T00:00:00.000Z");
+    assert_eq!(
+        got["dateObserved"]["value"],
+        json!({"@type": "DateTime", "@value": "2020-03-01T00:00:00.000Z"}),
+        "the model's dateObserved, from the mapping's observed_as"
+    );
     assert_eq!(
         got["location"]["value"]["coordinates"],
         json!([126.98, 37.57])
@@ -2066,7 +2072,167 @@ async fn temporal_answers_are_cut_and_deletions_recorded(db: TestDb) {
     assert_eq!(dataset["urn:ngsi-ld:Dataset:ko"], "N서울타워", "{n}");
 }
 
+/// The shipped Smart Data Models, end to end: their own published
+/// examples go in with the subjects' `@context`s, which are built in (this
+/// machine reaches no internet); an entity of a model that would break
+/// it is refused with the attributes at fault, whether it is created,
+/// changed, or one of a batch, and the refusal changes nothing.
+async fn smart_data_models_are_built_in_and_kept(db: TestDb) {
+    let app = spawn_app_with(db, |c| c.city_implicit_tenants = true).await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    for example in [
+        include_str!("../../../citydata/tests/smart-data-models/CrowdFlowObserved.jsonld"),
+        include_str!("../../../citydata/tests/smart-data-models/TrafficFlowObserved.jsonld"),
+        include_str!("../../../citydata/tests/smart-data-models/Streetlight.jsonld"),
+    ] {
+        let r = http
+            .post(format!("{broker}/entities"))
+            .header("content-type", "application/ld+json")
+            .body(example)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    // Read back in the Streetlighting context: its terms, its IRIs.
+    let streetlighting = "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld";
+    let link = format!(
+        "<{streetlighting}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\""
+    );
+    let e: Value = http
+        .get(format!(
+            "{broker}/entities/urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567?options=keyValues"
+        ))
+        .header("link", &link)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["powerState"], "off", "{e}");
+    let e: Value = http
+        .get(format!(
+            "{broker}/entities/urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567?options=keyValues"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        e["https://smartdatamodels.org/dataModel.Streetlighting/powerState"], "off",
+        "{e}"
+    );
+
+    let spot = |id: &str, status: &str| {
+        json!({"id": id, "type": "ParkingSpot",
+            "status": {"type": "Property", "value": status},
+            "category": {"type": "Property", "value": ["onStreet"]},
+            "refParkingSite": {"type": "Relationship", "object": "urn:ngsi-ld:OnStreetParking:cityhall"},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [126.978, 37.566]}}})
+    };
+    let problem = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 400);
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(
+            p["type"], "https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+            "{p}"
+        );
+        p["detail"].as_str().unwrap().to_owned()
+    };
+    let r = http
+        .post(format!("{broker}/entities"))
+        .json(&spot("urn:ngsi-ld:ParkingSpot:cityhall-1", "taken"))
+        .send()
+        .await
+        .unwrap();
+    let detail = problem(r).await;
+    assert!(
+        detail.contains("status: one of closed, free, occupied, unknown, not \"taken\""),
+        "{detail}"
+    );
+    let r = http
+        .get(format!(
+            "{broker}/entities/urn:ngsi-ld:ParkingSpot:cityhall-1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a refused entity is not created");
+
+    let id = "urn:ngsi-ld:ParkingSpot:cityhall-1";
+    let r = http
+        .post(format!("{broker}/entities"))
+        .json(&spot(id, "free"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .patch(format!("{broker}/entities/{id}/attrs"))
+        .json(&json!({"status": {"type": "Property", "value": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(problem(r).await.contains("status: a string, not 3"));
+    let r = http
+        .post(format!("{broker}/entities/{id}/attrs"))
+        .json(&json!({"category": {"type": "Property", "value": "onStreet"}, "width": {"type": "Property", "value": "wide"}}))
+        .send()
+        .await
+        .unwrap();
+    let detail = problem(r).await;
+    assert!(
+        detail.contains("category: an array, not \"onStreet\"; width: a number, not \"wide\""),
+        "{detail}"
+    );
+    let kept: Value = http
+        .get(format!("{broker}/entities/{id}?options=keyValues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["status"], "free", "{kept}");
+    assert_eq!(kept["category"], json!(["onStreet"]), "{kept}");
+
+    // A batch: the good are written, the one at fault reported.
+    let r = http
+        .post(format!("{broker}/entityOperations/upsert"))
+        .json(&json!([
+            spot("urn:ngsi-ld:ParkingSpot:cityhall-2", "occupied"),
+            spot("urn:ngsi-ld:ParkingSpot:cityhall-3", "full"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["success"],
+        json!(["urn:ngsi-ld:ParkingSpot:cityhall-2"]),
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["entityId"], "urn:ngsi-ld:ParkingSpot:cityhall-3",
+        "{body}"
+    );
+    let count = http
+        .get(format!(
+            "{broker}/entities?type=ParkingSpot&count=true&limit=0"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(count.headers()["ngsild-results-count"], "2");
+}
+
 civic_store::backend_tests!(
+    smart_data_models_are_built_in_and_kept,
     temporal_answers_are_cut_and_deletions_recorded,
     scopes_are_replaced_added_or_reported,
     deletions_and_system_attributes_reach_subscribers,
