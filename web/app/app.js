@@ -1032,6 +1032,11 @@ async function cityPage(params) {
   const mapEl = h('div', { id: 'city-map', class: 'map' });
   const detail = h('div', { id: 'city-detail', 'aria-live': 'polite' }, h('p', { class: 'hint' }, t('city_pick_sensor')));
   const numeric = (e) => Object.entries(e).filter(([k, v]) => !['id', 'type', 'location'].includes(k) && typeof v === 'number');
+  // A value as keyValues gives it: a DateTime is {"@type", "@value"}.
+  const shown = (v) => (v && typeof v === 'object' ? (v['@value'] ?? JSON.stringify(v)) : String(v));
+  // What sums a sensor up when it measures no number: its words (a
+  // status, a state), not its links or dates.
+  const words = (e) => Object.entries(e).filter(([k, v]) => !['id', 'type', 'location', 'name'].includes(k) && typeof v === 'string' && !k.startsWith('ref'));
   const showSensor = async (e) => {
     detail.replaceChildren(h('p', { class: 'loading' }, t('loading')));
     let history;
@@ -1046,12 +1051,12 @@ async function cityPage(params) {
     detail.replaceChildren(h('h2', { id: 'sensor-title' }, e.name || e.id),
       table(t('city_latest'), [t('city_attribute'), t('city_value')],
         Object.entries(e).filter(([k]) => !['id', 'type', 'location'].includes(k))
-          .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))),
+          .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, shown(v))))),
       h('h3', {}, t('city_history')), ...charts.filter(Boolean));
   };
   const rows = sensors.slice(0, 200).map((e) => h('tr', {},
     h('td', {}, h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); showSensor(e); } }, e.name || e.id.split(':').pop())),
-    h('td', {}, numeric(e).map(([k, v]) => `${k} ${v}`).join(' · ') || Object.entries(e).filter(([k]) => !['id', 'type', 'location'].includes(k)).map(([k, v]) => `${k} ${v}`).join(' · '))));
+    h('td', {}, numeric(e).map(([k, v]) => `${k} ${v}`).join(' · ') || words(e).map(([k, v]) => `${k} ${v}`).join(' · '))));
   view(h('h1', {}, t('nav_city')),
     h('p', {}, t('city_intro'), ' ', h('code', {}, `${location.origin}/ngsi-ld/v1`)),
     h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, field(t('city_type'), pick)),
