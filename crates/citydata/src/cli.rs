@@ -145,21 +145,18 @@ pub async fn run(args: &HubArgs, command: CityCommand) -> Result<()> {
                     println!("{e}");
                 }
                 let (refused, incomplete) = model_faults(&entities);
-                for (id, why) in refused.iter().take(5) {
-                    eprintln!("{id}: {why}");
+                if let Some((id, why)) = refused.first() {
+                    bail!(
+                        "{}: {} of {} entities break their Smart Data Model, and the broker would refuse them; the first, {id}: {why}",
+                        file.display(),
+                        refused.len(),
+                        entities.len()
+                    );
                 }
                 if let Some((id, missing)) = incomplete.first() {
                     eprintln!(
                         "warning: {} entities lack attributes their Smart Data Model requires (the broker takes them; another write or source may add them), e.g. {id}: {missing}",
                         incomplete.len()
-                    );
-                }
-                if !refused.is_empty() {
-                    bail!(
-                        "{}: {} of {} entities break their Smart Data Model (`civic city models TYPE`); the broker would refuse them",
-                        file.display(),
-                        refused.len(),
-                        entities.len()
                     );
                 }
                 eprintln!(

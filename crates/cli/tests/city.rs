@@ -129,6 +129,38 @@ fn files_go_in_and_out_of_the_broker() {
     ]));
     assert!(err.contains("not UTF-8") && err.contains("iconv"), "{err}");
 
+    // The Smart Data Models the broker ships: listed, and a file of one
+    // checked against it before anything is sent.
+    let models = ok(&city(&["models"]));
+    for model in [
+        "AirQualityObserved",
+        "ParkingSpot",
+        "Streetlight",
+        "dataModel.Environment/master/context.jsonld",
+    ] {
+        assert!(models.contains(model), "{models}");
+    }
+    let spot = ok(&city(&["models", "parkingspot"]));
+    assert!(
+        spot.contains("closed | free | occupied | unknown"),
+        "{spot}"
+    );
+    fails_in_one_line(&city(&["models", "Parking"]));
+    let spots = write(
+        "spots.csv",
+        "id,lat,lon,status\r\nA,37.5663,126.9779,free\r\nB,37.5714,126.9768,taken\r\n",
+    );
+    let spot_import = ["import", spots.as_str(), "--type", "ParkingSpot"];
+    let err = fails_in_one_line(&city(&[&spot_import[..], &["--dry-run"]].concat()));
+    assert!(
+        err.contains("1 of 2 entities break their Smart Data Model")
+            && err.contains("urn:ngsi-ld:ParkingSpot:B: status: one of closed, free, occupied, unknown, not \"taken\""),
+        "{err}"
+    );
+    // Sent all the same, the broker refuses that one, and says so.
+    let err = fails_in_one_line(&city(&spot_import));
+    assert!(err.contains("taken"), "{err}");
+
     // The closed tenant takes it only with its operator's token.
     let seoul = [&import[..], &["--tenant", "seoul"]].concat();
     let err = fails_in_one_line(&city(&seoul));
