@@ -827,6 +827,7 @@ impl CityData {
                 attr: attr.to_owned(),
                 at: instant_of(&recorded, now),
                 num: crate::store::number_of(&recorded),
+                deleted: recorded.contains_key("deletedAt"),
                 instance: Value::Object(recorded).to_string(),
                 recorded_at: now,
             }
@@ -983,6 +984,7 @@ impl CityData {
         let new = HistoryRow {
             at,
             num: crate::store::number_of(&instance),
+            deleted: instance.contains_key("deletedAt"),
             instance: Value::Object(instance).to_string(),
             ..old.clone()
         };
@@ -1081,6 +1083,7 @@ mod tests {
                 instance: json!({"type": "Property", "value": v, "observedAt": t}).to_string(),
                 recorded_at: 0,
                 num: Some(*v),
+                deleted: false,
             })
             .collect()
     }

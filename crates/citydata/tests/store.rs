@@ -354,6 +354,18 @@ fn recorded(attr: &str, at: i64, value: serde_json::Value, recorded_at: i64) -> 
         num: number_of(instance.as_object().unwrap()),
         instance: instance.to_string(),
         recorded_at,
+        deleted: false,
+    }
+}
+
+/// An attribute's deletion as the broker records it: an NGSI-LD null.
+fn deletion(attr: &str, at: i64, recorded_at: i64) -> HistoryRow {
+    let instance = json!({"type": "Property", "value": "urn:ngsi-ld:null", "deletedAt": "1970-01-01T00:00:00.025Z"});
+    HistoryRow {
+        instance: instance.to_string(),
+        num: None,
+        deleted: true,
+        ..recorded(attr, at, json!(null), recorded_at)
     }
 }
 
@@ -369,6 +381,7 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
             recorded("t", 20, json!(4), 200),
             recorded("t", h + 5, json!("off"), 100),
             recorded("t", -1, json!(7.5), 100),
+            deletion("t", 25, 100),
         ],
         ..Write::default()
     }])
@@ -384,7 +397,11 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
     let hour = |k: i64| sums.iter().find(|(x, _)| *x == k).map(|(_, st)| *st);
     assert_eq!(hour(-1).unwrap().sum, 7.5, "before 1970 rounds down");
     let zero = hour(0).unwrap();
-    assert_eq!((zero.n, zero.nn, zero.sum, zero.sumsq), (3, 3, 5.0, 21.0));
+    assert_eq!(
+        (zero.n, zero.nn, zero.sum, zero.sumsq),
+        (3, 3, 5.0, 21.0),
+        "a deletion is not counted"
+    );
     assert_eq!((zero.min, zero.max), (Some(-1.0), Some(4.0)));
     let one = hour(1).unwrap();
     assert_eq!(
@@ -403,7 +420,7 @@ async fn hourly_sums_follow_what_is_recorded_and_forgotten(db: TestDb) {
     );
     // The retention drops what was recorded before 150: hour 0 is summed
     // again from what is left, hours -1 and 1 go.
-    assert_eq!(s.prune_history(150).await.unwrap(), 3);
+    assert_eq!(s.prune_history(150).await.unwrap(), 4);
     let sums = s.rollups("city", "urn:s", "t", -10, 10).await.unwrap();
     assert_eq!(sums.len(), 1, "{sums:?}");
     assert_eq!((sums[0].0, sums[0].1.n, sums[0].1.sum), (0, 2, 3.0));

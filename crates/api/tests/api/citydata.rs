@@ -1218,6 +1218,18 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
         .unwrap();
     let latest = temperature.iter().max_by_key(|(at, _)| *at).unwrap();
     assert_eq!(now["temperature"]["value"], latest.1, "{now}");
+    // The attributes go: their deletions are recorded (nulls with their
+    // deletedAt), and counted by no aggregation.
+    for attr in ["temperature", "status"] {
+        let r = http
+            .delete(format!(
+                "{broker}/entities/urn:ngsi-ld:Sensor:1/attrs/{attr}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
     let h = 3_600_000;
     let fmt = |ms: i64| format_datetime(ms);
     // (timerel, timeAt, endTimeAt, period): aligned and not.
@@ -1236,6 +1248,8 @@ async fn temporal_aggregations_agree_with_the_instances(db: TestDb) {
         (Some("between"), t0 - 2 * h, t0 + 50 * h + 1, "", 0),
         (None, 0, 0, "PT2H", 2 * h),
         (None, 0, 0, "PT1H30M", 90 * 60_000),
+        // One bucket until 2032, holding the deletions (today).
+        (Some("after"), t0, 0, "P3000D", 3000 * 24 * h),
     ];
     for (timerel, at, end, duration, period) in cases {
         let mut url = format!(

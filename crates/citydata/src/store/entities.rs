@@ -38,6 +38,9 @@ pub struct HistoryRow {
     /// Its value, if a Property's value is a number (what aggregations
     /// sum).
     pub num: Option<f64>,
+    /// A deletion (an NGSI-LD null with its `deletedAt`), which the
+    /// hourly sums and the counts leave out.
+    pub deleted: bool,
 }
 
 /// The span of the history's rollups: an hour (milliseconds). Every

@@ -104,8 +104,35 @@ CREATE TABLE IF NOT EXISTS ngsi_history_entities (
 );
 "#;
 
+/// Deletions in the history (an attribute's, or a datasetId's instance,
+/// recorded as an NGSI-LD null with its `deletedAt`) marked, so that the
+/// hourly sums and the buckets' counts leave them out as the instances'
+/// answers do; those recorded before are found by their `deletedAt` and
+/// taken out of the counts of their hours (they have no number: only the
+/// count held them).
+const V7: &str = r#"
+ALTER TABLE ngsi_history ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE ngsi_history SET deleted = TRUE WHERE instance LIKE '%"deletedAt":%';
+UPDATE ngsi_rollups SET n = n - (SELECT COUNT(*) FROM ngsi_history h
+    WHERE h.deleted AND h.tenant = ngsi_rollups.tenant AND h.entity_id = ngsi_rollups.entity_id
+    AND h.attr = ngsi_rollups.attr AND h.at >= ngsi_rollups.hour * 3600000
+    AND h.at < (ngsi_rollups.hour + 1) * 3600000)
+WHERE EXISTS (SELECT 1 FROM ngsi_history h
+    WHERE h.deleted AND h.tenant = ngsi_rollups.tenant AND h.entity_id = ngsi_rollups.entity_id
+    AND h.attr = ngsi_rollups.attr AND h.at >= ngsi_rollups.hour * 3600000
+    AND h.at < (ngsi_rollups.hour + 1) * 3600000);
+"#;
+
 /// City data's migrations.
 pub const MIGRATIONS: Migrations = Migrations {
     application: "citydata",
-    versions: &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)],
+    versions: &[
+        (1, V1),
+        (2, V2),
+        (3, V3),
+        (4, V4),
+        (5, V5),
+        (6, V6),
+        (7, V7),
+    ],
 };

@@ -56,7 +56,7 @@ impl crate::store::EntityStore for Engine {
         until: i64,
     ) -> Result<Vec<HistoryRow>> {
         let mut sql = String::from(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4",
         );
         sql.push_str(&attrs_clause(attrs));
@@ -201,11 +201,12 @@ impl crate::store::EntityStore for Engine {
         // by time would read them all).
         let (which, order) = match (attr, last) {
             (None, _) => ("", ""),
-            (Some(_), true) => ("AND attr = $5", "ORDER BY at DESC"),
-            (Some(_), false) => ("AND attr = $5", "ORDER BY at ASC"),
+            // An attribute's first or last instance: deletions are not.
+            (Some(_), true) => ("AND attr = $5 AND NOT deleted", "ORDER BY at DESC"),
+            (Some(_), false) => ("AND attr = $5 AND NOT deleted", "ORDER BY at ASC"),
         };
         let sql = format!(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4 {which} {order} LIMIT 1"
         );
         let mut q = sqlx::query(&sql)
@@ -273,7 +274,7 @@ impl crate::store::EntityStore for Engine {
         sqlx::query(&format!(
             "SELECT (at - $4) / $5 AS k, {STATS} FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND at >= $6 AND at < $7 \
-             GROUP BY (at - $4) / $5 ORDER BY k"
+             AND NOT deleted GROUP BY (at - $4) / $5 ORDER BY k"
         ))
         .bind(tenant)
         .bind(entity_id)
@@ -319,7 +320,7 @@ impl crate::store::EntityStore for Engine {
                 .execute(&mut *tx)
                 .await?;
                 let left: Vec<HistoryRow> = sqlx::query(&format!(
-                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num {of_attr}"
+                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted {of_attr}"
                 ))
                 .bind(tenant)
                 .bind(entity_id)
@@ -334,7 +335,7 @@ impl crate::store::EntityStore for Engine {
             }
             Some(d) => {
                 let rows: Vec<HistoryRow> = sqlx::query(&format!(
-                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num {of_attr} \
+                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted {of_attr} \
                      AND instance LIKE $4"
                 ))
                 .bind(tenant)
@@ -385,7 +386,7 @@ impl crate::store::EntityStore for Engine {
         // The stored instance holds `"instanceId":"…"`; LIKE narrows, the
         // parsed instance decides (`_` and `%` match more than themselves).
         let rows: Vec<HistoryRow> = sqlx::query(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND instance LIKE $4",
         )
         .bind(tenant)
@@ -459,7 +460,7 @@ impl crate::store::EntityStore for Engine {
         .execute(&mut *tx)
         .await?;
         let mut rows: Vec<HistoryRow> = sqlx::query(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num \
+            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted \
              FROM ngsi_history WHERE attr <> ''",
         )
         .fetch_all(&mut *tx)
@@ -518,10 +519,11 @@ async fn add_rollups<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]
     type Hour<'a> = (&'a str, &'a str, &'a str, i64);
     let mut hours: std::collections::BTreeMap<Hour, (Stats, i64, i64)> =
         std::collections::BTreeMap::new();
+    // Deletions are not instances: they are not counted.
     for h in rows
         .iter()
         .map(|h| h.borrow())
-        .filter(|h| !h.attr.is_empty())
+        .filter(|h| !h.attr.is_empty() && !h.deleted)
     {
         let key = (
             h.tenant.as_str(),
@@ -597,7 +599,7 @@ const ROWS_A_STATEMENT: usize = 500;
 async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]) -> Result<()> {
     for chunk in rows.chunks(ROWS_A_STATEMENT) {
         let mut b = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num) ",
+            "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted) ",
         );
         b.push_values(chunk, |mut b, h| {
             let h = h.borrow();
@@ -608,7 +610,8 @@ async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &
                 .push_bind(h.at)
                 .push_bind(&h.instance)
                 .push_bind(h.recorded_at)
-                .push_bind(h.num);
+                .push_bind(h.num)
+                .push_bind(h.deleted);
         });
         b.build().execute(&mut **tx).await?;
     }
@@ -645,7 +648,7 @@ async fn resum_hour(
     .execute(&mut **tx)
     .await?;
     let rows: Vec<HistoryRow> = sqlx::query(
-        "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num FROM ngsi_history \
+        "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
          WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND at >= $4 AND at < $5",
     )
     .bind(tenant)
@@ -671,6 +674,7 @@ fn history_from(row: &DbRow) -> Result<HistoryRow> {
         instance: row.try_get("instance")?,
         recorded_at: row.try_get("recorded_at")?,
         num: row.try_get("num")?,
+        deleted: row.try_get("deleted")?,
     })
 }
 
