@@ -7,7 +7,9 @@
 # With BROKER=serve, `civic serve` runs instead: the hub as deployed, with
 # no demo institutions, city or sensors, its tenants made on first use
 # and open (CIVIC_CITY_IMPLICIT_TENANTS) and its helpers on loopback
-# reachable (CIVIC_CITY_EGRESS_PRIVATE), as the ETSI suite expects.
+# reachable (CIVIC_CITY_EGRESS_PRIVATE), as the ETSI suite expects, and
+# anonymous callers not counted (CIVIC_CITY_ANONYMOUS_REQUESTS_PER_MINUTE;
+# the load is anonymous).
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/civic-data-hub/target}"
 if [ -z "${CIVIC_BIN:-}" ]; then
@@ -35,7 +37,8 @@ fi
 
 if [ "${BROKER:-demo}" = serve ]; then
     serve_env=(RUST_LOG=warn CIVIC_ADDR="127.0.0.1:$port" CIVIC_DATA_DIR="$dir"
-        CIVIC_CITY_IMPLICIT_TENANTS=true CIVIC_CITY_EGRESS_PRIVATE=true)
+        CIVIC_CITY_IMPLICIT_TENANTS=true CIVIC_CITY_EGRESS_PRIVATE=true
+        CIVIC_CITY_ANONYMOUS_REQUESTS_PER_MINUTE=0)
     [ "$backend" = postgres ] && serve_env+=(CIVIC_DATABASE_URL="${extra[1]}")
     env "${serve_env[@]}" "$CIVIC_BIN" serve >"$dir/demo.log" 2>&1 &
 else

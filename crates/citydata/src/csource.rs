@@ -264,7 +264,11 @@ pub fn parse(body: &Value, ctx: &Context, partial: bool) -> Result<Map<String, V
                 }
                 v.clone()
             }
-            "contextSourceInfo" | "management" | "scope" => v.clone(),
+            "contextSourceInfo" => {
+                context_source_info(v)?;
+                v.clone()
+            }
+            "management" | "scope" => v.clone(),
             // A context source property, by its expanded name.
             _ => {
                 doc.insert(ctx.expand(k), v.clone());
@@ -288,6 +292,80 @@ pub fn parse(body: &Value, ctx: &Context, partial: bool) -> Result<Map<String, V
     }
     Ok(doc)
 }
+
+/// Checks `contextSourceInfo`: key-value pairs (CIM 009 §5.2.9), both
+/// strings.
+fn context_source_info(v: &Value) -> Result<()> {
+    let pairs = v
+        .as_array()
+        .ok_or_else(|| NgsiError::bad_data("contextSourceInfo is an array of {key, value}"))?;
+    for p in pairs {
+        let ok = p.as_object().is_some_and(|o| {
+            o.get("key")
+                .is_some_and(|k| k.as_str().is_some_and(|k| !k.is_empty()))
+                && o.get("value").is_some_and(Value::is_string)
+        });
+        if !ok {
+            return Err(NgsiError::bad_data(
+                "contextSourceInfo is an array of {key, value}, both strings",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `contextSourceInfo` pairs a forward to the source carries as
+/// HTTP headers (as the peers do: a source's `Authorization`, an API
+/// key): those whose key is a header name and a header the broker does
+/// not set itself.
+pub fn forwarded_headers(doc: &Map<String, Value>) -> Vec<(String, String)> {
+    const OWN: [&str; 10] = [
+        "host",
+        "via",
+        "content-type",
+        "content-length",
+        "link",
+        "accept",
+        "ngsild-tenant",
+        "connection",
+        "transfer-encoding",
+        "jsonldcontext",
+    ];
+    doc.get("contextSourceInfo")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let key = p.get("key")?.as_str()?;
+            let value = p.get("value")?.as_str()?;
+            let name_ok = key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let value_ok = value
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+            (name_ok && value_ok && !OWN.contains(&key.to_ascii_lowercase().as_str()))
+                .then(|| (key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether a `contextSourceInfo` key names a credential, whose value is
+/// sent to the source and shown to no one.
+fn is_credential(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    matches!(
+        k.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    ) || [
+        "token", "secret", "password", "apikey", "api-key", "api_key",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// The credential value shown in place of one.
+pub const WITHHELD: &str = "(withheld)";
 
 /// A new registration's id when it gives none.
 pub fn new_id() -> String {
@@ -348,6 +426,17 @@ impl Registration {
                 "information" => {
                     let infos = v.as_array().map(Vec::as_slice).unwrap_or_default();
                     out.insert(k.clone(), render_information(infos, ctx, false).into());
+                }
+                // Credentials for the source go to it, and are shown to
+                // no one who reads the registration.
+                "contextSourceInfo" => {
+                    let mut pairs = v.clone();
+                    for p in pairs.as_array_mut().into_iter().flatten() {
+                        if p["key"].as_str().is_some_and(is_credential) {
+                            p["value"] = WITHHELD.into();
+                        }
+                    }
+                    out.insert(k.clone(), pairs);
                 }
                 _ if is_member(k) => {
                     out.insert(k.clone(), v.clone());

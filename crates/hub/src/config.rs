@@ -83,9 +83,11 @@ pub struct Config {
     /// administrators set up exist.
     pub city_implicit_tenants: bool,
     /// City data: requests per minute each session or machine client may
-    /// make of the broker (0: no limit). Anonymous requests to open
-    /// tenants are not counted.
+    /// make of the broker (0: no limit).
     pub city_requests_per_minute: u32,
+    /// City data: requests per minute each address may make of the
+    /// broker's open tenants without a token (0: no limit; the demo).
+    pub city_anonymous_requests_per_minute: u32,
     /// City data: the most instances of one attribute a temporal answer
     /// shows; beyond it the answer is cut and says so (206 with a
     /// `Content-Range` of instants, §6.3.10), and the client asks again
@@ -128,6 +130,7 @@ impl Default for Config {
             city_egress_private: false,
             city_implicit_tenants: false,
             city_requests_per_minute: 60_000,
+            city_anonymous_requests_per_minute: 6_000,
             city_temporal_instances: 10_000,
             city_check_models: true,
         }
@@ -181,7 +184,8 @@ impl Config {
         Ok(config)
     }
 
-    const KEYS: [&'static str; 29] = [
+    const KEYS: [&'static str; 30] = [
+        "city_anonymous_requests_per_minute",
         "city_check_models",
         "city_egress_private",
         "city_temporal_instances",

@@ -598,12 +598,42 @@ async fn operations_go_to_the_registered_sources_and_their_answers_merge(db: Tes
         .json(&json!({
             "type": "ContextSourceRegistration",
             "information": [{"entities": [{"type": "ParkingSpot"}]}],
-            "endpoint": endpoint
+            "endpoint": endpoint,
+            "contextSourceInfo": [
+                {"key": "Authorization", "value": "Bearer operator-s3cret"},
+                {"key": "Fiware-Service", "value": "parking"}
+            ]
         }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    let registration = r.headers()["location"].to_str().unwrap().to_owned();
+    // Whoever reads the registration sees its credential withheld.
+    let shown: Value = http
+        .get(format!("{}{registration}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["contextSourceInfo"],
+        json!([{"key": "Authorization", "value": "(withheld)"}, {"key": "Fiware-Service", "value": "parking"}]),
+        "{shown}"
+    );
+    let r = http
+        .post(format!("{broker}/csourceRegistrations"))
+        .json(
+            &json!({"type": "ContextSourceRegistration", "endpoint": endpoint,
+            "information": [{"entities": [{"type": "Lamp"}]}],
+            "contextSourceInfo": {"Authorization": "Bearer x"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "contextSourceInfo is key-value pairs");
     // Created here; reading it asks the source too, and merges.
     let r = http
         .post(format!("{broker}/entities"))
@@ -629,6 +659,10 @@ async fn operations_go_to_the_registered_sources_and_their_answers_merge(db: Tes
     );
     let via = headers["via"].to_str().unwrap().to_owned();
     assert!(via.starts_with("1.1 "), "{via}");
+    // The source gets what its registration carries for it, and never the
+    // caller's own token.
+    assert_eq!(headers["authorization"], "Bearer operator-s3cret");
+    assert_eq!(headers["fiware-service"], "parking");
     // local=true asks no one.
     let spot: Value = http
         .get(format!("{broker}/entities/{id}?local=true"))
@@ -2245,7 +2279,50 @@ async fn smart_data_models_are_built_in_and_kept(db: TestDb) {
     assert_eq!(count.headers()["ngsild-results-count"], "2");
 }
 
+/// An open tenant's anonymous callers are counted by their address
+/// (`city_anonymous_requests_per_minute`): past it, 429 as a ProblemDetails
+/// with `Retry-After`; a caller with a token has its own count.
+async fn anonymous_callers_are_counted_by_their_address(db: TestDb) {
+    let app = spawn_app_with(db, |c| {
+        c.city_implicit_tenants = true;
+        c.city_anonymous_requests_per_minute = 3;
+    })
+    .await;
+    let broker = format!("{}/ngsi-ld/v1", app.url);
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = http.get(format!("{broker}/types")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = http.get(format!("{broker}/types")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let p: Value = r.json().await.unwrap();
+    assert!(
+        p["detail"].as_str().unwrap().contains("without a token"),
+        "{p}"
+    );
+    // A machine client's token is counted apart.
+    let m = app
+        .machine("city-sensors", "city_data_operator", "local_government")
+        .await;
+    let token = app
+        .hub
+        .issue_api_token(&Ctx::local_operator(), m.institution, m.id, "sensors", None)
+        .await
+        .unwrap()
+        .secret;
+    let r = http
+        .get(format!("{broker}/types"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 civic_store::backend_tests!(
+    anonymous_callers_are_counted_by_their_address,
     smart_data_models_are_built_in_and_kept,
     temporal_answers_are_cut_and_deletions_recorded,
     scopes_are_replaced_added_or_reported,

@@ -11,6 +11,11 @@
 //!   sources last).
 //! - Loops: every forward carries `Via` with the broker's pseudonym; a
 //!   request that already passed through it is refused with 508.
+//! - Credentials: the client's own `Authorization` is never forwarded
+//!   (it is a token of this platform); what a source asks for is set in
+//!   its registration's `contextSourceInfo` (`{"key": "Authorization",
+//!   "value": "Bearer …"}`), sent as headers, and withheld from whoever
+//!   reads the registration.
 //!
 //! A tenant without registrations costs one map lookup; `local=true`
 //! turns it off.
@@ -354,6 +359,10 @@ async fn send(
     }
     if let Some(t) = t.registration.doc.get("tenant").and_then(Value::as_str) {
         req = req.header("NGSILD-Tenant", t);
+    }
+    // What the registration asks to carry to its source (its credentials).
+    for (name, value) in crate::csource::forwarded_headers(&t.registration.doc) {
+        req = req.header(name, value);
     }
     if let Some(b) = body {
         req = req.body(b);

@@ -119,19 +119,34 @@ async fn admit(c: &CityData, parts: &axum::http::request::Parts) -> Result<Optio
                 })?;
         }
     }
-    if let Some(ctx) = &caller {
-        let limit = c.config.city_requests_per_minute;
-        let key = match &ctx.actor {
-            Actor::User {
-                session: Some(s), ..
-            } => format!("session:{s}"),
-            Actor::User { principal, .. } => format!("client:{}", principal.user.0),
-            Actor::LocalOperator(name) => format!("local:{name}"),
-        };
-        if limit > 0 && !c.throttle.admit(&key, limit) {
-            return Err(NgsiError::too_many(format!(
-                "more than {limit} requests in a minute from this caller; try again in a minute"
-            )));
+    match &caller {
+        Some(ctx) => {
+            let limit = c.config.city_requests_per_minute;
+            let key = match &ctx.actor {
+                Actor::User {
+                    session: Some(s), ..
+                } => format!("session:{s}"),
+                Actor::User { principal, .. } => format!("client:{}", principal.user.0),
+                Actor::LocalOperator(name) => format!("local:{name}"),
+            };
+            if limit > 0 && !c.throttle.admit(&key, limit) {
+                return Err(NgsiError::too_many(format!(
+                    "more than {limit} requests in a minute from this caller; try again in a minute"
+                )));
+            }
+        }
+        // Without a token, an open tenant's callers are counted by their
+        // address.
+        None => {
+            let limit = c.config.city_anonymous_requests_per_minute;
+            let addr = civic_http::extract::client_info(parts).addr;
+            if let (true, Some(addr)) = (limit > 0, addr) {
+                if !c.throttle.admit(&format!("address:{addr}"), limit) {
+                    return Err(NgsiError::too_many(format!(
+                        "more than {limit} requests in a minute from this address without a token; try again in a minute, or send a token (Authorization: Bearer …), which has its own limit"
+                    )));
+                }
+            }
         }
     }
     Ok(caller)
