@@ -1026,6 +1026,9 @@ async function cityPage(params) {
     } catch (e) { say(e.message, 'error'); return; }
   }
   const ingestion = await ngsi('/entities/urn:ngsi-ld:Ingestion:mqtt?options=keyValues').catch(() => null);
+  // The Smart Data Models the broker ships: what a sensor's attributes
+  // mean, in what unit.
+  const models = await fetch('/api/v1/citydata/models').then((r) => (r.ok ? r.json() : [])).catch(() => []);
   if (view.stale()) return;
   const pick = h('select', { id: 'city-type', onchange: (e) => { location.hash = `#/city?type=${encodeURIComponent(e.target.value)}`; } },
     types.filter((x) => x !== 'Ingestion').map((x) => h('option', { value: x, selected: x === type }, x)));
@@ -1048,10 +1051,17 @@ async function cityPage(params) {
         const points = v.values.filter(([val]) => typeof val === 'number').map(([val, at]) => [Date.parse(at), val]);
         return points.length ? h('figure', {}, h('figcaption', {}, k), h('div', { class: 'chart-wrap' }, lineChart(points, { label: `${e.id} ${k}` }))) : null;
       });
+    const model = models.find((m) => m.type === e.type);
+    const meaning = (k) => {
+      const a = model?.attributes?.[k];
+      return a ? [a.units && `[${a.units}]`, a.description].filter(Boolean).join(' ') : '';
+    };
     detail.replaceChildren(h('h2', { id: 'sensor-title' }, e.name || e.id),
-      table(t('city_latest'), [t('city_attribute'), t('city_value')],
+      ...(model ? [h('p', { class: 'hint', id: 'sensor-model' },
+        t('city_model', { name: model.type, subject: model.subject, version: model.version }))] : []),
+      table(t('city_latest'), [t('city_attribute'), t('city_value'), t('city_meaning')],
         Object.entries(e).filter(([k]) => !['id', 'type', 'location'].includes(k))
-          .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, shown(v))))),
+          .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, shown(v)), h('td', {}, meaning(k))))),
       h('h3', {}, t('city_history')), ...charts.filter(Boolean));
   };
   const rows = sensors.slice(0, 200).map((e) => h('tr', {},

@@ -335,6 +335,10 @@ try {
   check(/\d+/.test(await page_text(city, '#city-count')), 'the city page counts its sensors');
   await city.locator('table tbody tr td a').first().click();
   await city.waitForSelector('#city-detail figure svg polyline, #city-detail h3');
+  // It is a shipped Smart Data Model: the page says which, and what the
+  // attributes mean.
+  check(/AirQualityObserved/.test(await page_text(city, '#sensor-model')), 'the sensor names its Smart Data Model');
+  check(/Particulate matter 2\.5/.test(await page_text(city, '#city-detail table')), "the model says what pm25 means");
   await labelled(city, 'city');
   await shot(city, 'city');
 

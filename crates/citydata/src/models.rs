@@ -25,7 +25,7 @@
 
 use crate::entity::{Entity, Instance};
 use crate::jsonld::{DEFAULT_VOCAB, NGSI_LD};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -34,8 +34,10 @@ const DATA: &str = include_str!("../models/smart-data-models.json");
 const SDM: &str = "https://smartdatamodels.org/";
 
 /// One shipped model.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SmartDataModel))]
 pub struct Model {
+    /// The entity type, e.g. `AirQualityObserved`.
     #[serde(rename = "type")]
     pub name: String,
     /// The SDM subject (repository), e.g. `dataModel.Environment`.
@@ -45,16 +47,19 @@ pub struct Model {
     pub description: String,
     /// The model's JSON Schema, for reference.
     pub schema: String,
-    /// Attributes every entity of the model has.
+    /// Attributes the model requires (an entity without them is taken,
+    /// and `civic city import --dry-run` reports it).
     pub required: Vec<String>,
     pub attributes: BTreeMap<String, Attribute>,
     /// Expanded attribute IRI → the model's name for it.
     #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     by_iri: HashMap<String, String>,
 }
 
 /// What a model says of one attribute.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SmartDataModelAttribute))]
 pub struct Attribute {
     /// Its IRI in the unified SDM context.
     pub iri: String,
@@ -63,10 +68,16 @@ pub struct Attribute {
     /// The JSON types its value may have (`number`, `string`, `array`,
     /// …; several where the schema gives alternatives); empty: any.
     pub types: Vec<String>,
+    /// The value's format (`date-time`, `uri`), if the model sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    #[serde(rename = "enum")]
+    /// The values allowed, if the model lists them.
+    #[serde(rename = "enum", skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
+    /// The unit, as the model writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub units: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use civic_citydata::models::Model;
 use civic_citydata::tenancy::TenantSettings;
 
 /// Lists city data's tenants and their settings (administrators and city
@@ -41,4 +42,14 @@ pub async fn set_tenant(
         StatusCode::OK
     };
     Ok((status, Json(settings)))
+}
+
+/// The FIWARE Smart Data Models the broker ships and checks entities of
+/// their types against (public, as the models are): each one's
+/// attributes, their types, allowed values, units and meanings, for the
+/// pages and for whoever writes a mapping.
+#[utoipa::path(get, path = "/api/v1/citydata/models", tag = "citydata",
+    responses((status = 200, body = [Model])))]
+pub async fn list_models() -> Json<&'static [Model]> {
+    Json(civic_citydata::models::all())
 }

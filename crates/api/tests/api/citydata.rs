@@ -2143,6 +2143,25 @@ async fn smart_data_models_are_built_in_and_kept(db: TestDb) {
             .unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
+    // The models are public, for pages and mapping writers.
+    let models: Vec<Value> = http
+        .get(format!("{}/api/v1/citydata/models", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models.len(), 6);
+    let parking = models.iter().find(|m| m["type"] == "ParkingSpot").unwrap();
+    assert_eq!(
+        parking["attributes"]["status"]["enum"],
+        json!(["closed", "free", "occupied", "unknown"])
+    );
+    assert_eq!(
+        parking["required"],
+        json!(["location", "status", "category", "refParkingSite"])
+    );
     // Read back in the Streetlighting context: its terms, its IRIs.
     let streetlighting = "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld";
     let link = format!(
