@@ -310,7 +310,7 @@ fn history_of(
                 attr: attr.to_owned(),
                 at,
                 num: crate::store::number_of(&recorded),
-                deleted: recorded.contains_key("deletedAt"),
+                deleted: crate::store::is_deletion(&recorded),
                 instance: serde_json::Value::Object(recorded).to_string(),
                 recorded_at: crate::jsonld::now_ms(),
             });

@@ -279,7 +279,7 @@ pub fn render(
     let mut by_attr: BTreeMap<&str, Timed> = BTreeMap::new();
     for row in rows {
         if let Ok(Value::Object(i)) = serde_json::from_str::<Value>(&row.instance) {
-            if i.contains_key("deletedAt") != r.deletions {
+            if crate::store::is_deletion(&i) != r.deletions {
                 continue;
             }
             by_attr
@@ -827,7 +827,7 @@ impl CityData {
                 attr: attr.to_owned(),
                 at: instant_of(&recorded, now),
                 num: crate::store::number_of(&recorded),
-                deleted: recorded.contains_key("deletedAt"),
+                deleted: crate::store::is_deletion(&recorded),
                 instance: Value::Object(recorded).to_string(),
                 recorded_at: now,
             }
@@ -984,7 +984,7 @@ impl CityData {
         let new = HistoryRow {
             at,
             num: crate::store::number_of(&instance),
-            deleted: instance.contains_key("deletedAt"),
+            deleted: crate::store::is_deletion(&instance),
             instance: Value::Object(instance).to_string(),
             ..old.clone()
         };

@@ -178,6 +178,12 @@ pub trait TenantStore {
 }
 }
 
+/// Whether a recorded instance is a deletion: an NGSI-LD null with its
+/// `deletedAt` (what `timeproperty=deletedAt` reads, and no count holds).
+pub fn is_deletion(instance: &serde_json::Map<String, serde_json::Value>) -> bool {
+    instance.contains_key("deletedAt")
+}
+
 /// A recorded instance's number: a Property's value, when it is one.
 pub fn number_of(instance: &serde_json::Map<String, serde_json::Value>) -> Option<f64> {
     match instance.get("type").and_then(serde_json::Value::as_str) {

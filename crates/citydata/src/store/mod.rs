@@ -12,7 +12,7 @@ mod schema;
 mod sqlite;
 
 pub use civic_store::{Result, StoreError};
-pub use entities::number_of;
+pub use entities::{is_deletion, number_of};
 pub use entities::{
     EntityStore, HistoryRow, RegistrationStore, Stats, StoredEntity, SubscriptionStore,
     TenantStore, Write, ROLLUP_MS,

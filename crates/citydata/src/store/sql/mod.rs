@@ -55,9 +55,9 @@ impl crate::store::EntityStore for Engine {
         from: i64,
         until: i64,
     ) -> Result<Vec<HistoryRow>> {
-        let mut sql = String::from(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
-             WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4",
+        let mut sql = format!(
+            "SELECT {HISTORY_COLUMNS} FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4"
         );
         sql.push_str(&attrs_clause(attrs));
         sql.push_str(" ORDER BY attr, at");
@@ -206,7 +206,7 @@ impl crate::store::EntityStore for Engine {
             (Some(_), false) => ("AND attr = $5 AND NOT deleted", "ORDER BY at ASC"),
         };
         let sql = format!(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
+            "SELECT {HISTORY_COLUMNS} FROM ngsi_history \
              WHERE tenant = $1 AND entity_id = $2 AND at >= $3 AND at < $4 {which} {order} LIMIT 1"
         );
         let mut q = sqlx::query(&sql)
@@ -319,23 +319,22 @@ impl crate::store::EntityStore for Engine {
                 .bind(attr)
                 .execute(&mut *tx)
                 .await?;
-                let left: Vec<HistoryRow> = sqlx::query(&format!(
-                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted {of_attr}"
-                ))
-                .bind(tenant)
-                .bind(entity_id)
-                .bind(attr)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(history_from)
-                .collect::<Result<_>>()?;
+                let left: Vec<HistoryRow> =
+                    sqlx::query(&format!("SELECT {HISTORY_COLUMNS} {of_attr}"))
+                        .bind(tenant)
+                        .bind(entity_id)
+                        .bind(attr)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(history_from)
+                        .collect::<Result<_>>()?;
                 add_rollups(&mut tx, &left).await?;
                 gone
             }
             Some(d) => {
                 let rows: Vec<HistoryRow> = sqlx::query(&format!(
-                    "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted {of_attr} \
+                    "SELECT {HISTORY_COLUMNS} {of_attr} \
                      AND instance LIKE $4"
                 ))
                 .bind(tenant)
@@ -385,10 +384,10 @@ impl crate::store::EntityStore for Engine {
     ) -> Result<Option<HistoryRow>> {
         // The stored instance holds `"instanceId":"…"`; LIKE narrows, the
         // parsed instance decides (`_` and `%` match more than themselves).
-        let rows: Vec<HistoryRow> = sqlx::query(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
-             WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND instance LIKE $4",
-        )
+        let rows: Vec<HistoryRow> = sqlx::query(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM ngsi_history \
+             WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND instance LIKE $4"
+        ))
         .bind(tenant)
         .bind(entity_id)
         .bind(attr)
@@ -459,10 +458,9 @@ impl crate::store::EntityStore for Engine {
         )
         .execute(&mut *tx)
         .await?;
-        let mut rows: Vec<HistoryRow> = sqlx::query(
-            "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted \
-             FROM ngsi_history WHERE attr <> ''",
-        )
+        let mut rows: Vec<HistoryRow> = sqlx::query(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM ngsi_history WHERE attr <> ''"
+        ))
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -595,12 +593,16 @@ fn attrs_clause(attrs: Option<&[String]>) -> String {
 /// stays far below both backends' limits on parameters).
 const ROWS_A_STATEMENT: usize = 500;
 
+/// The columns of `ngsi_history` a `HistoryRow` is (`history_from`), in
+/// the order `insert_history` binds them.
+const HISTORY_COLUMNS: &str =
+    "tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted";
+
 /// Records instances.
 async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]) -> Result<()> {
     for chunk in rows.chunks(ROWS_A_STATEMENT) {
-        let mut b = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO ngsi_history (tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted) ",
-        );
+        let mut b =
+            sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO ngsi_history ({HISTORY_COLUMNS}) "));
         b.push_values(chunk, |mut b, h| {
             let h = h.borrow();
             b.push_bind(&h.tenant)
@@ -647,10 +649,10 @@ async fn resum_hour(
     .bind(hour)
     .execute(&mut **tx)
     .await?;
-    let rows: Vec<HistoryRow> = sqlx::query(
-        "SELECT tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted FROM ngsi_history \
-         WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND at >= $4 AND at < $5",
-    )
+    let rows: Vec<HistoryRow> = sqlx::query(&format!(
+        "SELECT {HISTORY_COLUMNS} FROM ngsi_history \
+         WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND at >= $4 AND at < $5"
+    ))
     .bind(tenant)
     .bind(entity_id)
     .bind(attr)
