@@ -36,13 +36,13 @@ if [ "$backend" = postgres ]; then
 fi
 
 if [ "${BROKER:-demo}" = serve ]; then
-    serve_env=(RUST_LOG=warn CIVIC_ADDR="127.0.0.1:$port" CIVIC_DATA_DIR="$dir"
+    serve_env=(CIVIC_LOG=warn CIVIC_ADDR="127.0.0.1:$port" CIVIC_DATA_DIR="$dir"
         CIVIC_CITY_IMPLICIT_TENANTS=true CIVIC_CITY_EGRESS_PRIVATE=true
         CIVIC_CITY_ANONYMOUS_REQUESTS_PER_MINUTE=0)
     [ "$backend" = postgres ] && serve_env+=(CIVIC_DATABASE_URL="${extra[1]}")
     env "${serve_env[@]}" "$CIVIC_BIN" serve >"$dir/demo.log" 2>&1 &
 else
-    RUST_LOG=warn "$CIVIC_BIN" demo --addr "127.0.0.1:$port" --data-dir "$dir" \
+    CIVIC_LOG=warn "$CIVIC_BIN" demo --addr "127.0.0.1:$port" --data-dir "$dir" \
         --sim-people 300 --sim-days 3 "${extra[@]}" ${demo_args[@]+"${demo_args[@]}"} >"$dir/demo.log" 2>&1 &
 fi
 demo_pid=$!

@@ -20,6 +20,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// How long a tenant's committer keeps the write connection while
+/// groups keep coming: long enough to spare the pool's round trips
+/// between groups, short enough that other writers (SQLite has one
+/// connection for them all) wait little.
+const HOLD_WRITER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// One tenant's entities, in creation order, with their indexes.
 #[derive(Default)]
 pub struct Entities {
@@ -751,6 +757,10 @@ impl Broker {
         let store = self.store.clone();
         let feed = self.changes.get().cloned();
         tokio::spawn(async move {
+            // The write connection, kept from one group to the next for
+            // at most `HOLD_WRITER` (SQLite has one: other writers wait
+            // while it is held), and given back when nothing waits.
+            let mut writer: Option<(civic_store::Writer, std::time::Instant)> = None;
             loop {
                 let mut group = {
                     let mut staging = tenant.staging.lock().await;
@@ -764,7 +774,32 @@ impl Broker {
                     .iter_mut()
                     .map(|p| std::mem::take(&mut p.rows))
                     .collect();
-                if let Err(e) = store.write_entities(&rows).await {
+                if writer
+                    .as_ref()
+                    .is_some_and(|(_, since)| since.elapsed() > HOLD_WRITER)
+                {
+                    writer = None;
+                }
+                let started = std::time::Instant::now();
+                let written = match &mut writer {
+                    Some((w, _)) => store.write_entities_on(w, &rows).await,
+                    None => match store.writer().await {
+                        Ok(mut w) => {
+                            let written = store.write_entities_on(&mut w, &rows).await;
+                            writer = Some((w, std::time::Instant::now()));
+                            written
+                        }
+                        Err(e) => Err(e),
+                    },
+                };
+                tracing::debug!(
+                    tenant = %tenant.name,
+                    writes = rows.len(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "a group of writes committed"
+                );
+                if let Err(e) = written {
+                    drop(writer.take());
                     // What was staged on top of the group built on it:
                     // it fails too, and the overlay goes.
                     let err = NgsiError::from(e);

@@ -22,6 +22,16 @@ pub trait Backend {
     /// Opens a write transaction.
     fn begin(&self) -> impl Future<Output = crate::Result<Tx<Self>>> + Send;
 
+    /// Opens a write transaction, as `begin` does, on a connection held
+    /// for several in a row ([`Writer`](crate::Writer)).
+    fn begin_on(
+        conn: &mut sqlx::pool::PoolConnection<Self::Db>,
+    ) -> impl Future<Output = crate::Result<sqlx::Transaction<'_, Self::Db>>> + Send;
+
+    /// This backend's connection in a [`Writer`](crate::Writer) (one of
+    /// the other backend's is a caller's mistake, refused).
+    fn held(w: &mut crate::Writer) -> crate::Result<&mut sqlx::pool::PoolConnection<Self::Db>>;
+
     /// Takes the audit ledger's lock in `tx`, until it ends, and reads
     /// the ledger's head: appends are serialised, sequence numbers
     /// gapless.

@@ -146,6 +146,23 @@ impl Backend for PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    async fn begin_on(
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
+    ) -> crate::Result<sqlx::Transaction<'_, sqlx::Postgres>> {
+        Ok(sqlx::Connection::begin(&mut **conn).await?)
+    }
+
+    fn held(
+        w: &mut crate::Writer,
+    ) -> crate::Result<&mut sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        match w {
+            crate::Writer::Postgres(c) => Ok(c),
+            crate::Writer::Sqlite(_) => Err(crate::StoreError::Corrupt(
+                "an SQLite writer was given to PostgreSQL".into(),
+            )),
+        }
+    }
+
     /// Serialises the exchange log's appends until commit (a lock of its
     /// own, so that logging a message does not wait for the audit
     /// ledger's appends, nor they for it).

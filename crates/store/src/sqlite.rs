@@ -76,11 +76,16 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
+        // The one writer keeps a statement's undo pages (the statement
+        // journal of a multi-row upsert) in memory, not in a temporary
+        // file written and read back in every transaction: bounded by
+        // what one statement changes, and a commit is as durable as
+        // before.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.pragma("temp_store", "MEMORY"))
             .await?;
         Ok(Self { pool, writer })
     }
@@ -129,6 +134,21 @@ impl Backend for SqliteStore {
     /// lock at once, so no two writers deadlock upgrading a read lock.
     async fn begin(&self) -> crate::Result<Tx<Self>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn begin_on(
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    ) -> crate::Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+        Ok(sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?)
+    }
+
+    fn held(w: &mut crate::Writer) -> crate::Result<&mut sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        match w {
+            crate::Writer::Sqlite(c) => Ok(c),
+            crate::Writer::Postgres(_) => Err(crate::StoreError::Corrupt(
+                "a PostgreSQL writer was given to SQLite".into(),
+            )),
+        }
     }
 
     /// Serialises the exchange log's appends: the transaction already

@@ -100,6 +100,8 @@ pub trait EntityStore {
     fn load_entities(&self) -> crate::store::Result<Vec<crate::store::StoredEntity>>;
     /// Applies writes in turn, in one transaction: all of them or none.
     fn write_entities(&self, writes: &[crate::store::Write]) -> crate::store::Result<()>;
+    /// `write_entities` on a connection held for several in a row.
+    fn write_entities_on(&self, writer: &mut civic_store::Writer, writes: &[crate::store::Write]) -> crate::store::Result<()>;
     /// An entity's recorded instances, in time order: of `attrs` (IRIs)
     /// if given, with `from <= at < until`.
     fn history(&self, tenant: &str, entity_id: &str, attrs: Option<&[String]>, from: i64, until: i64) -> crate::store::Result<Vec<crate::store::HistoryRow>>;

@@ -28,23 +28,16 @@ impl crate::store::EntityStore for Engine {
     }
 
     async fn write_entities(&self, writes: &[Write]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        // A run of writes in which only the last deletes means the same
-        // as its writes one by one with the history and the entities of
-        // the run written together (deletes come after the rest of their
-        // write, and nothing but a delete reads what another write
-        // wrote): a few statements of many rows, not a few per write.
-        let mut run = Vec::new();
-        for w in writes {
-            run.push(w);
-            if !w.delete.is_empty() {
-                apply_run(&mut tx, &run).await?;
-                run.clear();
-            }
-        }
-        apply_run(&mut tx, &run).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.writes().acquire().await?;
+        write_on(&mut conn, writes).await
+    }
+
+    async fn write_entities_on(
+        &self,
+        writer: &mut civic_store::Writer,
+        writes: &[Write],
+    ) -> Result<()> {
+        write_on(Engine::held(writer)?, writes).await
     }
 
     async fn history(
@@ -509,10 +502,13 @@ fn stats_from(row: &DbRow) -> Result<(i64, Stats)> {
     ))
 }
 
-type Tx = sqlx::Transaction<'static, Db>;
+type Tx<'c> = sqlx::Transaction<'c, Db>;
 
 /// Sums recorded rows into their hours' rollups.
-async fn add_rollups<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]) -> Result<()> {
+async fn add_rollups<H: std::borrow::Borrow<HistoryRow>>(
+    tx: &mut Tx<'_>,
+    rows: &[H],
+) -> Result<()> {
     // (tenant, entity, attribute, hour) → its stats, first and last recording.
     type Hour<'a> = (&'a str, &'a str, &'a str, i64);
     let mut hours: std::collections::BTreeMap<Hour, (Stats, i64, i64)> =
@@ -599,7 +595,10 @@ const HISTORY_COLUMNS: &str =
     "tenant, entity_id, types, attr, at, instance, recorded_at, num, deleted";
 
 /// Records instances.
-async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &[H]) -> Result<()> {
+async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(
+    tx: &mut Tx<'_>,
+    rows: &[H],
+) -> Result<()> {
     for chunk in rows.chunks(ROWS_A_STATEMENT) {
         let mut b =
             sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO ngsi_history ({HISTORY_COLUMNS}) "));
@@ -621,7 +620,7 @@ async fn insert_history<H: std::borrow::Borrow<HistoryRow>>(tx: &mut Tx, rows: &
 }
 
 /// Drops from the list of entities with history those with none left.
-async fn unlist_forgotten(tx: &mut Tx) -> Result<()> {
+async fn unlist_forgotten(tx: &mut Tx<'_>) -> Result<()> {
     sqlx::query(
         "DELETE FROM ngsi_history_entities WHERE NOT EXISTS (SELECT 1 FROM ngsi_history h \
          WHERE h.tenant = ngsi_history_entities.tenant \
@@ -634,7 +633,7 @@ async fn unlist_forgotten(tx: &mut Tx) -> Result<()> {
 
 /// Sums an hour's rollup again from its rows (or drops it if none is left).
 async fn resum_hour(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     tenant: &str,
     entity_id: &str,
     attr: &str,
@@ -823,9 +822,30 @@ impl crate::store::TenantStore for Engine {
     }
 }
 
+/// Writes in one transaction on `conn`.
+async fn write_on(conn: &mut sqlx::pool::PoolConnection<Db>, writes: &[Write]) -> Result<()> {
+    let mut tx = Engine::begin_on(conn).await?;
+    // A run of writes in which only the last deletes means the same as
+    // its writes one by one with the history and the entities of the run
+    // written together (deletes come after the rest of their write, and
+    // nothing but a delete reads what another write wrote): a few
+    // statements of many rows, not a few per write.
+    let mut run = Vec::new();
+    for w in writes {
+        run.push(w);
+        if !w.delete.is_empty() {
+            apply_run(&mut tx, &run).await?;
+            run.clear();
+        }
+    }
+    apply_run(&mut tx, &run).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A run of writes of which only the last may delete (see
-/// `write_entities`).
-async fn apply_run(tx: &mut Tx, run: &[&Write]) -> Result<()> {
+/// `write_on`).
+async fn apply_run(tx: &mut Tx<'_>, run: &[&Write]) -> Result<()> {
     let history: Vec<&HistoryRow> = run.iter().flat_map(|w| &w.history).collect();
     insert_history(tx, &history).await?;
     add_rollups(tx, &history).await?;
