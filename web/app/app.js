@@ -992,11 +992,13 @@ async function responsesPage(justClosed) {
 
 // ---------------------------------------------------------------- City data
 
-/** The NGSI-LD broker's default tenant, as the page reads it: open to
- * anyone, or (closed by its settings) to the signed-in user's session. */
-async function ngsi(path) {
+/** A tenant of the NGSI-LD broker (`''`: the default tenant), as the page
+ * reads it: open to anyone, or (closed by its settings) to the signed-in
+ * user's session. */
+async function ngsi(path, tenant = '') {
   const headers = { accept: 'application/json' };
   if (session.token) headers.authorization = `Bearer ${session.token}`;
+  if (tenant) headers['ngsild-tenant'] = tenant;
   const res = await fetch(`/ngsi-ld/v1${path}`, { headers });
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new Error(body?.detail || t('not_available'));
@@ -1011,26 +1013,50 @@ const shortType = (id) => id.split(':').slice(-2, -1)[0] || id;
 async function cityPage(params) {
   const view = page();
   const wanted = new URLSearchParams(params);
+  const tenant = wanted.get('tenant') || '';
+  const go = (next) => {
+    const q = new URLSearchParams(Object.entries({ tenant, ...next }).filter(([, v]) => v)).toString();
+    const to = `#/city${q ? `?${q}` : ''}`;
+    // The same address again (a tenant's settings saved): drawn again.
+    if (location.hash === to) cityPage(q); else location.hash = to;
+  };
+  // The tenants, their settings, for those who look after them (city
+  // data operators, administrators); anyone else sees the tenant named
+  // in the address (the default one unless a link names another).
+  const tenants = has('administrator') || has('city_data_operator')
+    ? await api('GET', '/citydata/tenants').catch(() => null) : null;
+  const ngsiHere = (path) => ngsi(path, tenant);
   let types;
   try {
-    types = (await ngsi('/types')).typeList || [];
-  } catch (e) { say(e.message, 'error'); return; }
+    types = (await ngsiHere('/types')).typeList || [];
+  } catch (e) {
+    if (view.stale()) return;
+    say(e.message, 'error');
+    // Still let whoever may set tenants up pick another, or set this one up.
+    if (tenants) view(h('h1', {}, t('nav_city')), cityTenants(tenants, tenant, go));
+    return;
+  }
   // An open tenant may keep its subscriptions to those it lets subscribe:
-  // the rest of the page is public all the same.
-  const subs = await ngsi('/subscriptions?limit=100').catch(() => null);
+  // the rest of the page is public all the same. (Not asked where the
+  // settings say so already.)
+  const settings = tenants?.find((x) => x.name === tenant);
+  const kept = settings && settings.access === 'open' && !settings.public_writes && !has('city_data_operator');
+  const subs = kept ? null : await ngsiHere('/subscriptions?limit=100').catch(() => null);
   const type = wanted.get('type') || types.find((x) => x !== 'Ingestion') || '';
   let sensors = [];
   if (type) {
     try {
-      sensors = await ngsi(`/entities?type=${encodeURIComponent(type)}&options=keyValues&limit=1000`);
+      sensors = await ngsiHere(`/entities?type=${encodeURIComponent(type)}&options=keyValues&limit=1000`);
     } catch (e) { say(e.message, 'error'); return; }
   }
-  const ingestion = await ngsi('/entities/urn:ngsi-ld:Ingestion:mqtt?options=keyValues').catch(() => null);
+  // MQTT ingestion's status, where it writes (a query: a tenant without
+  // it answers none, not 404).
+  const ingestion = (await ngsiHere('/entities?type=Ingestion&id=urn:ngsi-ld:Ingestion:mqtt&options=keyValues').catch(() => []))[0] ?? null;
   // The Smart Data Models the broker ships: what a sensor's attributes
   // mean, in what unit.
   const models = await fetch('/api/v1/citydata/models').then((r) => (r.ok ? r.json() : [])).catch(() => []);
   if (view.stale()) return;
-  const pick = h('select', { id: 'city-type', onchange: (e) => { location.hash = `#/city?type=${encodeURIComponent(e.target.value)}`; } },
+  const pick = h('select', { id: 'city-type', onchange: (e) => go({ type: e.target.value }) },
     types.filter((x) => x !== 'Ingestion').map((x) => h('option', { value: x, selected: x === type }, x)));
   const mapEl = h('div', { id: 'city-map', class: 'map' });
   const detail = h('div', { id: 'city-detail', 'aria-live': 'polite' }, h('p', { class: 'hint' }, t('city_pick_sensor')));
@@ -1044,7 +1070,7 @@ async function cityPage(params) {
     detail.replaceChildren(h('p', { class: 'loading' }, t('loading')));
     let history;
     try {
-      history = await ngsi(`/temporal/entities/${encodeURIComponent(e.id)}?options=temporalValues&lastN=100`);
+      history = await ngsiHere(`/temporal/entities/${encodeURIComponent(e.id)}?options=temporalValues&lastN=100`);
     } catch (err) { detail.replaceChildren(h('p', { class: 'msg error' }, err.message)); return; }
     const charts = Object.entries(history).filter(([k, v]) => Array.isArray(v?.values))
       .map(([k, v]) => {
@@ -1068,7 +1094,9 @@ async function cityPage(params) {
     h('td', {}, h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); showSensor(e); } }, e.name || e.id.split(':').pop())),
     h('td', {}, numeric(e).map(([k, v]) => `${k} ${v}`).join(' · ') || words(e).map(([k, v]) => `${k} ${v}`).join(' · '))));
   view(h('h1', {}, t('nav_city')),
-    h('p', {}, t('city_intro'), ' ', h('code', {}, `${location.origin}/ngsi-ld/v1`)),
+    h('p', {}, t('city_intro'), ' ', h('code', {}, `${location.origin}/ngsi-ld/v1`),
+      tenant ? [' ', t('city_tenant_header'), ' ', h('code', { id: 'city-tenant-name' }, `NGSILD-Tenant: ${tenant}`)] : null),
+    tenants ? cityTenants(tenants, tenant, go) : null,
     h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, field(t('city_type'), pick)),
     h('p', { class: 'count', id: 'city-count' }, t('city_n_sensors', { n: sensors.length, type })),
     h('div', { class: 'split' }, mapEl, detail),
@@ -1096,6 +1124,55 @@ async function cityPage(params) {
     const group = L.featureGroup(markers).addTo(map);
     map.fitBounds(group.getBounds(), { maxZoom: 13 });
   }
+}
+
+/** The tenant picker and, for administrators, a tenant's settings (to
+ *  set a new one up, or change the one shown). */
+function cityTenants(tenants, tenant, go) {
+  const named = (n) => (n ? n : t('city_default_tenant'));
+  const names = [...new Set(['', ...tenants.map((x) => x.name), tenant])];
+  const pick = h('select', { id: 'city-tenant', onchange: (e) => go({ tenant: e.target.value, type: '' }) },
+    names.map((n) => h('option', { value: n, selected: n === tenant }, named(n))));
+  const current = tenants.find((x) => x.name === tenant);
+  const facts = current ? h('p', { class: 'hint', id: 'city-tenant-settings' }, t('city_tenant_facts', {
+    access: t(`city_access_${current.access}`),
+    institution: current.institution,
+    readers: current.readers.join(', ') || '—',
+    writers: current.writers.join(', ') || '—',
+  })) : h('p', { class: 'hint', id: 'city-tenant-settings' }, t('city_tenant_unset'));
+  return [h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, field(t('city_tenant'), pick)), facts,
+    has('administrator') ? tenantForm(current ?? { name: tenant, institution: session.me?.institution_id, access: 'closed', readers: [], writers: [] }, go) : null];
+}
+
+/** Sets a tenant up or changes its settings (administrators: audited). */
+function tenantForm(s, go) {
+  const ids = (text) => text.split(/[\s,]+/).filter(Boolean).map(Number);
+  const name = h('input', { name: 'name', value: s.name, maxlength: '64', pattern: '[A-Za-z0-9_.\\-]{0,64}' });
+  const institution = h('input', { name: 'institution', type: 'number', min: '1', required: true, value: String(s.institution ?? '') });
+  const access = h('select', { name: 'access' }, ['open', 'closed'].map((a) => h('option', { value: a, selected: a === s.access }, t(`city_access_${a}`))));
+  const publicWrites = h('input', { type: 'checkbox', name: 'public_writes', checked: !!s.public_writes });
+  const publicRegistrations = h('input', { type: 'checkbox', name: 'public_registrations', checked: !!s.public_registrations });
+  const readers = h('input', { name: 'readers', value: (s.readers || []).join(', '), inputmode: 'numeric' });
+  const writers = h('input', { name: 'writers', value: (s.writers || []).join(', '), inputmode: 'numeric' });
+  const form = h('form', { class: 'apply', id: 'tenant-form', onsubmit: async (e) => {
+    e.preventDefault();
+    const open = access.value === 'open';
+    const body = {
+      name: name.value.trim(), institution: Number(institution.value), access: access.value,
+      public_writes: open && publicWrites.checked, public_registrations: open && publicRegistrations.checked,
+      readers: ids(readers.value), writers: ids(writers.value),
+    };
+    if (body.readers.concat(body.writers).some((n) => !Number.isInteger(n) || n < 1)) { say(t('city_bad_institutions'), 'error'); return; }
+    const r = await attempt(() => api('PUT', '/citydata/tenants', body), t('saved'));
+    if (r) go({ tenant: r.name, type: '' });
+  } },
+  field(t('city_tenant_name'), name, t('city_tenant_name_hint')), field(t('city_institution'), institution),
+  field(t('city_access'), access),
+  h('label', { class: 'check' }, publicWrites, t('city_public_writes')),
+  h('label', { class: 'check' }, publicRegistrations, t('city_public_registrations')),
+  field(t('city_readers'), readers, t('city_institutions_hint')), field(t('city_writers'), writers, t('city_institutions_hint')),
+  h('button', { type: 'submit', class: 'primary' }, t('city_tenant_save')));
+  return h('details', { class: 'apply-box' }, h('summary', { id: 'tenant-form-open' }, t('city_tenant_set_up')), form);
 }
 
 // ---------------------------------------------------------------- MyData

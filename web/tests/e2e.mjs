@@ -333,6 +333,7 @@ try {
   await city.goto(`${url}/#/city?type=AirQualityObserved`);
   await city.waitForSelector('#city-map .leaflet-interactive');
   check(/\d+/.test(await page_text(city, '#city-count')), 'the city page counts its sensors');
+  check(/\d/.test(await page_text(city, '#city-ingestion')), "the city page shows MQTT ingestion's counts");
   await city.locator('table tbody tr td a').first().click();
   await city.waitForSelector('#city-detail figure svg polyline, #city-detail h3');
   // It is a shipped Smart Data Model: the page says which, and what the
@@ -341,6 +342,17 @@ try {
   check(/Particulate matter 2\.5/.test(await page_text(city, '#city-detail table')), "the model says what pm25 means");
   await labelled(city, 'city');
   await shot(city, 'city');
+
+  log("Seoul's city data operator picks the city's closed tenant on the City data page");
+  const seoul = await open('city.seoul');
+  await signIn(seoul, 'city.seoul');
+  await seoul.goto(`${url}/#/city`);
+  await seoul.waitForSelector('#city-tenant');
+  await seoul.selectOption('#city-tenant', 'seoul');
+  await seoul.waitForFunction(() => /NGSILD-Tenant: seoul/.test(document.querySelector('#city-tenant-name')?.textContent || ''));
+  check(/비공개/.test(await page_text(seoul, '#city-tenant-settings')), 'the page says the tenant is closed');
+  check(!(await seoul.$('#tenant-form')), 'only administrators set tenants up');
+  await labelled(seoul, 'city tenants');
 
   log("an agency's MyData operator applies for a linkage agreement from the catalogue");
   const agency = await open('mydata.agency');
@@ -458,6 +470,15 @@ try {
   })) });
   await adm.click('#map-upload button[type=submit]');
   await adm.waitForSelector('.msg.ok');
+  log('the administrator sets up an open tenant for the parks department on the City data page');
+  await adm.goto(`${url}/#/city`);
+  await adm.click('#tenant-form-open');
+  await adm.fill('#tenant-form input[name=name]', 'parks');
+  await adm.selectOption('#tenant-form select[name=access]', 'open');
+  await adm.click('#tenant-form button[type=submit]');
+  await adm.waitForFunction(() => document.querySelector('#city-tenant')?.value === 'parks');
+  check(/누구나 읽기/.test(await page_text(adm, '#city-tenant-settings')), 'the new tenant is open to anyone');
+  await labelled(adm, 'city tenant form');
   log('the administrator closes the response and sees its deletion certificate');
   await adm.click('nav a[href="#/responses"]');
   await adm.click('button[id^=close-]');
