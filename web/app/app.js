@@ -1025,6 +1025,7 @@ async function cityPage(params) {
   // in the address (the default one unless a link names another).
   const tenants = has('administrator') || has('city_data_operator')
     ? await api('GET', '/citydata/tenants').catch(() => null) : null;
+  const settings = tenants?.find((x) => x.name === tenant);
   const ngsiHere = (path) => ngsi(path, tenant);
   let types;
   try {
@@ -1033,13 +1034,12 @@ async function cityPage(params) {
     if (view.stale()) return;
     say(e.message, 'error');
     // Still let whoever may set tenants up pick another, or set this one up.
-    if (tenants) view(h('h1', {}, t('nav_city')), cityTenants(tenants, tenant, go));
+    if (tenants) view(h('h1', {}, t('nav_city')), cityTenants(tenants, settings, tenant, go));
     return;
   }
   // An open tenant may keep its subscriptions to those it lets subscribe:
   // the rest of the page is public all the same. (Not asked where the
   // settings say so already.)
-  const settings = tenants?.find((x) => x.name === tenant);
   const kept = settings && settings.access === 'open' && !settings.public_writes && !has('city_data_operator');
   const subs = kept ? null : await ngsiHere('/subscriptions?limit=100').catch(() => null);
   const type = wanted.get('type') || types.find((x) => x !== 'Ingestion') || '';
@@ -1096,7 +1096,7 @@ async function cityPage(params) {
   view(h('h1', {}, t('nav_city')),
     h('p', {}, t('city_intro'), ' ', h('code', {}, `${location.origin}/ngsi-ld/v1`),
       tenant ? [' ', t('city_tenant_header'), ' ', h('code', { id: 'city-tenant-name' }, `NGSILD-Tenant: ${tenant}`)] : null),
-    tenants ? cityTenants(tenants, tenant, go) : null,
+    tenants ? cityTenants(tenants, settings, tenant, go) : null,
     h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() }, field(t('city_type'), pick)),
     h('p', { class: 'count', id: 'city-count' }, t('city_n_sensors', { n: sensors.length, type })),
     h('div', { class: 'split' }, mapEl, detail),
@@ -1127,13 +1127,12 @@ async function cityPage(params) {
 }
 
 /** The tenant picker and, for administrators, a tenant's settings (to
- *  set a new one up, or change the one shown). */
-function cityTenants(tenants, tenant, go) {
+ *  set a new one up, or change the one shown: `current`, if it is set up). */
+function cityTenants(tenants, current, tenant, go) {
   const named = (n) => (n ? n : t('city_default_tenant'));
   const names = [...new Set(['', ...tenants.map((x) => x.name), tenant])];
   const pick = h('select', { id: 'city-tenant', onchange: (e) => go({ tenant: e.target.value, type: '' }) },
     names.map((n) => h('option', { value: n, selected: n === tenant }, named(n))));
-  const current = tenants.find((x) => x.name === tenant);
   const facts = current ? h('p', { class: 'hint', id: 'city-tenant-settings' }, t('city_tenant_facts', {
     access: t(`city_access_${current.access}`),
     institution: current.institution,
